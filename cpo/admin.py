@@ -1,0 +1,68 @@
+from django.contrib import admin
+
+from cpo.models import EVSE, ChargingStation, Connector, Location, Token
+
+
+class EVSEInline(admin.TabularInline):
+    model = EVSE
+    extra = 0
+    fields = ("uid", "evse_id", "station", "ocpp_evse_id", "status", "ocpp_status", "physical_reference")
+    readonly_fields = ("status", "ocpp_status")
+    show_change_link = True
+
+
+@admin.register(Location)
+class LocationAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "city", "country", "parking_type", "publish", "last_updated")
+    list_filter = ("publish", "country", "parking_type")
+    search_fields = ("id", "name", "address", "city", "postal_code")
+    inlines = [EVSEInline]
+
+
+class ConnectorInline(admin.TabularInline):
+    model = Connector
+    extra = 0
+
+
+@admin.register(EVSE)
+class EVSEAdmin(admin.ModelAdmin):
+    list_display = ("uid", "evse_id", "location", "station", "ocpp_evse_id", "status", "ocpp_status", "status_updated")
+    list_filter = ("status", "location")
+    search_fields = ("uid", "evse_id", "station__identity", "location__name")
+    list_select_related = ("location", "station")
+    inlines = [ConnectorInline]
+
+
+@admin.register(Connector)
+class ConnectorAdmin(admin.ModelAdmin):
+    list_display = ("evse", "connector_id", "standard", "format", "power_type", "max_electric_power", "tariff_ids")
+    list_filter = ("standard", "power_type", "format")
+    search_fields = ("evse__uid", "evse__evse_id")
+    list_select_related = ("evse",)
+
+
+@admin.action(description="Accept selected stations (BootNotification answers Accepted)")
+def accept_stations(modeladmin, request, queryset):
+    queryset.update(registration_status="Accepted")
+
+
+@admin.register(ChargingStation)
+class ChargingStationAdmin(admin.ModelAdmin):
+    list_display = (
+        "identity", "location", "vendor", "model", "firmware_version", "ocpp_version",
+        "registration_status", "online", "last_seen",
+    )
+    list_filter = ("online", "registration_status", "ocpp_version", "vendor", "location")
+    search_fields = ("identity", "vendor", "model", "serial_number", "location__name")
+    list_select_related = ("location",)
+    readonly_fields = (
+        "secret_hash", "online", "connected_since", "last_seen", "last_boot", "connection_channel", "created_at",
+    )
+    actions = [accept_stations]
+
+
+@admin.register(Token)
+class TokenAdmin(admin.ModelAdmin):
+    list_display = ("uid", "type", "contract_id", "visual_number", "group_id", "valid", "expiry_date")
+    list_filter = ("type", "valid")
+    search_fields = ("uid", "contract_id", "visual_number")

@@ -1,0 +1,28 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from cpo.models import ChargingStation, Location
+from cpo.services import station_create
+
+
+class Command(BaseCommand):
+    help = "Register a charging station at a location; prints its generated secret once."
+
+    def add_arguments(self, parser):
+        parser.add_argument("identity")
+        parser.add_argument("--location", required=True, help="Location id")
+        parser.add_argument("--evses", type=int, default=1)
+        parser.add_argument("--password", help="Use this secret (16-40 characters) instead of generating one")
+
+    def handle(self, identity, location, evses, password, **options):
+        loc = Location.objects.filter(id=location).first()
+        if loc is None:
+            raise CommandError(f"no location with id {location!r}")
+        if ChargingStation.objects.filter(identity=identity).exists():
+            raise CommandError(f"station {identity!r} exists already")
+        try:
+            station, secret = station_create(identity=identity, location=loc, evses=evses, password=password)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"station {station.identity} at {loc.id} with {evses} EVSE(s)")
+        if not password:
+            self.stdout.write(f"secret: {secret}")

@@ -1,0 +1,60 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from cpo.models import Connector, Location, ParkingType, Token, TokenType
+from cpo.services import station_create, station_secret_reset
+
+DEMO_IDENTITY = "DEMO-CP-1"
+DEMO_TARIFF_ID = "DEMO-AC"
+
+
+class Command(BaseCommand):
+    help = "Load demo data: a location with EVSEs, a station, a tariff and a local token. Safe to run again."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--password", help="Secret for the demo station (default: a new random one)")
+
+    @transaction.atomic
+    def handle(self, password=None, **options):
+        location, _ = Location.objects.get_or_create(
+            id="LOC-DEMO-1",
+            defaults=dict(
+                name="Demo Plaza",
+                address="Stationsplein 1",
+                city="Amsterdam",
+                postal_code="1012AB",
+                country="NLD",
+                latitude=Decimal("52.378901"),
+                longitude=Decimal("4.900272"),
+                parking_type=ParkingType.PARKING_LOT,
+                time_zone="Europe/Amsterdam",
+                opening_times={"twentyfourseven": True},
+            ),
+        )
+        station = location.stations.filter(identity=DEMO_IDENTITY).first()
+        if station is None:
+            station, secret = station_create(identity=DEMO_IDENTITY, location=location, evses=2, password=password)
+        else:
+            secret = station_secret_reset(station=station, password=password)
+        Connector.objects.filter(evse__station=station).update(tariff_ids=[DEMO_TARIFF_ID])
+        self._seed_tariff()
+        Token.objects.get_or_create(
+            uid="DEMO-RFID-1",
+            type=TokenType.RFID,
+            defaults=dict(contract_id=f"{settings.OCPI_COUNTRY_CODE}-{settings.OCPI_PARTY_ID}-C00000001-X",
+                          visual_number="DEMO 0001", issuer=settings.OCPI_BUSINESS_NAME),
+        )
+        self.stdout.write(f"demo location {location.id}, station {station.identity}, token DEMO-RFID-1")
+        self.stdout.write(f"station identity: {station.identity}")
+        self.stdout.write(f"station secret: {secret}")
+
+    def _seed_tariff(self) -> None:
+        """The demo tariff, when the billing app provides the Tariff model."""
+        try:
+            from billing.services import tariff_seed_demo
+        except ImportError:
+            return
+        tariff_seed_demo(tariff_id=DEMO_TARIFF_ID)

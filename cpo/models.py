@@ -1,0 +1,267 @@
+"""The network's assets, shaped after OCPI 2.2.1 (mod_locations) so that serialising them is a projection."""
+
+from django.db import models
+from django.db.models import Q
+
+
+class LastUpdatedModel(models.Model):
+    """OCPI objects carry `last_updated`; partners filter on it, so it moves on every change."""
+
+    last_updated = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        abstract = True
+
+
+class ParkingType(models.TextChoices):
+    ALONG_MOTORWAY = "ALONG_MOTORWAY"
+    PARKING_GARAGE = "PARKING_GARAGE"
+    PARKING_LOT = "PARKING_LOT"
+    ON_DRIVEWAY = "ON_DRIVEWAY"
+    ON_STREET = "ON_STREET"
+    UNDERGROUND_GARAGE = "UNDERGROUND_GARAGE"
+
+
+class Location(LastUpdatedModel):
+    """OCPI Location. `opening_times` holds the OCPI Hours object as JSON (twentyfourseven, regular_hours...)."""
+
+    id = models.CharField(max_length=36, primary_key=True)
+    publish = models.BooleanField(default=True)
+    name = models.CharField(max_length=255, blank=True)
+    address = models.CharField(max_length=45)
+    city = models.CharField(max_length=45)
+    postal_code = models.CharField(max_length=10, blank=True)
+    state = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=3, help_text="ISO 3166-1 alpha-3, e.g. NLD")
+    latitude = models.DecimalField(max_digits=9, decimal_places=6)
+    longitude = models.DecimalField(max_digits=9, decimal_places=6)
+    parking_type = models.CharField(max_length=20, choices=ParkingType.choices, blank=True)
+    time_zone = models.CharField(max_length=255, default="Europe/Amsterdam", help_text="IANA tz, e.g. Europe/Oslo")
+    opening_times = models.JSONField(null=True, blank=True)
+    facilities = models.JSONField(default=list, blank=True)
+    charging_when_closed = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.name}".strip()
+
+
+class RegistrationStatus(models.TextChoices):
+    """OCPP RegistrationStatus: what BootNotification answers."""
+
+    ACCEPTED = "Accepted"
+    PENDING = "Pending"
+    REJECTED = "Rejected"
+
+
+class OcppVersion(models.TextChoices):
+    V16 = "1.6", "OCPP 1.6J"
+    V201 = "2.0.1", "OCPP 2.0.1"
+
+
+class ChargingStation(models.Model):
+    """One OCPP charge point, identified by the last path segment of its websocket URL."""
+
+    identity = models.CharField(max_length=48, unique=True, help_text="OCPP identity (chargeBoxId)")
+    secret_hash = models.CharField(max_length=128, blank=True, help_text="Salted hash of the HTTP Basic password")
+    location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT, related_name="stations")
+    vendor = models.CharField(max_length=50, blank=True)
+    model = models.CharField(max_length=50, blank=True)
+    serial_number = models.CharField(max_length=50, blank=True)
+    firmware_version = models.CharField(max_length=50, blank=True)
+    iccid = models.CharField(max_length=20, blank=True)
+    imsi = models.CharField(max_length=20, blank=True)
+    meter_type = models.CharField(max_length=25, blank=True)
+    meter_serial_number = models.CharField(max_length=25, blank=True)
+    ocpp_version = models.CharField(max_length=8, choices=OcppVersion.choices, blank=True)
+    registration_status = models.CharField(
+        max_length=10, choices=RegistrationStatus.choices, default=RegistrationStatus.ACCEPTED
+    )
+    online = models.BooleanField(default=False, db_index=True)
+    connected_since = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    last_boot = models.DateTimeField(null=True, blank=True)
+    # Channel name of the consumer holding the socket: a later connection replaces it, and only the current
+    # holder may mark the station offline when its socket closes.
+    connection_channel = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["identity"]
+
+    def __str__(self) -> str:
+        return self.identity
+
+
+class Capability(models.TextChoices):
+    CHARGING_PROFILE_CAPABLE = "CHARGING_PROFILE_CAPABLE"
+    CHARGING_PREFERENCES_CAPABLE = "CHARGING_PREFERENCES_CAPABLE"
+    CHIP_CARD_SUPPORT = "CHIP_CARD_SUPPORT"
+    CONTACTLESS_CARD_SUPPORT = "CONTACTLESS_CARD_SUPPORT"
+    CREDIT_CARD_PAYABLE = "CREDIT_CARD_PAYABLE"
+    DEBIT_CARD_PAYABLE = "DEBIT_CARD_PAYABLE"
+    PED_TERMINAL = "PED_TERMINAL"
+    REMOTE_START_STOP_CAPABLE = "REMOTE_START_STOP_CAPABLE"
+    RESERVABLE = "RESERVABLE"
+    RFID_READER = "RFID_READER"
+    START_SESSION_CONNECTOR_REQUIRED = "START_SESSION_CONNECTOR_REQUIRED"
+    TOKEN_GROUP_CAPABLE = "TOKEN_GROUP_CAPABLE"
+    UNLOCK_CAPABLE = "UNLOCK_CAPABLE"
+
+
+class EvseStatus(models.TextChoices):
+    """OCPI EVSE Status."""
+
+    AVAILABLE = "AVAILABLE"
+    BLOCKED = "BLOCKED"
+    CHARGING = "CHARGING"
+    INOPERATIVE = "INOPERATIVE"
+    OUTOFORDER = "OUTOFORDER"
+    PLANNED = "PLANNED"
+    REMOVED = "REMOVED"
+    RESERVED = "RESERVED"
+    UNKNOWN = "UNKNOWN"
+
+
+class EVSE(LastUpdatedModel):
+    """OCPI EVSE. `ocpp_evse_id` is the OCPP 2.0.1 evseId, and the OCPP 1.6 connectorId (one connector per EVSE)."""
+
+    uid = models.CharField(max_length=36, unique=True)
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="evses")
+    station = models.ForeignKey(
+        ChargingStation, null=True, blank=True, on_delete=models.SET_NULL, related_name="evses"
+    )
+    ocpp_evse_id = models.PositiveIntegerField(help_text="OCPP 2.0.1 evseId; OCPP 1.6 connectorId")
+    evse_id = models.CharField(max_length=48, blank=True, help_text="eMI3 EVSE ID, e.g. NL*CPO*E12345*1")
+    status = models.CharField(max_length=12, choices=EvseStatus.choices, default=EvseStatus.UNKNOWN)
+    ocpp_status = models.CharField(max_length=20, blank=True, help_text="Last status the charger reported")
+    ocpp_error_code = models.CharField(max_length=50, blank=True)
+    status_updated = models.DateTimeField(null=True, blank=True)
+    capabilities = models.JSONField(default=list, blank=True)
+    floor_level = models.CharField(max_length=4, blank=True)
+    physical_reference = models.CharField(max_length=16, blank=True)
+    parking_restrictions = models.JSONField(default=list, blank=True)
+    directions = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["location_id", "uid"]
+        verbose_name = "EVSE"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["station", "ocpp_evse_id"], condition=Q(station__isnull=False), name="evse_unique_ocpp_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.evse_id or self.uid
+
+
+class ConnectorType(models.TextChoices):
+    CHADEMO = "CHADEMO"
+    CHAOJI = "CHAOJI"
+    DOMESTIC_A = "DOMESTIC_A"
+    DOMESTIC_B = "DOMESTIC_B"
+    DOMESTIC_C = "DOMESTIC_C"
+    DOMESTIC_D = "DOMESTIC_D"
+    DOMESTIC_E = "DOMESTIC_E"
+    DOMESTIC_F = "DOMESTIC_F"
+    DOMESTIC_G = "DOMESTIC_G"
+    DOMESTIC_H = "DOMESTIC_H"
+    DOMESTIC_I = "DOMESTIC_I"
+    DOMESTIC_J = "DOMESTIC_J"
+    DOMESTIC_K = "DOMESTIC_K"
+    DOMESTIC_L = "DOMESTIC_L"
+    DOMESTIC_M = "DOMESTIC_M"
+    DOMESTIC_N = "DOMESTIC_N"
+    DOMESTIC_O = "DOMESTIC_O"
+    GBT_AC = "GBT_AC"
+    GBT_DC = "GBT_DC"
+    IEC_60309_2_single_16 = "IEC_60309_2_single_16"
+    IEC_60309_2_three_16 = "IEC_60309_2_three_16"
+    IEC_60309_2_three_32 = "IEC_60309_2_three_32"
+    IEC_60309_2_three_64 = "IEC_60309_2_three_64"
+    IEC_62196_T1 = "IEC_62196_T1"
+    IEC_62196_T1_COMBO = "IEC_62196_T1_COMBO"
+    IEC_62196_T2 = "IEC_62196_T2"
+    IEC_62196_T2_COMBO = "IEC_62196_T2_COMBO"
+    IEC_62196_T3A = "IEC_62196_T3A"
+    IEC_62196_T3C = "IEC_62196_T3C"
+    NEMA_5_20 = "NEMA_5_20"
+    NEMA_6_30 = "NEMA_6_30"
+    NEMA_6_50 = "NEMA_6_50"
+    NEMA_10_30 = "NEMA_10_30"
+    NEMA_10_50 = "NEMA_10_50"
+    NEMA_14_30 = "NEMA_14_30"
+    NEMA_14_50 = "NEMA_14_50"
+    PANTOGRAPH_BOTTOM_UP = "PANTOGRAPH_BOTTOM_UP"
+    PANTOGRAPH_TOP_DOWN = "PANTOGRAPH_TOP_DOWN"
+    TESLA_R = "TESLA_R"
+    TESLA_S = "TESLA_S"
+
+
+class ConnectorFormat(models.TextChoices):
+    SOCKET = "SOCKET"
+    CABLE = "CABLE"
+
+
+class PowerType(models.TextChoices):
+    AC_1_PHASE = "AC_1_PHASE"
+    AC_2_PHASE = "AC_2_PHASE"
+    AC_2_PHASE_SPLIT = "AC_2_PHASE_SPLIT"
+    AC_3_PHASE = "AC_3_PHASE"
+    DC = "DC"
+
+
+class Connector(LastUpdatedModel):
+    """OCPI Connector. `connector_id` is the OCPI Connector.id ("1", "2", ...) and the OCPP 2.0.1 connectorId."""
+
+    evse = models.ForeignKey(EVSE, on_delete=models.CASCADE, related_name="connectors")
+    connector_id = models.CharField(max_length=36)
+    standard = models.CharField(max_length=30, choices=ConnectorType.choices, default=ConnectorType.IEC_62196_T2)
+    format = models.CharField(max_length=6, choices=ConnectorFormat.choices, default=ConnectorFormat.SOCKET)
+    power_type = models.CharField(max_length=20, choices=PowerType.choices, default=PowerType.AC_3_PHASE)
+    max_voltage = models.PositiveIntegerField(default=230)
+    max_amperage = models.PositiveIntegerField(default=32)
+    max_electric_power = models.PositiveIntegerField(null=True, blank=True, help_text="W")
+    tariff_ids = models.JSONField(default=list, blank=True)
+    terms_and_conditions = models.URLField(blank=True)
+
+    class Meta:
+        ordering = ["evse_id", "connector_id"]
+        constraints = [models.UniqueConstraint(fields=["evse", "connector_id"], name="connector_unique_per_evse")]
+
+    def __str__(self) -> str:
+        return f"{self.evse} #{self.connector_id}"
+
+
+class TokenType(models.TextChoices):
+    """OCPI TokenType."""
+
+    AD_HOC_USER = "AD_HOC_USER"
+    APP_USER = "APP_USER"
+    OTHER = "OTHER"
+    RFID = "RFID"
+
+
+class Token(models.Model):
+    """A token issued by this CPO itself (its own RFID cards). Tokens pushed by EMSPs live in `ocpi_api`."""
+
+    uid = models.CharField(max_length=36)
+    type = models.CharField(max_length=12, choices=TokenType.choices, default=TokenType.RFID)
+    contract_id = models.CharField(max_length=36, blank=True)
+    visual_number = models.CharField(max_length=64, blank=True)
+    issuer = models.CharField(max_length=64, blank=True)
+    group_id = models.CharField(max_length=36, blank=True, help_text="OCPP parentIdTag / groupIdToken")
+    valid = models.BooleanField(default=True, help_text="Unchecked: the token is blocked")
+    expiry_date = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["uid"]
+        constraints = [models.UniqueConstraint(fields=["uid", "type"], name="token_unique_uid_type")]
+
+    def __str__(self) -> str:
+        return f"{self.uid} ({self.type})"

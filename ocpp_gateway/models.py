@@ -1,0 +1,140 @@
+"""What chargers do, as they told us: transactions, meter values, and every frame in and out."""
+
+from django.db import models
+from django.db.models import Q
+
+from cpo.models import EVSE, ChargingStation
+
+
+class Transaction(models.Model):
+    """One charging transaction, OCPP 1.6 (id assigned by us) or 2.0.1 (id chosen by the charger).
+
+    `transaction_id` is the OCPP transactionId as a string: for 1.6 it is our primary key, unique everywhere; for
+    2.0.1 it is unique per station. Times are the charger's (offline transactions keep their real times).
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "ACTIVE"
+        ENDED = "ENDED"
+
+    station = models.ForeignKey(ChargingStation, on_delete=models.PROTECT, related_name="transactions")
+    evse = models.ForeignKey(EVSE, null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions")
+    transaction_id = models.CharField(max_length=36, blank=True)
+    ocpp_version = models.CharField(max_length=8)
+    ocpp_evse_id = models.PositiveIntegerField(null=True, blank=True, help_text="2.0.1 evseId / 1.6 connectorId")
+    connector_id = models.PositiveIntegerField(null=True, blank=True, help_text="OCPP connectorId")
+    id_tag = models.CharField(max_length=36, blank=True, help_text="1.6 idTag / 2.0.1 idToken.idToken")
+    id_token_type = models.CharField(max_length=20, blank=True, help_text="2.0.1 IdTokenEnumType; 1.6: empty")
+    group_id = models.CharField(max_length=36, blank=True)
+    auth_status = models.CharField(max_length=20, blank=True, help_text="AuthorizationStatus we answered")
+    auth_source = models.CharField(max_length=40, blank=True, help_text="Who authorised: local, partner:<id>, ...")
+    authorization_reference = models.CharField(max_length=36, blank=True)
+    reservation_id = models.IntegerField(null=True, blank=True)
+    remote_start_id = models.IntegerField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    meter_start = models.DecimalField(max_digits=14, decimal_places=3, help_text="Wh")
+    meter_stop = models.DecimalField(max_digits=14, decimal_places=3, null=True, blank=True, help_text="Wh")
+    meter_last = models.DecimalField(
+        max_digits=14, decimal_places=3, null=True, blank=True, help_text="Latest Energy.Active.Import.Register (Wh)"
+    )
+    meter_last_at = models.DateTimeField(null=True, blank=True)
+    power_last = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True, help_text="W")
+    charging_state = models.CharField(max_length=20, blank=True, help_text="2.0.1 ChargingStateEnumType")
+    stop_reason = models.CharField(max_length=30, blank=True)
+    last_seq_no = models.IntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["station", "transaction_id"], condition=~Q(transaction_id=""), name="tx_unique_id_per_station"
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=models.F("started_at")),
+                name="tx_ends_after_start",
+            ),
+        ]
+        indexes = [models.Index(fields=["station", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.station_id}:{self.transaction_id}"
+
+    @property
+    def energy_wh(self):
+        """Energy delivered so far (Wh), from the stop value or the latest register reading."""
+        end = self.meter_stop if self.meter_stop is not None else self.meter_last
+        if end is None:
+            return 0
+        return max(end - self.meter_start, 0)
+
+
+class TransactionEvent(models.Model):
+    """An OCPP 2.0.1 TransactionEvent, kept once per (transaction, seqNo): a retransmission changes nothing."""
+
+    transaction = models.ForeignKey(Transaction, on_delete=models.CASCADE, related_name="events")
+    seq_no = models.IntegerField()
+    event_type = models.CharField(max_length=10)
+    trigger_reason = models.CharField(max_length=40)
+    timestamp = models.DateTimeField()
+    offline = models.BooleanField(default=False)
+    payload = models.JSONField()
+
+    class Meta:
+        ordering = ["transaction_id", "seq_no"]
+        constraints = [models.UniqueConstraint(fields=["transaction", "seq_no"], name="tx_event_unique_seq_no")]
+
+
+class MeterValue(models.Model):
+    """One sampled value, with the context OCPP gives it. `value` is as sent; `unit` says what it is in."""
+
+    station = models.ForeignKey(ChargingStation, on_delete=models.CASCADE, related_name="meter_values")
+    transaction = models.ForeignKey(
+        Transaction, null=True, blank=True, on_delete=models.CASCADE, related_name="meter_values"
+    )
+    ocpp_evse_id = models.PositiveIntegerField(null=True, blank=True)
+    timestamp = models.DateTimeField()
+    measurand = models.CharField(max_length=50, default="Energy.Active.Import.Register")
+    value = models.DecimalField(max_digits=18, decimal_places=6)
+    unit = models.CharField(max_length=20, blank=True)
+    phase = models.CharField(max_length=10, blank=True)
+    context = models.CharField(max_length=30, blank=True)
+    location = models.CharField(max_length=10, blank=True)
+    format = models.CharField(max_length=12, blank=True)
+    signed_data = models.JSONField(null=True, blank=True, help_text="1.6 SignedData value / 2.0.1 signedMeterValue")
+
+    class Meta:
+        ordering = ["timestamp"]
+        indexes = [
+            models.Index(fields=["transaction", "timestamp"]),
+            models.Index(fields=["station", "timestamp"]),
+        ]
+
+
+class MessageLog(models.Model):
+    """Every OCPP frame in and out, for support and audits; pruned after OCPP_MESSAGE_LOG_RETENTION_DAYS."""
+
+    class Direction(models.TextChoices):
+        IN = "IN", "charger → CSMS"
+        OUT = "OUT", "CSMS → charger"
+
+    station = models.ForeignKey(
+        ChargingStation, null=True, blank=True, on_delete=models.CASCADE, related_name="message_log"
+    )
+    identity = models.CharField(max_length=48, db_index=True)
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    message_type = models.PositiveSmallIntegerField(null=True, blank=True, help_text="2 CALL, 3 CALLRESULT, 4 ERROR")
+    unique_id = models.CharField(max_length=64, blank=True)
+    action = models.CharField(max_length=64, blank=True)
+    payload = models.TextField(help_text="The frame as sent on the wire")
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["station", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.identity} {self.direction} {self.action or self.message_type}"
