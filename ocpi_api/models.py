@@ -1,0 +1,97 @@
+"""OCPI 2.2.1 roaming partners and the objects they push to us (credentials.asciidoc, mod_tokens, mod_hub_client_info)."""
+
+from django.db import models
+from django.db.models import Q
+
+
+class Role(models.TextChoices):
+    """OCPI Role (types.asciidoc)."""
+
+    CPO = "CPO"
+    EMSP = "EMSP"
+    HUB = "HUB"
+    NAP = "NAP"
+    NSP = "NSP"
+    OTHER = "OTHER"
+    SCSP = "SCSP"
+
+
+class PartnerStatus(models.TextChoices):
+    """Where the credentials handshake with a partner stands.
+
+    INVITED: the partner holds a token that is only good for `versions` and `credentials` (our token A, or during
+    `ocpi_register` the token B we gave it while we POST our credentials). REGISTERED: credentials exchanged, all
+    modules open. UNREGISTERED: credentials deleted by either side; its token no longer works."""
+
+    INVITED = "INVITED"
+    REGISTERED = "REGISTERED"
+    UNREGISTERED = "UNREGISTERED"
+
+
+class Partner(models.Model):
+    """One OCPI platform connected to us (usually an EMSP; possibly a hub).
+
+    `country_code`/`party_id`/`role`/`business_details` describe its main role; `roles` keeps every
+    CredentialsRole it declared (a platform may host several parties). The token it uses to call us is kept only
+    as a SHA-256 hash (we never send it back) plus a short prefix for support; the token we send to it is kept
+    readable because we must present it."""
+
+    name = models.CharField(max_length=100, blank=True, help_text="Label for staff")
+    country_code = models.CharField(max_length=2, blank=True)
+    party_id = models.CharField(max_length=3, blank=True)
+    role = models.CharField(max_length=5, choices=Role.choices, default=Role.EMSP)
+    business_details = models.JSONField(default=dict, blank=True)
+    roles = models.JSONField(default=list, blank=True, help_text="CredentialsRole objects the partner declared")
+    versions_url = models.URLField(max_length=255, blank=True)
+    version = models.CharField(max_length=10, blank=True, help_text="Agreed OCPI version")
+    endpoints = models.JSONField(default=list, blank=True, help_text="Endpoint objects of the agreed version")
+    outgoing_token = models.CharField(
+        max_length=64, blank=True, help_text="Credentials token we send to the partner (its token B or C)"
+    )
+    encode_outgoing_token = models.BooleanField(
+        default=True, help_text="Base64-encode our token in the Authorization header (OCPI 2.2.1); off for partners "
+        "that expect the plain token"
+    )
+    incoming_token_hash = models.CharField(
+        max_length=64, unique=True, null=True, blank=True, editable=False,
+        help_text="SHA-256 (hex) of the credentials token the partner uses to call us",
+    )
+    incoming_token_prefix = models.CharField(
+        max_length=8, blank=True, editable=False, help_text="First characters of that token, for support"
+    )
+    status = models.CharField(max_length=12, choices=PartnerStatus.choices, default=PartnerStatus.INVITED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    registered_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["country_code", "party_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["country_code", "party_id"],
+                condition=Q(status="REGISTERED"),
+                name="partner_unique_registered_party",
+            )
+        ]
+
+    def __str__(self) -> str:
+        party = f"{self.country_code}/{self.party_id}" if self.country_code else "?"
+        return f"{party} {self.name}".strip()
+
+    @property
+    def is_registered(self) -> bool:
+        return self.status == PartnerStatus.REGISTERED
+
+    def endpoint_url(self, *, identifier: str, role: str | None = None) -> str | None:
+        """URL of the partner's endpoint for a module (and interface role, when given)."""
+        for endpoint in self.endpoints or []:
+            if endpoint.get("identifier") == identifier and (role is None or endpoint.get("role") == role):
+                return endpoint.get("url")
+        return None
+
+    def party_ids(self) -> set[tuple[str, str]]:
+        """Every (country_code, party_id) this partner may use in client-owned object URLs, upper-cased."""
+        parties = {(r.get("country_code", "").upper(), r.get("party_id", "").upper()) for r in self.roles or []}
+        if self.country_code and self.party_id:
+            parties.add((self.country_code.upper(), self.party_id.upper()))
+        return parties
