@@ -1,8 +1,166 @@
+"""The charger side: one consumer per websocket at /ocpp/<identity>.
+
+Authentication happens before the socket is accepted: the handshake of an unknown identity or a bad secret is
+refused and no frame is processed. Frames are handed to the version's handler; CSMS-initiated calls arrive over
+the channel layer group of the station (from any process) and run as tracked tasks, because `ChargePoint.call()`
+waits for a CALLRESULT that only this consumer's dispatch path can deliver.
+"""
+
+import asyncio
+import base64
+import binascii
+import logging
+import time
+from urllib.parse import unquote
+
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from ocpp_gateway import message_log, services
+from ocpp_gateway.commands import station_group
+from ocpp_gateway.handlers import HANDLERS
+from ocpp_gateway.handlers.base import FrameError, db
+
+logger = logging.getLogger(__name__)
+
+SEEN_EVERY_SECONDS = 60  # last_seen is written at most this often per connection
+SUBPROTOCOL_PREFERENCE = ["ocpp2.0.1", "ocpp1.6"]
+
+
+def basic_credentials(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    for name, value in headers:
+        if name.lower() == b"authorization":
+            scheme, _, encoded = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "basic":
+                return None, None
+            try:
+                decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return None, None
+            username, sep, password = decoded.partition(":")
+            return (username, password) if sep else (None, None)
+    return None, None
+
+
+def choose_subprotocol(offered: list[str], preferred_version: str = "") -> str | None:
+    """The station's configured version when offered, else the newest we speak among those offered."""
+    if preferred_version and f"ocpp{preferred_version}" in offered:
+        return f"ocpp{preferred_version}"
+    for subprotocol in SUBPROTOCOL_PREFERENCE:
+        if subprotocol in offered:
+            return subprotocol
+    return None
 
 
 class OcppConsumer(AsyncWebsocketConsumer):
-    """Placeholder; replaced by the gateway."""
+    charge_point = None
+    station_pk: int | None = None
+    replaced = False
 
-    async def connect(self):
-        await self.close()
+    async def connect(self) -> None:
+        self.identity = unquote(self.scope["url_route"]["kwargs"]["identity"])
+        self.group = station_group(self.identity)
+        self.command_tasks: set[asyncio.Task] = set()
+        self.last_seen_written = time.monotonic()
+        offered = self.scope.get("subprotocols") or []
+        if not choose_subprotocol(offered):
+            logger.info("%s: refused, no supported subprotocol in %s", self.identity, offered)
+            await self.close()
+            return
+        username, secret = basic_credentials(self.scope.get("headers", []))
+        auth = await db(services.station_authenticate)(identity=self.identity, username=username, secret=secret)
+        if not auth.admitted:
+            logger.warning("%s: handshake refused: %s", self.identity, auth.refusal)
+            await self.close()
+            return
+        subprotocol = choose_subprotocol(offered, auth.ocpp_version)
+        self.station_pk = auth.station_pk
+        handler_cls = HANDLERS[subprotocol]
+        self.charge_point = handler_cls(
+            self.identity,
+            _Connection(self),
+            station_pk=auth.station_pk,
+            registration_status=auth.registration_status,
+            response_timeout=settings.OCPP_CALL_TIMEOUT,
+        )
+        # Tell an earlier connection of this identity (in any process) to step aside, then take its place.
+        await self.channel_layer.group_send(self.group, {"type": "station.replaced", "by": self.channel_name})
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept(subprotocol)
+        await db(services.station_connected)(
+            station_pk=self.station_pk, channel_name=self.channel_name, ocpp_version=handler_cls._ocpp_version
+        )
+
+    async def disconnect(self, code) -> None:
+        for task in self.command_tasks:
+            task.cancel()
+        if self.station_pk is None:
+            return
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        await db(services.station_disconnected)(station_pk=self.station_pk, channel_name=self.channel_name)
+
+    # -- frames from the charger ---------------------------------------------------------------------------------
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        if self.charge_point is None:
+            return
+        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+        message_log.record(self, "IN", raw)
+        await self.seen()
+        if len(raw.encode()) > settings.OCPP_MAX_FRAME_BYTES:
+            error = self.charge_point.rpc_error(f"frame exceeds {settings.OCPP_MAX_FRAME_BYTES} bytes")
+            await self.send_frame(self.charge_point.call_error("-1", error))
+            return
+        try:
+            msg = self.charge_point.unpack(raw)
+        except FrameError as exc:
+            await self.send_frame(self.charge_point.call_error(exc.unique_id, exc.error))
+            return
+        try:
+            await self.charge_point.route_frame(msg)
+        except Exception:  # the connection and the process live on whatever one frame does
+            logger.exception("%s: unhandled error on frame %s", self.identity, raw[:500])
+
+    async def send_frame(self, frame: str) -> None:
+        message_log.record(self, "OUT", frame)
+        await self.send(text_data=frame)
+
+    async def seen(self) -> None:
+        now = time.monotonic()
+        if now - self.last_seen_written >= SEEN_EVERY_SECONDS:
+            self.last_seen_written = now
+            await db(services.station_seen)(station_pk=self.station_pk)
+
+    # -- channel layer events --------------------------------------------------------------------------------------
+    async def station_replaced(self, event) -> None:
+        if event["by"] != self.channel_name and self.charge_point is not None:
+            logger.info("%s: replaced by a new connection", self.identity)
+            self.replaced = True
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.close(code=4000)
+
+    async def ocpp_command(self, event) -> None:
+        """A command from the command service; answered on the event's reply channel."""
+        if self.replaced or self.charge_point is None:
+            return
+        task = asyncio.create_task(self._run_command(event))
+        self.command_tasks.add(task)
+        task.add_done_callback(self.command_tasks.discard)
+
+    async def _run_command(self, event) -> None:
+        from ocpp_gateway.commands import command_execute
+
+        reply = await command_execute(self.charge_point, event["action"], event.get("payload") or {})
+        await self.channel_layer.send(event["reply_channel"], {"type": "ocpp.command.reply", **reply})
+
+
+class _Connection:
+    """What the ocpp library's ChargePoint sends through."""
+
+    def __init__(self, consumer: OcppConsumer):
+        self.consumer = consumer
+
+    async def send(self, message: str) -> None:
+        await self.consumer.send_frame(message)
+
+    async def recv(self) -> str:  # pragma: no cover - the consumer feeds frames, the library never reads
+        raise RuntimeError("frames are pushed by the consumer")

@@ -57,6 +57,12 @@ class Transaction(models.Model):
                 condition=Q(ended_at__isnull=True) | Q(ended_at__gte=models.F("started_at")),
                 name="tx_ends_after_start",
             ),
+            # 1.6: a retransmitted StartTransaction finds the row it created and gets the same transactionId.
+            models.UniqueConstraint(
+                fields=["station", "ocpp_evse_id", "started_at"],
+                condition=Q(ocpp_version="1.6"),
+                name="tx16_unique_start",
+            ),
         ]
         indexes = [models.Index(fields=["station", "status"])]
 
@@ -98,7 +104,7 @@ class MeterValue(models.Model):
     ocpp_evse_id = models.PositiveIntegerField(null=True, blank=True)
     timestamp = models.DateTimeField()
     measurand = models.CharField(max_length=50, default="Energy.Active.Import.Register")
-    value = models.DecimalField(max_digits=18, decimal_places=6)
+    value = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True, help_text="Empty if signed")
     unit = models.CharField(max_length=20, blank=True)
     phase = models.CharField(max_length=10, blank=True)
     context = models.CharField(max_length=30, blank=True)
@@ -108,6 +114,15 @@ class MeterValue(models.Model):
 
     class Meta:
         ordering = ["timestamp"]
+        constraints = [
+            # A retransmitted MeterValues (or a TransactionEvent repeating its samples) stores nothing twice.
+            models.UniqueConstraint(
+                fields=["station", "transaction", "ocpp_evse_id", "timestamp", "measurand", "phase", "location",
+                        "context"],
+                name="meter_value_unique_sample",
+                nulls_distinct=False,
+            )
+        ]
         indexes = [
             models.Index(fields=["transaction", "timestamp"]),
             models.Index(fields=["station", "timestamp"]),

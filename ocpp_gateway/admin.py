@@ -1,0 +1,57 @@
+from django.contrib import admin
+
+from ocpp_gateway.models import MessageLog, MeterValue, Transaction, TransactionEvent
+
+
+class TransactionEventInline(admin.TabularInline):
+    model = TransactionEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ("seq_no", "event_type", "trigger_reason", "timestamp", "offline", "payload")
+
+
+@admin.register(Transaction)
+class TransactionAdmin(admin.ModelAdmin):
+    list_display = (
+        "transaction_id", "station", "ocpp_evse_id", "id_tag", "auth_status", "status", "started_at", "ended_at",
+        "meter_start", "meter_stop", "stop_reason",
+    )
+    list_filter = ("status", "ocpp_version", "auth_status", "stop_reason")
+    search_fields = ("transaction_id", "station__identity", "id_tag")
+    date_hierarchy = "started_at"
+    list_select_related = ("station",)
+    inlines = [TransactionEventInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]  # what chargers said is a record, not for editing
+
+
+@admin.register(MeterValue)
+class MeterValueAdmin(admin.ModelAdmin):
+    list_display = ("timestamp", "station", "transaction", "measurand", "value", "unit", "phase", "context")
+    list_filter = ("measurand", "context", "unit")
+    search_fields = ("station__identity", "transaction__transaction_id")
+    list_select_related = ("station", "transaction")
+    raw_id_fields = ("station", "transaction")
+
+
+@admin.register(MessageLog)
+class MessageLogAdmin(admin.ModelAdmin):
+    """The OCPP message log; filter by station (search its identity) to see one charger's conversation."""
+
+    list_display = ("created_at", "identity", "direction", "message_type", "action", "unique_id", "short_payload")
+    list_filter = ("direction", "message_type", "action")
+    search_fields = ("identity", "unique_id", "action")
+    date_hierarchy = "created_at"
+    list_per_page = 100
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="payload")
+    def short_payload(self, obj: MessageLog) -> str:
+        return obj.payload if len(obj.payload) <= 120 else obj.payload[:117] + "..."

@@ -1,0 +1,100 @@
+"""idTag / idToken authorization: who may charge.
+
+Authorizers are tried in order; the first that knows the token decides. The gateway ships the local one (this CPO's
+own cards, `cpo.Token`); other apps add theirs with `authorizer_register` from their AppConfig.ready (ocpi_api adds
+the tokens EMSPs pushed, with real-time authorization where the whitelist type asks for it). A token nobody knows
+is Invalid.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.utils import timezone
+
+from cpo.selectors import token_list_local
+
+
+class AuthorizationStatus:
+    """OCPP 1.6 AuthorizationStatus / 2.0.1 AuthorizationStatusEnumType values we answer with."""
+
+    ACCEPTED = "Accepted"
+    BLOCKED = "Blocked"
+    EXPIRED = "Expired"
+    INVALID = "Invalid"
+    CONCURRENT_TX = "ConcurrentTx"
+    UNKNOWN = "Unknown"  # 2.0.1 only
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    id_tag: str
+    id_token_type: str = ""  # 2.0.1 IdTokenEnumType (ISO14443, eMAID, Central, ...); empty for 1.6
+    station_identity: str = ""
+    location_id: str = ""
+    evse_uid: str = ""
+
+
+@dataclass(frozen=True)
+class AuthorizationResult:
+    status: str
+    source: str = ""  # "local", "partner:<pk>", ...
+    expiry_date: datetime | None = None
+    group_id: str = ""
+    authorization_reference: str = ""
+    token_type: str = ""
+    contract_id: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == AuthorizationStatus.ACCEPTED
+
+
+Authorizer = Callable[[AuthorizationRequest], AuthorizationResult | None]
+_authorizers: list[Authorizer] = []
+
+
+def authorizer_register(authorizer: Authorizer, *, first: bool = False) -> None:
+    """Add a source of tokens. Idempotent, so AppConfig.ready may call it more than once."""
+    if authorizer in _authorizers:
+        return
+    if first:
+        _authorizers.insert(0, authorizer)
+    else:
+        _authorizers.append(authorizer)
+
+
+def authorize_local(request: AuthorizationRequest) -> AuthorizationResult | None:
+    """This CPO's own tokens: Blocked when not valid, Expired past expiry_date, otherwise Accepted."""
+    token = token_list_local(uid=request.id_tag).first()
+    if token is None:
+        return None
+    if not token.valid:
+        status = AuthorizationStatus.BLOCKED
+    elif token.expiry_date is not None and token.expiry_date <= timezone.now():
+        status = AuthorizationStatus.EXPIRED
+    else:
+        status = AuthorizationStatus.ACCEPTED
+    return AuthorizationResult(
+        status=status,
+        source="local",
+        expiry_date=token.expiry_date,
+        group_id=token.group_id,
+        token_type=token.type,
+        contract_id=token.contract_id,
+    )
+
+
+authorizer_register(authorize_local)
+
+
+def id_tag_authorize(request: AuthorizationRequest) -> AuthorizationResult:
+    """Ask each source in turn; Invalid when none knows the token."""
+    if not request.id_tag:
+        return AuthorizationResult(status=AuthorizationStatus.INVALID)
+    for authorizer in list(_authorizers):
+        result = authorizer(request)
+        if result is not None:
+            return result
+    return AuthorizationResult(status=AuthorizationStatus.INVALID)

@@ -1,0 +1,110 @@
+"""The command service: CSMS -> charger calls from any process (web request, Celery worker, shell).
+
+A command travels over the channel layer to the group of the station; whichever daphne process holds the socket
+sends the CALL and answers on a reply channel. Callers get the charger's CALLRESULT payload, or a CommandError
+saying why not: unknown station, offline, no answer in time, the charger's CALLERROR, or a request that does not
+fit the station's OCPP version.
+"""
+
+import asyncio
+import hashlib
+import logging
+import re
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from ocpp.exceptions import OCPPError
+
+from cpo.models import ChargingStation
+
+logger = logging.getLogger(__name__)
+
+# Delivery and reply overhead on top of the charger's own answer time.
+CHANNEL_MARGIN_SECONDS = 5.0
+
+
+class CommandError(Exception):
+    """Why a command got no CALLRESULT. `reason` is one of the class constants."""
+
+    NOT_FOUND = "not_found"
+    OFFLINE = "offline"
+    TIMEOUT = "timeout"
+    CALL_ERROR = "call_error"
+    INVALID = "invalid"
+
+    def __init__(self, reason: str, message: str, *, error_code: str = "", details: dict | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.error_code = error_code
+        self.details = details or {}
+
+    def as_dict(self) -> dict:
+        return {"reason": self.reason, "message": str(self), "error_code": self.error_code, "details": self.details}
+
+
+def station_group(identity: str) -> str:
+    """Channel layer group of a station. Group names allow [a-zA-Z0-9._-] under 100 characters; other identities
+    are hashed."""
+    if re.fullmatch(r"[A-Za-z0-9._-]{1,48}", identity):
+        return f"ocpp.station.{identity}"
+    return "ocpp.station.h" + hashlib.sha256(identity.encode()).hexdigest()[:40]
+
+
+async def command_execute(charge_point, action: str, payload: dict) -> dict:
+    """Run inside the process holding the socket: send the CALL, wait for the answer, shape a reply message."""
+    try:
+        result = await charge_point.call_action(action, payload)
+    except asyncio.TimeoutError:
+        return {"ok": False, "reason": CommandError.TIMEOUT, "message": f"no answer to {action} in time"}
+    except ValueError as exc:
+        return {"ok": False, "reason": CommandError.INVALID, "message": str(exc)}
+    except OCPPError as exc:
+        details = exc.details if isinstance(exc.details, dict) else {}
+        details = {k: str(v) for k, v in details.items() if k != "ocpp_message"}
+        return {
+            "ok": False,
+            "reason": CommandError.CALL_ERROR,
+            "message": exc.description or exc.code,
+            "error_code": exc.code,
+            "details": details,
+        }
+    return {"ok": True, "payload": result}
+
+
+async def command_send_async(*, identity: str, action: str, payload: dict, timeout: float | None = None) -> dict:
+    """Send `action` to the station and return its CALLRESULT payload (camelCase), or raise CommandError."""
+    timeout = settings.OCPP_CALL_TIMEOUT if timeout is None else timeout
+    layer = get_channel_layer()
+    reply_channel = await layer.new_channel()
+    await layer.group_send(
+        station_group(identity),
+        {"type": "ocpp.command", "action": action, "payload": payload, "reply_channel": reply_channel},
+    )
+    try:
+        reply = await asyncio.wait_for(layer.receive(reply_channel), timeout + CHANNEL_MARGIN_SECONDS)
+    except asyncio.TimeoutError:
+        raise CommandError(CommandError.TIMEOUT, f"{identity} did not answer {action} in time") from None
+    if not reply.get("ok"):
+        raise CommandError(
+            reply.get("reason", CommandError.CALL_ERROR),
+            reply.get("message", ""),
+            error_code=reply.get("error_code", ""),
+            details=reply.get("details"),
+        )
+    return reply["payload"]
+
+
+def check_station_reachable(*, identity: str) -> ChargingStation:
+    station = ChargingStation.objects.filter(identity=identity).first()
+    if station is None:
+        raise CommandError(CommandError.NOT_FOUND, f"no station {identity!r}")
+    if not station.online:
+        raise CommandError(CommandError.OFFLINE, f"{identity} is offline")
+    return station
+
+
+def command_send(*, identity: str, action: str, payload: dict | None = None, timeout: float | None = None) -> dict:
+    """Synchronous form for views, tasks and the shell."""
+    check_station_reachable(identity=identity)
+    return async_to_sync(command_send_async)(identity=identity, action=action, payload=payload or {}, timeout=timeout)

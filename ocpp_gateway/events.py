@@ -1,0 +1,37 @@
+"""Domain events the gateway announces to the rest of the platform, always after the database commit.
+
+Receivers (billing, ocpi_api, the dashboard) connect in their AppConfig.ready and typically enqueue a Celery task
+with the ids they get. The gateway never builds OCPI objects itself.
+"""
+
+import logging
+
+from django.db import transaction
+from django.dispatch import Signal
+
+logger = logging.getLogger(__name__)
+
+# kwargs: transaction_pk
+transaction_started = Signal()
+# kwargs: transaction_pk
+transaction_updated = Signal()
+# kwargs: transaction_pk
+transaction_ended = Signal()
+# kwargs: evse_pk, status (OCPI EvseStatus), ocpp_status
+connector_status_changed = Signal()
+# kwargs: station_pk
+station_online = Signal()
+# kwargs: station_pk
+station_offline = Signal()
+
+
+def announce(signal: Signal, **kwargs) -> None:
+    """Send `signal` once the current transaction commits (at once outside a transaction). A failing receiver is
+    logged and does not stop the others or the charger's answer."""
+
+    def send() -> None:
+        for receiver, result in signal.send_robust(sender=None, **kwargs):
+            if isinstance(result, Exception):
+                logger.error("receiver %r of a gateway event failed: %r", receiver, result, exc_info=result)
+
+    transaction.on_commit(send)

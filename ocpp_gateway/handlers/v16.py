@@ -1,0 +1,163 @@
+"""OCPP 1.6J: every message a charge point sends in the Core, Firmware Management, Local Auth List, Reservation,
+Remote Trigger and Smart Charging profiles (plus the security whitepaper's notifications) is answered here."""
+
+from django.conf import settings
+from ocpp.exceptions import OCPPError
+from ocpp.routing import on
+from ocpp.v16 import call, call_result
+from ocpp.v16.enums import Action
+
+from ocpp_gateway import services
+from ocpp_gateway.handlers.base import GatewayChargePoint, db, parse_ocpp_datetime, utc_now_iso
+
+# OCPP-J 1.6 spells two error codes differently from 2.0.1 (and from the library, which uses the 2.0.1 names).
+ERROR_CODES_16 = {"FormatViolation": "FormationViolation", "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
+
+
+def id_tag_info(auth) -> dict:
+    info = {"status": auth.status}
+    if auth.expiry_date is not None:
+        info["expiryDate"] = auth.expiry_date.isoformat().replace("+00:00", "Z")
+    if auth.group_id:
+        info["parentIdTag"] = auth.group_id
+    return info
+
+
+def samples_16(meter_value: list[dict] | None) -> list[services.Sample]:
+    """1.6 MeterValue[] (snake_case from the library) into version-neutral samples. Values are strings."""
+    samples = []
+    for entry in meter_value or []:
+        timestamp = parse_ocpp_datetime(entry.get("timestamp"))
+        for sv in entry.get("sampled_value") or []:
+            signed = sv.get("format") == "SignedData"
+            samples.append(
+                services.Sample(
+                    timestamp=timestamp,
+                    value=None if signed else services.to_decimal(sv.get("value")),
+                    measurand=sv.get("measurand") or services.ENERGY_REGISTER,
+                    unit=sv.get("unit") or ("Wh" if not sv.get("measurand") else ""),
+                    phase=sv.get("phase") or "",
+                    context=sv.get("context") or "Sample.Periodic",
+                    location=sv.get("location") or "",
+                    format=sv.get("format") or "",
+                    signed_data=sv.get("value") if signed else None,
+                )
+            )
+    return samples
+
+
+class ChargePoint16(GatewayChargePoint):
+    _call = call
+    _call_result = call_result
+    _ocpp_version = "1.6"
+    ocpp_subprotocol = "ocpp1.6"
+
+    def error_code(self, error: OCPPError) -> str:
+        return ERROR_CODES_16.get(error.code, error.code)
+
+    # -- Core --------------------------------------------------------------------------------------------------
+    @on(Action.boot_notification)
+    async def on_boot_notification(self, charge_point_vendor, charge_point_model, **kwargs):
+        status = await db(services.station_boot)(
+            station_pk=self.station_pk,
+            vendor=charge_point_vendor,
+            model=charge_point_model,
+            serial_number=kwargs.get("charge_point_serial_number") or kwargs.get("charge_box_serial_number") or "",
+            firmware_version=kwargs.get("firmware_version", ""),
+            iccid=kwargs.get("iccid", ""),
+            imsi=kwargs.get("imsi", ""),
+            meter_type=kwargs.get("meter_type", ""),
+            meter_serial_number=kwargs.get("meter_serial_number", ""),
+        )
+        self.registration_status = status
+        return call_result.BootNotification(
+            current_time=utc_now_iso(), interval=settings.OCPP_HEARTBEAT_INTERVAL, status=status
+        )
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self, **kwargs):
+        return call_result.Heartbeat(current_time=utc_now_iso())
+
+    @on(Action.status_notification)
+    async def on_status_notification(self, connector_id, error_code, status, **kwargs):
+        timestamp = parse_ocpp_datetime(kwargs["timestamp"]) if kwargs.get("timestamp") else None
+        await db(services.evse_status_update)(
+            station_pk=self.station_pk,
+            ocpp_evse_id=connector_id,
+            ocpp_status=status,
+            error_code=error_code,
+            timestamp=timestamp,
+        )
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    async def on_authorize(self, id_tag, **kwargs):
+        auth = await db(services.id_tag_check)(station_pk=self.station_pk, id_tag=id_tag)
+        return call_result.Authorize(id_tag_info=id_tag_info(auth))
+
+    @on(Action.start_transaction)
+    async def on_start_transaction(self, connector_id, id_tag, meter_start, timestamp, **kwargs):
+        tx, auth = await db(services.transaction_start_16)(
+            station_pk=self.station_pk,
+            connector_id=connector_id,
+            id_tag=id_tag,
+            meter_start=meter_start,
+            timestamp=parse_ocpp_datetime(timestamp),
+            reservation_id=kwargs.get("reservation_id"),
+        )
+        return call_result.StartTransaction(transaction_id=tx.pk, id_tag_info=id_tag_info(auth))
+
+    @on(Action.stop_transaction)
+    async def on_stop_transaction(self, meter_stop, timestamp, transaction_id, **kwargs):
+        _tx, auth = await db(services.transaction_stop_16)(
+            station_pk=self.station_pk,
+            transaction_id=transaction_id,
+            meter_stop=meter_stop,
+            timestamp=parse_ocpp_datetime(timestamp),
+            reason=kwargs.get("reason", ""),
+            id_tag=kwargs.get("id_tag", ""),
+            samples=samples_16(kwargs.get("transaction_data")),
+        )
+        return call_result.StopTransaction(id_tag_info=id_tag_info(auth) if auth else None)
+
+    @on(Action.meter_values)
+    async def on_meter_values(self, connector_id, meter_value, **kwargs):
+        samples = samples_16(meter_value)
+        transaction_pk = await db(services.transaction_pk_for_ocpp_id)(
+            station_pk=self.station_pk, transaction_id=kwargs.get("transaction_id")
+        )
+        if transaction_pk is None and kwargs.get("transaction_id") is None:
+            transaction_pk = await db(services.transaction_active_for_evse)(
+                station_pk=self.station_pk, ocpp_evse_id=connector_id
+            )
+        await db(services.meter_values_record)(
+            station_pk=self.station_pk, ocpp_evse_id=connector_id, transaction_pk=transaction_pk, samples=samples
+        )
+        return call_result.MeterValues()
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, vendor_id, **kwargs):
+        # No vendor extensions are implemented: the spec's answer for that is UnknownVendorId.
+        return call_result.DataTransfer(status="UnknownVendorId")
+
+    # -- Firmware Management -----------------------------------------------------------------------------------
+    @on(Action.diagnostics_status_notification)
+    async def on_diagnostics_status_notification(self, status, **kwargs):
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status_notification(self, status, **kwargs):
+        return call_result.FirmwareStatusNotification()
+
+    # -- Security whitepaper for 1.6 (notifications only) ------------------------------------------------------
+    @on(Action.security_event_notification)
+    async def on_security_event_notification(self, type, timestamp, **kwargs):
+        return call_result.SecurityEventNotification()
+
+    @on(Action.log_status_notification)
+    async def on_log_status_notification(self, status, **kwargs):
+        return call_result.LogStatusNotification()
+
+    @on(Action.signed_firmware_status_notification)
+    async def on_signed_firmware_status_notification(self, status, **kwargs):
+        return call_result.SignedFirmwareStatusNotification()

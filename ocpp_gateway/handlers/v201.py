@@ -1,0 +1,213 @@
+"""OCPP 2.0.1: the messages a charging station sends, answered per the specification."""
+
+from django.conf import settings
+from ocpp.exceptions import OCPPError
+from ocpp.routing import on
+from ocpp.v201 import call, call_result
+from ocpp.v201.enums import Action
+
+from ocpp_gateway import services
+from ocpp_gateway.handlers.base import (
+    GatewayChargePoint,
+    MessageTypeNotSupportedError,
+    RpcFrameworkError,
+    db,
+    parse_ocpp_datetime,
+    utc_now_iso,
+)
+
+
+def id_token_info(auth) -> dict:
+    info = {"status": auth.status}
+    if auth.expiry_date is not None:
+        info["cacheExpiryDateTime"] = auth.expiry_date.isoformat().replace("+00:00", "Z")
+    if auth.group_id:
+        info["groupIdToken"] = {"idToken": auth.group_id, "type": "Central"}
+    return info
+
+
+def samples_201(meter_value: list[dict] | None) -> list[services.Sample]:
+    """2.0.1 MeterValueType[] (snake_case from the library) into version-neutral samples. Values are numbers,
+    scaled by unitOfMeasure.multiplier (a power of ten)."""
+    samples = []
+    for entry in meter_value or []:
+        timestamp = parse_ocpp_datetime(entry.get("timestamp"))
+        for sv in entry.get("sampled_value") or []:
+            unit = sv.get("unit_of_measure") or {}
+            value = services.to_decimal(sv.get("value"))
+            if value is not None and unit.get("multiplier"):
+                value = value.scaleb(int(unit["multiplier"]))
+            measurand = sv.get("measurand") or services.ENERGY_REGISTER
+            samples.append(
+                services.Sample(
+                    timestamp=timestamp,
+                    value=value,
+                    measurand=measurand,
+                    unit=unit.get("unit") or ("Wh" if measurand == services.ENERGY_REGISTER else ""),
+                    phase=sv.get("phase") or "",
+                    context=sv.get("context") or "Sample.Periodic",
+                    location=sv.get("location") or "",
+                    signed_data=sv.get("signed_meter_value"),
+                )
+            )
+    return samples
+
+
+class ChargePoint201(GatewayChargePoint):
+    _call = call
+    _call_result = call_result
+    _ocpp_version = "2.0.1"
+    ocpp_subprotocol = "ocpp2.0.1"
+
+    def unsupported_message_type(self, unique_id, message_type) -> OCPPError:
+        return MessageTypeNotSupportedError(details={"cause": f"MessageTypeId {message_type!r} is not supported"})
+
+    def rpc_error(self, cause: str) -> OCPPError:
+        return RpcFrameworkError(details={"cause": cause})
+
+    # -- Provisioning --------------------------------------------------------------------------------------------
+    @on(Action.boot_notification)
+    async def on_boot_notification(self, charging_station, reason, **kwargs):
+        modem = charging_station.get("modem") or {}
+        status = await db(services.station_boot)(
+            station_pk=self.station_pk,
+            vendor=charging_station["vendor_name"],
+            model=charging_station["model"],
+            serial_number=charging_station.get("serial_number", ""),
+            firmware_version=charging_station.get("firmware_version", ""),
+            iccid=modem.get("iccid", ""),
+            imsi=modem.get("imsi", ""),
+        )
+        self.registration_status = status
+        return call_result.BootNotification(
+            current_time=utc_now_iso(), interval=settings.OCPP_HEARTBEAT_INTERVAL, status=status
+        )
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self, **kwargs):
+        return call_result.Heartbeat(current_time=utc_now_iso())
+
+    @on(Action.status_notification)
+    async def on_status_notification(self, timestamp, connector_status, evse_id, connector_id, **kwargs):
+        await db(services.evse_status_update)(
+            station_pk=self.station_pk,
+            ocpp_evse_id=evse_id,
+            ocpp_status=connector_status,
+            timestamp=parse_ocpp_datetime(timestamp),
+        )
+        return call_result.StatusNotification()
+
+    @on(Action.notify_report)
+    async def on_notify_report(self, request_id, generated_at, seq_no, **kwargs):
+        return call_result.NotifyReport()
+
+    @on(Action.notify_event)
+    async def on_notify_event(self, generated_at, seq_no, event_data, **kwargs):
+        return call_result.NotifyEvent()
+
+    @on(Action.notify_monitoring_report)
+    async def on_notify_monitoring_report(self, request_id, seq_no, generated_at, **kwargs):
+        return call_result.NotifyMonitoringReport()
+
+    @on(Action.security_event_notification)
+    async def on_security_event_notification(self, type, timestamp, **kwargs):
+        return call_result.SecurityEventNotification()
+
+    # -- Authorization and transactions ---------------------------------------------------------------------------
+    @on(Action.authorize)
+    async def on_authorize(self, id_token, **kwargs):
+        auth = await db(services.id_tag_check)(
+            station_pk=self.station_pk, id_tag=id_token.get("id_token", ""), id_token_type=id_token.get("type", "")
+        )
+        return call_result.Authorize(id_token_info=id_token_info(auth))
+
+    @on(Action.transaction_event)
+    async def on_transaction_event(
+        self, event_type, timestamp, trigger_reason, seq_no, transaction_info, **kwargs
+    ):
+        evse = kwargs.get("evse") or {}
+        id_token = kwargs.get("id_token") or {}
+        event = services.TransactionEventInput(
+            event_type=event_type,
+            timestamp=parse_ocpp_datetime(timestamp),
+            trigger_reason=trigger_reason,
+            seq_no=seq_no,
+            transaction_id=transaction_info["transaction_id"],
+            charging_state=transaction_info.get("charging_state", ""),
+            stopped_reason=transaction_info.get("stopped_reason", ""),
+            remote_start_id=transaction_info.get("remote_start_id"),
+            ocpp_evse_id=evse.get("id"),
+            connector_id=evse.get("connector_id"),
+            id_token=id_token.get("id_token", ""),
+            id_token_type=id_token.get("type", ""),
+            reservation_id=kwargs.get("reservation_id"),
+            offline=bool(kwargs.get("offline")),
+            samples=tuple(samples_201(kwargs.get("meter_value"))),
+        )
+        _tx, auth = await db(services.transaction_event_201)(station_pk=self.station_pk, event=event)
+        return call_result.TransactionEvent(id_token_info=id_token_info(auth) if auth else None)
+
+    @on(Action.meter_values)
+    async def on_meter_values(self, evse_id, meter_value, **kwargs):
+        transaction_pk = await db(services.transaction_active_for_evse)(
+            station_pk=self.station_pk, ocpp_evse_id=evse_id
+        )
+        await db(services.meter_values_record)(
+            station_pk=self.station_pk,
+            ocpp_evse_id=evse_id or None,
+            transaction_pk=transaction_pk,
+            samples=samples_201(meter_value),
+        )
+        return call_result.MeterValues()
+
+    @on(Action.reservation_status_update)
+    async def on_reservation_status_update(self, reservation_id, reservation_update_status, **kwargs):
+        return call_result.ReservationStatusUpdate()
+
+    # -- Smart charging ------------------------------------------------------------------------------------------
+    @on(Action.notify_charging_limit)
+    async def on_notify_charging_limit(self, charging_limit, **kwargs):
+        return call_result.NotifyChargingLimit()
+
+    @on(Action.cleared_charging_limit)
+    async def on_cleared_charging_limit(self, charging_limit_source, **kwargs):
+        return call_result.ClearedChargingLimit()
+
+    @on(Action.report_charging_profiles)
+    async def on_report_charging_profiles(self, request_id, charging_limit_source, charging_profile, evse_id, **kwargs):
+        return call_result.ReportChargingProfiles()
+
+    @on(Action.notify_ev_charging_needs)
+    async def on_notify_ev_charging_needs(self, charging_needs, evse_id, **kwargs):
+        # We do not compute ISO 15118 schedules: the station keeps its own (K17: Rejected is a valid answer).
+        return call_result.NotifyEVChargingNeeds(status="Rejected")
+
+    @on(Action.notify_ev_charging_schedule)
+    async def on_notify_ev_charging_schedule(self, time_base, charging_schedule, evse_id, **kwargs):
+        return call_result.NotifyEVChargingSchedule(status="Accepted")
+
+    # -- Firmware, diagnostics, display, customer information ----------------------------------------------------
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status_notification(self, status, **kwargs):
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.publish_firmware_status_notification)
+    async def on_publish_firmware_status_notification(self, status, **kwargs):
+        return call_result.PublishFirmwareStatusNotification()
+
+    @on(Action.log_status_notification)
+    async def on_log_status_notification(self, status, **kwargs):
+        return call_result.LogStatusNotification()
+
+    @on(Action.notify_customer_information)
+    async def on_notify_customer_information(self, data, seq_no, generated_at, request_id, **kwargs):
+        return call_result.NotifyCustomerInformation()
+
+    @on(Action.notify_display_messages)
+    async def on_notify_display_messages(self, request_id, **kwargs):
+        return call_result.NotifyDisplayMessages()
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, vendor_id, **kwargs):
+        return call_result.DataTransfer(status="UnknownVendorId")
+

@@ -1,0 +1,33 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError as DjangoCommandError
+
+from ocpp_gateway.commands import CommandError, command_send
+
+
+class Command(BaseCommand):
+    help = (
+        "Send an OCPP command to a connected charger and print its answer, e.g.\n"
+        "  manage.py ocpp_call CP-1 Reset '{\"type\": \"Soft\"}'   (1.6)\n"
+        "  manage.py ocpp_call CP-2 Reset '{\"type\": \"Immediate\"}'   (2.0.1)\n"
+        "Needs REDIS_URL when the charger is connected to another process."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("identity")
+        parser.add_argument("action", help="OCPP action name, e.g. RemoteStartTransaction")
+        parser.add_argument("payload", nargs="?", default="{}", help="JSON payload in the spec's camelCase")
+        parser.add_argument("--timeout", type=float, default=None)
+
+    def handle(self, identity, action, payload, timeout, **options):
+        try:
+            body = json.loads(payload)
+        except ValueError as exc:
+            raise DjangoCommandError(f"payload is not JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise DjangoCommandError("payload must be a JSON object")
+        try:
+            answer = command_send(identity=identity, action=action, payload=body, timeout=timeout)
+        except CommandError as exc:
+            raise DjangoCommandError(json.dumps(exc.as_dict())) from exc
+        self.stdout.write(json.dumps(answer))
