@@ -1,0 +1,54 @@
+import json
+
+from django.contrib import admin
+from django.db import models
+from django.utils.html import format_html
+
+from billing.encoding import DecimalJSONEncoder
+from billing.models import Tariff
+from billing.selectors import tariff_as_ocpi
+
+
+def _components(tariff: Tariff) -> str:
+    """One line per dimension, e.g. "ENERGY 0.35 +21%, FLAT 1.00 +21%" (first occurrence of each)."""
+    seen: dict[str, str] = {}
+    for element in tariff.elements or []:
+        conditional = " (restricted)" if element.get("restrictions") else ""
+        for component in element.get("price_components", []):
+            kind = component.get("type")
+            if kind not in seen:
+                vat = f" +{component['vat']}%" if component.get("vat") is not None else ""
+                seen[kind] = f"{kind} {component.get('price')}{vat}{conditional}"
+    return ", ".join(seen.values())
+
+
+@admin.register(Tariff)
+class TariffAdmin(admin.ModelAdmin):
+    """Elements are edited as OCPI JSON; `Tariff.clean` validates them and the form shows each problem with its
+    path (e.g. `elements[0].price_components[1].type: 'KWH' is not a TariffDimensionType ...`)."""
+
+    list_display = ("id", "country_code", "party_id", "currency", "type", "price_summary", "start_date_time",
+                    "end_date_time", "last_updated")
+    list_filter = ("type", "currency", "country_code", "party_id")
+    search_fields = ("id", "party_id", "tariff_alt_url", "tariff_alt_text")
+    readonly_fields = ("last_updated", "ocpi_preview")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    fieldsets = (
+        (None, {"fields": ("country_code", "party_id", "id", "currency", "type")}),
+        ("Price", {"fields": ("elements", ("min_price_excl_vat", "min_price_incl_vat"),
+                              ("max_price_excl_vat", "max_price_incl_vat"))}),
+        ("Validity", {"fields": ("start_date_time", "end_date_time")}),
+        ("Information", {"fields": ("tariff_alt_text", "tariff_alt_url", "energy_mix")}),
+        ("OCPI", {"fields": ("last_updated", "ocpi_preview")}),
+    )
+
+    @admin.display(description="price components")
+    def price_summary(self, tariff: Tariff) -> str:
+        return _components(tariff)
+
+    @admin.display(description="as sent to partners (OCPI Tariff)")
+    def ocpi_preview(self, tariff: Tariff) -> str:
+        if tariff.last_updated is None:
+            return "-"
+        text = json.dumps(tariff_as_ocpi(tariff=tariff), cls=DecimalJSONEncoder, indent=2)
+        return format_html("<pre>{}</pre>", text)
