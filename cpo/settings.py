@@ -188,3 +188,11 @@ OCPP_CALL_TIMEOUT = env_float("OCPP_CALL_TIMEOUT", 30.0)
 OCPP_MESSAGE_LOG_ENABLED = env_bool("OCPP_MESSAGE_LOG_ENABLED", True)
 OCPP_MESSAGE_LOG_RETENTION_DAYS = env_int("OCPP_MESSAGE_LOG_RETENTION_DAYS", 30)
 OCPP_MESSAGE_LOG_FLUSH_SECONDS = env_float("OCPP_MESSAGE_LOG_FLUSH_SECONDS", 0.2)
+
+# --- OCPI API ---------------------------------------------------------------------------------------------------
+# Most objects a paginated GET returns (also the default limit); partners asking for more get this many.
+OCPI_PAGINATION_MAX_LIMIT = env_int("OCPI_PAGINATION_MAX_LIMIT", 100)
+# Seconds for each call to a partner's API (connect, read, write, pool).
+OCPI_HTTP_TIMEOUT = env_float("OCPI_HTTP_TIMEOUT", 10.0)
+# Modules a partner must offer for the credentials handshake to succeed (else OCPI status 3003), e.g. "cdrs,sessions".
+OCPI_PARTNER_REQUIRED_MODULES = [m for m in os.environ.get("OCPI_PARTNER_REQUIRED_MODULES", "").split(",") if m]

@@ -2,7 +2,16 @@
 
 import hashlib
 
+from django.conf import settings
+from django.db.models import F, Max, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Greatest
+from django.urls import reverse
+
+from cpo.models import EVSE, Connector, Location
+from ocpi_api.envelope import ocpi_datetime
+
 from ocpi_api.models import Partner, PartnerStatus
+from ocpi_api.modules import absolute_url
 
 
 def credentials_token_hash(token: str) -> str:
@@ -18,3 +27,153 @@ def partner_get_by_token(*, token: str) -> Partner | None:
         .exclude(status=PartnerStatus.UNREGISTERED)
         .first()
     )
+
+
+def our_business_details() -> dict:
+    details = {"name": settings.OCPI_BUSINESS_NAME}
+    if settings.OCPI_BUSINESS_WEBSITE:
+        details["website"] = settings.OCPI_BUSINESS_WEBSITE
+    return details
+
+
+def our_credentials_as_ocpi(*, token: str) -> dict:
+    """Our Credentials object, carrying the token the partner is to use with us."""
+    return {
+        "token": token,
+        "url": absolute_url(reverse("ocpi:versions")),
+        "roles": [
+            {
+                "role": "CPO",
+                "business_details": our_business_details(),
+                "party_id": settings.OCPI_PARTY_ID,
+                "country_code": settings.OCPI_COUNTRY_CODE,
+            }
+        ],
+    }
+
+
+# --- Locations (mod_locations.asciidoc) -------------------------------------------------------------------------
+# A Location's last_updated is the latest change of the location, one of its EVSEs or connectors; an EVSE's the
+# latest of itself and its connectors. The asset models keep their own last_updated each; we derive these here.
+
+def _evse_last_updated() -> Greatest:
+    connectors = (
+        Connector.objects.filter(evse=OuterRef("pk")).order_by().values("evse").annotate(m=Max("last_updated")).values("m")
+    )
+    return Greatest(F("last_updated"), Coalesce(Subquery(connectors), F("last_updated")))
+
+
+def _location_last_updated() -> Greatest:
+    evses = EVSE.objects.filter(location=OuterRef("pk")).order_by().values("location").annotate(
+        m=Max("last_updated")
+    ).values("m")
+    connectors = Connector.objects.filter(evse__location=OuterRef("pk")).order_by().values("evse__location").annotate(
+        m=Max("last_updated")
+    ).values("m")
+    return Greatest(
+        F("last_updated"),
+        Coalesce(Subquery(evses), F("last_updated")),
+        Coalesce(Subquery(connectors), F("last_updated")),
+    )
+
+
+def _evses_prefetch() -> Prefetch:
+    return Prefetch(
+        "evses",
+        queryset=EVSE.objects.annotate(ocpi_last_updated=_evse_last_updated())
+        .prefetch_related("connectors")
+        .order_by("uid"),
+    )
+
+
+def location_list_published() -> QuerySet[Location]:
+    """Published locations with their EVSEs and connectors; `ocpi_last_updated` is their OCPI last_updated.
+    Unpublished (private) locations are never given to partners."""
+    return (
+        Location.objects.filter(publish=True)
+        .annotate(ocpi_last_updated=_location_last_updated())
+        .prefetch_related(_evses_prefetch())
+    )
+
+
+def location_get_published(*, location_id: str) -> Location | None:
+    return location_list_published().filter(id=location_id).first()
+
+
+def evse_get_published(*, location: Location, evse_uid: str) -> EVSE | None:
+    return next((evse for evse in location.evses.all() if evse.uid == evse_uid), None)
+
+
+def connector_get(*, evse: EVSE, connector_id: str) -> Connector | None:
+    return next((c for c in evse.connectors.all() if c.connector_id == connector_id), None)
+
+
+def _put(obj: dict, key: str, value) -> None:
+    """Optional fields are left out rather than sent empty or null."""
+    if value not in (None, "", [], {}):
+        obj[key] = value
+
+
+def connector_as_ocpi(connector: Connector) -> dict:
+    data = {
+        "id": connector.connector_id,
+        "standard": connector.standard,
+        "format": connector.format,
+        "power_type": connector.power_type,
+        "max_voltage": connector.max_voltage,
+        "max_amperage": connector.max_amperage,
+    }
+    _put(data, "max_electric_power", connector.max_electric_power)
+    _put(data, "tariff_ids", list(connector.tariff_ids or []))
+    _put(data, "terms_and_conditions", connector.terms_and_conditions)
+    data["last_updated"] = ocpi_datetime(connector.last_updated)
+    return data
+
+
+def evse_as_ocpi(evse: EVSE) -> dict:
+    connectors = list(evse.connectors.all())
+    data = {"uid": evse.uid}
+    _put(data, "evse_id", evse.evse_id)
+    data["status"] = evse.status
+    _put(data, "capabilities", list(evse.capabilities or []))
+    data["connectors"] = [connector_as_ocpi(c) for c in connectors]
+    _put(data, "floor_level", evse.floor_level)
+    _put(data, "physical_reference", evse.physical_reference)
+    _put(data, "directions", list(evse.directions or []))
+    _put(data, "parking_restrictions", list(evse.parking_restrictions or []))
+    last_updated = getattr(evse, "ocpi_last_updated", None) or max(
+        [evse.last_updated, *(c.last_updated for c in connectors)]
+    )
+    data["last_updated"] = ocpi_datetime(last_updated)
+    return data
+
+
+def location_as_ocpi(location: Location) -> dict:
+    """The OCPI Location object, shaped like the specification's location_example.json."""
+    evses = list(location.evses.all())
+    data = {
+        "country_code": settings.OCPI_COUNTRY_CODE,
+        "party_id": settings.OCPI_PARTY_ID,
+        "id": location.id,
+        "publish": location.publish,
+    }
+    _put(data, "name", location.name)
+    data["address"] = location.address
+    data["city"] = location.city
+    _put(data, "postal_code", location.postal_code)
+    _put(data, "state", location.state)
+    data["country"] = location.country
+    data["coordinates"] = {"latitude": f"{location.latitude:.6f}", "longitude": f"{location.longitude:.6f}"}
+    _put(data, "parking_type", location.parking_type)
+    _put(data, "evses", [evse_as_ocpi(e) for e in evses])
+    data["operator"] = our_business_details()
+    _put(data, "facilities", list(location.facilities or []))
+    data["time_zone"] = location.time_zone
+    _put(data, "opening_times", location.opening_times)
+    if location.charging_when_closed is not None:
+        data["charging_when_closed"] = location.charging_when_closed
+    last_updated = getattr(location, "ocpi_last_updated", None) or max(
+        [location.last_updated, *(e.last_updated for e in evses)]
+    )
+    data["last_updated"] = ocpi_datetime(last_updated)
+    return data

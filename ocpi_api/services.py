@@ -2,10 +2,23 @@
 
 import secrets
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
 
+from ocpi_api import client
+from ocpi_api.envelope import (
+    MethodNotAllowedInState,
+    NoMatchingEndpoints,
+    OcpiError,
+    PartnerApiError,
+    StatusCode,
+)
 from ocpi_api.models import Partner, PartnerStatus, Role
-from ocpi_api.selectors import credentials_token_hash
+from ocpi_api.modules import VERSION
+from ocpi_api.selectors import credentials_token_hash, our_credentials_as_ocpi
+from ocpi_api.serializers import credentials_validate
 
 TOKEN_PREFIX_LENGTH = 6
 
@@ -36,3 +49,165 @@ def partner_invite(*, country_code: str, party_id: str, name: str, role: str = R
     partner_incoming_token_set(partner=partner, token=token_a)
     partner.save()
     return partner, token_a
+
+
+# --- Credentials (credentials.asciidoc) -------------------------------------------------------------------------
+
+def partner_main_role(*, roles: list[dict], country_code: str = "", party_id: str = "") -> dict:
+    """The role that describes the partner: the one matching the invited party, else its first EMSP role, else its
+    first role."""
+    for role in roles:
+        if (role["country_code"].upper(), role["party_id"].upper()) == (country_code.upper(), party_id.upper()):
+            return role
+    return next((r for r in roles if r["role"] == Role.EMSP), roles[0])
+
+
+def check_partner_endpoints(*, endpoints: list[dict]) -> None:
+    """3003 unless the partner offers a module we can use with it (besides credentials) and every module that
+    settings.OCPI_PARTNER_REQUIRED_MODULES demands."""
+    from ocpi_api.modules import modules_2_2_1
+
+    theirs = {e["identifier"] for e in endpoints}
+    ours = {m.identifier for m in modules_2_2_1()}
+    if not (theirs & ours) - {"credentials"}:
+        raise NoMatchingEndpoints("No module in common with the partner besides credentials")
+    missing = set(settings.OCPI_PARTNER_REQUIRED_MODULES) - theirs
+    if missing:
+        raise NoMatchingEndpoints(f"The partner lacks required endpoints: {', '.join(sorted(missing))}")
+
+
+def _partner_apply_credentials(*, partner: Partner, credentials: dict, endpoints: list[dict], encode: bool) -> None:
+    roles = [
+        {**r, "country_code": r["country_code"].upper(), "party_id": r["party_id"].upper()}
+        for r in credentials["roles"]
+    ]
+    main = partner_main_role(roles=roles, country_code=partner.country_code, party_id=partner.party_id)
+    partner.country_code = main["country_code"]
+    partner.party_id = main["party_id"]
+    partner.role = main["role"]
+    partner.business_details = main["business_details"]
+    partner.name = partner.name or main["business_details"]["name"]
+    partner.roles = roles
+    partner.versions_url = credentials["url"]
+    partner.version = VERSION
+    partner.endpoints = endpoints
+    partner.outgoing_token = credentials["token"]
+    partner.encode_outgoing_token = encode
+
+
+def _partner_save_registered(partner: Partner) -> None:
+    try:
+        with transaction.atomic():
+            partner.save()
+    except IntegrityError as exc:
+        raise OcpiError(
+            f"Another registered partner uses {partner.country_code}/{partner.party_id}",
+            http_status=409, status_code=StatusCode.CLIENT_ERROR,
+        ) from exc
+
+
+def check_partner_may_register(*, partner: Partner) -> None:
+    """POST is for a partner holding an invitation token; 405 for one that is registered already."""
+    if partner.status != PartnerStatus.INVITED:
+        raise MethodNotAllowedInState("Already registered: use PUT to update the credentials")
+
+
+def check_partner_registered(*, partner: Partner) -> None:
+    """PUT and DELETE are for registered partners; 405 for one that holds only an invitation token."""
+    if partner.status != PartnerStatus.REGISTERED:
+        raise MethodNotAllowedInState("Not registered: use POST to register")
+
+
+def credentials_register(*, partner: Partner, credentials: dict) -> tuple[Partner, str]:
+    """POST credentials: an INVITED partner (authenticated with token A) gives us its token B and versions URL. We fetch
+    its versions and endpoints with token B (3001/3002/3003 when that fails), then store them and return a new token
+    C; token A is dead from then on. 405 when the partner is registered already.
+
+    The partner's API is called outside any database transaction; the partner row is then locked and its state
+    checked again, so two concurrent POSTs with the same token A cannot both register."""
+    check_partner_may_register(partner=partner)
+    endpoints, encode = client.partner_endpoints_fetch(
+        versions_url=credentials["url"], token=credentials["token"], encode_token=partner.encode_outgoing_token
+    )
+    check_partner_endpoints(endpoints=endpoints)
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        check_partner_may_register(partner=partner)
+        _partner_apply_credentials(partner=partner, credentials=credentials, endpoints=endpoints, encode=encode)
+        token_c = credentials_token_generate()
+        partner_incoming_token_set(partner=partner, token=token_c)
+        partner.status = PartnerStatus.REGISTERED
+        partner.registered_at = timezone.now()
+        _partner_save_registered(partner)
+    return partner, token_c
+
+
+def credentials_update(*, partner: Partner, credentials: dict) -> tuple[Partner, str]:
+    """PUT credentials: a registered partner gives new credentials (new token, version or endpoints). We fetch its
+    endpoints again and return a new token for it; its previous token is dead. 405 when not registered."""
+    check_partner_registered(partner=partner)
+    endpoints, encode = client.partner_endpoints_fetch(
+        versions_url=credentials["url"], token=credentials["token"], encode_token=partner.encode_outgoing_token
+    )
+    check_partner_endpoints(endpoints=endpoints)
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        check_partner_registered(partner=partner)
+        _partner_apply_credentials(partner=partner, credentials=credentials, endpoints=endpoints, encode=encode)
+        token = credentials_token_generate()
+        partner_incoming_token_set(partner=partner, token=token)
+        _partner_save_registered(partner)
+    return partner, token
+
+
+@transaction.atomic
+def credentials_unregister(*, partner: Partner) -> Partner:
+    """DELETE credentials: the partner ends the connection. Both tokens are forgotten. 405 when not registered."""
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    check_partner_registered(partner=partner)
+    partner.status = PartnerStatus.UNREGISTERED
+    partner_incoming_token_set(partner=partner, token=None)
+    partner.outgoing_token = ""
+    partner.save()
+    return partner
+
+
+def partner_register(*, versions_url: str, token_a: str, name: str = "", encode_token: bool = True) -> Partner:
+    """Register with a partner that gave us its versions URL and a token A (we are the Sender of credentials).
+
+    1. GET its versions and 2.2.1 endpoints with token A; 3002/3003 when unusable.
+    2. Store the partner as INVITED with a new token B of ours, committed, because during our POST the partner calls
+       our versions with token B.
+    3. POST our credentials (token B) to its credentials endpoint with token A; it answers with its credentials and
+       token C, which we use from then on. Any failure leaves the partner UNREGISTERED and re-raises."""
+    endpoints, encode = client.partner_endpoints_fetch(versions_url=versions_url, token=token_a, encode_token=encode_token)
+    credentials_url = next((e["url"] for e in endpoints if e["identifier"] == "credentials"), None)
+    if credentials_url is None:
+        raise NoMatchingEndpoints("The partner has no credentials endpoint")
+    check_partner_endpoints(endpoints=endpoints)
+    token_b = credentials_token_generate()
+    partner = Partner(
+        name=name, versions_url=versions_url, version=VERSION, endpoints=endpoints, outgoing_token=token_a,
+        encode_outgoing_token=encode, status=PartnerStatus.INVITED,
+    )
+    partner_incoming_token_set(partner=partner, token=token_b)
+    partner.save()
+    try:
+        answer = client.credentials_post(
+            url=credentials_url, token=token_a, encode_token=encode,
+            credentials=our_credentials_as_ocpi(token=token_b),
+        )
+        try:
+            credentials = credentials_validate(answer)
+        except ValidationError as exc:
+            raise PartnerApiError(f"The partner's credentials are invalid: {exc.detail}") from exc
+        _partner_apply_credentials(partner=partner, credentials=credentials, endpoints=endpoints, encode=encode)
+        partner.status = PartnerStatus.REGISTERED
+        partner.registered_at = timezone.now()
+        _partner_save_registered(partner)
+    except Exception:
+        Partner.objects.filter(pk=partner.pk).update(
+            status=PartnerStatus.UNREGISTERED, incoming_token_hash=None, outgoing_token=""
+        )
+        raise
+    return partner
