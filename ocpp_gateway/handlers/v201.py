@@ -59,6 +59,11 @@ class ChargePoint201(GatewayChargePoint):
     _ocpp_version = "2.0.1"
     ocpp_subprotocol = "ocpp2.0.1"
 
+    def error_code(self, error: OCPPError) -> str:
+        # The library reports a missing required field as ProtocolError (1.6: "Payload for Action is incomplete");
+        # OCPP-J 2.0.1 names that an occurrence constraint violation.
+        return "OccurrenceConstraintViolation" if error.code == "ProtocolError" else error.code
+
     def unsupported_message_type(self, unique_id, message_type) -> OCPPError:
         return MessageTypeNotSupportedError(details={"cause": f"MessageTypeId {message_type!r} is not supported"})
 

@@ -1,0 +1,81 @@
+"""Frames a broken charger might send: each gets the CALLERROR the spec defines, and the connection lives on."""
+
+import asyncio
+import json
+
+import pytest
+import websockets
+
+from ocpp_gateway.models import MessageLog
+from tests.ocpp_gateway.chargers import basic_auth, raw_exchange
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+HEARTBEAT = '[2,"hb-after","Heartbeat",{}]'
+
+
+def exchange_all(url, identity, secret, subprotocol, frames):
+    """Send each frame on one socket, collect the answers, then prove the socket still works with a Heartbeat."""
+
+    async def run():
+        async with websockets.connect(url, subprotocols=[subprotocol],
+                                      additional_headers=basic_auth(identity, secret)) as ws:
+            answers = [await raw_exchange(ws, frame) for frame in frames]
+            answers.append(await raw_exchange(ws, HEARTBEAT))
+            return answers
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("subprotocol,format_code", [("ocpp1.6", "FormationViolation"),
+                                                      ("ocpp2.0.1", "FormatViolation")])
+def test_each_broken_frame_gets_its_callerror_and_the_connection_lives_on(live_daphne, station_factory,
+                                                                          subprotocol, format_code):
+    identity = "CP-BAD-" + subprotocol[-3:].replace(".", "")
+    _, secret = station_factory(identity)
+    v16 = subprotocol == "ocpp1.6"
+    frames = {
+        "invalid json": '[2,"a1","Heartbeat",{',
+        "not an array": '{"hello": 1}',
+        "wrong message type": '[7,"a2","Heartbeat",{}]',
+        "unknown action": '[2,"a3","MakeCoffee",{}]',
+        "missing required field": '[2,"a4","Authorize",{}]' if v16 else '[2,"a4","Authorize",{}]',
+        "wrong type": ('[2,"a5","StartTransaction",{"connectorId":"one","idTag":"X","meterStart":0,'
+                       '"timestamp":"2026-11-22T10:00:00Z"}]') if v16 else
+                      '[2,"a5","Heartbeat",{"customData":5}]',
+        "unexpected property": '[2,"a6","Heartbeat",{"surprise":true}]',
+        "oversized frame": '[2,"a7","DataTransfer",{"vendorId":"x","data":"' + "x" * 70000 + '"}]',
+        "bad timestamp": ('[2,"a8","StartTransaction",{"connectorId":1,"idTag":"X","meterStart":0,'
+                          '"timestamp":"yesterday"}]') if v16 else
+                         '[2,"a8","StatusNotification",{"timestamp":"yesterday","connectorStatus":"Available",'
+                         '"evseId":1,"connectorId":1}]',
+    }
+    answers = dict(zip(list(frames) + ["heartbeat"], exchange_all(
+        live_daphne.ocpp_url(identity), identity, secret, subprotocol, list(frames.values()))))
+
+    def code(name):
+        answer = answers[name]
+        assert answer[0] == 4, f"{name}: expected a CALLERROR, got {answer}"
+        return answer[1], answer[2]
+
+    rpc_code = "FormationViolation" if v16 else "RpcFrameworkError"
+    assert code("invalid json") == ("-1", rpc_code)
+    assert code("not an array") == ("-1", rpc_code)
+    assert code("wrong message type") == ("a2", "PropertyConstraintViolation" if v16 else "MessageTypeNotSupported")
+    assert code("unknown action") == ("a3", "NotSupported")
+    assert code("missing required field") == ("a4", "ProtocolError" if v16 else "OccurrenceConstraintViolation")
+    assert code("wrong type") == ("a5", "TypeConstraintViolation")
+    assert code("unexpected property") == ("a6", format_code)
+    assert code("oversized frame")[1] == rpc_code
+    assert code("bad timestamp") == ("a8", "TypeConstraintViolation")
+    assert answers["heartbeat"][0] == 3 and answers["heartbeat"][1] == "hb-after"
+
+
+def test_a_callerror_and_its_frame_are_kept_in_the_message_log(live_daphne, station_factory):
+    _, secret = station_factory("CP-BAD-LOG")
+    exchange_all(live_daphne.ocpp_url("CP-BAD-LOG"), "CP-BAD-LOG", secret, "ocpp1.6", ['[2,"z1","MakeCoffee",{}]'])
+    from tests.ocpp_gateway.test_ocpp16 import wait_until
+
+    wait_until(lambda: MessageLog.objects.filter(identity="CP-BAD-LOG", message_type=4, unique_id="z1").exists())
+    entry = MessageLog.objects.get(identity="CP-BAD-LOG", message_type=4, unique_id="z1")
+    assert entry.action == "MakeCoffee" and json.loads(entry.payload)[2] == "NotSupported"

@@ -1,0 +1,96 @@
+"""Who may connect, with which subprotocol, and what happens when a charger connects twice."""
+
+import asyncio
+
+import pytest
+import websockets
+from ocpp.v16 import call
+
+from cpo.models import ChargingStation
+from tests.conftest import start_daphne, stop
+from tests.ocpp_gateway.chargers import basic_auth, connected, raw_exchange
+from tests.ocpp_gateway.test_ocpp16 import wait_until
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+def handshake_status(url, headers, subprotocols=("ocpp1.6",)) -> int | str:
+    """101 when the server accepts the websocket, else the HTTP status it refused with."""
+
+    async def run():
+        try:
+            async with websockets.connect(url, subprotocols=list(subprotocols), additional_headers=headers) as ws:
+                return f"101 {ws.subprotocol}"
+        except websockets.InvalidStatus as exc:
+            return exc.response.status_code
+
+    return asyncio.run(run())
+
+
+def test_only_known_stations_with_their_own_secret_get_in(live_daphne, station_factory):
+    _, secret = station_factory("CP-AUTH-1")
+    _, other_secret = station_factory("CP-AUTH-2")
+    url = live_daphne.ocpp_url("CP-AUTH-1")
+    assert handshake_status(url, basic_auth("CP-AUTH-1", secret)) == "101 ocpp1.6"
+    assert handshake_status(url, basic_auth("CP-AUTH-1", secret + "x")) == 403
+    assert handshake_status(url, basic_auth("CP-AUTH-1", other_secret)) == 403
+    assert handshake_status(url, basic_auth("CP-AUTH-2", other_secret)) == 403  # someone else's identity
+    assert handshake_status(url, {}) == 403
+    assert handshake_status(live_daphne.ocpp_url("CP-NOBODY"), basic_auth("CP-NOBODY", secret)) == 403
+    assert not ChargingStation.objects.filter(identity="CP-NOBODY").exists()
+
+
+def test_the_subprotocol_is_chosen_from_what_the_charger_offers(live_daphne, station_factory):
+    _, secret = station_factory("CP-PROTO")
+    url, auth = live_daphne.ocpp_url("CP-PROTO"), basic_auth("CP-PROTO", secret)
+    assert handshake_status(url, auth, ["ocpp2.0.1"]) == "101 ocpp2.0.1"
+    assert handshake_status(url, auth, ["ocpp1.5", "ocpp1.6"]) == "101 ocpp1.6"
+    assert handshake_status(url, auth, ["ocpp1.2"]) == 403
+    assert handshake_status(url, auth, []) == 403
+
+
+def test_a_second_connection_replaces_the_first(live_daphne, station_factory):
+    station, secret = station_factory("CP-TWICE")
+    url = live_daphne.ocpp_url("CP-TWICE")
+
+    async def run():
+        headers = basic_auth("CP-TWICE", secret)
+        async with websockets.connect(url, subprotocols=["ocpp1.6"], additional_headers=headers) as first:
+            async with websockets.connect(url, subprotocols=["ocpp1.6"], additional_headers=headers) as second:
+                await asyncio.wait_for(first.wait_closed(), 5)
+                answer = await raw_exchange(second, '[2,"h1","Heartbeat",{}]')
+                online = await asyncio.to_thread(lambda: ChargingStation.objects.get(pk=station.pk).online)
+                return first.close_code, answer, online
+
+    close_code, answer, online_while_second_open = asyncio.run(run())
+    assert close_code == 4000
+    assert answer[0] == 3
+    assert online_while_second_open
+    # The replaced socket closing left the station online; it goes offline when the new socket closes too.
+    wait_until(lambda: not ChargingStation.objects.get(pk=station.pk).online)
+
+
+def test_unknown_stations_can_be_admitted_as_pending_until_staff_accept_them(transactional_db):
+    server = start_daphne("admit", OCPP_ADMIT_UNKNOWN_STATIONS="1")
+    try:
+        async def pending():
+            async with connected(server.ocpp_url("CP-NEW-1"), "CP-NEW-1", None) as cp:
+                boot = await cp.call(call.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+                try:
+                    await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"),
+                                  suppress=False)
+                    refused = None
+                except Exception as exc:  # the CALLERROR comes back as the library's exception
+                    refused = getattr(exc, "code", repr(exc))
+                return boot.status, refused
+
+        status, refused = asyncio.run(pending())
+        assert (status, refused) == ("Pending", "SecurityError")
+        station = ChargingStation.objects.get(identity="CP-NEW-1")
+        assert station.registration_status == "Pending"
+        station.registration_status = "Accepted"
+        station.save()
+        status, refused = asyncio.run(pending())
+        assert (status, refused) == ("Accepted", None)
+    finally:
+        stop(server)
