@@ -1,4 +1,8 @@
+from urllib.parse import quote
+
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from cpo.models import EVSE, ChargingStation, Connector, Location, Token
 
@@ -56,9 +60,15 @@ class ChargingStationAdmin(admin.ModelAdmin):
     search_fields = ("identity", "vendor", "model", "serial_number", "location__name")
     list_select_related = ("location",)
     readonly_fields = (
-        "secret_hash", "online", "connected_since", "last_seen", "last_boot", "connection_channel", "created_at",
+        "message_log_link", "online", "connected_since", "last_seen", "last_boot", "connection_channel", "created_at",
     )
+    exclude = ("secret_hash",)
     actions = [accept_stations]
+
+    @admin.display(description="OCPP message log")
+    def message_log_link(self, obj: ChargingStation) -> str:
+        url = reverse("admin:ocpp_gateway_messagelog_changelist") + f"?identity={quote(obj.identity)}"
+        return format_html('<a href="{}">frames of {}</a>', url, obj.identity)
 
 
 @admin.register(Token)

@@ -128,7 +128,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "cpo")
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "ocpp-message-log-prune": {"task": "ocpp_gateway.tasks.message_log_prune_task", "schedule": 24 * 3600},
+}
 
 # --- Auth, i18n, static ----------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

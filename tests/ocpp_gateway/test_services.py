@@ -1,0 +1,98 @@
+"""Gateway services without a socket: events after commit, replays, clocks and ordering."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from cpo.models import EVSE
+from ocpp_gateway import events
+from ocpp_gateway.models import MessageLog, MeterValue, Transaction
+from ocpp_gateway.services import (
+    Sample,
+    evse_status_update,
+    message_log_prune,
+    meter_values_record,
+    transaction_start_16,
+    transaction_stop_16,
+)
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def station(station_factory):
+    return station_factory("CP-SVC")[0]
+
+
+@pytest.fixture
+def heard():
+    """Every gateway event announced during the test, as (signal name, kwargs)."""
+    got = []
+    names = {sig: name for name, sig in vars(events).items() if isinstance(sig, events.Signal)}
+
+    def receiver(signal, sender, **kwargs):
+        got.append((names[signal], kwargs))
+
+    for sig in names:
+        sig.connect(receiver, weak=False)
+    yield got
+    for sig in names:
+        sig.disconnect(receiver)
+
+
+def test_events_are_announced_only_after_the_commit(station, local_token, heard, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0,
+                                     timestamp=T0)
+    assert heard == []
+    for callback in callbacks:
+        callback()
+    assert heard == [("transaction_started", {"transaction_pk": tx.pk})]
+
+
+def test_status_changes_are_events_and_stale_reports_are_ignored(station, heard,
+                                                                  django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="Charging", timestamp=T0)
+        evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="Available",
+                           timestamp=T0 - timedelta(minutes=5))  # replayed from the charger's queue
+        evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="Charging", timestamp=T0)
+    evse = EVSE.objects.get(station=station, ocpp_evse_id=1)
+    assert evse.status == "CHARGING" and evse.ocpp_status == "Charging"
+    assert [name for name, _ in heard] == ["connector_status_changed"]
+
+
+def test_a_connector_the_charger_reports_but_we_did_not_register_is_onboarded(station):
+    evse_status_update(station_pk=station.pk, ocpp_evse_id=5, ocpp_status="Faulted", error_code="GroundFailure",
+                       timestamp=T0)
+    evse = EVSE.objects.get(station=station, ocpp_evse_id=5)
+    assert (evse.status, evse.ocpp_error_code, evse.connectors.count()) == ("OUTOFORDER", "GroundFailure", 1)
+
+
+def test_a_stop_stamped_before_its_start_ends_at_the_start(station, local_token):
+    tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=100,
+                                 timestamp=T0)
+    tx, _ = transaction_stop_16(station_pk=station.pk, transaction_id=tx.pk, meter_stop=200,
+                                timestamp=T0 - timedelta(seconds=30))
+    assert tx.ended_at == tx.started_at and tx.energy_wh == Decimal(100)
+
+
+def test_repeated_meter_values_are_stored_once_and_kwh_is_read_as_wh(station, local_token):
+    tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0,
+                                 timestamp=T0)
+    samples = [Sample(timestamp=T0 + timedelta(minutes=1), value=Decimal("1.5"), unit="kWh")]
+    meter_values_record(station_pk=station.pk, ocpp_evse_id=1, transaction_pk=tx.pk, samples=samples)
+    meter_values_record(station_pk=station.pk, ocpp_evse_id=1, transaction_pk=tx.pk, samples=samples)
+    assert MeterValue.objects.filter(transaction=tx).count() == 1
+    assert Transaction.objects.get(pk=tx.pk).meter_last == Decimal(1500)
+
+
+def test_the_message_log_is_pruned_after_its_retention(station):
+    now = datetime.now(UTC)
+    MessageLog.objects.create(station=station, identity=station.identity, direction="IN", payload="[]",
+                              created_at=now - timedelta(days=40))
+    MessageLog.objects.create(station=station, identity=station.identity, direction="IN", payload="[]",
+                              created_at=now - timedelta(days=1))
+    assert message_log_prune(older_than_days=30) == 1
+    assert MessageLog.objects.count() == 1
