@@ -176,6 +176,9 @@ def check_tariff_elements(*, elements: Any) -> None:
         else:
             for c_index, component in enumerate(components):
                 kinds.append(_check_component(errors, f"{path}.price_components[{c_index}]", component))
+            for kind in sorted({k for k in kinds if k is not None and kinds.count(k) > 1}):
+                # "Only one Price Component per dimension can be active at any point in time" (mod_tariffs)
+                errors.append(f"{path}.price_components: more than one {kind} component in one element")
         restrictions = element.get("restrictions")
         if restrictions is not None:
             _check_restrictions(errors, f"{path}.restrictions", restrictions)
