@@ -1,0 +1,39 @@
+"""Daphne as the benchmark starts it: the daphne command line, after raising the open-files limit (one socket per
+charger). Arguments are daphne's own.
+
+`BENCH_GC_FREEZE_SECONDS=N` (off by default) additionally calls `gc.freeze()` every N seconds, moving the
+long-lived objects of held connections out of the collector's reach. It exists to measure that remedy
+(DESIGN.md, "What the hardware allows") without changing the application; the figures without it are the ones
+that describe the platform as shipped.
+"""
+
+import gc
+import os
+import resource
+import sys
+import threading
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def freeze_every(seconds: float) -> None:
+    def loop() -> None:
+        while not stop.wait(seconds):
+            gc.freeze()
+
+    stop = threading.Event()
+    threading.Thread(target=loop, name="gc-freeze", daemon=True).start()
+
+
+if __name__ == "__main__":
+    raise_fd_limit()
+    if float(os.environ.get("BENCH_GC_FREEZE_SECONDS", "0") or 0) > 0:
+        freeze_every(float(os.environ["BENCH_GC_FREEZE_SECONDS"]))
+    from daphne.cli import CommandLineInterface
+
+    sys.argv[0] = "daphne"
+    CommandLineInterface.entrypoint()
