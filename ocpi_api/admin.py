@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from ocpi_api.models import Partner
+from ocpi_api.models import Partner, PartnerToken
 
 
 @admin.register(Partner)
@@ -15,3 +15,11 @@ class PartnerAdmin(admin.ModelAdmin):
         ("Their token to us", {"fields": ("incoming_token_prefix",)}),
         ("Dates", {"fields": ("created_at", "registered_at", "updated_at")}),
     )
+
+
+@admin.register(PartnerToken)
+class PartnerTokenAdmin(admin.ModelAdmin):
+    list_display = ("uid", "type", "country_code", "party_id", "contract_id", "valid", "whitelist", "last_updated")
+    list_filter = ("type", "valid", "whitelist", "country_code")
+    search_fields = ("uid", "contract_id", "visual_number", "party_id")
+    list_select_related = ("partner",)

@@ -95,3 +95,57 @@ class Partner(models.Model):
         if self.country_code and self.party_id:
             parties.add((self.country_code.upper(), self.party_id.upper()))
         return parties
+
+
+class TokenType(models.TextChoices):
+    AD_HOC_USER = "AD_HOC_USER"
+    APP_USER = "APP_USER"
+    OTHER = "OTHER"
+    RFID = "RFID"
+
+
+class WhitelistType(models.TextChoices):
+    ALWAYS = "ALWAYS"
+    ALLOWED = "ALLOWED"
+    ALLOWED_OFFLINE = "ALLOWED_OFFLINE"
+    NEVER = "NEVER"
+
+
+class ProfileType(models.TextChoices):
+    """mod_sessions ProfileType (Token.default_profile_type)."""
+
+    CHEAP = "CHEAP"
+    FAST = "FAST"
+    GREEN = "GREEN"
+    REGULAR = "REGULAR"
+
+
+class PartnerToken(models.Model):
+    """An OCPI Token an EMSP pushed to us (mod_tokens, Receiver interface): one per (country_code, party_id, uid,
+    type). `last_updated` is the EMSP's own timestamp from the object, not ours."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="tokens")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    uid = models.CharField(max_length=36, db_index=True)
+    type = models.CharField(max_length=12, choices=TokenType.choices)
+    contract_id = models.CharField(max_length=36)
+    visual_number = models.CharField(max_length=64, blank=True)
+    issuer = models.CharField(max_length=64)
+    group_id = models.CharField(max_length=36, blank=True)
+    valid = models.BooleanField()
+    whitelist = models.CharField(max_length=16, choices=WhitelistType.choices)
+    language = models.CharField(max_length=2, blank=True)
+    default_profile_type = models.CharField(max_length=8, choices=ProfileType.choices, blank=True)
+    energy_contract = models.JSONField(null=True, blank=True)
+    last_updated = models.DateTimeField(db_index=True)
+    received_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["country_code", "party_id", "uid"]
+        constraints = [
+            models.UniqueConstraint(fields=["country_code", "party_id", "uid", "type"], name="partner_token_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}/{self.party_id} {self.uid} ({self.type})"

@@ -177,3 +177,34 @@ def location_as_ocpi(location: Location) -> dict:
     )
     data["last_updated"] = ocpi_datetime(last_updated)
     return data
+
+
+# --- Tokens pushed by EMSPs -------------------------------------------------------------------------------------
+
+def partner_token_get(*, partner: Partner, country_code: str, party_id: str, uid: str, token_type: str):
+    """A token of this partner's parties (other partners' tokens are not found)."""
+    from ocpi_api.models import PartnerToken
+
+    return PartnerToken.objects.filter(
+        partner=partner, country_code__iexact=country_code, party_id__iexact=party_id, uid__iexact=uid, type=token_type
+    ).first()
+
+
+def partner_token_as_ocpi(token) -> dict:
+    data = {
+        "country_code": token.country_code,
+        "party_id": token.party_id,
+        "uid": token.uid,
+        "type": token.type,
+        "contract_id": token.contract_id,
+    }
+    _put(data, "visual_number", token.visual_number)
+    data["issuer"] = token.issuer
+    _put(data, "group_id", token.group_id)
+    data["valid"] = token.valid
+    data["whitelist"] = token.whitelist
+    _put(data, "language", token.language)
+    _put(data, "default_profile_type", token.default_profile_type)
+    _put(data, "energy_contract", token.energy_contract)
+    data["last_updated"] = ocpi_datetime(token.last_updated)
+    return data

@@ -3,7 +3,7 @@
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from ocpi_api.models import Role
+from ocpi_api.models import ProfileType, Role, TokenType, WhitelistType
 
 printable_ascii = RegexValidator(r"^[\x21-\x7e]+$", "only printable non-whitespace ASCII is allowed")
 
@@ -59,5 +59,55 @@ class CredentialsSerializer(serializers.Serializer):
 def credentials_validate(data) -> dict:
     """A Credentials object, validated; raises DRF ValidationError (-> 2001)."""
     serializer = CredentialsSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON boolean only (DRF's BooleanField would take "yes", 1, "on")."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+def _optional_text(max_length: int, **kwargs) -> StrictCharField:
+    return StrictCharField(max_length=max_length, required=False, allow_null=True, allow_blank=True, **kwargs)
+
+
+class EnergyContractSerializer(serializers.Serializer):
+    supplier_name = StrictCharField(max_length=64)
+    contract_id = _optional_text(64)
+
+
+class TokenSerializer(serializers.Serializer):
+    """The OCPI Token object (mod_tokens). With partial=True (PATCH) only `last_updated` is required."""
+
+    country_code = StrictCharField(min_length=2, max_length=2, validators=[printable_ascii])
+    party_id = StrictCharField(min_length=3, max_length=3, validators=[printable_ascii])
+    uid = StrictCharField(max_length=36, validators=[printable_ascii])
+    type = serializers.ChoiceField(choices=TokenType.choices)
+    contract_id = StrictCharField(max_length=36, validators=[printable_ascii])
+    visual_number = _optional_text(64)
+    issuer = StrictCharField(max_length=64)
+    group_id = _optional_text(36)
+    valid = StrictBooleanField()
+    whitelist = serializers.ChoiceField(choices=WhitelistType.choices)
+    language = _optional_text(2)
+    default_profile_type = serializers.ChoiceField(choices=ProfileType.choices, required=False, allow_null=True)
+    energy_contract = EnergyContractSerializer(required=False, allow_null=True)
+    last_updated = serializers.DateTimeField()
+
+    def validate(self, attrs):
+        if self.partial and "last_updated" not in attrs:
+            raise serializers.ValidationError({"last_updated": "required in a PATCH"})
+        return attrs
+
+
+def token_validate(data, *, partial: bool = False) -> dict:
+    if not isinstance(data, dict):
+        raise serializers.ValidationError("a Token object is expected")
+    serializer = TokenSerializer(data=data, partial=partial)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data

@@ -9,13 +9,15 @@ from rest_framework.exceptions import ValidationError
 
 from ocpi_api import client
 from ocpi_api.envelope import (
+    InvalidParameters,
     MethodNotAllowedInState,
     NoMatchingEndpoints,
     OcpiError,
     PartnerApiError,
     StatusCode,
+    UnknownToken,
 )
-from ocpi_api.models import Partner, PartnerStatus, Role
+from ocpi_api.models import Partner, PartnerStatus, PartnerToken, Role
 from ocpi_api.modules import VERSION
 from ocpi_api.selectors import credentials_token_hash, our_credentials_as_ocpi
 from ocpi_api.serializers import credentials_validate
@@ -211,3 +213,88 @@ def partner_register(*, versions_url: str, token_a: str, name: str = "", encode_
         )
         raise
     return partner
+
+
+# --- Tokens pushed by EMSPs (mod_tokens.asciidoc, Receiver interface) -------------------------------------------
+
+TOKEN_FIELDS = (
+    "contract_id", "visual_number", "issuer", "group_id", "valid", "whitelist", "language", "default_profile_type",
+    "energy_contract", "last_updated",
+)
+TOKEN_IDS = ("country_code", "party_id", "uid", "type")
+
+
+def check_partner_party(*, partner: Partner, country_code: str, party_id: str) -> None:
+    """Client-owned objects live under the owner's country_code/party_id: a partner may only use its own parties
+    (those it declared in its credentials). Others answer 404, as transport_and_format allows."""
+    if (country_code.upper(), party_id.upper()) not in partner.party_ids():
+        raise OcpiError(
+            f"{country_code}/{party_id} is not one of your parties", http_status=404,
+            status_code=StatusCode.INVALID_PARAMETERS,
+        )
+
+
+def check_object_ids(*, body: dict, url_ids: dict) -> None:
+    """2001 when an id in the pushed object differs from the one in the URL (CiString: case-insensitive)."""
+    for key, expected in url_ids.items():
+        if key in body and str(body[key]).upper() != str(expected).upper():
+            raise InvalidParameters(f"{key} {body[key]!r} differs from the URL ({expected!r})")
+
+
+def _token_values(token: dict) -> dict:
+    values = {key: token.get(key) for key in TOKEN_FIELDS if key in token}
+    for key in ("visual_number", "group_id", "language", "default_profile_type"):
+        if key in values and values[key] is None:
+            values[key] = ""
+    return values
+
+
+def partner_token_put(
+    *, partner: Partner, country_code: str, party_id: str, uid: str, token_type: str, token: dict
+) -> tuple[PartnerToken, bool]:
+    """Create or replace a Token (PUT). Optional fields left out go back to empty. Returns (token, created)."""
+    check_partner_party(partner=partner, country_code=country_code, party_id=party_id)
+    check_object_ids(
+        body=token, url_ids={"country_code": country_code, "party_id": party_id, "uid": uid, "type": token_type}
+    )
+    values = {key: "" for key in ("visual_number", "group_id", "language", "default_profile_type")}
+    values["energy_contract"] = None
+    values.update(_token_values(token))
+    with transaction.atomic():
+        existing = (
+            PartnerToken.objects.select_for_update()
+            .filter(country_code__iexact=country_code, party_id__iexact=party_id, uid__iexact=uid, type=token_type)
+            .first()
+        )
+        if existing is None:
+            return PartnerToken.objects.create(
+                partner=partner, country_code=token["country_code"].upper(), party_id=token["party_id"].upper(),
+                uid=token["uid"], type=token_type, **values,
+            ), True
+        for key, value in values.items():
+            setattr(existing, key, value)
+        existing.partner = partner
+        existing.save()
+        return existing, False
+
+
+@transaction.atomic
+def partner_token_patch(
+    *, partner: Partner, country_code: str, party_id: str, uid: str, token_type: str, changes: dict
+) -> PartnerToken:
+    """Update the fields given (PATCH; `last_updated` is required). 2004 when the token is unknown."""
+    check_partner_party(partner=partner, country_code=country_code, party_id=party_id)
+    check_object_ids(
+        body=changes, url_ids={"country_code": country_code, "party_id": party_id, "uid": uid, "type": token_type}
+    )
+    token = (
+        PartnerToken.objects.select_for_update()
+        .filter(country_code__iexact=country_code, party_id__iexact=party_id, uid__iexact=uid, type=token_type)
+        .first()
+    )
+    if token is None:
+        raise UnknownToken(f"Unknown token {uid!r} ({token_type}); PUT it first")
+    for key, value in _token_values(changes).items():
+        setattr(token, key, value)
+    token.save()
+    return token
