@@ -8,6 +8,7 @@ import websockets
 
 from ocpp_gateway.models import MessageLog
 from tests.ocpp_gateway.chargers import basic_auth, raw_exchange
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -74,8 +75,6 @@ def test_each_broken_frame_gets_its_callerror_and_the_connection_lives_on(live_d
 def test_a_callerror_and_its_frame_are_kept_in_the_message_log(live_daphne, station_factory):
     _, secret = station_factory("CP-BAD-LOG")
     exchange_all(live_daphne.ocpp_url("CP-BAD-LOG"), "CP-BAD-LOG", secret, "ocpp1.6", ['[2,"z1","MakeCoffee",{}]'])
-    from tests.ocpp_gateway.test_ocpp16 import wait_until
-
     wait_until(lambda: MessageLog.objects.filter(identity="CP-BAD-LOG", message_type=4, unique_id="z1").exists())
     entry = MessageLog.objects.get(identity="CP-BAD-LOG", message_type=4, unique_id="z1")
     assert entry.action == "MakeCoffee" and json.loads(entry.payload)[2] == "NotSupported"

@@ -11,6 +11,7 @@ import pytest
 from ocpp_gateway.commands import CommandError, command_send
 from tests.conftest import ROOT, server_env, start_daphne, stop
 from tests.ocpp_gateway.chargers import connected
+from tests.support import in_thread
 
 pytestmark = [
     pytest.mark.live,
@@ -20,7 +21,7 @@ pytestmark = [
 
 
 def send_in_thread(**kwargs):
-    return asyncio.to_thread(command_send, **kwargs)
+    return in_thread(command_send, **kwargs)
 
 
 def test_a_command_from_this_process_reaches_the_charger_and_its_answer_comes_back(live_daphne, station_factory):
@@ -66,11 +67,11 @@ def test_command_errors_say_why(live_daphne, station_factory):
         async with connected(live_daphne.ocpp_url("CP-CMD-ERR"), "CP-CMD-ERR", secret):
             return [
                 # the simulated charger has no handler for ClearCache: it answers with a CALLERROR
-                await asyncio.to_thread(reason, identity="CP-CMD-ERR", action="ClearCache", payload={}),
+                await in_thread(reason, identity="CP-CMD-ERR", action="ClearCache", payload={}),
                 # not a 1.6 action / not a valid request: refused before anything is sent
-                await asyncio.to_thread(reason, identity="CP-CMD-ERR", action="RequestStartTransaction",
+                await in_thread(reason, identity="CP-CMD-ERR", action="RequestStartTransaction",
                                         payload={}),
-                await asyncio.to_thread(reason, identity="CP-CMD-ERR", action="Reset", payload={"type": "Gentle"}),
+                await in_thread(reason, identity="CP-CMD-ERR", action="Reset", payload={"type": "Gentle"}),
             ]
 
     assert asyncio.run(scenario()) == [("call_error", "NotImplemented"), ("invalid", ""), ("invalid", "")]

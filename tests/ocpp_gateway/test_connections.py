@@ -9,7 +9,7 @@ from ocpp.v16 import call
 from cpo.models import ChargingStation
 from tests.conftest import start_daphne, stop
 from tests.ocpp_gateway.chargers import basic_auth, connected, raw_exchange
-from tests.ocpp_gateway.test_ocpp16 import wait_until
+from tests.support import in_thread, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -59,7 +59,7 @@ def test_a_second_connection_replaces_the_first(live_daphne, station_factory):
             async with websockets.connect(url, subprotocols=["ocpp1.6"], additional_headers=headers) as second:
                 await asyncio.wait_for(first.wait_closed(), 5)
                 answer = await raw_exchange(second, '[2,"h1","Heartbeat",{}]')
-                online = await asyncio.to_thread(lambda: ChargingStation.objects.get(pk=station.pk).online)
+                online = await in_thread(lambda: ChargingStation.objects.get(pk=station.pk).online)
                 return first.close_code, answer, online
 
     close_code, answer, online_while_second_open = asyncio.run(run())

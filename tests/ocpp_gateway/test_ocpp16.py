@@ -1,7 +1,6 @@
 """A 1.6 charger's whole life against a live daphne: boot, status, authorize, start, meter values, stop, reconnect."""
 
 import asyncio
-import time
 from decimal import Decimal
 
 import pytest
@@ -10,18 +9,9 @@ from ocpp.v16 import call
 from cpo.models import EVSE, ChargingStation
 from ocpp_gateway.models import MessageLog, MeterValue, Transaction
 from tests.ocpp_gateway.chargers import connected, now_iso
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-def wait_until(predicate, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def meter(ts: str, wh: str, power_w: str | None = None) -> dict:
