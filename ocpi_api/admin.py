@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from ocpi_api.models import Partner, PartnerToken
+from ocpi_api.models import ClientInfo, Partner, PartnerToken
 
 
 @admin.register(Partner)
@@ -23,3 +23,9 @@ class PartnerTokenAdmin(admin.ModelAdmin):
     list_filter = ("type", "valid", "whitelist", "country_code")
     search_fields = ("uid", "contract_id", "visual_number", "party_id")
     list_select_related = ("partner",)
+
+
+@admin.register(ClientInfo)
+class ClientInfoAdmin(admin.ModelAdmin):
+    list_display = ("country_code", "party_id", "role", "status", "partner", "last_updated")
+    list_filter = ("status", "role", "partner")

@@ -149,3 +149,31 @@ class PartnerToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.country_code}/{self.party_id} {self.uid} ({self.type})"
+
+
+class ConnectionStatus(models.TextChoices):
+    CONNECTED = "CONNECTED"
+    OFFLINE = "OFFLINE"
+    PLANNED = "PLANNED"
+    SUSPENDED = "SUSPENDED"
+
+
+class ClientInfo(models.Model):
+    """A party connected to a hub, as the hub (a partner) pushed it to us (mod_hub_client_info, Receiver)."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="client_infos")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    role = models.CharField(max_length=5, choices=Role.choices)
+    status = models.CharField(max_length=10, choices=ConnectionStatus.choices)
+    last_updated = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["country_code", "party_id"]
+        verbose_name = "hub client info"
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "country_code", "party_id"], name="client_info_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}/{self.party_id} {self.role} {self.status}"

@@ -208,3 +208,23 @@ def partner_token_as_ocpi(token) -> dict:
     _put(data, "energy_contract", token.energy_contract)
     data["last_updated"] = ocpi_datetime(token.last_updated)
     return data
+
+
+# --- Hub client info --------------------------------------------------------------------------------------------
+
+def client_info_get(*, partner: Partner, country_code: str, party_id: str):
+    from ocpi_api.models import ClientInfo
+
+    return ClientInfo.objects.filter(
+        partner=partner, country_code__iexact=country_code, party_id__iexact=party_id
+    ).first()
+
+
+def client_info_as_ocpi(client_info) -> dict:
+    return {
+        "party_id": client_info.party_id,
+        "country_code": client_info.country_code,
+        "role": client_info.role,
+        "status": client_info.status,
+        "last_updated": ocpi_datetime(client_info.last_updated),
+    }

@@ -3,7 +3,7 @@
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from ocpi_api.models import ProfileType, Role, TokenType, WhitelistType
+from ocpi_api.models import ConnectionStatus, ProfileType, Role, TokenType, WhitelistType
 
 printable_ascii = RegexValidator(r"^[\x21-\x7e]+$", "only printable non-whitespace ASCII is allowed")
 
@@ -109,5 +109,21 @@ def token_validate(data, *, partial: bool = False) -> dict:
     if not isinstance(data, dict):
         raise serializers.ValidationError("a Token object is expected")
     serializer = TokenSerializer(data=data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class ClientInfoSerializer(serializers.Serializer):
+    party_id = StrictCharField(min_length=3, max_length=3, validators=[printable_ascii])
+    country_code = StrictCharField(min_length=2, max_length=2, validators=[printable_ascii])
+    role = serializers.ChoiceField(choices=Role.choices)
+    status = serializers.ChoiceField(choices=ConnectionStatus.choices)
+    last_updated = serializers.DateTimeField()
+
+
+def client_info_validate(data) -> dict:
+    if not isinstance(data, dict):
+        raise serializers.ValidationError("a ClientInfo object is expected")
+    serializer = ClientInfoSerializer(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data

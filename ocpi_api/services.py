@@ -17,7 +17,7 @@ from ocpi_api.envelope import (
     StatusCode,
     UnknownToken,
 )
-from ocpi_api.models import Partner, PartnerStatus, PartnerToken, Role
+from ocpi_api.models import ClientInfo, Partner, PartnerStatus, PartnerToken, Role
 from ocpi_api.modules import VERSION
 from ocpi_api.selectors import credentials_token_hash, our_credentials_as_ocpi
 from ocpi_api.serializers import credentials_validate
@@ -298,3 +298,18 @@ def partner_token_patch(
         setattr(token, key, value)
     token.save()
     return token
+
+
+# --- Hub client info (mod_hub_client_info.asciidoc, Receiver interface) -----------------------------------------
+
+@transaction.atomic
+def client_info_put(*, partner: Partner, country_code: str, party_id: str, client_info: dict) -> tuple[ClientInfo, bool]:
+    """Store the connection status of a party behind a hub. The ids in the object must match the URL (2001)."""
+    check_object_ids(body=client_info, url_ids={"country_code": country_code, "party_id": party_id})
+    return ClientInfo.objects.update_or_create(
+        partner=partner,
+        country_code=country_code.upper(),
+        party_id=party_id.upper(),
+        defaults={"role": client_info["role"], "status": client_info["status"],
+                  "last_updated": client_info["last_updated"]},
+    )
