@@ -24,7 +24,8 @@ from ocpp_gateway.handlers.base import FrameError, db
 logger = logging.getLogger(__name__)
 
 SEEN_EVERY_SECONDS = 60  # last_seen is written at most this often per connection
-SUBPROTOCOL_PREFERENCE = ["ocpp2.0.1", "ocpp1.6"]
+# 2.0.1 before 2.1: our 2.1 support is the 2.0.1 message set, so a station offering both gets the richer path.
+SUBPROTOCOL_PREFERENCE = ["ocpp2.0.1", "ocpp2.1", "ocpp1.6"]
 
 
 def basic_credentials(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
@@ -43,7 +44,7 @@ def basic_credentials(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, s
 
 
 def choose_subprotocol(offered: list[str], preferred_version: str = "") -> str | None:
-    """The station's configured version when offered, else the newest we speak among those offered."""
+    """The version the station used last time when offered, else the first of SUBPROTOCOL_PREFERENCE offered."""
     if preferred_version and f"ocpp{preferred_version}" in offered:
         return f"ocpp{preferred_version}"
     for subprotocol in SUBPROTOCOL_PREFERENCE:
@@ -86,10 +87,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
         # Tell an earlier connection of this identity (in any process) to step aside, then take its place.
         await self.channel_layer.group_send(self.group, {"type": "station.replaced", "by": self.channel_name})
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept(subprotocol)
+        # Online before the socket opens, so a command sent the moment the charger is connected finds it online.
         await db(services.station_connected)(
             station_pk=self.station_pk, channel_name=self.channel_name, ocpp_version=handler_cls._ocpp_version
         )
+        await self.accept(subprotocol)
 
     async def disconnect(self, code) -> None:
         for task in self.command_tasks:

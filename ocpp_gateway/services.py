@@ -397,7 +397,7 @@ def transaction_stop_16(
     return tx, auth
 
 
-# --- Transactions, OCPP 2.0.1 -----------------------------------------------------------------------------------
+# --- Transactions, OCPP 2.0.1 and 2.1 --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -418,6 +418,7 @@ class TransactionEventInput:
     offline: bool = False
     samples: tuple[Sample, ...] = ()
     payload: dict | None = None
+    ocpp_version: str = "2.0.1"
 
 
 def transaction_event_201(
@@ -441,7 +442,7 @@ def transaction_event_201(
                 station=station,
                 evse=evse,
                 transaction_id=event.transaction_id,
-                ocpp_version="2.0.1",
+                ocpp_version=event.ocpp_version,
                 ocpp_evse_id=event.ocpp_evse_id,
                 connector_id=event.connector_id,
                 started_at=event.timestamp,

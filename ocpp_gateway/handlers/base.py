@@ -10,6 +10,8 @@ from django.utils.dateparse import parse_datetime
 from ocpp.charge_point import ChargePoint, camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import (
     FormatViolationError,
+    NotImplementedError,
+    NotSupportedError,
     OCPPError,
     PropertyConstraintViolationError,
     SecurityError,
@@ -95,6 +97,12 @@ class GatewayChargePoint(ChargePoint):
     def unsupported_message_type(self, unique_id: str, message_type) -> OCPPError:
         return PropertyConstraintViolationError(details={"cause": f"MessageTypeId {message_type!r} isn't valid"})
 
+    def unknown_action(self, action: str) -> OCPPError:
+        """NotImplemented for an action of this version we have no handler for, NotSupported for one it lacks."""
+        if hasattr(self._call_result, action):
+            return NotImplementedError(details={"cause": f"no handler for {action}"})
+        return NotSupportedError(details={"cause": f"{action} is not an OCPP {self._ocpp_version} action"})
+
     def rpc_error(self, cause: str) -> OCPPError:
         """A frame that is not an OCPP-J RPC message at all (1.6 has no better code than FormationViolation)."""
         return FormatViolationError(details={"cause": cause})
@@ -130,6 +138,8 @@ class GatewayChargePoint(ChargePoint):
             return
         try:
             await self.check_registration(msg.action)
+            if msg.action not in self.route_map:
+                raise self.unknown_action(msg.action)
             await self._handle_call(msg)
         except OCPPError as error:
             await self._send(self.call_error(msg.unique_id, error))

@@ -84,13 +84,13 @@ class ChargePoint201(GatewayChargePoint):
             imsi=modem.get("imsi", ""),
         )
         self.registration_status = status
-        return call_result.BootNotification(
+        return self._call_result.BootNotification(
             current_time=utc_now_iso(), interval=settings.OCPP_HEARTBEAT_INTERVAL, status=status
         )
 
     @on(Action.heartbeat)
     async def on_heartbeat(self, **kwargs):
-        return call_result.Heartbeat(current_time=utc_now_iso())
+        return self._call_result.Heartbeat(current_time=utc_now_iso())
 
     @on(Action.status_notification)
     async def on_status_notification(self, timestamp, connector_status, evse_id, connector_id, **kwargs):
@@ -100,23 +100,23 @@ class ChargePoint201(GatewayChargePoint):
             ocpp_status=connector_status,
             timestamp=parse_ocpp_datetime(timestamp),
         )
-        return call_result.StatusNotification()
+        return self._call_result.StatusNotification()
 
     @on(Action.notify_report)
     async def on_notify_report(self, request_id, generated_at, seq_no, **kwargs):
-        return call_result.NotifyReport()
+        return self._call_result.NotifyReport()
 
     @on(Action.notify_event)
     async def on_notify_event(self, generated_at, seq_no, event_data, **kwargs):
-        return call_result.NotifyEvent()
+        return self._call_result.NotifyEvent()
 
     @on(Action.notify_monitoring_report)
     async def on_notify_monitoring_report(self, request_id, seq_no, generated_at, **kwargs):
-        return call_result.NotifyMonitoringReport()
+        return self._call_result.NotifyMonitoringReport()
 
     @on(Action.security_event_notification)
     async def on_security_event_notification(self, type, timestamp, **kwargs):
-        return call_result.SecurityEventNotification()
+        return self._call_result.SecurityEventNotification()
 
     # -- Authorization and transactions ---------------------------------------------------------------------------
     @on(Action.authorize)
@@ -124,7 +124,7 @@ class ChargePoint201(GatewayChargePoint):
         auth = await db(services.id_tag_check)(
             station_pk=self.station_pk, id_tag=id_token.get("id_token", ""), id_token_type=id_token.get("type", "")
         )
-        return call_result.Authorize(id_token_info=id_token_info(auth))
+        return self._call_result.Authorize(id_token_info=id_token_info(auth))
 
     @on(Action.transaction_event)
     async def on_transaction_event(
@@ -148,9 +148,12 @@ class ChargePoint201(GatewayChargePoint):
             reservation_id=kwargs.get("reservation_id"),
             offline=bool(kwargs.get("offline")),
             samples=tuple(samples_201(kwargs.get("meter_value"))),
+            ocpp_version=self._ocpp_version,
+            payload={"event_type": event_type, "timestamp": timestamp, "trigger_reason": trigger_reason,
+                     "seq_no": seq_no, "transaction_info": transaction_info, **kwargs},
         )
         _tx, auth = await db(services.transaction_event_201)(station_pk=self.station_pk, event=event)
-        return call_result.TransactionEvent(id_token_info=id_token_info(auth) if auth else None)
+        return self._call_result.TransactionEvent(id_token_info=id_token_info(auth) if auth else None)
 
     @on(Action.meter_values)
     async def on_meter_values(self, evse_id, meter_value, **kwargs):
@@ -163,56 +166,56 @@ class ChargePoint201(GatewayChargePoint):
             transaction_pk=transaction_pk,
             samples=samples_201(meter_value),
         )
-        return call_result.MeterValues()
+        return self._call_result.MeterValues()
 
     @on(Action.reservation_status_update)
     async def on_reservation_status_update(self, reservation_id, reservation_update_status, **kwargs):
-        return call_result.ReservationStatusUpdate()
+        return self._call_result.ReservationStatusUpdate()
 
     # -- Smart charging ------------------------------------------------------------------------------------------
     @on(Action.notify_charging_limit)
     async def on_notify_charging_limit(self, charging_limit, **kwargs):
-        return call_result.NotifyChargingLimit()
+        return self._call_result.NotifyChargingLimit()
 
     @on(Action.cleared_charging_limit)
     async def on_cleared_charging_limit(self, charging_limit_source, **kwargs):
-        return call_result.ClearedChargingLimit()
+        return self._call_result.ClearedChargingLimit()
 
     @on(Action.report_charging_profiles)
     async def on_report_charging_profiles(self, request_id, charging_limit_source, charging_profile, evse_id, **kwargs):
-        return call_result.ReportChargingProfiles()
+        return self._call_result.ReportChargingProfiles()
 
     @on(Action.notify_ev_charging_needs)
     async def on_notify_ev_charging_needs(self, charging_needs, evse_id, **kwargs):
         # We do not compute ISO 15118 schedules: the station keeps its own (K17: Rejected is a valid answer).
-        return call_result.NotifyEVChargingNeeds(status="Rejected")
+        return self._call_result.NotifyEVChargingNeeds(status="Rejected")
 
     @on(Action.notify_ev_charging_schedule)
     async def on_notify_ev_charging_schedule(self, time_base, charging_schedule, evse_id, **kwargs):
-        return call_result.NotifyEVChargingSchedule(status="Accepted")
+        return self._call_result.NotifyEVChargingSchedule(status="Accepted")
 
     # -- Firmware, diagnostics, display, customer information ----------------------------------------------------
     @on(Action.firmware_status_notification)
     async def on_firmware_status_notification(self, status, **kwargs):
-        return call_result.FirmwareStatusNotification()
+        return self._call_result.FirmwareStatusNotification()
 
     @on(Action.publish_firmware_status_notification)
     async def on_publish_firmware_status_notification(self, status, **kwargs):
-        return call_result.PublishFirmwareStatusNotification()
+        return self._call_result.PublishFirmwareStatusNotification()
 
     @on(Action.log_status_notification)
     async def on_log_status_notification(self, status, **kwargs):
-        return call_result.LogStatusNotification()
+        return self._call_result.LogStatusNotification()
 
     @on(Action.notify_customer_information)
     async def on_notify_customer_information(self, data, seq_no, generated_at, request_id, **kwargs):
-        return call_result.NotifyCustomerInformation()
+        return self._call_result.NotifyCustomerInformation()
 
     @on(Action.notify_display_messages)
     async def on_notify_display_messages(self, request_id, **kwargs):
-        return call_result.NotifyDisplayMessages()
+        return self._call_result.NotifyDisplayMessages()
 
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id, **kwargs):
-        return call_result.DataTransfer(status="UnknownVendorId")
+        return self._call_result.DataTransfer(status="UnknownVendorId")
 

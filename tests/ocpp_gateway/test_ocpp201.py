@@ -97,3 +97,33 @@ def test_events_arriving_out_of_order_after_an_offline_period_make_one_transacti
     assert tx.started_at.isoformat() == "2026-11-22T09:00:00+00:00"
     assert tx.ended_at.isoformat() == "2026-11-22T10:00:00+00:00"
     assert tx.meter_start == 1000 and tx.meter_stop == 3000
+
+
+def test_an_ocpp21_station_is_served_with_the_21_schemas(live_daphne, station_factory, local_token):
+    import websockets
+    from ocpp.v21 import ChargePoint as ChargePoint21
+    from ocpp.v21 import call as call21
+
+    from tests.ocpp_gateway.chargers import basic_auth
+
+    station, secret = station_factory("CS21-A")
+
+    async def scenario():
+        async with websockets.connect(live_daphne.ocpp_url("CS21-A"), subprotocols=["ocpp2.1"],
+                                      additional_headers=basic_auth("CS21-A", secret)) as ws:
+            cp = ChargePoint21("CS21-A", ws)
+            task = asyncio.create_task(cp.start())
+            boot = await cp.call(call21.BootNotification(
+                charging_station={"model": "M21", "vendorName": "V21"}, reason="PowerUp"))
+            event = await cp.call(call21.TransactionEvent(
+                event_type="Started", timestamp=now_iso(), trigger_reason="Authorized", seq_no=0,
+                transaction_info={"transactionId": "TX21"}, id_token={"idToken": local_token.uid, "type": "ISO14443"},
+                evse={"id": 1, "connectorId": 1}))
+            task.cancel()
+            return ws.subprotocol, boot, event
+
+    subprotocol, boot, event = asyncio.run(scenario())
+    assert subprotocol == "ocpp2.1" and boot.status == "Accepted"
+    assert event.id_token_info["status"] == "Accepted"
+    tx = Transaction.objects.get(station=station, transaction_id="TX21")
+    assert tx.ocpp_version == "2.1" and tx.events.get().payload["trigger_reason"] == "Authorized"
