@@ -358,6 +358,16 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def source_revision() -> str:
+    """The commit the server ran, and whether the working tree differed from it (others edit the same checkout)."""
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+             if not line[3:].startswith("bench/")]
+    return git("rev-parse", "--short", "HEAD") + (f" + uncommitted changes in {len(dirty)} files" if dirty else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -378,6 +388,9 @@ def main() -> None:
     parser.add_argument("--channel-prefix", default=os.environ.get("CHANNEL_LAYER_PREFIX", "bench"))
     parser.add_argument("--gc-freeze", type=float, default=0,
                         help="server: gc.freeze() every N seconds (measures that remedy; 0 = off, as shipped)")
+    parser.add_argument("--db-threads", type=int, default=0,
+                        help="experiment: run the gateway's services on a pool of N threads (thread_sensitive=False) "
+                             "instead of the one shared thread; 0 = as shipped")
     parser.add_argument("--daphne-arg", action="append", default=[], help="extra daphne argument (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
@@ -411,6 +424,8 @@ def main() -> None:
         CELERY_QUEUE=f"{args.channel_prefix}-celery", DEBUG=env.get("DEBUG", "1"),
         LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"), BENCH_GC_FREEZE_SECONDS=str(args.gc_freeze),
     )
+    if args.db_threads:
+        env.update(BENCH_DB_THREAD_SENSITIVE="0", ASGI_THREADS=str(args.db_threads))
     log_path = ROOT / "var" / f"bench-daphne-{port}.log"
     log_path.parent.mkdir(exist_ok=True)
     server = daphne_start(port=port, env=env, log_path=log_path, extra=args.daphne_arg)
@@ -434,6 +449,7 @@ def main() -> None:
     print()
     print(f"date: {started.isoformat(timespec='seconds')}")
     print(f"machine: {machine()}")
+    print(f"source: {source_revision()}")
     print(f"settings: {json.dumps(settings_line, default=str)}")
     print(f"server: one daphne ({' '.join(['-e', 'tcp:...:backlog=4096', '--websocket_timeout -1', '--websocket_connect_timeout 60', *args.daphne_arg])}), "
           f"DEBUG={env['DEBUG']}, LOG_LEVEL={env['LOG_LEVEL']}, channel layer Redis {redis_url} prefix {args.channel_prefix}, "
