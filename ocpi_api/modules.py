@@ -40,6 +40,6 @@ def absolute_url(path: str) -> str:
 
 
 def modules_2_2_1() -> list[OcpiModule]:
-    from ocpi_api.views import credentials, hubclientinfo, locations, tokens
+    from ocpi_api.views import credentials, hubclientinfo, locations, tariffs, tokens
 
-    return [credentials.MODULE, locations.MODULE, tokens.MODULE, hubclientinfo.MODULE]
+    return [credentials.MODULE, locations.MODULE, tariffs.MODULE, tokens.MODULE, hubclientinfo.MODULE]

@@ -23,7 +23,8 @@ def json_type(value) -> str:
 
 
 def shape_differences(ours, theirs, path="$") -> list[str]:
-    """Differences of field names and JSON types, recursively; list items are compared with the example's first."""
+    """Differences of field names and JSON types, recursively. List items are compared item by item when both lists
+    have the same length, else each with the example's first item."""
     if json_type(ours) != json_type(theirs):
         return [f"{path}: {json_type(ours)} where the example has {json_type(theirs)}"]
     if isinstance(ours, dict):
@@ -33,5 +34,6 @@ def shape_differences(ours, theirs, path="$") -> list[str]:
             problems += shape_differences(ours[key], theirs[key], f"{path}.{key}")
         return problems
     if isinstance(ours, list) and theirs:
-        return [p for item in ours for p in shape_differences(item, theirs[0], f"{path}[]")]
+        pairs = zip(ours, theirs) if len(ours) == len(theirs) else ((item, theirs[0]) for item in ours)
+        return [p for mine, spec in pairs for p in shape_differences(mine, spec, f"{path}[]")]
     return []
