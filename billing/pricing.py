@@ -45,13 +45,16 @@ Interpretations (each quoted from the spec it rests on)
   such a 'last' ChargingPeriod SHALL be used"; "The step_size uses the total amount of a certain unit used during
   a session". So: ENERGY: the billable energy (energy in periods with an ENERGY component) is rounded up to the
   step of the last such period's component, and the extra is billed at that period's price. TIME/PARKING_TIME:
-  the last period billed for time (charging with a TIME component, or parking with a PARKING_TIME component)
-  decides: the session total of its dimension is rounded up to its component's step, the extra is billed at its
-  price, and the other time dimension is not rounded ("the charging duration is not rounded up, as it is
-  followed by another time based period"). In the spec's free-of-charge example "The extra 7 minutes are then
-  added to the last period with a Price Component with a time-based dimension". `step_size` 0 means no
-  rounding (the spec's free-of-charge tariff uses it). ChargingPeriods report measured volumes; the extra is
-  only in the cost.
+  "In the cases that TIME and PARKING_TIME Tariff Elements are both used, step_size is only taken into account
+  for the total parking duration": when parking was billed (a parking period with a PARKING_TIME component),
+  the session's billed parking time is rounded up to the step of the last such period's component and the
+  extra is billed at its price ("The extra 7 minutes are then added to the last period with a Price Component
+  with a time-based dimension"); charging time is then not rounded. Otherwise the billed charging time is
+  rounded the same way on the last TIME period. In every example of the spec parking comes last, where this
+  agrees with "the step_size of the last time-based period"; when charging resumes after parking we still round
+  parking only, as the sentence above says, so a moment of charging at the end cannot cancel the rounding of
+  the parking before it. `step_size` 0 means no rounding (the spec's free-of-charge tariff uses it).
+  ChargingPeriods report measured volumes; the extra is only in the cost.
 * Reservations: "When this field is present, the TariffElement describes reservation costs. A reservation
   starts when the reservation is made, and ends when the driver starts charging ... or when the reservation
   expires." The reservation is priced with RESERVATION elements only (TIME = reservation time); an expired
@@ -73,7 +76,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -100,6 +103,7 @@ QUANTITY = Decimal("0.0001")  # OCPI numbers: 4 decimals
 ENERGY_RESOLUTION = Decimal("1e-12")  # kWh, for interpolated meter values
 ZERO = Decimal(0)
 UTC = dt.timezone.utc
+PRECISION = 50  # significant digits of the Decimal context the engine computes in
 
 
 # --- Input ----------------------------------------------------------------------------------------------------
@@ -158,6 +162,9 @@ class Price:
 
     def __add__(self, other: Price) -> Price:
         return Price(self.excl_vat + other.excl_vat, self.incl_vat + other.incl_vat)
+
+    def divided(self, divisor: int) -> Price:
+        return Price(self.excl_vat / divisor, self.incl_vat / divisor)
 
     def rounded(self) -> Price:
         return Price(_money(self.excl_vat), _money(self.incl_vat))
@@ -355,9 +362,33 @@ def _check_decimal(name: str, value: Any, *, optional: bool = False) -> None:
         raise TypeError(f"{name} must be a Decimal (never a float), got {value!r}")
 
 
+def _utc(value: Any) -> Any:
+    if isinstance(value, dt.datetime) and value.utcoffset() is not None:
+        return value.astimezone(UTC)
+    return value
+
+
+def _in_utc(usage: SessionUsage) -> SessionUsage:
+    """The usage with every aware datetime in UTC. Python subtracts and compares two datetimes of the same zone
+    by their wall clocks, which is wrong across a DST change; in UTC it is right."""
+    reservation = usage.reservation
+    if reservation is not None:
+        reservation = replace(reservation, start_date_time=_utc(reservation.start_date_time),
+                              end_date_time=_utc(reservation.end_date_time))
+    return replace(
+        usage,
+        start_date_time=_utc(usage.start_date_time),
+        end_date_time=_utc(usage.end_date_time),
+        charging_end_date_time=_utc(usage.charging_end_date_time),
+        samples=[replace(sample, timestamp=_utc(sample.timestamp)) for sample in usage.samples],
+        reservation=reservation,
+    )
+
+
 def check_session_usage(*, usage: SessionUsage) -> None:
     """Raises ValueError/TypeError when the usage cannot be priced: naive datetimes, an end before the start,
     samples out of order or outside the session, energy that decreases, floats."""
+    usage = _in_utc(usage)
     _check_aware("start_date_time", usage.start_date_time)
     _check_aware("end_date_time", usage.end_date_time)
     if usage.end_date_time < usage.start_date_time:
@@ -666,20 +697,22 @@ def _phase_cost(periods: list[_Period]) -> _PhaseCost:
         for period in billed:
             quantity = period.energy + (extra_kwh if period is last else ZERO)
             cost.energy += period.active[ENERGY].cost(quantity)
-    # TIME and PARKING_TIME: rounded once, combined, on the dimension of the last time-billed period.
+    # TIME and PARKING_TIME: rounded once, combined: parking when parking was billed, else charging time.
     timed = [(p, TIME if p.kind in (CHARGING, RESERVING) else PARKING_TIME) for p in periods if p.duration > 0]
     timed = [(p, d) for p, d in timed if d in p.active]
     if timed:
-        last, last_dimension = timed[-1]
+        parked = [(p, d) for p, d in timed if d == PARKING_TIME]
+        last, last_dimension = parked[-1] if parked else timed[-1]
         total = sum(p.duration for p, d in timed if d == last_dimension)
         extra = int(_round_up(total, last.active[last_dimension].step_size * US_PER_SECOND)) - total
+        # Summed as price x microseconds and divided once per dimension, so equal time costs the same however
+        # many periods it is split into (one division, one rounding at the working precision).
+        scaled = {TIME: FREE, PARKING_TIME: FREE}
         for period, dimension in timed:
             duration = period.duration + (extra if period is last else 0)
-            price = period.active[dimension].cost(Decimal(duration) / US_PER_HOUR)
-            if dimension == PARKING_TIME:
-                cost.parking += price
-            else:
-                cost.time += price
+            scaled[dimension] += period.active[dimension].cost(Decimal(duration))
+        cost.time = scaled[TIME].divided(US_PER_HOUR)
+        cost.parking = scaled[PARKING_TIME].divided(US_PER_HOUR)
     return cost
 
 
@@ -755,10 +788,11 @@ def price_session(*, tariff: Any, usage: SessionUsage) -> PricedSession:
     module docstring for the rules and the interpretations. Raises ValidationError for a bad tariff and
     ValueError/TypeError for unusable usage."""
     parsed = _parse_tariff(tariff)
+    usage = _in_utc(usage)
     check_session_usage(usage=usage)
     zone = ZoneInfo(usage.time_zone)
     with localcontext() as context:
-        context.prec = 50
+        context.prec = PRECISION
         charging_periods: list[dict] = []
         reservation_cost = FREE
         if usage.reservation is not None:
