@@ -265,3 +265,33 @@ class Token(models.Model):
 
     def __str__(self) -> str:
         return f"{self.uid} ({self.type})"
+
+
+class AuditLog(models.Model):
+    """What a staff member did from the dashboard: a command sent to a station, a station created or accepted.
+
+    `payload` is what was sent; `answer` the charger's reply, or `error` why there is none. Secrets never go here.
+    The username is kept as text so the entry outlives the account.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="dashboard_audit_log"
+    )
+    username = models.CharField(max_length=150)
+    station = models.ForeignKey(
+        ChargingStation, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_log"
+    )
+    identity = models.CharField(max_length=48, blank=True, help_text="The station's identity at the time")
+    action = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict, blank=True)
+    ok = models.BooleanField(default=False, help_text="The charger answered (whatever the answer said)")
+    answer = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["station", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.identity}"

@@ -1,0 +1,277 @@
+"""Forms for the staff dashboard. Each command form turns its cleaned data into the OCPP request for the station's
+version: `ocpp_request()` -> (action, camelCase payload), with the 1.6 or 2.0.1 names."""
+
+import secrets
+
+from django import forms
+from django.core.validators import RegexValidator
+
+from cpo.models import ChargingStation, Location, OcppVersion, Token, TokenType
+from ocpp_gateway.models import Transaction
+
+V16 = OcppVersion.V16
+V201 = OcppVersion.V201
+
+# 2.0.1 IdTokenEnumType for our own token types.
+ID_TOKEN_TYPE = {TokenType.RFID: "ISO14443", TokenType.APP_USER: "Central", TokenType.AD_HOC_USER: "Central"}
+
+
+def evse_choices(station: ChargingStation, *, whole_station: str | None = None) -> list[tuple[int, str]]:
+    choices = [(0, whole_station)] if whole_station else []
+    for evse in station.evses.order_by("ocpp_evse_id"):
+        choices.append((evse.ocpp_evse_id, f"{evse.ocpp_evse_id} · {evse.evse_id or evse.uid}"))
+    return choices
+
+
+class StationCommandForm(forms.Form):
+    """Base: knows the station; subclasses add fields and build the request."""
+
+    title = ""
+
+    def __init__(self, *args, station: ChargingStation, **kwargs):
+        self.station = station
+        super().__init__(*args, **kwargs)
+
+    @property
+    def version(self) -> str:
+        return self.station.ocpp_version or V16
+
+    def ocpp_request(self) -> tuple[str, dict]:
+        raise NotImplementedError
+
+
+class RemoteStartForm(StationCommandForm):
+    title = "Remote start"
+    evse = forms.TypedChoiceField(coerce=int, label="Connector")
+    token = forms.ModelChoiceField(queryset=Token.objects.filter(valid=True), label="Token")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["evse"].choices = evse_choices(self.station)
+
+    def ocpp_request(self):
+        token = self.cleaned_data["token"]
+        evse = self.cleaned_data["evse"]
+        if self.version == V201:
+            return "RequestStartTransaction", {
+                "idToken": {"idToken": token.uid, "type": ID_TOKEN_TYPE.get(token.type, "Central")},
+                "remoteStartId": secrets.randbelow(2**31 - 1) + 1,
+                "evseId": evse,
+            }
+        return "RemoteStartTransaction", {"idTag": token.uid, "connectorId": evse}
+
+
+class RemoteStopForm(StationCommandForm):
+    title = "Remote stop"
+    transaction = forms.ModelChoiceField(queryset=Transaction.objects.none(), label="Transaction")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["transaction"].queryset = Transaction.objects.filter(
+            station=self.station, status=Transaction.Status.ACTIVE
+        ).exclude(transaction_id="")
+        self.fields["transaction"].label_from_instance = (
+            lambda tx: f"{tx.transaction_id} · connector {tx.ocpp_evse_id} · {tx.id_tag}"
+        )
+
+    def ocpp_request(self):
+        tx = self.cleaned_data["transaction"]
+        if self.version == V201:
+            return "RequestStopTransaction", {"transactionId": tx.transaction_id}
+        return "RemoteStopTransaction", {"transactionId": int(tx.transaction_id)}
+
+
+class ResetForm(StationCommandForm):
+    title = "Reset"
+    kind = forms.ChoiceField(
+        choices=[("soft", "Soft (2.0.1: OnIdle)"), ("hard", "Hard (2.0.1: Immediate)")], label="Type"
+    )
+
+    def ocpp_request(self):
+        soft = self.cleaned_data["kind"] == "soft"
+        if self.version == V201:
+            return "Reset", {"type": "OnIdle" if soft else "Immediate"}
+        return "Reset", {"type": "Soft" if soft else "Hard"}
+
+
+class UnlockConnectorForm(StationCommandForm):
+    title = "Unlock connector"
+    evse = forms.TypedChoiceField(coerce=int, label="Connector")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["evse"].choices = evse_choices(self.station)
+
+    def ocpp_request(self):
+        evse = self.cleaned_data["evse"]
+        if self.version == V201:
+            return "UnlockConnector", {"evseId": evse, "connectorId": 1}
+        return "UnlockConnector", {"connectorId": evse}
+
+
+class ChangeAvailabilityForm(StationCommandForm):
+    title = "Change availability"
+    evse = forms.TypedChoiceField(coerce=int, label="Connector")
+    operative = forms.TypedChoiceField(
+        coerce=lambda v: v == "1", choices=[("1", "Operative"), ("0", "Inoperative")], label="Make"
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["evse"].choices = evse_choices(self.station, whole_station="0 · whole station")
+
+    def ocpp_request(self):
+        evse = self.cleaned_data["evse"]
+        status = "Operative" if self.cleaned_data["operative"] else "Inoperative"
+        if self.version == V201:
+            payload = {"operationalStatus": status}
+            if evse:
+                payload["evse"] = {"id": evse}
+            return "ChangeAvailability", payload
+        return "ChangeAvailability", {"connectorId": evse, "type": status}
+
+
+TRIGGERABLE = {
+    V16: ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "DiagnosticsStatusNotification",
+          "FirmwareStatusNotification"],
+    V201: ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent",
+           "LogStatusNotification", "FirmwareStatusNotification", "SignChargingStationCertificate"],
+}
+
+
+class TriggerMessageForm(StationCommandForm):
+    title = "Trigger message"
+    message = forms.ChoiceField(label="Message")
+    evse = forms.TypedChoiceField(coerce=int, label="Connector")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["message"].choices = [(m, m) for m in TRIGGERABLE[self.version]]
+        self.fields["evse"].choices = evse_choices(self.station, whole_station="— (station)")
+
+    def ocpp_request(self):
+        message, evse = self.cleaned_data["message"], self.cleaned_data["evse"]
+        payload: dict = {"requestedMessage": message}
+        if evse:
+            if self.version == V201:
+                payload["evse"] = {"id": evse}
+            else:
+                payload["connectorId"] = evse
+        return "TriggerMessage", payload
+
+
+def component_variable(text: str) -> dict:
+    """'OCPPCommCtrlr.HeartbeatInterval' -> 2.0.1 component and variable."""
+    component, _, variable = text.partition(".")
+    return {"component": {"name": component}, "variable": {"name": variable}}
+
+
+config_key_2_0_1 = RegexValidator(
+    r"^[A-Za-z0-9_*+-]+\.[A-Za-z0-9_*+.-]+$", "OCPP 2.0.1 needs Component.Variable, e.g. OCPPCommCtrlr.HeartbeatInterval"
+)
+
+
+class GetConfigurationForm(StationCommandForm):
+    title = "Get configuration"
+    keys = forms.CharField(
+        required=False,
+        label="Keys",
+        help_text="Comma-separated; empty asks for all (1.6). 2.0.1: Component.Variable, e.g. "
+        "OCPPCommCtrlr.HeartbeatInterval",
+    )
+
+    def clean_keys(self) -> list[str]:
+        keys = [k.strip() for k in self.cleaned_data["keys"].split(",") if k.strip()]
+        if self.version == V201:
+            if not keys:
+                raise forms.ValidationError("OCPP 2.0.1 GetVariables needs at least one Component.Variable")
+            for key in keys:
+                config_key_2_0_1(key)
+        return keys
+
+    def ocpp_request(self):
+        keys = self.cleaned_data["keys"]
+        if self.version == V201:
+            return "GetVariables", {"getVariableData": [component_variable(k) for k in keys]}
+        return "GetConfiguration", ({"key": keys} if keys else {})
+
+
+class ChangeConfigurationForm(StationCommandForm):
+    title = "Change configuration"
+    key = forms.CharField(max_length=100, help_text="1.6: key; 2.0.1: Component.Variable")
+    value = forms.CharField(max_length=500, required=False)
+
+    def clean_key(self) -> str:
+        key = self.cleaned_data["key"].strip()
+        if self.version == V201:
+            config_key_2_0_1(key)
+        return key
+
+    def ocpp_request(self):
+        key, value = self.cleaned_data["key"], self.cleaned_data["value"]
+        if self.version == V201:
+            return "SetVariables", {"setVariableData": [{"attributeValue": value, **component_variable(key)}]}
+        return "ChangeConfiguration", {"key": key, "value": value}
+
+
+COMMAND_FORMS: dict[str, type[StationCommandForm]] = {
+    "remote-start": RemoteStartForm,
+    "remote-stop": RemoteStopForm,
+    "reset": ResetForm,
+    "unlock": UnlockConnectorForm,
+    "availability": ChangeAvailabilityForm,
+    "trigger": TriggerMessageForm,
+    "get-configuration": GetConfigurationForm,
+    "change-configuration": ChangeConfigurationForm,
+}
+
+
+# --- Onboarding --------------------------------------------------------------------------------------------------
+
+identity_validator = RegexValidator(
+    r"^[A-Za-z0-9._-]{1,48}$", "Letters, digits, dot, dash and underscore; at most 48 characters"
+)
+
+
+class StationCreateForm(forms.Form):
+    identity = forms.CharField(max_length=48, validators=[identity_validator], help_text="OCPP identity (chargeBoxId)")
+    location = forms.ModelChoiceField(queryset=Location.objects.all())
+    evses = forms.IntegerField(min_value=1, max_value=32, initial=2, label="EVSEs (one connector each)")
+
+    def clean_identity(self) -> str:
+        identity = self.cleaned_data["identity"]
+        if ChargingStation.objects.filter(identity=identity).exists():
+            raise forms.ValidationError("A station with this identity exists already")
+        return identity
+
+
+class StationAcceptForm(forms.Form):
+    location = forms.ModelChoiceField(queryset=Location.objects.all(), required=False,
+                                      help_text="Needed when the station has no location yet")
+    evses = forms.IntegerField(min_value=1, max_value=32, initial=1, label="EVSEs to create")
+
+    def __init__(self, *args, station: ChargingStation, **kwargs):
+        self.station = station
+        super().__init__(*args, **kwargs)
+
+    def clean(self):
+        data = super().clean()
+        if self.station.location_id is None and not data.get("location"):
+            raise forms.ValidationError("Choose a location for this station")
+        return data
+
+
+class MessageLogFilterForm(forms.Form):
+    action = forms.CharField(required=False, max_length=64)
+    direction = forms.ChoiceField(required=False, choices=[("", "both directions"), ("IN", "charger → CSMS"),
+                                                           ("OUT", "CSMS → charger")])
+
+
+class SessionFilterForm(forms.Form):
+    status = forms.ChoiceField(required=False, choices=[("", "active and past"), ("ACTIVE", "active"),
+                                                        ("ENDED", "ended")])
+    location = forms.ModelChoiceField(queryset=Location.objects.all(), required=False, empty_label="all locations")
+    station = forms.CharField(required=False, max_length=48, label="Station identity")
+    token = forms.CharField(required=False, max_length=36, label="Token (idTag)")
+    started_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    started_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))

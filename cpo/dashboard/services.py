@@ -1,0 +1,78 @@
+"""Writes the dashboard makes: commands to chargers and station onboarding, each kept in the audit log."""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from cpo.models import AuditLog, ChargingStation, Location, RegistrationStatus
+from cpo.services import station_create, station_evse_add
+from ocpp_gateway.commands import CommandError, command_send
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    audit: AuditLog
+
+    @property
+    def ok(self) -> bool:
+        return self.audit.ok
+
+
+def audit_record(*, user, action: str, station: ChargingStation | None = None, payload: dict | None = None,
+                 ok: bool = True, answer: dict | None = None, error: str = "") -> AuditLog:
+    return AuditLog.objects.create(
+        user=user if user is not None and user.is_authenticated else None,
+        username=getattr(user, "username", "") or "",
+        station=station,
+        identity=station.identity if station else "",
+        action=action,
+        payload=payload or {},
+        ok=ok,
+        answer=answer,
+        error=error,
+    )
+
+
+def station_command_send(*, user, station: ChargingStation, action: str, payload: dict,
+                         timeout: float | None = None) -> CommandOutcome:
+    """Send an OCPP command and keep who sent what and what came back. Blocks until the charger answers or the
+    command service gives up (OCPP_CALL_TIMEOUT); a charger's refusal ("Rejected") is an answer, not an error."""
+    try:
+        answer = command_send(identity=station.identity, action=action, payload=payload, timeout=timeout)
+    except CommandError as exc:
+        error = f"{exc.reason}: {exc}" + (f" ({exc.error_code})" if exc.error_code else "")
+        audit = audit_record(user=user, action=action, station=station, payload=payload, ok=False, error=error)
+    else:
+        audit = audit_record(user=user, action=action, station=station, payload=payload, ok=True, answer=answer)
+    return CommandOutcome(audit)
+
+
+@transaction.atomic
+def station_onboard(*, user, identity: str, location: Location, evses: int) -> tuple[ChargingStation, str]:
+    """Create a station with its EVSEs; returns it with the plain secret, to be shown once and never again."""
+    station, secret = station_create(identity=identity, location=location, evses=evses)
+    audit_record(user=user, action="StationCreate", station=station,
+                 payload={"identity": identity, "location": location.pk, "evses": evses})
+    return station, secret
+
+
+@transaction.atomic
+def station_accept(*, user, station: ChargingStation, location: Location | None, evses: int) -> ChargingStation:
+    """Accept a Pending station: it may then do more than boot. A station admitted without a location gets one
+    and `evses` EVSEs. The charger learns it at its next BootNotification (or its next message, which the gateway
+    checks against the stored registration status)."""
+    station = ChargingStation.objects.select_for_update().get(pk=station.pk)
+    if station.registration_status == RegistrationStatus.ACCEPTED:
+        return station
+    fields = ["registration_status"]
+    if station.location_id is None:
+        station.location = location
+        fields.append("location")
+    station.registration_status = RegistrationStatus.ACCEPTED
+    station.save(update_fields=fields)
+    if not station.evses.exists():
+        for number in range(1, evses + 1):
+            station_evse_add(station=station, ocpp_evse_id=number)
+    audit_record(user=user, action="StationAccept", station=station,
+                 payload={"location": station.location_id, "evses": station.evses.count()})
+    return station

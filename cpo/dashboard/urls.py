@@ -1,0 +1,21 @@
+from django.urls import path
+
+from cpo.dashboard import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("", views.OverviewView.as_view(), name="overview"),
+    path("live/overview/", views.OverviewLiveView.as_view(), name="overview-live"),
+    path("stations/", views.StationListView.as_view(), name="stations"),
+    path("stations/<str:identity>/", views.StationDetailView.as_view(), name="station"),
+    path("stations/<str:identity>/live/", views.StationLiveView.as_view(), name="station-live"),
+    path("stations/<str:identity>/commands/<slug:command>/", views.StationCommandView.as_view(),
+         name="station-command"),
+    path("onboarding/", views.OnboardingView.as_view(), name="onboarding"),
+    path("onboarding/<str:identity>/accept/", views.StationAcceptView.as_view(), name="station-accept"),
+    path("sessions/", views.SessionListView.as_view(), name="sessions"),
+    path("sessions/<int:pk>/", views.SessionDetailView.as_view(), name="session"),
+]

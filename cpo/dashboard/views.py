@@ -1,0 +1,256 @@
+"""Dashboard views: adapters that check the role, call one selector or service, and render a template."""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.views import View
+from django.views.generic import TemplateView
+
+from cpo.dashboard import selectors, services
+from cpo.dashboard.forms import (
+    COMMAND_FORMS,
+    MessageLogFilterForm,
+    SessionFilterForm,
+    StationAcceptForm,
+    StationCreateForm,
+)
+from cpo.dashboard.permissions import Role, RoleRequiredMixin, user_role
+from cpo.models import ChargingStation, RegistrationStatus
+from ocpp_gateway.models import Transaction
+
+MESSAGE_LOG_PAGE_SIZE = 25
+OCPP_ACTIONS = [
+    "BootNotification", "Heartbeat", "StatusNotification", "Authorize", "StartTransaction", "StopTransaction",
+    "MeterValues", "TransactionEvent", "RemoteStartTransaction", "RemoteStopTransaction", "RequestStartTransaction",
+    "RequestStopTransaction", "Reset", "UnlockConnector", "ChangeAvailability", "TriggerMessage", "GetConfiguration",
+    "ChangeConfiguration", "GetVariables", "SetVariables",
+]
+SESSIONS_PAGE_SIZE = 50
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+    next_page = "dashboard:overview"
+
+
+class LogoutView(auth_views.LogoutView):
+    next_page = "dashboard:login"
+
+
+class DashboardView(RoleRequiredMixin, TemplateView):
+    """A page: the role check, and what the current user may do (templates hide buttons; views check again)."""
+
+    nav = ""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        role = user_role(self.request.user)
+        context.update(
+            nav=self.nav,
+            dashboard_role=role.group_name if role else "",
+            can_operate=role is not None and role >= Role.OPERATOR,
+            can_administer=role is not None and role >= Role.ADMIN,
+        )
+        return context
+
+
+class OverviewView(DashboardView):
+    template_name = "dashboard/overview.html"
+    nav = "overview"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(overview_context())
+        return context
+
+
+def overview_context() -> dict:
+    return {
+        "summary": selectors.network_summary(),
+        "active": selectors.transactions_active(),
+        "attention": selectors.evses_needing_attention(),
+        "pending": selectors.stations_pending()[:20],
+        "markers": selectors.location_markers(),
+    }
+
+
+class OverviewLiveView(DashboardView):
+    """The overview's live part, re-fetched by the page when an event arrives."""
+
+    template_name = "dashboard/_overview_live.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(overview_context())
+        return context
+
+
+class StationListView(DashboardView):
+    template_name = "dashboard/station_list.html"
+    nav = "stations"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        search = self.request.GET.get("q", "").strip()
+        online = self.request.GET.get("online", "")
+        page = Paginator(selectors.station_list(search=search, online=online), 50).get_page(
+            self.request.GET.get("page")
+        )
+        context.update(page=page, q=search, online=online)
+        return context
+
+
+class StationMixin:
+    def get_station(self) -> ChargingStation:
+        return get_object_or_404(ChargingStation.objects.select_related("location"), identity=self.kwargs["identity"])
+
+
+class StationLiveView(StationMixin, DashboardView):
+    """The station's header and connectors, re-fetched by the page when an event for this station arrives."""
+
+    template_name = "dashboard/_station_live.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        station = self.get_station()
+        context.update(station=station, connectors=selectors.station_connectors(station=station))
+        return context
+
+
+class StationDetailView(StationLiveView):
+    template_name = "dashboard/station_detail.html"
+    nav = "stations"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        station = context["station"]
+        log_filter = MessageLogFilterForm(self.request.GET or None)
+        filters = log_filter.cleaned_data if log_filter.is_valid() else {}
+        log = selectors.station_message_log(
+            station=station, action=filters.get("action", ""), direction=filters.get("direction", "")
+        )
+        log_page = Paginator(log, MESSAGE_LOG_PAGE_SIZE).get_page(self.request.GET.get("page"))
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        context.update(
+            log_filter=log_filter,
+            log_page=log_page,
+            log_query=query.urlencode(),
+            ocpp_actions=OCPP_ACTIONS,
+            audit=selectors.station_audit_log(station=station),
+        )
+        if context["can_operate"]:
+            context["command_forms"] = [
+                (name, form_cls(station=station, prefix=name)) for name, form_cls in COMMAND_FORMS.items()
+            ]
+        return context
+
+
+class StationCommandView(StationMixin, RoleRequiredMixin, View):
+    """POST a command form; the charger's answer (or the error) comes back as a message on the station page."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, identity: str, command: str):
+        form_cls = COMMAND_FORMS.get(command)
+        if form_cls is None:
+            raise Http404("no such command")
+        station = self.get_station()
+        form = form_cls(request.POST, station=station, prefix=command)
+        if not form.is_valid():
+            errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+            messages.error(request, f"{form.title}: not sent. {errors}")
+        else:
+            action, payload = form.ocpp_request()
+            outcome = services.station_command_send(user=request.user, station=station, action=action,
+                                                    payload=payload)
+            if outcome.ok:
+                messages.success(request, f"{action}: {json.dumps(outcome.audit.answer, sort_keys=True)}")
+            else:
+                messages.error(request, f"{action} failed: {outcome.audit.error}")
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#commands")
+
+
+class OnboardingView(DashboardView):
+    template_name = "dashboard/onboarding.html"
+    nav = "onboarding"
+    required_role = Role.ADMIN
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.setdefault("form", StationCreateForm())
+        context["pending"] = [
+            (station, StationAcceptForm(station=station, prefix=f"accept-{station.pk}"))
+            for station in selectors.stations_pending()[:50]
+        ]
+        return context
+
+    def post(self, request):
+        form = StationCreateForm(request.POST)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(form=form), status=400)
+        station, secret = services.station_onboard(user=request.user, **form.cleaned_data)
+        scheme = "wss" if request.is_secure() else "ws"
+        response = render(request, "dashboard/onboarding_done.html", {
+            **self.get_context_data(),
+            "station": station,
+            "secret": secret,
+            "ocpp_url": f"{scheme}://{request.get_host()}/ocpp/{station.identity}",
+        })
+        add_never_cache_headers(response)  # the secret is shown once: not from a cache, not after "back"
+        return response
+
+
+class StationAcceptView(StationMixin, RoleRequiredMixin, View):
+    required_role = Role.ADMIN
+
+    def post(self, request, identity: str):
+        station = self.get_station()
+        if station.registration_status == RegistrationStatus.ACCEPTED:
+            messages.info(request, f"{station.identity} is accepted already")
+            return HttpResponseRedirect(reverse("dashboard:onboarding"))
+        form = StationAcceptForm(request.POST, station=station, prefix=f"accept-{station.pk}")
+        if form.is_valid():
+            services.station_accept(user=request.user, station=station, **form.cleaned_data)
+            messages.success(request, f"{station.identity} accepted")
+        else:
+            messages.error(request, f"{station.identity}: " + " ".join(form.errors.get("__all__", ["invalid"])))
+        return HttpResponseRedirect(reverse("dashboard:onboarding"))
+
+
+class SessionListView(DashboardView):
+    template_name = "dashboard/session_list.html"
+    nav = "sessions"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = SessionFilterForm(self.request.GET or None)
+        filters = form.cleaned_data if form.is_valid() else {}
+        sessions = selectors.session_list(**{k: v for k, v in filters.items() if v})
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        context.update(
+            form=form,
+            page=Paginator(sessions, SESSIONS_PAGE_SIZE).get_page(self.request.GET.get("page")),
+            query=query.urlencode(),
+        )
+        return context
+
+
+class SessionDetailView(DashboardView):
+    template_name = "dashboard/session_detail.html"
+    nav = "sessions"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        tx = get_object_or_404(Transaction.objects.select_related("station", "evse__location"), pk=self.kwargs["pk"])
+        context.update(tx=tx, series=selectors.session_meter_series(transaction=tx),
+                       energy_kwh=tx.energy_wh / 1000)
+        return context

@@ -1,0 +1,219 @@
+"""Staff in a real browser (Debian's Chromium driven by Playwright) against a live daphne, with a simulated OCPP 1.6
+charger on the same server: the pages update live as the charger reports, and a remote stop sent from the station
+page ends the transaction. Screenshots go to test-output/."""
+
+import asyncio
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from ocpp.routing import after, on
+from ocpp.v16 import call
+from ocpp.v16 import call_result as result16
+from ocpp.v16.enums import Action
+
+from cpo.models import AuditLog
+from ocpp_gateway.models import Transaction
+from tests.conftest import OUTPUT
+from tests.dashboard.conftest import PASSWORD
+from tests.ocpp_gateway.chargers import Charger16, connected, now_iso
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"),
+                       reason="Debian's chromium is not installed (apt-get install -y chromium)"),
+]
+
+sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+expect = pytest.importorskip("playwright.sync_api").expect
+
+
+class StoppingCharger(Charger16):
+    """Accepts RemoteStopTransaction, then stops the transaction as a real charger does."""
+
+    meter_stop = 5200
+
+    @on(Action.remote_stop_transaction)
+    def on_remote_stop(self, transaction_id, **kwargs):
+        self.received.append(("RemoteStopTransaction", {"transaction_id": transaction_id}))
+        return result16.RemoteStopTransaction(status="Accepted")
+
+    @after(Action.remote_stop_transaction)
+    async def after_remote_stop(self, transaction_id, **kwargs):
+        await self.call(call.StopTransaction(meter_stop=self.meter_stop, timestamp=now_iso(),
+                                             transaction_id=transaction_id, reason="Remote"))
+        await self.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available",
+                                                timestamp=now_iso()))
+
+
+class ChargerThread:
+    """A simulated charger on its own event loop, so the test (and Playwright's sync API) can drive it step by step."""
+
+    def __init__(self, url: str, identity: str, secret: str):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.context = connected(url, identity, secret, cls=StoppingCharger)
+        self.cp = self.run(self.context.__aenter__())
+
+    def run(self, coroutine, timeout: float = 15):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def send(self, request):
+        return self.run(self.cp.call(request))
+
+    def close(self):
+        self.run(self.context.__aexit__(None, None, None))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def log_in(browser, base_url: str, username: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{base_url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Network overview")
+    expect(page.locator("#live-state")).to_have_text("● live")
+    return context, page
+
+
+def db(func, *args, **kwargs):
+    """Run ORM code in another thread: Playwright's sync API keeps an event loop running in this one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def run():
+        try:
+            return func(*args, **kwargs)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
+
+
+def shot(page, name: str) -> None:
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"dashboard-{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def operator_and_station(make_user, station_factory, local_token):
+    make_user("olga", "operator")
+    station, secret = station_factory("CP-LIVE", evses=2)
+    return station, secret, local_token
+
+
+def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_and_station, browser):
+    station, secret, local_token = operator_and_station
+    context, overview = log_in(browser, live_daphne.http_url, "olga")
+    page = context.new_page()
+    page.goto(f"{live_daphne.http_url}/stations/CP-LIVE/")
+    expect(page.locator("#live-state")).to_have_text("● live")
+    connector = page.locator("#station-live tr[data-evse='1']")
+    expect(connector.locator("[data-testid=status]")).to_have_text("UNKNOWN")
+    expect(page.locator("[data-testid=online]")).to_have_text("offline")
+
+    charger = ChargerThread(live_daphne.ocpp_url("CP-LIVE"), "CP-LIVE", secret)
+    try:
+        charger.send(call.BootNotification(charge_point_model="Wallbox X", charge_point_vendor="ACME",
+                                           firmware_version="1.2.3"))
+        charger.send(call.StatusNotification(connector_id=1, error_code="NoError", status="Available",
+                                             timestamp=now_iso()))
+        # No reload: the websocket event makes the page fetch its live part again.
+        expect(connector.locator("[data-testid=status]")).to_have_text("AVAILABLE")
+        expect(page.locator("[data-testid=online]")).to_have_text("online")
+        expect(page.locator("[data-testid=ocpp-version]")).to_have_text("OCPP 1.6J")
+        shot(page, "station-available")
+
+        start = charger.send(call.StartTransaction(connector_id=1, id_tag=local_token.uid, meter_start=1000,
+                                                   timestamp=now_iso()))
+        charger.send(call.StatusNotification(connector_id=1, error_code="NoError", status="Charging",
+                                             timestamp=now_iso()))
+        expect(connector.locator("[data-testid=status]")).to_have_text("CHARGING")
+        expect(connector.locator("[data-testid=transaction]")).to_contain_text(str(start.transaction_id))
+        charger.send(call.MeterValues(connector_id=1, transaction_id=start.transaction_id, meter_value=[{
+            "timestamp": now_iso(), "sampledValue": [
+                {"value": "3400", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+                {"value": "11000", "measurand": "Power.Active.Import", "unit": "W"}]}]))
+        expect(connector.locator("[data-testid=energy]")).to_have_text("2.400")
+        expect(overview.locator("[data-testid=active-count]")).to_have_text("1")
+        expect(overview.locator("[data-testid=connectors-by-status]")).to_contain_text("CHARGING 1")
+        expect(overview.locator("[data-testid=active-sessions]")).to_contain_text("CP-LIVE")
+        expect(overview.locator("#map")).to_have_attribute("data-colours", "charging")  # the map follows too
+        shot(page, "station-charging")
+        shot(overview, "overview-charging")
+
+        page.locator("[data-testid=stop]").click()  # waits for the charger's answer, then shows it
+        expect(page.locator("[data-testid=message]")).to_contain_text('RemoteStopTransaction: {"status": "Accepted"}')
+        expect(connector.locator("[data-testid=transaction]")).to_have_text("–")
+        expect(connector.locator("[data-testid=status]")).to_have_text("AVAILABLE")
+        expect(overview.locator("[data-testid=active-count]")).to_have_text("0")
+        expect(page.locator("[data-testid=audit]")).to_contain_text("olga")
+        shot(page, "station-stopped")
+        assert charger.cp.received == [("RemoteStopTransaction", {"transaction_id": start.transaction_id})]
+    finally:
+        charger.close()
+
+    tx = db(Transaction.objects.get, station=station)
+    assert tx.status == "ENDED" and tx.stop_reason == "Remote" and tx.meter_stop == 5200
+    audit = db(AuditLog.objects.get, action="RemoteStopTransaction")
+    assert audit.username == "olga" and audit.ok and audit.answer == {"status": "Accepted"}
+    assert audit.payload == {"transactionId": start.transaction_id}
+
+    session = context.new_page()
+    session.goto(f"{live_daphne.http_url}/sessions/{tx.pk}/")
+    expect(session.locator("[data-testid=session-status]")).to_have_text("ENDED")
+    expect(session.locator("[data-testid=session-energy]")).to_have_text("4.200 kWh")
+    expect(session.locator("#meter-chart")).to_have_attribute("data-ready", "1")
+    shot(session, "session-detail")
+
+    overview.reload()
+    expect(overview.locator("#map")).to_have_attribute("data-ready", "1")
+    expect(overview.locator("#map")).to_have_attribute("data-colours", "available")
+    expect(overview.locator("#map .leaflet-interactive")).to_have_count(1)
+    shot(overview, "overview-after")
+    context.close()
+
+
+@pytest.fixture
+def viewer(make_user):
+    return make_user("vera", "viewer")
+
+
+def test_the_login_page_refuses_a_wrong_password_and_the_live_socket_refuses_strangers(live_daphne, viewer, browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{live_daphne.http_url}/stations/")
+    assert "/login/?next=/stations/" in page.url
+    page.fill("input[name=username]", "vera")
+    page.fill("input[name=password]", "wrong")
+    page.click("button[type=submit]")
+    expect(page.locator(".msg.error")).to_contain_text("correct username and password")
+    shot(page, "login-refused")
+    # Without a session the dashboard socket is closed before it opens.
+    closed = page.evaluate("""() => new Promise(resolve => {
+        const ws = new WebSocket(`ws://${location.host}/ws/dashboard/`);
+        ws.onopen = () => resolve("open");
+        ws.onclose = () => resolve("closed");
+    })""")
+    assert closed == "closed"
+    context.close()
