@@ -467,7 +467,8 @@ async def steady(chargers: list[Charger], *, rate: float, seconds: float) -> int
             sent += 1
         await asyncio.sleep(0.005)
     if in_flight:
-        await asyncio.wait(in_flight, timeout=chargers[0].settings.call_timeout + 5 if chargers else 5)
+        # a task may be Authorize + StartTransaction: two CALLs, each up to call_timeout
+        await asyncio.wait(in_flight, timeout=2 * chargers[0].settings.call_timeout + 5 if chargers else 5)
     return sent
 
 
