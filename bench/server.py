@@ -9,7 +9,9 @@ that describe the platform as shipped.
 `BENCH_DB_THREAD_SENSITIVE=0` (experiment, off by default) makes the gateway's `db()` wrapper run services with
 `thread_sensitive=False`, i.e. on the default executor's pool (ASGI_THREADS threads, one database connection
 each) instead of the single shared thread every consumer queues on. It is patched in before the application is
-imported, to measure the proposed change to `ocpp_gateway/handlers/base.py` without editing it.
+imported, to measure the proposed change to `ocpp_gateway/handlers/base.py` without editing it. KNOWN DEFECT:
+django.setup() already imports the handler modules, which bind `db` by name, so the patch comes too late and only
+some calls move to the pool; do not trust figures from it until the patch is applied where `db` is bound.
 """
 
 import gc
