@@ -2,9 +2,7 @@
 charger on the same server: the pages update live as the charger reports, and a remote stop sent from the station
 page ends the transaction. Screenshots go to test-output/."""
 
-import asyncio
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,8 @@ from cpo.models import AuditLog
 from ocpp_gateway.models import Transaction
 from tests.conftest import OUTPUT
 from tests.dashboard.conftest import PASSWORD
-from tests.ocpp_gateway.chargers import Charger16, connected, now_iso
+from tests.dashboard.chargers import ChargerThread
+from tests.ocpp_gateway.chargers import Charger16, now_iso
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -50,28 +49,6 @@ class StoppingCharger(Charger16):
                                              transaction_id=transaction_id, reason="Remote"))
         await self.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available",
                                                 timestamp=now_iso()))
-
-
-class ChargerThread:
-    """A simulated charger on its own event loop, so the test (and Playwright's sync API) can drive it step by step."""
-
-    def __init__(self, url: str, identity: str, secret: str):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.context = connected(url, identity, secret, cls=StoppingCharger)
-        self.cp = self.run(self.context.__aenter__())
-
-    def run(self, coroutine, timeout: float = 15):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def send(self, request):
-        return self.run(self.cp.call(request))
-
-    def close(self):
-        self.run(self.context.__aexit__(None, None, None))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 @pytest.fixture
@@ -132,7 +109,7 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
     expect(connector.locator("[data-testid=status]")).to_have_text("UNKNOWN")
     expect(page.locator("[data-testid=online]")).to_have_text("offline")
 
-    charger = ChargerThread(live_daphne.ocpp_url("CP-LIVE"), "CP-LIVE", secret)
+    charger = ChargerThread(live_daphne.ocpp_url("CP-LIVE"), "CP-LIVE", secret, cls=StoppingCharger)
     try:
         charger.send(call.BootNotification(charge_point_model="Wallbox X", charge_point_vendor="ACME",
                                            firmware_version="1.2.3"))
