@@ -127,3 +127,12 @@ def client_info_validate(data) -> dict:
     serializer = ClientInfoSerializer(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+class OcpiEnvelopeSerializer(serializers.Serializer):
+    """The OCPI response format, for the OpenAPI description (every answer, errors included)."""
+
+    data = serializers.JSONField(allow_null=True, help_text="Object or list, depending on the request")
+    status_code = serializers.IntegerField(help_text="1000 success, 2xxx client errors, 3xxx server errors")
+    status_message = serializers.CharField(allow_null=True, required=False)
+    timestamp = serializers.DateTimeField()

@@ -3,6 +3,7 @@
 import uuid
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -10,6 +11,7 @@ from rest_framework.views import APIView
 
 from ocpi_api.auth import OcpiTokenAuthentication, PartnerCredentials, RegisteredPartnerAccess
 from ocpi_api.envelope import UnknownObject, ocpi_exception_handler
+from ocpi_api.serializers import OcpiEnvelopeSerializer
 
 REQUEST_ID = "X-Request-ID"
 CORRELATION_ID = "X-Correlation-ID"
@@ -24,6 +26,7 @@ class OcpiView(APIView):
     parser_classes = [JSONParser]
     # Configuration modules (versions, credentials, hubclientinfo) are not routed: no OCPI-from/to headers.
     routed = True
+    serializer_class = OcpiEnvelopeSerializer  # what every answer looks like, for the OpenAPI description
 
     def get_exception_handler(self):
         return ocpi_exception_handler
@@ -51,6 +54,7 @@ class OcpiView(APIView):
         return response
 
 
+@extend_schema(exclude=True)
 class UnknownEndpointView(OcpiView):
     """Anything under /ocpi/ that no module serves: 404 in the envelope, whatever the method."""
 

@@ -1,10 +1,12 @@
 """HubClientInfo module, Receiver interface (mod_hub_client_info.asciidoc): GET/PUT
 /ocpi/2.2.1/hubclientinfo/{country_code}/{party_id}. A configuration module: no routing headers."""
 
+from drf_spectacular.utils import extend_schema
+
 from ocpi_api import selectors, services
 from ocpi_api.envelope import UnknownObject, ocpi_response
 from ocpi_api.modules import InterfaceRole, OcpiModule, ocpi_route
-from ocpi_api.serializers import client_info_validate
+from ocpi_api.serializers import ClientInfoSerializer, OcpiEnvelopeSerializer, client_info_validate
 from ocpi_api.views.base import OcpiView, UnknownEndpointView
 
 
@@ -17,6 +19,7 @@ class ClientInfoView(OcpiView):
             raise UnknownObject(f"No ClientInfo for {country_code}/{party_id}")
         return ocpi_response(selectors.client_info_as_ocpi(client_info))
 
+    @extend_schema(request=ClientInfoSerializer, responses=OcpiEnvelopeSerializer)
     def put(self, request, country_code: str, party_id: str):
         client_info = client_info_validate(request.data)
         _, created = services.client_info_put(

@@ -1,11 +1,13 @@
 """Tokens module, Receiver interface (mod_tokens.asciidoc): GET/PUT/PATCH
 /ocpi/2.2.1/tokens/{country_code}/{party_id}/{token_uid}[?type={type}]."""
 
+from drf_spectacular.utils import extend_schema
+
 from ocpi_api import selectors, services
 from ocpi_api.envelope import InvalidParameters, UnknownToken, ocpi_response
 from ocpi_api.models import TokenType
 from ocpi_api.modules import InterfaceRole, OcpiModule, ocpi_route
-from ocpi_api.serializers import token_validate
+from ocpi_api.serializers import OcpiEnvelopeSerializer, TokenSerializer, token_validate
 from ocpi_api.views.base import OcpiView, UnknownEndpointView
 
 
@@ -28,6 +30,7 @@ class TokenView(OcpiView):
             raise UnknownToken(f"Unknown token {token_uid!r} ({token_type})")
         return ocpi_response(selectors.partner_token_as_ocpi(token))
 
+    @extend_schema(request=TokenSerializer, responses=OcpiEnvelopeSerializer)
     def put(self, request, country_code: str, party_id: str, token_uid: str):
         token_type = token_type_param(request)
         services.check_partner_party(partner=self.partner, country_code=country_code, party_id=party_id)
@@ -38,6 +41,7 @@ class TokenView(OcpiView):
         )
         return ocpi_response(http_status=201 if created else 200)
 
+    @extend_schema(request=TokenSerializer, responses=OcpiEnvelopeSerializer)
     def patch(self, request, country_code: str, party_id: str, token_uid: str):
         token_type = token_type_param(request)
         services.check_partner_party(partner=self.partner, country_code=country_code, party_id=party_id)
