@@ -24,19 +24,36 @@ def _components(tariff: Tariff) -> str:
 
 @admin.register(Tariff)
 class TariffAdmin(admin.ModelAdmin):
-    """Elements are edited as OCPI JSON; `Tariff.clean` validates them and the form shows each problem with its
-    path (e.g. `elements[0].price_components[1].type: 'KWH' is not a TariffDimensionType ...`)."""
+    """Elements are edited as OCPI JSON; `Tariff.clean` validates them and the form shows each problem with
+    its path (e.g. `elements[0].price_components[1].type: 'KWH' is not a TariffDimensionType ...`)."""
 
-    list_display = ("id", "country_code", "party_id", "currency", "type", "price_summary", "start_date_time",
-                    "end_date_time", "last_updated")
+    list_display = (
+        "id",
+        "country_code",
+        "party_id",
+        "currency",
+        "type",
+        "price_summary",
+        "start_date_time",
+        "end_date_time",
+        "last_updated",
+    )
     list_filter = ("type", "currency", "country_code", "party_id")
     search_fields = ("id", "party_id", "tariff_alt_url", "tariff_alt_text")
     readonly_fields = ("last_updated", "ocpi_preview")
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
         (None, {"fields": ("country_code", "party_id", "id", "currency", "type")}),
-        ("Price", {"fields": ("elements", ("min_price_excl_vat", "min_price_incl_vat"),
-                              ("max_price_excl_vat", "max_price_incl_vat"))}),
+        (
+            "Price",
+            {
+                "fields": (
+                    "elements",
+                    ("min_price_excl_vat", "min_price_incl_vat"),
+                    ("max_price_excl_vat", "max_price_incl_vat"),
+                )
+            },
+        ),
         ("Validity", {"fields": ("start_date_time", "end_date_time")}),
         ("Information", {"fields": ("tariff_alt_text", "tariff_alt_url", "energy_mix")}),
         ("OCPI", {"fields": ("last_updated", "ocpi_preview")}),

@@ -25,16 +25,22 @@ COMPONENT_KEYS = {"type", "price", "vat", "step_size"}
 NUMBER_RESTRICTIONS = ("min_kwh", "max_kwh", "min_current", "max_current", "min_power", "max_power")
 INT_RESTRICTIONS = ("min_duration", "max_duration")
 RESTRICTION_KEYS = {
-    "start_time", "end_time", "start_date", "end_date", *NUMBER_RESTRICTIONS, *INT_RESTRICTIONS,
-    "day_of_week", "reservation",
+    "start_time",
+    "end_time",
+    "start_date",
+    "end_date",
+    *NUMBER_RESTRICTIONS,
+    *INT_RESTRICTIONS,
+    "day_of_week",
+    "reservation",
 }
 # "A reservation can only have: FLAT and TIME TariffDimensions" (mod_tariffs, TariffRestrictions.reservation)
 RESERVATION_DIMENSIONS = {TariffDimensionType.FLAT, TariffDimensionType.TIME}
 
 
 def as_decimal(value: Any) -> Decimal:
-    """An OCPI number as an exact Decimal. A float (what `json.load` gives) goes through its shortest repr, which
-    is the number as written in the JSON text; bools and strings are not numbers."""
+    """An OCPI number as an exact Decimal. A float (what `json.load` gives) goes through its shortest repr,
+    which is the number as written in the JSON text; bools and strings are not numbers."""
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise TypeError(f"{value!r} is not a number")
     if isinstance(value, float):
@@ -52,7 +58,9 @@ def _choices(enum) -> str:
     return ", ".join(enum.values)
 
 
-def _number(errors: list[str], path: str, value: Any, *, minimum: Decimal | None = Decimal(0)) -> Decimal | None:
+def _number(
+    errors: list[str], path: str, value: Any, *, minimum: Decimal | None = Decimal(0)
+) -> Decimal | None:
     try:
         number = as_decimal(value)
     except TypeError:
@@ -156,8 +164,9 @@ def _check_restrictions(errors: list[str], path: str, restrictions: Any) -> None
 
 
 def check_tariff_elements(*, elements: Any) -> None:
-    """`elements` must be a non-empty list of OCPI TariffElement objects, each with at least one PriceComponent
-    (type, price, optional vat, step_size) and optional TariffRestrictions, with OCPI enum values only."""
+    """`elements` must be a non-empty list of OCPI TariffElement objects, each with at least one
+    PriceComponent (type, price, optional vat, step_size) and optional TariffRestrictions, with OCPI enum
+    values only."""
     errors: list[str] = []
     if not isinstance(elements, list) or not elements:
         raise ValidationError("elements: must be a non-empty list of TariffElement objects")
@@ -186,7 +195,8 @@ def check_tariff_elements(*, elements: Any) -> None:
                 for kind in kinds:
                     if kind is not None and kind not in RESERVATION_DIMENSIONS:
                         errors.append(
-                            f"{path}: a reservation element can only have FLAT and TIME price components, not {kind}"
+                            f"{path}: a reservation element can only have FLAT and TIME price components, "
+                            f"not {kind}"
                         )
     if errors:
         raise ValidationError(errors)

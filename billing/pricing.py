@@ -3,9 +3,9 @@
 One public entry point, `price_session(*, tariff, usage)`, prices a running session (usage up to now) and a
 finished one (the CDR) with the same code, so the running cost a partner sees and the CDR never disagree.
 Everything is `Decimal` (money, kWh, kW, A) or integer microseconds (time); no float is ever used. Money is
-rounded to 2 decimals (ROUND_HALF_UP) only at the very end, once per reported total; every total is rounded from
-the exact amounts, so `total_cost` is not the sum of the rounded dimension totals (the spec's complex example
-needs this: 2.875 + 3.30 + 4.125 = 10.30 incl. VAT).
+rounded to 2 decimals (ROUND_HALF_UP) only at the very end, once per reported total; every total is rounded
+from the exact amounts, so `total_cost` is not the sum of the rounded dimension totals (the spec's complex
+example needs this: 2.875 + 3.30 + 4.125 = 10.30 incl. VAT).
 
 How a session is cut up
 -----------------------
@@ -21,8 +21,8 @@ becomes active, the CPO SHALL add a new Charging Period" (mod_cdrs).
 Interpretations (each quoted from the spec it rests on)
 -------------------------------------------------------
 * Active component: "the first Tariff Element with a Price Component for that dimension in the list with
-  matching Tariff Restrictions will be used" and "When more than one restriction is set, they are to be treated
-  as a logical AND" (mod_tariffs). Without a matching element a dimension is free.
+  matching Tariff Restrictions will be used" and "When more than one restriction is set, they are to be
+  treated as a logical AND" (mod_tariffs). Without a matching element a dimension is free.
 * start_time/end_time: "If end_time < start_time then the period wraps around to the next day. To stop at end
   of the day use: 00:00." An `end_time` of 00:00 therefore means 24:00; start == end (other than 00:00) is
   read as the whole day. start_time is inclusive, end_time exclusive; end_date is "exclusive".
@@ -34,32 +34,32 @@ Interpretations (each quoted from the spec it rests on)
 * Parking: PARKING_TIME is "Time in this ChargingPeriod during which the vehicle is not requesting power"
   (mod_cdrs, errata). The errata note says a pause where "the EVSE is not offering energy to the vehicle while
   the vehicle is still requesting power" is not parking, so a power of 0 alone is not parking: parking is the
-  time after `charging_end_date_time` and the stretches after a sample with `charging=False` (OCPP SuspendedEV).
-  Power and current are 0 while parking.
-* TIME is "Time charging": the session minus parking. FLAT: charged once per session, at the price of the first
-  FLAT component that is active during the session (normally at its start). With a reservation, the
+  time after `charging_end_date_time` and the stretches after a sample with `charging=False` (OCPP
+  SuspendedEV). Power and current are 0 while parking.
+* TIME is "Time charging": the session minus parking. FLAT: charged once per session, at the price of the
+  first FLAT component that is active during the session (normally at its start). With a reservation, the
   reservation is priced on its own (see below) and may carry its own FLAT, as in the spec's example 16
   (reservation fee 2.00 plus start fee 0.50).
 * step_size (mod_cdrs): "SHALL only be taken into account once per session for ... ENERGY and once for
   PARKING_TIME and TIME combined"; "The step_size for the PriceComponent that is used to calculate the cost of
-  such a 'last' ChargingPeriod SHALL be used"; "The step_size uses the total amount of a certain unit used during
-  a session". So: ENERGY: the billable energy (energy in periods with an ENERGY component) is rounded up to the
-  step of the last such period's component, and the extra is billed at that period's price. TIME/PARKING_TIME:
-  "In the cases that TIME and PARKING_TIME Tariff Elements are both used, step_size is only taken into account
-  for the total parking duration": when parking was billed (a parking period with a PARKING_TIME component),
-  the session's billed parking time is rounded up to the step of the last such period's component and the
-  extra is billed at its price ("The extra 7 minutes are then added to the last period with a Price Component
-  with a time-based dimension"); charging time is then not rounded. Otherwise the billed charging time is
-  rounded the same way on the last TIME period. In every example of the spec parking comes last, where this
-  agrees with "the step_size of the last time-based period"; when charging resumes after parking we still round
-  parking only, as the sentence above says, so a moment of charging at the end cannot cancel the rounding of
-  the parking before it. `step_size` 0 means no rounding (the spec's free-of-charge tariff uses it).
-  ChargingPeriods report measured volumes; the extra is only in the cost.
+  such a 'last' ChargingPeriod SHALL be used"; "The step_size uses the total amount of a certain unit used
+  during a session". So: ENERGY: the billable energy (energy in periods with an ENERGY component) is rounded
+  up to the step of the last such period's component, and the extra is billed at that period's price.
+  TIME/PARKING_TIME: "In the cases that TIME and PARKING_TIME Tariff Elements are both used, step_size is
+  only taken into account for the total parking duration": when parking was billed (a parking period with a
+  PARKING_TIME component), the session's billed parking time is rounded up to the step of the last such
+  period's component and the extra is billed at its price ("The extra 7 minutes are then added to the last
+  period with a Price Component with a time-based dimension"); charging time is then not rounded. Otherwise
+  the billed charging time is rounded the same way on the last TIME period. In every example of the spec
+  parking comes last, where this agrees with "the step_size of the last time-based period"; when charging
+  resumes after parking we still round parking only, as the sentence above says, so a moment of charging at
+  the end cannot cancel the rounding of the parking before it. `step_size` 0 means no rounding (the spec's
+  free-of-charge tariff uses it). ChargingPeriods report measured volumes; the extra is only in the cost.
 * Reservations: "When this field is present, the TariffElement describes reservation costs. A reservation
   starts when the reservation is made, and ends when the driver starts charging ... or when the reservation
   expires." The reservation is priced with RESERVATION elements only (TIME = reservation time); an expired
-  reservation with RESERVATION_EXPIRES elements first, then RESERVATION ones ("the time based cost of an expired
-  reservation will be calculated based on the RESERVATION_EXPIRES Tariff Element"). Elements with a
+  reservation with RESERVATION_EXPIRES elements first, then RESERVATION ones ("the time based cost of an
+  expired reservation will be calculated based on the RESERVATION_EXPIRES Tariff Element"). Elements with a
   `reservation` restriction never apply to charging. The reservation's time is rounded on its own step_size.
   Its costs are reported in `total_reservation_cost` (CDR field), not in fixed/time costs.
 * min_price/max_price: "they both apply" to excl. and incl. VAT separately; they clamp `total_cost` only (the
@@ -75,6 +75,7 @@ Interpretations (each quoted from the spec it rests on)
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, localcontext
@@ -82,6 +83,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from billing.checks import as_decimal, check_tariff_elements
+from billing.encoding import ocpi_datetime
 from billing.enums import WEEKDAYS, CdrDimensionType, ReservationRestrictionType, TariffDimensionType
 
 ENERGY = TariffDimensionType.ENERGY.value
@@ -106,15 +108,16 @@ UTC = dt.timezone.utc
 PRECISION = 50  # significant digits of the Decimal context the engine computes in
 
 
-# --- Input ----------------------------------------------------------------------------------------------------
+# --- Input
+# ----------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class MeterSample:
     """One meter reading. `energy_kwh` is the energy charged since the session started (not the register), so
     it is 0 at the start and never decreases; between samples it grows linearly. `power_kw`/`current_a` (sum
-    over phases) are instantaneous values that hold until the next sample. `charging=False` marks that, from this
-    sample on, the vehicle does not request power (OCPP SuspendedEV): that time is parking."""
+    over phases) are instantaneous values that hold until the next sample. `charging=False` marks that, from
+    this sample on, the vehicle does not request power (OCPP SuspendedEV): that time is parking."""
 
     timestamp: dt.datetime
     energy_kwh: Decimal
@@ -137,10 +140,10 @@ class ReservationUsage:
 class SessionUsage:
     """What happened in a session, up to `end_date_time` (the end, or now for a running session).
 
-    `time_zone` is the Location's IANA time zone, in which restrictions on time of day, date and day of week are
-    read. `charging_end_date_time`, when set, is when charging ended while the vehicle stayed connected: from then
-    on it is parking. For an expired reservation (`reservation.expired`), no charging session took place:
-    `start_date_time == end_date_time` and there are no samples."""
+    `time_zone` is the Location's IANA time zone, in which restrictions on time of day, date and day of week
+    are read. `charging_end_date_time`, when set, is when charging ended while the vehicle stayed connected:
+    from then on it is parking. For an expired reservation (`reservation.expired`), no charging session took
+    place: `start_date_time == end_date_time` and there are no samples."""
 
     start_date_time: dt.datetime
     end_date_time: dt.datetime
@@ -150,7 +153,8 @@ class SessionUsage:
     reservation: ReservationUsage | None = None
 
 
-# --- Output ---------------------------------------------------------------------------------------------------
+# --- Output
+# ---------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -218,7 +222,8 @@ def priced_session_as_ocpi(*, priced: PricedSession) -> dict:
     return {
         "currency": priced.currency,
         "charging_periods": [
-            {**period, "start_date_time": _utc_z(period["start_date_time"])} for period in priced.charging_periods
+            {**period, "start_date_time": ocpi_datetime(period["start_date_time"])}
+            for period in priced.charging_periods
         ],
         "total_cost": priced.total_cost.as_ocpi(),
         "total_fixed_cost": priced.total_fixed_cost.as_ocpi(),
@@ -232,7 +237,8 @@ def priced_session_as_ocpi(*, priced: PricedSession) -> dict:
     }
 
 
-# --- The tariff, parsed -----------------------------------------------------------------------------------------
+# --- The tariff, parsed
+# -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -347,7 +353,8 @@ def _parse_tariff(tariff: Any) -> _Tariff:
     )
 
 
-# --- Checking the usage -----------------------------------------------------------------------------------------
+# --- Checking the usage
+# -----------------------------------------------------------------------------------------
 
 
 def _check_aware(name: str, value: Any) -> None:
@@ -369,12 +376,15 @@ def _utc(value: Any) -> Any:
 
 
 def _in_utc(usage: SessionUsage) -> SessionUsage:
-    """The usage with every aware datetime in UTC. Python subtracts and compares two datetimes of the same zone
-    by their wall clocks, which is wrong across a DST change; in UTC it is right."""
+    """The usage with every aware datetime in UTC. Python subtracts and compares two datetimes of the same
+    zone by their wall clocks, which is wrong across a DST change; in UTC it is right."""
     reservation = usage.reservation
     if reservation is not None:
-        reservation = replace(reservation, start_date_time=_utc(reservation.start_date_time),
-                              end_date_time=_utc(reservation.end_date_time))
+        reservation = replace(
+            reservation,
+            start_date_time=_utc(reservation.start_date_time),
+            end_date_time=_utc(reservation.end_date_time),
+        )
     return replace(
         usage,
         start_date_time=_utc(usage.start_date_time),
@@ -430,7 +440,8 @@ def check_session_usage(*, usage: SessionUsage) -> None:
             raise ValueError("an expired reservation has no charging session: start == end and no samples")
 
 
-# --- Cutting a phase into pieces --------------------------------------------------------------------------------
+# --- Cutting a phase into pieces
+# --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -460,7 +471,10 @@ class _Piece:
 
     @property
     def key(self) -> tuple:
-        return (self.kind, tuple(self.active[d].key if d in self.active else None for d in DIMENSIONS[self.kind]))
+        return (
+            self.kind,
+            tuple(self.active[d].key if d in self.active else None for d in DIMENSIONS[self.kind]),
+        )
 
 
 @dataclass
@@ -494,7 +508,9 @@ def _us(delta: dt.timedelta) -> int:
 
 def _stretches(usage: SessionUsage, end: int) -> list[_Stretch]:
     origin = usage.start_date_time
-    charging_end = None if usage.charging_end_date_time is None else _us(usage.charging_end_date_time - origin)
+    charging_end = (
+        None if usage.charging_end_date_time is None else _us(usage.charging_end_date_time - origin)
+    )
     points: list[tuple[int, Decimal, MeterSample | None]] = [(0, ZERO, None)]
     for sample in usage.samples:
         t = _us(sample.timestamp - origin)
@@ -516,7 +532,9 @@ def _stretches(usage: SessionUsage, end: int) -> list[_Stretch]:
             e_c = _interpolate(a, e_a, b, e_b, charging_end)
             pieces = [(a, charging_end, e_a, e_c, charging), (charging_end, b, e_c, e_b, False)]
         else:
-            pieces = [(a, b, e_a, e_b, charging and (charging_end is None or a < charging_end or a == b == 0))]
+            pieces = [
+                (a, b, e_a, e_b, charging and (charging_end is None or a < charging_end or a == b == 0))
+            ]
         for x, y, e_x, e_y, is_charging in pieces:
             if is_charging:
                 stretches.append(_Stretch(x, y, e_x, e_y, power, current, CHARGING))
@@ -534,7 +552,8 @@ def _interpolate(a: int, e_a: Decimal, b: int, e_b: Decimal, t: int) -> Decimal:
 
 
 def _offset_changes(zone: ZoneInfo, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
-    """UTC instants in [start - 1 day, end + 1 day] where the zone's UTC offset changes (DST), to the second."""
+    """UTC instants in [start - 1 day, end + 1 day] where the zone's UTC offset changes (DST), to the
+    second."""
     changes = []
     t = start - dt.timedelta(days=1)
     limit = end + dt.timedelta(days=1)
@@ -553,17 +572,25 @@ def _offset_changes(zone: ZoneInfo, start: dt.datetime, end: dt.datetime) -> lis
     return changes
 
 
-def _breakpoints(tariff: _Tariff, elements: Sequence[_Element], origin: dt.datetime, end: int, zone: ZoneInfo,
-                 stretches: list[_Stretch]) -> tuple[set[int], dict[int, Decimal]]:
-    """Every instant in (0, end) where a restriction of `elements` may change its verdict, and the exact energy
-    at the instants where the energy crosses a min_kwh/max_kwh."""
+def _breakpoints(
+    tariff: _Tariff,
+    elements: Sequence[_Element],
+    origin: dt.datetime,
+    end: int,
+    zone: ZoneInfo,
+    stretches: list[_Stretch],
+) -> tuple[set[int], dict[int, Decimal]]:
+    """Every instant in (0, end) where a restriction of `elements` may change its verdict, and the exact
+    energy at the instants where the energy crosses a min_kwh/max_kwh."""
     points: set[int] = {s.start for s in stretches} | {s.end for s in stretches}
     minutes = {0}
     energy_levels: set[Decimal] = set()
     for element in elements:
         r = element.restrictions
         minutes |= {m % (24 * 60) for m in (r.start_minute, r.end_minute) if m is not None}
-        points |= {seconds * US_PER_SECOND for seconds in (r.min_duration, r.max_duration) if seconds is not None}
+        points |= {
+            seconds * US_PER_SECOND for seconds in (r.min_duration, r.max_duration) if seconds is not None
+        }
         energy_levels |= {level for level in (r.min_kwh, r.max_kwh) if level is not None}
     end_at = origin + dt.timedelta(microseconds=end)
     day = origin.astimezone(zone).date() - dt.timedelta(days=1)
@@ -588,12 +615,15 @@ def _breakpoints(tariff: _Tariff, elements: Sequence[_Element], origin: dt.datet
 
 
 def _holds(r: _Restrictions, piece: _Piece, origin: dt.datetime, zone: ZoneInfo) -> bool:
-    """Whether all restrictions hold inside `piece` (checked at its middle; nothing changes inside a piece)."""
+    """Whether all restrictions hold inside `piece` (checked at its middle; nothing changes inside a
+    piece)."""
     middle = piece.start + (piece.end - piece.start) // 2
     local = (origin + dt.timedelta(microseconds=middle)).astimezone(zone)
     if r.start_minute is not None or r.end_minute is not None:
-        minute = local.hour * 60 + local.minute + Decimal(local.second * US_PER_SECOND + local.microsecond) / (
-            60 * US_PER_SECOND
+        minute = (
+            local.hour * 60
+            + local.minute
+            + Decimal(local.second * US_PER_SECOND + local.microsecond) / (60 * US_PER_SECOND)
         )
         start = 0 if r.start_minute is None else r.start_minute
         stop = 24 * 60 if r.end_minute is None else r.end_minute
@@ -631,17 +661,31 @@ def _holds(r: _Restrictions, piece: _Piece, origin: dt.datetime, zone: ZoneInfo)
     return True
 
 
-def _pieces(tariff: _Tariff, elements: Sequence[_Element], origin: dt.datetime, end: int, zone: ZoneInfo,
-            stretches: list[_Stretch]) -> list[_Piece]:
+def _pieces(
+    tariff: _Tariff,
+    elements: Sequence[_Element],
+    origin: dt.datetime,
+    end: int,
+    zone: ZoneInfo,
+    stretches: list[_Stretch],
+) -> list[_Piece]:
     points, exact_energy = _breakpoints(tariff, elements, origin, end, zone, stretches)
+    ordered = sorted(points)
     pieces = []
     for s in stretches:
-        cuts = [s.start, *sorted(p for p in points if s.start < p < s.end), s.end]
+        inside = ordered[bisect_right(ordered, s.start) : bisect_left(ordered, s.end)]
+        cuts = [s.start, *inside, s.end]
         for a, b in zip(cuts, cuts[1:]):
-            e_a = exact_energy[a] if a in exact_energy else _interpolate(
-                s.start, s.energy_start, s.end, s.energy_end, a)
-            e_b = exact_energy[b] if b in exact_energy else _interpolate(
-                s.start, s.energy_start, s.end, s.energy_end, b)
+            e_a = (
+                exact_energy[a]
+                if a in exact_energy
+                else _interpolate(s.start, s.energy_start, s.end, s.energy_end, a)
+            )
+            e_b = (
+                exact_energy[b]
+                if b in exact_energy
+                else _interpolate(s.start, s.energy_start, s.end, s.energy_end, b)
+            )
             piece = _Piece(a, b, e_a, e_b, s.power, s.current, s.kind)
             for dimension in DIMENSIONS[s.kind]:
                 for element in elements:
@@ -662,7 +706,8 @@ def _periods(pieces: list[_Piece]) -> list[_Period]:
     return periods
 
 
-# --- Costs ------------------------------------------------------------------------------------------------------
+# --- Costs
+# ------------------------------------------------------------------------------------------------------
 
 
 def _round_up(quantity: Decimal | int, step: int) -> Decimal | int:
@@ -698,7 +743,9 @@ def _phase_cost(periods: list[_Period]) -> _PhaseCost:
             quantity = period.energy + (extra_kwh if period is last else ZERO)
             cost.energy += period.active[ENERGY].cost(quantity)
     # TIME and PARKING_TIME: rounded once, combined: parking when parking was billed, else charging time.
-    timed = [(p, TIME if p.kind in (CHARGING, RESERVING) else PARKING_TIME) for p in periods if p.duration > 0]
+    timed = [
+        (p, TIME if p.kind in (CHARGING, RESERVING) else PARKING_TIME) for p in periods if p.duration > 0
+    ]
     timed = [(p, d) for p, d in timed if d in p.active]
     if timed:
         parked = [(p, d) for p, d in timed if d == PARKING_TIME]
@@ -735,14 +782,12 @@ def _clamp(total: Price, tariff: _Tariff) -> Price:
     return Price(**parts)
 
 
-def _utc_z(value: dt.datetime) -> str:
-    value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds" if value.microsecond else "seconds").replace("+00:00", "Z")
-
-
-def _ocpi_periods(periods: list[_Period], origin: dt.datetime, tariff: _Tariff, elements: Sequence[_Element]
-                  ) -> list[dict]:
-    watch_power = any(e.restrictions.min_power is not None or e.restrictions.max_power is not None for e in elements)
+def _ocpi_periods(
+    periods: list[_Period], origin: dt.datetime, tariff: _Tariff, elements: Sequence[_Element]
+) -> list[dict]:
+    watch_power = any(
+        e.restrictions.min_power is not None or e.restrictions.max_power is not None for e in elements
+    )
     watch_current = any(
         e.restrictions.min_current is not None or e.restrictions.max_current is not None for e in elements
     )
@@ -759,26 +804,36 @@ def _ocpi_periods(periods: list[_Period], origin: dt.datetime, tariff: _Tariff, 
             dimensions.append({"type": kind.value, "volume": hours})
             if watch_power:
                 powers = [p.power for p in period.pieces]
-                dimensions += [{"type": CdrDimensionType.MIN_POWER.value, "volume": _quantity(min(powers))},
-                               {"type": CdrDimensionType.MAX_POWER.value, "volume": _quantity(max(powers))}]
+                dimensions += [
+                    {"type": CdrDimensionType.MIN_POWER.value, "volume": _quantity(min(powers))},
+                    {"type": CdrDimensionType.MAX_POWER.value, "volume": _quantity(max(powers))},
+                ]
             currents = [p.current for p in period.pieces]
             if watch_current and None not in currents:
-                dimensions += [{"type": CdrDimensionType.MIN_CURRENT.value, "volume": _quantity(min(currents))},
-                               {"type": CdrDimensionType.MAX_CURRENT.value, "volume": _quantity(max(currents))}]
-        result.append({
-            "start_date_time": (origin + dt.timedelta(microseconds=period.first.start)).astimezone(UTC),
-            "dimensions": dimensions,
-            "tariff_id": tariff.id,
-        })
+                dimensions += [
+                    {"type": CdrDimensionType.MIN_CURRENT.value, "volume": _quantity(min(currents))},
+                    {"type": CdrDimensionType.MAX_CURRENT.value, "volume": _quantity(max(currents))},
+                ]
+        result.append(
+            {
+                "start_date_time": (origin + dt.timedelta(microseconds=period.first.start)).astimezone(UTC),
+                "dimensions": dimensions,
+                "tariff_id": tariff.id,
+            }
+        )
     return result
 
 
 def _reservation_elements(tariff: _Tariff, expired: bool) -> list[_Element]:
-    reserved = [e for e in tariff.elements if e.restrictions.reservation == ReservationRestrictionType.RESERVATION]
+    reserved = [
+        e for e in tariff.elements if e.restrictions.reservation == ReservationRestrictionType.RESERVATION
+    ]
     if not expired:
         return reserved
     expiring = [
-        e for e in tariff.elements if e.restrictions.reservation == ReservationRestrictionType.RESERVATION_EXPIRES
+        e
+        for e in tariff.elements
+        if e.restrictions.reservation == ReservationRestrictionType.RESERVATION_EXPIRES
     ]
     return expiring + reserved
 
@@ -819,8 +874,13 @@ def price_session(*, tariff: Any, usage: SessionUsage) -> PricedSession:
         before_limits = session.fixed + session.energy + session.time + session.parking + reservation_cost
         total = _clamp(before_limits, parsed)
         exact = ExactCosts(
-            fixed=session.fixed, energy=session.energy, time=session.time, parking=session.parking,
-            reservation=reservation_cost, before_limits=before_limits, total=total,
+            fixed=session.fixed,
+            energy=session.energy,
+            time=session.time,
+            parking=session.parking,
+            reservation=reservation_cost,
+            before_limits=before_limits,
+            total=total,
         )
         return PricedSession(
             tariff_id=parsed.id,

@@ -1,21 +1,15 @@
-"""Reads on tariffs, shaped as OCPI 2.2.1 objects for the sender interface (mod_tariffs.asciidoc, Tariff object)."""
+"""Reads on tariffs, shaped as OCPI 2.2.1 objects for the sender interface (mod_tariffs.asciidoc, Tariff
+object)."""
 
-import datetime as dt
 from typing import Any
 
+from billing.encoding import ocpi_datetime
 from billing.models import Tariff
 
 
-def _utc_z(value: dt.datetime) -> str:
-    """OCPI DateTime: UTC, `Z`, whole seconds unless there is a fraction."""
-    value = value.astimezone(dt.timezone.utc)
-    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
-
-
 def _numbers(value: Any) -> Any:
-    """Decimals stay Decimal (DRF renders them as JSON numbers); containers are copied so callers can't mutate the
-    model's JSON."""
+    """Decimals stay Decimal (DRF renders them as JSON numbers); containers are copied so callers can't
+    mutate the model's JSON."""
     if isinstance(value, list):
         return [_numbers(item) for item in value]
     if isinstance(value, dict):
@@ -24,9 +18,9 @@ def _numbers(value: Any) -> Any:
 
 
 def tariff_as_ocpi(*, tariff: Tariff) -> dict:
-    """The OCPI Tariff object: required fields always, optional fields only when set (OCPI: "Fields that are not
-    specified may be considered as null values"), in the order of the spec's table, `last_updated` as UTC with
-    `Z`. Numbers are Decimal (prices, vat) or int (step_size, durations)."""
+    """The OCPI Tariff object: required fields always, optional fields only when set (OCPI: "Fields that are
+    not specified may be considered as null values"), in the order of the spec's table, `last_updated` as UTC
+    with `Z`. Numbers are Decimal (prices, vat) or int (step_size, durations)."""
     data: dict[str, Any] = {
         "country_code": tariff.country_code,
         "party_id": tariff.party_id,
@@ -45,12 +39,12 @@ def tariff_as_ocpi(*, tariff: Tariff) -> dict:
         data["max_price"] = tariff.max_price
     data["elements"] = _numbers(tariff.elements)
     if tariff.start_date_time is not None:
-        data["start_date_time"] = _utc_z(tariff.start_date_time)
+        data["start_date_time"] = ocpi_datetime(tariff.start_date_time)
     if tariff.end_date_time is not None:
-        data["end_date_time"] = _utc_z(tariff.end_date_time)
+        data["end_date_time"] = ocpi_datetime(tariff.end_date_time)
     if tariff.energy_mix is not None:
         data["energy_mix"] = _numbers(tariff.energy_mix)
-    data["last_updated"] = _utc_z(tariff.last_updated)
+    data["last_updated"] = ocpi_datetime(tariff.last_updated)
     return data
 
 

@@ -13,8 +13,20 @@ from billing.checks import as_decimal
 from billing.models import Tariff
 
 OCPI_TARIFF_FIELDS = (
-    "country_code", "party_id", "id", "currency", "type", "tariff_alt_text", "tariff_alt_url", "min_price",
-    "max_price", "elements", "start_date_time", "end_date_time", "energy_mix", "last_updated",
+    "country_code",
+    "party_id",
+    "id",
+    "currency",
+    "type",
+    "tariff_alt_text",
+    "tariff_alt_url",
+    "min_price",
+    "max_price",
+    "elements",
+    "start_date_time",
+    "end_date_time",
+    "energy_mix",
+    "last_updated",
 )
 
 
@@ -31,8 +43,9 @@ def _exact(value: Any) -> Any:
 
 @transaction.atomic
 def tariff_upsert_from_ocpi(*, data: dict) -> Tariff:
-    """Create or replace a Tariff from an OCPI Tariff object (a parsed JSON dict, e.g. an example of the spec).
-    `last_updated` in the input is ignored: ours moves on every save. Raises ValidationError on bad input."""
+    """Create or replace a Tariff from an OCPI Tariff object (a parsed JSON dict, e.g. an example of the
+    spec). `last_updated` in the input is ignored: ours moves on every save. Raises ValidationError on bad
+    input."""
     unknown = set(data) - set(OCPI_TARIFF_FIELDS)
     if unknown:
         raise ValidationError(f"unknown Tariff field(s): {', '.join(sorted(unknown))}")
@@ -61,10 +74,10 @@ def tariff_upsert_from_ocpi(*, data: dict) -> Tariff:
 @transaction.atomic
 def tariff_seed_demo(*, tariff_id: str) -> Tariff:
     """The demo AC tariff of this CPO: € 1.00 start fee and € 0.35 per kWh (both excl. VAT, 21% VAT as in the
-    Netherlands), energy billed per Wh. Idempotent: an existing tariff with this id is left as staff last edited
-    it. The alternative text holds no prices: "the tariff_alt_text SHALL only contain additional tariff
-    information in human-readable text, not the price information that is also available via the elements field"
-    (mod_tariffs)."""
+    Netherlands), energy billed per Wh. Idempotent: an existing tariff with this id is left as staff last
+    edited it. The alternative text holds no prices: "the tariff_alt_text SHALL only contain additional tariff
+    information in human-readable text, not the price information that is also available via the elements
+    field" (mod_tariffs)."""
     tariff = Tariff.objects.filter(pk=tariff_id).first()
     if tariff is not None:
         return tariff

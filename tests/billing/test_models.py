@@ -1,5 +1,6 @@
 """The Tariff model, its validation, the admin and the OCPI projection."""
 
+import datetime as dt
 import json
 from decimal import Decimal
 
@@ -17,7 +18,9 @@ ENERGY = {"type": "ENERGY", "price": Decimal("0.25"), "vat": Decimal("10.0"), "s
 
 
 def make_tariff(**kwargs) -> Tariff:
-    values = dict(id="T1", country_code="NL", party_id="CPO", currency="EUR", elements=[{"price_components": [ENERGY]}])
+    values = dict(
+        id="T1", country_code="NL", party_id="CPO", currency="EUR", elements=[{"price_components": [ENERGY]}]
+    )
     values.update(kwargs)
     return Tariff(**values)
 
@@ -35,17 +38,41 @@ def test_a_valid_tariff_passes_full_clean(db):
     [
         ([], "non-empty list"),
         ([{"price_components": []}], "elements[0].price_components: must be a non-empty list"),
-        ([{"price_components": [dict(ENERGY, type="KWH")]}], "elements[0].price_components[0].type: 'KWH' is not a TariffDimensionType"),
-        ([{"price_components": [dict(ENERGY, price="0.25")]}], "elements[0].price_components[0].price: must be a number"),
+        (
+            [{"price_components": [dict(ENERGY, type="KWH")]}],
+            "elements[0].price_components[0].type: 'KWH' is not a TariffDimensionType",
+        ),
+        (
+            [{"price_components": [dict(ENERGY, price="0.25")]}],
+            "elements[0].price_components[0].price: must be a number",
+        ),
         ([{"price_components": [dict(ENERGY, price=Decimal("-1"))]}], "price: must be >= 0"),
         ([{"price_components": [dict(ENERGY, step_size=1.5)]}], "step_size: must be an integer"),
         ([{"price_components": [{"type": "ENERGY", "price": 1}]}], "step_size: required"),
-        ([{"price_components": [ENERGY], "restrictions": {"start_time": "7:00"}}], "restrictions.start_time: must be a time of day HH:MM"),
-        ([{"price_components": [ENERGY], "restrictions": {"end_date": "2024-02-30"}}], "is not a calendar date"),
-        ([{"price_components": [ENERGY], "restrictions": {"day_of_week": ["MON"]}}], "'MON' is not a DayOfWeek"),
-        ([{"price_components": [ENERGY], "restrictions": {"min_kwh": 20, "max_kwh": 10}}], "min_kwh must be lower than max_kwh"),
-        ([{"price_components": [ENERGY], "restrictions": {"reservation": "YES"}}], "is not a ReservationRestrictionType"),
-        ([{"price_components": [ENERGY], "restrictions": {"reservation": "RESERVATION"}}], "reservation element can only have FLAT and TIME"),
+        (
+            [{"price_components": [ENERGY], "restrictions": {"start_time": "7:00"}}],
+            "restrictions.start_time: must be a time of day HH:MM",
+        ),
+        (
+            [{"price_components": [ENERGY], "restrictions": {"end_date": "2024-02-30"}}],
+            "is not a calendar date",
+        ),
+        (
+            [{"price_components": [ENERGY], "restrictions": {"day_of_week": ["MON"]}}],
+            "'MON' is not a DayOfWeek",
+        ),
+        (
+            [{"price_components": [ENERGY], "restrictions": {"min_kwh": 20, "max_kwh": 10}}],
+            "min_kwh must be lower than max_kwh",
+        ),
+        (
+            [{"price_components": [ENERGY], "restrictions": {"reservation": "YES"}}],
+            "is not a ReservationRestrictionType",
+        ),
+        (
+            [{"price_components": [ENERGY], "restrictions": {"reservation": "RESERVATION"}}],
+            "reservation element can only have FLAT and TIME",
+        ),
         ([{"price_components": [ENERGY], "restrictions": {"max_speed": 3}}], "unknown field(s) max_speed"),
     ],
 )
@@ -57,8 +84,13 @@ def test_a_bad_element_is_refused_with_a_message_naming_its_path(db, elements, e
 
 
 def test_other_fields_are_checked_too(db):
-    tariff = make_tariff(currency="eur", type="CHEAP", tariff_alt_text=[{"language": "english", "text": "x"}],
-                         min_price_excl_vat=Decimal("5"), max_price_excl_vat=Decimal("1"))
+    tariff = make_tariff(
+        currency="eur",
+        type="CHEAP",
+        tariff_alt_text=[{"language": "english", "text": "x"}],
+        min_price_excl_vat=Decimal("5"),
+        max_price_excl_vat=Decimal("1"),
+    )
     with pytest.raises(ValidationError) as excinfo:
         tariff.full_clean()
     fields = excinfo.value.message_dict
@@ -83,10 +115,23 @@ def admin_post(client, elements_text: str):
     return client.post(
         "/admin/billing/tariff/add/",
         {
-            "country_code": "NL", "party_id": "CPO", "id": "ADM-1", "currency": "EUR", "type": "",
-            "elements": elements_text, "tariff_alt_text": "[]", "tariff_alt_url": "", "energy_mix": "null",
-            "min_price_excl_vat": "", "min_price_incl_vat": "", "max_price_excl_vat": "", "max_price_incl_vat": "",
-            "start_date_time_0": "", "start_date_time_1": "", "end_date_time_0": "", "end_date_time_1": "",
+            "country_code": "NL",
+            "party_id": "CPO",
+            "id": "ADM-1",
+            "currency": "EUR",
+            "type": "",
+            "elements": elements_text,
+            "tariff_alt_text": "[]",
+            "tariff_alt_url": "",
+            "energy_mix": "null",
+            "min_price_excl_vat": "",
+            "min_price_incl_vat": "",
+            "max_price_excl_vat": "",
+            "max_price_incl_vat": "",
+            "start_date_time_0": "",
+            "start_date_time_1": "",
+            "end_date_time_0": "",
+            "end_date_time_1": "",
         },
     )
 
@@ -152,3 +197,12 @@ def test_tariff_seed_demo_is_idempotent_and_uses_our_party(db, settings):
     kinds = {c["type"]: c for e in second.elements for c in e["price_components"]}
     assert kinds["ENERGY"]["price"] == Decimal("0.35") and kinds["FLAT"]["price"] == Decimal("1.00")
     assert kinds["ENERGY"]["vat"] > 0
+
+
+def test_last_updated_fits_ocpi_datetime_string_25(db):
+    tariff = tariff_upsert_from_ocpi(data=example("tariff_8_simple_025kwh.json"))
+    Tariff.objects.filter(pk=tariff.pk).update(
+        last_updated=dt.datetime(2024, 5, 1, 12, 0, 1, 987654, tzinfo=dt.UTC)
+    )
+    tariff.refresh_from_db()
+    assert tariff_as_ocpi(tariff=tariff)["last_updated"] == "2024-05-01T12:00:01.987Z"

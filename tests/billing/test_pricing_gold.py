@@ -1,5 +1,5 @@
-"""Gold tests: every tariff example of OCPI 2.2.1 with a stated total (README of the examples folder), priced on
-the scenario mod_tariffs.asciidoc describes next to it, plus the step_size worked cases of mod_tariffs and
+"""Gold tests: every tariff example of OCPI 2.2.1 with a stated total (README of the examples folder), priced
+on the scenario mod_tariffs.asciidoc describes next to it, plus the step_size worked cases of mod_tariffs and
 mod_cdrs. Expected figures are the spec's; where the spec gives only excl. VAT, incl. VAT is derived from its
 VAT rates and noted."""
 
@@ -45,7 +45,10 @@ def time_session(charge_minutes, park_minutes=0, *, start="2024-01-15 10:00", cu
         start_date_time=begin,
         end_date_time=minutes(charged, park_minutes),
         time_zone=TZ,
-        samples=[MeterSample(begin, D(0), current_a=current), MeterSample(charged, D(kwh), current_a=current)],
+        samples=[
+            MeterSample(begin, D(0), current_a=current),
+            MeterSample(charged, D(kwh), current_a=current),
+        ],
         charging_end_date_time=charged if park_minutes else None,
     )
 
@@ -68,8 +71,10 @@ def test_tariff_9_start_fee_and_energy_20_kwh():
     assert priced.total_energy_cost == price("5.00", "5.50")
 
 
-@pytest.mark.parametrize("kwh, total", [("20", price("5.00", "5.50")), ("1.5", price("0.50", "0.55")),
-                                        ("0", price("0.50", "0.55"))])
+@pytest.mark.parametrize(
+    "kwh, total",
+    [("20", price("5.00", "5.50")), ("1.5", price("0.50", "0.55")), ("0", price("0.50", "0.55"))],
+)
 def test_tariff_12_min_price(kwh, total):
     priced = price_session(tariff=example("tariff_12_025kwh_min_price.json"), usage=energy_session(kwh))
     assert priced.total_cost == total
@@ -109,7 +114,9 @@ def test_tariff_1_two_euro_per_hour_for_2_5_hours():
 
 
 def test_tariff_13_three_euro_per_hour_and_parking_42_minutes_billed_as_45():
-    priced = price_session(tariff=example("tariff_13_simple_3hour_5parking.json"), usage=time_session(150, 42))
+    priced = price_session(
+        tariff=example("tariff_13_simple_3hour_5parking.json"), usage=time_session(150, 42)
+    )
     assert priced.total_cost == price("11.25", "12.75")
     assert priced.total_time_cost == price("7.50", "8.25")
     assert priced.total_parking_cost == price("3.75", "4.50")
@@ -143,18 +150,24 @@ def test_tariff_15_reservation_15_minutes_before_charging_20_kwh():
     priced = price_session(tariff=example("tariff_15_reservation_5_euro_per_hour.json"), usage=usage)
     assert priced.total_cost == price("6.75", "7.60")
     assert priced.total_reservation_cost == price("1.25", "1.50")
-    assert priced.total_time_cost == price("0.00", "0.00")  # the RESERVATION TIME element is not charging time
+    assert priced.total_time_cost == price(
+        "0.00", "0.00"
+    )  # the RESERVATION TIME element is not charging time
     assert priced.charging_periods[0]["dimensions"] == [{"type": "RESERVATION_TIME", "volume": D("0.25")}]
 
 
 def test_tariff_15_without_a_reservation_the_reservation_element_does_not_apply():
-    priced = price_session(tariff=example("tariff_15_reservation_5_euro_per_hour.json"), usage=energy_session("20"))
+    priced = price_session(
+        tariff=example("tariff_15_reservation_5_euro_per_hour.json"), usage=energy_session("20")
+    )
     assert priced.total_cost == price("5.50", "6.10")
 
 
 def test_tariff_16_reservation_fee_and_13_minutes_billed_as_15():
     usage = energy_session("20", reservation=ReservationUsage(at("2024-01-15 09:47"), at("2024-01-15 10:00")))
-    priced = price_session(tariff=example("tariff_16_reservation_2_euro_fee_5_euro_per_hour.json"), usage=usage)
+    priced = price_session(
+        tariff=example("tariff_16_reservation_2_euro_fee_5_euro_per_hour.json"), usage=usage
+    )
     assert priced.total_cost == price("8.75", "10.00")
     assert priced.total_reservation_cost == price("3.25", "3.90")
     assert priced.total_fixed_cost == price("0.50", "0.60")
@@ -163,8 +176,12 @@ def test_tariff_16_reservation_fee_and_13_minutes_billed_as_15():
 def expired(reserved_minutes: int) -> SessionUsage:
     begin = at("2024-01-15 09:00")
     end = minutes(begin, reserved_minutes)
-    return SessionUsage(start_date_time=end, end_date_time=end, time_zone=TZ,
-                        reservation=ReservationUsage(begin, end, expired=True))
+    return SessionUsage(
+        start_date_time=end,
+        end_date_time=end,
+        time_zone=TZ,
+        reservation=ReservationUsage(begin, end, expired=True),
+    )
 
 
 def test_tariff_17_reservation_used_after_22_minutes_billed_as_30():
@@ -195,8 +212,12 @@ def test_cdr_example_1_973_hours_in_5_minute_steps():
     cdr = example("cdr_example.json")
     start = dt.datetime.fromisoformat(cdr["start_date_time"])
     end = dt.datetime.fromisoformat(cdr["end_date_time"])
-    usage = SessionUsage(start_date_time=start, end_date_time=end, time_zone="Europe/Brussels",
-                         samples=[MeterSample(start, D(0)), MeterSample(end, D("15.342"))])
+    usage = SessionUsage(
+        start_date_time=start,
+        end_date_time=end,
+        time_zone="Europe/Brussels",
+        samples=[MeterSample(start, D(0)), MeterSample(end, D("15.342"))],
+    )
     priced = price_session(tariff=cdr["tariffs"][0], usage=usage)
     assert priced.total_cost == price("4.00", "4.40") == priced.total_time_cost
     assert priced.total_time.quantize(D("0.001")) == D("1.973")
@@ -204,7 +225,8 @@ def test_cdr_example_1_973_hours_in_5_minute_steps():
     assert [p["tariff_id"] for p in priced.charging_periods] == ["12"]
 
 
-# --- mod_tariffs: tariff_14_step_size.json, "switching to different Tariff Element" ------------------------------
+# --- mod_tariffs: tariff_14_step_size.json, "switching to different Tariff Element"
+# ------------------------------
 
 STEP_TARIFF = "tariff_14_step_size.json"  # no VAT in this tariff: incl. VAT equals excl. VAT
 
@@ -231,43 +253,62 @@ def test_tariff_14_example_3_parking_free_after_20_00():
     assert priced.total_parking_time == D("0.3333")  # 20 minutes measured
 
 
-# --- mod_tariffs: TariffRestrictions examples ---------------------------------------------------------------------
+# --- mod_tariffs: TariffRestrictions examples
+# ---------------------------------------------------------------------
 
 
 def test_max_power_example_costs_20_30():
     start = at("2024-01-15 10:00")
-    usage = SessionUsage(start_date_time=start, end_date_time=minutes(start, 67.5), time_zone=TZ, samples=[
-        MeterSample(start, D(0), power_kw=D(6)),
-        MeterSample(minutes(start, 10), D(1), power_kw=D(48)),
-        MeterSample(minutes(start, 60), D(41), power_kw=D(4)),
-        MeterSample(minutes(start, 67.5), D("41.5"), power_kw=D(4)),
-    ])
+    usage = SessionUsage(
+        start_date_time=start,
+        end_date_time=minutes(start, 67.5),
+        time_zone=TZ,
+        samples=[
+            MeterSample(start, D(0), power_kw=D(6)),
+            MeterSample(minutes(start, 10), D(1), power_kw=D(48)),
+            MeterSample(minutes(start, 60), D(41), power_kw=D(4)),
+            MeterSample(minutes(start, 67.5), D("41.5"), power_kw=D(4)),
+        ],
+    )
     priced = price_session(tariff=example("tariffrestriction_example_max_power.json"), usage=usage)
     assert priced.total_cost == price("20.30", "24.36")  # incl.: the tariff's 20% VAT
-    max_power = [[d["volume"] for d in p["dimensions"] if d["type"] == "MAX_POWER"] for p in priced.charging_periods]
+    max_power = [
+        [d["volume"] for d in p["dimensions"] if d["type"] == "MAX_POWER"] for p in priced.charging_periods
+    ]
     assert max_power == [[D(6)], [D(48)], [D(4)]]
 
 
 def test_max_power_example_without_power_readings_uses_the_average_power():
     start = at("2024-01-15 10:00")
-    usage = SessionUsage(start_date_time=start, end_date_time=minutes(start, 67.5), time_zone=TZ, samples=[
-        MeterSample(minutes(start, 10), D(1)), MeterSample(minutes(start, 60), D(41)),
-        MeterSample(minutes(start, 67.5), D("41.5")),
-    ])
+    usage = SessionUsage(
+        start_date_time=start,
+        end_date_time=minutes(start, 67.5),
+        time_zone=TZ,
+        samples=[
+            MeterSample(minutes(start, 10), D(1)),
+            MeterSample(minutes(start, 60), D(41)),
+            MeterSample(minutes(start, 67.5), D("41.5")),
+        ],
+    )
     priced = price_session(tariff=example("tariffrestriction_example_max_power.json"), usage=usage)
     assert priced.total_cost.excl_vat == D("20.30")
 
 
 def test_max_duration_example_costs_0_30():
     start = at("2024-01-15 10:00")
-    usage = SessionUsage(start_date_time=start, end_date_time=minutes(start, 40), time_zone=TZ, samples=[
-        MeterSample(minutes(start, 30), D(5)), MeterSample(minutes(start, 40), D("6.2"))])
+    usage = SessionUsage(
+        start_date_time=start,
+        end_date_time=minutes(start, 40),
+        time_zone=TZ,
+        samples=[MeterSample(minutes(start, 30), D(5)), MeterSample(minutes(start, 40), D("6.2"))],
+    )
     priced = price_session(tariff=example("tariffrestriction_example_max_duration.json"), usage=usage)
     assert priced.total_cost == price("0.30", "0.36")
     assert [p["start_date_time"] for p in priced.charging_periods] == [start, minutes(start, 30)]
 
 
-# --- mod_cdrs: the step_size section --------------------------------------------------------------------------
+# --- mod_cdrs: the step_size section
+# --------------------------------------------------------------------------
 
 
 def component(kind: str, price_: str, step: int) -> dict:
@@ -291,9 +332,16 @@ def test_cdrs_step_size_energy_4_3_before_and_1_1_after_17_00_rounds_the_total_t
         {"price_components": [component("ENERGY", "0.27", 500)]},
     )
     start = at("2024-01-15 16:00")
-    usage = SessionUsage(start_date_time=start, end_date_time=minutes(start, 120), time_zone=TZ, samples=[
-        MeterSample(start, D(0)), MeterSample(minutes(start, 60), D("4.3")),
-        MeterSample(minutes(start, 120), D("5.4"))])
+    usage = SessionUsage(
+        start_date_time=start,
+        end_date_time=minutes(start, 120),
+        time_zone=TZ,
+        samples=[
+            MeterSample(start, D(0)),
+            MeterSample(minutes(start, 60), D("4.3")),
+            MeterSample(minutes(start, 120), D("5.4")),
+        ],
+    )
     priced = price_session(tariff=t, usage=usage)
     assert priced.exact.energy.excl_vat == D("0.86") + D("1.2") * D("0.27")  # not 1.5 kWh after 17:00
     assert priced.total_energy_cost.excl_vat == D("1.18")

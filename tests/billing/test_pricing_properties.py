@@ -15,13 +15,20 @@ from billing.pricing import FREE, PRECISION, MeterSample, SessionUsage, price_se
 TZ = "Europe/Amsterdam"
 # Around the spring and autumn DST changes, and an ordinary week.
 # Instants are generated in UTC (adding minutes to a local wall clock is not adding elapsed time across DST).
-BASES = [dt.datetime(2024, 3, 30, 20, tzinfo=ZoneInfo(TZ)).astimezone(dt.timezone.utc),
-         dt.datetime(2024, 10, 26, 20, tzinfo=ZoneInfo(TZ)).astimezone(dt.timezone.utc),
-         dt.datetime(2024, 1, 15, 6, tzinfo=ZoneInfo(TZ)).astimezone(dt.timezone.utc)]
+BASES = [
+    dt.datetime(2024, 3, 30, 20, tzinfo=ZoneInfo(TZ)).astimezone(dt.timezone.utc),
+    dt.datetime(2024, 10, 26, 20, tzinfo=ZoneInfo(TZ)).astimezone(dt.timezone.utc),
+    dt.datetime(2024, 1, 15, 6, tzinfo=ZoneInfo(TZ)).astimezone(dt.timezone.utc),
+]
 
 money = st.decimals(min_value=0, max_value=5, places=2)
 vat = st.one_of(st.none(), st.sampled_from([D("0"), D("5.2"), D("9"), D("20.0"), D("21")]))
-steps = {"ENERGY": [0, 1, 100, 500], "FLAT": [0, 1], "TIME": [0, 1, 60, 300, 900], "PARKING_TIME": [0, 1, 300, 900]}
+steps = {
+    "ENERGY": [0, 1, 100, 500],
+    "FLAT": [0, 1],
+    "TIME": [0, 1, 60, 300, 900],
+    "PARKING_TIME": [0, 1, 300, 900],
+}
 hhmm = st.sampled_from(["00:00", "02:30", "06:00", "09:00", "12:15", "17:00", "20:00", "23:59"])
 
 
@@ -46,10 +53,20 @@ def restrictions(draw):
     if draw(st.booleans()):
         r["end_time"] = draw(hhmm)
     if draw(st.booleans()):
-        r["day_of_week"] = draw(st.lists(st.sampled_from(["MONDAY", "SATURDAY", "SUNDAY", "TUESDAY"]), min_size=1,
-                                         max_size=3, unique=True))
-    for name, values in (("kwh", [0, 5, 10, 20, 40]), ("power", [0, 7, 11, 22, 50]), ("current", [0, 16, 32]),
-                         ("duration", [0, 600, 1800, 3600, 7200])):
+        r["day_of_week"] = draw(
+            st.lists(
+                st.sampled_from(["MONDAY", "SATURDAY", "SUNDAY", "TUESDAY"]),
+                min_size=1,
+                max_size=3,
+                unique=True,
+            )
+        )
+    for name, values in (
+        ("kwh", [0, 5, 10, 20, 40]),
+        ("power", [0, 7, 11, 22, 50]),
+        ("current", [0, 16, 32]),
+        ("duration", [0, 600, 1800, 3600, 7200]),
+    ):
         if draw(st.booleans()):
             low, high = sorted(draw(st.lists(st.sampled_from(values), min_size=2, max_size=2, unique=True)))
             if draw(st.booleans()):
@@ -88,23 +105,37 @@ def usage(draw, with_power=True):
     for _ in range(draw(st.integers(0, 6))):
         t += dt.timedelta(seconds=draw(st.integers(1, 7200)))
         energy += draw(st.decimals(0, 30, places=3))
-        samples.append(MeterSample(
-            t, energy,
-            power_kw=draw(st.one_of(st.none(), st.decimals(0, 60, places=1))) if with_power else None,
-            current_a=draw(st.one_of(st.none(), st.decimals(0, 64, places=1))) if with_power else None,
-            charging=draw(st.sampled_from([True, True, True, False])),
-        ))
+        samples.append(
+            MeterSample(
+                t,
+                energy,
+                power_kw=draw(st.one_of(st.none(), st.decimals(0, 60, places=1))) if with_power else None,
+                current_a=draw(st.one_of(st.none(), st.decimals(0, 64, places=1))) if with_power else None,
+                charging=draw(st.sampled_from([True, True, True, False])),
+            )
+        )
     charging_end = None
     if draw(st.booleans()):
         charging_end = t + dt.timedelta(seconds=draw(st.integers(0, 3600)))
     end = max(t, charging_end or t) + dt.timedelta(seconds=draw(st.integers(0, 7200)))
-    return SessionUsage(start_date_time=start, end_date_time=end, time_zone=TZ, samples=samples,
-                        charging_end_date_time=charging_end)
+    return SessionUsage(
+        start_date_time=start,
+        end_date_time=end,
+        time_zone=TZ,
+        samples=samples,
+        charging_end_date_time=charging_end,
+    )
 
 
 def prices(priced):
-    return [priced.total_cost, priced.total_fixed_cost, priced.total_energy_cost, priced.total_time_cost,
-            priced.total_parking_cost, priced.total_reservation_cost]
+    return [
+        priced.total_cost,
+        priced.total_fixed_cost,
+        priced.total_energy_cost,
+        priced.total_time_cost,
+        priced.total_parking_cost,
+        priced.total_reservation_cost,
+    ]
 
 
 @settings(max_examples=300, deadline=None)
@@ -161,15 +192,18 @@ def test_charging_periods_account_for_all_time_and_energy(tariff, usage):
 
 @st.composite
 def non_decreasing_tariff(draw):
-    """One unrestricted element: every dimension has one price for the whole session. When both time dimensions
-    are priced, a minute of parking's step costs at least what a step of charging time does (otherwise the spec's
-    rule, which rounds only the last time dimension, makes stopping to charge cheaper than continuing)."""
+    """One unrestricted element: every dimension has one price for the whole session. When both time
+    dimensions are priced, a minute of parking's step costs at least what a step of charging time does
+    (otherwise the spec's rule, which rounds only the last time dimension, makes stopping to charge cheaper
+    than continuing)."""
     cs = draw(components())
     kinds = {c["type"]: c for c in cs}
     if "TIME" in kinds and "PARKING_TIME" in kinds:
         t, p = kinds["TIME"], kinds["PARKING_TIME"]
-        assume(p["price"] * max(p["step_size"], 1) >= t["price"] * max(t["step_size"], 1)
-               and p.get("vat", 0) >= t.get("vat", 0))
+        assume(
+            p["price"] * max(p["step_size"], 1) >= t["price"] * max(t["step_size"], 1)
+            and p.get("vat", 0) >= t.get("vat", 0)
+        )
         assume(t["step_size"] == 0 or p["step_size"] != 0)
     return {"id": "M", "currency": "EUR", "elements": [{"price_components": cs}]}
 
@@ -178,10 +212,14 @@ def non_decreasing_tariff(draw):
 @given(non_decreasing_tariff(), usage(), st.decimals(1, 3, places=2))
 def test_more_energy_never_costs_less(tariff, usage, factor):
     more = SessionUsage(
-        start_date_time=usage.start_date_time, end_date_time=usage.end_date_time, time_zone=usage.time_zone,
+        start_date_time=usage.start_date_time,
+        end_date_time=usage.end_date_time,
+        time_zone=usage.time_zone,
         charging_end_date_time=usage.charging_end_date_time,
-        samples=[MeterSample(s.timestamp, s.energy_kwh * factor, s.power_kw, s.current_a, s.charging)
-                 for s in usage.samples],
+        samples=[
+            MeterSample(s.timestamp, s.energy_kwh * factor, s.power_kw, s.current_a, s.charging)
+            for s in usage.samples
+        ],
     )
     base, bigger = price_session(tariff=tariff, usage=usage), price_session(tariff=tariff, usage=more)
     assert bigger.exact.total.excl_vat >= base.exact.total.excl_vat
@@ -191,13 +229,16 @@ def test_more_energy_never_costs_less(tariff, usage, factor):
 @settings(max_examples=300, deadline=None)
 @given(non_decreasing_tariff(), usage())
 def test_a_running_session_never_costs_more_later_on(tariff, usage):
-    """Priced at every sample and at the end, as the Session PATCHes and the CDR would be: the cost only grows."""
+    """Priced at every sample and at the end, as the Session PATCHes and the CDR would be: the cost only
+    grows."""
     ends = [s.timestamp for s in usage.samples] + [usage.end_date_time]
     previous = None
     for end in ends:
         charging_end = usage.charging_end_date_time
         running = SessionUsage(
-            start_date_time=usage.start_date_time, end_date_time=end, time_zone=usage.time_zone,
+            start_date_time=usage.start_date_time,
+            end_date_time=end,
+            time_zone=usage.time_zone,
             samples=[s for s in usage.samples if s.timestamp <= end],
             charging_end_date_time=charging_end if charging_end is not None and charging_end <= end else None,
         )
@@ -219,9 +260,13 @@ def test_a_sample_on_the_straight_line_between_two_others_changes_nothing(tariff
     midway = (b.timestamp - a.timestamp) / 2
     assume(midway.microseconds == 0 or midway.microseconds % 2 == 0)
     denser = SessionUsage(
-        start_date_time=usage.start_date_time, end_date_time=usage.end_date_time, time_zone=usage.time_zone,
+        start_date_time=usage.start_date_time,
+        end_date_time=usage.end_date_time,
+        time_zone=usage.time_zone,
         charging_end_date_time=usage.charging_end_date_time,
-        samples=[*usage.samples[: i + 1], middle, *usage.samples[i + 1:]],
+        samples=[*usage.samples[: i + 1], middle, *usage.samples[i + 1 :]],
     )
-    assert price_session(tariff=tariff, usage=denser).exact.total == price_session(tariff=tariff,
-                                                                                    usage=usage).exact.total
+    assert (
+        price_session(tariff=tariff, usage=denser).exact.total
+        == price_session(tariff=tariff, usage=usage).exact.total
+    )
