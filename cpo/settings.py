@@ -109,7 +109,10 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 defaults to a 5 s socket timeout (channels_redis blocks up to 5 s on a read, so every
+                # idle consumer died) and a 100-connection pool (a reconnect storm overflowed it): see
+                # django/channels_redis#422 and bench/RESULTS.md.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 10_000}],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "cpo"),
                 "capacity": 1000,
                 "expiry": 60,
@@ -191,6 +194,8 @@ OCPP_CALL_TIMEOUT = env_float("OCPP_CALL_TIMEOUT", 30.0)
 OCPP_MESSAGE_LOG_ENABLED = env_bool("OCPP_MESSAGE_LOG_ENABLED", True)
 OCPP_MESSAGE_LOG_RETENTION_DAYS = env_int("OCPP_MESSAGE_LOG_RETENTION_DAYS", 30)
 OCPP_MESSAGE_LOG_FLUSH_SECONDS = env_float("OCPP_MESSAGE_LOG_FLUSH_SECONDS", 0.2)
+# Threads (and database connections) per daphne process for the gateway's database work.
+OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 8)
 
 # --- OCPI API ---------------------------------------------------------------------------------------------------
 # Most objects a paginated GET returns (also the default limit); partners asking for more get this many.

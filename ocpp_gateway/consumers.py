@@ -10,20 +10,23 @@ import asyncio
 import base64
 import binascii
 import logging
-import time
 from urllib.parse import unquote
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from ocpp_gateway import message_log, services
+from ocpp_gateway.batching import BatchWriter
 from ocpp_gateway.commands import station_group
 from ocpp_gateway.handlers import HANDLERS
 from ocpp_gateway.handlers.base import FrameError, db
 
 logger = logging.getLogger(__name__)
 
-SEEN_EVERY_SECONDS = 60  # last_seen is written at most this often per connection
+SEEN_FLUSH_SECONDS = 10.0
+seen_writer = BatchWriter(
+    "last seen", lambda pks: services.station_seen(station_pks=pks), interval=lambda: SEEN_FLUSH_SECONDS, unique=True
+)
 # 2.0.1 before 2.1: our 2.1 support is the 2.0.1 message set, so a station offering both gets the richer path.
 SUBPROTOCOL_PREFERENCE = ["ocpp2.0.1", "ocpp2.1", "ocpp1.6"]
 
@@ -62,7 +65,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self.identity = unquote(self.scope["url_route"]["kwargs"]["identity"])
         self.group = station_group(self.identity)
         self.command_tasks: set[asyncio.Task] = set()
-        self.last_seen_written = time.monotonic()
         offered = self.scope.get("subprotocols") or []
         if not choose_subprotocol(offered):
             logger.info("%s: refused, no supported subprotocol in %s", self.identity, offered)
@@ -107,7 +109,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             return
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
         message_log.record(self, "IN", raw)
-        await self.seen()
+        seen_writer.add(self.station_pk)
         if len(raw.encode()) > settings.OCPP_MAX_FRAME_BYTES:
             error = self.charge_point.rpc_error(f"frame exceeds {settings.OCPP_MAX_FRAME_BYTES} bytes")
             await self.send_frame(self.charge_point.call_error("-1", error))
@@ -125,12 +127,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def send_frame(self, frame: str) -> None:
         message_log.record(self, "OUT", frame)
         await self.send(text_data=frame)
-
-    async def seen(self) -> None:
-        now = time.monotonic()
-        if now - self.last_seen_written >= SEEN_EVERY_SECONDS:
-            self.last_seen_written = now
-            await db(services.station_seen)(station_pk=self.station_pk)
 
     # -- channel layer events --------------------------------------------------------------------------------------
     async def station_replaced(self, event) -> None:

@@ -1,21 +1,18 @@
-"""Every frame in and out, written in batches by one task per process so that logging never sits in the path
-between a charger's CALL and our CALLRESULT."""
+"""Every frame in and out, kept in batches (see batching.py)."""
 
-import asyncio
 import json
-import logging
 
 from django.conf import settings
 from django.utils import timezone
 
 from ocpp_gateway import services
-from ocpp_gateway.handlers.base import db
+from ocpp_gateway.batching import BatchWriter
 
-logger = logging.getLogger(__name__)
-
-MAX_BUFFERED = 50_000
-_buffer: list[dict] = []
-_flusher: asyncio.Task | None = None
+writer = BatchWriter(
+    "message log",
+    lambda entries: services.message_log_write(entries=entries),
+    interval=lambda: settings.OCPP_MESSAGE_LOG_FLUSH_SECONDS,
+)
 
 
 def frame_summary(raw: str) -> tuple[int | None, str, str]:
@@ -44,10 +41,7 @@ def record(consumer, direction: str, raw: str) -> None:
             calls.pop(next(iter(calls)))
     elif message_type in (3, 4):
         action = calls.pop(("OUT" if direction == "IN" else "IN", unique_id), "")
-    if len(_buffer) >= MAX_BUFFERED:
-        logger.error("message log buffer full; dropping frame of %s", consumer.identity)
-        return
-    _buffer.append(
+    writer.add(
         dict(
             station_id=consumer.station_pk,
             identity=consumer.identity[:48],
@@ -59,27 +53,3 @@ def record(consumer, direction: str, raw: str) -> None:
             created_at=timezone.now(),
         )
     )
-    _ensure_flusher()
-
-
-def _ensure_flusher() -> None:
-    global _flusher
-    if _flusher is None or _flusher.done():
-        _flusher = asyncio.get_running_loop().create_task(_flush_forever())
-
-
-async def _flush_forever() -> None:
-    while _buffer:
-        await asyncio.sleep(settings.OCPP_MESSAGE_LOG_FLUSH_SECONDS)
-        await flush()
-
-
-async def flush() -> None:
-    batch = _buffer[:]
-    del _buffer[: len(batch)]
-    if not batch:
-        return
-    try:
-        await db(services.message_log_write)(entries=batch)
-    except Exception:
-        logger.exception("could not write %d message log entries", len(batch))

@@ -103,8 +103,8 @@ def station_disconnected(*, station_pk: int, channel_name: str) -> bool:
     return bool(updated)
 
 
-def station_seen(*, station_pk: int) -> None:
-    ChargingStation.objects.filter(pk=station_pk).update(last_seen=timezone.now())
+def station_seen(*, station_pks: list[int]) -> None:
+    ChargingStation.objects.filter(pk__in=station_pks).update(last_seen=timezone.now())
 
 
 def station_registration_status(*, station_pk: int) -> str:

@@ -2,10 +2,12 @@
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 import logging
 from datetime import UTC, datetime
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.utils.dateparse import parse_datetime
 from ocpp.charge_point import ChargePoint, camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import (
@@ -27,9 +29,20 @@ logger = logging.getLogger(__name__)
 ALLOWED_BEFORE_ACCEPTED = {"BootNotification", "Heartbeat"}
 
 
+_db_executor: ThreadPoolExecutor | None = None
+
+
 def db(func):
-    """Run a synchronous service from the consumer's event loop (one wrapper, see STYLE.md rule 6)."""
-    return database_sync_to_async(func)
+    """Run a synchronous service from the consumer's event loop (one wrapper, see STYLE.md rule 6).
+
+    Services run on a pool of OCPP_DB_THREADS threads (each with its own database connection), not Channels'
+    single shared thread: with thousands of chargers that one thread is the ceiling (bench/RESULTS.md). Each
+    charger's frames are still handled one at a time, so its own messages keep their order.
+    """
+    global _db_executor
+    if _db_executor is None:
+        _db_executor = ThreadPoolExecutor(max_workers=settings.OCPP_DB_THREADS, thread_name_prefix="ocpp-db")
+    return database_sync_to_async(func, thread_sensitive=False, executor=_db_executor)
 
 
 def utc_now_iso() -> str:
