@@ -42,8 +42,11 @@ class AuthorizationResult:
     expiry_date: datetime | None = None
     group_id: str = ""
     authorization_reference: str = ""
-    token_type: str = ""
+    token_type: str = ""  # OCPI TokenType of the token that decided
     contract_id: str = ""
+    auth_method: str = "WHITELIST"  # OCPI AuthMethod: AUTH_REQUEST (asked the EMSP in real time), COMMAND, WHITELIST
+    country_code: str = ""  # the party that issued the token; empty for this CPO's own tokens
+    party_id: str = ""
     extra: dict = field(default_factory=dict)
 
     @property

@@ -29,6 +29,11 @@ class Transaction(models.Model):
     auth_status = models.CharField(max_length=20, blank=True, help_text="AuthorizationStatus we answered")
     auth_source = models.CharField(max_length=40, blank=True, help_text="Who authorised: local, partner:<id>, ...")
     authorization_reference = models.CharField(max_length=36, blank=True)
+    auth_method = models.CharField(max_length=12, blank=True, help_text="OCPI AuthMethod")
+    token_type = models.CharField(max_length=12, blank=True, help_text="OCPI TokenType of the token that decided")
+    contract_id = models.CharField(max_length=36, blank=True)
+    token_country_code = models.CharField(max_length=2, blank=True, help_text="Issuer of the token (EMSP)")
+    token_party_id = models.CharField(max_length=3, blank=True)
     reservation_id = models.IntegerField(null=True, blank=True)
     remote_start_id = models.IntegerField(null=True, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE, db_index=True)
@@ -92,6 +97,23 @@ class TransactionEvent(models.Model):
     class Meta:
         ordering = ["transaction_id", "seq_no"]
         constraints = [models.UniqueConstraint(fields=["transaction", "seq_no"], name="tx_event_unique_seq_no")]
+
+
+class ChargingStateChange(models.Model):
+    """When the car took energy and when it did not, for telling charging from parking time.
+
+    `charging_state` uses the OCPP 2.0.1 ChargingStateEnumType names; 1.6 connector statuses are mapped onto them
+    (Charging, SuspendedEV, SuspendedEVSE; Preparing and Finishing become EVConnected)."""
+
+    transaction = models.ForeignKey(Transaction, on_delete=models.CASCADE, related_name="charging_states")
+    timestamp = models.DateTimeField()
+    charging_state = models.CharField(max_length=20)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["transaction", "timestamp", "charging_state"], name="charging_state_once")
+        ]
 
 
 class MeterValue(models.Model):

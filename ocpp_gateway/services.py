@@ -18,7 +18,7 @@ from cpo.models import EVSE, ChargingStation, EvseStatus, RegistrationStatus
 from cpo.services import station_evse_add, station_secret_check
 from ocpp_gateway import events
 from ocpp_gateway.authorization import AuthorizationRequest, AuthorizationResult, id_tag_authorize
-from ocpp_gateway.models import MessageLog, MeterValue, Transaction, TransactionEvent
+from ocpp_gateway.models import ChargingStateChange, MessageLog, MeterValue, Transaction, TransactionEvent
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +138,24 @@ def station_boot(
     return station.registration_status
 
 
+# 1.6 connector statuses during a transaction, as 2.0.1 ChargingStateEnumType.
+CHARGING_STATE_16 = {
+    "Charging": "Charging",
+    "SuspendedEV": "SuspendedEV",
+    "SuspendedEVSE": "SuspendedEVSE",
+    "Preparing": "EVConnected",
+    "Finishing": "EVConnected",
+}
+
+
+def charging_state_record(*, transaction_pk: int, timestamp: datetime, charging_state: str) -> None:
+    """Note when the car started or stopped taking energy (billing tells charging from parking time by it)."""
+    ChargingStateChange.objects.bulk_create(
+        [ChargingStateChange(transaction_id=transaction_pk, timestamp=timestamp, charging_state=charging_state)],
+        ignore_conflicts=True,
+    )
+
+
 # --- EVSE status ------------------------------------------------------------------------------------------------
 
 
@@ -185,6 +203,12 @@ def evse_status_update(
         evse.ocpp_error_code = "" if error_code in ("", "NoError") else error_code[:50]
         evse.status_updated = timestamp
         evse.save(update_fields=["status", "ocpp_status", "ocpp_error_code", "status_updated", "last_updated"])
+        if ocpp_status in CHARGING_STATE_16:
+            active = transaction_active_for_evse(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id)
+            if active is not None:
+                charging_state_record(
+                    transaction_pk=active, timestamp=timestamp, charging_state=CHARGING_STATE_16[ocpp_status]
+                )
         if changed:
             events.announce(
                 events.connector_status_changed, evse_pk=evse.pk, status=status, ocpp_status=ocpp_status
@@ -289,6 +313,26 @@ def _authorization_of(tx: Transaction) -> AuthorizationResult:
         source=tx.auth_source,
         group_id=tx.group_id,
         authorization_reference=tx.authorization_reference,
+        auth_method=tx.auth_method,
+        token_type=tx.token_type,
+        contract_id=tx.contract_id,
+        country_code=tx.token_country_code,
+        party_id=tx.token_party_id,
+    )
+
+
+def _authorization_fields(auth: AuthorizationResult) -> dict:
+    """What a transaction keeps of the authorization that let it start (for its OCPI Session and CDR)."""
+    return dict(
+        auth_status=auth.status,
+        auth_source=auth.source,
+        group_id=auth.group_id,
+        authorization_reference=auth.authorization_reference,
+        auth_method=auth.auth_method,
+        token_type=auth.token_type,
+        contract_id=auth.contract_id,
+        token_country_code=auth.country_code,
+        token_party_id=auth.party_id,
     )
 
 
@@ -339,13 +383,10 @@ def transaction_start_16(
                 ocpp_evse_id=connector_id,
                 connector_id=connector_id,
                 id_tag=id_tag,
-                group_id=auth.group_id,
-                auth_status=auth.status,
-                auth_source=auth.source,
-                authorization_reference=auth.authorization_reference,
                 reservation_id=reservation_id,
                 started_at=timestamp,
                 meter_start=Decimal(meter_start),
+                **_authorization_fields(auth),
             )
             tx.transaction_id = str(tx.pk)
             tx.save(update_fields=["transaction_id"])
@@ -473,14 +514,15 @@ def _transaction_apply_event(
     if event.id_token and (not tx.id_tag or event.event_type == "Started"):
         tx.id_tag, tx.id_token_type = event.id_token, event.id_token_type
         if auth is not None:
-            tx.auth_status, tx.auth_source = auth.status, auth.source
-            tx.group_id, tx.authorization_reference = auth.group_id, auth.authorization_reference
+            for name, value in _authorization_fields(auth).items():
+                setattr(tx, name, value)
     if event.remote_start_id is not None:
         tx.remote_start_id = event.remote_start_id
     if event.reservation_id is not None:
         tx.reservation_id = event.reservation_id
     if event.charging_state:
         tx.charging_state = event.charging_state
+        charging_state_record(transaction_pk=tx.pk, timestamp=event.timestamp, charging_state=event.charging_state)
     tx.last_seq_no = max(tx.last_seq_no or 0, event.seq_no)
     energies = [s for s in event.samples if (s.measurand or ENERGY_REGISTER) == ENERGY_REGISTER and not s.phase]
     if event.event_type == "Started":

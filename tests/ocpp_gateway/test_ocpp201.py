@@ -77,6 +77,7 @@ def test_a_201_station_runs_a_transaction_and_retransmissions_change_nothing(liv
     assert tx.started_at.isoformat() == "2026-11-22T07:00:00+00:00"
     assert list(TransactionEvent.objects.filter(transaction=tx).values_list("seq_no", flat=True)) == [0, 1, 2]
     assert MeterValue.objects.filter(transaction=tx).count() == 3
+    assert list(tx.charging_states.values_list("charging_state", flat=True)) == ["Charging"]
 
 
 def test_events_arriving_out_of_order_after_an_offline_period_make_one_transaction(live_daphne, station_factory):

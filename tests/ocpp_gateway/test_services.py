@@ -96,3 +96,39 @@ def test_the_message_log_is_pruned_after_its_retention(station):
                               created_at=now - timedelta(days=1))
     assert message_log_prune(older_than_days=30) == 1
     assert MessageLog.objects.count() == 1
+
+
+def test_the_authorization_that_let_a_transaction_start_is_kept_on_it(station):
+    from ocpp_gateway.authorization import AuthorizationResult, authorizer_register, _authorizers
+
+    def emsp(request):
+        if request.id_tag == "EMSP-TOKEN-1":
+            return AuthorizationResult(status="Accepted", source="partner:7", auth_method="AUTH_REQUEST",
+                                       authorization_reference="REF-1", token_type="RFID", contract_id="NL-EXM-C1",
+                                       country_code="NL", party_id="EXM")
+        return None
+
+    authorizer_register(emsp)
+    try:
+        tx, auth = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag="EMSP-TOKEN-1", meter_start=0,
+                                        timestamp=T0)
+        again, auth_again = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag="EMSP-TOKEN-1",
+                                                 meter_start=0, timestamp=T0)
+    finally:
+        _authorizers.remove(emsp)
+    tx.refresh_from_db()
+    assert (tx.auth_method, tx.authorization_reference, tx.token_country_code, tx.token_party_id,
+            tx.contract_id, tx.token_type) == ("AUTH_REQUEST", "REF-1", "NL", "EXM", "NL-EXM-C1", "RFID")
+    assert again.pk == tx.pk and auth_again.authorization_reference == "REF-1"
+
+
+def test_charging_and_suspended_states_during_a_16_transaction_are_recorded(station, local_token):
+    tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0,
+                                 timestamp=T0)
+    evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="Charging", timestamp=T0)
+    evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="SuspendedEV",
+                       timestamp=T0 + timedelta(hours=1))
+    evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="SuspendedEV",
+                       timestamp=T0 + timedelta(hours=1))  # replayed
+    evse_status_update(station_pk=station.pk, ocpp_evse_id=2, ocpp_status="Charging", timestamp=T0)  # other EVSE
+    assert list(tx.charging_states.values_list("charging_state", flat=True)) == ["Charging", "SuspendedEV"]
