@@ -5,7 +5,7 @@ from django.db import models
 from django.utils.html import format_html
 
 from billing.encoding import DecimalJSONEncoder
-from billing.models import Tariff
+from billing.models import Cdr, Session, Tariff
 from billing.selectors import tariff_as_ocpi
 
 
@@ -69,3 +69,70 @@ class TariffAdmin(admin.ModelAdmin):
             return "-"
         text = json.dumps(tariff_as_ocpi(tariff=tariff), cls=DecimalJSONEncoder, indent=2)
         return format_html("<pre>{}</pre>", text)
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    """Sessions are written by `billing.services.session_sync` from what the charger reported; staff read
+    them here."""
+
+    list_display = (
+        "id",
+        "status",
+        "emsp_country_code",
+        "emsp_party_id",
+        "location_id",
+        "evse_uid",
+        "start_date_time",
+        "end_date_time",
+        "kwh",
+        "total_cost_excl_vat",
+        "total_cost_incl_vat",
+        "currency",
+        "last_updated",
+    )
+    list_filter = ("status", "emsp_country_code", "emsp_party_id", "auth_method")
+    search_fields = ("id", "location_id", "evse_uid", "authorization_reference", "cdr_token__uid")
+    date_hierarchy = "start_date_time"
+    list_select_related = ("transaction",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Cdr)
+class CdrAdmin(admin.ModelAdmin):
+    """CDRs are immutable: every field is read-only and nothing can be added or deleted here. A correction is
+    a credit CDR (the action below)."""
+
+    list_display = (
+        "id",
+        "credit",
+        "emsp_country_code",
+        "emsp_party_id",
+        "start_date_time",
+        "end_date_time",
+        "total_energy",
+        "total_cost_excl_vat",
+        "total_cost_incl_vat",
+        "currency",
+        "last_updated",
+    )
+    list_filter = ("credit", "emsp_country_code", "emsp_party_id", "currency")
+    search_fields = ("id", "session__id", "authorization_reference", "cdr_token__uid")
+    date_hierarchy = "last_updated"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -60,3 +60,21 @@ class CdrDimensionType(models.TextChoices):
     PARKING_TIME = "PARKING_TIME"
     RESERVATION_TIME = "RESERVATION_TIME"
     TIME = "TIME"
+
+
+class AuthMethod(models.TextChoices):
+    """OCPI AuthMethod (mod_cdrs.asciidoc)."""
+
+    AUTH_REQUEST = "AUTH_REQUEST"
+    COMMAND = "COMMAND"
+    WHITELIST = "WHITELIST"
+
+
+class SessionStatus(models.TextChoices):
+    """OCPI SessionStatus (mod_sessions.asciidoc)."""
+
+    ACTIVE = "ACTIVE"
+    COMPLETED = "COMPLETED"
+    INVALID = "INVALID"
+    PENDING = "PENDING"
+    RESERVATION = "RESERVATION"
