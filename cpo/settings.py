@@ -202,5 +202,11 @@ OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 8)
 OCPI_PAGINATION_MAX_LIMIT = env_int("OCPI_PAGINATION_MAX_LIMIT", 100)
 # Seconds for each call to a partner's API (connect, read, write, pool).
 OCPI_HTTP_TIMEOUT = env_float("OCPI_HTTP_TIMEOUT", 10.0)
+# Real-time authorization at an EMSP (mod_tokens POST authorize): seconds to wait for its answer before falling back
+# per whitelist type. Keep it well under the charger's own timeout for Authorize/StartTransaction.
+OCPI_REALTIME_AUTHORIZATION_TIMEOUT = env_float("OCPI_REALTIME_AUTHORIZATION_TIMEOUT", 5.0)
+# Minutes after a START_SESSION / RESERVE_NOW during which its token is accepted at that charger without asking the
+# EMSP again (mod_commands: 15).
+OCPI_COMMAND_TOKEN_MINUTES = env_int("OCPI_COMMAND_TOKEN_MINUTES", 15)
 # Modules a partner must offer for the credentials handshake to succeed (else OCPI status 3003), e.g. "cdrs,sessions".
 OCPI_PARTNER_REQUIRED_MODULES = [m for m in os.environ.get("OCPI_PARTNER_REQUIRED_MODULES", "").split(",") if m]

@@ -34,8 +34,10 @@ def ocpi_request(
     params: dict | None = None,
     to_party: tuple[str, str] | None = None,
     correlation_id: str | None = None,
+    timeout: float | None = None,
 ) -> OcpiAnswer:
-    """One OCPI call. `to_party` (country_code, party_id) adds the routing headers that functional modules carry."""
+    """One OCPI call. `to_party` (country_code, party_id) adds the routing headers that functional modules carry;
+    `timeout` (seconds) overrides settings.OCPI_HTTP_TIMEOUT, e.g. for real-time authorization."""
     headers = {
         "Authorization": authorization_header_value(token=token, encode=encode_token),
         "X-Request-ID": str(uuid.uuid4()),
@@ -53,7 +55,8 @@ def ocpi_request(
         )
     try:
         response = httpx.request(
-            method, url, headers=headers, json=json, params=params, timeout=settings.OCPI_HTTP_TIMEOUT
+            method, url, headers=headers, json=json, params=params,
+            timeout=settings.OCPI_HTTP_TIMEOUT if timeout is None else timeout,
         )
     except httpx.HTTPError as exc:
         raise PartnerApiError(f"{method} {url} failed: {exc.__class__.__name__}: {exc}") from exc
