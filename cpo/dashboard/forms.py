@@ -4,7 +4,10 @@ version: `ocpp_request()` -> (action, camelCase payload), with the 1.6 or 2.0.1 
 import secrets
 
 from django import forms
+from django.conf import settings
 from django.core.validators import RegexValidator
+
+from billing.models import Tariff
 
 from cpo.models import ChargingStation, Location, OcppVersion, Token, TokenType
 from ocpp_gateway.models import Transaction
@@ -275,3 +278,87 @@ class SessionFilterForm(forms.Form):
     token = forms.CharField(required=False, max_length=36, label="Token (idTag)")
     started_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     started_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+
+# --- Tariffs -------------------------------------------------------------------------------------------------------
+
+
+class JsonTextarea(forms.Textarea):
+    def __init__(self, rows: int = 6):
+        super().__init__(attrs={"rows": rows, "class": "json", "spellcheck": "false"})
+
+
+class TariffForm(forms.ModelForm):
+    """The OCPI Tariff as staff edit it: ids and prices as fields, elements (and the optional texts and energy mix)
+    as OCPI JSON. `is_valid()` runs `Tariff.full_clean()`, i.e. billing's `check_*` rules, and shows each problem
+    on its field."""
+
+    tariff_alt_url = forms.URLField(required=False, max_length=255, assume_scheme="https", label="Alt URL")
+
+    class Meta:
+        model = Tariff
+        fields = ["id", "country_code", "party_id", "currency", "type", "elements", "min_price_excl_vat",
+                  "min_price_incl_vat", "max_price_excl_vat", "max_price_incl_vat", "start_date_time",
+                  "end_date_time", "tariff_alt_text", "tariff_alt_url", "energy_mix"]
+        widgets = {
+            "elements": JsonTextarea(rows=12),
+            "tariff_alt_text": JsonTextarea(rows=3),
+            "energy_mix": JsonTextarea(rows=3),
+            "start_date_time": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+            "end_date_time": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        }
+        labels = {"start_date_time": "Valid from (UTC)", "end_date_time": "Valid until (UTC)"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance._state.adding:
+            defaults = {"country_code": settings.OCPI_COUNTRY_CODE, "party_id": settings.OCPI_PARTY_ID,
+                        "currency": "EUR"}
+            for name, value in defaults.items():
+                self.initial[name] = self.initial.get(name) or value
+        else:
+            self.fields["id"].disabled = True  # the OCPI id is what partners and connectors refer to
+
+    def clean_tariff_alt_text(self):
+        return self.cleaned_data["tariff_alt_text"] or []
+
+
+class LocalDateTimeField(forms.DateTimeField):
+    """A wall-clock date and time without a zone: the caller says which zone it is in."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return value.replace(tzinfo=None) if value is not None else None
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    zones = set(Location.objects.order_by().values_list("time_zone", flat=True).distinct()[:50])
+    zones.add(Location._meta.get_field("time_zone").default)
+    zones.add(settings.TIME_ZONE)
+    return [(zone, zone) for zone in sorted(zones)]
+
+
+class PricePreviewForm(forms.Form):
+    """A sample session to price: energy, duration (the last minutes of it parked) and start in local time."""
+
+    kwh = forms.DecimalField(min_value=0, max_digits=9, decimal_places=3, initial=20, label="Energy (kWh)")
+    minutes = forms.IntegerField(min_value=1, max_value=7 * 24 * 60, initial=90, label="Duration (min)")
+    parking_minutes = forms.IntegerField(min_value=0, max_value=7 * 24 * 60, initial=0, required=False,
+                                         label="of which parked (min)")
+    start = LocalDateTimeField(label="Start (local time)", input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+                               widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+    time_zone = forms.ChoiceField(label="Time zone")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = time_zone_choices()
+        self.fields["time_zone"].initial = Location._meta.get_field("time_zone").default
+
+    def clean(self):
+        data = super().clean()
+        parking = data.get("parking_minutes") or 0
+        if data.get("minutes") is not None and parking >= data["minutes"]:
+            self.add_error("parking_minutes", "Parking must be shorter than the session")
+        data["parking_minutes"] = parking
+        return data
+

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from billing.models import Tariff
+from billing.services import tariff_upsert_from_ocpi
 from cpo.models import AuditLog, ChargingStation, Location, RegistrationStatus
 from cpo.services import station_create, station_evse_add
 from ocpp_gateway.commands import CommandError, command_send
@@ -76,3 +78,30 @@ def station_accept(*, user, station: ChargingStation, location: Location | None,
     audit_record(user=user, action="StationAccept", station=station,
                  payload={"location": station.location_id, "evses": station.evses.count()})
     return station
+
+
+def tariff_save(*, user, tariff: Tariff) -> Tariff:
+    """Save a tariff staff created or edited through billing's own write (`tariff_upsert_from_ocpi`, which runs
+    `Tariff.full_clean()` again), and keep who changed which tariff. Raises ValidationError on bad input."""
+    data = {
+        "country_code": tariff.country_code,
+        "party_id": tariff.party_id,
+        "id": tariff.id,
+        "currency": tariff.currency,
+        "type": tariff.type or None,
+        "tariff_alt_text": tariff.tariff_alt_text or [],
+        "tariff_alt_url": tariff.tariff_alt_url,
+        "min_price": tariff.min_price,
+        "max_price": tariff.max_price,
+        "elements": tariff.elements,
+        "start_date_time": tariff.start_date_time,
+        "end_date_time": tariff.end_date_time,
+        "energy_mix": tariff.energy_mix,
+    }
+    with transaction.atomic():
+        created = not Tariff.objects.filter(pk=tariff.pk).exists()
+        saved = tariff_upsert_from_ocpi(data=data)
+        audit_record(user=user, action="TariffCreate" if created else "TariffUpdate",
+                     payload={"tariff_id": saved.id, "currency": saved.currency})
+    return saved
+

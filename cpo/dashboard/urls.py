@@ -18,4 +18,8 @@ urlpatterns = [
     path("onboarding/<str:identity>/accept/", views.StationAcceptView.as_view(), name="station-accept"),
     path("sessions/", views.SessionListView.as_view(), name="sessions"),
     path("sessions/<int:pk>/", views.SessionDetailView.as_view(), name="session"),
+    path("tariffs/", views.TariffListView.as_view(), name="tariffs"),
+    path("tariffs/new/", views.TariffEditView.as_view(), name="tariff-create"),
+    path("tariffs/<str:tariff_id>/", views.TariffDetailView.as_view(), name="tariff"),
+    path("tariffs/<str:tariff_id>/edit/", views.TariffEditView.as_view(), name="tariff-edit"),
 ]

@@ -3,22 +3,29 @@
 import json
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.contrib.auth import views as auth_views
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views import View
 from django.views.generic import TemplateView
 
+from billing.encoding import DecimalJSONEncoder
+from billing.models import Tariff
+from billing.selectors import tariff_as_ocpi
 from cpo.dashboard import selectors, services
 from cpo.dashboard.forms import (
     COMMAND_FORMS,
     MessageLogFilterForm,
+    PricePreviewForm,
     SessionFilterForm,
     StationAcceptForm,
     StationCreateForm,
+    TariffForm,
 )
 from cpo.dashboard.permissions import Role, RoleRequiredMixin, user_role
 from cpo.models import ChargingStation, RegistrationStatus
@@ -254,3 +261,91 @@ class SessionDetailView(DashboardView):
         context.update(tx=tx, series=selectors.session_meter_series(transaction=tx),
                        energy_kwh=tx.energy_wh / 1000)
         return context
+
+
+# --- Tariffs -------------------------------------------------------------------------------------------------------
+
+
+class TariffListView(DashboardView):
+    template_name = "dashboard/tariff_list.html"
+    nav = "tariffs"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["tariffs"] = [
+            (tariff, selectors.tariff_components_summary(tariff=tariff)) for tariff in selectors.tariff_list()
+        ]
+        return context
+
+
+def price_preview_context(*, tariff, query) -> dict:
+    """The preview form (bound when the query asks for a preview) and, when valid, the priced sample session."""
+    form = PricePreviewForm(query if "kwh" in query else None,
+                            initial={"start": timezone.localtime().replace(hour=18, minute=0, second=0, microsecond=0)})
+    context = {"preview_form": form, "priced": None, "preview_error": ""}
+    if form.is_bound and form.is_valid():
+        try:
+            context["priced"] = selectors.tariff_price_preview(tariff=tariff, **form.cleaned_data)
+        except (ValidationError, ValueError, TypeError) as exc:
+            context["preview_error"] = "; ".join(getattr(exc, "messages", [str(exc)]))
+    return context
+
+
+class TariffDetailView(DashboardView):
+    template_name = "dashboard/tariff_detail.html"
+    nav = "tariffs"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        tariff = get_object_or_404(Tariff, pk=self.kwargs["tariff_id"])
+        context.update(
+            tariff=tariff,
+            components=selectors.tariff_components_summary(tariff=tariff),
+            ocpi_json=json.dumps(tariff_as_ocpi(tariff=tariff), cls=DecimalJSONEncoder, indent=2),
+            **price_preview_context(tariff=tariff, query=self.request.GET),
+        )
+        return context
+
+
+class TariffEditView(DashboardView):
+    """Create (no tariff_id) or edit a tariff: admins only. "Preview" prices the sample session with the tariff
+    as typed, without saving it."""
+
+    template_name = "dashboard/tariff_form.html"
+    nav = "tariffs"
+    required_role = Role.ADMIN
+
+    def get_tariff(self) -> Tariff:
+        if "tariff_id" in self.kwargs:
+            return get_object_or_404(Tariff, pk=self.kwargs["tariff_id"])
+        return Tariff()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        tariff = context.setdefault("tariff", self.get_tariff())
+        context.setdefault("form", TariffForm(instance=tariff))
+        context.setdefault("preview_form", PricePreviewForm(
+            initial={"start": timezone.localtime().replace(hour=18, minute=0, second=0, microsecond=0)}))
+        context["creating"] = tariff._state.adding
+        return context
+
+    def post(self, request, **kwargs):
+        tariff = self.get_tariff()
+        form = TariffForm(request.POST, instance=tariff)
+        if "preview" in request.POST:
+            context = {"tariff": tariff, "form": form}
+            preview = PricePreviewForm(request.POST)
+            context["preview_form"] = preview
+            if form.is_valid() and preview.is_valid():
+                context.update(price_preview_context(tariff=form.instance, query=request.POST))
+            return self.render_to_response(self.get_context_data(**context))
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(tariff=tariff, form=form), status=400)
+        try:
+            saved = services.tariff_save(user=request.user, tariff=form.instance)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+            return self.render_to_response(self.get_context_data(tariff=tariff, form=form), status=400)
+        messages.success(request, f"Tariff {saved.id} saved")
+        return HttpResponseRedirect(reverse("dashboard:tariff", args=[saved.id]))
+
