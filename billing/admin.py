@@ -1,12 +1,21 @@
+import datetime as dt
 import json
 
-from django.contrib import admin
-from django.db import models
+from django.contrib import admin, messages
+from django.db import models, transaction
+from django.http import HttpResponse
 from django.utils.html import format_html
 
 from billing.encoding import DecimalJSONEncoder
 from billing.models import Cdr, Session, Tariff
-from billing.selectors import tariff_as_ocpi
+from billing.selectors import (
+    cdr_as_ocpi,
+    session_as_ocpi,
+    settlement_as_csv,
+    settlement_summary,
+    tariff_as_ocpi,
+)
+from billing.services import cdr_credit
 
 
 def _components(tariff: Tariff) -> str:
@@ -97,7 +106,12 @@ class SessionAdmin(admin.ModelAdmin):
     list_select_related = ("transaction",)
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+        return [f.name for f in self.model._meta.fields] + ["ocpi_preview"]
+
+    @admin.display(description="as sent to the partner (OCPI Session)")
+    def ocpi_preview(self, session: Session) -> str:
+        text = json.dumps(session_as_ocpi(session=session), cls=DecimalJSONEncoder, indent=2)
+        return format_html("<pre>{}</pre>", text)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -127,9 +141,61 @@ class CdrAdmin(admin.ModelAdmin):
     list_filter = ("credit", "emsp_country_code", "emsp_party_id", "currency")
     search_fields = ("id", "session__id", "authorization_reference", "cdr_token__uid")
     date_hierarchy = "last_updated"
+    actions = ("issue_credit", "settlement_csv")
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+        return [f.name for f in self.model._meta.fields] + ["ocpi_preview"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Viewing only: there is no save button, and the database refuses an UPDATE anyway.
+        return False
+
+    @admin.display(description="as sent to the partner (OCPI CDR)")
+    def ocpi_preview(self, cdr: Cdr) -> str:
+        text = json.dumps(cdr_as_ocpi(cdr=cdr), cls=DecimalJSONEncoder, indent=2)
+        return format_html("<pre>{}</pre>", text)
+
+    @admin.action(description="Issue a credit CDR for the selected CDRs", permissions=["credit"])
+    def issue_credit(self, request, queryset) -> None:
+        """One credit CDR per selected original (a CDR already credited keeps its one credit; credit CDRs are
+        skipped). The ocpi_api push of the credit follows from its own wiring."""
+        issued, skipped = [], 0
+        for cdr in queryset.filter(credit=False):
+            with transaction.atomic():
+                already = cdr.credits.exists()
+                credit = cdr_credit(cdr=cdr, reason=f"credited by {request.user.get_username()}")
+            if already:
+                skipped += 1
+            else:
+                issued.append(credit.id)
+        skipped += queryset.filter(credit=True).count()
+        if issued:
+            self.message_user(request, f"Credit CDR(s) issued: {', '.join(issued)}", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"{skipped} selected CDR(s) were credits or already credited",
+                              messages.WARNING)
+
+    def has_credit_permission(self, request) -> bool:
+        return request.user.has_perm("billing.add_cdr") or request.user.is_superuser
+
+    @admin.action(description="Settlement CSV for the partners and months of the selected CDRs")
+    def settlement_csv(self, request, queryset) -> HttpResponse:
+        """The same CSV as `manage.py settlement`, one block of rows per (partner, month) among the selection
+        (each row covers all of that partner's CDRs of that month, not only the selected ones)."""
+        keys = sorted(
+            {
+                (cdr.emsp_country_code, cdr.emsp_party_id, cdr.last_updated.astimezone(dt.timezone.utc).strftime("%Y-%m"))
+                for cdr in queryset.only("emsp_country_code", "emsp_party_id", "last_updated")
+            }
+        )
+        rows = [
+            row
+            for country_code, party_id, month in keys
+            for row in settlement_summary(country_code=country_code, party_id=party_id, month=month)
+        ]
+        response = HttpResponse(settlement_as_csv(rows=rows), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="settlement.csv"'
+        return response
 
     def has_add_permission(self, request) -> bool:
         return False

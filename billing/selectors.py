@@ -1,10 +1,19 @@
-"""Reads on tariffs, shaped as OCPI 2.2.1 objects for the sender interface (mod_tariffs.asciidoc, Tariff
-object)."""
+"""Reads of billing: tariffs, sessions and CDRs shaped as OCPI 2.2.1 objects (mod_tariffs, mod_sessions,
+mod_cdrs), and the settlement per partner and month."""
 
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass, fields
+from decimal import Decimal
 from typing import Any
 
 from billing.encoding import ocpi_datetime
-from billing.models import Tariff
+from billing.models import Cdr, Session, Tariff
+
+CENT = Decimal("0.01")
+QUANTITY = Decimal("0.0001")
+ZERO = Decimal(0)
 
 
 def _numbers(value: Any) -> Any:
@@ -50,3 +59,218 @@ def tariff_as_ocpi(*, tariff: Tariff) -> dict:
 
 def tariff_get(*, tariff_id: str) -> Tariff | None:
     return Tariff.objects.filter(pk=tariff_id).first()
+
+
+# --- Sessions and CDRs
+# ----------------------------------------------------------------------------------------------
+
+
+def _price_out(excl_vat: Decimal | None, incl_vat: Decimal | None) -> dict | None:
+    """OCPI Price, money with 2 decimals as the engine rounds it."""
+    if excl_vat is None:
+        return None
+    price = {"excl_vat": excl_vat.quantize(CENT)}
+    if incl_vat is not None:
+        price["incl_vat"] = incl_vat.quantize(CENT)
+    return price
+
+
+def _quantity_out(value: Decimal) -> Decimal:
+    """OCPI number (kWh, hours): 4 decimals at most, trailing zeros dropped."""
+    value = value.quantize(QUANTITY)
+    return value.normalize() if value != value.to_integral_value() else value.quantize(Decimal(1))
+
+
+def session_as_ocpi(*, session: Session) -> dict:
+    """The OCPI Session object (mod_sessions.asciidoc), fields in the spec's order, optional ones only when set;
+    datetimes UTC with `Z`; kwh and volumes Decimal; `total_cost` as {excl_vat, incl_vat}, left out when no
+    tariff applies ("When omitted ... it does not imply the session is/was free of charge")."""
+    data: dict[str, Any] = {
+        "country_code": session.country_code,
+        "party_id": session.party_id,
+        "id": session.id,
+        "start_date_time": ocpi_datetime(session.start_date_time),
+    }
+    if session.end_date_time is not None:
+        data["end_date_time"] = ocpi_datetime(session.end_date_time)
+    data["kwh"] = _quantity_out(session.kwh)
+    data["cdr_token"] = dict(session.cdr_token)
+    data["auth_method"] = session.auth_method
+    if session.authorization_reference:
+        data["authorization_reference"] = session.authorization_reference
+    data.update(location_id=session.location_id, evse_uid=session.evse_uid, connector_id=session.connector_id)
+    if session.meter_id:
+        data["meter_id"] = session.meter_id
+    data["currency"] = session.currency
+    if session.charging_periods:
+        data["charging_periods"] = _numbers(session.charging_periods)
+    total_cost = _price_out(session.total_cost_excl_vat, session.total_cost_incl_vat)
+    if total_cost is not None:
+        data["total_cost"] = total_cost
+    data["status"] = session.status
+    data["last_updated"] = ocpi_datetime(session.last_updated)
+    return data
+
+
+def cdr_as_ocpi(*, cdr: Cdr) -> dict:
+    """The OCPI CDR object (mod_cdrs.asciidoc), fields in the spec's order, optional ones only when set (the
+    cost of a dimension is left out when zero, as in the spec's example); `credit` and
+    `credit_reference_id` only on credit CDRs."""
+    data: dict[str, Any] = {
+        "country_code": cdr.country_code,
+        "party_id": cdr.party_id,
+        "id": cdr.id,
+        "start_date_time": ocpi_datetime(cdr.start_date_time),
+        "end_date_time": ocpi_datetime(cdr.end_date_time),
+        "session_id": cdr.session_id,
+        "cdr_token": dict(cdr.cdr_token),
+        "auth_method": cdr.auth_method,
+    }
+    if cdr.authorization_reference:
+        data["authorization_reference"] = cdr.authorization_reference
+    data["cdr_location"] = _numbers(cdr.cdr_location)
+    if cdr.meter_id:
+        data["meter_id"] = cdr.meter_id
+    data["currency"] = cdr.currency
+    if cdr.tariffs:
+        data["tariffs"] = _numbers(cdr.tariffs)
+    data["charging_periods"] = _numbers(cdr.charging_periods)
+    if cdr.signed_data:
+        data["signed_data"] = _numbers(cdr.signed_data)
+    data["total_cost"] = _price_out(cdr.total_cost_excl_vat, cdr.total_cost_incl_vat)
+    optional = (
+        ("total_fixed_cost", None),
+        ("total_energy", cdr.total_energy),
+        ("total_energy_cost", None),
+        ("total_time", cdr.total_time),
+        ("total_time_cost", None),
+        ("total_parking_time", cdr.total_parking_time),
+        ("total_parking_cost", None),
+        ("total_reservation_cost", None),
+    )
+    for name, quantity in optional:
+        if name in ("total_energy", "total_time"):
+            data[name] = _quantity_out(quantity)
+        elif name == "total_parking_time":
+            if quantity is not None:
+                data[name] = _quantity_out(quantity)
+        else:
+            price = _price_out(getattr(cdr, f"{name}_excl_vat"), getattr(cdr, f"{name}_incl_vat"))
+            if price is not None:
+                data[name] = price
+    if cdr.remark:
+        data["remark"] = cdr.remark
+    if cdr.invoice_reference_id:
+        data["invoice_reference_id"] = cdr.invoice_reference_id
+    if cdr.credit:
+        data["credit"] = True
+        data["credit_reference_id"] = cdr.credit_reference_id
+    if cdr.home_charging_compensation is not None:
+        data["home_charging_compensation"] = cdr.home_charging_compensation
+    data["last_updated"] = ocpi_datetime(cdr.last_updated)
+    return data
+
+
+def session_get(*, country_code: str, party_id: str, session_id: str) -> Session | None:
+    return Session.objects.filter(country_code=country_code, party_id=party_id, id=session_id).first()
+
+
+def cdr_get(*, country_code: str, party_id: str, cdr_id: str) -> Cdr | None:
+    return Cdr.objects.filter(country_code=country_code, party_id=party_id, id=cdr_id).first()
+
+
+# --- Settlement
+# -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettlementRow:
+    """One partner's CDRs of one month in one currency. Credit CDRs count with a minus sign (their amounts are
+    already negative; their energy and time are subtracted), so a credited CDR and its credit cancel out."""
+
+    country_code: str
+    party_id: str
+    month: str
+    currency: str
+    cdrs: int
+    credits: int
+    kwh: Decimal
+    hours: Decimal
+    parking_hours: Decimal
+    amount_excl_vat: Decimal
+    amount_incl_vat: Decimal
+
+
+SETTLEMENT_COLUMNS = tuple(f.name for f in fields(SettlementRow))
+
+
+def month_bounds(*, month: str) -> tuple[dt.datetime, dt.datetime]:
+    """`YYYY-MM` -> [first instant, first instant of the next month), aware UTC. Raises ValueError."""
+    try:
+        year, number = (int(part) for part in month.split("-"))
+        start = dt.datetime(year, number, 1, tzinfo=dt.timezone.utc)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"month must be YYYY-MM, got {month!r}") from exc
+    end = dt.datetime(year + number // 12, number % 12 + 1, 1, tzinfo=dt.timezone.utc)
+    return start, end
+
+
+def settlement_summary(*, country_code: str, party_id: str, month: str) -> list[SettlementRow]:
+    """The settlement of partner `country_code`/`party_id` (the EMSP that owns the tokens) for `month`
+    (YYYY-MM): the CDRs written in that month (by `last_updated`, which for an immutable CDR is when it was
+    written, UTC), one row per currency. A month once closed never changes: a later credit falls into the month
+    it is issued in. Every total is the sum of the CDRs' fields, exactly."""
+    start, end = month_bounds(month=month)
+    cdrs = Cdr.objects.filter(
+        emsp_country_code__iexact=country_code,
+        emsp_party_id__iexact=party_id,
+        last_updated__gte=start,
+        last_updated__lt=end,
+    ).order_by("currency", "id")
+    rows: dict[str, dict] = {}
+    for cdr in cdrs:
+        sign = -1 if cdr.credit else 1
+        row = rows.setdefault(
+            cdr.currency,
+            dict(cdrs=0, credits=0, kwh=ZERO, hours=ZERO, parking_hours=ZERO, excl=ZERO, incl=ZERO),
+        )
+        row["credits" if cdr.credit else "cdrs"] += 1
+        row["kwh"] += sign * cdr.total_energy
+        row["hours"] += sign * cdr.total_time
+        row["parking_hours"] += sign * (cdr.total_parking_time or ZERO)
+        row["excl"] += cdr.total_cost_excl_vat
+        row["incl"] += cdr.total_cost_incl_vat
+    return [
+        SettlementRow(
+            country_code=country_code.upper(),
+            party_id=party_id.upper(),
+            month=month,
+            currency=currency,
+            cdrs=row["cdrs"],
+            credits=row["credits"],
+            kwh=row["kwh"],
+            hours=row["hours"],
+            parking_hours=row["parking_hours"],
+            amount_excl_vat=row["excl"],
+            amount_incl_vat=row["incl"],
+        )
+        for currency, row in rows.items()
+    ]
+
+
+def settlement_as_csv(*, rows: list[SettlementRow]) -> str:
+    """CSV with a header line; numbers as exact decimals (money with 2 decimals, kWh and hours with 4)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SETTLEMENT_COLUMNS)
+    for row in rows:
+        values = []
+        for name in SETTLEMENT_COLUMNS:
+            value = getattr(row, name)
+            if name.startswith("amount_"):
+                value = value.quantize(CENT)
+            elif isinstance(value, Decimal):
+                value = value.quantize(QUANTITY)
+            values.append(value)
+        writer.writerow(values)
+    return out.getvalue()

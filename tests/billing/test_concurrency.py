@@ -1,0 +1,61 @@
+"""Two workers at once (threads with their own database connections): one Session, one CDR, one credit.
+PostgreSQL only: SQLite has no row locks and serialises writers differently."""
+
+import threading
+
+import pytest
+from django.db import connection, connections, transaction
+
+from billing.models import Cdr, Session
+from billing.services import cdr_create, cdr_credit, session_sync
+from tests.billing.test_sessions import HOUR, T0, reading, start, stop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def together(func, workers: int = 2) -> list:
+    """Run `func` in `workers` threads released at the same instant, each inside its own database transaction
+    (as the Celery tasks do, with their outbox write); returns the results or raises the first error."""
+    barrier = threading.Barrier(workers)
+    results, errors = [], []
+
+    def run():
+        try:
+            barrier.wait()
+            with transaction.atomic():
+                results.append(func())
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.fixture(autouse=True)
+def postgresql_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+
+
+def test_two_workers_syncing_a_new_transaction_create_one_session(station, energy_tariff, emsp_token):
+    tx = start(station, emsp_token, meter_start=0)
+    reading(station, tx, T0 + HOUR / 2, "3000")
+    sessions = together(lambda: session_sync(transaction_pk=tx.pk, now=T0 + HOUR), workers=4)
+    assert len({s.id for s in sessions}) == 1 and Session.objects.count() == 1
+
+
+def test_two_workers_completing_a_session_write_one_cdr(station, energy_tariff, emsp_token):
+    tx = start(station, emsp_token, meter_start=0)
+    stop(station, tx, T0 + HOUR, 10000)
+    cdrs = together(lambda: cdr_create(session=session_sync(transaction_pk=tx.pk)), workers=4)
+    assert len({c.id for c in cdrs}) == 1 and Cdr.objects.count() == 1
+    credits = together(lambda: cdr_credit(cdr=cdrs[0]), workers=3)
+    assert len({c.id for c in credits}) == 1 and Cdr.objects.filter(credit=True).count() == 1
