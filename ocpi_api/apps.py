@@ -7,7 +7,10 @@ class OcpiApiConfig(AppConfig):
 
     def ready(self):
         from ocpi_api.authorization import partner_token_authorize
+        from ocpi_api.commands import command_token_authorize  # also registers the command Celery task
         from ocpp_gateway.authorization import authorizer_register
 
-        # After the gateway's own (local) tokens: the tokens EMSPs pushed, with real-time authorization.
+        # After the gateway's own (local) tokens: the tokens of recent START_SESSION / RESERVE_NOW commands
+        # (auth_method COMMAND, no real-time authorization within 15 minutes), then the tokens EMSPs pushed.
+        authorizer_register(command_token_authorize)
         authorizer_register(partner_token_authorize)

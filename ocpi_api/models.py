@@ -177,3 +177,82 @@ class ClientInfo(models.Model):
 
     def __str__(self) -> str:
         return f"{self.country_code}/{self.party_id} {self.role} {self.status}"
+
+
+# --- Commands and charging profiles partners ask us to carry out (mod_commands, mod_charging_profiles) ----------
+
+class CommandType(models.TextChoices):
+    """OCPI CommandType, and the three charging profile requests (which answer the same way: at once, then a
+    result POSTed to `response_url`)."""
+
+    CANCEL_RESERVATION = "CANCEL_RESERVATION"
+    RESERVE_NOW = "RESERVE_NOW"
+    START_SESSION = "START_SESSION"
+    STOP_SESSION = "STOP_SESSION"
+    UNLOCK_CONNECTOR = "UNLOCK_CONNECTOR"
+    SET_CHARGING_PROFILE = "SET_CHARGING_PROFILE"
+    GET_ACTIVE_CHARGING_PROFILE = "GET_ACTIVE_CHARGING_PROFILE"
+    CLEAR_CHARGING_PROFILE = "CLEAR_CHARGING_PROFILE"
+
+
+class CommandState(models.TextChoices):
+    """REFUSED: we answered something else than ACCEPTED; nothing goes to the charger. PENDING: accepted, waiting for
+    a worker. SENT: the OCPP call is on its way. ANSWERED: the charger answered (or did not in time) and `result` is
+    known. DELIVERED: the result reached the partner's response_url. UNDELIVERED: it could not be delivered."""
+
+    REFUSED = "REFUSED"
+    PENDING = "PENDING"
+    SENT = "SENT"
+    ANSWERED = "ANSWERED"
+    DELIVERED = "DELIVERED"
+    UNDELIVERED = "UNDELIVERED"
+
+
+class Command(models.Model):
+    """One command (or charging profile request) a partner sent, with what we answered, what went to the charger,
+    what it said and whether the partner got the result.
+
+    For START_SESSION and RESERVE_NOW `id_tag` is the idTag / idToken we gave the charger for the command's token
+    (the token uid, or a shorter stand-in where OCPP 1.6's 20 characters are too few): the gateway authorizer
+    recognises it (auth_method COMMAND). `ocpp_reservation_id` is the reservationId we chose for the charger (the
+    partner's own reservation_id is never sent, so partners cannot touch each other's reservations)."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="commands")
+    command = models.CharField(max_length=28, choices=CommandType.choices)
+    request = models.JSONField(help_text="The partner's request object, as received")
+    response_url = models.URLField(max_length=512)
+    response = models.CharField(max_length=16, help_text="CommandResponseType / ChargingProfileResponseType")
+    response_message = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=12, choices=CommandState.choices, db_index=True)
+    station = models.ForeignKey(
+        "cpo.ChargingStation", null=True, blank=True, on_delete=models.SET_NULL, related_name="ocpi_commands"
+    )
+    evse = models.ForeignKey("cpo.EVSE", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    connector_id = models.CharField(max_length=36, blank=True)
+    transaction = models.ForeignKey(
+        "ocpp_gateway.Transaction", null=True, blank=True, on_delete=models.SET_NULL, related_name="ocpi_commands"
+    )
+    session_id = models.CharField(max_length=36, blank=True)
+    reservation_id = models.CharField(max_length=36, blank=True, help_text="The partner's reservation_id")
+    ocpp_reservation_id = models.IntegerField(null=True, blank=True)
+    id_tag = models.CharField(max_length=36, blank=True, db_index=True)
+    token = models.JSONField(null=True, blank=True, help_text="The OCPI Token of START_SESSION / RESERVE_NOW")
+    authorization_reference = models.CharField(max_length=36, blank=True)
+    ocpp_action = models.CharField(max_length=40, blank=True)
+    ocpp_request = models.JSONField(null=True, blank=True)
+    ocpp_response = models.JSONField(null=True, blank=True)
+    ocpp_error = models.CharField(max_length=255, blank=True)
+    result = models.CharField(max_length=24, blank=True, help_text="CommandResultType / ChargingProfileResultType")
+    result_body = models.JSONField(null=True, blank=True, help_text="What we POST to response_url")
+    delivery_attempts = models.PositiveSmallIntegerField(default=0)
+    delivery_error = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["partner", "command", "reservation_id"], name="command_reservation")]
+
+    def __str__(self) -> str:
+        return f"{self.command} #{self.pk} from {self.partner} ({self.state})"

@@ -4,6 +4,7 @@ Version details and the URLconf are both built from `modules_2_2_1()`, so adding
 commands, chargingprofiles) is one file in `ocpi_api/views/` defining `MODULE`, plus one line below."""
 
 from dataclasses import dataclass, field
+from importlib import import_module
 
 from django.conf import settings
 from django.urls import URLPattern, re_path, reverse
@@ -42,4 +43,8 @@ def absolute_url(path: str) -> str:
 def modules_2_2_1() -> list[OcpiModule]:
     from ocpi_api.views import credentials, hubclientinfo, locations, tariffs, tokens
 
-    return [credentials.MODULE, locations.MODULE, tariffs.MODULE, tokens.MODULE, hubclientinfo.MODULE]
+    modules = [credentials.MODULE, locations.MODULE, tariffs.MODULE, tokens.MODULE, hubclientinfo.MODULE]
+    # One line per further module:
+    modules.append(import_module("ocpi_api.views.commands").MODULE)
+    modules.append(import_module("ocpi_api.views.chargingprofiles").MODULE)
+    return modules

@@ -1,0 +1,184 @@
+"""Commands and charging profiles Receiver interfaces: what is answered at once, for good and bad requests."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from billing.models import Session
+from ocpi_api.models import Command, PartnerStatus
+from ocpp_gateway.models import Transaction
+from tests.ocpi_api.conftest import auth, make_partner
+
+pytestmark = pytest.mark.django_db
+RESPONSE_URL = "https://emsp.example.com/ocpi/2.2.1/results/1"
+
+
+def post(client, headers, command, body):
+    return client.post(f"/ocpi/2.2.1/commands/{command}", data=body if isinstance(body, str) else json.dumps(body),
+                       content_type="application/json", **headers)
+
+
+def token_object(**changes):
+    return {"country_code": "NL", "party_id": "EXM", "uid": "APP-1", "type": "APP_USER", "contract_id": "NL-EXM-C1",
+            "issuer": "Example", "valid": True, "whitelist": "ALLOWED", "last_updated": "2026-01-01T00:00:00Z",
+            **changes}
+
+
+def start_body(**changes):
+    return {"response_url": RESPONSE_URL, "token": token_object(), "location_id": "LOC-T1", "evse_uid": "CP-C-1",
+            **changes}
+
+
+@pytest.fixture
+def station(station_factory):
+    station, _ = station_factory("CP-C")
+    station.online = True
+    station.ocpp_version = "1.6"
+    station.save()
+    return station
+
+
+def make_session(station, *, party_id="EXM", active=True, session_id="SESSION-1"):
+    tx = Transaction.objects.create(station=station, evse=station.evses.first(), transaction_id="77", ocpp_version="1.6",
+                                    ocpp_evse_id=1, connector_id=1, started_at=timezone.now(), meter_start=0,
+                                    status="ACTIVE" if active else "ENDED",
+                                    ended_at=None if active else timezone.now())
+    return Session.objects.create(
+        country_code="NL", party_id="CPO", id=session_id, transaction=tx, emsp_country_code="NL",
+        emsp_party_id=party_id, start_date_time=tx.started_at, cdr_token={}, auth_method="WHITELIST",
+        location_id="LOC-T1", evse_uid="CP-C-1", connector_id="1", currency="EUR", status="ACTIVE")
+
+
+def ocpi(response):
+    body = response.json()
+    return response.status_code, body["status_code"], (body["data"] or {}).get("result")
+
+
+class TestCommands:
+    def test_an_accepted_command_is_answered_at_once_with_a_timeout_and_kept(self, client, headers, station):
+        response = post(client, headers, "START_SESSION", start_body(authorization_reference="REF-9"))
+        assert ocpi(response) == (200, 1000, "ACCEPTED")
+        assert response.json()["data"]["timeout"] >= 30
+        command = Command.objects.get()
+        assert (command.state, command.station, command.evse.uid, command.id_tag, command.authorization_reference) == (
+            "PENDING", station, "CP-C-1", "APP-1", "REF-9")
+
+    def test_a_token_longer_than_ocpp_16_allows_gets_a_stand_in_id_tag(self, client, headers, station):
+        uid = "0123456789abcdef0123456789abcdef"
+        post(client, headers, "START_SESSION", start_body(token=token_object(uid=uid)))
+        command = Command.objects.get()
+        assert len(command.id_tag) == 20 and command.id_tag != uid[:20] and command.token["uid"] == uid
+
+    @pytest.mark.parametrize("body, problem", [
+        ("{not json", "JSON parse error"),
+        ("[1, 2]", "object is expected"),
+        ({"response_url": RESPONSE_URL}, "token"),
+        (start_body(response_url="not a url"), "response_url"),
+        (start_body(token=token_object(valid="yes")), "valid"),
+        (start_body(location_id=12), "location_id"),
+        (start_body(evse_uid=None, connector_id="1"), "evse_uid"),
+    ])
+    def test_bad_bodies_are_2001(self, client, headers, station, body, problem):
+        status, code, _ = ocpi(post(client, headers, "START_SESSION", body))
+        assert (status, code) == (400, 2001)
+        assert problem in post(client, headers, "START_SESSION", body).json()["status_message"]
+        assert not Command.objects.exists()
+
+    def test_an_unknown_command_is_2001_and_get_is_not_allowed(self, client, headers):
+        assert ocpi(post(client, headers, "SELF_DESTRUCT", {"response_url": RESPONSE_URL}))[:2] == (400, 2001)
+        response = client.get("/ocpi/2.2.1/commands/START_SESSION", **headers)
+        assert (response.status_code, response.json()["status_code"]) == (405, 2000)
+
+    def test_credentials_are_checked(self, client, station):
+        assert post(client, {}, "START_SESSION", start_body()).status_code == 401
+        assert post(client, auth("nobody"), "START_SESSION", start_body()).status_code == 401
+        make_partner(token="token-a", country_code="DE", party_id="NEW", status=PartnerStatus.INVITED)
+        assert post(client, auth("token-a"), "START_SESSION", start_body()).status_code == 401
+
+    @pytest.mark.parametrize("changes, what", [
+        ({"location_id": "NOWHERE"}, "location"),
+        ({"evse_uid": "NO-EVSE"}, "EVSE"),
+        ({"evse_uid": "CP-C-1", "connector_id": "9"}, "connector"),
+    ])
+    def test_unknown_locations_evses_and_connectors_are_2003_rejected(self, client, headers, station, changes, what):
+        response = post(client, headers, "START_SESSION", start_body(**changes))
+        assert ocpi(response) == (404, 2003, "REJECTED") and what in response.json()["status_message"]
+        assert Command.objects.get().state == "REFUSED"
+
+    def test_another_partys_token_and_an_offline_charger_are_rejected(self, client, headers, station):
+        response = post(client, headers, "START_SESSION", start_body(token=token_object(party_id="OTH")))
+        assert ocpi(response) == (200, 1000, "REJECTED")
+        station.online = False
+        station.save()
+        response = post(client, headers, "UNLOCK_CONNECTOR", {"response_url": RESPONSE_URL, "location_id": "LOC-T1",
+                                                               "evse_uid": "CP-C-1", "connector_id": "1"})
+        assert ocpi(response) == (200, 1000, "REJECTED") and "offline" in response.json()["status_message"]
+
+    def test_stop_session_knows_whose_session_it_is(self, client, headers, other_headers, station):
+        make_session(station)
+        assert ocpi(post(client, headers, "STOP_SESSION", {"response_url": RESPONSE_URL, "session_id": "NOPE"})) == (
+            200, 1000, "UNKNOWN_SESSION")
+        body = {"response_url": RESPONSE_URL, "session_id": "SESSION-1"}
+        assert ocpi(post(client, other_headers, "STOP_SESSION", body)) == (200, 1000, "REJECTED")
+        assert ocpi(post(client, headers, "STOP_SESSION", body)) == (200, 1000, "ACCEPTED")
+        assert Command.objects.get(state="PENDING").transaction.transaction_id == "77"
+
+    def test_reservations_get_our_own_ids_and_cancel_finds_only_the_partners_own(self, client, headers,
+                                                                                other_headers, station):
+        expiry = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        body = {"response_url": RESPONSE_URL, "token": token_object(), "expiry_date": expiry, "reservation_id": "R1",
+                "location_id": "LOC-T1", "evse_uid": "CP-C-2"}
+        assert ocpi(post(client, headers, "RESERVE_NOW", body))[2] == "ACCEPTED"
+        assert ocpi(post(client, headers, "RESERVE_NOW", body))[2] == "ACCEPTED"  # same id: replaces it
+        first, second = Command.objects.filter(command="RESERVE_NOW").order_by("id")
+        assert first.ocpp_reservation_id == second.ocpp_reservation_id == first.pk
+        past = {**body, "expiry_date": "2020-01-01T00:00:00Z"}
+        assert ocpi(post(client, headers, "RESERVE_NOW", past))[:2] == (400, 2001)
+        cancel = {"response_url": RESPONSE_URL, "reservation_id": "R1"}
+        assert ocpi(post(client, other_headers, "CANCEL_RESERVATION", cancel)) == (200, 1000, "REJECTED")
+        assert ocpi(post(client, headers, "CANCEL_RESERVATION", cancel)) == (200, 1000, "ACCEPTED")
+        assert Command.objects.get(command="CANCEL_RESERVATION", state="PENDING").ocpp_reservation_id == first.pk
+
+
+class TestChargingProfiles:
+    URL = "/ocpi/2.2.1/chargingprofiles/SESSION-1"
+
+    def put(self, client, headers, body, url=URL):
+        return client.put(url, data=json.dumps(body), content_type="application/json", **headers)
+
+    def profile(self, **changes):
+        return {"response_url": RESPONSE_URL, "charging_profile": {
+            "charging_rate_unit": "A", "charging_profile_period": [{"start_period": 0, "limit": 16.0}], **changes}}
+
+    def test_put_get_delete_are_answered_with_a_charging_profile_response(self, client, headers, station):
+        make_session(station)
+        assert ocpi(self.put(client, headers, self.profile())) == (200, 1000, "ACCEPTED")
+        response = client.get(self.URL, {"duration": 900, "response_url": RESPONSE_URL}, **headers)
+        assert ocpi(response) == (200, 1000, "ACCEPTED") and set(response.json()["data"]) == {"result", "timeout"}
+        response = client.delete(f"{self.URL}?response_url={RESPONSE_URL}", **headers)
+        assert ocpi(response) == (200, 1000, "ACCEPTED")
+        assert list(Command.objects.order_by("id").values_list("command", flat=True)) == [
+            "SET_CHARGING_PROFILE", "GET_ACTIVE_CHARGING_PROFILE", "CLEAR_CHARGING_PROFILE"]
+
+    @pytest.mark.parametrize("changes", [
+        {"charging_rate_unit": "kW"},
+        {"charging_profile_period": []},
+        {"charging_profile_period": [{"start_period": 0, "limit": "16"}]},
+        {"charging_profile_period": [{"start_period": 60, "limit": 16}]},
+        {"charging_profile_period": [{"start_period": 0, "limit": 16}, {"start_period": 0, "limit": 8}]},
+    ])
+    def test_bad_profiles_are_2001(self, client, headers, station, changes):
+        make_session(station)
+        assert ocpi(self.put(client, headers, self.profile(**changes)))[:2] == (400, 2001)
+
+    def test_bad_queries_unknown_and_foreign_sessions(self, client, headers, other_headers, station):
+        make_session(station)
+        assert ocpi(client.get(self.URL, {"response_url": RESPONSE_URL}, **headers))[:2] == (400, 2001)
+        assert ocpi(client.get(self.URL, {"duration": "x", "response_url": RESPONSE_URL}, **headers))[:2] == (400, 2001)
+        assert ocpi(client.delete(self.URL, **headers))[:2] == (400, 2001)
+        assert ocpi(self.put(client, headers, self.profile(), url="/ocpi/2.2.1/chargingprofiles/NOPE")) == (
+            200, 1000, "UNKNOWN_SESSION")
+        assert ocpi(self.put(client, other_headers, self.profile())) == (200, 1000, "REJECTED")
+        assert client.put(self.URL, data="{", content_type="application/json", **headers).status_code == 400
