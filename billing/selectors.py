@@ -138,26 +138,21 @@ def cdr_as_ocpi(*, cdr: Cdr) -> dict:
     if cdr.signed_data:
         data["signed_data"] = _numbers(cdr.signed_data)
     data["total_cost"] = _price_out(cdr.total_cost_excl_vat, cdr.total_cost_incl_vat)
-    optional = (
-        ("total_fixed_cost", None),
-        ("total_energy", cdr.total_energy),
-        ("total_energy_cost", None),
-        ("total_time", cdr.total_time),
-        ("total_time_cost", None),
-        ("total_parking_time", cdr.total_parking_time),
-        ("total_parking_cost", None),
-        ("total_reservation_cost", None),
-    )
-    for name, quantity in optional:
-        if name in ("total_energy", "total_time"):
-            data[name] = _quantity_out(quantity)
-        elif name == "total_parking_time":
-            if quantity is not None:
-                data[name] = _quantity_out(quantity)
-        else:
-            price = _price_out(getattr(cdr, f"{name}_excl_vat"), getattr(cdr, f"{name}_incl_vat"))
-            if price is not None:
-                data[name] = price
+
+    def cost(name: str) -> None:
+        price = _price_out(getattr(cdr, f"{name}_excl_vat"), getattr(cdr, f"{name}_incl_vat"))
+        if price is not None:
+            data[name] = price
+
+    cost("total_fixed_cost")
+    data["total_energy"] = _quantity_out(cdr.total_energy)
+    cost("total_energy_cost")
+    data["total_time"] = _quantity_out(cdr.total_time)
+    cost("total_time_cost")
+    if cdr.total_parking_time is not None:
+        data["total_parking_time"] = _quantity_out(cdr.total_parking_time)
+    cost("total_parking_cost")
+    cost("total_reservation_cost")
     if cdr.remark:
         data["remark"] = cdr.remark
     if cdr.invoice_reference_id:

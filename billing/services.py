@@ -420,19 +420,24 @@ def _session_write(*, tx: Transaction, now: datetime | None) -> _Synced:
     periods = priced_session_as_ocpi(priced=priced)["charging_periods"]
     if tariff is None:
         periods = [{key: value for key, value in p.items() if key != "tariff_id"} for p in periods]
-    status = _session_status(tx=tx)
-    session.start_date_time = tx.started_at
-    session.end_date_time = tx.ended_at if tx.status == Transaction.Status.ENDED else None
-    session.kwh = priced.total_energy
-    session.cdr_token = _cdr_token(tx=tx)
-    session.auth_method = tx.auth_method or AuthMethod.WHITELIST
-    session.authorization_reference = tx.authorization_reference
-    session.emsp_country_code = tx.token_country_code
-    session.emsp_party_id = tx.token_party_id
-    session.charging_periods = periods
-    session.total_cost_excl_vat = priced.total_cost.excl_vat if tariff else None
-    session.total_cost_incl_vat = priced.total_cost.incl_vat if tariff else None
-    session.status = status
+    values = dict(
+        start_date_time=tx.started_at,
+        end_date_time=tx.ended_at if tx.status == Transaction.Status.ENDED else None,
+        kwh=priced.total_energy,
+        cdr_token=_cdr_token(tx=tx),
+        auth_method=tx.auth_method or AuthMethod.WHITELIST,
+        authorization_reference=tx.authorization_reference,
+        emsp_country_code=tx.token_country_code,
+        emsp_party_id=tx.token_party_id,
+        charging_periods=periods,
+        total_cost_excl_vat=priced.total_cost.excl_vat if tariff else None,
+        total_cost_incl_vat=priced.total_cost.incl_vat if tariff else None,
+        status=_session_status(tx=tx),
+    )
+    if not session._state.adding and all(getattr(session, name) == value for name, value in values.items()):
+        return _Synced(session, priced, tariff)  # nothing changed: last_updated stays, nothing to push
+    for name, value in values.items():
+        setattr(session, name, value)
     if session._state.adding:
         try:
             with transaction.atomic():

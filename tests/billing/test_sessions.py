@@ -182,6 +182,7 @@ def test_sync_and_cdr_twice_give_one_session_and_one_cdr(station, energy_tariff,
     first = session_sync(transaction_pk=tx.pk, now=T0)
     second = session_sync(transaction_pk=tx.pk, now=T0)
     assert first.id == second.id and Session.objects.count() == 1
+    assert second.last_updated == first.last_updated  # nothing changed, nothing to push
     stop(station, tx, T0 + HOUR, 3000)
     session = session_sync(transaction_pk=tx.pk)
     assert cdr_create(session=session).pk == cdr_create(session=session_sync(transaction_pk=tx.pk)).pk
