@@ -133,6 +133,7 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "cpo")
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
     "ocpp-message-log-prune": {"task": "ocpp_gateway.tasks.message_log_prune_task", "schedule": 24 * 3600},
+    "ocpp-transaction-close-stale": {"task": "ocpp_gateway.tasks.transaction_close_stale_task", "schedule": 3600},
 }
 
 # --- Auth, i18n, static ----------------------------------------------------------------------------------------
@@ -194,6 +195,8 @@ OCPP_CALL_TIMEOUT = env_float("OCPP_CALL_TIMEOUT", 30.0)
 OCPP_MESSAGE_LOG_ENABLED = env_bool("OCPP_MESSAGE_LOG_ENABLED", True)
 OCPP_MESSAGE_LOG_RETENTION_DAYS = env_int("OCPP_MESSAGE_LOG_RETENTION_DAYS", 30)
 OCPP_MESSAGE_LOG_FLUSH_SECONDS = env_float("OCPP_MESSAGE_LOG_FLUSH_SECONDS", 0.2)
+# ACTIVE transactions of offline stations silent for this long are ended by housekeeping (stop reason Other).
+OCPP_STALE_TRANSACTION_HOURS = env_float("OCPP_STALE_TRANSACTION_HOURS", 48)
 # Threads (and database connections) per daphne process for the gateway's database work.
 OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 8)
 

@@ -14,3 +14,8 @@ class OcpiApiConfig(AppConfig):
         # (auth_method COMMAND, no real-time authorization within 15 minutes), then the tokens EMSPs pushed.
         authorizer_register(command_token_authorize)
         authorizer_register(partner_token_authorize)
+
+        # Gateway events, tariff and asset saves -> pushes to partners (outbox) and the session/CDR pipeline.
+        from ocpi_api import receivers
+
+        receivers.connect()

@@ -3,6 +3,8 @@
 from django.db import models
 from django.db.models import Q
 
+from billing.encoding import DecimalJSONDecoder, DecimalJSONEncoder
+
 
 class Role(models.TextChoices):
     """OCPI Role (types.asciidoc)."""
@@ -177,6 +179,98 @@ class ClientInfo(models.Model):
 
     def __str__(self) -> str:
         return f"{self.country_code}/{self.party_id} {self.role} {self.status}"
+
+
+# --- Outbox: every push to a partner (transport_and_format "Client Owned Object Push", mod_sessions, mod_cdrs,
+# mod_locations and mod_tariffs Receiver interfaces) -------------------------------------------------------------
+
+class OutboxStatus(models.TextChoices):
+    """PENDING: to deliver (now or at `next_attempt_at`). SENT: the partner accepted it. SUPERSEDED: a newer push of
+    the same object replaced it before it was delivered (`superseded_by`). FAILED: given up (too old, or the partner
+    is gone)."""
+
+    PENDING = "PENDING"
+    SENT = "SENT"
+    SUPERSEDED = "SUPERSEDED"
+    FAILED = "FAILED"
+
+
+class OutboxMessage(models.Model):
+    """One OCPI call we owe a partner, written in the same database transaction as the change it announces and
+    delivered by a Celery worker (`ocpi_api.outbox.outbox_deliver`).
+
+    `object_key` names the object whose messages are delivered in order (a session, a CDR, a location with its
+    EVSEs and connectors, a tariff); `path` is what follows the partner's Receiver endpoint URL of `module`.
+    `meta` keeps what the push was computed from (e.g. the Session as last announced), so the next push can be a
+    PATCH of the differences. `due_at` is when it was first meant to go (throttling); `next_attempt_at` moves with
+    each failed attempt (backoff)."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="outbox")
+    module = models.CharField(max_length=20, help_text="OCPI ModuleID of the partner's Receiver endpoint")
+    method = models.CharField(max_length=6)
+    path = models.CharField(max_length=255, blank=True, help_text="Appended to the partner's endpoint URL")
+    object_key = models.CharField(max_length=120, help_text="Messages of one object go out in order")
+    to_country_code = models.CharField(max_length=2, blank=True)
+    to_party_id = models.CharField(max_length=3, blank=True)
+    body = models.JSONField(null=True, blank=True, encoder=DecimalJSONEncoder, decoder=DecimalJSONDecoder)
+    meta = models.JSONField(default=dict, blank=True, encoder=DecimalJSONEncoder, decoder=DecimalJSONDecoder)
+    coalesce = models.BooleanField(default=False, help_text="A newer push of the same object may replace it")
+    status = models.CharField(max_length=10, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
+    superseded_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    attempts = models.PositiveIntegerField(default=0)
+    due_at = models.DateTimeField(help_text="When it was first meant to go")
+    next_attempt_at = models.DateTimeField()
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="Last time a delivery task was queued")
+    give_up_at = models.DateTimeField()
+    correlation_id = models.CharField(max_length=36)
+    last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    response_location = models.CharField(
+        max_length=512, blank=True, help_text="Location header of a CDR POST: where the partner keeps it"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="outbox_due"),
+            models.Index(fields=["partner", "object_key", "status"], name="outbox_object"),
+        ]
+        constraints = [
+            # A CDR is POSTed once per partner: a retried or concurrent task finds the row another one wrote.
+            models.UniqueConstraint(
+                fields=["partner", "object_key"],
+                condition=Q(method="POST") & ~Q(status="SUPERSEDED"),
+                name="outbox_one_post_per_object",
+            ),
+            models.CheckConstraint(condition=Q(method__in=["PUT", "PATCH", "POST", "DELETE"]), name="outbox_method"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.module}/{self.path} to {self.partner_id} ({self.status})"
+
+
+class OutboxAttempt(models.Model):
+    """One try to deliver a message: what the partner answered (HTTP status, OCPI status_code) or why it failed."""
+
+    message = models.ForeignKey(OutboxMessage, on_delete=models.CASCADE, related_name="attempt_log")
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    url = models.CharField(max_length=512)
+    request_id = models.CharField(max_length=36)
+    ok = models.BooleanField(default=False)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    status_message = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["message_id", "id"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.pk} of {self.message_id}: {self.http_status} {self.status_code} {self.error[:40]}"
 
 
 # --- Commands and charging profiles partners ask us to carry out (mod_commands, mod_charging_profiles) ----------

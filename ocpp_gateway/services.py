@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from cpo.models import EVSE, ChargingStation, EvseStatus, RegistrationStatus
@@ -574,6 +575,33 @@ def transaction_pk_for_ocpp_id(*, station_pk: int, transaction_id) -> int | None
         .values_list("pk", flat=True)
         .first()
     )
+
+
+def transaction_close_stale(*, older_than_hours: float | None = None) -> list[int]:
+    """Housekeeping: end ACTIVE transactions of stations that went offline and said nothing for a long time, at
+    their last known reading, so sessions do not stay open forever. A StopTransaction that arrives later changes
+    nothing (the transaction is ENDED); its meter values are still kept."""
+    hours = settings.OCPP_STALE_TRANSACTION_HOURS if older_than_hours is None else older_than_hours
+    cutoff = timezone.now() - timezone.timedelta(hours=hours)
+    candidates = Transaction.objects.filter(status=Transaction.Status.ACTIVE, station__online=False).filter(
+        Q(meter_last_at__lt=cutoff) | Q(meter_last_at__isnull=True, started_at__lt=cutoff)
+    )
+    closed = []
+    for pk in candidates.values_list("pk", flat=True):
+        with transaction.atomic():
+            tx = Transaction.objects.select_for_update().get(pk=pk)
+            if tx.status != Transaction.Status.ACTIVE:
+                continue
+            tx.status = Transaction.Status.ENDED
+            tx.ended_at = max(tx.meter_last_at or tx.started_at, tx.started_at)
+            tx.meter_stop = tx.meter_last if tx.meter_last is not None else tx.meter_start
+            tx.stop_reason = "Other"
+            tx.save()
+            events.announce(events.transaction_ended, transaction_pk=tx.pk)
+            closed.append(pk)
+    if closed:
+        logger.warning("closed %d stale transactions: %s", len(closed), closed)
+    return closed
 
 
 # --- Message log -------------------------------------------------------------------------------------------------

@@ -132,3 +132,22 @@ def test_charging_and_suspended_states_during_a_16_transaction_are_recorded(stat
                        timestamp=T0 + timedelta(hours=1))  # replayed
     evse_status_update(station_pk=station.pk, ocpp_evse_id=2, ocpp_status="Charging", timestamp=T0)  # other EVSE
     assert list(tx.charging_states.values_list("charging_state", flat=True)) == ["Charging", "SuspendedEV"]
+
+
+def test_transactions_of_stations_silent_and_offline_for_long_are_closed_at_their_last_reading(station, local_token):
+    from django.utils import timezone
+
+    from ocpp_gateway.services import transaction_close_stale
+
+    old = timezone.now() - timedelta(days=3)
+    stale, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=10,
+                                    timestamp=old)
+    meter_values_record(station_pk=station.pk, ocpp_evse_id=1, transaction_pk=stale.pk,
+                        samples=[Sample(timestamp=old + timedelta(hours=1), value=Decimal(5010), unit="Wh")])
+    fresh, _ = transaction_start_16(station_pk=station.pk, connector_id=2, id_tag=local_token.uid, meter_start=0,
+                                    timestamp=timezone.now())
+    assert transaction_close_stale(older_than_hours=48) == [stale.pk]
+    stale.refresh_from_db()
+    assert (stale.status, stale.meter_stop, stale.ended_at, stale.stop_reason) == (
+        "ENDED", Decimal(5010), old + timedelta(hours=1), "Other")
+    assert Transaction.objects.get(pk=fresh.pk).status == "ACTIVE"

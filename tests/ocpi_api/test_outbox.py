@@ -1,0 +1,319 @@
+"""The outbox: pushes written with the change they announce, delivered in order per object, retried with backoff,
+coalesced when superseded, never sent twice, every attempt recorded."""
+
+import base64
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connections, transaction
+from django.utils import timezone
+
+from cpo.celery import app as celery_app
+from ocpi_api import outbox
+from ocpi_api.models import OutboxAttempt, OutboxMessage, OutboxStatus
+from ocpi_api.outbox import Outcome, body_merge, outbox_deliver, outbox_enqueue
+from tests.e2e.emsp import ReceivingEmsp, partner_for
+
+SESSION_PATH = "NL/CPO/S-1"
+
+
+@pytest.fixture
+def emsp():
+    server = ReceivingEmsp().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def eager():
+    """Run queued tasks in-process (as the embedded default does) so on_commit dispatch is observable."""
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+@pytest.fixture
+def fast_retries(settings):
+    settings.OCPI_OUTBOX_RETRY_BASE = 0.2
+    settings.OCPI_OUTBOX_RETRY_MAX = 1.0
+    return settings
+
+
+def enqueue(partner, *, method="PUT", body=None, path=SESSION_PATH, key="sessions:S-1", **kwargs):
+    with transaction.atomic():
+        return outbox_enqueue(partner=partner, module="sessions", method=method, path=path, object_key=key,
+                              body=body if body is not None else {"id": "S-1", "kwh": 1}, **kwargs)
+
+
+def make_due(message):
+    OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_outside_a_transaction_is_refused(emsp):
+    partner = partner_for(emsp)
+    with pytest.raises(outbox.OutboxError):
+        outbox_enqueue(partner=partner, module="sessions", method="PUT", path="x", object_key="k", body={})
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_change_leaves_no_message_and_queues_no_task(emsp, eager, django_capture_on_commit_callbacks):
+    partner = partner_for(emsp)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        try:
+            with transaction.atomic():
+                enqueue(partner)
+                raise RuntimeError("the change fails")
+        except RuntimeError:
+            pass
+    assert OutboxMessage.objects.count() == 0 and callbacks == [] and emsp.pushes == []
+
+
+@pytest.mark.django_db
+def test_delivery_after_commit_carries_token_routing_and_request_headers(emsp, eager,
+                                                                       django_capture_on_commit_callbacks):
+    partner = partner_for(emsp)
+    with django_capture_on_commit_callbacks(execute=True):
+        message = enqueue(partner, to_party=("NL", "EXM"))
+    message.refresh_from_db()
+    assert message.status == OutboxStatus.SENT and message.attempts == 1 and message.sent_at is not None
+    [push] = emsp.pushes
+    assert (push["method"], push["path"], push["body"]) == ("PUT", SESSION_PATH, {"id": "S-1", "kwh": 1})
+    headers = push["headers"]
+    assert headers["Authorization"] == "Token " + base64.b64encode(b"our-token-at-the-emsp").decode()
+    assert (headers["OCPI-from-country-code"], headers["OCPI-from-party-id"]) == ("NL", "CPO")
+    assert (headers["OCPI-to-country-code"], headers["OCPI-to-party-id"]) == ("NL", "EXM")
+    assert headers["X-Correlation-ID"] == message.correlation_id and headers["X-Request-ID"]
+    [attempt] = OutboxAttempt.objects.filter(message=message)
+    assert (attempt.ok, attempt.http_status, attempt.status_code, attempt.error) == (True, 200, 1000, "")
+    assert attempt.url == f"{emsp.base_url}/emsp/2.2.1/sessions/{SESSION_PATH}"
+
+
+@pytest.mark.django_db
+def test_a_failed_push_is_retried_with_backoff_and_each_attempt_is_recorded(emsp, settings):
+    settings.OCPI_OUTBOX_RETRY_BASE = 5
+    partner = partner_for(emsp)
+    message = enqueue(partner)
+    emsp.answer = lambda method, path, body: (503, {"status_code": 3000, "status_message": "busy"})
+    assert outbox_deliver(message_id=message.pk) == Outcome.RETRY
+    emsp.go_down()
+    make_due(message)
+    assert outbox_deliver(message_id=message.pk) == Outcome.RETRY
+    message.refresh_from_db()
+    assert message.status == OutboxStatus.PENDING and message.attempts == 2
+    assert message.next_attempt_at > timezone.now()
+    assert outbox_deliver(message_id=message.pk) == Outcome.NOT_DUE
+    emsp.come_back()
+    emsp.answer = None
+    make_due(message)
+    assert outbox_deliver(message_id=message.pk) == Outcome.SENT
+    assert outbox_deliver(message_id=message.pk) == Outcome.DONE  # idempotent: nothing sent twice
+    attempts = list(OutboxAttempt.objects.filter(message=message))
+    assert [(a.ok, a.http_status, a.status_code) for a in attempts] == [
+        (False, 503, 3000), (False, None, None), (True, 200, 1000)]
+    assert "busy" in attempts[0].error and "ConnectError" in attempts[1].error
+    correlation = {r["headers"]["X-Correlation-ID"] for r in emsp.requests}
+    requests = {r["headers"]["X-Request-ID"] for r in emsp.requests}
+    assert correlation == {message.correlation_id} and len(requests) == 2  # the refused try never arrived
+
+
+def test_backoff_doubles_up_to_the_cap(settings):
+    settings.OCPI_OUTBOX_RETRY_BASE, settings.OCPI_OUTBOX_RETRY_MAX = 10, 100
+    delays = [outbox.retry_delay(attempts=n) for n in range(1, 7)]
+    for got, expected in zip(delays, [10, 20, 40, 80, 100, 100]):
+        assert expected * 0.9 <= got <= expected * 1.1
+
+
+@pytest.mark.django_db
+def test_a_message_past_its_give_up_time_fails_and_lets_the_next_one_go(emsp, fast_retries):
+    partner = partner_for(emsp)
+    first = enqueue(partner, method="PUT")
+    second = enqueue(partner, method="PUT", body={"id": "S-1", "kwh": 2}, coalesce=False)
+    OutboxMessage.objects.filter(pk=first.pk).update(give_up_at=timezone.now())
+    emsp.answer = lambda method, path, body: (500, {"status_code": 3000, "status_message": "broken"})
+    assert outbox_deliver(message_id=first.pk) == Outcome.FAILED
+    first.refresh_from_db()
+    assert first.status == OutboxStatus.FAILED and "gave up after 1 attempts" in first.last_error
+    emsp.answer = None
+    assert outbox_deliver(message_id=second.pk) == Outcome.SENT
+
+
+@pytest.mark.django_db
+def test_a_newer_message_of_the_same_object_waits_for_the_older_one(emsp):
+    partner = partner_for(emsp)
+    first = enqueue(partner, method="PUT")
+    second = enqueue(partner, method="PATCH", body={"kwh": 2, "last_updated": "x"})
+    other = enqueue(partner, method="PUT", path="NL/CPO/S-2", key="sessions:S-2")
+    assert outbox_deliver(message_id=second.pk) == Outcome.WAITING
+    assert outbox_deliver(message_id=other.pk) == Outcome.SENT  # another object is not held up
+    assert outbox_deliver(message_id=first.pk) == Outcome.SENT
+    assert outbox_deliver(message_id=second.pk) == Outcome.SENT
+    assert [(p["method"], p["path"]) for p in emsp.pushes] == [
+        ("PUT", "NL/CPO/S-2"), ("PUT", SESSION_PATH), ("PATCH", SESSION_PATH)]
+
+
+@pytest.mark.django_db
+def test_sending_one_message_queues_the_next_of_its_object(emsp, eager, django_capture_on_commit_callbacks):
+    partner = partner_for(emsp)
+    first = enqueue(partner, method="PUT")
+    second = enqueue(partner, method="PATCH", body={"kwh": 2, "last_updated": "x"})
+    with django_capture_on_commit_callbacks(execute=True):
+        assert outbox_deliver(message_id=first.pk) == Outcome.SENT
+    second.refresh_from_db()
+    assert second.status == OutboxStatus.SENT
+    assert [p["method"] for p in emsp.pushes] == ["PUT", "PATCH"]
+
+
+def test_patches_merge_into_the_put_or_patch_they_follow_and_periods_add_up():
+    method, body = body_merge(old_method="PUT", old_body={"id": "S", "kwh": 1, "charging_periods": [1]},
+                              new_method="PATCH", new_body={"kwh": 2, "charging_periods": [2]})
+    assert (method, body) == ("PUT", {"id": "S", "kwh": 2, "charging_periods": [1, 2]})
+    method, body = body_merge(old_method="PATCH", old_body={"kwh": 1, "status": "ACTIVE"},
+                              new_method="PATCH", new_body={"kwh": 3})
+    assert (method, body) == ("PATCH", {"kwh": 3, "status": "ACTIVE"})
+    assert body_merge(old_method="PATCH", old_body={"kwh": 1}, new_method="PUT", new_body={"id": "S"}) == (
+        "PUT", {"id": "S"})
+    assert body_merge(old_method="PUT", old_body={"id": "T"}, new_method="DELETE", new_body=None) == (
+        "DELETE", None)
+
+
+@pytest.mark.django_db
+def test_an_undelivered_update_is_superseded_by_a_newer_one(emsp):
+    partner = partner_for(emsp)
+    first = enqueue(partner, method="PUT", body={"id": "S-1", "kwh": 1, "charging_periods": ["p1"]}, coalesce=True)
+    later = timezone.now() + timedelta(seconds=60)
+    second = enqueue(partner, method="PATCH", body={"kwh": 2, "charging_periods": ["p2"]}, coalesce=True,
+                     not_before=later)
+    first.refresh_from_db()
+    assert first.status == OutboxStatus.SUPERSEDED and first.superseded_by_id == second.pk
+    assert second.method == "PUT" and second.body == {"id": "S-1", "kwh": 2, "charging_periods": ["p1", "p2"]}
+    assert second.due_at == first.due_at  # keeps the earlier time: coalescing never delays
+    assert outbox_deliver(message_id=first.pk) == Outcome.DONE
+    assert outbox_deliver(message_id=second.pk) == Outcome.SENT
+    assert len(emsp.pushes) == 1
+
+
+@pytest.mark.django_db
+def test_non_coalescing_messages_and_other_paths_are_never_superseded(emsp):
+    partner = partner_for(emsp)
+    cdr = enqueue(partner, method="PUT", path="NL/CPO/S-1", key="locations:L", coalesce=True)
+    sibling = enqueue(partner, method="PUT", path="NL/CPO/S-1/E2", key="locations:L", coalesce=True)
+    plain = enqueue(partner, method="PUT", path="x", key="k")
+    enqueue(partner, method="PUT", path="x", key="k", coalesce=True)
+    assert OutboxMessage.objects.filter(status=OutboxStatus.SUPERSEDED).count() == 0
+    assert {m.pk for m in (cdr, sibling, plain)} <= set(OutboxMessage.objects.values_list("pk", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_being_sent_is_not_superseded_and_the_newer_one_follows_it(emsp):
+    """While a worker holds a message (HTTP call in flight), a newer update is a new message after it."""
+    partner = partner_for(emsp)
+    first = enqueue(partner, method="PUT", coalesce=True)
+    emsp.delay = 1.0
+    worker = threading.Thread(target=lambda: (outbox_deliver(message_id=first.pk), connections.close_all()))
+    worker.start()
+    deadline = timezone.now() + timedelta(seconds=5)
+    while not emsp.requests and timezone.now() < deadline:
+        threading.Event().wait(0.02)
+    second = enqueue(partner, method="PATCH", body={"kwh": 5}, coalesce=True)
+    worker.join()
+    first.refresh_from_db()
+    assert first.status == OutboxStatus.SENT and second.method == "PATCH"
+    emsp.delay = 0
+    assert outbox_deliver(message_id=second.pk) == Outcome.SENT
+    assert [p["method"] for p in emsp.pushes] == ["PUT", "PATCH"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_given_the_same_message_send_it_once(emsp):
+    partner = partner_for(emsp)
+    message = enqueue(partner)
+    emsp.delay = 0.5
+    outcomes = []
+
+    def work():
+        try:
+            outcomes.append(outbox_deliver(message_id=message.pk))
+        finally:
+            connections.close_all()
+
+    workers = [threading.Thread(target=work) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(outcomes) == sorted([Outcome.SENT, Outcome.LOCKED, Outcome.LOCKED]) or (
+        outcomes.count(Outcome.SENT) == 1 and set(outcomes) <= {Outcome.SENT, Outcome.LOCKED, Outcome.DONE})
+    assert len(emsp.pushes) == 1 and OutboxAttempt.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_cdr_post_keeps_the_location_the_partner_answered(emsp):
+    partner = partner_for(emsp)
+    with transaction.atomic():
+        message, created = outbox.outbox_enqueue_once(partner=partner, module="cdrs", path="",
+                                                      object_key="cdrs:C-1", body={"id": "C-1"})
+    with transaction.atomic():
+        again, created_again = outbox.outbox_enqueue_once(partner=partner, module="cdrs", path="",
+                                                          object_key="cdrs:C-1", body={"id": "C-1"})
+    assert created and not created_again and again.pk == message.pk
+    assert outbox_deliver(message_id=message.pk) == Outcome.SENT
+    message.refresh_from_db()
+    assert message.response_location == f"{emsp.base_url}/emsp/2.2.1/cdrs/C-1"
+    assert message.last_http_status == 201
+
+
+@pytest.mark.django_db
+def test_a_partner_without_the_receiver_endpoint_or_no_longer_registered_gets_nothing(emsp):
+    partner = partner_for(emsp, endpoints=[e for e in emsp.endpoints() if e["identifier"] != "sessions"])
+    message = enqueue(partner)
+    assert outbox_deliver(message_id=message.pk) == Outcome.FAILED
+    partner = partner_for(emsp, token="another", country_code="DE", party_id="XYZ")
+    partner.status = "UNREGISTERED"
+    partner.save()
+    message = enqueue(partner)
+    assert outbox_deliver(message_id=message.pk) == Outcome.FAILED
+    assert emsp.pushes == []
+
+
+@pytest.mark.django_db
+def test_beat_claims_due_heads_of_objects_once_per_lease(emsp):
+    partner = partner_for(emsp)
+    now = timezone.now()
+    head = enqueue(partner)
+    behind = enqueue(partner, method="PATCH", body={"kwh": 2})
+    later = enqueue(partner, path="p2", key="sessions:S-2", not_before=now + timedelta(hours=1))
+    OutboxMessage.objects.update(dispatched_at=None)
+    assert outbox.outbox_due_claim() == [head.pk]
+    assert outbox.outbox_due_claim() == []  # queued just now: not again within the lease
+    OutboxMessage.objects.filter(pk=later.pk).update(next_attempt_at=now)
+    assert outbox.outbox_due_claim() == [later.pk]
+    assert behind.pk not in outbox.outbox_due_claim()
+
+
+@pytest.mark.django_db
+def test_prune_forgets_old_finished_messages_but_keeps_cdr_posts_and_pending_ones(emsp, settings):
+    partner = partner_for(emsp)
+    sent = enqueue(partner)
+    pending = enqueue(partner, path="p2", key="sessions:S-2")
+    with transaction.atomic():
+        cdr, _ = outbox.outbox_enqueue_once(partner=partner, module="cdrs", path="", object_key="cdrs:C", body={})
+    outbox_deliver(message_id=sent.pk)
+    outbox_deliver(message_id=cdr.pk)
+    old = timezone.now() - timedelta(days=settings.OCPI_OUTBOX_RETENTION_DAYS + 1)
+    OutboxMessage.objects.update(created_at=old)
+    assert outbox.outbox_prune() >= 1
+    assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {pending.pk, cdr.pk}
+
+
+@pytest.mark.django_db
+def test_staff_retry_puts_a_given_up_message_back_in_line(emsp):
+    partner = partner_for(emsp)
+    message = enqueue(partner)
+    OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxStatus.FAILED, give_up_at=timezone.now())
+    retried = outbox.outbox_retry(message_id=message.pk)
+    assert retried.status == OutboxStatus.PENDING and retried.give_up_at > timezone.now() + timedelta(hours=1)
+    assert outbox_deliver(message_id=message.pk) == Outcome.SENT
+    assert outbox.outbox_retry(message_id=message.pk).status == OutboxStatus.SENT  # nothing to do

@@ -1,0 +1,169 @@
+"""Location and tariff pushes: EVSE status PATCHes when a charger reports a new status, PUTs when staff edit assets
+or tariffs, DELETE when a tariff goes, each to every registered partner with the Receiver endpoint, and no one else."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+
+from billing.models import Tariff
+from cpo.celery import app as celery_app
+from cpo.models import EVSE, Connector
+from ocpi_api.models import OutboxMessage, OutboxStatus, PartnerStatus
+from ocpp_gateway.services import evse_status_update
+from tests.e2e.emsp import ReceivingEmsp, partner_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def emsp():
+    server = ReceivingEmsp().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def eager():
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+@pytest.fixture
+def station(station_factory):
+    station, _ = station_factory("CP-PUSH", evses=2)
+    return station
+
+
+@pytest.fixture
+def partners(emsp, station):
+    """One EMSP with a locations Receiver, one without, one that unregistered."""
+    with_locations = partner_for(emsp)
+    without = partner_for(emsp, token="t2", country_code="DE", party_id="NOL",
+                          endpoints=[e for e in emsp.endpoints() if e["identifier"] not in ("locations", "tariffs")])
+    gone = partner_for(emsp, token="t3", country_code="BE", party_id="OLD", status=PartnerStatus.UNREGISTERED)
+    return with_locations, without, gone
+
+
+def status(station, number, ocpp_status, capture):
+    with capture(execute=True):
+        evse_status_update(station_pk=station.pk, ocpp_evse_id=number, ocpp_status=ocpp_status)
+
+
+def test_a_status_change_is_patched_to_partners_with_a_locations_receiver(
+    emsp, eager, station, partners, django_capture_on_commit_callbacks
+):
+    status(station, 1, "Charging", django_capture_on_commit_callbacks)
+    [message] = OutboxMessage.objects.all()
+    assert message.partner == partners[0] and message.status == OutboxStatus.SENT
+    [(method, path, body)] = emsp.locations
+    evse = EVSE.objects.get(station=station, ocpp_evse_id=1)
+    assert (method, path) == ("PATCH", f"NL/CPO/LOC-T1/{evse.uid}")
+    assert body["status"] == "CHARGING" and body["last_updated"].endswith("Z") and set(body) == {
+        "status", "last_updated"}
+
+
+def test_the_same_status_again_and_a_station_wide_status_push_nothing(
+    emsp, eager, station, partners, django_capture_on_commit_callbacks
+):
+    status(station, 1, "Charging", django_capture_on_commit_callbacks)
+    status(station, 1, "Charging", django_capture_on_commit_callbacks)
+    status(station, 0, "Unavailable", django_capture_on_commit_callbacks)
+    assert len(emsp.locations) == 1
+
+
+def test_while_the_partner_is_down_status_changes_of_one_evse_coalesce_into_the_latest(
+    emsp, eager, station, partners, django_capture_on_commit_callbacks, settings
+):
+    from ocpi_api.outbox import outbox_deliver
+
+    settings.OCPI_OUTBOX_RETRY_BASE = 3600  # no retry within the test
+    emsp.go_down()
+    for ocpp_status in ("Charging", "Faulted", "Unavailable"):
+        status(station, 1, ocpp_status, django_capture_on_commit_callbacks)
+    status(station, 2, "Charging", django_capture_on_commit_callbacks)
+    # The first PATCH was tried at once and failed; each next status of the same EVSE replaced the waiting one
+    # (keeping its backoff). EVSE 2 waits behind it: a location's messages go in order.
+    pending = list(OutboxMessage.objects.filter(status=OutboxStatus.PENDING).order_by("id"))
+    assert [(m.path[-1], m.body["status"], m.attempts) for m in pending] == [("1", "INOPERATIVE", 1),
+                                                                              ("2", "CHARGING", 0)]
+    assert OutboxMessage.objects.filter(status=OutboxStatus.SUPERSEDED).count() == 2
+    emsp.come_back()
+    for message in pending:
+        OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=message.created_at)
+        assert outbox_deliver(message_id=message.pk) == "sent"
+    statuses = [(path[-1], body["status"]) for _, path, body in emsp.locations]
+    assert statuses == [("1", "INOPERATIVE"), ("2", "CHARGING")]
+
+
+def test_unpublished_locations_are_not_pushed(emsp, eager, station, partners, django_capture_on_commit_callbacks):
+    station.location.publish = False
+    station.location.save()
+    status(station, 1, "Charging", django_capture_on_commit_callbacks)
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_staff_edits_put_the_location_evse_or_connector_but_gateway_status_writes_do_not(
+    emsp, station, partners, django_capture_on_commit_callbacks
+):
+    location = station.location
+    evse = EVSE.objects.get(station=station, ocpp_evse_id=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        location.name = "Renamed Plaza"
+        location.save()
+        evse.physical_reference = "B"
+        evse.save()
+        connector = Connector.objects.get(evse=evse)
+        connector.max_electric_power = 11000
+        connector.save()
+        evse.status = "BLOCKED"
+        evse.save(update_fields=["status", "last_updated"])  # the way the gateway writes a status
+    assert [(m.method, m.path) for m in OutboxMessage.objects.order_by("id")] == [
+        ("PUT", "NL/CPO/LOC-T1"), ("PUT", f"NL/CPO/LOC-T1/{evse.uid}"), ("PUT", f"NL/CPO/LOC-T1/{evse.uid}/1")]
+    location_body, evse_body, connector_body = (m.body for m in OutboxMessage.objects.order_by("id"))
+    assert location_body["name"] == "Renamed Plaza" and len(location_body["evses"]) == 2
+    assert evse_body["uid"] == evse.uid and evse_body["physical_reference"] == "B"
+    assert connector_body == {**connector_body, "id": "1", "max_electric_power": 11000}
+    assert {m.partner_id for m in OutboxMessage.objects.all()} == {partners[0].pk}
+
+
+def test_a_failed_edit_announces_nothing(emsp, station, partners):
+    location = station.location
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            location.name = "Never"
+            location.save()
+            raise RuntimeError
+    assert OutboxMessage.objects.count() == 0
+
+
+def tariff(**changes):
+    from billing.services import tariff_upsert_from_ocpi
+
+    data = {
+        "country_code": "NL", "party_id": "CPO", "id": "T-AC", "currency": "EUR",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": Decimal("0.35"), "vat": Decimal("21"),
+                                            "step_size": 1}]}],
+    }
+    data.update(changes)
+    return tariff_upsert_from_ocpi(data=data)
+
+
+def test_tariff_saved_is_put_and_deleted_is_deleted(emsp, eager, partners, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        tariff()
+    with django_capture_on_commit_callbacks(execute=True):
+        Tariff.objects.get(pk="T-AC").delete()
+    assert [(p["method"], p["path"]) for p in emsp.pushes] == [("PUT", "NL/CPO/T-AC"), ("DELETE", "NL/CPO/T-AC")]
+    put = emsp.pushes[0]["body"]
+    assert put["id"] == "T-AC" and put["elements"][0]["price_components"][0]["price"] == 0.35
+    assert emsp.tariffs == {"NL/CPO/T-AC": None}
+
+
+def test_a_tariff_edited_twice_before_delivery_is_put_once_with_the_last_version(emsp, partners, settings):
+    tariff()
+    tariff(currency="USD")
+    [message] = OutboxMessage.objects.filter(status=OutboxStatus.PENDING)
+    assert message.body["currency"] == "USD"
