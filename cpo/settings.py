@@ -213,3 +213,21 @@ OCPI_REALTIME_AUTHORIZATION_TIMEOUT = env_float("OCPI_REALTIME_AUTHORIZATION_TIM
 OCPI_COMMAND_TOKEN_MINUTES = env_int("OCPI_COMMAND_TOKEN_MINUTES", 15)
 # Modules a partner must offer for the credentials handshake to succeed (else OCPI status 3003), e.g. "cdrs,sessions".
 OCPI_PARTNER_REQUIRED_MODULES = [m for m in os.environ.get("OCPI_PARTNER_REQUIRED_MODULES", "").split(",") if m]
+# Outbox of pushes to partners (ocpi_api/outbox.py). A failed push is retried after RETRY_BASE seconds, doubling up
+# to RETRY_MAX, until GIVE_UP_HOURS (CDRs: CDR_GIVE_UP_HOURS) after it was written.
+OCPI_OUTBOX_RETRY_BASE = env_float("OCPI_OUTBOX_RETRY_BASE", 30.0)
+OCPI_OUTBOX_RETRY_MAX = env_float("OCPI_OUTBOX_RETRY_MAX", 6 * 3600.0)
+OCPI_OUTBOX_GIVE_UP_HOURS = env_float("OCPI_OUTBOX_GIVE_UP_HOURS", 24.0)
+OCPI_OUTBOX_CDR_GIVE_UP_HOURS = env_float("OCPI_OUTBOX_CDR_GIVE_UP_HOURS", 14 * 24.0)
+# Retries due within this many seconds are queued with a countdown; later ones are found by the beat task that runs
+# every POLL_SECONDS. A queued delivery not done after DISPATCH_LEASE seconds is queued again by beat.
+OCPI_OUTBOX_COUNTDOWN_MAX = env_float("OCPI_OUTBOX_COUNTDOWN_MAX", 300.0)
+OCPI_OUTBOX_POLL_SECONDS = env_float("OCPI_OUTBOX_POLL_SECONDS", 15.0)
+OCPI_OUTBOX_DISPATCH_LEASE = env_float("OCPI_OUTBOX_DISPATCH_LEASE", 300.0)
+OCPI_OUTBOX_RETENTION_DAYS = env_int("OCPI_OUTBOX_RETENTION_DAYS", 30)
+# At most one Session PATCH per session per this many seconds (later changes wait in one coalesced PATCH).
+OCPI_SESSION_PATCH_MIN_INTERVAL = env_float("OCPI_SESSION_PATCH_MIN_INTERVAL", 60.0)
+CELERY_BEAT_SCHEDULE.update({
+    "ocpi-outbox-deliver-due": {"task": "ocpi_api.tasks.outbox_deliver_due", "schedule": OCPI_OUTBOX_POLL_SECONDS},
+    "ocpi-outbox-prune": {"task": "ocpi_api.tasks.outbox_prune", "schedule": 24 * 3600},
+})
