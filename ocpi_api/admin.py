@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from ocpi_api.models import ClientInfo, Partner, PartnerToken
+from ocpi_api.models import ClientInfo, Command, Partner, PartnerToken
 
 
 @admin.register(Partner)
@@ -29,3 +29,21 @@ class PartnerTokenAdmin(admin.ModelAdmin):
 class ClientInfoAdmin(admin.ModelAdmin):
     list_display = ("country_code", "party_id", "role", "status", "partner", "last_updated")
     list_filter = ("status", "role", "partner")
+
+
+@admin.register(Command)
+class CommandAdmin(admin.ModelAdmin):
+    """Commands and charging profile requests partners sent: what we answered, what the charger said, whether the
+    partner got the result. Read-only: they are a record."""
+
+    list_display = ("id", "command", "partner", "station", "response", "state", "result", "created_at",
+                    "delivered_at")
+    list_filter = ("command", "state", "response", "result", "partner")
+    search_fields = ("id_tag", "session_id", "reservation_id", "station__identity")
+    list_select_related = ("partner", "station")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
