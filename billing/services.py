@@ -220,9 +220,9 @@ def _cdr_token(*, tx: Transaction) -> dict:
     return {
         "country_code": tx.token_country_code or settings.OCPI_COUNTRY_CODE,
         "party_id": tx.token_party_id or settings.OCPI_PARTY_ID,
-        "uid": tx.id_tag,
+        "uid": tx.token_uid or tx.id_tag,
         "type": tx.token_type or ID_TOKEN_TYPES.get(tx.id_token_type, "OTHER"),
-        "contract_id": tx.contract_id or tx.id_tag,
+        "contract_id": tx.contract_id or tx.token_uid or tx.id_tag,
     }
 
 

@@ -171,6 +171,7 @@ def _result(*, token: PartnerToken, status: str, auth_method: str, authorization
         source=source or f"partner:{token.partner_id}",
         group_id=token.group_id,
         authorization_reference=authorization_reference,
+        token_uid=token.uid,
         token_type=token.type,
         contract_id=token.contract_id,
         auth_method=auth_method,

@@ -658,6 +658,7 @@ def command_token_authorize(request: AuthorizationRequest) -> AuthorizationResul
             source=f"partner:{cmd.partner_id}",
             group_id=token.get("group_id") or "",
             authorization_reference=cmd.authorization_reference,
+            token_uid=str(token.get("uid", ""))[:36],
             token_type=token.get("type", ""),
             contract_id=token.get("contract_id", ""),
             auth_method=AuthMethod.COMMAND,

@@ -42,6 +42,7 @@ class AuthorizationResult:
     expiry_date: datetime | None = None
     group_id: str = ""
     authorization_reference: str = ""
+    token_uid: str = ""  # the OCPI Token.uid, when the charger's idTag is not it (e.g. a stand-in for a long uid)
     token_type: str = ""  # OCPI TokenType of the token that decided
     contract_id: str = ""
     auth_method: str = "WHITELIST"  # OCPI AuthMethod: AUTH_REQUEST (asked the EMSP in real time), COMMAND, WHITELIST

@@ -30,6 +30,7 @@ class Transaction(models.Model):
     auth_source = models.CharField(max_length=40, blank=True, help_text="Who authorised: local, partner:<id>, ...")
     authorization_reference = models.CharField(max_length=36, blank=True)
     auth_method = models.CharField(max_length=12, blank=True, help_text="OCPI AuthMethod")
+    token_uid = models.CharField(max_length=36, blank=True, help_text="OCPI Token.uid when the idTag is not it")
     token_type = models.CharField(max_length=12, blank=True, help_text="OCPI TokenType of the token that decided")
     contract_id = models.CharField(max_length=36, blank=True)
     token_country_code = models.CharField(max_length=2, blank=True, help_text="Issuer of the token (EMSP)")

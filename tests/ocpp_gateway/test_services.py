@@ -104,6 +104,7 @@ def test_the_authorization_that_let_a_transaction_start_is_kept_on_it(station):
     def emsp(request):
         if request.id_tag == "EMSP-TOKEN-1":
             return AuthorizationResult(status="Accepted", source="partner:7", auth_method="AUTH_REQUEST",
+                                       token_uid="EMSP-TOKEN-1-FULL-UID",
                                        authorization_reference="REF-1", token_type="RFID", contract_id="NL-EXM-C1",
                                        country_code="NL", party_id="EXM")
         return None
@@ -120,6 +121,7 @@ def test_the_authorization_that_let_a_transaction_start_is_kept_on_it(station):
     assert (tx.auth_method, tx.authorization_reference, tx.token_country_code, tx.token_party_id,
             tx.contract_id, tx.token_type) == ("AUTH_REQUEST", "REF-1", "NL", "EXM", "NL-EXM-C1", "RFID")
     assert again.pk == tx.pk and auth_again.authorization_reference == "REF-1"
+    assert tx.token_uid == "EMSP-TOKEN-1-FULL-UID"
 
 
 def test_charging_and_suspended_states_during_a_16_transaction_are_recorded(station, local_token):
