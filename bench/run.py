@@ -45,6 +45,20 @@ import loadgen  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/cpo_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The server settings run.py uses unless told otherwise: the best measured (bench/RESULTS.md says which need a
+# change in the product to match).
+# Which of them the product does not do yet: gc_freeze, access_log off (Makefile `run`: -v 0), backlog (Makefile
+# `run`: -e tcp:...:backlog=4096) and both patches (ocpp_gateway/consumers.py, cpo/dashboard/receivers.py).
+# `--gc-freeze 0 --access-log --no-patch` measures the code as shipped (with daphne flags as run.py passes them).
+SERVER_DEFAULTS = {"db_threads": 0, "gc_freeze": 500, "backlog": 4096, "connect_timeout": 60, "access_log": False,
+                   "patch": ("dashboard-publish-async", "no-close-old-connections")}
+# Proposed product changes bench/server.py can apply to its own process: name -> (environment variable, what).
+PATCHES = {
+    "no-close-old-connections": ("BENCH_NO_CLOSE_OLD_CONNECTIONS",
+                                 "skip channels' close_old_connections hop before every consumer message"),
+    "dashboard-publish-async": ("BENCH_DASHBOARD_PUBLISH_ASYNC",
+                                "dashboard events scheduled on the event loop instead of async_to_sync on the db thread"),
+}
 LOCATION_ID = "BENCH-LOC"
 
 
@@ -124,17 +138,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def daphne_start(*, port: int, env: dict, log_path: Path, extra: list[str]) -> subprocess.Popen:
-    """One daphne on loopback. Chargers need: no 24 h socket lifetime (-1), a handshake timeout long enough for a
-    reconnect storm (60 s), and a listen backlog for thousands of simultaneous SYNs (Twisted's default is 50)."""
-    cmd = [
-        sys.executable, str(BENCH / "server.py"),
-        "-e", f"tcp:port={port}:interface=127.0.0.1:backlog=4096",
+def daphne_args(args, port: int | str = "P") -> list[str]:
+    """The daphne command line. Chargers need: no 24 h socket lifetime (-1), a handshake timeout long enough for a
+    reconnect storm (daphne's default is 5 s), a listen backlog for thousands of simultaneous SYNs (Twisted's
+    default is 50) and no access log line per handshake (daphne's -v 1 default writes one to stdout)."""
+    return [
+        "-e", f"tcp:port={port}:interface=127.0.0.1:backlog={args.backlog}",
         "--websocket_timeout", "-1",
-        "--websocket_connect_timeout", "60",
-        *extra,
-        "cpo.asgi:application",
+        "--websocket_connect_timeout", f"{args.connect_timeout:g}",
+        *([] if args.access_log else ["-v", "0"]),
+        *args.daphne_arg,
     ]
+
+
+def daphne_start(*, port: int, env: dict, log_path: Path, daphne: list[str]) -> subprocess.Popen:
+    """One daphne on loopback (bench/server.py: daphne's CLI after raising the open-files limit)."""
+    cmd = [sys.executable, str(BENCH / "server.py"), *daphne, "cpo.asgi:application"]
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -157,7 +176,8 @@ class Monitor:
         self.server = psutil.Process(server_pid)
         self.generator = psutil.Process()
         self.interval = interval
-        self.samples: list[tuple[float, float, float, float]] = []  # (time, server cpu, server rss MB, gen cpu)
+        # (time, server cpu, server rss MB, gen cpu, 1-min load average)
+        self.samples: list[tuple[float, float, float, float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -178,6 +198,7 @@ class Monitor:
                     self.server.cpu_percent(None),
                     self.server.memory_info().rss / 2**20,
                     self.generator.cpu_percent(None),
+                    os.getloadavg()[0],
                 ))
             except psutil.Error:
                 return
@@ -192,6 +213,7 @@ class Monitor:
             "server_rss_mb_max": round(max(r[2] for r in rows)),
             "server_rss_mb_end": round(rows[-1][2]),
             "generator_cpu_mean": round(sum(r[3] for r in rows) / len(rows)),
+            "loadavg_max": round(max(r[4] for r in rows), 1),
         }
 
 
@@ -201,12 +223,18 @@ class Phase:
     scenario: str
     phase: str
     seconds: float
+    wall: tuple[float, float]  # time.time() at start and end (for the server's GC pauses)
     stats: loadgen.Stats
     resources: dict
     notes: dict = field(default_factory=dict)
 
-    def row(self) -> dict:
+    def row(self, gc_stats: dict | None = None) -> dict:
         summary = self.stats.summary(actions=True)
+        gc_pauses = {}
+        if gc_stats is not None:
+            long = [(g, s) for t, g, s in gc_stats.get("long", []) if self.wall[0] <= t <= self.wall[1]]
+            gc_pauses = {"gc_max_ms": round(max((s for _, s in long), default=0) * 1000),
+                         "gc_long": len(long)}
         return {
             "scenario": self.scenario,
             "phase": self.phase,
@@ -219,6 +247,7 @@ class Phase:
             "error_samples": self.stats.error_samples,
             "actions": summary["actions"],
             **self.resources,
+            **gc_pauses,
             **self.notes,
         }
 
@@ -248,7 +277,8 @@ class Bench:
         result = await coro_factory()
         end = time.monotonic()
         stats.connected_at_end = sum(1 for c in self.fleet if c.is_open)
-        phase = Phase(scenario, name, end - start, stats, self.monitor.window(start, end), notes)
+        phase = Phase(scenario, name, end - start, (time.time() - (end - start), time.time()), stats,
+                      self.monitor.window(start, end), notes)
         if isinstance(result, dict):
             phase.notes.update(result)
         self.phases.append(phase)
@@ -320,8 +350,9 @@ def fmt(value) -> str:
 def tables(rows: list[dict]) -> str:
     out = [
         "| scenario | phase | s | held (end/max) | booted | CALLRESULTs | msg/s | p50 ms | p95 ms | p99 ms | max ms "
-        "| errors | server CPU % mean/max | server RSS MB max | generator CPU % |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| errors | server CPU % mean/max | server RSS MB max | max GC pause ms (pauses >= 20 ms) "
+        "| generator CPU % | load avg max |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         booted = f"{r['booted']}/{r['of']} in {fmt(r.get('all_booted_s'))} s" if "booted" in r else ""
@@ -330,7 +361,8 @@ def tables(rows: list[dict]) -> str:
             f"| {r['scenario']} | {r['phase']} | {r['seconds']} | {r['held_end']}/{r['held_max']} | {booted} "
             f"| {r['results']} | {r['msg_per_s']} | {fmt(r['p50_ms'])} | {fmt(r['p95_ms'])} | {fmt(r['p99_ms'])} "
             f"| {fmt(r['max_ms'])} | {errors} | {fmt(r.get('server_cpu_mean'))}/{fmt(r.get('server_cpu_max'))} "
-            f"| {fmt(r.get('server_rss_mb_max'))} | {fmt(r.get('generator_cpu_mean'))} |"
+            f"| {fmt(r.get('server_rss_mb_max'))} | {fmt(r.get('gc_max_ms'))} ({fmt(r.get('gc_long'))}) "
+            f"| {fmt(r.get('generator_cpu_mean'))} | {fmt(r.get('loadavg_max'))} |"
         )
     out += ["", "Per action (CALL -> CALLRESULT):", "",
             "| scenario | phase | action | n | p50 ms | p95 ms | p99 ms | max ms |", "|---|---|---|---:|---:|---:|---:|---:|"]
@@ -386,15 +418,31 @@ def main() -> None:
     parser.add_argument("--id-tag", default="BENCH-TAG")
     parser.add_argument("--db-name", default="cpo_bench", help="dropped and recreated; must contain 'bench'")
     parser.add_argument("--channel-prefix", default=os.environ.get("CHANNEL_LAYER_PREFIX", "bench"))
-    parser.add_argument("--gc-freeze", type=float, default=0,
-                        help="server: gc.freeze() every N seconds (measures that remedy; 0 = off, as shipped)")
-    parser.add_argument("--db-threads", type=int, default=0,
-                        help="experiment: run the gateway's services on a pool of N threads (thread_sensitive=False) "
-                             "instead of the one shared thread; 0 = as shipped")
-    parser.add_argument("--daphne-arg", action="append", default=[], help="extra daphne argument (repeatable)")
+    server = parser.add_argument_group("server settings (defaults: the best measured, see bench/RESULTS.md)")
+    server.add_argument("--db-threads", type=int, default=SERVER_DEFAULTS["db_threads"],
+                        help="OCPP_DB_THREADS: threads (and database connections) for the gateway's database work; "
+                             "0 = leave the environment / settings default")
+    server.add_argument("--message-log", choices=["0", "1"], default=None,
+                        help="OCPP_MESSAGE_LOG_ENABLED (default: the environment / settings default, on)")
+    server.add_argument("--gc-freeze", type=int, default=SERVER_DEFAULTS["gc_freeze"],
+                        help="gc.freeze() after every N accepted websocket connections (0 = off, as shipped)")
+    server.add_argument("--backlog", type=int, default=SERVER_DEFAULTS["backlog"],
+                        help="listen backlog (Twisted's default is 50; the kernel caps it at net.core.somaxconn)")
+    server.add_argument("--connect-timeout", type=float, default=SERVER_DEFAULTS["connect_timeout"],
+                        help="daphne --websocket_connect_timeout (daphne's default is 5)")
+    server.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=SERVER_DEFAULTS["access_log"],
+                        help="daphne's access log (one line per handshake on stdout; daphne's default is on)")
+    server.add_argument("--daphne-arg", action="append", default=[], help="extra daphne argument (repeatable)")
+    server.add_argument("--patch", action="append", choices=sorted(PATCHES), default=None,
+                        help="apply a proposed product change inside the benchmark's server only (repeatable; given "
+                             "at least once, only the named ones; default: "
+                             + " and ".join(SERVER_DEFAULTS["patch"]) + "; see "
+                             "bench/server.py): " + "; ".join(f"{k}: {v[1]}" for k, v in sorted(PATCHES.items())))
+    server.add_argument("--no-patch", action="store_true", help="apply no patch (the product as shipped)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     args.scenarios = [s for s in args.scenarios if s in "abc"]
+    args.patch = [] if args.no_patch else sorted(set(args.patch if args.patch is not None else SERVER_DEFAULTS["patch"]))
 
     fd_limit = loadgen.raise_fd_limit()
     if fd_limit < args.chargers + 100:
@@ -422,13 +470,22 @@ def main() -> None:
     env.update(
         DATABASE_URL=database_url, REDIS_URL=redis_url, CHANNEL_LAYER_PREFIX=args.channel_prefix,
         CELERY_QUEUE=f"{args.channel_prefix}-celery", DEBUG=env.get("DEBUG", "1"),
-        LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"), BENCH_GC_FREEZE_SECONDS=str(args.gc_freeze),
+        LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"), BENCH_GC_FREEZE_EVERY=str(args.gc_freeze),
     )
     if args.db_threads:
-        env.update(BENCH_DB_THREAD_SENSITIVE="0", ASGI_THREADS=str(args.db_threads))
+        env["OCPP_DB_THREADS"] = str(args.db_threads)
+    for name, (variable, _) in PATCHES.items():
+        env.pop(variable, None)
+        if name in args.patch:
+            env[variable] = "1"
+    if args.message_log is not None:
+        env["OCPP_MESSAGE_LOG_ENABLED"] = args.message_log
     log_path = ROOT / "var" / f"bench-daphne-{port}.log"
     log_path.parent.mkdir(exist_ok=True)
-    server = daphne_start(port=port, env=env, log_path=log_path, extra=args.daphne_arg)
+    gc_path = ROOT / "var" / f"bench-gc-{port}.json"
+    env["BENCH_GC_STATS"] = str(gc_path)
+    load_start = os.getloadavg()
+    server = daphne_start(port=port, env=env, log_path=log_path, daphne=daphne_args(args, port))
     monitor = Monitor(server.pid)
     monitor.start()
     print(f"daphne pid {server.pid} on 127.0.0.1:{port}, log {log_path}", flush=True)
@@ -443,7 +500,12 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
 
-    rows = [p.row() for p in bench.phases]
+    load_end = os.getloadavg()
+    try:
+        gc_stats = json.loads(gc_path.read_text())
+    except (OSError, ValueError):
+        gc_stats = None
+    rows = [p.row(gc_stats) for p in bench.phases]
     settings_line = {k: v for k, v in vars(args).items() if k not in ("json",)}
     settings_line["json"] = str(args.json) if args.json else None
     print()
@@ -451,9 +513,18 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"source: {source_revision()}")
     print(f"settings: {json.dumps(settings_line, default=str)}")
-    print(f"server: one daphne ({' '.join(['-e', 'tcp:...:backlog=4096', '--websocket_timeout -1', '--websocket_connect_timeout 60', *args.daphne_arg])}), "
-          f"DEBUG={env['DEBUG']}, LOG_LEVEL={env['LOG_LEVEL']}, channel layer Redis {redis_url} prefix {args.channel_prefix}, "
-          f"database {args.db_name}; generator and server share this machine's cores")
+    print(f"server: one daphne `bench/server.py {' '.join(daphne_args(args))} cpo.asgi:application`, "
+          f"DEBUG={env['DEBUG']}, LOG_LEVEL={env['LOG_LEVEL']}, "
+          f"OCPP_DB_THREADS={env.get('OCPP_DB_THREADS', '(settings default)')}, "
+          f"OCPP_MESSAGE_LOG_ENABLED={env.get('OCPP_MESSAGE_LOG_ENABLED', '(settings default)')}, "
+          f"gc.freeze every {args.gc_freeze or '-'} connections, "
+          f"patches {', '.join(args.patch) or 'none'}, channel layer Redis {redis_url} prefix "
+          f"{args.channel_prefix}, database {args.db_name}; generator and server share this machine's cores")
+    print(f"load average (1/5/15 min): {' '.join(f'{x:.1f}' for x in load_start)} at start, "
+          f"{' '.join(f'{x:.1f}' for x in load_end)} at end")
+    if gc_stats:
+        print(f"server GC: collections per generation {gc_stats['collections']}, seconds {gc_stats['total_s']}, "
+              f"objects frozen at the end {gc_stats.get('frozen')}")
     print()
     print(tables(rows))
     if args.json:
