@@ -2,14 +2,21 @@
 version: `ocpp_request()` -> (action, camelCase payload), with the 1.6 or 2.0.1 names."""
 
 import secrets
+from datetime import timedelta
 
 from django import forms
 from django.conf import settings
 from django.core.validators import RegexValidator
+from django.forms.utils import flatatt
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from billing.models import Tariff
+from cpo.dashboard.selectors import PushState
 
 from cpo.models import ChargingStation, Location, OcppVersion, Token, TokenType
+from ocpi_api.models import Partner
+from ocpi_api.models import Role as OcpiRole
 from ocpp_gateway.models import Transaction
 
 V16 = OcppVersion.V16
@@ -229,6 +236,20 @@ COMMAND_FORMS: dict[str, type[StationCommandForm]] = {
 }
 
 
+class FastSelect(forms.Select):
+    """A <select> written in one pass. Django renders each <option> through a template, which costs ~0.5 ms an
+    option: a filter with 500 locations took a quarter of a second."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        selected = {str(v) for v in self.format_value(value)}
+        final_attrs = self.build_attrs(self.attrs, {**(attrs or {}), "name": name})
+        options = format_html_join(
+            "", '<option value="{}"{}>{}</option>',
+            ((str(v), mark_safe(" selected") if str(v) in selected else "", label) for v, label in self.choices),
+        )
+        return format_html("<select{}>{}</select>", flatatt(final_attrs), options)
+
+
 # --- Onboarding --------------------------------------------------------------------------------------------------
 
 identity_validator = RegexValidator(
@@ -238,7 +259,7 @@ identity_validator = RegexValidator(
 
 class StationCreateForm(forms.Form):
     identity = forms.CharField(max_length=48, validators=[identity_validator], help_text="OCPP identity (chargeBoxId)")
-    location = forms.ModelChoiceField(queryset=Location.objects.all())
+    location = forms.ModelChoiceField(queryset=Location.objects.all(), widget=FastSelect)
     evses = forms.IntegerField(min_value=1, max_value=32, initial=2, label="EVSEs (one connector each)")
 
     def clean_identity(self) -> str:
@@ -249,7 +270,7 @@ class StationCreateForm(forms.Form):
 
 
 class StationAcceptForm(forms.Form):
-    location = forms.ModelChoiceField(queryset=Location.objects.all(), required=False,
+    location = forms.ModelChoiceField(queryset=Location.objects.all(), required=False, widget=FastSelect,
                                       help_text="Needed when the station has no location yet")
     evses = forms.IntegerField(min_value=1, max_value=32, initial=1, label="EVSEs to create")
 
@@ -273,9 +294,12 @@ class MessageLogFilterForm(forms.Form):
 class SessionFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "active and past"), ("ACTIVE", "active"),
                                                         ("ENDED", "ended")])
-    location = forms.ModelChoiceField(queryset=Location.objects.all(), required=False, empty_label="all locations")
+    location = forms.ModelChoiceField(queryset=Location.objects.all(), required=False, empty_label="all locations",
+                                      widget=FastSelect)
     station = forms.CharField(required=False, max_length=48, label="Station identity")
     token = forms.CharField(required=False, max_length=36, label="Token (idTag)")
+    partner = forms.ModelChoiceField(queryset=Partner.objects.order_by("country_code", "party_id"), required=False,
+                                     empty_label="all partners", label="Partner (EMSP)", widget=FastSelect)
     started_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     started_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
 
@@ -362,3 +386,74 @@ class PricePreviewForm(forms.Form):
         data["parking_minutes"] = parking
         return data
 
+
+# --- Partners ------------------------------------------------------------------------------------------------------
+
+
+class PartnerInviteForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Label for staff, and the business name we record")
+    country_code = forms.RegexField(r"^[A-Za-z]{2}$", max_length=2, help_text="ISO 3166-1 alpha-2, e.g. NL",
+                                    error_messages={"invalid": "Two letters"})
+    party_id = forms.RegexField(r"^[A-Za-z0-9]{3}$", max_length=3, help_text="Three characters, e.g. EXM",
+                                error_messages={"invalid": "Three letters or digits"})
+    role = forms.ChoiceField(choices=OcpiRole.choices, initial=OcpiRole.EMSP)
+
+
+class PartnerRegisterForm(forms.Form):
+    versions_url = forms.URLField(max_length=255, assume_scheme="https", label="Their versions URL")
+    token = forms.CharField(max_length=64, label="Their token A", widget=forms.PasswordInput(render_value=False))
+    name = forms.CharField(max_length=100, required=False)
+    plain_token = forms.BooleanField(required=False, label="Send the token unencoded (pre-2.2.1 partners)")
+
+
+# --- CDRs ----------------------------------------------------------------------------------------------------------
+
+
+class CdrFilterForm(forms.Form):
+    partner = forms.ModelChoiceField(queryset=Partner.objects.order_by("country_code", "party_id"), required=False,
+                                     empty_label="all partners", widget=FastSelect)
+    location = forms.ModelChoiceField(queryset=Location.objects.all(), required=False, empty_label="all locations",
+                                      widget=FastSelect)
+    issued_from = forms.DateField(required=False, label="Issued from",
+                                  widget=forms.DateInput(attrs={"type": "date"}))
+    issued_to = forms.DateField(required=False, label="Issued to", widget=forms.DateInput(attrs={"type": "date"}))
+    push_state = forms.ChoiceField(required=False, label="Push", choices=[("", "any push state")])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["push_state"].choices = [("", "any push state")] + PushState.CHOICES
+
+    def clean(self):
+        data = super().clean()
+        if data.get("issued_from") and data.get("issued_to") and data["issued_to"] < data["issued_from"]:
+            self.add_error("issued_to", "The period ends before it starts")
+        return data
+
+
+# --- Analytics -----------------------------------------------------------------------------------------------------
+
+ANALYTICS_MAX_DAYS = 366
+
+
+class AnalyticsFilterForm(forms.Form):
+    date_from = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    bucket = forms.ChoiceField(choices=[("day", "per day"), ("week", "per week")], initial="day", label="Group")
+    time_zone = forms.ChoiceField(label="Time zone")
+
+    def __init__(self, data=None, *, default_zone: str, today, **kwargs):
+        values = {"date_from": today - timedelta(days=29), "date_to": today, "bucket": "day",
+                  "time_zone": default_zone}
+        values.update({key: value for key, value in (data or {}).items() if key in values and value})
+        super().__init__(values, **kwargs)
+        self.fields["time_zone"].choices = time_zone_choices()
+
+    def clean(self):
+        data = super().clean()
+        first, last = data.get("date_from"), data.get("date_to")
+        if first and last:
+            if last < first:
+                self.add_error("date_to", "The period ends before it starts")
+            elif (last - first).days >= ANALYTICS_MAX_DAYS:
+                self.add_error("date_to", f"At most {ANALYTICS_MAX_DAYS} days at once")
+        return data

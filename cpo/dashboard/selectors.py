@@ -7,8 +7,11 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db.models import (
+    CharField,
     Count,
     DecimalField,
+    DurationField,
+    Exists,
     ExpressionWrapper,
     F,
     Max,
@@ -19,12 +22,24 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models.functions import (
+    Coalesce,
+    Concat,
+    ExtractHour,
+    ExtractIsoWeekDay,
+    Greatest,
+    Least,
+    TruncDay,
+    TruncWeek,
+)
 from django.utils import timezone
 
-from billing.models import Tariff
+from billing.models import Cdr, Tariff
+from billing.models import Session as BillingSession
 from billing.pricing import MeterSample, PricedSession, SessionUsage, price_session
 from cpo.models import EVSE, AuditLog, ChargingStation, EvseStatus, Location, RegistrationStatus
+from ocpi_api.models import OutboxMessage, OutboxStatus, Partner, PartnerToken
 from ocpp_gateway.models import MessageLog, MeterValue, Transaction
 
 ACTIVE_LIMIT = 50
@@ -176,9 +191,14 @@ def session_list(
     token: str = "",
     started_from=None,
     started_to=None,
+    partner: Partner | None = None,
 ) -> QuerySet[Transaction]:
     """Transactions, newest first, filtered; `started_to` is inclusive of that whole day (UTC)."""
-    sessions = transactions_with_energy(Transaction.objects.select_related("station", "evse__location"))
+    sessions = transactions_with_energy(
+        Transaction.objects.select_related("station", "evse__location", "ocpi_session")
+    )
+    if partner is not None:
+        sessions = sessions.filter(_party_q(partner, "token_"))
     if status:
         sessions = sessions.filter(status=status)
     if location is not None:
@@ -198,6 +218,27 @@ def session_list(
 ENERGY = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
 TO_BASE_UNIT = {"kWh": Decimal(1000), "Wh": Decimal(1), "kW": Decimal(1000), "W": Decimal(1), "": Decimal(1)}
+
+
+def session_ids(**filters) -> QuerySet:
+    """The ids of `session_list(**filters)`, for paging: sorting ids alone is far cheaper than sorting the joined
+    rows; `sessions_by_ids` then reads one page of them in full."""
+    return session_list(**filters).values_list("pk", flat=True)
+
+
+def sessions_by_ids(*, ids: list[int]) -> list[Transaction]:
+    rows = {tx.pk: tx for tx in session_list().filter(pk__in=ids)}
+    return [rows[pk] for pk in ids if pk in rows]
+
+
+def session_billing(*, transaction: Transaction) -> dict:
+    """The OCPI Session billing keeps for a transaction, its CDR (and credits) when there is one, and the cost lines
+    to show: the CDR's per dimension once written, else the running total only."""
+    session = BillingSession.objects.filter(transaction=transaction).first()
+    if session is None:
+        return {"billing_session": None, "cdr": None, "costs": []}
+    cdr = Cdr.objects.filter(session=session, credit=False).first()
+    return {"billing_session": session, "cdr": cdr, "costs": cost_breakdown(cdr) if cdr else []}
 
 
 def session_meter_series(*, transaction: Transaction) -> dict:
@@ -273,3 +314,455 @@ def tariff_price_preview(*, tariff: Tariff | dict, kwh: Decimal, minutes: int, s
                          charging_end_date_time=charging_end)
     return price_session(tariff=tariff, usage=usage)
 
+
+# --- Partners ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxState:
+    """A partner's pushes: waiting (`pending`, of which `retrying` failed at least once), given up (`failed`),
+    and when the last one was delivered."""
+
+    pending: int = 0
+    retrying: int = 0
+    failed: int = 0
+    sent: int = 0
+    last_sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PartnerRow:
+    partner: Partner
+    tokens: int
+    outbox: OutboxState
+
+    @property
+    def modules(self) -> list[str]:
+        return sorted({f"{e.get('identifier')}" for e in self.partner.endpoints or []})
+
+
+def partner_outbox_states(*, partner_ids: list[int] | None = None) -> dict[int, OutboxState]:
+    """Outbox counts per partner, from one grouped query."""
+    rows = OutboxMessage.objects.order_by()
+    if partner_ids is not None:
+        rows = rows.filter(partner_id__in=partner_ids)
+    rows = rows.values("partner_id").annotate(
+        pending=Count("id", filter=Q(status=OutboxStatus.PENDING)),
+        retrying=Count("id", filter=Q(status=OutboxStatus.PENDING, attempts__gt=0)),
+        failed=Count("id", filter=Q(status=OutboxStatus.FAILED)),
+        sent=Count("id", filter=Q(status=OutboxStatus.SENT)),
+        last_sent_at=Max("sent_at"),
+    )
+    return {row.pop("partner_id"): OutboxState(**row) for row in rows}
+
+
+def partner_list() -> list[PartnerRow]:
+    """Every partner with its token count and outbox state: three queries whatever the number of partners."""
+    token_counts = (
+        PartnerToken.objects.filter(partner=OuterRef("pk")).order_by().values("partner").annotate(n=Count("id"))
+        .values("n")
+    )
+    partners = list(Partner.objects.annotate(tokens_count=Coalesce(Subquery(token_counts), 0))
+                    .order_by("status", "country_code", "party_id", "id"))
+    outbox = partner_outbox_states(partner_ids=[p.pk for p in partners])
+    return [PartnerRow(p, p.tokens_count, outbox.get(p.pk, OutboxState())) for p in partners]
+
+
+def partner_tokens(*, partner: Partner, search: str = "") -> QuerySet[PartnerToken]:
+    tokens = PartnerToken.objects.filter(partner=partner)
+    if search:
+        tokens = tokens.filter(Q(uid__icontains=search) | Q(contract_id__icontains=search)
+                               | Q(visual_number__icontains=search))
+    return tokens.order_by("-last_updated", "uid")
+
+
+def partner_outbox_problems(*, partner: Partner, limit: int = 50) -> QuerySet[OutboxMessage]:
+    """Pushes that failed at least once and are not delivered: still retrying, or given up."""
+    return (
+        OutboxMessage.objects.filter(partner=partner, attempts__gt=0)
+        .filter(Q(status=OutboxStatus.PENDING) | Q(status=OutboxStatus.FAILED))
+        .order_by("-id")[:limit]
+    )
+
+
+# --- CDRs ----------------------------------------------------------------------------------------------------------
+
+CDRS_MODULE = "cdrs"
+
+
+class PushState:
+    """Where a CDR's POST to its EMSP stands, from its outbox message."""
+
+    DELIVERED = "delivered"
+    PENDING = "pending"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    NOT_SENT = "not sent"  # our own token, or the EMSP has no cdrs Receiver: nobody to send it to
+
+    CHOICES = [(DELIVERED, "delivered"), (PENDING, "pending"), (FAILED, "failed"), (NOT_SENT, "not sent")]
+
+
+@dataclass(frozen=True)
+class CdrPush:
+    state: str
+    message: OutboxMessage | None = None
+
+    @property
+    def error(self) -> str:
+        if self.message is None or self.state == PushState.DELIVERED:
+            return ""
+        parts = [str(v) for v in (self.message.last_http_status, self.message.last_status_code) if v]
+        return " ".join(parts + [self.message.last_error]).strip()
+
+
+def cdr_object_key(*, cdr: Cdr) -> str:
+    """The outbox key ocpi_api uses for a CDR's POST (`ocpi_api.push.cdr_announce`)."""
+    return f"{CDRS_MODULE}:{cdr.country_code}:{cdr.party_id}:{cdr.id}"
+
+
+def push_state_of(message: OutboxMessage | None) -> CdrPush:
+    if message is None:
+        return CdrPush(PushState.NOT_SENT)
+    if message.status == OutboxStatus.SENT:
+        return CdrPush(PushState.DELIVERED, message)
+    if message.status == OutboxStatus.FAILED:
+        return CdrPush(PushState.FAILED, message)
+    return CdrPush(PushState.RETRYING if message.attempts else PushState.PENDING, message)
+
+
+def cdr_pushes(*, cdrs: list[Cdr]) -> dict[str, CdrPush]:
+    """Push state per CDR id, for a page of CDRs: one query on the outbox (partner, object_key) index."""
+    keys = {cdr_object_key(cdr=cdr): cdr.id for cdr in cdrs}
+    messages = (
+        OutboxMessage.objects.filter(partner_id__in=Partner.objects.values("pk"), object_key__in=list(keys),
+                                     method="POST")
+        .exclude(status=OutboxStatus.SUPERSEDED)
+        .order_by("id")
+    )
+    latest = {message.object_key: message for message in messages}
+    return {cdr_id: push_state_of(latest.get(key)) for key, cdr_id in keys.items()}
+
+
+def _party_q(partner: Partner, prefix: str) -> Q:
+    condition = Q(pk__in=[])
+    for country_code, party_id in sorted(partner.party_ids()):
+        condition |= Q(**{f"{prefix}country_code": country_code, f"{prefix}party_id": party_id})
+    return condition
+
+
+def _cdr_push_messages(state: str = "") -> QuerySet[OutboxMessage]:
+    """The outbox POSTs of the CDR in the outer query (see `cdr_list`), in `state` (any when empty)."""
+    messages = OutboxMessage.objects.filter(
+        partner_id__in=Partner.objects.values("pk"), object_key=OuterRef("push_key"), method="POST"
+    ).exclude(status=OutboxStatus.SUPERSEDED)
+    if state == PushState.DELIVERED:
+        messages = messages.filter(status=OutboxStatus.SENT)
+    elif state == PushState.FAILED:
+        messages = messages.filter(status=OutboxStatus.FAILED)
+    elif state == PushState.PENDING:
+        messages = messages.filter(status=OutboxStatus.PENDING)
+    return messages
+
+
+def _cdr_push_messages_in(state: str) -> QuerySet[OutboxMessage]:
+    status = OutboxStatus.FAILED if state == PushState.FAILED else OutboxStatus.PENDING
+    return OutboxMessage.objects.filter(status=status, module=CDRS_MODULE, method="POST")
+
+
+def cdr_list(*, partner: Partner | None = None, location: Location | None = None, issued_from=None,
+             issued_to=None, push_state: str = "") -> QuerySet[Cdr]:
+    """CDRs newest first. The period is when the CDR was written (`last_updated` of an immutable CDR), the same
+    as billing's settlement, so an export of a month adds up to the month's settlement; `issued_to` includes
+    that whole day (UTC)."""
+    cdrs = Cdr.objects.all()
+    if partner is not None:
+        cdrs = cdrs.filter(_party_q(partner, "emsp_"))
+    if location is not None:
+        # Through the station's foreign keys (indexed all the way), not the session's location_id text column.
+        cdrs = cdrs.filter(session__transaction__station__location=location)
+    if issued_from:
+        cdrs = cdrs.filter(last_updated__gte=datetime.combine(issued_from, time.min, tzinfo=UTC))
+    if issued_to:
+        cdrs = cdrs.filter(last_updated__lt=datetime.combine(issued_to + timedelta(days=1), time.min, tzinfo=UTC))
+    if push_state in (PushState.FAILED, PushState.PENDING):
+        # Few messages are failed or waiting: read their keys from the outbox (status index), then CDRs by id.
+        keys = _cdr_push_messages_in(push_state).values_list("object_key", flat=True)
+        cdrs = cdrs.filter(pk__in=[key.split(":", 3)[-1] for key in keys])
+    elif push_state:
+        cdrs = cdrs.annotate(push_key=Concat(Value(f"{CDRS_MODULE}:"), "country_code", Value(":"), "party_id",
+                                             Value(":"), "id", output_field=CharField()))
+        if push_state == PushState.NOT_SENT:
+            cdrs = cdrs.exclude(Exists(_cdr_push_messages()))
+        else:
+            cdrs = cdrs.filter(Exists(_cdr_push_messages(push_state)))
+    return cdrs.order_by("-last_updated", "-id")
+
+
+@dataclass(frozen=True)
+class CostLine:
+    label: str
+    quantity: str
+    excl_vat: Decimal | None
+    incl_vat: Decimal | None
+
+
+def cost_breakdown(record) -> list[CostLine]:
+    """The cost dimensions of a CDR (or anything with the same `total_*` fields), as lines for a table."""
+    parking = record.total_parking_time
+    return [
+        CostLine("Fixed", "", record.total_fixed_cost_excl_vat, record.total_fixed_cost_incl_vat),
+        CostLine("Energy", f"{record.total_energy.normalize():f} kWh", record.total_energy_cost_excl_vat,
+                 record.total_energy_cost_incl_vat),
+        CostLine("Time", f"{record.total_time.normalize():f} h", record.total_time_cost_excl_vat,
+                 record.total_time_cost_incl_vat),
+        CostLine("Parking", f"{parking.normalize():f} h" if parking is not None else "",
+                 record.total_parking_cost_excl_vat, record.total_parking_cost_incl_vat),
+        CostLine("Reservation", "", record.total_reservation_cost_excl_vat, record.total_reservation_cost_incl_vat),
+    ]
+
+
+def cdr_push_history(*, cdr: Cdr) -> list[OutboxMessage]:
+    return list(
+        OutboxMessage.objects.filter(partner_id__in=Partner.objects.values("pk"), object_key=cdr_object_key(cdr=cdr))
+        .select_related("partner").prefetch_related("attempt_log").order_by("id")
+    )
+
+
+CDR_CSV_COLUMNS = (
+    "id", "session_id", "credit", "credit_reference_id", "issued", "start_date_time", "end_date_time",
+    "emsp_country_code", "emsp_party_id", "token_uid", "contract_id", "location_id", "evse_uid", "connector_id",
+    "currency", "total_energy_kwh", "total_time_h", "total_parking_time_h", "fixed_cost_excl_vat",
+    "energy_cost_excl_vat", "time_cost_excl_vat", "parking_cost_excl_vat", "reservation_cost_excl_vat",
+    "total_cost_excl_vat", "total_cost_incl_vat", "push_state", "push_error",
+)
+CSV_BATCH = 2000
+
+
+def _csv_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def cdr_csv_rows(*, cdrs: QuerySet[Cdr]):
+    """The header, then one row per CDR (money and quantities exactly as stored), produced in batches so an export
+    of a year never holds all rows in memory."""
+    yield CDR_CSV_COLUMNS
+    batch: list[Cdr] = []
+    for cdr in cdrs.select_related("session").iterator(chunk_size=CSV_BATCH):
+        batch.append(cdr)
+        if len(batch) == CSV_BATCH:
+            yield from _cdr_rows(batch)
+            batch = []
+    yield from _cdr_rows(batch)
+
+
+def _cdr_rows(batch: list[Cdr]):
+    if not batch:
+        return
+    pushes = cdr_pushes(cdrs=batch)
+    for cdr in batch:
+        push = pushes[cdr.id]
+        token, location = cdr.cdr_token or {}, cdr.cdr_location or {}
+        yield [_csv_value(v) for v in (
+            cdr.id, cdr.session_id, cdr.credit, cdr.credit_reference_id, cdr.last_updated, cdr.start_date_time,
+            cdr.end_date_time, cdr.emsp_country_code, cdr.emsp_party_id, token.get("uid"), token.get("contract_id"),
+            location.get("id"), location.get("evse_uid"), location.get("connector_id"), cdr.currency,
+            cdr.total_energy, cdr.total_time, cdr.total_parking_time, cdr.total_fixed_cost_excl_vat,
+            cdr.total_energy_cost_excl_vat, cdr.total_time_cost_excl_vat, cdr.total_parking_cost_excl_vat,
+            cdr.total_reservation_cost_excl_vat, cdr.total_cost_excl_vat, cdr.total_cost_incl_vat, push.state,
+            push.error,
+        )]
+
+
+# --- Analytics -----------------------------------------------------------------------------------------------------
+# Every figure is aggregated by the database (GROUP BY over an indexed period); Python only shapes the few rows
+# that come back (a row per day, location, partner or hour of the week).
+
+
+@dataclass(frozen=True)
+class Period:
+    """[start, end) in UTC, from whole days."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def of_days(cls, first, last) -> "Period":
+        return cls(datetime.combine(first, time.min, tzinfo=UTC),
+                   datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC))
+
+    @property
+    def hours(self) -> Decimal:
+        return Decimal((self.end - self.start).total_seconds()) / 3600
+
+
+def _energy_wh():
+    return ExpressionWrapper(Coalesce(F("meter_stop"), F("meter_last"), F("meter_start")) - F("meter_start"),
+                             output_field=DecimalField(max_digits=14, decimal_places=3))
+
+
+def _kwh(wh) -> Decimal:
+    return (Decimal(wh or 0) / 1000).quantize(Decimal("0.001"))
+
+
+def energy_per_bucket(*, period: Period, bucket: str = "day", time_zone: str = "UTC") -> list[dict]:
+    """Sessions started and energy they delivered per day or ISO week (in `time_zone`), oldest first."""
+    trunc = (TruncWeek if bucket == "week" else TruncDay)("started_at", tzinfo=ZoneInfo(time_zone))
+    rows = (
+        Transaction.objects.filter(started_at__gte=period.start, started_at__lt=period.end)
+        .annotate(bucket=trunc).order_by().values("bucket")
+        .annotate(sessions=Count("id"), wh=Sum(_energy_wh()))
+        .order_by("bucket")
+    )
+    return [{"bucket": row["bucket"].date(), "sessions": row["sessions"], "kwh": _kwh(row["wh"])} for row in rows]
+
+
+def _overlap_seconds(period: Period):
+    """The part of each transaction inside the period (a running one counts until now), as an interval."""
+    now = timezone.now()
+    return ExpressionWrapper(
+        Least(Coalesce(F("ended_at"), Value(now)), Value(period.end))
+        - Greatest(F("started_at"), Value(period.start)),
+        output_field=DurationField(),
+    )
+
+
+def _overlapping(period: Period) -> QuerySet[Transaction]:
+    return Transaction.objects.filter(started_at__lt=period.end).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gt=period.start)
+    )
+
+
+def utilisation_per_location(*, period: Period) -> list[dict]:
+    """Per location: EVSEs, sessions, energy, hours in use and the share of EVSE-hours in use over the period,
+    busiest first."""
+    started = Q(started_at__gte=period.start)
+    stats = {
+        row["station__location_id"]: row
+        for row in _overlapping(period).order_by().values("station__location_id").annotate(
+            busy=Sum(_overlap_seconds(period)), sessions=Count("id", filter=started),
+            wh=Sum(_energy_wh(), filter=started),
+        )
+    }
+    rows = []
+    for location in Location.objects.annotate(
+        evses_count=Count("evses", filter=Q(evses__station__isnull=False))
+    ).filter(evses_count__gt=0).values("id", "name", "city", "evses_count"):
+        row = stats.get(location["id"], {})
+        hours = Decimal((row.get("busy") or timedelta()).total_seconds()) / 3600
+        capacity = location["evses_count"] * period.hours
+        rows.append({
+            "location_id": location["id"], "name": location["name"], "city": location["city"],
+            "evses": location["evses_count"], "sessions": row.get("sessions", 0), "kwh": _kwh(row.get("wh")),
+            "hours_in_use": hours.quantize(Decimal("0.1")),
+            "utilisation_pct": (100 * hours / capacity).quantize(Decimal("0.1")) if capacity else Decimal(0),
+        })
+    rows.sort(key=lambda row: (-row["utilisation_pct"], row["location_id"]))
+    return rows
+
+
+WEEKDAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+# EVSE-seconds in use per local (weekday, hour), by a sweep over the period: +1 at each session start, -1 at its end,
+# 0 at every hour boundary; the running sum is the number of sessions in progress, constant up to the next event, so
+# each step (which never crosses an hour) adds sessions x its length to the hour it starts in. Rows scanned: two per
+# session in the period plus one per hour, whatever the sessions' lengths (a charger that never closed its
+# transaction costs two rows, not one per hour it stayed open).
+OCCUPANCY_SQL = """
+WITH inside AS (
+    SELECT GREATEST(t.started_at, %(start)s) AS s, LEAST(COALESCE(t.ended_at, %(now)s), %(end)s) AS e
+    FROM {table} t
+    WHERE t.started_at < %(end)s AND (t.ended_at IS NULL OR t.ended_at > %(start)s)
+), events AS (
+    SELECT s AS at, 1 AS delta FROM inside WHERE e > s
+    UNION ALL SELECT e, -1 FROM inside WHERE e > s
+    UNION ALL SELECT h, 0 FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz, interval '1 hour') h
+), steps AS (
+    SELECT at, SUM(delta) OVER w AS busy, LEAD(at) OVER w AS next_at
+    FROM events WINDOW w AS (ORDER BY at, delta DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
+SELECT EXTRACT(ISODOW FROM at AT TIME ZONE %(tz)s)::int AS dow, EXTRACT(HOUR FROM at AT TIME ZONE %(tz)s)::int AS hour,
+       SUM(busy * EXTRACT(EPOCH FROM next_at - at)) AS seconds
+FROM steps
+WHERE next_at > at
+GROUP BY 1, 2
+"""
+
+
+def _hour_occurrences(period: Period, zone: ZoneInfo) -> dict[tuple[int, int], int]:
+    """How many times each (ISO weekday, hour) occurs in the period, in local time (at most 24 x days steps)."""
+    counts: dict[tuple[int, int], int] = {}
+    moment = period.start
+    while moment < period.end:
+        local = moment.astimezone(zone)
+        key = (local.isoweekday(), local.hour)
+        counts[key] = counts.get(key, 0) + 1
+        moment += timedelta(hours=1)
+    return counts
+
+
+def hour_of_week(*, period: Period, time_zone: str) -> list[dict]:
+    """168 rows (Monday 00 to Sunday 23, local time): sessions started, energy they delivered and, on PostgreSQL,
+    the share of all EVSEs in use in that hour on average over the period (peak hours)."""
+    zone = ZoneInfo(time_zone)
+    starts = {
+        (row["dow"], row["hour"]): row
+        for row in Transaction.objects.filter(started_at__gte=period.start, started_at__lt=period.end)
+        .annotate(dow=ExtractIsoWeekDay("started_at", tzinfo=zone), hour=ExtractHour("started_at", tzinfo=zone))
+        .order_by().values("dow", "hour").annotate(sessions=Count("id"), wh=Sum(_energy_wh()))
+    }
+    busy: dict[tuple[int, int], float] | None = None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(OCCUPANCY_SQL.format(table=connection.ops.quote_name(Transaction._meta.db_table)),
+                           {"tz": time_zone, "start": period.start, "end": period.end, "now": timezone.now()})
+            busy = {(dow, hour): float(seconds or 0) for dow, hour, seconds in cursor.fetchall()}
+    evses = EVSE.objects.filter(station__isnull=False).count()
+    occurrences = _hour_occurrences(period, zone)
+    rows = []
+    for dow in range(1, 8):
+        for hour in range(24):
+            stats = starts.get((dow, hour), {})
+            share = None
+            if busy is not None and evses and occurrences.get((dow, hour)):
+                share = Decimal(100 * busy.get((dow, hour), 0) / 3600 / (evses * occurrences[(dow, hour)]))
+                share = share.quantize(Decimal("0.1"))
+            rows.append({"weekday": WEEKDAY_NAMES[dow - 1], "hour": hour, "sessions_started": stats.get("sessions", 0),
+                         "kwh": _kwh(stats.get("wh")), "in_use_pct": share})
+    return rows
+
+
+def revenue_per_partner(*, period: Period) -> list[dict]:
+    """CDRs issued in the period per EMSP and currency (credits net out): count, energy, revenue excl./incl. VAT,
+    largest first. Our own tokens' CDRs are the row with an empty party."""
+    names = {}
+    for partner in Partner.objects.all():
+        for party in partner.party_ids():
+            names.setdefault(party, partner.name)
+    rows = (
+        Cdr.objects.filter(last_updated__gte=period.start, last_updated__lt=period.end).order_by()
+        .values("emsp_country_code", "emsp_party_id", "currency")
+        .annotate(cdrs=Count("id", filter=Q(credit=False)), credits=Count("id", filter=Q(credit=True)),
+                  kwh=Sum("total_energy", filter=Q(credit=False)), excl_vat=Sum("total_cost_excl_vat"),
+                  incl_vat=Sum("total_cost_incl_vat"))
+        .order_by("-excl_vat", "emsp_country_code", "emsp_party_id")
+    )
+    return [{
+        "country_code": row["emsp_country_code"], "party_id": row["emsp_party_id"],
+        "name": names.get((row["emsp_country_code"], row["emsp_party_id"]), "" if row["emsp_party_id"] else "own tokens"),
+        "currency": row["currency"], "cdrs": row["cdrs"], "credits": row["credits"],
+        "kwh": (row["kwh"] or Decimal(0)).quantize(Decimal("0.001")),
+        "revenue_excl_vat": (row["excl_vat"] or Decimal(0)).quantize(Decimal("0.01")),
+        "revenue_incl_vat": (row["incl_vat"] or Decimal(0)).quantize(Decimal("0.01")),
+    } for row in rows]
+
+
+def network_time_zone() -> str:
+    """The time zone most locations are in (for reading hours of the week), else the default."""
+    row = Location.objects.order_by().values("time_zone").annotate(n=Count("id")).order_by("-n").first()
+    return row["time_zone"] if row else Location._meta.get_field("time_zone").default

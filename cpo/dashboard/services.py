@@ -4,10 +4,15 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from billing.models import Tariff
+from billing.models import Cdr, Tariff
 from billing.services import tariff_upsert_from_ocpi
+from cpo.dashboard.selectors import PushState, cdr_pushes
 from cpo.models import AuditLog, ChargingStation, Location, RegistrationStatus
 from cpo.services import station_create, station_evse_add
+from ocpi_api import outbox
+from ocpi_api.envelope import OcpiError
+from ocpi_api.models import OutboxMessage, Partner
+from ocpi_api.services import partner_invite, partner_register
 from ocpp_gateway.commands import CommandError, command_send
 
 
@@ -105,3 +110,50 @@ def tariff_save(*, user, tariff: Tariff) -> Tariff:
                      payload={"tariff_id": saved.id, "currency": saved.currency})
     return saved
 
+
+def partner_invite_staff(*, user, name: str, country_code: str, party_id: str, role: str) -> tuple[Partner, str]:
+    """Invite a partner as `manage.py ocpi_invite` does; returns it with token A, to be shown once. The audit log
+    keeps who invited whom, never the token."""
+    with transaction.atomic():
+        partner, token_a = partner_invite(country_code=country_code, party_id=party_id, name=name, role=role)
+        audit_record(user=user, action="PartnerInvite", payload={
+            "partner": partner.pk, "country_code": partner.country_code, "party_id": partner.party_id,
+            "role": partner.role})
+    return partner, token_a
+
+
+def partner_register_staff(*, user, versions_url: str, token: str, name: str = "",
+                           plain_token: bool = False) -> Partner:
+    """Register with a partner as `manage.py ocpi_register` does (the OCPI credentials handshake, calling the
+    partner over HTTP); re-raises the OcpiError that made it fail after keeping it in the audit log."""
+    payload = {"versions_url": versions_url, "name": name, "plain_token": plain_token}
+    try:
+        partner = partner_register(versions_url=versions_url, token_a=token, name=name,
+                                   encode_token=not plain_token)
+    except OcpiError as exc:
+        audit_record(user=user, action="PartnerRegister", payload=payload, ok=False,
+                     error=f"{exc.status_code}: {exc.message}")
+        raise
+    audit_record(user=user, action="PartnerRegister", payload={**payload, "partner": partner.pk}, ok=True,
+                 answer={"country_code": partner.country_code, "party_id": partner.party_id, "role": partner.role,
+                         "version": partner.version})
+    return partner
+
+
+class RetryRefused(Exception):
+    """A push that cannot be retried: nothing was sent, or the partner has it already."""
+
+
+def cdr_push_retry(*, user, cdr: Cdr) -> OutboxMessage:
+    """Requeue the POST of `cdr` to its EMSP through ocpi_api's outbox (`outbox_retry`: due now, a fresh give-up
+    time), after a failure (given up, or waiting for its next try), and keep who did it."""
+    push = cdr_pushes(cdrs=[cdr])[cdr.id]
+    if push.message is None:
+        raise RetryRefused("nothing to retry: the CDR was not queued for a partner")
+    if push.state == PushState.DELIVERED:
+        raise RetryRefused("nothing to retry: the partner has it")
+    with transaction.atomic():
+        message = outbox.outbox_retry(message_id=push.message.pk)
+        audit_record(user=user, action="CdrPushRetry", payload={
+            "cdr": cdr.id, "message": push.message.pk, "state": push.state, "attempts": push.message.attempts})
+    return message

@@ -1,26 +1,32 @@
 """Dashboard views: adapters that check the role, call one selector or service, and render a template."""
 
+import csv
 import json
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.contrib.auth import views as auth_views
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.text import slugify
 from django.views import View
 from django.views.generic import TemplateView
 
 from billing.encoding import DecimalJSONEncoder
-from billing.models import Tariff
-from billing.selectors import tariff_as_ocpi
+from billing.models import Cdr, Tariff
+from billing.selectors import cdr_as_ocpi, tariff_as_ocpi
 from cpo.dashboard import selectors, services
 from cpo.dashboard.forms import (
     COMMAND_FORMS,
+    AnalyticsFilterForm,
+    CdrFilterForm,
     MessageLogFilterForm,
+    PartnerInviteForm,
+    PartnerRegisterForm,
     PricePreviewForm,
     SessionFilterForm,
     StationAcceptForm,
@@ -29,6 +35,9 @@ from cpo.dashboard.forms import (
 )
 from cpo.dashboard.permissions import Role, RoleRequiredMixin, user_role
 from cpo.models import ChargingStation, RegistrationStatus
+from ocpi_api.envelope import OcpiError
+from ocpi_api.models import Partner
+from ocpi_api.modules import absolute_url
 from ocpp_gateway.models import Transaction
 
 MESSAGE_LOG_PAGE_SIZE = 25
@@ -240,14 +249,12 @@ class SessionListView(DashboardView):
         context = super().get_context_data(**kwargs)
         form = SessionFilterForm(self.request.GET or None)
         filters = form.cleaned_data if form.is_valid() else {}
-        sessions = selectors.session_list(**{k: v for k, v in filters.items() if v})
+        ids = selectors.session_ids(**{k: v for k, v in filters.items() if v})
+        page = Paginator(ids, SESSIONS_PAGE_SIZE).get_page(self.request.GET.get("page"))
+        page.object_list = selectors.sessions_by_ids(ids=list(page.object_list))
         query = self.request.GET.copy()
         query.pop("page", None)
-        context.update(
-            form=form,
-            page=Paginator(sessions, SESSIONS_PAGE_SIZE).get_page(self.request.GET.get("page")),
-            query=query.urlencode(),
-        )
+        context.update(form=form, page=page, query=query.urlencode())
         return context
 
 
@@ -259,7 +266,7 @@ class SessionDetailView(DashboardView):
         context = super().get_context_data(**kwargs)
         tx = get_object_or_404(Transaction.objects.select_related("station", "evse__location"), pk=self.kwargs["pk"])
         context.update(tx=tx, series=selectors.session_meter_series(transaction=tx),
-                       energy_kwh=tx.energy_wh / 1000)
+                       energy_kwh=tx.energy_wh / 1000, **selectors.session_billing(transaction=tx))
         return context
 
 
@@ -349,3 +356,263 @@ class TariffEditView(DashboardView):
         messages.success(request, f"Tariff {saved.id} saved")
         return HttpResponseRedirect(reverse("dashboard:tariff", args=[saved.id]))
 
+
+# --- Partners ------------------------------------------------------------------------------------------------------
+
+PARTNER_TOKENS_PAGE_SIZE = 50
+
+
+def versions_url() -> str:
+    return absolute_url(reverse("ocpi:versions"))
+
+
+class PartnerListView(DashboardView):
+    template_name = "dashboard/partner_list.html"
+    nav = "partners"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["partners"] = selectors.partner_list()
+        context["versions_url"] = versions_url()
+        if context["can_administer"]:
+            context.setdefault("invite_form", PartnerInviteForm())
+            context.setdefault("register_form", PartnerRegisterForm())
+        return context
+
+
+class PartnerDetailView(DashboardView):
+    template_name = "dashboard/partner_detail.html"
+    nav = "partners"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        partner = get_object_or_404(Partner, pk=self.kwargs["pk"])
+        search = self.request.GET.get("q", "").strip()
+        context.update(
+            partner=partner,
+            outbox=selectors.partner_outbox_states(partner_ids=[partner.pk]).get(partner.pk, selectors.OutboxState()),
+            problems=selectors.partner_outbox_problems(partner=partner),
+            tokens=Paginator(selectors.partner_tokens(partner=partner, search=search),
+                             PARTNER_TOKENS_PAGE_SIZE).get_page(self.request.GET.get("page")),
+            q=search,
+        )
+        return context
+
+
+class PartnerInviteView(PartnerListView):
+    """POST: invite a partner; the next page shows its token A once (never cached) with our versions URL."""
+
+    required_role = Role.ADMIN
+
+    def get(self, request, *args, **kwargs):
+        return HttpResponseRedirect(reverse("dashboard:partners"))
+
+    def post(self, request):
+        form = PartnerInviteForm(request.POST)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(invite_form=form), status=400)
+        partner, token_a = services.partner_invite_staff(user=request.user, **form.cleaned_data)
+        response = render(request, "dashboard/partner_invited.html", {
+            **self.get_context_data(), "partner": partner, "token_a": token_a})
+        add_never_cache_headers(response)
+        return response
+
+
+class PartnerRegisterView(PartnerListView):
+    """POST: register with a partner (their versions URL and token A); shows the outcome or the OCPI error."""
+
+    required_role = Role.ADMIN
+
+    def get(self, request, *args, **kwargs):
+        return HttpResponseRedirect(reverse("dashboard:partners"))
+
+    def post(self, request):
+        form = PartnerRegisterForm(request.POST)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(register_form=form), status=400)
+        try:
+            partner = services.partner_register_staff(user=request.user, **form.cleaned_data)
+        except OcpiError as exc:
+            messages.error(request, f"Registration failed (OCPI {exc.status_code}): {exc.message}")
+            return self.render_to_response(self.get_context_data(register_form=form), status=400)
+        modules = ", ".join(sorted({e["identifier"] for e in partner.endpoints}))
+        messages.success(request, f"Registered with {partner} ({partner.role}), OCPI {partner.version}: {modules}")
+        return HttpResponseRedirect(reverse("dashboard:partner", args=[partner.pk]))
+
+
+# --- CDRs ----------------------------------------------------------------------------------------------------------
+
+CDRS_PAGE_SIZE = 50
+
+
+class CdrFilterMixin:
+    def cdr_filters(self) -> tuple[CdrFilterForm, dict]:
+        form = CdrFilterForm(self.request.GET or None)
+        filters = form.cleaned_data if form.is_valid() else {}
+        return form, {k: v for k, v in filters.items() if v}
+
+
+class CdrListView(CdrFilterMixin, DashboardView):
+    template_name = "dashboard/cdr_list.html"
+    nav = "cdrs"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form, filters = self.cdr_filters()
+        page = Paginator(selectors.cdr_list(**filters), CDRS_PAGE_SIZE).get_page(self.request.GET.get("page"))
+        pushes = selectors.cdr_pushes(cdrs=list(page))
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        context.update(form=form, page=page, rows=[(cdr, pushes[cdr.id]) for cdr in page], query=query.urlencode())
+        return context
+
+
+class CdrExportView(CdrFilterMixin, RoleRequiredMixin, View):
+    """CSV of the CDRs the filters select (a period and a partner, typically), streamed."""
+
+    def get(self, request):
+        form, filters = self.cdr_filters()
+        if form.is_bound and not form.is_valid():
+            return HttpResponse("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400,
+                                content_type="text/plain")
+        buffer = Echo()
+        writer = csv.writer(buffer, lineterminator="\n")
+        rows = (writer.writerow(row) for row in selectors.cdr_csv_rows(cdrs=selectors.cdr_list(**filters)))
+        response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{cdr_export_name(filters)}"'
+        return response
+
+
+class Echo:
+    """A file-like object for csv.writer that hands back each line instead of storing it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def cdr_export_name(filters: dict) -> str:
+    parts = ["cdrs"]
+    if filters.get("partner"):
+        partner = filters["partner"]
+        parts.append(f"{partner.country_code}-{partner.party_id}")
+    if filters.get("location"):
+        parts.append(str(filters["location"].pk))
+    if filters.get("issued_from") or filters.get("issued_to"):
+        parts.append(f"{filters.get('issued_from') or 'start'}_{filters.get('issued_to') or 'now'}")
+    return "_".join(slugify(part) or "x" for part in parts) + ".csv"
+
+
+class CdrDetailView(DashboardView):
+    template_name = "dashboard/cdr_detail.html"
+    nav = "cdrs"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        cdr = get_object_or_404(Cdr.objects.select_related("session", "credit_reference"), pk=self.kwargs["cdr_id"])
+        push = selectors.cdr_pushes(cdrs=[cdr])[cdr.id]
+        context.update(
+            cdr=cdr,
+            push=push,
+            costs=selectors.cost_breakdown(cdr),
+            history=selectors.cdr_push_history(cdr=cdr),
+            credits=list(cdr.credits.all()),
+            ocpi_json=json.dumps(cdr_as_ocpi(cdr=cdr), cls=DecimalJSONEncoder, indent=2),
+            can_retry=push.state in (selectors.PushState.FAILED, selectors.PushState.RETRYING),
+        )
+        return context
+
+
+class CdrRetryView(RoleRequiredMixin, View):
+    """POST: requeue a CDR's failed (or retrying) push now. Operators and admins."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, cdr_id: str):
+        cdr = get_object_or_404(Cdr, pk=cdr_id)
+        try:
+            message = services.cdr_push_retry(user=request.user, cdr=cdr)
+        except services.RetryRefused as exc:
+            messages.error(request, f"CDR {cdr.id}: {exc}")
+        else:
+            messages.success(request, f"CDR {cdr.id}: push #{message.pk} to {message.partner} queued again")
+        return HttpResponseRedirect(reverse("dashboard:cdr", args=[cdr.id]))
+
+
+# --- Analytics -----------------------------------------------------------------------------------------------------
+
+ANALYTICS_TABLES = {
+    "energy": ("Energy and sessions", ["bucket", "sessions", "kwh"]),
+    "locations": ("Utilisation per location", ["location_id", "name", "city", "evses", "sessions", "kwh",
+                                                "hours_in_use", "utilisation_pct"]),
+    "hours": ("Hour of the week", ["weekday", "hour", "sessions_started", "kwh", "in_use_pct"]),
+    "revenue": ("Revenue per partner", ["country_code", "party_id", "name", "currency", "cdrs", "credits", "kwh",
+                                        "revenue_excl_vat", "revenue_incl_vat"]),
+}
+
+
+class AnalyticsMixin:
+    def analytics_filters(self) -> AnalyticsFilterForm:
+        return AnalyticsFilterForm(self.request.GET, default_zone=selectors.network_time_zone(),
+                                   today=timezone.now().date())
+
+    def analytics_table(self, name: str, form: AnalyticsFilterForm) -> list[dict]:
+        data = form.cleaned_data
+        period = selectors.Period.of_days(data["date_from"], data["date_to"])
+        if name == "energy":
+            return selectors.energy_per_bucket(period=period, bucket=data["bucket"], time_zone=data["time_zone"])
+        if name == "locations":
+            return selectors.utilisation_per_location(period=period)
+        if name == "hours":
+            return selectors.hour_of_week(period=period, time_zone=data["time_zone"])
+        return selectors.revenue_per_partner(period=period)
+
+
+class AnalyticsView(AnalyticsMixin, DashboardView):
+    template_name = "dashboard/analytics.html"
+    nav = "analytics"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = self.analytics_filters()
+        context.update(form=form, query=self.request.GET.urlencode())
+        if not form.is_valid():
+            return context
+        tables = {name: self.analytics_table(name, form) for name in ANALYTICS_TABLES}
+        hours = tables["hours"]
+        context.update(
+            tables=tables,
+            hour_grid=[(day, hours[i * 24:(i + 1) * 24]) for i, day in enumerate(selectors.WEEKDAY_NAMES)],
+            hour_max=max([row["in_use_pct"] or 0 for row in hours] + [row["sessions_started"] for row in hours]
+                         + [1]),
+            charts={
+                "energy": {"labels": [str(row["bucket"]) for row in tables["energy"]],
+                           "kwh": [float(row["kwh"]) for row in tables["energy"]],
+                           "sessions": [row["sessions"] for row in tables["energy"]]},
+                "revenue": {"labels": [f"{row['country_code']}*{row['party_id']} {row['currency']}".strip("*")
+                                       if row["party_id"] else f"own {row['currency']}" for row in tables["revenue"]],
+                            "excl_vat": [float(row["revenue_excl_vat"]) for row in tables["revenue"]]},
+                "locations": {"labels": [row["name"] or row["location_id"] for row in tables["locations"][:20]],
+                              "pct": [float(row["utilisation_pct"]) for row in tables["locations"][:20]]},
+            },
+        )
+        return context
+
+
+class AnalyticsCsvView(AnalyticsMixin, RoleRequiredMixin, View):
+    def get(self, request, table: str):
+        if table not in ANALYTICS_TABLES:
+            raise Http404("no such table")
+        form = self.analytics_filters()
+        if not form.is_valid():
+            return HttpResponse("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400,
+                                content_type="text/plain")
+        columns = ANALYTICS_TABLES[table][1]
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        data = form.cleaned_data
+        name = f"{table}_{data['date_from']}_{data['date_to']}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        writer = csv.writer(response, lineterminator="\n")
+        writer.writerow(columns)
+        for row in self.analytics_table(table, form):
+            writer.writerow(["" if row[c] is None else row[c] for c in columns])
+        return response

@@ -194,3 +194,77 @@ def test_the_login_page_refuses_a_wrong_password_and_the_live_socket_refuses_str
     })""")
     assert closed == "closed"
     context.close()
+
+
+@pytest.fixture
+def billed(make_user, station_factory):
+    """An admin, and two CDRs of NL*EXM: one delivered, one whose push failed."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from ocpi_api.models import OutboxStatus
+    from tests.dashboard.cdrs import T0, make_cdr, make_session
+    from tests.dashboard.test_partners import push, registered_partner
+
+    make_user("ada", "admin")
+    partner = registered_partner()
+    station, _ = station_factory("CP-BILL", evses=1)
+    first = make_cdr(make_session(station=station, number=1, start=T0, kwh=Decimal("20")), issued=T0)
+    second = make_cdr(make_session(station=station, number=2, start=T0 + timedelta(hours=2), kwh=Decimal("10.5"),
+                                   uid="TOKEN-2"), issued=T0 + timedelta(hours=3), energy=(Decimal("3.68"), Decimal("4.45")))
+    push(partner, OutboxStatus.SENT, sent_at=T0, key=f"cdrs:NL:CPO:{first.id}")
+    push(partner, OutboxStatus.FAILED, attempts=5, error="ReadTimeout", key=f"cdrs:NL:CPO:{second.id}")
+    return partner
+
+
+def test_staff_filter_cdrs_and_export_them_as_csv(live_daphne, billed, browser):
+    import csv
+    import io
+
+    context, _ = log_in(browser, live_daphne.http_url, "ada")
+    page = context.new_page()
+    page.goto(f"{live_daphne.http_url}/cdrs/")
+    page.select_option("select[name=partner]", str(billed.pk))
+    page.fill("input[name=issued_from]", "2026-03-10")
+    page.fill("input[name=issued_to]", "2026-03-10")
+    page.click("[data-testid=cdr-filters] button")
+    expect(page.locator("[data-testid=cdrs] tbody tr")).to_have_count(2)
+    expect(page.locator("tr[data-cdr='CDR-S2'] [data-testid=push-state]")).to_have_text("failed")
+    expect(page.locator("tr[data-cdr='CDR-S1'] [data-testid=push-state]")).to_have_text("delivered")
+    shot(page, "cdrs")
+    with page.expect_download() as download_info:
+        page.click("[data-testid=cdr-export]")
+    download = download_info.value
+    assert download.suggested_filename == "cdrs_nl-exm_2026-03-10_2026-03-10.csv"
+    rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+    assert sorted((r["id"], r["total_cost_excl_vat"], r["push_state"]) for r in rows) == [
+        ("CDR-S1", "8.0000", "delivered"), ("CDR-S2", "4.6800", "failed")]
+    (OUTPUT / "dashboard-cdrs.csv").write_text(open(download.path(), encoding="utf-8").read())
+
+    page.click("tr[data-cdr='CDR-S2'] a")
+    expect(page.locator("[data-testid=total-excl]")).to_have_text("4.68")
+    expect(page.locator("#push")).to_contain_text("ReadTimeout")
+    shot(page, "cdr-detail")
+    context.close()
+
+
+def test_admins_see_partners_tariffs_and_analytics(live_daphne, billed, browser):
+    from billing.services import tariff_seed_demo
+
+    db(tariff_seed_demo, tariff_id="AC-1")
+    context, _ = log_in(browser, live_daphne.http_url, "ada")
+    page = context.new_page()
+    page.goto(f"{live_daphne.http_url}/partners/")
+    expect(page.locator("[data-testid=partners]")).to_contain_text("Example EMSP")
+    expect(page.locator(f"tr[data-partner='{billed.pk}'] [data-testid=failed]")).to_have_text("1")
+    shot(page, "partners")
+    page.goto(f"{live_daphne.http_url}/tariffs/AC-1/?kwh=20&minutes=90&parking_minutes=0&start=2026-03-10T18:00"
+              "&time_zone=Europe/Amsterdam")
+    expect(page.locator("[data-testid=preview-total-incl]")).to_have_text("9.68")
+    shot(page, "tariff-preview")
+    page.goto(f"{live_daphne.http_url}/analytics/?date_from=2026-03-01&date_to=2026-03-31")
+    expect(page.locator("#energy-chart")).to_have_attribute("data-ready", "1")
+    expect(page.locator("#revenue-chart")).to_have_attribute("data-ready", "1")
+    expect(page.locator("[data-testid=table-revenue]")).to_contain_text("12.68")
+    shot(page, "analytics")
+    context.close()
