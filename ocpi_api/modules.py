@@ -47,4 +47,6 @@ def modules_2_2_1() -> list[OcpiModule]:
     # One line per further module:
     modules.append(import_module("ocpi_api.views.commands").MODULE)
     modules.append(import_module("ocpi_api.views.chargingprofiles").MODULE)
+    modules.append(import_module("ocpi_api.views.sessions").MODULE)
+    modules.append(import_module("ocpi_api.views.cdrs").MODULE)
     return modules

@@ -337,3 +337,23 @@ def transaction_push(*, transaction_pk: int):
         if cdr is not None:
             cdr_announce(cdr=cdr)
     return session
+
+
+def transactions_unsettled(*, quiet_seconds: float, days: int = 7, limit: int = 500) -> list[int]:
+    """Transactions whose OCPI pipeline did not finish (its task was lost with a worker or the broker): ended without
+    a CDR, or running without a Session, and not changed for `quiet_seconds` (the normal task had its chance). Only
+    the last `days` and only those with an EVSE (others cannot be billed). For the reconciling beat task."""
+    from django.db.models import Exists, OuterRef
+
+    from billing.models import Cdr, Session
+    from ocpp_gateway.models import Transaction
+
+    now = timezone.now()
+    quiet = now - timedelta(seconds=quiet_seconds)
+    recent = Transaction.objects.filter(evse__isnull=False, updated_at__lte=quiet, started_at__gte=now - timedelta(days=days))
+    has_cdr = Exists(Cdr.objects.filter(session__transaction=OuterRef("pk"), credit=False))
+    has_session = Exists(Session.objects.filter(transaction=OuterRef("pk")))
+    ended = recent.filter(status=Transaction.Status.ENDED).exclude(has_cdr)
+    running = recent.filter(status=Transaction.Status.ACTIVE).exclude(has_session)
+    ids = list(ended.values_list("pk", flat=True)[:limit]) + list(running.values_list("pk", flat=True)[:limit])
+    return ids[:limit]

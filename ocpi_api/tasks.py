@@ -39,6 +39,17 @@ def transaction_push(transaction_pk: int) -> str | None:
     return session.pk if session is not None else None
 
 
+@shared_task(acks_late=True, time_limit=120, ignore_result=True)
+def transactions_reconcile() -> int:
+    """Beat: run the session pipeline again for transactions it did not finish (lost task, killed worker)."""
+    from django.conf import settings
+
+    ids = push.transactions_unsettled(quiet_seconds=settings.OCPI_SESSION_RECONCILE_SECONDS)
+    for transaction_pk in ids:
+        transaction_push.delay(transaction_pk)
+    return len(ids)
+
+
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
 def evse_status_push(evse_pk: int) -> int:
     """An EVSE changed status: PATCH it to partners with a locations Receiver."""

@@ -119,7 +119,7 @@ def test_registration_fails_with_3xxx_when_the_partner_api_is_unusable(ocpi_live
         emsp.endpoints_override = []
     elif breakage == "no_mutual_module":
         emsp.endpoints_override = [{"identifier": "credentials", "role": "SENDER", "url": f"{emsp.base_url}/c"},
-                                   {"identifier": "sessions", "role": "RECEIVER", "url": f"{emsp.base_url}/s"}]
+                                   {"identifier": "x-private", "role": "RECEIVER", "url": f"{emsp.base_url}/s"}]
     elif breakage == "bad_endpoints":
         emsp.endpoints_override = [{"identifier": 5}]
     response = httpx.post(f"{ocpi_live.url}/ocpi/2.2.1/credentials", json=credentials,
