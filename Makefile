@@ -23,7 +23,8 @@ demo: migrate
 	$(PY) manage.py seed_demo
 
 # Starts the platform with demo data: daphne (HTTP + websockets), and a Celery worker + beat when REDIS_URL is set
-# (without it, tasks run in-process). Ctrl-C stops everything.
+# (without it, tasks run in-process). Ctrl-C stops everything. Daphne flags for chargers: sockets never time out
+# (its default closes them after 24 h), handshakes may take 60 s and 4096 may wait (reconnect storms).
 run: demo
 	@$(PY) manage.py collectstatic --noinput -v0
 	@$(PY) manage.py ensure_admin
@@ -35,7 +36,8 @@ run: demo
 	@echo ""
 	@trap 'kill 0' INT TERM EXIT; \
 	if [ -n "$$REDIS_URL" ]; then $(VENV)/bin/celery -A cpo worker -B -l warning --concurrency 2 & fi; \
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) --websocket_timeout -1 --websocket_connect_timeout 60 cpo.asgi:application
+	$(VENV)/bin/daphne -e tcp:port=$(PORT):interface=$(HOST):backlog=4096 \
+	  --websocket_timeout -1 --websocket_connect_timeout 60 cpo.asgi:application
 
 worker: install
 	$(VENV)/bin/celery -A cpo worker -B -l info

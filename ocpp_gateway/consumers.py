@@ -12,6 +12,7 @@ import binascii
 import logging
 from urllib.parse import unquote
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -23,9 +24,11 @@ from ocpp_gateway.handlers.base import FrameError, db
 
 logger = logging.getLogger(__name__)
 
-SEEN_FLUSH_SECONDS = 10.0
 seen_writer = BatchWriter(
-    "last seen", lambda pks: services.station_seen(station_pks=pks), interval=lambda: SEEN_FLUSH_SECONDS, unique=True
+    "last seen",
+    lambda pks: services.station_seen(station_pks=pks),
+    interval=lambda: settings.OCPP_SEEN_FLUSH_SECONDS,
+    unique=True,
 )
 # 2.0.1 before 2.1: our 2.1 support is the 2.0.1 message set, so a station offering both gets the richer path.
 SUBPROTOCOL_PREFERENCE = ["ocpp2.0.1", "ocpp2.1", "ocpp1.6"]
@@ -60,6 +63,14 @@ class OcppConsumer(AsyncWebsocketConsumer):
     charge_point = None
     station_pk: int | None = None
     replaced = False
+
+    async def dispatch(self, message) -> None:
+        """Channels' dispatch without its `aclose_old_connections()` hop to a thread the gateway never uses (the
+        `db()` pool closes stale connections around every call); that hop was 9% of the event loop under load."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.identity = unquote(self.scope["url_route"]["kwargs"]["identity"])

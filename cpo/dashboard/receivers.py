@@ -1,9 +1,10 @@
 """Gateway events -> the dashboard group. Connected in CpoConfig.ready; the gateway sends them after commit."""
 
+import asyncio
 import logging
 import time
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 
 from cpo.dashboard.consumers import DASHBOARD_GROUP
@@ -15,10 +16,24 @@ logger = logging.getLogger(__name__)
 
 
 def dashboard_publish(data: dict) -> None:
+    """Hand the event to the channel layer without holding the calling thread: on a gateway database thread the
+    send is scheduled on daphne's event loop (waiting for it there kept those threads idle half the time under
+    load, bench/RESULTS.md); elsewhere (Celery, the shell) it is sent at once."""
     layer = get_channel_layer()
     if layer is None:
         return
-    async_to_sync(layer.group_send)(DASHBOARD_GROUP, {"type": "dashboard.event", "data": data})
+    message = {"type": "dashboard.event", "data": data}
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is not None and loop.is_running():
+        future = asyncio.run_coroutine_threadsafe(layer.group_send(DASHBOARD_GROUP, message), loop)
+        future.add_done_callback(_log_failure)
+    else:
+        async_to_sync(layer.group_send)(DASHBOARD_GROUP, message)
+
+
+def _log_failure(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("dashboard event not published: %r", future.exception())
 
 
 def on_connector_status_changed(sender, *, evse_pk, status, ocpp_status, **kwargs) -> None:
