@@ -241,7 +241,11 @@ OCPI_OUTBOX_DISPATCH_LEASE = env_float("OCPI_OUTBOX_DISPATCH_LEASE", 300.0)
 OCPI_OUTBOX_RETENTION_DAYS = env_int("OCPI_OUTBOX_RETENTION_DAYS", 30)
 # At most one Session PATCH per session per this many seconds (later changes wait in one coalesced PATCH).
 OCPI_SESSION_PATCH_MIN_INTERVAL = env_float("OCPI_SESSION_PATCH_MIN_INTERVAL", 60.0)
+# Transactions left without their Session or CDR this long (a task lost with a killed worker) are pushed again by beat.
+OCPI_SESSION_RECONCILE_SECONDS = env_float("OCPI_SESSION_RECONCILE_SECONDS", 300.0)
 CELERY_BEAT_SCHEDULE.update({
+    "ocpi-sessions-reconcile": {"task": "ocpi_api.tasks.transactions_reconcile",
+                                "schedule": OCPI_SESSION_RECONCILE_SECONDS},
     "ocpi-outbox-deliver-due": {"task": "ocpi_api.tasks.outbox_deliver_due", "schedule": OCPI_OUTBOX_POLL_SECONDS},
     "ocpi-outbox-prune": {"task": "ocpi_api.tasks.outbox_prune", "schedule": 24 * 3600},
 })
