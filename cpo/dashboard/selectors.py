@@ -548,35 +548,47 @@ def _csv_value(value) -> str:
     return str(value)
 
 
+CSV_FIELDS = (
+    "id", "country_code", "party_id", "session_id", "credit", "credit_reference_id", "last_updated",
+    "start_date_time", "end_date_time", "emsp_country_code", "emsp_party_id", "cdr_token__uid",
+    "cdr_token__contract_id", "cdr_location__id", "cdr_location__evse_uid", "cdr_location__connector_id", "currency",
+    "total_energy", "total_time", "total_parking_time", "total_fixed_cost_excl_vat", "total_energy_cost_excl_vat",
+    "total_time_cost_excl_vat", "total_parking_cost_excl_vat", "total_reservation_cost_excl_vat",
+    "total_cost_excl_vat", "total_cost_incl_vat",
+)
+
+
 def cdr_csv_rows(*, cdrs: QuerySet[Cdr]):
-    """The header, then one row per CDR (money and quantities exactly as stored), produced in batches so an export
-    of a year never holds all rows in memory."""
+    """The header, then one row per CDR (money and quantities exactly as stored), read in batches so an export of
+    a year never holds all rows in memory. Only the columns of the CSV are read; the token and location fields
+    are taken out of their JSON by the database."""
     yield CDR_CSV_COLUMNS
-    batch: list[Cdr] = []
-    for cdr in cdrs.select_related("session").iterator(chunk_size=CSV_BATCH):
-        batch.append(cdr)
+    batch: list[dict] = []
+    for row in cdrs.values(*CSV_FIELDS).iterator(chunk_size=CSV_BATCH):
+        batch.append(row)
         if len(batch) == CSV_BATCH:
             yield from _cdr_rows(batch)
             batch = []
     yield from _cdr_rows(batch)
 
 
-def _cdr_rows(batch: list[Cdr]):
+def _cdr_rows(batch: list[dict]):
     if not batch:
         return
-    pushes = cdr_pushes(cdrs=batch)
-    for cdr in batch:
-        push = pushes[cdr.id]
-        token, location = cdr.cdr_token or {}, cdr.cdr_location or {}
-        yield [_csv_value(v) for v in (
-            cdr.id, cdr.session_id, cdr.credit, cdr.credit_reference_id, cdr.last_updated, cdr.start_date_time,
-            cdr.end_date_time, cdr.emsp_country_code, cdr.emsp_party_id, token.get("uid"), token.get("contract_id"),
-            location.get("id"), location.get("evse_uid"), location.get("connector_id"), cdr.currency,
-            cdr.total_energy, cdr.total_time, cdr.total_parking_time, cdr.total_fixed_cost_excl_vat,
-            cdr.total_energy_cost_excl_vat, cdr.total_time_cost_excl_vat, cdr.total_parking_cost_excl_vat,
-            cdr.total_reservation_cost_excl_vat, cdr.total_cost_excl_vat, cdr.total_cost_incl_vat, push.state,
-            push.error,
-        )]
+    keys = {f"{CDRS_MODULE}:{row['country_code']}:{row['party_id']}:{row['id']}": row["id"] for row in batch}
+    messages = (
+        OutboxMessage.objects.filter(partner_id__in=Partner.objects.values("pk"), object_key__in=list(keys),
+                                     method="POST")
+        .exclude(status=OutboxStatus.SUPERSEDED)
+        .only("object_key", "status", "attempts", "last_http_status", "last_status_code", "last_error")
+        .order_by("id")
+    )
+    latest = {message.object_key: message for message in messages}
+    pushes = {cdr_id: push_state_of(latest.get(key)) for key, cdr_id in keys.items()}
+    for row in batch:
+        push = pushes[row["id"]]
+        yield [_csv_value(row[name]) for name in CSV_FIELDS if name not in ("country_code", "party_id")] + [
+            push.state, push.error]
 
 
 # --- Analytics -----------------------------------------------------------------------------------------------------
