@@ -70,7 +70,11 @@ class Transaction(models.Model):
                 name="tx16_unique_start",
             ),
         ]
-        indexes = [models.Index(fields=["station", "status"])]
+        indexes = [
+            models.Index(fields=["station", "status"]),
+            models.Index(fields=["started_at"]),  # dashboard periods and analytics
+            models.Index(fields=["token_country_code", "token_party_id", "started_at"]),  # per partner
+        ]
 
     def __str__(self) -> str:
         return f"{self.station_id}:{self.transaction_id}"
