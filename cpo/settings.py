@@ -215,6 +215,10 @@ OCPP_STALE_TRANSACTION_HOURS = env_float("OCPP_STALE_TRANSACTION_HOURS", 48)
 # Threads (and database connections) per daphne process for the gateway's database work.
 OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 8)
 
+# --- Dashboard ---------------------------------------------------------------------------------------------------
+# Live events reach browsers in batches at most this far apart (one query per kind and one message per batch).
+DASHBOARD_EVENTS_BATCH_SECONDS = env_float("DASHBOARD_EVENTS_BATCH_SECONDS", 0.25)
+
 # --- OCPI API ---------------------------------------------------------------------------------------------------
 # Most objects a paginated GET returns (also the default limit); partners asking for more get this many.
 OCPI_PAGINATION_MAX_LIMIT = env_int("OCPI_PAGINATION_MAX_LIMIT", 100)
@@ -240,6 +244,10 @@ OCPI_OUTBOX_COUNTDOWN_MAX = env_float("OCPI_OUTBOX_COUNTDOWN_MAX", 300.0)
 OCPI_OUTBOX_POLL_SECONDS = env_float("OCPI_OUTBOX_POLL_SECONDS", 15.0)
 OCPI_OUTBOX_DISPATCH_LEASE = env_float("OCPI_OUTBOX_DISPATCH_LEASE", 300.0)
 OCPI_OUTBOX_RETENTION_DAYS = env_int("OCPI_OUTBOX_RETENTION_DAYS", 30)
+# Gateway events are handed to the Celery workers in one task per this many seconds per daphne process.
+OCPI_EVENTS_BATCH_SECONDS = env_float("OCPI_EVENTS_BATCH_SECONDS", 0.5)
+# A running session is re-priced from its meter values at most this often (seconds; start and end at once).
+OCPI_SESSION_SYNC_INTERVAL = env_float("OCPI_SESSION_SYNC_INTERVAL", 15.0)
 # At most one Session PATCH per session per this many seconds (later changes wait in one coalesced PATCH).
 OCPI_SESSION_PATCH_MIN_INTERVAL = env_float("OCPI_SESSION_PATCH_MIN_INTERVAL", 60.0)
 # Transactions left without their Session or CDR this long (a task lost with a killed worker) are pushed again by beat.

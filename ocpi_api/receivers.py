@@ -5,11 +5,14 @@ staff write their pushes in the saving transaction itself (post_save runs inside
 bare save), so a rolled-back edit announces nothing."""
 
 import logging
+import time
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from ocpp_gateway import events
+from ocpp_gateway.batching import PeriodicBatch
 
 logger = logging.getLogger(__name__)
 
@@ -17,16 +20,65 @@ logger = logging.getLogger(__name__)
 EVSE_STATUS_FIELDS = frozenset({"status", "ocpp_status", "ocpp_error_code", "status_updated", "last_updated"})
 
 
-def on_transaction_event(sender, *, transaction_pk, **kwargs) -> None:
+def _fan_out(keys: list[tuple[str, int]]) -> None:
     from ocpi_api import tasks
 
-    tasks.transaction_push.delay_on_commit(transaction_pk)
+    by_kind: dict[str, list[int]] = {"transaction": [], "later": [], "evse": []}
+    for kind, pk in keys:
+        by_kind[kind].append(pk)
+    tasks.gateway_events_fan_out.delay(by_kind["transaction"], by_kind["evse"], by_kind["later"])
+
+
+# Gateway events arrive on the daphne process answering chargers: one Celery publish per batch, not per event.
+gateway_events = PeriodicBatch("ocpi gateway events", _fan_out, interval=lambda: settings.OCPI_EVENTS_BATCH_SECONDS)
+
+
+def _eager() -> bool:
+    from ocpi_api import tasks
+
+    return bool(tasks.transaction_push.app.conf.task_always_eager)
+
+
+def on_transaction_event(sender, *, transaction_pk, **kwargs) -> None:
+    if _eager():  # embedded mode: tasks run in-process, at once
+        from ocpi_api import tasks
+
+        tasks.transaction_push.delay(transaction_pk)
+        return
+    gateway_events.add(("transaction", transaction_pk))
+
+
+# A charging car sends meter values every few seconds; each would re-price the whole session. One sync per
+# OCPI_SESSION_SYNC_INTERVAL per transaction (scheduled that far ahead, so it carries every value that came
+# meanwhile) keeps the session as fresh as the partner sees it anyway (PATCHes are throttled harder) at a fraction
+# of the cost. Started and ended still run at once.
+_sync_scheduled: dict[int, float] = {}
+
+
+def on_transaction_updated(sender, *, transaction_pk, **kwargs) -> None:
+    from ocpi_api import tasks
+
+    interval = settings.OCPI_SESSION_SYNC_INTERVAL
+    if _eager():  # in-process tasks cannot wait: sync at once
+        tasks.transaction_push.delay(transaction_pk)
+        return
+    now = time.monotonic()
+    if _sync_scheduled.get(transaction_pk, 0.0) > now:
+        return
+    if len(_sync_scheduled) > 10_000:
+        for pk in [pk for pk, due in _sync_scheduled.items() if due <= now]:
+            del _sync_scheduled[pk]
+    _sync_scheduled[transaction_pk] = now + interval
+    gateway_events.add(("later", transaction_pk))
 
 
 def on_connector_status_changed(sender, *, evse_pk, **kwargs) -> None:
-    from ocpi_api import tasks
+    if _eager():
+        from ocpi_api import tasks
 
-    tasks.evse_status_push.delay_on_commit(evse_pk)
+        tasks.evse_status_push.delay(evse_pk)
+        return
+    gateway_events.add(("evse", evse_pk))
 
 
 def on_tariff_saved(sender, *, instance, raw=False, **kwargs) -> None:
@@ -81,7 +133,7 @@ def connect() -> None:
     from cpo.models import EVSE, Connector, Location
 
     events.transaction_started.connect(on_transaction_event, dispatch_uid="ocpi.transaction_started")
-    events.transaction_updated.connect(on_transaction_event, dispatch_uid="ocpi.transaction_updated")
+    events.transaction_updated.connect(on_transaction_updated, dispatch_uid="ocpi.transaction_updated")
     events.transaction_ended.connect(on_transaction_event, dispatch_uid="ocpi.transaction_ended")
     events.connector_status_changed.connect(on_connector_status_changed, dispatch_uid="ocpi.evse_status")
     post_save.connect(on_tariff_saved, sender=Tariff, dispatch_uid="ocpi.tariff_saved")

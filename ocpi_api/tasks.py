@@ -2,6 +2,7 @@
 idempotent, so they are acknowledged late (a worker that dies mid-task leaves it to another) and time-limited."""
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from ocpi_api import outbox, push
@@ -62,3 +63,18 @@ def evse_status_push(evse_pk: int) -> int:
         if evse is None:
             return 0
         return len(push.evse_status_announce(evse=evse))
+
+
+@shared_task(acks_late=True, time_limit=120, ignore_result=True)
+def gateway_events_fan_out(
+    transaction_pks: list[int], evse_pks: list[int], later_transaction_pks: list[int] | None = None
+) -> int:
+    """One task per batch of gateway events from a daphne process (see ocpi_api/receivers.py): the worker, not the
+    process answering chargers, publishes the per-object tasks."""
+    for pk in transaction_pks:
+        transaction_push.delay(pk)
+    for pk in later_transaction_pks or []:
+        transaction_push.apply_async((pk,), countdown=settings.OCPI_SESSION_SYNC_INTERVAL)
+    for pk in evse_pks:
+        evse_status_push.delay(pk)
+    return len(transaction_pks) + len(evse_pks) + len(later_transaction_pks or [])

@@ -1,9 +1,14 @@
-"""Writes that may lag a little (message log, last seen) are collected per process and written in one call by
-one task, so that they never sit between a charger's CALL and our CALLRESULT."""
+"""Work that may lag a little is collected per process and done in one go, so that it never sits between a
+charger's CALL and our CALLRESULT: writes (message log, last seen) by an asyncio task, reactions to gateway events
+by a thread."""
 
 import asyncio
 import logging
+import threading
+import time
 from collections.abc import Callable
+
+from django.db import close_old_connections
 
 from ocpp_gateway.handlers.base import db
 
@@ -46,3 +51,46 @@ class BatchWriter:
             await db(self.write)(batch)
         except Exception:
             logger.exception("%s: could not write %d entries", self.name, len(batch))
+
+
+class PeriodicBatch:
+    """Keys added from any thread, handed deduplicated to `flush(keys)` once per `interval` seconds on a daemon
+    thread of this process.
+
+    For reactions to gateway events that cost CPU per call (a Celery publish, a channel-layer send, a query): a
+    charger network produces thousands of events a second, mostly repeats of the same transaction or EVSE, and the
+    daphne process answering the chargers has one core's worth of Python (bench/RESULTS.md: these reactions were a
+    fifth of its CPU). A key added while the process dies before the next flush is lost; receivers keep their own
+    reconciliation for what must not be lost (ocpi_api's beat re-pushes transactions without a session or CDR).
+    """
+
+    def __init__(self, name: str, flush: Callable[[list], None], *, interval: Callable[[], float]):
+        self.name = name
+        self.flush = flush
+        self.interval = interval
+        self.pending: dict = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def add(self, key) -> None:
+        with self.lock:
+            self.pending[key] = None
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name=f"batch-{self.name}", daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval())
+            with self.lock:
+                batch, self.pending = list(self.pending), {}
+            if batch:
+                self.flush_now(batch)
+
+    def flush_now(self, batch: list) -> None:
+        try:
+            self.flush(batch)
+        except Exception:
+            logger.exception("%s: could not hand on %d events", self.name, len(batch))
+        finally:
+            close_old_connections()

@@ -187,14 +187,16 @@ def evse_status_update(
     than the one we hold (chargers replay queued messages after a reconnect) is ignored."""
     if ocpp_evse_id == 0:
         return None
-    station = ChargingStation.objects.get(pk=station_pk)
     timestamp = timestamp or timezone.now()
     with transaction.atomic():
-        evse = evse_resolve(station=station, ocpp_evse_id=ocpp_evse_id)
+        evse = EVSE.objects.select_for_update().filter(station_id=station_pk, ocpp_evse_id=ocpp_evse_id).first()
         if evse is None:
-            logger.warning("%s: status for unknown EVSE %s (station has no location)", station, ocpp_evse_id)
-            return None
-        evse = EVSE.objects.select_for_update().get(pk=evse.pk)
+            station = ChargingStation.objects.get(pk=station_pk)
+            evse = evse_resolve(station=station, ocpp_evse_id=ocpp_evse_id)
+            if evse is None:
+                logger.warning("%s: status for unknown EVSE %s (station has no location)", station, ocpp_evse_id)
+                return None
+            evse = EVSE.objects.select_for_update().get(pk=evse.pk)
         if evse.status_updated is not None and timestamp < evse.status_updated:
             return evse
         status = OCPP_TO_OCPI_STATUS.get(ocpp_status, EvseStatus.UNKNOWN)
@@ -251,6 +253,19 @@ def to_decimal(value) -> Decimal | None:
     return result if result.is_finite() else None
 
 
+def meter_values_receive(
+    *, station_pk: int, ocpp_evse_id: int | None, transaction_id: str | int | None, samples: list[Sample]
+) -> int:
+    """MeterValues.req: samples of the transaction the charger names, else of the only active transaction on that
+    EVSE (2.0.1 and many 1.6 chargers leave the id out), else of no transaction."""
+    transaction_pk = transaction_pk_for_ocpp_id(station_pk=station_pk, transaction_id=transaction_id)
+    if transaction_pk is None and transaction_id is None:
+        transaction_pk = transaction_active_for_evse(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id)
+    return meter_values_record(
+        station_pk=station_pk, ocpp_evse_id=ocpp_evse_id or None, transaction_pk=transaction_pk, samples=samples
+    )
+
+
 def meter_values_record(
     *, station_pk: int, ocpp_evse_id: int | None, transaction_pk: int | None, samples: list[Sample]
 ) -> int:
@@ -289,20 +304,22 @@ def _latest(samples: list[Sample], measurand: str) -> Sample | None:
 
 
 def _transaction_meter_update(*, transaction_pk: int, samples: list[Sample]) -> None:
-    tx = Transaction.objects.get(pk=transaction_pk)
-    fields = []
+    """Move an ACTIVE transaction's latest readings forward in one UPDATE; samples older than the latest reading
+    we hold (replayed from the charger's queue) change nothing."""
+    fields = {}
     energy = _latest(samples, ENERGY_REGISTER)
-    if energy is not None and (tx.meter_last_at is None or energy.timestamp >= tx.meter_last_at):
-        tx.meter_last, tx.meter_last_at = energy.in_base_unit(), energy.timestamp
-        fields += ["meter_last", "meter_last_at"]
+    if energy is not None:
+        fields.update(meter_last=energy.in_base_unit(), meter_last_at=energy.timestamp)
     power = _latest(samples, POWER_ACTIVE)
     if power is not None:
-        tx.power_last = power.in_base_unit()
-        fields.append("power_last")
-    if fields:
-        tx.save(update_fields=fields + ["updated_at"])
-        if tx.status == Transaction.Status.ACTIVE:
-            events.announce(events.transaction_updated, transaction_pk=tx.pk)
+        fields["power_last"] = power.in_base_unit()
+    if not fields:
+        return
+    active = Transaction.objects.filter(pk=transaction_pk, status=Transaction.Status.ACTIVE)
+    if energy is not None:
+        active = active.filter(Q(meter_last_at__isnull=True) | Q(meter_last_at__lte=energy.timestamp))
+    if active.update(**fields, updated_at=timezone.now()):
+        events.announce(events.transaction_updated, transaction_pk=transaction_pk)
 
 
 # --- Transactions, OCPP 1.6 -------------------------------------------------------------------------------------

@@ -31,3 +31,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def dashboard_event(self, event) -> None:
         await self.send_json(event["data"])
+
+    async def dashboard_events(self, event) -> None:
+        """A batch from one process (cpo/dashboard/receivers.py), sent to the browser one event at a time."""
+        for data in event["events"]:
+            await self.send_json(data)

@@ -1,4 +1,8 @@
-"""Gateway events -> the dashboard group. Connected in CpoConfig.ready; the gateway sends them after commit."""
+"""Gateway events -> the dashboard group. Connected in CpoConfig.ready; the gateway sends them after commit.
+
+Events are collected per process and published together every DASHBOARD_EVENTS_BATCH_SECONDS: one query per kind
+and one channel-layer message per batch, instead of a query and a Redis send per event on the thread that answers
+chargers (bench/RESULTS.md). Browsers get the events one by one, as before."""
 
 import asyncio
 import logging
@@ -6,24 +10,34 @@ import time
 
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from cpo.dashboard.consumers import DASHBOARD_GROUP
 from cpo.models import EVSE, ChargingStation
 from ocpp_gateway import events
+from ocpp_gateway.batching import PeriodicBatch
 from ocpp_gateway.models import Transaction
 
 logger = logging.getLogger(__name__)
 
+# daphne's event loop, seen from the gateway's database threads: publishing is scheduled there (the channel layer's
+# connections belong to it); elsewhere (Celery, the shell) a batch is sent with async_to_sync.
+_event_loop: asyncio.AbstractEventLoop | None = None
 
-def dashboard_publish(data: dict) -> None:
-    """Hand the event to the channel layer without holding the calling thread: on a gateway database thread the
-    send is scheduled on daphne's event loop (waiting for it there kept those threads idle half the time under
-    load, bench/RESULTS.md); elsewhere (Celery, the shell) it is sent at once."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    message = {"type": "dashboard.event", "data": data}
+
+def _remember_event_loop() -> None:
+    global _event_loop
     loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is not None:
+        _event_loop = loop
+
+
+def dashboard_publish_many(data: list[dict]) -> None:
+    layer = get_channel_layer()
+    if layer is None or not data:
+        return
+    message = {"type": "dashboard.events", "events": data}
+    loop = _event_loop
     if loop is not None and loop.is_running():
         future = asyncio.run_coroutine_threadsafe(layer.group_send(DASHBOARD_GROUP, message), loop)
         future.add_done_callback(_log_failure)
@@ -33,26 +47,72 @@ def dashboard_publish(data: dict) -> None:
 
 def _log_failure(future) -> None:
     if not future.cancelled() and future.exception() is not None:
-        logger.error("dashboard event not published: %r", future.exception())
+        logger.error("dashboard events not published: %r", future.exception())
 
 
-def on_connector_status_changed(sender, *, evse_pk, status, ocpp_status, **kwargs) -> None:
-    evse = EVSE.objects.select_related("station").filter(pk=evse_pk).first()
-    if evse is None or evse.station is None:
-        return
-    dashboard_publish({
-        "kind": "evse_status",
-        "station": evse.station.identity,
-        "location": evse.location_id,
-        "ocpp_evse_id": evse.ocpp_evse_id,
-        "status": status,
-        "ocpp_status": ocpp_status,
-    })
+def evse_events(pks: list[int]) -> list[dict]:
+    return [
+        {
+            "kind": "evse_status",
+            "station": evse.station.identity,
+            "location": evse.location_id,
+            "ocpp_evse_id": evse.ocpp_evse_id,
+            "status": evse.status,
+            "ocpp_status": evse.ocpp_status,
+        }
+        for evse in EVSE.objects.select_related("station").filter(pk__in=pks, station__isnull=False)
+    ]
 
 
-# Meter values arrive every few seconds per charging connector; the live page needs a fraction of them. The Redis
-# channel layer costs ~1 ms of CPU per message, so progress is published at most this often per transaction and
-# process (starts and ends always).
+def transaction_events(pks: list[int]) -> list[dict]:
+    return [
+        {
+            "kind": "transaction",
+            "station": tx.station.identity,
+            "location": tx.station.location_id,
+            "transaction": tx.pk,
+            "ocpp_evse_id": tx.ocpp_evse_id,
+            "status": tx.status,
+            "energy_kwh": float(tx.energy_wh) / 1000,
+        }
+        for tx in Transaction.objects.select_related("station").filter(pk__in=pks)
+    ]
+
+
+def station_events(pks: list[int]) -> list[dict]:
+    return [
+        {"kind": "station", "station": s.identity, "location": s.location_id, "online": s.online}
+        for s in ChargingStation.objects.filter(pk__in=pks).only("identity", "online", "location_id")
+    ]
+
+
+EVENT_BUILDERS = {"evse": evse_events, "transaction": transaction_events, "station": station_events}
+
+
+def publish_batch(keys: list[tuple[str, int]]) -> None:
+    """What the database says now about every object that had an event since the last batch."""
+    data = []
+    for kind, build in EVENT_BUILDERS.items():
+        pks = [pk for key_kind, pk in keys if key_kind == kind]
+        if pks:
+            data.extend(build(pks))
+    dashboard_publish_many(data)
+
+
+batch = PeriodicBatch("dashboard events", publish_batch, interval=lambda: settings.DASHBOARD_EVENTS_BATCH_SECONDS)
+
+
+def announce(kind: str, pk: int) -> None:
+    _remember_event_loop()
+    batch.add((kind, pk))
+
+
+def on_connector_status_changed(sender, *, evse_pk, **kwargs) -> None:
+    announce("evse", evse_pk)
+
+
+# Meter values arrive every few seconds per charging connector; the live page needs a fraction of them, so
+# progress is published at most this often per transaction and process (starts and ends always).
 UPDATE_EVERY_SECONDS = 5.0
 _last_update: dict[int, float] = {}
 
@@ -64,31 +124,15 @@ def on_transaction_updated(sender, *, transaction_pk, **kwargs) -> None:
     if len(_last_update) > 10_000:
         _last_update.clear()
     _last_update[transaction_pk] = now
-    on_transaction(sender, transaction_pk=transaction_pk)
+    announce("transaction", transaction_pk)
 
 
 def on_transaction(sender, *, transaction_pk, **kwargs) -> None:
-    tx = Transaction.objects.select_related("station").filter(pk=transaction_pk).first()
-    if tx is None:
-        return
-    dashboard_publish({
-        "kind": "transaction",
-        "station": tx.station.identity,
-        "location": tx.station.location_id,
-        "transaction": tx.pk,
-        "ocpp_evse_id": tx.ocpp_evse_id,
-        "status": tx.status,
-        "energy_kwh": float(tx.energy_wh) / 1000,
-    })
+    announce("transaction", transaction_pk)
 
 
 def on_station(sender, *, station_pk, **kwargs) -> None:
-    station = ChargingStation.objects.filter(pk=station_pk).only("identity", "online", "location_id").first()
-    if station is None:
-        return
-    dashboard_publish({
-        "kind": "station", "station": station.identity, "location": station.location_id, "online": station.online,
-    })
+    announce("station", station_pk)
 
 
 def connect() -> None:

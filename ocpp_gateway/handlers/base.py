@@ -19,11 +19,16 @@ from ocpp.exceptions import (
     SecurityError,
     TypeConstraintViolationError,
 )
+from ocpp import messages as ocpp_messages
 from ocpp.messages import Call, CallError, CallResult, MessageType, validate_payload
 
 from ocpp_gateway import services
 
 logger = logging.getLogger(__name__)
+
+# Validate payloads on the event loop: a frame is at most OCPP_MAX_FRAME_BYTES and its validation takes less time
+# than the library's default hop to a thread pool and back.
+ocpp_messages.ASYNC_VALIDATION = False
 
 # Messages a station may send before it is Accepted (the rest get a CALLERROR SecurityError).
 ALLOWED_BEFORE_ACCEPTED = {"BootNotification", "Heartbeat"}

@@ -122,16 +122,11 @@ class ChargePoint16(GatewayChargePoint):
 
     @on(Action.meter_values)
     async def on_meter_values(self, connector_id, meter_value, **kwargs):
-        samples = samples_16(meter_value)
-        transaction_pk = await db(services.transaction_pk_for_ocpp_id)(
-            station_pk=self.station_pk, transaction_id=kwargs.get("transaction_id")
-        )
-        if transaction_pk is None and kwargs.get("transaction_id") is None:
-            transaction_pk = await db(services.transaction_active_for_evse)(
-                station_pk=self.station_pk, ocpp_evse_id=connector_id
-            )
-        await db(services.meter_values_record)(
-            station_pk=self.station_pk, ocpp_evse_id=connector_id, transaction_pk=transaction_pk, samples=samples
+        await db(services.meter_values_receive)(
+            station_pk=self.station_pk,
+            ocpp_evse_id=connector_id,
+            transaction_id=kwargs.get("transaction_id"),
+            samples=samples_16(meter_value),
         )
         return call_result.MeterValues()
 

@@ -157,14 +157,8 @@ class ChargePoint201(GatewayChargePoint):
 
     @on(Action.meter_values)
     async def on_meter_values(self, evse_id, meter_value, **kwargs):
-        transaction_pk = await db(services.transaction_active_for_evse)(
-            station_pk=self.station_pk, ocpp_evse_id=evse_id
-        )
-        await db(services.meter_values_record)(
-            station_pk=self.station_pk,
-            ocpp_evse_id=evse_id or None,
-            transaction_pk=transaction_pk,
-            samples=samples_201(meter_value),
+        await db(services.meter_values_receive)(
+            station_pk=self.station_pk, ocpp_evse_id=evse_id, transaction_id=None, samples=samples_201(meter_value)
         )
         return self._call_result.MeterValues()
 

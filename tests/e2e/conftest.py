@@ -27,6 +27,7 @@ def e2e_environment(queue: str, base_url: str) -> dict:
         "OCPI_OUTBOX_POLL_SECONDS": "1",
         "OCPI_OUTBOX_DISPATCH_LEASE": "5",
         "OCPI_SESSION_PATCH_MIN_INTERVAL": "1",
+        "OCPI_SESSION_SYNC_INTERVAL": "1",
         "OCPI_SESSION_RECONCILE_SECONDS": "3",
         "OCPI_HTTP_TIMEOUT": "3",
         "OCPI_REALTIME_AUTHORIZATION_TIMEOUT": "2",
