@@ -45,20 +45,9 @@ import loadgen  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/cpo_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-# The server settings run.py uses unless told otherwise: the best measured (bench/RESULTS.md says which need a
-# change in the product to match).
-# Which of them the product does not do yet: gc_freeze, access_log off (Makefile `run`: -v 0), backlog (Makefile
-# `run`: -e tcp:...:backlog=4096) and both patches (ocpp_gateway/consumers.py, cpo/dashboard/receivers.py).
-# `--gc-freeze 0 --access-log --no-patch` measures the code as shipped (with daphne flags as run.py passes them).
-SERVER_DEFAULTS = {"db_threads": 0, "gc_freeze": 500, "backlog": 4096, "connect_timeout": 60, "access_log": False,
-                   "patch": ("dashboard-publish-async", "no-close-old-connections")}
-# Proposed product changes bench/server.py can apply to its own process: name -> (environment variable, what).
-PATCHES = {
-    "no-close-old-connections": ("BENCH_NO_CLOSE_OLD_CONNECTIONS",
-                                 "skip channels' close_old_connections hop before every consumer message"),
-    "dashboard-publish-async": ("BENCH_DASHBOARD_PUBLISH_ASYNC",
-                                "dashboard events scheduled on the event loop instead of async_to_sync on the db thread"),
-}
+# The server settings run.py uses unless told otherwise: the product's (gc.freeze every 500 connections is
+# cpo/asgi.py's default; backlog and connect timeout are what `make run` passes to daphne).
+SERVER_DEFAULTS = {"db_threads": 0, "gc_freeze": 500, "backlog": 4096, "connect_timeout": 60, "access_log": False}
 LOCATION_ID = "BENCH-LOC"
 
 
@@ -433,16 +422,9 @@ def main() -> None:
     server.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=SERVER_DEFAULTS["access_log"],
                         help="daphne's access log (one line per handshake on stdout; daphne's default is on)")
     server.add_argument("--daphne-arg", action="append", default=[], help="extra daphne argument (repeatable)")
-    server.add_argument("--patch", action="append", choices=sorted(PATCHES), default=None,
-                        help="apply a proposed product change inside the benchmark's server only (repeatable; given "
-                             "at least once, only the named ones; default: "
-                             + " and ".join(SERVER_DEFAULTS["patch"]) + "; see "
-                             "bench/server.py): " + "; ".join(f"{k}: {v[1]}" for k, v in sorted(PATCHES.items())))
-    server.add_argument("--no-patch", action="store_true", help="apply no patch (the product as shipped)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     args.scenarios = [s for s in args.scenarios if s in "abc"]
-    args.patch = [] if args.no_patch else sorted(set(args.patch if args.patch is not None else SERVER_DEFAULTS["patch"]))
 
     fd_limit = loadgen.raise_fd_limit()
     if fd_limit < args.chargers + 100:
@@ -470,14 +452,10 @@ def main() -> None:
     env.update(
         DATABASE_URL=database_url, REDIS_URL=redis_url, CHANNEL_LAYER_PREFIX=args.channel_prefix,
         CELERY_QUEUE=f"{args.channel_prefix}-celery", DEBUG=env.get("DEBUG", "1"),
-        LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"), BENCH_GC_FREEZE_EVERY=str(args.gc_freeze),
+        LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"), GC_FREEZE_EVERY_CONNECTIONS=str(args.gc_freeze),
     )
     if args.db_threads:
         env["OCPP_DB_THREADS"] = str(args.db_threads)
-    for name, (variable, _) in PATCHES.items():
-        env.pop(variable, None)
-        if name in args.patch:
-            env[variable] = "1"
     if args.message_log is not None:
         env["OCPP_MESSAGE_LOG_ENABLED"] = args.message_log
     log_path = ROOT / "var" / f"bench-daphne-{port}.log"
@@ -518,7 +496,7 @@ def main() -> None:
           f"OCPP_DB_THREADS={env.get('OCPP_DB_THREADS', '(settings default)')}, "
           f"OCPP_MESSAGE_LOG_ENABLED={env.get('OCPP_MESSAGE_LOG_ENABLED', '(settings default)')}, "
           f"gc.freeze every {args.gc_freeze or '-'} connections, "
-          f"patches {', '.join(args.patch) or 'none'}, channel layer Redis {redis_url} prefix "
+          f"channel layer Redis {redis_url} prefix "
           f"{args.channel_prefix}, database {args.db_name}; generator and server share this machine's cores")
     print(f"load average (1/5/15 min): {' '.join(f'{x:.1f}' for x in load_start)} at start, "
           f"{' '.join(f'{x:.1f}' for x in load_end)} at end")

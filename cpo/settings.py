@@ -213,7 +213,7 @@ OCPP_SEEN_FLUSH_SECONDS = env_float("OCPP_SEEN_FLUSH_SECONDS", 10.0)
 # ACTIVE transactions of offline stations silent for this long are ended by housekeeping (stop reason Other).
 OCPP_STALE_TRANSACTION_HOURS = env_float("OCPP_STALE_TRANSACTION_HOURS", 48)
 # Threads (and database connections) per daphne process for the gateway's database work.
-OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 8)
+OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 4)
 
 # --- Dashboard ---------------------------------------------------------------------------------------------------
 # Live events reach browsers in batches at most this far apart (one query per kind and one message per batch).
