@@ -1,6 +1,6 @@
 """Every frame in and out, kept in batches (see batching.py)."""
 
-import json
+import re
 
 from django.conf import settings
 from django.utils import timezone
@@ -15,18 +15,18 @@ writer = BatchWriter(
 )
 
 
+# The head of an OCPP-J frame: [type, "id"(, "action")...; read without parsing the payload (every frame passes).
+FRAME_HEAD = re.compile(r'\[\s*([234])\s*,\s*"((?:[^"\\]|\\.){0,64})"\s*(?:,\s*"((?:[^"\\]|\\.){0,64})")?')
+
+
 def frame_summary(raw: str) -> tuple[int | None, str, str]:
     """(message type, unique id, action) of a frame, as far as it can be read."""
-    try:
-        frame = json.loads(raw)
-    except ValueError:
+    match = FRAME_HEAD.match(raw)
+    if match is None:
         return None, "", ""
-    if not isinstance(frame, list) or len(frame) < 2:
-        return None, "", ""
-    message_type = frame[0] if isinstance(frame[0], int) and frame[0] in (2, 3, 4) else None
-    unique_id = str(frame[1])[:64]
-    action = frame[2][:64] if message_type == 2 and len(frame) > 2 and isinstance(frame[2], str) else ""
-    return message_type, unique_id, action
+    message_type = int(match.group(1))
+    action = (match.group(3) or "") if message_type == 2 else ""
+    return message_type, match.group(2), action
 
 
 def record(consumer, direction: str, raw: str) -> None:
