@@ -296,3 +296,56 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.identity}"
+
+
+# --- Analytics roll-ups (cpo.dashboard.services.analytics_rebuild) -------------------------------------------------
+# Closed UTC days, aggregated once so the dashboard's analytics read a few thousand rows for any period instead of
+# every session in it. Each is rebuilt whole for a day (delete + insert), so rebuilding is idempotent.
+
+
+class AnalyticsDay(models.Model):
+    """A UTC day whose roll-ups are built; days without one are computed live."""
+
+    day = models.DateField(primary_key=True)
+    built_at = models.DateTimeField()
+
+
+class AnalyticsHour(models.Model):
+    """Network-wide per UTC hour: sessions started, energy they delivered (Wh), EVSE-seconds in use in the hour."""
+
+    hour = models.DateTimeField(unique=True)
+    sessions = models.PositiveIntegerField(default=0)
+    energy_wh = models.DecimalField(max_digits=16, decimal_places=3, default=0)
+    busy_seconds = models.DecimalField(max_digits=16, decimal_places=6, default=0)
+
+
+class AnalyticsLocationDay(models.Model):
+    """Per UTC day x location: sessions started, energy they delivered (Wh), EVSE-seconds in use that day."""
+
+    day = models.DateField()
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="+")
+    sessions = models.PositiveIntegerField(default=0)
+    energy_wh = models.DecimalField(max_digits=16, decimal_places=3, default=0)
+    busy_seconds = models.DecimalField(max_digits=16, decimal_places=6, default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "location"], name="analytics_location_day_unique")]
+
+
+class AnalyticsPartnerDay(models.Model):
+    """Per UTC day (of the CDR's last_updated) x EMSP party x currency: CDRs, credits, kWh, revenue excl./incl. VAT
+    (credits net out). Null where every CDR's figure was null, as SUM gives."""
+
+    day = models.DateField()
+    emsp_country_code = models.CharField(max_length=2, blank=True)
+    emsp_party_id = models.CharField(max_length=3, blank=True)
+    currency = models.CharField(max_length=3)
+    cdrs = models.PositiveIntegerField(default=0)
+    credits = models.PositiveIntegerField(default=0)
+    energy_kwh = models.DecimalField(max_digits=16, decimal_places=4, null=True)
+    revenue_excl_vat = models.DecimalField(max_digits=16, decimal_places=4, null=True)
+    revenue_incl_vat = models.DecimalField(max_digits=16, decimal_places=4, null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "emsp_country_code", "emsp_party_id", "currency"],
+                                               name="analytics_partner_day_unique")]

@@ -136,6 +136,8 @@ def on_station(sender, *, station_pk, **kwargs) -> None:
 
 
 def connect() -> None:
+    from cpo.dashboard import tasks  # noqa: F401  (registers the dashboard's Celery tasks in workers)
+
     events.connector_status_changed.connect(on_connector_status_changed, dispatch_uid="dashboard.evse_status")
     events.transaction_started.connect(on_transaction, dispatch_uid="dashboard.transaction_started")
     events.transaction_updated.connect(on_transaction_updated, dispatch_uid="dashboard.transaction_updated")

@@ -2,7 +2,7 @@
 network; aggregates are computed in the database."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -38,7 +38,18 @@ from django.utils import timezone
 from billing.models import Cdr, Tariff
 from billing.models import Session as BillingSession
 from billing.pricing import MeterSample, PricedSession, SessionUsage, price_session
-from cpo.models import EVSE, AuditLog, ChargingStation, EvseStatus, Location, RegistrationStatus
+from cpo.models import (
+    EVSE,
+    AnalyticsDay,
+    AnalyticsHour,
+    AnalyticsLocationDay,
+    AnalyticsPartnerDay,
+    AuditLog,
+    ChargingStation,
+    EvseStatus,
+    Location,
+    RegistrationStatus,
+)
 from ocpi_api.models import OutboxMessage, OutboxStatus, Partner, PartnerToken
 from ocpp_gateway.models import MessageLog, MeterValue, Transaction
 
@@ -613,7 +624,7 @@ class Period:
         return Decimal((self.end - self.start).total_seconds()) / 3600
 
 
-def _energy_wh():
+def session_energy_wh():
     return ExpressionWrapper(Coalesce(F("meter_stop"), F("meter_last"), F("meter_start")) - F("meter_start"),
                              output_field=DecimalField(max_digits=14, decimal_places=3))
 
@@ -622,16 +633,97 @@ def _kwh(wh) -> Decimal:
     return (Decimal(wh or 0) / 1000).quantize(Decimal("0.001"))
 
 
-def energy_per_bucket(*, period: Period, bucket: str = "day", time_zone: str = "UTC") -> list[dict]:
+# Closed UTC days that have roll-ups (cpo.dashboard.services.analytics_rebuild) are read from them; every other day
+# (today, days not built yet) is computed live from the sessions (`split`: pass one to share it between tables). Each figure is a sum over days, so the two parts
+# add up to what a live query over the whole period gives (tests/dashboard/test_analytics_rollups.py).
+
+
+@dataclass(frozen=True)
+class Split:
+    built: list[tuple[date, date]]  # runs of days [first, last] read from roll-ups
+    live: list[Period]  # the rest, computed from sessions
+
+    def q(self, field: str, *, hours: bool = False) -> Q:
+        q = Q(pk__in=[])
+        for first, last in self.built:
+            if hours:
+                run = Period.of_days(first, last)
+                q |= Q(**{f"{field}__gte": run.start, f"{field}__lt": run.end})
+            else:
+                q |= Q(**{f"{field}__gte": first, f"{field}__lte": last})
+        return q
+
+
+def _whole_hour_offsets(period: Period, zone: ZoneInfo) -> bool:
+    """Hourly roll-ups (UTC hours) regroup exactly into local days and hours only if the zone's offset is whole hours
+    throughout the period (checked at each day's start: offsets change at most at a transition inside a day)."""
+    moment = period.start
+    while moment <= period.end:
+        offset = moment.astimezone(zone).utcoffset()
+        if offset is None or offset.total_seconds() % 3600:
+            return False
+        moment += timedelta(days=1)
+    return True
+
+
+def analytics_split(*, period: Period) -> Split:
+    """Which days of the period come from roll-ups and which live. Roll-ups need PostgreSQL (busy time is computed by
+    a window query there); elsewhere everything is live."""
+    if connection.vendor != "postgresql":
+        return Split([], [period])
+    first, last = period.start.date(), (period.end - timedelta(days=1)).date()
+    built = set(AnalyticsDay.objects.filter(day__gte=first, day__lte=last).values_list("day", flat=True))
+    runs: list[list[date]] = []
+    live: list[list[date]] = []
+    day = first
+    while day <= last:
+        target = runs if day in built else live
+        if target and target[-1][1] == day - timedelta(days=1):
+            target[-1][1] = day
+        else:
+            target.append([day, day])
+        day += timedelta(days=1)
+    return Split([(a, b) for a, b in runs], [Period.of_days(a, b) for a, b in live])
+
+
+def _merge(into: dict, key, **values) -> None:
+    """Add values into `into[key]` as SQL SUM would: None only while every part is None."""
+    row = into.setdefault(key, {})
+    for name, value in values.items():
+        if value is not None:
+            row[name] = (row.get(name) or 0) + value
+        else:
+            row.setdefault(name, None)
+
+
+def _seconds(value) -> Decimal:
+    """An interval (timedelta) or a number of seconds, exactly, as a Decimal."""
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, timedelta):
+        return Decimal(value.days * 86400 + value.seconds) + Decimal(value.microseconds) / 1_000_000
+    return Decimal(value)
+
+
+def energy_per_bucket(*, period: Period, bucket: str = "day", time_zone: str = "UTC", split: Split | None = None) -> list[dict]:
     """Sessions started and energy they delivered per day or ISO week (in `time_zone`), oldest first."""
-    trunc = (TruncWeek if bucket == "week" else TruncDay)("started_at", tzinfo=ZoneInfo(time_zone))
-    rows = (
-        Transaction.objects.filter(started_at__gte=period.start, started_at__lt=period.end)
-        .annotate(bucket=trunc).order_by().values("bucket")
-        .annotate(sessions=Count("id"), wh=Sum(_energy_wh()))
-        .order_by("bucket")
-    )
-    return [{"bucket": row["bucket"].date(), "sessions": row["sessions"], "kwh": _kwh(row["wh"])} for row in rows]
+    zone = ZoneInfo(time_zone)
+    trunc = TruncWeek if bucket == "week" else TruncDay
+    split = split or analytics_split(period=period)
+    if split.built and not _whole_hour_offsets(period, zone):
+        split = Split([], [period])
+    buckets: dict = {}
+    for part in split.live:
+        for row in (Transaction.objects.filter(started_at__gte=part.start, started_at__lt=part.end)
+                    .annotate(bucket=trunc("started_at", tzinfo=zone)).order_by().values("bucket")
+                    .annotate(sessions=Count("id"), wh=Sum(session_energy_wh()))):
+            _merge(buckets, row["bucket"].date(), sessions=row["sessions"], wh=row["wh"])
+    if split.built:
+        for row in (AnalyticsHour.objects.filter(split.q("hour", hours=True), sessions__gt=0)
+                    .annotate(bucket=trunc("hour", tzinfo=zone)).order_by().values("bucket")
+                    .annotate(sessions=Sum("sessions"), wh=Sum("energy_wh"))):
+            _merge(buckets, row["bucket"].date(), sessions=row["sessions"], wh=row["wh"])
+    return [{"bucket": key, "sessions": row["sessions"], "kwh": _kwh(row["wh"])} for key, row in sorted(buckets.items())]
 
 
 def _overlap_seconds(period: Period):
@@ -650,23 +742,36 @@ def _overlapping(period: Period) -> QuerySet[Transaction]:
     )
 
 
-def utilisation_per_location(*, period: Period) -> list[dict]:
-    """Per location: EVSEs, sessions, energy, hours in use and the share of EVSE-hours in use over the period,
-    busiest first."""
+def location_stats(*, period: Period) -> dict:
+    """Live, per location id: EVSE-seconds in use inside the period, sessions started in it and their energy (Wh)."""
     started = Q(started_at__gte=period.start)
-    stats = {
-        row["station__location_id"]: row
+    return {
+        row["station__location_id"]: {"busy": _seconds(row["busy"]), "sessions": row["sessions"], "wh": row["wh"]}
         for row in _overlapping(period).order_by().values("station__location_id").annotate(
             busy=Sum(_overlap_seconds(period)), sessions=Count("id", filter=started),
-            wh=Sum(_energy_wh(), filter=started),
+            wh=Sum(session_energy_wh(), filter=started),
         )
     }
+
+
+def utilisation_per_location(*, period: Period, split: Split | None = None) -> list[dict]:
+    """Per location: EVSEs, sessions, energy, hours in use and the share of EVSE-hours in use over the period,
+    busiest first."""
+    split = split or analytics_split(period=period)
+    stats: dict = {}
+    for part in split.live:
+        for location_id, row in location_stats(period=part).items():
+            _merge(stats, location_id, **row)
+    if split.built:
+        for row in (AnalyticsLocationDay.objects.filter(split.q("day")).order_by().values("location_id")
+                    .annotate(busy=Sum("busy_seconds"), sessions=Sum("sessions"), wh=Sum("energy_wh"))):
+            _merge(stats, row["location_id"], busy=row["busy"], sessions=row["sessions"], wh=row["wh"])
     rows = []
     for location in Location.objects.annotate(
         evses_count=Count("evses", filter=Q(evses__station__isnull=False))
     ).filter(evses_count__gt=0).values("id", "name", "city", "evses_count"):
         row = stats.get(location["id"], {})
-        hours = Decimal((row.get("busy") or timedelta()).total_seconds()) / 3600
+        hours = (row.get("busy") or Decimal(0)) / 3600
         capacity = location["evses_count"] * period.hours
         rows.append({
             "location_id": location["id"], "name": location["name"], "city": location["city"],
@@ -680,11 +785,11 @@ def utilisation_per_location(*, period: Period) -> list[dict]:
 
 WEEKDAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
-# EVSE-seconds in use per local (weekday, hour), by a sweep over the period: +1 at each session start, -1 at its end,
-# 0 at every hour boundary; the running sum is the number of sessions in progress, constant up to the next event, so
-# each step (which never crosses an hour) adds sessions x its length to the hour it starts in. Rows scanned: two per
-# session in the period plus one per hour, whatever the sessions' lengths (a charger that never closed its
-# transaction costs two rows, not one per hour it stayed open).
+# EVSE-seconds in use per local (weekday, hour) or per UTC hour, by a sweep over the period: +1 at each session start,
+# -1 at its end, 0 at every hour boundary; the running sum is the number of sessions in progress, constant up to the
+# next event, so each step (which never crosses an hour) adds sessions x its length to the hour it starts in. Rows
+# scanned: two per session in the period plus one per hour, whatever the sessions' lengths (a charger that never
+# closed its transaction costs two rows, not one per hour it stayed open).
 OCCUPANCY_SQL = """
 WITH inside AS (
     SELECT GREATEST(t.started_at, %(start)s) AS s, LEAST(COALESCE(t.ended_at, %(now)s), %(end)s) AS e
@@ -698,12 +803,23 @@ WITH inside AS (
     SELECT at, SUM(delta) OVER w AS busy, LEAD(at) OVER w AS next_at
     FROM events WINDOW w AS (ORDER BY at, delta DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
-SELECT EXTRACT(ISODOW FROM at AT TIME ZONE %(tz)s)::int AS dow, EXTRACT(HOUR FROM at AT TIME ZONE %(tz)s)::int AS hour,
-       SUM(busy * EXTRACT(EPOCH FROM next_at - at)) AS seconds
+SELECT {groups}, SUM(busy * EXTRACT(EPOCH FROM next_at - at)) AS seconds
 FROM steps
 WHERE next_at > at
-GROUP BY 1, 2
+GROUP BY {group_by}
 """
+HOUR_OF_WEEK_GROUPS = ("EXTRACT(ISODOW FROM at AT TIME ZONE %(tz)s)::int AS dow, "
+                       "EXTRACT(HOUR FROM at AT TIME ZONE %(tz)s)::int AS hour", "1, 2")
+UTC_HOUR_GROUPS = ("date_trunc('hour', at AT TIME ZONE 'UTC') AS hour", "1")
+
+
+def occupancy_seconds(*, period: Period, groups: tuple[str, str], time_zone: str = "UTC") -> list[tuple]:
+    """PostgreSQL only: rows of (group..., EVSE-seconds in use) over the period, by OCCUPANCY_SQL."""
+    sql = OCCUPANCY_SQL.format(table=connection.ops.quote_name(Transaction._meta.db_table), groups=groups[0],
+                               group_by=groups[1])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"tz": time_zone, "start": period.start, "end": period.end, "now": timezone.now()})
+        return cursor.fetchall()
 
 
 def _hour_occurrences(period: Period, zone: ZoneInfo) -> dict[tuple[int, int], int]:
@@ -718,22 +834,36 @@ def _hour_occurrences(period: Period, zone: ZoneInfo) -> dict[tuple[int, int], i
     return counts
 
 
-def hour_of_week(*, period: Period, time_zone: str) -> list[dict]:
+def hour_of_week(*, period: Period, time_zone: str, split: Split | None = None) -> list[dict]:
     """168 rows (Monday 00 to Sunday 23, local time): sessions started, energy they delivered and, on PostgreSQL,
     the share of all EVSEs in use in that hour on average over the period (peak hours)."""
     zone = ZoneInfo(time_zone)
-    starts = {
-        (row["dow"], row["hour"]): row
-        for row in Transaction.objects.filter(started_at__gte=period.start, started_at__lt=period.end)
-        .annotate(dow=ExtractIsoWeekDay("started_at", tzinfo=zone), hour=ExtractHour("started_at", tzinfo=zone))
-        .order_by().values("dow", "hour").annotate(sessions=Count("id"), wh=Sum(_energy_wh()))
-    }
+    split = split or analytics_split(period=period)
+    if split.built and not _whole_hour_offsets(period, zone):
+        split = Split([], [period])
+    starts: dict = {}
+    busy_sum: dict = {}
+    for part in split.live:
+        for row in (Transaction.objects.filter(started_at__gte=part.start, started_at__lt=part.end)
+                    .annotate(dow=ExtractIsoWeekDay("started_at", tzinfo=zone),
+                              hour=ExtractHour("started_at", tzinfo=zone))
+                    .order_by().values("dow", "hour").annotate(sessions=Count("id"), wh=Sum(session_energy_wh()))):
+            _merge(starts, (row["dow"], row["hour"]), sessions=row["sessions"], wh=row["wh"])
+        if connection.vendor == "postgresql":
+            for dow, hour, seconds in occupancy_seconds(period=part, groups=HOUR_OF_WEEK_GROUPS, time_zone=time_zone):
+                _merge(busy_sum, (dow, hour), seconds=Decimal(seconds or 0))
+    if split.built:
+        for row in (AnalyticsHour.objects.filter(split.q("hour", hours=True))
+                    .annotate(dow=ExtractIsoWeekDay("hour", tzinfo=zone), hour_of_day=ExtractHour("hour", tzinfo=zone))
+                    .order_by().values("dow", "hour_of_day")
+                    .annotate(sessions=Sum("sessions"), wh=Sum("energy_wh"), seconds=Sum("busy_seconds"))):
+            key = (row["dow"], row["hour_of_day"])
+            if row["sessions"]:
+                _merge(starts, key, sessions=row["sessions"], wh=row["wh"])
+            _merge(busy_sum, key, seconds=row["seconds"])
     busy: dict[tuple[int, int], float] | None = None
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(OCCUPANCY_SQL.format(table=connection.ops.quote_name(Transaction._meta.db_table)),
-                           {"tz": time_zone, "start": period.start, "end": period.end, "now": timezone.now()})
-            busy = {(dow, hour): float(seconds or 0) for dow, hour, seconds in cursor.fetchall()}
+        busy = {key: float(row["seconds"] or 0) for key, row in busy_sum.items()}
     evses = EVSE.objects.filter(station__isnull=False).count()
     occurrences = _hour_occurrences(period, zone)
     rows = []
@@ -749,29 +879,48 @@ def hour_of_week(*, period: Period, time_zone: str) -> list[dict]:
     return rows
 
 
-def revenue_per_partner(*, period: Period) -> list[dict]:
+def revenue_stats(*, period: Period) -> QuerySet:
+    """Live: CDRs whose last update falls in the period per EMSP party and currency."""
+    return (
+        Cdr.objects.filter(last_updated__gte=period.start, last_updated__lt=period.end).order_by()
+        .values("emsp_country_code", "emsp_party_id", "currency")
+        .annotate(cdrs=Count("id", filter=Q(credit=False)), credits=Count("id", filter=Q(credit=True)),
+                  kwh=Sum("total_energy", filter=Q(credit=False)), excl_vat=Sum("total_cost_excl_vat"),
+                  incl_vat=Sum("total_cost_incl_vat"))
+    )
+
+
+def revenue_per_partner(*, period: Period, split: Split | None = None) -> list[dict]:
     """CDRs issued in the period per EMSP and currency (credits net out): count, energy, revenue excl./incl. VAT,
     largest first. Our own tokens' CDRs are the row with an empty party."""
     names = {}
     for partner in Partner.objects.all():
         for party in partner.party_ids():
             names.setdefault(party, partner.name)
-    rows = (
-        Cdr.objects.filter(last_updated__gte=period.start, last_updated__lt=period.end).order_by()
-        .values("emsp_country_code", "emsp_party_id", "currency")
-        .annotate(cdrs=Count("id", filter=Q(credit=False)), credits=Count("id", filter=Q(credit=True)),
-                  kwh=Sum("total_energy", filter=Q(credit=False)), excl_vat=Sum("total_cost_excl_vat"),
-                  incl_vat=Sum("total_cost_incl_vat"))
-        .order_by("-excl_vat", "emsp_country_code", "emsp_party_id")
-    )
+    split = split or analytics_split(period=period)
+    groups: dict = {}
+    for part in split.live:
+        for row in revenue_stats(period=part):
+            _merge(groups, (row["emsp_country_code"], row["emsp_party_id"], row["currency"]), cdrs=row["cdrs"],
+                   credits=row["credits"], kwh=row["kwh"], excl_vat=row["excl_vat"], incl_vat=row["incl_vat"])
+    if split.built:
+        for row in (AnalyticsPartnerDay.objects.filter(split.q("day")).order_by()
+                    .values("emsp_country_code", "emsp_party_id", "currency")
+                    .annotate(cdrs=Sum("cdrs"), credits=Sum("credits"), kwh=Sum("energy_kwh"),
+                              excl_vat=Sum("revenue_excl_vat"), incl_vat=Sum("revenue_incl_vat"))):
+            _merge(groups, (row["emsp_country_code"], row["emsp_party_id"], row["currency"]), cdrs=row["cdrs"],
+                   credits=row["credits"], kwh=row["kwh"], excl_vat=row["excl_vat"], incl_vat=row["incl_vat"])
+    # largest revenue first, as PostgreSQL orders DESC (NULLs first)
+    ordered = sorted(groups.items(), key=lambda item: (item[1]["excl_vat"] is not None, -(item[1]["excl_vat"] or 0),
+                                                       item[0][0], item[0][1]))
     return [{
-        "country_code": row["emsp_country_code"], "party_id": row["emsp_party_id"],
-        "name": names.get((row["emsp_country_code"], row["emsp_party_id"]), "" if row["emsp_party_id"] else "own tokens"),
-        "currency": row["currency"], "cdrs": row["cdrs"], "credits": row["credits"],
+        "country_code": country, "party_id": party,
+        "name": names.get((country, party), "" if party else "own tokens"),
+        "currency": currency, "cdrs": row["cdrs"], "credits": row["credits"],
         "kwh": (row["kwh"] or Decimal(0)).quantize(Decimal("0.001")),
         "revenue_excl_vat": (row["excl_vat"] or Decimal(0)).quantize(Decimal("0.01")),
         "revenue_incl_vat": (row["incl_vat"] or Decimal(0)).quantize(Decimal("0.01")),
-    } for row in rows]
+    } for (country, party, currency), row in ordered]
 
 
 def network_time_zone() -> str:

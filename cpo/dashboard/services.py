@@ -1,19 +1,44 @@
-"""Writes the dashboard makes: commands to chargers and station onboarding, each kept in the audit log."""
+"""Writes the dashboard makes: commands to chargers and station onboarding, each kept in the audit log; the analytics
+roll-ups."""
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncHour
+from django.utils import timezone
 
 from billing.models import Cdr, Tariff
 from billing.services import tariff_upsert_from_ocpi
-from cpo.dashboard.selectors import PushState, cdr_pushes
-from cpo.models import AuditLog, ChargingStation, Location, RegistrationStatus
+from cpo.dashboard.selectors import (
+    UTC_HOUR_GROUPS,
+    Period,
+    PushState,
+    cdr_pushes,
+    location_stats,
+    occupancy_seconds,
+    revenue_stats,
+    session_energy_wh,
+)
+from cpo.models import (
+    AnalyticsDay,
+    AnalyticsHour,
+    AnalyticsLocationDay,
+    AnalyticsPartnerDay,
+    AuditLog,
+    ChargingStation,
+    Location,
+    RegistrationStatus,
+)
 from cpo.services import station_create, station_evse_add
 from ocpi_api import outbox
 from ocpi_api.envelope import OcpiError
 from ocpi_api.models import OutboxMessage, Partner
 from ocpi_api.services import partner_invite, partner_register
 from ocpp_gateway.commands import CommandError, command_send
+from ocpp_gateway.models import Transaction
 
 
 @dataclass(frozen=True)
@@ -157,3 +182,63 @@ def cdr_push_retry(*, user, cdr: Cdr) -> OutboxMessage:
         audit_record(user=user, action="CdrPushRetry", payload={
             "cdr": cdr.id, "message": push.message.pk, "state": push.state, "attempts": push.message.attempts})
     return message
+
+
+# --- Analytics roll-ups --------------------------------------------------------------------------------------------
+
+
+def _analytics_rebuild_day(*, day: date) -> None:
+    """Replace one closed UTC day's roll-ups with what the live selectors give for it (same queries, one day), and
+    mark the day built. Atomic; a transaction-scoped advisory lock keeps concurrent rebuilds of a day apart."""
+    period = Period.of_days(day, day)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('cpo.analytics_rebuild'), %s)", [day.toordinal()])
+        AnalyticsHour.objects.filter(hour__gte=period.start, hour__lt=period.end).delete()
+        AnalyticsLocationDay.objects.filter(day=day).delete()
+        AnalyticsPartnerDay.objects.filter(day=day).delete()
+
+        hours: dict[datetime, AnalyticsHour] = {}
+        for row in (Transaction.objects.filter(started_at__gte=period.start, started_at__lt=period.end)
+                    .annotate(hour=TruncHour("started_at", tzinfo=UTC)).order_by().values("hour")
+                    .annotate(sessions=Count("id"), wh=Sum(session_energy_wh()))):
+            hours[row["hour"]] = AnalyticsHour(hour=row["hour"], sessions=row["sessions"], energy_wh=row["wh"] or 0)
+        for hour, seconds in occupancy_seconds(period=period, groups=UTC_HOUR_GROUPS):
+            hour = hour.replace(tzinfo=UTC)
+            hours.setdefault(hour, AnalyticsHour(hour=hour)).busy_seconds = Decimal(seconds or 0)
+        AnalyticsHour.objects.bulk_create(hours.values())
+
+        AnalyticsLocationDay.objects.bulk_create(
+            AnalyticsLocationDay(day=day, location_id=location_id, sessions=row["sessions"],
+                                 energy_wh=row["wh"] or 0, busy_seconds=row["busy"])
+            for location_id, row in location_stats(period=period).items() if location_id is not None
+        )
+        AnalyticsPartnerDay.objects.bulk_create(
+            AnalyticsPartnerDay(day=day, emsp_country_code=row["emsp_country_code"], emsp_party_id=row["emsp_party_id"],
+                                currency=row["currency"], cdrs=row["cdrs"], credits=row["credits"],
+                                energy_kwh=row["kwh"], revenue_excl_vat=row["excl_vat"],
+                                revenue_incl_vat=row["incl_vat"])
+            for row in revenue_stats(period=period)
+        )
+        AnalyticsDay.objects.update_or_create(day=day, defaults={"built_at": timezone.now()})
+
+
+def analytics_rebuild(*, first: date, last: date) -> list[date]:
+    """Rebuild the analytics roll-ups of every closed UTC day in [first, last] (today and later are always computed
+    live, so they are skipped), one transaction per day. Idempotent: a day's rows are replaced, never added to.
+    Returns the days rebuilt. PostgreSQL only (busy time comes from a window query)."""
+    last = min(last, timezone.now().astimezone(UTC).date() - timedelta(days=1))
+    days = []
+    day = first
+    while day <= last:
+        _analytics_rebuild_day(day=day)
+        days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def analytics_rebuild_recent(*, days: int) -> list[date]:
+    """Rebuild the last `days` closed days: yesterday as soon as it closes, and the days before again for sessions
+    that ended (or chargers that uploaded offline transactions and CDRs) after their day closed."""
+    today = timezone.now().astimezone(UTC).date()
+    return analytics_rebuild(first=today - timedelta(days=days), last=today - timedelta(days=1))

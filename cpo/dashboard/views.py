@@ -558,13 +558,17 @@ class AnalyticsMixin:
     def analytics_table(self, name: str, form: AnalyticsFilterForm) -> list[dict]:
         data = form.cleaned_data
         period = selectors.Period.of_days(data["date_from"], data["date_to"])
+        if getattr(self, "_analytics_split", (None,))[0] != period:  # one look-up of built days per request
+            self._analytics_split = (period, selectors.analytics_split(period=period))
+        split = self._analytics_split[1]
         if name == "energy":
-            return selectors.energy_per_bucket(period=period, bucket=data["bucket"], time_zone=data["time_zone"])
+            return selectors.energy_per_bucket(period=period, bucket=data["bucket"], time_zone=data["time_zone"],
+                                               split=split)
         if name == "locations":
-            return selectors.utilisation_per_location(period=period)
+            return selectors.utilisation_per_location(period=period, split=split)
         if name == "hours":
-            return selectors.hour_of_week(period=period, time_zone=data["time_zone"])
-        return selectors.revenue_per_partner(period=period)
+            return selectors.hour_of_week(period=period, time_zone=data["time_zone"], split=split)
+        return selectors.revenue_per_partner(period=period, split=split)
 
 
 class AnalyticsView(AnalyticsMixin, DashboardView):
