@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from ocpi_api.models import ClientInfo, Command, Partner, PartnerToken
+from ocpi_api.models import ChargingPreferences, ClientInfo, Command, Partner, PartnerToken
 
 
 @admin.register(Partner)
@@ -41,6 +41,23 @@ class CommandAdmin(admin.ModelAdmin):
     list_filter = ("command", "state", "response", "result", "partner")
     search_fields = ("id_tag", "session_id", "reservation_id", "station__identity")
     list_select_related = ("partner", "station")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ChargingPreferences)
+class ChargingPreferencesAdmin(admin.ModelAdmin):
+    """Charging preferences partners PUT for their drivers' sessions, with what we answered. Read-only: a record."""
+
+    list_display = ("id", "session_id", "partner", "profile_type", "departure_time", "energy_need",
+                    "discharge_allowed", "response", "created_at")
+    list_filter = ("response", "profile_type", "partner")
+    search_fields = ("session_id",)
+    list_select_related = ("partner",)
 
     def has_add_permission(self, request):
         return False

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from celery import shared_task
@@ -32,7 +33,7 @@ from django.utils import timezone
 from cpo.models import EVSE, ChargingStation, Connector, EvseStatus, Location
 from ocpi_api.authorization import AuthMethod
 from ocpi_api.client import ocpi_request
-from ocpi_api.envelope import PartnerApiError, StatusCode, ocpi_datetime
+from ocpi_api.envelope import InvalidParameters, PartnerApiError, StatusCode, ocpi_datetime
 from ocpi_api.models import Command, CommandState, CommandType, Partner, Role
 from ocpp_gateway.authorization import AuthorizationRequest, AuthorizationResult, AuthorizationStatus
 from ocpp_gateway.commands import CHANNEL_MARGIN_SECONDS, CommandError, command_send, command_send_async
@@ -181,6 +182,45 @@ def check_own_token(*, partner: Partner, token: dict) -> None:
         raise CommandRefused(Response.REJECTED, "The token is not one of yours")
 
 
+# --- response_url ------------------------------------------------------------------------------------------------
+
+def partner_hosts(partner: Partner) -> set[str]:
+    """The hosts of the partner's registered URLs: its versions URL and the endpoints of the agreed version."""
+    urls = [partner.versions_url] + [e.get("url") for e in partner.endpoints or [] if isinstance(e, dict)]
+    hosts = set()
+    for url in urls:
+        if isinstance(url, str) and url:
+            try:
+                host = urlsplit(url).hostname
+            except ValueError:
+                continue
+            if host:
+                hosts.add(host.lower())
+    return hosts
+
+
+def check_response_url(*, partner: Partner, url: str) -> None:
+    """We POST results to `response_url` with our token, so it must be http(s) and, unless
+    settings.OCPI_RESPONSE_URL_ANY_HOST, on a host of the partner's own registered URLs (versions URL, endpoints).
+    The port is not compared. Raises InvalidParameters (2001) otherwise."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        raise InvalidParameters(f"response_url {url!r} is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise InvalidParameters(f"response_url must be an http or https URL, not {url!r}")
+    if settings.OCPI_RESPONSE_URL_ANY_HOST:
+        return
+    allowed = partner_hosts(partner)
+    if host not in allowed:
+        where = ", ".join(sorted(allowed)) or "none registered"
+        raise InvalidParameters(
+            f"response_url host {host!r} is not one of your registered hosts ({where}); "
+            "use your own platform's host (versions URL or module endpoints)"
+        )
+
+
 # --- Receiving ----------------------------------------------------------------------------------------------------
 
 def _target_for(*, partner: Partner, command: str, data: dict) -> Target:
@@ -220,9 +260,11 @@ def _reservation_get(*, partner: Partner, reservation_id: str, location_id: str 
 
 def command_receive(*, partner: Partner, command: str, data: dict, request: dict) -> CommandAnswer:
     """Check a command (already validated in shape), keep it, and answer at once. `data` is the validated request,
-    `request` what the partner sent (kept as is)."""
+    `request` what the partner sent (kept as is). A response_url we would not POST to is InvalidParameters (2001)
+    and nothing is kept."""
     charging_profile = command in CHARGING_PROFILE_COMMANDS
     response_url = data["response_url"]
+    check_response_url(partner=partner, url=response_url)
     try:
         target = _target_for(partner=partner, command=command, data=data)
         check_station_online(target)

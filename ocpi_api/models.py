@@ -350,3 +350,43 @@ class Command(models.Model):
 
     def __str__(self) -> str:
         return f"{self.command} #{self.pk} from {self.partner} ({self.state})"
+
+
+class ChargingPreferencesResponse(models.TextChoices):
+    """mod_sessions ChargingPreferencesResponse."""
+
+    ACCEPTED = "ACCEPTED"
+    DEPARTURE_REQUIRED = "DEPARTURE_REQUIRED"
+    ENERGY_NEED_REQUIRED = "ENERGY_NEED_REQUIRED"
+    NOT_POSSIBLE = "NOT_POSSIBLE"
+    PROFILE_TYPE_NOT_SUPPORTED = "PROFILE_TYPE_NOT_SUPPORTED"
+
+
+class ChargingPreferences(models.Model):
+    """One ChargingPreferences object a partner PUT for one of its sessions (mod_sessions Sender interface), with what
+    we answered. Every PUT is kept; the latest ACCEPTED one of a session is the driver's current preference."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="charging_preferences")
+    session_id = models.CharField(max_length=36, db_index=True)
+    transaction = models.ForeignKey(
+        "ocpp_gateway.Transaction", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    evse = models.ForeignKey("cpo.EVSE", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    profile_type = models.CharField(max_length=8, choices=ProfileType.choices)
+    departure_time = models.DateTimeField(null=True, blank=True)
+    energy_need = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True, help_text="kWh")
+    discharge_allowed = models.BooleanField(default=False)
+    response = models.CharField(max_length=26, choices=ChargingPreferencesResponse.choices)
+    request = models.JSONField(help_text="The partner's ChargingPreferences object, as received")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "charging preferences"
+        constraints = [
+            models.CheckConstraint(condition=Q(energy_need__gte=0) | Q(energy_need__isnull=True),
+                                   name="charging_preferences_energy_need_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile_type} for session {self.session_id} ({self.response})"

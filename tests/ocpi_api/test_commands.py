@@ -13,6 +13,20 @@ from tests.ocpi_api.conftest import auth, make_partner
 
 pytestmark = pytest.mark.django_db
 RESPONSE_URL = "https://emsp.example.com/ocpi/2.2.1/results/1"
+# Results are POSTed only to the partner's own hosts: these partners are registered at emsp.example.com.
+PARTNER_VERSIONS_URL = "https://emsp.example.com/ocpi/versions"
+OTHER_VERSIONS_URL = "https://emsp.example.com/other/ocpi/versions"
+
+
+@pytest.fixture
+def partner(db):
+    return make_partner(token="token-of-partner-one", versions_url=PARTNER_VERSIONS_URL)
+
+
+@pytest.fixture
+def other_partner(db):
+    return make_partner(token="token-of-partner-two", country_code="DE", party_id="OTH",
+                        versions_url=OTHER_VERSIONS_URL)
 
 
 def post(client, headers, command, body):
@@ -140,6 +154,52 @@ class TestCommands:
         assert ocpi(post(client, other_headers, "CANCEL_RESERVATION", cancel)) == (200, 1000, "REJECTED")
         assert ocpi(post(client, headers, "CANCEL_RESERVATION", cancel)) == (200, 1000, "ACCEPTED")
         assert Command.objects.get(command="CANCEL_RESERVATION", state="PENDING").ocpp_reservation_id == first.pk
+
+
+class TestResponseUrl:
+    """We POST results to response_url with our token: only http(s), only on the partner's registered hosts."""
+
+    @pytest.mark.parametrize("response_url, problem", [
+        ("https://attacker.example.net/ocpi/results/1", "not one of your registered hosts"),
+        ("http://127.0.0.1:8000/admin/", "not one of your registered hosts"),
+        ("ftp://emsp.example.com/results/1", "http or https"),
+    ])
+    def test_a_foreign_host_or_a_non_http_scheme_is_2001_and_nothing_is_kept(self, client, headers, station,
+                                                                             response_url, problem):
+        response = post(client, headers, "START_SESSION", start_body(response_url=response_url))
+        assert ocpi(response) == (400, 2001, None) and problem in response.json()["status_message"]
+        assert not Command.objects.exists()
+
+    def test_the_host_of_any_registered_endpoint_is_accepted(self, client, partner, headers, station):
+        partner.endpoints = [{"identifier": "commands", "role": "SENDER", "url": "https://commands.emsp.test/c"}]
+        partner.save()
+        url = "http://COMMANDS.emsp.test:8443/results/7"
+        assert ocpi(post(client, headers, "START_SESSION", start_body(response_url=url))) == (200, 1000, "ACCEPTED")
+
+    def test_a_partner_without_registered_urls_gets_2001(self, client, partner, headers, station):
+        partner.versions_url = ""
+        partner.save()
+        response = post(client, headers, "START_SESSION", start_body())
+        assert ocpi(response)[:2] == (400, 2001) and "none registered" in response.json()["status_message"]
+
+    def test_any_host_when_the_setting_allows_it_but_still_only_http(self, client, headers, station, settings):
+        settings.OCPI_RESPONSE_URL_ANY_HOST = True
+        url = "https://elsewhere.example.org/results/1"
+        assert ocpi(post(client, headers, "START_SESSION", start_body(response_url=url))) == (200, 1000, "ACCEPTED")
+        assert ocpi(post(client, headers, "START_SESSION", start_body(response_url="ftp://elsewhere.example.org/r")))[
+            :2] == (400, 2001)
+
+    def test_charging_profile_requests_are_checked_too(self, client, headers, station):
+        make_session(station)
+        foreign = "https://attacker.example.net/results/2"
+        url = "/ocpi/2.2.1/chargingprofiles/SESSION-1"
+        body = {"response_url": foreign, "charging_profile": {
+            "charging_rate_unit": "A", "charging_profile_period": [{"start_period": 0, "limit": 16.0}]}}
+        response = client.put(url, data=json.dumps(body), content_type="application/json", **headers)
+        assert ocpi(response)[:2] == (400, 2001)
+        assert ocpi(client.get(url, {"duration": 900, "response_url": foreign}, **headers))[:2] == (400, 2001)
+        assert ocpi(client.delete(f"{url}?response_url={foreign}", **headers))[:2] == (400, 2001)
+        assert not Command.objects.exists()
 
 
 class TestChargingProfiles:
