@@ -73,6 +73,7 @@ class Transaction(models.Model):
         indexes = [
             models.Index(fields=["station", "status"]),
             models.Index(fields=["started_at"]),  # dashboard periods and analytics
+            models.Index(fields=["ended_at"]),  # sessions running at a time (analytics of today)
             models.Index(fields=["token_country_code", "token_party_id", "started_at"]),  # per partner
         ]
 
