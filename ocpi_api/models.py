@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 
 from billing.encoding import DecimalJSONDecoder, DecimalJSONEncoder
+from cpo.models import TokenType  # one OCPI TokenType for the whole platform
 
 
 class Role(models.TextChoices):
@@ -97,13 +98,6 @@ class Partner(models.Model):
         if self.country_code and self.party_id:
             parties.add((self.country_code.upper(), self.party_id.upper()))
         return parties
-
-
-class TokenType(models.TextChoices):
-    AD_HOC_USER = "AD_HOC_USER"
-    APP_USER = "APP_USER"
-    OTHER = "OTHER"
-    RFID = "RFID"
 
 
 class WhitelistType(models.TextChoices):

@@ -17,6 +17,27 @@ def emsp():
 
 
 @pytest.fixture
+def receiving_emsp():
+    """An EMSP on loopback that stores what we push (sessions, CDRs, locations, tariffs)."""
+    from tests.e2e.emsp import ReceivingEmsp
+
+    server = ReceivingEmsp().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def eager():
+    """Run queued tasks in-process (as the embedded default does) so dispatch after commit is observable."""
+    from cpo.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture
 def ocpi_live(live_server, settings):
     """Our app on a real socket; the URLs we publish (versions, endpoints) point at it."""
     settings.OCPI_BASE_URL = live_server.url

@@ -9,29 +9,18 @@ import pytest
 from django.db import connections, transaction
 from django.utils import timezone
 
-from cpo.celery import app as celery_app
 from ocpi_api import outbox
 from ocpi_api.models import OutboxAttempt, OutboxMessage, OutboxStatus
 from ocpi_api.outbox import Outcome, body_merge, outbox_deliver, outbox_enqueue
-from tests.e2e.emsp import ReceivingEmsp, partner_for
+from tests.e2e.emsp import partner_for
 
 SESSION_PATH = "NL/CPO/S-1"
 
 
 @pytest.fixture
-def emsp():
-    server = ReceivingEmsp().start()
-    yield server
-    server.stop()
+def emsp(receiving_emsp):
+    return receiving_emsp
 
-
-@pytest.fixture
-def eager():
-    """Run queued tasks in-process (as the embedded default does) so on_commit dispatch is observable."""
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
 
 
 @pytest.fixture

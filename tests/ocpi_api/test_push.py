@@ -7,28 +7,18 @@ import pytest
 from django.db import transaction
 
 from billing.models import Tariff
-from cpo.celery import app as celery_app
 from cpo.models import EVSE, Connector
 from ocpi_api.models import OutboxMessage, OutboxStatus, PartnerStatus
 from ocpp_gateway.services import evse_status_update
-from tests.e2e.emsp import ReceivingEmsp, partner_for
+from tests.e2e.emsp import partner_for
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def emsp():
-    server = ReceivingEmsp().start()
-    yield server
-    server.stop()
+def emsp(receiving_emsp):
+    return receiving_emsp
 
-
-@pytest.fixture
-def eager():
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from ocpi_api.push import transaction_push
 from ocpp_gateway.authorization import AuthorizationResult, _authorizers, authorizer_register
 from ocpp_gateway.services import Sample, meter_values_record, transaction_start_16, transaction_stop_16
 from tests.billing.conftest import component, tariff_make
-from tests.e2e.emsp import ReceivingEmsp, partner_for
+from tests.e2e.emsp import partner_for
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -28,10 +28,8 @@ EMSP_TOKEN = "EXM-RFID-1"
 
 
 @pytest.fixture
-def emsp():
-    server = ReceivingEmsp().start()
-    yield server
-    server.stop()
+def emsp(receiving_emsp):
+    return receiving_emsp
 
 
 @pytest.fixture
@@ -213,15 +211,6 @@ def test_two_workers_ending_the_same_session_make_one_cdr_and_one_post(emsp, sta
     deliver_all()
     assert len(emsp.cdr_posts) == 1
 
-
-@pytest.fixture
-def eager():
-    from cpo.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 @pytest.mark.django_db
