@@ -1,11 +1,13 @@
 """What both OCPP versions share: framing errors, the registration gate, and CSMS-initiated calls."""
 
 import asyncio
+import functools
 import json
 from concurrent.futures import ThreadPoolExecutor
 import logging
 from datetime import UTC, datetime
 
+import fastjsonschema
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
@@ -19,8 +21,9 @@ from ocpp.exceptions import (
     SecurityError,
     TypeConstraintViolationError,
 )
+from ocpp import charge_point as ocpp_charge_point
 from ocpp import messages as ocpp_messages
-from ocpp.messages import Call, CallError, CallResult, MessageType, validate_payload
+from ocpp.messages import Call, CallError, CallResult, MessageType
 
 from ocpp_gateway import services
 
@@ -29,6 +32,35 @@ logger = logging.getLogger(__name__)
 # Validate payloads on the event loop: a frame is at most OCPP_MAX_FRAME_BYTES and its validation takes less time
 # than the library's default hop to a thread pool and back.
 ocpp_messages.ASYNC_VALIDATION = False
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_schema(message_type_id: int, action: str, ocpp_version: str):
+    """The official schema the library would use for this message, compiled by fastjsonschema (~20x faster than
+    the library's jsonschema validator); None when the version has no such message."""
+    try:
+        schema = ocpp_messages.get_validator(message_type_id, action, ocpp_version).schema
+    except (OSError, ValueError):
+        return None
+    return fastjsonschema.compile(schema)
+
+
+async def validate_payload_fast(message, ocpp_version: str) -> None:
+    """The library's validate_payload with a compiled fast path. Only a payload the fast path refuses (or cannot
+    judge) goes through the library's own validation, which then raises the error code the spec defines, or
+    accepts it (the compiled validator also checks `format`, which the library's does not)."""
+    validator = compiled_schema(message.message_type_id, message.action, ocpp_version)
+    if validator is not None:
+        try:
+            validator(message.payload)
+            return
+        except fastjsonschema.JsonSchemaException:
+            pass
+    await library_validate_payload(message, ocpp_version)
+
+
+library_validate_payload = ocpp_messages.validate_payload
+ocpp_charge_point.validate_payload = validate_payload_fast
 
 # Messages a station may send before it is Accepted (the rest get a CALLERROR SecurityError).
 ALLOWED_BEFORE_ACCEPTED = {"BootNotification", "Heartbeat"}
@@ -186,7 +218,7 @@ class GatewayChargePoint(ChargePoint):
             raise ValueError(f"bad fields for {action}: {exc}") from exc
         try:  # our own request must fit the schema before it goes out; a charger's CALLERROR is another matter
             camel = remove_nones(snake_to_camel_case(serialize_as_dict(request)))
-            await validate_payload(Call("check", action, camel), self._ocpp_version)
+            await validate_payload_fast(Call("check", action, camel), self._ocpp_version)
         except OCPPError as exc:
             cause = exc.details.get("cause", "") if isinstance(exc.details, dict) else ""
             raise ValueError(f"invalid {action} request: {cause or exc.description}") from exc
