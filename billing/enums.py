@@ -50,7 +50,8 @@ class ReservationRestrictionType(models.TextChoices):
 
 
 class CdrDimensionType(models.TextChoices):
-    """The CdrDimensionType values a CDR may carry (the Session-only ones are left out)."""
+    """The CdrDimensionType values a CDR may carry (the Session-only ones, `SESSION_ONLY_DIMENSION_TYPES`, are left
+    out)."""
 
     ENERGY = "ENERGY"
     MAX_CURRENT = "MAX_CURRENT"
@@ -60,6 +61,11 @@ class CdrDimensionType(models.TextChoices):
     PARKING_TIME = "PARKING_TIME"
     RESERVATION_TIME = "RESERVATION_TIME"
     TIME = "TIME"
+
+
+# The CdrDimensionType values the spec marks "Session Only" (mod_cdrs, CdrDimensionType): "not useful for CDRs,
+# and SHALL therefor only be used in Sessions".
+SESSION_ONLY_DIMENSION_TYPES = frozenset({"CURRENT", "ENERGY_EXPORT", "ENERGY_IMPORT", "POWER", "STATE_OF_CHARGE"})
 
 
 class AuthMethod(models.TextChoices):

@@ -6,9 +6,9 @@ import binascii
 import datetime as dt
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -19,9 +19,9 @@ from django.utils.dateparse import parse_datetime
 
 from billing.checks import as_decimal
 from billing.encoding import ocpi_datetime
-from billing.enums import AuthMethod, SessionStatus
+from billing.enums import SESSION_ONLY_DIMENSION_TYPES, AuthMethod, SessionStatus
 from billing.models import Cdr, Session, Tariff
-from billing.pricing import MeterSample, PricedSession, SessionUsage, price_session, priced_session_as_ocpi
+from billing.pricing import QUANTITY, MeterSample, PricedSession, SessionUsage, price_session, priced_session_as_ocpi
 from billing.selectors import tariff_as_ocpi
 from cpo.models import EVSE, ChargingStation, Connector
 from ocpp_gateway.models import ChargingStateChange, MeterValue, Transaction
@@ -134,6 +134,7 @@ def tariff_seed_demo(*, tariff_id: str) -> Tariff:
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 POWER_ACTIVE = "Power.Active.Import"
 CURRENT_IMPORT = "Current.Import"
+STATE_OF_CHARGE = "SoC"
 # ChargingStateEnumType values in which the EV does not request power (PARKING_TIME, mod_cdrs errata). Before
 # charging has begun, EVConnected/Idle are the plug-in handshake, not parking; SuspendedEV always is.
 PARKING_STATES = {"SuspendedEV", "EVConnected", "Idle"}
@@ -360,6 +361,112 @@ def session_usage(*, tx: Transaction, time_zone: str, now: datetime | None = Non
     )
 
 
+# --- Measured dimensions of the charging periods
+
+
+def _period_bounds(*, starts: list[datetime], end: datetime) -> list[tuple[datetime, datetime, bool]]:
+    """(start, end, last) per period: "a period ends when the next period starts. The last period ends when the
+    session ends" (mod_cdrs ChargingPeriod). The last one includes its end instant."""
+    ends = starts[1:] + [max(end, starts[-1])] if starts else []
+    return [(a, b, i == len(starts) - 1) for i, (a, b) in enumerate(zip(starts, ends))]
+
+
+def _in_period(t: datetime, a: datetime, b: datetime, last: bool) -> bool:
+    return a <= t < b or (last and t == b)
+
+
+def _volume(value: Decimal) -> Decimal:
+    return value.quantize(QUANTITY, ROUND_HALF_UP)
+
+
+def _phase_extreme(rows: list[tuple], pick) -> Decimal:
+    """MAX_CURRENT/MIN_CURRENT: "Sum of the maximum (minimum) current over all phases" (mod_cdrs): the extreme of
+    each phase L1-L3 over the period, summed; a whole-device (unphased) value, when the charger sends one, is
+    taken as it is instead."""
+    unphased = [r[1] for r in rows if not r[2]]
+    if unphased:
+        return pick(unphased)
+    per_phase: dict[str, list[Decimal]] = {}
+    for _t, value, phase, _location in rows:
+        if phase in ("L1", "L2", "L3"):
+            per_phase.setdefault(phase, []).append(value)
+    return sum((pick(values) for values in per_phase.values()), Decimal(0))
+
+
+def _measured_dimensions(*, tx: Transaction, periods: list[dict], end: datetime) -> list[dict]:
+    """`periods` (the pricing engine's, datetimes in UTC) with the dimensions measured inside each period added,
+    from the transaction's meter values taken in [start, next start) (the last period up to and including
+    `end`):
+
+    * MIN_POWER / MAX_POWER (kW, W converted) and POWER, the average (Session only): Power.Active.Import as
+      whole-device values (the unphased value, else the sum over L1-L3), outlet side preferred;
+    * MIN_CURRENT / MAX_CURRENT (A): per phase, summed (see `_phase_extreme`); CURRENT, the average (Session
+      only): the whole-device current per reading (unphased, else summed over L1-L3), averaged;
+    * STATE_OF_CHARGE (%, Session only): the last SoC value in the period, wherever it was measured (EV side).
+
+    Averages are the mean of the readings in the period. A dimension is left out when the period has no reading
+    of its measurand, and never added twice: MIN/MAX_POWER/CURRENT that the engine already reports (when a tariff
+    restricts power or current) stay as the engine computed them, since they are what it priced on. Costs and
+    totals are not touched."""
+    rows = list(
+        MeterValue.objects.filter(
+            transaction=tx, measurand__in=[POWER_ACTIVE, CURRENT_IMPORT, STATE_OF_CHARGE], value__isnull=False
+        )
+        .order_by("timestamp", "id")
+        .values_list("measurand", "timestamp", "value", "unit", "phase", "location")
+    )
+    if not rows:
+        return periods
+    by_measurand: dict[str, list[tuple]] = {POWER_ACTIVE: [], CURRENT_IMPORT: [], STATE_OF_CHARGE: []}
+    for measurand, t, value, unit, phase, location in rows:
+        value = value * 1000 if unit in ("kW", "kWh") else value
+        by_measurand[measurand].append((t.astimezone(dt.timezone.utc), value, phase, location))
+
+    def outlet(items: list[tuple]) -> list[tuple]:
+        return [r for r in items if r[3] not in ("Inlet", "EV")] or items
+
+    power_rows, current_rows = outlet(by_measurand[POWER_ACTIVE]), outlet(by_measurand[CURRENT_IMPORT])
+    bounds = _period_bounds(starts=[p["start_date_time"] for p in periods], end=end)
+    result = []
+    for period, (a, b, last) in zip(periods, bounds):
+        dimensions = list(period["dimensions"])
+        present = {d["type"] for d in dimensions}
+
+        def add(kind: str, volume: Decimal) -> None:
+            if kind not in present:
+                dimensions.append({"type": kind, "volume": _volume(volume)})
+                present.add(kind)
+
+        power = [r for r in power_rows if _in_period(r[0], a, b, last)]
+        if power:
+            kw = [w / 1000 for w in _whole_device(power).values()]
+            add("MIN_POWER", min(kw))
+            add("MAX_POWER", max(kw))
+        current = [r for r in current_rows if _in_period(r[0], a, b, last)]
+        if current:
+            add("MIN_CURRENT", _phase_extreme(current, min))
+            add("MAX_CURRENT", _phase_extreme(current, max))
+        if power:
+            add("POWER", sum(kw, Decimal(0)) / len(kw))
+        if current:
+            amps = list(_whole_device(current).values())
+            add("CURRENT", sum(amps, Decimal(0)) / len(amps))
+        soc = [r for r in by_measurand[STATE_OF_CHARGE] if _in_period(r[0], a, b, last)]
+        if soc:
+            add("STATE_OF_CHARGE", min(max(soc[-1][1], Decimal(0)), Decimal(100)))
+        result.append({**period, "dimensions": dimensions})
+    return result
+
+
+def cdr_charging_periods(*, periods: list[dict]) -> list[dict]:
+    """A Session's charging periods as a CDR may carry them: without the "Session Only" dimensions (CURRENT,
+    ENERGY_EXPORT, ENERGY_IMPORT, POWER, STATE_OF_CHARGE; mod_cdrs CdrDimensionType)."""
+    return [
+        {**p, "dimensions": [d for d in p["dimensions"] if d["type"] not in SESSION_ONLY_DIMENSION_TYPES]}
+        for p in periods
+    ]
+
+
 # --- Writing the Session
 
 
@@ -417,7 +524,8 @@ def _session_write(*, tx: Transaction, now: datetime | None) -> _Synced:
     time_zone = evse.location.time_zone if evse else "UTC"
     usage = session_usage(tx=tx, time_zone=time_zone, now=now)
     priced = price_session(tariff=tariff or NO_TARIFF, usage=usage)
-    periods = priced_session_as_ocpi(priced=priced)["charging_periods"]
+    measured = _measured_dimensions(tx=tx, periods=priced.charging_periods, end=usage.end_date_time)
+    periods = priced_session_as_ocpi(priced=replace(priced, charging_periods=measured))["charging_periods"]
     if tariff is None:
         periods = [{key: value for key, value in p.items() if key != "tariff_id"} for p in periods]
     values = dict(
@@ -568,7 +676,7 @@ def cdr_create(*, session: Session) -> Cdr:
             meter_id=session.meter_id,
             currency=session.currency,
             tariffs=session.tariffs,
-            charging_periods=session.charging_periods,
+            charging_periods=cdr_charging_periods(periods=session.charging_periods),
             signed_data=signed_data_of(tx=tx),
             total_cost_excl_vat=priced.total_cost.excl_vat,
             total_cost_incl_vat=priced.total_cost.incl_vat,
