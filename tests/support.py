@@ -27,3 +27,15 @@ def in_thread(func, **kwargs):
             connections.close_all()
 
     return asyncio.to_thread(run)
+
+
+def ocpi_examples_dir():
+    """The specification's example objects: OCPI_EXAMPLES_DIR, else the steering repo's shared/ beside this
+    checkout (as CI lays it out), else /work/shared."""
+    import os
+    from pathlib import Path
+
+    if os.environ.get("OCPI_EXAMPLES_DIR"):
+        return Path(os.environ["OCPI_EXAMPLES_DIR"])
+    beside = Path(__file__).resolve().parents[2] / "shared" / "ocpi-2.2.1-examples"
+    return beside if beside.exists() else Path("/work/shared/ocpi-2.2.1-examples")

@@ -1,10 +1,10 @@
-"""The OCPI 2.2.1 example objects in /work/shared/ocpi-2.2.1-examples (see its README)."""
+"""The OCPI 2.2.1 example objects of the steering repo's shared/ocpi-2.2.1-examples (see its README)."""
 
 import json
-import os
-from pathlib import Path
 
-EXAMPLES = Path(os.environ.get("OCPI_EXAMPLES_DIR", "/work/shared/ocpi-2.2.1-examples"))
+from tests.support import ocpi_examples_dir
+
+EXAMPLES = ocpi_examples_dir()
 
 
 def example(name: str) -> dict:

@@ -4,7 +4,6 @@ end to end from a charger's transaction."""
 import datetime as dt
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from rest_framework.utils.encoders import JSONEncoder as DrfJSONEncoder
@@ -16,8 +15,9 @@ from cpo.services import station_create
 from ocpp_gateway.authorization import AuthorizationResult, _authorizers, authorizer_register
 from tests.billing.conftest import component, tariff_make
 from tests.billing.test_sessions import HOUR, T0, start, stop
+from tests.support import ocpi_examples_dir
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "ocpi-2.2.1-examples"
+EXAMPLES = ocpi_examples_dir()
 
 
 def example(name: str) -> dict:

@@ -1,11 +1,10 @@
 """Compare our OCPI objects with the specification's example objects: same field names, same JSON types."""
 
 import json
-from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "ocpi-2.2.1-examples"
-if not EXAMPLES.exists():
-    EXAMPLES = Path("/work/shared/ocpi-2.2.1-examples")
+from tests.support import ocpi_examples_dir
+
+EXAMPLES = ocpi_examples_dir()
 
 
 def example(name: str):
