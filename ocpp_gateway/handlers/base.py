@@ -83,7 +83,9 @@ def db(func):
 
 
 def utc_now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{datetime.now(UTC).microsecond // 1000:03d}Z"
+    """Now in UTC, to the millisecond, with Z (what chargers parse most reliably)."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
 def parse_ocpp_datetime(value: str | None, *, field: str = "timestamp") -> datetime:
