@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from billing.models import Session
 from ocpi_api.charging_preferences import charging_preferences_current
 from ocpi_api.models import ChargingPreferences
 from ocpp_gateway.models import Transaction
 from tests.ocpi_api.conftest import auth
+from tests.ocpi_api.factories import make_session
 
 pytestmark = pytest.mark.django_db
 URL = "/ocpi/2.2.1/sessions/SESSION-1/charging_preferences"
@@ -28,15 +28,6 @@ def station(station_factory):
     return station
 
 
-def make_session(station, *, party_id="EXM", active=True, session_id="SESSION-1"):
-    tx = Transaction.objects.create(station=station, evse=station.evses.first(), transaction_id="88", ocpp_version="1.6",
-                                    ocpp_evse_id=1, connector_id=1, started_at=timezone.now(), meter_start=0,
-                                    status="ACTIVE" if active else "ENDED",
-                                    ended_at=None if active else timezone.now())
-    return Session.objects.create(
-        country_code="NL", party_id="CPO", id=session_id, transaction=tx, emsp_country_code="NL",
-        emsp_party_id=party_id, start_date_time=tx.started_at, cdr_token={}, auth_method="WHITELIST",
-        location_id="LOC-T1", evse_uid=tx.evse.uid, connector_id="1", currency="EUR", status="ACTIVE")
 
 
 def departure(hours: float = 3) -> str:
@@ -66,7 +57,7 @@ class TestAnswers:
         kept = charging_preferences_current(session_id="SESSION-1")
         assert (kept.partner, kept.profile_type, str(kept.energy_need), kept.discharge_allowed,
                 kept.transaction.transaction_id, kept.evse.uid) == (
-            partner, "CHEAP", "30.1235", True, "88", "CP-P-1")
+            partner, "CHEAP", "30.1235", True, "77", "CP-P-1")
         assert response["OCPI-to-party-id"] == "EXM"
 
     @pytest.mark.parametrize("profile_type", ["FAST", "REGULAR"])

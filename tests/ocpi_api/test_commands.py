@@ -4,12 +4,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.utils import timezone
 
-from billing.models import Session
 from ocpi_api.models import Command, PartnerStatus
-from ocpp_gateway.models import Transaction
 from tests.ocpi_api.conftest import auth, make_partner
+from tests.ocpi_api.factories import make_session
 
 pytestmark = pytest.mark.django_db
 RESPONSE_URL = "https://emsp.example.com/ocpi/2.2.1/results/1"
@@ -54,15 +52,6 @@ def station(station_factory):
     return station
 
 
-def make_session(station, *, party_id="EXM", active=True, session_id="SESSION-1"):
-    tx = Transaction.objects.create(station=station, evse=station.evses.first(), transaction_id="77", ocpp_version="1.6",
-                                    ocpp_evse_id=1, connector_id=1, started_at=timezone.now(), meter_start=0,
-                                    status="ACTIVE" if active else "ENDED",
-                                    ended_at=None if active else timezone.now())
-    return Session.objects.create(
-        country_code="NL", party_id="CPO", id=session_id, transaction=tx, emsp_country_code="NL",
-        emsp_party_id=party_id, start_date_time=tx.started_at, cdr_token={}, auth_method="WHITELIST",
-        location_id="LOC-T1", evse_uid="CP-C-1", connector_id="1", currency="EUR", status="ACTIVE")
 
 
 def ocpi(response):
