@@ -635,13 +635,3 @@ def message_log_prune(*, older_than_days: int | None = None) -> int:
     cutoff = timezone.now() - timezone.timedelta(days=days)
     deleted, _ = MessageLog.objects.filter(created_at__lt=cutoff).delete()
     return deleted
-
-
-def station_counts() -> dict:
-    """For the command line and health checks."""
-    return {
-        "stations": ChargingStation.objects.count(),
-        "online": ChargingStation.objects.filter(online=True).count(),
-        "active_transactions": Transaction.objects.filter(status=Transaction.Status.ACTIVE).count(),
-    }
-

@@ -1,6 +1,5 @@
 """What both OCPP versions share: framing errors, the registration gate, and CSMS-initiated calls."""
 
-import asyncio
 import functools
 import json
 from concurrent.futures import ThreadPoolExecutor
