@@ -1,113 +1,16 @@
-"""Fixtures shared by every suite: a live daphne serving the test database, and objects to charge with."""
+"""Fixtures shared by every suite: a live daphne serving the test database, and objects to charge with.
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
+Helpers that are not fixtures (starting servers, waiting for conditions) are in tests/support.py."""
+
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "test-output"
+from tests.support import start_daphne, stop, wait_until, worker_isolate
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on {port} after {timeout}s")
-
-
-def database_url_for_tests() -> str:
-    """The URL of the test database pytest-django created, for server processes we start."""
-    from django.db import connection
-
-    s = connection.settings_dict
-    if s["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{s['NAME']}"
-    auth = quote(s["USER"] or "", safe="")
-    if s.get("PASSWORD"):
-        auth += ":" + quote(s["PASSWORD"], safe="")
-    host = f"{auth}@" if auth else ""
-    return f"postgres://{host}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
-@dataclass
-class LiveServer:
-    host: str
-    port: int
-    process: subprocess.Popen
-    log_path: Path
-
-    @property
-    def http_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def ocpp_url(self, identity: str) -> str:
-        return f"ws://{self.host}:{self.port}/ocpp/{quote(identity, safe='')}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def server_env(**extra: str) -> dict:
-    env = os.environ.copy()
-    env.update(
-        DEBUG="1",
-        DATABASE_URL=database_url_for_tests(),
-        OCPP_MESSAGE_LOG_FLUSH_SECONDS="0.05",
-        OCPP_SEEN_FLUSH_SECONDS="0.05",  # so no write of one test lands while the next one empties the tables
-        OCPP_CALL_TIMEOUT=os.environ.get("TEST_OCPP_CALL_TIMEOUT", "5"),
-        DB_CONN_MAX_AGE="0",
-    )
-    env.update(extra)
-    return env
-
-
-def start_daphne(name: str, **env: str) -> LiveServer:
-    """A real daphne process on a free loopback port, on the test database (and Redis when REDIS_URL is set)."""
-    OUTPUT.mkdir(exist_ok=True)
-    port = free_port()
-    log_path = OUTPUT / f"daphne-{name}-{port}.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1",
-         "cpo.asgi:application"],
-        cwd=ROOT,
-        env=server_env(**env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, proc)
-    except Exception:
-        proc.kill()
-        raise RuntimeError(f"daphne did not start:\n{log_path.read_text()}")
-    return LiveServer("127.0.0.1", port, proc, log_path)
-
-
-def stop(server: LiveServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+def pytest_configure(config):
+    worker_isolate()
 
 
 @pytest.fixture(scope="session")
@@ -154,9 +57,17 @@ def local_token(db):
 
 
 @pytest.fixture(autouse=True)
-def _let_live_servers_settle(request):
-    """After a test that talked to a live server, give its batched writes (message log, last seen) a moment to land
-    before pytest-django empties the tables, so the two never cross."""
+def _live_daphne_drained(request):
+    """After a test that talked to the live daphne, wait until the server has handled the disconnect of every
+    charger the test connected (no station is online) before pytest-django empties the tables, so that no write of
+    the server's lands while the tables are emptied or in the next test. (Later batched writes, such as the message
+    log, refer to stations that are gone by then and write nothing.)"""
     yield
     if "live_daphne" in request.fixturenames:
-        time.sleep(0.2)
+        from cpo.models import ChargingStation
+
+        try:
+            wait_until(lambda: not ChargingStation.objects.filter(online=True).exists(), timeout=10)
+        except AssertionError:
+            online = list(ChargingStation.objects.filter(online=True).values_list("identity", flat=True))
+            raise AssertionError(f"the live daphne still holds a connection of {online} after the test")

@@ -1,19 +1,36 @@
-"""Small helpers for tests that talk to live servers from synchronous test code."""
+"""What the suites share besides fixtures: live server processes on the test database, waiting for what servers
+write asynchronously, the specification's example objects, and the isolation of pytest-xdist workers.
+
+Fixtures live in conftest.py files and objects are built by factories; test modules import from here, from
+factories and from the loopback partners (`emsp.py`), never from conftest.py or from another test module."""
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
 
 from django.db import connections
 
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "test-output"
+# The OCPI 2.2.1 specification's example objects, copied into the repository (see the README there).
+OCPI_EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "ocpi-2.2.1-examples"
 
-def wait_until(predicate, timeout: float = 5.0):
+
+# -- waiting -----------------------------------------------------------------------------------------------------
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05):
     """Poll `predicate` until it returns something truthy (servers write asynchronously)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.05)
+        time.sleep(interval)
     raise AssertionError("condition not met in time")
 
 
@@ -29,13 +46,129 @@ def in_thread(func, **kwargs):
     return asyncio.to_thread(run)
 
 
-def ocpi_examples_dir():
-    """The specification's example objects: OCPI_EXAMPLES_DIR, else the steering repo's shared/ beside this
-    checkout (as CI lays it out), else /work/shared."""
-    import os
-    from pathlib import Path
+# -- pytest-xdist workers ------------------------------------------------------------------------------------------
+def xdist_worker() -> str:
+    """This process's pytest-xdist worker id ("gw0", ...), or "" when the suite runs in one process."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "")
 
-    if os.environ.get("OCPI_EXAMPLES_DIR"):
-        return Path(os.environ["OCPI_EXAMPLES_DIR"])
-    beside = Path(__file__).resolve().parents[2] / "shared" / "ocpi-2.2.1-examples"
-    return beside if beside.exists() else Path("/work/shared/ocpi-2.2.1-examples")
+
+def worker_isolate() -> None:
+    """Give this xdist worker its own channel-layer prefix and Celery queue, in this process's settings and in
+    the environment the servers it starts inherit, so that workers sharing one Redis never receive each other's
+    channel messages (station groups are named by charger identity) or tasks. The database is already per worker:
+    pytest-django suffixes the test database's name (PostgreSQL `test_<name>_gw0`, SQLite `<TEST NAME>_gw0`)."""
+    worker = xdist_worker()
+    if not worker:
+        return
+    from channels.layers import channel_layers
+    from django.conf import settings
+
+    from cpo.celery import app
+
+    config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
+    prefix = f"{config.get('prefix', os.environ.get('CHANNEL_LAYER_PREFIX', 'cpo'))}-{worker}"
+    if "prefix" in config:
+        config["prefix"] = prefix
+        channel_layers.backends.clear()  # none is made before the first test; to be sure
+    os.environ["CHANNEL_LAYER_PREFIX"] = prefix
+    queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-{worker}"
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    app.conf.task_default_queue = queue
+    os.environ["CELERY_QUEUE"] = queue
+
+
+# -- live servers ---------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {port} after {timeout}s")
+
+
+def database_url_for_tests() -> str:
+    """The URL of the test database pytest-django created (this xdist worker's), for server processes we start."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    auth = quote(s["USER"] or "", safe="")
+    if s.get("PASSWORD"):
+        auth += ":" + quote(s["PASSWORD"], safe="")
+    host = f"{auth}@" if auth else ""
+    return f"postgres://{host}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@dataclass
+class LiveServer:
+    host: str
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def ocpp_url(self, identity: str) -> str:
+        return f"ws://{self.host}:{self.port}/ocpp/{quote(identity, safe='')}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def server_env(**extra: str) -> dict:
+    """The environment of a server process: this worker's test database, channel-layer prefix and Celery queue
+    (see `worker_isolate`), short batching intervals."""
+    env = os.environ.copy()
+    env.update(
+        DEBUG="1",
+        DATABASE_URL=database_url_for_tests(),
+        OCPP_MESSAGE_LOG_FLUSH_SECONDS="0.05",
+        OCPP_SEEN_FLUSH_SECONDS="0.05",
+        OCPP_CALL_TIMEOUT=os.environ.get("TEST_OCPP_CALL_TIMEOUT", "5"),
+        DB_CONN_MAX_AGE="0",
+    )
+    env.update(extra)
+    return env
+
+
+def start_daphne(name: str, **env: str) -> LiveServer:
+    """A real daphne process on a free loopback port, on the test database (and Redis when REDIS_URL is set)."""
+    OUTPUT.mkdir(exist_ok=True)
+    port = free_port()
+    log_path = OUTPUT / f"daphne-{name}-{port}.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1",
+         "cpo.asgi:application"],
+        cwd=ROOT,
+        env=server_env(**env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, proc)
+    except Exception:
+        proc.kill()
+        raise RuntimeError(f"daphne did not start:\n{log_path.read_text()}")
+    return LiveServer("127.0.0.1", port, proc, log_path)
+
+
+def stop(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()

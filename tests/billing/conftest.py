@@ -1,12 +1,10 @@
 """Objects to bill with: a station at the shared test location, tariffs on its connectors, an EMSP's token."""
 
-from decimal import Decimal
-
 import pytest
 
-from billing.models import Tariff
 from cpo.models import Connector
 from ocpp_gateway.authorization import AuthorizationResult, _authorizers, authorizer_register
+from tests.billing.factories import component, tariff_make
 
 EMSP_TOKEN = "EMSP-TOKEN-1"
 
@@ -32,28 +30,6 @@ def emsp_token():
     authorizer_register(emsp, first=True)
     yield EMSP_TOKEN
     _authorizers.remove(emsp)
-
-
-def tariff_make(tariff_id: str, *components: dict, **kwargs) -> Tariff:
-    values = dict(
-        id=tariff_id,
-        country_code="NL",
-        party_id="CPO",
-        currency="EUR",
-        elements=[{"price_components": list(components)}],
-    )
-    values.update(kwargs)
-    tariff = Tariff(**values)
-    tariff.full_clean()
-    tariff.save()
-    return tariff
-
-
-def component(kind: str, price: str, vat: str | None = "21.0", step_size: int = 1) -> dict:
-    data = {"type": kind, "price": Decimal(price), "step_size": step_size}
-    if vat is not None:
-        data["vat"] = Decimal(vat)
-    return data
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from django.db import connection, connections, transaction
 
 from billing.models import Cdr, Session
 from billing.services import cdr_create, cdr_credit, session_sync
-from tests.billing.test_sessions import HOUR, T0, reading, start, stop
+from tests.billing.factories import HOUR, T0, reading, start, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

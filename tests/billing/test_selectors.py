@@ -13,18 +13,8 @@ from billing.services import cdr_create, session_sync
 from cpo.models import EVSE, Connector, Location
 from cpo.services import station_create
 from ocpp_gateway.authorization import AuthorizationResult, _authorizers, authorizer_register
-from tests.billing.conftest import component, tariff_make
-from tests.billing.test_sessions import HOUR, T0, start, stop
-from tests.support import ocpi_examples_dir
-
-EXAMPLES = ocpi_examples_dir()
-
-
-def example(name: str) -> dict:
-    path = EXAMPLES / name
-    if not path.exists():
-        pytest.skip(f"{path} is not available")
-    return json.loads(path.read_text())
+from tests.billing.examples import example
+from tests.billing.factories import HOUR, T0, component, start, stop, tariff_make
 
 
 def as_json(data: dict) -> dict:

@@ -10,8 +10,7 @@ from billing.selectors import cdr_as_ocpi, session_as_ocpi
 from billing.services import cdr_create, session_sync
 from cpo.models import Connector
 from ocpp_gateway.services import Sample, evse_status_update, meter_values_record
-from tests.billing.conftest import component, tariff_make
-from tests.billing.test_sessions import HOUR, T0, price, start, stop
+from tests.billing.factories import HOUR, T0, component, price, start, stop, tariff_make
 
 MINUTE = dt.timedelta(minutes=1)
 

@@ -16,42 +16,10 @@ from ocpp_gateway.services import (
     Sample,
     TransactionEventInput,
     evse_status_update,
-    meter_values_record,
     transaction_event_201,
     transaction_start_16,
-    transaction_stop_16,
 )
-from tests.billing.conftest import component, tariff_make
-
-UTC = dt.timezone.utc
-T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-HOUR = dt.timedelta(hours=1)
-
-
-def start(station, id_tag, *, meter_start=1000, at=T0, connector_id=1):
-    tx, auth = transaction_start_16(
-        station_pk=station.pk, connector_id=connector_id, id_tag=id_tag, meter_start=meter_start, timestamp=at
-    )
-    assert auth.accepted
-    return tx
-
-
-def reading(station, tx, at, value, unit="Wh", **kwargs):
-    meter_values_record(
-        station_pk=station.pk,
-        ocpp_evse_id=tx.ocpp_evse_id,
-        transaction_pk=tx.pk,
-        samples=[Sample(timestamp=at, value=Decimal(value), unit=unit, **kwargs)],
-    )
-
-
-def stop(station, tx, at, meter_stop):
-    transaction_stop_16(station_pk=station.pk, transaction_id=int(tx.transaction_id), meter_stop=meter_stop,
-                        timestamp=at)
-
-
-def price(**kwargs):
-    return {"excl_vat": Decimal(kwargs["excl"]), "incl_vat": Decimal(kwargs["incl"])}
+from tests.billing.factories import HOUR, T0, component, price, reading, start, stop, tariff_make
 
 
 def test_the_session_follows_the_meter_values_and_the_tariff(station, energy_tariff, emsp_token):

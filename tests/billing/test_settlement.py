@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from billing.models import Cdr
 from billing.selectors import settlement_summary
 from billing.services import cdr_create, cdr_credit, session_sync
-from tests.billing.test_sessions import HOUR, T0, start, stop
+from tests.billing.factories import HOUR, T0, start, stop
 
 
 def charge(station, id_tag, *, at, wh, connector_id=1):

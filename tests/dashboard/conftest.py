@@ -2,7 +2,7 @@
 
 import pytest
 
-PASSWORD = "correct horse battery staple"
+from tests.dashboard.factories import PASSWORD
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from cpo.dashboard.tasks import analytics_rollups_refresh
 from cpo.models import AnalyticsDay, AnalyticsHour, AnalyticsLocationDay, AnalyticsPartnerDay, Location
 from ocpp_gateway.models import Transaction
 from tests.dashboard.cdrs import make_cdr, make_session
-from tests.dashboard.test_partners import registered_partner
+from tests.dashboard.factories import registered_partner
 
 pytestmark = pytest.mark.django_db
 

@@ -13,10 +13,10 @@ from ocpp.v16.enums import Action
 
 from cpo.models import AuditLog
 from ocpp_gateway.models import Transaction
-from tests.conftest import OUTPUT
-from tests.dashboard.conftest import PASSWORD
 from tests.dashboard.chargers import ChargerThread
+from tests.dashboard.factories import PASSWORD
 from tests.ocpp_gateway.chargers import Charger16, now_iso
+from tests.support import OUTPUT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -204,7 +204,7 @@ def billed(make_user, station_factory):
 
     from ocpi_api.models import OutboxStatus
     from tests.dashboard.cdrs import T0, make_cdr, make_session
-    from tests.dashboard.test_partners import push, registered_partner
+    from tests.dashboard.factories import push, registered_partner
 
     make_user("ada", "admin")
     partner = registered_partner()

@@ -13,7 +13,7 @@ from cpo.models import AuditLog, Location
 from ocpi_api import outbox
 from ocpi_api.models import OutboxMessage, OutboxStatus
 from tests.dashboard.cdrs import T0, make_cdr, make_session
-from tests.dashboard.test_partners import push, registered_partner
+from tests.dashboard.factories import push, registered_partner
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import ROOT, server_env, start_daphne, stop
+from tests.support import ROOT, server_env, start_daphne, stop
 
 pytestmark = pytest.mark.live
 

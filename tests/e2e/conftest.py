@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from tests.conftest import OUTPUT, ROOT, LiveServer, free_port, server_env, stop, wait_for_port
 from tests.e2e.emsp import ReceivingEmsp
+from tests.support import OUTPUT, ROOT, LiveServer, free_port, server_env, stop, wait_for_port
 
 
 def e2e_environment(queue: str, base_url: str) -> dict:

@@ -10,6 +10,7 @@ import time
 from http.server import ThreadingHTTPServer
 
 from tests.ocpi_api.emsp import FakeEmsp, envelope
+from tests.ocpi_api.factories import make_partner
 
 
 class ReceivingEmsp(FakeEmsp):
@@ -131,8 +132,6 @@ class ReceivingEmsp(FakeEmsp):
 
 def partner_for(emsp: FakeEmsp, *, token: str = "token-of-the-emsp", **fields):
     """A registered Partner for `emsp`, as the credentials handshake would leave it: its endpoints, our token to it."""
-    from tests.ocpi_api.conftest import make_partner
-
     emsp.token_c = emsp.token_c or "our-token-at-the-emsp"
     fields.setdefault("endpoints", emsp.endpoints())
     fields.setdefault("country_code", emsp.country_code)

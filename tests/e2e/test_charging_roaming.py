@@ -22,7 +22,7 @@ from billing.models import Cdr, Session
 from cpo.models import Connector
 from ocpi_api.models import OutboxAttempt, OutboxMessage, Partner
 from ocpi_api.services import partner_invite
-from tests.billing.conftest import component, tariff_make
+from tests.billing.factories import component, tariff_make
 from tests.ocpp_gateway.chargers import connected, now_iso
 from tests.support import wait_until
 

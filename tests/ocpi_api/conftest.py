@@ -1,26 +1,18 @@
-"""OCPI fixtures: a real EMSP on loopback, our live server as partners see it, registered partners."""
-
-import base64
+"""OCPI fixtures: a real EMSP on loopback, our live server as partners see it, registered partners, and the world of
+the session pipeline (a priced station, NL*EXM's token, its owner and another EMSP)."""
 
 import pytest
 
-from ocpi_api.models import Partner, PartnerStatus
-from ocpi_api.services import partner_incoming_token_set
-from tests.ocpi_api.emsp import FakeEmsp
-
-
-@pytest.fixture
-def emsp():
-    server = FakeEmsp().start()
-    yield server
-    server.stop()
+from cpo.models import Connector
+from ocpp_gateway.authorization import AuthorizationResult, _authorizers, authorizer_register
+from tests.billing.factories import component, tariff_make
+from tests.e2e.emsp import ReceivingEmsp, partner_for
+from tests.ocpi_api.factories import EMSP_TOKEN, auth, make_partner
 
 
 @pytest.fixture
 def receiving_emsp():
     """An EMSP on loopback that stores what we push (sessions, CDRs, locations, tariffs)."""
-    from tests.e2e.emsp import ReceivingEmsp
-
     server = ReceivingEmsp().start()
     yield server
     server.stop()
@@ -44,27 +36,6 @@ def ocpi_live(live_server, settings):
     return live_server
 
 
-def make_partner(*, token: str, country_code="NL", party_id="EXM", status=PartnerStatus.REGISTERED, **fields):
-    partner = Partner(
-        name=fields.pop("name", f"{country_code} {party_id}"),
-        country_code=country_code,
-        party_id=party_id,
-        status=status,
-        roles=[{"role": "EMSP", "country_code": country_code, "party_id": party_id,
-                "business_details": {"name": "x"}}],
-        version="2.2.1",
-        **fields,
-    )
-    partner_incoming_token_set(partner=partner, token=token)
-    partner.save()
-    return partner
-
-
-def auth(token: str, *, encode: bool = True) -> dict:
-    value = base64.b64encode(token.encode()).decode() if encode else token
-    return {"HTTP_AUTHORIZATION": f"Token {value}"}
-
-
 @pytest.fixture
 def partner(db):
     return make_partner(token="token-of-partner-one")
@@ -83,3 +54,36 @@ def headers(partner):
 @pytest.fixture
 def other_headers(other_partner):
     return auth("token-of-partner-two")
+
+
+@pytest.fixture
+def emsp_token():
+    """NL*EXM's token, accepted by whitelist (what ocpi_api's authorizer answers for a pushed ALWAYS token)."""
+
+    def authorize(request):
+        if request.id_tag != EMSP_TOKEN:
+            return None
+        return AuthorizationResult(status="Accepted", source="partner:test", auth_method="WHITELIST",
+                                   token_type="RFID", contract_id="NL-EXM-C00000001-X", country_code="NL",
+                                   party_id="EXM")
+
+    authorizer_register(authorize, first=True)
+    yield EMSP_TOKEN
+    _authorizers.remove(authorize)
+
+
+@pytest.fixture
+def session_station(station_factory):
+    """CP-SESS with two EVSEs, priced by tariff AC-SESS: € 1.00 per session + € 0.35/kWh, 21% VAT."""
+    station, _ = station_factory("CP-SESS", evses=2)
+    tariff = tariff_make("AC-SESS", component("FLAT", "1.00"), component("ENERGY", "0.35"))
+    Connector.objects.filter(evse__station=station).update(tariff_ids=[tariff.id])
+    return station
+
+
+@pytest.fixture
+def session_partners(receiving_emsp, session_station):
+    """The token's owner NL*EXM (token-of-the-emsp), and another EMSP DE*OTH (other) on the same platform: it must
+    never see the session."""
+    return (partner_for(receiving_emsp),
+            partner_for(receiving_emsp, token="other", country_code="DE", party_id="OTH"))

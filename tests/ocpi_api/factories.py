@@ -1,9 +1,43 @@
-"""Objects the OCPI tests build directly in the database."""
+"""Objects the OCPI tests build: partners and their request headers, sessions written directly, and charges run
+through the gateway's services (as the consumers call them) for the session pipeline."""
+
+import base64
+import datetime as dt
+from decimal import Decimal
 
 from django.utils import timezone
 
 from billing.models import Session
+from ocpi_api.models import Partner, PartnerStatus
+from ocpi_api.services import partner_incoming_token_set
 from ocpp_gateway.models import Transaction
+from ocpp_gateway.services import Sample, meter_values_record, transaction_start_16, transaction_stop_16
+
+T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.timezone.utc)
+# NL*EXM's token: the `emsp_token` fixture has it accepted by whitelist.
+EMSP_TOKEN = "EXM-RFID-1"
+
+
+def make_partner(*, token: str, country_code="NL", party_id="EXM", status=PartnerStatus.REGISTERED, **fields):
+    partner = Partner(
+        name=fields.pop("name", f"{country_code} {party_id}"),
+        country_code=country_code,
+        party_id=party_id,
+        status=status,
+        roles=[{"role": "EMSP", "country_code": country_code, "party_id": party_id,
+                "business_details": {"name": "x"}}],
+        version="2.2.1",
+        **fields,
+    )
+    partner_incoming_token_set(partner=partner, token=token)
+    partner.save()
+    return partner
+
+
+def auth(token: str, *, encode: bool = True) -> dict:
+    """The Authorization header of a partner's request, for the Django test client."""
+    value = base64.b64encode(token.encode()).decode() if encode else token
+    return {"HTTP_AUTHORIZATION": f"Token {value}"}
 
 
 def make_session(station, *, party_id="EXM", active=True, session_id="SESSION-1", transaction_id="77") -> Session:
@@ -16,3 +50,23 @@ def make_session(station, *, party_id="EXM", active=True, session_id="SESSION-1"
         country_code="NL", party_id="CPO", id=session_id, transaction=tx, emsp_country_code="NL",
         emsp_party_id=party_id, start_date_time=tx.started_at, cdr_token={}, auth_method="WHITELIST",
         location_id="LOC-T1", evse_uid=tx.evse.uid, connector_id="1", currency="EUR", status="ACTIVE")
+
+
+def start(station, id_tag=EMSP_TOKEN, at=T0):
+    """A 1.6 StartTransaction on connector 1 at 1000 Wh."""
+    tx, authorization = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=id_tag, meter_start=1000,
+                                             timestamp=at)
+    assert authorization.accepted
+    return tx
+
+
+def reading(station, tx, minutes, wh):
+    """A meter value `minutes` after T0."""
+    meter_values_record(station_pk=station.pk, ocpp_evse_id=1, transaction_pk=tx.pk, samples=[
+        Sample(timestamp=T0 + dt.timedelta(minutes=minutes), value=Decimal(wh), unit="Wh")])
+
+
+def stop(station, tx, minutes, wh):
+    """A 1.6 StopTransaction `minutes` after T0."""
+    transaction_stop_16(station_pk=station.pk, transaction_id=int(tx.transaction_id), meter_stop=wh,
+                        timestamp=T0 + dt.timedelta(minutes=minutes))

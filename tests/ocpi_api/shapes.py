@@ -2,13 +2,11 @@
 
 import json
 
-from tests.support import ocpi_examples_dir
-
-EXAMPLES = ocpi_examples_dir()
+from tests.support import OCPI_EXAMPLES
 
 
 def example(name: str):
-    return json.loads((EXAMPLES / name).read_text())
+    return json.loads((OCPI_EXAMPLES / name).read_text())
 
 
 def json_type(value) -> str:

@@ -12,10 +12,10 @@ from ocpi_api.authorization import partner_token_authorize
 from ocpi_api.models import PartnerStatus, PartnerToken
 from ocpp_gateway.authorization import AuthorizationRequest, id_tag_authorize
 from ocpp_gateway.models import Transaction
-from tests.conftest import start_daphne, stop
-from tests.ocpi_api.conftest import make_partner
 from tests.ocpi_api.emsp_commands import CommandsEmsp
+from tests.ocpi_api.factories import make_partner
 from tests.ocpp_gateway.chargers import connected
+from tests.support import start_daphne, stop
 
 
 @pytest.fixture

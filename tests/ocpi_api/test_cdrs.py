@@ -8,30 +8,21 @@ from django.utils import timezone
 from billing.models import Cdr
 from billing.services import cdr_credit
 from ocpi_api.push import transaction_push
-from tests.ocpi_api.conftest import auth
+from tests.ocpi_api.factories import auth, reading, start, stop
 from tests.ocpi_api.shapes import example, shape_differences
-from tests.ocpi_api.test_sessions_push import (  # noqa: F401 - fixtures
-    emsp,
-    emsp_token,
-    partners,
-    reading,
-    start,
-    station,
-    stop,
-)
 
 pytestmark = pytest.mark.django_db
 URL = "/ocpi/2.2.1/cdrs"
 
 
 @pytest.fixture
-def cdrs(station, partners, emsp_token, local_token):
+def cdrs(session_station, session_partners, emsp_token, local_token):
     """A CDR of NL*EXM and its credit, and a CDR of our own card."""
-    mine = start(station)
-    reading(station, mine, 10, 3000)
-    stop(station, mine, 20, 5000)
-    own = start(station, id_tag=local_token.uid, at=mine.started_at + timedelta(hours=1))
-    stop(station, own, 80, 2000)
+    mine = start(session_station)
+    reading(session_station, mine, 10, 3000)
+    stop(session_station, mine, 20, 5000)
+    own = start(session_station, id_tag=local_token.uid, at=mine.started_at + timedelta(hours=1))
+    stop(session_station, own, 80, 2000)
     for tx in (mine, own):
         transaction_push(transaction_pk=tx.pk)
     original = Cdr.objects.get(session__transaction=mine)

@@ -10,8 +10,7 @@ from django.utils import timezone
 from ocpi_api.charging_preferences import charging_preferences_current
 from ocpi_api.models import ChargingPreferences
 from ocpp_gateway.models import Transaction
-from tests.ocpi_api.conftest import auth
-from tests.ocpi_api.factories import make_session
+from tests.ocpi_api.factories import auth, make_session
 
 pytestmark = pytest.mark.django_db
 URL = "/ocpi/2.2.1/sessions/SESSION-1/charging_preferences"

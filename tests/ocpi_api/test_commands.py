@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ocpi_api.models import Command, PartnerStatus
-from tests.ocpi_api.conftest import auth, make_partner
-from tests.ocpi_api.factories import make_session
+from tests.ocpi_api.factories import auth, make_partner, make_session
 
 pytestmark = pytest.mark.django_db
 RESPONSE_URL = "https://emsp.example.com/ocpi/2.2.1/results/1"

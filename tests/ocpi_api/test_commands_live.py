@@ -24,11 +24,10 @@ from ocpp.v201.enums import Action as Action201
 from billing.models import Session
 from ocpi_api.models import Command, PartnerToken
 from ocpp_gateway.models import Transaction
-from tests.conftest import OUTPUT, ROOT, server_env, start_daphne, stop
-from tests.ocpi_api.conftest import make_partner
 from tests.ocpi_api.emsp_commands import CommandsEmsp
+from tests.ocpi_api.factories import make_partner
 from tests.ocpp_gateway.chargers import Charger16, Charger201, connected, now_iso
-from tests.support import in_thread, wait_until
+from tests.support import OUTPUT, ROOT, in_thread, server_env, start_daphne, stop, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 PARTNER_TOKEN = "emsp-commands-token"

@@ -11,8 +11,16 @@ from django.core.management import CommandError, call_command
 from ocpi_api.models import Partner, PartnerStatus
 from ocpi_api.selectors import credentials_token_hash
 from ocpi_api.services import partner_invite
-from tests.ocpi_api.conftest import auth
-from tests.ocpi_api.emsp import auth_header
+from tests.ocpi_api.emsp import FakeEmsp, auth_header
+from tests.ocpi_api.factories import auth
+
+
+@pytest.fixture
+def emsp():
+    """The other party of the handshake (tests/ocpi_api/emsp.py)."""
+    server = FakeEmsp().start()
+    yield server
+    server.stop()
 
 
 def invite(ocpi_live) -> tuple[str, str]:

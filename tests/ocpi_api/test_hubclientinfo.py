@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ocpi_api.models import ClientInfo
-from tests.ocpi_api.conftest import auth, make_partner
+from tests.ocpi_api.factories import auth, make_partner
 
 pytestmark = pytest.mark.django_db
 URL = "/ocpi/2.2.1/hubclientinfo/NL/ALL"

@@ -6,17 +6,8 @@ import pytest
 from django.utils import timezone
 
 from ocpi_api.push import transaction_push
-from tests.ocpi_api.conftest import auth
+from tests.ocpi_api.factories import auth, reading, start, stop
 from tests.ocpi_api.shapes import example, shape_differences
-from tests.ocpi_api.test_sessions_push import (  # noqa: F401 - fixtures
-    emsp,
-    emsp_token,
-    partners,
-    reading,
-    start,
-    station,
-    stop,
-)
 
 pytestmark = pytest.mark.django_db
 URL = "/ocpi/2.2.1/sessions"
@@ -25,13 +16,13 @@ OTH = auth("other")
 
 
 @pytest.fixture
-def sessions(station, partners, emsp_token, local_token):
+def sessions(session_station, session_partners, emsp_token, local_token):
     """Two sessions of NL*EXM (one finished), one of our own card."""
-    first = start(station)
-    reading(station, first, 10, 3000)
-    stop(station, first, 20, 5000)
-    second = start(station, at=first.started_at + timedelta(hours=1))
-    own = start(station, id_tag=local_token.uid, at=first.started_at + timedelta(hours=2))
+    first = start(session_station)
+    reading(session_station, first, 10, 3000)
+    stop(session_station, first, 20, 5000)
+    second = start(session_station, at=first.started_at + timedelta(hours=1))
+    own = start(session_station, id_tag=local_token.uid, at=first.started_at + timedelta(hours=2))
     return [transaction_push(transaction_pk=tx.pk) for tx in (first, second, own)]
 
 

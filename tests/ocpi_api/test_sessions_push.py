@@ -10,78 +10,18 @@ from decimal import Decimal
 import pytest
 from django.db import connections
 
+from billing.encoding import DecimalJSONEncoder
 from billing.models import Cdr, Session
 from billing.selectors import cdr_as_ocpi, session_as_ocpi
-from cpo.models import Connector
 from ocpi_api.models import OutboxMessage, OutboxStatus
 from ocpi_api.outbox import outbox_deliver
-from billing.encoding import DecimalJSONEncoder
 from ocpi_api.push import transaction_push
-from ocpp_gateway.authorization import AuthorizationResult, _authorizers, authorizer_register
-from ocpp_gateway.services import Sample, meter_values_record, transaction_start_16, transaction_stop_16
-from tests.billing.conftest import component, tariff_make
-from tests.e2e.emsp import partner_for
-
-UTC = dt.timezone.utc
-T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-EMSP_TOKEN = "EXM-RFID-1"
-
-
-@pytest.fixture
-def emsp(receiving_emsp):
-    return receiving_emsp
-
-
-@pytest.fixture
-def emsp_token():
-    """NL*EXM's token, accepted by whitelist (what ocpi_api's authorizer answers for a pushed ALWAYS token)."""
-
-    def authorize(request):
-        if request.id_tag != EMSP_TOKEN:
-            return None
-        return AuthorizationResult(status="Accepted", source="partner:test", auth_method="WHITELIST",
-                                   token_type="RFID", contract_id="NL-EXM-C00000001-X", country_code="NL",
-                                   party_id="EXM")
-
-    authorizer_register(authorize, first=True)
-    yield EMSP_TOKEN
-    _authorizers.remove(authorize)
-
-
-@pytest.fixture
-def station(station_factory):
-    station, _ = station_factory("CP-SESS", evses=2)
-    tariff = tariff_make("AC-SESS", component("FLAT", "1.00"), component("ENERGY", "0.35"))
-    Connector.objects.filter(evse__station=station).update(tariff_ids=[tariff.id])
-    return station
-
-
-@pytest.fixture
-def partners(emsp, station):
-    """The token's owner NL*EXM, and another EMSP DE*OTH on the same platform: it must never see the session."""
-    return partner_for(emsp), partner_for(emsp, token="other", country_code="DE", party_id="OTH")
+from tests.ocpi_api.factories import EMSP_TOKEN, T0, reading, start, stop
 
 
 @pytest.fixture
 def no_throttle(settings):
     settings.OCPI_SESSION_PATCH_MIN_INTERVAL = 0
-
-
-def start(station, id_tag=EMSP_TOKEN, at=T0):
-    tx, auth = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=id_tag, meter_start=1000,
-                                    timestamp=at)
-    assert auth.accepted
-    return tx
-
-
-def reading(station, tx, minutes, wh):
-    meter_values_record(station_pk=station.pk, ocpp_evse_id=1, transaction_pk=tx.pk, samples=[
-        Sample(timestamp=T0 + dt.timedelta(minutes=minutes), value=Decimal(wh), unit="Wh")])
-
-
-def stop(station, tx, minutes, wh):
-    transaction_stop_16(station_pk=station.pk, transaction_id=int(tx.transaction_id), meter_stop=wh,
-                        timestamp=T0 + dt.timedelta(minutes=minutes))
 
 
 def as_json(value):
@@ -100,15 +40,16 @@ def messages():
 
 
 @pytest.mark.django_db
-def test_a_started_session_is_put_to_the_token_owner_only(emsp, station, partners, emsp_token):
-    tx = start(station)
+def test_a_started_session_is_put_to_the_token_owner_only(receiving_emsp, session_station, session_partners,
+                                                          emsp_token):
+    tx = start(session_station)
     session = transaction_push(transaction_pk=tx.pk)
     [message] = OutboxMessage.objects.all()
-    assert (message.partner, message.module, message.method) == (partners[0], "sessions", "PUT")
+    assert (message.partner, message.module, message.method) == (session_partners[0], "sessions", "PUT")
     assert message.path == f"NL/CPO/{session.id}"
     assert (message.to_country_code, message.to_party_id) == ("NL", "EXM")
     deliver_all()
-    stored = emsp.sessions[f"NL/CPO/{session.id}"]
+    stored = receiving_emsp.sessions[f"NL/CPO/{session.id}"]
     assert stored["status"] == "ACTIVE" and stored["cdr_token"]["uid"] == EMSP_TOKEN
     assert stored["location_id"] == "LOC-T1" and stored["evse_uid"] == "CP-SESS-1" and stored["kwh"] == 0
     assert transaction_push(transaction_pk=tx.pk).pk == session.pk  # again: nothing new to say
@@ -116,24 +57,26 @@ def test_a_started_session_is_put_to_the_token_owner_only(emsp, station, partner
 
 
 @pytest.mark.django_db
-def test_sessions_of_our_own_tokens_go_nowhere(emsp, station, partners, local_token):
-    tx = start(station, id_tag=local_token.uid)
-    reading(station, tx, 10, 3000)
-    stop(station, tx, 20, 4000)
+def test_sessions_of_our_own_tokens_go_nowhere(receiving_emsp, session_station, session_partners,
+                                               local_token):
+    tx = start(session_station, id_tag=local_token.uid)
+    reading(session_station, tx, 10, 3000)
+    stop(session_station, tx, 20, 4000)
     session = transaction_push(transaction_pk=tx.pk)
     assert session.status == "COMPLETED" and Cdr.objects.filter(session=session).count() == 1
     assert OutboxMessage.objects.count() == 0
 
 
 @pytest.mark.django_db
-def test_meter_values_become_patches_throttled_per_session(emsp, station, partners, emsp_token, settings):
+def test_meter_values_become_patches_throttled_per_session(receiving_emsp, session_station, session_partners,
+                                                           emsp_token, settings):
     settings.OCPI_SESSION_PATCH_MIN_INTERVAL = 60
-    tx = start(station)
+    tx = start(session_station)
     transaction_push(transaction_pk=tx.pk)
     deliver_all()
-    reading(station, tx, 10, 3000)
+    reading(session_station, tx, 10, 3000)
     transaction_push(transaction_pk=tx.pk)
-    reading(station, tx, 20, 5000)
+    reading(session_station, tx, 20, 5000)
     transaction_push(transaction_pk=tx.pk)
     pending = OutboxMessage.objects.get(status=OutboxStatus.PENDING)
     put = OutboxMessage.objects.get(method="PUT")
@@ -145,14 +88,15 @@ def test_meter_values_become_patches_throttled_per_session(emsp, station, partne
 
 
 @pytest.mark.django_db
-def test_the_end_is_patched_at_once_and_one_cdr_is_posted(emsp, station, partners, emsp_token, settings):
+def test_the_end_is_patched_at_once_and_one_cdr_is_posted(receiving_emsp, session_station, session_partners,
+                                                          emsp_token, settings):
     settings.OCPI_SESSION_PATCH_MIN_INTERVAL = 3600
-    tx = start(station)
+    tx = start(session_station)
     transaction_push(transaction_pk=tx.pk)
     deliver_all()
-    reading(station, tx, 10, 3000)
+    reading(session_station, tx, 10, 3000)
     transaction_push(transaction_pk=tx.pk)  # a PATCH that would wait an hour
-    stop(station, tx, 30, 11000)
+    stop(session_station, tx, 30, 11000)
     session = transaction_push(transaction_pk=tx.pk)
     for _ in range(2):  # the task again (a retransmitted stop, a redelivered task): nothing more
         transaction_push(transaction_pk=tx.pk)
@@ -161,34 +105,37 @@ def test_the_end_is_patched_at_once_and_one_cdr_is_posted(emsp, station, partner
     deliver_all()
     assert [m.status for m in OutboxMessage.objects.all()].count("SENT") == 3
     cdr = Cdr.objects.get(session=session)
-    [posted] = emsp.cdr_posts
+    [posted] = receiving_emsp.cdr_posts
     assert posted == as_json(cdr_as_ocpi(cdr=cdr))
     assert posted["total_energy"] == 10 and posted["total_cost"] == {"excl_vat": 4.5, "incl_vat": 5.45}
     assert posted["cdr_location"]["id"] == "LOC-T1" and posted["cdr_location"]["evse_uid"] == "CP-SESS-1"
     # The EMSP's copy of the session, built from the PUT and PATCHes, is our session.
     session.refresh_from_db()
-    assert emsp.sessions[f"NL/CPO/{session.id}"] == as_json(session_as_ocpi(session=session))
+    assert receiving_emsp.sessions[f"NL/CPO/{session.id}"] == as_json(session_as_ocpi(session=session))
     cdr_message = OutboxMessage.objects.get(module="cdrs")
-    assert cdr_message.response_location == f"{emsp.base_url}/emsp/2.2.1/cdrs/{cdr.id}"
+    assert cdr_message.response_location == f"{receiving_emsp.base_url}/emsp/2.2.1/cdrs/{cdr.id}"
 
 
 @pytest.mark.django_db
-def test_a_session_over_before_its_first_push_is_put_complete(emsp, station, partners, emsp_token, no_throttle):
-    tx = start(station)
-    reading(station, tx, 10, 3000)
-    stop(station, tx, 20, 6000)
+def test_a_session_over_before_its_first_push_is_put_complete(receiving_emsp, session_station,
+                                                              session_partners, emsp_token, no_throttle):
+    tx = start(session_station)
+    reading(session_station, tx, 10, 3000)
+    stop(session_station, tx, 20, 6000)
     session = transaction_push(transaction_pk=tx.pk)
     assert messages() == [("sessions", "PUT", "PENDING"), ("cdrs", "POST", "PENDING")]
     deliver_all()
-    assert emsp.sessions[f"NL/CPO/{session.id}"] == as_json(session_as_ocpi(session=Session.objects.get()))
-    assert emsp.sessions[f"NL/CPO/{session.id}"]["status"] == "COMPLETED"
+    stored = receiving_emsp.sessions[f"NL/CPO/{session.id}"]
+    assert stored == as_json(session_as_ocpi(session=Session.objects.get()))
+    assert stored["status"] == "COMPLETED"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_ending_the_same_session_make_one_cdr_and_one_post(emsp, station, partners, emsp_token):
-    tx = start(station)
-    reading(station, tx, 10, 3000)
-    stop(station, tx, 20, 6000)
+def test_two_workers_ending_the_same_session_make_one_cdr_and_one_post(receiving_emsp, session_station,
+                                                                       session_partners, emsp_token):
+    tx = start(session_station)
+    reading(session_station, tx, 10, 3000)
+    stop(session_station, tx, 20, 6000)
     errors = []
 
     def work():
@@ -209,35 +156,37 @@ def test_two_workers_ending_the_same_session_make_one_cdr_and_one_post(emsp, sta
     assert OutboxMessage.objects.filter(module="cdrs").count() == 1
     assert OutboxMessage.objects.filter(module="sessions").exclude(status="SUPERSEDED").count() == 1
     deliver_all()
-    assert len(emsp.cdr_posts) == 1
+    assert len(receiving_emsp.cdr_posts) == 1
 
 
 
 @pytest.mark.django_db
-def test_the_gateway_events_start_the_pipeline_after_commit(emsp, station, partners, emsp_token, eager, no_throttle,
+def test_the_gateway_events_start_the_pipeline_after_commit(receiving_emsp, session_station, session_partners,
+                                                             emsp_token, eager, no_throttle,
                                                              django_capture_on_commit_callbacks):
     """transaction_started/updated/ended -> the task -> the outbox -> the EMSP (tasks in-process, as without Redis)."""
     with django_capture_on_commit_callbacks(execute=True):
-        tx = start(station)
+        tx = start(session_station)
     with django_capture_on_commit_callbacks(execute=True):
-        reading(station, tx, 10, 3000)
+        reading(session_station, tx, 10, 3000)
     with django_capture_on_commit_callbacks(execute=True):
-        stop(station, tx, 20, 5000)
+        stop(session_station, tx, 20, 5000)
     assert [(m.method, m.status) for m in OutboxMessage.objects.order_by("id")] == [
         ("PUT", "SENT"), ("PATCH", "SENT"), ("PATCH", "SENT"), ("POST", "SENT")]
-    assert [p["body"].get("kwh") for p in emsp.session_calls()] == [0, 2, 4]
-    assert len(emsp.cdr_posts) == 1 and emsp.cdr_posts[0]["total_energy"] == 4
+    assert [p["body"].get("kwh") for p in receiving_emsp.session_calls()] == [0, 2, 4]
+    assert len(receiving_emsp.cdr_posts) == 1 and receiving_emsp.cdr_posts[0]["total_energy"] == 4
 
 
 @pytest.mark.django_db
-def test_transactions_whose_task_was_lost_are_found_for_another_run(emsp, station, partners, emsp_token):
+def test_transactions_whose_task_was_lost_are_found_for_another_run(receiving_emsp, session_station,
+                                                                    session_partners, emsp_token):
     from ocpi_api.push import transactions_unsettled
 
-    running = start(station)
-    ended = start(station, at=T0 + dt.timedelta(hours=1))
-    stop(station, ended, 70, 2000)
-    done = start(station, at=T0 + dt.timedelta(hours=2))
-    stop(station, done, 130, 2000)
+    running = start(session_station)
+    ended = start(session_station, at=T0 + dt.timedelta(hours=1))
+    stop(session_station, ended, 70, 2000)
+    done = start(session_station, at=T0 + dt.timedelta(hours=2))
+    stop(session_station, done, 130, 2000)
     transaction_push(transaction_pk=done.pk)
     assert transactions_unsettled(quiet_seconds=3600, days=3650) == []  # changed just now: tasks may be under way
     assert sorted(transactions_unsettled(quiet_seconds=0, days=3650)) == sorted([running.pk, ended.pk])

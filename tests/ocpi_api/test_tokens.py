@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ocpi_api.models import PartnerToken
-from tests.ocpi_api.conftest import auth, make_partner
+from tests.ocpi_api.factories import auth, make_partner
 from tests.ocpi_api.shapes import example, shape_differences
 
 pytestmark = pytest.mark.django_db

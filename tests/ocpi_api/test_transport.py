@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from ocpi_api.models import PartnerStatus
-from tests.ocpi_api.conftest import auth, make_partner
+from tests.ocpi_api.factories import auth, make_partner
 from tests.ocpi_api.shapes import example, shape_differences
 
 ENVELOPE = {"data", "status_code", "status_message", "timestamp"}

@@ -9,9 +9,8 @@ import sys
 import pytest
 
 from ocpp_gateway.commands import CommandError, command_send
-from tests.conftest import ROOT, server_env, start_daphne, stop
 from tests.ocpp_gateway.chargers import connected
-from tests.support import in_thread
+from tests.support import ROOT, in_thread, server_env, start_daphne, stop
 
 pytestmark = [
     pytest.mark.live,

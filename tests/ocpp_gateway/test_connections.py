@@ -7,9 +7,8 @@ import websockets
 from ocpp.v16 import call
 
 from cpo.models import ChargingStation
-from tests.conftest import start_daphne, stop
 from tests.ocpp_gateway.chargers import basic_auth, connected, raw_exchange
-from tests.support import in_thread, wait_until
+from tests.support import in_thread, start_daphne, stop, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 

@@ -1,0 +1,60 @@
+"""Objects to bill: tariffs, and what a charger did (transactions and meter values built through the gateway's
+services, as the consumers call them)."""
+
+import datetime as dt
+from decimal import Decimal
+
+from billing.models import Tariff
+from ocpp_gateway.services import Sample, meter_values_record, transaction_start_16, transaction_stop_16
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+HOUR = dt.timedelta(hours=1)
+
+
+def tariff_make(tariff_id: str, *components: dict, **kwargs) -> Tariff:
+    values = dict(
+        id=tariff_id,
+        country_code="NL",
+        party_id="CPO",
+        currency="EUR",
+        elements=[{"price_components": list(components)}],
+    )
+    values.update(kwargs)
+    tariff = Tariff(**values)
+    tariff.full_clean()
+    tariff.save()
+    return tariff
+
+
+def component(kind: str, price: str, vat: str | None = "21.0", step_size: int = 1) -> dict:
+    data = {"type": kind, "price": Decimal(price), "step_size": step_size}
+    if vat is not None:
+        data["vat"] = Decimal(vat)
+    return data
+
+
+def start(station, id_tag, *, meter_start=1000, at=T0, connector_id=1):
+    tx, auth = transaction_start_16(
+        station_pk=station.pk, connector_id=connector_id, id_tag=id_tag, meter_start=meter_start, timestamp=at
+    )
+    assert auth.accepted
+    return tx
+
+
+def reading(station, tx, at, value, unit="Wh", **kwargs):
+    meter_values_record(
+        station_pk=station.pk,
+        ocpp_evse_id=tx.ocpp_evse_id,
+        transaction_pk=tx.pk,
+        samples=[Sample(timestamp=at, value=Decimal(value), unit=unit, **kwargs)],
+    )
+
+
+def stop(station, tx, at, meter_stop):
+    transaction_stop_16(station_pk=station.pk, transaction_id=int(tx.transaction_id), meter_stop=meter_stop,
+                        timestamp=at)
+
+
+def price(**kwargs):
+    return {"excl_vat": Decimal(kwargs["excl"]), "incl_vat": Decimal(kwargs["incl"])}
