@@ -46,6 +46,13 @@ worker: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Lint, formatting and types, as CI checks them (configuration in pyproject.toml).
+.PHONY: lint
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m mypy
+
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
 

@@ -2,10 +2,13 @@
 
 Helpers that are not fixtures (starting servers, waiting for conditions) are in tests/support.py."""
 
+import gc
+import threading
 from decimal import Decimal
 
 import pytest
 
+from ocpp_gateway.batching import PeriodicBatch
 from tests.support import start_daphne, stop, wait_until, worker_isolate
 
 
@@ -70,4 +73,40 @@ def _live_daphne_drained(request):
             wait_until(lambda: not ChargingStation.objects.filter(online=True).exists(), timeout=10)
         except AssertionError:
             online = list(ChargingStation.objects.filter(online=True).values_list("identity", flat=True))
-            raise AssertionError(f"the live daphne still holds a connection of {online} after the test")
+            raise AssertionError(f"the live daphne still holds a connection of {online} after the test") from None
+
+
+class _FlushTracker:
+    """Wraps a PeriodicBatch's flush so that a test's teardown can wait for a flush under way to end."""
+
+    def __init__(self, flush):
+        self.flush = flush
+        self.running = threading.Lock()
+
+    def __call__(self, keys):
+        with self.running:
+            self.flush(keys)
+
+
+@pytest.fixture(scope="session")
+def _periodic_batches():
+    """This process's PeriodicBatch objects (module-level, made when the apps' receivers are imported), their
+    flushes tracked."""
+    batches = [obj for obj in gc.get_objects() if isinstance(obj, PeriodicBatch)]
+    for batch in batches:
+        if not isinstance(batch.flush, _FlushTracker):
+            batch.flush = _FlushTracker(batch.flush)
+    return batches
+
+
+@pytest.fixture(autouse=True)
+def _periodic_batches_emptied(_periodic_batches):
+    """Events a test announced in this process that its batches (OCPI gateway events, dashboard events) have not
+    handed on yet are dropped when the test ends, and a hand-on under way is waited for, so that none happens
+    during a later test or while the test database is closed to access."""
+    yield
+    for batch in _periodic_batches:
+        with batch.lock:
+            batch.pending.clear()
+        with batch.flush.running:
+            pass

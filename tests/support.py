@@ -151,8 +151,18 @@ def start_daphne(name: str, **env: str) -> LiveServer:
     log_path = OUTPUT / f"daphne-{name}-{port}.log"
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1",
-         "cpo.asgi:application"],
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--websocket_timeout",
+            "-1",
+            "cpo.asgi:application",
+        ],
         cwd=ROOT,
         env=server_env(**env),
         stdout=log,
@@ -162,7 +172,7 @@ def start_daphne(name: str, **env: str) -> LiveServer:
         wait_for_port(port, proc)
     except Exception:
         proc.kill()
-        raise RuntimeError(f"daphne did not start:\n{log_path.read_text()}")
+        raise RuntimeError(f"daphne did not start:\n{log_path.read_text()}") from None
     return LiveServer("127.0.0.1", port, proc, log_path)
 
 

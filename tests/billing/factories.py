@@ -7,7 +7,7 @@ from decimal import Decimal
 from billing.models import Tariff
 from ocpp_gateway.services import Sample, meter_values_record, transaction_start_16, transaction_stop_16
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 HOUR = dt.timedelta(hours=1)
 
@@ -52,8 +52,9 @@ def reading(station, tx, at, value, unit="Wh", **kwargs):
 
 
 def stop(station, tx, at, meter_stop):
-    transaction_stop_16(station_pk=station.pk, transaction_id=int(tx.transaction_id), meter_stop=meter_stop,
-                        timestamp=at)
+    transaction_stop_16(
+        station_pk=station.pk, transaction_id=int(tx.transaction_id), meter_stop=meter_stop, timestamp=at
+    )
 
 
 def price(**kwargs):

@@ -4,6 +4,7 @@ process (with beat) on a queue of its own, and the loopback EMSP.
 Timings are shortened by environment: retries after 0.5 s (at most 2 s), Session PATCHes at most every second, beat
 looks for due messages every second and for unfinished transactions every 3 s."""
 
+import json
 import os
 import signal
 import subprocess
@@ -12,9 +13,13 @@ import time
 import uuid
 
 import pytest
+import redis
 
 from tests.e2e.emsp import ReceivingEmsp
 from tests.support import OUTPUT, ROOT, LiveServer, free_port, server_env, stop, wait_for_port
+
+# daphne hands the gateway's events on to Celery once per this many seconds.
+GATEWAY_BATCH_SECONDS = 0.5
 
 
 def e2e_environment(queue: str, base_url: str) -> dict:
@@ -31,6 +36,7 @@ def e2e_environment(queue: str, base_url: str) -> dict:
         "OCPI_SESSION_RECONCILE_SECONDS": "3",
         "OCPI_HTTP_TIMEOUT": "3",
         "OCPI_REALTIME_AUTHORIZATION_TIMEOUT": "2",
+        "OCPI_EVENTS_BATCH_SECONDS": str(GATEWAY_BATCH_SECONDS),
     }
 
 
@@ -97,6 +103,33 @@ class CeleryWorker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def drain(self, *, gateway_events: bool = False, timeout: float = 40.0) -> None:
+        """Wait until every task published to this worker's queue so far has run: none waits in the queue and none
+        is held unacknowledged (tasks are acks_late, so a task is acknowledged once it has run; one a killed worker
+        held comes back after the visibility timeout). Seen twice in a row, as a worker takes a task off the queue
+        a moment before it records it as unacknowledged. With `gateway_events`, first wait out daphne's batch
+        interval, after which it has handed on to Celery what the gateway announced until now."""
+        if gateway_events:
+            time.sleep(GATEWAY_BATCH_SECONDS)
+        client = redis.Redis.from_url(os.environ["REDIS_URL"])
+        queues = [self.queue] + [f"{self.queue}\x06\x16{priority}" for priority in (3, 6, 9)]  # kombu's names
+
+        def idle() -> bool:
+            with client.pipeline() as pipe:  # one snapshot (MULTI/EXEC)
+                for queue in queues:
+                    pipe.llen(queue)
+                pipe.hvals("unacked")
+                *lengths, held = pipe.execute()
+            return not any(lengths) and not any(json.loads(raw)[2] == self.queue for raw in held)
+
+        deadline = time.monotonic() + timeout
+        seen_idle = 0
+        while seen_idle < 2:
+            assert time.monotonic() < deadline, f"tasks of {self.queue} still queued or running after {timeout} s"
+            seen_idle = seen_idle + 1 if idle() else 0
+            time.sleep(0.05)
+        client.close()
 
     def kill(self) -> None:
         """SIGKILL, the whole process group: no chance to finish, acknowledge or roll back anything itself."""

@@ -8,7 +8,6 @@ StopTransaction changes nothing."""
 
 import asyncio
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -217,7 +216,7 @@ def test_two_drivers_charge_and_their_emsp_gets_sessions_and_priced_cdrs(daphne,
 
 
 def test_an_emsp_down_during_the_stop_gets_the_cdr_once_and_a_retransmitted_stop_changes_nothing(
-    daphne, roaming, emsp, network
+    daphne, roaming, emsp, network, worker
 ):
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
     url, secret = daphne.ocpp_url("E2E-1.6"), network["1.6"][1]
@@ -240,7 +239,7 @@ def test_an_emsp_down_during_the_stop_gets_the_cdr_once_and_a_retransmitted_stop
             await cp.call(stop)
 
     asyncio.run(retransmit())
-    time.sleep(2)  # what a second pipeline run would have sent by now
+    worker.drain(gateway_events=True)  # whatever the stop announced, and every push that queued, has been done
     assert Cdr.objects.filter(session=session).count() == 1
     assert len(cdr_of(emsp, session.id)) == 1
     attempts = OutboxAttempt.objects.filter(message__module="cdrs").order_by("id")
@@ -279,7 +278,7 @@ def test_a_worker_killed_while_ending_a_session_leaves_one_cdr(daphne, roaming, 
     assert not Cdr.objects.filter(session=session).exists()
     worker.start()
     wait_until(lambda: cdr_of(emsp, session.id), timeout=40)
-    time.sleep(4)  # a redelivered task or another reconciling run has had its turn
+    worker.drain()  # the task the killed worker held came back and ran again, as did every reconciling run
     assert Cdr.objects.filter(session=session).count() == 1
     assert len(cdr_of(emsp, session.id)) == 1
     assert OutboxMessage.objects.filter(module="cdrs").count() == 1
