@@ -7,6 +7,7 @@ import threading
 from decimal import Decimal
 
 import pytest
+from django.db import connections
 
 from ocpp_gateway.batching import PeriodicBatch
 from tests.support import start_daphne, stop, wait_until, worker_isolate
@@ -77,7 +78,9 @@ def _live_daphne_drained(request):
 
 
 class _FlushTracker:
-    """Wraps a PeriodicBatch's flush so that a test's teardown can wait for a flush under way to end."""
+    """Wraps a PeriodicBatch's flush so that a test's teardown can wait for a flush under way to end, and closes the
+    database connection the flush opened in the batch's thread (which lives on: an open connection would keep
+    PostgreSQL from dropping the test database at the end)."""
 
     def __init__(self, flush):
         self.flush = flush
@@ -85,7 +88,10 @@ class _FlushTracker:
 
     def __call__(self, keys):
         with self.running:
-            self.flush(keys)
+            try:
+                self.flush(keys)
+            finally:
+                connections.close_all()
 
 
 @pytest.fixture(scope="session")

@@ -115,19 +115,23 @@ class CeleryWorker:
         client = redis.Redis.from_url(os.environ["REDIS_URL"])
         queues = [self.queue] + [f"{self.queue}\x06\x16{priority}" for priority in (3, 6, 9)]  # kombu's names
 
-        def idle() -> bool:
+        def busy() -> list[str]:
+            """The tasks waiting in the queue or held unacknowledged."""
             with client.pipeline() as pipe:  # one snapshot (MULTI/EXEC)
                 for queue in queues:
-                    pipe.llen(queue)
+                    pipe.lrange(queue, 0, -1)
                 pipe.hvals("unacked")
-                *lengths, held = pipe.execute()
-            return not any(lengths) and not any(json.loads(raw)[2] == self.queue for raw in held)
+                *waiting, held = pipe.execute()
+            messages = [json.loads(raw) for raws in waiting for raw in raws]
+            messages += [message for message, _, routing_key in map(json.loads, held) if routing_key == self.queue]
+            return [f"{m['headers']['task']} eta={m['headers'].get('eta')}" for m in messages]
 
         deadline = time.monotonic() + timeout
         seen_idle = 0
         while seen_idle < 2:
-            assert time.monotonic() < deadline, f"tasks of {self.queue} still queued or running after {timeout} s"
-            seen_idle = seen_idle + 1 if idle() else 0
+            tasks = busy()
+            assert time.monotonic() < deadline, f"still queued or running after {timeout} s: {tasks}"
+            seen_idle = 0 if tasks else seen_idle + 1
             time.sleep(0.05)
         client.close()
 
