@@ -5,6 +5,7 @@ Fixtures live in conftest.py files and objects are built by factories; test modu
 factories and from the loopback partners (`emsp.py`), never from conftest.py or from another test module."""
 
 import asyncio
+import http.client
 import os
 import socket
 import subprocess
@@ -78,22 +79,31 @@ def worker_isolate() -> None:
 
 
 # -- live servers ---------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def listening_socket() -> socket.socket:
+    """A loopback socket listening on a free port, to hand to a server process (daphne --fd): no other process can
+    take the port between our choosing it and the server binding it, as with a port number."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1024)
+    return listener
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_for_http(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Wait until the server answers an HTTP request (any status) on `port`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on {port} after {timeout}s")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=max(0.1, deadline - time.monotonic()))
+        try:
+            connection.request("GET", "/login/")
+            connection.getresponse().read()
+            return
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.1)
+        finally:
+            connection.close()
+    raise TimeoutError(f"nothing answers HTTP on {port} after {timeout}s")
 
 
 def database_url_for_tests() -> str:
@@ -144,32 +154,33 @@ def server_env(**extra: str) -> dict:
     return env
 
 
-def start_daphne(name: str, **env: str) -> LiveServer:
-    """A real daphne process on a free loopback port, on the test database (and Redis when REDIS_URL is set)."""
+def start_daphne(name: str, *, listener: socket.socket | None = None, **env: str) -> LiveServer:
+    """A real daphne process on the test database (and Redis when REDIS_URL is set), serving on `listener` (by
+    default a new one on a free loopback port)."""
     OUTPUT.mkdir(exist_ok=True)
-    port = free_port()
+    listener = listener or listening_socket()
+    port = listener.getsockname()[1]
     log_path = OUTPUT / f"daphne-{name}-{port}.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "--websocket_timeout",
-            "-1",
-            "cpo.asgi:application",
-        ],
-        cwd=ROOT,
-        env=server_env(**env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with listener, open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "--fd",
+                str(listener.fileno()),
+                "--websocket_timeout",
+                "-1",
+                "cpo.asgi:application",
+            ],
+            cwd=ROOT,
+            env=server_env(**env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=[listener.fileno()],
+        )
     try:
-        wait_for_port(port, proc)
+        wait_for_http(port, proc)
     except Exception:
         proc.kill()
         raise RuntimeError(f"daphne did not start:\n{log_path.read_text()}") from None

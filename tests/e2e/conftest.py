@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from tests.e2e.emsp import ReceivingEmsp
-from tests.support import OUTPUT, ROOT, LiveServer, free_port, server_env, stop, wait_for_port
+from tests.support import OUTPUT, ROOT, listening_socket, server_env, start_daphne, stop
 
 # daphne hands the gateway's events on to Celery once per this many seconds.
 GATEWAY_BATCH_SECONDS = 0.5
@@ -47,27 +47,15 @@ def e2e(django_db_setup, django_db_blocker):
 
     if not os.environ.get("REDIS_URL") or connection.vendor != "postgresql":
         pytest.skip("end-to-end scenarios need PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)")
-    port = free_port()
-    return {"port": port, **e2e_environment(f"e2e-{uuid.uuid4().hex[:12]}", f"http://127.0.0.1:{port}")}
+    listener = listening_socket()  # daphne's, made now: its URL is in the environment of the workers too
+    base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    return {"listener": listener, **e2e_environment(f"e2e-{uuid.uuid4().hex[:12]}", base_url)}
 
 
 @pytest.fixture(scope="module")
 def daphne(e2e):
-    OUTPUT.mkdir(exist_ok=True)
-    port = e2e["port"]
-    log_path = OUTPUT / f"daphne-e2e-{port}.log"
-    env = {k: v for k, v in e2e.items() if k != "port"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1",
-         "cpo.asgi:application"],
-        cwd=ROOT, env=server_env(**env), stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, proc)
-    except Exception:
-        proc.kill()
-        raise RuntimeError(f"daphne did not start:\n{log_path.read_text()}")
-    server = LiveServer("127.0.0.1", port, proc, log_path)
+    env = {k: v for k, v in e2e.items() if k != "listener"}
+    server = start_daphne("e2e", listener=e2e["listener"], **env)
     yield server
     stop(server)
 
@@ -76,7 +64,7 @@ class CeleryWorker:
     """`celery worker -B` in its own process group (so a SIGKILL takes the pool with it)."""
 
     def __init__(self, env: dict):
-        self.env = {k: v for k, v in env.items() if k != "port"}
+        self.env = {k: v for k, v in env.items() if k != "listener"}
         self.queue = self.env["CELERY_QUEUE"]
         self.proc = None
         self.log_path = None
