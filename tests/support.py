@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from django.db import connections
 
@@ -107,17 +107,20 @@ def wait_for_http(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> N
 
 
 def database_url_for_tests() -> str:
-    """The URL of the test database pytest-django created (this xdist worker's), for server processes we start."""
+    """The URL of the test database pytest-django created (this xdist worker's), for server processes we start,
+    with the connection options this process uses (on SQLite: the embedded default's busy timeout, IMMEDIATE
+    transactions and WAL journal, which a bare sqlite:// URL would lose)."""
     from django.db import connection
 
     s = connection.settings_dict
+    options = f"?{urlencode(s['OPTIONS'])}" if s.get("OPTIONS") else ""
     if s["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{s['NAME']}"
+        return f"sqlite:///{s['NAME']}{options}"
     auth = quote(s["USER"] or "", safe="")
     if s.get("PASSWORD"):
         auth += ":" + quote(s["PASSWORD"], safe="")
     host = f"{auth}@" if auth else ""
-    return f"postgres://{host}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    return f"postgres://{host}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}{options}"
 
 
 @dataclass
