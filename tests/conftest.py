@@ -13,7 +13,7 @@ import websockets.sync.client
 from django.db import connections
 
 from ocpp_gateway.batching import PeriodicBatch
-from tests.support import start_daphne, stop, wait_until, worker_isolate
+from tests.support import LiveServer, start_daphne, stop, wait_until, worker_isolate
 
 
 def pytest_configure(config):
@@ -64,14 +64,16 @@ def local_token(db):
 
 
 @pytest.fixture(autouse=True)
-def _live_daphne_drained(request):
-    """After a test that talked to the live daphne, wait until the server is done with it before pytest-django
-    empties the tables: a write of the server's crossing the TRUNCATE can deadlock it on PostgreSQL (a message-log
-    INSERT locks the log, then its station for the foreign key; TRUNCATE takes them the other way round) and leave
-    the test's rows to the next test. See `live_daphne_drain`."""
+def _live_servers_drained(request):
+    """After a test that talked to live daphnes (`live_daphne` or any other fixture that is a LiveServer), wait
+    until each is done with it before pytest-django empties the tables: a write of the server's crossing the
+    TRUNCATE can deadlock it on PostgreSQL (a message-log INSERT locks the log, then its station for the foreign
+    key; TRUNCATE takes them the other way round) and leave the test's rows to the next test. See
+    `live_daphne_drain`."""
     yield
-    if "live_daphne" in request.fixturenames:
-        live_daphne_drain(request.getfixturevalue("live_daphne"))
+    for server in [value for value in request.node.funcargs.values() if isinstance(value, LiveServer)]:
+        if server.process.poll() is None:
+            live_daphne_drain(server)
 
 
 def live_daphne_drain(server) -> None:
