@@ -2,18 +2,15 @@
 
 Helpers that are not fixtures (starting servers, waiting for conditions) are in tests/support.py."""
 
-import base64
 import gc
 import threading
-import uuid
 from decimal import Decimal
 
 import pytest
-import websockets.sync.client
 from django.db import connections
 
 from ocpp_gateway.batching import PeriodicBatch
-from tests.support import LiveServer, start_daphne, stop, wait_until, worker_isolate
+from tests.support import LiveServer, live_server_drain, start_daphne, stop, worker_isolate
 
 
 def pytest_configure(config):
@@ -69,38 +66,11 @@ def _live_servers_drained(request):
     until each is done with it before pytest-django empties the tables: a write of the server's crossing the
     TRUNCATE can deadlock it on PostgreSQL (a message-log INSERT locks the log, then its station for the foreign
     key; TRUNCATE takes them the other way round) and leave the test's rows to the next test. See
-    `live_daphne_drain`."""
+    `live_server_drain`."""
     yield
     for server in [value for value in request.node.funcargs.values() if isinstance(value, LiveServer)]:
         if server.process.poll() is None:
-            live_daphne_drain(server)
-
-
-def live_daphne_drain(server) -> None:
-    """Wait until the server has handled the disconnect of every charger (no station is online), then pass one
-    frame of a marker charger through it and wait until the message log holds the answer: the log's writer writes
-    its entries in order, one batch at a time, so everything logged before the marker has been written too."""
-    from cpo.models import ChargingStation
-    from cpo.services import station_create
-    from ocpp_gateway.models import MessageLog
-
-    def online() -> list[str]:
-        return list(ChargingStation.objects.filter(online=True).values_list("identity", flat=True))
-
-    try:
-        wait_until(lambda: not online(), timeout=10)
-    except AssertionError:
-        raise AssertionError(f"the live daphne still holds a connection of {online()} after the test") from None
-    identity = f"DRAIN-{uuid.uuid4().hex[:8]}"
-    _, secret = station_create(identity=identity, location=None, evses=0)
-    token = base64.b64encode(f"{identity}:{secret}".encode()).decode()
-    with websockets.sync.client.connect(
-        server.ocpp_url(identity), subprotocols=["ocpp1.6"], additional_headers={"Authorization": f"Basic {token}"}
-    ) as ws:
-        ws.send('[2, "drain", "Heartbeat", {}]')
-        ws.recv(timeout=10)
-    wait_until(lambda: MessageLog.objects.filter(identity=identity, direction="OUT", unique_id="drain").exists())
-    wait_until(lambda: not online())
+            live_server_drain(server)
 
 
 class _FlushTracker:

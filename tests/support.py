@@ -5,17 +5,24 @@ Fixtures live in conftest.py files and objects are built by factories; test modu
 factories and from the loopback partners (`emsp.py`), never from conftest.py or from another test module."""
 
 import asyncio
+import base64
 import http.client
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+import websockets.sync.client
 from django.db import connections
+
+from cpo.models import ChargingStation
+from cpo.services import station_create
+from ocpp_gateway.models import MessageLog
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
@@ -196,3 +203,27 @@ def stop(server: LiveServer) -> None:
         server.process.wait(10)
     except subprocess.TimeoutExpired:
         server.process.kill()
+
+
+def live_server_drain(server: LiveServer) -> None:
+    """Wait until the server has handled the disconnect of every charger (no station is online), then pass one
+    frame of a marker charger through it and wait until the message log holds the answer: the log's writer writes
+    its entries in order, one batch at a time, so everything logged before the marker has been written too."""
+
+    def online() -> list[str]:
+        return list(ChargingStation.objects.filter(online=True).values_list("identity", flat=True))
+
+    try:
+        wait_until(lambda: not online(), timeout=10)
+    except AssertionError:
+        raise AssertionError(f"the live daphne still holds a connection of {online()} after the test") from None
+    identity = f"DRAIN-{uuid.uuid4().hex[:8]}"
+    _, secret = station_create(identity=identity, location=None, evses=0)
+    token = base64.b64encode(f"{identity}:{secret}".encode()).decode()
+    with websockets.sync.client.connect(
+        server.ocpp_url(identity), subprotocols=["ocpp1.6"], additional_headers={"Authorization": f"Basic {token}"}
+    ) as ws:
+        ws.send('[2, "drain", "Heartbeat", {}]')
+        ws.recv(timeout=10)
+    wait_until(lambda: MessageLog.objects.filter(identity=identity, direction="OUT", unique_id="drain").exists())
+    wait_until(lambda: not online())
