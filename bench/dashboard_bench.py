@@ -397,7 +397,7 @@ def table(results: list[dict]) -> str:
 def rollups(args) -> None:
     """Empty the analytics roll-ups (--no-rollups) or build those of the last year's closed days still missing."""
     from cpo.dashboard.services import analytics_rebuild
-    from cpo.models import AnalyticsDay
+    from cpo.dashboard.models import AnalyticsDay
 
     if args.no_rollups:
         AnalyticsDay.objects.all().delete()  # days without one are computed live; their rows are ignored

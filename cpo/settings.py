@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "ocpp_gateway",
     "billing",
     "ocpi_api",
+    "cpo.dashboard",  # on top of everything: nothing above imports it
 ]
 
 MIDDLEWARE = [

@@ -1,4 +1,4 @@
-"""Gateway events -> the dashboard group. Connected in CpoConfig.ready; the gateway sends them after commit.
+"""Gateway events -> the dashboard group. Connected in DashboardConfig.ready; the gateway sends them after commit.
 
 Events are collected per process and published together every DASHBOARD_EVENTS_BATCH_SECONDS: one query per kind
 and one channel-layer message per batch, instead of a query and a Redis send per event on the thread that answers
@@ -136,8 +136,6 @@ def on_station(sender, *, station_pk, **kwargs) -> None:
 
 
 def connect() -> None:
-    from cpo.dashboard import tasks  # noqa: F401  (registers the dashboard's Celery tasks in workers)
-
     events.connector_status_changed.connect(on_connector_status_changed, dispatch_uid="dashboard.evse_status")
     events.transaction_started.connect(on_transaction, dispatch_uid="dashboard.transaction_started")
     events.transaction_updated.connect(on_transaction_updated, dispatch_uid="dashboard.transaction_updated")

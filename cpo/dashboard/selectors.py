@@ -38,18 +38,8 @@ from django.utils import timezone
 from billing.models import Cdr, Tariff
 from billing.models import Session as BillingSession
 from billing.pricing import MeterSample, PricedSession, SessionUsage, price_session
-from cpo.models import (
-    EVSE,
-    AnalyticsDay,
-    AnalyticsHour,
-    AnalyticsLocationDay,
-    AnalyticsPartnerDay,
-    AuditLog,
-    ChargingStation,
-    EvseStatus,
-    Location,
-    RegistrationStatus,
-)
+from cpo.dashboard.models import AnalyticsDay, AnalyticsHour, AnalyticsLocationDay, AnalyticsPartnerDay, AuditLog
+from cpo.models import EVSE, ChargingStation, EvseStatus, Location, RegistrationStatus
 from ocpi_api.models import OutboxMessage, OutboxStatus, Partner, PartnerToken
 from ocpp_gateway.models import MessageLog, MeterValue, Transaction
 

@@ -22,16 +22,8 @@ from cpo.dashboard.selectors import (
     revenue_stats,
     session_energy_wh,
 )
-from cpo.models import (
-    AnalyticsDay,
-    AnalyticsHour,
-    AnalyticsLocationDay,
-    AnalyticsPartnerDay,
-    AuditLog,
-    ChargingStation,
-    Location,
-    RegistrationStatus,
-)
+from cpo.dashboard.models import AnalyticsDay, AnalyticsHour, AnalyticsLocationDay, AnalyticsPartnerDay, AuditLog
+from cpo.models import ChargingStation, Location, RegistrationStatus
 from cpo.services import station_create, station_evse_add
 from ocpi_api import outbox
 from ocpi_api.envelope import OcpiError

@@ -13,7 +13,8 @@ from django.urls import reverse
 from cpo.dashboard import selectors
 from cpo.dashboard.services import analytics_rebuild, analytics_rebuild_recent
 from cpo.dashboard.tasks import analytics_rollups_refresh
-from cpo.models import AnalyticsDay, AnalyticsHour, AnalyticsLocationDay, AnalyticsPartnerDay, Location
+from cpo.dashboard.models import AnalyticsDay, AnalyticsHour, AnalyticsLocationDay, AnalyticsPartnerDay
+from cpo.models import Location
 from ocpp_gateway.models import Transaction
 from tests.dashboard.cdrs import make_cdr, make_session
 from tests.dashboard.test_partners import registered_partner

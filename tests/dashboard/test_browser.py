@@ -11,7 +11,7 @@ from ocpp.v16 import call
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action
 
-from cpo.models import AuditLog
+from cpo.dashboard.models import AuditLog
 from ocpp_gateway.models import Transaction
 from tests.conftest import OUTPUT
 from tests.dashboard.conftest import PASSWORD

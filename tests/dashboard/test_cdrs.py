@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from cpo.models import AuditLog, Location
+from cpo.dashboard.models import AuditLog
+from cpo.models import Location
 from ocpi_api import outbox
 from ocpi_api.models import OutboxMessage, OutboxStatus
 from tests.dashboard.cdrs import T0, make_cdr, make_session

@@ -8,7 +8,8 @@ import time
 import pytest
 from django.urls import reverse
 
-from cpo.models import AuditLog, ChargingStation
+from cpo.dashboard.models import AuditLog
+from cpo.models import ChargingStation
 from tests.dashboard.chargers import ChargerThread
 
 pytestmark = [

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
-from cpo.models import AuditLog
+from cpo.dashboard.models import AuditLog
 from ocpi_api.models import OutboxMessage, OutboxStatus, Partner, PartnerStatus, PartnerToken
 from ocpi_api.selectors import credentials_token_hash
 from ocpi_api.services import partner_incoming_token_set

@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from cpo.models import EVSE, AuditLog, ChargingStation, RegistrationStatus
+from cpo.dashboard.models import AuditLog
+from cpo.models import EVSE, ChargingStation, RegistrationStatus
 from ocpp_gateway.models import MessageLog, MeterValue, Transaction
 
 pytestmark = pytest.mark.django_db
