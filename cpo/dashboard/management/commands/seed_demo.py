@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from billing.services import tariff_seed_demo
 from cpo.models import Connector, Location, ParkingType, Token, TokenType
 from cpo.services import station_create, station_secret_reset
 
@@ -52,9 +53,4 @@ class Command(BaseCommand):
         self.stdout.write(f"station secret: {secret}")
 
     def _seed_tariff(self) -> None:
-        """The demo tariff, when the billing app provides the Tariff model."""
-        try:
-            from billing.services import tariff_seed_demo
-        except ImportError:
-            return
         tariff_seed_demo(tariff_id=DEMO_TARIFF_ID)
