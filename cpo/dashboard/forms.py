@@ -12,7 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from billing.models import Tariff
-from cpo.dashboard.selectors import PushState
+from cpo.dashboard.selectors.cdrs import PushState
 
 from cpo.models import ChargingStation, Location, OcppVersion, Token, TokenType
 from ocpi_api.models import Partner

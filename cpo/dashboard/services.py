@@ -12,17 +12,18 @@ from django.utils import timezone
 
 from billing.models import Cdr, Tariff
 from billing.services import tariff_upsert_from_ocpi
-from cpo.dashboard.selectors import (
-    UTC_HOUR_GROUPS,
-    Period,
-    PushState,
-    cdr_pushes,
-    location_stats,
-    occupancy_seconds,
-    revenue_stats,
-    session_energy_wh,
+from cpo.dashboard.models import (
+    AnalyticsDay,
+    AnalyticsHour,
+    AnalyticsLocationDay,
+    AnalyticsPartnerDay,
+    AuditLog,
 )
-from cpo.dashboard.models import AnalyticsDay, AnalyticsHour, AnalyticsLocationDay, AnalyticsPartnerDay, AuditLog
+from cpo.dashboard.selectors.analytics import location_stats, revenue_stats
+from cpo.dashboard.selectors.cdrs import PushState, cdr_pushes
+from cpo.dashboard.selectors.occupancy import UTC_HOUR_GROUPS, occupancy_seconds
+from cpo.dashboard.selectors.period import Period
+from cpo.dashboard.selectors.sessions import session_energy_wh
 from cpo.models import ChargingStation, Location, RegistrationStatus
 from cpo.services import station_create, station_evse_add
 from ocpi_api import outbox

@@ -10,10 +10,11 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from cpo.dashboard import selectors
+from cpo.dashboard.models import AnalyticsDay, AnalyticsHour, AnalyticsLocationDay, AnalyticsPartnerDay
+from cpo.dashboard.selectors import analytics
+from cpo.dashboard.selectors.period import Period
 from cpo.dashboard.services import analytics_rebuild, analytics_rebuild_recent
 from cpo.dashboard.tasks import analytics_rollups_refresh
-from cpo.dashboard.models import AnalyticsDay, AnalyticsHour, AnalyticsLocationDay, AnalyticsPartnerDay
 from cpo.models import Location
 from ocpp_gateway.models import Transaction
 from tests.dashboard.cdrs import make_cdr, make_session
@@ -72,13 +73,13 @@ PERIODS = [(FIRST, LAST), (date(2026, 3, 24), date(2026, 3, 24)), (date(2026, 3,
 
 
 def everything(first: date, last: date, time_zone: str) -> dict:
-    period = selectors.Period.of_days(first, last)
+    period = Period.of_days(first, last)
     return {
-        "days": selectors.energy_per_bucket(period=period, bucket="day", time_zone=time_zone),
-        "weeks": selectors.energy_per_bucket(period=period, bucket="week", time_zone=time_zone),
-        "locations": selectors.utilisation_per_location(period=period),
-        "hours": selectors.hour_of_week(period=period, time_zone=time_zone),
-        "revenue": selectors.revenue_per_partner(period=period),
+        "days": analytics.energy_per_bucket(period=period, bucket="day", time_zone=time_zone),
+        "weeks": analytics.energy_per_bucket(period=period, bucket="week", time_zone=time_zone),
+        "locations": analytics.utilisation_per_location(period=period),
+        "hours": analytics.hour_of_week(period=period, time_zone=time_zone),
+        "revenue": analytics.revenue_per_partner(period=period),
     }
 
 
@@ -95,7 +96,7 @@ def test_some_days_built_and_others_live_add_up_to_the_same(network):
     live = everything(FIRST, LAST, "Europe/Amsterdam")
     analytics_rebuild(first=date(2026, 3, 22), last=date(2026, 3, 26))
     analytics_rebuild(first=date(2026, 3, 29), last=date(2026, 3, 29))
-    split = selectors.analytics_split(period=selectors.Period.of_days(FIRST, LAST))
+    split = analytics.analytics_split(period=Period.of_days(FIRST, LAST))
     assert split.built == [(date(2026, 3, 22), date(2026, 3, 26)), (date(2026, 3, 29), date(2026, 3, 29))]
     assert len(split.live) == 3
     assert everything(FIRST, LAST, "Europe/Amsterdam") == live

@@ -14,8 +14,8 @@ from ocpp.v16.enums import Action
 from cpo.dashboard.models import AuditLog
 from ocpp_gateway.models import Transaction
 from tests.conftest import OUTPUT
-from tests.dashboard.conftest import PASSWORD
 from tests.dashboard.chargers import ChargerThread
+from tests.dashboard.conftest import PASSWORD
 from tests.ocpp_gateway.chargers import Charger16, now_iso
 
 CHROMIUM = "/usr/bin/chromium"
