@@ -16,20 +16,24 @@ from ocpi_api.models import Partner
 from ocpp_gateway.models import MeterValue, Transaction
 
 
+# SQLite keeps a whole decimal (9900.000 Wh) as an INTEGER, and divides integers as integers (9900 / 1000 = 9): a
+# kilo- value is the base value times 0.001, which is a decimal product on PostgreSQL and a real one on SQLite.
+PER_KILO = Value(Decimal("0.001"))
+
+
 def session_energy_wh():
+    """The energy a transaction delivered, Wh: its stop register (or the latest one while running) minus its start."""
     return ExpressionWrapper(Coalesce(F("meter_stop"), F("meter_last"), F("meter_start")) - F("meter_start"),
                              output_field=DecimalField(max_digits=14, decimal_places=3))
 
 
 def transactions_with_energy(queryset: QuerySet[Transaction]) -> QuerySet[Transaction]:
-    """Annotate energy delivered (stop or latest register minus start) in Wh and kWh, and power in kW, in SQL."""
-    wh = DecimalField(max_digits=14, decimal_places=3)
+    """Annotate energy delivered in Wh and kWh, and power in kW, in SQL."""
+    kilo = DecimalField(max_digits=14, decimal_places=3)
     return queryset.annotate(
-        energy_delivered_wh=ExpressionWrapper(
-            Coalesce(F("meter_stop"), F("meter_last"), F("meter_start")) - F("meter_start"), output_field=wh
-        ),
-        energy_kwh=ExpressionWrapper(F("energy_delivered_wh") / Value(Decimal(1000)), output_field=wh),
-        power_kw=ExpressionWrapper(F("power_last") / Value(Decimal(1000)), output_field=wh),
+        energy_delivered_wh=session_energy_wh(),
+        energy_kwh=ExpressionWrapper(F("energy_delivered_wh") * PER_KILO, output_field=kilo),
+        power_kw=ExpressionWrapper(F("power_last") * PER_KILO, output_field=kilo),
     )
 
 
