@@ -6,7 +6,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import connection
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import (
     Coalesce,
@@ -21,8 +20,8 @@ from django.utils import timezone
 
 from billing.models import Cdr
 from cpo.dashboard.models import AnalyticsDay, AnalyticsHour, AnalyticsLocationDay, AnalyticsPartnerDay
-from cpo.dashboard.selectors.occupancy import HOUR_OF_WEEK_GROUPS, occupancy_seconds
-from cpo.dashboard.selectors.period import Period
+from cpo.dashboard.selectors.occupancy import busy_seconds_per_hour_of_week, transactions_overlapping
+from cpo.dashboard.selectors.period import Period, seconds_exact
 from cpo.dashboard.selectors.sessions import session_energy_wh
 from cpo.models import EVSE, Location
 from ocpi_api.models import Partner
@@ -71,10 +70,7 @@ def _whole_hour_offsets(period: Period, zone: ZoneInfo) -> bool:
 
 
 def analytics_split(*, period: Period) -> Split:
-    """Which days of the period come from roll-ups and which live. Roll-ups need PostgreSQL (busy time is computed by
-    a window query there); elsewhere everything is live."""
-    if connection.vendor != "postgresql":
-        return Split([], [period])
+    """Which days of the period come from roll-ups and which live."""
     first, last = period.start.date(), (period.end - timedelta(days=1)).date()
     built = set(AnalyticsDay.objects.filter(day__gte=first, day__lte=last).values_list("day", flat=True))
     runs: list[list[date]] = []
@@ -98,15 +94,6 @@ def _merge(into: dict, key, **values) -> None:
             row[name] = (row.get(name) or 0) + value
         else:
             row.setdefault(name, None)
-
-
-def _seconds(value) -> Decimal:
-    """An interval (timedelta) or a number of seconds, exactly, as a Decimal."""
-    if value is None:
-        return Decimal(0)
-    if isinstance(value, timedelta):
-        return Decimal(value.days * 86400 + value.seconds) + Decimal(value.microseconds) / 1_000_000
-    return Decimal(value)
 
 
 def energy_per_bucket(*, period: Period, bucket: str = "day", time_zone: str = "UTC", split: Split | None = None) -> list[dict]:
@@ -140,18 +127,12 @@ def _overlap_seconds(period: Period):
     )
 
 
-def _overlapping(period: Period) -> QuerySet[Transaction]:
-    return Transaction.objects.filter(started_at__lt=period.end).filter(
-        Q(ended_at__isnull=True) | Q(ended_at__gt=period.start)
-    )
-
-
 def location_stats(*, period: Period) -> dict:
     """Live, per location id: EVSE-seconds in use inside the period, sessions started in it and their energy (Wh)."""
     started = Q(started_at__gte=period.start)
     return {
-        row["station__location_id"]: {"busy": _seconds(row["busy"]), "sessions": row["sessions"], "wh": row["wh"]}
-        for row in _overlapping(period).order_by().values("station__location_id").annotate(
+        row["station__location_id"]: {"busy": seconds_exact(row["busy"]), "sessions": row["sessions"], "wh": row["wh"]}
+        for row in transactions_overlapping(period).order_by().values("station__location_id").annotate(
             busy=Sum(_overlap_seconds(period)), sessions=Count("id", filter=started),
             wh=Sum(session_energy_wh(), filter=started),
         )
@@ -203,8 +184,8 @@ def _hour_occurrences(period: Period, zone: ZoneInfo) -> dict[tuple[int, int], i
 
 
 def hour_of_week(*, period: Period, time_zone: str, split: Split | None = None) -> list[dict]:
-    """168 rows (Monday 00 to Sunday 23, local time): sessions started, energy they delivered and, on PostgreSQL,
-    the share of all EVSEs in use in that hour on average over the period (peak hours)."""
+    """168 rows (Monday 00 to Sunday 23, local time): sessions started, energy they delivered and the share of all
+    EVSEs in use in that hour on average over the period (peak hours)."""
     zone = ZoneInfo(time_zone)
     split = split or analytics_split(period=period)
     if split.built and not _whole_hour_offsets(period, zone):
@@ -217,9 +198,8 @@ def hour_of_week(*, period: Period, time_zone: str, split: Split | None = None) 
                               hour=ExtractHour("started_at", tzinfo=zone))
                     .order_by().values("dow", "hour").annotate(sessions=Count("id"), wh=Sum(session_energy_wh()))):
             _merge(starts, (row["dow"], row["hour"]), sessions=row["sessions"], wh=row["wh"])
-        if connection.vendor == "postgresql":
-            for dow, hour, seconds in occupancy_seconds(period=part, groups=HOUR_OF_WEEK_GROUPS, time_zone=time_zone):
-                _merge(busy_sum, (dow, hour), seconds=Decimal(seconds or 0))
+        for key, seconds in busy_seconds_per_hour_of_week(period=part, time_zone=time_zone).items():
+            _merge(busy_sum, key, seconds=seconds)
     if split.built:
         for row in (AnalyticsHour.objects.filter(split.q("hour", hours=True))
                     .annotate(dow=ExtractIsoWeekDay("hour", tzinfo=zone), hour_of_day=ExtractHour("hour", tzinfo=zone))
@@ -229,9 +209,7 @@ def hour_of_week(*, period: Period, time_zone: str, split: Split | None = None) 
             if row["sessions"]:
                 _merge(starts, key, sessions=row["sessions"], wh=row["wh"])
             _merge(busy_sum, key, seconds=row["seconds"])
-    busy: dict[tuple[int, int], float] | None = None
-    if connection.vendor == "postgresql":
-        busy = {key: float(row["seconds"] or 0) for key, row in busy_sum.items()}
+    busy = {key: float(row["seconds"] or 0) for key, row in busy_sum.items()}
     evses = EVSE.objects.filter(station__isnull=False).count()
     occurrences = _hour_occurrences(period, zone)
     rows = []
@@ -239,7 +217,7 @@ def hour_of_week(*, period: Period, time_zone: str, split: Split | None = None) 
         for hour in range(24):
             stats = starts.get((dow, hour), {})
             share = None
-            if busy is not None and evses and occurrences.get((dow, hour)):
+            if evses and occurrences.get((dow, hour)):
                 share = Decimal(100 * busy.get((dow, hour), 0) / 3600 / (evses * occurrences[(dow, hour)]))
                 share = share.quantize(Decimal("0.1"))
             rows.append({"weekday": WEEKDAY_NAMES[dow - 1], "hour": hour, "sessions_started": stats.get("sessions", 0),

@@ -20,3 +20,12 @@ class Period:
     @property
     def hours(self) -> Decimal:
         return Decimal((self.end - self.start).total_seconds()) / 3600
+
+
+def seconds_exact(value: timedelta | Decimal | float | None) -> Decimal:
+    """An interval (timedelta) or a number of seconds, exactly (to the microsecond), as a Decimal."""
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, timedelta):
+        return Decimal(value.days * 86400 + value.seconds) + Decimal(value.microseconds) / 1_000_000
+    return Decimal(value)

@@ -15,7 +15,6 @@ from cpo.models import Location
 from ocpi_api.models import Partner
 from ocpp_gateway.models import MeterValue, Transaction
 
-
 # SQLite keeps a whole decimal (9900.000 Wh) as an INTEGER, and divides integers as integers (9900 / 1000 = 9): a
 # kilo- value is the base value times 0.001, which is a decimal product on PostgreSQL and a real one on SQLite.
 PER_KILO = Value(Decimal("0.001"))
