@@ -13,8 +13,8 @@ from cpo.dashboard.models import AuditLog
 from cpo.models import Location
 from ocpi_api import outbox
 from ocpi_api.models import OutboxMessage, OutboxStatus
-from tests.dashboard.cdrs import T0, make_cdr, make_session
-from tests.dashboard.test_partners import push, registered_partner
+from ocpp_gateway.models import Transaction
+from tests.dashboard.factories import T0, make_cdr, make_session, push, registered_partner
 
 pytestmark = pytest.mark.django_db
 
@@ -251,8 +251,6 @@ def test_a_session_shows_its_cdr_cost_breakdown(client_as, cdrs):
 
 
 def test_a_running_session_shows_its_running_cost(client_as, station_factory):
-    from tests.dashboard.cdrs import T0
-
     station, _ = station_factory("CP-R1", evses=1)
     session = make_session(station=station, number=77, start=T0, kwh=Decimal("3.2"),
                            cost=(Decimal("2.12"), Decimal("2.57")))
@@ -262,9 +260,6 @@ def test_a_running_session_shows_its_running_cost(client_as, station_factory):
 
 
 def test_a_transaction_not_billed_yet_says_so(client_as, station_factory):
-    from tests.dashboard.cdrs import T0
-    from ocpp_gateway.models import Transaction
-
     station, _ = station_factory("CP-R2", evses=1)
     tx = Transaction.objects.create(station=station, transaction_id="9", ocpp_version="1.6", ocpp_evse_id=1,
                                     started_at=T0, meter_start=0)
