@@ -54,7 +54,7 @@ INSTALLED_APPS = [
     "ocpp_gateway",
     "billing",
     "ocpi_api",
-    "cpo.dashboard",  # on top of everything: nothing above imports it
+    "cpo.dashboard",  # the staff dashboard, on top of every app above: none of them imports it
 ]
 
 MIDDLEWARE = [
