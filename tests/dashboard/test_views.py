@@ -327,7 +327,7 @@ def test_a_session_shows_its_meter_values_as_power_and_energy_series(client_as, 
 def test_vendored_libraries_ship_with_their_licences():
     from pathlib import Path
 
-    vendor = Path(__file__).resolve().parents[2] / "cpo" / "static" / "vendor"
+    vendor = Path(__file__).resolve().parents[2] / "cpo" / "dashboard" / "static" / "vendor"
     assert "MIT" in (vendor / "chartjs" / "LICENSE.md").read_text()
     assert "BSD" in (vendor / "leaflet" / "LICENSE").read_text() or "Copyright" in (vendor / "leaflet" / "LICENSE").read_text()
     assert (vendor / "chartjs" / "chart.umd.min.js").stat().st_size > 100_000
