@@ -9,7 +9,7 @@ from django.urls import reverse
 from cpo.models import AuditLog
 from ocpi_api.models import OutboxMessage, OutboxStatus, Partner, PartnerStatus, PartnerToken
 from ocpi_api.selectors import credentials_token_hash
-from ocpi_api.services import partner_incoming_token_set
+from ocpi_api.services import partner_incoming_token_set, partner_parties_claim
 from tests.ocpi_api.emsp import FakeEmsp
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -27,6 +27,7 @@ def registered_partner(country_code="NL", party_id="EXM", name="Example EMSP") -
     )
     partner_incoming_token_set(partner=partner, token=f"secret-token-of-{party_id}")
     partner.save()
+    partner_parties_claim(partner=partner, parties={(country_code, party_id)})
     return partner
 
 
