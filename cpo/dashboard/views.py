@@ -1,6 +1,5 @@
 """Dashboard views: adapters that check the role, call one selector or service, and render a template."""
 
-import csv
 import json
 
 from django.contrib import messages
@@ -35,6 +34,7 @@ from cpo.dashboard.forms import (
 )
 from cpo.dashboard.permissions import Role, RoleRequiredMixin, user_role
 from cpo.models import ChargingStation, RegistrationStatus
+from cpo.spreadsheets import SafeCsvWriter
 from ocpi_api.envelope import OcpiError
 from ocpi_api.models import Partner
 from ocpi_api.modules import absolute_url
@@ -476,7 +476,7 @@ class CdrExportView(CdrFilterMixin, RoleRequiredMixin, View):
             return HttpResponse("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400,
                                 content_type="text/plain")
         buffer = Echo()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = SafeCsvWriter(buffer)
         rows = (writer.writerow(row) for row in selectors.cdr_csv_rows(cdrs=selectors.cdr_list(**filters)))
         response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{cdr_export_name(filters)}"'
@@ -615,7 +615,7 @@ class AnalyticsCsvView(AnalyticsMixin, RoleRequiredMixin, View):
         data = form.cleaned_data
         name = f"{table}_{data['date_from']}_{data['date_to']}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
-        writer = csv.writer(response, lineterminator="\n")
+        writer = SafeCsvWriter(response)
         writer.writerow(columns)
         for row in self.analytics_table(table, form):
             writer.writerow(["" if row[c] is None else row[c] for c in columns])
