@@ -1,7 +1,6 @@
 """Reads of billing: tariffs, sessions and CDRs shaped as OCPI 2.2.1 objects (mod_tariffs, mod_sessions,
 mod_cdrs), and the settlement per partner and month."""
 
-import csv
 import datetime as dt
 import io
 from dataclasses import dataclass, fields
@@ -10,6 +9,7 @@ from typing import Any
 
 from billing.encoding import ocpi_datetime
 from billing.models import Cdr, Session, Tariff
+from cpo.spreadsheets import SafeCsvWriter
 
 CENT = Decimal("0.01")
 QUANTITY = Decimal("0.0001")
@@ -256,7 +256,7 @@ def settlement_summary(*, country_code: str, party_id: str, month: str) -> list[
 def settlement_as_csv(*, rows: list[SettlementRow]) -> str:
     """CSV with a header line; numbers as exact decimals (money with 2 decimals, kWh and hours with 4)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeCsvWriter(out)
     writer.writerow(SETTLEMENT_COLUMNS)
     for row in rows:
         values = []

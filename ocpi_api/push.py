@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from billing.encoding import DecimalJSONDecoder, DecimalJSONEncoder
 from ocpi_api.auth import authorization_header_value
-from ocpi_api.models import OutboxMessage, OutboxStatus, Partner, PartnerStatus
+from ocpi_api.models import OutboxMessage, OutboxStatus, Partner, PartnerParty, PartnerStatus
 from ocpi_api.outbox import outbox_enqueue, outbox_enqueue_once, outbox_last
 
 logger = logging.getLogger(__name__)
@@ -119,16 +119,18 @@ def partners_with_receiver(*, module: str) -> list[Partner]:
 
 
 def partner_of_party(*, country_code: str, party_id: str) -> Partner | None:
-    """The registered partner that is (or hosts, like a hub) this OCPI party; None for our own (empty) party."""
+    """The registered partner that holds this OCPI party (PartnerParty: at most one); None for our own (empty)
+    party."""
     if not country_code or not party_id:
         return None
-    party = (country_code.upper(), party_id.upper())
-    direct = Partner.objects.filter(
-        status=PartnerStatus.REGISTERED, country_code__iexact=party[0], party_id__iexact=party[1]
-    ).first()
-    if direct is not None:
-        return direct
-    return next((p for p in Partner.objects.filter(status=PartnerStatus.REGISTERED) if party in p.party_ids()), None)
+    holder = (
+        PartnerParty.objects.filter(
+            country_code=country_code.upper(), party_id=party_id.upper(), partner__status=PartnerStatus.REGISTERED
+        )
+        .select_related("partner")
+        .first()
+    )
+    return holder.partner if holder is not None else None
 
 
 def _segment(value: str) -> str:

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from ocpp_gateway import services
 from ocpp_gateway.batching import BatchWriter
+from ocpp_gateway.redaction import redact_frame
 
 writer = BatchWriter(
     "message log",
@@ -49,7 +50,7 @@ def record(consumer, direction: str, raw: str) -> None:
             message_type=message_type,
             unique_id=unique_id,
             action=action,
-            payload=raw,
+            payload=redact_frame(raw),
             created_at=timezone.now(),
         )
     )

@@ -31,6 +31,7 @@ from ocpi_api.models import OutboxMessage, Partner
 from ocpi_api.services import partner_invite, partner_register
 from ocpp_gateway.commands import CommandError, command_send
 from ocpp_gateway.models import Transaction
+from ocpp_gateway.redaction import redact_secrets
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,9 @@ def audit_record(*, user, action: str, station: ChargingStation | None = None, p
         station=station,
         identity=station.identity if station else "",
         action=action,
-        payload=payload or {},
+        payload=redact_secrets(payload or {}),
         ok=ok,
-        answer=answer,
+        answer=redact_secrets(answer),
         error=error,
     )
 

@@ -9,7 +9,7 @@ from unittest import mock
 
 from billing.models import Cdr, Session
 from ocpi_api.models import OutboxMessage, Partner, PartnerStatus, PartnerToken
-from ocpi_api.services import partner_incoming_token_set
+from ocpi_api.services import partner_incoming_token_set, partner_parties_claim
 from ocpp_gateway.models import Transaction
 
 PASSWORD = "correct horse battery staple"
@@ -83,6 +83,7 @@ def registered_partner(country_code="NL", party_id="EXM", name="Example EMSP") -
     )
     partner_incoming_token_set(partner=partner, token=f"secret-token-of-{party_id}")
     partner.save()
+    partner_parties_claim(partner=partner, parties={(country_code, party_id)})
     return partner
 
 

@@ -260,3 +260,31 @@ def test_admins_see_partners_tariffs_and_analytics(live_daphne, billed, browser)
     expect(page.locator("[data-testid=table-revenue]")).to_contain_text("12.68")
     shot(page, "analytics")
     context.close()
+
+
+XSS_NAME = '<img src=x onerror="window.__xss = 1">Evil Plaza'
+
+
+def test_a_location_name_with_markup_is_shown_as_text_on_the_map_and_nothing_breaks_the_csp(
+    live_daphne, viewer, station_factory, browser
+):
+    """Whoever can edit a location must not run script in staff sessions: the map's tooltip shows the name as
+    text, and the page reports no Content-Security-Policy violation (no inline script or style left anywhere)."""
+    station, _ = db(station_factory, "CP-XSS", evses=1)
+    db(lambda: type(station.location).objects.filter(pk=station.location_id).update(name=XSS_NAME, city="<b>Town</b>"))
+    context, page = log_in(browser, live_daphne.http_url, "vera")
+    violations = []
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.reload()
+    expect(page.locator("#map")).to_have_attribute("data-ready", "1")
+    page.locator("#map path.leaflet-interactive").first.hover()
+    tooltip = page.locator(".leaflet-tooltip").last
+    expect(tooltip).to_contain_text(XSS_NAME)
+    expect(tooltip).to_contain_text("<b>Town</b>")
+    assert page.evaluate("() => window.__xss") is None
+    assert page.locator(".leaflet-tooltip img").count() == 0
+    for path in ("/stations/", "/sessions/", "/cdrs/", "/analytics/", f"/stations/{station.identity}/"):
+        page.goto(f"{live_daphne.http_url}{path}")
+    shot(page, "xss-as-text")
+    assert violations == []
+    context.close()

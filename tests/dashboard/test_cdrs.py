@@ -264,3 +264,13 @@ def test_a_transaction_not_billed_yet_says_so(client_as, station_factory):
     tx = Transaction.objects.create(station=station, transaction_id="9", ocpp_version="1.6", ocpp_evse_id=1,
                                     started_at=T0, meter_start=0)
     assert "Not billed yet" in client_as("viewer").get(reverse("dashboard:session", args=[tx.pk])).content.decode()
+
+
+def test_a_partner_controlled_token_uid_cannot_become_a_formula_in_the_export(client_as, cdrs, station_factory):
+    station, _ = station_factory("CP-CSV", evses=1)
+    hostile = make_cdr(make_session(station=station, number=9, start=T0, kwh=Decimal("1"), uid="=2+5*HYPERLINK()"),
+                       issued=T0 + timedelta(hours=1))
+    rows, _ = export(client_as("viewer"), partner=cdrs["exm"].pk)
+    row = next(row for row in rows if row["id"] == hostile.id)
+    assert row["token_uid"] == "'=2+5*HYPERLINK()"
+    assert row["total_cost_excl_vat"] == "8.0000"

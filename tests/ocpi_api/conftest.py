@@ -5,7 +5,7 @@ import base64
 import pytest
 
 from ocpi_api.models import Partner, PartnerStatus
-from ocpi_api.services import partner_incoming_token_set
+from ocpi_api.services import partner_incoming_token_set, partner_parties_claim
 from tests.ocpi_api.emsp import FakeEmsp
 
 
@@ -57,6 +57,7 @@ def make_partner(*, token: str, country_code="NL", party_id="EXM", status=Partne
     )
     partner_incoming_token_set(partner=partner, token=token)
     partner.save()
+    partner_parties_claim(partner=partner, parties={(country_code, party_id)})
     return partner
 
 

@@ -1,7 +1,5 @@
 """Analytics: the four tables (energy, locations, hours, revenue) with their charts, and each as CSV."""
 
-import csv
-
 from django.http import Http404, HttpResponse
 from django.utils import timezone
 from django.views import View
@@ -19,6 +17,7 @@ from cpo.dashboard.selectors.analytics import (
 )
 from cpo.dashboard.selectors.period import Period
 from cpo.dashboard.views.base import DashboardView
+from cpo.spreadsheets import SafeCsvWriter
 
 ANALYTICS_TABLES = {
     "energy": ("Energy and sessions", ["bucket", "sessions", "kwh"]),
@@ -95,7 +94,7 @@ class AnalyticsCsvView(AnalyticsMixin, RoleRequiredMixin, View):
         data = form.cleaned_data
         name = f"{table}_{data['date_from']}_{data['date_to']}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
-        writer = csv.writer(response, lineterminator="\n")
+        writer = SafeCsvWriter(response)
         writer.writerow(columns)
         for row in self.analytics_table(table, form):
             writer.writerow(["" if row[c] is None else row[c] for c in columns])

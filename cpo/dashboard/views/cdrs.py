@@ -1,6 +1,5 @@
 """CDRs: the filtered list and its CSV, one CDR with its push to the EMSP, and requeueing a failed push."""
 
-import csv
 import json
 
 from django.contrib import messages
@@ -26,6 +25,7 @@ from cpo.dashboard.selectors.cdrs import (
 )
 from cpo.dashboard.services import RetryRefused, cdr_push_retry
 from cpo.dashboard.views.base import DashboardView
+from cpo.spreadsheets import SafeCsvWriter
 
 CDRS_PAGE_SIZE = 50
 
@@ -61,7 +61,7 @@ class CdrExportView(CdrFilterMixin, RoleRequiredMixin, View):
             return HttpResponse("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400,
                                 content_type="text/plain")
         buffer = Echo()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = SafeCsvWriter(buffer)
         rows = (writer.writerow(row) for row in cdr_csv_rows(cdrs=cdr_list(**filters)))
         response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{cdr_export_name(filters)}"'

@@ -11,6 +11,19 @@
   var layer = L.layerGroup().addTo(map);
   var fitted = false;
 
+  // Location names and cities are data staff (and partners' feeds) can edit: text nodes only, never HTML.
+  function tooltip(m) {
+    var box = document.createElement("div");
+    var title = document.createElement("strong");
+    title.textContent = (m.name || m.id) + " · " + m.city;
+    var counts = document.createElement("div");
+    counts.textContent = m.evses_available + " available, " + m.evses_charging + " charging, " +
+      m.evses_faulted + " faulted of " + m.evses_total;
+    box.appendChild(title);
+    box.appendChild(counts);
+    return box;
+  }
+
   function draw() {
     var data = document.getElementById("markers-data");
     if (!data) return;
@@ -21,10 +34,7 @@
       var colour = m.evses_faulted ? "#c0392b" : m.evses_charging ? "#2266cc" : m.evses_available ? "#1e8e3e" : "#777";
       L.circleMarker([m.latitude, m.longitude], {
         radius: 7 + Math.min(m.evses_total, 12), color: colour, fillColor: colour, fillOpacity: 0.6, weight: 2
-      }).bindTooltip(
-        (m.name || m.id) + " · " + m.city + "<br>" + m.evses_available + " available, " + m.evses_charging +
-        " charging, " + m.evses_faulted + " faulted of " + m.evses_total
-      ).addTo(layer);
+      }).bindTooltip(tooltip(m)).addTo(layer);
       points.push([m.latitude, m.longitude]);
     });
     if (!fitted) {
