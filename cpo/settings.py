@@ -6,6 +6,7 @@ Production and CI: DATABASE_URL (PostgreSQL) and REDIS_URL (channels-redis and t
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -99,9 +100,16 @@ else:
             "NAME": VAR_DIR / "cpo.sqlite3",
             # A file (not :memory:) so that a live server started by the tests shares the test database.
             "TEST": {"NAME": str(VAR_DIR / "test-cpo.sqlite3")},
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
         }
     }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # the embedded default, or a sqlite:/// DATABASE_URL
+    # SQLite has one writer at a time (several processes and the gateway's database threads share the file):
+    # readers never wait (WAL); every transaction takes the write lock when it begins (IMMEDIATE), because a
+    # transaction that read first cannot wait for it later ("database is locked" at once); writers queue for up to
+    # `timeout` seconds instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer and Celery broker ---------------------------------------------------------------------
@@ -124,7 +132,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"  # a hostname, or kombu warns "No hostname was supplied"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
@@ -133,6 +141,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "cpo")
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's state, beside the SQLite file
 CELERY_BEAT_SCHEDULE: dict = {
     "ocpp-message-log-prune": {"task": "ocpp_gateway.tasks.message_log_prune_task", "schedule": 24 * 3600},
     "ocpp-transaction-close-stale": {"task": "ocpp_gateway.tasks.transaction_close_stale_task", "schedule": 3600},
@@ -186,8 +195,12 @@ LOGGING = {
         "ocpp": {"level": os.environ.get("OCPP_LIB_LOG_LEVEL", "WARNING")},
         "daphne": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
+        # Through the root handler only: Django's own DEBUG console handler printed each of its lines twice.
+        "django": {"handlers": [], "level": "INFO"},
     },
 }
+if CELERY_TASK_ALWAYS_EAGER:  # tasks run in-process: no line per task in the server's log (workers log at their -l)
+    LOGGING["loggers"]["celery.app.trace"] = {"level": "WARNING"}
 
 # --- This CPO's OCPI identity ----------------------------------------------------------------------------------
 OCPI_COUNTRY_CODE = os.environ.get("OCPI_COUNTRY_CODE", "NL")
@@ -196,6 +209,11 @@ OCPI_BUSINESS_NAME = os.environ.get("OCPI_BUSINESS_NAME", "Open CPO")
 OCPI_BUSINESS_WEBSITE = os.environ.get("OCPI_BUSINESS_WEBSITE", "")
 # Public base URL that partners use to reach us (versions URL = OCPI_BASE_URL + "/ocpi/versions").
 OCPI_BASE_URL = os.environ.get("OCPI_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+if "ALLOWED_HOSTS" not in os.environ:  # the host partners reach us at is ours (e.g. `make run HOST=192.168.1.5`)
+    _base_host = urlsplit(OCPI_BASE_URL).hostname or ""
+    _base_host = f"[{_base_host}]" if ":" in _base_host else _base_host
+    if _base_host and _base_host not in ALLOWED_HOSTS:
+        ALLOWED_HOSTS.append(_base_host)
 
 # --- OCPP gateway ----------------------------------------------------------------------------------------------
 # Unknown identities: refused at the handshake (False), or admitted as Pending until staff accept them (True).
@@ -214,6 +232,9 @@ OCPP_SEEN_FLUSH_SECONDS = env_float("OCPP_SEEN_FLUSH_SECONDS", 10.0)
 OCPP_STALE_TRANSACTION_HOURS = env_float("OCPP_STALE_TRANSACTION_HOURS", 48)
 # Threads (and database connections) per daphne process for the gateway's database work.
 OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 4)
+
+# `make run` keeps the demo charger's secret in .env so that `seed_demo` sets the same one on every run.
+DEMO_STATION_SECRET = os.environ.get("DEMO_STATION_SECRET", "")
 
 # --- Dashboard ---------------------------------------------------------------------------------------------------
 # Live events reach browsers in batches at most this far apart (one query per kind and one message per batch).
