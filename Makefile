@@ -30,7 +30,8 @@ demo: migrate
 
 # Starts the platform with demo data: daphne (HTTP + websockets), and a Celery worker + beat when REDIS_URL is set
 # (without it, tasks run in-process). Ctrl-C stops everything. Daphne flags for chargers: sockets never time out
-# (its default closes them after 24 h), handshakes may take 60 s and 4096 may wait (reconnect storms).
+# (its default closes them after 24 h), handshakes may take 60 s and 4096 may wait (reconnect storms); no access log
+# (-v 0: three lines per websocket; a refused charger is the one line the gateway logs, frames are in the admin).
 # The servers run in the background of this recipe's shell, which ignores nothing: on Ctrl-C (or TERM) it stops them
 # with TERM and waits for them; if daphne exits by itself, the worker is stopped too.
 run: demo
@@ -46,7 +47,7 @@ run: demo
 	@pids=""; \
 	trap 'kill $$pids 2>/dev/null; wait; exit 0' INT TERM; \
 	if [ -n "$$REDIS_URL" ]; then $(VENV)/bin/celery -A cpo worker -B -l warning --concurrency 2 & pids=$$!; fi; \
-	$(VENV)/bin/daphne -e tcp:port=$(PORT):interface=$(HOST):backlog=4096 \
+	$(VENV)/bin/daphne -v 0 -e tcp:port=$(PORT):interface=$(HOST):backlog=4096 \
 	  --websocket_timeout -1 --websocket_connect_timeout 60 cpo.asgi:application & \
 	daphne=$$!; pids="$$pids $$daphne"; \
 	wait $$daphne; status=$$?; kill $$pids 2>/dev/null; wait; exit $$status
