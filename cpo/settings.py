@@ -6,12 +6,14 @@ Production and CI: DATABASE_URL (PostgreSQL) and REDIS_URL (channels-redis and t
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("CPO_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = Path(os.environ.get("CPO_VAR_DIR", BASE_DIR / "var"))  # what a running checkout writes (git-ignored)
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -97,16 +99,22 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "cpo.sqlite3",
             # A file (not :memory:) so that a live server started by the tests shares the test database.
             "TEST": {"NAME": str(VAR_DIR / "test-cpo.sqlite3")},
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
         }
     }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # the embedded default, or a sqlite:/// DATABASE_URL
+    # SQLite has one writer at a time (several processes and the gateway's database threads share the file):
+    # readers never wait (WAL); every transaction takes the write lock when it begins (IMMEDIATE), because a
+    # transaction that read first cannot wait for it later ("database is locked" at once); writers queue for up to
+    # `timeout` seconds instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer and Celery broker ---------------------------------------------------------------------
@@ -129,7 +137,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"  # a hostname, or kombu warns "No hostname was supplied"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
@@ -138,6 +146,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "cpo")
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's state, beside the SQLite file
 CELERY_BEAT_SCHEDULE: dict = {
     "ocpp-message-log-prune": {"task": "ocpp_gateway.tasks.message_log_prune_task", "schedule": 24 * 3600},
     "ocpp-transaction-close-stale": {"task": "ocpp_gateway.tasks.transaction_close_stale_task", "schedule": 3600},
@@ -194,8 +203,12 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "axes": {"level": "WARNING"},  # its INFO lines say "BEGIN" on every start
         "django.channels.server": {"level": "WARNING"},
+        # Through the root handler only: Django's own DEBUG console handler printed each of its lines twice.
+        "django": {"handlers": [], "level": "INFO"},
     },
 }
+if CELERY_TASK_ALWAYS_EAGER:  # tasks run in-process: no line per task in the server's log (workers log at their -l)
+    LOGGING["loggers"]["celery.app.trace"] = {"level": "WARNING"}
 
 # --- Web security: production defaults, each overridable from the environment -------------------------------
 # Behind a TLS-terminating proxy (deploy/), set SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO so Django knows the
@@ -248,6 +261,11 @@ OCPI_BUSINESS_NAME = os.environ.get("OCPI_BUSINESS_NAME", "Open CPO")
 OCPI_BUSINESS_WEBSITE = os.environ.get("OCPI_BUSINESS_WEBSITE", "")
 # Public base URL that partners use to reach us (versions URL = OCPI_BASE_URL + "/ocpi/versions").
 OCPI_BASE_URL = os.environ.get("OCPI_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+if "ALLOWED_HOSTS" not in os.environ:  # the host partners reach us at is ours (e.g. `make run HOST=192.168.1.5`)
+    _base_host = urlsplit(OCPI_BASE_URL).hostname or ""
+    _base_host = f"[{_base_host}]" if ":" in _base_host else _base_host
+    if _base_host and _base_host not in ALLOWED_HOSTS:
+        ALLOWED_HOSTS.append(_base_host)
 
 # --- OCPP gateway ----------------------------------------------------------------------------------------------
 # Unknown identities: refused at the handshake (False), or admitted as Pending until staff accept them (True).
@@ -266,6 +284,9 @@ OCPP_SEEN_FLUSH_SECONDS = env_float("OCPP_SEEN_FLUSH_SECONDS", 10.0)
 OCPP_STALE_TRANSACTION_HOURS = env_float("OCPP_STALE_TRANSACTION_HOURS", 48)
 # Threads (and database connections) per daphne process for the gateway's database work.
 OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 4)
+
+# `make run` keeps the demo charger's secret in .env so that `seed_demo` sets the same one on every run.
+DEMO_STATION_SECRET = os.environ.get("DEMO_STATION_SECRET", "")
 
 # --- Dashboard ---------------------------------------------------------------------------------------------------
 # Live events reach browsers in batches at most this far apart (one query per kind and one message per batch).

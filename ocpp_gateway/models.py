@@ -1,7 +1,8 @@
 """What chargers do, as they told us: transactions, meter values, and every frame in and out."""
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
 
 from cpo.models import EVSE, ChargingStation
 
@@ -143,12 +144,20 @@ class MeterValue(models.Model):
     class Meta:
         ordering = ["timestamp"]
         constraints = [
-            # A retransmitted MeterValues (or a TransactionEvent repeating its samples) stores nothing twice.
+            # A retransmitted MeterValues (or a TransactionEvent repeating its samples) stores nothing twice. Samples
+            # without a transaction or EVSE are repeats too: the empty ones count as -1 (no row has that id), a
+            # unique index on expressions that SQLite enforces as well as PostgreSQL (NULLS NOT DISTINCT is
+            # PostgreSQL 15+ only; SQLite silently created nothing).
             models.UniqueConstraint(
-                fields=["station", "transaction", "ocpp_evse_id", "timestamp", "measurand", "phase", "location",
-                        "context"],
+                "station",
+                Coalesce("transaction", Value(-1), output_field=models.BigIntegerField()),
+                Coalesce("ocpp_evse_id", Value(-1), output_field=models.IntegerField()),
+                "timestamp",
+                "measurand",
+                "phase",
+                "location",
+                "context",
                 name="meter_value_unique_sample",
-                nulls_distinct=False,
             )
         ]
         indexes = [

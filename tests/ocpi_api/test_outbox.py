@@ -196,7 +196,7 @@ def test_non_coalescing_messages_and_other_paths_are_never_superseded(emsp):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_message_being_sent_is_not_superseded_and_the_newer_one_follows_it(emsp):
+def test_a_message_being_sent_is_not_superseded_and_the_newer_one_follows_it(emsp, queued):
     """While a worker holds a message (HTTP call in flight), a newer update is a new message after it."""
     partner = partner_for(emsp)
     first = enqueue(partner, method="PUT", coalesce=True)
@@ -216,7 +216,7 @@ def test_a_message_being_sent_is_not_superseded_and_the_newer_one_follows_it(ems
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_given_the_same_message_send_it_once(emsp):
+def test_two_workers_given_the_same_message_send_it_once(emsp, queued):
     partner = partner_for(emsp)
     message = enqueue(partner)
     emsp.delay = 0.5

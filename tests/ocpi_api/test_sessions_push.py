@@ -185,7 +185,7 @@ def test_a_session_over_before_its_first_push_is_put_complete(emsp, station, par
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_ending_the_same_session_make_one_cdr_and_one_post(emsp, station, partners, emsp_token):
+def test_two_workers_ending_the_same_session_make_one_cdr_and_one_post(emsp, station, partners, emsp_token, queued):
     tx = start(station)
     reading(station, tx, 10, 3000)
     stop(station, tx, 20, 6000)

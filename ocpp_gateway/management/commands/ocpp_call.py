@@ -1,5 +1,6 @@
 import json
 
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.management.base import BaseCommand, CommandError as DjangoCommandError
 
 from ocpp_gateway.commands import CommandError, command_send
@@ -10,7 +11,8 @@ class Command(BaseCommand):
         "Send an OCPP command to a connected charger and print its answer, e.g.\n"
         "  manage.py ocpp_call CP-1 Reset '{\"type\": \"Soft\"}'   (1.6)\n"
         "  manage.py ocpp_call CP-2 Reset '{\"type\": \"Immediate\"}'   (2.0.1)\n"
-        "Needs REDIS_URL when the charger is connected to another process."
+        "Needs REDIS_URL (the Redis channel layer, for this command and the server): the charger is connected to "
+        "another process."
     )
 
     def add_arguments(self, parser):
@@ -26,8 +28,21 @@ class Command(BaseCommand):
             raise DjangoCommandError(f"payload is not JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise DjangoCommandError("payload must be a JSON object")
+        check_layer_crosses_processes()
         try:
             answer = command_send(identity=identity, action=action, payload=body, timeout=timeout)
         except CommandError as exc:
             raise DjangoCommandError(json.dumps(exc.as_dict())) from exc
         self.stdout.write(json.dumps(answer))
+
+
+def check_layer_crosses_processes() -> None:
+    """The charger's socket lives in a daphne process, never in this one; the in-memory channel layer (no
+    REDIS_URL) reaches only consumers of its own process, so the command could only wait and time out."""
+    if isinstance(get_channel_layer(), InMemoryChannelLayer):
+        raise DjangoCommandError(
+            "ocpp_call reaches the charger through the channel layer, and without REDIS_URL that layer is "
+            "in-memory: it does not cross processes, so this command cannot reach the daphne process the charger "
+            "is connected to. Start the server and this command with the same REDIS_URL (e.g. "
+            "REDIS_URL=redis://127.0.0.1:6379/0), or send the command from the dashboard's station page."
+        )

@@ -6,20 +6,28 @@ from django.db import transaction
 
 from billing.services import tariff_seed_demo
 from cpo.models import Connector, Location, ParkingType, Token, TokenType
-from cpo.services import station_create, station_secret_reset
+from cpo.services import station_create, station_secret_check, station_secret_reset
 
 DEMO_IDENTITY = "DEMO-CP-1"
 DEMO_TARIFF_ID = "DEMO-AC"
 
 
 class Command(BaseCommand):
-    help = "Load demo data: a location with EVSEs, a station, a tariff and a local token. Safe to run again."
+    help = (
+        "Load demo data: a location with EVSEs, a station, a tariff and a local token. Safe to run again: the "
+        "demo station keeps its secret (a charger configured once stays admitted)."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--password", help="Secret for the demo station (default: a new random one)")
+        parser.add_argument(
+            "--password",
+            help="Secret for the demo station (default: DEMO_STATION_SECRET, which `make run` keeps in .env; "
+            "without either a new station gets a random one and an existing station keeps its own)",
+        )
 
     @transaction.atomic
     def handle(self, password=None, **options):
+        password = password or settings.DEMO_STATION_SECRET or None
         location, _ = Location.objects.get_or_create(
             id="LOC-DEMO-1",
             defaults=dict(
@@ -36,10 +44,11 @@ class Command(BaseCommand):
             ),
         )
         station = location.stations.filter(identity=DEMO_IDENTITY).first()
+        secret = password
         if station is None:
             station, secret = station_create(identity=DEMO_IDENTITY, location=location, evses=2, password=password)
-        else:
-            secret = station_secret_reset(station=station, password=password)
+        elif password and not station_secret_check(secret_hash=station.secret_hash, secret=password):
+            station_secret_reset(station=station, password=password)
         Connector.objects.filter(evse__station=station).update(tariff_ids=[DEMO_TARIFF_ID])
         self._seed_tariff()
         Token.objects.get_or_create(
@@ -50,7 +59,10 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"demo location {location.id}, station {station.identity}, token DEMO-RFID-1")
         self.stdout.write(f"station identity: {station.identity}")
-        self.stdout.write(f"station secret: {secret}")
+        if secret:
+            self.stdout.write(f"station secret: {secret}")
+        else:
+            self.stdout.write("station secret: unchanged (printed when it was set; --password sets a new one)")
 
     def _seed_tariff(self) -> None:
         tariff_seed_demo(tariff_id=DEMO_TARIFF_ID)
