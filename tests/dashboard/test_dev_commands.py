@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from cpo.envfile import env_file_read
-from cpo.management.commands.seed_demo import DEMO_IDENTITY
+from cpo.dashboard.management.commands.seed_demo import DEMO_IDENTITY
 from cpo.models import ChargingStation
 from cpo.services import station_secret_check
 from tests.conftest import ROOT, database_url_for_tests
