@@ -11,6 +11,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from cpo.routing import websocket_urlpatterns  # noqa: E402
+from ocpp_gateway.event_loop import server_loop_remember  # noqa: E402
 
 GC_FREEZE_EVERY = int(os.environ.get("GC_FREEZE_EVERY_CONNECTIONS", "500"))
 
@@ -34,12 +35,14 @@ def gc_freeze_every(app, every: int):
     return wrapped
 
 
-application = gc_freeze_every(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            "websocket": URLRouter(websocket_urlpatterns),
-        }
-    ),
-    GC_FREEZE_EVERY,
+application = server_loop_remember(
+    gc_freeze_every(
+        ProtocolTypeRouter(
+            {
+                "http": django_asgi_app,
+                "websocket": URLRouter(websocket_urlpatterns),
+            }
+        ),
+        GC_FREEZE_EVERY,
+    )
 )
