@@ -1,5 +1,5 @@
 """Forms for the staff dashboard. Each command form turns its cleaned data into the gateway's request builder
-(ocpp_gateway.requests); `ocpp_request()` -> (action, camelCase payload) in the words of the station's version."""
+(`request()`, see ocpp_gateway.requests), which writes it in the words of the station's OCPP version."""
 
 from datetime import timedelta
 
@@ -41,9 +41,6 @@ class StationCommandForm(forms.Form):
     @property
     def version(self) -> str:
         return self.station.ocpp_version or V16
-
-    def ocpp_request(self) -> tuple[str, dict]:
-        return self.request().for_version(self.version)
 
     def request(self) -> ocpp_requests.OcppRequest:
         raise NotImplementedError

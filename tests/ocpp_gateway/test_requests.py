@@ -156,7 +156,7 @@ def test_the_dashboard_and_ocpi_unlock_the_same_connector_of_a_201_station(stati
     cmd = Command.objects.create(partner=partner, command=CommandType.UNLOCK_CONNECTOR, request={},
                                  response_url="https://x.test/r", state=CommandState.PENDING, station=station,
                                  evse=evse, connector_id="1")
-    assert form.ocpp_request() == command_request(cmd).for_version(station.ocpp_version) == (
+    assert form.request().for_version(station.ocpp_version) == command_request(cmd).for_version(station.ocpp_version) == (
         "UnlockConnector", {"evseId": 2, "connectorId": 1})
 
 
