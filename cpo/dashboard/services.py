@@ -38,8 +38,8 @@ from ocpi_api.envelope import OcpiError
 from ocpi_api.models import OutboxMessage, Partner
 from ocpi_api.services import partner_invite, partner_register
 from ocpp_gateway.commands import CommandError, command_send
-from ocpp_gateway.requests import OcppRequest
 from ocpp_gateway.models import Transaction
+from ocpp_gateway.requests import OcppRequest
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ commit (ocpi_api.commands.tasks); every other answer is kept as REFUSED, for sta
 request for it (ocpi_api.commands.send) and the partner its result at `response_url` (ocpi_api.commands.results).
 """
 
-import logging
 import math
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -23,8 +22,6 @@ from ocpi_api.envelope import InvalidParameters, StatusCode
 from ocpi_api.models import Command, CommandState, CommandType, Partner, Role
 from ocpp_gateway.commands import CHANNEL_MARGIN_SECONDS
 from ocpp_gateway.requests import OCPP_16_ID_TAG_LENGTH, is_ocpp16
-
-logger = logging.getLogger(__name__)
 
 
 class Response:

@@ -6,7 +6,6 @@ cancel each other's reservations. The charging profile a partner sets is one TxP
 transaction's: a new PUT replaces it, DELETE clears it.
 """
 
-import logging
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
@@ -17,8 +16,6 @@ from ocpi_api.models import Command, CommandState, CommandType
 from ocpp_gateway import requests as ocpp_requests
 from ocpp_gateway.commands import CommandError, check_station_reachable, command_send, command_send_async
 from ocpp_gateway.selectors import connector_ocpp_id
-
-logger = logging.getLogger(__name__)
 
 # Stack level of the TxProfiles partners set (one per transaction; a new PUT replaces the previous one).
 CHARGING_PROFILE_STACK_LEVEL = 1

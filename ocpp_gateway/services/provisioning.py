@@ -1,7 +1,6 @@
 """Provisioning (2.0.1 block B; 1.6 Core): the handshake before the socket opens, connect and disconnect, and what
 a charger says it is (BootNotification). EVSEs a located station reports are onboarded on first sight."""
 
-import logging
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -11,8 +10,6 @@ from django.utils import timezone
 from cpo.models import EVSE, ChargingStation, RegistrationStatus
 from cpo.services import station_evse_add, station_secret_check
 from ocpp_gateway import events
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
