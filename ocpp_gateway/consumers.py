@@ -2,7 +2,7 @@
 
 Authentication happens before the socket is accepted: the handshake of an unknown identity or a bad secret is
 refused and no frame is processed. Frames are handed to the version's handler; CSMS-initiated calls arrive over
-the channel layer group of the station (from any process) and run as tracked tasks, because `ChargePoint.call()`
+the channel layer group of the station (from any process) and run as tracked tasks, because `call_action()`
 waits for a CALLRESULT that only this consumer's dispatch path can deliver.
 """
 
