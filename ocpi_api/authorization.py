@@ -20,9 +20,10 @@ The result names the partner (`partner:<pk>`), the token's contract_id/type, the
 (auth_method AUTH_REQUEST when the EMSP answered in real time, WHITELIST otherwise); the `authorization_reference`
 the EMSP returned is kept on the transaction by the gateway.
 
-Nothing here calls an EMSP on the gateway's database threads: `partner_token_check` (the authorizer the gateway
-runs there) reads the database and returns either the result or a `RealtimeCheck` whose `ask` is the HTTP call alone;
-the gateway runs it on a pool of its own (ocpp_gateway.authorization).
+Nothing here calls an EMSP on the gateway's database threads: `partner_token_authorize_step` (the authorizer the
+gateway runs there) reads the database and returns either the result or a `RealtimeCheck` whose `ask` is the HTTP call
+alone; the gateway runs that on a pool of its own (ocpp_gateway.authorization). `partner_token_authorize` makes the
+whole decision in the caller's thread (the shell, tests).
 
 `command_token_authorize` accepts the idTag of a recent START_SESSION / RESERVE_NOW for that charger (auth_method
 COMMAND, no real-time authorization within OCPI_COMMAND_TOKEN_MINUTES).
