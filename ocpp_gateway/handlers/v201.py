@@ -16,6 +16,7 @@ from ocpp_gateway.handlers.base import (
     utc_now_iso,
 )
 from ocpp_gateway.measurands import ENERGY_REGISTER
+from ocpp_gateway.requests import group_id_token
 from ocpp_gateway.services.authorization import id_tag_check
 from ocpp_gateway.services.availability import evse_status_update
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
@@ -28,7 +29,7 @@ def id_token_info(auth) -> dict:
     if auth.expiry_date is not None:
         info["cacheExpiryDateTime"] = auth.expiry_date.isoformat().replace("+00:00", "Z")
     if auth.group_id:
-        info["groupIdToken"] = {"idToken": auth.group_id, "type": "Central"}
+        info["groupIdToken"] = group_id_token(auth.group_id)
     return info
 
 
