@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from cpo.routing import websocket_urlpatterns  # noqa: E402
+from ocpp_gateway.event_loop import server_loop_remember  # noqa: E402
 
 GC_FREEZE_EVERY = int(os.environ.get("GC_FREEZE_EVERY_CONNECTIONS", "500"))
 logger = logging.getLogger(__name__)
@@ -48,12 +49,14 @@ def gc_freeze_every(app, every: int):
     return wrapped
 
 
-application = gc_freeze_every(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            "websocket": URLRouter([*websocket_urlpatterns, re_path(r"", websocket_unrouted)]),
-        }
-    ),
-    GC_FREEZE_EVERY,
+application = server_loop_remember(
+    gc_freeze_every(
+        ProtocolTypeRouter(
+            {
+                "http": django_asgi_app,
+                "websocket": URLRouter([*websocket_urlpatterns, re_path(r"", websocket_unrouted)]),
+            }
+        ),
+        GC_FREEZE_EVERY,
+    )
 )

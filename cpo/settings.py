@@ -284,6 +284,9 @@ OCPP_SEEN_FLUSH_SECONDS = env_float("OCPP_SEEN_FLUSH_SECONDS", 10.0)
 OCPP_STALE_TRANSACTION_HOURS = env_float("OCPP_STALE_TRANSACTION_HOURS", 48)
 # Threads (and database connections) per daphne process for the gateway's database work.
 OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 4)
+# Threads per daphne process for authorizations that ask someone outside our database (an EMSP, in real time): never
+# the database threads, so an EMSP that hangs holds none of them.
+OCPP_REALTIME_AUTHORIZATION_THREADS = env_int("OCPP_REALTIME_AUTHORIZATION_THREADS", 8)
 
 # `make run` keeps the demo charger's secret in .env so that `seed_demo` sets the same one on every run.
 DEMO_STATION_SECRET = os.environ.get("DEMO_STATION_SECRET", "")

@@ -32,6 +32,7 @@ from ocpi_api.services import partner_invite, partner_register
 from ocpp_gateway.commands import CommandError, command_send
 from ocpp_gateway.models import Transaction
 from ocpp_gateway.redaction import redact_secrets
+from ocpp_gateway.requests import OcppRequest
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,12 @@ def audit_record(*, user, action: str, station: ChargingStation | None = None, p
     )
 
 
-def station_command_send(*, user, station: ChargingStation, action: str, payload: dict,
+def station_command_send(*, user, station: ChargingStation, request: OcppRequest,
                          timeout: float | None = None) -> CommandOutcome:
-    """Send an OCPP command and keep who sent what and what came back. Blocks until the charger answers or the
-    command service gives up (OCPP_CALL_TIMEOUT); a charger's refusal ("Rejected") is an answer, not an error."""
+    """Send a command (the gateway's request builder, in the words of the station's OCPP version) and keep who sent
+    what and what came back. Blocks until the charger answers or the command service gives up (OCPP_CALL_TIMEOUT); a
+    charger's refusal ("Rejected") is an answer, not an error."""
+    action, payload = request.for_version(station.ocpp_version)
     try:
         answer = command_send(identity=station.identity, action=action, payload=payload, timeout=timeout)
     except CommandError as exc:

@@ -7,7 +7,7 @@ from ocpp_gateway.handlers.v201 import ChargePoint201
 
 
 class ChargePoint21(ChargePoint201):
-    _call = call
-    _call_result = call_result
-    _ocpp_version = "2.1"
+    ocpp_version = "2.1"
     ocpp_subprotocol = "ocpp2.1"
+    call_module = call
+    result_module = call_result

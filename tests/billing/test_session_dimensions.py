@@ -9,7 +9,8 @@ from billing.enums import SESSION_ONLY_DIMENSION_TYPES, CdrDimensionType
 from billing.selectors import cdr_as_ocpi, session_as_ocpi
 from billing.services import cdr_create, session_sync
 from cpo.models import Connector
-from ocpp_gateway.services import Sample, evse_status_update, meter_values_record
+from ocpp_gateway.services.availability import evse_status_update
+from ocpp_gateway.services.meter_values import Sample, meter_values_record
 from tests.billing.conftest import component, tariff_make
 from tests.billing.test_sessions import HOUR, T0, price, start, stop
 

@@ -12,11 +12,10 @@ from billing.pricing import price_session
 from billing.selectors import cdr_as_ocpi, session_as_ocpi
 from billing.services import NotBillable, cdr_create, cdr_credit, session_sync, session_usage
 from cpo.models import Connector
-from ocpp_gateway.services import (
-    Sample,
+from ocpp_gateway.services.availability import evse_status_update
+from ocpp_gateway.services.meter_values import Sample, meter_values_record
+from ocpp_gateway.services.transactions import (
     TransactionEventInput,
-    evse_status_update,
-    meter_values_record,
     transaction_event_201,
     transaction_start_16,
     transaction_stop_16,

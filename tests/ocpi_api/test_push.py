@@ -9,7 +9,7 @@ from django.db import transaction
 from billing.models import Tariff
 from cpo.models import EVSE, Connector
 from ocpi_api.models import OutboxMessage, OutboxStatus, PartnerStatus
-from ocpp_gateway.services import evse_status_update
+from ocpp_gateway.services.availability import evse_status_update
 from tests.e2e.emsp import partner_for
 
 pytestmark = pytest.mark.django_db

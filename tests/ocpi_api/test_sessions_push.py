@@ -18,7 +18,8 @@ from ocpi_api.outbox import outbox_deliver
 from billing.encoding import DecimalJSONEncoder
 from ocpi_api.push import transaction_push
 from ocpp_gateway.authorization import AuthorizationResult, _authorizers, authorizer_register
-from ocpp_gateway.services import Sample, meter_values_record, transaction_start_16, transaction_stop_16
+from ocpp_gateway.services.meter_values import Sample, meter_values_record
+from ocpp_gateway.services.transactions import transaction_start_16, transaction_stop_16
 from tests.billing.conftest import component, tariff_make
 from tests.e2e.emsp import partner_for
 

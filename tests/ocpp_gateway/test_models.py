@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from ocpp_gateway.models import MeterValue
-from ocpp_gateway.services import Sample, meter_values_record
+from ocpp_gateway.services.meter_values import Sample, meter_values_record
 
 pytestmark = pytest.mark.django_db
 

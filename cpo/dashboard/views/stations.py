@@ -106,9 +106,8 @@ class StationCommandView(StationMixin, RoleRequiredMixin, View):
             errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
             messages.error(request, f"{form.title}: not sent. {errors}")
         else:
-            action, payload = form.ocpp_request()
-            outcome = station_command_send(user=request.user, station=station, action=action,
-                                                    payload=payload)
+            outcome = station_command_send(user=request.user, station=station, request=form.request())
+            action = outcome.audit.action
             if outcome.ok:
                 messages.success(request, f"{action}: {json.dumps(outcome.audit.answer, sort_keys=True)}")
             else:

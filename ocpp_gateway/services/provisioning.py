@@ -1,0 +1,118 @@
+"""Provisioning (2.0.1 block B; 1.6 Core): the handshake before the socket opens, connect and disconnect, and what
+a charger says it is (BootNotification). EVSEs a located station reports are onboarded on first sight."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from cpo.models import EVSE, ChargingStation, RegistrationStatus
+from cpo.services import station_evse_add, station_secret_check
+from ocpp_gateway import events
+
+
+@dataclass(frozen=True)
+class StationAuthentication:
+    station_pk: int | None
+    identity: str
+    ocpp_version: str = ""
+    registration_status: str = ""
+    refusal: str = ""  # why the handshake is refused; empty when admitted
+
+    @property
+    def admitted(self) -> bool:
+        return not self.refusal
+
+
+def station_authenticate(*, identity: str, username: str | None, secret: str | None) -> StationAuthentication:
+    """HTTP Basic check before the socket is accepted (security profile 1/2).
+
+    Unknown identities are refused, or admitted as Pending when OCPP_ADMIT_UNKNOWN_STATIONS is on (staff accept
+    them in the admin). A known station must present its own identity and secret.
+    """
+    station = ChargingStation.objects.filter(identity=identity).only(
+        "pk", "secret_hash", "ocpp_version", "registration_status"
+    ).first()
+    if station is None:
+        if not settings.OCPP_ADMIT_UNKNOWN_STATIONS:
+            return StationAuthentication(None, identity, refusal="unknown identity")
+        station, _ = ChargingStation.objects.get_or_create(
+            identity=identity, defaults={"registration_status": RegistrationStatus.PENDING}
+        )
+        return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status)
+    if settings.OCPP_REQUIRE_AUTH:
+        if not station.secret_hash:
+            # Admitted as unknown earlier and not given a secret yet: only while unknown stations are admitted.
+            if not settings.OCPP_ADMIT_UNKNOWN_STATIONS:
+                return StationAuthentication(station.pk, identity, refusal="station has no secret")
+        elif username != identity or not secret:
+            return StationAuthentication(station.pk, identity, refusal="missing or foreign credentials")
+        elif not station_secret_check(secret_hash=station.secret_hash, secret=secret):
+            return StationAuthentication(station.pk, identity, refusal="bad secret")
+    return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status)
+
+
+def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) -> None:
+    """The socket is ours: a later connection of the same identity takes over from an earlier one."""
+    now = timezone.now()
+    ChargingStation.objects.filter(pk=station_pk).update(
+        online=True, connected_since=now, last_seen=now, connection_channel=channel_name, ocpp_version=ocpp_version
+    )
+    events.announce(events.station_online, station_pk=station_pk)
+
+
+def station_disconnected(*, station_pk: int, channel_name: str) -> bool:
+    """Offline only if this socket still held the station (a replaced connection closing changes nothing)."""
+    updated = ChargingStation.objects.filter(pk=station_pk, connection_channel=channel_name).update(
+        online=False, connection_channel="", last_seen=timezone.now()
+    )
+    if updated:
+        events.announce(events.station_offline, station_pk=station_pk)
+    return bool(updated)
+
+
+def station_seen(*, station_pks: list[int]) -> None:
+    ChargingStation.objects.filter(pk__in=station_pks).update(last_seen=timezone.now())
+
+
+def station_boot(
+    *,
+    station_pk: int,
+    vendor: str,
+    model: str,
+    serial_number: str = "",
+    firmware_version: str = "",
+    iccid: str = "",
+    imsi: str = "",
+    meter_type: str = "",
+    meter_serial_number: str = "",
+) -> str:
+    """Record what the charger says it is; returns the RegistrationStatus to answer."""
+    station = ChargingStation.objects.get(pk=station_pk)
+    station.vendor = vendor[:50]
+    station.model = model[:50]
+    station.serial_number = (serial_number or "")[:50]
+    station.firmware_version = (firmware_version or "")[:50]
+    station.iccid = (iccid or "")[:20]
+    station.imsi = (imsi or "")[:20]
+    station.meter_type = (meter_type or "")[:25]
+    station.meter_serial_number = (meter_serial_number or "")[:25]
+    station.last_boot = station.last_seen = timezone.now()
+    station.save()
+    return station.registration_status
+
+
+def evse_resolve(*, station: ChargingStation, ocpp_evse_id: int | None) -> EVSE | None:
+    """The EVSE behind an OCPP evseId/connectorId; created on first sight when the station has a location, so a
+    charger with more sockets than registered is onboarded by what it reports."""
+    if not ocpp_evse_id:
+        return None
+    evse = EVSE.objects.filter(station=station, ocpp_evse_id=ocpp_evse_id).first()
+    if evse is None and station.location_id is not None:
+        try:
+            with transaction.atomic():
+                evse = station_evse_add(station=station, ocpp_evse_id=ocpp_evse_id)
+        except IntegrityError:
+            evse = EVSE.objects.filter(station=station, ocpp_evse_id=ocpp_evse_id).first()
+    return evse
