@@ -40,6 +40,7 @@ def test_each_broken_frame_gets_its_callerror_and_the_connection_lives_on(live_d
         "not an array": '{"hello": 1}',
         "wrong message type": '[7,"a2","Heartbeat",{}]',
         "unknown action": '[2,"a3","MakeCoffee",{}]',
+        "known action we do not handle": '[2,"a9","Reset",{"type":"Soft"}]',
         "missing required field": '[2,"a4","Authorize",{}]' if v16 else '[2,"a4","Authorize",{}]',
         "wrong type": ('[2,"a5","StartTransaction",{"connectorId":"one","idTag":"X","meterStart":0,'
                        '"timestamp":"2026-11-22T10:00:00Z"}]') if v16 else
@@ -63,7 +64,10 @@ def test_each_broken_frame_gets_its_callerror_and_the_connection_lives_on(live_d
     assert code("invalid json") == ("-1", rpc_code)
     assert code("not an array") == ("-1", rpc_code)
     assert code("wrong message type") == ("a2", "PropertyConstraintViolation" if v16 else "MessageTypeNotSupported")
-    assert code("unknown action") == ("a3", "NotSupported")
+    # OCPP-J 1.6 section 4.2.3 / 2.0.1 RPC framework: NotImplemented = "Requested Action is not known by receiver",
+    # NotSupported = "Requested Action is recognized but not supported by the receiver".
+    assert code("unknown action") == ("a3", "NotImplemented")
+    assert code("known action we do not handle") == ("a9", "NotSupported")
     assert code("missing required field") == ("a4", "ProtocolError" if v16 else "OccurrenceConstraintViolation")
     assert code("wrong type") == ("a5", "TypeConstraintViolation")
     assert code("unexpected property") == ("a6", format_code)
@@ -77,4 +81,4 @@ def test_a_callerror_and_its_frame_are_kept_in_the_message_log(live_daphne, stat
     exchange_all(live_daphne.ocpp_url("CP-BAD-LOG"), "CP-BAD-LOG", secret, "ocpp1.6", ['[2,"z1","MakeCoffee",{}]'])
     wait_until(lambda: MessageLog.objects.filter(identity="CP-BAD-LOG", message_type=4, unique_id="z1").exists())
     entry = MessageLog.objects.get(identity="CP-BAD-LOG", message_type=4, unique_id="z1")
-    assert entry.action == "MakeCoffee" and json.loads(entry.payload)[2] == "NotSupported"
+    assert entry.action == "MakeCoffee" and json.loads(entry.payload)[2] == "NotImplemented"
