@@ -25,6 +25,29 @@ class StationAuthentication:
         return not self.refusal
 
 
+IDENTITY_MAX_LENGTH = 48
+
+
+def station_identity_check(*, identity: str) -> str:
+    """Why `identity` (the path segment after /ocpp/, URL-decoded once) cannot be a charging station identity;
+    empty when it can.
+
+    OCPP-J and the security whitepaper: at most 48 characters, printable. We also refuse the colon (it ends the
+    Basic-auth username, which must equal the identity), the slash and dot-only names (path segments).
+    """
+    if not identity:
+        return "empty identity"
+    if len(identity) > IDENTITY_MAX_LENGTH:
+        return f"identity longer than {IDENTITY_MAX_LENGTH} characters"
+    if not all("!" <= char <= "~" for char in identity):
+        return "identity has characters that are not printable ASCII"
+    if ":" in identity or "/" in identity:
+        return "identity has ':' or '/'"
+    if not identity.strip("."):
+        return "identity is a path segment"
+    return ""
+
+
 def station_authenticate(*, identity: str, username: str | None, secret: str | None) -> StationAuthentication:
     """HTTP Basic check before the socket is accepted (security profile 1/2).
 

@@ -1,0 +1,109 @@
+"""The handshake before a charger's socket opens: identity syntax, and throttling of failed authentications."""
+
+import asyncio
+import base64
+import socket
+import time
+
+import pytest
+import websockets
+
+from cpo.models import ChargingStation
+from tests.conftest import start_daphne, stop
+from tests.ocpp_gateway.chargers import basic_auth
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+def raw_handshake_status(server, raw_identity: str, headers: dict | None = None) -> int:
+    """The HTTP status of a websocket handshake to /ocpp/<raw_identity>, the path sent byte for byte as given
+    (clients normalise `../` and quote; a hostile charger does not)."""
+    key = base64.b64encode(b"0123456789abcdef").decode()
+    lines = [
+        f"GET /ocpp/{raw_identity} HTTP/1.1",
+        f"Host: {server.host}:{server.port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Protocol: ocpp1.6",
+        *(f"{name}: {value}" for name, value in (headers or {}).items()),
+    ]
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+def handshake_status(url, headers) -> int | str:
+    async def run():
+        try:
+            async with websockets.connect(url, subprotocols=["ocpp1.6"], additional_headers=headers) as ws:
+                return f"101 {ws.subprotocol}"
+        except websockets.InvalidStatus as exc:
+            return exc.response.status_code
+
+    return asyncio.run(run())
+
+
+HOSTILE_IDENTITIES = {
+    "encoded slash": "CP%2FX",
+    "dot segments": "../CP-1",
+    "encoded dot segments": "%2e%2e%2fCP-1",
+    "only dots": "..",
+    "nul": "CP%00X",
+    "newline": "CP%0AX",
+    "control character": "CP%07X",
+    "non-ascii": "CP%C3%A9",
+    "space": "CP%20X",
+    "colon (the Basic-auth separator)": "CP%3AX",
+    "49 characters": "C" * 49,
+    "empty": "",
+}
+
+
+@pytest.fixture(scope="module")
+def admitting_daphne(django_db_setup, django_db_blocker):
+    """A daphne that admits unknown stations as Pending: the widest door an identity could come through."""
+    server = start_daphne("admitting", OCPP_ADMIT_UNKNOWN_STATIONS="1")
+    yield server
+    stop(server)
+
+
+def log_lines_after(server, mark: int) -> list[str]:
+    return server.log()[mark:].splitlines()
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_IDENTITIES))
+def test_an_identity_that_breaks_the_syntax_is_refused_with_a_4xx_and_one_log_line(admitting_daphne, case):
+    """OCPP-J / security whitepaper: the identity is at most 48 printable characters; anything else is refused at
+    the handshake with a 4xx (never a 500), even while unknown stations are admitted, and nothing is created."""
+    mark = len(admitting_daphne.log())
+    status = raw_handshake_status(admitting_daphne, HOSTILE_IDENTITIES[case])
+    assert 400 <= status < 500, f"{case}: HTTP {status}"
+    assert not ChargingStation.objects.exists()
+    time.sleep(0.2)  # the log line is written as the refusal goes out
+    lines = log_lines_after(admitting_daphne, mark)
+    assert not any("Traceback" in line for line in lines), lines
+    assert sum("refused" in line for line in lines) == 1, lines
+
+
+def test_the_identity_is_url_decoded_exactly_once(live_daphne, station_factory):
+    """`S4-CP%2531%2536` is the identity `S4-CP%31%36`, not `S4-CP16`."""
+    _, secret = station_factory("S4-CP16")
+    assert raw_handshake_status(live_daphne, "S4-CP16", basic_auth("S4-CP16", secret)) == 101
+    assert raw_handshake_status(live_daphne, "S4-CP%2531%2536", basic_auth("S4-CP16", secret)) == 403
+    assert raw_handshake_status(live_daphne, "S4-CP%2531%2536", basic_auth("S4-CP%31%36", secret)) == 403
+
+
+def test_an_identity_of_48_printable_characters_with_escapes_gets_in(live_daphne, station_factory):
+    identity = "CP_*=+|@.-%" + "x" * 37
+    assert len(identity) == 48
+    _, secret = station_factory(identity)
+    assert handshake_status(live_daphne.ocpp_url(identity), basic_auth(identity, secret)) == "101 ocpp1.6"
+    assert raw_handshake_status(live_daphne, identity.replace("%", "%25") + "/", basic_auth(identity, secret)) == 101
