@@ -94,9 +94,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         username, secret = basic_credentials(self.scope.get("headers", []))
-        auth = await db(station_authenticate)(identity=self.identity, username=username, secret=secret)
+        address = (self.scope.get("client") or ("",))[0] or ""
+        auth = await db(station_authenticate)(
+            identity=self.identity, username=username, secret=secret, address=address
+        )
         if not auth.admitted:
-            logger.warning("%s: handshake refused: %s", self.identity, auth.refusal)
+            logger.warning("%s: handshake from %s refused: %s", self.identity, address or "?", auth.refusal)
             await self.close()
             return
         subprotocol = choose_subprotocol(offered, auth.ocpp_version)

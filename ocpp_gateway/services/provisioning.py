@@ -10,6 +10,8 @@ from django.utils import timezone
 from cpo.models import EVSE, ChargingStation, RegistrationStatus
 from cpo.services import station_evse_add, station_secret_check
 from ocpp_gateway import events
+from ocpp_gateway.models import StationAuthFailure
+from ocpp_gateway.services.security import station_auth_failure_record, station_auth_lockout
 
 
 @dataclass(frozen=True)
@@ -48,32 +50,52 @@ def station_identity_check(*, identity: str) -> str:
     return ""
 
 
-def station_authenticate(*, identity: str, username: str | None, secret: str | None) -> StationAuthentication:
-    """HTTP Basic check before the socket is accepted (security profile 1/2).
+def station_authenticate(
+    *, identity: str, username: str | None, secret: str | None, address: str = ""
+) -> StationAuthentication:
+    """HTTP Basic check before the socket is accepted (security profile 1/2), behind the brute-force lockout.
 
     Unknown identities are refused, or admitted as Pending when OCPP_ADMIT_UNKNOWN_STATIONS is on (staff accept
-    them in the admin). A known station must present its own identity and secret.
+    them in the admin). A known station must present its own identity and secret. While the identity or the client
+    address is locked out (services.security), the handshake is refused before anything is checked.
     """
+    lockout = station_auth_lockout(identity=identity, address=address)
+    if lockout:
+        return StationAuthentication(None, identity, refusal=lockout)
+    auth, reason = _station_credentials_check(identity=identity, username=username, secret=secret)
+    if reason:
+        station_auth_failure_record(identity=identity, address=address, station_pk=auth.station_pk, reason=reason)
+    return auth
+
+
+def _station_credentials_check(
+    *, identity: str, username: str | None, secret: str | None
+) -> tuple[StationAuthentication, str]:
+    """The authentication, and the StationAuthFailure reason when refused."""
+    Reason = StationAuthFailure.Reason
     station = ChargingStation.objects.filter(identity=identity).only(
         "pk", "secret_hash", "ocpp_version", "registration_status"
     ).first()
     if station is None:
         if not settings.OCPP_ADMIT_UNKNOWN_STATIONS:
-            return StationAuthentication(None, identity, refusal="unknown identity")
+            return StationAuthentication(None, identity, refusal="unknown identity"), Reason.UNKNOWN_IDENTITY
         station, _ = ChargingStation.objects.get_or_create(
             identity=identity, defaults={"registration_status": RegistrationStatus.PENDING}
         )
-        return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status)
+        return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status), ""
     if settings.OCPP_REQUIRE_AUTH:
         if not station.secret_hash:
             # Admitted as unknown earlier and not given a secret yet: only while unknown stations are admitted.
             if not settings.OCPP_ADMIT_UNKNOWN_STATIONS:
-                return StationAuthentication(station.pk, identity, refusal="station has no secret")
+                return StationAuthentication(station.pk, identity, refusal="station has no secret"), Reason.NO_SECRET
         elif username != identity or not secret:
-            return StationAuthentication(station.pk, identity, refusal="missing or foreign credentials")
+            return (
+                StationAuthentication(station.pk, identity, refusal="missing or foreign credentials"),
+                Reason.MISSING_CREDENTIALS,
+            )
         elif not station_secret_check(secret_hash=station.secret_hash, secret=secret):
-            return StationAuthentication(station.pk, identity, refusal="bad secret")
-    return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status)
+            return StationAuthentication(station.pk, identity, refusal="bad secret"), Reason.BAD_SECRET
+    return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status), ""
 
 
 def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) -> None:

@@ -2,13 +2,16 @@
 
 import asyncio
 import base64
+import os
 import socket
 import time
+import uuid
 
 import pytest
 import websockets
 
 from cpo.models import ChargingStation
+from ocpp_gateway.models import StationAuthFailure
 from tests.conftest import start_daphne, stop
 from tests.ocpp_gateway.chargers import basic_auth
 
@@ -108,3 +111,69 @@ def test_an_identity_of_48_printable_characters_with_escapes_gets_in(live_daphne
     _, secret = station_factory(identity, evses=0)
     assert handshake_status(live_daphne.ocpp_url(identity), basic_auth(identity, secret)) == "101 ocpp1.6"
     assert raw_handshake_status(live_daphne, identity.replace("%", "%25") + "/", basic_auth(identity, secret)) == 101
+
+
+def wrong_passwords(server, identity: str, count: int) -> list:
+    return [handshake_status(server.ocpp_url(identity), basic_auth(identity, f"wrong-{n}")) for n in range(count)]
+
+
+def test_an_identity_is_locked_out_after_repeated_failures_even_with_the_right_password(transactional_db,
+                                                                                          station_factory):
+    """Brute force: after OCPP_AUTH_FAILURE_LIMIT failures the identity's handshakes are refused unchecked until
+    the lockout ends; the lockout raises one WARNING alert and staff find every failure in the audit trail."""
+    _, secret = station_factory("CP-BRUTE", evses=0)
+    _, other_secret = station_factory("CP-NEIGHBOUR", evses=0)
+    server = start_daphne("brute", OCPP_AUTH_FAILURE_LIMIT="3", OCPP_AUTH_LOCKOUT_SECONDS="3")
+    try:
+        started = time.monotonic()
+        assert wrong_passwords(server, "CP-BRUTE", 3) == [403, 403, 403]
+        right = basic_auth("CP-BRUTE", secret)
+        assert handshake_status(server.ocpp_url("CP-BRUTE"), right) == 403  # locked: the password is not checked
+        assert handshake_status(server.ocpp_url("CP-NEIGHBOUR"), basic_auth("CP-NEIGHBOUR", other_secret)) \
+            == "101 ocpp1.6"  # another identity from the same address is not locked (address limit not reached)
+        locked_for = time.monotonic() - started
+        assert locked_for < 3
+        time.sleep(3.2 - locked_for)
+        assert handshake_status(server.ocpp_url("CP-BRUTE"), right) == "101 ocpp1.6"
+    finally:
+        stop(server)
+    log = server.log()
+    assert sum("ALERT" in line and "CP-BRUTE" in line for line in log.splitlines()) == 1, log
+    assert "identity locked out" in log
+    trail = list(StationAuthFailure.objects.filter(identity="CP-BRUTE").order_by("id").values_list("reason",
+                                                                                                   "address"))
+    assert trail == [("bad_secret", "127.0.0.1")] * 3 + [("locked_out", "127.0.0.1")]
+
+
+def test_an_address_is_locked_out_after_failures_across_identities(transactional_db, station_factory):
+    """An address trying many identities (unknown ones too) is locked out for all of them."""
+    _, secret = station_factory("CP-ADDR", evses=0)
+    server = start_daphne("brute-address", OCPP_AUTH_ADDRESS_FAILURE_LIMIT="4", OCPP_AUTH_LOCKOUT_SECONDS="60")
+    try:
+        statuses = [handshake_status(server.ocpp_url(f"CP-GUESS-{n}"), basic_auth(f"CP-GUESS-{n}", "x"))
+                    for n in range(4)]
+        assert statuses == [403] * 4
+        assert handshake_status(server.ocpp_url("CP-ADDR"), basic_auth("CP-ADDR", secret)) == 403
+    finally:
+        stop(server)
+    assert "address 127.0.0.1 locked out" in server.log()
+    assert StationAuthFailure.objects.filter(reason="unknown_identity").count() == 4
+    assert StationAuthFailure.objects.filter(reason="locked_out", address="127.0.0.1").count() == 1
+
+
+def test_two_daphne_processes_share_the_failure_counts_on_redis(transactional_db, station_factory):
+    """With REDIS_URL the counts live in Redis: failures spread over two processes lock the identity in both."""
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("needs REDIS_URL (the embedded default counts per process)")
+    _, secret = station_factory("CP-SPREAD", evses=0)
+    shared = {"CACHE_KEY_PREFIX": f"i10-spread-{uuid.uuid4().hex[:8]}", "OCPP_AUTH_FAILURE_LIMIT": "4",
+              "OCPP_AUTH_LOCKOUT_SECONDS": "60"}
+    first, second = start_daphne("spread-1", **shared), start_daphne("spread-2", **shared)
+    try:
+        assert wrong_passwords(first, "CP-SPREAD", 2) + wrong_passwords(second, "CP-SPREAD", 2) == [403] * 4
+        right = basic_auth("CP-SPREAD", secret)
+        assert handshake_status(first.ocpp_url("CP-SPREAD"), right) == 403
+        assert handshake_status(second.ocpp_url("CP-SPREAD"), right) == 403
+    finally:
+        stop(first)
+        stop(second)
