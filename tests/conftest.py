@@ -92,7 +92,7 @@ def start_daphne(name: str, **env: str) -> LiveServer:
     log_path = OUTPUT / f"daphne-{name}-{port}.log"
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1",
+        [sys.executable, "-m", "cpo.server", "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1",
          "cpo.asgi:application"],
         cwd=ROOT,
         env=server_env(**env),

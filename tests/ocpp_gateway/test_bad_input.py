@@ -82,3 +82,25 @@ def test_a_callerror_and_its_frame_are_kept_in_the_message_log(live_daphne, stat
     wait_until(lambda: MessageLog.objects.filter(identity="CP-BAD-LOG", message_type=4, unique_id="z1").exists())
     entry = MessageLog.objects.get(identity="CP-BAD-LOG", message_type=4, unique_id="z1")
     assert entry.action == "MakeCoffee" and json.loads(entry.payload)[2] == "NotImplemented"
+
+
+def test_a_frame_above_the_transport_limit_is_closed_with_1009_and_the_charger_reconnects(live_daphne,
+                                                                                          station_factory):
+    """RFC 6455 close 1009 (message too big), never a dropped TCP connection (1006); the charger then reconnects.
+    Below the transport limit but above OCPP_MAX_FRAME_BYTES the frame gets a CALLERROR instead (test above)."""
+    _, secret = station_factory("CP-HUGE")
+    url, headers = live_daphne.ocpp_url("CP-HUGE"), basic_auth("CP-HUGE", secret)
+    huge = '[2,"big","DataTransfer",{"vendorId":"x","data":"' + "x" * 2_000_000 + '"}]'
+
+    async def run():
+        async with websockets.connect(url, subprotocols=["ocpp1.6"], additional_headers=headers,
+                                      max_size=None) as ws:
+            await ws.send(huge)
+            await asyncio.wait_for(ws.wait_closed(), 10)
+            closed_with = ws.close_code
+        async with websockets.connect(url, subprotocols=["ocpp1.6"], additional_headers=headers) as ws:
+            return closed_with, await raw_exchange(ws, HEARTBEAT)
+
+    close_code, heartbeat = asyncio.run(run())
+    assert close_code == 1009
+    assert heartbeat[0] == 3
