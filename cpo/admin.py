@@ -54,9 +54,9 @@ def accept_stations(modeladmin, request, queryset):
 class ChargingStationAdmin(admin.ModelAdmin):
     list_display = (
         "identity", "location", "vendor", "model", "firmware_version", "ocpp_version",
-        "registration_status", "online", "last_seen",
+        "registration_status", "security_profile", "online", "last_seen",
     )
-    list_filter = ("online", "registration_status", "ocpp_version", "vendor", "location")
+    list_filter = ("online", "registration_status", "security_profile", "ocpp_version", "vendor", "location")
     search_fields = ("identity", "vendor", "model", "serial_number", "location__name")
     list_select_related = ("location",)
     readonly_fields = (

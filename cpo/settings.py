@@ -280,8 +280,7 @@ if "ALLOWED_HOSTS" not in os.environ:  # the host partners reach us at is ours (
 # --- OCPP gateway ----------------------------------------------------------------------------------------------
 # Unknown identities: refused at the handshake (False), or admitted as Pending until staff accept them (True).
 OCPP_ADMIT_UNKNOWN_STATIONS = env_bool("OCPP_ADMIT_UNKNOWN_STATIONS", False)
-# Chargers must send HTTP Basic credentials (OCPP security profile 1/2). Off only for closed lab networks.
-OCPP_REQUIRE_AUTH = env_bool("OCPP_REQUIRE_AUTH", True)
+# How each charger authenticates is its own security profile (ChargingStation.security_profile), not a setting.
 OCPP_HEARTBEAT_INTERVAL = env_int("OCPP_HEARTBEAT_INTERVAL", 300)
 # Brute-force protection of the handshake: after this many failed authentications of one identity (or from one
 # client address) within OCPP_AUTH_LOCKOUT_SECONDS, its handshakes are refused unchecked for that long.

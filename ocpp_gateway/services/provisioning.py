@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from cpo.models import EVSE, ChargingStation, RegistrationStatus
+from cpo.models import EVSE, ChargingStation, RegistrationStatus, SecurityProfile
 from cpo.services import station_evse_add, station_secret_check
 from ocpp_gateway import events
 from ocpp_gateway.models import StationAuthFailure
@@ -53,7 +53,8 @@ def station_identity_check(*, identity: str) -> str:
 def station_authenticate(
     *, identity: str, username: str | None, secret: str | None, address: str = ""
 ) -> StationAuthentication:
-    """HTTP Basic check before the socket is accepted (security profile 1/2), behind the brute-force lockout.
+    """The station's security profile checked before the socket is accepted, behind the brute-force lockout:
+    HTTP Basic for profiles 1 and 2, nothing for 0 (lab chargers), a refusal for 3 (not supported yet).
 
     Unknown identities are refused, or admitted as Pending when OCPP_ADMIT_UNKNOWN_STATIONS is on (staff accept
     them in the admin). A known station must present its own identity and secret. While the identity or the client
@@ -74,7 +75,7 @@ def _station_credentials_check(
     """The authentication, and the StationAuthFailure reason when refused."""
     Reason = StationAuthFailure.Reason
     station = ChargingStation.objects.filter(identity=identity).only(
-        "pk", "secret_hash", "ocpp_version", "registration_status"
+        "pk", "secret_hash", "security_profile", "ocpp_version", "registration_status"
     ).first()
     if station is None:
         if not settings.OCPP_ADMIT_UNKNOWN_STATIONS:
@@ -83,7 +84,10 @@ def _station_credentials_check(
             identity=identity, defaults={"registration_status": RegistrationStatus.PENDING}
         )
         return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status), ""
-    if settings.OCPP_REQUIRE_AUTH:
+    if station.security_profile == SecurityProfile.CLIENT_CERTIFICATE:
+        refusal = "security profile 3 (client certificates) is not supported yet"
+        return StationAuthentication(station.pk, identity, refusal=refusal), ""  # configuration, not an attack
+    if station.security_profile != SecurityProfile.NONE:  # 1, and 2 (the same behind the TLS-terminating proxy)
         if not station.secret_hash:
             # Admitted as unknown earlier and not given a secret yet: only while unknown stations are admitted.
             if not settings.OCPP_ADMIT_UNKNOWN_STATIONS:
