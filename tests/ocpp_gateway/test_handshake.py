@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 import websockets
+from django.urls import reverse
+from django.utils import timezone
 
 from cpo.models import ChargingStation
 from ocpp_gateway.models import StationAuthFailure
@@ -177,3 +179,14 @@ def test_two_daphne_processes_share_the_failure_counts_on_redis(transactional_db
     finally:
         stop(first)
         stop(second)
+
+
+def test_staff_find_a_stations_refused_handshakes_in_the_admin(admin_client, station_factory):
+    station, _ = station_factory("CP-AUDIT", evses=0)
+    StationAuthFailure.objects.create(station=station, identity="CP-AUDIT", address="192.0.2.7",
+                                      reason="bad_secret", created_at=timezone.now())
+    page = admin_client.get(reverse("admin:cpo_chargingstation_change", args=[station.pk])).content.decode()
+    link = reverse("admin:ocpp_gateway_stationauthfailure_changelist") + "?identity=CP-AUDIT"
+    assert link in page
+    trail = admin_client.get(link).content.decode()
+    assert "192.0.2.7" in trail and "bad secret" in trail
