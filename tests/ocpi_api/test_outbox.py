@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from ocpi_api import outbox
 from ocpi_api.models import OutboxAttempt, OutboxMessage, OutboxStatus
-from ocpi_api.outbox import Outcome, body_merge, outbox_deliver, outbox_enqueue
+from ocpi_api.delivery import Outcome, outbox_deliver
+from ocpi_api.outbox import body_merge, outbox_enqueue
 from tests.e2e.emsp import partner_for
 
 SESSION_PATH = "NL/CPO/S-1"

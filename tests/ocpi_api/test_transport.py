@@ -10,7 +10,7 @@ from tests.ocpi_api.conftest import auth, make_partner
 from tests.ocpi_api.shapes import example, shape_differences
 
 ENVELOPE = {"data", "status_code", "status_message", "timestamp"}
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?Z$")  # OCPI DateTime: string(25), UTC
 
 pytestmark = pytest.mark.django_db
 
