@@ -191,8 +191,8 @@ def cdr_credit(*, cdr: Cdr, reason: str = "") -> Cdr:
     """A credit CDR for `cdr` (mod_cdrs "Credit CDRs"): all the data of the original, id `<original id>-C`,
     `credit=True`, `credit_reference_id` the original's id, every cost total negated (the dimension costs too,
     so they still add up to `total_cost`; energy and durations stay as they were), `remark` the reason. The
-    original is never edited. Idempotent: a CDR has at most one credit (a second call returns it). Raises
-    ValueError for a credit CDR."""
+    original is never edited. The credit is announced like any CDR (`cdr_issued`: it goes to the same EMSP).
+    Idempotent: a CDR has at most one credit (a second call returns it). Raises ValueError for a credit CDR."""
     with transaction.atomic():
         original = Cdr.objects.select_for_update().get(pk=cdr.pk)
         if original.credit:
@@ -221,4 +221,5 @@ def cdr_credit(*, cdr: Cdr, reason: str = "") -> Cdr:
             if existing is None:
                 raise
             return existing
+        events.announce(events.cdr_issued, cdr=credit)
         return credit

@@ -15,7 +15,7 @@ from ocpp.v16 import call as call16
 
 from billing.models import Cdr, Session
 from billing.selectors import cdr_as_ocpi, session_as_ocpi, transactions_unbilled
-from billing.services import transaction_bill
+from billing.services import cdr_credit, transaction_bill
 from cpo.models import Connector
 from ocpi_api.models import OutboxMessage, OutboxStatus, PartnerToken
 from ocpi_api.delivery import outbox_deliver
@@ -189,6 +189,20 @@ def test_a_session_over_before_its_first_push_is_put_complete(emsp, station, par
     deliver_all()
     assert emsp.sessions[f"NL/CPO/{session.id}"] == as_json(session_as_ocpi(session=Session.objects.get()))
     assert emsp.sessions[f"NL/CPO/{session.id}"]["status"] == "COMPLETED"
+
+
+@pytest.mark.django_db
+def test_a_credit_cdr_is_posted_to_the_same_emsp_once(emsp, station, partners, emsp_token, no_throttle):
+    tx = start(station)
+    stop(station, tx, 20, 6000)
+    session = transaction_bill(transaction_pk=tx.pk)
+    original = Cdr.objects.get(session=session)
+    credit = cdr_credit(cdr=original, reason="wrong tariff")
+    assert cdr_credit(cdr=original).pk == credit.pk  # again: the same credit, announced once
+    deliver_all()
+    assert [c["id"] for c in emsp.cdr_posts] == [original.id, credit.id]
+    assert emsp.cdr_posts[1] == as_json(cdr_as_ocpi(cdr=credit))
+    assert emsp.cdr_posts[1]["credit"] is True and emsp.cdr_posts[1]["credit_reference_id"] == original.id
 
 
 @pytest.mark.django_db(transaction=True)
