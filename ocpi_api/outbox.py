@@ -24,6 +24,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from ocpi_api.models import OutboxMessage, OutboxStatus, Partner
+from ocpi_api.modules import ModuleID
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ def check_in_transaction() -> None:
 
 
 def give_up_after(*, module: str) -> timedelta:
-    hours = settings.OCPI_OUTBOX_CDR_GIVE_UP_HOURS if module == "cdrs" else settings.OCPI_OUTBOX_GIVE_UP_HOURS
+    cdr = module == ModuleID.CDRS
+    hours = settings.OCPI_OUTBOX_CDR_GIVE_UP_HOURS if cdr else settings.OCPI_OUTBOX_GIVE_UP_HOURS
     return timedelta(hours=hours)
 
 
@@ -242,7 +244,7 @@ def outbox_prune(*, now: datetime | None = None) -> int:
     deleted, _ = (
         OutboxMessage.objects.filter(created_at__lt=cutoff)
         .exclude(status=OutboxStatus.PENDING)
-        .exclude(module="cdrs", method="POST")
+        .exclude(module=ModuleID.CDRS, method="POST")
         .delete()
     )
     return deleted

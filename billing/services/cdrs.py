@@ -31,7 +31,6 @@ def cdr_charging_periods(*, periods: list[dict]) -> list[dict]:
     ]
 
 
-
 def _negative(value: Decimal | None) -> Decimal | None:
     return None if value is None else -value
 

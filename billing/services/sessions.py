@@ -44,8 +44,6 @@ NO_TARIFF = {
 }
 
 
-
-
 class NotBillable(ValueError):
     """The transaction cannot (yet) become an OCPI Session, or the session a CDR; the message says why. Retrying
     later may help (e.g. a 2.0.1 transaction whose EVSE is not known yet)."""

@@ -2,32 +2,25 @@
 it: a charge with an EMSP's token becomes a Session PUT, throttled PATCHes and, once it ended, a COMPLETED PATCH and
 one CDR POST, to that EMSP only. Running it again, or on two workers at once, changes nothing."""
 
-import asyncio
 import datetime as dt
 import json
 import threading
-import time
 from decimal import Decimal
 
 import pytest
 from django.db import connections
-from ocpp.v16 import call as call16
 
 from billing.models import Cdr, Session
 from billing.selectors import cdr_as_ocpi, session_as_ocpi, transactions_unbilled
-from billing.services import cdr_credit, transaction_bill
+from billing.services import transaction_bill
 from cpo.models import Connector
-from ocpi_api.models import OutboxMessage, OutboxStatus, PartnerToken
+from ocpi_api.models import OutboxMessage, OutboxStatus
 from ocpi_api.delivery import outbox_deliver
 from billing.encoding import DecimalJSONEncoder
 from ocpp_gateway.authorization import AuthorizationResult, _authorizers, authorizer_register
 from ocpp_gateway.services import Sample, meter_values_record, transaction_start_16, transaction_stop_16
 from tests.billing.conftest import component, tariff_make
-from tests.conftest import start_daphne
-from tests.conftest import stop as stop_daphne
 from tests.e2e.emsp import partner_for
-from tests.ocpp_gateway.chargers import connected
-from tests.support import wait_until
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -191,20 +184,6 @@ def test_a_session_over_before_its_first_push_is_put_complete(emsp, station, par
     assert emsp.sessions[f"NL/CPO/{session.id}"]["status"] == "COMPLETED"
 
 
-@pytest.mark.django_db
-def test_a_credit_cdr_is_posted_to_the_same_emsp_once(emsp, station, partners, emsp_token, no_throttle):
-    tx = start(station)
-    stop(station, tx, 20, 6000)
-    session = transaction_bill(transaction_pk=tx.pk)
-    original = Cdr.objects.get(session=session)
-    credit = cdr_credit(cdr=original, reason="wrong tariff")
-    assert cdr_credit(cdr=original).pk == credit.pk  # again: the same credit, announced once
-    deliver_all()
-    assert [c["id"] for c in emsp.cdr_posts] == [original.id, credit.id]
-    assert emsp.cdr_posts[1] == as_json(cdr_as_ocpi(cdr=credit))
-    assert emsp.cdr_posts[1]["credit"] is True and emsp.cdr_posts[1]["credit_reference_id"] == original.id
-
-
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_ending_the_same_session_make_one_cdr_and_one_post(emsp, station, partners, emsp_token):
     tx = start(station)
@@ -265,46 +244,3 @@ def test_transactions_whose_task_was_lost_are_found_for_another_run(emsp, statio
         transaction_bill(transaction_pk=tx.pk)
     assert transactions_unbilled(quiet_seconds=0, days=3650) == []
 
-
-@pytest.fixture
-def embedded_daphne(django_db_setup, django_db_blocker):
-    """A daphne as `make run` starts it on a bare machine: Celery tasks in-process (on its background thread)."""
-    server = start_daphne("pipeline-embedded", REDIS_URL="", CELERY_TASK_ALWAYS_EAGER="1")
-    yield server
-    stop_daphne(server)
-
-
-@pytest.mark.live
-@pytest.mark.django_db(transaction=True)
-def test_a_slow_emsp_never_holds_up_a_chargers_answer(embedded_daphne, station_factory, emsp):
-    """Embedded default: the session PUT, PATCH and CDR POST to an EMSP that takes 3 s per call are made after the
-    charger's answers, not before them (DESIGN.md: nothing remote in the charger's reply path)."""
-    _, secret = station_factory("CP-SLOW-EMSP", evses=1)
-    partner = partner_for(emsp)
-    PartnerToken.objects.create(partner=partner, country_code="NL", party_id="EXM", uid=EMSP_TOKEN, type="RFID",
-                                contract_id="NL-EXM-C00000001-X", issuer="Example EMSP", valid=True,
-                                whitelist="ALWAYS", last_updated=T0)
-    emsp.delay = 3.0
-    answered_in = []
-
-    async def charge():
-        async with connected(embedded_daphne.ocpp_url("CP-SLOW-EMSP"), "CP-SLOW-EMSP", secret) as cp:
-            async def timed(message):
-                clock = time.monotonic()
-                answer = await cp.call(message)
-                answered_in.append((message.__class__.__name__, time.monotonic() - clock))
-                return answer
-
-            started = await timed(call16.StartTransaction(connector_id=1, id_tag=EMSP_TOKEN, meter_start=0,
-                                                          timestamp=T0.isoformat()))
-            assert started.id_tag_info["status"] == "Accepted"
-            await timed(call16.MeterValues(connector_id=1, transaction_id=started.transaction_id, meter_value=[
-                {"timestamp": (T0 + dt.timedelta(minutes=10)).isoformat(),
-                 "sampledValue": [{"value": "2000", "unit": "Wh"}]}]))
-            await timed(call16.StopTransaction(meter_stop=4000, transaction_id=started.transaction_id,
-                                               timestamp=(T0 + dt.timedelta(minutes=20)).isoformat()))
-
-    asyncio.run(charge())
-    assert all(seconds < 2.0 for _, seconds in answered_in), answered_in
-    wait_until(lambda: emsp.cdr_posts, timeout=30)
-    assert emsp.cdr_posts[0]["total_energy"] == 4
