@@ -164,7 +164,7 @@ def ocpi_request(
         status_code=exchange.status_code,
         status_message=exchange.status_message,
         data=exchange.body.get("data"),
-        headers=exchange.headers,
+        headers=exchange.headers if exchange.headers is not None else httpx.Headers(),
     )
 
 

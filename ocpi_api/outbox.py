@@ -67,7 +67,9 @@ def retry_delay(*, attempts: int) -> float:
     return delay * random.uniform(0.9, 1.1)
 
 
-def body_merge(*, old_method: str, old_body: dict | None, new_method: str, new_body: dict | None) -> tuple[str, dict]:
+def body_merge(
+    *, old_method: str, old_body: dict | None, new_method: str, new_body: dict | None
+) -> tuple[str, dict | None]:
     """What one message must carry to replace `old` followed by `new` (same object, same path).
 
     A PUT or DELETE replaces whatever came before. A PATCH after a PUT or PATCH updates its fields; additive fields

@@ -8,11 +8,12 @@ from django.db import OperationalError
 from cpo.task_dispatch import task_dispatch
 from ocpi_api import announce, delivery, outbox
 
-RETRY_ON_DATABASE_ERRORS = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 8}
-
 
 # The hard time limit bounds `ocpi_api.delivery.SENDING_LEASE` (a live worker never loses its lease).
-@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True, **RETRY_ON_DATABASE_ERRORS)
+@shared_task(
+    acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True,
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8,
+)
 def outbox_deliver(message_id: int) -> str:
     """Deliver one outbox message (or find it sent, superseded, not due, or held by another worker)."""
     return delivery.outbox_deliver(message_id=message_id)
@@ -33,7 +34,10 @@ def outbox_prune() -> int:
     return outbox.outbox_prune()
 
 
-@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True, **RETRY_ON_DATABASE_ERRORS)
+@shared_task(
+    acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True,
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8,
+)
 def evse_status_push(evse_pk: int) -> int:
     """An EVSE changed status: PATCH it to partners with a locations Receiver."""
     return len(announce.evse_status_push(evse_pk=evse_pk))
