@@ -23,7 +23,7 @@ def transaction_bill(transaction_pk: int) -> str | None:
 
 
 @shared_task(acks_late=True, time_limit=120, ignore_result=True)
-def transactions_bill(transaction_pks: list[int], later_transaction_pks: list[int] | None = None) -> int:
+def transactions_bill_fan_out(transaction_pks: list[int], later_transaction_pks: list[int] | None = None) -> int:
     """One task per batch of gateway events from a daphne process (see billing/receivers.py): the worker, not the
     process answering chargers, queues one `transaction_bill` per transaction; those of meter values after
     OCPI_SESSION_SYNC_INTERVAL, so they carry every value that came meanwhile."""

@@ -44,7 +44,7 @@ def evse_status_push(evse_pk: int) -> int:
 
 
 @shared_task(acks_late=True, time_limit=120, ignore_result=True)
-def evse_statuses_push(evse_pks: list[int]) -> int:
+def evse_status_push_fan_out(evse_pks: list[int]) -> int:
     """One task per batch of status changes from a daphne process (see ocpi_api/receivers.py): the worker, not the
     process answering chargers, queues one `evse_status_push` per EVSE."""
     for pk in evse_pks:
