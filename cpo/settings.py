@@ -345,8 +345,8 @@ OCPI_SESSION_PATCH_MIN_INTERVAL = env_float("OCPI_SESSION_PATCH_MIN_INTERVAL", 6
 # Transactions left without their Session or CDR this long (a task lost with a killed worker) are pushed again by beat.
 OCPI_SESSION_RECONCILE_SECONDS = env_float("OCPI_SESSION_RECONCILE_SECONDS", 300.0)
 CELERY_BEAT_SCHEDULE.update({
-    "ocpi-sessions-reconcile": {"task": "ocpi_api.tasks.transactions_reconcile",
-                                "schedule": OCPI_SESSION_RECONCILE_SECONDS},
+    "billing-transactions-reconcile": {"task": "billing.tasks.transactions_reconcile",
+                                       "schedule": OCPI_SESSION_RECONCILE_SECONDS},
     "ocpi-outbox-deliver-due": {"task": "ocpi_api.tasks.outbox_deliver_due", "schedule": OCPI_OUTBOX_POLL_SECONDS},
     "ocpi-outbox-prune": {"task": "ocpi_api.tasks.outbox_prune", "schedule": 24 * 3600},
 })
