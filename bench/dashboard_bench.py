@@ -127,7 +127,7 @@ def generate(args) -> None:
     from billing.models import Cdr, Session
     from billing.services import tariff_seed_demo
     from cpo.models import EVSE, ChargingStation, Connector, Location
-    from ocpi_api.models import OutboxMessage, Partner, PartnerToken
+    from ocpi_api.models import OutboxMessage, Partner, PartnerParty, PartnerToken
     from ocpp_gateway.models import MessageLog, MeterValue, Transaction
 
     rng = random.Random(5)
@@ -174,6 +174,7 @@ def generate(args) -> None:
                 endpoints=[{"identifier": m, "role": "RECEIVER", "url": f"https://emsp{p}.example/{m}"}
                            for m in ("cdrs", "sessions", "locations", "tariffs")],
                 incoming_token_hash=f"{p:064d}", registered_at=now))
+            PartnerParty.objects.create(partner=partners[-1], country_code="NL", party_id=code)
         step("partner tokens", Copier(PartnerToken).copy(
             {"partner_id": partner.pk, "country_code": "NL", "party_id": partner.party_id, "uid": f"{partner.party_id}{t:07d}",
              "type": "RFID", "contract_id": f"NL-{partner.party_id}-C{t:08d}", "issuer": partner.name, "valid": True,
@@ -397,7 +398,7 @@ def table(results: list[dict]) -> str:
 def rollups(args) -> None:
     """Empty the analytics roll-ups (--no-rollups) or build those of the last year's closed days still missing."""
     from cpo.dashboard.services import analytics_rebuild
-    from cpo.models import AnalyticsDay
+    from cpo.dashboard.models import AnalyticsDay
 
     if args.no_rollups:
         AnalyticsDay.objects.all().delete()  # days without one are computed live; their rows are ignored

@@ -63,7 +63,10 @@ Interpretations (each quoted from the spec it rests on)
   `reservation` restriction never apply to charging. The reservation's time is rounded on its own step_size.
   Its costs are reported in `total_reservation_cost` (CDR field), not in fixed/time costs.
 * min_price/max_price: "they both apply" to excl. and incl. VAT separately; they clamp `total_cost` only (the
-  spec says nothing about spreading a clamp over the dimension totals, which therefore stay as computed).
+  spec says nothing about spreading a clamp over the dimension totals, which therefore stay as computed). A bound
+  given with one part only (incl_vat is optional in Price) applies to the other part at the session's own VAT
+  (incl/excl of the computed total; the tariff's highest VAT rate when that total is zero), so a minimum of 5.00
+  excl. VAT on a 21 % session is also 6.05 incl. VAT and incl_vat never ends below excl_vat.
 * Tariff validity (`start_date_time`/`end_date_time`) is not checked here: choosing the tariff that was valid
   when the session started ("a driver accepts the tariff which is valid when they start their charging
   session") is the caller's job.
@@ -771,14 +774,35 @@ def _quantity(amount: Decimal) -> Decimal:
     return amount.quantize(QUANTITY, ROUND_HALF_UP)
 
 
+def _vat_factor(total: Price, tariff: _Tariff) -> Decimal:
+    """incl_vat / excl_vat of this session (of the tariff's highest VAT when the session cost nothing)."""
+    if total.excl_vat:
+        return total.incl_vat / total.excl_vat
+    rates = [c.vat for e in tariff.elements for c in e.components.values() if c.vat is not None]
+    return 1 + max(rates, default=Decimal(0)) / 100
+
+
+def _both_parts(bound: dict[str, Decimal], factor: Decimal) -> dict[str, Decimal]:
+    """A bound given with one part only gets the other at the session's VAT, so that clamping one part moves the
+    other with it and incl_vat never ends below excl_vat."""
+    if "excl_vat" in bound and "incl_vat" not in bound:
+        return {**bound, "incl_vat": bound["excl_vat"] * factor}
+    if "incl_vat" in bound and "excl_vat" not in bound:
+        return {**bound, "excl_vat": bound["incl_vat"] / factor}
+    return bound
+
+
 def _clamp(total: Price, tariff: _Tariff) -> Price:
-    """min_price and max_price, each on excl. and incl. VAT separately ("So as a rule, they both apply")."""
+    """min_price and max_price, each on excl. and incl. VAT separately ("So as a rule, they both apply"); a bound
+    given with only one part applies to the other at the session's VAT."""
+    factor = _vat_factor(total, tariff)
+    min_price, max_price = _both_parts(tariff.min_price, factor), _both_parts(tariff.max_price, factor)
     parts = {"excl_vat": total.excl_vat, "incl_vat": total.incl_vat}
     for part in parts:
-        if part in tariff.min_price:
-            parts[part] = max(parts[part], tariff.min_price[part])
-        if part in tariff.max_price:
-            parts[part] = min(parts[part], tariff.max_price[part])
+        if part in min_price:
+            parts[part] = max(parts[part], min_price[part])
+        if part in max_price:
+            parts[part] = min(parts[part], max_price[part])
     return Price(**parts)
 
 

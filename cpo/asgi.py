@@ -1,18 +1,38 @@
 """ASGI entry point: HTTP (dashboard, admin, OCPI) and websockets (chargers at /ocpp/<identity>, dashboard live)."""
 
 import gc
+import logging
 import os
 
 from django.core.asgi import get_asgi_application
 
+from cpo.envfile import env_file_load
+
+env_file_load()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cpo.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
+from cpo import task_dispatch  # noqa: E402
 from cpo.routing import websocket_urlpatterns  # noqa: E402
+from ocpp_gateway.event_loop import server_loop_remember  # noqa: E402
+
+# This process answers chargers: in-process tasks (the embedded default) run on a background thread, not in the
+# thread that commits a charger's message (see cpo/task_dispatch.py).
+task_dispatch.background_start()
 
 GC_FREEZE_EVERY = int(os.environ.get("GC_FREEZE_EVERY_CONNECTIONS", "500"))
+logger = logging.getLogger(__name__)
+
+
+async def websocket_unrouted(scope, receive, send) -> None:
+    """A websocket to a path nobody serves (typically a charger configured without /ocpp/): its handshake is refused
+    (HTTP 403) with one log line, where the router would raise and daphne print a traceback and answer 500."""
+    await receive()  # websocket.connect
+    logger.warning("websocket to %s refused: no such endpoint (chargers connect at /ocpp/<identity>)", scope["path"])
+    await send({"type": "websocket.close"})
 
 
 def gc_freeze_every(app, every: int):
@@ -34,12 +54,14 @@ def gc_freeze_every(app, every: int):
     return wrapped
 
 
-application = gc_freeze_every(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            "websocket": URLRouter(websocket_urlpatterns),
-        }
-    ),
-    GC_FREEZE_EVERY,
+application = server_loop_remember(
+    gc_freeze_every(
+        ProtocolTypeRouter(
+            {
+                "http": django_asgi_app,
+                "websocket": URLRouter([*websocket_urlpatterns, re_path(r"", websocket_unrouted)]),
+            }
+        ),
+        GC_FREEZE_EVERY,
+    )
 )

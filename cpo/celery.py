@@ -4,6 +4,9 @@ import os
 
 from celery import Celery
 
+from cpo.envfile import env_file_load
+
+env_file_load()  # `celery -A cpo worker` starts here: the development .env, as for manage.py and daphne
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cpo.settings")
 
 app = Celery("cpo")

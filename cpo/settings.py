@@ -6,12 +6,14 @@ Production and CI: DATABASE_URL (PostgreSQL) and REDIS_URL (channels-redis and t
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("CPO_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = Path(os.environ.get("CPO_VAR_DIR", BASE_DIR / "var"))  # what a running checkout writes (git-ignored)
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -50,10 +52,12 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "channels",
+    "axes",
     "cpo",
     "ocpp_gateway",
     "billing",
     "ocpi_api",
+    "cpo.dashboard",  # the staff dashboard, on top of every app above: none of them imports it
 ]
 
 MIDDLEWARE = [
@@ -66,6 +70,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last: it turns a locked-out login into its answer (after authentication has run).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "cpo.urls"
@@ -92,16 +99,22 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "cpo.sqlite3",
             # A file (not :memory:) so that a live server started by the tests shares the test database.
             "TEST": {"NAME": str(VAR_DIR / "test-cpo.sqlite3")},
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
         }
     }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # the embedded default, or a sqlite:/// DATABASE_URL
+    # SQLite has one writer at a time (several processes and the gateway's database threads share the file):
+    # readers never wait (WAL); every transaction takes the write lock when it begins (IMMEDIATE), because a
+    # transaction that read first cannot wait for it later ("database is locked" at once); writers queue for up to
+    # `timeout` seconds instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer and Celery broker ---------------------------------------------------------------------
@@ -123,8 +136,18 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The cache holds what several daphne processes must share cheaply (failed charger logins, lockouts): Redis when
+# REDIS_URL is set, else the process's memory (Django's default).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", os.environ.get("CHANNEL_LAYER_PREFIX", "cpo")),
+        }
+    }
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"  # a hostname, or kombu warns "No hostname was supplied"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
@@ -133,6 +156,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "cpo")
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's state, beside the SQLite file
 CELERY_BEAT_SCHEDULE: dict = {
     "ocpp-message-log-prune": {"task": "ocpp_gateway.tasks.message_log_prune_task", "schedule": 24 * 3600},
     "ocpp-transaction-close-stale": {"task": "ocpp_gateway.tasks.transaction_close_stale_task", "schedule": 3600},
@@ -166,13 +190,15 @@ STORAGES = {
 }
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ocpi_api.openapi.OcpiAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "CPO platform OCPI 2.2.1 interface",
     "VERSION": "2.2.1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # One OCPI enum, one schema name (tokens' default_profile_type and charging preferences' profile_type).
+    "ENUM_NAME_OVERRIDES": {"ProfileTypeEnum": "ocpi_api.models.ProfileType"},
 }
 
 LOGGING = {
@@ -185,9 +211,58 @@ LOGGING = {
         # The ocpp library logs every frame at INFO; our message log keeps them already.
         "ocpp": {"level": os.environ.get("OCPP_LIB_LOG_LEVEL", "WARNING")},
         "daphne": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # its INFO lines say "BEGIN" on every start
         "django.channels.server": {"level": "WARNING"},
+        # Through the root handler only: Django's own DEBUG console handler printed each of its lines twice.
+        "django": {"handlers": [], "level": "INFO"},
     },
 }
+if CELERY_TASK_ALWAYS_EAGER:  # tasks run in-process: no line per task in the server's log (workers log at their -l)
+    LOGGING["loggers"]["celery.app.trace"] = {"level": "WARNING"}
+
+# --- Web security: production defaults, each overridable from the environment -------------------------------
+# Behind a TLS-terminating proxy (deploy/), set SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO so Django knows the
+# request was HTTPS (onboarding then shows wss:// URLs) - only where the proxy overwrites that header.
+_proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "")
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # load balancers probe over plain HTTP
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading is the operator's decision (a browser list submission for the whole domain): off unless asked for.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts, styles, images and sockets from this origin only; no inline
+# script or style anywhere (data for scripts travels in <script type="application/json"> blocks, which do not
+# execute); nobody may frame the pages.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", *[u for u in os.environ.get("DASHBOARD_MAP_TILE_ORIGINS", "").split(",") if u]],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Dashboard and admin login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one username from
+# one address, that pair is locked out for AXES_COOLOFF_MINUTES; every failure is recorded for staff.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_MINUTES", 15.0) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Behind a proxy the client address comes from X-Forwarded-For, trusted only when a proxy is declared.
+AXES_IPWARE_PROXY_COUNT = env_int("AXES_PROXY_COUNT", 0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
 
 # --- This CPO's OCPI identity ----------------------------------------------------------------------------------
 OCPI_COUNTRY_CODE = os.environ.get("OCPI_COUNTRY_CODE", "NL")
@@ -196,13 +271,23 @@ OCPI_BUSINESS_NAME = os.environ.get("OCPI_BUSINESS_NAME", "Open CPO")
 OCPI_BUSINESS_WEBSITE = os.environ.get("OCPI_BUSINESS_WEBSITE", "")
 # Public base URL that partners use to reach us (versions URL = OCPI_BASE_URL + "/ocpi/versions").
 OCPI_BASE_URL = os.environ.get("OCPI_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+if "ALLOWED_HOSTS" not in os.environ:  # the host partners reach us at is ours (e.g. `make run HOST=192.168.1.5`)
+    _base_host = urlsplit(OCPI_BASE_URL).hostname or ""
+    _base_host = f"[{_base_host}]" if ":" in _base_host else _base_host
+    if _base_host and _base_host not in ALLOWED_HOSTS:
+        ALLOWED_HOSTS.append(_base_host)
 
 # --- OCPP gateway ----------------------------------------------------------------------------------------------
 # Unknown identities: refused at the handshake (False), or admitted as Pending until staff accept them (True).
 OCPP_ADMIT_UNKNOWN_STATIONS = env_bool("OCPP_ADMIT_UNKNOWN_STATIONS", False)
-# Chargers must send HTTP Basic credentials (OCPP security profile 1/2). Off only for closed lab networks.
-OCPP_REQUIRE_AUTH = env_bool("OCPP_REQUIRE_AUTH", True)
+# How each charger authenticates is its own security profile (ChargingStation.security_profile), not a setting.
 OCPP_HEARTBEAT_INTERVAL = env_int("OCPP_HEARTBEAT_INTERVAL", 300)
+# Brute-force protection of the handshake: after this many failed authentications of one identity (or from one
+# client address) within OCPP_AUTH_LOCKOUT_SECONDS, its handshakes are refused unchecked for that long.
+# The address limit is higher: many chargers of a site may share one NAT address.
+OCPP_AUTH_FAILURE_LIMIT = env_int("OCPP_AUTH_FAILURE_LIMIT", 10)
+OCPP_AUTH_ADDRESS_FAILURE_LIMIT = env_int("OCPP_AUTH_ADDRESS_FAILURE_LIMIT", 50)
+OCPP_AUTH_LOCKOUT_SECONDS = env_int("OCPP_AUTH_LOCKOUT_SECONDS", 300)
 OCPP_MAX_FRAME_BYTES = env_int("OCPP_MAX_FRAME_BYTES", 65536)
 OCPP_CALL_TIMEOUT = env_float("OCPP_CALL_TIMEOUT", 30.0)
 OCPP_MESSAGE_LOG_ENABLED = env_bool("OCPP_MESSAGE_LOG_ENABLED", True)
@@ -214,6 +299,12 @@ OCPP_SEEN_FLUSH_SECONDS = env_float("OCPP_SEEN_FLUSH_SECONDS", 10.0)
 OCPP_STALE_TRANSACTION_HOURS = env_float("OCPP_STALE_TRANSACTION_HOURS", 48)
 # Threads (and database connections) per daphne process for the gateway's database work.
 OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 4)
+# Threads per daphne process for authorizations that ask someone outside our database (an EMSP, in real time): never
+# the database threads, so an EMSP that hangs holds none of them.
+OCPP_REALTIME_AUTHORIZATION_THREADS = env_int("OCPP_REALTIME_AUTHORIZATION_THREADS", 8)
+
+# `make run` keeps the demo charger's secret in .env so that `seed_demo` sets the same one on every run.
+DEMO_STATION_SECRET = os.environ.get("DEMO_STATION_SECRET", "")
 
 # --- Dashboard ---------------------------------------------------------------------------------------------------
 # Live events reach browsers in batches at most this far apart (one query per kind and one message per batch).
@@ -254,8 +345,8 @@ OCPI_SESSION_PATCH_MIN_INTERVAL = env_float("OCPI_SESSION_PATCH_MIN_INTERVAL", 6
 # Transactions left without their Session or CDR this long (a task lost with a killed worker) are pushed again by beat.
 OCPI_SESSION_RECONCILE_SECONDS = env_float("OCPI_SESSION_RECONCILE_SECONDS", 300.0)
 CELERY_BEAT_SCHEDULE.update({
-    "ocpi-sessions-reconcile": {"task": "ocpi_api.tasks.transactions_reconcile",
-                                "schedule": OCPI_SESSION_RECONCILE_SECONDS},
+    "billing-transactions-reconcile": {"task": "billing.tasks.transactions_reconcile",
+                                       "schedule": OCPI_SESSION_RECONCILE_SECONDS},
     "ocpi-outbox-deliver-due": {"task": "ocpi_api.tasks.outbox_deliver_due", "schedule": OCPI_OUTBOX_POLL_SECONDS},
     "ocpi-outbox-prune": {"task": "ocpi_api.tasks.outbox_prune", "schedule": 24 * 3600},
 })

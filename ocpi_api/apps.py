@@ -6,16 +6,17 @@ class OcpiApiConfig(AppConfig):
     verbose_name = "OCPI roaming"
 
     def ready(self):
-        from ocpi_api.authorization import partner_token_authorize
-        from ocpi_api.commands import command_token_authorize  # also registers the command Celery task
+        from ocpi_api.authorization import command_token_authorize, partner_token_authorize_step
+        from ocpi_api.commands import tasks as command_tasks  # noqa: F401 - registers the command Celery tasks
         from ocpp_gateway.authorization import authorizer_register
 
         # After the gateway's own (local) tokens: the tokens of recent START_SESSION / RESERVE_NOW commands
         # (auth_method COMMAND, no real-time authorization within 15 minutes), then the tokens EMSPs pushed.
         authorizer_register(command_token_authorize)
-        authorizer_register(partner_token_authorize)
+        authorizer_register(partner_token_authorize_step)
 
-        # Gateway events, tariff and asset saves -> pushes to partners (outbox) and the session/CDR pipeline.
+        # Billing's sessions and CDRs, gateway status changes, tariff and asset saves -> outbox rows; due messages
+        # -> delivery tasks.
         from ocpi_api import receivers
 
         receivers.connect()

@@ -20,31 +20,39 @@ The result names the partner (`partner:<pk>`), the token's contract_id/type, the
 (auth_method AUTH_REQUEST when the EMSP answered in real time, WHITELIST otherwise); the `authorization_reference`
 the EMSP returned is kept on the transaction by the gateway.
 
+Nothing here calls an EMSP on the gateway's database threads: `partner_token_authorize_step` (the authorizer the
+gateway runs there) reads the database and returns either the result or a `RealtimeCheck` whose `ask` is the HTTP call
+alone; the gateway runs that on a pool of its own (ocpp_gateway.authorization). `partner_token_authorize` makes the
+whole decision in the caller's thread (the shell, tests).
+
 `command_token_authorize` accepts the idTag of a recent START_SESSION / RESERVE_NOW for that charger (auth_method
-COMMAND): see ocpi_api.commands.
+COMMAND, no real-time authorization within OCPI_COMMAND_TOKEN_MINUTES).
 """
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import quote
 
 from django.conf import settings
+from django.utils import timezone
 
+from billing.enums import AuthMethod
 from cpo.models import ChargingStation
 from ocpi_api.client import ocpi_request
+from ocpi_api.commands.results import Result
 from ocpi_api.envelope import PartnerApiError, StatusCode
-from ocpi_api.models import PartnerStatus, PartnerToken, WhitelistType
-from ocpp_gateway.authorization import AuthorizationRequest, AuthorizationResult, AuthorizationStatus
+from ocpi_api.models import Command, CommandState, CommandType, PartnerStatus, PartnerToken, WhitelistType
+from ocpp_gateway.authorization import (
+    AuthorizationRequest,
+    AuthorizationResult,
+    AuthorizationStatus,
+    RealtimeCheck,
+    realtime_check_run,
+)
+from ocpp_gateway.id_tokens import token_types_for
 
 logger = logging.getLogger(__name__)
-
-
-class AuthMethod:
-    """OCPI AuthMethod (mod_cdrs.asciidoc)."""
-
-    AUTH_REQUEST = "AUTH_REQUEST"
-    COMMAND = "COMMAND"
-    WHITELIST = "WHITELIST"
 
 
 class AllowedType:
@@ -68,18 +76,6 @@ ALLOWED_TO_OCPP_16 = {
 }
 ALLOWED_TO_OCPP_201 = {**ALLOWED_TO_OCPP_16, AllowedType.NO_CREDIT: "NoCredit", AllowedType.NOT_ALLOWED: "NotAtThisLocation"}
 
-# Which OCPI token types an OCPP idToken can be, most likely first. OCPP 1.6 idTags carry no type (RFID mostly).
-_TOKEN_TYPES_FOR_ID_TOKEN_TYPE = {
-    "": ["RFID", "APP_USER", "AD_HOC_USER", "OTHER"],
-    "ISO14443": ["RFID"],
-    "ISO15693": ["RFID"],
-    "Central": ["APP_USER", "AD_HOC_USER", "OTHER", "RFID"],
-    "eMAID": ["APP_USER", "AD_HOC_USER", "RFID", "OTHER"],
-    "KeyCode": ["OTHER"],
-    "Local": ["OTHER", "RFID"],
-    "MacAddress": ["OTHER"],
-}
-
 
 @dataclass(frozen=True)
 class RealtimeAnswer:
@@ -95,7 +91,7 @@ class RealtimeAnswer:
 
 def partner_token_for_id_tag(*, id_tag: str, id_token_type: str = "") -> PartnerToken | None:
     """The pushed token an OCPP idTag / idToken stands for, among registered partners' tokens (uid is a CiString)."""
-    types = _TOKEN_TYPES_FOR_ID_TOKEN_TYPE.get(id_token_type, _TOKEN_TYPES_FOR_ID_TOKEN_TYPE[""])
+    types = token_types_for(id_token_type=id_token_type)
     tokens = list(
         PartnerToken.objects.select_related("partner").filter(
             uid__iexact=id_tag, type__in=types, partner__status=PartnerStatus.REGISTERED
@@ -114,27 +110,45 @@ def _status_map(*, station_identity: str) -> dict:
 
 # --- Real-time authorization (mod_tokens POST authorize) -------------------------------------------------------
 
-def token_authorize_realtime(
-    *, token: PartnerToken, location_id: str, evse_uid: str = "", timeout: float | None = None
-) -> RealtimeAnswer | None:
-    """Ask the EMSP whether the token may charge here. None when it gave no usable answer in time."""
+@dataclass(frozen=True)
+class RealtimeRequest:
+    """Everything `POST {tokens}/{uid}/authorize` needs, read from the database before the call."""
+
+    url: str
+    outgoing_token: str
+    encode_token: bool
+    body: dict | None
+    token_type: str
+    to_party: tuple[str, str]
+    uid: str
+    partner: str  # for the log
+
+
+def realtime_request_for(*, token: PartnerToken, location_id: str, evse_uid: str = "") -> RealtimeRequest | None:
+    """The real-time authorization request for a pushed token; None when its EMSP gave us nowhere to ask."""
     partner = token.partner
     base = partner.endpoint_url(identifier="tokens", role="SENDER") or partner.endpoint_url(identifier="tokens")
     if not base or not partner.outgoing_token:
         logger.info("%s: no tokens Sender endpoint to ask about %s", partner, token.uid)
         return None
-    url = f"{base.rstrip('/')}/{quote(token.uid, safe='')}/authorize"
-    body = None
-    if location_id:
-        body = {"location_id": location_id, "evse_uids": [evse_uid] if evse_uid else []}
-    timeout = settings.OCPI_REALTIME_AUTHORIZATION_TIMEOUT if timeout is None else timeout
+    body = {"location_id": location_id, "evse_uids": [evse_uid] if evse_uid else []} if location_id else None
+    return RealtimeRequest(
+        url=f"{base.rstrip('/')}/{quote(token.uid, safe='')}/authorize", outgoing_token=partner.outgoing_token,
+        encode_token=partner.encode_outgoing_token, body=body, token_type=token.type,
+        to_party=(token.country_code, token.party_id), uid=token.uid, partner=str(partner),
+    )
+
+
+def realtime_request_send(request: RealtimeRequest, *, timeout: float) -> RealtimeAnswer | None:
+    """Ask the EMSP whether the token may charge here (HTTP only, no database). None when it gave no usable answer in
+    time."""
     try:
         answer = ocpi_request(
-            "POST", url, token=partner.outgoing_token, encode_token=partner.encode_outgoing_token, json=body,
-            params={"type": token.type}, to_party=(token.country_code, token.party_id), timeout=timeout,
+            "POST", request.url, token=request.outgoing_token, encode_token=request.encode_token, json=request.body,
+            params={"type": request.token_type}, to_party=request.to_party, timeout=timeout,
         )
     except PartnerApiError as exc:
-        logger.warning("real-time authorization of %s at %s: no answer (%s)", token.uid, partner, exc)
+        logger.warning("real-time authorization of %s at %s: no answer (%s)", request.uid, request.partner, exc)
         return None
     if answer.http_status == 404 or answer.status_code == StatusCode.UNKNOWN_TOKEN:
         return RealtimeAnswer(allowed=None)
@@ -147,7 +161,7 @@ def token_authorize_realtime(
     ):
         logger.warning(
             "real-time authorization of %s at %s: unusable answer HTTP %s, OCPI %s %s",
-            token.uid, partner, answer.http_status, answer.status_code, answer.status_message,
+            request.uid, request.partner, answer.http_status, answer.status_code, answer.status_message,
         )
         return None
     reference = data.get("authorization_reference")
@@ -184,11 +198,26 @@ def _whitelist_status(token: PartnerToken) -> str:
     return AuthorizationStatus.ACCEPTED if token.valid else AuthorizationStatus.BLOCKED
 
 
-def partner_token_decide(*, token: PartnerToken, request: AuthorizationRequest) -> AuthorizationResult:
-    """The whitelist rules of the module docstring, for one pushed token."""
+def partner_token_check(*, token: PartnerToken, request: AuthorizationRequest) -> AuthorizationResult | RealtimeCheck:
+    """The whitelist rules of the module docstring for one pushed token, from the database: the result, or the
+    real-time check that decides it."""
     if token.whitelist == WhitelistType.ALWAYS or (token.whitelist == WhitelistType.ALLOWED and token.valid):
         return _result(token=token, status=_whitelist_status(token), auth_method=AuthMethod.WHITELIST)
-    answer = token_authorize_realtime(token=token, location_id=request.location_id, evse_uid=request.evse_uid)
+    status_map = _status_map(station_identity=request.station_identity)
+
+    def decide(answer: RealtimeAnswer | None) -> AuthorizationResult:
+        return _realtime_decide(token=token, request=request, answer=answer, status_map=status_map)
+
+    realtime = realtime_request_for(token=token, location_id=request.location_id, evse_uid=request.evse_uid)
+    if realtime is None:
+        return decide(None)
+    timeout = settings.OCPI_REALTIME_AUTHORIZATION_TIMEOUT
+    return RealtimeCheck(ask=lambda: realtime_request_send(realtime, timeout=timeout), decide=decide, timeout=timeout)
+
+
+def _realtime_decide(*, token: PartnerToken, request: AuthorizationRequest, answer: RealtimeAnswer | None,
+                     status_map: dict) -> AuthorizationResult:
+    """The EMSP's answer (None: none in time) as the result, per the token's whitelist type. No database."""
     if answer is None:  # no answer in time: fall back per whitelist type
         if token.whitelist == WhitelistType.ALLOWED_OFFLINE:
             return _result(token=token, status=_whitelist_status(token), auth_method=AuthMethod.WHITELIST)
@@ -201,16 +230,63 @@ def partner_token_decide(*, token: PartnerToken, request: AuthorizationRequest) 
     if allowed == AllowedType.ALLOWED and request.evse_uid and answer.evse_uids is not None:
         if request.evse_uid.upper() not in {uid.upper() for uid in answer.evse_uids}:
             allowed = AllowedType.NOT_ALLOWED
-    status = _status_map(station_identity=request.station_identity)[allowed]
     return _result(
-        token=token, status=status, auth_method=AuthMethod.AUTH_REQUEST,
+        token=token, status=status_map[allowed], auth_method=AuthMethod.AUTH_REQUEST,
         authorization_reference=answer.authorization_reference,
     )
 
 
-def partner_token_authorize(request: AuthorizationRequest) -> AuthorizationResult | None:
+def partner_token_authorize_step(request: AuthorizationRequest) -> AuthorizationResult | RealtimeCheck | None:
     """Gateway authorizer (ocpp_gateway.authorization): None when no EMSP pushed this token."""
     token = partner_token_for_id_tag(id_tag=request.id_tag, id_token_type=request.id_token_type)
     if token is None:
         return None
-    return partner_token_decide(token=token, request=request)
+    return partner_token_check(token=token, request=request)
+
+
+def partner_token_authorize(request: AuthorizationRequest) -> AuthorizationResult | None:
+    """The same decision made whole in the caller's thread, real-time call included (the shell, tests)."""
+    step = partner_token_authorize_step(request)
+    if isinstance(step, RealtimeCheck):
+        return realtime_check_run(step)
+    return step
+
+
+# --- The gateway authorizer for command tokens ----------------------------------------------------------------
+
+_FAILED_RESULTS = (Result.REJECTED, Result.FAILED, Result.TIMEOUT, Result.NOT_SUPPORTED, Result.EVSE_OCCUPIED,
+                   Result.EVSE_INOPERATIVE)
+
+
+def command_token_authorize(request: AuthorizationRequest) -> AuthorizationResult | None:
+    """Accept the idTag of a START_SESSION (or RESERVE_NOW) this charger got within the last
+    OCPI_COMMAND_TOKEN_MINUTES (mod_commands: the EMSP authorised the token; no real-time authorization for it at
+    this charge point within 15 minutes). auth_method COMMAND; the token and reference of the command."""
+    if not request.id_tag or not request.station_identity:
+        return None
+    since = timezone.now() - timedelta(minutes=settings.OCPI_COMMAND_TOKEN_MINUTES)
+    candidates = (
+        Command.objects.select_related("evse")
+        .filter(command__in=(CommandType.START_SESSION, CommandType.RESERVE_NOW), id_tag__iexact=request.id_tag,
+                station__identity=request.station_identity, created_at__gte=since)
+        .exclude(state=CommandState.REFUSED)
+        .exclude(result__in=_FAILED_RESULTS)
+        .order_by("-created_at", "-id")[:10]
+    )
+    for cmd in candidates:
+        if request.evse_uid and cmd.evse is not None and cmd.evse.uid.upper() != request.evse_uid.upper():
+            continue
+        token = cmd.token or {}
+        return AuthorizationResult(
+            status=AuthorizationStatus.ACCEPTED,
+            source=f"partner:{cmd.partner_id}",
+            group_id=token.get("group_id") or "",
+            authorization_reference=cmd.authorization_reference,
+            token_uid=str(token.get("uid", ""))[:36],
+            token_type=token.get("type", ""),
+            contract_id=token.get("contract_id", ""),
+            auth_method=AuthMethod.COMMAND,
+            country_code=str(token.get("country_code", "")).upper(),
+            party_id=str(token.get("party_id", "")).upper(),
+        )
+    return None

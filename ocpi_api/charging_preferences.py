@@ -20,7 +20,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from cpo.models import EVSE, Capability
-from ocpi_api.commands import session_get
+from ocpi_api.commands.receive import session_get
 from ocpi_api.envelope import StatusCode, UnknownObject
 from ocpi_api.models import ChargingPreferences, ChargingPreferencesResponse, Partner, ProfileType
 

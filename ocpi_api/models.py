@@ -93,11 +93,28 @@ class Partner(models.Model):
         return None
 
     def party_ids(self) -> set[tuple[str, str]]:
-        """Every (country_code, party_id) this partner may use in client-owned object URLs, upper-cased."""
-        parties = {(r.get("country_code", "").upper(), r.get("party_id", "").upper()) for r in self.roles or []}
-        if self.country_code and self.party_id:
-            parties.add((self.country_code.upper(), self.party_id.upper()))
-        return parties
+        """Every (country_code, party_id) this partner holds (PartnerParty), upper-cased: the parties whose tokens,
+        sessions and CDRs are its own. Declared roles alone grant nothing."""
+        if self.pk is None:
+            return set()
+        return set(self.parties.values_list("country_code", "party_id"))
+
+
+class PartnerParty(models.Model):
+    """A (country_code, party_id) and the one partner that holds it, whichever role it was declared in. Claimed when
+    a partner registers or updates its credentials (ocpi_api.services.partner_parties_claim); another partner's
+    claim is refused, so ownership of the party's tokens, sessions and CDRs never moves between partners."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="parties")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+
+    class Meta:
+        ordering = ["country_code", "party_id"]
+        constraints = [models.UniqueConstraint(fields=["country_code", "party_id"], name="partner_party_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}/{self.party_id}"
 
 
 class WhitelistType(models.TextChoices):
@@ -191,7 +208,7 @@ class OutboxStatus(models.TextChoices):
 
 class OutboxMessage(models.Model):
     """One OCPI call we owe a partner, written in the same database transaction as the change it announces and
-    delivered by a Celery worker (`ocpi_api.outbox.outbox_deliver`).
+    delivered by a Celery worker (`ocpi_api.delivery.outbox_deliver`).
 
     `object_key` names the object whose messages are delivered in order (a session, a CDR, a location with its
     EVSEs and connectors, a tariff); `path` is what follows the partner's Receiver endpoint URL of `module`.
@@ -215,6 +232,9 @@ class OutboxMessage(models.Model):
     due_at = models.DateTimeField(help_text="When it was first meant to go")
     next_attempt_at = models.DateTimeField()
     dispatched_at = models.DateTimeField(null=True, blank=True, help_text="Last time a delivery task was queued")
+    sending_until = models.DateTimeField(
+        null=True, blank=True, help_text="A worker is sending it: its lease runs out then (ocpi_api.delivery)"
+    )
     give_up_at = models.DateTimeField()
     correlation_id = models.CharField(max_length=36)
     last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)

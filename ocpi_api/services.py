@@ -4,6 +4,7 @@ import secrets
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
@@ -17,8 +18,8 @@ from ocpi_api.envelope import (
     StatusCode,
     UnknownToken,
 )
-from ocpi_api.models import ClientInfo, Partner, PartnerStatus, PartnerToken, Role
-from ocpi_api.modules import VERSION
+from ocpi_api.models import ClientInfo, Partner, PartnerParty, PartnerStatus, PartnerToken, Role
+from ocpi_api.modules import VERSION, ModuleID
 from ocpi_api.selectors import credentials_token_hash, our_credentials_as_ocpi
 from ocpi_api.serializers import credentials_validate
 
@@ -53,6 +54,45 @@ def partner_invite(*, country_code: str, party_id: str, name: str, role: str = R
     return partner, token_a
 
 
+class PartyTaken(OcpiError):
+    """A partner declared a party that another partner (or this platform) holds. The request reached the OCPI
+    layer, so HTTP 200 with 2001 (status_codes.asciidoc)."""
+
+    http_status = 200
+    status_code = StatusCode.INVALID_PARAMETERS
+
+
+def _parties_q(parties: set[tuple[str, str]]) -> Q:
+    q = Q(pk__in=[])
+    for country_code, party_id in parties:
+        q |= Q(country_code=country_code, party_id=party_id)
+    return q
+
+
+def partner_parties_claim(*, partner: Partner, parties: set[tuple[str, str]]) -> None:
+    """Make `parties` exactly the ones the partner holds. PartyTaken when one is this platform's own or held by
+    another partner that is not unregistered (an unregistered partner's parties are free again, its data stays
+    its own). Runs in the caller's transaction: a refused claim rolls back the credentials it came with."""
+    parties = {(c.upper(), p.upper()) for c, p in parties if c and p}
+    ours = (settings.OCPI_COUNTRY_CODE.upper(), settings.OCPI_PARTY_ID.upper())
+    if ours in parties:
+        raise PartyTaken(f"{ours[0]}/{ours[1]} is this platform's own party")
+    others = PartnerParty.objects.filter(_parties_q(parties)).exclude(partner=partner)
+    taken = sorted(f"{p.country_code}/{p.party_id}" for p in others.exclude(partner__status=PartnerStatus.UNREGISTERED))
+    if taken:
+        raise PartyTaken(f"{', '.join(taken)} is held by another partner")
+    with transaction.atomic():
+        others.delete()
+        PartnerParty.objects.filter(partner=partner).exclude(_parties_q(parties)).delete()
+        held = set(PartnerParty.objects.filter(partner=partner).values_list("country_code", "party_id"))
+        try:
+            PartnerParty.objects.bulk_create(
+                PartnerParty(partner=partner, country_code=c, party_id=p) for c, p in sorted(parties - held)
+            )
+        except IntegrityError as exc:  # a concurrent claim of the same party won
+            raise PartyTaken("A party you declared was just taken by another partner") from exc
+
+
 # --- Credentials (credentials.asciidoc) -------------------------------------------------------------------------
 
 def partner_main_role(*, roles: list[dict], country_code: str = "", party_id: str = "") -> dict:
@@ -66,12 +106,10 @@ def partner_main_role(*, roles: list[dict], country_code: str = "", party_id: st
 
 def check_partner_endpoints(*, endpoints: list[dict]) -> None:
     """3003 unless the partner offers a module we can use with it (besides credentials) and every module that
-    settings.OCPI_PARTNER_REQUIRED_MODULES demands."""
-    from ocpi_api.modules import modules_2_2_1
-
+    settings.OCPI_PARTNER_REQUIRED_MODULES demands. We serve every OCPI 2.2.1 module (`ocpi_api.registry`), so
+    any ModuleID of 2.2.1 is one we can use."""
     theirs = {e["identifier"] for e in endpoints}
-    ours = {m.identifier for m in modules_2_2_1()}
-    if not (theirs & ours) - {"credentials"}:
+    if not (theirs & ModuleID.ALL) - {ModuleID.CREDENTIALS}:
         raise NoMatchingEndpoints("No module in common with the partner besides credentials")
     missing = set(settings.OCPI_PARTNER_REQUIRED_MODULES) - theirs
     if missing:
@@ -101,6 +139,9 @@ def _partner_save_registered(partner: Partner) -> None:
     try:
         with transaction.atomic():
             partner.save()
+            partner_parties_claim(
+                partner=partner, parties={(r["country_code"], r["party_id"]) for r in partner.roles}
+            )
     except IntegrityError as exc:
         raise OcpiError(
             f"Another registered partner uses {partner.country_code}/{partner.party_id}",
@@ -266,6 +307,11 @@ def partner_token_put(
             .filter(country_code__iexact=country_code, party_id__iexact=party_id, uid__iexact=uid, type=token_type)
             .first()
         )
+        if existing is not None and existing.partner_id != partner.pk:
+            raise OcpiError(
+                f"{country_code}/{party_id} is not one of your parties", http_status=404,
+                status_code=StatusCode.INVALID_PARAMETERS,
+            )
         if existing is None:
             return PartnerToken.objects.create(
                 partner=partner, country_code=token["country_code"].upper(), party_id=token["party_id"].upper(),
@@ -273,7 +319,6 @@ def partner_token_put(
             ), True
         for key, value in values.items():
             setattr(existing, key, value)
-        existing.partner = partner
         existing.save()
         return existing, False
 
@@ -289,7 +334,10 @@ def partner_token_patch(
     )
     token = (
         PartnerToken.objects.select_for_update()
-        .filter(country_code__iexact=country_code, party_id__iexact=party_id, uid__iexact=uid, type=token_type)
+        .filter(
+            partner=partner, country_code__iexact=country_code, party_id__iexact=party_id, uid__iexact=uid,
+            type=token_type,
+        )
         .first()
     )
     if token is None:

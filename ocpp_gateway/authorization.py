@@ -4,15 +4,25 @@ Authorizers are tried in order; the first that knows the token decides. The gate
 own cards, `cpo.Token`); other apps add theirs with `authorizer_register` from their AppConfig.ready (ocpi_api adds
 the tokens EMSPs pushed, with real-time authorization where the whitelist type asks for it). A token nobody knows
 is Invalid.
+
+An authorizer reads our database only. When it must ask someone else first (an EMSP, in real time), it returns a
+`RealtimeCheck` instead of a result: the remote call then runs on a small pool of its own, never on a gateway database
+thread, bounded by the check's timeout (`realtime_check_run_async`), and `decide` turns its answer into the result.
 """
 
+import asyncio
+import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.utils import timezone
 
 from cpo.selectors import token_list_local
+
+logger = logging.getLogger(__name__)
 
 
 class AuthorizationStatus:
@@ -55,7 +65,18 @@ class AuthorizationResult:
         return self.status == AuthorizationStatus.ACCEPTED
 
 
-Authorizer = Callable[[AuthorizationRequest], AuthorizationResult | None]
+@dataclass(frozen=True)
+class RealtimeCheck:
+    """An authorizer's answer when it must ask someone outside our database before it can decide. `ask` makes that
+    call (no database access: everything it needs is read before); `decide` turns its answer, or None when there
+    was none within `timeout` seconds, into the result (no database access either)."""
+
+    ask: Callable[[], object]
+    decide: Callable[[object], AuthorizationResult]
+    timeout: float
+
+
+Authorizer = Callable[[AuthorizationRequest], AuthorizationResult | RealtimeCheck | None]
 _authorizers: list[Authorizer] = []
 
 
@@ -93,12 +114,53 @@ def authorize_local(request: AuthorizationRequest) -> AuthorizationResult | None
 authorizer_register(authorize_local)
 
 
-def id_tag_authorize(request: AuthorizationRequest) -> AuthorizationResult:
-    """Ask each source in turn; Invalid when none knows the token."""
+def id_tag_authorize_step(request: AuthorizationRequest) -> AuthorizationResult | RealtimeCheck:
+    """Ask each source in turn, from our database: the result, or the real-time check that decides it. Invalid when
+    no source knows the token."""
     if not request.id_tag:
         return AuthorizationResult(status=AuthorizationStatus.INVALID)
-    for authorizer in list(_authorizers):
+    for authorizer in _authorizers:
         result = authorizer(request)
         if result is not None:
             return result
     return AuthorizationResult(status=AuthorizationStatus.INVALID)
+
+
+def realtime_check_run(check: RealtimeCheck) -> AuthorizationResult:
+    """Run a real-time check in the caller's thread (the shell, tests, synchronous callers)."""
+    try:
+        answer = check.ask()
+    except Exception:
+        logger.exception("real-time authorization failed")
+        answer = None
+    return check.decide(answer)
+
+
+_realtime_executor: ThreadPoolExecutor | None = None
+
+
+async def realtime_check_run_async(check: RealtimeCheck) -> AuthorizationResult:
+    """Run a real-time check from the event loop: the remote call on the OCPP_REALTIME_AUTHORIZATION_THREADS pool,
+    given up after `check.timeout` seconds (a call still queued then is not made)."""
+    global _realtime_executor
+    if _realtime_executor is None:
+        _realtime_executor = ThreadPoolExecutor(
+            max_workers=settings.OCPP_REALTIME_AUTHORIZATION_THREADS, thread_name_prefix="ocpp-realtime"
+        )
+    future = asyncio.get_running_loop().run_in_executor(_realtime_executor, check.ask)
+    try:
+        answer = await asyncio.wait_for(future, check.timeout)
+    except TimeoutError:
+        logger.warning("real-time authorization: no answer within %ss", check.timeout)
+        answer = None
+    except Exception:
+        logger.exception("real-time authorization failed")
+        answer = None
+    return check.decide(answer)
+
+
+def id_tag_authorize(request: AuthorizationRequest) -> AuthorizationResult:
+    """The whole decision in the caller's thread, real-time checks included (not for the charger's reply path: the
+    gateway runs `id_tag_authorize_step` on a database thread and the check on the event loop)."""
+    step = id_tag_authorize_step(request)
+    return realtime_check_run(step) if isinstance(step, RealtimeCheck) else step

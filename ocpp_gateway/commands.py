@@ -17,6 +17,7 @@ from django.conf import settings
 from ocpp.exceptions import OCPPError
 
 from cpo.models import ChargingStation
+from ocpp_gateway.requests import OcppCall, OcppRequest
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ async def command_execute(charge_point, action: str, payload: dict) -> dict:
     """Run inside the process holding the socket: send the CALL, wait for the answer, shape a reply message."""
     try:
         result = await charge_point.call_action(action, payload)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return {"ok": False, "reason": CommandError.TIMEOUT, "message": f"no answer to {action} in time"}
     except ValueError as exc:
         return {"ok": False, "reason": CommandError.INVALID, "message": str(exc)}
@@ -83,7 +84,7 @@ async def command_send_async(*, identity: str, action: str, payload: dict, timeo
     )
     try:
         reply = await asyncio.wait_for(layer.receive(reply_channel), timeout + CHANNEL_MARGIN_SECONDS)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise CommandError(CommandError.TIMEOUT, f"{identity} did not answer {action} in time") from None
     if not reply.get("ok"):
         raise CommandError(
@@ -102,6 +103,14 @@ def check_station_reachable(*, identity: str) -> ChargingStation:
     if not station.online:
         raise CommandError(CommandError.OFFLINE, f"{identity} is offline")
     return station
+
+
+def command_call_for(*, identity: str, request: OcppRequest) -> OcppCall:
+    """A request builder's call in the words of the station's OCPP version (ocpp_gateway.requests)."""
+    version = ChargingStation.objects.filter(identity=identity).values_list("ocpp_version", flat=True).first()
+    if version is None:
+        raise CommandError(CommandError.NOT_FOUND, f"no station {identity!r}")
+    return request.for_version(version)
 
 
 def command_send(*, identity: str, action: str, payload: dict | None = None, timeout: float | None = None) -> dict:

@@ -2,7 +2,7 @@
 
 Authentication happens before the socket is accepted: the handshake of an unknown identity or a bad secret is
 refused and no frame is processed. Frames are handed to the version's handler; CSMS-initiated calls arrive over
-the channel layer group of the station (from any process) and run as tracked tasks, because `ChargePoint.call()`
+the channel layer group of the station (from any process) and run as tracked tasks, because `call_action()`
 waits for a CALLRESULT that only this consumer's dispatch path can deliver.
 """
 
@@ -10,23 +10,29 @@ import asyncio
 import base64
 import binascii
 import logging
-from urllib.parse import unquote
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from ocpp_gateway import message_log, services
+from ocpp_gateway import message_log
 from ocpp_gateway.batching import BatchWriter
-from ocpp_gateway.commands import station_group
+from ocpp_gateway.commands import command_execute, station_group
 from ocpp_gateway.handlers import HANDLERS
 from ocpp_gateway.handlers.base import FrameError, db
+from ocpp_gateway.services.provisioning import (
+    station_authenticate,
+    station_connected,
+    station_disconnected,
+    station_identity_check,
+    station_seen,
+)
 
 logger = logging.getLogger(__name__)
 
 seen_writer = BatchWriter(
     "last seen",
-    lambda pks: services.station_seen(station_pks=pks),
+    lambda pks: station_seen(station_pks=pks),
     interval=lambda: settings.OCPP_SEEN_FLUSH_SECONDS,
     unique=True,
 )
@@ -73,18 +79,27 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self) -> None:
-        self.identity = unquote(self.scope["url_route"]["kwargs"]["identity"])
-        self.group = station_group(self.identity)
         self.command_tasks: set[asyncio.Task] = set()
+        # The path as daphne decoded it, once (decoding it again would let `%2531` log in as `1`).
+        self.identity = self.scope["url_route"]["kwargs"]["identity"].removesuffix("/")
+        refusal = station_identity_check(identity=self.identity)
+        if refusal:
+            logger.warning("%r: handshake refused: %s", self.identity[:100], refusal)
+            await self.close()
+            return
+        self.group = station_group(self.identity)
         offered = self.scope.get("subprotocols") or []
         if not choose_subprotocol(offered):
             logger.info("%s: refused, no supported subprotocol in %s", self.identity, offered)
             await self.close()
             return
         username, secret = basic_credentials(self.scope.get("headers", []))
-        auth = await db(services.station_authenticate)(identity=self.identity, username=username, secret=secret)
+        address = (self.scope.get("client") or ("",))[0] or ""
+        auth = await db(station_authenticate)(
+            identity=self.identity, username=username, secret=secret, address=address
+        )
         if not auth.admitted:
-            logger.warning("%s: handshake refused: %s", self.identity, auth.refusal)
+            logger.warning("%s: handshake from %s refused: %s", self.identity, address or "?", auth.refusal)
             await self.close()
             return
         subprotocol = choose_subprotocol(offered, auth.ocpp_version)
@@ -92,7 +107,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         handler_cls = HANDLERS[subprotocol]
         self.charge_point = handler_cls(
             self.identity,
-            _Connection(self),
+            send=self.send_frame,
             station_pk=auth.station_pk,
             registration_status=auth.registration_status,
             response_timeout=settings.OCPP_CALL_TIMEOUT,
@@ -101,8 +116,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_send(self.group, {"type": "station.replaced", "by": self.channel_name})
         await self.channel_layer.group_add(self.group, self.channel_name)
         # Online before the socket opens, so a command sent the moment the charger is connected finds it online.
-        await db(services.station_connected)(
-            station_pk=self.station_pk, channel_name=self.channel_name, ocpp_version=handler_cls._ocpp_version
+        await db(station_connected)(
+            station_pk=self.station_pk, channel_name=self.channel_name, ocpp_version=handler_cls.ocpp_version
         )
         await self.accept(subprotocol)
 
@@ -112,7 +127,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if self.station_pk is None:
             return
         await self.channel_layer.group_discard(self.group, self.channel_name)
-        await db(services.station_disconnected)(station_pk=self.station_pk, channel_name=self.channel_name)
+        await db(station_disconnected)(station_pk=self.station_pk, channel_name=self.channel_name)
 
     # -- frames from the charger ---------------------------------------------------------------------------------
     async def receive(self, text_data=None, bytes_data=None) -> None:
@@ -156,20 +171,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
         task.add_done_callback(self.command_tasks.discard)
 
     async def _run_command(self, event) -> None:
-        from ocpp_gateway.commands import command_execute
-
         reply = await command_execute(self.charge_point, event["action"], event.get("payload") or {})
         await self.channel_layer.send(event["reply_channel"], {"type": "ocpp.command.reply", **reply})
 
-
-class _Connection:
-    """What the ocpp library's ChargePoint sends through."""
-
-    def __init__(self, consumer: OcppConsumer):
-        self.consumer = consumer
-
-    async def send(self, message: str) -> None:
-        await self.consumer.send_frame(message)
-
-    async def recv(self) -> str:  # pragma: no cover - the consumer feeds frames, the library never reads
-        raise RuntimeError("frames are pushed by the consumer")

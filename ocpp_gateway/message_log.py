@@ -5,12 +5,13 @@ import re
 from django.conf import settings
 from django.utils import timezone
 
-from ocpp_gateway import services
 from ocpp_gateway.batching import BatchWriter
+from ocpp_gateway.redaction import redact_frame
+from ocpp_gateway.services.message_log import message_log_write
 
 writer = BatchWriter(
     "message log",
-    lambda entries: services.message_log_write(entries=entries),
+    lambda entries: message_log_write(entries=entries),
     interval=lambda: settings.OCPP_MESSAGE_LOG_FLUSH_SECONDS,
 )
 
@@ -49,7 +50,7 @@ def record(consumer, direction: str, raw: str) -> None:
             message_type=message_type,
             unique_id=unique_id,
             action=action,
-            payload=raw,
+            payload=redact_frame(raw),
             created_at=timezone.now(),
         )
     )

@@ -1,6 +1,7 @@
 from celery import shared_task
 
-from ocpp_gateway.services import message_log_prune, transaction_close_stale
+from ocpp_gateway.services.message_log import message_log_prune
+from ocpp_gateway.services.transactions import transaction_close_stale
 
 
 @shared_task(acks_late=True, time_limit=600)

@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import websockets.sync.client
 from django.db import connections
@@ -61,9 +61,10 @@ def xdist_worker() -> str:
 
 
 def worker_isolate() -> None:
-    """Give this xdist worker its own channel-layer prefix and Celery queue, in this process's settings and in
-    the environment the servers it starts inherit, so that workers sharing one Redis never receive each other's
-    channel messages (station groups are named by charger identity) or tasks. The database is already per worker:
+    """Give this xdist worker its own channel-layer prefix, cache key prefix and Celery queue, in this process's
+    settings and in the environment the servers it starts inherit, so that workers sharing one Redis never receive
+    each other's channel messages (station groups are named by charger identity) or tasks, nor count each other's
+    failed charger logins. The database is already per worker:
     pytest-django suffixes the test database's name (PostgreSQL `test_<name>_gw0`, SQLite `<TEST NAME>_gw0`)."""
     worker = xdist_worker()
     if not worker:
@@ -79,6 +80,9 @@ def worker_isolate() -> None:
         config["prefix"] = prefix
         channel_layers.backends.clear()  # none is made before the first test; to be sure
     os.environ["CHANNEL_LAYER_PREFIX"] = prefix
+    cache = settings.CACHES["default"]
+    if "KEY_PREFIX" in cache:  # Redis: failed charger logins and lockouts counted by this process's tests
+        cache["KEY_PREFIX"] = f"{cache['KEY_PREFIX']}-{worker}"
     queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-{worker}"
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
     app.conf.task_default_queue = queue
@@ -114,20 +118,17 @@ def wait_for_http(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> N
 
 
 def database_url_for_tests() -> str:
-    """The URL of the test database pytest-django created (this xdist worker's), for server processes we start,
-    with the connection options this process uses (on SQLite: the embedded default's busy timeout, IMMEDIATE
-    transactions and WAL journal, which a bare sqlite:// URL would lose)."""
+    """The URL of the test database pytest-django created (this xdist worker's), for server processes we start."""
     from django.db import connection
 
     s = connection.settings_dict
-    options = f"?{urlencode(s['OPTIONS'])}" if s.get("OPTIONS") else ""
     if s["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{s['NAME']}{options}"
+        return f"sqlite:///{s['NAME']}"  # the settings give any SQLite database the embedded default's options
     auth = quote(s["USER"] or "", safe="")
     if s.get("PASSWORD"):
         auth += ":" + quote(s["PASSWORD"], safe="")
     host = f"{auth}@" if auth else ""
-    return f"postgres://{host}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}{options}"
+    return f"postgres://{host}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 @dataclass
@@ -159,35 +160,26 @@ def server_env(**extra: str) -> dict:
         OCPP_SEEN_FLUSH_SECONDS="0.05",
         OCPP_CALL_TIMEOUT=os.environ.get("TEST_OCPP_CALL_TIMEOUT", "5"),
         DB_CONN_MAX_AGE="0",
+        # Each server counts failed charger logins afresh (on Redis, counts and lockouts outlive a server), and every
+        # simulated charger shares 127.0.0.1: the per-address lockout is tested on servers that ask for it.
+        CACHE_KEY_PREFIX=f"{os.environ.get('CHANNEL_LAYER_PREFIX', 'cpo')}-test-{uuid.uuid4().hex[:8]}",
+        OCPP_AUTH_ADDRESS_FAILURE_LIMIT="1000",
     )
     env.update(extra)
     return env
 
 
 def start_daphne(name: str, *, listener: socket.socket | None = None, **env: str) -> LiveServer:
-    """A real daphne process on the test database (and Redis when REDIS_URL is set), serving on `listener` (by
-    default a new one on a free loopback port)."""
+    """A real daphne process (`python -m cpo.server`, as `make run` starts it) on the test database (and Redis when
+    REDIS_URL is set), serving on `listener` (by default a new one on a free loopback port)."""
     OUTPUT.mkdir(exist_ok=True)
     listener = listener or listening_socket()
-    port = listener.getsockname()[1]
+    port, fd = listener.getsockname()[1], listener.fileno()
     log_path = OUTPUT / f"daphne-{name}-{port}.log"
+    command = [sys.executable, "-m", "cpo.server", "--fd", str(fd), "--websocket_timeout", "-1", "cpo.asgi:application"]
     with listener, open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "--fd",
-                str(listener.fileno()),
-                "--websocket_timeout",
-                "-1",
-                "cpo.asgi:application",
-            ],
-            cwd=ROOT,
-            env=server_env(**env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            pass_fds=[listener.fileno()],
+            command, cwd=ROOT, env=server_env(**env), stdout=log, stderr=subprocess.STDOUT, pass_fds=[fd]
         )
     try:
         wait_for_http(port, proc)

@@ -1,7 +1,6 @@
-"""Forms for the staff dashboard. Each command form turns its cleaned data into the OCPP request for the station's
-version: `ocpp_request()` -> (action, camelCase payload), with the 1.6 or 2.0.1 names."""
+"""Forms for the staff dashboard. Each command form turns its cleaned data into the gateway's request builder
+(`request()`, see ocpp_gateway.requests), which writes it in the words of the station's OCPP version."""
 
-import secrets
 from datetime import timedelta
 
 from django import forms
@@ -12,18 +11,15 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from billing.models import Tariff
-from cpo.dashboard.selectors import PushState
-
-from cpo.models import ChargingStation, Location, OcppVersion, Token, TokenType
+from cpo.dashboard.selectors.cdrs import PushState
+from cpo.models import ChargingStation, Location, OcppVersion, Token
 from ocpi_api.models import Partner
 from ocpi_api.models import Role as OcpiRole
+from ocpp_gateway import requests as ocpp_requests
 from ocpp_gateway.models import Transaction
+from ocpp_gateway.selectors import connector_ocpp_id
 
 V16 = OcppVersion.V16
-V201 = OcppVersion.V201
-
-# 2.0.1 IdTokenEnumType for our own token types.
-ID_TOKEN_TYPE = {TokenType.RFID: "ISO14443", TokenType.APP_USER: "Central", TokenType.AD_HOC_USER: "Central"}
 
 
 def evse_choices(station: ChargingStation, *, whole_station: str | None = None) -> list[tuple[int, str]]:
@@ -46,7 +42,7 @@ class StationCommandForm(forms.Form):
     def version(self) -> str:
         return self.station.ocpp_version or V16
 
-    def ocpp_request(self) -> tuple[str, dict]:
+    def request(self) -> ocpp_requests.OcppRequest:
         raise NotImplementedError
 
 
@@ -59,16 +55,9 @@ class RemoteStartForm(StationCommandForm):
         super().__init__(*args, **kwargs)
         self.fields["evse"].choices = evse_choices(self.station)
 
-    def ocpp_request(self):
+    def request(self):
         token = self.cleaned_data["token"]
-        evse = self.cleaned_data["evse"]
-        if self.version == V201:
-            return "RequestStartTransaction", {
-                "idToken": {"idToken": token.uid, "type": ID_TOKEN_TYPE.get(token.type, "Central")},
-                "remoteStartId": secrets.randbelow(2**31 - 1) + 1,
-                "evseId": evse,
-            }
-        return "RemoteStartTransaction", {"idTag": token.uid, "connectorId": evse}
+        return ocpp_requests.RemoteStart(id_tag=token.uid, token_type=token.type, evse_id=self.cleaned_data["evse"])
 
 
 class RemoteStopForm(StationCommandForm):
@@ -84,11 +73,8 @@ class RemoteStopForm(StationCommandForm):
             lambda tx: f"{tx.transaction_id} · connector {tx.ocpp_evse_id} · {tx.id_tag}"
         )
 
-    def ocpp_request(self):
-        tx = self.cleaned_data["transaction"]
-        if self.version == V201:
-            return "RequestStopTransaction", {"transactionId": tx.transaction_id}
-        return "RemoteStopTransaction", {"transactionId": int(tx.transaction_id)}
+    def request(self):
+        return ocpp_requests.RemoteStop(transaction_id=self.cleaned_data["transaction"].transaction_id)
 
 
 class ResetForm(StationCommandForm):
@@ -97,11 +83,8 @@ class ResetForm(StationCommandForm):
         choices=[("soft", "Soft (2.0.1: OnIdle)"), ("hard", "Hard (2.0.1: Immediate)")], label="Type"
     )
 
-    def ocpp_request(self):
-        soft = self.cleaned_data["kind"] == "soft"
-        if self.version == V201:
-            return "Reset", {"type": "OnIdle" if soft else "Immediate"}
-        return "Reset", {"type": "Soft" if soft else "Hard"}
+    def request(self):
+        return ocpp_requests.Reset(hard=self.cleaned_data["kind"] == "hard")
 
 
 class UnlockConnectorForm(StationCommandForm):
@@ -112,11 +95,10 @@ class UnlockConnectorForm(StationCommandForm):
         super().__init__(*args, **kwargs)
         self.fields["evse"].choices = evse_choices(self.station)
 
-    def ocpp_request(self):
-        evse = self.cleaned_data["evse"]
-        if self.version == V201:
-            return "UnlockConnector", {"evseId": evse, "connectorId": 1}
-        return "UnlockConnector", {"connectorId": evse}
+    def request(self):
+        ocpp_evse_id = self.cleaned_data["evse"]
+        evse = self.station.evses.get(ocpp_evse_id=ocpp_evse_id)
+        return ocpp_requests.UnlockConnector(evse_id=ocpp_evse_id, connector_id=connector_ocpp_id(evse=evse))
 
 
 class ChangeAvailabilityForm(StationCommandForm):
@@ -130,23 +112,10 @@ class ChangeAvailabilityForm(StationCommandForm):
         super().__init__(*args, **kwargs)
         self.fields["evse"].choices = evse_choices(self.station, whole_station="0 · whole station")
 
-    def ocpp_request(self):
-        evse = self.cleaned_data["evse"]
-        status = "Operative" if self.cleaned_data["operative"] else "Inoperative"
-        if self.version == V201:
-            payload = {"operationalStatus": status}
-            if evse:
-                payload["evse"] = {"id": evse}
-            return "ChangeAvailability", payload
-        return "ChangeAvailability", {"connectorId": evse, "type": status}
-
-
-TRIGGERABLE = {
-    V16: ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "DiagnosticsStatusNotification",
-          "FirmwareStatusNotification"],
-    V201: ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent",
-           "LogStatusNotification", "FirmwareStatusNotification", "SignChargingStationCertificate"],
-}
+    def request(self):
+        return ocpp_requests.ChangeAvailability(
+            operative=self.cleaned_data["operative"], evse_id=self.cleaned_data["evse"]
+        )
 
 
 class TriggerMessageForm(StationCommandForm):
@@ -156,28 +125,15 @@ class TriggerMessageForm(StationCommandForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["message"].choices = [(m, m) for m in TRIGGERABLE[self.version]]
+        self.fields["message"].choices = [(m, m) for m in ocpp_requests.triggerable_messages(self.version)]
         self.fields["evse"].choices = evse_choices(self.station, whole_station="— (station)")
 
-    def ocpp_request(self):
-        message, evse = self.cleaned_data["message"], self.cleaned_data["evse"]
-        payload: dict = {"requestedMessage": message}
-        if evse:
-            if self.version == V201:
-                payload["evse"] = {"id": evse}
-            else:
-                payload["connectorId"] = evse
-        return "TriggerMessage", payload
-
-
-def component_variable(text: str) -> dict:
-    """'OCPPCommCtrlr.HeartbeatInterval' -> 2.0.1 component and variable."""
-    component, _, variable = text.partition(".")
-    return {"component": {"name": component}, "variable": {"name": variable}}
+    def request(self):
+        return ocpp_requests.TriggerMessage(message=self.cleaned_data["message"], evse_id=self.cleaned_data["evse"])
 
 
 config_key_2_0_1 = RegexValidator(
-    r"^[A-Za-z0-9_*+-]+\.[A-Za-z0-9_*+.-]+$", "OCPP 2.0.1 needs Component.Variable, e.g. OCPPCommCtrlr.HeartbeatInterval"
+    ocpp_requests.COMPONENT_VARIABLE, "OCPP 2.0.1 needs Component.Variable, e.g. OCPPCommCtrlr.HeartbeatInterval"
 )
 
 
@@ -192,18 +148,15 @@ class GetConfigurationForm(StationCommandForm):
 
     def clean_keys(self) -> list[str]:
         keys = [k.strip() for k in self.cleaned_data["keys"].split(",") if k.strip()]
-        if self.version == V201:
+        if not ocpp_requests.is_ocpp16(self.version):
             if not keys:
                 raise forms.ValidationError("OCPP 2.0.1 GetVariables needs at least one Component.Variable")
             for key in keys:
                 config_key_2_0_1(key)
         return keys
 
-    def ocpp_request(self):
-        keys = self.cleaned_data["keys"]
-        if self.version == V201:
-            return "GetVariables", {"getVariableData": [component_variable(k) for k in keys]}
-        return "GetConfiguration", ({"key": keys} if keys else {})
+    def request(self):
+        return ocpp_requests.GetConfiguration(keys=tuple(self.cleaned_data["keys"]))
 
 
 class ChangeConfigurationForm(StationCommandForm):
@@ -213,15 +166,12 @@ class ChangeConfigurationForm(StationCommandForm):
 
     def clean_key(self) -> str:
         key = self.cleaned_data["key"].strip()
-        if self.version == V201:
+        if not ocpp_requests.is_ocpp16(self.version):
             config_key_2_0_1(key)
         return key
 
-    def ocpp_request(self):
-        key, value = self.cleaned_data["key"], self.cleaned_data["value"]
-        if self.version == V201:
-            return "SetVariables", {"setVariableData": [{"attributeValue": value, **component_variable(key)}]}
-        return "ChangeConfiguration", {"key": key, "value": value}
+    def request(self):
+        return ocpp_requests.ChangeConfiguration(key=self.cleaned_data["key"], value=self.cleaned_data["value"])
 
 
 COMMAND_FORMS: dict[str, type[StationCommandForm]] = {

@@ -1,4 +1,4 @@
-"""Gateway events -> the dashboard group. Connected in CpoConfig.ready; the gateway sends them after commit.
+"""Gateway events -> the dashboard group. Connected in DashboardConfig.ready; the gateway sends them after commit.
 
 Events are collected per process and published together every DASHBOARD_EVENTS_BATCH_SECONDS: one query per kind
 and one channel-layer message per batch, instead of a query and a Redis send per event on the thread that answers
@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -16,29 +16,20 @@ from cpo.dashboard.consumers import DASHBOARD_GROUP
 from cpo.models import EVSE, ChargingStation
 from ocpp_gateway import events
 from ocpp_gateway.batching import PeriodicBatch
+from ocpp_gateway.event_loop import server_loop
 from ocpp_gateway.models import Transaction
 
 logger = logging.getLogger(__name__)
-
-# daphne's event loop, seen from the gateway's database threads: publishing is scheduled there (the channel layer's
-# connections belong to it); elsewhere (Celery, the shell) a batch is sent with async_to_sync.
-_event_loop: asyncio.AbstractEventLoop | None = None
-
-
-def _remember_event_loop() -> None:
-    global _event_loop
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    if loop is not None:
-        _event_loop = loop
-
 
 def dashboard_publish_many(data: list[dict]) -> None:
     layer = get_channel_layer()
     if layer is None or not data:
         return
     message = {"type": "dashboard.events", "events": data}
-    loop = _event_loop
-    if loop is not None and loop.is_running():
+    # daphne's event loop, seen from the gateway's database threads: publishing is scheduled there (the channel
+    # layer's connections belong to it); elsewhere (Celery, the shell) a batch is sent with async_to_sync.
+    loop = server_loop()
+    if loop is not None:
         future = asyncio.run_coroutine_threadsafe(layer.group_send(DASHBOARD_GROUP, message), loop)
         future.add_done_callback(_log_failure)
     else:
@@ -103,7 +94,6 @@ batch = PeriodicBatch("dashboard events", publish_batch, interval=lambda: settin
 
 
 def announce(kind: str, pk: int) -> None:
-    _remember_event_loop()
     batch.add((kind, pk))
 
 
@@ -136,8 +126,6 @@ def on_station(sender, *, station_pk, **kwargs) -> None:
 
 
 def connect() -> None:
-    from cpo.dashboard import tasks  # noqa: F401  (registers the dashboard's Celery tasks in workers)
-
     events.connector_status_changed.connect(on_connector_status_changed, dispatch_uid="dashboard.evse_status")
     events.transaction_started.connect(on_transaction, dispatch_uid="dashboard.transaction_started")
     events.transaction_updated.connect(on_transaction_updated, dispatch_uid="dashboard.transaction_updated")

@@ -3,7 +3,6 @@ roll-ups."""
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import Count, Sum
@@ -12,26 +11,19 @@ from django.utils import timezone
 
 from billing.models import Cdr, Tariff
 from billing.services import tariff_upsert_from_ocpi
-from cpo.dashboard.selectors import (
-    UTC_HOUR_GROUPS,
-    Period,
-    PushState,
-    cdr_pushes,
-    location_stats,
-    occupancy_seconds,
-    revenue_stats,
-    session_energy_wh,
-)
-from cpo.models import (
+from cpo.dashboard.models import (
     AnalyticsDay,
     AnalyticsHour,
     AnalyticsLocationDay,
     AnalyticsPartnerDay,
     AuditLog,
-    ChargingStation,
-    Location,
-    RegistrationStatus,
 )
+from cpo.dashboard.selectors.analytics import location_stats, revenue_stats
+from cpo.dashboard.selectors.cdrs import PushState, cdr_pushes
+from cpo.dashboard.selectors.occupancy import busy_seconds_per_utc_hour
+from cpo.dashboard.selectors.period import Period
+from cpo.dashboard.selectors.sessions import session_energy_wh
+from cpo.models import ChargingStation, Location, RegistrationStatus
 from cpo.services import station_create, station_evse_add
 from ocpi_api import outbox
 from ocpi_api.envelope import OcpiError
@@ -39,6 +31,8 @@ from ocpi_api.models import OutboxMessage, Partner
 from ocpi_api.services import partner_invite, partner_register
 from ocpp_gateway.commands import CommandError, command_send
 from ocpp_gateway.models import Transaction
+from ocpp_gateway.redaction import redact_secrets
+from ocpp_gateway.requests import OcppRequest
 
 
 @dataclass(frozen=True)
@@ -58,17 +52,19 @@ def audit_record(*, user, action: str, station: ChargingStation | None = None, p
         station=station,
         identity=station.identity if station else "",
         action=action,
-        payload=payload or {},
+        payload=redact_secrets(payload or {}),
         ok=ok,
-        answer=answer,
+        answer=redact_secrets(answer),
         error=error,
     )
 
 
-def station_command_send(*, user, station: ChargingStation, action: str, payload: dict,
+def station_command_send(*, user, station: ChargingStation, request: OcppRequest,
                          timeout: float | None = None) -> CommandOutcome:
-    """Send an OCPP command and keep who sent what and what came back. Blocks until the charger answers or the
-    command service gives up (OCPP_CALL_TIMEOUT); a charger's refusal ("Rejected") is an answer, not an error."""
+    """Send a command (the gateway's request builder, in the words of the station's OCPP version) and keep who sent
+    what and what came back. Blocks until the charger answers or the command service gives up (OCPP_CALL_TIMEOUT); a
+    charger's refusal ("Rejected") is an answer, not an error."""
+    action, payload = request.for_version(station.ocpp_version)
     try:
         answer = command_send(identity=station.identity, action=action, payload=payload, timeout=timeout)
     except CommandError as exc:
@@ -189,11 +185,14 @@ def cdr_push_retry(*, user, cdr: Cdr) -> OutboxMessage:
 
 def _analytics_rebuild_day(*, day: date) -> None:
     """Replace one closed UTC day's roll-ups with what the live selectors give for it (same queries, one day), and
-    mark the day built. Atomic; a transaction-scoped advisory lock keeps concurrent rebuilds of a day apart."""
+    mark the day built. Atomic, and concurrent rebuilds of a day take turns: on PostgreSQL by a transaction-scoped
+    advisory lock; SQLite lets one writer at a time in (its transactions begin IMMEDIATE, see settings)."""
     period = Period.of_days(day, day)
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('cpo.analytics_rebuild'), %s)", [day.toordinal()])
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext('cpo.analytics_rebuild'), %s)",
+                               [day.toordinal()])
         AnalyticsHour.objects.filter(hour__gte=period.start, hour__lt=period.end).delete()
         AnalyticsLocationDay.objects.filter(day=day).delete()
         AnalyticsPartnerDay.objects.filter(day=day).delete()
@@ -203,9 +202,8 @@ def _analytics_rebuild_day(*, day: date) -> None:
                     .annotate(hour=TruncHour("started_at", tzinfo=UTC)).order_by().values("hour")
                     .annotate(sessions=Count("id"), wh=Sum(session_energy_wh()))):
             hours[row["hour"]] = AnalyticsHour(hour=row["hour"], sessions=row["sessions"], energy_wh=row["wh"] or 0)
-        for hour, seconds in occupancy_seconds(period=period, groups=UTC_HOUR_GROUPS):
-            hour = hour.replace(tzinfo=UTC)
-            hours.setdefault(hour, AnalyticsHour(hour=hour)).busy_seconds = Decimal(seconds or 0)
+        for hour, seconds in busy_seconds_per_utc_hour(period=period).items():
+            hours.setdefault(hour, AnalyticsHour(hour=hour)).busy_seconds = seconds
         AnalyticsHour.objects.bulk_create(hours.values())
 
         AnalyticsLocationDay.objects.bulk_create(
@@ -226,7 +224,7 @@ def _analytics_rebuild_day(*, day: date) -> None:
 def analytics_rebuild(*, first: date, last: date) -> list[date]:
     """Rebuild the analytics roll-ups of every closed UTC day in [first, last] (today and later are always computed
     live, so they are skipped), one transaction per day. Idempotent: a day's rows are replaced, never added to.
-    Returns the days rebuilt. PostgreSQL only (busy time comes from a window query)."""
+    Returns the days rebuilt."""
     last = min(last, timezone.now().astimezone(UTC).date() - timedelta(days=1))
     days = []
     day = first

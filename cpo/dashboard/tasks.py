@@ -1,5 +1,5 @@
 """Celery tasks of the dashboard: keep the analytics roll-ups current (CELERY_BEAT_SCHEDULE "dashboard-analytics-
-rollups"). Imported by cpo.dashboard.receivers.connect (CpoConfig.ready) so workers register them."""
+rollups"). Workers find them by Celery's autodiscovery of the installed apps."""
 
 from celery import shared_task
 from django.conf import settings

@@ -8,7 +8,7 @@ to `response_url` (see ocpi_api.commands)."""
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from ocpi_api import commands
+from ocpi_api.commands.receive import command_receive
 from ocpi_api.envelope import InvalidParameters, ocpi_response
 from ocpi_api.models import CommandType
 from ocpi_api.modules import InterfaceRole, OcpiModule, ocpi_route
@@ -80,7 +80,7 @@ class ChargingProfileView(OcpiView):
     def _answer(self, *, command: str, session_id: str, data: dict, request_data: dict):
         if len(session_id) > 36:
             raise InvalidParameters("session_id is at most 36 characters")
-        answer = commands.command_receive(
+        answer = command_receive(
             partner=self.partner, command=command, data={**data, "session_id": session_id}, request=request_data
         )
         return ocpi_response(answer.as_ocpi(), http_status=answer.http_status, status_code=answer.status_code,

@@ -1,12 +1,12 @@
 """Commands module, Receiver interface (mod_commands.asciidoc): POST /ocpi/2.2.1/commands/{command}.
 
-The body is validated per CommandType (2001 when it does not fit), then `ocpi_api.commands.command_receive` answers
-at once with a CommandResponse; the CommandResult follows at the request's `response_url`."""
+The body is validated per CommandType (2001 when it does not fit), then `ocpi_api.commands.receive.command_receive`
+answers at once with a CommandResponse; the CommandResult follows at the request's `response_url`."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from ocpi_api import commands
+from ocpi_api.commands.receive import command_receive
 from ocpi_api.envelope import InvalidParameters, ocpi_response
 from ocpi_api.models import CommandType
 from ocpi_api.modules import InterfaceRole, OcpiModule, ocpi_route
@@ -87,7 +87,7 @@ class CommandView(OcpiView):
             raise InvalidParameters(f"a {input_class.__name__.removesuffix('Input')} object is expected")
         serializer = input_class(data=request.data)
         serializer.is_valid(raise_exception=True)
-        answer = commands.command_receive(
+        answer = command_receive(
             partner=self.partner, command=command, data=serializer.validated_data, request=request.data
         )
         return ocpi_response(

@@ -1,4 +1,4 @@
-"""One handler class per OCPP version, built on the `ocpp` library's ChargePoint."""
+"""One handler class per OCPP version (handlers.base: routing and calls on the `ocpp` library's public parts)."""
 
 from ocpp_gateway.handlers.v16 import ChargePoint16
 from ocpp_gateway.handlers.v21 import ChargePoint21

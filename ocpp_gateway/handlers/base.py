@@ -1,18 +1,27 @@
-"""What both OCPP versions share: framing errors, the registration gate, and CSMS-initiated calls."""
+"""What all OCPP versions share: framing, routing a CALL to its handler, the registration gate, error codes, and
+CSMS-initiated calls.
 
-import functools
+Built on the `ocpp` library's public parts only: its message classes and exceptions, its payload dataclasses and
+key-case helpers, and its schemas (handlers.validation). The library's ChargePoint is not used: we route, answer
+and call ourselves, so nothing of the library is patched or reached into.
+"""
+
+import asyncio
+import inspect
 import json
-from concurrent.futures import ThreadPoolExecutor
 import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import ClassVar
 
-import fastjsonschema
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
-from ocpp.charge_point import ChargePoint, camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import (
     FormatViolationError,
+    InternalError,
     NotImplementedError,
     NotSupportedError,
     OCPPError,
@@ -20,46 +29,13 @@ from ocpp.exceptions import (
     SecurityError,
     TypeConstraintViolationError,
 )
-from ocpp import charge_point as ocpp_charge_point
-from ocpp import messages as ocpp_messages
 from ocpp.messages import Call, CallError, CallResult, MessageType
 
-from ocpp_gateway import services
+from ocpp_gateway.authorization import RealtimeCheck, realtime_check_run_async
+from ocpp_gateway.handlers.validation import payload_validate
+from ocpp_gateway.selectors import station_registration_status
 
 logger = logging.getLogger(__name__)
-
-# Validate payloads on the event loop: a frame is at most OCPP_MAX_FRAME_BYTES and its validation takes less time
-# than the library's default hop to a thread pool and back.
-ocpp_messages.ASYNC_VALIDATION = False
-
-
-@functools.lru_cache(maxsize=None)
-def compiled_schema(message_type_id: int, action: str, ocpp_version: str):
-    """The official schema the library would use for this message, compiled by fastjsonschema (~20x faster than
-    the library's jsonschema validator); None when the version has no such message."""
-    try:
-        schema = ocpp_messages.get_validator(message_type_id, action, ocpp_version).schema
-    except (OSError, ValueError):
-        return None
-    return fastjsonschema.compile(schema)
-
-
-async def validate_payload_fast(message, ocpp_version: str) -> None:
-    """The library's validate_payload with a compiled fast path. Only a payload the fast path refuses (or cannot
-    judge) goes through the library's own validation, which then raises the error code the spec defines, or
-    accepts it (the compiled validator also checks `format`, which the library's does not)."""
-    validator = compiled_schema(message.message_type_id, message.action, ocpp_version)
-    if validator is not None:
-        try:
-            validator(message.payload)
-            return
-        except fastjsonschema.JsonSchemaException:
-            pass
-    await library_validate_payload(message, ocpp_version)
-
-
-library_validate_payload = ocpp_messages.validate_payload
-ocpp_charge_point.validate_payload = validate_payload_fast
 
 # Messages a station may send before it is Accepted (the rest get a CALLERROR SecurityError).
 ALLOWED_BEFORE_ACCEPTED = {"BootNotification", "Heartbeat"}
@@ -81,6 +57,21 @@ def db(func):
     return database_sync_to_async(func, thread_sensitive=False, executor=_db_executor)
 
 
+def db_authorizing(func):
+    """`db(func)` for a service that may need a real-time authorization before it writes: the service returns the
+    authorizer's RealtimeCheck instead, the check runs from the event loop on a pool of its own (never on a database
+    thread), and the service is called again with the result as `auth`."""
+    in_db = db(func)
+
+    async def run(**kwargs):
+        result = await in_db(**kwargs)
+        if isinstance(result, RealtimeCheck):
+            result = await in_db(**kwargs, auth=await realtime_check_run_async(result))
+        return result
+
+    return run
+
+
 def utc_now_iso() -> str:
     """Now in UTC, to the millisecond, with Z (what chargers parse most reliably)."""
     now = datetime.now(UTC)
@@ -95,6 +86,18 @@ def parse_ocpp_datetime(value: str | None, *, field: str = "timestamp") -> datet
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def on(action: str):
+    """Mark a method as the handler of the CALL `action` (e.g. `Action.boot_notification`). It gets the payload's
+    fields as snake_case keyword arguments (keep **kwargs: new optional fields must not break it) and returns the
+    version's call_result dataclass."""
+
+    def mark(method):
+        method.ocpp_action = str(action.value if hasattr(action, "value") else action)
+        return method
+
+    return mark
 
 
 class MessageTypeNotSupportedError(OCPPError):
@@ -120,16 +123,33 @@ class FrameError(Exception):
         self.error = error
 
 
-class GatewayChargePoint(ChargePoint):
-    """Our side of one charger's connection. The consumer feeds it frames with `route_frame`; replies go out
-    through `connection.send`. `call()` (CSMS -> charger) runs in its own task, never in the dispatch path."""
+class GatewayChargePoint:
+    """Our side of one charger's connection. The consumer feeds it frames with `route_frame`; replies go out through
+    `send`. `call_action()` (CSMS -> charger) runs in its own task, never in the dispatch path. Subclasses name their
+    version, its request and result dataclass modules, and mark handlers with `@on`."""
 
+    ocpp_version = ""
     ocpp_subprotocol = ""
+    call_module = None  # e.g. ocpp.v16.call: the requests of this version
+    result_module = None  # e.g. ocpp.v16.call_result: the answers of this version
+    call_handlers: ClassVar[dict[str, str]] = {}  # action -> method name, collected from @on
 
-    def __init__(self, identity: str, connection, *, station_pk: int, registration_status: str, response_timeout):
-        super().__init__(identity, connection, response_timeout=response_timeout)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.call_handlers = {
+            method.ocpp_action: name
+            for name, method in inspect.getmembers(cls, inspect.isfunction)
+            if hasattr(method, "ocpp_action")
+        }
+
+    def __init__(self, identity: str, *, send, station_pk: int, registration_status: str, response_timeout: float):
+        self.identity = identity
+        self.send = send
         self.station_pk = station_pk
         self.registration_status = registration_status
+        self.response_timeout = response_timeout
+        self.call_lock = asyncio.Lock()  # OCPP-J: one CALL of ours outstanding at a time
+        self.pending: dict[str, asyncio.Future] = {}
 
     # -- errors, per version -------------------------------------------------------------------------------------
     def error_code(self, error: OCPPError) -> str:
@@ -149,10 +169,11 @@ class GatewayChargePoint(ChargePoint):
         return PropertyConstraintViolationError(details={"cause": f"MessageTypeId {message_type!r} isn't valid"})
 
     def unknown_action(self, action: str) -> OCPPError:
-        """NotImplemented for an action of this version we have no handler for, NotSupported for one it lacks."""
-        if hasattr(self._call_result, action):
-            return NotImplementedError(details={"cause": f"no handler for {action}"})
-        return NotSupportedError(details={"cause": f"{action} is not an OCPP {self._ocpp_version} action"})
+        """OCPP-J 1.6 section 4.2.3 (and 2.0.1's RPC framework): NotSupported for an action of this version that we
+        recognise but do not handle, NotImplemented for one the version does not know."""
+        if isinstance(getattr(self.result_module, action, None), type):
+            return NotSupportedError(details={"cause": f"{action} is not supported by this CSMS"})
+        return NotImplementedError(details={"cause": f"{action} is not an OCPP {self.ocpp_version} action"})
 
     def rpc_error(self, cause: str) -> OCPPError:
         """A frame that is not an OCPP-J RPC message at all (1.6 has no better code than FormationViolation)."""
@@ -182,24 +203,46 @@ class GatewayChargePoint(ChargePoint):
             return CallError(unique_id, *(list(frame[2:5]) + [None] * (3 - len(frame[2:5]))))
         raise FrameError(unique_id, self.unsupported_message_type(unique_id, message_type))
 
+    # -- CALLs from the charger ------------------------------------------------------------------------------------
     async def route_frame(self, msg) -> None:
-        """Answer a CALL, or hand a CALLRESULT/CALLERROR to the waiting `call()`."""
+        """Answer a CALL, or hand a CALLRESULT/CALLERROR to the waiting `call_action()`."""
         if msg.message_type_id != MessageType.Call:
-            self._response_queue.put_nowait(msg)
+            waiting = self.pending.get(msg.unique_id)
+            if waiting is None or waiting.done():
+                logger.warning("%s: ignoring an answer to no call of ours (%s)", self.identity, msg.unique_id)
+            else:
+                waiting.set_result(msg)
             return
         try:
             await self.check_registration(msg.action)
-            if msg.action not in self.route_map:
+            handler = self.call_handlers.get(msg.action)
+            if handler is None:
                 raise self.unknown_action(msg.action)
-            await self._handle_call(msg)
+            await payload_validate(msg, self.ocpp_version)
+            await self.send(await self.answer(msg, getattr(self, handler)))
         except OCPPError as error:
-            await self._send(self.call_error(msg.unique_id, error))
+            await self.send(self.call_error(msg.unique_id, error))
+
+    async def answer(self, msg: Call, handler) -> str:
+        """The handler's answer to a valid CALL as a CALLRESULT frame (a CALLERROR when the handler refuses or
+        fails). Raises OCPPError when our own answer does not fit the schema."""
+        try:
+            result = await handler(**camel_to_snake_case(msg.payload))
+        except OCPPError as error:  # e.g. a timestamp that is not a date-time
+            logger.info("%s: %s refused: %s %s", self.identity, msg.action, error.code, error.details)
+            return self.call_error(msg.unique_id, error)
+        except Exception:
+            logger.exception("%s: error while handling %s", self.identity, msg.action)
+            return self.call_error(msg.unique_id, InternalError(description="An unexpected error occurred."))
+        response = msg.create_call_result(snake_to_camel_case(remove_nones(serialize_as_dict(result))))
+        await payload_validate(response, self.ocpp_version)
+        return response.to_json()
 
     async def check_registration(self, action: str) -> None:
         """Until staff accept a station, it may only boot and heartbeat (2.0.1 B02/B03; 1.6 Pending/Rejected)."""
         if self.registration_status == "Accepted" or action in ALLOWED_BEFORE_ACCEPTED:
             return
-        self.registration_status = await db(services.station_registration_status)(station_pk=self.station_pk)
+        self.registration_status = await db(station_registration_status)(station_pk=self.station_pk)
         if self.registration_status != "Accepted":
             raise SecurityError(details={"cause": f"station is {self.registration_status}, not Accepted"})
 
@@ -207,21 +250,28 @@ class GatewayChargePoint(ChargePoint):
     async def call_action(self, action: str, payload: dict) -> dict:
         """Send `action` with a camelCase payload and return the charger's camelCase answer.
 
-        Raises OCPPError for the charger's CALLERROR (or our own validation of the request), asyncio.TimeoutError
-        when it does not answer, ValueError for an action this version does not have.
+        Raises OCPPError for the charger's CALLERROR (or an answer that does not fit the schema), asyncio.TimeoutError
+        when it does not answer, ValueError for an action this version does not have or a request that does not fit
+        its schema (nothing is sent then).
         """
-        request_cls = getattr(self._call, action, None)
-        if request_cls is None or not isinstance(request_cls, type):
-            raise ValueError(f"OCPP {self._ocpp_version} has no action {action!r}")
-        try:
-            request = request_cls(**camel_to_snake_case(payload))
-        except TypeError as exc:
-            raise ValueError(f"bad fields for {action}: {exc}") from exc
+        if not isinstance(getattr(self.call_module, action, None), type):
+            raise ValueError(f"OCPP {self.ocpp_version} has no action {action!r}")
+        call = Call(str(uuid.uuid4()), action, remove_nones(payload))
         try:  # our own request must fit the schema before it goes out; a charger's CALLERROR is another matter
-            camel = remove_nones(snake_to_camel_case(serialize_as_dict(request)))
-            await validate_payload_fast(Call("check", action, camel), self._ocpp_version)
+            await payload_validate(call, self.ocpp_version)
         except OCPPError as exc:
             cause = exc.details.get("cause", "") if isinstance(exc.details, dict) else ""
             raise ValueError(f"invalid {action} request: {cause or exc.description}") from exc
-        response = await self.call(request, suppress=False)
-        return snake_to_camel_case(remove_nones(serialize_as_dict(response)))
+        async with self.call_lock:
+            answer = asyncio.get_running_loop().create_future()
+            self.pending[call.unique_id] = answer
+            try:
+                await self.send(call.to_json())
+                response = await asyncio.wait_for(answer, self.response_timeout)
+            finally:
+                self.pending.pop(call.unique_id, None)
+        if response.message_type_id == MessageType.CallError:
+            raise response.to_exception()
+        response.action = action
+        await payload_validate(response, self.ocpp_version)
+        return response.payload

@@ -3,12 +3,23 @@ Remote Trigger and Smart Charging profiles (plus the security whitepaper's notif
 
 from django.conf import settings
 from ocpp.exceptions import OCPPError
-from ocpp.routing import on
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
-from ocpp_gateway import services
-from ocpp_gateway.handlers.base import GatewayChargePoint, db, parse_ocpp_datetime, utc_now_iso
+from ocpp_gateway.handlers.base import (
+    GatewayChargePoint,
+    db,
+    db_authorizing,
+    on,
+    parse_ocpp_datetime,
+    utc_now_iso,
+)
+from ocpp_gateway.measurands import ENERGY_REGISTER
+from ocpp_gateway.services.authorization import id_tag_check
+from ocpp_gateway.services.availability import evse_status_update
+from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
+from ocpp_gateway.services.provisioning import station_boot
+from ocpp_gateway.services.transactions import transaction_start_16, transaction_stop_16
 
 # OCPP-J 1.6 spells two error codes differently from 2.0.1 (and from the library, which uses the 2.0.1 names).
 ERROR_CODES_16 = {"FormatViolation": "FormationViolation", "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
@@ -23,7 +34,7 @@ def id_tag_info(auth) -> dict:
     return info
 
 
-def samples_16(meter_value: list[dict] | None) -> list[services.Sample]:
+def samples_16(meter_value: list[dict] | None) -> list[Sample]:
     """1.6 MeterValue[] (snake_case from the library) into version-neutral samples. Values are strings."""
     samples = []
     for entry in meter_value or []:
@@ -31,10 +42,10 @@ def samples_16(meter_value: list[dict] | None) -> list[services.Sample]:
         for sv in entry.get("sampled_value") or []:
             signed = sv.get("format") == "SignedData"
             samples.append(
-                services.Sample(
+                Sample(
                     timestamp=timestamp,
-                    value=None if signed else services.to_decimal(sv.get("value")),
-                    measurand=sv.get("measurand") or services.ENERGY_REGISTER,
+                    value=None if signed else to_decimal(sv.get("value")),
+                    measurand=sv.get("measurand") or ENERGY_REGISTER,
                     unit=sv.get("unit") or ("Wh" if not sv.get("measurand") else ""),
                     phase=sv.get("phase") or "",
                     context=sv.get("context") or "Sample.Periodic",
@@ -47,10 +58,10 @@ def samples_16(meter_value: list[dict] | None) -> list[services.Sample]:
 
 
 class ChargePoint16(GatewayChargePoint):
-    _call = call
-    _call_result = call_result
-    _ocpp_version = "1.6"
+    ocpp_version = "1.6"
     ocpp_subprotocol = "ocpp1.6"
+    call_module = call
+    result_module = call_result
 
     def error_code(self, error: OCPPError) -> str:
         return ERROR_CODES_16.get(error.code, error.code)
@@ -58,7 +69,7 @@ class ChargePoint16(GatewayChargePoint):
     # -- Core --------------------------------------------------------------------------------------------------
     @on(Action.boot_notification)
     async def on_boot_notification(self, charge_point_vendor, charge_point_model, **kwargs):
-        status = await db(services.station_boot)(
+        status = await db(station_boot)(
             station_pk=self.station_pk,
             vendor=charge_point_vendor,
             model=charge_point_model,
@@ -81,7 +92,7 @@ class ChargePoint16(GatewayChargePoint):
     @on(Action.status_notification)
     async def on_status_notification(self, connector_id, error_code, status, **kwargs):
         timestamp = parse_ocpp_datetime(kwargs["timestamp"]) if kwargs.get("timestamp") else None
-        await db(services.evse_status_update)(
+        await db(evse_status_update)(
             station_pk=self.station_pk,
             ocpp_evse_id=connector_id,
             ocpp_status=status,
@@ -92,12 +103,12 @@ class ChargePoint16(GatewayChargePoint):
 
     @on(Action.authorize)
     async def on_authorize(self, id_tag, **kwargs):
-        auth = await db(services.id_tag_check)(station_pk=self.station_pk, id_tag=id_tag)
+        auth = await db_authorizing(id_tag_check)(station_pk=self.station_pk, id_tag=id_tag)
         return call_result.Authorize(id_tag_info=id_tag_info(auth))
 
     @on(Action.start_transaction)
     async def on_start_transaction(self, connector_id, id_tag, meter_start, timestamp, **kwargs):
-        tx, auth = await db(services.transaction_start_16)(
+        tx, auth = await db_authorizing(transaction_start_16)(
             station_pk=self.station_pk,
             connector_id=connector_id,
             id_tag=id_tag,
@@ -109,7 +120,7 @@ class ChargePoint16(GatewayChargePoint):
 
     @on(Action.stop_transaction)
     async def on_stop_transaction(self, meter_stop, timestamp, transaction_id, **kwargs):
-        _tx, auth = await db(services.transaction_stop_16)(
+        _tx, auth = await db_authorizing(transaction_stop_16)(
             station_pk=self.station_pk,
             transaction_id=transaction_id,
             meter_stop=meter_stop,
@@ -122,7 +133,7 @@ class ChargePoint16(GatewayChargePoint):
 
     @on(Action.meter_values)
     async def on_meter_values(self, connector_id, meter_value, **kwargs):
-        await db(services.meter_values_receive)(
+        await db(meter_values_receive)(
             station_pk=self.station_pk,
             ocpp_evse_id=connector_id,
             transaction_id=kwargs.get("transaction_id"),

@@ -2,19 +2,26 @@
 
 from django.conf import settings
 from ocpp.exceptions import OCPPError
-from ocpp.routing import on
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
-from ocpp_gateway import services
 from ocpp_gateway.handlers.base import (
     GatewayChargePoint,
     MessageTypeNotSupportedError,
     RpcFrameworkError,
     db,
+    db_authorizing,
+    on,
     parse_ocpp_datetime,
     utc_now_iso,
 )
+from ocpp_gateway.measurands import ENERGY_REGISTER
+from ocpp_gateway.requests import group_id_token
+from ocpp_gateway.services.authorization import id_tag_check
+from ocpp_gateway.services.availability import evse_status_update
+from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
+from ocpp_gateway.services.provisioning import station_boot
+from ocpp_gateway.services.transactions import TransactionEventInput, transaction_event_201
 
 
 def id_token_info(auth) -> dict:
@@ -22,11 +29,11 @@ def id_token_info(auth) -> dict:
     if auth.expiry_date is not None:
         info["cacheExpiryDateTime"] = auth.expiry_date.isoformat().replace("+00:00", "Z")
     if auth.group_id:
-        info["groupIdToken"] = {"idToken": auth.group_id, "type": "Central"}
+        info["groupIdToken"] = group_id_token(auth.group_id)
     return info
 
 
-def samples_201(meter_value: list[dict] | None) -> list[services.Sample]:
+def samples_201(meter_value: list[dict] | None) -> list[Sample]:
     """2.0.1 MeterValueType[] (snake_case from the library) into version-neutral samples. Values are numbers,
     scaled by unitOfMeasure.multiplier (a power of ten)."""
     samples = []
@@ -34,16 +41,16 @@ def samples_201(meter_value: list[dict] | None) -> list[services.Sample]:
         timestamp = parse_ocpp_datetime(entry.get("timestamp"))
         for sv in entry.get("sampled_value") or []:
             unit = sv.get("unit_of_measure") or {}
-            value = services.to_decimal(sv.get("value"))
+            value = to_decimal(sv.get("value"))
             if value is not None and unit.get("multiplier"):
                 value = value.scaleb(int(unit["multiplier"]))
-            measurand = sv.get("measurand") or services.ENERGY_REGISTER
+            measurand = sv.get("measurand") or ENERGY_REGISTER
             samples.append(
-                services.Sample(
+                Sample(
                     timestamp=timestamp,
                     value=value,
                     measurand=measurand,
-                    unit=unit.get("unit") or ("Wh" if measurand == services.ENERGY_REGISTER else ""),
+                    unit=unit.get("unit") or ("Wh" if measurand == ENERGY_REGISTER else ""),
                     phase=sv.get("phase") or "",
                     context=sv.get("context") or "Sample.Periodic",
                     location=sv.get("location") or "",
@@ -54,10 +61,10 @@ def samples_201(meter_value: list[dict] | None) -> list[services.Sample]:
 
 
 class ChargePoint201(GatewayChargePoint):
-    _call = call
-    _call_result = call_result
-    _ocpp_version = "2.0.1"
+    ocpp_version = "2.0.1"
     ocpp_subprotocol = "ocpp2.0.1"
+    call_module = call
+    result_module = call_result
 
     def error_code(self, error: OCPPError) -> str:
         # The library reports a missing required field as ProtocolError (1.6: "Payload for Action is incomplete");
@@ -74,7 +81,7 @@ class ChargePoint201(GatewayChargePoint):
     @on(Action.boot_notification)
     async def on_boot_notification(self, charging_station, reason, **kwargs):
         modem = charging_station.get("modem") or {}
-        status = await db(services.station_boot)(
+        status = await db(station_boot)(
             station_pk=self.station_pk,
             vendor=charging_station["vendor_name"],
             model=charging_station["model"],
@@ -84,47 +91,47 @@ class ChargePoint201(GatewayChargePoint):
             imsi=modem.get("imsi", ""),
         )
         self.registration_status = status
-        return self._call_result.BootNotification(
+        return self.result_module.BootNotification(
             current_time=utc_now_iso(), interval=settings.OCPP_HEARTBEAT_INTERVAL, status=status
         )
 
     @on(Action.heartbeat)
     async def on_heartbeat(self, **kwargs):
-        return self._call_result.Heartbeat(current_time=utc_now_iso())
+        return self.result_module.Heartbeat(current_time=utc_now_iso())
 
     @on(Action.status_notification)
     async def on_status_notification(self, timestamp, connector_status, evse_id, connector_id, **kwargs):
-        await db(services.evse_status_update)(
+        await db(evse_status_update)(
             station_pk=self.station_pk,
             ocpp_evse_id=evse_id,
             ocpp_status=connector_status,
             timestamp=parse_ocpp_datetime(timestamp),
         )
-        return self._call_result.StatusNotification()
+        return self.result_module.StatusNotification()
 
     @on(Action.notify_report)
     async def on_notify_report(self, request_id, generated_at, seq_no, **kwargs):
-        return self._call_result.NotifyReport()
+        return self.result_module.NotifyReport()
 
     @on(Action.notify_event)
     async def on_notify_event(self, generated_at, seq_no, event_data, **kwargs):
-        return self._call_result.NotifyEvent()
+        return self.result_module.NotifyEvent()
 
     @on(Action.notify_monitoring_report)
     async def on_notify_monitoring_report(self, request_id, seq_no, generated_at, **kwargs):
-        return self._call_result.NotifyMonitoringReport()
+        return self.result_module.NotifyMonitoringReport()
 
     @on(Action.security_event_notification)
     async def on_security_event_notification(self, type, timestamp, **kwargs):
-        return self._call_result.SecurityEventNotification()
+        return self.result_module.SecurityEventNotification()
 
     # -- Authorization and transactions ---------------------------------------------------------------------------
     @on(Action.authorize)
     async def on_authorize(self, id_token, **kwargs):
-        auth = await db(services.id_tag_check)(
+        auth = await db_authorizing(id_tag_check)(
             station_pk=self.station_pk, id_tag=id_token.get("id_token", ""), id_token_type=id_token.get("type", "")
         )
-        return self._call_result.Authorize(id_token_info=id_token_info(auth))
+        return self.result_module.Authorize(id_token_info=id_token_info(auth))
 
     @on(Action.transaction_event)
     async def on_transaction_event(
@@ -132,7 +139,7 @@ class ChargePoint201(GatewayChargePoint):
     ):
         evse = kwargs.get("evse") or {}
         id_token = kwargs.get("id_token") or {}
-        event = services.TransactionEventInput(
+        event = TransactionEventInput(
             event_type=event_type,
             timestamp=parse_ocpp_datetime(timestamp),
             trigger_reason=trigger_reason,
@@ -148,68 +155,68 @@ class ChargePoint201(GatewayChargePoint):
             reservation_id=kwargs.get("reservation_id"),
             offline=bool(kwargs.get("offline")),
             samples=tuple(samples_201(kwargs.get("meter_value"))),
-            ocpp_version=self._ocpp_version,
+            ocpp_version=self.ocpp_version,
             payload={"event_type": event_type, "timestamp": timestamp, "trigger_reason": trigger_reason,
                      "seq_no": seq_no, "transaction_info": transaction_info, **kwargs},
         )
-        _tx, auth = await db(services.transaction_event_201)(station_pk=self.station_pk, event=event)
-        return self._call_result.TransactionEvent(id_token_info=id_token_info(auth) if auth else None)
+        _tx, auth = await db_authorizing(transaction_event_201)(station_pk=self.station_pk, event=event)
+        return self.result_module.TransactionEvent(id_token_info=id_token_info(auth) if auth else None)
 
     @on(Action.meter_values)
     async def on_meter_values(self, evse_id, meter_value, **kwargs):
-        await db(services.meter_values_receive)(
+        await db(meter_values_receive)(
             station_pk=self.station_pk, ocpp_evse_id=evse_id, transaction_id=None, samples=samples_201(meter_value)
         )
-        return self._call_result.MeterValues()
+        return self.result_module.MeterValues()
 
     @on(Action.reservation_status_update)
     async def on_reservation_status_update(self, reservation_id, reservation_update_status, **kwargs):
-        return self._call_result.ReservationStatusUpdate()
+        return self.result_module.ReservationStatusUpdate()
 
     # -- Smart charging ------------------------------------------------------------------------------------------
     @on(Action.notify_charging_limit)
     async def on_notify_charging_limit(self, charging_limit, **kwargs):
-        return self._call_result.NotifyChargingLimit()
+        return self.result_module.NotifyChargingLimit()
 
     @on(Action.cleared_charging_limit)
     async def on_cleared_charging_limit(self, charging_limit_source, **kwargs):
-        return self._call_result.ClearedChargingLimit()
+        return self.result_module.ClearedChargingLimit()
 
     @on(Action.report_charging_profiles)
     async def on_report_charging_profiles(self, request_id, charging_limit_source, charging_profile, evse_id, **kwargs):
-        return self._call_result.ReportChargingProfiles()
+        return self.result_module.ReportChargingProfiles()
 
     @on(Action.notify_ev_charging_needs)
     async def on_notify_ev_charging_needs(self, charging_needs, evse_id, **kwargs):
         # We do not compute ISO 15118 schedules: the station keeps its own (K17: Rejected is a valid answer).
-        return self._call_result.NotifyEVChargingNeeds(status="Rejected")
+        return self.result_module.NotifyEVChargingNeeds(status="Rejected")
 
     @on(Action.notify_ev_charging_schedule)
     async def on_notify_ev_charging_schedule(self, time_base, charging_schedule, evse_id, **kwargs):
-        return self._call_result.NotifyEVChargingSchedule(status="Accepted")
+        return self.result_module.NotifyEVChargingSchedule(status="Accepted")
 
     # -- Firmware, diagnostics, display, customer information ----------------------------------------------------
     @on(Action.firmware_status_notification)
     async def on_firmware_status_notification(self, status, **kwargs):
-        return self._call_result.FirmwareStatusNotification()
+        return self.result_module.FirmwareStatusNotification()
 
     @on(Action.publish_firmware_status_notification)
     async def on_publish_firmware_status_notification(self, status, **kwargs):
-        return self._call_result.PublishFirmwareStatusNotification()
+        return self.result_module.PublishFirmwareStatusNotification()
 
     @on(Action.log_status_notification)
     async def on_log_status_notification(self, status, **kwargs):
-        return self._call_result.LogStatusNotification()
+        return self.result_module.LogStatusNotification()
 
     @on(Action.notify_customer_information)
     async def on_notify_customer_information(self, data, seq_no, generated_at, request_id, **kwargs):
-        return self._call_result.NotifyCustomerInformation()
+        return self.result_module.NotifyCustomerInformation()
 
     @on(Action.notify_display_messages)
     async def on_notify_display_messages(self, request_id, **kwargs):
-        return self._call_result.NotifyDisplayMessages()
+        return self.result_module.NotifyDisplayMessages()
 
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id, **kwargs):
-        return self._call_result.DataTransfer(status="UnknownVendorId")
+        return self.result_module.DataTransfer(status="UnknownVendorId")
 

@@ -5,7 +5,8 @@ import datetime as dt
 from decimal import Decimal
 
 from billing.models import Tariff
-from ocpp_gateway.services import Sample, meter_values_record, transaction_start_16, transaction_stop_16
+from ocpp_gateway.services.meter_values import Sample, meter_values_record
+from ocpp_gateway.services.transactions import transaction_start_16, transaction_stop_16
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=UTC)

@@ -1,10 +1,11 @@
 """Two workers at once (threads with their own database connections): one Session, one CDR, one credit.
-PostgreSQL only: SQLite has no row locks and serialises writers differently."""
+PostgreSQL: row locks. SQLite (the embedded default): no row locks, but every transaction takes the database's
+write lock when it begins (transaction_mode IMMEDIATE in settings), so the workers run one after the other."""
 
 import threading
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 
 from billing.models import Cdr, Session
 from billing.services import cdr_create, cdr_credit, session_sync
@@ -37,12 +38,6 @@ def together(func, workers: int = 2) -> list:
     if errors:
         raise errors[0]
     return results
-
-
-@pytest.fixture(autouse=True)
-def postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks need PostgreSQL")
 
 
 def test_two_workers_syncing_a_new_transaction_create_one_session(station, energy_tariff, emsp_token):

@@ -371,3 +371,39 @@ def test_step_size_note_115_2_wh():
         t = tariff({"price_components": [component("ENERGY", "0.25", step)]})
         priced = price_session(tariff=t, usage=energy_session("0.1152"))
         assert priced.exact.energy.excl_vat == D(exact)
+
+
+def _energy_tariff_with(**bounds) -> dict:
+    """0.25 per kWh + 21 % VAT, with the given min_price / max_price (one part only, as partners send them)."""
+    return {
+        "id": "BOUNDS", "currency": "EUR", "country_code": "NL", "party_id": "CPO",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": 0.25, "vat": 21.0, "step_size": 1}]}],
+        **bounds,
+    }
+
+
+def test_min_price_given_only_excl_vat_raises_incl_vat_by_the_same_vat():
+    """10 kWh at 0.25 + 21 % VAT is 2.50 / 3.025; a minimum of 5.00 excl. VAT makes it 5.00 / 6.05, never an
+    incl_vat below the excl_vat (the errata: both parts of the bound apply)."""
+    priced = price_session(tariff=_energy_tariff_with(min_price={"excl_vat": 5.00}), usage=energy_session("10"))
+    assert priced.total_cost == price("5.00", "6.05")
+
+
+def test_min_price_given_only_incl_vat_raises_excl_vat_by_the_same_vat():
+    priced = price_session(tariff=_energy_tariff_with(min_price={"incl_vat": 6.05}), usage=energy_session("10"))
+    assert priced.total_cost == price("5.00", "6.05")
+
+
+def test_max_price_given_only_excl_vat_lowers_incl_vat_by_the_same_vat():
+    priced = price_session(tariff=_energy_tariff_with(max_price={"excl_vat": 10.00}), usage=energy_session("50"))
+    assert priced.total_cost == price("10.00", "12.10")
+
+
+def test_min_price_given_only_excl_vat_on_a_session_that_cost_nothing_uses_the_tariffs_vat():
+    priced = price_session(tariff=_energy_tariff_with(min_price={"excl_vat": 5.00}), usage=energy_session("0"))
+    assert priced.total_cost == price("5.00", "6.05")
+
+
+def test_a_bound_above_the_computed_cost_changes_nothing():
+    priced = price_session(tariff=_energy_tariff_with(min_price={"excl_vat": 1.00}), usage=energy_session("10"))
+    assert priced.total_cost == price("2.50", "3.03")

@@ -9,7 +9,8 @@ from billing.enums import SESSION_ONLY_DIMENSION_TYPES, CdrDimensionType
 from billing.selectors import cdr_as_ocpi, session_as_ocpi
 from billing.services import cdr_create, session_sync
 from cpo.models import Connector
-from ocpp_gateway.services import Sample, evse_status_update, meter_values_record
+from ocpp_gateway.services.availability import evse_status_update
+from ocpp_gateway.services.meter_values import Sample, meter_values_record
 from tests.billing.factories import HOUR, T0, component, price, start, stop, tariff_make
 
 MINUTE = dt.timedelta(minutes=1)

@@ -63,7 +63,7 @@ def test_the_settlement_command_prints_csv_and_writes_a_file(month_of_cdrs, tmp_
     }
     target = tmp_path / "settlement.csv"
     call_command("settlement", "--partner", "NL-EXM", "--month", month, "--out", str(target), stderr=io.StringIO())
-    assert target.read_text() == out.getvalue()
+    assert target.read_bytes().decode() == out.getvalue()
     with pytest.raises(CommandError, match="NL-EXM"):
         call_command("settlement", "--partner", "EXM", "--month", month)
 

@@ -10,8 +10,7 @@ import pytest
 from django.urls import reverse
 
 from ocpp_gateway.models import Transaction
-from tests.dashboard.cdrs import make_cdr, make_session
-from tests.dashboard.factories import registered_partner
+from tests.dashboard.factories import make_cdr, make_session, registered_partner
 
 pytestmark = pytest.mark.django_db
 

@@ -2,19 +2,27 @@
 charger on the same server: the pages update live as the charger reports, and a remote stop sent from the station
 page ends the transaction. Screenshots go to test-output/."""
 
+import csv
+import io
 import shutil
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from ocpp.routing import after, on
 from ocpp.v16 import call
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action
 
-from cpo.models import AuditLog
+from billing.services import tariff_seed_demo
+from cpo.dashboard.models import AuditLog
+from ocpi_api.models import OutboxStatus
 from ocpp_gateway.models import Transaction
 from tests.dashboard.chargers import ChargerThread
-from tests.dashboard.factories import PASSWORD
+from tests.dashboard.factories import PASSWORD, T0, make_cdr, make_session, push, registered_partner
 from tests.ocpp_gateway.chargers import Charger16, now_iso
 from tests.support import OUTPUT
 
@@ -73,10 +81,6 @@ def log_in(browser, base_url: str, username: str):
 
 def db(func, *args, **kwargs):
     """Run ORM code in another thread: Playwright's sync API keeps an event loop running in this one."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connection
-
     def run():
         try:
             return func(*args, **kwargs)
@@ -199,13 +203,6 @@ def test_the_login_page_refuses_a_wrong_password_and_the_live_socket_refuses_str
 @pytest.fixture
 def billed(make_user, station_factory):
     """An admin, and two CDRs of NL*EXM: one delivered, one whose push failed."""
-    from datetime import timedelta
-    from decimal import Decimal
-
-    from ocpi_api.models import OutboxStatus
-    from tests.dashboard.cdrs import T0, make_cdr, make_session
-    from tests.dashboard.factories import push, registered_partner
-
     make_user("ada", "admin")
     partner = registered_partner()
     station, _ = station_factory("CP-BILL", evses=1)
@@ -218,9 +215,6 @@ def billed(make_user, station_factory):
 
 
 def test_staff_filter_cdrs_and_export_them_as_csv(live_daphne, billed, browser):
-    import csv
-    import io
-
     context, _ = log_in(browser, live_daphne.http_url, "ada")
     page = context.new_page()
     page.goto(f"{live_daphne.http_url}/cdrs/")
@@ -249,8 +243,6 @@ def test_staff_filter_cdrs_and_export_them_as_csv(live_daphne, billed, browser):
 
 
 def test_admins_see_partners_tariffs_and_analytics(live_daphne, billed, browser):
-    from billing.services import tariff_seed_demo
-
     db(tariff_seed_demo, tariff_id="AC-1")
     context, _ = log_in(browser, live_daphne.http_url, "ada")
     page = context.new_page()
@@ -267,4 +259,32 @@ def test_admins_see_partners_tariffs_and_analytics(live_daphne, billed, browser)
     expect(page.locator("#revenue-chart")).to_have_attribute("data-ready", "1")
     expect(page.locator("[data-testid=table-revenue]")).to_contain_text("12.68")
     shot(page, "analytics")
+    context.close()
+
+
+XSS_NAME = '<img src=x onerror="window.__xss = 1">Evil Plaza'
+
+
+def test_a_location_name_with_markup_is_shown_as_text_on_the_map_and_nothing_breaks_the_csp(
+    live_daphne, viewer, station_factory, browser
+):
+    """Whoever can edit a location must not run script in staff sessions: the map's tooltip shows the name as
+    text, and the page reports no Content-Security-Policy violation (no inline script or style left anywhere)."""
+    station, _ = db(station_factory, "CP-XSS", evses=1)
+    db(lambda: type(station.location).objects.filter(pk=station.location_id).update(name=XSS_NAME, city="<b>Town</b>"))
+    context, page = log_in(browser, live_daphne.http_url, "vera")
+    violations = []
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.reload()
+    expect(page.locator("#map")).to_have_attribute("data-ready", "1")
+    page.locator("#map path.leaflet-interactive").first.hover()
+    tooltip = page.locator(".leaflet-tooltip").last
+    expect(tooltip).to_contain_text(XSS_NAME)
+    expect(tooltip).to_contain_text("<b>Town</b>")
+    assert page.evaluate("() => window.__xss") is None
+    assert page.locator(".leaflet-tooltip img").count() == 0
+    for path in ("/stations/", "/sessions/", "/cdrs/", "/analytics/", f"/stations/{station.identity}/"):
+        page.goto(f"{live_daphne.http_url}{path}")
+    shot(page, "xss-as-text")
+    assert violations == []
     context.close()

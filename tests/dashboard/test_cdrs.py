@@ -9,11 +9,12 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from cpo.models import AuditLog, Location
+from cpo.dashboard.models import AuditLog
+from cpo.models import Location
 from ocpi_api import outbox
 from ocpi_api.models import OutboxMessage, OutboxStatus
-from tests.dashboard.cdrs import T0, make_cdr, make_session
-from tests.dashboard.factories import push, registered_partner
+from ocpp_gateway.models import Transaction
+from tests.dashboard.factories import T0, make_cdr, make_session, push, registered_partner
 
 pytestmark = pytest.mark.django_db
 
@@ -250,8 +251,6 @@ def test_a_session_shows_its_cdr_cost_breakdown(client_as, cdrs):
 
 
 def test_a_running_session_shows_its_running_cost(client_as, station_factory):
-    from tests.dashboard.cdrs import T0
-
     station, _ = station_factory("CP-R1", evses=1)
     session = make_session(station=station, number=77, start=T0, kwh=Decimal("3.2"),
                            cost=(Decimal("2.12"), Decimal("2.57")))
@@ -261,10 +260,17 @@ def test_a_running_session_shows_its_running_cost(client_as, station_factory):
 
 
 def test_a_transaction_not_billed_yet_says_so(client_as, station_factory):
-    from tests.dashboard.cdrs import T0
-    from ocpp_gateway.models import Transaction
-
     station, _ = station_factory("CP-R2", evses=1)
     tx = Transaction.objects.create(station=station, transaction_id="9", ocpp_version="1.6", ocpp_evse_id=1,
                                     started_at=T0, meter_start=0)
     assert "Not billed yet" in client_as("viewer").get(reverse("dashboard:session", args=[tx.pk])).content.decode()
+
+
+def test_a_partner_controlled_token_uid_cannot_become_a_formula_in_the_export(client_as, cdrs, station_factory):
+    station, _ = station_factory("CP-CSV", evses=1)
+    hostile = make_cdr(make_session(station=station, number=9, start=T0, kwh=Decimal("1"), uid="=2+5*HYPERLINK()"),
+                       issued=T0 + timedelta(hours=1))
+    rows, _ = export(client_as("viewer"), partner=cdrs["exm"].pk)
+    row = next(row for row in rows if row["id"] == hostile.id)
+    assert row["token_uid"] == "'=2+5*HYPERLINK()"
+    assert row["total_cost_excl_vat"] == "8.0000"

@@ -8,7 +8,8 @@ import time
 import pytest
 from django.urls import reverse
 
-from cpo.models import AuditLog, ChargingStation
+from cpo.dashboard.models import AuditLog
+from cpo.models import ChargingStation
 from tests.dashboard.chargers import ChargerThread
 
 pytestmark = [
@@ -80,3 +81,29 @@ def test_a_1_6_station_gets_1_6_names_and_a_refusal_or_error_is_shown(live_daphn
         charger.close()
     trigger_audit = AuditLog.objects.get(action="TriggerMessage")
     assert not trigger_audit.ok and trigger_audit.error.startswith("call_error")
+
+
+def test_a_charger_password_set_from_the_dashboard_is_in_neither_the_message_log_nor_the_audit_log(
+    live_daphne, station_factory, client_as
+):
+    from ocpp.v16 import call
+
+    from ocpp_gateway.models import MessageLog
+    from tests.support import wait_until
+
+    _, secret = station_factory("CP16-KEY", evses=1)
+    charger = ChargerThread(live_daphne.ocpp_url("CP16-KEY"), "CP16-KEY", secret)
+    try:
+        charger.send(call.BootNotification(charge_point_model="Wallbox X", charge_point_vendor="ACME"))
+        online("CP16-KEY")
+        client_as("operator").post(
+            reverse("dashboard:station-command", args=["CP16-KEY", "change-configuration"]),
+            {"change-configuration-key": "AuthorizationKey", "change-configuration-value": "NEW-PASSWORD-0123456789"},
+        )
+        logged = wait_until(lambda: list(MessageLog.objects.filter(identity="CP16-KEY", action="ChangeConfiguration")))
+    finally:
+        charger.close()
+    assert any("AuthorizationKey" in entry.payload for entry in logged)
+    assert not any("NEW-PASSWORD" in entry.payload for entry in logged)
+    audit = AuditLog.objects.get(action="ChangeConfiguration")
+    assert "NEW-PASSWORD" not in str(audit.payload)

@@ -4,10 +4,11 @@ partner (token A shown once) and register with one over a real OCPI credentials 
 import pytest
 from django.urls import reverse
 
-from cpo.models import AuditLog
+from cpo.dashboard.models import AuditLog
 from ocpi_api.models import OutboxStatus, Partner, PartnerStatus
 from ocpi_api.selectors import credentials_token_hash
-from tests.dashboard.factories import T0, push, registered_partner, token
+from tests.dashboard.factories import PARTNER_T0 as T0
+from tests.dashboard.factories import push, registered_partner, token
 from tests.ocpi_api.emsp import FakeEmsp
 
 

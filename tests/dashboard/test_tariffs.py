@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from billing.models import Tariff
 from billing.services import tariff_seed_demo, tariff_upsert_from_ocpi
-from cpo.models import AuditLog
+from cpo.dashboard.models import AuditLog
 
 pytestmark = pytest.mark.django_db
 

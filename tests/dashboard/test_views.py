@@ -8,7 +8,9 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from cpo.models import EVSE, AuditLog, ChargingStation, RegistrationStatus
+from cpo.dashboard.models import AuditLog
+from cpo.dashboard.selectors.sessions import transactions_with_energy
+from cpo.models import EVSE, ChargingStation, RegistrationStatus
 from ocpp_gateway.models import MessageLog, MeterValue, Transaction
 
 pytestmark = pytest.mark.django_db
@@ -296,6 +298,22 @@ def test_sessions_are_filtered_by_status_location_station_token_and_period(clien
     assert "5.500" in viewer.get(reverse("dashboard:sessions"), {"status": "ENDED"}).content.decode()
 
 
+def test_kwh_and_kw_keep_their_fractions_on_every_page_and_backend(client_as, station):
+    """SQLite keeps 9900.000 Wh as an integer and would divide it by 1000 as one: the overview and the session list
+    showed 9.000 kWh (and 7 kW) where the session page showed 9.900."""
+    tx = Transaction.objects.create(
+        station=station, evse=station.evses.get(ocpp_evse_id=1), transaction_id="99", ocpp_version="1.6",
+        ocpp_evse_id=1, connector_id=1, id_tag="T", started_at=datetime.now(UTC) - timedelta(minutes=80),
+        meter_start=Decimal(100), meter_last=Decimal(10000), power_last=Decimal(7400))
+    row = transactions_with_energy(Transaction.objects.filter(pk=tx.pk)).get()
+    assert (row.energy_delivered_wh, row.energy_kwh, row.power_kw) == (Decimal(9900), Decimal("9.9"), Decimal("7.4"))
+    viewer = client_as("viewer")
+    overview = viewer.get(reverse("dashboard:overview")).content.decode()
+    assert '<td class="num" data-testid="energy">9.900</td>' in overview and "7.4" in overview
+    assert "<td class=\"num\">9.900</td>" in viewer.get(reverse("dashboard:sessions")).content.decode()
+    assert "9.900 kWh" in viewer.get(reverse("dashboard:session", args=[tx.pk])).content.decode()
+
+
 def test_a_session_shows_its_meter_values_as_power_and_energy_series(client_as, charging):
     response = client_as("viewer").get(reverse("dashboard:session", args=[charging.pk]))
     series = response.context["series"]
@@ -309,7 +327,7 @@ def test_a_session_shows_its_meter_values_as_power_and_energy_series(client_as, 
 def test_vendored_libraries_ship_with_their_licences():
     from pathlib import Path
 
-    vendor = Path(__file__).resolve().parents[2] / "cpo" / "static" / "vendor"
+    vendor = Path(__file__).resolve().parents[2] / "cpo" / "dashboard" / "static" / "vendor"
     assert "MIT" in (vendor / "chartjs" / "LICENSE.md").read_text()
     assert "BSD" in (vendor / "leaflet" / "LICENSE").read_text() or "Copyright" in (vendor / "leaflet" / "LICENSE").read_text()
     assert (vendor / "chartjs" / "chart.umd.min.js").stat().st_size > 100_000

@@ -30,6 +30,18 @@ def eager():
 
 
 @pytest.fixture
+def queued():
+    """Queue tasks for a worker (as with REDIS_URL; in-process broker without it) instead of running them at once, so
+    a test drives delivery itself, whichever database and broker the suite runs on."""
+    from cpo.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture
 def ocpi_live(live_server, settings):
     """Our app on a real socket; the URLs we publish (versions, endpoints) point at it."""
     settings.OCPI_BASE_URL = live_server.url
@@ -87,3 +99,9 @@ def session_partners(receiving_emsp, session_station):
     never see the session."""
     return (partner_for(receiving_emsp),
             partner_for(receiving_emsp, token="other", country_code="DE", party_id="OTH"))
+
+
+@pytest.fixture
+def no_throttle(settings):
+    """Session PATCHes go out at once."""
+    settings.OCPI_SESSION_PATCH_MIN_INTERVAL = 0

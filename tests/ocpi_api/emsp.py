@@ -43,6 +43,7 @@ class FakeEmsp:
         self.versions_override = None
         self.endpoints_override = None
         self.fail_with_http = None
+        self.extra_roles = []  # further CredentialsRole objects it declares (a platform hosting several parties)
         self.requests = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/ocpi"
@@ -89,7 +90,8 @@ class FakeEmsp:
                     "party_id": self.party_id,
                     "country_code": self.country_code,
                     "business_details": {"name": self.name},
-                }
+                },
+                *self.extra_roles,
             ],
         }
 

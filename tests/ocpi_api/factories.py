@@ -1,17 +1,22 @@
 """Objects the OCPI tests build: partners and their request headers, sessions written directly, and charges run
-through the gateway's services (as the consumers call them) for the session pipeline."""
+through the gateway's services (as the consumers call them) for the session pipeline; what an EMSP and the workers
+make of what we queue."""
 
 import base64
 import datetime as dt
+import json
 from decimal import Decimal
 
 from django.utils import timezone
 
+from billing.encoding import DecimalJSONEncoder
 from billing.models import Session
-from ocpi_api.models import Partner, PartnerStatus
-from ocpi_api.services import partner_incoming_token_set
+from ocpi_api.delivery import outbox_deliver
+from ocpi_api.models import OutboxMessage, OutboxStatus, Partner, PartnerStatus
+from ocpi_api.services import partner_incoming_token_set, partner_parties_claim
 from ocpp_gateway.models import Transaction
-from ocpp_gateway.services import Sample, meter_values_record, transaction_start_16, transaction_stop_16
+from ocpp_gateway.services.meter_values import Sample, meter_values_record
+from ocpp_gateway.services.transactions import transaction_start_16, transaction_stop_16
 
 T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
 # NL*EXM's token: the `emsp_token` fixture has it accepted by whitelist.
@@ -30,6 +35,7 @@ def make_partner(*, token: str, country_code="NL", party_id="EXM", status=Partne
     )
     partner_incoming_token_set(partner=partner, token=token)
     partner.save()
+    partner_parties_claim(partner=partner, parties={(country_code, party_id)})
     return partner
 
 
@@ -98,3 +104,14 @@ def stop(station, tx, minutes, wh):
         meter_stop=wh,
         timestamp=T0 + dt.timedelta(minutes=minutes),
     )
+
+
+def as_json(value):
+    """What the EMSP parses from our JSON."""
+    return json.loads(json.dumps(value, cls=DecimalJSONEncoder))
+
+
+def deliver_all():
+    """What the workers do: deliver every due message, oldest first."""
+    for message in OutboxMessage.objects.filter(status=OutboxStatus.PENDING).order_by("id"):
+        outbox_deliver(message_id=message.pk)

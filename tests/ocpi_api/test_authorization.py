@@ -208,3 +208,136 @@ def test_a_201_charger_gets_the_precise_status(auth_daphne, emsp, station_factor
 
     assert asyncio.run(scenario()) == ("NoCredit", "Accepted")
     assert "type=APP_USER" in next(r["path"] for r in authorize_calls(emsp) if "/LIVE-APP/" in r["path"])
+
+
+# --- Nothing slow or remote on the gateway's database threads; replays never call an EMSP ---------------------
+
+@pytest.mark.django_db
+def test_the_database_step_never_calls_the_emsp(emsp, emsp_partner):
+    """The authorizer the gateway runs on its database threads only reads: the EMSP is called when (and where) the
+    gateway runs the check it returns."""
+    from ocpi_api.authorization import partner_token_authorize_step
+    from ocpp_gateway.authorization import RealtimeCheck, id_tag_authorize_step, realtime_check_run
+
+    push_token(emsp_partner, "RT-STEP", whitelist="NEVER")
+    emsp.authorize_answers["RT-STEP"] = "ALLOWED"
+    request = AuthorizationRequest(id_tag="RT-STEP", station_identity="CP-AUTH", location_id="LOC-1")
+    for step in (partner_token_authorize_step(request), id_tag_authorize_step(request)):
+        assert isinstance(step, RealtimeCheck)
+    assert authorize_calls(emsp) == []
+    assert realtime_check_run(step).status == "Accepted"
+    assert len(authorize_calls(emsp)) == 1
+    assert step.decide(None).status == "Invalid"  # no answer in time: what NEVER falls back to
+
+
+@pytest.fixture(scope="module")
+def one_db_thread_daphne(django_db_setup, django_db_blocker):
+    """A daphne with a single database thread for the gateway: whatever holds it holds every charger."""
+    server = start_daphne("ocpi-auth-one-thread", OCPP_DB_THREADS="1", OCPI_REALTIME_AUTHORIZATION_TIMEOUT="4")
+    yield server
+    stop(server)
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_an_emsp_that_hangs_holds_none_of_the_gateway_database_threads(one_db_thread_daphne, emsp, station_factory,
+                                                                        local_token):
+    partner = make_partner(token="emsp-hangs", endpoints=emsp.endpoints(), outgoing_token=emsp.token_b)
+    push_token(partner, "HANGS-1", whitelist="NEVER")
+    emsp.authorize_answers["HANGS-1"] = "SILENT"  # answers after 8 s, long after our 4 s
+    _, secret_a = station_factory("CP-HANG-A")
+    _, secret_b = station_factory("CP-HANG-B")
+    server = one_db_thread_daphne
+
+    async def scenario():
+        async with connected(server.ocpp_url("CP-HANG-A"), "CP-HANG-A", secret_a) as waiting, \
+                connected(server.ocpp_url("CP-HANG-B"), "CP-HANG-B", secret_b) as other:
+            asked = asyncio.create_task(waiting.call(call16.Authorize(id_tag="HANGS-1")))
+            while not authorize_calls(emsp):  # the EMSP has the request and hangs on it
+                await asyncio.sleep(0.02)
+            began = time.monotonic()
+            local = await other.call(call16.Authorize(id_tag=local_token.uid))  # needs the database thread
+            start = await other.call(call16.StartTransaction(connector_id=1, id_tag=local_token.uid, meter_start=0,
+                                                             timestamp="2026-11-20T10:00:00Z"))
+            took = time.monotonic() - began
+            hung = await asked
+            return local, start, took, hung, time.monotonic() - began
+
+    local, start, took, hung, waited = asyncio.run(scenario())
+    assert local.id_tag_info["status"] == "Accepted" and start.id_tag_info["status"] == "Accepted"
+    assert took < 2.0, f"another charger waited {took:.1f} s for the database thread"
+    assert hung.id_tag_info["status"] == "Invalid"  # NEVER: no answer in time
+    assert waited < 6.0  # given up within OCPI_REALTIME_AUTHORIZATION_TIMEOUT (4 s), not the EMSP's 8 s
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_a_16_stop_and_its_retransmission_never_call_the_emsp(auth_daphne, emsp, station_factory):
+    partner = make_partner(token="emsp-stops-16", endpoints=emsp.endpoints(), outgoing_token=emsp.token_b)
+    _, secret = station_factory("CP-RT-STOP")
+    for uid in ("STOP-16", "OTHER-16"):
+        push_token(partner, uid, whitelist="NEVER")
+        emsp.authorize_answers[uid] = "ALLOWED"
+    stop = call16.StopTransaction(meter_stop=5000, timestamp="2026-11-20T11:00:00Z", transaction_id=0,
+                                  id_tag="STOP-16")
+    calls = []
+
+    async def scenario():
+        async with connected(auth_daphne.ocpp_url("CP-RT-STOP"), "CP-RT-STOP", secret) as cp:
+            start = await cp.call(call16.StartTransaction(connector_id=1, id_tag="STOP-16", meter_start=0,
+                                                          timestamp="2026-11-20T10:00:00Z"))
+            calls.append(len(authorize_calls(emsp)))
+            stop.transaction_id = start.transaction_id
+            answers = [await cp.call(stop)]  # the token that started it: its stored authorization
+            calls.append(len(authorize_calls(emsp)))
+            answers.append(await cp.call(stop))  # retransmitted
+            answers.append(await cp.call(call16.StopTransaction(  # another token, the transaction has ended
+                meter_stop=5000, timestamp="2026-11-20T11:00:00Z", transaction_id=start.transaction_id,
+                id_tag="OTHER-16")))
+            calls.append(len(authorize_calls(emsp)))
+            return start, answers
+
+    start, answers = asyncio.run(scenario())
+    assert start.id_tag_info["status"] == "Accepted"
+    assert calls == [1, 1, 1]
+    assert [a.id_tag_info["status"] for a in answers[:2]] == ["Accepted", "Accepted"]
+    assert answers[2].id_tag_info["status"] == "Invalid"  # what our database says of a NEVER token: no answer
+    tx = Transaction.objects.get(transaction_id=str(start.transaction_id))
+    assert (tx.status, tx.meter_stop, tx.auth_method) == ("ENDED", 5000, "AUTH_REQUEST")
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_201_events_of_a_transaction_ask_the_emsp_once_and_replays_never(auth_daphne, emsp, station_factory):
+    partner = make_partner(token="emsp-events-201", endpoints=emsp.endpoints(), outgoing_token=emsp.token_b)
+    _, secret = station_factory("CS-RT-EVENTS")
+    for uid in ("EVENT-201", "LATE-201"):
+        push_token(partner, uid, whitelist="NEVER")
+        emsp.authorize_answers[uid] = "ALLOWED"
+
+    def event(seq_no, event_type, minute, uid="EVENT-201", **extra):
+        return call201.TransactionEvent(
+            event_type=event_type, timestamp=f"2026-11-20T10:{minute:02d}:00Z", trigger_reason="Authorized",
+            seq_no=seq_no, transaction_info={"transaction_id": "TX-RT-201"}, evse={"id": 1, "connector_id": 1},
+            id_token={"id_token": uid, "type": "ISO14443"}, **extra)
+
+    async def scenario():
+        async with connected(auth_daphne.ocpp_url("CS-RT-EVENTS"), "CS-RT-EVENTS", secret, version="2.0.1") as cp:
+            await cp.call(call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"},
+                                                   reason="PowerUp"))
+            answers = [await cp.call(event(0, "Started", 0))]
+            calls = [len(authorize_calls(emsp))]
+            answers.append(await cp.call(event(1, "Updated", 10)))
+            ended = event(2, "Ended", 20)
+            answers.append(await cp.call(ended))
+            answers.append(await cp.call(ended))  # retransmitted
+            answers.append(await cp.call(event(3, "Updated", 15, uid="LATE-201")))  # late, another token
+            calls.append(len(authorize_calls(emsp)))
+            return answers, calls
+
+    answers, calls = asyncio.run(scenario())
+    assert calls == [1, 1]
+    assert [a.id_token_info["status"] for a in answers[:4]] == ["Accepted"] * 4
+    assert answers[4].id_token_info["status"] == "Invalid"
+    tx = Transaction.objects.get(transaction_id="TX-RT-201")
+    assert (tx.status, tx.auth_status, tx.id_tag, tx.last_seq_no) == ("ENDED", "Accepted", "EVENT-201", 3)

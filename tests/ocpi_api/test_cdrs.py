@@ -6,8 +6,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Cdr
-from billing.services import cdr_credit
-from ocpi_api.push import transaction_push
+from billing.services import cdr_credit, transaction_bill
 from tests.ocpi_api.factories import auth, reading, start, stop
 from tests.ocpi_api.shapes import example, shape_differences
 
@@ -24,7 +23,7 @@ def cdrs(session_station, session_partners, emsp_token, local_token):
     own = start(session_station, id_tag=local_token.uid, at=mine.started_at + timedelta(hours=1))
     stop(session_station, own, 80, 2000)
     for tx in (mine, own):
-        transaction_push(transaction_pk=tx.pk)
+        transaction_bill(transaction_pk=tx.pk)
     original = Cdr.objects.get(session__transaction=mine)
     return original, cdr_credit(cdr=original, reason="wrong tariff")
 

@@ -1,6 +1,7 @@
 """Commands and charging profiles Receiver interfaces: what is answered at once, for good and bad requests."""
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -230,3 +231,59 @@ class TestChargingProfiles:
             200, 1000, "UNKNOWN_SESSION")
         assert ocpi(self.put(client, other_headers, self.profile())) == (200, 1000, "REJECTED")
         assert client.put(self.URL, data="{", content_type="application/json", **headers).status_code == 400
+
+
+# --- Delivering the result -----------------------------------------------------------------------------------------
+
+class ResultsReceiver:
+    """A partner's response_url on loopback that fails with HTTP 500 `failures` times, then takes the result."""
+
+    def __init__(self, failures: int):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        receiver = self
+        self.failures, self.posts = failures, []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                receiver.posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                ok = len(receiver.posts) > receiver.failures
+                body = json.dumps({"data": None, "status_code": 1000 if ok else 3000, "status_message": "",
+                                   "timestamp": "2026-01-01T00:00:00Z"}).encode()
+                self.send_response(200 if ok else 500)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ocpi/results/1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("failures,state,posts", [(1, "DELIVERED", 2), (5, "UNDELIVERED", 3)])
+def test_a_result_is_delivered_by_a_celery_task_that_retries(partner, failures, state, posts):
+    """Celery's retry (2 s, then 4 s, on a worker; at once when run eagerly), three attempts in all."""
+    from ocpi_api.commands.tasks import command_result_deliver_task
+
+    partner.outgoing_token = "token-we-present"
+    partner.save()
+    receiver = ResultsReceiver(failures)
+    try:
+        cmd = Command.objects.create(partner=partner, command="START_SESSION", request={}, response_url=receiver.url,
+                                     response="ACCEPTED", state="ANSWERED", result="ACCEPTED",
+                                     result_body={"result": "ACCEPTED"})
+        command_result_deliver_task.apply(args=(cmd.pk,))
+    finally:
+        receiver.stop()
+    cmd.refresh_from_db()
+    assert (cmd.state, cmd.delivery_attempts, len(receiver.posts)) == (state, posts, posts)
+    assert receiver.posts[-1] == {"result": "ACCEPTED"}
+    assert (command_result_deliver_task.max_retries, command_result_deliver_task.retry_backoff) == (2, 2)

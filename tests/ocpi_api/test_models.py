@@ -5,7 +5,7 @@ from django.db import IntegrityError
 
 from ocpi_api.models import Partner, PartnerStatus
 from ocpi_api.selectors import credentials_token_hash, partner_get_by_token
-from ocpi_api.services import partner_incoming_token_set, partner_invite
+from ocpi_api.services import partner_incoming_token_set, partner_invite, partner_parties_claim
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,8 @@ def test_two_registered_partners_cannot_share_a_party():
             partner.save()
 
 
-def test_endpoint_url_and_party_ids():
+@pytest.mark.django_db
+def test_endpoint_url_and_party_ids_are_the_parties_it_holds_not_the_roles_it_declared():
     partner = Partner(
         country_code="NL",
         party_id="EXM",
@@ -65,4 +66,7 @@ def test_endpoint_url_and_party_ids():
     )
     assert partner.endpoint_url(identifier="tokens") == "https://e/tokens"
     assert partner.endpoint_url(identifier="locations", role="SENDER") is None
+    assert partner.party_ids() == set()
+    partner.save()
+    partner_parties_claim(partner=partner, parties={("NL", "EXM"), ("de", "abc")})
     assert partner.party_ids() == {("NL", "EXM"), ("DE", "ABC")}

@@ -9,7 +9,7 @@ from django.db import transaction
 from billing.models import Tariff
 from cpo.models import EVSE, Connector
 from ocpi_api.models import OutboxMessage, OutboxStatus, PartnerStatus
-from ocpp_gateway.services import evse_status_update
+from ocpp_gateway.services.availability import evse_status_update
 from tests.e2e.emsp import partner_for
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +67,7 @@ def test_the_same_status_again_and_a_station_wide_status_push_nothing(
 def test_while_the_partner_is_down_status_changes_of_one_evse_coalesce_into_the_latest(
     emsp, eager, station, partners, django_capture_on_commit_callbacks, settings
 ):
-    from ocpi_api.outbox import outbox_deliver
+    from ocpi_api.delivery import outbox_deliver
 
     settings.OCPI_OUTBOX_RETRY_BASE = 3600  # no retry within the test
     emsp.go_down()

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from ocpi_api.push import transaction_push
+from billing.services import transaction_bill
 from tests.ocpi_api.factories import auth, reading, start, stop
 from tests.ocpi_api.shapes import example, shape_differences
 
@@ -23,7 +23,7 @@ def sessions(session_station, session_partners, emsp_token, local_token):
     stop(session_station, first, 20, 5000)
     second = start(session_station, at=first.started_at + timedelta(hours=1))
     own = start(session_station, id_tag=local_token.uid, at=first.started_at + timedelta(hours=2))
-    return [transaction_push(transaction_pk=tx.pk) for tx in (first, second, own)]
+    return [transaction_bill(transaction_pk=tx.pk) for tx in (first, second, own)]
 
 
 def since(minutes=60):

@@ -1,38 +1,20 @@
-"""The session pipeline as the Celery task runs it (`ocpi_api.push.transaction_push`): a charge with an EMSP's token
-becomes a Session PUT, throttled PATCHes and, once it ended, a COMPLETED PATCH and one CDR POST, to that EMSP only.
-Running it again, or on two workers at once, changes nothing."""
+"""The session pipeline as billing's Celery task runs it (`billing.services.transaction_bill`) and ocpi_api announces
+it: a charge with an EMSP's token becomes a Session PUT, throttled PATCHes and, once it ended, a COMPLETED PATCH and
+one CDR POST, to that EMSP only. Running it again, or on two workers at once, changes nothing."""
 
 import datetime as dt
-import json
 import threading
 from decimal import Decimal
 
 import pytest
 from django.db import connections
 
-from billing.encoding import DecimalJSONEncoder
 from billing.models import Cdr, Session
-from billing.selectors import cdr_as_ocpi, session_as_ocpi
+from billing.selectors import cdr_as_ocpi, session_as_ocpi, transactions_unbilled
+from billing.services import transaction_bill
+from ocpi_api.delivery import outbox_deliver
 from ocpi_api.models import OutboxMessage, OutboxStatus
-from ocpi_api.outbox import outbox_deliver
-from ocpi_api.push import transaction_push
-from tests.ocpi_api.factories import EMSP_TOKEN, T0, reading, start, stop
-
-
-@pytest.fixture
-def no_throttle(settings):
-    settings.OCPI_SESSION_PATCH_MIN_INTERVAL = 0
-
-
-def as_json(value):
-    """What the EMSP parses from our JSON."""
-    return json.loads(json.dumps(value, cls=DecimalJSONEncoder))
-
-
-def deliver_all():
-    """What the workers do: deliver every due message, oldest first."""
-    for message in OutboxMessage.objects.filter(status=OutboxStatus.PENDING).order_by("id"):
-        outbox_deliver(message_id=message.pk)
+from tests.ocpi_api.factories import EMSP_TOKEN, T0, as_json, deliver_all, reading, start, stop
 
 
 def messages():
@@ -43,7 +25,7 @@ def messages():
 def test_a_started_session_is_put_to_the_token_owner_only(receiving_emsp, session_station, session_partners,
                                                           emsp_token):
     tx = start(session_station)
-    session = transaction_push(transaction_pk=tx.pk)
+    session = transaction_bill(transaction_pk=tx.pk)
     [message] = OutboxMessage.objects.all()
     assert (message.partner, message.module, message.method) == (session_partners[0], "sessions", "PUT")
     assert message.path == f"NL/CPO/{session.id}"
@@ -52,17 +34,16 @@ def test_a_started_session_is_put_to_the_token_owner_only(receiving_emsp, sessio
     stored = receiving_emsp.sessions[f"NL/CPO/{session.id}"]
     assert stored["status"] == "ACTIVE" and stored["cdr_token"]["uid"] == EMSP_TOKEN
     assert stored["location_id"] == "LOC-T1" and stored["evse_uid"] == "CP-SESS-1" and stored["kwh"] == 0
-    assert transaction_push(transaction_pk=tx.pk).pk == session.pk  # again: nothing new to say
+    assert transaction_bill(transaction_pk=tx.pk).pk == session.pk  # again: nothing new to say
     assert OutboxMessage.objects.count() == 1
 
 
 @pytest.mark.django_db
-def test_sessions_of_our_own_tokens_go_nowhere(receiving_emsp, session_station, session_partners,
-                                               local_token):
+def test_sessions_of_our_own_tokens_go_nowhere(receiving_emsp, session_station, session_partners, local_token):
     tx = start(session_station, id_tag=local_token.uid)
     reading(session_station, tx, 10, 3000)
     stop(session_station, tx, 20, 4000)
-    session = transaction_push(transaction_pk=tx.pk)
+    session = transaction_bill(transaction_pk=tx.pk)
     assert session.status == "COMPLETED" and Cdr.objects.filter(session=session).count() == 1
     assert OutboxMessage.objects.count() == 0
 
@@ -72,12 +53,12 @@ def test_meter_values_become_patches_throttled_per_session(receiving_emsp, sessi
                                                            emsp_token, settings):
     settings.OCPI_SESSION_PATCH_MIN_INTERVAL = 60
     tx = start(session_station)
-    transaction_push(transaction_pk=tx.pk)
+    transaction_bill(transaction_pk=tx.pk)
     deliver_all()
     reading(session_station, tx, 10, 3000)
-    transaction_push(transaction_pk=tx.pk)
+    transaction_bill(transaction_pk=tx.pk)
     reading(session_station, tx, 20, 5000)
-    transaction_push(transaction_pk=tx.pk)
+    transaction_bill(transaction_pk=tx.pk)
     pending = OutboxMessage.objects.get(status=OutboxStatus.PENDING)
     put = OutboxMessage.objects.get(method="PUT")
     assert pending.method == "PATCH" and pending.due_at >= put.due_at + dt.timedelta(seconds=59)
@@ -88,18 +69,18 @@ def test_meter_values_become_patches_throttled_per_session(receiving_emsp, sessi
 
 
 @pytest.mark.django_db
-def test_the_end_is_patched_at_once_and_one_cdr_is_posted(receiving_emsp, session_station, session_partners,
-                                                          emsp_token, settings):
+def test_the_end_is_patched_at_once_and_one_cdr_is_posted(receiving_emsp, session_station, session_partners, emsp_token,
+                                                          settings):
     settings.OCPI_SESSION_PATCH_MIN_INTERVAL = 3600
     tx = start(session_station)
-    transaction_push(transaction_pk=tx.pk)
+    transaction_bill(transaction_pk=tx.pk)
     deliver_all()
     reading(session_station, tx, 10, 3000)
-    transaction_push(transaction_pk=tx.pk)  # a PATCH that would wait an hour
+    transaction_bill(transaction_pk=tx.pk)  # a PATCH that would wait an hour
     stop(session_station, tx, 30, 11000)
-    session = transaction_push(transaction_pk=tx.pk)
+    session = transaction_bill(transaction_pk=tx.pk)
     for _ in range(2):  # the task again (a retransmitted stop, a redelivered task): nothing more
-        transaction_push(transaction_pk=tx.pk)
+        transaction_bill(transaction_pk=tx.pk)
     assert messages() == [("sessions", "PUT", "SENT"), ("sessions", "PATCH", "SUPERSEDED"),
                           ("sessions", "PATCH", "PENDING"), ("cdrs", "POST", "PENDING")]
     deliver_all()
@@ -117,22 +98,21 @@ def test_the_end_is_patched_at_once_and_one_cdr_is_posted(receiving_emsp, sessio
 
 
 @pytest.mark.django_db
-def test_a_session_over_before_its_first_push_is_put_complete(receiving_emsp, session_station,
-                                                              session_partners, emsp_token, no_throttle):
+def test_a_session_over_before_its_first_push_is_put_complete(receiving_emsp, session_station, session_partners,
+                                                              emsp_token, no_throttle):
     tx = start(session_station)
     reading(session_station, tx, 10, 3000)
     stop(session_station, tx, 20, 6000)
-    session = transaction_push(transaction_pk=tx.pk)
+    session = transaction_bill(transaction_pk=tx.pk)
     assert messages() == [("sessions", "PUT", "PENDING"), ("cdrs", "POST", "PENDING")]
     deliver_all()
-    stored = receiving_emsp.sessions[f"NL/CPO/{session.id}"]
-    assert stored == as_json(session_as_ocpi(session=Session.objects.get()))
-    assert stored["status"] == "COMPLETED"
+    assert receiving_emsp.sessions[f"NL/CPO/{session.id}"] == as_json(session_as_ocpi(session=Session.objects.get()))
+    assert receiving_emsp.sessions[f"NL/CPO/{session.id}"]["status"] == "COMPLETED"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_ending_the_same_session_make_one_cdr_and_one_post(receiving_emsp, session_station,
-                                                                       session_partners, emsp_token):
+                                                                       session_partners, emsp_token, queued):
     tx = start(session_station)
     reading(session_station, tx, 10, 3000)
     stop(session_station, tx, 20, 6000)
@@ -140,7 +120,7 @@ def test_two_workers_ending_the_same_session_make_one_cdr_and_one_post(receiving
 
     def work():
         try:
-            transaction_push(transaction_pk=tx.pk)
+            transaction_bill(transaction_pk=tx.pk)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -178,19 +158,18 @@ def test_the_gateway_events_start_the_pipeline_after_commit(receiving_emsp, sess
 
 
 @pytest.mark.django_db
-def test_transactions_whose_task_was_lost_are_found_for_another_run(receiving_emsp, session_station,
-                                                                    session_partners, emsp_token):
-    from ocpi_api.push import transactions_unsettled
-
+def test_transactions_whose_task_was_lost_are_found_for_another_run(receiving_emsp, session_station, session_partners,
+                                                                    emsp_token):
     running = start(session_station)
     ended = start(session_station, at=T0 + dt.timedelta(hours=1))
     stop(session_station, ended, 70, 2000)
     done = start(session_station, at=T0 + dt.timedelta(hours=2))
     stop(session_station, done, 130, 2000)
-    transaction_push(transaction_pk=done.pk)
-    assert transactions_unsettled(quiet_seconds=3600, days=3650) == []  # changed just now: tasks may be under way
-    assert sorted(transactions_unsettled(quiet_seconds=0, days=3650)) == sorted([running.pk, ended.pk])
-    assert transactions_unsettled(quiet_seconds=0, days=0) == []  # too old to bother
+    transaction_bill(transaction_pk=done.pk)
+    assert transactions_unbilled(quiet_seconds=3600, days=3650) == []  # changed just now: tasks may be under way
+    assert sorted(transactions_unbilled(quiet_seconds=0, days=3650)) == sorted([running.pk, ended.pk])
+    assert transactions_unbilled(quiet_seconds=0, days=0) == []  # too old to bother
     for tx in (running, ended):
-        transaction_push(transaction_pk=tx.pk)
-    assert transactions_unsettled(quiet_seconds=0, days=3650) == []
+        transaction_bill(transaction_pk=tx.pk)
+    assert transactions_unbilled(quiet_seconds=0, days=3650) == []
+

@@ -93,6 +93,23 @@ def test_manage_py_ocpp_call_from_another_process(live_daphne, station_factory):
     assert ("Reset", {"type": "Hard"}) in received
 
 
+def test_manage_py_ocpp_call_writes_a_named_command_in_the_station_s_version(live_daphne, station_factory):
+    _, secret = station_factory("CS-CMD-CLI-201")
+
+    async def scenario():
+        async with connected(live_daphne.ocpp_url("CS-CMD-CLI-201"), "CS-CMD-CLI-201", secret, version="2.0.1") as cp:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "manage.py", "ocpp_call", "CS-CMD-CLI-201", "reset", '{"hard": true}',
+                cwd=ROOT, env=server_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            return proc.returncode, out.decode(), err.decode(), cp.received
+
+    code, out, err, received = asyncio.run(scenario())
+    assert code == 0, err
+    assert json.loads(out) == {"status": "Accepted"}
+    assert received == [("Reset", {"type": "Immediate"})]
+
+
 def test_two_daphne_processes_share_the_network_through_redis(live_daphne, station_factory):
     """A charger on server B gets a command sent while it connected there; reconnecting on server A replaces
     the socket on B."""

@@ -8,14 +8,10 @@ import pytest
 from cpo.models import EVSE
 from ocpp_gateway import events
 from ocpp_gateway.models import MessageLog, MeterValue, Transaction
-from ocpp_gateway.services import (
-    Sample,
-    evse_status_update,
-    message_log_prune,
-    meter_values_record,
-    transaction_start_16,
-    transaction_stop_16,
-)
+from ocpp_gateway.services.availability import evse_status_update
+from ocpp_gateway.services.message_log import message_log_prune
+from ocpp_gateway.services.meter_values import Sample, meter_values_record
+from ocpp_gateway.services.transactions import transaction_start_16, transaction_stop_16
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -139,7 +135,7 @@ def test_charging_and_suspended_states_during_a_16_transaction_are_recorded(stat
 def test_transactions_of_stations_silent_and_offline_for_long_are_closed_at_their_last_reading(station, local_token):
     from django.utils import timezone
 
-    from ocpp_gateway.services import transaction_close_stale
+    from ocpp_gateway.services.transactions import transaction_close_stale
 
     old = timezone.now() - timedelta(days=3)
     stale, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=10,

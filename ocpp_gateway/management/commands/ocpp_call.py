@@ -1,8 +1,11 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError as DjangoCommandError
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.core.management.base import BaseCommand
+from django.core.management.base import CommandError as DjangoCommandError
 
-from ocpp_gateway.commands import CommandError, command_send
+from ocpp_gateway.commands import CommandError, command_call_for, command_send
+from ocpp_gateway.requests import REQUESTS, request_from_arguments
 
 
 class Command(BaseCommand):
@@ -10,13 +13,17 @@ class Command(BaseCommand):
         "Send an OCPP command to a connected charger and print its answer, e.g.\n"
         "  manage.py ocpp_call CP-1 Reset '{\"type\": \"Soft\"}'   (1.6)\n"
         "  manage.py ocpp_call CP-2 Reset '{\"type\": \"Immediate\"}'   (2.0.1)\n"
-        "Needs REDIS_URL when the charger is connected to another process."
+        "or name a command of ocpp_gateway.requests with its arguments, written for the station's version:\n"
+        "  manage.py ocpp_call CP-1 reset '{\"hard\": true}'\n"
+        "Needs REDIS_URL (the Redis channel layer, for this command and the server): the charger is connected to "
+        "another process."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("identity")
-        parser.add_argument("action", help="OCPP action name, e.g. RemoteStartTransaction")
-        parser.add_argument("payload", nargs="?", default="{}", help="JSON payload in the spec's camelCase")
+        parser.add_argument("action", help=f"OCPP action, e.g. RemoteStartTransaction, or one of {', '.join(REQUESTS)}")
+        parser.add_argument("payload", nargs="?", default="{}",
+                            help="JSON payload in the spec's camelCase, or the command's arguments")
         parser.add_argument("--timeout", type=float, default=None)
 
     def handle(self, identity, action, payload, timeout, **options):
@@ -26,8 +33,25 @@ class Command(BaseCommand):
             raise DjangoCommandError(f"payload is not JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise DjangoCommandError("payload must be a JSON object")
+        check_layer_crosses_processes()
         try:
+            if action in REQUESTS:
+                action, body = command_call_for(identity=identity, request=request_from_arguments(action, body))
             answer = command_send(identity=identity, action=action, payload=body, timeout=timeout)
+        except ValueError as exc:
+            raise DjangoCommandError(str(exc)) from exc
         except CommandError as exc:
             raise DjangoCommandError(json.dumps(exc.as_dict())) from exc
         self.stdout.write(json.dumps(answer))
+
+
+def check_layer_crosses_processes() -> None:
+    """The charger's socket lives in a daphne process, never in this one; the in-memory channel layer (no
+    REDIS_URL) reaches only consumers of its own process, so the command could only wait and time out."""
+    if isinstance(get_channel_layer(), InMemoryChannelLayer):
+        raise DjangoCommandError(
+            "ocpp_call reaches the charger through the channel layer, and without REDIS_URL that layer is "
+            "in-memory: it does not cross processes, so this command cannot reach the daphne process the charger "
+            "is connected to. Start the server and this command with the same REDIS_URL (e.g. "
+            "REDIS_URL=redis://127.0.0.1:6379/0), or send the command from the dashboard's station page."
+        )

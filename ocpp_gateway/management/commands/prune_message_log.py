@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from ocpp_gateway.services import message_log_prune
+from ocpp_gateway.services.message_log import message_log_prune
 
 
 class Command(BaseCommand):

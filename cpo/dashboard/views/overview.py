@@ -1,0 +1,41 @@
+"""The overview: the network at a glance, and its live part that the page re-fetches on events."""
+
+from cpo.dashboard.selectors.overview import (
+    evses_needing_attention,
+    location_markers,
+    network_summary,
+    transactions_active,
+)
+from cpo.dashboard.selectors.stations import stations_pending
+from cpo.dashboard.views.base import DashboardView
+
+
+class OverviewView(DashboardView):
+    template_name = "dashboard/overview.html"
+    nav = "overview"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(overview_context())
+        return context
+
+
+def overview_context() -> dict:
+    return {
+        "summary": network_summary(),
+        "active": transactions_active(),
+        "attention": evses_needing_attention(),
+        "pending": stations_pending()[:20],
+        "markers": location_markers(),
+    }
+
+
+class OverviewLiveView(DashboardView):
+    """The overview's live part, re-fetched by the page when an event arrives."""
+
+    template_name = "dashboard/_overview_live.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(overview_context())
+        return context

@@ -1,0 +1,115 @@
+"""Stations: the list, a station's page (live part, message log, audit log) and the commands staff send to it."""
+
+import json
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.views import View
+
+from cpo.dashboard.forms import COMMAND_FORMS, MessageLogFilterForm
+from cpo.dashboard.permissions import Role, RoleRequiredMixin
+from cpo.dashboard.selectors.stations import (
+    station_audit_log,
+    station_connectors,
+    station_list,
+    station_message_log,
+)
+from cpo.dashboard.services import station_command_send
+from cpo.dashboard.views.base import DashboardView
+from cpo.models import ChargingStation
+
+MESSAGE_LOG_PAGE_SIZE = 25
+OCPP_ACTIONS = [
+    "BootNotification", "Heartbeat", "StatusNotification", "Authorize", "StartTransaction", "StopTransaction",
+    "MeterValues", "TransactionEvent", "RemoteStartTransaction", "RemoteStopTransaction", "RequestStartTransaction",
+    "RequestStopTransaction", "Reset", "UnlockConnector", "ChangeAvailability", "TriggerMessage", "GetConfiguration",
+    "ChangeConfiguration", "GetVariables", "SetVariables",
+]
+
+
+class StationListView(DashboardView):
+    template_name = "dashboard/station_list.html"
+    nav = "stations"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        search = self.request.GET.get("q", "").strip()
+        online = self.request.GET.get("online", "")
+        page = Paginator(station_list(search=search, online=online), 50).get_page(
+            self.request.GET.get("page")
+        )
+        context.update(page=page, q=search, online=online)
+        return context
+
+
+class StationMixin:
+    def get_station(self) -> ChargingStation:
+        return get_object_or_404(ChargingStation.objects.select_related("location"), identity=self.kwargs["identity"])
+
+
+class StationLiveView(StationMixin, DashboardView):
+    """The station's header and connectors, re-fetched by the page when an event for this station arrives."""
+
+    template_name = "dashboard/_station_live.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        station = self.get_station()
+        context.update(station=station, connectors=station_connectors(station=station))
+        return context
+
+
+class StationDetailView(StationLiveView):
+    template_name = "dashboard/station_detail.html"
+    nav = "stations"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        station = context["station"]
+        log_filter = MessageLogFilterForm(self.request.GET or None)
+        filters = log_filter.cleaned_data if log_filter.is_valid() else {}
+        log = station_message_log(
+            station=station, action=filters.get("action", ""), direction=filters.get("direction", "")
+        )
+        log_page = Paginator(log, MESSAGE_LOG_PAGE_SIZE).get_page(self.request.GET.get("page"))
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        context.update(
+            log_filter=log_filter,
+            log_page=log_page,
+            log_query=query.urlencode(),
+            ocpp_actions=OCPP_ACTIONS,
+            audit=station_audit_log(station=station),
+        )
+        if context["can_operate"]:
+            context["command_forms"] = [
+                (name, form_cls(station=station, prefix=name)) for name, form_cls in COMMAND_FORMS.items()
+            ]
+        return context
+
+
+class StationCommandView(StationMixin, RoleRequiredMixin, View):
+    """POST a command form; the charger's answer (or the error) comes back as a message on the station page."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, identity: str, command: str):
+        form_cls = COMMAND_FORMS.get(command)
+        if form_cls is None:
+            raise Http404("no such command")
+        station = self.get_station()
+        form = form_cls(request.POST, station=station, prefix=command)
+        if not form.is_valid():
+            errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+            messages.error(request, f"{form.title}: not sent. {errors}")
+        else:
+            outcome = station_command_send(user=request.user, station=station, request=form.request())
+            action = outcome.audit.action
+            if outcome.ok:
+                messages.success(request, f"{action}: {json.dumps(outcome.audit.answer, sort_keys=True)}")
+            else:
+                messages.error(request, f"{action} failed: {outcome.audit.error}")
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#commands")

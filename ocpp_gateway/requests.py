@@ -1,0 +1,435 @@
+"""One request builder per CSMS -> charger command, with a form per OCPP version (cf. SteVe's
+`RemoteStartTransactionTask.getOcpp16Request()`): the dashboard, OCPI commands and `manage.py ocpp_call` describe a
+command in the platform's terms and the gateway writes it in the words of the station's version.
+
+    call = Reset(hard=True).for_version(station.ocpp_version)   # OcppCall("Reset", {"type": "Immediate"}) on 2.0.1
+    command_send(identity=station.identity, action=call.action, payload=call.payload)
+
+A station whose version is not known yet ("") is spoken to in 1.6; 2.1 stations get the 2.0.1 form (our 2.1 support
+is the 2.0.1 message set). Builders check nothing the schema checks: the handler validates every request against
+the official schema before it is sent.
+"""
+
+import re
+import secrets
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from ocpp_gateway.id_tokens import id_token_type_for
+
+# OCPP 1.6 CiString20Type: idTag and parentIdTag.
+OCPP_16_ID_TAG_LENGTH = 20
+# 2.0.1 names a configuration value Component.Variable (GetVariables / SetVariables).
+COMPONENT_VARIABLE = re.compile(r"^[A-Za-z0-9_*+-]+\.[A-Za-z0-9_*+.-]+$")
+
+
+class OcppCall(NamedTuple):
+    """An OCPP action and its payload in the spec's camelCase, ready for the command service."""
+
+    action: str
+    payload: dict
+
+
+def is_ocpp16(ocpp_version: str) -> bool:
+    return ocpp_version in ("", "1.6")
+
+
+def ocpp_datetime(value: datetime | str) -> str:
+    """An OCPP dateTime we send: UTC with Z, whole seconds."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def id_token(*, id_tag: str, token_type: str) -> dict:
+    """A 2.0.1 IdTokenType for a token of OCPI type `token_type` (RFID, APP_USER, ...)."""
+    return {"idToken": id_tag, "type": id_token_type_for(token_type=token_type)}
+
+
+def group_id_token(group_id: str) -> dict:
+    return {"idToken": group_id, "type": "Central"}
+
+
+def component_variable(name: str) -> dict:
+    """'OCPPCommCtrlr.HeartbeatInterval' -> 2.0.1 component and variable."""
+    component, _, variable = name.partition(".")
+    return {"component": {"name": component}, "variable": {"name": variable}}
+
+
+def remote_start_id_new() -> int:
+    return secrets.randbelow(2**31 - 1) + 1
+
+
+@dataclass(frozen=True)
+class OcppRequest:
+    """A command to a charger. Subclasses write the 1.6 and the 2.0.1 form."""
+
+    def for_version(self, ocpp_version: str) -> OcppCall:
+        return self.ocpp16() if is_ocpp16(ocpp_version) else self.ocpp201()
+
+    def ocpp16(self) -> OcppCall:
+        raise NotImplementedError
+
+    def ocpp201(self) -> OcppCall:
+        raise NotImplementedError
+
+
+# --- Remote control (1.6 Core; 2.0.1 F) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteStart(OcppRequest):
+    """1.6 RemoteStartTransaction / 2.0.1 RequestStartTransaction. `evse_id` is the EVSE's OCPP number (1.6
+    connectorId); None lets the charger choose. `token_type` is the OCPI TokenType of the token."""
+
+    id_tag: str
+    token_type: str = "RFID"
+    evse_id: int | None = None
+    remote_start_id: int = field(default_factory=remote_start_id_new)
+    group_id: str = ""
+
+    def ocpp16(self) -> OcppCall:
+        payload: dict = {"idTag": self.id_tag}
+        if self.evse_id is not None:
+            payload["connectorId"] = self.evse_id
+        return OcppCall("RemoteStartTransaction", payload)
+
+    def ocpp201(self) -> OcppCall:
+        payload = {
+            "idToken": id_token(id_tag=self.id_tag, token_type=self.token_type),
+            "remoteStartId": self.remote_start_id,
+        }
+        if self.evse_id is not None:
+            payload["evseId"] = self.evse_id
+        if self.group_id:
+            payload["groupIdToken"] = group_id_token(self.group_id)
+        return OcppCall("RequestStartTransaction", payload)
+
+
+@dataclass(frozen=True)
+class RemoteStop(OcppRequest):
+    """1.6 RemoteStopTransaction (integer ids) / 2.0.1 RequestStopTransaction (string ids)."""
+
+    transaction_id: str
+
+    def ocpp16(self) -> OcppCall:
+        return OcppCall("RemoteStopTransaction", {"transactionId": int(self.transaction_id)})
+
+    def ocpp201(self) -> OcppCall:
+        return OcppCall("RequestStopTransaction", {"transactionId": str(self.transaction_id)})
+
+
+@dataclass(frozen=True)
+class Reset(OcppRequest):
+    """Soft (2.0.1: OnIdle, after the transactions end) or hard (2.0.1: Immediate)."""
+
+    hard: bool = False
+
+    def ocpp16(self) -> OcppCall:
+        return OcppCall("Reset", {"type": "Hard" if self.hard else "Soft"})
+
+    def ocpp201(self) -> OcppCall:
+        return OcppCall("Reset", {"type": "Immediate" if self.hard else "OnIdle"})
+
+
+@dataclass(frozen=True)
+class UnlockConnector(OcppRequest):
+    """1.6: the connectorId is the EVSE's number. 2.0.1: evseId and the connectorId within that EVSE, both required
+    (UnlockConnectorRequest.json); see `ocpp_gateway.selectors.connector_ocpp_id`."""
+
+    evse_id: int
+    connector_id: int = 1
+
+    def ocpp16(self) -> OcppCall:
+        return OcppCall("UnlockConnector", {"connectorId": self.evse_id})
+
+    def ocpp201(self) -> OcppCall:
+        return OcppCall("UnlockConnector", {"evseId": self.evse_id, "connectorId": self.connector_id})
+
+
+TRIGGERABLE = {
+    "1.6": ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "DiagnosticsStatusNotification",
+            "FirmwareStatusNotification"],
+    "2.0.1": ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent",
+              "LogStatusNotification", "FirmwareStatusNotification", "SignChargingStationCertificate"],
+}
+
+
+def triggerable_messages(ocpp_version: str) -> list[str]:
+    """The messages a TriggerMessage may ask a station of this version for."""
+    return TRIGGERABLE["1.6" if is_ocpp16(ocpp_version) else "2.0.1"]
+
+
+@dataclass(frozen=True)
+class TriggerMessage(OcppRequest):
+    """Ask for a message now; `evse_id` 0 means the station itself."""
+
+    message: str
+    evse_id: int = 0
+
+    def ocpp16(self) -> OcppCall:
+        payload: dict = {"requestedMessage": self.message}
+        if self.evse_id:
+            payload["connectorId"] = self.evse_id
+        return OcppCall("TriggerMessage", payload)
+
+    def ocpp201(self) -> OcppCall:
+        payload: dict = {"requestedMessage": self.message}
+        if self.evse_id:
+            payload["evse"] = {"id": self.evse_id}
+        return OcppCall("TriggerMessage", payload)
+
+
+# --- Availability (1.6 Core; 2.0.1 G) ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChangeAvailability(OcppRequest):
+    """Operative or Inoperative; `evse_id` 0 is the whole station."""
+
+    operative: bool = True
+    evse_id: int = 0
+
+    @property
+    def status(self) -> str:
+        return "Operative" if self.operative else "Inoperative"
+
+    def ocpp16(self) -> OcppCall:
+        return OcppCall("ChangeAvailability", {"connectorId": self.evse_id, "type": self.status})
+
+    def ocpp201(self) -> OcppCall:
+        payload: dict = {"operationalStatus": self.status}
+        if self.evse_id:
+            payload["evse"] = {"id": self.evse_id}
+        return OcppCall("ChangeAvailability", payload)
+
+
+# --- Configuration (1.6 Core; 2.0.1 B, device model) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GetConfiguration(OcppRequest):
+    """1.6 GetConfiguration (no keys: all) / 2.0.1 GetVariables (keys as Component.Variable, at least one)."""
+
+    keys: tuple[str, ...] = ()
+
+    def ocpp16(self) -> OcppCall:
+        return OcppCall("GetConfiguration", {"key": list(self.keys)} if self.keys else {})
+
+    def ocpp201(self) -> OcppCall:
+        return OcppCall("GetVariables", {"getVariableData": [component_variable(k) for k in self.keys]})
+
+
+@dataclass(frozen=True)
+class ChangeConfiguration(OcppRequest):
+    """1.6 ChangeConfiguration / 2.0.1 SetVariables (key as Component.Variable)."""
+
+    key: str
+    value: str
+
+    def ocpp16(self) -> OcppCall:
+        return OcppCall("ChangeConfiguration", {"key": self.key, "value": self.value})
+
+    def ocpp201(self) -> OcppCall:
+        return OcppCall(
+            "SetVariables", {"setVariableData": [{"attributeValue": self.value, **component_variable(self.key)}]}
+        )
+
+
+# --- Reservation (1.6 Reservation profile; 2.0.1 H) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReserveNow(OcppRequest):
+    """Reserve an EVSE (None: any EVSE of the station, 1.6 connectorId 0) for a token until `expiry`."""
+
+    reservation_id: int
+    expiry: datetime | str
+    id_tag: str
+    token_type: str = "RFID"
+    evse_id: int | None = None
+    group_id: str = ""
+
+    def ocpp16(self) -> OcppCall:
+        payload = {
+            "connectorId": self.evse_id or 0,
+            "expiryDate": ocpp_datetime(self.expiry),
+            "idTag": self.id_tag,
+            "reservationId": self.reservation_id,
+        }
+        if self.group_id and len(self.group_id) <= OCPP_16_ID_TAG_LENGTH:
+            payload["parentIdTag"] = self.group_id
+        return OcppCall("ReserveNow", payload)
+
+    def ocpp201(self) -> OcppCall:
+        payload = {
+            "id": self.reservation_id,
+            "expiryDateTime": ocpp_datetime(self.expiry),
+            "idToken": id_token(id_tag=self.id_tag, token_type=self.token_type),
+        }
+        if self.evse_id is not None:
+            payload["evseId"] = self.evse_id
+        if self.group_id:
+            payload["groupIdToken"] = group_id_token(self.group_id)
+        return OcppCall("ReserveNow", payload)
+
+
+@dataclass(frozen=True)
+class CancelReservation(OcppRequest):
+    reservation_id: int
+
+    def ocpp16(self) -> OcppCall:
+        return OcppCall("CancelReservation", {"reservationId": self.reservation_id})
+
+    def ocpp201(self) -> OcppCall:
+        return self.ocpp16()
+
+
+# --- Smart charging (1.6 Smart Charging profile; 2.0.1 K) ----------------------------------------------------------
+
+
+def charging_limit(value) -> float:
+    """A limit with one decimal (1.6's schema: multipleOf 0.1)."""
+    return float(round(Decimal(str(value)), 1))
+
+
+@dataclass(frozen=True)
+class ChargingSchedulePeriod:
+    start_period: int
+    limit: Decimal | float | int
+
+    def ocpp(self) -> dict:
+        return {"startPeriod": int(self.start_period), "limit": charging_limit(self.limit)}
+
+
+@dataclass(frozen=True)
+class ChargingSchedule:
+    """A ChargingSchedule (1.6 and 2.0.1 share these names; 2.0.1 adds an id, given by the profile)."""
+
+    charging_rate_unit: str  # "W" | "A"
+    periods: tuple[ChargingSchedulePeriod, ...]
+    duration: int | None = None
+    start_schedule: datetime | str | None = None
+    min_charging_rate: Decimal | float | int | None = None
+
+    def ocpp(self) -> dict:
+        schedule: dict = {
+            "chargingRateUnit": self.charging_rate_unit,
+            "chargingSchedulePeriod": [period.ocpp() for period in self.periods],
+        }
+        if self.duration is not None:
+            schedule["duration"] = int(self.duration)
+        if self.start_schedule:
+            schedule["startSchedule"] = ocpp_datetime(self.start_schedule)
+        if self.min_charging_rate is not None:
+            schedule["minChargingRate"] = charging_limit(self.min_charging_rate)
+        return schedule
+
+
+@dataclass(frozen=True)
+class SetChargingProfile(OcppRequest):
+    """A TxProfile for one transaction on one EVSE: Absolute when the schedule has a start, else Relative."""
+
+    evse_id: int
+    transaction_id: str
+    profile_id: int
+    schedule: ChargingSchedule
+    stack_level: int = 1
+    purpose: str = "TxProfile"
+
+    def _profile(self) -> dict:
+        return {
+            "stackLevel": self.stack_level,
+            "chargingProfilePurpose": self.purpose,
+            "chargingProfileKind": "Absolute" if self.schedule.start_schedule else "Relative",
+        }
+
+    def ocpp16(self) -> OcppCall:
+        profile = {
+            **self._profile(),
+            "chargingProfileId": self.profile_id,
+            "transactionId": int(self.transaction_id),
+            "chargingSchedule": self.schedule.ocpp(),
+        }
+        return OcppCall("SetChargingProfile", {"connectorId": self.evse_id, "csChargingProfiles": profile})
+
+    def ocpp201(self) -> OcppCall:
+        profile = {
+            **self._profile(),
+            "id": self.profile_id,
+            "transactionId": str(self.transaction_id),
+            "chargingSchedule": [{"id": self.profile_id, **self.schedule.ocpp()}],
+        }
+        return OcppCall("SetChargingProfile", {"evseId": self.evse_id, "chargingProfile": profile})
+
+
+@dataclass(frozen=True)
+class GetCompositeSchedule(OcppRequest):
+    """The schedule an EVSE (0: the station's grid connection) will follow for the next `duration` seconds."""
+
+    evse_id: int
+    duration: int
+
+    def ocpp16(self) -> OcppCall:
+        return OcppCall("GetCompositeSchedule", {"connectorId": self.evse_id, "duration": int(self.duration)})
+
+    def ocpp201(self) -> OcppCall:
+        return OcppCall("GetCompositeSchedule", {"evseId": self.evse_id, "duration": int(self.duration)})
+
+
+@dataclass(frozen=True)
+class ClearChargingProfile(OcppRequest):
+    profile_id: int
+
+    def ocpp16(self) -> OcppCall:
+        return OcppCall("ClearChargingProfile", {"id": self.profile_id})
+
+    def ocpp201(self) -> OcppCall:
+        return OcppCall("ClearChargingProfile", {"chargingProfileId": self.profile_id})
+
+
+# --- By name, for the command line -------------------------------------------------------------------------------
+
+# The dashboard's command names (its COMMAND_FORMS) and the rest, each to its builder.
+REQUESTS: dict[str, type[OcppRequest]] = {
+    "remote-start": RemoteStart,
+    "remote-stop": RemoteStop,
+    "reset": Reset,
+    "unlock": UnlockConnector,
+    "availability": ChangeAvailability,
+    "trigger": TriggerMessage,
+    "get-configuration": GetConfiguration,
+    "change-configuration": ChangeConfiguration,
+    "reserve-now": ReserveNow,
+    "cancel-reservation": CancelReservation,
+    "set-charging-profile": SetChargingProfile,
+    "get-composite-schedule": GetCompositeSchedule,
+    "clear-charging-profile": ClearChargingProfile,
+}
+
+
+def request_from_arguments(name: str, arguments: dict) -> OcppRequest:
+    """A builder from JSON arguments (its field names), e.g. ("reset", {"hard": true}). Raises ValueError when the
+    name or the arguments do not fit."""
+    request_cls = REQUESTS.get(name)
+    if request_cls is None:
+        raise ValueError(f"no command {name!r}; one of {', '.join(REQUESTS)}")
+    names = {f.name for f in fields(request_cls)}
+    unknown = set(arguments) - names
+    if unknown:
+        raise ValueError(f"{name} takes {', '.join(sorted(names)) or 'no arguments'}, not {', '.join(sorted(unknown))}")
+    arguments = dict(arguments)
+    try:
+        if request_cls is GetConfiguration and "keys" in arguments:
+            arguments["keys"] = tuple(arguments["keys"])
+        if request_cls is SetChargingProfile and isinstance(arguments.get("schedule"), dict):
+            schedule = dict(arguments["schedule"])
+            schedule["periods"] = tuple(ChargingSchedulePeriod(**p) for p in schedule.get("periods") or [])
+            arguments["schedule"] = ChargingSchedule(**schedule)
+        return request_cls(**arguments)
+    except TypeError as exc:
+        raise ValueError(f"{name}: {exc}") from exc

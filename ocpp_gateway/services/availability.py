@@ -1,0 +1,83 @@
+"""Availability (2.0.1 block G; 1.6 Core): StatusNotification moves an EVSE's status, and while a transaction runs
+on it, the transaction's charging state (billing tells charging from parking time by it)."""
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from cpo.models import EVSE, ChargingStation, EvseStatus
+from ocpp_gateway import events
+from ocpp_gateway.selectors import transaction_active_for_evse
+from ocpp_gateway.services.provisioning import evse_resolve
+from ocpp_gateway.services.transactions import charging_state_record
+
+logger = logging.getLogger(__name__)
+
+# OCPP connector status (1.6 ChargePointStatus, 2.0.1 ConnectorStatusEnumType) -> OCPI EvseStatus.
+OCPP_TO_OCPI_STATUS = {
+    "Available": EvseStatus.AVAILABLE,
+    "Preparing": EvseStatus.CHARGING,
+    "Charging": EvseStatus.CHARGING,
+    "SuspendedEV": EvseStatus.CHARGING,
+    "SuspendedEVSE": EvseStatus.CHARGING,
+    "Finishing": EvseStatus.CHARGING,
+    "Occupied": EvseStatus.CHARGING,
+    "Reserved": EvseStatus.RESERVED,
+    "Unavailable": EvseStatus.INOPERATIVE,
+    "Faulted": EvseStatus.OUTOFORDER,
+}
+
+# 1.6 connector statuses during a transaction, as 2.0.1 ChargingStateEnumType.
+CHARGING_STATE_16 = {
+    "Charging": "Charging",
+    "SuspendedEV": "SuspendedEV",
+    "SuspendedEVSE": "SuspendedEVSE",
+    "Preparing": "EVConnected",
+    "Finishing": "EVConnected",
+}
+
+
+def evse_status_update(
+    *,
+    station_pk: int,
+    ocpp_evse_id: int,
+    ocpp_status: str,
+    error_code: str = "",
+    timestamp: datetime | None = None,
+) -> EVSE | None:
+    """Apply a StatusNotification. connectorId/evseId 0 is the whole station and changes no EVSE. A report older
+    than the one we hold (chargers replay queued messages after a reconnect) is ignored."""
+    if ocpp_evse_id == 0:
+        return None
+    timestamp = timestamp or timezone.now()
+    with transaction.atomic():
+        evse = EVSE.objects.select_for_update().filter(station_id=station_pk, ocpp_evse_id=ocpp_evse_id).first()
+        if evse is None:
+            station = ChargingStation.objects.get(pk=station_pk)
+            evse = evse_resolve(station=station, ocpp_evse_id=ocpp_evse_id)
+            if evse is None:
+                logger.warning("%s: status for unknown EVSE %s (station has no location)", station, ocpp_evse_id)
+                return None
+            evse = EVSE.objects.select_for_update().get(pk=evse.pk)
+        if evse.status_updated is not None and timestamp < evse.status_updated:
+            return evse
+        status = OCPP_TO_OCPI_STATUS.get(ocpp_status, EvseStatus.UNKNOWN)
+        changed = evse.status != status
+        evse.status = status
+        evse.ocpp_status = ocpp_status
+        evse.ocpp_error_code = "" if error_code in ("", "NoError") else error_code[:50]
+        evse.status_updated = timestamp
+        evse.save(update_fields=["status", "ocpp_status", "ocpp_error_code", "status_updated", "last_updated"])
+        if ocpp_status in CHARGING_STATE_16:
+            active = transaction_active_for_evse(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id)
+            if active is not None:
+                charging_state_record(
+                    transaction_pk=active, timestamp=timestamp, charging_state=CHARGING_STATE_16[ocpp_status]
+                )
+        if changed:
+            events.announce(
+                events.connector_status_changed, evse_pk=evse.pk, status=status, ocpp_status=ocpp_status
+            )
+    return evse

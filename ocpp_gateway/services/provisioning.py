@@ -1,0 +1,167 @@
+"""Provisioning (2.0.1 block B; 1.6 Core): the handshake before the socket opens, connect and disconnect, and what
+a charger says it is (BootNotification). EVSEs a located station reports are onboarded on first sight."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from cpo.models import EVSE, ChargingStation, RegistrationStatus, SecurityProfile
+from cpo.services import station_evse_add, station_secret_check
+from ocpp_gateway import events
+from ocpp_gateway.models import StationAuthFailure
+from ocpp_gateway.services.security import station_auth_failure_record, station_auth_lockout
+
+
+@dataclass(frozen=True)
+class StationAuthentication:
+    station_pk: int | None
+    identity: str
+    ocpp_version: str = ""
+    registration_status: str = ""
+    refusal: str = ""  # why the handshake is refused; empty when admitted
+
+    @property
+    def admitted(self) -> bool:
+        return not self.refusal
+
+
+IDENTITY_MAX_LENGTH = 48
+
+
+def station_identity_check(*, identity: str) -> str:
+    """Why `identity` (the path segment after /ocpp/, URL-decoded once) cannot be a charging station identity;
+    empty when it can.
+
+    OCPP-J and the security whitepaper: at most 48 characters, printable. We also refuse the colon (it ends the
+    Basic-auth username, which must equal the identity), the slash and dot-only names (path segments).
+    """
+    if not identity:
+        return "empty identity"
+    if len(identity) > IDENTITY_MAX_LENGTH:
+        return f"identity longer than {IDENTITY_MAX_LENGTH} characters"
+    if not all("!" <= char <= "~" for char in identity):
+        return "identity has characters that are not printable ASCII"
+    if ":" in identity or "/" in identity:
+        return "identity has ':' or '/'"
+    if not identity.strip("."):
+        return "identity is a path segment"
+    return ""
+
+
+def station_authenticate(
+    *, identity: str, username: str | None, secret: str | None, address: str = ""
+) -> StationAuthentication:
+    """The station's security profile checked before the socket is accepted, behind the brute-force lockout:
+    HTTP Basic for profiles 1 and 2, nothing for 0 (lab chargers), a refusal for 3 (not supported yet).
+
+    Unknown identities are refused, or admitted as Pending when OCPP_ADMIT_UNKNOWN_STATIONS is on (staff accept
+    them in the admin). A known station must present its own identity and secret. While the identity or the client
+    address is locked out (services.security), the handshake is refused before anything is checked.
+    """
+    lockout = station_auth_lockout(identity=identity, address=address)
+    if lockout:
+        return StationAuthentication(None, identity, refusal=lockout)
+    auth, reason = _station_credentials_check(identity=identity, username=username, secret=secret)
+    if reason:
+        station_auth_failure_record(identity=identity, address=address, station_pk=auth.station_pk, reason=reason)
+    return auth
+
+
+def _station_credentials_check(
+    *, identity: str, username: str | None, secret: str | None
+) -> tuple[StationAuthentication, str]:
+    """The authentication, and the StationAuthFailure reason when refused."""
+    Reason = StationAuthFailure.Reason
+    station = ChargingStation.objects.filter(identity=identity).only(
+        "pk", "secret_hash", "security_profile", "ocpp_version", "registration_status"
+    ).first()
+    if station is None:
+        if not settings.OCPP_ADMIT_UNKNOWN_STATIONS:
+            return StationAuthentication(None, identity, refusal="unknown identity"), Reason.UNKNOWN_IDENTITY
+        station, _ = ChargingStation.objects.get_or_create(
+            identity=identity, defaults={"registration_status": RegistrationStatus.PENDING}
+        )
+        return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status), ""
+    if station.security_profile == SecurityProfile.CLIENT_CERTIFICATE:
+        refusal = "security profile 3 (client certificates) is not supported yet"
+        return StationAuthentication(station.pk, identity, refusal=refusal), ""  # configuration, not an attack
+    if station.security_profile != SecurityProfile.NONE:  # 1, and 2 (the same behind the TLS-terminating proxy)
+        if not station.secret_hash:
+            # Admitted as unknown earlier and not given a secret yet: only while unknown stations are admitted.
+            if not settings.OCPP_ADMIT_UNKNOWN_STATIONS:
+                return StationAuthentication(station.pk, identity, refusal="station has no secret"), Reason.NO_SECRET
+        elif username != identity or not secret:
+            return (
+                StationAuthentication(station.pk, identity, refusal="missing or foreign credentials"),
+                Reason.MISSING_CREDENTIALS,
+            )
+        elif not station_secret_check(secret_hash=station.secret_hash, secret=secret):
+            return StationAuthentication(station.pk, identity, refusal="bad secret"), Reason.BAD_SECRET
+    return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status), ""
+
+
+def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) -> None:
+    """The socket is ours: a later connection of the same identity takes over from an earlier one."""
+    now = timezone.now()
+    ChargingStation.objects.filter(pk=station_pk).update(
+        online=True, connected_since=now, last_seen=now, connection_channel=channel_name, ocpp_version=ocpp_version
+    )
+    events.announce(events.station_online, station_pk=station_pk)
+
+
+def station_disconnected(*, station_pk: int, channel_name: str) -> bool:
+    """Offline only if this socket still held the station (a replaced connection closing changes nothing)."""
+    updated = ChargingStation.objects.filter(pk=station_pk, connection_channel=channel_name).update(
+        online=False, connection_channel="", last_seen=timezone.now()
+    )
+    if updated:
+        events.announce(events.station_offline, station_pk=station_pk)
+    return bool(updated)
+
+
+def station_seen(*, station_pks: list[int]) -> None:
+    ChargingStation.objects.filter(pk__in=station_pks).update(last_seen=timezone.now())
+
+
+def station_boot(
+    *,
+    station_pk: int,
+    vendor: str,
+    model: str,
+    serial_number: str = "",
+    firmware_version: str = "",
+    iccid: str = "",
+    imsi: str = "",
+    meter_type: str = "",
+    meter_serial_number: str = "",
+) -> str:
+    """Record what the charger says it is; returns the RegistrationStatus to answer."""
+    station = ChargingStation.objects.get(pk=station_pk)
+    station.vendor = vendor[:50]
+    station.model = model[:50]
+    station.serial_number = (serial_number or "")[:50]
+    station.firmware_version = (firmware_version or "")[:50]
+    station.iccid = (iccid or "")[:20]
+    station.imsi = (imsi or "")[:20]
+    station.meter_type = (meter_type or "")[:25]
+    station.meter_serial_number = (meter_serial_number or "")[:25]
+    station.last_boot = station.last_seen = timezone.now()
+    station.save()
+    return station.registration_status
+
+
+def evse_resolve(*, station: ChargingStation, ocpp_evse_id: int | None) -> EVSE | None:
+    """The EVSE behind an OCPP evseId/connectorId; created on first sight when the station has a location, so a
+    charger with more sockets than registered is onboarded by what it reports."""
+    if not ocpp_evse_id:
+        return None
+    evse = EVSE.objects.filter(station=station, ocpp_evse_id=ocpp_evse_id).first()
+    if evse is None and station.location_id is not None:
+        try:
+            with transaction.atomic():
+                evse = station_evse_add(station=station, ocpp_evse_id=ocpp_evse_id)
+        except IntegrityError:
+            evse = EVSE.objects.filter(station=station, ocpp_evse_id=ocpp_evse_id).first()
+    return evse
