@@ -21,7 +21,11 @@ from ocpp_gateway.services.authorization import id_tag_check
 from ocpp_gateway.services.availability import evse_status_update
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
-from ocpp_gateway.services.transactions import TransactionEventInput, transaction_event_201
+from ocpp_gateway.services.transactions import (
+    TransactionEventInput,
+    transaction_event_201,
+    transactions_end_at_boot,
+)
 
 
 def id_token_info(auth) -> dict:
@@ -90,6 +94,8 @@ class ChargePoint201(GatewayChargePoint):
             iccid=modem.get("iccid", ""),
             imsi=modem.get("imsi", ""),
         )
+        if reason != "Triggered":  # a boot we asked for with TriggerMessage is no reboot
+            await db(transactions_end_at_boot)(station_pk=self.station_pk)
         self.registration_status = status
         return self.result_module.BootNotification(
             current_time=utc_now_iso(), interval=settings.OCPP_HEARTBEAT_INTERVAL, status=status
@@ -106,6 +112,7 @@ class ChargePoint201(GatewayChargePoint):
             ocpp_evse_id=evse_id,
             ocpp_status=connector_status,
             timestamp=parse_ocpp_datetime(timestamp),
+            ocpp_version=self.ocpp_version,
         )
         return self.result_module.StatusNotification()
 
