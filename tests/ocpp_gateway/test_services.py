@@ -69,7 +69,7 @@ def test_a_connector_the_charger_reports_but_we_did_not_register_is_onboarded(st
 def test_a_stop_stamped_before_its_start_ends_at_the_start(station, local_token):
     tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=100,
                                  timestamp=T0)
-    tx, _ = transaction_stop_16(station_pk=station.pk, transaction_id=tx.pk, meter_stop=200,
+    tx, _ = transaction_stop_16(station_pk=station.pk, transaction_id=int(tx.transaction_id), meter_stop=200,
                                 timestamp=T0 - timedelta(seconds=30))
     assert tx.ended_at == tx.started_at and tx.energy_wh == Decimal(100)
 
