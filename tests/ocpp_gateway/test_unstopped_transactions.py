@@ -219,3 +219,44 @@ def test_16_a_late_stop_after_a_reboot_close_changes_nothing_twice(live_daphne, 
     assert tx.meter_stop == Decimal(4000) and tx.ended_at.isoformat() == "2026-11-20T10:20:00+00:00"
     sessions, cdrs = billed(tx)
     assert [s.status for s in sessions] == [SessionStatus.COMPLETED] and len(cdrs) == 1
+
+
+def test_16_transaction_ids_stay_within_int32_past_the_limit_of_the_sequence(live_daphne, station_factory,
+                                                                            local_token):
+    """The 1.6 schema's transactionId is an int32. Our primary keys are past 2,147,483,647 and the station's last id
+    is the largest int32: the charger gets that id's successor wrapped to 1 (2 is still in use, so 3 after), and
+    stops by those ids find the right transactions of that station only."""
+    from django.db import connection
+    from django.utils import timezone
+
+    station, secret = station_factory("CP16-INT32")
+    other, _ = station_factory("CP16-INT32-B")
+    beyond = 2**31 + 100
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT setval(pg_get_serial_sequence('ocpp_gateway_transaction', 'id'), %s)", [beyond])
+    ended = dict(ocpp_version="1.6", meter_start=0, status="ENDED", ended_by="charger")
+    Transaction.objects.create(pk=beyond, station=station, transaction_id="2", ocpp_evse_id=2,
+                               started_at=timezone.now() - timezone.timedelta(days=9), **ended)
+    Transaction.objects.create(station=station, transaction_id="2147483646", ocpp_evse_id=2,
+                               started_at=timezone.now() - timezone.timedelta(days=8), **ended)
+    Transaction.objects.create(station=other, transaction_id="1", ocpp_evse_id=1, started_at=timezone.now(),
+                               ocpp_version="1.6", meter_start=0)  # another station's 1 is no obstacle
+
+    async def scenario():
+        async with connected(live_daphne.ocpp_url("CP16-INT32"), "CP16-INT32", secret) as cp:
+            ids = []
+            for minute in range(3):
+                start = await cp.call(call16.StartTransaction(
+                    connector_id=1, id_tag=local_token.uid, meter_start=0,
+                    timestamp=f"2026-11-20T10:0{minute}:00Z"))
+                ids.append(start.transaction_id)
+                await cp.call(call16.StopTransaction(meter_stop=10, timestamp=f"2026-11-20T10:0{minute}:30Z",
+                                                     transaction_id=start.transaction_id))
+            return ids
+
+    assert asyncio.run(scenario()) == [2147483647, 1, 3]
+    ours = Transaction.objects.filter(station=station, started_at__date="2026-11-20")
+    assert ours.count() == 3
+    assert all(tx.pk > 2**31 for tx in ours) and {tx.ended_by for tx in ours} == {"charger"}
+    assert Transaction.objects.get(station=other, transaction_id="1").status == "ACTIVE"
