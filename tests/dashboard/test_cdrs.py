@@ -274,3 +274,16 @@ def test_a_partner_controlled_token_uid_cannot_become_a_formula_in_the_export(cl
     row = next(row for row in rows if row["id"] == hostile.id)
     assert row["token_uid"] == "'=2+5*HYPERLINK()"
     assert row["total_cost_excl_vat"] == "8.0000"
+
+
+def test_cdrs_of_transactions_we_ended_without_the_chargers_stop_are_marked_and_filtered(client_as, cdrs):
+    """A CDR closed at a reboot (or a new transaction, a free connector, housekeeping) stands on the last reading we
+    had: staff see it marked and can list just those."""
+    Transaction.objects.filter(pk=cdrs["second"].session.transaction_id).update(ended_by="reboot")
+    Transaction.objects.filter(pk=cdrs["first"].session.transaction_id).update(ended_by="charger")
+    viewer = client_as("viewer")
+    assert listed(viewer, ended_by="without_stop") == ["CDR-S2"]
+    assert listed(viewer, ended_by="reboot") == ["CDR-S2"]
+    assert listed(viewer, ended_by="charger") == ["S1-C", "CDR-S1"]
+    html = viewer.get(reverse("dashboard:cdrs")).content.decode()
+    assert html.count('data-testid="ended-by"') == 1 and "the station booted again" in html
