@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from cpo.models import EVSE, ChargingStation, EvseStatus
 from ocpp_gateway import events
+from ocpp_gateway.models import Transaction
 from ocpp_gateway.selectors import transaction_active_for_evse
 from ocpp_gateway.services.provisioning import evse_resolve
-from ocpp_gateway.models import Transaction
 from ocpp_gateway.services.transactions import charging_state_record, transactions_end_unstopped
 
 logger = logging.getLogger(__name__)

@@ -101,16 +101,23 @@ def transactions_end_unstopped(
     return ended
 
 
-def transaction_stop_late(*, tx: Transaction, ended_at: datetime, meter_stop: Decimal | None, reason: str) -> bool:
+def transaction_stop_late(
+    *, tx: Transaction, ended_at: datetime, meter_stop: Decimal | None, reason: str, final: bool = False
+) -> bool:
     """The charger's own stop for a transaction we ended without it (reboot, new transaction, status,
     housekeeping): it does not end it again, but its final reading and time are better than the last known ones
     we ended at, so they replace them when they are later (a time ahead of our clock is not believed). The caller
-    holds the row locked. A stop for a transaction the charger itself ended changes nothing. True when the stored
-    values changed (announced as `transaction_stop_corrected`; correcting an issued CDR is billing's business)."""
-    if tx.status != Transaction.Status.ENDED or tx.ended_by in ("", Transaction.EndedBy.CHARGER):
+    holds the row locked. A stop for a transaction the charger itself ended changes nothing, unless it is the
+    `final` report after one that only said it stopped (2.0.1: Ended after an Updated with a stoppedReason). True
+    when the stored values changed (announced as `transaction_stop_corrected`; correcting an issued CDR is
+    billing's business)."""
+    if tx.status != Transaction.Status.ENDED:
+        return False
+    if tx.ended_by in ("", Transaction.EndedBy.CHARGER) and not final:
         return False
     changed = []
-    if meter_stop is not None and (tx.meter_stop is None or meter_stop > tx.meter_stop) and meter_stop >= tx.meter_start:
+    higher = meter_stop is not None and (tx.meter_stop is None or meter_stop > tx.meter_stop)
+    if higher and meter_stop >= tx.meter_start:
         tx.meter_stop = meter_stop
         changed.append("meter_stop")
     if tx.ended_at is not None and tx.ended_at < ended_at <= timezone.now() + LATE_STOP_CLOCK_SLACK:
@@ -242,6 +249,9 @@ def transaction_stop_16(
         if known.ended_by not in ("", Transaction.EndedBy.CHARGER):
             with transaction.atomic():
                 tx = Transaction.objects.select_for_update().get(pk=known.pk)
+                meter_values_record(  # kept as sent; they move no reading of an ended transaction
+                    station_pk=station_pk, ocpp_evse_id=tx.ocpp_evse_id, transaction_pk=tx.pk, samples=samples or []
+                )
                 transaction_stop_late(tx=tx, ended_at=timestamp, meter_stop=Decimal(meter_stop), reason=reason)
         return known, token_authorize_stored(tx=known, station=station, id_tag=id_tag) if id_tag else None
     if auth is None and id_tag:
@@ -408,7 +418,14 @@ def _transaction_apply_event(
         if tx.status != Transaction.Status.ENDED:
             transaction_end(tx=tx, ended_at=event.timestamp, meter_stop=final, reason=event.stopped_reason)
         else:
-            transaction_stop_late(tx=tx, ended_at=event.timestamp, meter_stop=final, reason=event.stopped_reason)
+            # The Ended event after an Updated one that carried the stoppedReason is the charger's final word.
+            earlier_ends = TransactionEvent.objects.filter(transaction=tx, event_type="Ended").exclude(
+                seq_no=event.seq_no
+            )
+            final_report = event.event_type == "Ended" and not earlier_ends.exists()
+            transaction_stop_late(
+                tx=tx, ended_at=event.timestamp, meter_stop=final, reason=event.stopped_reason, final=final_report
+            )
     elif not created and tx.status == Transaction.Status.ACTIVE:
         events.announce(events.transaction_updated, transaction_pk=tx.pk)
 

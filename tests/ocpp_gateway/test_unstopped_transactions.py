@@ -80,7 +80,7 @@ def test_201_station_reboots_mid_transaction_it_ends_once_but_a_triggered_boot_e
     live_daphne, station_factory, local_token
 ):
     _, secret = station_factory("CP201-REBOOT")
-    boot = dict(charging_station={"model": "W201", "vendor_name": "ACME"})
+    boot = {"charging_station": {"model": "W201", "vendor_name": "ACME"}}
 
     def started(tx_id: str, evse: int, ts: str) -> call201.TransactionEvent:
         return call201.TransactionEvent(
@@ -134,6 +134,8 @@ def test_16_a_new_transaction_on_the_same_connector_ends_the_old_one(live_daphne
 def test_201_a_new_transaction_on_the_same_evse_ends_the_old_one_and_an_updated_stopped_reason_ends_it(
     live_daphne, station_factory, local_token
 ):
+    """TX-B's Started ends TX-A (whose Ended never came) at its last reading. An Updated event with a stoppedReason
+    ends TX-B; the Ended that follows corrects its reading and time, once."""
     _, secret = station_factory("CP201-NEWTX")
 
     def event(kind: str, tx_id: str, seq: int, ts: str, **info) -> call201.TransactionEvent:
@@ -150,15 +152,23 @@ def test_201_a_new_transaction_on_the_same_evse_ends_the_old_one_and_an_updated_
             await cp.call(event("Updated", "TX-A", 1, "2026-11-20T10:10:00Z"))
             await cp.call(event("Started", "TX-B", 0, "2026-11-20T11:00:00Z"))  # TX-A's Ended never came
             await cp.call(event("Updated", "TX-B", 1, "2026-11-20T11:30:00Z", stoppedReason="EVDisconnected"))
+            ended = await asyncio.to_thread(lambda: Transaction.objects.values_list("status", "meter_stop").get(
+                transaction_id="TX-B"))
+            await cp.call(event("Ended", "TX-B", 2, "2026-11-20T11:31:00Z", stoppedReason="EVDisconnected"))
+            await cp.call(event("Ended", "TX-B", 3, "2026-11-20T11:35:00Z", stoppedReason="EVDisconnected"))
+            return ended
 
-    asyncio.run(scenario())
+    assert asyncio.run(scenario()) == ("ENDED", Decimal(2000))  # the Updated with a stoppedReason ended it
+
     a = Transaction.objects.get(station__identity="CP201-NEWTX", transaction_id="TX-A")
     assert (a.status, a.ended_by, a.stop_reason, a.meter_stop) == ("ENDED", "new_transaction", "Other", Decimal(2000))
     b = Transaction.objects.get(station__identity="CP201-NEWTX", transaction_id="TX-B")
-    assert (b.status, b.ended_by, b.stop_reason, b.meter_stop) == ("ENDED", "charger", "EVDisconnected", Decimal(2000))
-    assert b.ended_at.isoformat() == "2026-11-20T11:30:00+00:00"
+    # The Ended that followed is the charger's final word (its reading and time); a second Ended changes nothing.
+    assert (b.status, b.ended_by, b.stop_reason, b.meter_stop) == ("ENDED", "charger", "EVDisconnected", Decimal(3000))
+    assert b.ended_at.isoformat() == "2026-11-20T11:31:00+00:00"
     assert_billed_once(a)
-    assert_billed_once(b)
+    sessions, cdrs = billed(b)
+    assert [s.status for s in sessions] == [SessionStatus.COMPLETED] and len(cdrs) == 1
 
 
 def test_16_available_after_a_transaction_without_a_stop_ends_it(live_daphne, station_factory, local_token):
@@ -235,7 +245,7 @@ def test_16_transaction_ids_stay_within_int32_past_the_limit_of_the_sequence(liv
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT setval(pg_get_serial_sequence('ocpp_gateway_transaction', 'id'), %s)", [beyond])
-    ended = dict(ocpp_version="1.6", meter_start=0, status="ENDED", ended_by="charger")
+    ended = {"ocpp_version": "1.6", "meter_start": 0, "status": "ENDED", "ended_by": "charger"}
     Transaction.objects.create(pk=beyond, station=station, transaction_id="2", ocpp_evse_id=2,
                                started_at=timezone.now() - timezone.timedelta(days=9), **ended)
     Transaction.objects.create(station=station, transaction_id="2147483646", ocpp_evse_id=2,
