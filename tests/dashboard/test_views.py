@@ -346,3 +346,15 @@ def test_the_station_page_shows_a_station_wide_fault_and_the_vendors_details(cli
     html = client_as("viewer").get(reverse("dashboard:station", args=["CP-V1"])).content.decode()
     assert "Faulted <code>PowerMeterFailure</code>" in html and "meter bus timeout (com.acme E-417)" in html
     assert 'data-testid="vendor-details">door open (D-1)' in html
+
+
+def test_a_station_wide_fault_needs_attention_on_the_overview(client_as, station):
+    from django.utils import timezone
+
+    from cpo.models import ChargingStation
+
+    ChargingStation.objects.filter(pk=station.pk).update(
+        ocpp_status="Faulted", ocpp_error_code="PowerMeterFailure", status_updated=timezone.now())
+    html = client_as("viewer").get(reverse("dashboard:overview")).content.decode()
+    assert 'data-testid="station-attention"' in html and "<code>PowerMeterFailure</code>" in html
+    assert "Nothing faulted" not in html
