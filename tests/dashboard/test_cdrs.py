@@ -287,3 +287,12 @@ def test_cdrs_of_transactions_we_ended_without_the_chargers_stop_are_marked_and_
     assert listed(viewer, ended_by="charger") == ["S1-C", "CDR-S1"]
     html = viewer.get(reverse("dashboard:cdrs")).content.decode()
     assert html.count('data-testid="ended-by"') == 1 and "the station booted again" in html
+
+
+def test_a_session_ended_without_the_chargers_stop_says_how(client_as, cdrs):
+    tx = cdrs["second"].session.transaction
+    Transaction.objects.filter(pk=tx.pk).update(ended_by="new_transaction")
+    viewer = client_as("viewer")
+    detail = viewer.get(reverse("dashboard:session", args=[tx.pk])).content.decode()
+    assert "ended by a new transaction on the connector" in detail
+    assert viewer.get(reverse("dashboard:sessions")).content.decode().count('data-testid="ended-by"') == 1
