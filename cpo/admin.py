@@ -61,6 +61,7 @@ class ChargingStationAdmin(admin.ModelAdmin):
     list_select_related = ("location",)
     readonly_fields = (
         "message_log_link", "online", "connected_since", "last_seen", "last_boot", "connection_channel", "created_at",
+        "ocpp_status", "ocpp_error_code", "status_info", "vendor_id", "vendor_error_code", "status_updated",
     )
     exclude = ("secret_hash",)
     actions = [accept_stations]
