@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.
 
 
 def test_a_charger_rebooting_mid_transaction_gives_one_completed_session_and_one_cdr_at_the_partner(
-    daphne, roaming, emsp, network
+    daphne, roaming, emsp, network  # noqa: F811  (the fixtures imported above)
 ):
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     url, secret = daphne.ocpp_url("E2E-1.6"), network["1.6"][1]
