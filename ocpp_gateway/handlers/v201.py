@@ -18,7 +18,11 @@ from ocpp_gateway.handlers.base import (
 from ocpp_gateway.measurands import ENERGY_REGISTER
 from ocpp_gateway.requests import group_id_token
 from ocpp_gateway.services.authorization import id_tag_check
-from ocpp_gateway.services.availability import evse_status_update
+from ocpp_gateway.services.availability import (
+    evse_status_update,
+    station_availability_events,
+    station_availability_record,
+)
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
 from ocpp_gateway.services.transactions import (
@@ -122,6 +126,11 @@ class ChargePoint201(GatewayChargePoint):
 
     @on(Action.notify_event)
     async def on_notify_event(self, generated_at, seq_no, event_data, **kwargs):
+        reports = station_availability_events(
+            [{**event, "timestamp": parse_ocpp_datetime(event.get("timestamp"))} for event in event_data or []]
+        )
+        if reports:  # most events are about components we do not track: no database call for them
+            await db(station_availability_record)(station_pk=self.station_pk, reports=reports)
         return self.result_module.NotifyEvent()
 
     @on(Action.notify_monitoring_report)

@@ -2,6 +2,7 @@
 on it, the transaction's charging state (billing tells charging from parking time by it)."""
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -149,3 +150,47 @@ def station_status_update(
         vendor_error_code=(vendor_error_code or "")[:50],
         status_updated=timestamp,
     )
+
+
+@dataclass(frozen=True)
+class StationAvailability:
+    """A 2.0.1 NotifyEvent about the station as a whole: component ChargingStation (no EVSE), variable
+    AvailabilityState (Available, Occupied, Reserved, Unavailable, Faulted), with the vendor's techCode/techInfo."""
+
+    ocpp_status: str
+    timestamp: datetime
+    tech_code: str = ""
+    tech_info: str = ""
+
+
+def station_availability_events(event_data: list[dict]) -> list[StationAvailability]:
+    """The station-wide availability reports among a NotifyEvent's eventData (snake_case keys), oldest first."""
+    found = []
+    for event in event_data or []:
+        component, variable = event.get("component") or {}, event.get("variable") or {}
+        if component.get("name") != "ChargingStation" or component.get("evse"):
+            continue
+        if variable.get("name") != "AvailabilityState" or not event.get("actual_value"):
+            continue
+        found.append(
+            StationAvailability(
+                ocpp_status=str(event["actual_value"])[:20],
+                timestamp=event["timestamp"],
+                tech_code=str(event.get("tech_code") or "")[:50],
+                tech_info=str(event.get("tech_info") or "")[:50],
+            )
+        )
+    return sorted(found, key=lambda report: report.timestamp)
+
+
+def station_availability_record(*, station_pk: int, reports: list[StationAvailability]) -> None:
+    """2.0.1 station-wide status (NotifyEvent AvailabilityState of the ChargingStation component): kept on the
+    station like a 1.6 StatusNotification for connector 0, techCode / techInfo as the vendor's details."""
+    for report in reports:
+        station_status_update(
+            station_pk=station_pk,
+            ocpp_status=report.ocpp_status,
+            info=report.tech_info,
+            vendor_error_code=report.tech_code,
+            timestamp=report.timestamp,
+        )

@@ -49,3 +49,26 @@ def test_201_a_station_wide_status_is_stored_on_the_station(live_daphne, station
     asyncio.run(scenario())
     assert ChargingStation.objects.values_list("ocpp_status", flat=True).get(pk=station.pk) == "Unavailable"
     assert EVSE.objects.filter(station=station).count() == 2
+
+
+def test_201_a_station_wide_fault_reported_by_notify_event_is_stored_on_the_station(live_daphne, station_factory):
+    """2.0.1 reports the station's own availability as an event of its ChargingStation component; an EVSE's event of
+    the same variable is not about the whole station."""
+    station, secret = station_factory("CP201-EVENT")
+
+    def availability(event_id: int, value: str, ts: str, **extra) -> dict:
+        return {"eventId": event_id, "timestamp": ts, "trigger": "Delta", "actualValue": value,
+                "eventNotificationType": "HardWiredNotification", "component": {"name": "ChargingStation", **extra},
+                "variable": {"name": "AvailabilityState"}, "techCode": "PWR-METER", "techInfo": "meter not answering"}
+
+    async def scenario():
+        async with connected(live_daphne.ocpp_url("CP201-EVENT"), "CP201-EVENT", secret, version="2.0.1") as cp:
+            await cp.call(call201.NotifyEvent(generated_at="2026-11-20T10:00:01Z", seq_no=0, event_data=[
+                availability(1, "Faulted", "2026-11-20T10:00:00Z"),
+                availability(2, "Available", "2026-11-20T10:05:00Z", evse={"id": 1}),
+            ]))
+
+    asyncio.run(scenario())
+    station.refresh_from_db()
+    assert (station.ocpp_status, station.vendor_error_code, station.status_info) == (
+        "Faulted", "PWR-METER", "meter not answering")
