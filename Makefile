@@ -47,7 +47,7 @@ run: demo
 	@pids=""; \
 	trap 'kill $$pids 2>/dev/null; wait; exit 0' INT TERM; \
 	if [ -n "$$REDIS_URL" ]; then $(VENV)/bin/celery -A cpo worker -B -l warning --concurrency 2 & pids=$$!; fi; \
-	$(VENV)/bin/daphne -v 0 -e tcp:port=$(PORT):interface=$(HOST):backlog=4096 \
+	$(VENV)/bin/python -m cpo.server -v 0 -e tcp:port=$(PORT):interface=$(HOST):backlog=4096 \
 	  --websocket_timeout -1 --websocket_connect_timeout 60 cpo.asgi:application & \
 	daphne=$$!; pids="$$pids $$daphne"; \
 	wait $$daphne; status=$$?; kill $$pids 2>/dev/null; wait; exit $$status

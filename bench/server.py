@@ -66,7 +66,7 @@ if __name__ == "__main__":
     raise_fd_limit()
     if os.environ.get("BENCH_GC_STATS"):
         GcStats(os.environ["BENCH_GC_STATS"])
-    from daphne.cli import CommandLineInterface
+    from cpo.server import ServerCommandLine
 
     sys.argv[0] = "daphne"
-    CommandLineInterface.entrypoint()
+    ServerCommandLine.entrypoint()

@@ -158,7 +158,7 @@ class CdrAdmin(admin.ModelAdmin):
     @admin.action(description="Issue a credit CDR for the selected CDRs", permissions=["credit"])
     def issue_credit(self, request, queryset) -> None:
         """One credit CDR per selected original (a CDR already credited keeps its one credit; credit CDRs are
-        skipped). The ocpi_api push of the credit follows from its own wiring."""
+        skipped). ocpi_api announces the credit (billing.events.cdr_issued) and POSTs it to the EMSP."""
         issued, skipped = [], 0
         for cdr in queryset.filter(credit=False):
             with transaction.atomic():

@@ -1,5 +1,6 @@
 """Reads of billing: tariffs, sessions and CDRs shaped as OCPI 2.2.1 objects (mod_tariffs, mod_sessions,
-mod_cdrs), and the settlement per partner and month."""
+mod_cdrs), the tariff of a connector, the transactions whose billing did not finish, and the settlement per partner
+and month."""
 
 import datetime as dt
 import io
@@ -7,9 +8,14 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
 from billing.encoding import ocpi_datetime
 from billing.models import Cdr, Session, Tariff
+from cpo.models import Connector
 from cpo.spreadsheets import SafeCsvWriter
+from ocpp_gateway.models import Transaction
 
 CENT = Decimal("0.01")
 QUANTITY = Decimal("0.0001")
@@ -59,6 +65,21 @@ def tariff_as_ocpi(*, tariff: Tariff) -> dict:
 
 def tariff_get(*, tariff_id: str) -> Tariff | None:
     return Tariff.objects.filter(pk=tariff_id).first()
+
+
+def tariff_for_connector(*, connector: Connector, at: dt.datetime) -> Tariff | None:
+    """The first tariff of `connector.tariff_ids` that exists and is valid at `at` (the session start: "a
+    driver accepts the tariff which is valid when they start their charging session")."""
+    for tariff_id in connector.tariff_ids or []:
+        tariff = Tariff.objects.filter(pk=tariff_id).first()
+        if tariff is None:
+            continue
+        if tariff.start_date_time is not None and at < tariff.start_date_time:
+            continue
+        if tariff.end_date_time is not None and at >= tariff.end_date_time:
+            continue
+        return tariff
+    return None
 
 
 # --- Sessions and CDRs
@@ -172,6 +193,23 @@ def session_get(*, country_code: str, party_id: str, session_id: str) -> Session
 
 def cdr_get(*, country_code: str, party_id: str, cdr_id: str) -> Cdr | None:
     return Cdr.objects.filter(country_code=country_code, party_id=party_id, id=cdr_id).first()
+
+
+def transactions_unbilled(*, quiet_seconds: float, days: int = 7, limit: int = 500) -> list[int]:
+    """Transactions whose billing did not finish (its task was lost with a worker or the broker): ended without a
+    CDR, or running without a Session, and not changed for `quiet_seconds` (the normal task had its chance). Only
+    the last `days` and only those with an EVSE (others cannot be billed). For the reconciling beat task."""
+    now = timezone.now()
+    quiet = now - dt.timedelta(seconds=quiet_seconds)
+    recent = Transaction.objects.filter(
+        evse__isnull=False, updated_at__lte=quiet, started_at__gte=now - dt.timedelta(days=days)
+    )
+    has_cdr = Exists(Cdr.objects.filter(session__transaction=OuterRef("pk"), credit=False))
+    has_session = Exists(Session.objects.filter(transaction=OuterRef("pk")))
+    ended = recent.filter(status=Transaction.Status.ENDED).exclude(has_cdr)
+    running = recent.filter(status=Transaction.Status.ACTIVE).exclude(has_session)
+    ids = list(ended.values_list("pk", flat=True)[:limit]) + list(running.values_list("pk", flat=True)[:limit])
+    return ids[:limit]
 
 
 # --- Settlement

@@ -54,14 +54,14 @@ def accept_stations(modeladmin, request, queryset):
 class ChargingStationAdmin(admin.ModelAdmin):
     list_display = (
         "identity", "location", "vendor", "model", "firmware_version", "ocpp_version",
-        "registration_status", "online", "last_seen",
+        "registration_status", "security_profile", "online", "last_seen",
     )
-    list_filter = ("online", "registration_status", "ocpp_version", "vendor", "location")
+    list_filter = ("online", "registration_status", "security_profile", "ocpp_version", "vendor", "location")
     search_fields = ("identity", "vendor", "model", "serial_number", "location__name")
     list_select_related = ("location",)
     readonly_fields = (
-        "message_log_link", "online", "connected_since", "last_seen", "last_boot", "connection_channel", "created_at",
-        "ocpp_status", "ocpp_error_code", "status_info", "vendor_id", "vendor_error_code", "status_updated",
+        "message_log_link", "auth_failures_link", "online", "connected_since", "last_seen", "last_boot",
+        "connection_channel", "created_at", "ocpp_status", "ocpp_error_code", "status_info", "vendor_id", "vendor_error_code", "status_updated",
     )
     exclude = ("secret_hash",)
     actions = [accept_stations]
@@ -70,6 +70,11 @@ class ChargingStationAdmin(admin.ModelAdmin):
     def message_log_link(self, obj: ChargingStation) -> str:
         url = reverse("admin:ocpp_gateway_messagelog_changelist") + f"?identity={quote(obj.identity)}"
         return format_html('<a href="{}">frames of {}</a>', url, obj.identity)
+
+    @admin.display(description="Failed authentications")
+    def auth_failures_link(self, obj: ChargingStation) -> str:
+        url = reverse("admin:ocpp_gateway_stationauthfailure_changelist") + f"?identity={quote(obj.identity)}"
+        return format_html('<a href="{}">refused handshakes of {}</a>', url, obj.identity)
 
 
 @admin.register(Token)

@@ -15,8 +15,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from cpo import task_dispatch  # noqa: E402
 from cpo.routing import websocket_urlpatterns  # noqa: E402
 from ocpp_gateway.event_loop import server_loop_remember  # noqa: E402
+
+# This process answers chargers: in-process tasks (the embedded default) run on a background thread, not in the
+# thread that commits a charger's message (see cpo/task_dispatch.py).
+task_dispatch.background_start()
 
 GC_FREEZE_EVERY = int(os.environ.get("GC_FREEZE_EVERY_CONNECTIONS", "500"))
 logger = logging.getLogger(__name__)

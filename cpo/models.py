@@ -62,11 +62,26 @@ class OcppVersion(models.TextChoices):
     V21 = "2.1", "OCPP 2.1"
 
 
+class SecurityProfile(models.IntegerChoices):
+    """OCPP security profiles (1.6 security whitepaper, 2.0.1 part 2 A00): how a station proves who it is."""
+
+    NONE = 0, "0: no authentication (lab chargers on a closed network only)"
+    BASIC = 1, "1: HTTP Basic"
+    BASIC_TLS = 2, "2: HTTP Basic over TLS"
+    CLIENT_CERTIFICATE = 3, "3: TLS client certificate"
+
+
 class ChargingStation(models.Model):
     """One OCPP charge point, identified by the last path segment of its websocket URL."""
 
     identity = models.CharField(max_length=48, unique=True, help_text="OCPP identity (chargeBoxId)")
     secret_hash = models.CharField(max_length=128, blank=True, help_text="Salted hash of the HTTP Basic password")
+    security_profile = models.PositiveSmallIntegerField(
+        choices=SecurityProfile.choices,
+        default=SecurityProfile.BASIC,
+        help_text="0 admits the station without credentials; 2 is 1 behind the TLS-terminating proxy; "
+        "3 is not supported yet (its handshakes are refused)",
+    )
     location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT, related_name="stations")
     vendor = models.CharField(max_length=50, blank=True)
     model = models.CharField(max_length=50, blank=True)

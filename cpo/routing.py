@@ -9,6 +9,8 @@ from cpo.dashboard.consumers import DashboardConsumer
 from ocpp_gateway.consumers import OcppConsumer
 
 websocket_urlpatterns = [
-    re_path(r"^ocpp/(?P<identity>[^/]+)/?$", OcppConsumer.as_asgi()),
+    # Everything under /ocpp/ reaches the consumer (the path daphne decoded once), which checks the identity's
+    # syntax itself: a refused handshake with one log line, never an unrouted path or a 500.
+    re_path(r"^ocpp/(?P<identity>[\s\S]*)\Z", OcppConsumer.as_asgi()),
     re_path(r"^ws/dashboard/$", AllowedHostsOriginValidator(AuthMiddlewareStack(DashboardConsumer.as_asgi()))),
 ]

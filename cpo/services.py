@@ -6,7 +6,7 @@ import secrets
 
 from django.db import transaction
 
-from cpo.models import EVSE, ChargingStation, Connector, Location, RegistrationStatus
+from cpo.models import EVSE, ChargingStation, Connector, Location, RegistrationStatus, SecurityProfile
 
 SECRET_MIN_LENGTH = 16
 SECRET_MAX_LENGTH = 40  # OCPP 1.6 security whitepaper / 2.0.1 BasicAuthPassword: 16..40 characters
@@ -49,6 +49,7 @@ def station_create(
     evses: int = 1,
     password: str | None = None,
     registration_status: str = RegistrationStatus.ACCEPTED,
+    security_profile: int = SecurityProfile.BASIC,
 ) -> tuple[ChargingStation, str]:
     """Create a station with `evses` EVSEs of one Type 2 connector each; returns it with its plain secret, which
     is shown once and never stored."""
@@ -59,6 +60,7 @@ def station_create(
         secret_hash=station_secret_hash(secret),
         location=location,
         registration_status=registration_status,
+        security_profile=security_profile,
     )
     if location is not None:
         for number in range(1, evses + 1):

@@ -136,6 +136,16 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The cache holds what several daphne processes must share cheaply (failed charger logins, lockouts): Redis when
+# REDIS_URL is set, else the process's memory (Django's default).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", os.environ.get("CHANNEL_LAYER_PREFIX", "cpo")),
+        }
+    }
 
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"  # a hostname, or kombu warns "No hostname was supplied"
 CELERY_RESULT_BACKEND = None
@@ -270,9 +280,14 @@ if "ALLOWED_HOSTS" not in os.environ:  # the host partners reach us at is ours (
 # --- OCPP gateway ----------------------------------------------------------------------------------------------
 # Unknown identities: refused at the handshake (False), or admitted as Pending until staff accept them (True).
 OCPP_ADMIT_UNKNOWN_STATIONS = env_bool("OCPP_ADMIT_UNKNOWN_STATIONS", False)
-# Chargers must send HTTP Basic credentials (OCPP security profile 1/2). Off only for closed lab networks.
-OCPP_REQUIRE_AUTH = env_bool("OCPP_REQUIRE_AUTH", True)
+# How each charger authenticates is its own security profile (ChargingStation.security_profile), not a setting.
 OCPP_HEARTBEAT_INTERVAL = env_int("OCPP_HEARTBEAT_INTERVAL", 300)
+# Brute-force protection of the handshake: after this many failed authentications of one identity (or from one
+# client address) within OCPP_AUTH_LOCKOUT_SECONDS, its handshakes are refused unchecked for that long.
+# The address limit is higher: many chargers of a site may share one NAT address.
+OCPP_AUTH_FAILURE_LIMIT = env_int("OCPP_AUTH_FAILURE_LIMIT", 10)
+OCPP_AUTH_ADDRESS_FAILURE_LIMIT = env_int("OCPP_AUTH_ADDRESS_FAILURE_LIMIT", 50)
+OCPP_AUTH_LOCKOUT_SECONDS = env_int("OCPP_AUTH_LOCKOUT_SECONDS", 300)
 OCPP_MAX_FRAME_BYTES = env_int("OCPP_MAX_FRAME_BYTES", 65536)
 OCPP_CALL_TIMEOUT = env_float("OCPP_CALL_TIMEOUT", 30.0)
 OCPP_MESSAGE_LOG_ENABLED = env_bool("OCPP_MESSAGE_LOG_ENABLED", True)
@@ -330,8 +345,8 @@ OCPI_SESSION_PATCH_MIN_INTERVAL = env_float("OCPI_SESSION_PATCH_MIN_INTERVAL", 6
 # Transactions left without their Session or CDR this long (a task lost with a killed worker) are pushed again by beat.
 OCPI_SESSION_RECONCILE_SECONDS = env_float("OCPI_SESSION_RECONCILE_SECONDS", 300.0)
 CELERY_BEAT_SCHEDULE.update({
-    "ocpi-sessions-reconcile": {"task": "ocpi_api.tasks.transactions_reconcile",
-                                "schedule": OCPI_SESSION_RECONCILE_SECONDS},
+    "billing-transactions-reconcile": {"task": "billing.tasks.transactions_reconcile",
+                                       "schedule": OCPI_SESSION_RECONCILE_SECONDS},
     "ocpi-outbox-deliver-due": {"task": "ocpi_api.tasks.outbox_deliver_due", "schedule": OCPI_OUTBOX_POLL_SECONDS},
     "ocpi-outbox-prune": {"task": "ocpi_api.tasks.outbox_prune", "schedule": 24 * 3600},
 })

@@ -15,7 +15,8 @@ class OcpiApiConfig(AppConfig):
         authorizer_register(command_token_authorize)
         authorizer_register(partner_token_authorize_step)
 
-        # Gateway events, tariff and asset saves -> pushes to partners (outbox) and the session/CDR pipeline.
+        # Billing's sessions and CDRs, gateway status changes, tariff and asset saves -> outbox rows; due messages
+        # -> delivery tasks.
         from ocpi_api import receivers
 
         receivers.connect()

@@ -37,6 +37,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.utils import timezone
 
+from billing.enums import AuthMethod
 from cpo.models import ChargingStation
 from ocpi_api.client import ocpi_request
 from ocpi_api.commands.results import Result
@@ -52,14 +53,6 @@ from ocpp_gateway.authorization import (
 from ocpp_gateway.id_tokens import token_types_for
 
 logger = logging.getLogger(__name__)
-
-
-class AuthMethod:
-    """OCPI AuthMethod (mod_cdrs.asciidoc)."""
-
-    AUTH_REQUEST = "AUTH_REQUEST"
-    COMMAND = "COMMAND"
-    WHITELIST = "WHITELIST"
 
 
 class AllowedType:

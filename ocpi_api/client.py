@@ -1,18 +1,133 @@
-"""Our outgoing OCPI calls (httpx, with timeouts). Every failure to use the partner's API is a PartnerApiError
-(status 3001), an unsupported version 3002, missing endpoints 3003: the credentials views answer with them."""
+"""Our outgoing OCPI calls: the one HTTP client of the platform (httpx, with timeouts).
 
+`ocpi_call` makes one call with the OCPI headers (the partner's credentials token, `X-Request-ID`,
+`X-Correlation-ID` and, for functional modules, the `OCPI-from/to-*` routing headers) and reports what happened,
+failures included, as an `OcpiExchange`: the outbox records each one as an attempt. `ocpi_request` is the same call
+for callers that need an OCPI answer: every failure to use the partner's API is a PartnerApiError (status 3001), an
+unsupported version 3002, missing endpoints 3003; the credentials views answer with them."""
+
+import json as jsonlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 from django.conf import settings
+from django.utils import timezone
 
+from billing.encoding import DecimalJSONEncoder
 from ocpi_api.auth import authorization_header_value
 from ocpi_api.envelope import NoMatchingEndpoints, PartnerApiError, StatusCode, UnsupportedVersion
 from ocpi_api.modules import VERSION
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OcpiExchange:
+    """One HTTP call as it went. `http_status` is None when no answer came (`error` says why); `body` is the parsed
+    JSON answer (None when it was not JSON)."""
+
+    method: str
+    url: str
+    request_id: str
+    started_at: datetime
+    duration_ms: int = 0
+    http_status: int | None = None
+    body: object = None
+    text: str = ""
+    headers: httpx.Headers | None = None
+    error: str = ""
+
+    @property
+    def status_code(self) -> int | None:
+        code = self.body.get("status_code") if isinstance(self.body, dict) else None
+        return code if isinstance(code, int) else None
+
+    @property
+    def status_message(self) -> str:
+        return str(self.body.get("status_message") or "") if isinstance(self.body, dict) else ""
+
+    @property
+    def ok(self) -> bool:
+        """HTTP 2xx and an OCPI status 1xxx (or, leniently, 2xx without an OCPI body)."""
+        if self.http_status is None or not 200 <= self.http_status < 300:
+            return False
+        return self.status_code is None or 1000 <= self.status_code < 2000
+
+    def problem(self) -> str:
+        """What went wrong, for logs and the outbox ("" when it is ok)."""
+        if self.ok:
+            return ""
+        if self.http_status is None:
+            return self.error
+        text = f"HTTP {self.http_status}, OCPI status {self.status_code} {self.status_message}".strip()
+        return text if isinstance(self.body, dict) else f"{text}: {self.text[:200]!r}"
+
+
+def ocpi_headers(
+    *, token: str, encode_token: bool = True, request_id: str, correlation_id: str,
+    to_party: tuple[str, str] | None = None,
+) -> dict[str, str]:
+    """The headers of an OCPI request. `to_party` (country_code, party_id) adds the routing headers that functional
+    modules carry."""
+    headers = {
+        "Authorization": authorization_header_value(token=token, encode=encode_token),
+        "X-Request-ID": request_id,
+        "X-Correlation-ID": correlation_id,
+        "Accept": "application/json",
+    }
+    if to_party is not None:
+        headers.update(
+            {
+                "OCPI-from-country-code": settings.OCPI_COUNTRY_CODE,
+                "OCPI-from-party-id": settings.OCPI_PARTY_ID,
+                "OCPI-to-country-code": to_party[0],
+                "OCPI-to-party-id": to_party[1],
+            }
+        )
+    return headers
+
+
+def ocpi_call(
+    method: str,
+    url: str,
+    *,
+    token: str,
+    encode_token: bool = True,
+    body: object = None,
+    params: dict | None = None,
+    to_party: tuple[str, str] | None = None,
+    correlation_id: str | None = None,
+    timeout: float | None = None,
+) -> OcpiExchange:
+    """One OCPI call; never raises for what the network or the partner did (see `OcpiExchange`). `body` is sent as
+    JSON (Decimals as numbers); `timeout` (seconds) overrides settings.OCPI_HTTP_TIMEOUT."""
+    request_id = str(uuid.uuid4())
+    headers = ocpi_headers(token=token, encode_token=encode_token, request_id=request_id,
+                           correlation_id=correlation_id or str(uuid.uuid4()), to_party=to_party)
+    content = None
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        content = jsonlib.dumps(body, cls=DecimalJSONEncoder).encode()
+    started = timezone.now()
+    clock = time.monotonic()
+    try:
+        response = httpx.request(method, url, headers=headers, content=content, params=params,
+                                 timeout=settings.OCPI_HTTP_TIMEOUT if timeout is None else timeout)
+    except httpx.HTTPError as exc:
+        return OcpiExchange(method=method, url=url, request_id=request_id, started_at=started,
+                            duration_ms=int((time.monotonic() - clock) * 1000),
+                            error=f"{exc.__class__.__name__}: {exc}"[:2000])
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    return OcpiExchange(method=method, url=url, request_id=request_id, started_at=started,
+                        duration_ms=int((time.monotonic() - clock) * 1000), http_status=response.status_code,
+                        body=answer, text=response.text[:200], headers=response.headers)
 
 
 @dataclass(frozen=True)
@@ -36,43 +151,20 @@ def ocpi_request(
     correlation_id: str | None = None,
     timeout: float | None = None,
 ) -> OcpiAnswer:
-    """One OCPI call. `to_party` (country_code, party_id) adds the routing headers that functional modules carry;
-    `timeout` (seconds) overrides settings.OCPI_HTTP_TIMEOUT, e.g. for real-time authorization."""
-    headers = {
-        "Authorization": authorization_header_value(token=token, encode=encode_token),
-        "X-Request-ID": str(uuid.uuid4()),
-        "X-Correlation-ID": correlation_id or str(uuid.uuid4()),
-        "Accept": "application/json",
-    }
-    if to_party is not None:
-        headers.update(
-            {
-                "OCPI-from-country-code": settings.OCPI_COUNTRY_CODE,
-                "OCPI-from-party-id": settings.OCPI_PARTY_ID,
-                "OCPI-to-country-code": to_party[0],
-                "OCPI-to-party-id": to_party[1],
-            }
-        )
-    try:
-        response = httpx.request(
-            method, url, headers=headers, json=json, params=params,
-            timeout=settings.OCPI_HTTP_TIMEOUT if timeout is None else timeout,
-        )
-    except httpx.HTTPError as exc:
-        raise PartnerApiError(f"{method} {url} failed: {exc.__class__.__name__}: {exc}") from exc
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise PartnerApiError(f"{method} {url} answered HTTP {response.status_code} without an OCPI response")
-    status_code = body.get("status_code")
+    """One OCPI call that must get an OCPI answer (any HTTP status): PartnerApiError when none came. Arguments as
+    for `ocpi_call` (`json` is the body)."""
+    exchange = ocpi_call(method, url, token=token, encode_token=encode_token, body=json, params=params,
+                         to_party=to_party, correlation_id=correlation_id, timeout=timeout)
+    if exchange.http_status is None:
+        raise PartnerApiError(f"{method} {url} failed: {exchange.error}")
+    if not isinstance(exchange.body, dict):
+        raise PartnerApiError(f"{method} {url} answered HTTP {exchange.http_status} without an OCPI response")
     return OcpiAnswer(
-        http_status=response.status_code,
-        status_code=status_code if isinstance(status_code, int) else None,
-        status_message=str(body.get("status_message") or ""),
-        data=body.get("data"),
-        headers=response.headers,
+        http_status=exchange.http_status,
+        status_code=exchange.status_code,
+        status_message=exchange.status_message,
+        data=exchange.body.get("data"),
+        headers=exchange.headers if exchange.headers is not None else httpx.Headers(),
     )
 
 

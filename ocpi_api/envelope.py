@@ -10,6 +10,8 @@ from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from billing.encoding import ocpi_datetime
+
 logger = logging.getLogger(__name__)
 
 
@@ -26,11 +28,6 @@ class StatusCode:
     CLIENT_API_UNUSABLE = 3001
     UNSUPPORTED_VERSION = 3002
     NO_MATCHING_ENDPOINTS = 3003
-
-
-def ocpi_datetime(value: datetime) -> str:
-    """OCPI DateTime: UTC, RFC 3339 with `Z`, whole seconds (like the specification's examples)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def ocpi_envelope(*, data=None, status_code: int = StatusCode.SUCCESS, status_message: str = "Success") -> dict:

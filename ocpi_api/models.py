@@ -208,7 +208,7 @@ class OutboxStatus(models.TextChoices):
 
 class OutboxMessage(models.Model):
     """One OCPI call we owe a partner, written in the same database transaction as the change it announces and
-    delivered by a Celery worker (`ocpi_api.outbox.outbox_deliver`).
+    delivered by a Celery worker (`ocpi_api.delivery.outbox_deliver`).
 
     `object_key` names the object whose messages are delivered in order (a session, a CDR, a location with its
     EVSEs and connectors, a tariff); `path` is what follows the partner's Receiver endpoint URL of `module`.
@@ -232,6 +232,9 @@ class OutboxMessage(models.Model):
     due_at = models.DateTimeField(help_text="When it was first meant to go")
     next_attempt_at = models.DateTimeField()
     dispatched_at = models.DateTimeField(null=True, blank=True, help_text="Last time a delivery task was queued")
+    sending_until = models.DateTimeField(
+        null=True, blank=True, help_text="A worker is sending it: its lease runs out then (ocpi_api.delivery)"
+    )
     give_up_at = models.DateTimeField()
     correlation_id = models.CharField(max_length=36)
     last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -1,10 +1,8 @@
-"""The module registry: which OCPI 2.2.1 modules we serve, in which interface role, under which routes.
-
-Version details and the URLconf are both built from `modules_2_2_1()`, so adding a module (sessions, cdrs,
-commands, chargingprofiles) is one file in `ocpi_api/views/` defining `MODULE`, plus one line below."""
+"""What an OCPI 2.2.1 module of ours is: its ModuleID, interface role and routes (`OcpiModule`), and the helpers a
+view needs to declare one. Each view module defines its `MODULE`; `ocpi_api.registry` lists them. Views import this
+small module only, never the registry."""
 
 from dataclasses import dataclass, field
-from importlib import import_module
 
 from django.conf import settings
 from django.urls import URLPattern, re_path, reverse
@@ -16,6 +14,23 @@ URL_PREFIX = r"^2\.2\.1/"
 class InterfaceRole:
     SENDER = "SENDER"
     RECEIVER = "RECEIVER"
+
+
+class ModuleID:
+    """OCPI 2.2.1 ModuleID (version_information_endpoint.asciidoc): every functional and configuration module."""
+
+    CDRS = "cdrs"
+    CHARGING_PROFILES = "chargingprofiles"
+    COMMANDS = "commands"
+    CREDENTIALS = "credentials"
+    HUB_CLIENT_INFO = "hubclientinfo"
+    LOCATIONS = "locations"
+    SESSIONS = "sessions"
+    TARIFFS = "tariffs"
+    TOKENS = "tokens"
+
+    ALL = frozenset({CDRS, CHARGING_PROFILES, COMMANDS, CREDENTIALS, HUB_CLIENT_INFO, LOCATIONS, SESSIONS, TARIFFS,
+                     TOKENS})
 
 
 def ocpi_route(pattern: str, view, name: str) -> URLPattern:
@@ -38,15 +53,3 @@ class OcpiModule:
 def absolute_url(path: str) -> str:
     """Our public URL for a path (settings.OCPI_BASE_URL is what partners reach us at)."""
     return f"{settings.OCPI_BASE_URL}{path}"
-
-
-def modules_2_2_1() -> list[OcpiModule]:
-    from ocpi_api.views import credentials, hubclientinfo, locations, tariffs, tokens
-
-    modules = [credentials.MODULE, locations.MODULE, tariffs.MODULE, tokens.MODULE, hubclientinfo.MODULE]
-    # One line per further module:
-    modules.append(import_module("ocpi_api.views.commands").MODULE)
-    modules.append(import_module("ocpi_api.views.chargingprofiles").MODULE)
-    modules.append(import_module("ocpi_api.views.sessions").MODULE)
-    modules.append(import_module("ocpi_api.views.cdrs").MODULE)
-    return modules

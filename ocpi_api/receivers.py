@@ -1,17 +1,27 @@
 """Signal receivers of the roaming side, connected in OcpiApiConfig.ready.
 
-Gateway events (sent after commit) queue a Celery task with the ids. Saves of tariffs and of published assets by
-staff write their pushes in the saving transaction itself (post_save runs inside it; a savepoint makes one for a
-bare save), so a rolled-back edit announces nothing."""
+- Billing's events (`billing.events`, sent inside the transaction that wrote a Session or CDR) and saves of tariffs
+  and of published assets (post_save runs inside the saving transaction; a savepoint makes one for a bare save)
+  write their outbox rows in that same transaction, so a rolled-back change announces nothing. They only write
+  rows: the HTTP calls are made by the delivery task, after commit.
+- A message due soon (`ocpi_api.outbox.message_due`, after commit) queues its delivery task.
+- The gateway's EVSE status changes (after commit) are collected per process and handed on once per
+  OCPI_EVENTS_BATCH_SECONDS in one Celery publish (`PeriodicBatch`); with in-process tasks (the embedded default)
+  each is dispatched at once (`cpo.task_dispatch`: on a background thread in a server).
+"""
 
 import logging
-import time
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from ocpp_gateway import events
+from billing import events as billing_events
+from billing.models import Tariff
+from cpo.models import EVSE, Connector, Location
+from cpo.task_dispatch import in_process, task_dispatch
+from ocpi_api import announce, outbox, tasks
+from ocpp_gateway import events as gateway_events
 from ocpp_gateway.batching import PeriodicBatch
 
 logger = logging.getLogger(__name__)
@@ -23,122 +33,79 @@ EVSE_STATUS_FIELDS = frozenset(
 )
 
 
-def _fan_out(keys: list[tuple[str, int]]) -> None:
-    from ocpi_api import tasks
-
-    by_kind: dict[str, list[int]] = {"transaction": [], "later": [], "evse": []}
-    for kind, pk in keys:
-        by_kind[kind].append(pk)
-    tasks.gateway_events_fan_out.delay(by_kind["transaction"], by_kind["evse"], by_kind["later"])
+def on_session_changed(sender, *, session, final: bool, **kwargs) -> None:
+    announce.session_announce(session=session, final=final)
 
 
-# Gateway events arrive on the daphne process answering chargers: one Celery publish per batch, not per event.
-gateway_events = PeriodicBatch("ocpi gateway events", _fan_out, interval=lambda: settings.OCPI_EVENTS_BATCH_SECONDS)
+def on_cdr_issued(sender, *, cdr, **kwargs) -> None:
+    announce.cdr_announce(cdr=cdr)
 
 
-def _eager() -> bool:
-    from ocpi_api import tasks
+def on_message_due(sender, *, message_id: int, countdown: float, **kwargs) -> None:
+    try:
+        task_dispatch(tasks.outbox_deliver, message_id, countdown=countdown)
+    except Exception:  # the broker is down: beat finds the message once the dispatch lease runs out
+        logger.exception("could not queue delivery of outbox message %s", message_id)
 
-    return bool(tasks.transaction_push.app.conf.task_always_eager)
+
+def _hand_on(evse_pks: list[int]) -> None:
+    tasks.evse_status_push_fan_out.delay(evse_pks)
 
 
-def on_transaction_event(sender, *, transaction_pk, **kwargs) -> None:
-    if _eager():  # embedded mode: tasks run in-process, at once
-        from ocpi_api import tasks
+# Status changes arrive on the daphne process answering chargers: one Celery publish per batch, not per event.
+status_changes = PeriodicBatch("ocpi evse status changes", _hand_on, interval=lambda: settings.OCPI_EVENTS_BATCH_SECONDS)
 
-        tasks.transaction_push.delay(transaction_pk)
+
+def on_connector_status_changed(sender, *, evse_pk: int, **kwargs) -> None:
+    if in_process(tasks.evse_status_push):
+        task_dispatch(tasks.evse_status_push, evse_pk)
         return
-    gateway_events.add(("transaction", transaction_pk))
+    status_changes.add(evse_pk)
 
 
-# A charging car sends meter values every few seconds; each would re-price the whole session. One sync per
-# OCPI_SESSION_SYNC_INTERVAL per transaction (scheduled that far ahead, so it carries every value that came
-# meanwhile) keeps the session as fresh as the partner sees it anyway (PATCHes are throttled harder) at a fraction
-# of the cost. Started and ended still run at once.
-_sync_scheduled: dict[int, float] = {}
-
-
-def on_transaction_updated(sender, *, transaction_pk, **kwargs) -> None:
-    from ocpi_api import tasks
-
-    interval = settings.OCPI_SESSION_SYNC_INTERVAL
-    if _eager():  # in-process tasks cannot wait: sync at once
-        tasks.transaction_push.delay(transaction_pk)
-        return
-    now = time.monotonic()
-    if _sync_scheduled.get(transaction_pk, 0.0) > now:
-        return
-    if len(_sync_scheduled) > 10_000:
-        for pk in [pk for pk, due in _sync_scheduled.items() if due <= now]:
-            del _sync_scheduled[pk]
-    _sync_scheduled[transaction_pk] = now + interval
-    gateway_events.add(("later", transaction_pk))
-
-
-def on_connector_status_changed(sender, *, evse_pk, **kwargs) -> None:
-    if _eager():
-        from ocpi_api import tasks
-
-        tasks.evse_status_push.delay(evse_pk)
-        return
-    gateway_events.add(("evse", evse_pk))
-
-
-def on_tariff_saved(sender, *, instance, raw=False, **kwargs) -> None:
+def on_tariff_saved(sender, *, instance: Tariff, raw: bool = False, **kwargs) -> None:
     if raw:
         return
-    from ocpi_api.push import tariff_put_announce
-
     with transaction.atomic():
-        tariff_put_announce(tariff=instance)
+        announce.tariff_put_announce(tariff=instance)
 
 
-def on_tariff_deleted(sender, *, instance, **kwargs) -> None:
-    from ocpi_api.push import tariff_delete_announce
-
+def on_tariff_deleted(sender, *, instance: Tariff, **kwargs) -> None:
     with transaction.atomic():
-        tariff_delete_announce(country_code=instance.country_code, party_id=instance.party_id, tariff_id=instance.id)
+        announce.tariff_delete_announce(country_code=instance.country_code, party_id=instance.party_id,
+                                        tariff_id=instance.id)
 
 
-def on_location_saved(sender, *, instance, raw=False, **kwargs) -> None:
+def on_location_saved(sender, *, instance: Location, raw: bool = False, **kwargs) -> None:
     if raw:
         return
-    from ocpi_api.push import location_put_announce
-
     with transaction.atomic():
-        location_put_announce(location_id=instance.id)
+        announce.location_put_announce(location_id=instance.id)
 
 
-def on_evse_saved(sender, *, instance, raw=False, created=False, update_fields=None, **kwargs) -> None:
+def on_evse_saved(sender, *, instance: EVSE, raw: bool = False, update_fields=None, **kwargs) -> None:
     if raw or (update_fields is not None and set(update_fields) <= EVSE_STATUS_FIELDS):
         return
-    from ocpi_api.push import location_put_announce
-
     with transaction.atomic():
-        location_put_announce(location_id=instance.location_id, evse_uid=instance.uid)
+        announce.location_put_announce(location_id=instance.location_id, evse_uid=instance.uid)
 
 
-def on_connector_saved(sender, *, instance, raw=False, **kwargs) -> None:
+def on_connector_saved(sender, *, instance: Connector, raw: bool = False, **kwargs) -> None:
     if raw:
         return
-    from cpo.models import EVSE
-    from ocpi_api.push import location_put_announce
-
     evse = EVSE.objects.filter(pk=instance.evse_id).only("uid", "location_id").first()
     if evse is None:
         return
     with transaction.atomic():
-        location_put_announce(location_id=evse.location_id, evse_uid=evse.uid, connector_id=instance.connector_id)
+        announce.location_put_announce(location_id=evse.location_id, evse_uid=evse.uid,
+                                       connector_id=instance.connector_id)
 
 
 def connect() -> None:
-    from billing.models import Tariff
-    from cpo.models import EVSE, Connector, Location
-
-    events.transaction_started.connect(on_transaction_event, dispatch_uid="ocpi.transaction_started")
-    events.transaction_updated.connect(on_transaction_updated, dispatch_uid="ocpi.transaction_updated")
-    events.transaction_ended.connect(on_transaction_event, dispatch_uid="ocpi.transaction_ended")
-    events.connector_status_changed.connect(on_connector_status_changed, dispatch_uid="ocpi.evse_status")
+    billing_events.session_changed.connect(on_session_changed, dispatch_uid="ocpi.session_changed")
+    billing_events.cdr_issued.connect(on_cdr_issued, dispatch_uid="ocpi.cdr_issued")
+    outbox.message_due.connect(on_message_due, dispatch_uid="ocpi.message_due")
+    gateway_events.connector_status_changed.connect(on_connector_status_changed, dispatch_uid="ocpi.evse_status")
     post_save.connect(on_tariff_saved, sender=Tariff, dispatch_uid="ocpi.tariff_saved")
     post_delete.connect(on_tariff_deleted, sender=Tariff, dispatch_uid="ocpi.tariff_deleted")
     post_save.connect(on_location_saved, sender=Location, dispatch_uid="ocpi.location_saved")

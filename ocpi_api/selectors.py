@@ -3,15 +3,15 @@
 import hashlib
 
 from django.conf import settings
-from django.db.models import F, Max, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import F, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 
+from billing.encoding import ocpi_datetime
+from billing.models import Cdr, Session
 from cpo.models import EVSE, Connector, Location
-from ocpi_api.envelope import ocpi_datetime
-
-from ocpi_api.models import Partner, PartnerStatus
-from ocpi_api.modules import absolute_url
+from ocpi_api.models import ClientInfo, Partner, PartnerParty, PartnerStatus, PartnerToken
+from ocpi_api.modules import InterfaceRole, absolute_url
 
 
 def credentials_token_hash(token: str) -> str:
@@ -27,6 +27,29 @@ def partner_get_by_token(*, token: str) -> Partner | None:
         .exclude(status=PartnerStatus.UNREGISTERED)
         .first()
     )
+
+
+def partners_with_receiver(*, module: str) -> list[Partner]:
+    """Registered partners that have a Receiver endpoint for `module`."""
+    return [
+        p for p in Partner.objects.filter(status=PartnerStatus.REGISTERED)
+        if p.endpoint_url(identifier=module, role=InterfaceRole.RECEIVER)
+    ]
+
+
+def partner_of_party(*, country_code: str, party_id: str) -> Partner | None:
+    """The registered partner that holds this OCPI party (PartnerParty: at most one); None for our own (empty)
+    party."""
+    if not country_code or not party_id:
+        return None
+    holder = (
+        PartnerParty.objects.filter(
+            country_code=country_code.upper(), party_id=party_id.upper(), partner__status=PartnerStatus.REGISTERED
+        )
+        .select_related("partner")
+        .first()
+    )
+    return holder.partner if holder is not None else None
 
 
 def our_business_details() -> dict:
@@ -179,12 +202,28 @@ def location_as_ocpi(location: Location) -> dict:
     return data
 
 
+# --- Sessions and CDRs (billing's), as a partner may list them ---------------------------------------------------
+
+def of_partner_tokens(partner: Partner) -> Q:
+    """Sessions and CDRs carry the party of the token used; a partner sees those of its own parties only."""
+    condition = Q(pk__in=[])
+    for country_code, party_id in partner.party_ids():
+        condition |= Q(emsp_country_code__iexact=country_code, emsp_party_id__iexact=party_id)
+    return condition
+
+
+def session_list_of_partner(*, partner: Partner) -> QuerySet[Session]:
+    return Session.objects.filter(of_partner_tokens(partner))
+
+
+def cdr_list_of_partner(*, partner: Partner) -> QuerySet[Cdr]:
+    return Cdr.objects.filter(of_partner_tokens(partner))
+
+
 # --- Tokens pushed by EMSPs -------------------------------------------------------------------------------------
 
 def partner_token_get(*, partner: Partner, country_code: str, party_id: str, uid: str, token_type: str):
     """A token of this partner's parties (other partners' tokens are not found)."""
-    from ocpi_api.models import PartnerToken
-
     return PartnerToken.objects.filter(
         partner=partner, country_code__iexact=country_code, party_id__iexact=party_id, uid__iexact=uid, type=token_type
     ).first()
@@ -213,8 +252,6 @@ def partner_token_as_ocpi(token) -> dict:
 # --- Hub client info --------------------------------------------------------------------------------------------
 
 def client_info_get(*, partner: Partner, country_code: str, party_id: str):
-    from ocpi_api.models import ClientInfo
-
     return ClientInfo.objects.filter(
         partner=partner, country_code__iexact=country_code, party_id__iexact=party_id
     ).first()

@@ -19,7 +19,7 @@ from ocpi_api.envelope import (
     UnknownToken,
 )
 from ocpi_api.models import ClientInfo, Partner, PartnerParty, PartnerStatus, PartnerToken, Role
-from ocpi_api.modules import VERSION
+from ocpi_api.modules import VERSION, ModuleID
 from ocpi_api.selectors import credentials_token_hash, our_credentials_as_ocpi
 from ocpi_api.serializers import credentials_validate
 
@@ -106,12 +106,10 @@ def partner_main_role(*, roles: list[dict], country_code: str = "", party_id: st
 
 def check_partner_endpoints(*, endpoints: list[dict]) -> None:
     """3003 unless the partner offers a module we can use with it (besides credentials) and every module that
-    settings.OCPI_PARTNER_REQUIRED_MODULES demands."""
-    from ocpi_api.modules import modules_2_2_1
-
+    settings.OCPI_PARTNER_REQUIRED_MODULES demands. We serve every OCPI 2.2.1 module (`ocpi_api.registry`), so
+    any ModuleID of 2.2.1 is one we can use."""
     theirs = {e["identifier"] for e in endpoints}
-    ours = {m.identifier for m in modules_2_2_1()}
-    if not (theirs & ours) - {"credentials"}:
+    if not (theirs & ModuleID.ALL) - {ModuleID.CREDENTIALS}:
         raise NoMatchingEndpoints("No module in common with the partner besides credentials")
     missing = set(settings.OCPI_PARTNER_REQUIRED_MODULES) - theirs
     if missing:

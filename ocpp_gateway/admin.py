@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from ocpp_gateway.models import MessageLog, MeterValue, Transaction, TransactionEvent
+from ocpp_gateway.models import MessageLog, MeterValue, StationAuthFailure, Transaction, TransactionEvent
 
 
 class TransactionEventInline(admin.TabularInline):
@@ -55,3 +55,20 @@ class MessageLogAdmin(admin.ModelAdmin):
     @admin.display(description="payload")
     def short_payload(self, obj: MessageLog) -> str:
         return obj.payload if len(obj.payload) <= 120 else obj.payload[:117] + "..."
+
+
+@admin.register(StationAuthFailure)
+class StationAuthFailureAdmin(admin.ModelAdmin):
+    """Refused charger handshakes and lockouts: the brute-force audit trail (read-only)."""
+
+    list_display = ("created_at", "identity", "address", "reason", "station")
+    list_filter = ("reason",)
+    search_fields = ("identity", "address")
+    date_hierarchy = "created_at"
+    list_select_related = ("station",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import binascii
 import logging
-from urllib.parse import unquote
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -25,6 +24,7 @@ from ocpp_gateway.services.provisioning import (
     station_authenticate,
     station_connected,
     station_disconnected,
+    station_identity_check,
     station_seen,
 )
 
@@ -79,18 +79,27 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self) -> None:
-        self.identity = unquote(self.scope["url_route"]["kwargs"]["identity"])
-        self.group = station_group(self.identity)
         self.command_tasks: set[asyncio.Task] = set()
+        # The path as daphne decoded it, once (decoding it again would let `%2531` log in as `1`).
+        self.identity = self.scope["url_route"]["kwargs"]["identity"].removesuffix("/")
+        refusal = station_identity_check(identity=self.identity)
+        if refusal:
+            logger.warning("%r: handshake refused: %s", self.identity[:100], refusal)
+            await self.close()
+            return
+        self.group = station_group(self.identity)
         offered = self.scope.get("subprotocols") or []
         if not choose_subprotocol(offered):
             logger.info("%s: refused, no supported subprotocol in %s", self.identity, offered)
             await self.close()
             return
         username, secret = basic_credentials(self.scope.get("headers", []))
-        auth = await db(station_authenticate)(identity=self.identity, username=username, secret=secret)
+        address = (self.scope.get("client") or ("",))[0] or ""
+        auth = await db(station_authenticate)(
+            identity=self.identity, username=username, secret=secret, address=address
+        )
         if not auth.admitted:
-            logger.warning("%s: handshake refused: %s", self.identity, auth.refusal)
+            logger.warning("%s: handshake from %s refused: %s", self.identity, address or "?", auth.refusal)
             await self.close()
             return
         subprotocol = choose_subprotocol(offered, auth.ocpp_version)

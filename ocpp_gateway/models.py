@@ -201,3 +201,29 @@ class MessageLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.identity} {self.direction} {self.action or self.message_type}"
+
+
+class StationAuthFailure(models.Model):
+    """A refused charger handshake (bad or missing credentials, unknown identity, or a lockout starting): the audit
+    trail staff read in the admin. Rows stop while a lockout holds, so a brute-force run writes a bounded number."""
+
+    class Reason(models.TextChoices):
+        UNKNOWN_IDENTITY = "unknown_identity", "unknown identity"
+        NO_SECRET = "no_secret", "station has no secret"
+        MISSING_CREDENTIALS = "missing_credentials", "missing or foreign credentials"
+        BAD_SECRET = "bad_secret", "bad secret"
+        LOCKED_OUT = "locked_out", "lockout started"
+
+    station = models.ForeignKey(
+        ChargingStation, null=True, blank=True, on_delete=models.CASCADE, related_name="auth_failures"
+    )
+    identity = models.CharField(max_length=48, db_index=True)
+    address = models.CharField(max_length=45, blank=True, help_text="The client address the handshake came from")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.identity} from {self.address or '?'}: {self.get_reason_display()}"

@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -75,6 +76,10 @@ def server_env(**extra: str) -> dict:
         OCPP_SEEN_FLUSH_SECONDS="0.05",  # so no write of one test lands while the next one empties the tables
         OCPP_CALL_TIMEOUT=os.environ.get("TEST_OCPP_CALL_TIMEOUT", "5"),
         DB_CONN_MAX_AGE="0",
+        # Each server counts failed charger logins afresh (on Redis, counts and lockouts outlive a server), and every
+        # simulated charger shares 127.0.0.1: the per-address lockout is tested on servers that ask for it.
+        CACHE_KEY_PREFIX=f"{os.environ.get('CHANNEL_LAYER_PREFIX', 'cpo')}-test-{uuid.uuid4().hex[:8]}",
+        OCPP_AUTH_ADDRESS_FAILURE_LIMIT="1000",
     )
     env.update(extra)
     return env
@@ -87,7 +92,7 @@ def start_daphne(name: str, **env: str) -> LiveServer:
     log_path = OUTPUT / f"daphne-{name}-{port}.log"
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1",
+        [sys.executable, "-m", "cpo.server", "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1",
          "cpo.asgi:application"],
         cwd=ROOT,
         env=server_env(**env),

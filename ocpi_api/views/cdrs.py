@@ -1,18 +1,11 @@
 """CDRs module, Sender interface (mod_cdrs.asciidoc): the paginated list of the CDRs (credit CDRs included) of the
 partner's own tokens. CDRs are billing's; the OCPI projection is `billing.selectors.cdr_as_ocpi`."""
 
-from django.db.models import QuerySet
-
-from billing.models import Cdr
 from billing.selectors import cdr_as_ocpi
 from ocpi_api.modules import InterfaceRole, OcpiModule, ocpi_route
 from ocpi_api.pagination import paginated_response
-from ocpi_api.views.sessions import of_partner_tokens
+from ocpi_api.selectors import cdr_list_of_partner
 from ocpi_api.views.base import OcpiView
-
-
-def cdr_list_of_partner(*, partner) -> QuerySet[Cdr]:
-    return Cdr.objects.filter(of_partner_tokens(partner))
 
 
 class CdrListView(OcpiView):

@@ -7,31 +7,18 @@ answers with a ChargingPreferencesResponse (see ocpi_api.charging_preferences)."
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from django.db.models import Q, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from billing.models import Session
 from billing.selectors import session_as_ocpi
 from ocpi_api.charging_preferences import charging_preferences_set
 from ocpi_api.envelope import InvalidParameters, ocpi_response
 from ocpi_api.models import ProfileType
 from ocpi_api.modules import InterfaceRole, OcpiModule, ocpi_route
 from ocpi_api.pagination import paginated_response
+from ocpi_api.selectors import session_list_of_partner
 from ocpi_api.serializers import OcpiEnvelopeSerializer
 from ocpi_api.views.base import OcpiView
-
-
-def of_partner_tokens(partner) -> Q:
-    """Sessions and CDRs carry the party of the token used; a partner sees those of its own parties only."""
-    condition = Q(pk__in=[])
-    for country_code, party_id in partner.party_ids():
-        condition |= Q(emsp_country_code__iexact=country_code, emsp_party_id__iexact=party_id)
-    return condition
-
-
-def session_list_of_partner(*, partner) -> QuerySet[Session]:
-    return Session.objects.filter(of_partner_tokens(partner))
 
 
 class SessionListView(OcpiView):

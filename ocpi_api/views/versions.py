@@ -4,7 +4,8 @@ from django.urls import reverse
 
 from ocpi_api.auth import ConfigurationModuleAccess
 from ocpi_api.envelope import ocpi_response
-from ocpi_api.modules import VERSION, absolute_url, modules_2_2_1
+from ocpi_api.modules import VERSION, absolute_url
+from ocpi_api.registry import MODULES_2_2_1
 from ocpi_api.views.base import OcpiView
 
 
@@ -16,7 +17,7 @@ def version_details_as_ocpi() -> dict:
     return {
         "version": VERSION,
         "endpoints": [
-            {"identifier": module.identifier, "role": module.role, "url": module.url()} for module in modules_2_2_1()
+            {"identifier": module.identifier, "role": module.role, "url": module.url()} for module in MODULES_2_2_1
         ],
     }
 

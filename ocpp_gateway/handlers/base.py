@@ -169,10 +169,11 @@ class GatewayChargePoint:
         return PropertyConstraintViolationError(details={"cause": f"MessageTypeId {message_type!r} isn't valid"})
 
     def unknown_action(self, action: str) -> OCPPError:
-        """NotImplemented for an action of this version we have no handler for, NotSupported for one it lacks."""
+        """OCPP-J 1.6 section 4.2.3 (and 2.0.1's RPC framework): NotSupported for an action of this version that we
+        recognise but do not handle, NotImplemented for one the version does not know."""
         if isinstance(getattr(self.result_module, action, None), type):
-            return NotImplementedError(details={"cause": f"no handler for {action}"})
-        return NotSupportedError(details={"cause": f"{action} is not an OCPP {self.ocpp_version} action"})
+            return NotSupportedError(details={"cause": f"{action} is not supported by this CSMS"})
+        return NotImplementedError(details={"cause": f"{action} is not an OCPP {self.ocpp_version} action"})
 
     def rpc_error(self, cause: str) -> OCPPError:
         """A frame that is not an OCPP-J RPC message at all (1.6 has no better code than FormationViolation)."""

@@ -1,6 +1,8 @@
 """What the gateway does with what chargers say, one module per OCPP functional block:
 
-- `provisioning`: the handshake, connect / disconnect, BootNotification, EVSEs onboarded on first sight;
+- `provisioning`: the handshake (identity syntax, the station's security profile), connect / disconnect,
+  BootNotification, EVSEs onboarded on first sight;
+- `security`: brute-force protection of the handshake (failure counts, lockouts, the audit trail);
 - `availability`: StatusNotification;
 - `authorization`: Authorize, and the authorization a transaction keeps;
 - `transactions`: 1.6 Start/StopTransaction, 2.0.1 TransactionEvent, ending a transaction (also by housekeeping);

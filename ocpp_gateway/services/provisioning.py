@@ -7,9 +7,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from cpo.models import EVSE, ChargingStation, RegistrationStatus
+from cpo.models import EVSE, ChargingStation, RegistrationStatus, SecurityProfile
 from cpo.services import station_evse_add, station_secret_check
 from ocpp_gateway import events
+from ocpp_gateway.models import StationAuthFailure
+from ocpp_gateway.services.security import station_auth_failure_record, station_auth_lockout
 
 
 @dataclass(frozen=True)
@@ -25,32 +27,79 @@ class StationAuthentication:
         return not self.refusal
 
 
-def station_authenticate(*, identity: str, username: str | None, secret: str | None) -> StationAuthentication:
-    """HTTP Basic check before the socket is accepted (security profile 1/2).
+IDENTITY_MAX_LENGTH = 48
+
+
+def station_identity_check(*, identity: str) -> str:
+    """Why `identity` (the path segment after /ocpp/, URL-decoded once) cannot be a charging station identity;
+    empty when it can.
+
+    OCPP-J and the security whitepaper: at most 48 characters, printable. We also refuse the colon (it ends the
+    Basic-auth username, which must equal the identity), the slash and dot-only names (path segments).
+    """
+    if not identity:
+        return "empty identity"
+    if len(identity) > IDENTITY_MAX_LENGTH:
+        return f"identity longer than {IDENTITY_MAX_LENGTH} characters"
+    if not all("!" <= char <= "~" for char in identity):
+        return "identity has characters that are not printable ASCII"
+    if ":" in identity or "/" in identity:
+        return "identity has ':' or '/'"
+    if not identity.strip("."):
+        return "identity is a path segment"
+    return ""
+
+
+def station_authenticate(
+    *, identity: str, username: str | None, secret: str | None, address: str = ""
+) -> StationAuthentication:
+    """The station's security profile checked before the socket is accepted, behind the brute-force lockout:
+    HTTP Basic for profiles 1 and 2, nothing for 0 (lab chargers), a refusal for 3 (not supported yet).
 
     Unknown identities are refused, or admitted as Pending when OCPP_ADMIT_UNKNOWN_STATIONS is on (staff accept
-    them in the admin). A known station must present its own identity and secret.
+    them in the admin). A known station must present its own identity and secret. While the identity or the client
+    address is locked out (services.security), the handshake is refused before anything is checked.
     """
+    lockout = station_auth_lockout(identity=identity, address=address)
+    if lockout:
+        return StationAuthentication(None, identity, refusal=lockout)
+    auth, reason = _station_credentials_check(identity=identity, username=username, secret=secret)
+    if reason:
+        station_auth_failure_record(identity=identity, address=address, station_pk=auth.station_pk, reason=reason)
+    return auth
+
+
+def _station_credentials_check(
+    *, identity: str, username: str | None, secret: str | None
+) -> tuple[StationAuthentication, str]:
+    """The authentication, and the StationAuthFailure reason when refused."""
+    Reason = StationAuthFailure.Reason
     station = ChargingStation.objects.filter(identity=identity).only(
-        "pk", "secret_hash", "ocpp_version", "registration_status"
+        "pk", "secret_hash", "security_profile", "ocpp_version", "registration_status"
     ).first()
     if station is None:
         if not settings.OCPP_ADMIT_UNKNOWN_STATIONS:
-            return StationAuthentication(None, identity, refusal="unknown identity")
+            return StationAuthentication(None, identity, refusal="unknown identity"), Reason.UNKNOWN_IDENTITY
         station, _ = ChargingStation.objects.get_or_create(
             identity=identity, defaults={"registration_status": RegistrationStatus.PENDING}
         )
-        return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status)
-    if settings.OCPP_REQUIRE_AUTH:
+        return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status), ""
+    if station.security_profile == SecurityProfile.CLIENT_CERTIFICATE:
+        refusal = "security profile 3 (client certificates) is not supported yet"
+        return StationAuthentication(station.pk, identity, refusal=refusal), ""  # configuration, not an attack
+    if station.security_profile != SecurityProfile.NONE:  # 1, and 2 (the same behind the TLS-terminating proxy)
         if not station.secret_hash:
             # Admitted as unknown earlier and not given a secret yet: only while unknown stations are admitted.
             if not settings.OCPP_ADMIT_UNKNOWN_STATIONS:
-                return StationAuthentication(station.pk, identity, refusal="station has no secret")
+                return StationAuthentication(station.pk, identity, refusal="station has no secret"), Reason.NO_SECRET
         elif username != identity or not secret:
-            return StationAuthentication(station.pk, identity, refusal="missing or foreign credentials")
+            return (
+                StationAuthentication(station.pk, identity, refusal="missing or foreign credentials"),
+                Reason.MISSING_CREDENTIALS,
+            )
         elif not station_secret_check(secret_hash=station.secret_hash, secret=secret):
-            return StationAuthentication(station.pk, identity, refusal="bad secret")
-    return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status)
+            return StationAuthentication(station.pk, identity, refusal="bad secret"), Reason.BAD_SECRET
+    return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status), ""
 
 
 def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) -> None:

@@ -10,7 +10,8 @@ from django.db import IntegrityError, transaction
 from billing.models import Cdr, Session
 from billing.pricing import price_session
 from billing.selectors import cdr_as_ocpi, session_as_ocpi
-from billing.services import NotBillable, cdr_create, cdr_credit, session_sync, session_usage
+from billing.services import NotBillable, cdr_create, cdr_credit, session_sync
+from billing.usage import session_usage
 from cpo.models import Connector
 from ocpp_gateway.services.availability import evse_status_update
 from ocpp_gateway.services.meter_values import Sample, meter_values_record

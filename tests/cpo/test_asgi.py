@@ -39,6 +39,6 @@ def test_a_refused_handshake_is_one_log_line_and_no_traceback(live_daphne, stati
     wait_until(lambda: len(lines()) >= 2)
     assert lines() == [
         "cpo.asgi websocket to /CP-ASGI-1 refused: no such endpoint (chargers connect at /ocpp/<identity>)",
-        "ocpp_gateway.consumers CP-ASGI-1: handshake refused: bad secret",
+        "ocpp_gateway.consumers CP-ASGI-1: handshake from 127.0.0.1 refused: bad secret",
     ]
     assert "Traceback" not in live_daphne.log()[start:]

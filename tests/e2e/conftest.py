@@ -52,7 +52,7 @@ def daphne(e2e):
     log_path = OUTPUT / f"daphne-e2e-{port}.log"
     env = {k: v for k, v in e2e.items() if k != "port"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1",
+        [sys.executable, "-m", "cpo.server", "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1",
          "cpo.asgi:application"],
         cwd=ROOT, env=server_env(**env), stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
     )

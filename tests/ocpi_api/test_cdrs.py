@@ -6,8 +6,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Cdr
-from billing.services import cdr_credit
-from ocpi_api.push import transaction_push
+from billing.services import cdr_credit, transaction_bill
 from tests.ocpi_api.conftest import auth
 from tests.ocpi_api.shapes import example, shape_differences
 from tests.ocpi_api.test_sessions_push import (  # noqa: F401 - fixtures
@@ -33,7 +32,7 @@ def cdrs(station, partners, emsp_token, local_token):
     own = start(station, id_tag=local_token.uid, at=mine.started_at + timedelta(hours=1))
     stop(station, own, 80, 2000)
     for tx in (mine, own):
-        transaction_push(transaction_pk=tx.pk)
+        transaction_bill(transaction_pk=tx.pk)
     original = Cdr.objects.get(session__transaction=mine)
     return original, cdr_credit(cdr=original, reason="wrong tariff")
 

@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.utils import timezone
 
+from billing.encoding import ocpi_datetime
 from cpo.models import EVSE, Connector, EvseStatus, Location
 from tests.ocpi_api.shapes import example, shape_differences
 
@@ -146,7 +147,7 @@ def test_a_changed_connector_or_evse_moves_the_location_into_a_later_window(clie
     _, body = get(client, headers, "/ocpi/2.2.1/locations", date_from=(later - timedelta(seconds=1)).isoformat())
     assert sorted(loc["id"] for loc in body["data"]) == ["LOC1", "LOC2"]
     loc1 = next(loc for loc in body["data"] if loc["id"] == "LOC1")
-    assert loc1["last_updated"] == later.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert loc1["last_updated"] == ocpi_datetime(later)
     assert loc1["evses"][0]["last_updated"] == loc1["last_updated"]
     assert loc1["evses"][1]["last_updated"] == "2024-01-01T00:00:00Z"
     _, body = get(client, headers, "/ocpi/2.2.1/locations", date_to=(later - timedelta(seconds=1)).isoformat())

@@ -6,12 +6,13 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from ocpi_api import outbox
 from ocpi_api.models import OutboxAttempt, OutboxMessage, OutboxStatus
-from ocpi_api.outbox import Outcome, body_merge, outbox_deliver, outbox_enqueue
+from ocpi_api.delivery import Outcome, outbox_deliver
+from ocpi_api.outbox import body_merge, outbox_enqueue
 from tests.e2e.emsp import partner_for
 
 SESSION_PATH = "NL/CPO/S-1"
@@ -213,6 +214,45 @@ def test_a_message_being_sent_is_not_superseded_and_the_newer_one_follows_it(ems
     emsp.delay = 0
     assert outbox_deliver(message_id=second.pk) == Outcome.SENT
     assert [p["method"] for p in emsp.pushes] == ["PUT", "PATCH"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_row_lock_and_no_transaction_is_held_while_the_partner_answers(emsp):
+    """The worker holds a sending lease, not a row lock: while the partner takes its time, the row can be locked by
+    anyone (PostgreSQL) and another worker given the message leaves it alone."""
+    partner = partner_for(emsp)
+    message = enqueue(partner, not_before=timezone.now() + timedelta(hours=1))  # no delivery after this commit
+    make_due(message)
+    emsp.delay = 1.0
+    worker = threading.Thread(target=lambda: (outbox_deliver(message_id=message.pk), connections.close_all()))
+    worker.start()
+    deadline = timezone.now() + timedelta(seconds=5)
+    while not emsp.requests and timezone.now() < deadline:
+        threading.Event().wait(0.02)
+    assert emsp.requests, "the partner was never called"
+    assert OutboxMessage.objects.get(pk=message.pk).sending_until > timezone.now()
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            OutboxMessage.objects.select_for_update(nowait=True).get(pk=message.pk)  # DatabaseError if held
+    assert outbox_deliver(message_id=message.pk) == Outcome.LOCKED
+    worker.join()
+    message.refresh_from_db()
+    assert message.status == OutboxStatus.SENT and message.sending_until is None and len(emsp.pushes) == 1
+
+
+@pytest.mark.django_db
+def test_a_message_whose_sending_lease_ran_out_is_sent_by_the_next_worker(emsp):
+    """A worker killed during the call leaves its lease behind; once it has run out the message goes again."""
+    partner = partner_for(emsp)
+    message = enqueue(partner)
+    OutboxMessage.objects.filter(pk=message.pk).update(sending_until=timezone.now() + timedelta(seconds=60),
+                                                       dispatched_at=None)
+    assert outbox_deliver(message_id=message.pk) == Outcome.LOCKED
+    assert outbox.outbox_due_claim() == []  # beat leaves a leased message alone too
+    OutboxMessage.objects.filter(pk=message.pk).update(sending_until=timezone.now() - timedelta(seconds=1))
+    assert outbox.outbox_due_claim() == [message.pk]
+    assert outbox_deliver(message_id=message.pk) == Outcome.SENT
+    assert len(emsp.pushes) == 1
 
 
 @pytest.mark.django_db(transaction=True)

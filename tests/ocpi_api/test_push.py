@@ -67,7 +67,7 @@ def test_the_same_status_again_and_a_station_wide_status_push_nothing(
 def test_while_the_partner_is_down_status_changes_of_one_evse_coalesce_into_the_latest(
     emsp, eager, station, partners, django_capture_on_commit_callbacks, settings
 ):
-    from ocpi_api.outbox import outbox_deliver
+    from ocpi_api.delivery import outbox_deliver
 
     settings.OCPI_OUTBOX_RETRY_BASE = 3600  # no retry within the test
     emsp.go_down()

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from ocpi_api.push import transaction_push
+from billing.services import transaction_bill
 from tests.ocpi_api.conftest import auth
 from tests.ocpi_api.shapes import example, shape_differences
 from tests.ocpi_api.test_sessions_push import (  # noqa: F401 - fixtures
@@ -32,7 +32,7 @@ def sessions(station, partners, emsp_token, local_token):
     stop(station, first, 20, 5000)
     second = start(station, at=first.started_at + timedelta(hours=1))
     own = start(station, id_tag=local_token.uid, at=first.started_at + timedelta(hours=2))
-    return [transaction_push(transaction_pk=tx.pk) for tx in (first, second, own)]
+    return [transaction_bill(transaction_pk=tx.pk) for tx in (first, second, own)]
 
 
 def since(minutes=60):

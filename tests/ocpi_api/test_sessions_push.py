@@ -1,6 +1,6 @@
-"""The session pipeline as the Celery task runs it (`ocpi_api.push.transaction_push`): a charge with an EMSP's token
-becomes a Session PUT, throttled PATCHes and, once it ended, a COMPLETED PATCH and one CDR POST, to that EMSP only.
-Running it again, or on two workers at once, changes nothing."""
+"""The session pipeline as billing's Celery task runs it (`billing.services.transaction_bill`) and ocpi_api announces
+it: a charge with an EMSP's token becomes a Session PUT, throttled PATCHes and, once it ended, a COMPLETED PATCH and
+one CDR POST, to that EMSP only. Running it again, or on two workers at once, changes nothing."""
 
 import datetime as dt
 import json
@@ -11,12 +11,12 @@ import pytest
 from django.db import connections
 
 from billing.models import Cdr, Session
-from billing.selectors import cdr_as_ocpi, session_as_ocpi
+from billing.selectors import cdr_as_ocpi, session_as_ocpi, transactions_unbilled
+from billing.services import transaction_bill
 from cpo.models import Connector
 from ocpi_api.models import OutboxMessage, OutboxStatus
-from ocpi_api.outbox import outbox_deliver
+from ocpi_api.delivery import outbox_deliver
 from billing.encoding import DecimalJSONEncoder
-from ocpi_api.push import transaction_push
 from ocpp_gateway.authorization import AuthorizationResult, _authorizers, authorizer_register
 from ocpp_gateway.services.meter_values import Sample, meter_values_record
 from ocpp_gateway.services.transactions import transaction_start_16, transaction_stop_16
@@ -103,7 +103,7 @@ def messages():
 @pytest.mark.django_db
 def test_a_started_session_is_put_to_the_token_owner_only(emsp, station, partners, emsp_token):
     tx = start(station)
-    session = transaction_push(transaction_pk=tx.pk)
+    session = transaction_bill(transaction_pk=tx.pk)
     [message] = OutboxMessage.objects.all()
     assert (message.partner, message.module, message.method) == (partners[0], "sessions", "PUT")
     assert message.path == f"NL/CPO/{session.id}"
@@ -112,7 +112,7 @@ def test_a_started_session_is_put_to_the_token_owner_only(emsp, station, partner
     stored = emsp.sessions[f"NL/CPO/{session.id}"]
     assert stored["status"] == "ACTIVE" and stored["cdr_token"]["uid"] == EMSP_TOKEN
     assert stored["location_id"] == "LOC-T1" and stored["evse_uid"] == "CP-SESS-1" and stored["kwh"] == 0
-    assert transaction_push(transaction_pk=tx.pk).pk == session.pk  # again: nothing new to say
+    assert transaction_bill(transaction_pk=tx.pk).pk == session.pk  # again: nothing new to say
     assert OutboxMessage.objects.count() == 1
 
 
@@ -121,7 +121,7 @@ def test_sessions_of_our_own_tokens_go_nowhere(emsp, station, partners, local_to
     tx = start(station, id_tag=local_token.uid)
     reading(station, tx, 10, 3000)
     stop(station, tx, 20, 4000)
-    session = transaction_push(transaction_pk=tx.pk)
+    session = transaction_bill(transaction_pk=tx.pk)
     assert session.status == "COMPLETED" and Cdr.objects.filter(session=session).count() == 1
     assert OutboxMessage.objects.count() == 0
 
@@ -130,12 +130,12 @@ def test_sessions_of_our_own_tokens_go_nowhere(emsp, station, partners, local_to
 def test_meter_values_become_patches_throttled_per_session(emsp, station, partners, emsp_token, settings):
     settings.OCPI_SESSION_PATCH_MIN_INTERVAL = 60
     tx = start(station)
-    transaction_push(transaction_pk=tx.pk)
+    transaction_bill(transaction_pk=tx.pk)
     deliver_all()
     reading(station, tx, 10, 3000)
-    transaction_push(transaction_pk=tx.pk)
+    transaction_bill(transaction_pk=tx.pk)
     reading(station, tx, 20, 5000)
-    transaction_push(transaction_pk=tx.pk)
+    transaction_bill(transaction_pk=tx.pk)
     pending = OutboxMessage.objects.get(status=OutboxStatus.PENDING)
     put = OutboxMessage.objects.get(method="PUT")
     assert pending.method == "PATCH" and pending.due_at >= put.due_at + dt.timedelta(seconds=59)
@@ -149,14 +149,14 @@ def test_meter_values_become_patches_throttled_per_session(emsp, station, partne
 def test_the_end_is_patched_at_once_and_one_cdr_is_posted(emsp, station, partners, emsp_token, settings):
     settings.OCPI_SESSION_PATCH_MIN_INTERVAL = 3600
     tx = start(station)
-    transaction_push(transaction_pk=tx.pk)
+    transaction_bill(transaction_pk=tx.pk)
     deliver_all()
     reading(station, tx, 10, 3000)
-    transaction_push(transaction_pk=tx.pk)  # a PATCH that would wait an hour
+    transaction_bill(transaction_pk=tx.pk)  # a PATCH that would wait an hour
     stop(station, tx, 30, 11000)
-    session = transaction_push(transaction_pk=tx.pk)
+    session = transaction_bill(transaction_pk=tx.pk)
     for _ in range(2):  # the task again (a retransmitted stop, a redelivered task): nothing more
-        transaction_push(transaction_pk=tx.pk)
+        transaction_bill(transaction_pk=tx.pk)
     assert messages() == [("sessions", "PUT", "SENT"), ("sessions", "PATCH", "SUPERSEDED"),
                           ("sessions", "PATCH", "PENDING"), ("cdrs", "POST", "PENDING")]
     deliver_all()
@@ -178,7 +178,7 @@ def test_a_session_over_before_its_first_push_is_put_complete(emsp, station, par
     tx = start(station)
     reading(station, tx, 10, 3000)
     stop(station, tx, 20, 6000)
-    session = transaction_push(transaction_pk=tx.pk)
+    session = transaction_bill(transaction_pk=tx.pk)
     assert messages() == [("sessions", "PUT", "PENDING"), ("cdrs", "POST", "PENDING")]
     deliver_all()
     assert emsp.sessions[f"NL/CPO/{session.id}"] == as_json(session_as_ocpi(session=Session.objects.get()))
@@ -194,7 +194,7 @@ def test_two_workers_ending_the_same_session_make_one_cdr_and_one_post(emsp, sta
 
     def work():
         try:
-            transaction_push(transaction_pk=tx.pk)
+            transaction_bill(transaction_pk=tx.pk)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -232,17 +232,16 @@ def test_the_gateway_events_start_the_pipeline_after_commit(emsp, station, partn
 
 @pytest.mark.django_db
 def test_transactions_whose_task_was_lost_are_found_for_another_run(emsp, station, partners, emsp_token):
-    from ocpi_api.push import transactions_unsettled
-
     running = start(station)
     ended = start(station, at=T0 + dt.timedelta(hours=1))
     stop(station, ended, 70, 2000)
     done = start(station, at=T0 + dt.timedelta(hours=2))
     stop(station, done, 130, 2000)
-    transaction_push(transaction_pk=done.pk)
-    assert transactions_unsettled(quiet_seconds=3600, days=3650) == []  # changed just now: tasks may be under way
-    assert sorted(transactions_unsettled(quiet_seconds=0, days=3650)) == sorted([running.pk, ended.pk])
-    assert transactions_unsettled(quiet_seconds=0, days=0) == []  # too old to bother
+    transaction_bill(transaction_pk=done.pk)
+    assert transactions_unbilled(quiet_seconds=3600, days=3650) == []  # changed just now: tasks may be under way
+    assert sorted(transactions_unbilled(quiet_seconds=0, days=3650)) == sorted([running.pk, ended.pk])
+    assert transactions_unbilled(quiet_seconds=0, days=0) == []  # too old to bother
     for tx in (running, ended):
-        transaction_push(transaction_pk=tx.pk)
-    assert transactions_unsettled(quiet_seconds=0, days=3650) == []
+        transaction_bill(transaction_pk=tx.pk)
+    assert transactions_unbilled(quiet_seconds=0, days=3650) == []
+

@@ -6,11 +6,13 @@ import uuid
 import pytest
 
 from ocpi_api.models import PartnerStatus
+from ocpi_api.modules import ModuleID
+from ocpi_api.registry import MODULES_2_2_1
 from tests.ocpi_api.conftest import auth, make_partner
 from tests.ocpi_api.shapes import example, shape_differences
 
 ENVELOPE = {"data", "status_code", "status_message", "timestamp"}
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?Z$")  # OCPI DateTime: string(25), UTC
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +100,9 @@ def test_version_details_lists_every_module_with_its_role(client, headers, setti
             path = url.removeprefix("https://cpo.example.com")
             # date_from: required by the sessions Sender interface (mod_sessions), harmless for the others
             assert client.get(path, {"date_from": "2000-01-01T00:00:00Z"}, **headers).status_code == 200, path
+
+
+def test_we_serve_every_module_of_2_2_1():
+    """The credentials handshake accepts a partner offering any 2.2.1 ModuleID (`check_partner_endpoints`): that
+    holds because the registry serves them all."""
+    assert {module.identifier for module in MODULES_2_2_1} == ModuleID.ALL

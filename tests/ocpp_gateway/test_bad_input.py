@@ -40,6 +40,7 @@ def test_each_broken_frame_gets_its_callerror_and_the_connection_lives_on(live_d
         "not an array": '{"hello": 1}',
         "wrong message type": '[7,"a2","Heartbeat",{}]',
         "unknown action": '[2,"a3","MakeCoffee",{}]',
+        "known action we do not handle": '[2,"a9","Reset",{"type":"Soft"}]',
         "missing required field": '[2,"a4","Authorize",{}]' if v16 else '[2,"a4","Authorize",{}]',
         "wrong type": ('[2,"a5","StartTransaction",{"connectorId":"one","idTag":"X","meterStart":0,'
                        '"timestamp":"2026-11-22T10:00:00Z"}]') if v16 else
@@ -63,7 +64,10 @@ def test_each_broken_frame_gets_its_callerror_and_the_connection_lives_on(live_d
     assert code("invalid json") == ("-1", rpc_code)
     assert code("not an array") == ("-1", rpc_code)
     assert code("wrong message type") == ("a2", "PropertyConstraintViolation" if v16 else "MessageTypeNotSupported")
-    assert code("unknown action") == ("a3", "NotSupported")
+    # OCPP-J 1.6 section 4.2.3 / 2.0.1 RPC framework: NotImplemented = "Requested Action is not known by receiver",
+    # NotSupported = "Requested Action is recognized but not supported by the receiver".
+    assert code("unknown action") == ("a3", "NotImplemented")
+    assert code("known action we do not handle") == ("a9", "NotSupported")
     assert code("missing required field") == ("a4", "ProtocolError" if v16 else "OccurrenceConstraintViolation")
     assert code("wrong type") == ("a5", "TypeConstraintViolation")
     assert code("unexpected property") == ("a6", format_code)
@@ -77,4 +81,26 @@ def test_a_callerror_and_its_frame_are_kept_in_the_message_log(live_daphne, stat
     exchange_all(live_daphne.ocpp_url("CP-BAD-LOG"), "CP-BAD-LOG", secret, "ocpp1.6", ['[2,"z1","MakeCoffee",{}]'])
     wait_until(lambda: MessageLog.objects.filter(identity="CP-BAD-LOG", message_type=4, unique_id="z1").exists())
     entry = MessageLog.objects.get(identity="CP-BAD-LOG", message_type=4, unique_id="z1")
-    assert entry.action == "MakeCoffee" and json.loads(entry.payload)[2] == "NotSupported"
+    assert entry.action == "MakeCoffee" and json.loads(entry.payload)[2] == "NotImplemented"
+
+
+def test_a_frame_above_the_transport_limit_is_closed_with_1009_and_the_charger_reconnects(live_daphne,
+                                                                                          station_factory):
+    """RFC 6455 close 1009 (message too big), never a dropped TCP connection (1006); the charger then reconnects.
+    Below the transport limit but above OCPP_MAX_FRAME_BYTES the frame gets a CALLERROR instead (test above)."""
+    _, secret = station_factory("CP-HUGE")
+    url, headers = live_daphne.ocpp_url("CP-HUGE"), basic_auth("CP-HUGE", secret)
+    huge = '[2,"big","DataTransfer",{"vendorId":"x","data":"' + "x" * 2_000_000 + '"}]'
+
+    async def run():
+        async with websockets.connect(url, subprotocols=["ocpp1.6"], additional_headers=headers,
+                                      max_size=None) as ws:
+            await ws.send(huge)
+            await asyncio.wait_for(ws.wait_closed(), 10)
+            closed_with = ws.close_code
+        async with websockets.connect(url, subprotocols=["ocpp1.6"], additional_headers=headers) as ws:
+            return closed_with, await raw_exchange(ws, HEARTBEAT)
+
+    close_code, heartbeat = asyncio.run(run())
+    assert close_code == 1009
+    assert heartbeat[0] == 3

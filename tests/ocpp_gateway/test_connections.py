@@ -94,3 +94,19 @@ def test_unknown_stations_can_be_admitted_as_pending_until_staff_accept_them(tra
         assert (status, refused) == ("Accepted", None)
     finally:
         stop(server)
+
+
+def test_each_station_authenticates_by_its_own_security_profile(live_daphne, station_factory):
+    """No global switch: profile 0 (a lab charger) gets in without credentials, profile 1 and 2 need Basic, and
+    profile 3 (client certificates) is refused until it is supported."""
+    station_factory("CP-LAB", security_profile=0)
+    _, secret = station_factory("CP-BASIC")
+    _, tls_secret = station_factory("CP-TLS", security_profile=2)
+    station_factory("CP-CERT", security_profile=3)
+    assert ChargingStation.objects.get(identity="CP-BASIC").security_profile == 1  # the default
+    assert handshake_status(live_daphne.ocpp_url("CP-LAB"), {}) == "101 ocpp1.6"
+    assert handshake_status(live_daphne.ocpp_url("CP-BASIC"), {}) == 403
+    assert handshake_status(live_daphne.ocpp_url("CP-BASIC"), basic_auth("CP-BASIC", secret)) == "101 ocpp1.6"
+    assert handshake_status(live_daphne.ocpp_url("CP-TLS"), {}) == 403
+    assert handshake_status(live_daphne.ocpp_url("CP-TLS"), basic_auth("CP-TLS", tls_secret)) == "101 ocpp1.6"
+    assert handshake_status(live_daphne.ocpp_url("CP-CERT"), {}) == 403

@@ -12,7 +12,7 @@ from ocpp.v201 import call as call201
 
 from billing.enums import SessionStatus
 from billing.models import Cdr, Session
-from billing.services import cdr_create, session_sync
+from billing.services import transaction_bill
 from ocpp_gateway.models import Transaction
 from tests.ocpp_gateway.chargers import connected
 
@@ -31,9 +31,7 @@ def boot16() -> call16.BootNotification:
 def billed(tx: Transaction) -> tuple[list[Session], list[Cdr]]:
     """Billing's result for `tx`, running its pipeline once more as a worker would (idempotent: with the embedded
     default's eager tasks the live server has run it already)."""
-    session = session_sync(transaction_pk=tx.pk)
-    if session.status == SessionStatus.COMPLETED:
-        cdr_create(session=session)
+    transaction_bill(transaction_pk=tx.pk)
     return (list(Session.objects.filter(transaction=tx)),
             list(Cdr.objects.filter(session__transaction=tx, credit=False)))
 

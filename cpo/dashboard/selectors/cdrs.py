@@ -10,10 +10,13 @@ from django.db.models.functions import Concat
 from billing.models import Cdr
 from cpo.dashboard.selectors.partners import partner_party_q
 from cpo.models import Location
+from ocpi_api.announce import cdr_object_key
 from ocpi_api.models import OutboxMessage, OutboxStatus, Partner
+from ocpi_api.modules import ModuleID
+from ocpi_api.outbox import outbox_object_key
 from ocpp_gateway.models import Transaction
 
-CDRS_MODULE = "cdrs"
+CDRS_MODULE = ModuleID.CDRS
 
 
 class PushState:
@@ -41,11 +44,6 @@ class CdrPush:
         return " ".join(parts + [self.message.last_error]).strip()
 
 
-def cdr_object_key(*, cdr: Cdr) -> str:
-    """The outbox key ocpi_api uses for a CDR's POST (`ocpi_api.push.cdr_announce`)."""
-    return f"{CDRS_MODULE}:{cdr.country_code}:{cdr.party_id}:{cdr.id}"
-
-
 def push_state_of(message: OutboxMessage | None) -> CdrPush:
     if message is None:
         return CdrPush(PushState.NOT_SENT)
@@ -58,7 +56,7 @@ def push_state_of(message: OutboxMessage | None) -> CdrPush:
 
 def cdr_pushes(*, cdrs: list[Cdr]) -> dict[str, CdrPush]:
     """Push state per CDR id, for a page of CDRs: one query on the outbox (partner, object_key) index."""
-    keys = {cdr_object_key(cdr=cdr): cdr.id for cdr in cdrs}
+    keys = {cdr_object_key(cdr): cdr.id for cdr in cdrs}
     messages = (
         OutboxMessage.objects.filter(partner_id__in=Partner.objects.values("pk"), object_key__in=list(keys),
                                      method="POST")
@@ -154,7 +152,7 @@ def cost_breakdown(record) -> list[CostLine]:
 
 def cdr_push_history(*, cdr: Cdr) -> list[OutboxMessage]:
     return list(
-        OutboxMessage.objects.filter(partner_id__in=Partner.objects.values("pk"), object_key=cdr_object_key(cdr=cdr))
+        OutboxMessage.objects.filter(partner_id__in=Partner.objects.values("pk"), object_key=cdr_object_key(cdr))
         .select_related("partner").prefetch_related("attempt_log").order_by("id")
     )
 
@@ -206,7 +204,7 @@ def cdr_csv_rows(*, cdrs: QuerySet[Cdr]):
 def _cdr_rows(batch: list[dict]):
     if not batch:
         return
-    keys = {f"{CDRS_MODULE}:{row['country_code']}:{row['party_id']}:{row['id']}": row["id"] for row in batch}
+    keys = {outbox_object_key(CDRS_MODULE, row["country_code"], row["party_id"], row["id"]): row["id"] for row in batch}
     messages = (
         OutboxMessage.objects.filter(partner_id__in=Partner.objects.values("pk"), object_key__in=list(keys),
                                      method="POST")

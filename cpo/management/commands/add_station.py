@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from cpo.models import ChargingStation, Location
+from cpo.models import ChargingStation, Location, SecurityProfile
 from cpo.services import station_create
 
 
@@ -12,15 +12,21 @@ class Command(BaseCommand):
         parser.add_argument("--location", required=True, help="Location id")
         parser.add_argument("--evses", type=int, default=1)
         parser.add_argument("--password", help="Use this secret (16-40 characters) instead of generating one")
+        parser.add_argument(
+            "--security-profile", type=int, choices=SecurityProfile.values, default=SecurityProfile.BASIC,
+            help="OCPP security profile: 0 no authentication (lab chargers only), 1 Basic (default), 2 Basic over TLS",
+        )
 
-    def handle(self, identity, location, evses, password, **options):
+    def handle(self, identity, location, evses, password, security_profile, **options):
         loc = Location.objects.filter(id=location).first()
         if loc is None:
             raise CommandError(f"no location with id {location!r}")
         if ChargingStation.objects.filter(identity=identity).exists():
             raise CommandError(f"station {identity!r} exists already")
         try:
-            station, secret = station_create(identity=identity, location=loc, evses=evses, password=password)
+            station, secret = station_create(
+                identity=identity, location=loc, evses=evses, password=password, security_profile=security_profile
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"station {station.identity} at {loc.id} with {evses} EVSE(s)")

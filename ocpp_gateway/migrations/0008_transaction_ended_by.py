@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ocpp_gateway', '0006_meter_value_unique_sample_everywhere'),
+        ('ocpp_gateway', '0007_station_auth_failure'),
     ]
 
     operations = [

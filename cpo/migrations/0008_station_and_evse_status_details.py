@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cpo', '0006_move_dashboard_models'),
+        ('cpo', '0007_station_security_profile'),
     ]
 
     operations = [

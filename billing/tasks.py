@@ -1,0 +1,43 @@
+"""Celery tasks of billing. Each takes ids, re-reads the database and calls one service; all are idempotent, so they
+are acknowledged late (a worker that dies mid-task leaves it to another), time-limited, and retried by Celery when the
+database lets them down (a deadlock, a lost connection)."""
+
+from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError
+
+from billing.selectors import transactions_unbilled
+from billing.services import transaction_bill as transaction_bill_service
+from cpo.task_dispatch import task_dispatch
+
+
+@shared_task(
+    acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True,
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8,
+)
+def transaction_bill(transaction_pk: int) -> str | None:
+    """A gateway transaction started, got meter values or ended: bring its Session (and, once it ended, its CDR) up
+    to date; billing announces what changed."""
+    session = transaction_bill_service(transaction_pk=transaction_pk)
+    return session.pk if session is not None else None
+
+
+@shared_task(acks_late=True, time_limit=120, ignore_result=True)
+def transactions_bill_fan_out(transaction_pks: list[int], later_transaction_pks: list[int] | None = None) -> int:
+    """One task per batch of gateway events from a daphne process (see billing/receivers.py): the worker, not the
+    process answering chargers, queues one `transaction_bill` per transaction; those of meter values after
+    OCPI_SESSION_SYNC_INTERVAL, so they carry every value that came meanwhile."""
+    for pk in transaction_pks:
+        task_dispatch(transaction_bill, pk)
+    for pk in later_transaction_pks or []:
+        task_dispatch(transaction_bill, pk, countdown=settings.OCPI_SESSION_SYNC_INTERVAL)
+    return len(transaction_pks) + len(later_transaction_pks or [])
+
+
+@shared_task(acks_late=True, time_limit=120, ignore_result=True)
+def transactions_reconcile() -> int:
+    """Beat: bill again the transactions whose billing did not finish (lost task, killed worker)."""
+    ids = transactions_unbilled(quiet_seconds=settings.OCPI_SESSION_RECONCILE_SECONDS)
+    for transaction_pk in ids:
+        task_dispatch(transaction_bill, transaction_pk)
+    return len(ids)

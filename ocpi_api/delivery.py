@@ -1,0 +1,175 @@
+"""Delivering one outbox message: the HTTP call a worker makes for it, recorded as an `OutboxAttempt`.
+
+No row lock and no database transaction is held while the partner answers. A worker claims the message in one short
+transaction (a sending lease, `sending_until`), calls the partner outside any transaction, and records the result in
+another; a second worker given the same message meanwhile finds it leased and leaves it, and `outbox_enqueue` does
+not supersede a leased message (the newer one goes after it). A worker killed mid-call leaves the lease to run out:
+beat then queues the message again (`outbox_due_claim`). Messages of one object still go out in order: one is
+claimed only when no older one of its object is pending, and sending it queues the next."""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from ocpi_api.client import OcpiExchange, ocpi_call
+from ocpi_api.models import OutboxAttempt, OutboxMessage, OutboxStatus, PartnerStatus
+from ocpi_api.modules import InterfaceRole
+from ocpi_api.outbox import message_schedule, retry_delay
+
+logger = logging.getLogger(__name__)
+
+# Longer than the delivery task's hard time limit (ocpi_api.tasks.outbox_deliver, 90 s): a worker that is still
+# alive never loses its lease to another.
+SENDING_LEASE = timedelta(seconds=120)
+
+
+class Outcome:
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    LOCKED = "locked"  # another worker holds it
+    DONE = "done"  # not pending any more (sent, superseded, failed)
+    NOT_DUE = "not-due"
+    WAITING = "waiting"  # an older message of the same object goes first
+
+
+def message_url(message: OutboxMessage) -> str | None:
+    """Where the message goes: the partner's Receiver endpoint of its module, then its path; None without one."""
+    base = message.partner.endpoint_url(identifier=message.module, role=InterfaceRole.RECEIVER)
+    if not base:
+        return None
+    return f"{base.rstrip('/')}/{message.path}" if message.path else base
+
+
+def message_send(*, message: OutboxMessage, url: str) -> OcpiExchange:
+    """One HTTP call for `message`, with the partner's token, `X-Correlation-ID` (one per message, the same on every
+    retry) and the routing headers to the party the message is for."""
+    partner = message.partner
+    return ocpi_call(
+        message.method, url, token=partner.outgoing_token, encode_token=partner.encode_outgoing_token,
+        body=message.body, to_party=(message.to_country_code, message.to_party_id),
+        correlation_id=message.correlation_id,
+    )
+
+
+def _older_pending(message: OutboxMessage):
+    return OutboxMessage.objects.filter(
+        partner_id=message.partner_id, object_key=message.object_key, status=OutboxStatus.PENDING, id__lt=message.id
+    )
+
+
+def _next_of_object(message: OutboxMessage) -> OutboxMessage | None:
+    return (
+        OutboxMessage.objects.filter(
+            partner_id=message.partner_id, object_key=message.object_key, status=OutboxStatus.PENDING,
+            id__gt=message.id,
+        )
+        .order_by("id")
+        .first()
+    )
+
+
+def _message_claim(*, message_id: int) -> tuple[OutboxMessage | None, str]:
+    """In one short transaction: the message with a sending lease taken for this worker, or None and the outcome
+    that says why not."""
+    with transaction.atomic():
+        message = (
+            OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("partner")
+            .filter(pk=message_id)
+            .first()
+        )
+        if message is None:
+            return None, Outcome.LOCKED if OutboxMessage.objects.filter(pk=message_id).exists() else Outcome.DONE
+        if message.status != OutboxStatus.PENDING:
+            return None, Outcome.DONE
+        now = timezone.now()
+        if message.sending_until is not None and message.sending_until > now:
+            return None, Outcome.LOCKED
+        if message.next_attempt_at > now + timedelta(seconds=0.5):
+            return None, Outcome.NOT_DUE
+        if _older_pending(message).exists():
+            return None, Outcome.WAITING
+        if message.partner.status != PartnerStatus.REGISTERED:
+            _message_fail(message, error=f"partner {message.partner} is {message.partner.status}")
+            return None, Outcome.FAILED
+        message.sending_until = now + SENDING_LEASE
+        message.save(update_fields=["sending_until"])
+    return message, ""
+
+
+def _message_record(*, claimed: OutboxMessage, exchange: OcpiExchange, permanent: bool) -> str:
+    """In one short transaction: the attempt, and the message sent, retried later or given up."""
+    with transaction.atomic():
+        message = OutboxMessage.objects.select_for_update(of=("self",)).select_related("partner").get(pk=claimed.pk)
+        OutboxAttempt.objects.create(
+            message=message,
+            started_at=exchange.started_at,
+            duration_ms=exchange.duration_ms,
+            url=exchange.url[:512],
+            request_id=exchange.request_id,
+            ok=exchange.ok,
+            http_status=exchange.http_status,
+            status_code=exchange.status_code,
+            status_message=exchange.status_message[:255],
+            error=exchange.problem(),
+        )
+        if message.status != OutboxStatus.PENDING or message.sending_until != claimed.sending_until:
+            return Outcome.DONE  # our lease ran out and another worker took the message over
+        message.sending_until = None
+        message.attempts += 1
+        message.last_http_status = exchange.http_status
+        message.last_status_code = exchange.status_code
+        message.last_error = exchange.problem()
+        if exchange.ok:
+            message.status = OutboxStatus.SENT
+            message.sent_at = timezone.now()
+            location = exchange.headers.get("Location", "") if exchange.headers is not None else ""
+            message.response_location = location[:512]
+            message.save()
+            following = _next_of_object(message)
+            if following is not None:
+                message_schedule(following.pk, at=following.next_attempt_at)
+            return Outcome.SENT
+        if permanent:
+            _message_fail(message, error=exchange.problem())
+            return Outcome.FAILED
+        next_attempt = timezone.now() + timedelta(seconds=retry_delay(attempts=message.attempts))
+        if next_attempt > message.give_up_at:
+            _message_fail(message, error=f"gave up after {message.attempts} attempts: {exchange.problem()}")
+            return Outcome.FAILED
+        message.next_attempt_at = next_attempt
+        message.dispatched_at = timezone.now()
+        message.save()
+        logger.info("OCPI push %s failed (%s), retry at %s", message, exchange.problem(), next_attempt)
+        message_schedule(message.pk, at=next_attempt)
+        return Outcome.RETRY
+
+
+def outbox_deliver(*, message_id: int) -> str:
+    """Try to deliver one message; idempotent (a sent, superseded or failed message is left alone). Not before
+    `next_attempt_at`, not while another worker sends it, and not while an older message of the same object is
+    pending (that one queues this one when it is done). Returns the `Outcome`."""
+    message, outcome = _message_claim(message_id=message_id)
+    if message is None:
+        return outcome
+    url = message_url(message)
+    if url is None:  # the partner dropped the endpoint since: retrying cannot help
+        exchange = OcpiExchange(method=message.method, url="", request_id="", started_at=timezone.now(),
+                                error=f"partner has no {message.module} Receiver endpoint")
+        return _message_record(claimed=message, exchange=exchange, permanent=True)
+    return _message_record(claimed=message, exchange=message_send(message=message, url=url), permanent=False)
+
+
+def _message_fail(message: OutboxMessage, *, error: str) -> None:
+    """Give up on a message; the next message of the object may go."""
+    message.status = OutboxStatus.FAILED
+    message.sending_until = None
+    message.last_error = error
+    message.save()
+    logger.error("OCPI push %s given up: %s", message, error)
+    following = _next_of_object(message)
+    if following is not None:
+        message_schedule(following.pk, at=following.next_attempt_at)

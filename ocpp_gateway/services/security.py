@@ -1,0 +1,71 @@
+"""Security (2.0.1 block A): brute-force protection of the charger handshake.
+
+Failed authentications are counted per identity and per client address in the Django cache (Redis when REDIS_URL
+is set, so every daphne process sees the same counts). Reaching the limit locks the identity or the address out for
+OCPP_AUTH_LOCKOUT_SECONDS: its handshakes are then refused before any password is checked, with one WARNING alert
+when the lockout starts and an audit row (StationAuthFailure) for every failure counted. While locked, nothing is
+written to the database, so a brute-force run costs a bounded number of rows and one cache read per attempt.
+"""
+
+import logging
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from ocpp_gateway.models import StationAuthFailure
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "ocpp-auth"
+
+
+def _key(what: str, kind: str, value: str) -> str:
+    return f"{KEY_PREFIX}:{what}:{kind}:{value}"
+
+
+def _limits() -> dict[str, int]:
+    return {"identity": settings.OCPP_AUTH_FAILURE_LIMIT, "address": settings.OCPP_AUTH_ADDRESS_FAILURE_LIMIT}
+
+
+def station_auth_lockout(*, identity: str, address: str) -> str:
+    """Why handshakes of `identity` or from `address` are refused unchecked right now; empty when they are not."""
+    keys = {_key("lock", "identity", identity): "identity", _key("lock", "address", address): "address"}
+    locked = cache.get_many(list(keys))
+    if not locked:
+        return ""
+    return " and ".join(f"{keys[key]} locked out" for key in keys if key in locked)
+
+
+def _failure_count(*, kind: str, value: str) -> int:
+    """Failures of this identity/address in the current window (which starts with the first failure)."""
+    key = _key("failures", kind, value)
+    window = settings.OCPP_AUTH_LOCKOUT_SECONDS
+    cache.add(key, 0, timeout=window)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window)
+        return 1
+
+
+def station_auth_failure_record(*, identity: str, address: str, station_pk: int | None, reason: str) -> None:
+    """Count a failed authentication, keep it for staff, and lock the identity or the address out at its limit."""
+    now = timezone.now()
+    rows = [StationAuthFailure(station_id=station_pk, identity=identity, address=address, reason=reason,
+                               created_at=now)]
+    for kind, value in (("identity", identity), ("address", address)):
+        if not value:
+            continue
+        limit = _limits()[kind]
+        count = _failure_count(kind=kind, value=value)
+        if count >= limit:
+            cache.set(_key("lock", kind, value), True, timeout=settings.OCPP_AUTH_LOCKOUT_SECONDS)
+            cache.delete(_key("failures", kind, value))
+            logger.warning(
+                "ALERT: OCPP %s %s locked out for %s s after %s failed authentications (last: identity %s from %s)",
+                kind, value, settings.OCPP_AUTH_LOCKOUT_SECONDS, count, identity, address or "?",
+            )
+            rows.append(StationAuthFailure(station_id=station_pk, identity=identity, address=address,
+                                           reason=StationAuthFailure.Reason.LOCKED_OUT, created_at=now))
+    StationAuthFailure.objects.bulk_create(rows)
