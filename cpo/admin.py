@@ -60,7 +60,8 @@ class ChargingStationAdmin(admin.ModelAdmin):
     search_fields = ("identity", "vendor", "model", "serial_number", "location__name")
     list_select_related = ("location",)
     readonly_fields = (
-        "message_log_link", "auth_failures_link", "online", "connected_since", "last_seen", "last_boot", "connection_channel", "created_at",
+        "message_log_link", "auth_failures_link", "online", "connected_since", "last_seen", "last_boot",
+        "connection_channel", "created_at", "ocpp_status", "ocpp_error_code", "status_info", "vendor_id", "vendor_error_code", "status_updated",
     )
     exclude = ("secret_hash",)
     actions = [accept_stations]

@@ -99,6 +99,14 @@ class ChargingStation(models.Model):
     connected_since = models.DateTimeField(null=True, blank=True)
     last_seen = models.DateTimeField(null=True, blank=True)
     last_boot = models.DateTimeField(null=True, blank=True)
+    # What the station reports for itself as a whole (1.6 StatusNotification connectorId 0, 2.0.1 evseId 0), e.g.
+    # Faulted / PowerMeterFailure, with the vendor's details as sent.
+    ocpp_status = models.CharField(max_length=20, blank=True, help_text="Last station-wide status reported")
+    ocpp_error_code = models.CharField(max_length=50, blank=True)
+    status_info = models.CharField(max_length=50, blank=True, help_text="1.6 StatusNotification info")
+    vendor_id = models.CharField(max_length=255, blank=True, help_text="1.6 StatusNotification vendorId")
+    vendor_error_code = models.CharField(max_length=50, blank=True)
+    status_updated = models.DateTimeField(null=True, blank=True)
     # Channel name of the consumer holding the socket: a later connection replaces it, and only the current
     # holder may mark the station offline when its socket closes.
     connection_channel = models.CharField(max_length=200, blank=True)
@@ -154,6 +162,9 @@ class EVSE(LastUpdatedModel):
     status = models.CharField(max_length=12, choices=EvseStatus.choices, default=EvseStatus.UNKNOWN)
     ocpp_status = models.CharField(max_length=20, blank=True, help_text="Last status the charger reported")
     ocpp_error_code = models.CharField(max_length=50, blank=True)
+    status_info = models.CharField(max_length=50, blank=True, help_text="1.6 StatusNotification info")
+    vendor_id = models.CharField(max_length=255, blank=True, help_text="1.6 StatusNotification vendorId")
+    vendor_error_code = models.CharField(max_length=50, blank=True)
     status_updated = models.DateTimeField(null=True, blank=True)
     capabilities = models.JSONField(default=list, blank=True)
     floor_level = models.CharField(max_length=4, blank=True)

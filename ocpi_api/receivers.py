@@ -27,7 +27,10 @@ from ocpp_gateway.batching import PeriodicBatch
 logger = logging.getLogger(__name__)
 
 # EVSE fields the gateway writes on a StatusNotification: the status PATCH announces those, not a PUT.
-EVSE_STATUS_FIELDS = frozenset({"status", "ocpp_status", "ocpp_error_code", "status_updated", "last_updated"})
+EVSE_STATUS_FIELDS = frozenset(
+    {"status", "ocpp_status", "ocpp_error_code", "status_info", "vendor_id", "vendor_error_code", "status_updated",
+     "last_updated"}
+)
 
 
 def on_session_changed(sender, *, session, final: bool, **kwargs) -> None:

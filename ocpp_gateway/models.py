@@ -10,13 +10,23 @@ from cpo.models import EVSE, ChargingStation
 class Transaction(models.Model):
     """One charging transaction, OCPP 1.6 (id assigned by us) or 2.0.1 (id chosen by the charger).
 
-    `transaction_id` is the OCPP transactionId as a string: for 1.6 it is our primary key, unique everywhere; for
-    2.0.1 it is unique per station. Times are the charger's (offline transactions keep their real times).
+    `transaction_id` is the OCPP transactionId as a string, unique per station: for 1.6 we choose it per station
+    (1, 2, ... wrapping before it leaves the int32 the 1.6 schema allows); for 2.0.1 the charger chooses it. Times
+    are the charger's (offline transactions keep their real times). `ended_by` says who ended it: the charger, or
+    we because it rebooted, started another transaction on the connector, reported the connector free, or went
+    silent (housekeeping); those end at the last reading we had.
     """
 
     class Status(models.TextChoices):
         ACTIVE = "ACTIVE"
         ENDED = "ENDED"
+
+    class EndedBy(models.TextChoices):
+        CHARGER = "charger", "the charger (StopTransaction / TransactionEvent)"
+        REBOOT = "reboot", "the station booted again"
+        NEW_TRANSACTION = "new_transaction", "a new transaction on the connector"
+        STATUS = "status", "the connector reported Available / Preparing"
+        HOUSEKEEPING = "housekeeping", "housekeeping (silent too long)"
 
     station = models.ForeignKey(ChargingStation, on_delete=models.PROTECT, related_name="transactions")
     evse = models.ForeignKey(EVSE, null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions")
@@ -50,6 +60,7 @@ class Transaction(models.Model):
     power_last = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True, help_text="W")
     charging_state = models.CharField(max_length=20, blank=True, help_text="2.0.1 ChargingStateEnumType")
     stop_reason = models.CharField(max_length=30, blank=True)
+    ended_by = models.CharField(max_length=16, choices=EndedBy.choices, blank=True, db_index=True)
     last_seq_no = models.IntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

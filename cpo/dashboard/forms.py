@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from billing.models import Tariff
-from cpo.dashboard.selectors.cdrs import PushState
+from cpo.dashboard.selectors.cdrs import CLOSED_WITHOUT_STOP, PushState
 from cpo.models import ChargingStation, Location, OcppVersion, Token
 from ocpi_api.models import Partner
 from ocpi_api.models import Role as OcpiRole
@@ -368,6 +368,12 @@ class CdrFilterForm(forms.Form):
                                   widget=forms.DateInput(attrs={"type": "date"}))
     issued_to = forms.DateField(required=False, label="Issued to", widget=forms.DateInput(attrs={"type": "date"}))
     push_state = forms.ChoiceField(required=False, label="Push", choices=[("", "any push state")])
+    ended_by = forms.ChoiceField(
+        required=False,
+        label="Ended by",
+        choices=[("", "anyone"), (CLOSED_WITHOUT_STOP, "us, without the charger's stop")]
+        + [(value, label) for value, label in Transaction.EndedBy.choices],
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

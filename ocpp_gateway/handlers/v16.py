@@ -19,7 +19,11 @@ from ocpp_gateway.services.authorization import id_tag_check
 from ocpp_gateway.services.availability import evse_status_update
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
-from ocpp_gateway.services.transactions import transaction_start_16, transaction_stop_16
+from ocpp_gateway.services.transactions import (
+    transaction_start_16,
+    transaction_stop_16,
+    transactions_end_at_boot,
+)
 
 # OCPP-J 1.6 spells two error codes differently from 2.0.1 (and from the library, which uses the 2.0.1 names).
 ERROR_CODES_16 = {"FormatViolation": "FormationViolation", "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
@@ -80,6 +84,7 @@ class ChargePoint16(GatewayChargePoint):
             meter_type=kwargs.get("meter_type", ""),
             meter_serial_number=kwargs.get("meter_serial_number", ""),
         )
+        await db(transactions_end_at_boot)(station_pk=self.station_pk)  # 1.6 keeps no transaction over a boot
         self.registration_status = status
         return call_result.BootNotification(
             current_time=utc_now_iso(), interval=settings.OCPP_HEARTBEAT_INTERVAL, status=status
@@ -97,6 +102,9 @@ class ChargePoint16(GatewayChargePoint):
             ocpp_evse_id=connector_id,
             ocpp_status=status,
             error_code=error_code,
+            info=kwargs.get("info", ""),
+            vendor_id=kwargs.get("vendor_id", ""),
+            vendor_error_code=kwargs.get("vendor_error_code", ""),
             timestamp=timestamp,
         )
         return call_result.StatusNotification()
@@ -116,7 +124,7 @@ class ChargePoint16(GatewayChargePoint):
             timestamp=parse_ocpp_datetime(timestamp),
             reservation_id=kwargs.get("reservation_id"),
         )
-        return call_result.StartTransaction(transaction_id=tx.pk, id_tag_info=id_tag_info(auth))
+        return call_result.StartTransaction(transaction_id=int(tx.transaction_id), id_tag_info=id_tag_info(auth))
 
     @on(Action.stop_transaction)
     async def on_stop_transaction(self, meter_stop, timestamp, transaction_id, **kwargs):

@@ -18,10 +18,18 @@ from ocpp_gateway.handlers.base import (
 from ocpp_gateway.measurands import ENERGY_REGISTER
 from ocpp_gateway.requests import group_id_token
 from ocpp_gateway.services.authorization import id_tag_check
-from ocpp_gateway.services.availability import evse_status_update
+from ocpp_gateway.services.availability import (
+    evse_status_update,
+    station_availability_events,
+    station_availability_record,
+)
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
-from ocpp_gateway.services.transactions import TransactionEventInput, transaction_event_201
+from ocpp_gateway.services.transactions import (
+    TransactionEventInput,
+    transaction_event_201,
+    transactions_end_at_boot,
+)
 
 
 def id_token_info(auth) -> dict:
@@ -90,6 +98,8 @@ class ChargePoint201(GatewayChargePoint):
             iccid=modem.get("iccid", ""),
             imsi=modem.get("imsi", ""),
         )
+        if reason != "Triggered":  # a boot we asked for with TriggerMessage is no reboot
+            await db(transactions_end_at_boot)(station_pk=self.station_pk)
         self.registration_status = status
         return self.result_module.BootNotification(
             current_time=utc_now_iso(), interval=settings.OCPP_HEARTBEAT_INTERVAL, status=status
@@ -106,6 +116,7 @@ class ChargePoint201(GatewayChargePoint):
             ocpp_evse_id=evse_id,
             ocpp_status=connector_status,
             timestamp=parse_ocpp_datetime(timestamp),
+            ocpp_version=self.ocpp_version,
         )
         return self.result_module.StatusNotification()
 
@@ -115,6 +126,11 @@ class ChargePoint201(GatewayChargePoint):
 
     @on(Action.notify_event)
     async def on_notify_event(self, generated_at, seq_no, event_data, **kwargs):
+        reports = station_availability_events(
+            [{**event, "timestamp": parse_ocpp_datetime(event.get("timestamp"))} for event in event_data or []]
+        )
+        if reports:  # most events are about components we do not track: no database call for them
+            await db(station_availability_record)(station_pk=self.station_pk, reports=reports)
         return self.result_module.NotifyEvent()
 
     @on(Action.notify_monitoring_report)

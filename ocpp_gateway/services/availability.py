@@ -2,16 +2,19 @@
 on it, the transaction's charging state (billing tells charging from parking time by it)."""
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from cpo.models import EVSE, ChargingStation, EvseStatus
 from ocpp_gateway import events
+from ocpp_gateway.models import Transaction
 from ocpp_gateway.selectors import transaction_active_for_evse
 from ocpp_gateway.services.provisioning import evse_resolve
-from ocpp_gateway.services.transactions import charging_state_record
+from ocpp_gateway.services.transactions import charging_state_record, transactions_end_unstopped
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,10 @@ CHARGING_STATE_16 = {
     "Finishing": "EVConnected",
 }
 
+# 1.6 connector statuses that say no transaction runs there any more (a StopTransaction never came), and the stop
+# reason recorded for it.
+FREE_STATUS_16 = {"Available": "EVDisconnected", "Preparing": "Other"}
+
 
 def evse_status_update(
     *,
@@ -45,13 +52,28 @@ def evse_status_update(
     ocpp_evse_id: int,
     ocpp_status: str,
     error_code: str = "",
+    info: str = "",
+    vendor_id: str = "",
+    vendor_error_code: str = "",
     timestamp: datetime | None = None,
+    ocpp_version: str = "1.6",
 ) -> EVSE | None:
-    """Apply a StatusNotification. connectorId/evseId 0 is the whole station and changes no EVSE. A report older
-    than the one we hold (chargers replay queued messages after a reconnect) is ignored."""
-    if ocpp_evse_id == 0:
-        return None
+    """Apply a StatusNotification. connectorId/evseId 0 is the whole station: its status and the vendor's details
+    are kept on the station (`station_status_update`). A report older than the one we hold (chargers replay queued
+    messages after a reconnect) is ignored. A 1.6 connector reported Available or Preparing after a transaction
+    that never got its StopTransaction ends that transaction (at its last known reading)."""
     timestamp = timestamp or timezone.now()
+    if ocpp_evse_id == 0:
+        station_status_update(
+            station_pk=station_pk,
+            ocpp_status=ocpp_status,
+            error_code=error_code,
+            info=info,
+            vendor_id=vendor_id,
+            vendor_error_code=vendor_error_code,
+            timestamp=timestamp,
+        )
+        return None
     with transaction.atomic():
         evse = EVSE.objects.select_for_update().filter(station_id=station_pk, ocpp_evse_id=ocpp_evse_id).first()
         if evse is None:
@@ -68,8 +90,31 @@ def evse_status_update(
         evse.status = status
         evse.ocpp_status = ocpp_status
         evse.ocpp_error_code = "" if error_code in ("", "NoError") else error_code[:50]
+        evse.status_info = (info or "")[:50]
+        evse.vendor_id = (vendor_id or "")[:255]
+        evse.vendor_error_code = (vendor_error_code or "")[:50]
         evse.status_updated = timestamp
-        evse.save(update_fields=["status", "ocpp_status", "ocpp_error_code", "status_updated", "last_updated"])
+        evse.save(
+            update_fields=[
+                "status",
+                "ocpp_status",
+                "ocpp_error_code",
+                "status_info",
+                "vendor_id",
+                "vendor_error_code",
+                "status_updated",
+                "last_updated",
+            ]
+        )
+        if ocpp_version == "1.6" and ocpp_status in FREE_STATUS_16:
+            transactions_end_unstopped(
+                station_pk=station_pk,
+                ocpp_evse_id=ocpp_evse_id,
+                ocpp_version="1.6",
+                ended_by=Transaction.EndedBy.STATUS,
+                reason=FREE_STATUS_16[ocpp_status],
+                before=timestamp,
+            )
         if ocpp_status in CHARGING_STATE_16:
             active = transaction_active_for_evse(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id)
             if active is not None:
@@ -81,3 +126,71 @@ def evse_status_update(
                 events.connector_status_changed, evse_pk=evse.pk, status=status, ocpp_status=ocpp_status
             )
     return evse
+
+
+def station_status_update(
+    *,
+    station_pk: int,
+    ocpp_status: str,
+    error_code: str = "",
+    info: str = "",
+    vendor_id: str = "",
+    vendor_error_code: str = "",
+    timestamp: datetime,
+) -> None:
+    """The station's own status (e.g. Faulted / PowerMeterFailure for the whole station), kept with the vendor's
+    details as sent; an older report than the one held is ignored, as for EVSEs."""
+    ChargingStation.objects.filter(pk=station_pk).filter(
+        Q(status_updated__isnull=True) | Q(status_updated__lte=timestamp)
+    ).update(
+        ocpp_status=ocpp_status[:20],
+        ocpp_error_code="" if error_code in ("", "NoError") else error_code[:50],
+        status_info=(info or "")[:50],
+        vendor_id=(vendor_id or "")[:255],
+        vendor_error_code=(vendor_error_code or "")[:50],
+        status_updated=timestamp,
+    )
+
+
+@dataclass(frozen=True)
+class StationAvailability:
+    """A 2.0.1 NotifyEvent about the station as a whole: component ChargingStation (no EVSE), variable
+    AvailabilityState (Available, Occupied, Reserved, Unavailable, Faulted), with the vendor's techCode/techInfo."""
+
+    ocpp_status: str
+    timestamp: datetime
+    tech_code: str = ""
+    tech_info: str = ""
+
+
+def station_availability_events(event_data: list[dict]) -> list[StationAvailability]:
+    """The station-wide availability reports among a NotifyEvent's eventData (snake_case keys), oldest first."""
+    found = []
+    for event in event_data or []:
+        component, variable = event.get("component") or {}, event.get("variable") or {}
+        if component.get("name") != "ChargingStation" or component.get("evse"):
+            continue
+        if variable.get("name") != "AvailabilityState" or not event.get("actual_value"):
+            continue
+        found.append(
+            StationAvailability(
+                ocpp_status=str(event["actual_value"])[:20],
+                timestamp=event["timestamp"],
+                tech_code=str(event.get("tech_code") or "")[:50],
+                tech_info=str(event.get("tech_info") or "")[:50],
+            )
+        )
+    return sorted(found, key=lambda report: report.timestamp)
+
+
+def station_availability_record(*, station_pk: int, reports: list[StationAvailability]) -> None:
+    """2.0.1 station-wide status (NotifyEvent AvailabilityState of the ChargingStation component): kept on the
+    station like a 1.6 StatusNotification for connector 0, techCode / techInfo as the vendor's details."""
+    for report in reports:
+        station_status_update(
+            station_pk=station_pk,
+            ocpp_status=report.ocpp_status,
+            info=report.tech_info,
+            vendor_error_code=report.tech_code,
+            timestamp=report.timestamp,
+        )

@@ -9,7 +9,7 @@ what is stored and never makes us call anyone.
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -34,11 +34,22 @@ from ocpp_gateway.services.provisioning import evse_resolve
 
 logger = logging.getLogger(__name__)
 
+# A late stop's time is believed up to this far ahead of our clock.
+LATE_STOP_CLOCK_SLACK = timedelta(minutes=5)
 
-def transaction_end(*, tx: Transaction, ended_at: datetime, meter_stop: Decimal | None, reason: str) -> bool:
+
+def transaction_end(
+    *,
+    tx: Transaction,
+    ended_at: datetime,
+    meter_stop: Decimal | None,
+    reason: str,
+    ended_by: str = Transaction.EndedBy.CHARGER,
+) -> bool:
     """End an ACTIVE transaction; the caller holds its row (select_for_update) inside a database transaction.
     It never ends before it started; without a final reading it ends at the last one we have (else at its start).
-    Announced after commit. False when it had ended already."""
+    The one way a transaction ends: `transaction_ended` is announced once, after commit (billing completes the
+    session and issues the CDR from it). False when it had ended already."""
     if tx.status == Transaction.Status.ENDED:
         return False
     tx.status = Transaction.Status.ENDED
@@ -47,8 +58,76 @@ def transaction_end(*, tx: Transaction, ended_at: datetime, meter_stop: Decimal 
         meter_stop = tx.meter_last if tx.meter_last is not None else tx.meter_start
     tx.meter_stop = meter_stop
     tx.stop_reason = reason or "Local"
+    tx.ended_by = ended_by
     tx.save()
     events.announce(events.transaction_ended, transaction_pk=tx.pk)
+    return True
+
+
+def transactions_end_unstopped(
+    *,
+    station_pk: int,
+    ended_by: str,
+    reason: str,
+    before: datetime | None = None,
+    ocpp_evse_id: int | None = None,
+    ocpp_version: str | None = None,
+    exclude_pk: int | None = None,
+) -> list[int]:
+    """End the ACTIVE transactions of a station (of one EVSE/connector when `ocpp_evse_id` is given) that the
+    charger left behind without a stop: it booted again, started another transaction there, or reported the
+    connector free. Each ends at its last known reading and that reading's time (its start when it has none; never
+    after `before`, the moment we learned it was over). Only transactions that started before `before` are ended:
+    a message replayed from a charger's queue does not end a newer transaction. Returns the ended pks."""
+    candidates = Transaction.objects.filter(station_id=station_pk, status=Transaction.Status.ACTIVE)
+    if ocpp_evse_id is not None:
+        candidates = candidates.filter(ocpp_evse_id=ocpp_evse_id)
+    if ocpp_version is not None:
+        candidates = candidates.filter(ocpp_version=ocpp_version)
+    if before is not None:
+        candidates = candidates.filter(started_at__lt=before)
+    if exclude_pk is not None:
+        candidates = candidates.exclude(pk=exclude_pk)
+    ended = []
+    with transaction.atomic():
+        for tx in candidates.select_for_update().order_by("pk"):
+            last = tx.meter_last_at or tx.started_at
+            if before is not None:
+                last = min(last, before)
+            if transaction_end(tx=tx, ended_at=last, meter_stop=None, reason=reason, ended_by=ended_by):
+                ended.append(tx.pk)
+    if ended:
+        logger.warning("station %s: ended %s without a stop from the charger (%s)", station_pk, ended, ended_by)
+    return ended
+
+
+def transaction_stop_late(
+    *, tx: Transaction, ended_at: datetime, meter_stop: Decimal | None, reason: str, final: bool = False
+) -> bool:
+    """The charger's own stop for a transaction we ended without it (reboot, new transaction, status,
+    housekeeping): it does not end it again, but its final reading and time are better than the last known ones
+    we ended at, so they replace them when they are later (a time ahead of our clock is not believed). The caller
+    holds the row locked. A stop for a transaction the charger itself ended changes nothing, unless it is the
+    `final` report after one that only said it stopped (2.0.1: Ended after an Updated with a stoppedReason). True
+    when the stored values changed (announced as `transaction_stop_corrected`; correcting an issued CDR is
+    billing's business)."""
+    if tx.status != Transaction.Status.ENDED:
+        return False
+    if tx.ended_by in ("", Transaction.EndedBy.CHARGER) and not final:
+        return False
+    changed = []
+    higher = meter_stop is not None and (tx.meter_stop is None or meter_stop > tx.meter_stop)
+    if higher and meter_stop >= tx.meter_start:
+        tx.meter_stop = meter_stop
+        changed.append("meter_stop")
+    if tx.ended_at is not None and tx.ended_at < ended_at <= timezone.now() + LATE_STOP_CLOCK_SLACK:
+        tx.ended_at = ended_at
+        changed.append("ended_at")
+    if not changed:
+        return False
+    tx.save(update_fields=[*changed, "updated_at"])
+    logger.info("%s: late stop (%s) corrected %s", tx, reason, changed)
+    events.announce(events.transaction_stop_corrected, transaction_pk=tx.pk)
     return True
 
 
@@ -73,8 +152,9 @@ def transaction_start_16(
     reservation_id: int | None = None,
     auth: AuthorizationResult | None = None,
 ) -> tuple[Transaction, AuthorizationResult] | RealtimeCheck:
-    """StartTransaction.req. The transactionId is ours (the row's primary key). A retransmission (same station,
-    connector and start time) gets the same transaction and the stored answer back."""
+    """StartTransaction.req. The transactionId is ours, chosen per station (`transaction_id_16_next`). A
+    retransmission (same station, connector and start time) gets the same transaction and the stored answer back.
+    A transaction still ACTIVE on the connector (its stop never came) ends here, at its last known reading."""
     existing = Transaction.objects.filter(
         station_id=station_pk, ocpp_version="1.6", ocpp_evse_id=connector_id, started_at=timestamp
     ).first()
@@ -86,29 +166,65 @@ def transaction_start_16(
         auth = token_authorize(station=station, id_tag=id_tag, evse=evse)
         if isinstance(auth, RealtimeCheck):
             return auth
-    try:
-        with transaction.atomic():
-            tx = Transaction.objects.create(
-                station=station,
-                evse=evse,
-                ocpp_version="1.6",
-                ocpp_evse_id=connector_id,
-                connector_id=connector_id,
-                id_tag=id_tag,
-                reservation_id=reservation_id,
-                started_at=timestamp,
-                meter_start=Decimal(meter_start),
-                **authorization_fields(auth),
-            )
-            tx.transaction_id = str(tx.pk)
-            tx.save(update_fields=["transaction_id"])
-            events.announce(events.transaction_started, transaction_pk=tx.pk)
-    except IntegrityError:
-        tx = Transaction.objects.get(
-            station_id=station_pk, ocpp_version="1.6", ocpp_evse_id=connector_id, started_at=timestamp
-        )
-        return tx, authorization_stored(tx)
-    return tx, auth
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                ChargingStation.objects.select_for_update().filter(pk=station_pk).first()  # serialise per station
+                tx = Transaction.objects.create(
+                    station=station,
+                    evse=evse,
+                    ocpp_version="1.6",
+                    ocpp_evse_id=connector_id,
+                    connector_id=connector_id,
+                    transaction_id=str(transaction_id_16_next(station_pk=station_pk)),
+                    id_tag=id_tag,
+                    reservation_id=reservation_id,
+                    started_at=timestamp,
+                    meter_start=Decimal(meter_start),
+                    **authorization_fields(auth),
+                )
+                transactions_end_unstopped(
+                    station_pk=station_pk,
+                    ocpp_evse_id=connector_id,
+                    ended_by=Transaction.EndedBy.NEW_TRANSACTION,
+                    reason="Other",
+                    before=timestamp,
+                    exclude_pk=tx.pk,
+                )
+                events.announce(events.transaction_started, transaction_pk=tx.pk)
+            return tx, auth
+        except IntegrityError:
+            tx = Transaction.objects.filter(
+                station_id=station_pk, ocpp_version="1.6", ocpp_evse_id=connector_id, started_at=timestamp
+            ).first()
+            if tx is not None:  # the same start, written by a concurrent retransmission
+                return tx, authorization_stored(tx)
+            if attempt == 2:  # the id was taken by a concurrent start (SQLite, where the lock is a no-op): retry
+                raise
+    raise AssertionError("unreachable")
+
+
+# The 1.6 schema's transactionId is an integer; chargers hold it in an int32.
+TRANSACTION_ID_16_MAX = 2**31 - 1
+
+
+def transaction_id_16_next(*, station_pk: int) -> int:
+    """The next 1.6 transactionId of a station: one more than the last it was given, from 1 again after
+    TRANSACTION_ID_16_MAX, skipping ids the station still has (the station's transactions are unique by id). The
+    caller serialises starts per station (row lock on the station)."""
+    last = (
+        Transaction.objects.filter(station_id=station_pk, ocpp_version="1.6")
+        .exclude(transaction_id="")
+        .order_by("-pk")
+        .values_list("transaction_id", flat=True)
+        .first()
+    )
+    candidate = int(last) if last and last.isdigit() else 0
+    used = Transaction.objects.filter(station_id=station_pk)
+    while True:
+        candidate = candidate + 1 if candidate < TRANSACTION_ID_16_MAX else 1
+        if not used.filter(transaction_id=str(candidate)).exists():
+            return candidate
 
 
 def transaction_stop_16(
@@ -123,11 +239,20 @@ def transaction_stop_16(
     auth: AuthorizationResult | None = None,
 ) -> tuple[Transaction | None, AuthorizationResult | None] | RealtimeCheck:
     """StopTransaction.req. Unknown ids are accepted and logged (the charger must be able to empty its queue); a
-    repeated stop changes nothing and is answered from what is stored. The idTag that started the transaction gets
-    its stored authorization; another one is authorized."""
+    repeated stop changes nothing and is answered from what is stored. A stop for a transaction we ended without the
+    charger (reboot, new transaction, status) does not end it again: its final reading and time correct the stored
+    ones (`transaction_stop_late`). The idTag that started the transaction gets its stored authorization; another
+    one is authorized."""
     station = ChargingStation.objects.get(pk=station_pk)
     known = Transaction.objects.filter(station=station, transaction_id=str(transaction_id)).first()
     if known is not None and known.status == Transaction.Status.ENDED:
+        if known.ended_by not in ("", Transaction.EndedBy.CHARGER):
+            with transaction.atomic():
+                tx = Transaction.objects.select_for_update().get(pk=known.pk)
+                meter_values_record(  # kept as sent; they move no reading of an ended transaction
+                    station_pk=station_pk, ocpp_evse_id=tx.ocpp_evse_id, transaction_pk=tx.pk, samples=samples or []
+                )
+                transaction_stop_late(tx=tx, ended_at=timestamp, meter_stop=Decimal(meter_stop), reason=reason)
         return known, token_authorize_stored(tx=known, station=station, id_tag=id_tag) if id_tag else None
     if auth is None and id_tag:
         if known is not None and is_starting_token(known, id_tag):
@@ -147,6 +272,7 @@ def transaction_stop_16(
             meter_values_record(station_pk=station_pk, ocpp_evse_id=None, transaction_pk=None, samples=samples or [])
             return None, auth
         if tx.status == Transaction.Status.ENDED:
+            transaction_stop_late(tx=tx, ended_at=timestamp, meter_stop=Decimal(meter_stop), reason=reason)
             return tx, auth
         meter_values_record(
             station_pk=station_pk, ocpp_evse_id=tx.ocpp_evse_id, transaction_pk=tx.pk, samples=samples or []
@@ -277,10 +403,29 @@ def _transaction_apply_event(
     tx.refresh_from_db()
     if created:
         events.announce(events.transaction_started, transaction_pk=tx.pk)
-    if event.event_type == "Ended" and tx.status != Transaction.Status.ENDED:
+        if tx.ocpp_evse_id:  # one transaction per EVSE: one the charger never ended there is over
+            transactions_end_unstopped(
+                station_pk=tx.station_id,
+                ocpp_evse_id=tx.ocpp_evse_id,
+                ended_by=Transaction.EndedBy.NEW_TRANSACTION,
+                reason="Other",
+                before=event.timestamp,
+                exclude_pk=tx.pk,
+            )
+    if event.event_type == "Ended" or event.stopped_reason:  # an Updated event may say it stopped already
         end = [s for s in energies if s.context == "Transaction.End"] or energies
         final = end[-1].in_base_unit() if end else None
-        transaction_end(tx=tx, ended_at=event.timestamp, meter_stop=final, reason=event.stopped_reason)
+        if tx.status != Transaction.Status.ENDED:
+            transaction_end(tx=tx, ended_at=event.timestamp, meter_stop=final, reason=event.stopped_reason)
+        else:
+            # The Ended event after an Updated one that carried the stoppedReason is the charger's final word.
+            earlier_ends = TransactionEvent.objects.filter(transaction=tx, event_type="Ended").exclude(
+                seq_no=event.seq_no
+            )
+            final_report = event.event_type == "Ended" and not earlier_ends.exists()
+            transaction_stop_late(
+                tx=tx, ended_at=event.timestamp, meter_stop=final, reason=event.stopped_reason, final=final_report
+            )
     elif not created and tx.status == Transaction.Status.ACTIVE:
         events.announce(events.transaction_updated, transaction_pk=tx.pk)
 
@@ -301,8 +446,23 @@ def transaction_close_stale(*, older_than_hours: float | None = None) -> list[in
     for pk in candidates.values_list("pk", flat=True):
         with transaction.atomic():
             tx = Transaction.objects.select_for_update().get(pk=pk)
-            if transaction_end(tx=tx, ended_at=tx.meter_last_at or tx.started_at, meter_stop=None, reason="Other"):
+            if transaction_end(
+                tx=tx,
+                ended_at=tx.meter_last_at or tx.started_at,
+                meter_stop=None,
+                reason="Other",
+                ended_by=Transaction.EndedBy.HOUSEKEEPING,
+            ):
                 closed.append(pk)
     if closed:
         logger.warning("closed %d stale transactions: %s", len(closed), closed)
     return closed
+
+
+def transactions_end_at_boot(*, station_pk: int, at: datetime | None = None) -> list[int]:
+    """A station that boots again has ended whatever transaction it was running: end them at their last known
+    reading, reason Reboot. The stops it had queued and sends after the boot correct the reading and time
+    (`transaction_stop_late`); they never end a transaction twice."""
+    return transactions_end_unstopped(
+        station_pk=station_pk, ended_by=Transaction.EndedBy.REBOOT, reason="Reboot", before=at or timezone.now()
+    )

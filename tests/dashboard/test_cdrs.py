@@ -274,3 +274,25 @@ def test_a_partner_controlled_token_uid_cannot_become_a_formula_in_the_export(cl
     row = next(row for row in rows if row["id"] == hostile.id)
     assert row["token_uid"] == "'=2+5*HYPERLINK()"
     assert row["total_cost_excl_vat"] == "8.0000"
+
+
+def test_cdrs_of_transactions_we_ended_without_the_chargers_stop_are_marked_and_filtered(client_as, cdrs):
+    """A CDR closed at a reboot (or a new transaction, a free connector, housekeeping) stands on the last reading we
+    had: staff see it marked and can list just those."""
+    Transaction.objects.filter(pk=cdrs["second"].session.transaction_id).update(ended_by="reboot")
+    Transaction.objects.filter(pk=cdrs["first"].session.transaction_id).update(ended_by="charger")
+    viewer = client_as("viewer")
+    assert listed(viewer, ended_by="without_stop") == ["CDR-S2"]
+    assert listed(viewer, ended_by="reboot") == ["CDR-S2"]
+    assert listed(viewer, ended_by="charger") == ["S1-C", "CDR-S1"]
+    html = viewer.get(reverse("dashboard:cdrs")).content.decode()
+    assert html.count('data-testid="ended-by"') == 1 and "the station booted again" in html
+
+
+def test_a_session_ended_without_the_chargers_stop_says_how(client_as, cdrs):
+    tx = cdrs["second"].session.transaction
+    Transaction.objects.filter(pk=tx.pk).update(ended_by="new_transaction")
+    viewer = client_as("viewer")
+    detail = viewer.get(reverse("dashboard:session", args=[tx.pk])).content.decode()
+    assert "ended by a new transaction on the connector" in detail
+    assert viewer.get(reverse("dashboard:sessions")).content.decode().count('data-testid="ended-by"') == 1

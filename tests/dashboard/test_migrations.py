@@ -19,6 +19,12 @@ def migrate(targets):
     return executor.loader.project_state([target for target in targets if target[1]]).apps
 
 
+def migrate_to_latest() -> None:
+    """Back to where every other test expects the database: every app's latest migration."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
 def test_rows_written_before_the_move_are_the_dashboards_after_it(station_factory):
     station, _ = station_factory("CP-MOVE", evses=1)
@@ -32,7 +38,7 @@ def test_rows_written_before_the_move_are_the_dashboards_after_it(station_factor
         ContentType.objects.clear_cache()
         new = migrate(AFTER)
     finally:
-        migrate(AFTER)
+        migrate_to_latest()
     entry = new.get_model("dashboard", "AuditLog").objects.get()
     assert (entry.username, entry.station_id, entry.action) == ("olga", station.pk, "Reset")
     assert list(new.get_model("dashboard", "AnalyticsDay").objects.values_list("day", flat=True)) == [

@@ -332,3 +332,29 @@ def test_vendored_libraries_ship_with_their_licences():
     assert "BSD" in (vendor / "leaflet" / "LICENSE").read_text() or "Copyright" in (vendor / "leaflet" / "LICENSE").read_text()
     assert (vendor / "chartjs" / "chart.umd.min.js").stat().st_size > 100_000
     assert (vendor / "leaflet" / "leaflet.js").stat().st_size > 100_000
+
+
+def test_the_station_page_shows_a_station_wide_fault_and_the_vendors_details(client_as, station):
+    from django.utils import timezone
+
+    from cpo.models import EVSE, ChargingStation
+
+    ChargingStation.objects.filter(pk=station.pk).update(
+        ocpp_status="Faulted", ocpp_error_code="PowerMeterFailure", status_info="meter bus timeout",
+        vendor_id="com.acme", vendor_error_code="E-417", status_updated=timezone.now())
+    EVSE.objects.filter(station=station, ocpp_evse_id=1).update(status_info="door open", vendor_error_code="D-1")
+    html = client_as("viewer").get(reverse("dashboard:station", args=["CP-V1"])).content.decode()
+    assert "Faulted <code>PowerMeterFailure</code>" in html and "meter bus timeout (com.acme E-417)" in html
+    assert 'data-testid="vendor-details">door open (D-1)' in html
+
+
+def test_a_station_wide_fault_needs_attention_on_the_overview(client_as, station):
+    from django.utils import timezone
+
+    from cpo.models import ChargingStation
+
+    ChargingStation.objects.filter(pk=station.pk).update(
+        ocpp_status="Faulted", ocpp_error_code="PowerMeterFailure", status_updated=timezone.now())
+    html = client_as("viewer").get(reverse("dashboard:overview")).content.decode()
+    assert 'data-testid="station-attention"' in html and "<code>PowerMeterFailure</code>" in html
+    assert "Nothing faulted" not in html

@@ -11,9 +11,16 @@ from ocpp_gateway.models import MessageLog, MeterValue, Transaction
 from ocpp_gateway.services.availability import evse_status_update
 from ocpp_gateway.services.message_log import message_log_prune
 from ocpp_gateway.services.meter_values import Sample, meter_values_record
-from ocpp_gateway.services.transactions import transaction_start_16, transaction_stop_16
+from ocpp_gateway.services.transactions import (
+    TRANSACTION_ID_16_MAX,
+    transaction_id_16_next,
+    transaction_start_16,
+    transaction_stop_16,
+    transactions_end_at_boot,
+)
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
@@ -69,7 +76,7 @@ def test_a_connector_the_charger_reports_but_we_did_not_register_is_onboarded(st
 def test_a_stop_stamped_before_its_start_ends_at_the_start(station, local_token):
     tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=100,
                                  timestamp=T0)
-    tx, _ = transaction_stop_16(station_pk=station.pk, transaction_id=tx.pk, meter_stop=200,
+    tx, _ = transaction_stop_16(station_pk=station.pk, transaction_id=int(tx.transaction_id), meter_stop=200,
                                 timestamp=T0 - timedelta(seconds=30))
     assert tx.ended_at == tx.started_at and tx.energy_wh == Decimal(100)
 
@@ -149,3 +156,51 @@ def test_transactions_of_stations_silent_and_offline_for_long_are_closed_at_thei
     assert (stale.status, stale.meter_stop, stale.ended_at, stale.stop_reason) == (
         "ENDED", Decimal(5010), old + timedelta(hours=1), "Other")
     assert Transaction.objects.get(pk=fresh.pk).status == "ACTIVE"
+
+
+def test_a_reboot_close_and_the_late_stop_announce_one_end_and_one_correction(
+    station, local_token, heard, django_capture_on_commit_callbacks
+):
+    """Billing completes the session and issues the CDR on `transaction_ended`: it is announced once. The late
+    stop announces only that it corrected the stored values; a repeat of it announces nothing."""
+    tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0,
+                                 timestamp=T0)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert transactions_end_at_boot(station_pk=station.pk) == [tx.pk]
+        assert transactions_end_at_boot(station_pk=station.pk) == []
+        for _ in range(2):
+            transaction_stop_16(station_pk=station.pk, transaction_id=int(tx.transaction_id), meter_stop=900,
+                                timestamp=T0 + timedelta(minutes=5), reason="PowerLoss")
+    assert [name for name, _ in heard] == ["transaction_ended", "transaction_stop_corrected"]
+    tx.refresh_from_db()
+    assert (tx.ended_by, tx.stop_reason, tx.meter_stop, tx.ended_at) == ("reboot", "Reboot", 900, T0 + timedelta(
+        minutes=5))
+
+
+def test_preparing_after_a_transaction_without_a_stop_ends_it_but_charging_states_do_not(station, local_token):
+    tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0,
+                                 timestamp=T0)
+    for status in ("Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Faulted", "Unavailable"):
+        evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status=status, timestamp=T0 + timedelta(
+            minutes=1))
+    evse_status_update(station_pk=station.pk, ocpp_evse_id=2, ocpp_status="Available", timestamp=T0 + HOUR)
+    tx.refresh_from_db()
+    assert tx.status == "ACTIVE"  # nothing said connector 1 is free
+    evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="Preparing", timestamp=T0 + HOUR)
+    tx.refresh_from_db()
+    assert (tx.status, tx.ended_by, tx.stop_reason, tx.ended_at) == ("ENDED", "status", "Other", T0)
+
+
+def test_16_ids_wrap_before_int32_ends_and_skip_ids_the_station_still_has(station):
+    def given(transaction_id: str, minutes: int):
+        Transaction.objects.create(station=station, transaction_id=transaction_id, ocpp_version="1.6",
+                                   ocpp_evse_id=1, started_at=T0 + timedelta(minutes=minutes), meter_start=0,
+                                   status="ENDED")
+
+    assert transaction_id_16_next(station_pk=station.pk) == 1
+    given("1", 0)
+    given("2", 1)
+    given(str(TRANSACTION_ID_16_MAX - 1), 2)
+    assert transaction_id_16_next(station_pk=station.pk) == TRANSACTION_ID_16_MAX
+    given(str(TRANSACTION_ID_16_MAX), 3)
+    assert transaction_id_16_next(station_pk=station.pk) == 3

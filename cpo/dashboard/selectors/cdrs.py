@@ -14,6 +14,7 @@ from ocpi_api.announce import cdr_object_key
 from ocpi_api.models import OutboxMessage, OutboxStatus, Partner
 from ocpi_api.modules import ModuleID
 from ocpi_api.outbox import outbox_object_key
+from ocpp_gateway.models import Transaction
 
 CDRS_MODULE = ModuleID.CDRS
 
@@ -85,12 +86,24 @@ def _cdr_push_messages_in(state: str) -> QuerySet[OutboxMessage]:
     return OutboxMessage.objects.filter(status=status, module=CDRS_MODULE, method="POST")
 
 
+# `ended_by` filter value: the transactions we ended without the charger's stop (reboot, new transaction, status,
+# housekeeping), whose CDRs stand on the last reading we had.
+CLOSED_WITHOUT_STOP = "without_stop"
+
+
 def cdr_list(*, partner: Partner | None = None, location: Location | None = None, issued_from=None,
-             issued_to=None, push_state: str = "") -> QuerySet[Cdr]:
+             issued_to=None, push_state: str = "", ended_by: str = "") -> QuerySet[Cdr]:
     """CDRs newest first. The period is when the CDR was written (`last_updated` of an immutable CDR), the same
     as billing's settlement, so an export of a month adds up to the month's settlement; `issued_to` includes
-    that whole day (UTC)."""
+    that whole day (UTC). `ended_by` selects by how the transaction ended (`Transaction.EndedBy`, or
+    CLOSED_WITHOUT_STOP for all the ways but the charger's own stop)."""
     cdrs = Cdr.objects.all()
+    if ended_by == CLOSED_WITHOUT_STOP:
+        cdrs = cdrs.filter(session__transaction__status=Transaction.Status.ENDED).exclude(
+            session__transaction__ended_by__in=["", Transaction.EndedBy.CHARGER]
+        )
+    elif ended_by:
+        cdrs = cdrs.filter(session__transaction__ended_by=ended_by)
     if partner is not None:
         cdrs = cdrs.filter(partner_party_q(partner=partner, prefix="emsp_"))
     if location is not None:

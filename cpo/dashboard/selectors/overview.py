@@ -68,6 +68,20 @@ def evses_needing_attention(*, limit: int = 50) -> QuerySet[EVSE]:
     )
 
 
+# What a station reports for itself as a whole (StatusNotification connector / EVSE 0) that staff must look at.
+STATION_FAULT_STATUSES = ("Faulted", "Unavailable")
+
+
+def stations_needing_attention(*, limit: int = 20) -> QuerySet[ChargingStation]:
+    """Stations that report themselves as a whole faulted or unavailable, or with an error code (e.g. Faulted /
+    PowerMeterFailure), newest report first."""
+    return (
+        ChargingStation.objects.filter(Q(ocpp_status__in=STATION_FAULT_STATUSES) | ~Q(ocpp_error_code=""))
+        .select_related("location")
+        .order_by("-status_updated")[:limit]
+    )
+
+
 def location_markers() -> list[dict]:
     """One marker per location: position, counts of EVSEs available / charging / other, for the map."""
     rows = Location.objects.annotate(

@@ -44,7 +44,8 @@ class CdrListView(CdrFilterMixin, DashboardView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         form, filters = self.cdr_filters()
-        page = Paginator(cdr_list(**filters), CDRS_PAGE_SIZE).get_page(self.request.GET.get("page"))
+        cdrs = cdr_list(**filters).select_related("session__transaction")
+        page = Paginator(cdrs, CDRS_PAGE_SIZE).get_page(self.request.GET.get("page"))
         pushes = cdr_pushes(cdrs=list(page))
         query = self.request.GET.copy()
         query.pop("page", None)

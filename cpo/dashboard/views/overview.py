@@ -4,6 +4,7 @@ from cpo.dashboard.selectors.overview import (
     evses_needing_attention,
     location_markers,
     network_summary,
+    stations_needing_attention,
     transactions_active,
 )
 from cpo.dashboard.selectors.stations import stations_pending
@@ -25,6 +26,7 @@ def overview_context() -> dict:
         "summary": network_summary(),
         "active": transactions_active(),
         "attention": evses_needing_attention(),
+        "stations_attention": stations_needing_attention(),
         "pending": stations_pending()[:20],
         "markers": location_markers(),
     }

@@ -1,0 +1,67 @@
+"""End to end: a 1.6 charger reboots mid-transaction and never stops it; its queued StopTransaction comes after the
+boot. The EMSP gets the session's PUT, then the COMPLETED session and exactly one CDR, at the last reading we had;
+the late stop sends nothing more. Real PostgreSQL, Redis, daphne, a Celery worker and the EMSP on loopback."""
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from ocpp.v16 import call as call16
+
+from billing.models import Cdr, Session
+from ocpi_api.models import OutboxMessage
+from ocpp_gateway.models import Transaction
+from tests.e2e.test_charging_roaming import (  # noqa: F401  (fixtures)
+    TOKEN_16,
+    cdr_of,
+    emsp_told,
+    energy_16,
+    iso,
+    network,
+    roaming,
+)
+from tests.ocpp_gateway.chargers import connected
+from tests.support import wait_until
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
+
+
+def test_a_charger_rebooting_mid_transaction_gives_one_completed_session_and_one_cdr_at_the_partner(
+    daphne, roaming, emsp, network  # noqa: F811  (the fixtures imported above)
+):
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    url, secret = daphne.ocpp_url("E2E-1.6"), network["1.6"][1]
+    boot = call16.BootNotification(charge_point_model="AC-22", charge_point_vendor="ACME")
+
+    async def charge_and_reboot():
+        async with connected(url, "E2E-1.6", secret) as cp:
+            await cp.call(boot)
+            started = await cp.call(call16.StartTransaction(connector_id=1, id_tag=TOKEN_16, meter_start=1000,
+                                                            timestamp=iso(start)))
+            await cp.call(call16.MeterValues(connector_id=1, transaction_id=started.transaction_id,
+                                             meter_value=[energy_16(start + timedelta(minutes=10), 5000)]))
+            await emsp_told(emsp, kwh=4.0)
+        async with connected(url, "E2E-1.6", secret) as cp:  # power cut; back without having stopped anything
+            await cp.call(boot)
+        return started.transaction_id
+
+    transaction_id = asyncio.run(charge_and_reboot())
+    session = wait_until(lambda: Session.objects.filter(status="COMPLETED").first(), timeout=30)
+    [cdr] = wait_until(lambda: cdr_of(emsp, session.id) or None, timeout=30)
+    assert cdr["total_energy"] == 4.0 and cdr["end_date_time"] == iso(start + timedelta(minutes=10))
+    calls = emsp.session_calls(session.id)
+    assert calls[0]["method"] == "PUT" and emsp.sessions[f"NL/CPO/{session.id}"]["status"] == "COMPLETED"
+
+    async def late_stop():
+        async with connected(url, "E2E-1.6", secret) as cp:
+            return await cp.call(call16.StopTransaction(meter_stop=5200, transaction_id=transaction_id,
+                                                        timestamp=iso(start + timedelta(minutes=12)),
+                                                        reason="PowerLoss", id_tag=TOKEN_16))
+
+    assert asyncio.run(late_stop()).id_tag_info["status"] == "Accepted"
+    time.sleep(3)  # what a second pipeline run would have sent by now
+    tx = Transaction.objects.get(pk=session.transaction_id)
+    assert (tx.ended_by, tx.stop_reason, tx.meter_stop) == ("reboot", "Reboot", 5200)  # corrected, not re-ended
+    assert Cdr.objects.filter(session=session).count() == 1 and len(cdr_of(emsp, session.id)) == 1
+    assert OutboxMessage.objects.filter(module="cdrs").count() == 1
