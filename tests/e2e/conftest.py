@@ -1,5 +1,5 @@
 """Real parts for the end-to-end scenarios: PostgreSQL (the test database), Redis, a live daphne, a Celery worker
-process (with beat) on a queue of its own, and the loopback EMSP.
+process (with beat) on a queue of its own, the loopback EMSP, and the network the drivers charge on.
 
 Timings are shortened by environment: retries after 0.5 s (at most 2 s), Session PATCHes at most every second, beat
 looks for due messages every second and for unfinished transactions every 3 s."""
@@ -15,7 +15,13 @@ import uuid
 import pytest
 import redis
 
+from cpo.models import Connector
+from ocpi_api.models import Partner
+from ocpi_api.services import partner_invite
+from tests.billing.factories import component, tariff_make
 from tests.e2e.emsp import ReceivingEmsp
+from tests.e2e.scenario import TOKEN_16, TOKEN_201, emsp_call
+from tests.ocpp_gateway.chargers import now_iso
 from tests.support import OUTPUT, ROOT, listening_socket, server_env, start_daphne, stop
 
 # daphne hands the gateway's events on to Celery once per this many seconds.
@@ -150,3 +156,28 @@ def emsp():
     server = ReceivingEmsp().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def network(station_factory):
+    """A 1.6 (E2E-1.6) and a 2.0.1 (E2E-2.0.1) charger at one location, their connectors on tariff E2E-AC: € 1.00 per
+    session + € 0.35/kWh, 21% VAT (the demo AC tariff)."""
+    tariff = tariff_make("E2E-AC", component("FLAT", "1.00"), component("ENERGY", "0.35"))
+    stations = {version: station_factory(f"E2E-{version}", evses=1) for version in ("1.6", "2.0.1")}
+    Connector.objects.update(tariff_ids=[tariff.id])
+    return stations
+
+
+@pytest.fixture
+def roaming(daphne, worker, emsp, network):
+    """The EMSP registers with us (credentials handshake over HTTP) and pushes its two drivers' tokens."""
+    _, token_a = partner_invite(country_code="NL", party_id="EXM", name="Example EMSP")
+    answer = emsp.register_with(versions_url=f"{daphne.http_url}/ocpi/versions", token_a=token_a)
+    assert answer.status_code == 200 and answer.json()["status_code"] == 1000, answer.text
+    for uid in (TOKEN_16, TOKEN_201):
+        response = emsp_call(emsp, "PUT", f"{daphne.http_url}/ocpi/2.2.1/tokens/NL/EXM/{uid}", json={
+            "country_code": "NL", "party_id": "EXM", "uid": uid, "type": "RFID", "contract_id": f"NL-EXM-{uid}",
+            "issuer": "Example EMSP", "valid": True, "whitelist": "ALLOWED", "last_updated": now_iso()[:19] + "Z",
+        })
+        assert response.status_code == 201, response.text
+    return Partner.objects.get(country_code="NL", party_id="EXM", status="REGISTERED")

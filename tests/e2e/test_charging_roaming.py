@@ -11,68 +11,25 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import httpx
 import pytest
 from django.db import connection, transaction
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from billing.models import Cdr, Session
-from cpo.models import Connector
-from ocpi_api.models import OutboxAttempt, OutboxMessage, Partner
-from ocpi_api.services import partner_invite
-from tests.billing.factories import component, tariff_make
+from ocpi_api.models import OutboxAttempt, OutboxMessage
+from tests.e2e.scenario import TOKEN_16, TOKEN_201, cdr_of, emsp_call, emsp_told, energy_16, iso
 from tests.ocpp_gateway.chargers import connected, now_iso
 from tests.support import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
-TOKEN_16, TOKEN_201 = "EXM-DRIVER-16", "EXM-DRIVER-201"
 # 1 EUR per session + 0.35 EUR/kWh, 21% VAT (the demo AC tariff)
 FLAT, PER_KWH, VAT = Decimal("1.00"), Decimal("0.35"), Decimal("1.21")
 
 
-def iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def money(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"))
-
-
-@pytest.fixture
-def network(station_factory):
-    """A 1.6 and a 2.0.1 charger at one location, their connectors on the tariff."""
-    tariff = tariff_make("E2E-AC", component("FLAT", "1.00"), component("ENERGY", "0.35"))
-    stations = {version: station_factory(f"E2E-{version}", evses=1) for version in ("1.6", "2.0.1")}
-    Connector.objects.update(tariff_ids=[tariff.id])
-    return stations
-
-
-@pytest.fixture
-def roaming(daphne, worker, emsp, network):
-    """The EMSP registers with us (credentials handshake over HTTP) and pushes its two drivers' tokens."""
-    _, token_a = partner_invite(country_code="NL", party_id="EXM", name="Example EMSP")
-    answer = emsp.register_with(versions_url=f"{daphne.http_url}/ocpi/versions", token_a=token_a)
-    assert answer.status_code == 200 and answer.json()["status_code"] == 1000, answer.text
-    for uid in (TOKEN_16, TOKEN_201):
-        response = emsp_call(emsp, "PUT", f"{daphne.http_url}/ocpi/2.2.1/tokens/NL/EXM/{uid}", json={
-            "country_code": "NL", "party_id": "EXM", "uid": uid, "type": "RFID", "contract_id": f"NL-EXM-{uid}",
-            "issuer": "Example EMSP", "valid": True, "whitelist": "ALLOWED", "last_updated": now_iso()[:19] + "Z",
-        })
-        assert response.status_code == 201, response.text
-    return Partner.objects.get(country_code="NL", party_id="EXM", status="REGISTERED")
-
-
-def emsp_call(emsp, method, url, **kwargs) -> httpx.Response:
-    from tests.ocpi_api.emsp import auth_header
-
-    return httpx.request(method, url, headers={"Authorization": auth_header(emsp.our_token)}, timeout=10, **kwargs)
-
-
-def energy_16(at: datetime, wh: int) -> dict:
-    return {"timestamp": iso(at), "sampledValue": [
-        {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh", "context": "Sample.Periodic"}]}
 
 
 def energy_201(at: datetime, wh: int, context="Sample.Periodic") -> list[dict]:
@@ -115,13 +72,6 @@ async def charge_16(url, secret, *, start: datetime, readings: list[int], pause:
     return started.transaction_id, stop
 
 
-async def emsp_told(emsp, *, kwh: float, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not any(c["body"].get("kwh") == kwh for c in emsp.session_calls()):
-        assert asyncio.get_running_loop().time() < deadline, f"the EMSP never got kwh {kwh}"
-        await asyncio.sleep(0.1)
-
-
 async def charge_201(url, secret, *, start: datetime, readings: list[int], pause: float, emsp=None):
     identity = "E2E-2.0.1"
     token = {"idToken": TOKEN_201, "type": "ISO14443"}
@@ -158,10 +108,6 @@ async def charge_201(url, secret, *, start: datetime, readings: list[int], pause
 def expected_cost(kwh: Decimal) -> dict:
     return {"excl_vat": float(money(FLAT + PER_KWH * kwh)),
             "incl_vat": float(money(FLAT * VAT) + money(PER_KWH * kwh * VAT))}
-
-
-def cdr_of(emsp, session_id):
-    return [c for c in emsp.cdr_posts if c["session_id"] == session_id]
 
 
 def test_two_drivers_charge_and_their_emsp_gets_sessions_and_priced_cdrs(daphne, roaming, emsp, network):

@@ -3,7 +3,6 @@ boot. The EMSP gets the session's PUT, then the COMPLETED session and exactly on
 the late stop sends nothing more. Real PostgreSQL, Redis, daphne, a Celery worker and the EMSP on loopback."""
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,15 +11,7 @@ from ocpp.v16 import call as call16
 from billing.models import Cdr, Session
 from ocpi_api.models import OutboxMessage
 from ocpp_gateway.models import Transaction
-from tests.e2e.test_charging_roaming import (  # noqa: F401  (fixtures)
-    TOKEN_16,
-    cdr_of,
-    emsp_told,
-    energy_16,
-    iso,
-    network,
-    roaming,
-)
+from tests.e2e.scenario import TOKEN_16, cdr_of, emsp_told, energy_16, iso
 from tests.ocpp_gateway.chargers import connected
 from tests.support import wait_until
 
@@ -28,7 +19,7 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.
 
 
 def test_a_charger_rebooting_mid_transaction_gives_one_completed_session_and_one_cdr_at_the_partner(
-    daphne, roaming, emsp, network  # noqa: F811  (the fixtures imported above)
+    daphne, roaming, emsp, network, worker
 ):
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     url, secret = daphne.ocpp_url("E2E-1.6"), network["1.6"][1]
@@ -60,7 +51,7 @@ def test_a_charger_rebooting_mid_transaction_gives_one_completed_session_and_one
                                                         reason="PowerLoss", id_tag=TOKEN_16))
 
     assert asyncio.run(late_stop()).id_tag_info["status"] == "Accepted"
-    time.sleep(3)  # what a second pipeline run would have sent by now
+    worker.drain(gateway_events=True)  # whatever the late stop announced, and every push that queued, has been done
     tx = Transaction.objects.get(pk=session.transaction_id)
     assert (tx.ended_by, tx.stop_reason, tx.meter_stop) == ("reboot", "Reboot", 5200)  # corrected, not re-ended
     assert Cdr.objects.filter(session=session).count() == 1 and len(cdr_of(emsp, session.id)) == 1
