@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Django's command-line utility for administrative tasks. Reads the development .env that `make run` writes
 (cpo/envfile.py), so commands pasted into a new shell see the server's settings."""
+
 import os
 import sys
 

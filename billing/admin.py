@@ -172,8 +172,7 @@ class CdrAdmin(admin.ModelAdmin):
         if issued:
             self.message_user(request, f"Credit CDR(s) issued: {', '.join(issued)}", messages.SUCCESS)
         if skipped:
-            self.message_user(request, f"{skipped} selected CDR(s) were credits or already credited",
-                              messages.WARNING)
+            self.message_user(request, f"{skipped} selected CDR(s) were credits or already credited", messages.WARNING)
 
     def has_credit_permission(self, request) -> bool:
         return request.user.has_perm("billing.add_cdr") or request.user.is_superuser
@@ -184,7 +183,11 @@ class CdrAdmin(admin.ModelAdmin):
         (each row covers all of that partner's CDRs of that month, not only the selected ones)."""
         keys = sorted(
             {
-                (cdr.emsp_country_code, cdr.emsp_party_id, cdr.last_updated.astimezone(dt.timezone.utc).strftime("%Y-%m"))
+                (
+                    cdr.emsp_country_code,
+                    cdr.emsp_party_id,
+                    cdr.last_updated.astimezone(dt.timezone.utc).strftime("%Y-%m"),
+                )
                 for cdr in queryset.only("emsp_country_code", "emsp_party_id", "last_updated")
             }
         )

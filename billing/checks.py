@@ -58,9 +58,7 @@ def _choices(enum) -> str:
     return ", ".join(enum.values)
 
 
-def _number(
-    errors: list[str], path: str, value: Any, *, minimum: Decimal | None = Decimal(0)
-) -> Decimal | None:
+def _number(errors: list[str], path: str, value: Any, *, minimum: Decimal | None = Decimal(0)) -> Decimal | None:
     try:
         number = as_decimal(value)
     except TypeError:
@@ -195,8 +193,7 @@ def check_tariff_elements(*, elements: Any) -> None:
                 for kind in kinds:
                     if kind is not None and kind not in RESERVATION_DIMENSIONS:
                         errors.append(
-                            f"{path}: a reservation element can only have FLAT and TIME price components, "
-                            f"not {kind}"
+                            f"{path}: a reservation element can only have FLAT and TIME price components, not {kind}"
                         )
     if errors:
         raise ValidationError(errors)

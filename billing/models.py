@@ -33,16 +33,12 @@ class Tariff(LastUpdatedModel):
     Connector.tariff_ids direct lookups. `min_price`/`max_price` are OCPI Price objects split in two columns
     each (incl_vat is optional)."""
 
-    country_code = models.CharField(
-        max_length=2, help_text="ISO 3166-1 alpha-2 of the CPO that owns the tariff"
-    )
+    country_code = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 of the CPO that owns the tariff")
     party_id = models.CharField(max_length=3)
     id = models.CharField(max_length=36, primary_key=True, verbose_name="tariff id")
     currency = models.CharField(max_length=3, help_text="ISO 4217, e.g. EUR")
     type = models.CharField(max_length=14, choices=TariffType.choices, null=True, blank=True)
-    tariff_alt_text = models.JSONField(
-        default=list, blank=True, help_text='[{"language": "en", "text": "..."}]'
-    )
+    tariff_alt_text = models.JSONField(default=list, blank=True, help_text='[{"language": "en", "text": "..."}]')
     tariff_alt_url = models.URLField(max_length=255, blank=True)
     min_price_excl_vat = models.DecimalField(**MONEY)
     min_price_incl_vat = models.DecimalField(**MONEY)
@@ -56,16 +52,12 @@ class Tariff(LastUpdatedModel):
     )
     start_date_time = models.DateTimeField(null=True, blank=True)
     end_date_time = models.DateTimeField(null=True, blank=True)
-    energy_mix = models.JSONField(
-        null=True, blank=True, encoder=DecimalJSONEncoder, decoder=DecimalJSONDecoder
-    )
+    energy_mix = models.JSONField(null=True, blank=True, encoder=DecimalJSONEncoder, decoder=DecimalJSONDecoder)
 
     class Meta:
         ordering = ["country_code", "party_id", "id"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["country_code", "party_id", "id"], name="tariff_unique_per_party"
-            ),
+            models.UniqueConstraint(fields=["country_code", "party_id", "id"], name="tariff_unique_per_party"),
             models.CheckConstraint(
                 condition=Q(start_date_time__isnull=True)
                 | Q(end_date_time__isnull=True)
@@ -117,9 +109,7 @@ class Tariff(LastUpdatedModel):
                 errors.setdefault(field, []).extend(exc.messages)
         for name in ("min_price", "max_price"):
             if getattr(self, f"{name}_incl_vat") is not None and getattr(self, f"{name}_excl_vat") is None:
-                errors.setdefault(f"{name}_excl_vat", []).append(
-                    f"{name}: excl_vat is required when incl_vat is set"
-                )
+                errors.setdefault(f"{name}_excl_vat", []).append(f"{name}: excl_vat is required when incl_vat is set")
         for part in ("excl_vat", "incl_vat"):
             low, high = getattr(self, f"min_price_{part}"), getattr(self, f"max_price_{part}")
             if low is not None and high is not None and low > high:
@@ -264,9 +254,7 @@ class Cdr(LastUpdatedModel):
     total_energy_cost_excl_vat, total_energy_cost_incl_vat = _money()
     total_time = models.DecimalField(max_digits=12, decimal_places=4, help_text="hours")
     total_time_cost_excl_vat, total_time_cost_incl_vat = _money()
-    total_parking_time = models.DecimalField(
-        max_digits=12, decimal_places=4, null=True, blank=True, help_text="hours"
-    )
+    total_parking_time = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True, help_text="hours")
     total_parking_cost_excl_vat, total_parking_cost_incl_vat = _money()
     total_reservation_cost_excl_vat, total_reservation_cost_incl_vat = _money()
     remark = models.CharField(max_length=255, blank=True)
@@ -296,15 +284,16 @@ class Cdr(LastUpdatedModel):
             ),
             models.CheckConstraint(condition=Q(total_energy__gte=0), name="cdr_energy_not_negative"),
             models.CheckConstraint(
-                condition=Q(total_time__gte=0)
-                & (Q(total_parking_time__isnull=True) | Q(total_parking_time__gte=0)),
+                condition=Q(total_time__gte=0) & (Q(total_parking_time__isnull=True) | Q(total_parking_time__gte=0)),
                 name="cdr_durations_not_negative",
             ),
             models.CheckConstraint(
-                condition=Q(credit=True, credit_reference__isnull=False, total_cost_excl_vat__lte=0,
-                            total_cost_incl_vat__lte=0)
-                | Q(credit=False, credit_reference__isnull=True, total_cost_excl_vat__gte=0,
-                    total_cost_incl_vat__gte=0),
+                condition=Q(
+                    credit=True, credit_reference__isnull=False, total_cost_excl_vat__lte=0, total_cost_incl_vat__lte=0
+                )
+                | Q(
+                    credit=False, credit_reference__isnull=True, total_cost_excl_vat__gte=0, total_cost_incl_vat__gte=0
+                ),
                 name="cdr_credit_references_and_negates",
             ),
         ]

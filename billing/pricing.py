@@ -511,9 +511,7 @@ def _us(delta: dt.timedelta) -> int:
 
 def _stretches(usage: SessionUsage, end: int) -> list[_Stretch]:
     origin = usage.start_date_time
-    charging_end = (
-        None if usage.charging_end_date_time is None else _us(usage.charging_end_date_time - origin)
-    )
+    charging_end = None if usage.charging_end_date_time is None else _us(usage.charging_end_date_time - origin)
     points: list[tuple[int, Decimal, MeterSample | None]] = [(0, ZERO, None)]
     for sample in usage.samples:
         t = _us(sample.timestamp - origin)
@@ -535,9 +533,7 @@ def _stretches(usage: SessionUsage, end: int) -> list[_Stretch]:
             e_c = _interpolate(a, e_a, b, e_b, charging_end)
             pieces = [(a, charging_end, e_a, e_c, charging), (charging_end, b, e_c, e_b, False)]
         else:
-            pieces = [
-                (a, b, e_a, e_b, charging and (charging_end is None or a < charging_end or a == b == 0))
-            ]
+            pieces = [(a, b, e_a, e_b, charging and (charging_end is None or a < charging_end or a == b == 0))]
         for x, y, e_x, e_y, is_charging in pieces:
             if is_charging:
                 stretches.append(_Stretch(x, y, e_x, e_y, power, current, CHARGING))
@@ -591,9 +587,7 @@ def _breakpoints(
     for element in elements:
         r = element.restrictions
         minutes |= {m % (24 * 60) for m in (r.start_minute, r.end_minute) if m is not None}
-        points |= {
-            seconds * US_PER_SECOND for seconds in (r.min_duration, r.max_duration) if seconds is not None
-        }
+        points |= {seconds * US_PER_SECOND for seconds in (r.min_duration, r.max_duration) if seconds is not None}
         energy_levels |= {level for level in (r.min_kwh, r.max_kwh) if level is not None}
     end_at = origin + dt.timedelta(microseconds=end)
     day = origin.astimezone(zone).date() - dt.timedelta(days=1)
@@ -680,14 +674,10 @@ def _pieces(
         cuts = [s.start, *inside, s.end]
         for a, b in zip(cuts, cuts[1:]):
             e_a = (
-                exact_energy[a]
-                if a in exact_energy
-                else _interpolate(s.start, s.energy_start, s.end, s.energy_end, a)
+                exact_energy[a] if a in exact_energy else _interpolate(s.start, s.energy_start, s.end, s.energy_end, a)
             )
             e_b = (
-                exact_energy[b]
-                if b in exact_energy
-                else _interpolate(s.start, s.energy_start, s.end, s.energy_end, b)
+                exact_energy[b] if b in exact_energy else _interpolate(s.start, s.energy_start, s.end, s.energy_end, b)
             )
             piece = _Piece(a, b, e_a, e_b, s.power, s.current, s.kind)
             for dimension in DIMENSIONS[s.kind]:
@@ -746,9 +736,7 @@ def _phase_cost(periods: list[_Period]) -> _PhaseCost:
             quantity = period.energy + (extra_kwh if period is last else ZERO)
             cost.energy += period.active[ENERGY].cost(quantity)
     # TIME and PARKING_TIME: rounded once, combined: parking when parking was billed, else charging time.
-    timed = [
-        (p, TIME if p.kind in (CHARGING, RESERVING) else PARKING_TIME) for p in periods if p.duration > 0
-    ]
+    timed = [(p, TIME if p.kind in (CHARGING, RESERVING) else PARKING_TIME) for p in periods if p.duration > 0]
     timed = [(p, d) for p, d in timed if d in p.active]
     if timed:
         parked = [(p, d) for p, d in timed if d == PARKING_TIME]
@@ -809,9 +797,7 @@ def _clamp(total: Price, tariff: _Tariff) -> Price:
 def _ocpi_periods(
     periods: list[_Period], origin: dt.datetime, tariff: _Tariff, elements: Sequence[_Element]
 ) -> list[dict]:
-    watch_power = any(
-        e.restrictions.min_power is not None or e.restrictions.max_power is not None for e in elements
-    )
+    watch_power = any(e.restrictions.min_power is not None or e.restrictions.max_power is not None for e in elements)
     watch_current = any(
         e.restrictions.min_current is not None or e.restrictions.max_current is not None for e in elements
     )
@@ -849,15 +835,11 @@ def _ocpi_periods(
 
 
 def _reservation_elements(tariff: _Tariff, expired: bool) -> list[_Element]:
-    reserved = [
-        e for e in tariff.elements if e.restrictions.reservation == ReservationRestrictionType.RESERVATION
-    ]
+    reserved = [e for e in tariff.elements if e.restrictions.reservation == ReservationRestrictionType.RESERVATION]
     if not expired:
         return reserved
     expiring = [
-        e
-        for e in tariff.elements
-        if e.restrictions.reservation == ReservationRestrictionType.RESERVATION_EXPIRES
+        e for e in tariff.elements if e.restrictions.reservation == ReservationRestrictionType.RESERVATION_EXPIRES
     ]
     return expiring + reserved
 

@@ -23,8 +23,7 @@ def _hand_on(keys: list[tuple[str, int]]) -> None:
     tasks.transactions_bill_fan_out.delay(now, later)
 
 
-gateway_events = PeriodicBatch("billing gateway events", _hand_on,
-                               interval=lambda: settings.OCPI_EVENTS_BATCH_SECONDS)
+gateway_events = PeriodicBatch("billing gateway events", _hand_on, interval=lambda: settings.OCPI_EVENTS_BATCH_SECONDS)
 
 
 def on_transaction_started_or_ended(sender, *, transaction_pk: int, **kwargs) -> None:

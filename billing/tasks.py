@@ -12,8 +12,13 @@ from cpo.task_dispatch import task_dispatch
 
 
 @shared_task(
-    acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True,
-    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8,
+    acks_late=True,
+    soft_time_limit=60,
+    time_limit=90,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=8,
 )
 def transaction_bill(transaction_pk: int) -> str | None:
     """A gateway transaction started, got meter values or ended: bring its Session (and, once it ended, its CDR) up

@@ -235,4 +235,3 @@ def charging_periods_measured(*, tx: Transaction, periods: list[dict], end: date
             add("STATE_OF_CHARGE", min(max(soc[-1][1], Decimal(0)), Decimal(100)))
         result.append({**period, "dimensions": dimensions})
     return result
-

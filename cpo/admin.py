@@ -53,15 +53,35 @@ def accept_stations(modeladmin, request, queryset):
 @admin.register(ChargingStation)
 class ChargingStationAdmin(admin.ModelAdmin):
     list_display = (
-        "identity", "location", "vendor", "model", "firmware_version", "ocpp_version",
-        "registration_status", "security_profile", "online", "last_seen",
+        "identity",
+        "location",
+        "vendor",
+        "model",
+        "firmware_version",
+        "ocpp_version",
+        "registration_status",
+        "security_profile",
+        "online",
+        "last_seen",
     )
     list_filter = ("online", "registration_status", "security_profile", "ocpp_version", "vendor", "location")
     search_fields = ("identity", "vendor", "model", "serial_number", "location__name")
     list_select_related = ("location",)
     readonly_fields = (
-        "message_log_link", "auth_failures_link", "online", "connected_since", "last_seen", "last_boot",
-        "connection_channel", "created_at", "ocpp_status", "ocpp_error_code", "status_info", "vendor_id", "vendor_error_code", "status_updated",
+        "message_log_link",
+        "auth_failures_link",
+        "online",
+        "connected_since",
+        "last_seen",
+        "last_boot",
+        "connection_channel",
+        "created_at",
+        "ocpp_status",
+        "ocpp_error_code",
+        "status_info",
+        "vendor_id",
+        "vendor_error_code",
+        "status_updated",
     )
     exclude = ("secret_hash",)
     actions = [accept_stations]

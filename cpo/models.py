@@ -154,9 +154,7 @@ class EVSE(LastUpdatedModel):
 
     uid = models.CharField(max_length=36, unique=True)
     location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="evses")
-    station = models.ForeignKey(
-        ChargingStation, null=True, blank=True, on_delete=models.SET_NULL, related_name="evses"
-    )
+    station = models.ForeignKey(ChargingStation, null=True, blank=True, on_delete=models.SET_NULL, related_name="evses")
     ocpp_evse_id = models.PositiveIntegerField(help_text="OCPP 2.0.1 evseId; OCPP 1.6 connectorId")
     evse_id = models.CharField(max_length=48, blank=True, help_text="eMI3 EVSE ID, e.g. NL*CPO*E12345*1")
     status = models.CharField(max_length=12, choices=EvseStatus.choices, default=EvseStatus.UNKNOWN)

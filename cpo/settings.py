@@ -262,7 +262,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Behind a proxy the client address comes from X-Forwarded-For, trusted only when a proxy is declared.
 AXES_IPWARE_PROXY_COUNT = env_int("AXES_PROXY_COUNT", 0) or None
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
 
 # --- This CPO's OCPI identity ----------------------------------------------------------------------------------
 OCPI_COUNTRY_CODE = os.environ.get("OCPI_COUNTRY_CODE", "NL")
@@ -344,10 +346,16 @@ OCPI_SESSION_SYNC_INTERVAL = env_float("OCPI_SESSION_SYNC_INTERVAL", 15.0)
 OCPI_SESSION_PATCH_MIN_INTERVAL = env_float("OCPI_SESSION_PATCH_MIN_INTERVAL", 60.0)
 # Transactions left without their Session or CDR this long (a task lost with a killed worker) are pushed again by beat.
 OCPI_SESSION_RECONCILE_SECONDS = env_float("OCPI_SESSION_RECONCILE_SECONDS", 300.0)
-CELERY_BEAT_SCHEDULE.update({
-    "billing-transactions-reconcile": {"task": "billing.tasks.transactions_reconcile",
-                                       "schedule": OCPI_SESSION_RECONCILE_SECONDS},
-    "ocpi-outbox-deliver-due": {"task": "ocpi_api.tasks.outbox_deliver_due", "schedule": OCPI_OUTBOX_POLL_SECONDS},
-    "ocpi-outbox-prune": {"task": "ocpi_api.tasks.outbox_prune", "schedule": 24 * 3600},
-})
-CELERY_BEAT_SCHEDULE.update({"dashboard-analytics-rollups": {"task": "cpo.dashboard.tasks.analytics_rollups_refresh", "schedule": 3600}})  # noqa: E501
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "billing-transactions-reconcile": {
+            "task": "billing.tasks.transactions_reconcile",
+            "schedule": OCPI_SESSION_RECONCILE_SECONDS,
+        },
+        "ocpi-outbox-deliver-due": {"task": "ocpi_api.tasks.outbox_deliver_due", "schedule": OCPI_OUTBOX_POLL_SECONDS},
+        "ocpi-outbox-prune": {"task": "ocpi_api.tasks.outbox_prune", "schedule": 24 * 3600},
+    }
+)
+CELERY_BEAT_SCHEDULE.update(
+    {"dashboard-analytics-rollups": {"task": "cpo.dashboard.tasks.analytics_rollups_refresh", "schedule": 3600}}
+)  # noqa: E501

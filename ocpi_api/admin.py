@@ -36,8 +36,7 @@ class CommandAdmin(admin.ModelAdmin):
     """Commands and charging profile requests partners sent: what we answered, what the charger said, whether the
     partner got the result. Read-only: they are a record."""
 
-    list_display = ("id", "command", "partner", "station", "response", "state", "result", "created_at",
-                    "delivered_at")
+    list_display = ("id", "command", "partner", "station", "response", "state", "result", "created_at", "delivered_at")
     list_filter = ("command", "state", "response", "result", "partner")
     search_fields = ("id_tag", "session_id", "reservation_id", "station__identity")
     list_select_related = ("partner", "station")
@@ -53,8 +52,17 @@ class CommandAdmin(admin.ModelAdmin):
 class ChargingPreferencesAdmin(admin.ModelAdmin):
     """Charging preferences partners PUT for their drivers' sessions, with what we answered. Read-only: a record."""
 
-    list_display = ("id", "session_id", "partner", "profile_type", "departure_time", "energy_need",
-                    "discharge_allowed", "response", "created_at")
+    list_display = (
+        "id",
+        "session_id",
+        "partner",
+        "profile_type",
+        "departure_time",
+        "energy_need",
+        "discharge_allowed",
+        "response",
+        "created_at",
+    )
     list_filter = ("response", "profile_type", "partner")
     search_fields = ("session_id",)
     list_select_related = ("partner",)

@@ -44,6 +44,7 @@ def _digest(value) -> str:
 
 # --- Sessions (mod_sessions Receiver: PUT/PATCH {url}/{country_code}/{party_id}/{session_id}) --------------------
 
+
 def session_object_key(session: Session) -> str:
     return outbox_object_key(ModuleID.SESSIONS, session.country_code, session.party_id, session.id)
 
@@ -80,15 +81,32 @@ def session_announce(*, session: Session, final: bool = False) -> OutboxMessage 
     sent = previous.get("periods") or []
     if last is None or last.status == OutboxStatus.FAILED or "session" not in previous or hashes[: len(sent)] != sent:
         body = {**data, "charging_periods": finished} if finished else data
-        return outbox_enqueue(partner=partner, module=ModuleID.SESSIONS, method="PUT", path=path, object_key=key,
-                              body=body, to_party=to_party, coalesce=True, meta=meta)
+        return outbox_enqueue(
+            partner=partner,
+            module=ModuleID.SESSIONS,
+            method="PUT",
+            path=path,
+            object_key=key,
+            body=body,
+            to_party=to_party,
+            coalesce=True,
+            meta=meta,
+        )
     before = previous["session"]
     if set(before) - set(data):  # a field went away: only a PUT can say so
-        return outbox_enqueue(partner=partner, module=ModuleID.SESSIONS, method="PUT", path=path, object_key=key,
-                              body={**data, "charging_periods": finished}, to_party=to_party, coalesce=True,
-                              meta=meta)
+        return outbox_enqueue(
+            partner=partner,
+            module=ModuleID.SESSIONS,
+            method="PUT",
+            path=path,
+            object_key=key,
+            body={**data, "charging_periods": finished},
+            to_party=to_party,
+            coalesce=True,
+            meta=meta,
+        )
     changes = {k: v for k, v in data.items() if k != "last_updated" and before.get(k) != v}
-    new_periods = finished[len(sent):]
+    new_periods = finished[len(sent) :]
     if not changes and not new_periods:
         return None
     if new_periods:
@@ -97,8 +115,18 @@ def session_announce(*, session: Session, final: bool = False) -> OutboxMessage 
     not_before = None
     if not done:
         not_before = last.due_at + timedelta(seconds=settings.OCPI_SESSION_PATCH_MIN_INTERVAL)
-    return outbox_enqueue(partner=partner, module=ModuleID.SESSIONS, method="PATCH", path=path, object_key=key,
-                          body=changes, to_party=to_party, coalesce=True, not_before=not_before, meta=meta)
+    return outbox_enqueue(
+        partner=partner,
+        module=ModuleID.SESSIONS,
+        method="PATCH",
+        path=path,
+        object_key=key,
+        body=changes,
+        to_party=to_party,
+        coalesce=True,
+        not_before=not_before,
+        meta=meta,
+    )
 
 
 def cdr_announce(*, cdr: Cdr) -> OutboxMessage | None:
@@ -108,13 +136,18 @@ def cdr_announce(*, cdr: Cdr) -> OutboxMessage | None:
     if partner is None or not partner.endpoint_url(identifier=ModuleID.CDRS, role=InterfaceRole.RECEIVER):
         return None
     message, _ = outbox_enqueue_once(
-        partner=partner, module=ModuleID.CDRS, path="", object_key=cdr_object_key(cdr),
-        body=_normal(cdr_as_ocpi(cdr=cdr)), to_party=(cdr.emsp_country_code.upper(), cdr.emsp_party_id.upper()),
+        partner=partner,
+        module=ModuleID.CDRS,
+        path="",
+        object_key=cdr_object_key(cdr),
+        body=_normal(cdr_as_ocpi(cdr=cdr)),
+        to_party=(cdr.emsp_country_code.upper(), cdr.emsp_party_id.upper()),
     )
     return message
 
 
 # --- Locations (mod_locations Receiver: PUT/PATCH {url}/{cc}/{pid}/{location_id}[/{evse_uid}[/{connector_id}]]) ---
+
 
 def _location_key(location_id: str) -> str:
     # One key per location: a Location PUT (which carries its EVSEs' status) and EVSE PATCHes stay in order.
@@ -135,11 +168,18 @@ def evse_status_announce(*, evse: EVSE) -> list[OutboxMessage]:
         last = outbox_last(partner=partner, object_key=_location_key(evse.location_id), path=path)
         if last is not None and last.status != OutboxStatus.FAILED and (last.meta or {}).get("status") == status:
             continue
-        messages.append(outbox_enqueue(
-            partner=partner, module=ModuleID.LOCATIONS, method="PATCH", path=path,
-            object_key=_location_key(evse.location_id), body={"status": status, "last_updated": last_updated},
-            coalesce=True, meta={"status": status},
-        ))
+        messages.append(
+            outbox_enqueue(
+                partner=partner,
+                module=ModuleID.LOCATIONS,
+                method="PATCH",
+                path=path,
+                object_key=_location_key(evse.location_id),
+                body={"status": status, "last_updated": last_updated},
+                coalesce=True,
+                meta={"status": status},
+            )
+        )
     return messages
 
 
@@ -167,14 +207,22 @@ def location_put_announce(
             body, ids = selectors.connector_as_ocpi(connector), [*ids, connector.connector_id]
     body = _normal(body)
     return [
-        outbox_enqueue(partner=partner, module=ModuleID.LOCATIONS, method="PUT", path=_our_path(*ids),
-                       object_key=_location_key(location.id), body=body, coalesce=True,
-                       meta={"status": body.get("status")} if len(ids) == 2 else {})
+        outbox_enqueue(
+            partner=partner,
+            module=ModuleID.LOCATIONS,
+            method="PUT",
+            path=_our_path(*ids),
+            object_key=_location_key(location.id),
+            body=body,
+            coalesce=True,
+            meta={"status": body.get("status")} if len(ids) == 2 else {},
+        )
         for partner in partners
     ]
 
 
 # --- Tariffs (mod_tariffs Receiver: PUT/DELETE {url}/{country_code}/{party_id}/{tariff_id}) ----------------------
+
 
 def tariff_put_announce(*, tariff: Tariff) -> list[OutboxMessage]:
     partners = selectors.partners_with_receiver(module=ModuleID.TARIFFS)
@@ -183,8 +231,15 @@ def tariff_put_announce(*, tariff: Tariff) -> list[OutboxMessage]:
     body = _normal(tariff_as_ocpi(tariff=tariff))
     path = "/".join(_segment(v) for v in (tariff.country_code, tariff.party_id, tariff.id))
     return [
-        outbox_enqueue(partner=partner, module=ModuleID.TARIFFS, method="PUT", path=path,
-                       object_key=outbox_object_key(ModuleID.TARIFFS, tariff.id), body=body, coalesce=True)
+        outbox_enqueue(
+            partner=partner,
+            module=ModuleID.TARIFFS,
+            method="PUT",
+            path=path,
+            object_key=outbox_object_key(ModuleID.TARIFFS, tariff.id),
+            body=body,
+            coalesce=True,
+        )
         for partner in partners
     ]
 
@@ -192,8 +247,15 @@ def tariff_put_announce(*, tariff: Tariff) -> list[OutboxMessage]:
 def tariff_delete_announce(*, country_code: str, party_id: str, tariff_id: str) -> list[OutboxMessage]:
     path = "/".join(_segment(v) for v in (country_code, party_id, tariff_id))
     return [
-        outbox_enqueue(partner=partner, module=ModuleID.TARIFFS, method="DELETE", path=path,
-                       object_key=outbox_object_key(ModuleID.TARIFFS, tariff_id), body=None, coalesce=True)
+        outbox_enqueue(
+            partner=partner,
+            module=ModuleID.TARIFFS,
+            method="DELETE",
+            path=path,
+            object_key=outbox_object_key(ModuleID.TARIFFS, tariff_id),
+            body=None,
+            coalesce=True,
+        )
         for partner in selectors.partners_with_receiver(module=ModuleID.TARIFFS)
     ]
 

@@ -74,7 +74,11 @@ ALLOWED_TO_OCPP_16 = {
     AllowedType.NO_CREDIT: AuthorizationStatus.INVALID,
     AllowedType.NOT_ALLOWED: AuthorizationStatus.INVALID,
 }
-ALLOWED_TO_OCPP_201 = {**ALLOWED_TO_OCPP_16, AllowedType.NO_CREDIT: "NoCredit", AllowedType.NOT_ALLOWED: "NotAtThisLocation"}
+ALLOWED_TO_OCPP_201 = {
+    **ALLOWED_TO_OCPP_16,
+    AllowedType.NO_CREDIT: "NoCredit",
+    AllowedType.NOT_ALLOWED: "NotAtThisLocation",
+}
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class RealtimeAnswer:
 
 
 # --- Reads ------------------------------------------------------------------------------------------------------
+
 
 def partner_token_for_id_tag(*, id_tag: str, id_token_type: str = "") -> PartnerToken | None:
     """The pushed token an OCPP idTag / idToken stands for, among registered partners' tokens (uid is a CiString)."""
@@ -109,6 +114,7 @@ def _status_map(*, station_identity: str) -> dict:
 
 
 # --- Real-time authorization (mod_tokens POST authorize) -------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RealtimeRequest:
@@ -133,9 +139,14 @@ def realtime_request_for(*, token: PartnerToken, location_id: str, evse_uid: str
         return None
     body = {"location_id": location_id, "evse_uids": [evse_uid] if evse_uid else []} if location_id else None
     return RealtimeRequest(
-        url=f"{base.rstrip('/')}/{quote(token.uid, safe='')}/authorize", outgoing_token=partner.outgoing_token,
-        encode_token=partner.encode_outgoing_token, body=body, token_type=token.type,
-        to_party=(token.country_code, token.party_id), uid=token.uid, partner=str(partner),
+        url=f"{base.rstrip('/')}/{quote(token.uid, safe='')}/authorize",
+        outgoing_token=partner.outgoing_token,
+        encode_token=partner.encode_outgoing_token,
+        body=body,
+        token_type=token.type,
+        to_party=(token.country_code, token.party_id),
+        uid=token.uid,
+        partner=str(partner),
     )
 
 
@@ -144,8 +155,14 @@ def realtime_request_send(request: RealtimeRequest, *, timeout: float) -> Realti
     time."""
     try:
         answer = ocpi_request(
-            "POST", request.url, token=request.outgoing_token, encode_token=request.encode_token, json=request.body,
-            params={"type": request.token_type}, to_party=request.to_party, timeout=timeout,
+            "POST",
+            request.url,
+            token=request.outgoing_token,
+            encode_token=request.encode_token,
+            json=request.body,
+            params={"type": request.token_type},
+            to_party=request.to_party,
+            timeout=timeout,
         )
     except PartnerApiError as exc:
         logger.warning("real-time authorization of %s at %s: no answer (%s)", request.uid, request.partner, exc)
@@ -161,7 +178,11 @@ def realtime_request_send(request: RealtimeRequest, *, timeout: float) -> Realti
     ):
         logger.warning(
             "real-time authorization of %s at %s: unusable answer HTTP %s, OCPI %s %s",
-            request.uid, request.partner, answer.http_status, answer.status_code, answer.status_message,
+            request.uid,
+            request.partner,
+            answer.http_status,
+            answer.status_code,
+            answer.status_message,
         )
         return None
     reference = data.get("authorization_reference")
@@ -178,8 +199,10 @@ def realtime_request_send(request: RealtimeRequest, *, timeout: float) -> Realti
 
 # --- The authorizer ---------------------------------------------------------------------------------------------
 
-def _result(*, token: PartnerToken, status: str, auth_method: str, authorization_reference: str = "",
-            source: str | None = None) -> AuthorizationResult:
+
+def _result(
+    *, token: PartnerToken, status: str, auth_method: str, authorization_reference: str = "", source: str | None = None
+) -> AuthorizationResult:
     return AuthorizationResult(
         status=status,
         source=source or f"partner:{token.partner_id}",
@@ -215,8 +238,9 @@ def partner_token_check(*, token: PartnerToken, request: AuthorizationRequest) -
     return RealtimeCheck(ask=lambda: realtime_request_send(realtime, timeout=timeout), decide=decide, timeout=timeout)
 
 
-def _realtime_decide(*, token: PartnerToken, request: AuthorizationRequest, answer: RealtimeAnswer | None,
-                     status_map: dict) -> AuthorizationResult:
+def _realtime_decide(
+    *, token: PartnerToken, request: AuthorizationRequest, answer: RealtimeAnswer | None, status_map: dict
+) -> AuthorizationResult:
     """The EMSP's answer (None: none in time) as the result, per the token's whitelist type. No database."""
     if answer is None:  # no answer in time: fall back per whitelist type
         if token.whitelist == WhitelistType.ALLOWED_OFFLINE:
@@ -231,7 +255,9 @@ def _realtime_decide(*, token: PartnerToken, request: AuthorizationRequest, answ
         if request.evse_uid.upper() not in {uid.upper() for uid in answer.evse_uids}:
             allowed = AllowedType.NOT_ALLOWED
     return _result(
-        token=token, status=status_map[allowed], auth_method=AuthMethod.AUTH_REQUEST,
+        token=token,
+        status=status_map[allowed],
+        auth_method=AuthMethod.AUTH_REQUEST,
         authorization_reference=answer.authorization_reference,
     )
 
@@ -254,8 +280,14 @@ def partner_token_authorize(request: AuthorizationRequest) -> AuthorizationResul
 
 # --- The gateway authorizer for command tokens ----------------------------------------------------------------
 
-_FAILED_RESULTS = (Result.REJECTED, Result.FAILED, Result.TIMEOUT, Result.NOT_SUPPORTED, Result.EVSE_OCCUPIED,
-                   Result.EVSE_INOPERATIVE)
+_FAILED_RESULTS = (
+    Result.REJECTED,
+    Result.FAILED,
+    Result.TIMEOUT,
+    Result.NOT_SUPPORTED,
+    Result.EVSE_OCCUPIED,
+    Result.EVSE_INOPERATIVE,
+)
 
 
 def command_token_authorize(request: AuthorizationRequest) -> AuthorizationResult | None:
@@ -267,8 +299,12 @@ def command_token_authorize(request: AuthorizationRequest) -> AuthorizationResul
     since = timezone.now() - timedelta(minutes=settings.OCPI_COMMAND_TOKEN_MINUTES)
     candidates = (
         Command.objects.select_related("evse")
-        .filter(command__in=(CommandType.START_SESSION, CommandType.RESERVE_NOW), id_tag__iexact=request.id_tag,
-                station__identity=request.station_identity, created_at__gte=since)
+        .filter(
+            command__in=(CommandType.START_SESSION, CommandType.RESERVE_NOW),
+            id_tag__iexact=request.id_tag,
+            station__identity=request.station_identity,
+            created_at__gte=since,
+        )
         .exclude(state=CommandState.REFUSED)
         .exclude(result__in=_FAILED_RESULTS)
         .order_by("-created_at", "-id")[:10]

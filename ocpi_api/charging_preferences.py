@@ -40,30 +40,37 @@ def evse_accepts_charging_preferences(evse: EVSE | None) -> bool:
     return evse is not None and Capability.CHARGING_PREFERENCES_CAPABLE in (evse.capabilities or [])
 
 
-def _response_for(*, transaction, evse, profile_type: str, departure_time: datetime | None,
-                  energy_need: Decimal | None) -> ChargingPreferencesAnswer:
+def _response_for(
+    *, transaction, evse, profile_type: str, departure_time: datetime | None, energy_need: Decimal | None
+) -> ChargingPreferencesAnswer:
     if not evse_accepts_charging_preferences(evse):
         return ChargingPreferencesAnswer(
-            ChargingPreferencesResponse.NOT_POSSIBLE, http_status=404, status_code=StatusCode.INVALID_PARAMETERS,
+            ChargingPreferencesResponse.NOT_POSSIBLE,
+            http_status=404,
+            status_code=StatusCode.INVALID_PARAMETERS,
             message="The EVSE of this session is not CHARGING_PREFERENCES_CAPABLE",
         )
     if transaction is None or transaction.status != transaction.Status.ACTIVE:
         return ChargingPreferencesAnswer(ChargingPreferencesResponse.NOT_POSSIBLE, message="The session has ended")
     if departure_time is not None and departure_time <= timezone.now():
-        return ChargingPreferencesAnswer(ChargingPreferencesResponse.NOT_POSSIBLE,
-                                         message="departure_time is in the past")
+        return ChargingPreferencesAnswer(
+            ChargingPreferencesResponse.NOT_POSSIBLE, message="departure_time is in the past"
+        )
     if profile_type in PROFILE_TYPES_NEEDING_DEPARTURE_AND_ENERGY:
         if departure_time is None:
-            return ChargingPreferencesAnswer(ChargingPreferencesResponse.DEPARTURE_REQUIRED,
-                                             message=f"{profile_type} needs departure_time")
+            return ChargingPreferencesAnswer(
+                ChargingPreferencesResponse.DEPARTURE_REQUIRED, message=f"{profile_type} needs departure_time"
+            )
         if energy_need is None:
-            return ChargingPreferencesAnswer(ChargingPreferencesResponse.ENERGY_NEED_REQUIRED,
-                                             message=f"{profile_type} needs energy_need")
+            return ChargingPreferencesAnswer(
+                ChargingPreferencesResponse.ENERGY_NEED_REQUIRED, message=f"{profile_type} needs energy_need"
+            )
     return ChargingPreferencesAnswer(ChargingPreferencesResponse.ACCEPTED)
 
 
-def charging_preferences_set(*, partner: Partner, session_id: str, preferences: dict,
-                             request: dict) -> ChargingPreferencesAnswer:
+def charging_preferences_set(
+    *, partner: Partner, session_id: str, preferences: dict, request: dict
+) -> ChargingPreferencesAnswer:
     """Answer a ChargingPreferences PUT and keep it. `preferences` is the validated object (profile_type,
     departure_time, energy_need, discharge_allowed), `request` what the partner sent. Raises UnknownObject (404 / 2003)
     for a session we do not know or that is not of one of the partner's parties."""
@@ -74,12 +81,24 @@ def charging_preferences_set(*, partner: Partner, session_id: str, preferences: 
     evse = transaction.evse if transaction is not None else None
     departure_time = preferences.get("departure_time")
     energy_need = preferences.get("energy_need")
-    answer = _response_for(transaction=transaction, evse=evse, profile_type=preferences["profile_type"],
-                           departure_time=departure_time, energy_need=energy_need)
+    answer = _response_for(
+        transaction=transaction,
+        evse=evse,
+        profile_type=preferences["profile_type"],
+        departure_time=departure_time,
+        energy_need=energy_need,
+    )
     ChargingPreferences.objects.create(
-        partner=partner, session_id=session.id, transaction=transaction, evse=evse,
-        profile_type=preferences["profile_type"], departure_time=departure_time, energy_need=energy_need,
-        discharge_allowed=bool(preferences.get("discharge_allowed")), response=answer.response, request=request,
+        partner=partner,
+        session_id=session.id,
+        transaction=transaction,
+        evse=evse,
+        profile_type=preferences["profile_type"],
+        departure_time=departure_time,
+        energy_need=energy_need,
+        discharge_allowed=bool(preferences.get("discharge_allowed")),
+        response=answer.response,
+        request=request,
     )
     return answer
 

@@ -68,7 +68,11 @@ class OcpiExchange:
 
 
 def ocpi_headers(
-    *, token: str, encode_token: bool = True, request_id: str, correlation_id: str,
+    *,
+    token: str,
+    encode_token: bool = True,
+    request_id: str,
+    correlation_id: str,
     to_party: tuple[str, str] | None = None,
 ) -> dict[str, str]:
     """The headers of an OCPI request. `to_party` (country_code, party_id) adds the routing headers that functional
@@ -106,8 +110,13 @@ def ocpi_call(
     """One OCPI call; never raises for what the network or the partner did (see `OcpiExchange`). `body` is sent as
     JSON (Decimals as numbers); `timeout` (seconds) overrides settings.OCPI_HTTP_TIMEOUT."""
     request_id = str(uuid.uuid4())
-    headers = ocpi_headers(token=token, encode_token=encode_token, request_id=request_id,
-                           correlation_id=correlation_id or str(uuid.uuid4()), to_party=to_party)
+    headers = ocpi_headers(
+        token=token,
+        encode_token=encode_token,
+        request_id=request_id,
+        correlation_id=correlation_id or str(uuid.uuid4()),
+        to_party=to_party,
+    )
     content = None
     if body is not None:
         headers["Content-Type"] = "application/json"
@@ -115,19 +124,38 @@ def ocpi_call(
     started = timezone.now()
     clock = time.monotonic()
     try:
-        response = httpx.request(method, url, headers=headers, content=content, params=params,
-                                 timeout=settings.OCPI_HTTP_TIMEOUT if timeout is None else timeout)
+        response = httpx.request(
+            method,
+            url,
+            headers=headers,
+            content=content,
+            params=params,
+            timeout=settings.OCPI_HTTP_TIMEOUT if timeout is None else timeout,
+        )
     except httpx.HTTPError as exc:
-        return OcpiExchange(method=method, url=url, request_id=request_id, started_at=started,
-                            duration_ms=int((time.monotonic() - clock) * 1000),
-                            error=f"{exc.__class__.__name__}: {exc}"[:2000])
+        return OcpiExchange(
+            method=method,
+            url=url,
+            request_id=request_id,
+            started_at=started,
+            duration_ms=int((time.monotonic() - clock) * 1000),
+            error=f"{exc.__class__.__name__}: {exc}"[:2000],
+        )
     try:
         answer = response.json()
     except ValueError:
         answer = None
-    return OcpiExchange(method=method, url=url, request_id=request_id, started_at=started,
-                        duration_ms=int((time.monotonic() - clock) * 1000), http_status=response.status_code,
-                        body=answer, text=response.text[:200], headers=response.headers)
+    return OcpiExchange(
+        method=method,
+        url=url,
+        request_id=request_id,
+        started_at=started,
+        duration_ms=int((time.monotonic() - clock) * 1000),
+        http_status=response.status_code,
+        body=answer,
+        text=response.text[:200],
+        headers=response.headers,
+    )
 
 
 @dataclass(frozen=True)
@@ -153,8 +181,17 @@ def ocpi_request(
 ) -> OcpiAnswer:
     """One OCPI call that must get an OCPI answer (any HTTP status): PartnerApiError when none came. Arguments as
     for `ocpi_call` (`json` is the body)."""
-    exchange = ocpi_call(method, url, token=token, encode_token=encode_token, body=json, params=params,
-                         to_party=to_party, correlation_id=correlation_id, timeout=timeout)
+    exchange = ocpi_call(
+        method,
+        url,
+        token=token,
+        encode_token=encode_token,
+        body=json,
+        params=params,
+        to_party=to_party,
+        correlation_id=correlation_id,
+        timeout=timeout,
+    )
     if exchange.http_status is None:
         raise PartnerApiError(f"{method} {url} failed: {exchange.error}")
     if not isinstance(exchange.body, dict):
@@ -186,8 +223,7 @@ def versions_get(*, url: str, token: str, encode_token: bool = True) -> tuple[li
             answer, encode_token = plain, False
     check_success(answer, what=f"GET {url}")
     if not isinstance(answer.data, list) or not all(
-        isinstance(v, dict) and isinstance(v.get("version"), str) and isinstance(v.get("url"), str)
-        for v in answer.data
+        isinstance(v, dict) and isinstance(v.get("version"), str) and isinstance(v.get("url"), str) for v in answer.data
     ):
         raise PartnerApiError(f"GET {url}: data is not a list of Version objects")
     return answer.data, encode_token
@@ -207,7 +243,9 @@ def version_details_get(*, url: str, token: str, encode_token: bool = True) -> l
             and endpoint.get("role", "SENDER") in ("SENDER", "RECEIVER")
         ):
             raise PartnerApiError(f"GET {url}: malformed Endpoint {endpoint!r}")
-        endpoints.append({"identifier": endpoint["identifier"], "role": endpoint.get("role", ""), "url": endpoint["url"]})
+        endpoints.append(
+            {"identifier": endpoint["identifier"], "role": endpoint.get("role", ""), "url": endpoint["url"]}
+        )
     return endpoints
 
 
@@ -229,8 +267,9 @@ def credentials_post(*, url: str, token: str, encode_token: bool, credentials: d
     """POST our credentials to the partner's credentials endpoint; returns its credentials object."""
     answer = ocpi_request("POST", url, token=token, encode_token=encode_token, json=credentials)
     if answer.status_code in (StatusCode.UNSUPPORTED_VERSION, StatusCode.NO_MATCHING_ENDPOINTS):
-        raise PartnerApiError(f"POST {url}: {answer.status_code} {answer.status_message}",
-                              status_code=answer.status_code)
+        raise PartnerApiError(
+            f"POST {url}: {answer.status_code} {answer.status_message}", status_code=answer.status_code
+        )
     check_success(answer, what=f"POST {url}")
     if not isinstance(answer.data, dict):
         raise PartnerApiError(f"POST {url}: data is not a credentials object")

@@ -48,8 +48,12 @@ def message_send(*, message: OutboxMessage, url: str) -> OcpiExchange:
     retry) and the routing headers to the party the message is for."""
     partner = message.partner
     return ocpi_call(
-        message.method, url, token=partner.outgoing_token, encode_token=partner.encode_outgoing_token,
-        body=message.body, to_party=(message.to_country_code, message.to_party_id),
+        message.method,
+        url,
+        token=partner.outgoing_token,
+        encode_token=partner.encode_outgoing_token,
+        body=message.body,
+        to_party=(message.to_country_code, message.to_party_id),
         correlation_id=message.correlation_id,
     )
 
@@ -63,7 +67,9 @@ def _older_pending(message: OutboxMessage):
 def _next_of_object(message: OutboxMessage) -> OutboxMessage | None:
     return (
         OutboxMessage.objects.filter(
-            partner_id=message.partner_id, object_key=message.object_key, status=OutboxStatus.PENDING,
+            partner_id=message.partner_id,
+            object_key=message.object_key,
+            status=OutboxStatus.PENDING,
             id__gt=message.id,
         )
         .order_by("id")
@@ -157,8 +163,13 @@ def outbox_deliver(*, message_id: int) -> str:
         return outcome
     url = message_url(message)
     if url is None:  # the partner dropped the endpoint since: retrying cannot help
-        exchange = OcpiExchange(method=message.method, url="", request_id="", started_at=timezone.now(),
-                                error=f"partner has no {message.module} Receiver endpoint")
+        exchange = OcpiExchange(
+            method=message.method,
+            url="",
+            request_id="",
+            started_at=timezone.now(),
+            error=f"partner has no {message.module} Receiver endpoint",
+        )
         return _message_record(claimed=message, exchange=exchange, permanent=True)
     return _message_record(claimed=message, exchange=message_send(message=message, url=url), permanent=False)
 

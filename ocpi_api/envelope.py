@@ -39,8 +39,14 @@ def ocpi_envelope(*, data=None, status_code: int = StatusCode.SUCCESS, status_me
     }
 
 
-def ocpi_response(data=None, *, http_status: int = 200, status_code: int = StatusCode.SUCCESS,
-                  status_message: str = "Success", headers: dict | None = None) -> Response:
+def ocpi_response(
+    data=None,
+    *,
+    http_status: int = 200,
+    status_code: int = StatusCode.SUCCESS,
+    status_message: str = "Success",
+    headers: dict | None = None,
+) -> Response:
     return Response(
         ocpi_envelope(data=data, status_code=status_code, status_message=status_message),
         status=http_status,
@@ -116,24 +122,37 @@ def ocpi_exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, OcpiError):
         return ocpi_response(http_status=exc.http_status, status_code=exc.status_code, status_message=exc.message)
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
-        return ocpi_response(http_status=401, status_code=StatusCode.CLIENT_ERROR, status_message=str(exc.detail),
-                             headers={"WWW-Authenticate": "Token"})
+        return ocpi_response(
+            http_status=401,
+            status_code=StatusCode.CLIENT_ERROR,
+            status_message=str(exc.detail),
+            headers={"WWW-Authenticate": "Token"},
+        )
     if isinstance(exc, exceptions.PermissionDenied):
         # Token A on a functional module: transport_and_format says 401.
-        return ocpi_response(http_status=401, status_code=StatusCode.CLIENT_ERROR, status_message=str(exc.detail),
-                             headers={"WWW-Authenticate": "Token"})
+        return ocpi_response(
+            http_status=401,
+            status_code=StatusCode.CLIENT_ERROR,
+            status_message=str(exc.detail),
+            headers={"WWW-Authenticate": "Token"},
+        )
     if isinstance(exc, exceptions.ValidationError):
-        return ocpi_response(http_status=400, status_code=StatusCode.INVALID_PARAMETERS,
-                             status_message=_validation_message(exc.detail))
+        return ocpi_response(
+            http_status=400, status_code=StatusCode.INVALID_PARAMETERS, status_message=_validation_message(exc.detail)
+        )
     if isinstance(exc, (exceptions.ParseError, exceptions.UnsupportedMediaType)):
-        return ocpi_response(http_status=exc.status_code, status_code=StatusCode.INVALID_PARAMETERS,
-                             status_message=str(exc.detail))
+        return ocpi_response(
+            http_status=exc.status_code, status_code=StatusCode.INVALID_PARAMETERS, status_message=str(exc.detail)
+        )
     if isinstance(exc, (Http404, exceptions.NotFound)):
         return ocpi_response(http_status=404, status_code=StatusCode.UNKNOWN_LOCATION, status_message="Not found")
     if isinstance(exc, exceptions.MethodNotAllowed):
         return ocpi_response(http_status=405, status_code=StatusCode.CLIENT_ERROR, status_message=str(exc.detail))
     if isinstance(exc, exceptions.APIException):
-        return ocpi_response(http_status=exc.status_code, status_code=StatusCode.CLIENT_ERROR
-                             if exc.status_code < 500 else StatusCode.SERVER_ERROR, status_message=str(exc.detail))
+        return ocpi_response(
+            http_status=exc.status_code,
+            status_code=StatusCode.CLIENT_ERROR if exc.status_code < 500 else StatusCode.SERVER_ERROR,
+            status_message=str(exc.detail),
+        )
     logger.exception("OCPI request failed", exc_info=exc)
     return ocpi_response(http_status=500, status_code=StatusCode.SERVER_ERROR, status_message="Internal error")

@@ -52,11 +52,16 @@ class Partner(models.Model):
         max_length=64, blank=True, help_text="Credentials token we send to the partner (its token B or C)"
     )
     encode_outgoing_token = models.BooleanField(
-        default=True, help_text="Base64-encode our token in the Authorization header (OCPI 2.2.1); off for partners "
-        "that expect the plain token"
+        default=True,
+        help_text="Base64-encode our token in the Authorization header (OCPI 2.2.1); off for partners "
+        "that expect the plain token",
     )
     incoming_token_hash = models.CharField(
-        max_length=64, unique=True, null=True, blank=True, editable=False,
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        editable=False,
         help_text="SHA-256 (hex) of the credentials token the partner uses to call us",
     )
     incoming_token_prefix = models.CharField(
@@ -195,6 +200,7 @@ class ClientInfo(models.Model):
 # --- Outbox: every push to a partner (transport_and_format "Client Owned Object Push", mod_sessions, mod_cdrs,
 # mod_locations and mod_tariffs Receiver interfaces) -------------------------------------------------------------
 
+
 class OutboxStatus(models.TextChoices):
     """PENDING: to deliver (now or at `next_attempt_at`). SENT: the partner accepted it. SUPERSEDED: a newer push of
     the same object replaced it before it was delivered (`superseded_by`). FAILED: given up (too old, or the partner
@@ -288,6 +294,7 @@ class OutboxAttempt(models.Model):
 
 
 # --- Commands and charging profiles partners ask us to carry out (mod_commands, mod_charging_profiles) ----------
+
 
 class CommandType(models.TextChoices):
     """OCPI CommandType, and the three charging profile requests (which answer the same way: at once, then a
@@ -398,8 +405,10 @@ class ChargingPreferences(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "charging preferences"
         constraints = [
-            models.CheckConstraint(condition=Q(energy_need__gte=0) | Q(energy_need__isnull=True),
-                                   name="charging_preferences_energy_need_not_negative"),
+            models.CheckConstraint(
+                condition=Q(energy_need__gte=0) | Q(energy_need__isnull=True),
+                name="charging_preferences_energy_need_not_negative",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -29,8 +29,9 @@ class ModuleID:
     TARIFFS = "tariffs"
     TOKENS = "tokens"
 
-    ALL = frozenset({CDRS, CHARGING_PROFILES, COMMANDS, CREDENTIALS, HUB_CLIENT_INFO, LOCATIONS, SESSIONS, TARIFFS,
-                     TOKENS})
+    ALL = frozenset(
+        {CDRS, CHARGING_PROFILES, COMMANDS, CREDENTIALS, HUB_CLIENT_INFO, LOCATIONS, SESSIONS, TARIFFS, TOKENS}
+    )
 
 
 def ocpi_route(pattern: str, view, name: str) -> URLPattern:

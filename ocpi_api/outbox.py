@@ -91,9 +91,7 @@ def message_schedule(message_id: int, *, at: datetime) -> None:
     countdown = (at - timezone.now()).total_seconds()
     if countdown > settings.OCPI_OUTBOX_COUNTDOWN_MAX:
         return
-    transaction.on_commit(
-        lambda: message_due.send(sender=None, message_id=message_id, countdown=max(countdown, 0.0))
-    )
+    transaction.on_commit(lambda: message_due.send(sender=None, message_id=message_id, countdown=max(countdown, 0.0)))
 
 
 def outbox_enqueue(
@@ -167,9 +165,7 @@ def outbox_enqueue_once(**kwargs) -> tuple[OutboxMessage, bool]:
     """`outbox_enqueue` for a POST that must be made once per partner and object (a CDR): the existing message when
     there is one (the unique constraint decides between concurrent callers). Returns (message, created)."""
     existing = (
-        OutboxMessage.objects.filter(
-            partner=kwargs["partner"], object_key=kwargs["object_key"], method="POST"
-        )
+        OutboxMessage.objects.filter(partner=kwargs["partner"], object_key=kwargs["object_key"], method="POST")
         .exclude(status=OutboxStatus.SUPERSEDED)
         .first()
     )
@@ -220,7 +216,9 @@ def outbox_due_claim(*, limit: int = 500) -> list[int]:
     now = timezone.now()
     lease = now - timedelta(seconds=settings.OCPI_OUTBOX_DISPATCH_LEASE)
     older = OutboxMessage.objects.filter(
-        partner_id=OuterRef("partner_id"), object_key=OuterRef("object_key"), status=OutboxStatus.PENDING,
+        partner_id=OuterRef("partner_id"),
+        object_key=OuterRef("object_key"),
+        status=OutboxStatus.PENDING,
         id__lt=OuterRef("id"),
     )
     with transaction.atomic():
@@ -228,7 +226,9 @@ def outbox_due_claim(*, limit: int = 500) -> list[int]:
             OutboxMessage.objects.select_for_update(skip_locked=True)
             .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
             # never queued, queued long ago (the task may be lost), or its retry time came after it was queued
-            .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=lease) | Q(dispatched_at__lt=F("next_attempt_at")))
+            .filter(
+                Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=lease) | Q(dispatched_at__lt=F("next_attempt_at"))
+            )
             .exclude(sending_until__gt=now)
             .exclude(Exists(older))
             .order_by("next_attempt_at")

@@ -28,8 +28,16 @@ logger = logging.getLogger(__name__)
 
 # EVSE fields the gateway writes on a StatusNotification: the status PATCH announces those, not a PUT.
 EVSE_STATUS_FIELDS = frozenset(
-    {"status", "ocpp_status", "ocpp_error_code", "status_info", "vendor_id", "vendor_error_code", "status_updated",
-     "last_updated"}
+    {
+        "status",
+        "ocpp_status",
+        "ocpp_error_code",
+        "status_info",
+        "vendor_id",
+        "vendor_error_code",
+        "status_updated",
+        "last_updated",
+    }
 )
 
 
@@ -53,7 +61,9 @@ def _hand_on(evse_pks: list[int]) -> None:
 
 
 # Status changes arrive on the daphne process answering chargers: one Celery publish per batch, not per event.
-status_changes = PeriodicBatch("ocpi evse status changes", _hand_on, interval=lambda: settings.OCPI_EVENTS_BATCH_SECONDS)
+status_changes = PeriodicBatch(
+    "ocpi evse status changes", _hand_on, interval=lambda: settings.OCPI_EVENTS_BATCH_SECONDS
+)
 
 
 def on_connector_status_changed(sender, *, evse_pk: int, **kwargs) -> None:
@@ -72,8 +82,9 @@ def on_tariff_saved(sender, *, instance: Tariff, raw: bool = False, **kwargs) ->
 
 def on_tariff_deleted(sender, *, instance: Tariff, **kwargs) -> None:
     with transaction.atomic():
-        announce.tariff_delete_announce(country_code=instance.country_code, party_id=instance.party_id,
-                                        tariff_id=instance.id)
+        announce.tariff_delete_announce(
+            country_code=instance.country_code, party_id=instance.party_id, tariff_id=instance.id
+        )
 
 
 def on_location_saved(sender, *, instance: Location, raw: bool = False, **kwargs) -> None:
@@ -97,8 +108,9 @@ def on_connector_saved(sender, *, instance: Connector, raw: bool = False, **kwar
     if evse is None:
         return
     with transaction.atomic():
-        announce.location_put_announce(location_id=evse.location_id, evse_uid=evse.uid,
-                                       connector_id=instance.connector_id)
+        announce.location_put_announce(
+            location_id=evse.location_id, evse_uid=evse.uid, connector_id=instance.connector_id
+        )
 
 
 def connect() -> None:

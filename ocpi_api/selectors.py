@@ -32,7 +32,8 @@ def partner_get_by_token(*, token: str) -> Partner | None:
 def partners_with_receiver(*, module: str) -> list[Partner]:
     """Registered partners that have a Receiver endpoint for `module`."""
     return [
-        p for p in Partner.objects.filter(status=PartnerStatus.REGISTERED)
+        p
+        for p in Partner.objects.filter(status=PartnerStatus.REGISTERED)
         if p.endpoint_url(identifier=module, role=InterfaceRole.RECEIVER)
     ]
 
@@ -79,20 +80,33 @@ def our_credentials_as_ocpi(*, token: str) -> dict:
 # A Location's last_updated is the latest change of the location, one of its EVSEs or connectors; an EVSE's the
 # latest of itself and its connectors. The asset models keep their own last_updated each; we derive these here.
 
+
 def _evse_last_updated() -> Greatest:
     connectors = (
-        Connector.objects.filter(evse=OuterRef("pk")).order_by().values("evse").annotate(m=Max("last_updated")).values("m")
+        Connector.objects.filter(evse=OuterRef("pk"))
+        .order_by()
+        .values("evse")
+        .annotate(m=Max("last_updated"))
+        .values("m")
     )
     return Greatest(F("last_updated"), Coalesce(Subquery(connectors), F("last_updated")))
 
 
 def _location_last_updated() -> Greatest:
-    evses = EVSE.objects.filter(location=OuterRef("pk")).order_by().values("location").annotate(
-        m=Max("last_updated")
-    ).values("m")
-    connectors = Connector.objects.filter(evse__location=OuterRef("pk")).order_by().values("evse__location").annotate(
-        m=Max("last_updated")
-    ).values("m")
+    evses = (
+        EVSE.objects.filter(location=OuterRef("pk"))
+        .order_by()
+        .values("location")
+        .annotate(m=Max("last_updated"))
+        .values("m")
+    )
+    connectors = (
+        Connector.objects.filter(evse__location=OuterRef("pk"))
+        .order_by()
+        .values("evse__location")
+        .annotate(m=Max("last_updated"))
+        .values("m")
+    )
     return Greatest(
         F("last_updated"),
         Coalesce(Subquery(evses), F("last_updated")),
@@ -204,6 +218,7 @@ def location_as_ocpi(location: Location) -> dict:
 
 # --- Sessions and CDRs (billing's), as a partner may list them ---------------------------------------------------
 
+
 def of_partner_tokens(partner: Partner) -> Q:
     """Sessions and CDRs carry the party of the token used; a partner sees those of its own parties only."""
     condition = Q(pk__in=[])
@@ -221,6 +236,7 @@ def cdr_list_of_partner(*, partner: Partner) -> QuerySet[Cdr]:
 
 
 # --- Tokens pushed by EMSPs -------------------------------------------------------------------------------------
+
 
 def partner_token_get(*, partner: Partner, country_code: str, party_id: str, uid: str, token_type: str):
     """A token of this partner's parties (other partners' tokens are not found)."""
@@ -250,6 +266,7 @@ def partner_token_as_ocpi(token) -> dict:
 
 
 # --- Hub client info --------------------------------------------------------------------------------------------
+
 
 def client_info_get(*, partner: Partner, country_code: str, party_id: str):
     return ClientInfo.objects.filter(

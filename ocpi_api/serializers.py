@@ -51,7 +51,9 @@ class CredentialsSerializer(serializers.Serializer):
         for role in roles:
             key = (role["role"], role["country_code"].upper(), role["party_id"].upper())
             if key in seen:
-                raise serializers.ValidationError("every role needs a unique combination of role, party_id and country_code")
+                raise serializers.ValidationError(
+                    "every role needs a unique combination of role, party_id and country_code"
+                )
             seen.add(key)
         return roles
 

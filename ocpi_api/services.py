@@ -95,6 +95,7 @@ def partner_parties_claim(*, partner: Partner, parties: set[tuple[str, str]]) ->
 
 # --- Credentials (credentials.asciidoc) -------------------------------------------------------------------------
 
+
 def partner_main_role(*, roles: list[dict], country_code: str = "", party_id: str = "") -> dict:
     """The role that describes the partner: the one matching the invited party, else its first EMSP role, else its
     first role."""
@@ -139,13 +140,12 @@ def _partner_save_registered(partner: Partner) -> None:
     try:
         with transaction.atomic():
             partner.save()
-            partner_parties_claim(
-                partner=partner, parties={(r["country_code"], r["party_id"]) for r in partner.roles}
-            )
+            partner_parties_claim(partner=partner, parties={(r["country_code"], r["party_id"]) for r in partner.roles})
     except IntegrityError as exc:
         raise OcpiError(
             f"Another registered partner uses {partner.country_code}/{partner.party_id}",
-            http_status=409, status_code=StatusCode.CLIENT_ERROR,
+            http_status=409,
+            status_code=StatusCode.CLIENT_ERROR,
         ) from exc
 
 
@@ -223,21 +223,30 @@ def partner_register(*, versions_url: str, token_a: str, name: str = "", encode_
        our versions with token B.
     3. POST our credentials (token B) to its credentials endpoint with token A; it answers with its credentials and
        token C, which we use from then on. Any failure leaves the partner UNREGISTERED and re-raises."""
-    endpoints, encode = client.partner_endpoints_fetch(versions_url=versions_url, token=token_a, encode_token=encode_token)
+    endpoints, encode = client.partner_endpoints_fetch(
+        versions_url=versions_url, token=token_a, encode_token=encode_token
+    )
     credentials_url = next((e["url"] for e in endpoints if e["identifier"] == "credentials"), None)
     if credentials_url is None:
         raise NoMatchingEndpoints("The partner has no credentials endpoint")
     check_partner_endpoints(endpoints=endpoints)
     token_b = credentials_token_generate()
     partner = Partner(
-        name=name, versions_url=versions_url, version=VERSION, endpoints=endpoints, outgoing_token=token_a,
-        encode_outgoing_token=encode, status=PartnerStatus.INVITED,
+        name=name,
+        versions_url=versions_url,
+        version=VERSION,
+        endpoints=endpoints,
+        outgoing_token=token_a,
+        encode_outgoing_token=encode,
+        status=PartnerStatus.INVITED,
     )
     partner_incoming_token_set(partner=partner, token=token_b)
     partner.save()
     try:
         answer = client.credentials_post(
-            url=credentials_url, token=token_a, encode_token=encode,
+            url=credentials_url,
+            token=token_a,
+            encode_token=encode,
             credentials=our_credentials_as_ocpi(token=token_b),
         )
         try:
@@ -259,8 +268,16 @@ def partner_register(*, versions_url: str, token_a: str, name: str = "", encode_
 # --- Tokens pushed by EMSPs (mod_tokens.asciidoc, Receiver interface) -------------------------------------------
 
 TOKEN_FIELDS = (
-    "contract_id", "visual_number", "issuer", "group_id", "valid", "whitelist", "language", "default_profile_type",
-    "energy_contract", "last_updated",
+    "contract_id",
+    "visual_number",
+    "issuer",
+    "group_id",
+    "valid",
+    "whitelist",
+    "language",
+    "default_profile_type",
+    "energy_contract",
+    "last_updated",
 )
 TOKEN_IDS = ("country_code", "party_id", "uid", "type")
 
@@ -270,7 +287,8 @@ def check_partner_party(*, partner: Partner, country_code: str, party_id: str) -
     (those it declared in its credentials). Others answer 404, as transport_and_format allows."""
     if (country_code.upper(), party_id.upper()) not in partner.party_ids():
         raise OcpiError(
-            f"{country_code}/{party_id} is not one of your parties", http_status=404,
+            f"{country_code}/{party_id} is not one of your parties",
+            http_status=404,
             status_code=StatusCode.INVALID_PARAMETERS,
         )
 
@@ -309,13 +327,18 @@ def partner_token_put(
         )
         if existing is not None and existing.partner_id != partner.pk:
             raise OcpiError(
-                f"{country_code}/{party_id} is not one of your parties", http_status=404,
+                f"{country_code}/{party_id} is not one of your parties",
+                http_status=404,
                 status_code=StatusCode.INVALID_PARAMETERS,
             )
         if existing is None:
             return PartnerToken.objects.create(
-                partner=partner, country_code=token["country_code"].upper(), party_id=token["party_id"].upper(),
-                uid=token["uid"], type=token_type, **values,
+                partner=partner,
+                country_code=token["country_code"].upper(),
+                party_id=token["party_id"].upper(),
+                uid=token["uid"],
+                type=token_type,
+                **values,
             ), True
         for key, value in values.items():
             setattr(existing, key, value)
@@ -335,7 +358,10 @@ def partner_token_patch(
     token = (
         PartnerToken.objects.select_for_update()
         .filter(
-            partner=partner, country_code__iexact=country_code, party_id__iexact=party_id, uid__iexact=uid,
+            partner=partner,
+            country_code__iexact=country_code,
+            party_id__iexact=party_id,
+            uid__iexact=uid,
             type=token_type,
         )
         .first()
@@ -350,14 +376,20 @@ def partner_token_patch(
 
 # --- Hub client info (mod_hub_client_info.asciidoc, Receiver interface) -----------------------------------------
 
+
 @transaction.atomic
-def client_info_put(*, partner: Partner, country_code: str, party_id: str, client_info: dict) -> tuple[ClientInfo, bool]:
+def client_info_put(
+    *, partner: Partner, country_code: str, party_id: str, client_info: dict
+) -> tuple[ClientInfo, bool]:
     """Store the connection status of a party behind a hub. The ids in the object must match the URL (2001)."""
     check_object_ids(body=client_info, url_ids={"country_code": country_code, "party_id": party_id})
     return ClientInfo.objects.update_or_create(
         partner=partner,
         country_code=country_code.upper(),
         party_id=party_id.upper(),
-        defaults={"role": client_info["role"], "status": client_info["status"],
-                  "last_updated": client_info["last_updated"]},
+        defaults={
+            "role": client_info["role"],
+            "status": client_info["status"],
+            "last_updated": client_info["last_updated"],
+        },
     )

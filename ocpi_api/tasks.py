@@ -11,8 +11,13 @@ from ocpi_api import announce, delivery, outbox
 
 # The hard time limit bounds `ocpi_api.delivery.SENDING_LEASE` (a live worker never loses its lease).
 @shared_task(
-    acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True,
-    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8,
+    acks_late=True,
+    soft_time_limit=60,
+    time_limit=90,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=8,
 )
 def outbox_deliver(message_id: int) -> str:
     """Deliver one outbox message (or find it sent, superseded, not due, or held by another worker)."""
@@ -35,8 +40,13 @@ def outbox_prune() -> int:
 
 
 @shared_task(
-    acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True,
-    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8,
+    acks_late=True,
+    soft_time_limit=60,
+    time_limit=90,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=8,
 )
 def evse_status_push(evse_pk: int) -> int:
     """An EVSE changed status: PATCH it to partners with a locations Receiver."""

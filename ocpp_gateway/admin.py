@@ -13,8 +13,18 @@ class TransactionEventInline(admin.TabularInline):
 @admin.register(Transaction)
 class TransactionAdmin(admin.ModelAdmin):
     list_display = (
-        "transaction_id", "station", "ocpp_evse_id", "id_tag", "auth_status", "status", "started_at", "ended_at",
-        "meter_start", "meter_stop", "stop_reason", "ended_by",
+        "transaction_id",
+        "station",
+        "ocpp_evse_id",
+        "id_tag",
+        "auth_status",
+        "status",
+        "started_at",
+        "ended_at",
+        "meter_start",
+        "meter_stop",
+        "stop_reason",
+        "ended_by",
     )
     list_filter = ("status", "ended_by", "ocpp_version", "auth_status", "stop_reason")
     search_fields = ("transaction_id", "station__identity", "id_tag")

@@ -16,8 +16,15 @@ logger = logging.getLogger(__name__)
 
 
 class BatchWriter:
-    def __init__(self, name: str, write: Callable[[list], None], *, interval: Callable[[], float],
-                 max_items: int = 50_000, unique: bool = False):
+    def __init__(
+        self,
+        name: str,
+        write: Callable[[list], None],
+        *,
+        interval: Callable[[], float],
+        max_items: int = 50_000,
+        unique: bool = False,
+    ):
         self.name = name
         self.write = write
         self.interval = interval

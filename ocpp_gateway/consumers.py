@@ -95,9 +95,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             return
         username, secret = basic_credentials(self.scope.get("headers", []))
         address = (self.scope.get("client") or ("",))[0] or ""
-        auth = await db(station_authenticate)(
-            identity=self.identity, username=username, secret=secret, address=address
-        )
+        auth = await db(station_authenticate)(identity=self.identity, username=username, secret=secret, address=address)
         if not auth.admitted:
             logger.warning("%s: handshake from %s refused: %s", self.identity, address or "?", auth.refusal)
             await self.close()
@@ -173,4 +171,3 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def _run_command(self, event) -> None:
         reply = await command_execute(self.charge_point, event["action"], event.get("payload") or {})
         await self.channel_layer.send(event["reply_channel"], {"type": "ocpp.command.reply", **reply})
-

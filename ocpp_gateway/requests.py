@@ -152,10 +152,24 @@ class UnlockConnector(OcppRequest):
 
 
 TRIGGERABLE = {
-    "1.6": ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "DiagnosticsStatusNotification",
-            "FirmwareStatusNotification"],
-    "2.0.1": ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent",
-              "LogStatusNotification", "FirmwareStatusNotification", "SignChargingStationCertificate"],
+    "1.6": [
+        "BootNotification",
+        "Heartbeat",
+        "StatusNotification",
+        "MeterValues",
+        "DiagnosticsStatusNotification",
+        "FirmwareStatusNotification",
+    ],
+    "2.0.1": [
+        "BootNotification",
+        "Heartbeat",
+        "StatusNotification",
+        "MeterValues",
+        "TransactionEvent",
+        "LogStatusNotification",
+        "FirmwareStatusNotification",
+        "SignChargingStationCertificate",
+    ],
 }
 
 

@@ -70,7 +70,9 @@ def signed_data_of(*, tx: Transaction) -> dict | None:
         if isinstance(raw, str) and raw.startswith("OCMF|"):
             plain = raw.split("|")[1] if raw.count("|") >= 2 else raw
         else:
-            plain = f"{ocpi_datetime(row.timestamp)} {row.measurand} {'' if row.value is None else row.value} {row.unit}"
+            plain = (
+                f"{ocpi_datetime(row.timestamp)} {row.measurand} {'' if row.value is None else row.value} {row.unit}"
+            )
         nature = {"Transaction.Begin": "Start", "Transaction.End": "End"}.get(row.context, "Intermediate")
         values.append({"nature": nature, "plain_data": plain.strip()[:5000], "signed_data": blob[:5000]})
     data: dict[str, Any] = {

@@ -36,8 +36,7 @@ NO_TARIFF = {
     "elements": [
         {
             "price_components": [
-                {"type": kind, "price": Decimal(0), "step_size": 0}
-                for kind in ("ENERGY", "TIME", "PARKING_TIME")
+                {"type": kind, "price": Decimal(0), "step_size": 0} for kind in ("ENERGY", "TIME", "PARKING_TIME")
             ]
         }
     ],

@@ -69,8 +69,8 @@ class RemoteStopForm(StationCommandForm):
         self.fields["transaction"].queryset = Transaction.objects.filter(
             station=self.station, status=Transaction.Status.ACTIVE
         ).exclude(transaction_id="")
-        self.fields["transaction"].label_from_instance = (
-            lambda tx: f"{tx.transaction_id} · connector {tx.ocpp_evse_id} · {tx.id_tag}"
+        self.fields["transaction"].label_from_instance = lambda tx: (
+            f"{tx.transaction_id} · connector {tx.ocpp_evse_id} · {tx.id_tag}"
         )
 
     def request(self):
@@ -194,7 +194,8 @@ class FastSelect(forms.Select):
         selected = {str(v) for v in self.format_value(value)}
         final_attrs = self.build_attrs(self.attrs, {**(attrs or {}), "name": name})
         options = format_html_join(
-            "", '<option value="{}"{}>{}</option>',
+            "",
+            '<option value="{}"{}>{}</option>',
             ((str(v), mark_safe(" selected") if str(v) in selected else "", label) for v, label in self.choices),
         )
         return format_html("<select{}>{}</select>", flatatt(final_attrs), options)
@@ -220,8 +221,12 @@ class StationCreateForm(forms.Form):
 
 
 class StationAcceptForm(forms.Form):
-    location = forms.ModelChoiceField(queryset=Location.objects.all(), required=False, widget=FastSelect,
-                                      help_text="Needed when the station has no location yet")
+    location = forms.ModelChoiceField(
+        queryset=Location.objects.all(),
+        required=False,
+        widget=FastSelect,
+        help_text="Needed when the station has no location yet",
+    )
     evses = forms.IntegerField(min_value=1, max_value=32, initial=1, label="EVSEs to create")
 
     def __init__(self, *args, station: ChargingStation, **kwargs):
@@ -237,19 +242,27 @@ class StationAcceptForm(forms.Form):
 
 class MessageLogFilterForm(forms.Form):
     action = forms.CharField(required=False, max_length=64)
-    direction = forms.ChoiceField(required=False, choices=[("", "both directions"), ("IN", "charger → CSMS"),
-                                                           ("OUT", "CSMS → charger")])
+    direction = forms.ChoiceField(
+        required=False, choices=[("", "both directions"), ("IN", "charger → CSMS"), ("OUT", "CSMS → charger")]
+    )
 
 
 class SessionFilterForm(forms.Form):
-    status = forms.ChoiceField(required=False, choices=[("", "active and past"), ("ACTIVE", "active"),
-                                                        ("ENDED", "ended")])
-    location = forms.ModelChoiceField(queryset=Location.objects.all(), required=False, empty_label="all locations",
-                                      widget=FastSelect)
+    status = forms.ChoiceField(
+        required=False, choices=[("", "active and past"), ("ACTIVE", "active"), ("ENDED", "ended")]
+    )
+    location = forms.ModelChoiceField(
+        queryset=Location.objects.all(), required=False, empty_label="all locations", widget=FastSelect
+    )
     station = forms.CharField(required=False, max_length=48, label="Station identity")
     token = forms.CharField(required=False, max_length=36, label="Token (idTag)")
-    partner = forms.ModelChoiceField(queryset=Partner.objects.order_by("country_code", "party_id"), required=False,
-                                     empty_label="all partners", label="Partner (EMSP)", widget=FastSelect)
+    partner = forms.ModelChoiceField(
+        queryset=Partner.objects.order_by("country_code", "party_id"),
+        required=False,
+        empty_label="all partners",
+        label="Partner (EMSP)",
+        widget=FastSelect,
+    )
     started_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     started_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
 
@@ -271,9 +284,23 @@ class TariffForm(forms.ModelForm):
 
     class Meta:
         model = Tariff
-        fields = ["id", "country_code", "party_id", "currency", "type", "elements", "min_price_excl_vat",
-                  "min_price_incl_vat", "max_price_excl_vat", "max_price_incl_vat", "start_date_time",
-                  "end_date_time", "tariff_alt_text", "tariff_alt_url", "energy_mix"]
+        fields = [
+            "id",
+            "country_code",
+            "party_id",
+            "currency",
+            "type",
+            "elements",
+            "min_price_excl_vat",
+            "min_price_incl_vat",
+            "max_price_excl_vat",
+            "max_price_incl_vat",
+            "start_date_time",
+            "end_date_time",
+            "tariff_alt_text",
+            "tariff_alt_url",
+            "energy_mix",
+        ]
         widgets = {
             "elements": JsonTextarea(rows=12),
             "tariff_alt_text": JsonTextarea(rows=3),
@@ -286,8 +313,11 @@ class TariffForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance._state.adding:
-            defaults = {"country_code": settings.OCPI_COUNTRY_CODE, "party_id": settings.OCPI_PARTY_ID,
-                        "currency": "EUR"}
+            defaults = {
+                "country_code": settings.OCPI_COUNTRY_CODE,
+                "party_id": settings.OCPI_PARTY_ID,
+                "currency": "EUR",
+            }
             for name, value in defaults.items():
                 self.initial[name] = self.initial.get(name) or value
         else:
@@ -317,10 +347,14 @@ class PricePreviewForm(forms.Form):
 
     kwh = forms.DecimalField(min_value=0, max_digits=9, decimal_places=3, initial=20, label="Energy (kWh)")
     minutes = forms.IntegerField(min_value=1, max_value=7 * 24 * 60, initial=90, label="Duration (min)")
-    parking_minutes = forms.IntegerField(min_value=0, max_value=7 * 24 * 60, initial=0, required=False,
-                                         label="of which parked (min)")
-    start = LocalDateTimeField(label="Start (local time)", input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
-                               widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+    parking_minutes = forms.IntegerField(
+        min_value=0, max_value=7 * 24 * 60, initial=0, required=False, label="of which parked (min)"
+    )
+    start = LocalDateTimeField(
+        label="Start (local time)",
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
     time_zone = forms.ChoiceField(label="Time zone")
 
     def __init__(self, *args, **kwargs):
@@ -342,10 +376,18 @@ class PricePreviewForm(forms.Form):
 
 class PartnerInviteForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="Label for staff, and the business name we record")
-    country_code = forms.RegexField(r"^[A-Za-z]{2}$", max_length=2, help_text="ISO 3166-1 alpha-2, e.g. NL",
-                                    error_messages={"invalid": "Two letters"})
-    party_id = forms.RegexField(r"^[A-Za-z0-9]{3}$", max_length=3, help_text="Three characters, e.g. EXM",
-                                error_messages={"invalid": "Three letters or digits"})
+    country_code = forms.RegexField(
+        r"^[A-Za-z]{2}$",
+        max_length=2,
+        help_text="ISO 3166-1 alpha-2, e.g. NL",
+        error_messages={"invalid": "Two letters"},
+    )
+    party_id = forms.RegexField(
+        r"^[A-Za-z0-9]{3}$",
+        max_length=3,
+        help_text="Three characters, e.g. EXM",
+        error_messages={"invalid": "Three letters or digits"},
+    )
     role = forms.ChoiceField(choices=OcpiRole.choices, initial=OcpiRole.EMSP)
 
 
@@ -360,12 +402,16 @@ class PartnerRegisterForm(forms.Form):
 
 
 class CdrFilterForm(forms.Form):
-    partner = forms.ModelChoiceField(queryset=Partner.objects.order_by("country_code", "party_id"), required=False,
-                                     empty_label="all partners", widget=FastSelect)
-    location = forms.ModelChoiceField(queryset=Location.objects.all(), required=False, empty_label="all locations",
-                                      widget=FastSelect)
-    issued_from = forms.DateField(required=False, label="Issued from",
-                                  widget=forms.DateInput(attrs={"type": "date"}))
+    partner = forms.ModelChoiceField(
+        queryset=Partner.objects.order_by("country_code", "party_id"),
+        required=False,
+        empty_label="all partners",
+        widget=FastSelect,
+    )
+    location = forms.ModelChoiceField(
+        queryset=Location.objects.all(), required=False, empty_label="all locations", widget=FastSelect
+    )
+    issued_from = forms.DateField(required=False, label="Issued from", widget=forms.DateInput(attrs={"type": "date"}))
     issued_to = forms.DateField(required=False, label="Issued to", widget=forms.DateInput(attrs={"type": "date"}))
     push_state = forms.ChoiceField(required=False, label="Push", choices=[("", "any push state")])
     ended_by = forms.ChoiceField(
@@ -398,8 +444,7 @@ class AnalyticsFilterForm(forms.Form):
     time_zone = forms.ChoiceField(label="Time zone")
 
     def __init__(self, data=None, *, default_zone: str, today, **kwargs):
-        values = {"date_from": today - timedelta(days=29), "date_to": today, "bucket": "day",
-                  "time_zone": default_zone}
+        values = {"date_from": today - timedelta(days=29), "date_to": today, "bucket": "day", "time_zone": default_zone}
         values.update({key: value for key, value in (data or {}).items() if key in values and value})
         super().__init__(values, **kwargs)
         self.fields["time_zone"].choices = time_zone_choices()

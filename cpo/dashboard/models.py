@@ -97,5 +97,8 @@ class AnalyticsPartnerDay(models.Model):
 
     class Meta:
         db_table = "cpo_analyticspartnerday"
-        constraints = [models.UniqueConstraint(fields=["day", "emsp_country_code", "emsp_party_id", "currency"],
-                                               name="analytics_partner_day_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "emsp_country_code", "emsp_party_id", "currency"], name="analytics_partner_day_unique"
+            )
+        ]

@@ -21,6 +21,7 @@ from ocpp_gateway.models import Transaction
 
 logger = logging.getLogger(__name__)
 
+
 def dashboard_publish_many(data: list[dict]) -> None:
     layer = get_channel_layer()
     if layer is None or not data:

@@ -44,8 +44,16 @@ class CommandOutcome:
         return self.audit.ok
 
 
-def audit_record(*, user, action: str, station: ChargingStation | None = None, payload: dict | None = None,
-                 ok: bool = True, answer: dict | None = None, error: str = "") -> AuditLog:
+def audit_record(
+    *,
+    user,
+    action: str,
+    station: ChargingStation | None = None,
+    payload: dict | None = None,
+    ok: bool = True,
+    answer: dict | None = None,
+    error: str = "",
+) -> AuditLog:
     return AuditLog.objects.create(
         user=user if user is not None and user.is_authenticated else None,
         username=getattr(user, "username", "") or "",
@@ -59,8 +67,9 @@ def audit_record(*, user, action: str, station: ChargingStation | None = None, p
     )
 
 
-def station_command_send(*, user, station: ChargingStation, request: OcppRequest,
-                         timeout: float | None = None) -> CommandOutcome:
+def station_command_send(
+    *, user, station: ChargingStation, request: OcppRequest, timeout: float | None = None
+) -> CommandOutcome:
     """Send a command (the gateway's request builder, in the words of the station's OCPP version) and keep who sent
     what and what came back. Blocks until the charger answers or the command service gives up (OCPP_CALL_TIMEOUT); a
     charger's refusal ("Rejected") is an answer, not an error."""
@@ -79,8 +88,12 @@ def station_command_send(*, user, station: ChargingStation, request: OcppRequest
 def station_onboard(*, user, identity: str, location: Location, evses: int) -> tuple[ChargingStation, str]:
     """Create a station with its EVSEs; returns it with the plain secret, to be shown once and never again."""
     station, secret = station_create(identity=identity, location=location, evses=evses)
-    audit_record(user=user, action="StationCreate", station=station,
-                 payload={"identity": identity, "location": location.pk, "evses": evses})
+    audit_record(
+        user=user,
+        action="StationCreate",
+        station=station,
+        payload={"identity": identity, "location": location.pk, "evses": evses},
+    )
     return station, secret
 
 
@@ -101,8 +114,12 @@ def station_accept(*, user, station: ChargingStation, location: Location | None,
     if not station.evses.exists():
         for number in range(1, evses + 1):
             station_evse_add(station=station, ocpp_evse_id=number)
-    audit_record(user=user, action="StationAccept", station=station,
-                 payload={"location": station.location_id, "evses": station.evses.count()})
+    audit_record(
+        user=user,
+        action="StationAccept",
+        station=station,
+        payload={"location": station.location_id, "evses": station.evses.count()},
+    )
     return station
 
 
@@ -127,8 +144,11 @@ def tariff_save(*, user, tariff: Tariff) -> Tariff:
     with transaction.atomic():
         created = not Tariff.objects.filter(pk=tariff.pk).exists()
         saved = tariff_upsert_from_ocpi(data=data)
-        audit_record(user=user, action="TariffCreate" if created else "TariffUpdate",
-                     payload={"tariff_id": saved.id, "currency": saved.currency})
+        audit_record(
+            user=user,
+            action="TariffCreate" if created else "TariffUpdate",
+            payload={"tariff_id": saved.id, "currency": saved.currency},
+        )
     return saved
 
 
@@ -137,27 +157,44 @@ def partner_invite_staff(*, user, name: str, country_code: str, party_id: str, r
     keeps who invited whom, never the token."""
     with transaction.atomic():
         partner, token_a = partner_invite(country_code=country_code, party_id=party_id, name=name, role=role)
-        audit_record(user=user, action="PartnerInvite", payload={
-            "partner": partner.pk, "country_code": partner.country_code, "party_id": partner.party_id,
-            "role": partner.role})
+        audit_record(
+            user=user,
+            action="PartnerInvite",
+            payload={
+                "partner": partner.pk,
+                "country_code": partner.country_code,
+                "party_id": partner.party_id,
+                "role": partner.role,
+            },
+        )
     return partner, token_a
 
 
-def partner_register_staff(*, user, versions_url: str, token: str, name: str = "",
-                           plain_token: bool = False) -> Partner:
+def partner_register_staff(
+    *, user, versions_url: str, token: str, name: str = "", plain_token: bool = False
+) -> Partner:
     """Register with a partner as `manage.py ocpi_register` does (the OCPI credentials handshake, calling the
     partner over HTTP); re-raises the OcpiError that made it fail after keeping it in the audit log."""
     payload = {"versions_url": versions_url, "name": name, "plain_token": plain_token}
     try:
-        partner = partner_register(versions_url=versions_url, token_a=token, name=name,
-                                   encode_token=not plain_token)
+        partner = partner_register(versions_url=versions_url, token_a=token, name=name, encode_token=not plain_token)
     except OcpiError as exc:
-        audit_record(user=user, action="PartnerRegister", payload=payload, ok=False,
-                     error=f"{exc.status_code}: {exc.message}")
+        audit_record(
+            user=user, action="PartnerRegister", payload=payload, ok=False, error=f"{exc.status_code}: {exc.message}"
+        )
         raise
-    audit_record(user=user, action="PartnerRegister", payload={**payload, "partner": partner.pk}, ok=True,
-                 answer={"country_code": partner.country_code, "party_id": partner.party_id, "role": partner.role,
-                         "version": partner.version})
+    audit_record(
+        user=user,
+        action="PartnerRegister",
+        payload={**payload, "partner": partner.pk},
+        ok=True,
+        answer={
+            "country_code": partner.country_code,
+            "party_id": partner.party_id,
+            "role": partner.role,
+            "version": partner.version,
+        },
+    )
     return partner
 
 
@@ -175,8 +212,11 @@ def cdr_push_retry(*, user, cdr: Cdr) -> OutboxMessage:
         raise RetryRefused("nothing to retry: the partner has it")
     with transaction.atomic():
         message = outbox.outbox_retry(message_id=push.message.pk)
-        audit_record(user=user, action="CdrPushRetry", payload={
-            "cdr": cdr.id, "message": push.message.pk, "state": push.state, "attempts": push.message.attempts})
+        audit_record(
+            user=user,
+            action="CdrPushRetry",
+            payload={"cdr": cdr.id, "message": push.message.pk, "state": push.state, "attempts": push.message.attempts},
+        )
     return message
 
 
@@ -191,31 +231,47 @@ def _analytics_rebuild_day(*, day: date) -> None:
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext('cpo.analytics_rebuild'), %s)",
-                               [day.toordinal()])
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext('cpo.analytics_rebuild'), %s)", [day.toordinal()])
         AnalyticsHour.objects.filter(hour__gte=period.start, hour__lt=period.end).delete()
         AnalyticsLocationDay.objects.filter(day=day).delete()
         AnalyticsPartnerDay.objects.filter(day=day).delete()
 
         hours: dict[datetime, AnalyticsHour] = {}
-        for row in (Transaction.objects.filter(started_at__gte=period.start, started_at__lt=period.end)
-                    .annotate(hour=TruncHour("started_at", tzinfo=UTC)).order_by().values("hour")
-                    .annotate(sessions=Count("id"), wh=Sum(session_energy_wh()))):
+        for row in (
+            Transaction.objects.filter(started_at__gte=period.start, started_at__lt=period.end)
+            .annotate(hour=TruncHour("started_at", tzinfo=UTC))
+            .order_by()
+            .values("hour")
+            .annotate(sessions=Count("id"), wh=Sum(session_energy_wh()))
+        ):
             hours[row["hour"]] = AnalyticsHour(hour=row["hour"], sessions=row["sessions"], energy_wh=row["wh"] or 0)
         for hour, seconds in busy_seconds_per_utc_hour(period=period).items():
             hours.setdefault(hour, AnalyticsHour(hour=hour)).busy_seconds = seconds
         AnalyticsHour.objects.bulk_create(hours.values())
 
         AnalyticsLocationDay.objects.bulk_create(
-            AnalyticsLocationDay(day=day, location_id=location_id, sessions=row["sessions"],
-                                 energy_wh=row["wh"] or 0, busy_seconds=row["busy"])
-            for location_id, row in location_stats(period=period).items() if location_id is not None
+            AnalyticsLocationDay(
+                day=day,
+                location_id=location_id,
+                sessions=row["sessions"],
+                energy_wh=row["wh"] or 0,
+                busy_seconds=row["busy"],
+            )
+            for location_id, row in location_stats(period=period).items()
+            if location_id is not None
         )
         AnalyticsPartnerDay.objects.bulk_create(
-            AnalyticsPartnerDay(day=day, emsp_country_code=row["emsp_country_code"], emsp_party_id=row["emsp_party_id"],
-                                currency=row["currency"], cdrs=row["cdrs"], credits=row["credits"],
-                                energy_kwh=row["kwh"], revenue_excl_vat=row["excl_vat"],
-                                revenue_incl_vat=row["incl_vat"])
+            AnalyticsPartnerDay(
+                day=day,
+                emsp_country_code=row["emsp_country_code"],
+                emsp_party_id=row["emsp_party_id"],
+                currency=row["currency"],
+                cdrs=row["cdrs"],
+                credits=row["credits"],
+                energy_kwh=row["kwh"],
+                revenue_excl_vat=row["excl_vat"],
+                revenue_incl_vat=row["incl_vat"],
+            )
             for row in revenue_stats(period=period)
         )
         AnalyticsDay.objects.update_or_create(day=day, defaults={"built_at": timezone.now()})

@@ -22,8 +22,11 @@ urlpatterns = [
     path("stations/", stations.StationListView.as_view(), name="stations"),
     path("stations/<str:identity>/", stations.StationDetailView.as_view(), name="station"),
     path("stations/<str:identity>/live/", stations.StationLiveView.as_view(), name="station-live"),
-    path("stations/<str:identity>/commands/<slug:command>/", stations.StationCommandView.as_view(),
-         name="station-command"),
+    path(
+        "stations/<str:identity>/commands/<slug:command>/",
+        stations.StationCommandView.as_view(),
+        name="station-command",
+    ),
     path("onboarding/", onboarding.OnboardingView.as_view(), name="onboarding"),
     path("onboarding/<str:identity>/accept/", onboarding.StationAcceptView.as_view(), name="station-accept"),
     path("sessions/", sessions.SessionListView.as_view(), name="sessions"),

@@ -65,10 +65,13 @@ class CommandRefused(Exception):
 
 def _unknown(what: str) -> CommandRefused:
     """mod_commands "UNLOCK_CONNECTOR Unknown Location": status 2003 with a REJECTED CommandResponse."""
-    return CommandRefused(Response.REJECTED, f"Unknown {what}", http_status=404, status_code=StatusCode.UNKNOWN_LOCATION)
+    return CommandRefused(
+        Response.REJECTED, f"Unknown {what}", http_status=404, status_code=StatusCode.UNKNOWN_LOCATION
+    )
 
 
 # --- Targets: locations, EVSEs, sessions --------------------------------------------------------------------------
+
 
 @dataclass
 class Target:
@@ -137,6 +140,7 @@ def check_own_token(*, partner: Partner, token: dict) -> None:
 
 # --- response_url ------------------------------------------------------------------------------------------------
 
+
 def partner_hosts(partner: Partner) -> set[str]:
     """The hosts of the partner's registered URLs: its versions URL and the endpoints of the agreed version."""
     urls = [partner.versions_url] + [e.get("url") for e in partner.endpoints or [] if isinstance(e, dict)]
@@ -176,11 +180,13 @@ def check_response_url(*, partner: Partner, url: str) -> None:
 
 # --- Receiving ----------------------------------------------------------------------------------------------------
 
+
 def _target_for(*, partner: Partner, command: str, data: dict) -> Target:
     if command == CommandType.START_SESSION:
         check_own_token(partner=partner, token=data["token"])
         return check_location_target(
-            location_id=data["location_id"], evse_uid=data.get("evse_uid") or "",
+            location_id=data["location_id"],
+            evse_uid=data.get("evse_uid") or "",
             connector_id=data.get("connector_id") or "",
         )
     if command == CommandType.RESERVE_NOW:
@@ -196,16 +202,25 @@ def _target_for(*, partner: Partner, command: str, data: dict) -> Target:
         reservation = _reservation_get(partner=partner, reservation_id=data["reservation_id"])
         if reservation is None:
             raise CommandRefused(Response.REJECTED, f"Unknown reservation {data['reservation_id']!r}")
-        return Target(station=reservation.station, evse=reservation.evse,
-                      extra={"ocpp_reservation_id": reservation.ocpp_reservation_id})
+        return Target(
+            station=reservation.station,
+            evse=reservation.evse,
+            extra={"ocpp_reservation_id": reservation.ocpp_reservation_id},
+        )
     return check_session_target(partner=partner, session_id=data["session_id"], for_charging_profile=True)
 
 
 def _reservation_get(*, partner: Partner, reservation_id: str, location_id: str | None = None) -> Command | None:
-    reservations = Command.objects.select_related("station", "evse").filter(
-        partner=partner, command=CommandType.RESERVE_NOW, reservation_id__iexact=reservation_id,
-        ocpp_reservation_id__isnull=False,
-    ).exclude(state=CommandState.REFUSED)
+    reservations = (
+        Command.objects.select_related("station", "evse")
+        .filter(
+            partner=partner,
+            command=CommandType.RESERVE_NOW,
+            reservation_id__iexact=reservation_id,
+            ocpp_reservation_id__isnull=False,
+        )
+        .exclude(state=CommandState.REFUSED)
+    )
     if location_id is not None:
         reservations = reservations.filter(request__location_id=location_id)
     return reservations.order_by("-created_at", "-id").first()
@@ -223,29 +238,48 @@ def command_receive(*, partner: Partner, command: str, data: dict, request: dict
         check_station_online(target)
     except CommandRefused as refusal:
         cmd = Command.objects.create(
-            partner=partner, command=command, request=request, response_url=response_url, response=refusal.result,
-            response_message=refusal.message[:255], state=CommandState.REFUSED,
+            partner=partner,
+            command=command,
+            request=request,
+            response_url=response_url,
+            response=refusal.result,
+            response_message=refusal.message[:255],
+            state=CommandState.REFUSED,
             session_id=str(data.get("session_id") or "")[:36],
         )
         return CommandAnswer(
-            result=refusal.result, message=refusal.message, http_status=refusal.http_status,
-            status_code=refusal.status_code, command_pk=cmd.pk, charging_profile=charging_profile,
+            result=refusal.result,
+            message=refusal.message,
+            http_status=refusal.http_status,
+            status_code=refusal.status_code,
+            command_pk=cmd.pk,
+            charging_profile=charging_profile,
         )
     token = data.get("token")
     with transaction.atomic():
         cmd = Command.objects.create(
-            partner=partner, command=command, request=request, response_url=response_url,
-            response=Response.ACCEPTED, state=CommandState.PENDING, station=target.station, evse=target.evse,
-            connector_id=target.connector_id, transaction=target.transaction, session_id=target.session_id,
-            reservation_id=str(data.get("reservation_id") or ""), token=request.get("token") if token else None,
+            partner=partner,
+            command=command,
+            request=request,
+            response_url=response_url,
+            response=Response.ACCEPTED,
+            state=CommandState.PENDING,
+            station=target.station,
+            evse=target.evse,
+            connector_id=target.connector_id,
+            transaction=target.transaction,
+            session_id=target.session_id,
+            reservation_id=str(data.get("reservation_id") or ""),
+            token=request.get("token") if token else None,
             authorization_reference=data.get("authorization_reference") or "",
             ocpp_reservation_id=target.extra.get("ocpp_reservation_id"),
         )
         if token:
             cmd.id_tag = _id_tag_for(cmd=cmd, uid=token["uid"])
         if command == CommandType.RESERVE_NOW:
-            earlier = _reservation_get(partner=partner, reservation_id=cmd.reservation_id,
-                                       location_id=data["location_id"])
+            earlier = _reservation_get(
+                partner=partner, reservation_id=cmd.reservation_id, location_id=data["location_id"]
+            )
             cmd.ocpp_reservation_id = earlier.ocpp_reservation_id if earlier else cmd.pk  # same id: replaces it
         cmd.save(update_fields=["id_tag", "ocpp_reservation_id"])
         transaction.on_commit(lambda: command_dispatch(command_pk=cmd.pk))

@@ -22,7 +22,9 @@ from ocpp_gateway.commands import CommandError
 logger = logging.getLogger(__name__)
 
 CHARGING_PROFILE_COMMANDS = (
-    CommandType.SET_CHARGING_PROFILE, CommandType.GET_ACTIVE_CHARGING_PROFILE, CommandType.CLEAR_CHARGING_PROFILE,
+    CommandType.SET_CHARGING_PROFILE,
+    CommandType.GET_ACTIVE_CHARGING_PROFILE,
+    CommandType.CLEAR_CHARGING_PROFILE,
 )
 DELIVERY_ATTEMPTS = 3
 
@@ -56,12 +58,18 @@ _STATUS_RESULTS = {
     CommandType.START_SESSION: {"Accepted": Result.ACCEPTED},
     CommandType.STOP_SESSION: {"Accepted": Result.ACCEPTED},
     CommandType.UNLOCK_CONNECTOR: {
-        "Unlocked": Result.ACCEPTED, "UnlockFailed": Result.FAILED, "NotSupported": Result.NOT_SUPPORTED,
-        "OngoingAuthorizedTransaction": Result.REJECTED, "UnknownConnector": Result.REJECTED,
+        "Unlocked": Result.ACCEPTED,
+        "UnlockFailed": Result.FAILED,
+        "NotSupported": Result.NOT_SUPPORTED,
+        "OngoingAuthorizedTransaction": Result.REJECTED,
+        "UnknownConnector": Result.REJECTED,
     },
     CommandType.RESERVE_NOW: {
-        "Accepted": Result.ACCEPTED, "Occupied": Result.EVSE_OCCUPIED, "Faulted": Result.EVSE_INOPERATIVE,
-        "Unavailable": Result.EVSE_INOPERATIVE, "Rejected": Result.REJECTED,
+        "Accepted": Result.ACCEPTED,
+        "Occupied": Result.EVSE_OCCUPIED,
+        "Faulted": Result.EVSE_INOPERATIVE,
+        "Unavailable": Result.EVSE_INOPERATIVE,
+        "Rejected": Result.REJECTED,
     },
     CommandType.CANCEL_RESERVATION: {"Accepted": Result.ACCEPTED, "Rejected": Result.UNKNOWN_RESERVATION},
     CommandType.SET_CHARGING_PROFILE: {"Accepted": Result.ACCEPTED},
@@ -91,8 +99,10 @@ def active_charging_profile_from_ocpp(answer: dict) -> dict | None:
         profile["duration"] = schedule["duration"]
     if schedule.get("minChargingRate") is not None:
         profile["min_charging_rate"] = schedule["minChargingRate"]
-    return {"start_date_time": _ocpi_datetime(start) if start else ocpi_datetime(timezone.now()),
-            "charging_profile": profile}
+    return {
+        "start_date_time": _ocpi_datetime(start) if start else ocpi_datetime(timezone.now()),
+        "charging_profile": profile,
+    }
 
 
 def result_of_answer(cmd: Command, answer: dict) -> tuple[str, str, dict | None]:
@@ -155,13 +165,13 @@ def command_answer_record(*, command_pk: int, answer: dict | None = None, error:
 
 def _json_safe(value):
     """The ocpp library gives numbers as Decimal; JSON columns and bodies want plain numbers."""
+
     def number(obj):
         if isinstance(obj, Decimal):
             return int(obj) if obj == obj.to_integral_value() and "." not in str(obj) else float(obj)
         raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
     return json.loads(json.dumps(value, default=number))
-
 
 
 class ResultNotDelivered(Exception):
@@ -179,8 +189,12 @@ def command_result_deliver(*, command_pk: int, last_attempt: bool = True) -> boo
     cmd.delivery_attempts += 1
     try:
         answer = ocpi_request(
-            "POST", cmd.response_url, token=partner.outgoing_token, encode_token=partner.encode_outgoing_token,
-            json=cmd.result_body, to_party=(partner.country_code, partner.party_id),
+            "POST",
+            cmd.response_url,
+            token=partner.outgoing_token,
+            encode_token=partner.encode_outgoing_token,
+            json=cmd.result_body,
+            to_party=(partner.country_code, partner.party_id),
         )
         if 200 <= answer.http_status < 300:
             cmd.state, cmd.delivered_at, cmd.delivery_error = CommandState.DELIVERED, timezone.now(), ""

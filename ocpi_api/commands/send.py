@@ -42,7 +42,10 @@ def command_request(cmd: Command) -> ocpp_requests.OcppRequest:
     ocpp_evse_id = evse.ocpp_evse_id if evse is not None else None
     if cmd.command == CommandType.START_SESSION:
         return ocpp_requests.RemoteStart(
-            id_tag=cmd.id_tag, token_type=token.get("type", ""), evse_id=ocpp_evse_id, remote_start_id=cmd.pk,
+            id_tag=cmd.id_tag,
+            token_type=token.get("type", ""),
+            evse_id=ocpp_evse_id,
+            remote_start_id=cmd.pk,
             group_id=token.get("group_id") or "",
         )
     if cmd.command == CommandType.STOP_SESSION:
@@ -53,15 +56,21 @@ def command_request(cmd: Command) -> ocpp_requests.OcppRequest:
         )
     if cmd.command == CommandType.RESERVE_NOW:
         return ocpp_requests.ReserveNow(
-            reservation_id=cmd.ocpp_reservation_id, expiry=request["expiry_date"], id_tag=cmd.id_tag,
-            token_type=token.get("type", ""), evse_id=ocpp_evse_id, group_id=token.get("group_id") or "",
+            reservation_id=cmd.ocpp_reservation_id,
+            expiry=request["expiry_date"],
+            id_tag=cmd.id_tag,
+            token_type=token.get("type", ""),
+            evse_id=ocpp_evse_id,
+            group_id=token.get("group_id") or "",
         )
     if cmd.command == CommandType.CANCEL_RESERVATION:
         return ocpp_requests.CancelReservation(reservation_id=cmd.ocpp_reservation_id)
     evse_id = ocpp_evse_id if ocpp_evse_id is not None else (tx.ocpp_evse_id or 0)
     if cmd.command == CommandType.SET_CHARGING_PROFILE:
         return ocpp_requests.SetChargingProfile(
-            evse_id=evse_id, transaction_id=tx.transaction_id, profile_id=tx.pk,
+            evse_id=evse_id,
+            transaction_id=tx.transaction_id,
+            profile_id=tx.pk,
             schedule=charging_schedule_from_ocpi(request["charging_profile"]),
             stack_level=CHARGING_PROFILE_STACK_LEVEL,
         )

@@ -22,8 +22,15 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(
-    bind=True, name="ocpi_api.command_result_deliver", acks_late=True, ignore_result=True, soft_time_limit=60,
-    time_limit=90, autoretry_for=(ResultNotDelivered,), max_retries=DELIVERY_ATTEMPTS - 1, retry_backoff=2,
+    bind=True,
+    name="ocpi_api.command_result_deliver",
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=60,
+    time_limit=90,
+    autoretry_for=(ResultNotDelivered,),
+    max_retries=DELIVERY_ATTEMPTS - 1,
+    retry_backoff=2,
     retry_jitter=False,
 )
 def command_result_deliver_task(self, command_pk: int) -> bool:
@@ -31,8 +38,7 @@ def command_result_deliver_task(self, command_pk: int) -> bool:
     return command_result_deliver(command_pk=command_pk, last_attempt=self.request.retries >= self.max_retries)
 
 
-@shared_task(name="ocpi_api.command_execute", acks_late=True, ignore_result=True,
-             soft_time_limit=600, time_limit=660)
+@shared_task(name="ocpi_api.command_execute", acks_late=True, ignore_result=True, soft_time_limit=600, time_limit=660)
 def command_execute_task(command_pk: int) -> None:
     command_execute(command_pk=command_pk)
     command_result_deliver_task.delay(command_pk)
@@ -56,6 +62,7 @@ def command_dispatch(*, command_pk: int) -> None:
         return
     loop = server_loop()
     if loop is not None:
+
         def spawn():
             task = loop.create_task(command_run_async(command_pk=command_pk))
             _background.add(task)

@@ -83,29 +83,45 @@ class ChargingProfileView(OcpiView):
         answer = command_receive(
             partner=self.partner, command=command, data={**data, "session_id": session_id}, request=request_data
         )
-        return ocpi_response(answer.as_ocpi(), http_status=answer.http_status, status_code=answer.status_code,
-                             status_message=answer.message or "Success")
+        return ocpi_response(
+            answer.as_ocpi(),
+            http_status=answer.http_status,
+            status_code=answer.status_code,
+            status_message=answer.message or "Success",
+        )
 
     @extend_schema(responses=OcpiEnvelopeSerializer)
     def get(self, request, session_id: str):
-        query = {key: request.query_params.get(key) for key in ("duration", "response_url")
-                 if request.query_params.get(key) is not None}
+        query = {
+            key: request.query_params.get(key)
+            for key in ("duration", "response_url")
+            if request.query_params.get(key) is not None
+        }
         data = _validated(ActiveChargingProfileQuery, query)
-        return self._answer(command=CommandType.GET_ACTIVE_CHARGING_PROFILE, session_id=session_id, data=data,
-                            request_data={"duration": data["duration"], "response_url": data["response_url"]})
+        return self._answer(
+            command=CommandType.GET_ACTIVE_CHARGING_PROFILE,
+            session_id=session_id,
+            data=data,
+            request_data={"duration": data["duration"], "response_url": data["response_url"]},
+        )
 
     @extend_schema(request=SetChargingProfileInput, responses=OcpiEnvelopeSerializer)
     def put(self, request, session_id: str):
         data = _validated(SetChargingProfileInput, request.data)
-        return self._answer(command=CommandType.SET_CHARGING_PROFILE, session_id=session_id, data=data,
-                            request_data=request.data)
+        return self._answer(
+            command=CommandType.SET_CHARGING_PROFILE, session_id=session_id, data=data, request_data=request.data
+        )
 
     @extend_schema(responses=OcpiEnvelopeSerializer)
     def delete(self, request, session_id: str):
         query = {"response_url": request.query_params["response_url"]} if "response_url" in request.query_params else {}
         data = _validated(ClearProfileQuery, query)
-        return self._answer(command=CommandType.CLEAR_CHARGING_PROFILE, session_id=session_id, data=data,
-                            request_data={"response_url": data["response_url"]})
+        return self._answer(
+            command=CommandType.CLEAR_CHARGING_PROFILE,
+            session_id=session_id,
+            data=data,
+            request_data={"response_url": data["response_url"]},
+        )
 
 
 MODULE = OcpiModule(

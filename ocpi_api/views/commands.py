@@ -91,7 +91,9 @@ class CommandView(OcpiView):
             partner=self.partner, command=command, data=serializer.validated_data, request=request.data
         )
         return ocpi_response(
-            answer.as_ocpi(), http_status=answer.http_status, status_code=answer.status_code,
+            answer.as_ocpi(),
+            http_status=answer.http_status,
+            status_code=answer.status_code,
             status_message=answer.message or "Success",
         )
 

@@ -34,7 +34,8 @@ MODULE = OcpiModule(
     url_name="hubclientinfo",
     urlpatterns=[
         ocpi_route("hubclientinfo", UnknownEndpointView.as_view(), name="hubclientinfo"),
-        ocpi_route(r"hubclientinfo/(?P<country_code>[^/]+)/(?P<party_id>[^/]+)", ClientInfoView.as_view(),
-                   name="client_info"),
+        ocpi_route(
+            r"hubclientinfo/(?P<country_code>[^/]+)/(?P<party_id>[^/]+)", ClientInfoView.as_view(), name="client_info"
+        ),
     ],
 )

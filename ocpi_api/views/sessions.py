@@ -57,8 +57,7 @@ class StrictDecimalField(serializers.DecimalField):
 class ChargingPreferencesInput(serializers.Serializer):
     profile_type = serializers.ChoiceField(choices=ProfileType.choices)
     departure_time = serializers.DateTimeField(required=False, allow_null=True)
-    energy_need = StrictDecimalField(max_digits=12, decimal_places=4, min_value=0, required=False,
-                                     allow_null=True)
+    energy_need = StrictDecimalField(max_digits=12, decimal_places=4, min_value=0, required=False, allow_null=True)
     discharge_allowed = StrictBooleanField(required=False, allow_null=True)
 
 
@@ -71,10 +70,15 @@ class ChargingPreferencesView(OcpiView):
             raise InvalidParameters("a ChargingPreferences object is expected")
         serializer = ChargingPreferencesInput(data=request.data)
         serializer.is_valid(raise_exception=True)
-        answer = charging_preferences_set(partner=self.partner, session_id=session_id,
-                                          preferences=serializer.validated_data, request=request.data)
-        return ocpi_response(answer.response, http_status=answer.http_status, status_code=answer.status_code,
-                             status_message=answer.message)
+        answer = charging_preferences_set(
+            partner=self.partner, session_id=session_id, preferences=serializer.validated_data, request=request.data
+        )
+        return ocpi_response(
+            answer.response,
+            http_status=answer.http_status,
+            status_code=answer.status_code,
+            status_message=answer.message,
+        )
 
 
 MODULE = OcpiModule(
@@ -83,7 +87,10 @@ MODULE = OcpiModule(
     url_name="sessions",
     urlpatterns=[
         ocpi_route("sessions", SessionListView.as_view(), name="sessions"),
-        ocpi_route(r"sessions/(?P<session_id>[^/]+)/charging_preferences", ChargingPreferencesView.as_view(),
-                   name="session_charging_preferences"),
+        ocpi_route(
+            r"sessions/(?P<session_id>[^/]+)/charging_preferences",
+            ChargingPreferencesView.as_view(),
+            name="session_charging_preferences",
+        ),
     ],
 )

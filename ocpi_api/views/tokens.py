@@ -36,8 +36,12 @@ class TokenView(OcpiView):
         services.check_partner_party(partner=self.partner, country_code=country_code, party_id=party_id)
         token = token_validate(request.data)
         _, created = services.partner_token_put(
-            partner=self.partner, country_code=country_code, party_id=party_id, uid=token_uid,
-            token_type=token_type, token=token,
+            partner=self.partner,
+            country_code=country_code,
+            party_id=party_id,
+            uid=token_uid,
+            token_type=token_type,
+            token=token,
         )
         return ocpi_response(http_status=201 if created else 200)
 
@@ -47,8 +51,12 @@ class TokenView(OcpiView):
         services.check_partner_party(partner=self.partner, country_code=country_code, party_id=party_id)
         changes = token_validate(request.data, partial=True)
         services.partner_token_patch(
-            partner=self.partner, country_code=country_code, party_id=party_id, uid=token_uid,
-            token_type=token_type, changes=changes,
+            partner=self.partner,
+            country_code=country_code,
+            party_id=party_id,
+            uid=token_uid,
+            token_type=token_type,
+            changes=changes,
         )
         return ocpi_response()
 
@@ -61,7 +69,8 @@ MODULE = OcpiModule(
         # The module's URL: objects live below it, there is no list on a Receiver interface.
         ocpi_route("tokens", UnknownEndpointView.as_view(), name="tokens"),
         ocpi_route(
-            r"tokens/(?P<country_code>[^/]+)/(?P<party_id>[^/]+)/(?P<token_uid>[^/]+)", TokenView.as_view(),
+            r"tokens/(?P<country_code>[^/]+)/(?P<party_id>[^/]+)/(?P<token_uid>[^/]+)",
+            TokenView.as_view(),
             name="token",
         ),
     ],

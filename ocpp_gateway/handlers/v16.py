@@ -26,7 +26,10 @@ from ocpp_gateway.services.transactions import (
 )
 
 # OCPP-J 1.6 spells two error codes differently from 2.0.1 (and from the library, which uses the 2.0.1 names).
-ERROR_CODES_16 = {"FormatViolation": "FormationViolation", "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
+ERROR_CODES_16 = {
+    "FormatViolation": "FormationViolation",
+    "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
+}
 
 
 def id_tag_info(auth) -> dict:

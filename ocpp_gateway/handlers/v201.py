@@ -150,9 +150,7 @@ class ChargePoint201(GatewayChargePoint):
         return self.result_module.Authorize(id_token_info=id_token_info(auth))
 
     @on(Action.transaction_event)
-    async def on_transaction_event(
-        self, event_type, timestamp, trigger_reason, seq_no, transaction_info, **kwargs
-    ):
+    async def on_transaction_event(self, event_type, timestamp, trigger_reason, seq_no, transaction_info, **kwargs):
         evse = kwargs.get("evse") or {}
         id_token = kwargs.get("id_token") or {}
         event = TransactionEventInput(
@@ -172,8 +170,14 @@ class ChargePoint201(GatewayChargePoint):
             offline=bool(kwargs.get("offline")),
             samples=tuple(samples_201(kwargs.get("meter_value"))),
             ocpp_version=self.ocpp_version,
-            payload={"event_type": event_type, "timestamp": timestamp, "trigger_reason": trigger_reason,
-                     "seq_no": seq_no, "transaction_info": transaction_info, **kwargs},
+            payload={
+                "event_type": event_type,
+                "timestamp": timestamp,
+                "trigger_reason": trigger_reason,
+                "seq_no": seq_no,
+                "transaction_info": transaction_info,
+                **kwargs,
+            },
         )
         _tx, auth = await db_authorizing(transaction_event_201)(station_pk=self.station_pk, event=event)
         return self.result_module.TransactionEvent(id_token_info=id_token_info(auth) if auth else None)
@@ -235,4 +239,3 @@ class ChargePoint201(GatewayChargePoint):
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id, **kwargs):
         return self.result_module.DataTransfer(status="UnknownVendorId")
-

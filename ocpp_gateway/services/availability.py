@@ -122,9 +122,7 @@ def evse_status_update(
                     transaction_pk=active, timestamp=timestamp, charging_state=CHARGING_STATE_16[ocpp_status]
                 )
         if changed:
-            events.announce(
-                events.connector_status_changed, evse_pk=evse.pk, status=status, ocpp_status=ocpp_status
-            )
+            events.announce(events.connector_status_changed, evse_pk=evse.pk, status=status, ocpp_status=ocpp_status)
     return evse
 
 

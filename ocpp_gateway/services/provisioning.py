@@ -74,9 +74,11 @@ def _station_credentials_check(
 ) -> tuple[StationAuthentication, str]:
     """The authentication, and the StationAuthFailure reason when refused."""
     Reason = StationAuthFailure.Reason
-    station = ChargingStation.objects.filter(identity=identity).only(
-        "pk", "secret_hash", "security_profile", "ocpp_version", "registration_status"
-    ).first()
+    station = (
+        ChargingStation.objects.filter(identity=identity)
+        .only("pk", "secret_hash", "security_profile", "ocpp_version", "registration_status")
+        .first()
+    )
     if station is None:
         if not settings.OCPP_ADMIT_UNKNOWN_STATIONS:
             return StationAuthentication(None, identity, refusal="unknown identity"), Reason.UNKNOWN_IDENTITY

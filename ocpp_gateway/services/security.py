@@ -52,8 +52,9 @@ def _failure_count(*, kind: str, value: str) -> int:
 def station_auth_failure_record(*, identity: str, address: str, station_pk: int | None, reason: str) -> None:
     """Count a failed authentication, keep it for staff, and lock the identity or the address out at its limit."""
     now = timezone.now()
-    rows = [StationAuthFailure(station_id=station_pk, identity=identity, address=address, reason=reason,
-                               created_at=now)]
+    rows = [
+        StationAuthFailure(station_id=station_pk, identity=identity, address=address, reason=reason, created_at=now)
+    ]
     for kind, value in (("identity", identity), ("address", address)):
         if not value:
             continue
@@ -64,8 +65,20 @@ def station_auth_failure_record(*, identity: str, address: str, station_pk: int 
             cache.delete(_key("failures", kind, value))
             logger.warning(
                 "ALERT: OCPP %s %s locked out for %s s after %s failed authentications (last: identity %s from %s)",
-                kind, value, settings.OCPP_AUTH_LOCKOUT_SECONDS, count, identity, address or "?",
+                kind,
+                value,
+                settings.OCPP_AUTH_LOCKOUT_SECONDS,
+                count,
+                identity,
+                address or "?",
             )
-            rows.append(StationAuthFailure(station_id=station_pk, identity=identity, address=address,
-                                           reason=StationAuthFailure.Reason.LOCKED_OUT, created_at=now))
+            rows.append(
+                StationAuthFailure(
+                    station_id=station_pk,
+                    identity=identity,
+                    address=address,
+                    reason=StationAuthFailure.Reason.LOCKED_OUT,
+                    created_at=now,
+                )
+            )
     StationAuthFailure.objects.bulk_create(rows)

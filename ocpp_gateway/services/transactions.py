@@ -262,11 +262,7 @@ def transaction_stop_16(
             if isinstance(auth, RealtimeCheck):
                 return auth
     with transaction.atomic():
-        tx = (
-            Transaction.objects.select_for_update()
-            .filter(station=station, transaction_id=str(transaction_id))
-            .first()
-        )
+        tx = Transaction.objects.select_for_update().filter(station=station, transaction_id=str(transaction_id)).first()
         if tx is None:
             logger.warning("%s: StopTransaction for unknown transaction %s accepted", station, transaction_id)
             meter_values_record(station_pk=station_pk, ocpp_evse_id=None, transaction_pk=None, samples=samples or [])
@@ -333,9 +329,7 @@ def transaction_event_201(
                 tx=known, station=station, id_tag=event.id_token, id_token_type=event.id_token_type, evse=evse
             )
         else:
-            auth = token_authorize(
-                station=station, id_tag=event.id_token, id_token_type=event.id_token_type, evse=evse
-            )
+            auth = token_authorize(station=station, id_tag=event.id_token, id_token_type=event.id_token_type, evse=evse)
             if isinstance(auth, RealtimeCheck):
                 return auth
     with transaction.atomic():

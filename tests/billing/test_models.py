@@ -18,9 +18,7 @@ ENERGY = {"type": "ENERGY", "price": Decimal("0.25"), "vat": Decimal("10.0"), "s
 
 
 def make_tariff(**kwargs) -> Tariff:
-    values = dict(
-        id="T1", country_code="NL", party_id="CPO", currency="EUR", elements=[{"price_components": [ENERGY]}]
-    )
+    values = dict(id="T1", country_code="NL", party_id="CPO", currency="EUR", elements=[{"price_components": [ENERGY]}])
     values.update(kwargs)
     return Tariff(**values)
 
@@ -201,8 +199,6 @@ def test_tariff_seed_demo_is_idempotent_and_uses_our_party(db, settings):
 
 def test_last_updated_fits_ocpi_datetime_string_25(db):
     tariff = tariff_upsert_from_ocpi(data=example("tariff_8_simple_025kwh.json"))
-    Tariff.objects.filter(pk=tariff.pk).update(
-        last_updated=dt.datetime(2024, 5, 1, 12, 0, 1, 987654, tzinfo=dt.UTC)
-    )
+    Tariff.objects.filter(pk=tariff.pk).update(last_updated=dt.datetime(2024, 5, 1, 12, 0, 1, 987654, tzinfo=dt.UTC))
     tariff.refresh_from_db()
     assert tariff_as_ocpi(tariff=tariff)["last_updated"] == "2024-05-01T12:00:01.987Z"

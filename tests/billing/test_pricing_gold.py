@@ -114,9 +114,7 @@ def test_tariff_1_two_euro_per_hour_for_2_5_hours():
 
 
 def test_tariff_13_three_euro_per_hour_and_parking_42_minutes_billed_as_45():
-    priced = price_session(
-        tariff=example("tariff_13_simple_3hour_5parking.json"), usage=time_session(150, 42)
-    )
+    priced = price_session(tariff=example("tariff_13_simple_3hour_5parking.json"), usage=time_session(150, 42))
     assert priced.total_cost == price("11.25", "12.75")
     assert priced.total_time_cost == price("7.50", "8.25")
     assert priced.total_parking_cost == price("3.75", "4.50")
@@ -150,24 +148,18 @@ def test_tariff_15_reservation_15_minutes_before_charging_20_kwh():
     priced = price_session(tariff=example("tariff_15_reservation_5_euro_per_hour.json"), usage=usage)
     assert priced.total_cost == price("6.75", "7.60")
     assert priced.total_reservation_cost == price("1.25", "1.50")
-    assert priced.total_time_cost == price(
-        "0.00", "0.00"
-    )  # the RESERVATION TIME element is not charging time
+    assert priced.total_time_cost == price("0.00", "0.00")  # the RESERVATION TIME element is not charging time
     assert priced.charging_periods[0]["dimensions"] == [{"type": "RESERVATION_TIME", "volume": D("0.25")}]
 
 
 def test_tariff_15_without_a_reservation_the_reservation_element_does_not_apply():
-    priced = price_session(
-        tariff=example("tariff_15_reservation_5_euro_per_hour.json"), usage=energy_session("20")
-    )
+    priced = price_session(tariff=example("tariff_15_reservation_5_euro_per_hour.json"), usage=energy_session("20"))
     assert priced.total_cost == price("5.50", "6.10")
 
 
 def test_tariff_16_reservation_fee_and_13_minutes_billed_as_15():
     usage = energy_session("20", reservation=ReservationUsage(at("2024-01-15 09:47"), at("2024-01-15 10:00")))
-    priced = price_session(
-        tariff=example("tariff_16_reservation_2_euro_fee_5_euro_per_hour.json"), usage=usage
-    )
+    priced = price_session(tariff=example("tariff_16_reservation_2_euro_fee_5_euro_per_hour.json"), usage=usage)
     assert priced.total_cost == price("8.75", "10.00")
     assert priced.total_reservation_cost == price("3.25", "3.90")
     assert priced.total_fixed_cost == price("0.50", "0.60")
@@ -272,9 +264,7 @@ def test_max_power_example_costs_20_30():
     )
     priced = price_session(tariff=example("tariffrestriction_example_max_power.json"), usage=usage)
     assert priced.total_cost == price("20.30", "24.36")  # incl.: the tariff's 20% VAT
-    max_power = [
-        [d["volume"] for d in p["dimensions"] if d["type"] == "MAX_POWER"] for p in priced.charging_periods
-    ]
+    max_power = [[d["volume"] for d in p["dimensions"] if d["type"] == "MAX_POWER"] for p in priced.charging_periods]
     assert max_power == [[D(6)], [D(48)], [D(4)]]
 
 
@@ -376,7 +366,10 @@ def test_step_size_note_115_2_wh():
 def _energy_tariff_with(**bounds) -> dict:
     """0.25 per kWh + 21 % VAT, with the given min_price / max_price (one part only, as partners send them)."""
     return {
-        "id": "BOUNDS", "currency": "EUR", "country_code": "NL", "party_id": "CPO",
+        "id": "BOUNDS",
+        "currency": "EUR",
+        "country_code": "NL",
+        "party_id": "CPO",
         "elements": [{"price_components": [{"type": "ENERGY", "price": 0.25, "vat": 21.0, "step_size": 1}]}],
         **bounds,
     }

@@ -217,8 +217,7 @@ def test_more_energy_never_costs_less(tariff, usage, factor):
         time_zone=usage.time_zone,
         charging_end_date_time=usage.charging_end_date_time,
         samples=[
-            MeterSample(s.timestamp, s.energy_kwh * factor, s.power_kw, s.current_a, s.charging)
-            for s in usage.samples
+            MeterSample(s.timestamp, s.energy_kwh * factor, s.power_kw, s.current_a, s.charging) for s in usage.samples
         ],
     )
     base, bigger = price_session(tariff=tariff, usage=usage), price_session(tariff=tariff, usage=more)
@@ -267,6 +266,5 @@ def test_a_sample_on_the_straight_line_between_two_others_changes_nothing(tariff
         samples=[*usage.samples[: i + 1], middle, *usage.samples[i + 1 :]],
     )
     assert (
-        price_session(tariff=tariff, usage=denser).exact.total
-        == price_session(tariff=tariff, usage=usage).exact.total
+        price_session(tariff=tariff, usage=denser).exact.total == price_session(tariff=tariff, usage=usage).exact.total
     )

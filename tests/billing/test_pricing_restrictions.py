@@ -45,9 +45,7 @@ def test_a_night_range_wraps_around_midnight():
         {"price_components": [comp("ENERGY", "0.40")]},
     )
     # 21:00 -> 07:00 local, 1 kWh per hour: 1 h day, 8 h night, 1 h day
-    priced = price_session(
-        tariff=night_day, usage=linear(local("2024-01-15 21:00"), local("2024-01-16 07:00"), "10")
-    )
+    priced = price_session(tariff=night_day, usage=linear(local("2024-01-15 21:00"), local("2024-01-16 07:00"), "10"))
     assert priced.exact.energy.excl_vat == D("0.80") + D("0.80")
     starts = [p["start_date_time"] for p in priced.charging_periods]
     assert starts == [local("2024-01-15 21:00"), local("2024-01-15 22:00"), local("2024-01-16 06:00")]
@@ -60,9 +58,7 @@ def test_end_time_00_00_means_until_the_end_of_the_day():
             "restrictions": {"start_time": "18:00", "end_time": "00:00"},
         }
     )
-    priced = price_session(
-        tariff=evening, usage=linear(local("2024-01-15 17:00"), local("2024-01-16 01:00"), "8")
-    )
+    priced = price_session(tariff=evening, usage=linear(local("2024-01-15 17:00"), local("2024-01-16 01:00"), "8"))
     assert priced.total_time_cost.excl_vat == D("36.00")  # 18:00..24:00 only
 
 
@@ -84,9 +80,7 @@ def test_time_of_day_is_read_in_the_location_time_zone_not_utc():
 @pytest.mark.parametrize("date, hours", [("2024-03-31", 5), ("2024-10-27", 7)])
 def test_a_night_across_a_dst_change_is_priced_by_the_hours_that_passed(date, hours):
     night = tariff({"price_components": [comp("TIME", "1.00")], "restrictions": {"end_time": "06:00"}})
-    usage = SessionUsage(
-        start_date_time=local(f"{date} 00:00"), end_date_time=local(f"{date} 08:00"), time_zone=AMS
-    )
+    usage = SessionUsage(start_date_time=local(f"{date} 00:00"), end_date_time=local(f"{date} 08:00"), time_zone=AMS)
     assert price_session(tariff=night, usage=usage).total_time_cost.excl_vat == D(hours)
 
 
@@ -234,9 +228,7 @@ def test_a_model_instance_is_priced_like_its_ocpi_dict(db):
     ],
 )
 def test_unusable_usage_is_refused(change, error):
-    values = dict(
-        start_date_time=local("2024-01-15 10:00"), end_date_time=local("2024-01-15 11:00"), time_zone=AMS
-    )
+    values = dict(start_date_time=local("2024-01-15 10:00"), end_date_time=local("2024-01-15 11:00"), time_zone=AMS)
     values.update(change)
     with pytest.raises(error):
         price_session(tariff=tariff({"price_components": [comp("TIME", "1")]}), usage=SessionUsage(**values))

@@ -45,8 +45,11 @@ def test_a_completed_session_has_the_fields_and_types_of_the_spec_example(statio
     for key in ("cdr_token", "total_cost"):
         assert shape(ours[key]) == shape(spec[key])
     assert shape(ours["charging_periods"][0]) == shape(spec["charging_periods"][2])  # with tariff_id
-    assert (ours["kwh"], ours["status"], ours["total_cost"]) == (41.12, "COMPLETED",
-                                                                 {"excl_vat": 15.39, "incl_vat": 18.62})
+    assert (ours["kwh"], ours["status"], ours["total_cost"]) == (
+        41.12,
+        "COMPLETED",
+        {"excl_vat": 15.39, "incl_vat": 18.62},
+    )
     assert ours["start_date_time"] == "2026-11-20T10:00:00Z" and ours["end_date_time"] == "2026-11-20T11:00:00Z"
     assert ours["last_updated"].endswith("Z") and len(ours["last_updated"]) <= 25
 
@@ -66,22 +69,41 @@ def spec_cdr_scenario(db, settings):
     tariff 12 (€ 2.00/h excl. 10% VAT, per 5 minutes), token 012345678 of DE*TNM (whitelisted)."""
     settings.OCPI_COUNTRY_CODE, settings.OCPI_PARTY_ID = "BE", "BEC"
     location = Location.objects.create(
-        id="LOC1", name="Gent Zuid", address="F.Rooseveltlaan 3A", city="Gent", postal_code="9000",
-        country="BEL", latitude=Decimal("3.729944"), longitude=Decimal("51.047599"), time_zone="Europe/Brussels",
+        id="LOC1",
+        name="Gent Zuid",
+        address="F.Rooseveltlaan 3A",
+        city="Gent",
+        postal_code="9000",
+        country="BEL",
+        latitude=Decimal("3.729944"),
+        longitude=Decimal("51.047599"),
+        time_zone="Europe/Brussels",
     )
     station, _ = station_create(identity="BEC-GENT-1", location=location, evses=0)
-    evse = EVSE.objects.create(uid="3256", location=location, station=station, ocpp_evse_id=1,
-                               evse_id="BE*BEC*E041503003")
-    tariff = tariff_make("12", component("TIME", "2.00", vat="10.0", step_size=300), country_code="BE",
-                         party_id="BEC")
-    Connector.objects.create(evse=evse, connector_id="1", standard="IEC_62196_T2", format="SOCKET",
-                             power_type="AC_1_PHASE", tariff_ids=[tariff.id])
+    evse = EVSE.objects.create(
+        uid="3256", location=location, station=station, ocpp_evse_id=1, evse_id="BE*BEC*E041503003"
+    )
+    tariff = tariff_make("12", component("TIME", "2.00", vat="10.0", step_size=300), country_code="BE", party_id="BEC")
+    Connector.objects.create(
+        evse=evse,
+        connector_id="1",
+        standard="IEC_62196_T2",
+        format="SOCKET",
+        power_type="AC_1_PHASE",
+        tariff_ids=[tariff.id],
+    )
 
     def emsp(request):
         if request.id_tag == "012345678":
-            return AuthorizationResult(status="Accepted", source="partner:9", auth_method="WHITELIST",
-                                       token_type="RFID", contract_id="DE8ACC12E46L89", country_code="DE",
-                                       party_id="TNM")
+            return AuthorizationResult(
+                status="Accepted",
+                source="partner:9",
+                auth_method="WHITELIST",
+                token_type="RFID",
+                contract_id="DE8ACC12E46L89",
+                country_code="DE",
+                party_id="TNM",
+            )
         return None
 
     authorizer_register(emsp, first=True)
@@ -102,8 +124,19 @@ def test_the_spec_cdr_example_end_to_end(spec_cdr_scenario):
 
     assert set(ours) - set(spec) == {"session_id"}  # optional, and we have the Sessions module
     assert set(spec) <= set(ours)
-    for key in ("country_code", "party_id", "start_date_time", "end_date_time", "cdr_token", "auth_method",
-                "cdr_location", "currency", "total_cost", "total_energy", "total_time_cost"):
+    for key in (
+        "country_code",
+        "party_id",
+        "start_date_time",
+        "end_date_time",
+        "cdr_token",
+        "auth_method",
+        "cdr_location",
+        "currency",
+        "total_cost",
+        "total_energy",
+        "total_time_cost",
+    ):
         assert ours[key] == spec[key], key
     assert round(ours["total_time"], 3) == spec["total_time"]
     drop = lambda tariff: {k: v for k, v in tariff.items() if k != "last_updated"}  # noqa: E731

@@ -53,10 +53,28 @@ def charge_then_park(station, emsp_token):
     """Three-phase charging for an hour (two readings), then SuspendedEV for 30 min; unplugged at 90 min."""
     tx = start(station, emsp_token, meter_start=0)
     evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="Charging", timestamp=T0)
-    samples(station, tx, T0 + 15 * MINUTE, energy("2750"), power("11000"),
-            current("16", "L1"), current("16", "L2"), current("15", "L3"), soc("40"))
-    samples(station, tx, T0 + 45 * MINUTE, energy("8250"), power("10.5", "kW"),
-            current("15", "L1"), current("16", "L2"), current("14", "L3"), soc("60"))
+    samples(
+        station,
+        tx,
+        T0 + 15 * MINUTE,
+        energy("2750"),
+        power("11000"),
+        current("16", "L1"),
+        current("16", "L2"),
+        current("15", "L3"),
+        soc("40"),
+    )
+    samples(
+        station,
+        tx,
+        T0 + 45 * MINUTE,
+        energy("8250"),
+        power("10.5", "kW"),
+        current("15", "L1"),
+        current("16", "L2"),
+        current("14", "L3"),
+        soc("60"),
+    )
     samples(station, tx, T0 + HOUR, energy("11000"), power("0"), soc("80"))
     evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="SuspendedEV", timestamp=T0 + HOUR)
     stop(station, tx, T0 + 90 * MINUTE, 11000)
@@ -71,13 +89,23 @@ def test_session_periods_carry_power_current_and_soc_measured_in_each_period(sta
     data = session_as_ocpi(session=session_sync(transaction_pk=tx.pk))
     charging, parking = data["charging_periods"]
     assert dims(charging) == {
-        "ENERGY": 11, "TIME": 1,
-        "MIN_POWER": Decimal("10.5"), "MAX_POWER": 11, "POWER": Decimal("10.75"),
-        "MIN_CURRENT": 45, "MAX_CURRENT": 47, "CURRENT": 46,
+        "ENERGY": 11,
+        "TIME": 1,
+        "MIN_POWER": Decimal("10.5"),
+        "MAX_POWER": 11,
+        "POWER": Decimal("10.75"),
+        "MIN_CURRENT": 45,
+        "MAX_CURRENT": 47,
+        "CURRENT": 46,
         "STATE_OF_CHARGE": 60,
     }
-    assert dims(parking) == {"PARKING_TIME": Decimal("0.5"), "MIN_POWER": 0, "MAX_POWER": 0, "POWER": 0,
-                             "STATE_OF_CHARGE": 80}
+    assert dims(parking) == {
+        "PARKING_TIME": Decimal("0.5"),
+        "MIN_POWER": 0,
+        "MAX_POWER": 0,
+        "POWER": 0,
+        "STATE_OF_CHARGE": 80,
+    }
     # The measured values change no cost: € 1.00 + 11 kWh x € 0.35.
     assert data["total_cost"] == price(excl="4.85", incl="5.87")
     assert data["kwh"] == 11
@@ -91,7 +119,12 @@ def test_the_cdr_carries_only_the_dimension_types_a_cdr_may_carry(station, energ
     assert set(types) <= set(CdrDimensionType.values)
     assert not set(types) & SESSION_ONLY_DIMENSION_TYPES
     assert dims(data["charging_periods"][0]) == {
-        "ENERGY": 11, "TIME": 1, "MIN_POWER": Decimal("10.5"), "MAX_POWER": 11, "MIN_CURRENT": 45, "MAX_CURRENT": 47,
+        "ENERGY": 11,
+        "TIME": 1,
+        "MIN_POWER": Decimal("10.5"),
+        "MAX_POWER": 11,
+        "MIN_CURRENT": 45,
+        "MAX_CURRENT": 47,
     }
     assert data["total_cost"] == price(excl="4.85", incl="5.87")
     # The session keeps its Session-only dimensions.

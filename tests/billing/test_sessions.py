@@ -44,8 +44,13 @@ def test_the_session_follows_the_meter_values_and_the_tariff(station, energy_tar
     assert session.end_date_time == T0 + HOUR
     assert session.kwh == Decimal(10)
     assert session.total_cost == price(excl="4.50", incl="5.45")
-    assert session.cdr_token == {"country_code": "NL", "party_id": "EXM", "uid": emsp_token, "type": "RFID",
-                                 "contract_id": "NL-EXM-C00000001-X"}
+    assert session.cdr_token == {
+        "country_code": "NL",
+        "party_id": "EXM",
+        "uid": emsp_token,
+        "type": "RFID",
+        "contract_id": "NL-EXM-C00000001-X",
+    }
     assert (session.auth_method, session.authorization_reference) == ("AUTH_REQUEST", "REF-1")
     assert (session.emsp_country_code, session.emsp_party_id) == ("NL", "EXM")
     assert (session.location_id, session.evse_uid, session.connector_id) == ("LOC-T1", "CP-BILL-1-1", "1")
@@ -99,8 +104,7 @@ def test_parking_starts_when_the_car_stops_taking_energy(station, emsp_token):
     assert cdr.total_time == Decimal("1.5")
     assert (cdr.total_time_cost_excl_vat, cdr.total_parking_cost_excl_vat) == (Decimal("2.00"), Decimal("2.50"))
     assert cdr.total_cost == price(excl="4.50", incl="4.50")
-    assert [d["type"] for p in cdr.charging_periods for d in p["dimensions"]] == [
-        "ENERGY", "TIME", "PARKING_TIME"]
+    assert [d["type"] for p in cdr.charging_periods for d in p["dimensions"]] == ["ENERGY", "TIME", "PARKING_TIME"]
     assert cdr.charging_periods[1]["start_date_time"] == "2026-11-20T11:00:00Z"
 
 
@@ -127,8 +131,7 @@ def test_without_a_tariff_the_session_has_no_cost_and_the_cdr_is_free(station, e
 
 
 def test_a_refused_token_gives_an_invalid_session_and_no_cdr(station, energy_tariff):
-    tx, auth = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag="NOBODY", meter_start=0,
-                                    timestamp=T0)
+    tx, auth = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag="NOBODY", meter_start=0, timestamp=T0)
     assert not auth.accepted
     stop(station, tx, T0 + HOUR, 1000)
     session = session_sync(transaction_pk=tx.pk)
@@ -159,25 +162,44 @@ def test_sync_and_cdr_twice_give_one_session_and_one_cdr(station, energy_tariff,
 
 
 def test_a_201_transaction_with_kwh_and_signed_meter_values(station, energy_tariff, emsp_token):
-    signed = {"signed_meter_data": "T0NNRnx7fXx7fQ==", "signing_method": "ECDSA-secp256r1-SHA256",
-              "encoding_method": "OCMF", "public_key": "MFkwEwYHKoZIzj0CAQ=="}
+    signed = {
+        "signed_meter_data": "T0NNRnx7fXx7fQ==",
+        "signing_method": "ECDSA-secp256r1-SHA256",
+        "encoding_method": "OCMF",
+        "public_key": "MFkwEwYHKoZIzj0CAQ==",
+    }
 
     def event(seq_no, event_type, at, kwh, context, **kwargs):
         return TransactionEventInput(
-            event_type=event_type, timestamp=at, trigger_reason="MeterValuePeriodic", seq_no=seq_no,
-            transaction_id="TX-201", ocpp_evse_id=2, connector_id=1,
+            event_type=event_type,
+            timestamp=at,
+            trigger_reason="MeterValuePeriodic",
+            seq_no=seq_no,
+            transaction_id="TX-201",
+            ocpp_evse_id=2,
+            connector_id=1,
             samples=(Sample(timestamp=at, value=Decimal(kwh), unit="kWh", context=context, signed_data=signed),),
             **kwargs,
         )
 
-    transaction_event_201(station_pk=station.pk, event=event(0, "Started", T0, "100", "Transaction.Begin",
-                                                              id_token=emsp_token, id_token_type="ISO14443",
-                                                              charging_state="Charging"))
-    tx, _ = transaction_event_201(station_pk=station.pk, event=event(1, "Updated", T0 + HOUR / 2, "104",
-                                                                     "Sample.Periodic"))
+    transaction_event_201(
+        station_pk=station.pk,
+        event=event(
+            0,
+            "Started",
+            T0,
+            "100",
+            "Transaction.Begin",
+            id_token=emsp_token,
+            id_token_type="ISO14443",
+            charging_state="Charging",
+        ),
+    )
+    tx, _ = transaction_event_201(
+        station_pk=station.pk, event=event(1, "Updated", T0 + HOUR / 2, "104", "Sample.Periodic")
+    )
     assert session_sync(transaction_pk=tx.pk, now=T0 + HOUR / 2).kwh == 4
-    tx, _ = transaction_event_201(station_pk=station.pk, event=event(2, "Ended", T0 + HOUR, "110",
-                                                                     "Transaction.End"))
+    tx, _ = transaction_event_201(station_pk=station.pk, event=event(2, "Ended", T0 + HOUR, "110", "Transaction.End"))
     session = session_sync(transaction_pk=tx.pk)
     assert (session.kwh, session.evse_uid, session.connector_id) == (10, "CP-BILL-1-2", "1")
     cdr = cdr_create(session=session)
@@ -196,8 +218,11 @@ def test_a_credit_cdr_negates_the_costs_and_references_the_original(station, ene
     assert (credit.id, credit.credit, credit.credit_reference_id) == (f"{cdr.id}-C", True, cdr.id)
     assert credit.total_cost == price(excl="-4.50", incl="-5.45")
     assert credit.total_energy_cost_excl_vat == -cdr.total_energy_cost_excl_vat
-    assert (credit.total_energy, credit.cdr_location, credit.tariffs) == (cdr.total_energy, cdr.cdr_location,
-                                                                          cdr.tariffs)
+    assert (credit.total_energy, credit.cdr_location, credit.tariffs) == (
+        cdr.total_energy,
+        cdr.cdr_location,
+        cdr.tariffs,
+    )
     assert credit.remark == "meter fault"
     cdr.refresh_from_db()
     assert cdr.total_cost == price(excl="4.50", incl="5.45")  # the original is untouched
@@ -218,8 +243,7 @@ def test_cdrs_are_immutable_in_the_database(station, energy_tariff, emsp_token):
         Cdr.objects.filter(pk=cdr.pk).update(remark="edited")
 
 
-def test_the_database_refuses_a_credit_without_reference_or_with_a_positive_total(station, energy_tariff,
-                                                                                   emsp_token):
+def test_the_database_refuses_a_credit_without_reference_or_with_a_positive_total(station, energy_tariff, emsp_token):
     tx = start(station, emsp_token, meter_start=0)
     stop(station, tx, T0 + HOUR, 10000)
     cdr = cdr_create(session=session_sync(transaction_pk=tx.pk))

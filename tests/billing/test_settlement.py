@@ -57,8 +57,16 @@ def test_the_settlement_command_prints_csv_and_writes_a_file(month_of_cdrs, tmp_
     call_command("settlement", "--partner", "NL-EXM", "--month", month, stdout=out)
     [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert row == {
-        "country_code": "NL", "party_id": "EXM", "month": month, "currency": "EUR", "cdrs": "3", "credits": "1",
-        "kwh": "11.0000", "hours": "2.0000", "parking_hours": "0.0000", "amount_excl_vat": "5.85",
+        "country_code": "NL",
+        "party_id": "EXM",
+        "month": month,
+        "currency": "EUR",
+        "cdrs": "3",
+        "credits": "1",
+        "kwh": "11.0000",
+        "hours": "2.0000",
+        "parking_hours": "0.0000",
+        "amount_excl_vat": "5.85",
         "amount_incl_vat": "7.08",
     }
     target = tmp_path / "settlement.csv"
@@ -77,8 +85,9 @@ def test_the_admin_gives_the_same_csv_and_issues_credits(month_of_cdrs, admin_cl
     call_command("settlement", "--partner", "NL-EXM", "--month", month, stdout=out)
     assert response.content.decode() == out.getvalue()
 
-    response = admin_client.post("/admin/billing/cdr/", {"action": "issue_credit",
-                                                         "_selected_action": [third.pk, cdrs[3].pk]})
+    response = admin_client.post(
+        "/admin/billing/cdr/", {"action": "issue_credit", "_selected_action": [third.pk, cdrs[3].pk]}
+    )
     assert response.status_code == 302
     credit = Cdr.objects.get(credit_reference=third)
     assert credit.total_cost_excl_vat == -third.total_cost_excl_vat and credit.id == f"{third.id}-C"

@@ -30,8 +30,7 @@ def announced():
     events.cdr_issued.disconnect(dispatch_uid="test.cdr")
 
 
-def test_an_ended_transaction_is_priced_once_for_its_session_and_cdr(station, energy_tariff, emsp_token,
-                                                                    monkeypatch):
+def test_an_ended_transaction_is_priced_once_for_its_session_and_cdr(station, energy_tariff, emsp_token, monkeypatch):
     tx = start(station, emsp_token, meter_start=0)
     reading(station, tx, T0 + HOUR / 2, "5000")
     stop(station, tx, T0 + HOUR, 10000)
@@ -45,8 +44,9 @@ def test_an_ended_transaction_is_priced_once_for_its_session_and_cdr(station, en
     assert cdr.total_energy == session.kwh == 10
 
 
-def test_each_change_is_announced_once_and_a_second_run_announces_nothing(station, energy_tariff, emsp_token,
-                                                                         announced):
+def test_each_change_is_announced_once_and_a_second_run_announces_nothing(
+    station, energy_tariff, emsp_token, announced
+):
     tx = start(station, emsp_token, meter_start=0)
     session = transaction_bill(transaction_pk=tx.pk)
     transaction_bill(transaction_pk=tx.pk)

@@ -28,13 +28,20 @@ def test_a_refused_handshake_is_one_log_line_and_no_traceback(live_daphne, stati
     station_factory("CP-ASGI-1")
     start = len(live_daphne.log())
     assert refused_status(f"{live_daphne.http_url.replace('http', 'ws')}/CP-ASGI-1") == 403
-    assert refused_status(live_daphne.ocpp_url("CP-ASGI-1"),
-                          additional_headers=basic_auth("CP-ASGI-1", "not-the-secret-of-it")) == 403
+    assert (
+        refused_status(
+            live_daphne.ocpp_url("CP-ASGI-1"), additional_headers=basic_auth("CP-ASGI-1", "not-the-secret-of-it")
+        )
+        == 403
+    )
 
     def lines():
         """What the server logged about it (daphne's access log, which tests keep, aside)."""
-        return [line.split(" WARNING ", 1)[1] for line in live_daphne.log()[start:].splitlines()
-                if "CP-ASGI-1" in line and " WARNING " in line]
+        return [
+            line.split(" WARNING ", 1)[1]
+            for line in live_daphne.log()[start:].splitlines()
+            if "CP-ASGI-1" in line and " WARNING " in line
+        ]
 
     wait_until(lambda: len(lines()) >= 2)
     assert lines() == [

@@ -8,7 +8,7 @@ from cpo.envfile import env_file_load, env_file_read, env_file_update
 def test_the_file_is_read_as_a_shell_would_and_the_environment_wins(tmp_path, monkeypatch):
     path = tmp_path / ".env"
     path.write_text(
-        "# a comment\n\nCPO_T_PLAIN=1\nexport CPO_T_EXPORTED=two\nCPO_T_QUOTED=\"three # not a comment\"\n"
+        '# a comment\n\nCPO_T_PLAIN=1\nexport CPO_T_EXPORTED=two\nCPO_T_QUOTED="three # not a comment"\n'
         "CPO_T_SET=from-file\nnot a line\n"
     )
     monkeypatch.setenv("CPO_ENV_FILE", str(path))
@@ -17,7 +17,10 @@ def test_the_file_is_read_as_a_shell_would_and_the_environment_wins(tmp_path, mo
         monkeypatch.delenv(name, raising=False)
     env_file_load()
     assert (os.environ["CPO_T_PLAIN"], os.environ["CPO_T_EXPORTED"], os.environ["CPO_T_QUOTED"]) == (
-        "1", "two", "three # not a comment")
+        "1",
+        "two",
+        "three # not a comment",
+    )
     assert os.environ["CPO_T_SET"] == "from-environment"
     for name in ("CPO_T_PLAIN", "CPO_T_EXPORTED", "CPO_T_QUOTED"):
         monkeypatch.delenv(name)

@@ -18,18 +18,30 @@ print(json.dumps({"allowed_hosts": settings.ALLOWED_HOSTS, "options": db.get("OP
 
 def settings_with(**env: str) -> dict:
     base = {"PATH": "/usr/bin:/bin", "CPO_ENV_FILE": "", "DJANGO_SETTINGS_MODULE": "cpo.settings", "DEBUG": "1"}
-    done = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env={**base, **env}, capture_output=True,
-                          text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
 def test_the_host_partners_reach_us_at_is_allowed():
     """`make run HOST=192.168.1.5` advertises http://192.168.1.5:PORT/ocpi/versions: requests to it are served."""
     assert settings_with(OCPI_BASE_URL="http://192.168.1.5:8106")["allowed_hosts"] == [
-        "localhost", "127.0.0.1", "[::1]", "192.168.1.5"]
+        "localhost",
+        "127.0.0.1",
+        "[::1]",
+        "192.168.1.5",
+    ]
     assert settings_with(OCPI_BASE_URL="http://[::1]:8000")["allowed_hosts"] == ["localhost", "127.0.0.1", "[::1]"]
     assert settings_with(OCPI_BASE_URL="https://cpo.example.com", ALLOWED_HOSTS="cpo.internal")["allowed_hosts"] == [
-        "cpo.internal"]
+        "cpo.internal"
+    ]
 
 
 def test_sqlite_queues_writers_whether_it_is_the_default_or_a_database_url(tmp_path):

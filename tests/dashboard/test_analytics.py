@@ -19,9 +19,18 @@ WEEK = {"date_from": "2026-03-09", "date_to": "2026-03-15", "time_zone": "Europe
 
 def tx(station, number, start, hours, kwh, evse=1):
     return Transaction.objects.create(
-        station=station, evse=station.evses.get(ocpp_evse_id=evse), transaction_id=str(number), ocpp_version="1.6",
-        ocpp_evse_id=evse, connector_id=1, id_tag="T", started_at=start, ended_at=start + timedelta(hours=hours),
-        meter_start=Decimal(1000), meter_stop=Decimal(1000) + kwh * 1000, status="ENDED",
+        station=station,
+        evse=station.evses.get(ocpp_evse_id=evse),
+        transaction_id=str(number),
+        ocpp_version="1.6",
+        ocpp_evse_id=evse,
+        connector_id=1,
+        id_tag="T",
+        started_at=start,
+        ended_at=start + timedelta(hours=hours),
+        meter_start=Decimal(1000),
+        meter_stop=Decimal(1000) + kwh * 1000,
+        status="ENDED",
     )
 
 
@@ -58,8 +67,9 @@ def test_energy_and_sessions_per_day_and_week(client_as, week, role):
         {"bucket": datetime(2026, 3, 10).date(), "sessions": 1, "kwh": Decimal("2.000")},
     ]
     weekly = page(user, bucket="week")
-    assert weekly["tables"]["energy"] == [{"bucket": datetime(2026, 3, 9).date(), "sessions": 3,
-                                           "kwh": Decimal("17.000")}]
+    assert weekly["tables"]["energy"] == [
+        {"bucket": datetime(2026, 3, 9).date(), "sessions": 3, "kwh": Decimal("17.000")}
+    ]
     assert weekly["charts"]["energy"] == {"labels": ["2026-03-09"], "kwh": [17.0], "sessions": [3]}
 
 
@@ -95,34 +105,86 @@ def test_peak_hours_in_utc_move_by_the_offset(client, make_user, week):
 
 def test_revenue_per_partner_nets_credits(client_as, week):
     registered_partner()
-    first = make_cdr(make_session(station=week, number=11, start=datetime(2026, 3, 9, 12, tzinfo=UTC),
-                                  kwh=Decimal(20)), issued=datetime(2026, 3, 9, 13, tzinfo=UTC))
-    make_cdr(make_session(station=week, number=12, start=datetime(2026, 3, 10, 12, tzinfo=UTC), kwh=Decimal(20)),
-             issued=datetime(2026, 3, 10, 13, tzinfo=UTC))
+    first = make_cdr(
+        make_session(station=week, number=11, start=datetime(2026, 3, 9, 12, tzinfo=UTC), kwh=Decimal(20)),
+        issued=datetime(2026, 3, 9, 13, tzinfo=UTC),
+    )
+    make_cdr(
+        make_session(station=week, number=12, start=datetime(2026, 3, 10, 12, tzinfo=UTC), kwh=Decimal(20)),
+        issued=datetime(2026, 3, 10, 13, tzinfo=UTC),
+    )
     make_cdr(first.session, issued=datetime(2026, 3, 11, 9, tzinfo=UTC), credit_of=first)
-    make_cdr(make_session(station=week, number=13, start=datetime(2026, 3, 10, 14, tzinfo=UTC), kwh=Decimal(10),
-                          emsp=("", ""), uid="OWN"), issued=datetime(2026, 3, 10, 15, tzinfo=UTC),
-             energy=(Decimal("3.50"), Decimal("4.24")))
-    make_cdr(make_session(station=week, number=14, start=datetime(2026, 3, 20, 14, tzinfo=UTC), kwh=Decimal(10)),
-             issued=datetime(2026, 3, 20, 15, tzinfo=UTC))  # after the period
+    make_cdr(
+        make_session(
+            station=week,
+            number=13,
+            start=datetime(2026, 3, 10, 14, tzinfo=UTC),
+            kwh=Decimal(10),
+            emsp=("", ""),
+            uid="OWN",
+        ),
+        issued=datetime(2026, 3, 10, 15, tzinfo=UTC),
+        energy=(Decimal("3.50"), Decimal("4.24")),
+    )
+    make_cdr(
+        make_session(station=week, number=14, start=datetime(2026, 3, 20, 14, tzinfo=UTC), kwh=Decimal(10)),
+        issued=datetime(2026, 3, 20, 15, tzinfo=UTC),
+    )  # after the period
     context = page(client_as("viewer"))
     assert context["tables"]["revenue"] == [
-        {"country_code": "NL", "party_id": "EXM", "name": "Example EMSP", "currency": "EUR", "cdrs": 2, "credits": 1,
-         "kwh": Decimal("40.000"), "revenue_excl_vat": Decimal("8.00"), "revenue_incl_vat": Decimal("9.68")},
-        {"country_code": "", "party_id": "", "name": "own tokens", "currency": "EUR", "cdrs": 1, "credits": 0,
-         "kwh": Decimal("10.000"), "revenue_excl_vat": Decimal("4.50"), "revenue_incl_vat": Decimal("5.45")},
+        {
+            "country_code": "NL",
+            "party_id": "EXM",
+            "name": "Example EMSP",
+            "currency": "EUR",
+            "cdrs": 2,
+            "credits": 1,
+            "kwh": Decimal("40.000"),
+            "revenue_excl_vat": Decimal("8.00"),
+            "revenue_incl_vat": Decimal("9.68"),
+        },
+        {
+            "country_code": "",
+            "party_id": "",
+            "name": "own tokens",
+            "currency": "EUR",
+            "cdrs": 1,
+            "credits": 0,
+            "kwh": Decimal("10.000"),
+            "revenue_excl_vat": Decimal("4.50"),
+            "revenue_incl_vat": Decimal("5.45"),
+        },
     ]
     assert context["charts"]["revenue"]["labels"] == ["NL*EXM EUR", "own EUR"]
 
 
-@pytest.mark.parametrize("table,header,first", [
-    ("energy", ["bucket", "sessions", "kwh"], ["2026-03-09", "2", "15.000"]),
-    ("locations", ["location_id", "name", "city", "evses", "sessions", "kwh", "hours_in_use", "utilisation_pct"],
-     ["LOC-T1", "Test Plaza", "Utrecht", "2", "3", "17.000", "3.5", "1.0"]),
-    ("hours", ["weekday", "hour", "sessions_started", "kwh", "in_use_pct"], ["Mon", "0", "0", "0.000", "0.0"]),
-    ("revenue", ["country_code", "party_id", "name", "currency", "cdrs", "credits", "kwh", "revenue_excl_vat",
-                 "revenue_incl_vat"], None),
-])
+@pytest.mark.parametrize(
+    "table,header,first",
+    [
+        ("energy", ["bucket", "sessions", "kwh"], ["2026-03-09", "2", "15.000"]),
+        (
+            "locations",
+            ["location_id", "name", "city", "evses", "sessions", "kwh", "hours_in_use", "utilisation_pct"],
+            ["LOC-T1", "Test Plaza", "Utrecht", "2", "3", "17.000", "3.5", "1.0"],
+        ),
+        ("hours", ["weekday", "hour", "sessions_started", "kwh", "in_use_pct"], ["Mon", "0", "0", "0.000", "0.0"]),
+        (
+            "revenue",
+            [
+                "country_code",
+                "party_id",
+                "name",
+                "currency",
+                "cdrs",
+                "credits",
+                "kwh",
+                "revenue_excl_vat",
+                "revenue_incl_vat",
+            ],
+            None,
+        ),
+    ],
+)
 def test_each_table_downloads_as_csv(client_as, week, table, header, first):
     response = client_as("viewer").get(reverse("dashboard:analytics-csv", args=[table]), WEEK)
     assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
@@ -138,13 +200,14 @@ def test_a_bad_period_is_refused(client_as):
     viewer = client_as("viewer")
     context = viewer.get(reverse("dashboard:analytics"), {**WEEK, "date_to": "2026-03-01"}).context
     assert "tables" not in context and "The period ends before it starts" in str(context["form"].errors)
-    assert viewer.get(reverse("dashboard:analytics-csv", args=["energy"]),
-                      {**WEEK, "date_from": "2024-01-01"}).status_code == 400
+    assert (
+        viewer.get(reverse("dashboard:analytics-csv", args=["energy"]), {**WEEK, "date_from": "2024-01-01"}).status_code
+        == 400
+    )
     assert viewer.get(reverse("dashboard:analytics-csv", args=["nope"]), WEEK).status_code == 404
 
 
-def test_the_page_defaults_to_the_last_30_days_and_takes_few_queries(client_as, week,
-                                                                    django_assert_max_num_queries):
+def test_the_page_defaults_to_the_last_30_days_and_takes_few_queries(client_as, week, django_assert_max_num_queries):
     viewer = client_as("viewer")
     context = viewer.get(reverse("dashboard:analytics")).context
     assert (context["form"].cleaned_data["date_to"] - context["form"].cleaned_data["date_from"]).days == 29

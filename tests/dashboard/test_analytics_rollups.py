@@ -56,9 +56,19 @@ def rollup_rows() -> list:
     return [
         sorted(AnalyticsHour.objects.values_list("hour", "sessions", "energy_wh", "busy_seconds")),
         sorted(AnalyticsLocationDay.objects.values_list("day", "location_id", "sessions", "energy_wh", "busy_seconds")),
-        sorted(AnalyticsPartnerDay.objects.values_list("day", "emsp_country_code", "emsp_party_id", "currency", "cdrs",
-                                                       "credits", "energy_kwh", "revenue_excl_vat",
-                                                       "revenue_incl_vat")),
+        sorted(
+            AnalyticsPartnerDay.objects.values_list(
+                "day",
+                "emsp_country_code",
+                "emsp_party_id",
+                "currency",
+                "cdrs",
+                "credits",
+                "energy_kwh",
+                "revenue_excl_vat",
+                "revenue_incl_vat",
+            )
+        ),
         sorted(AnalyticsDay.objects.values_list("day", flat=True)),
     ]
 
@@ -74,7 +84,8 @@ def test_rebuilding_twice_gives_the_same_rows(analytics_network):
 def test_today_is_never_rolled_up_and_the_beat_task_rebuilds_the_last_closed_days(analytics_network):
     today = datetime.now(UTC).date()
     assert analytics_rebuild(first=today - timedelta(days=1), last=today + timedelta(days=3)) == [
-        today - timedelta(days=1)]
+        today - timedelta(days=1)
+    ]
     assert analytics_rebuild_recent(days=3) == [today - timedelta(days=n) for n in (3, 2, 1)]
     assert analytics_rollups_refresh.apply(kwargs={"days": 2}).get() == 2
 

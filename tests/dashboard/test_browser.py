@@ -27,14 +27,22 @@ from tests.ocpp_gateway.chargers import Charger16, now_iso
 from tests.support import OUTPUT
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [
     pytest.mark.live,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"),
-                       reason="Debian's chromium is not installed (apt-get install -y chromium)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() and not shutil.which("chromium"),
+        reason="Debian's chromium is not installed (apt-get install -y chromium)",
+    ),
 ]
 
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
@@ -53,10 +61,14 @@ class StoppingCharger(Charger16):
 
     @after(Action.remote_stop_transaction)
     async def after_remote_stop(self, transaction_id, **kwargs):
-        await self.call(call.StopTransaction(meter_stop=self.meter_stop, timestamp=now_iso(),
-                                             transaction_id=transaction_id, reason="Remote"))
-        await self.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available",
-                                                timestamp=now_iso()))
+        await self.call(
+            call.StopTransaction(
+                meter_stop=self.meter_stop, timestamp=now_iso(), transaction_id=transaction_id, reason="Remote"
+            )
+        )
+        await self.call(
+            call.StatusNotification(connector_id=1, error_code="NoError", status="Available", timestamp=now_iso())
+        )
 
 
 @pytest.fixture
@@ -81,6 +93,7 @@ def log_in(browser, base_url: str, username: str):
 
 def db(func, *args, **kwargs):
     """Run ORM code in another thread: Playwright's sync API keeps an event loop running in this one."""
+
     def run():
         try:
             return func(*args, **kwargs)
@@ -115,26 +128,41 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
 
     charger = ChargerThread(live_daphne.ocpp_url("CP-LIVE"), "CP-LIVE", secret, cls=StoppingCharger)
     try:
-        charger.send(call.BootNotification(charge_point_model="Wallbox X", charge_point_vendor="ACME",
-                                           firmware_version="1.2.3"))
-        charger.send(call.StatusNotification(connector_id=1, error_code="NoError", status="Available",
-                                             timestamp=now_iso()))
+        charger.send(
+            call.BootNotification(charge_point_model="Wallbox X", charge_point_vendor="ACME", firmware_version="1.2.3")
+        )
+        charger.send(
+            call.StatusNotification(connector_id=1, error_code="NoError", status="Available", timestamp=now_iso())
+        )
         # No reload: the websocket event makes the page fetch its live part again.
         expect(connector.locator("[data-testid=status]")).to_have_text("AVAILABLE")
         expect(page.locator("[data-testid=online]")).to_have_text("online")
         expect(page.locator("[data-testid=ocpp-version]")).to_have_text("OCPP 1.6J")
         shot(page, "station-available")
 
-        start = charger.send(call.StartTransaction(connector_id=1, id_tag=local_token.uid, meter_start=1000,
-                                                   timestamp=now_iso()))
-        charger.send(call.StatusNotification(connector_id=1, error_code="NoError", status="Charging",
-                                             timestamp=now_iso()))
+        start = charger.send(
+            call.StartTransaction(connector_id=1, id_tag=local_token.uid, meter_start=1000, timestamp=now_iso())
+        )
+        charger.send(
+            call.StatusNotification(connector_id=1, error_code="NoError", status="Charging", timestamp=now_iso())
+        )
         expect(connector.locator("[data-testid=status]")).to_have_text("CHARGING")
         expect(connector.locator("[data-testid=transaction]")).to_contain_text(str(start.transaction_id))
-        charger.send(call.MeterValues(connector_id=1, transaction_id=start.transaction_id, meter_value=[{
-            "timestamp": now_iso(), "sampledValue": [
-                {"value": "3400", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
-                {"value": "11000", "measurand": "Power.Active.Import", "unit": "W"}]}]))
+        charger.send(
+            call.MeterValues(
+                connector_id=1,
+                transaction_id=start.transaction_id,
+                meter_value=[
+                    {
+                        "timestamp": now_iso(),
+                        "sampledValue": [
+                            {"value": "3400", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+                            {"value": "11000", "measurand": "Power.Active.Import", "unit": "W"},
+                        ],
+                    }
+                ],
+            )
+        )
         expect(connector.locator("[data-testid=energy]")).to_have_text("2.400")
         expect(overview.locator("[data-testid=active-count]")).to_have_text("1")
         expect(overview.locator("[data-testid=connectors-by-status]")).to_contain_text("CHARGING 1")
@@ -207,8 +235,11 @@ def billed(make_user, station_factory):
     partner = registered_partner()
     station, _ = station_factory("CP-BILL", evses=1)
     first = make_cdr(make_session(station=station, number=1, start=T0, kwh=Decimal("20")), issued=T0)
-    second = make_cdr(make_session(station=station, number=2, start=T0 + timedelta(hours=2), kwh=Decimal("10.5"),
-                                   uid="TOKEN-2"), issued=T0 + timedelta(hours=3), energy=(Decimal("3.68"), Decimal("4.45")))
+    second = make_cdr(
+        make_session(station=station, number=2, start=T0 + timedelta(hours=2), kwh=Decimal("10.5"), uid="TOKEN-2"),
+        issued=T0 + timedelta(hours=3),
+        energy=(Decimal("3.68"), Decimal("4.45")),
+    )
     push(partner, OutboxStatus.SENT, sent_at=T0, key=f"cdrs:NL:CPO:{first.id}")
     push(partner, OutboxStatus.FAILED, attempts=5, error="ReadTimeout", key=f"cdrs:NL:CPO:{second.id}")
     return partner
@@ -232,7 +263,9 @@ def test_staff_filter_cdrs_and_export_them_as_csv(live_daphne, billed, browser):
     assert download.suggested_filename == "cdrs_nl-exm_2026-03-10_2026-03-10.csv"
     rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8").read())))
     assert sorted((r["id"], r["total_cost_excl_vat"], r["push_state"]) for r in rows) == [
-        ("CDR-S1", "8.0000", "delivered"), ("CDR-S2", "4.6800", "failed")]
+        ("CDR-S1", "8.0000", "delivered"),
+        ("CDR-S2", "4.6800", "failed"),
+    ]
     (OUTPUT / "dashboard-cdrs.csv").write_text(open(download.path(), encoding="utf-8").read())
 
     page.click("tr[data-cdr='CDR-S2'] a")
@@ -250,8 +283,10 @@ def test_admins_see_partners_tariffs_and_analytics(live_daphne, billed, browser)
     expect(page.locator("[data-testid=partners]")).to_contain_text("Example EMSP")
     expect(page.locator(f"tr[data-partner='{billed.pk}'] [data-testid=failed]")).to_have_text("1")
     shot(page, "partners")
-    page.goto(f"{live_daphne.http_url}/tariffs/AC-1/?kwh=20&minutes=90&parking_minutes=0&start=2026-03-10T18:00"
-              "&time_zone=Europe/Amsterdam")
+    page.goto(
+        f"{live_daphne.http_url}/tariffs/AC-1/?kwh=20&minutes=90&parking_minutes=0&start=2026-03-10T18:00"
+        "&time_zone=Europe/Amsterdam"
+    )
     expect(page.locator("[data-testid=preview-total-incl]")).to_have_text("9.68")
     shot(page, "tariff-preview")
     page.goto(f"{live_daphne.http_url}/analytics/?date_from=2026-03-01&date_to=2026-03-31")

@@ -25,20 +25,40 @@ def cdrs(station_factory, location):
     in April (not pushed: DE*OTH is not a partner). And a credit of the first one."""
     exm = registered_partner()
     station, _ = station_factory("CP-C1", evses=1)
-    other_location = Location.objects.create(id="LOC-T2", name="Other Square", address="x", city="Delft",
-                                             country="NLD", latitude=52, longitude=4.3)
+    other_location = Location.objects.create(
+        id="LOC-T2", name="Other Square", address="x", city="Delft", country="NLD", latitude=52, longitude=4.3
+    )
     far, _ = station_factory("CP-C2", evses=1)
     far.location = other_location
     far.save()
-    first = make_cdr(make_session(station=station, number=1, start=T0, kwh=Decimal("20")), issued=T0 + timedelta(hours=1))
-    second = make_cdr(make_session(station=station, number=2, start=T0 + timedelta(days=1), kwh=Decimal("10.5")),
-                      issued=T0 + timedelta(days=1, hours=1), energy=(Decimal("3.68"), Decimal("4.45")))
-    third = make_cdr(make_session(station=far, number=3, start=T0 + timedelta(days=30), kwh=Decimal("5"),
-                                  emsp=("DE", "OTH"), location_id="LOC-T2"), issued=T0 + timedelta(days=30, hours=1))
+    first = make_cdr(
+        make_session(station=station, number=1, start=T0, kwh=Decimal("20")), issued=T0 + timedelta(hours=1)
+    )
+    second = make_cdr(
+        make_session(station=station, number=2, start=T0 + timedelta(days=1), kwh=Decimal("10.5")),
+        issued=T0 + timedelta(days=1, hours=1),
+        energy=(Decimal("3.68"), Decimal("4.45")),
+    )
+    third = make_cdr(
+        make_session(
+            station=far,
+            number=3,
+            start=T0 + timedelta(days=30),
+            kwh=Decimal("5"),
+            emsp=("DE", "OTH"),
+            location_id="LOC-T2",
+        ),
+        issued=T0 + timedelta(days=30, hours=1),
+    )
     credit = make_cdr(first.session, issued=T0 + timedelta(days=2), credit_of=first)
     push(exm, OutboxStatus.SENT, sent_at=T0 + timedelta(hours=1), key=f"cdrs:NL:CPO:{first.id}")
-    push(exm, OutboxStatus.FAILED, attempts=5, error="ReadTimeout: partner did not answer",
-         key=f"cdrs:NL:CPO:{second.id}")
+    push(
+        exm,
+        OutboxStatus.FAILED,
+        attempts=5,
+        error="ReadTimeout: partner did not answer",
+        key=f"cdrs:NL:CPO:{second.id}",
+    )
     push(exm, OutboxStatus.PENDING, key=f"cdrs:NL:CPO:{credit.id}")
     return {"exm": exm, "first": first, "second": second, "third": third, "credit": credit}
 
@@ -127,21 +147,37 @@ def export(client, **query) -> tuple[list[dict], object]:
 
 @pytest.mark.parametrize("role", ["viewer", "operator", "admin"])
 def test_the_csv_of_a_partner_and_period_holds_exactly_those_cdrs(client_as, cdrs, role):
-    rows, response = export(client_as(role), partner=cdrs["exm"].pk, issued_from="2026-03-10",
-                            issued_to="2026-03-11")
+    rows, response = export(client_as(role), partner=cdrs["exm"].pk, issued_from="2026-03-10", issued_to="2026-03-11")
     assert response["Content-Disposition"] == 'attachment; filename="cdrs_nl-exm_2026-03-10_2026-03-11.csv"'
     assert [row["id"] for row in rows] == ["CDR-S2", "CDR-S1"]
     second = rows[0]
     assert second == {
-        "id": "CDR-S2", "session_id": "S2", "credit": "false", "credit_reference_id": "",
-        "issued": "2026-03-11T09:00:00Z", "start_date_time": "2026-03-11T08:00:00Z",
-        "end_date_time": "2026-03-11T09:00:00Z", "emsp_country_code": "NL", "emsp_party_id": "EXM",
-        "token_uid": "TOKEN-1", "contract_id": "NL-EXM-C00000002", "location_id": "LOC-T1",
-        "evse_uid": cdrs["second"].cdr_location["evse_uid"], "connector_id": "1", "currency": "EUR",
-        "total_energy_kwh": "10.5000", "total_time_h": "1.0000", "total_parking_time_h": "0.0000",
-        "fixed_cost_excl_vat": "1.0000", "energy_cost_excl_vat": "3.6800", "time_cost_excl_vat": "",
-        "parking_cost_excl_vat": "", "reservation_cost_excl_vat": "", "total_cost_excl_vat": "4.6800",
-        "total_cost_incl_vat": "5.6600", "push_state": "failed",
+        "id": "CDR-S2",
+        "session_id": "S2",
+        "credit": "false",
+        "credit_reference_id": "",
+        "issued": "2026-03-11T09:00:00Z",
+        "start_date_time": "2026-03-11T08:00:00Z",
+        "end_date_time": "2026-03-11T09:00:00Z",
+        "emsp_country_code": "NL",
+        "emsp_party_id": "EXM",
+        "token_uid": "TOKEN-1",
+        "contract_id": "NL-EXM-C00000002",
+        "location_id": "LOC-T1",
+        "evse_uid": cdrs["second"].cdr_location["evse_uid"],
+        "connector_id": "1",
+        "currency": "EUR",
+        "total_energy_kwh": "10.5000",
+        "total_time_h": "1.0000",
+        "total_parking_time_h": "0.0000",
+        "fixed_cost_excl_vat": "1.0000",
+        "energy_cost_excl_vat": "3.6800",
+        "time_cost_excl_vat": "",
+        "parking_cost_excl_vat": "",
+        "reservation_cost_excl_vat": "",
+        "total_cost_excl_vat": "4.6800",
+        "total_cost_incl_vat": "5.6600",
+        "push_state": "failed",
         "push_error": "ReadTimeout: partner did not answer",
     }
     assert rows[1]["push_state"] == "delivered" and rows[1]["push_error"] == ""
@@ -155,8 +191,9 @@ def test_the_csv_with_a_credit_sums_to_the_net_amount(client_as, cdrs):
 
 
 def test_an_export_with_a_backwards_period_is_refused(client_as, cdrs):
-    response = client_as("viewer").get(reverse("dashboard:cdr-export"),
-                                       {"issued_from": "2026-03-12", "issued_to": "2026-03-11"})
+    response = client_as("viewer").get(
+        reverse("dashboard:cdr-export"), {"issued_from": "2026-03-12", "issued_to": "2026-03-11"}
+    )
     assert response.status_code == 400
 
 
@@ -194,8 +231,9 @@ def test_an_operator_retries_a_failed_push_through_the_outbox(client_as, cdrs, o
     assert audit.action == "CdrPushRetry" and audit.payload["cdr"] == "CDR-S2" and audit.username == f"user-{role}"
 
 
-def test_the_retry_puts_the_given_up_push_back_in_the_queue(client_as, cdrs, django_capture_on_commit_callbacks,
-                                                            monkeypatch):
+def test_the_retry_puts_the_given_up_push_back_in_the_queue(
+    client_as, cdrs, django_capture_on_commit_callbacks, monkeypatch
+):
     """Through the real outbox service: the message is due again now, with a fresh give-up time."""
     from ocpi_api import tasks
 
@@ -252,8 +290,9 @@ def test_a_session_shows_its_cdr_cost_breakdown(client_as, cdrs):
 
 def test_a_running_session_shows_its_running_cost(client_as, station_factory):
     station, _ = station_factory("CP-R1", evses=1)
-    session = make_session(station=station, number=77, start=T0, kwh=Decimal("3.2"),
-                           cost=(Decimal("2.12"), Decimal("2.57")))
+    session = make_session(
+        station=station, number=77, start=T0, kwh=Decimal("3.2"), cost=(Decimal("2.12"), Decimal("2.57"))
+    )
     response = client_as("viewer").get(reverse("dashboard:session", args=[session.transaction_id]))
     assert response.context["cdr"] is None
     assert 'data-testid="running-cost">2.12 EUR<' in response.content.decode()
@@ -261,15 +300,18 @@ def test_a_running_session_shows_its_running_cost(client_as, station_factory):
 
 def test_a_transaction_not_billed_yet_says_so(client_as, station_factory):
     station, _ = station_factory("CP-R2", evses=1)
-    tx = Transaction.objects.create(station=station, transaction_id="9", ocpp_version="1.6", ocpp_evse_id=1,
-                                    started_at=T0, meter_start=0)
+    tx = Transaction.objects.create(
+        station=station, transaction_id="9", ocpp_version="1.6", ocpp_evse_id=1, started_at=T0, meter_start=0
+    )
     assert "Not billed yet" in client_as("viewer").get(reverse("dashboard:session", args=[tx.pk])).content.decode()
 
 
 def test_a_partner_controlled_token_uid_cannot_become_a_formula_in_the_export(client_as, cdrs, station_factory):
     station, _ = station_factory("CP-CSV", evses=1)
-    hostile = make_cdr(make_session(station=station, number=9, start=T0, kwh=Decimal("1"), uid="=2+5*HYPERLINK()"),
-                       issued=T0 + timedelta(hours=1))
+    hostile = make_cdr(
+        make_session(station=station, number=9, start=T0, kwh=Decimal("1"), uid="=2+5*HYPERLINK()"),
+        issued=T0 + timedelta(hours=1),
+    )
     rows, _ = export(client_as("viewer"), partner=cdrs["exm"].pk)
     row = next(row for row in rows if row["id"] == hostile.id)
     assert row["token_uid"] == "'=2+5*HYPERLINK()"

@@ -36,8 +36,7 @@ def test_an_operator_resets_and_reads_variables_of_a_2_0_1_station(live_daphne, 
     _, secret = station_factory("CP201-DASH", evses=1)
     charger = ChargerThread(live_daphne.ocpp_url("CP201-DASH"), "CP201-DASH", secret, version="2.0.1")
     try:
-        charger.send(call.BootNotification(charging_station={"model": "W2", "vendor_name": "ACME"},
-                                           reason="PowerUp"))
+        charger.send(call.BootNotification(charging_station={"model": "W2", "vendor_name": "ACME"}, reason="PowerUp"))
         online("CP201-DASH")
         operator = client_as("operator")
         url = reverse("dashboard:station-command", args=["CP201-DASH", "reset"])
@@ -54,13 +53,17 @@ def test_an_operator_resets_and_reads_variables_of_a_2_0_1_station(live_daphne, 
     actions = list(AuditLog.objects.order_by("id").values_list("action", "ok", "payload"))
     assert actions == [
         ("Reset", True, {"type": "Immediate"}),
-        ("GetVariables", True, {"getVariableData": [{"component": {"name": "OCPPCommCtrlr"},
-                                                     "variable": {"name": "HeartbeatInterval"}}]}),
+        (
+            "GetVariables",
+            True,
+            {"getVariableData": [{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]},
+        ),
     ]
 
 
-def test_a_1_6_station_gets_1_6_names_and_a_refusal_or_error_is_shown(live_daphne, station_factory, client_as,
-                                                                      local_token):
+def test_a_1_6_station_gets_1_6_names_and_a_refusal_or_error_is_shown(
+    live_daphne, station_factory, client_as, local_token
+):
     from ocpp.v16 import call
 
     _, secret = station_factory("CP16-DASH", evses=2)
@@ -69,13 +72,19 @@ def test_a_1_6_station_gets_1_6_names_and_a_refusal_or_error_is_shown(live_daphn
         charger.send(call.BootNotification(charge_point_model="Wallbox X", charge_point_vendor="ACME"))
         online("CP16-DASH")
         operator = client_as("operator")
-        start = operator.post(reverse("dashboard:station-command", args=["CP16-DASH", "remote-start"]),
-                              {"remote-start-evse": "2", "remote-start-token": local_token.pk}, follow=True)
+        start = operator.post(
+            reverse("dashboard:station-command", args=["CP16-DASH", "remote-start"]),
+            {"remote-start-evse": "2", "remote-start-token": local_token.pk},
+            follow=True,
+        )
         assert 'RemoteStartTransaction: {"status": "Accepted"}' in text(start)
         assert charger.cp.received == [("RemoteStartTransaction", {"id_tag": "RFID-OK-1", "connector_id": 2})]
         # The simulated charger does not implement TriggerMessage: its CALLERROR is shown and audited.
-        trigger = operator.post(reverse("dashboard:station-command", args=["CP16-DASH", "trigger"]),
-                                {"trigger-message": "Heartbeat", "trigger-evse": "0"}, follow=True)
+        trigger = operator.post(
+            reverse("dashboard:station-command", args=["CP16-DASH", "trigger"]),
+            {"trigger-message": "Heartbeat", "trigger-evse": "0"},
+            follow=True,
+        )
         assert "TriggerMessage failed: call_error" in text(trigger)
     finally:
         charger.close()

@@ -67,13 +67,19 @@ def test_the_readme_commands_work_in_a_new_shell_that_has_only_the_env_file(tmp_
     """No DEBUG and no SECRET_KEY in the environment (a new shell after `make run PORT=8106`): manage.py takes them,
     and the advertised OCPI URL, from .env."""
     env_file = tmp_path / ".env"
-    subprocess.run([sys.executable, "manage.py", "dev_env", "--port", "8106"], cwd=ROOT, check=True,
-                   capture_output=True, env={"PATH": "/usr/bin:/bin", "CPO_ENV_FILE": str(env_file), "DEBUG": "1"})
+    subprocess.run(
+        [sys.executable, "manage.py", "dev_env", "--port", "8106"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "CPO_ENV_FILE": str(env_file), "DEBUG": "1"},
+    )
     shell = {"PATH": "/usr/bin:/bin", "CPO_ENV_FILE": str(env_file), "DATABASE_URL": database_url_for_tests()}
 
     def manage(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=shell, capture_output=True,
-                              text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=shell, capture_output=True, text=True, timeout=60
+        )
 
     station = manage("add_station", "CP-42", "--location", location.id, "--evses", "2")
     assert station.returncode == 0, station.stderr

@@ -30,10 +30,12 @@ def test_rows_written_before_the_move_are_the_dashboards_after_it(station_factor
     station, _ = station_factory("CP-MOVE", evses=1)
     try:
         old = migrate(BEFORE)
-        old.get_model("cpo", "AuditLog").objects.create(username="olga", station_id=station.pk,
-                                                        identity="CP-MOVE", action="Reset", ok=True)
-        old.get_model("cpo", "AnalyticsDay").objects.create(day=date(2026, 3, 1),
-                                                            built_at=datetime(2026, 3, 2, tzinfo=UTC))
+        old.get_model("cpo", "AuditLog").objects.create(
+            username="olga", station_id=station.pk, identity="CP-MOVE", action="Reset", ok=True
+        )
+        old.get_model("cpo", "AnalyticsDay").objects.create(
+            day=date(2026, 3, 1), built_at=datetime(2026, 3, 2, tzinfo=UTC)
+        )
         ContentType.objects.filter(app_label="dashboard").update(app_label="cpo")  # as before the move
         ContentType.objects.clear_cache()
         new = migrate(AFTER)
@@ -41,8 +43,6 @@ def test_rows_written_before_the_move_are_the_dashboards_after_it(station_factor
         migrate_to_latest()
     entry = new.get_model("dashboard", "AuditLog").objects.get()
     assert (entry.username, entry.station_id, entry.action) == ("olga", station.pk, "Reset")
-    assert list(new.get_model("dashboard", "AnalyticsDay").objects.values_list("day", flat=True)) == [
-        date(2026, 3, 1)]
-    labels = set(ContentType.objects.filter(model__in=["auditlog", "analyticsday"]).values_list("app_label",
-                                                                                                flat=True))
+    assert list(new.get_model("dashboard", "AnalyticsDay").objects.values_list("day", flat=True)) == [date(2026, 3, 1)]
+    labels = set(ContentType.objects.filter(model__in=["auditlog", "analyticsday"]).values_list("app_label", flat=True))
     assert labels == {"dashboard"}

@@ -44,10 +44,12 @@ def test_viewers_and_operators_cannot_invite_or_register(client_as, role):
     user = client_as(role)
     page = user.get(reverse("dashboard:partners")).content
     assert b'data-testid="partner-invite"' not in page and b'data-testid="partner-register"' not in page
-    invite = user.post(reverse("dashboard:partner-invite"),
-                       {"name": "X", "country_code": "NL", "party_id": "XXX", "role": "EMSP"})
-    register = user.post(reverse("dashboard:partner-register"),
-                         {"versions_url": "http://127.0.0.1:9/versions", "token": "t"})
+    invite = user.post(
+        reverse("dashboard:partner-invite"), {"name": "X", "country_code": "NL", "party_id": "XXX", "role": "EMSP"}
+    )
+    register = user.post(
+        reverse("dashboard:partner-register"), {"versions_url": "http://127.0.0.1:9/versions", "token": "t"}
+    )
     assert (invite.status_code, register.status_code) == (403, 403)
     assert not Partner.objects.exists() and not AuditLog.objects.exists()
 
@@ -58,8 +60,9 @@ def test_partner_forms_need_csrf(make_user):
 
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(make_user("adm", "admin"))
-    response = browser.post(reverse("dashboard:partner-invite"),
-                            {"name": "X", "country_code": "NL", "party_id": "XXX", "role": "EMSP"})
+    response = browser.post(
+        reverse("dashboard:partner-invite"), {"name": "X", "country_code": "NL", "party_id": "XXX", "role": "EMSP"}
+    )
     assert response.status_code == 403 and not Partner.objects.exists()
 
 
@@ -119,8 +122,10 @@ def test_a_missing_partner_is_404(client_as):
 @pytest.mark.django_db
 def test_an_admin_invites_a_partner_and_sees_token_a_once(client_as):
     admin = client_as("admin")
-    response = admin.post(reverse("dashboard:partner-invite"),
-                          {"name": "New EMSP", "country_code": "be", "party_id": "nem", "role": "EMSP"})
+    response = admin.post(
+        reverse("dashboard:partner-invite"),
+        {"name": "New EMSP", "country_code": "be", "party_id": "nem", "role": "EMSP"},
+    )
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     token_a = response.context["token_a"]
     partner = Partner.objects.get()
@@ -136,8 +141,9 @@ def test_an_admin_invites_a_partner_and_sees_token_a_once(client_as):
 
 @pytest.mark.django_db
 def test_an_invalid_invitation_creates_nothing(client_as):
-    response = client_as("admin").post(reverse("dashboard:partner-invite"),
-                                       {"name": "X", "country_code": "NLD", "party_id": "X", "role": "EMSP"})
+    response = client_as("admin").post(
+        reverse("dashboard:partner-invite"), {"name": "X", "country_code": "NLD", "party_id": "X", "role": "EMSP"}
+    )
     assert response.status_code == 400 and not Partner.objects.exists()
     assert set(response.context["invite_form"].errors) == {"country_code", "party_id"}
 
@@ -147,12 +153,12 @@ def test_the_invited_emsp_registers_over_http_with_the_token_shown(client_as, li
     settings.OCPI_BASE_URL = live_server.url
     emsp = FakeEmsp().start()
     try:
-        response = client_as("admin").post(reverse("dashboard:partner-invite"),
-                                           {"name": "Example EMSP", "country_code": "NL", "party_id": "EXM",
-                                            "role": "EMSP"})
+        response = client_as("admin").post(
+            reverse("dashboard:partner-invite"),
+            {"name": "Example EMSP", "country_code": "NL", "party_id": "EXM", "role": "EMSP"},
+        )
         assert response.context["versions_url"] == f"{live_server.url}/ocpi/versions"
-        answer = emsp.register_with(versions_url=response.context["versions_url"],
-                                    token_a=response.context["token_a"])
+        answer = emsp.register_with(versions_url=response.context["versions_url"], token_a=response.context["token_a"])
         assert answer.json()["status_code"] == 1000
     finally:
         emsp.stop()
@@ -174,8 +180,11 @@ def emsp_and_us(live_server, settings):
 def test_an_admin_registers_with_an_emsp(client_as, emsp_and_us):
     emsp = emsp_and_us
     admin = client_as("admin")
-    response = admin.post(reverse("dashboard:partner-register"),
-                          {"versions_url": emsp.versions_url, "token": emsp.token_a, "name": ""}, follow=True)
+    response = admin.post(
+        reverse("dashboard:partner-register"),
+        {"versions_url": emsp.versions_url, "token": emsp.token_a, "name": ""},
+        follow=True,
+    )
     partner = Partner.objects.get()
     assert partner.status == PartnerStatus.REGISTERED and partner.outgoing_token == emsp.token_c
     assert response.redirect_chain[-1][0] == reverse("dashboard:partner", args=[partner.pk])
@@ -190,14 +199,16 @@ def test_an_admin_registers_with_an_emsp(client_as, emsp_and_us):
 def test_a_failed_registration_shows_the_ocpi_error(client_as, emsp_and_us):
     emsp = emsp_and_us
     admin = client_as("admin")
-    response = admin.post(reverse("dashboard:partner-register"), {"versions_url": emsp.versions_url,
-                                                                  "token": "wrong-token"})
+    response = admin.post(
+        reverse("dashboard:partner-register"), {"versions_url": emsp.versions_url, "token": "wrong-token"}
+    )
     assert response.status_code == 400
     assert "Registration failed (OCPI 3001)" in response.content.decode()
     assert not Partner.objects.filter(status=PartnerStatus.REGISTERED).exists()
     audit = AuditLog.objects.get()
     assert not audit.ok and audit.error.startswith("3001")
     emsp.versions_override = [{"version": "2.1.1", "url": f"{emsp.base_url}/2.1.1"}]
-    response = admin.post(reverse("dashboard:partner-register"), {"versions_url": emsp.versions_url,
-                                                                  "token": emsp.token_a})
+    response = admin.post(
+        reverse("dashboard:partner-register"), {"versions_url": emsp.versions_url, "token": emsp.token_a}
+    )
     assert "Registration failed (OCPI 3002)" in response.content.decode()

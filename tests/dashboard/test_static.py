@@ -18,8 +18,13 @@ pytestmark = pytest.mark.live
 def production_daphne(django_db_setup, django_db_blocker, tmp_path):
     # Plain HTTP on loopback, as behind a TLS-terminating proxy: no redirect to https.
     env = {"DEBUG": "0", "SECRET_KEY": "test-only-secret", "CPO_VAR_DIR": str(tmp_path), "SECURE_SSL_REDIRECT": "0"}
-    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT,
-                   env=server_env(**env), check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=server_env(**env),
+        check=True,
+        timeout=120,
+    )
     server = start_daphne("static", **env)
     yield server
     stop(server)

@@ -13,8 +13,14 @@ from cpo.dashboard.models import AuditLog
 
 pytestmark = pytest.mark.django_db
 
-ELEMENTS = [{"price_components": [{"type": "FLAT", "price": 1.0, "vat": 21.0, "step_size": 1},
-                                  {"type": "ENERGY", "price": 0.35, "vat": 21.0, "step_size": 1}]}]
+ELEMENTS = [
+    {
+        "price_components": [
+            {"type": "FLAT", "price": 1.0, "vat": 21.0, "step_size": 1},
+            {"type": "ENERGY", "price": 0.35, "vat": 21.0, "step_size": 1},
+        ]
+    }
+]
 
 
 @pytest.fixture
@@ -26,38 +32,67 @@ def tariff():
 @pytest.fixture
 def day_night():
     """Energy € 0.50/kWh from 07:00 to 23:00 local time, € 0.25 at night, no VAT."""
-    return tariff_upsert_from_ocpi(data={
-        "country_code": "NL", "party_id": "CPO", "id": "DAY-NIGHT", "currency": "EUR",
-        "elements": [
-            {"price_components": [{"type": "ENERGY", "price": 0.50, "step_size": 1}],
-             "restrictions": {"start_time": "07:00", "end_time": "23:00"}},
-            {"price_components": [{"type": "ENERGY", "price": 0.25, "step_size": 1}]},
-        ],
-    })
+    return tariff_upsert_from_ocpi(
+        data={
+            "country_code": "NL",
+            "party_id": "CPO",
+            "id": "DAY-NIGHT",
+            "currency": "EUR",
+            "elements": [
+                {
+                    "price_components": [{"type": "ENERGY", "price": 0.50, "step_size": 1}],
+                    "restrictions": {"start_time": "07:00", "end_time": "23:00"},
+                },
+                {"price_components": [{"type": "ENERGY", "price": 0.25, "step_size": 1}]},
+            ],
+        }
+    )
 
 
 def form_data(tariff: Tariff, **changes) -> dict:
     data = {
-        "id": tariff.id, "country_code": tariff.country_code, "party_id": tariff.party_id,
-        "currency": tariff.currency, "type": tariff.type or "", "elements": json.dumps(ELEMENTS),
-        "min_price_excl_vat": "", "min_price_incl_vat": "", "max_price_excl_vat": "", "max_price_incl_vat": "",
-        "start_date_time": "", "end_date_time": "", "tariff_alt_text": "[]", "tariff_alt_url": "", "energy_mix": "",
+        "id": tariff.id,
+        "country_code": tariff.country_code,
+        "party_id": tariff.party_id,
+        "currency": tariff.currency,
+        "type": tariff.type or "",
+        "elements": json.dumps(ELEMENTS),
+        "min_price_excl_vat": "",
+        "min_price_incl_vat": "",
+        "max_price_excl_vat": "",
+        "max_price_incl_vat": "",
+        "start_date_time": "",
+        "end_date_time": "",
+        "tariff_alt_text": "[]",
+        "tariff_alt_url": "",
+        "energy_mix": "",
     }
     data.update(changes)
     return data
 
 
-PREVIEW = {"kwh": "20", "minutes": "90", "parking_minutes": "0", "start": "2026-03-10T18:00",
-           "time_zone": "Europe/Amsterdam"}
+PREVIEW = {
+    "kwh": "20",
+    "minutes": "90",
+    "parking_minutes": "0",
+    "start": "2026-03-10T18:00",
+    "time_zone": "Europe/Amsterdam",
+}
 
 
 # --- Access --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,args", [("dashboard:tariffs", []), ("dashboard:tariff", ["AC-1"]),
-                                       ("dashboard:tariff-edit", ["AC-1"]), ("dashboard:tariff-create", [])])
-def test_anonymous_users_are_sent_to_log_in_and_users_without_a_role_are_refused(client, client_as, tariff,
-                                                                                  name, args):
+@pytest.mark.parametrize(
+    "name,args",
+    [
+        ("dashboard:tariffs", []),
+        ("dashboard:tariff", ["AC-1"]),
+        ("dashboard:tariff-edit", ["AC-1"]),
+        ("dashboard:tariff-create", []),
+    ],
+)
+def test_anonymous_users_are_sent_to_log_in_and_users_without_a_role_are_refused(client, client_as, tariff, name, args):
     url = reverse(name, args=args)
     assert client.get(url)["Location"].startswith(reverse("dashboard:login"))
     assert client_as("none").get(url).status_code == 403
@@ -83,8 +118,9 @@ def test_only_admins_edit_or_create_tariffs(client_as, tariff, role):
     assert b'data-testid="tariff-edit"' not in user.get(reverse("dashboard:tariff", args=["AC-1"])).content
     assert b'data-testid="tariff-create"' not in user.get(reverse("dashboard:tariffs")).content
     assert user.get(reverse("dashboard:tariff-edit", args=["AC-1"])).status_code == 403
-    changed = form_data(tariff, elements=json.dumps([{"price_components": [{"type": "ENERGY", "price": 9,
-                                                                              "step_size": 1}]}]))
+    changed = form_data(
+        tariff, elements=json.dumps([{"price_components": [{"type": "ENERGY", "price": 9, "step_size": 1}]}])
+    )
     assert user.post(reverse("dashboard:tariff-edit", args=["AC-1"]), changed).status_code == 403
     assert user.post(reverse("dashboard:tariff-create"), form_data(tariff, id="NEW")).status_code == 403
     tariff.refresh_from_db()
@@ -106,10 +142,18 @@ def test_tariff_edits_need_csrf(make_user, tariff):
 def test_an_admin_changes_the_energy_price_and_the_change_is_audited(client_as, tariff):
     admin = client_as("admin")
     assert b'data-testid="tariff-edit"' in admin.get(reverse("dashboard:tariff", args=["AC-1"])).content
-    elements = [{"price_components": [{"type": "FLAT", "price": 1.0, "vat": 21.0, "step_size": 1},
-                                      {"type": "ENERGY", "price": 0.40, "vat": 21.0, "step_size": 1}]}]
-    response = admin.post(reverse("dashboard:tariff-edit", args=["AC-1"]),
-                          form_data(tariff, elements=json.dumps(elements), type="REGULAR", id="IGNORED"))
+    elements = [
+        {
+            "price_components": [
+                {"type": "FLAT", "price": 1.0, "vat": 21.0, "step_size": 1},
+                {"type": "ENERGY", "price": 0.40, "vat": 21.0, "step_size": 1},
+            ]
+        }
+    ]
+    response = admin.post(
+        reverse("dashboard:tariff-edit", args=["AC-1"]),
+        form_data(tariff, elements=json.dumps(elements), type="REGULAR", id="IGNORED"),
+    )
     assert response.status_code == 302 and response["Location"] == reverse("dashboard:tariff", args=["AC-1"])
     tariff.refresh_from_db()
     assert tariff.elements[0]["price_components"][1]["price"] == Decimal("0.4")  # exact, not a float
@@ -122,8 +166,9 @@ def test_an_admin_changes_the_energy_price_and_the_change_is_audited(client_as, 
 
 def test_billing_validation_refuses_a_bad_element_and_nothing_is_saved(client_as, tariff):
     bad = [{"price_components": [{"type": "KWH", "price": 0.3, "step_size": 1}]}]
-    response = client_as("admin").post(reverse("dashboard:tariff-edit", args=["AC-1"]),
-                                       form_data(tariff, elements=json.dumps(bad)))
+    response = client_as("admin").post(
+        reverse("dashboard:tariff-edit", args=["AC-1"]), form_data(tariff, elements=json.dumps(bad))
+    )
     assert response.status_code == 400
     assert "KWH" in " ".join(response.context["form"].errors["elements"])
     tariff.refresh_from_db()
@@ -131,8 +176,10 @@ def test_billing_validation_refuses_a_bad_element_and_nothing_is_saved(client_as
 
 
 def test_min_above_max_price_is_refused(client_as, tariff):
-    response = client_as("admin").post(reverse("dashboard:tariff-edit", args=["AC-1"]),
-                                       form_data(tariff, min_price_excl_vat="10", max_price_excl_vat="5"))
+    response = client_as("admin").post(
+        reverse("dashboard:tariff-edit", args=["AC-1"]),
+        form_data(tariff, min_price_excl_vat="10", max_price_excl_vat="5"),
+    )
     assert response.status_code == 400 and "max_price_excl_vat" in response.context["form"].errors
 
 
@@ -151,8 +198,10 @@ def test_an_admin_creates_a_tariff_and_cannot_reuse_an_id(client_as, tariff):
 
 def test_preview_while_editing_prices_the_tariff_as_typed_without_saving_it(client_as, tariff):
     elements = [{"price_components": [{"type": "ENERGY", "price": 0.50, "step_size": 1}]}]
-    response = client_as("admin").post(reverse("dashboard:tariff-edit", args=["AC-1"]), {
-        **form_data(tariff, elements=json.dumps(elements)), **PREVIEW, "preview": "1"})
+    response = client_as("admin").post(
+        reverse("dashboard:tariff-edit", args=["AC-1"]),
+        {**form_data(tariff, elements=json.dumps(elements)), **PREVIEW, "preview": "1"},
+    )
     assert response.status_code == 200
     assert response.context["priced"].total_cost.excl_vat == Decimal("10.00")
     tariff.refresh_from_db()
@@ -173,21 +222,30 @@ def test_the_preview_reads_the_start_as_local_time_of_the_chosen_zone(client_as,
     utc = viewer.get(reverse("dashboard:tariff", args=["DAY-NIGHT"]), {**query, "time_zone": "UTC"})
     assert utc.context["priced"].total_cost.excl_vat == Decimal("3.75")  # 22:30 UTC is also local time there
     late = {**query, "start": "2026-03-10T23:30"}
-    assert viewer.get(reverse("dashboard:tariff", args=["DAY-NIGHT"]), late).context["priced"].total_cost.excl_vat == Decimal("2.50")
+    assert viewer.get(reverse("dashboard:tariff", args=["DAY-NIGHT"]), late).context[
+        "priced"
+    ].total_cost.excl_vat == Decimal("2.50")
 
 
 def test_parked_minutes_are_parking_time(client_as):
-    tariff_upsert_from_ocpi(data={"country_code": "NL", "party_id": "CPO", "id": "PARK", "currency": "EUR",
-                                  "elements": [{"price_components": [
-                                      {"type": "PARKING_TIME", "price": 6.00, "step_size": 60}]}]})
+    tariff_upsert_from_ocpi(
+        data={
+            "country_code": "NL",
+            "party_id": "CPO",
+            "id": "PARK",
+            "currency": "EUR",
+            "elements": [{"price_components": [{"type": "PARKING_TIME", "price": 6.00, "step_size": 60}]}],
+        }
+    )
     query = {**PREVIEW, "minutes": "90", "parking_minutes": "30"}
     priced = client_as("viewer").get(reverse("dashboard:tariff", args=["PARK"]), query).context["priced"]
     assert priced.total_parking_time == Decimal("0.5000") and priced.total_parking_cost.excl_vat == Decimal("3.00")
 
 
 def test_an_invalid_preview_shows_the_field_errors(client_as, tariff):
-    response = client_as("viewer").get(reverse("dashboard:tariff", args=["AC-1"]),
-                                       {**PREVIEW, "minutes": "30", "parking_minutes": "45"})
+    response = client_as("viewer").get(
+        reverse("dashboard:tariff", args=["AC-1"]), {**PREVIEW, "minutes": "30", "parking_minutes": "45"}
+    )
     assert response.context["priced"] is None
     assert "Parking must be shorter than the session" in response.content.decode()
 

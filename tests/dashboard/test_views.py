@@ -35,20 +35,43 @@ def station(station_factory):
 def charging(station, local_token):
     """Connector 1 charging for 30 minutes with 2 kWh delivered at 7.2 kW; connector 2 faulted."""
     EVSE.objects.filter(station=station, ocpp_evse_id=1).update(status="CHARGING", ocpp_status="Charging")
-    EVSE.objects.filter(station=station, ocpp_evse_id=2).update(status="OUTOFORDER", ocpp_status="Faulted",
-                                                                ocpp_error_code="GroundFailure")
+    EVSE.objects.filter(station=station, ocpp_evse_id=2).update(
+        status="OUTOFORDER", ocpp_status="Faulted", ocpp_error_code="GroundFailure"
+    )
     start = datetime.now(UTC) - timedelta(minutes=30)
     tx = Transaction.objects.create(
-        station=station, evse=station.evses.get(ocpp_evse_id=1), transaction_id="4711", ocpp_version="1.6",
-        ocpp_evse_id=1, connector_id=1, id_tag=local_token.uid, started_at=start, meter_start=Decimal(1000),
-        meter_last=Decimal(3000), power_last=Decimal(7200),
+        station=station,
+        evse=station.evses.get(ocpp_evse_id=1),
+        transaction_id="4711",
+        ocpp_version="1.6",
+        ocpp_evse_id=1,
+        connector_id=1,
+        id_tag=local_token.uid,
+        started_at=start,
+        meter_start=Decimal(1000),
+        meter_last=Decimal(3000),
+        power_last=Decimal(7200),
     )
     for minutes, wh, w in [(0, "1000", "0"), (10, "2000", "7100"), (20, "3000", "7200")]:
         ts = start + timedelta(minutes=minutes)
-        MeterValue.objects.create(station=station, transaction=tx, ocpp_evse_id=1, timestamp=ts,
-                                  measurand="Energy.Active.Import.Register", value=Decimal(wh), unit="Wh")
-        MeterValue.objects.create(station=station, transaction=tx, ocpp_evse_id=1, timestamp=ts,
-                                  measurand="Power.Active.Import", value=Decimal(w), unit="W")
+        MeterValue.objects.create(
+            station=station,
+            transaction=tx,
+            ocpp_evse_id=1,
+            timestamp=ts,
+            measurand="Energy.Active.Import.Register",
+            value=Decimal(wh),
+            unit="Wh",
+        )
+        MeterValue.objects.create(
+            station=station,
+            transaction=tx,
+            ocpp_evse_id=1,
+            timestamp=ts,
+            measurand="Power.Active.Import",
+            value=Decimal(w),
+            unit="W",
+        )
     return tx
 
 
@@ -59,7 +82,6 @@ def test_migrating_creates_the_three_roles_as_groups():
     from django.contrib.auth.models import Group
 
     assert set(Group.objects.values_list("name", flat=True)) >= {"viewer", "operator", "admin"}
-
 
 
 @pytest.mark.parametrize("name,args", PAGES + [("dashboard:onboarding", []), ("dashboard:session", [1])])
@@ -88,11 +110,15 @@ def test_the_login_page_logs_in_with_csrf_and_lands_on_the_overview(make_user):
     browser = Client(enforce_csrf_checks=True)
     page = browser.get(reverse("dashboard:login"))
     assert page.status_code == 200 and b"csrfmiddlewaretoken" in page.content
-    without_token = browser.post(reverse("dashboard:login"), {"username": "ann", "password": "correct horse battery staple"})
+    without_token = browser.post(
+        reverse("dashboard:login"), {"username": "ann", "password": "correct horse battery staple"}
+    )
     assert without_token.status_code == 403
     token = page.cookies["csrftoken"].value
-    response = browser.post(reverse("dashboard:login"), {
-        "username": "ann", "password": "correct horse battery staple", "csrfmiddlewaretoken": token})
+    response = browser.post(
+        reverse("dashboard:login"),
+        {"username": "ann", "password": "correct horse battery staple", "csrfmiddlewaretoken": token},
+    )
     assert response.status_code == 302 and response["Location"] == reverse("dashboard:overview")
     assert browser.get(reverse("dashboard:overview")).status_code == 200
 
@@ -121,13 +147,25 @@ def test_a_viewer_sees_no_command_buttons_and_cannot_send_one(client_as, station
 def test_an_operator_sends_a_command_and_the_outcome_is_audited(client_as, station, role):
     user = client_as(role)
     page = user.get(reverse("dashboard:station", args=["CP-V1"]))
-    for command in ("remote-start", "remote-stop", "reset", "unlock", "availability", "trigger",
-                    "get-configuration", "change-configuration"):
+    for command in (
+        "remote-start",
+        "remote-stop",
+        "reset",
+        "unlock",
+        "availability",
+        "trigger",
+        "get-configuration",
+        "change-configuration",
+    ):
         assert f'data-command="{command}"'.encode() in page.content
     response = user.post(command_url("reset"), {"reset-kind": "hard"}, follow=True)
     entry = AuditLog.objects.get()
     assert (entry.username, entry.station, entry.action, entry.payload) == (
-        f"user-{role}", station, "Reset", {"type": "Hard"})
+        f"user-{role}",
+        station,
+        "Reset",
+        {"type": "Hard"},
+    )
     assert not entry.ok and entry.error == "offline: CP-V1 is offline"
     assert b"Reset failed: offline: CP-V1 is offline" in response.content
 
@@ -189,16 +227,21 @@ def test_an_admin_adds_a_station_and_sees_its_secret_once(client_as, location, r
     assert secret.encode() in response.content
     assert b"ws://testserver/ocpp/CP-NEW" in response.content
     assert "no-store" in response["Cache-Control"]
-    for page in (reverse("dashboard:station", args=["CP-NEW"]), reverse("dashboard:onboarding"),
-                 reverse("dashboard:stations"), reverse("dashboard:overview")):
+    for page in (
+        reverse("dashboard:station", args=["CP-NEW"]),
+        reverse("dashboard:onboarding"),
+        reverse("dashboard:stations"),
+        reverse("dashboard:overview"),
+    ):
         assert secret.encode() not in admin.get(page).content
     audit = AuditLog.objects.get(action="StationCreate")
     assert secret not in str(audit.payload) and audit.station == station
 
 
 def test_onboarding_refuses_a_taken_identity(client_as, station, location):
-    response = client_as("admin").post(reverse("dashboard:onboarding"),
-                                       {"identity": "CP-V1", "location": location.pk, "evses": 1})
+    response = client_as("admin").post(
+        reverse("dashboard:onboarding"), {"identity": "CP-V1", "location": location.pk, "evses": 1}
+    )
     assert response.status_code == 400 and b"exists already" in response.content
 
 
@@ -207,11 +250,14 @@ def test_an_admin_accepts_a_pending_station_without_location(client_as, location
     admin = client_as("admin")
     page = admin.get(reverse("dashboard:onboarding"))
     assert b"CP-UNKNOWN" in page.content
-    refused = admin.post(reverse("dashboard:station-accept", args=["CP-UNKNOWN"]),
-                         {f"accept-{pending.pk}-evses": 2}, follow=True)
+    refused = admin.post(
+        reverse("dashboard:station-accept", args=["CP-UNKNOWN"]), {f"accept-{pending.pk}-evses": 2}, follow=True
+    )
     assert b"Choose a location" in refused.content
-    admin.post(reverse("dashboard:station-accept", args=["CP-UNKNOWN"]),
-               {f"accept-{pending.pk}-location": location.pk, f"accept-{pending.pk}-evses": 2})
+    admin.post(
+        reverse("dashboard:station-accept", args=["CP-UNKNOWN"]),
+        {f"accept-{pending.pk}-location": location.pk, f"accept-{pending.pk}-evses": 2},
+    )
     pending.refresh_from_db()
     assert pending.registration_status == "Accepted" and pending.location == location
     assert pending.evses.count() == 2
@@ -246,22 +292,51 @@ def test_the_overview_counts_stations_connectors_sessions_and_faults(client_as, 
 
 def test_the_station_page_shows_connectors_with_the_current_transaction_and_the_message_log(client_as, charging):
     station = charging.station
-    ChargingStation.objects.filter(pk=station.pk).update(vendor="ACME", model="Wallbox X", firmware_version="1.2.3",
-                                                         ocpp_version="1.6", online=True,
-                                                         connected_since=datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
+    ChargingStation.objects.filter(pk=station.pk).update(
+        vendor="ACME",
+        model="Wallbox X",
+        firmware_version="1.2.3",
+        ocpp_version="1.6",
+        online=True,
+        connected_since=datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
+    )
     now = datetime.now(UTC)
     for i in range(30):
-        MessageLog.objects.create(station=station, identity=station.identity, direction="IN", message_type=2,
-                                  unique_id=f"h{i}", action="Heartbeat", payload=f'[2,"h{i}","Heartbeat",{{}}]',
-                                  created_at=now - timedelta(seconds=100 - i))
-    MessageLog.objects.create(station=station, identity=station.identity, direction="OUT", message_type=3,
-                              unique_id="b1", action="BootNotification", payload='[3,"b1",{"status":"Accepted"}]',
-                              created_at=now)
+        MessageLog.objects.create(
+            station=station,
+            identity=station.identity,
+            direction="IN",
+            message_type=2,
+            unique_id=f"h{i}",
+            action="Heartbeat",
+            payload=f'[2,"h{i}","Heartbeat",{{}}]',
+            created_at=now - timedelta(seconds=100 - i),
+        )
+    MessageLog.objects.create(
+        station=station,
+        identity=station.identity,
+        direction="OUT",
+        message_type=3,
+        unique_id="b1",
+        action="BootNotification",
+        payload='[3,"b1",{"status":"Accepted"}]',
+        created_at=now,
+    )
     url = reverse("dashboard:station", args=[station.identity])
     viewer = client_as("viewer")
     html = viewer.get(url).content.decode()
-    for text in ("ACME", "Wallbox X", "1.2.3", "OCPP 1.6J", "2026-11-20 09:00:00", "GroundFailure", "4711",
-                 "RFID-OK-1", "2.000", "7.20"):
+    for text in (
+        "ACME",
+        "Wallbox X",
+        "1.2.3",
+        "OCPP 1.6J",
+        "2026-11-20 09:00:00",
+        "GroundFailure",
+        "4711",
+        "RFID-OK-1",
+        "2.000",
+        "7.20",
+    ):
         assert text in html, text
     first = viewer.get(url)
     assert len(first.context["log_page"]) == 25 and first.context["log_page"].paginator.count == 31
@@ -280,9 +355,18 @@ def test_a_missing_station_is_404(client_as):
 def test_sessions_are_filtered_by_status_location_station_token_and_period(client_as, charging, station_factory):
     other, _ = station_factory("CP-V2", evses=1)
     ended = Transaction.objects.create(
-        station=other, transaction_id="9", ocpp_version="1.6", ocpp_evse_id=1, id_tag="OTHER",
-        started_at=datetime(2026, 1, 10, 8, tzinfo=UTC), ended_at=datetime(2026, 1, 10, 9, tzinfo=UTC),
-        meter_start=0, meter_stop=5500, status="ENDED", stop_reason="Local")
+        station=other,
+        transaction_id="9",
+        ocpp_version="1.6",
+        ocpp_evse_id=1,
+        id_tag="OTHER",
+        started_at=datetime(2026, 1, 10, 8, tzinfo=UTC),
+        ended_at=datetime(2026, 1, 10, 9, tzinfo=UTC),
+        meter_start=0,
+        meter_stop=5500,
+        status="ENDED",
+        stop_reason="Local",
+    )
     viewer = client_as("viewer")
 
     def ids(**query):
@@ -302,15 +386,24 @@ def test_kwh_and_kw_keep_their_fractions_on_every_page_and_backend(client_as, st
     """SQLite keeps 9900.000 Wh as an integer and would divide it by 1000 as one: the overview and the session list
     showed 9.000 kWh (and 7 kW) where the session page showed 9.900."""
     tx = Transaction.objects.create(
-        station=station, evse=station.evses.get(ocpp_evse_id=1), transaction_id="99", ocpp_version="1.6",
-        ocpp_evse_id=1, connector_id=1, id_tag="T", started_at=datetime.now(UTC) - timedelta(minutes=80),
-        meter_start=Decimal(100), meter_last=Decimal(10000), power_last=Decimal(7400))
+        station=station,
+        evse=station.evses.get(ocpp_evse_id=1),
+        transaction_id="99",
+        ocpp_version="1.6",
+        ocpp_evse_id=1,
+        connector_id=1,
+        id_tag="T",
+        started_at=datetime.now(UTC) - timedelta(minutes=80),
+        meter_start=Decimal(100),
+        meter_last=Decimal(10000),
+        power_last=Decimal(7400),
+    )
     row = transactions_with_energy(Transaction.objects.filter(pk=tx.pk)).get()
     assert (row.energy_delivered_wh, row.energy_kwh, row.power_kw) == (Decimal(9900), Decimal("9.9"), Decimal("7.4"))
     viewer = client_as("viewer")
     overview = viewer.get(reverse("dashboard:overview")).content.decode()
     assert '<td class="num" data-testid="energy">9.900</td>' in overview and "7.4" in overview
-    assert "<td class=\"num\">9.900</td>" in viewer.get(reverse("dashboard:sessions")).content.decode()
+    assert '<td class="num">9.900</td>' in viewer.get(reverse("dashboard:sessions")).content.decode()
     assert "9.900 kWh" in viewer.get(reverse("dashboard:session", args=[tx.pk])).content.decode()
 
 
@@ -329,7 +422,10 @@ def test_vendored_libraries_ship_with_their_licences():
 
     vendor = Path(__file__).resolve().parents[2] / "cpo" / "dashboard" / "static" / "vendor"
     assert "MIT" in (vendor / "chartjs" / "LICENSE.md").read_text()
-    assert "BSD" in (vendor / "leaflet" / "LICENSE").read_text() or "Copyright" in (vendor / "leaflet" / "LICENSE").read_text()
+    assert (
+        "BSD" in (vendor / "leaflet" / "LICENSE").read_text()
+        or "Copyright" in (vendor / "leaflet" / "LICENSE").read_text()
+    )
     assert (vendor / "chartjs" / "chart.umd.min.js").stat().st_size > 100_000
     assert (vendor / "leaflet" / "leaflet.js").stat().st_size > 100_000
 
@@ -340,8 +436,13 @@ def test_the_station_page_shows_a_station_wide_fault_and_the_vendors_details(cli
     from cpo.models import EVSE, ChargingStation
 
     ChargingStation.objects.filter(pk=station.pk).update(
-        ocpp_status="Faulted", ocpp_error_code="PowerMeterFailure", status_info="meter bus timeout",
-        vendor_id="com.acme", vendor_error_code="E-417", status_updated=timezone.now())
+        ocpp_status="Faulted",
+        ocpp_error_code="PowerMeterFailure",
+        status_info="meter bus timeout",
+        vendor_id="com.acme",
+        vendor_error_code="E-417",
+        status_updated=timezone.now(),
+    )
     EVSE.objects.filter(station=station, ocpp_evse_id=1).update(status_info="door open", vendor_error_code="D-1")
     html = client_as("viewer").get(reverse("dashboard:station", args=["CP-V1"])).content.decode()
     assert "Faulted <code>PowerMeterFailure</code>" in html and "meter bus timeout (com.acme E-417)" in html
@@ -354,7 +455,8 @@ def test_a_station_wide_fault_needs_attention_on_the_overview(client_as, station
     from cpo.models import ChargingStation
 
     ChargingStation.objects.filter(pk=station.pk).update(
-        ocpp_status="Faulted", ocpp_error_code="PowerMeterFailure", status_updated=timezone.now())
+        ocpp_status="Faulted", ocpp_error_code="PowerMeterFailure", status_updated=timezone.now()
+    )
     html = client_as("viewer").get(reverse("dashboard:overview")).content.decode()
     assert 'data-testid="station-attention"' in html and "<code>PowerMeterFailure</code>" in html
     assert "Nothing faulted" not in html

@@ -30,8 +30,16 @@ def test_no_dashboard_template_has_inline_script_or_style():
     offenders = []
     for path in (ROOT / "templates").rglob("*.html"):
         text = path.read_text()
-        for needle in (" style=", "<style", " onclick=", " onload=", " onerror=", " onsubmit=", " onchange=",
-                       "javascript:"):
+        for needle in (
+            " style=",
+            "<style",
+            " onclick=",
+            " onload=",
+            " onerror=",
+            " onsubmit=",
+            " onchange=",
+            "javascript:",
+        ):
             if needle in text:
                 offenders.append(f"{path.relative_to(ROOT)}: {needle.strip()}")
         for chunk in text.split("<script")[1:]:
@@ -59,7 +67,11 @@ def _deploy_check(**env: str) -> subprocess.CompletedProcess:
     clean.update(SECRET_KEY="x" * 64 + "-a-long-random-production-secret", ALLOWED_HOSTS="cpo.example", **env)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -81,10 +81,32 @@ class CeleryWorker:
         name = f"{self.queue}-{self.starts}"
         self.log_path = OUTPUT / f"celery-{name}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.e2e.celery_app", "worker", "-B",
-             "-s", str(OUTPUT / f"beat-{name}"), "-Q", self.queue, "-n", f"{name}@localhost", "-c", "2",
-             "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=server_env(**self.env), stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.e2e.celery_app",
+                "worker",
+                "-B",
+                "-s",
+                str(OUTPUT / f"beat-{name}"),
+                "-Q",
+                self.queue,
+                "-n",
+                f"{name}@localhost",
+                "-c",
+                "2",
+                "-l",
+                "info",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=server_env(**self.env),
+            stdout=open(self.log_path, "w"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + 30
@@ -175,9 +197,21 @@ def roaming(daphne, worker, emsp, network):
     answer = emsp.register_with(versions_url=f"{daphne.http_url}/ocpi/versions", token_a=token_a)
     assert answer.status_code == 200 and answer.json()["status_code"] == 1000, answer.text
     for uid in (TOKEN_16, TOKEN_201):
-        response = emsp_call(emsp, "PUT", f"{daphne.http_url}/ocpi/2.2.1/tokens/NL/EXM/{uid}", json={
-            "country_code": "NL", "party_id": "EXM", "uid": uid, "type": "RFID", "contract_id": f"NL-EXM-{uid}",
-            "issuer": "Example EMSP", "valid": True, "whitelist": "ALLOWED", "last_updated": now_iso()[:19] + "Z",
-        })
+        response = emsp_call(
+            emsp,
+            "PUT",
+            f"{daphne.http_url}/ocpi/2.2.1/tokens/NL/EXM/{uid}",
+            json={
+                "country_code": "NL",
+                "party_id": "EXM",
+                "uid": uid,
+                "type": "RFID",
+                "contract_id": f"NL-EXM-{uid}",
+                "issuer": "Example EMSP",
+                "valid": True,
+                "whitelist": "ALLOWED",
+                "last_updated": now_iso()[:19] + "Z",
+            },
+        )
         assert response.status_code == 201, response.text
     return Partner.objects.get(country_code="NL", party_id="EXM", status="REGISTERED")

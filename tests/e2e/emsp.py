@@ -29,8 +29,10 @@ class ReceivingEmsp(FakeEmsp):
     def endpoints(self):
         if self.endpoints_override is not None:
             return self.endpoints_override
-        return [*super().endpoints(),
-                {"identifier": "tariffs", "role": "RECEIVER", "url": f"{self.base_url}/emsp/2.2.1/tariffs"}]
+        return [
+            *super().endpoints(),
+            {"identifier": "tariffs", "role": "RECEIVER", "url": f"{self.base_url}/emsp/2.2.1/tariffs"},
+        ]
 
     # --- lifecycle: down and back on the same port
     def go_down(self):
@@ -68,7 +70,7 @@ class ReceivingEmsp(FakeEmsp):
                     answer = emsp.answer(method, path, body)
                     if answer is not None:
                         return self._send(*answer)
-                module, _, rest = path[len(prefix):].partition("/")
+                module, _, rest = path[len(prefix) :].partition("/")
                 with emsp.lock:
                     return emsp._receive(self, method, module, rest, body)
 
@@ -79,8 +81,14 @@ class ReceivingEmsp(FakeEmsp):
 
     def _receive(self, handler, method, module, rest, body):
         segments = rest.split("/") if rest else []
-        record = {"method": method, "module": module, "path": rest, "body": body, "at": time.monotonic(),
-                  "headers": dict(handler.headers)}
+        record = {
+            "method": method,
+            "module": module,
+            "path": rest,
+            "body": body,
+            "at": time.monotonic(),
+            "headers": dict(handler.headers),
+        }
         if module == "sessions" and len(segments) == 3 and method in ("PUT", "PATCH", "GET"):
             key = rest
             record["id"] = segments[2]

@@ -33,42 +33,63 @@ def money(value: Decimal) -> Decimal:
 
 
 def energy_201(at: datetime, wh: int, context="Sample.Periodic") -> list[dict]:
-    return [{"timestamp": iso(at), "sampledValue": [
-        {"value": wh, "measurand": "Energy.Active.Import.Register", "context": context,
-         "unitOfMeasure": {"unit": "Wh"}}]}]
+    return [
+        {
+            "timestamp": iso(at),
+            "sampledValue": [
+                {
+                    "value": wh,
+                    "measurand": "Energy.Active.Import.Register",
+                    "context": context,
+                    "unitOfMeasure": {"unit": "Wh"},
+                }
+            ],
+        }
+    ]
 
 
-async def charge_16(url, secret, *, start: datetime, readings: list[int], pause: float, stop_hook=None,
-                    emsp=None):
+async def charge_16(url, secret, *, start: datetime, readings: list[int], pause: float, stop_hook=None, emsp=None):
     """Boot, Available, Charging, StartTransaction, MeterValues every `pause` seconds, StopTransaction. Times follow
     `start` (10 minutes per reading). With `emsp`, waits after the first reading until the EMSP was told its kWh (a
     loaded machine may be slower than the charger). Returns the transactionId and the StopTransaction."""
     identity = "E2E-1.6"
     async with connected(url, identity, secret) as cp:
         await cp.call(call16.BootNotification(charge_point_model="AC-22", charge_point_vendor="ACME"))
-        await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available",
-                                                timestamp=now_iso()))
-        started = await cp.call(call16.StartTransaction(connector_id=1, id_tag=TOKEN_16, meter_start=readings[0],
-                                                        timestamp=iso(start)))
+        await cp.call(
+            call16.StatusNotification(connector_id=1, error_code="NoError", status="Available", timestamp=now_iso())
+        )
+        started = await cp.call(
+            call16.StartTransaction(connector_id=1, id_tag=TOKEN_16, meter_start=readings[0], timestamp=iso(start))
+        )
         assert started.id_tag_info["status"] == "Accepted"
-        await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging",
-                                                timestamp=now_iso()))
+        await cp.call(
+            call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging", timestamp=now_iso())
+        )
         for n, wh in enumerate(readings[1:-1], start=1):
             await asyncio.sleep(pause)
-            await cp.call(call16.MeterValues(connector_id=1, transaction_id=started.transaction_id,
-                                             meter_value=[energy_16(start + timedelta(minutes=10 * n), wh)]))
+            await cp.call(
+                call16.MeterValues(
+                    connector_id=1,
+                    transaction_id=started.transaction_id,
+                    meter_value=[energy_16(start + timedelta(minutes=10 * n), wh)],
+                )
+            )
             if emsp is not None and n == 1:
                 await emsp_told(emsp, kwh=(wh - readings[0]) / 1000)
         await asyncio.sleep(pause)
         if stop_hook is not None:
             await stop_hook()
-        stop = call16.StopTransaction(meter_stop=readings[-1], transaction_id=started.transaction_id,
-                                      timestamp=iso(start + timedelta(minutes=10 * (len(readings) - 1))),
-                                      reason="EVDisconnected")
+        stop = call16.StopTransaction(
+            meter_stop=readings[-1],
+            transaction_id=started.transaction_id,
+            timestamp=iso(start + timedelta(minutes=10 * (len(readings) - 1))),
+            reason="EVDisconnected",
+        )
         answer = await cp.call(stop)
         assert answer.id_tag_info is None or answer.id_tag_info["status"] == "Accepted"
-        await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available",
-                                                timestamp=now_iso()))
+        await cp.call(
+            call16.StatusNotification(connector_id=1, error_code="NoError", status="Available", timestamp=now_iso())
+        )
     return started.transaction_id, stop
 
 
@@ -78,17 +99,33 @@ async def charge_201(url, secret, *, start: datetime, readings: list[int], pause
 
     def event(event_type, seq_no, at, trigger, meter, **info):
         return call201.TransactionEvent(
-            event_type=event_type, timestamp=iso(at), trigger_reason=trigger, seq_no=seq_no,
-            transaction_info={"transactionId": "E2E-TX-201", **info}, evse={"id": 1, "connectorId": 1},
-            id_token=token if event_type == "Started" else None, meter_value=meter)
+            event_type=event_type,
+            timestamp=iso(at),
+            trigger_reason=trigger,
+            seq_no=seq_no,
+            transaction_info={"transactionId": "E2E-TX-201", **info},
+            evse={"id": 1, "connectorId": 1},
+            id_token=token if event_type == "Started" else None,
+            meter_value=meter,
+        )
 
     async with connected(url, identity, secret, version="2.0.1") as cp:
-        await cp.call(call201.BootNotification(charging_station={"model": "DC-50", "vendorName": "VoltCo"},
-                                               reason="PowerUp"))
-        await cp.call(call201.StatusNotification(timestamp=now_iso(), connector_status="Occupied", evse_id=1,
-                                                 connector_id=1))
-        first = await cp.call(event("Started", 0, start, "Authorized",
-                                    energy_201(start, readings[0], "Transaction.Begin"), chargingState="Charging"))
+        await cp.call(
+            call201.BootNotification(charging_station={"model": "DC-50", "vendorName": "VoltCo"}, reason="PowerUp")
+        )
+        await cp.call(
+            call201.StatusNotification(timestamp=now_iso(), connector_status="Occupied", evse_id=1, connector_id=1)
+        )
+        first = await cp.call(
+            event(
+                "Started",
+                0,
+                start,
+                "Authorized",
+                energy_201(start, readings[0], "Transaction.Begin"),
+                chargingState="Charging",
+            )
+        )
         assert first.id_token_info["status"] == "Accepted"
         for n, wh in enumerate(readings[1:-1], start=1):
             await asyncio.sleep(pause)
@@ -98,16 +135,27 @@ async def charge_201(url, secret, *, start: datetime, readings: list[int], pause
                 await emsp_told(emsp, kwh=(wh - readings[0]) / 1000)
         await asyncio.sleep(pause)
         end = start + timedelta(minutes=10 * (len(readings) - 1))
-        await cp.call(event("Ended", len(readings) - 1, end, "EVCommunicationLost",
-                            energy_201(end, readings[-1], "Transaction.End"), stoppedReason="EVDisconnected"))
-        await cp.call(call201.StatusNotification(timestamp=now_iso(), connector_status="Available", evse_id=1,
-                                                 connector_id=1))
+        await cp.call(
+            event(
+                "Ended",
+                len(readings) - 1,
+                end,
+                "EVCommunicationLost",
+                energy_201(end, readings[-1], "Transaction.End"),
+                stoppedReason="EVDisconnected",
+            )
+        )
+        await cp.call(
+            call201.StatusNotification(timestamp=now_iso(), connector_status="Available", evse_id=1, connector_id=1)
+        )
     return "E2E-TX-201"
 
 
 def expected_cost(kwh: Decimal) -> dict:
-    return {"excl_vat": float(money(FLAT + PER_KWH * kwh)),
-            "incl_vat": float(money(FLAT * VAT) + money(PER_KWH * kwh * VAT))}
+    return {
+        "excl_vat": float(money(FLAT + PER_KWH * kwh)),
+        "incl_vat": float(money(FLAT * VAT) + money(PER_KWH * kwh * VAT)),
+    }
 
 
 def test_two_drivers_charge_and_their_emsp_gets_sessions_and_priced_cdrs(daphne, roaming, emsp, network):
@@ -117,18 +165,35 @@ def test_two_drivers_charge_and_their_emsp_gets_sessions_and_priced_cdrs(daphne,
 
     async def both():
         return await asyncio.gather(
-            charge_16(daphne.ocpp_url("E2E-1.6"), network["1.6"][1], start=start, readings=readings_16, pause=1.3,
-                      emsp=emsp),
-            charge_201(daphne.ocpp_url("E2E-2.0.1"), network["2.0.1"][1], start=start, readings=readings_201,
-                       pause=1.3, emsp=emsp),
+            charge_16(
+                daphne.ocpp_url("E2E-1.6"), network["1.6"][1], start=start, readings=readings_16, pause=1.3, emsp=emsp
+            ),
+            charge_201(
+                daphne.ocpp_url("E2E-2.0.1"),
+                network["2.0.1"][1],
+                start=start,
+                readings=readings_201,
+                pause=1.3,
+                emsp=emsp,
+            ),
         )
 
     asyncio.run(both())
-    sessions = wait_until(lambda: list(Session.objects.filter(status="COMPLETED")) if Session.objects.filter(
-        status="COMPLETED").count() == 2 else None, timeout=40)
+    sessions = wait_until(
+        lambda: (
+            list(Session.objects.filter(status="COMPLETED"))
+            if Session.objects.filter(status="COMPLETED").count() == 2
+            else None
+        ),
+        timeout=40,
+    )
     wait_until(lambda: len(emsp.cdr_posts) == 2, timeout=40)
-    for session, readings, evse_uid in ((s, r, u) for s in sessions for r, u in (
-            (readings_16, "E2E-1.6-1"), (readings_201, "E2E-2.0.1-1")) if s.evse_uid == u):
+    for session, readings, evse_uid in (
+        (s, r, u)
+        for s in sessions
+        for r, u in ((readings_16, "E2E-1.6-1"), (readings_201, "E2E-2.0.1-1"))
+        if s.evse_uid == u
+    ):
         kwh = Decimal(readings[-1] - readings[0]) / 1000
         calls = emsp.session_calls(session.id)
         assert calls[0]["method"] == "PUT" and calls[0]["body"]["status"] == "ACTIVE"
@@ -154,11 +219,13 @@ def test_two_drivers_charge_and_their_emsp_gets_sessions_and_priced_cdrs(daphne,
     date_from = iso(datetime.now(UTC) - timedelta(hours=1))
     pulled = emsp_call(emsp, "GET", f"{daphne.http_url}/ocpi/2.2.1/sessions", params={"date_from": date_from})
     assert pulled.status_code == 200 and sorted(s["id"] for s in pulled.json()["data"]) == sorted(
-        s.id for s in sessions)
+        s.id for s in sessions
+    )
     assert all(s["status"] == "COMPLETED" for s in pulled.json()["data"])
     pulled = emsp_call(emsp, "GET", f"{daphne.http_url}/ocpi/2.2.1/cdrs")
     assert sorted(json.dumps(c, sort_keys=True) for c in pulled.json()["data"]) == sorted(
-        json.dumps(c, sort_keys=True) for c in emsp.cdr_posts)
+        json.dumps(c, sort_keys=True) for c in emsp.cdr_posts
+    )
 
 
 def test_an_emsp_down_during_the_stop_gets_the_cdr_once_and_a_retransmitted_stop_changes_nothing(
@@ -171,8 +238,7 @@ def test_an_emsp_down_during_the_stop_gets_the_cdr_once_and_a_retransmitted_stop
         wait_until(lambda: emsp.session_calls(), timeout=20)  # the PUT arrived
         emsp.go_down()
 
-    _, stop = asyncio.run(charge_16(url, secret, start=start, readings=[0, 2000, 4000], pause=0.5,
-                                    stop_hook=go_down))
+    _, stop = asyncio.run(charge_16(url, secret, start=start, readings=[0, 2000, 4000], pause=0.5, stop_hook=go_down))
     session = wait_until(lambda: Session.objects.filter(status="COMPLETED").first(), timeout=30)
     post = wait_until(lambda: OutboxMessage.objects.filter(module="cdrs", attempts__gte=2).first(), timeout=30)
     assert post.status == "PENDING" and emsp.cdr_posts == []
@@ -204,8 +270,9 @@ def test_a_worker_killed_while_ending_a_session_leaves_one_cdr(daphne, roaming, 
 
     async def begin():
         async with connected(url, "E2E-1.6", secret) as cp:
-            answer = await cp.call(call16.StartTransaction(connector_id=1, id_tag=TOKEN_16, meter_start=0,
-                                                           timestamp=iso(start)))
+            answer = await cp.call(
+                call16.StartTransaction(connector_id=1, id_tag=TOKEN_16, meter_start=0, timestamp=iso(start))
+            )
             return answer.transaction_id
 
     async def send(message):
@@ -217,8 +284,13 @@ def test_a_worker_killed_while_ending_a_session_leaves_one_cdr(daphne, roaming, 
     wait_until(lambda: emsp.session_calls(session.id), timeout=20)
     with transaction.atomic():
         Session.objects.select_for_update().get(pk=session.pk)
-        asyncio.run(send(call16.StopTransaction(meter_stop=3000, transaction_id=transaction_id,
-                                                timestamp=iso(start + timedelta(minutes=20)))))
+        asyncio.run(
+            send(
+                call16.StopTransaction(
+                    meter_stop=3000, transaction_id=transaction_id, timestamp=iso(start + timedelta(minutes=20))
+                )
+            )
+        )
         wait_until(lambda: waiting_on_locks() >= 1, timeout=20)  # the worker's run is stuck inside its transaction
         worker.kill()
     assert not Cdr.objects.filter(session=session).exists()
@@ -234,6 +306,7 @@ def test_a_worker_killed_while_ending_a_session_leaves_one_cdr(daphne, roaming, 
 def waiting_on_locks() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")  # else the same snapshot for the whole transaction
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                       "AND datname = current_database()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
         return cursor.fetchone()[0]

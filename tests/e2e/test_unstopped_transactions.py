@@ -28,10 +28,16 @@ def test_a_charger_rebooting_mid_transaction_gives_one_completed_session_and_one
     async def charge_and_reboot():
         async with connected(url, "E2E-1.6", secret) as cp:
             await cp.call(boot)
-            started = await cp.call(call16.StartTransaction(connector_id=1, id_tag=TOKEN_16, meter_start=1000,
-                                                            timestamp=iso(start)))
-            await cp.call(call16.MeterValues(connector_id=1, transaction_id=started.transaction_id,
-                                             meter_value=[energy_16(start + timedelta(minutes=10), 5000)]))
+            started = await cp.call(
+                call16.StartTransaction(connector_id=1, id_tag=TOKEN_16, meter_start=1000, timestamp=iso(start))
+            )
+            await cp.call(
+                call16.MeterValues(
+                    connector_id=1,
+                    transaction_id=started.transaction_id,
+                    meter_value=[energy_16(start + timedelta(minutes=10), 5000)],
+                )
+            )
             await emsp_told(emsp, kwh=4.0)
         async with connected(url, "E2E-1.6", secret) as cp:  # power cut; back without having stopped anything
             await cp.call(boot)
@@ -46,9 +52,15 @@ def test_a_charger_rebooting_mid_transaction_gives_one_completed_session_and_one
 
     async def late_stop():
         async with connected(url, "E2E-1.6", secret) as cp:
-            return await cp.call(call16.StopTransaction(meter_stop=5200, transaction_id=transaction_id,
-                                                        timestamp=iso(start + timedelta(minutes=12)),
-                                                        reason="PowerLoss", id_tag=TOKEN_16))
+            return await cp.call(
+                call16.StopTransaction(
+                    meter_stop=5200,
+                    transaction_id=transaction_id,
+                    timestamp=iso(start + timedelta(minutes=12)),
+                    reason="PowerLoss",
+                    id_tag=TOKEN_16,
+                )
+            )
 
     assert asyncio.run(late_stop()).id_tag_info["status"] == "Accepted"
     worker.drain(gateway_events=True)  # whatever the late stop announced, and every push that queued, has been done

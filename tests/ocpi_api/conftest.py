@@ -75,9 +75,15 @@ def emsp_token():
     def authorize(request):
         if request.id_tag != EMSP_TOKEN:
             return None
-        return AuthorizationResult(status="Accepted", source="partner:test", auth_method="WHITELIST",
-                                   token_type="RFID", contract_id="NL-EXM-C00000001-X", country_code="NL",
-                                   party_id="EXM")
+        return AuthorizationResult(
+            status="Accepted",
+            source="partner:test",
+            auth_method="WHITELIST",
+            token_type="RFID",
+            contract_id="NL-EXM-C00000001-X",
+            country_code="NL",
+            party_id="EXM",
+        )
 
     authorizer_register(authorize, first=True)
     yield EMSP_TOKEN
@@ -97,8 +103,7 @@ def session_station(station_factory):
 def session_partners(receiving_emsp, session_station):
     """The token's owner NL*EXM (token-of-the-emsp), and another EMSP DE*OTH (other) on the same platform: it must
     never see the session."""
-    return (partner_for(receiving_emsp),
-            partner_for(receiving_emsp, token="other", country_code="DE", party_id="OTH"))
+    return (partner_for(receiving_emsp), partner_for(receiving_emsp, token="other", country_code="DE", party_id="OTH"))
 
 
 @pytest.fixture

@@ -66,7 +66,10 @@ class FakeEmsp:
     def versions(self):
         if self.versions_override is not None:
             return self.versions_override
-        return [{"version": "2.1.1", "url": f"{self.base_url}/2.1.1"}, {"version": "2.2.1", "url": f"{self.base_url}/2.2.1"}]
+        return [
+            {"version": "2.1.1", "url": f"{self.base_url}/2.1.1"},
+            {"version": "2.2.1", "url": f"{self.base_url}/2.2.1"},
+        ]
 
     def endpoints(self):
         if self.endpoints_override is not None:

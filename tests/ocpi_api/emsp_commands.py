@@ -53,9 +53,17 @@ class CommandsEmsp(FakeEmsp):
             return 404, envelope(None, 2004, "Unknown token")
         info = {
             "allowed": mode,
-            "token": {"country_code": self.country_code, "party_id": self.party_id, "uid": uid, "type": "RFID",
-                      "contract_id": f"{self.country_code}-{self.party_id}-C{uid}", "issuer": self.name,
-                      "valid": True, "whitelist": "ALLOWED", "last_updated": "2026-01-01T00:00:00Z"},
+            "token": {
+                "country_code": self.country_code,
+                "party_id": self.party_id,
+                "uid": uid,
+                "type": "RFID",
+                "contract_id": f"{self.country_code}-{self.party_id}-C{uid}",
+                "issuer": self.name,
+                "valid": True,
+                "whitelist": "ALLOWED",
+                "last_updated": "2026-01-01T00:00:00Z",
+            },
         }
         if uid in self.authorization_references:
             info["authorization_reference"] = self.authorization_references[uid]
@@ -69,8 +77,9 @@ class CommandsEmsp(FakeEmsp):
         class Handler(base):
             def _handle(self, method):
                 path = self.path.split("?")[0].rstrip("/")
-                is_authorize = method == "POST" and path.startswith("/ocpi/emsp/2.2.1/tokens/") and path.endswith(
-                    "/authorize")
+                is_authorize = (
+                    method == "POST" and path.startswith("/ocpi/emsp/2.2.1/tokens/") and path.endswith("/authorize")
+                )
                 is_result = method == "POST" and path.startswith("/ocpi/emsp/2.2.1/results/")
                 if not (is_authorize or is_result):
                     return super()._handle(method)

@@ -20,8 +20,9 @@ from tests.support import stop as stop_daphne
 
 
 @pytest.mark.django_db
-def test_a_credit_cdr_is_posted_to_the_same_emsp_once(receiving_emsp, session_station, session_partners, emsp_token,
-                                                      no_throttle):
+def test_a_credit_cdr_is_posted_to_the_same_emsp_once(
+    receiving_emsp, session_station, session_partners, emsp_token, no_throttle
+):
     tx = start(session_station)
     stop(session_station, tx, 20, 6000)
     session = transaction_bill(transaction_pk=tx.pk)
@@ -50,28 +51,53 @@ def test_a_slow_emsp_never_holds_up_a_chargers_answer(embedded_daphne, station_f
     charger's answers, not before them (DESIGN.md: nothing remote in the charger's reply path)."""
     _, secret = station_factory("CP-SLOW-EMSP", evses=1)
     partner = partner_for(receiving_emsp)
-    PartnerToken.objects.create(partner=partner, country_code="NL", party_id="EXM", uid=EMSP_TOKEN, type="RFID",
-                                contract_id="NL-EXM-C00000001-X", issuer="Example EMSP", valid=True,
-                                whitelist="ALWAYS", last_updated=T0)
+    PartnerToken.objects.create(
+        partner=partner,
+        country_code="NL",
+        party_id="EXM",
+        uid=EMSP_TOKEN,
+        type="RFID",
+        contract_id="NL-EXM-C00000001-X",
+        issuer="Example EMSP",
+        valid=True,
+        whitelist="ALWAYS",
+        last_updated=T0,
+    )
     receiving_emsp.delay = 3.0
     answered_in = []
 
     async def charge():
         async with connected(embedded_daphne.ocpp_url("CP-SLOW-EMSP"), "CP-SLOW-EMSP", secret) as cp:
+
             async def timed(message):
                 clock = time.monotonic()
                 answer = await cp.call(message)
                 answered_in.append((message.__class__.__name__, time.monotonic() - clock))
                 return answer
 
-            started = await timed(call16.StartTransaction(connector_id=1, id_tag=EMSP_TOKEN, meter_start=0,
-                                                          timestamp=T0.isoformat()))
+            started = await timed(
+                call16.StartTransaction(connector_id=1, id_tag=EMSP_TOKEN, meter_start=0, timestamp=T0.isoformat())
+            )
             assert started.id_tag_info["status"] == "Accepted"
-            await timed(call16.MeterValues(connector_id=1, transaction_id=started.transaction_id, meter_value=[
-                {"timestamp": (T0 + dt.timedelta(minutes=10)).isoformat(),
-                 "sampledValue": [{"value": "2000", "unit": "Wh"}]}]))
-            await timed(call16.StopTransaction(meter_stop=4000, transaction_id=started.transaction_id,
-                                               timestamp=(T0 + dt.timedelta(minutes=20)).isoformat()))
+            await timed(
+                call16.MeterValues(
+                    connector_id=1,
+                    transaction_id=started.transaction_id,
+                    meter_value=[
+                        {
+                            "timestamp": (T0 + dt.timedelta(minutes=10)).isoformat(),
+                            "sampledValue": [{"value": "2000", "unit": "Wh"}],
+                        }
+                    ],
+                )
+            )
+            await timed(
+                call16.StopTransaction(
+                    meter_stop=4000,
+                    transaction_id=started.transaction_id,
+                    timestamp=(T0 + dt.timedelta(minutes=20)).isoformat(),
+                )
+            )
 
     asyncio.run(charge())
     assert all(seconds < 2.0 for _, seconds in answered_in), answered_in

@@ -32,15 +32,30 @@ def emsp_partner(db, emsp):
 
 def push_token(partner, uid, *, whitelist, valid=True, token_type="RFID"):
     return PartnerToken.objects.create(
-        partner=partner, country_code=partner.country_code, party_id=partner.party_id, uid=uid, type=token_type,
-        contract_id=f"NL-EXM-C{uid}"[:36], issuer="Example", valid=valid, whitelist=whitelist,
-        group_id="GROUP-1", last_updated=datetime(2026, 1, 1, tzinfo=UTC),
+        partner=partner,
+        country_code=partner.country_code,
+        party_id=partner.party_id,
+        uid=uid,
+        type=token_type,
+        contract_id=f"NL-EXM-C{uid}"[:36],
+        issuer="Example",
+        valid=valid,
+        whitelist=whitelist,
+        group_id="GROUP-1",
+        last_updated=datetime(2026, 1, 1, tzinfo=UTC),
     )
 
 
 def ask(uid, *, station="CP-AUTH", location_id="LOC-1", evse_uid="CP-AUTH-1", id_token_type=""):
-    return partner_token_authorize(AuthorizationRequest(
-        id_tag=uid, id_token_type=id_token_type, station_identity=station, location_id=location_id, evse_uid=evse_uid))
+    return partner_token_authorize(
+        AuthorizationRequest(
+            id_tag=uid,
+            id_token_type=id_token_type,
+            station_identity=station,
+            location_id=location_id,
+            evse_uid=evse_uid,
+        )
+    )
 
 
 def authorize_calls(emsp):
@@ -55,9 +70,18 @@ class TestRealTimeAuthorization:
         emsp.authorization_references["RT-ALLOWED"] = "REF-12345"
         result = ask("rt-allowed")  # uid is a CiString: the charger's case does not matter
         assert (result.status, result.auth_method, result.authorization_reference) == (
-            "Accepted", "AUTH_REQUEST", "REF-12345")
-        assert (result.source, result.contract_id, result.token_type, result.country_code, result.party_id,
-                result.group_id) == (f"partner:{emsp_partner.pk}", "NL-EXM-CRT-ALLOWED", "RFID", "NL", "EXM", "GROUP-1")
+            "Accepted",
+            "AUTH_REQUEST",
+            "REF-12345",
+        )
+        assert (
+            result.source,
+            result.contract_id,
+            result.token_type,
+            result.country_code,
+            result.party_id,
+            result.group_id,
+        ) == (f"partner:{emsp_partner.pk}", "NL-EXM-CRT-ALLOWED", "RFID", "NL", "EXM", "GROUP-1")
         [request] = authorize_calls(emsp)
         assert request["path"] == "/ocpi/emsp/2.2.1/tokens/RT-ALLOWED/authorize?type=RFID"
         assert request["body"] == {"location_id": "LOC-1", "evse_uids": ["CP-AUTH-1"]}
@@ -70,7 +94,8 @@ class TestRealTimeAuthorization:
         assert (result.status, result.auth_method) == ("Blocked", "AUTH_REQUEST")
 
     def test_an_emsp_that_never_answers_is_given_up_within_the_timeout_and_never_means_invalid(
-            self, emsp, emsp_partner, settings):
+        self, emsp, emsp_partner, settings
+    ):
         settings.OCPI_REALTIME_AUTHORIZATION_TIMEOUT = 0.5
         push_token(emsp_partner, "RT-SILENT", whitelist="NEVER")
         emsp.authorize_answers["RT-SILENT"] = "SILENT"
@@ -147,6 +172,7 @@ class TestRealTimeAuthorization:
 
 # --- Through a live daphne with simulated chargers ------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def auth_daphne(django_db_setup, django_db_blocker):
     server = start_daphne("ocpi-auth", OCPI_REALTIME_AUTHORIZATION_TIMEOUT="1")
@@ -166,12 +192,20 @@ def test_a_16_charger_is_answered_by_the_emsp_in_real_time(auth_daphne, emsp, st
 
     async def scenario():
         async with connected(auth_daphne.ocpp_url("CP-RT-16"), "CP-RT-16", secret) as cp:
-            answers = {uid: (await cp.call(call16.Authorize(id_tag=uid))).id_tag_info["status"]
-                       for uid in ("LIVE-OK", "LIVE-BLOCKED", "LIVE-SILENT")}
-            start = await cp.call(call16.StartTransaction(connector_id=1, id_tag="LIVE-OK", meter_start=0,
-                                                          timestamp="2026-11-20T10:00:00Z"))
-            refused = await cp.call(call16.StartTransaction(connector_id=2, id_tag="LIVE-BLOCKED", meter_start=0,
-                                                            timestamp="2026-11-20T10:00:00Z"))
+            answers = {
+                uid: (await cp.call(call16.Authorize(id_tag=uid))).id_tag_info["status"]
+                for uid in ("LIVE-OK", "LIVE-BLOCKED", "LIVE-SILENT")
+            }
+            start = await cp.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag="LIVE-OK", meter_start=0, timestamp="2026-11-20T10:00:00Z"
+                )
+            )
+            refused = await cp.call(
+                call16.StartTransaction(
+                    connector_id=2, id_tag="LIVE-BLOCKED", meter_start=0, timestamp="2026-11-20T10:00:00Z"
+                )
+            )
             return answers, start, refused
 
     answers, start, refused = asyncio.run(scenario())
@@ -179,10 +213,17 @@ def test_a_16_charger_is_answered_by_the_emsp_in_real_time(auth_daphne, emsp, st
     assert start.id_tag_info["status"] == "Accepted" and refused.id_tag_info["status"] == "Blocked"
     tx = Transaction.objects.get(transaction_id=str(start.transaction_id))
     assert (tx.auth_status, tx.auth_source, tx.authorization_reference) == (
-        "Accepted", f"partner:{partner.pk}", "AUTH-REF-LIVE")
+        "Accepted",
+        f"partner:{partner.pk}",
+        "AUTH-REF-LIVE",
+    )
     if hasattr(tx, "auth_method"):  # the gateway's new columns
         assert (tx.auth_method, tx.contract_id, tx.token_country_code, tx.token_party_id) == (
-            "AUTH_REQUEST", "NL-EXM-CLIVE-OK", "NL", "EXM")
+            "AUTH_REQUEST",
+            "NL-EXM-CLIVE-OK",
+            "NL",
+            "EXM",
+        )
     # the EMSP was asked about the EVSE of the start
     bodies = [r["body"] for r in authorize_calls(emsp) if "/LIVE-OK/" in r["path"]]
     assert {"location_id": "LOC-T1", "evse_uids": ["CP-RT-16-1"]} in bodies
@@ -200,8 +241,9 @@ def test_a_201_charger_gets_the_precise_status(auth_daphne, emsp, station_factor
 
     async def scenario():
         async with connected(auth_daphne.ocpp_url("CS-RT-201"), "CS-RT-201", secret, version="2.0.1") as cp:
-            await cp.call(call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"},
-                                                   reason="PowerUp"))
+            await cp.call(
+                call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
+            )
             credit = await cp.call(call201.Authorize(id_token={"id_token": "LIVE-NOCREDIT", "type": "ISO14443"}))
             app = await cp.call(call201.Authorize(id_token={"id_token": "LIVE-APP", "type": "Central"}))
             return credit.id_token_info["status"], app.id_token_info["status"]
@@ -211,6 +253,7 @@ def test_a_201_charger_gets_the_precise_status(auth_daphne, emsp, station_factor
 
 
 # --- Nothing slow or remote on the gateway's database threads; replays never call an EMSP ---------------------
+
 
 @pytest.mark.django_db
 def test_the_database_step_never_calls_the_emsp(emsp, emsp_partner):
@@ -240,8 +283,9 @@ def one_db_thread_daphne(django_db_setup, django_db_blocker):
 
 @pytest.mark.live
 @pytest.mark.django_db(transaction=True)
-def test_an_emsp_that_hangs_holds_none_of_the_gateway_database_threads(one_db_thread_daphne, emsp, station_factory,
-                                                                        local_token):
+def test_an_emsp_that_hangs_holds_none_of_the_gateway_database_threads(
+    one_db_thread_daphne, emsp, station_factory, local_token
+):
     partner = make_partner(token="emsp-hangs", endpoints=emsp.endpoints(), outgoing_token=emsp.token_b)
     push_token(partner, "HANGS-1", whitelist="NEVER")
     emsp.authorize_answers["HANGS-1"] = "SILENT"  # answers after 8 s, long after our 4 s
@@ -250,15 +294,20 @@ def test_an_emsp_that_hangs_holds_none_of_the_gateway_database_threads(one_db_th
     server = one_db_thread_daphne
 
     async def scenario():
-        async with connected(server.ocpp_url("CP-HANG-A"), "CP-HANG-A", secret_a) as waiting, \
-                connected(server.ocpp_url("CP-HANG-B"), "CP-HANG-B", secret_b) as other:
+        async with (
+            connected(server.ocpp_url("CP-HANG-A"), "CP-HANG-A", secret_a) as waiting,
+            connected(server.ocpp_url("CP-HANG-B"), "CP-HANG-B", secret_b) as other,
+        ):
             asked = asyncio.create_task(waiting.call(call16.Authorize(id_tag="HANGS-1")))
             while not authorize_calls(emsp):  # the EMSP has the request and hangs on it
                 await asyncio.sleep(0.02)
             began = time.monotonic()
             local = await other.call(call16.Authorize(id_tag=local_token.uid))  # needs the database thread
-            start = await other.call(call16.StartTransaction(connector_id=1, id_tag=local_token.uid, meter_start=0,
-                                                             timestamp="2026-11-20T10:00:00Z"))
+            start = await other.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag=local_token.uid, meter_start=0, timestamp="2026-11-20T10:00:00Z"
+                )
+            )
             took = time.monotonic() - began
             hung = await asked
             return local, start, took, hung, time.monotonic() - began
@@ -278,22 +327,31 @@ def test_a_16_stop_and_its_retransmission_never_call_the_emsp(auth_daphne, emsp,
     for uid in ("STOP-16", "OTHER-16"):
         push_token(partner, uid, whitelist="NEVER")
         emsp.authorize_answers[uid] = "ALLOWED"
-    stop = call16.StopTransaction(meter_stop=5000, timestamp="2026-11-20T11:00:00Z", transaction_id=0,
-                                  id_tag="STOP-16")
+    stop = call16.StopTransaction(meter_stop=5000, timestamp="2026-11-20T11:00:00Z", transaction_id=0, id_tag="STOP-16")
     calls = []
 
     async def scenario():
         async with connected(auth_daphne.ocpp_url("CP-RT-STOP"), "CP-RT-STOP", secret) as cp:
-            start = await cp.call(call16.StartTransaction(connector_id=1, id_tag="STOP-16", meter_start=0,
-                                                          timestamp="2026-11-20T10:00:00Z"))
+            start = await cp.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag="STOP-16", meter_start=0, timestamp="2026-11-20T10:00:00Z"
+                )
+            )
             calls.append(len(authorize_calls(emsp)))
             stop.transaction_id = start.transaction_id
             answers = [await cp.call(stop)]  # the token that started it: its stored authorization
             calls.append(len(authorize_calls(emsp)))
             answers.append(await cp.call(stop))  # retransmitted
-            answers.append(await cp.call(call16.StopTransaction(  # another token, the transaction has ended
-                meter_stop=5000, timestamp="2026-11-20T11:00:00Z", transaction_id=start.transaction_id,
-                id_tag="OTHER-16")))
+            answers.append(
+                await cp.call(
+                    call16.StopTransaction(  # another token, the transaction has ended
+                        meter_stop=5000,
+                        timestamp="2026-11-20T11:00:00Z",
+                        transaction_id=start.transaction_id,
+                        id_tag="OTHER-16",
+                    )
+                )
+            )
             calls.append(len(authorize_calls(emsp)))
             return start, answers
 
@@ -317,14 +375,21 @@ def test_201_events_of_a_transaction_ask_the_emsp_once_and_replays_never(auth_da
 
     def event(seq_no, event_type, minute, uid="EVENT-201", **extra):
         return call201.TransactionEvent(
-            event_type=event_type, timestamp=f"2026-11-20T10:{minute:02d}:00Z", trigger_reason="Authorized",
-            seq_no=seq_no, transaction_info={"transaction_id": "TX-RT-201"}, evse={"id": 1, "connector_id": 1},
-            id_token={"id_token": uid, "type": "ISO14443"}, **extra)
+            event_type=event_type,
+            timestamp=f"2026-11-20T10:{minute:02d}:00Z",
+            trigger_reason="Authorized",
+            seq_no=seq_no,
+            transaction_info={"transaction_id": "TX-RT-201"},
+            evse={"id": 1, "connector_id": 1},
+            id_token={"id_token": uid, "type": "ISO14443"},
+            **extra,
+        )
 
     async def scenario():
         async with connected(auth_daphne.ocpp_url("CS-RT-EVENTS"), "CS-RT-EVENTS", secret, version="2.0.1") as cp:
-            await cp.call(call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"},
-                                                   reason="PowerUp"))
+            await cp.call(
+                call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
+            )
             answers = [await cp.call(event(0, "Started", 0))]
             calls = [len(authorize_calls(emsp))]
             answers.append(await cp.call(event(1, "Updated", 10)))

@@ -36,9 +36,22 @@ def test_an_emsp_gets_its_cdrs_and_credits_without_date_from(client, cdrs):
     assert got[1]["credit"] is True and got[1]["credit_reference_id"] == cdrs[0].id
     assert got[1]["total_cost"]["excl_vat"] == -got[0]["total_cost"]["excl_vat"]
     problems = shape_differences(got[0], example("cdr_example.json"))
-    required = ("country_code", "party_id", "id", "start_date_time", "end_date_time", "cdr_token", "auth_method",
-                "cdr_location", "currency", "charging_periods", "total_cost", "total_energy", "total_time",
-                "last_updated")
+    required = (
+        "country_code",
+        "party_id",
+        "id",
+        "start_date_time",
+        "end_date_time",
+        "cdr_token",
+        "auth_method",
+        "cdr_location",
+        "currency",
+        "charging_periods",
+        "total_cost",
+        "total_energy",
+        "total_time",
+        "last_updated",
+    )
     assert not [p for p in problems if any(p.startswith(f"$.{name}: ") for name in required)]
 
 

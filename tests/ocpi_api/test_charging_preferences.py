@@ -27,20 +27,24 @@ def station(station_factory):
     return station
 
 
-
-
 def departure(hours: float = 3) -> str:
     return (timezone.now() + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def preferences(**changes):
-    return {"profile_type": "CHEAP", "departure_time": departure(), "energy_need": 30.5, "discharge_allowed": False,
-            **changes}
+    return {
+        "profile_type": "CHEAP",
+        "departure_time": departure(),
+        "energy_need": 30.5,
+        "discharge_allowed": False,
+        **changes,
+    }
 
 
 def put(client, headers, body, url=URL):
-    return client.put(url, data=body if isinstance(body, str) else json.dumps(body), content_type="application/json",
-                      **headers)
+    return client.put(
+        url, data=body if isinstance(body, str) else json.dumps(body), content_type="application/json", **headers
+    )
 
 
 def ocpi(response):
@@ -54,9 +58,14 @@ class TestAnswers:
         response = put(client, headers, preferences(energy_need=30.12345, discharge_allowed=True))
         assert ocpi(response) == (200, 1000, "ACCEPTED")
         kept = charging_preferences_current(session_id="SESSION-1")
-        assert (kept.partner, kept.profile_type, str(kept.energy_need), kept.discharge_allowed,
-                kept.transaction.transaction_id, kept.evse.uid) == (
-            partner, "CHEAP", "30.1235", True, "77", "CP-P-1")
+        assert (
+            kept.partner,
+            kept.profile_type,
+            str(kept.energy_need),
+            kept.discharge_allowed,
+            kept.transaction.transaction_id,
+            kept.evse.uid,
+        ) == (partner, "CHEAP", "30.1235", True, "77", "CP-P-1")
         assert response["OCPI-to-party-id"] == "EXM"
 
     @pytest.mark.parametrize("profile_type", ["FAST", "REGULAR"])
@@ -75,11 +84,15 @@ class TestAnswers:
         del without_energy["energy_need"]
         assert ocpi(put(client, headers, without_energy)) == (200, 1000, "ENERGY_NEED_REQUIRED")
         assert list(ChargingPreferences.objects.order_by("id").values_list("response", flat=True)) == [
-            "DEPARTURE_REQUIRED", "DEPARTURE_REQUIRED", "ENERGY_NEED_REQUIRED"]
+            "DEPARTURE_REQUIRED",
+            "DEPARTURE_REQUIRED",
+            "ENERGY_NEED_REQUIRED",
+        ]
         assert charging_preferences_current(session_id="SESSION-1") is None
 
-    def test_an_evse_without_the_capability_is_not_possible_with_404_2001_as_the_spec_says(self, client, headers,
-                                                                                          station):
+    def test_an_evse_without_the_capability_is_not_possible_with_404_2001_as_the_spec_says(
+        self, client, headers, station
+    ):
         evse = station.evses.first()
         evse.capabilities = ["REMOTE_START_STOP_CAPABLE"]
         evse.save()
@@ -117,18 +130,21 @@ class TestRefusals:
         assert (response.status_code, response.json()["status_code"]) == (401, 2000)
         assert not ChargingPreferences.objects.exists()
 
-    @pytest.mark.parametrize("body, problem", [
-        ("{not json", "JSON parse error"),
-        ("[1, 2]", "ChargingPreferences object is expected"),
-        ({"departure_time": departure()}, "profile_type"),
-        (preferences(profile_type="SLOW"), "profile_type"),
-        (preferences(departure_time="tomorrow"), "departure_time"),
-        (preferences(energy_need="30"), "energy_need"),
-        (preferences(energy_need=-1), "energy_need"),
-        (preferences(energy_need=True), "energy_need"),
-        (preferences(discharge_allowed="yes"), "discharge_allowed"),
-        (preferences(discharge_allowed=1), "discharge_allowed"),
-    ])
+    @pytest.mark.parametrize(
+        "body, problem",
+        [
+            ("{not json", "JSON parse error"),
+            ("[1, 2]", "ChargingPreferences object is expected"),
+            ({"departure_time": departure()}, "profile_type"),
+            (preferences(profile_type="SLOW"), "profile_type"),
+            (preferences(departure_time="tomorrow"), "departure_time"),
+            (preferences(energy_need="30"), "energy_need"),
+            (preferences(energy_need=-1), "energy_need"),
+            (preferences(energy_need=True), "energy_need"),
+            (preferences(discharge_allowed="yes"), "discharge_allowed"),
+            (preferences(discharge_allowed=1), "discharge_allowed"),
+        ],
+    )
     def test_malformed_bodies_are_400_2001(self, client, headers, station, body, problem):
         make_session(station)
         response = put(client, headers, body)

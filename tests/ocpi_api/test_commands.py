@@ -23,24 +23,43 @@ def partner(db):
 
 @pytest.fixture
 def other_partner(db):
-    return make_partner(token="token-of-partner-two", country_code="DE", party_id="OTH",
-                        versions_url=OTHER_VERSIONS_URL)
+    return make_partner(
+        token="token-of-partner-two", country_code="DE", party_id="OTH", versions_url=OTHER_VERSIONS_URL
+    )
 
 
 def post(client, headers, command, body):
-    return client.post(f"/ocpi/2.2.1/commands/{command}", data=body if isinstance(body, str) else json.dumps(body),
-                       content_type="application/json", **headers)
+    return client.post(
+        f"/ocpi/2.2.1/commands/{command}",
+        data=body if isinstance(body, str) else json.dumps(body),
+        content_type="application/json",
+        **headers,
+    )
 
 
 def token_object(**changes):
-    return {"country_code": "NL", "party_id": "EXM", "uid": "APP-1", "type": "APP_USER", "contract_id": "NL-EXM-C1",
-            "issuer": "Example", "valid": True, "whitelist": "ALLOWED", "last_updated": "2026-01-01T00:00:00Z",
-            **changes}
+    return {
+        "country_code": "NL",
+        "party_id": "EXM",
+        "uid": "APP-1",
+        "type": "APP_USER",
+        "contract_id": "NL-EXM-C1",
+        "issuer": "Example",
+        "valid": True,
+        "whitelist": "ALLOWED",
+        "last_updated": "2026-01-01T00:00:00Z",
+        **changes,
+    }
 
 
 def start_body(**changes):
-    return {"response_url": RESPONSE_URL, "token": token_object(), "location_id": "LOC-T1", "evse_uid": "CP-C-1",
-            **changes}
+    return {
+        "response_url": RESPONSE_URL,
+        "token": token_object(),
+        "location_id": "LOC-T1",
+        "evse_uid": "CP-C-1",
+        **changes,
+    }
 
 
 @pytest.fixture
@@ -50,8 +69,6 @@ def station(station_factory):
     station.ocpp_version = "1.6"
     station.save()
     return station
-
-
 
 
 def ocpi(response):
@@ -66,7 +83,12 @@ class TestCommands:
         assert response.json()["data"]["timeout"] >= 30
         command = Command.objects.get()
         assert (command.state, command.station, command.evse.uid, command.id_tag, command.authorization_reference) == (
-            "PENDING", station, "CP-C-1", "APP-1", "REF-9")
+            "PENDING",
+            station,
+            "CP-C-1",
+            "APP-1",
+            "REF-9",
+        )
 
     def test_a_token_longer_than_ocpp_16_allows_gets_a_stand_in_id_tag(self, client, headers, station):
         uid = "0123456789abcdef0123456789abcdef"
@@ -74,15 +96,18 @@ class TestCommands:
         command = Command.objects.get()
         assert len(command.id_tag) == 20 and command.id_tag != uid[:20] and command.token["uid"] == uid
 
-    @pytest.mark.parametrize("body, problem", [
-        ("{not json", "JSON parse error"),
-        ("[1, 2]", "object is expected"),
-        ({"response_url": RESPONSE_URL}, "token"),
-        (start_body(response_url="not a url"), "response_url"),
-        (start_body(token=token_object(valid="yes")), "valid"),
-        (start_body(location_id=12), "location_id"),
-        (start_body(evse_uid=None, connector_id="1"), "evse_uid"),
-    ])
+    @pytest.mark.parametrize(
+        "body, problem",
+        [
+            ("{not json", "JSON parse error"),
+            ("[1, 2]", "object is expected"),
+            ({"response_url": RESPONSE_URL}, "token"),
+            (start_body(response_url="not a url"), "response_url"),
+            (start_body(token=token_object(valid="yes")), "valid"),
+            (start_body(location_id=12), "location_id"),
+            (start_body(evse_uid=None, connector_id="1"), "evse_uid"),
+        ],
+    )
     def test_bad_bodies_are_2001(self, client, headers, station, body, problem):
         status, code, _ = ocpi(post(client, headers, "START_SESSION", body))
         assert (status, code) == (400, 2001)
@@ -100,11 +125,14 @@ class TestCommands:
         make_partner(token="token-a", country_code="DE", party_id="NEW", status=PartnerStatus.INVITED)
         assert post(client, auth("token-a"), "START_SESSION", start_body()).status_code == 401
 
-    @pytest.mark.parametrize("changes, what", [
-        ({"location_id": "NOWHERE"}, "location"),
-        ({"evse_uid": "NO-EVSE"}, "EVSE"),
-        ({"evse_uid": "CP-C-1", "connector_id": "9"}, "connector"),
-    ])
+    @pytest.mark.parametrize(
+        "changes, what",
+        [
+            ({"location_id": "NOWHERE"}, "location"),
+            ({"evse_uid": "NO-EVSE"}, "EVSE"),
+            ({"evse_uid": "CP-C-1", "connector_id": "9"}, "connector"),
+        ],
+    )
     def test_unknown_locations_evses_and_connectors_are_2003_rejected(self, client, headers, station, changes, what):
         response = post(client, headers, "START_SESSION", start_body(**changes))
         assert ocpi(response) == (404, 2003, "REJECTED") and what in response.json()["status_message"]
@@ -115,24 +143,38 @@ class TestCommands:
         assert ocpi(response) == (200, 1000, "REJECTED")
         station.online = False
         station.save()
-        response = post(client, headers, "UNLOCK_CONNECTOR", {"response_url": RESPONSE_URL, "location_id": "LOC-T1",
-                                                               "evse_uid": "CP-C-1", "connector_id": "1"})
+        response = post(
+            client,
+            headers,
+            "UNLOCK_CONNECTOR",
+            {"response_url": RESPONSE_URL, "location_id": "LOC-T1", "evse_uid": "CP-C-1", "connector_id": "1"},
+        )
         assert ocpi(response) == (200, 1000, "REJECTED") and "offline" in response.json()["status_message"]
 
     def test_stop_session_knows_whose_session_it_is(self, client, headers, other_headers, station):
         make_session(station)
         assert ocpi(post(client, headers, "STOP_SESSION", {"response_url": RESPONSE_URL, "session_id": "NOPE"})) == (
-            200, 1000, "UNKNOWN_SESSION")
+            200,
+            1000,
+            "UNKNOWN_SESSION",
+        )
         body = {"response_url": RESPONSE_URL, "session_id": "SESSION-1"}
         assert ocpi(post(client, other_headers, "STOP_SESSION", body)) == (200, 1000, "REJECTED")
         assert ocpi(post(client, headers, "STOP_SESSION", body)) == (200, 1000, "ACCEPTED")
         assert Command.objects.get(state="PENDING").transaction.transaction_id == "77"
 
-    def test_reservations_get_our_own_ids_and_cancel_finds_only_the_partners_own(self, client, headers,
-                                                                                other_headers, station):
+    def test_reservations_get_our_own_ids_and_cancel_finds_only_the_partners_own(
+        self, client, headers, other_headers, station
+    ):
         expiry = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-        body = {"response_url": RESPONSE_URL, "token": token_object(), "expiry_date": expiry, "reservation_id": "R1",
-                "location_id": "LOC-T1", "evse_uid": "CP-C-2"}
+        body = {
+            "response_url": RESPONSE_URL,
+            "token": token_object(),
+            "expiry_date": expiry,
+            "reservation_id": "R1",
+            "location_id": "LOC-T1",
+            "evse_uid": "CP-C-2",
+        }
         assert ocpi(post(client, headers, "RESERVE_NOW", body))[2] == "ACCEPTED"
         assert ocpi(post(client, headers, "RESERVE_NOW", body))[2] == "ACCEPTED"  # same id: replaces it
         first, second = Command.objects.filter(command="RESERVE_NOW").order_by("id")
@@ -148,13 +190,17 @@ class TestCommands:
 class TestResponseUrl:
     """We POST results to response_url with our token: only http(s), only on the partner's registered hosts."""
 
-    @pytest.mark.parametrize("response_url, problem", [
-        ("https://attacker.example.net/ocpi/results/1", "not one of your registered hosts"),
-        ("http://127.0.0.1:8000/admin/", "not one of your registered hosts"),
-        ("ftp://emsp.example.com/results/1", "http or https"),
-    ])
-    def test_a_foreign_host_or_a_non_http_scheme_is_2001_and_nothing_is_kept(self, client, headers, station,
-                                                                             response_url, problem):
+    @pytest.mark.parametrize(
+        "response_url, problem",
+        [
+            ("https://attacker.example.net/ocpi/results/1", "not one of your registered hosts"),
+            ("http://127.0.0.1:8000/admin/", "not one of your registered hosts"),
+            ("ftp://emsp.example.com/results/1", "http or https"),
+        ],
+    )
+    def test_a_foreign_host_or_a_non_http_scheme_is_2001_and_nothing_is_kept(
+        self, client, headers, station, response_url, problem
+    ):
         response = post(client, headers, "START_SESSION", start_body(response_url=response_url))
         assert ocpi(response) == (400, 2001, None) and problem in response.json()["status_message"]
         assert not Command.objects.exists()
@@ -176,14 +222,20 @@ class TestResponseUrl:
         url = "https://elsewhere.example.org/results/1"
         assert ocpi(post(client, headers, "START_SESSION", start_body(response_url=url))) == (200, 1000, "ACCEPTED")
         assert ocpi(post(client, headers, "START_SESSION", start_body(response_url="ftp://elsewhere.example.org/r")))[
-            :2] == (400, 2001)
+            :2
+        ] == (400, 2001)
 
     def test_charging_profile_requests_are_checked_too(self, client, headers, station):
         make_session(station)
         foreign = "https://attacker.example.net/results/2"
         url = "/ocpi/2.2.1/chargingprofiles/SESSION-1"
-        body = {"response_url": foreign, "charging_profile": {
-            "charging_rate_unit": "A", "charging_profile_period": [{"start_period": 0, "limit": 16.0}]}}
+        body = {
+            "response_url": foreign,
+            "charging_profile": {
+                "charging_rate_unit": "A",
+                "charging_profile_period": [{"start_period": 0, "limit": 16.0}],
+            },
+        }
         response = client.put(url, data=json.dumps(body), content_type="application/json", **headers)
         assert ocpi(response)[:2] == (400, 2001)
         assert ocpi(client.get(url, {"duration": 900, "response_url": foreign}, **headers))[:2] == (400, 2001)
@@ -198,8 +250,14 @@ class TestChargingProfiles:
         return client.put(url, data=json.dumps(body), content_type="application/json", **headers)
 
     def profile(self, **changes):
-        return {"response_url": RESPONSE_URL, "charging_profile": {
-            "charging_rate_unit": "A", "charging_profile_period": [{"start_period": 0, "limit": 16.0}], **changes}}
+        return {
+            "response_url": RESPONSE_URL,
+            "charging_profile": {
+                "charging_rate_unit": "A",
+                "charging_profile_period": [{"start_period": 0, "limit": 16.0}],
+                **changes,
+            },
+        }
 
     def test_put_get_delete_are_answered_with_a_charging_profile_response(self, client, headers, station):
         make_session(station)
@@ -209,15 +267,21 @@ class TestChargingProfiles:
         response = client.delete(f"{self.URL}?response_url={RESPONSE_URL}", **headers)
         assert ocpi(response) == (200, 1000, "ACCEPTED")
         assert list(Command.objects.order_by("id").values_list("command", flat=True)) == [
-            "SET_CHARGING_PROFILE", "GET_ACTIVE_CHARGING_PROFILE", "CLEAR_CHARGING_PROFILE"]
+            "SET_CHARGING_PROFILE",
+            "GET_ACTIVE_CHARGING_PROFILE",
+            "CLEAR_CHARGING_PROFILE",
+        ]
 
-    @pytest.mark.parametrize("changes", [
-        {"charging_rate_unit": "kW"},
-        {"charging_profile_period": []},
-        {"charging_profile_period": [{"start_period": 0, "limit": "16"}]},
-        {"charging_profile_period": [{"start_period": 60, "limit": 16}]},
-        {"charging_profile_period": [{"start_period": 0, "limit": 16}, {"start_period": 0, "limit": 8}]},
-    ])
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"charging_rate_unit": "kW"},
+            {"charging_profile_period": []},
+            {"charging_profile_period": [{"start_period": 0, "limit": "16"}]},
+            {"charging_profile_period": [{"start_period": 60, "limit": 16}]},
+            {"charging_profile_period": [{"start_period": 0, "limit": 16}, {"start_period": 0, "limit": 8}]},
+        ],
+    )
     def test_bad_profiles_are_2001(self, client, headers, station, changes):
         make_session(station)
         assert ocpi(self.put(client, headers, self.profile(**changes)))[:2] == (400, 2001)
@@ -228,12 +292,16 @@ class TestChargingProfiles:
         assert ocpi(client.get(self.URL, {"duration": "x", "response_url": RESPONSE_URL}, **headers))[:2] == (400, 2001)
         assert ocpi(client.delete(self.URL, **headers))[:2] == (400, 2001)
         assert ocpi(self.put(client, headers, self.profile(), url="/ocpi/2.2.1/chargingprofiles/NOPE")) == (
-            200, 1000, "UNKNOWN_SESSION")
+            200,
+            1000,
+            "UNKNOWN_SESSION",
+        )
         assert ocpi(self.put(client, other_headers, self.profile())) == (200, 1000, "REJECTED")
         assert client.put(self.URL, data="{", content_type="application/json", **headers).status_code == 400
 
 
 # --- Delivering the result -----------------------------------------------------------------------------------------
+
 
 class ResultsReceiver:
     """A partner's response_url on loopback that fails with HTTP 500 `failures` times, then takes the result."""
@@ -248,8 +316,14 @@ class ResultsReceiver:
             def do_POST(self):  # noqa: N802 - http.server's name
                 receiver.posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 ok = len(receiver.posts) > receiver.failures
-                body = json.dumps({"data": None, "status_code": 1000 if ok else 3000, "status_message": "",
-                                   "timestamp": "2026-01-01T00:00:00Z"}).encode()
+                body = json.dumps(
+                    {
+                        "data": None,
+                        "status_code": 1000 if ok else 3000,
+                        "status_message": "",
+                        "timestamp": "2026-01-01T00:00:00Z",
+                    }
+                ).encode()
                 self.send_response(200 if ok else 500)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -277,9 +351,16 @@ def test_a_result_is_delivered_by_a_celery_task_that_retries(partner, failures, 
     partner.save()
     receiver = ResultsReceiver(failures)
     try:
-        cmd = Command.objects.create(partner=partner, command="START_SESSION", request={}, response_url=receiver.url,
-                                     response="ACCEPTED", state="ANSWERED", result="ACCEPTED",
-                                     result_body={"result": "ACCEPTED"})
+        cmd = Command.objects.create(
+            partner=partner,
+            command="START_SESSION",
+            request={},
+            response_url=receiver.url,
+            response="ACCEPTED",
+            state="ANSWERED",
+            result="ACCEPTED",
+            result_body={"result": "ACCEPTED"},
+        )
         command_result_deliver_task.apply(args=(cmd.pk,))
     finally:
         receiver.stop()

@@ -36,8 +36,9 @@ PARTNER_TOKEN = "emsp-commands-token"
 class CommandCharger16(Charger16):
     @on(Action16.reserve_now)
     def on_reserve_now(self, connector_id, expiry_date, id_tag, reservation_id, **kwargs):
-        self.received.append(("ReserveNow", {"connector_id": connector_id, "id_tag": id_tag,
-                                             "reservation_id": reservation_id}))
+        self.received.append(
+            ("ReserveNow", {"connector_id": connector_id, "id_tag": id_tag, "reservation_id": reservation_id})
+        )
         return result16.ReserveNow(status="Accepted")
 
     @on(Action16.cancel_reservation)
@@ -53,10 +54,15 @@ class CommandCharger16(Charger16):
     @on(Action16.get_composite_schedule)
     def on_get_composite_schedule(self, connector_id, duration, **kwargs):
         return result16.GetCompositeSchedule(
-            status="Accepted", connector_id=connector_id, schedule_start="2026-11-20T10:00:00Z",
-            charging_schedule={"duration": duration, "charging_rate_unit": "A",
-                               "charging_schedule_period": [{"start_period": 0, "limit": 16.0},
-                                                            {"start_period": 600, "limit": 8.0}]})
+            status="Accepted",
+            connector_id=connector_id,
+            schedule_start="2026-11-20T10:00:00Z",
+            charging_schedule={
+                "duration": duration,
+                "charging_rate_unit": "A",
+                "charging_schedule_period": [{"start_period": 0, "limit": 16.0}, {"start_period": 600, "limit": 8.0}],
+            },
+        )
 
     @on(Action16.clear_charging_profile)
     def on_clear_charging_profile(self, **kwargs):
@@ -85,9 +91,18 @@ def post_command(server, command, body):
 
 
 def token_object(uid="APP-USER-0001", **changes):
-    return {"country_code": "NL", "party_id": "EXM", "uid": uid, "type": "APP_USER", "contract_id": "NL-EXM-C0001",
-            "issuer": "Example EMSP", "valid": True, "whitelist": "ALLOWED", "last_updated": "2026-01-01T00:00:00Z",
-            **changes}
+    return {
+        "country_code": "NL",
+        "party_id": "EXM",
+        "uid": uid,
+        "type": "APP_USER",
+        "contract_id": "NL-EXM-C0001",
+        "issuer": "Example EMSP",
+        "valid": True,
+        "whitelist": "ALLOWED",
+        "last_updated": "2026-01-01T00:00:00Z",
+        **changes,
+    }
 
 
 def session_for(tx: Transaction) -> Session:
@@ -96,9 +111,19 @@ def session_for(tx: Transaction) -> Session:
         return wait_until(lambda: Session.objects.filter(transaction=tx).first(), timeout=3)
     except AssertionError:
         return Session.objects.create(
-            country_code="NL", party_id="CPO", id=f"S-{tx.pk}", transaction=tx, emsp_country_code="NL",
-            emsp_party_id="EXM", start_date_time=tx.started_at, cdr_token={}, auth_method="COMMAND",
-            location_id="LOC-T1", evse_uid=tx.evse.uid if tx.evse else "", connector_id="1", currency="EUR",
+            country_code="NL",
+            party_id="CPO",
+            id=f"S-{tx.pk}",
+            transaction=tx,
+            emsp_country_code="NL",
+            emsp_party_id="EXM",
+            start_date_time=tx.started_at,
+            cdr_token={},
+            auth_method="COMMAND",
+            location_id="LOC-T1",
+            evse_uid=tx.evse.uid if tx.evse else "",
+            connector_id="1",
+            currency="EUR",
             status="ACTIVE",
         )
 
@@ -123,44 +148,109 @@ def embedded_daphne(django_db_setup, django_db_blocker):
     stop(server)
 
 
-def test_each_command_reaches_a_16_charger_and_its_result_reaches_the_emsp(embedded_daphne, emsp, partner,
-                                                                         station_factory):
+def test_each_command_reaches_a_16_charger_and_its_result_reaches_the_emsp(
+    embedded_daphne, emsp, partner, station_factory
+):
     _, secret = station_factory("CP-OCPI-16")
     expiry = (datetime.now(UTC) + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     async def scenario():
-        async with connected(embedded_daphne.ocpp_url("CP-OCPI-16"), "CP-OCPI-16", secret,
-                             cls=CommandCharger16) as cp:
+        async with connected(embedded_daphne.ocpp_url("CP-OCPI-16"), "CP-OCPI-16", secret, cls=CommandCharger16) as cp:
             await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
-            start = await in_thread(post_command, server=embedded_daphne, command="START_SESSION", body={
-                "response_url": emsp.response_url("start"), "token": token_object(), "location_id": "LOC-T1",
-                "evse_uid": "CP-OCPI-16-1", "connector_id": "1", "authorization_reference": "EMSP-REF-1"})
+            start = await in_thread(
+                post_command,
+                server=embedded_daphne,
+                command="START_SESSION",
+                body={
+                    "response_url": emsp.response_url("start"),
+                    "token": token_object(),
+                    "location_id": "LOC-T1",
+                    "evse_uid": "CP-OCPI-16-1",
+                    "connector_id": "1",
+                    "authorization_reference": "EMSP-REF-1",
+                },
+            )
             started = await in_thread(emsp.result_for, name="start")
             # the driver plugs in: the charger starts with the command's idTag, which the command authorised
             auth = await cp.call(call16.Authorize(id_tag="APP-USER-0001"))
-            tx = await cp.call(call16.StartTransaction(connector_id=1, id_tag="APP-USER-0001", meter_start=0,
-                                                       timestamp=now_iso()))
+            tx = await cp.call(
+                call16.StartTransaction(connector_id=1, id_tag="APP-USER-0001", meter_start=0, timestamp=now_iso())
+            )
             transaction = await in_thread(Transaction.objects.get, transaction_id=str(tx.transaction_id))
             session = await in_thread(session_for, tx=transaction)
-            stop_answer = await in_thread(post_command, server=embedded_daphne, command="STOP_SESSION", body={
-                "response_url": emsp.response_url("stop"), "session_id": session.id})
+            stop_answer = await in_thread(
+                post_command,
+                server=embedded_daphne,
+                command="STOP_SESSION",
+                body={"response_url": emsp.response_url("stop"), "session_id": session.id},
+            )
             stopped = await in_thread(emsp.result_for, name="stop")
-            unlock = await in_thread(post_command, server=embedded_daphne, command="UNLOCK_CONNECTOR", body={
-                "response_url": emsp.response_url("unlock"), "location_id": "LOC-T1", "evse_uid": "CP-OCPI-16-2",
-                "connector_id": "1"})
+            unlock = await in_thread(
+                post_command,
+                server=embedded_daphne,
+                command="UNLOCK_CONNECTOR",
+                body={
+                    "response_url": emsp.response_url("unlock"),
+                    "location_id": "LOC-T1",
+                    "evse_uid": "CP-OCPI-16-2",
+                    "connector_id": "1",
+                },
+            )
             unlocked = await in_thread(emsp.result_for, name="unlock")
-            reserve = await in_thread(post_command, server=embedded_daphne, command="RESERVE_NOW", body={
-                "response_url": emsp.response_url("reserve"), "token": token_object(uid="RFID-RES-1", type="RFID"),
-                "expiry_date": expiry, "reservation_id": "R-1", "location_id": "LOC-T1", "evse_uid": "CP-OCPI-16-2"})
+            reserve = await in_thread(
+                post_command,
+                server=embedded_daphne,
+                command="RESERVE_NOW",
+                body={
+                    "response_url": emsp.response_url("reserve"),
+                    "token": token_object(uid="RFID-RES-1", type="RFID"),
+                    "expiry_date": expiry,
+                    "reservation_id": "R-1",
+                    "location_id": "LOC-T1",
+                    "evse_uid": "CP-OCPI-16-2",
+                },
+            )
             reserved = await in_thread(emsp.result_for, name="reserve")
-            cancel = await in_thread(post_command, server=embedded_daphne, command="CANCEL_RESERVATION", body={
-                "response_url": emsp.response_url("cancel"), "reservation_id": "R-1"})
+            cancel = await in_thread(
+                post_command,
+                server=embedded_daphne,
+                command="CANCEL_RESERVATION",
+                body={"response_url": emsp.response_url("cancel"), "reservation_id": "R-1"},
+            )
             canceled = await in_thread(emsp.result_for, name="cancel")
-            return (start, started, auth, tx, transaction, stop_answer, stopped, unlock, unlocked, reserve, reserved,
-                    cancel, canceled, cp.received)
+            return (
+                start,
+                started,
+                auth,
+                tx,
+                transaction,
+                stop_answer,
+                stopped,
+                unlock,
+                unlocked,
+                reserve,
+                reserved,
+                cancel,
+                canceled,
+                cp.received,
+            )
 
-    (start, started, auth, tx, transaction, stop_answer, stopped, unlock, unlocked, reserve, reserved, cancel,
-     canceled, received) = asyncio.run(scenario())
+    (
+        start,
+        started,
+        auth,
+        tx,
+        transaction,
+        stop_answer,
+        stopped,
+        unlock,
+        unlocked,
+        reserve,
+        reserved,
+        cancel,
+        canceled,
+        received,
+    ) = asyncio.run(scenario())
     for answer in (start, stop_answer, unlock, reserve, cancel):
         assert answer.status_code == 200 and answer.json()["status_code"] == 1000
         assert answer.json()["data"]["result"] == "ACCEPTED" and answer.json()["data"]["timeout"] > 3
@@ -170,43 +260,79 @@ def test_each_command_reaches_a_16_charger_and_its_result_reaches_the_emsp(embed
     assert ("RemoteStartTransaction", {"id_tag": "APP-USER-0001", "connector_id": 1}) in received
     assert ("RemoteStopTransaction", {"transaction_id": tx.transaction_id}) in received
     reservation = Command.objects.get(command="RESERVE_NOW")
-    assert ("ReserveNow", {"connector_id": 2, "id_tag": "RFID-RES-1",
-                           "reservation_id": reservation.ocpp_reservation_id}) in received
+    assert (
+        "ReserveNow",
+        {"connector_id": 2, "id_tag": "RFID-RES-1", "reservation_id": reservation.ocpp_reservation_id},
+    ) in received
     assert ("CancelReservation", {"reservation_id": reservation.ocpp_reservation_id}) in received
     # the session started by the command is authorised by it
     assert auth.id_tag_info["status"] == "Accepted" and tx.id_tag_info["status"] == "Accepted"
     assert (transaction.auth_source, transaction.authorization_reference) == (f"partner:{partner.pk}", "EMSP-REF-1")
     assert (transaction.auth_method, transaction.contract_id, transaction.token_party_id) == (
-        "COMMAND", "NL-EXM-C0001", "EXM")
+        "COMMAND",
+        "NL-EXM-C0001",
+        "EXM",
+    )
     wait_until(lambda: set(Command.objects.values_list("state", flat=True)) == {"DELIVERED"})
 
 
 def test_charging_profiles_on_a_16_charger(embedded_daphne, emsp, partner, station_factory):
     _, secret = station_factory("CP-OCPI-SC")
-    PartnerToken.objects.create(partner=partner, country_code="NL", party_id="EXM", uid="SC-TOKEN", type="RFID",
-                                contract_id="NL-EXM-CSC", issuer="Example", valid=True, whitelist="ALWAYS",
-                                last_updated=datetime(2026, 1, 1, tzinfo=UTC))
+    PartnerToken.objects.create(
+        partner=partner,
+        country_code="NL",
+        party_id="EXM",
+        uid="SC-TOKEN",
+        type="RFID",
+        contract_id="NL-EXM-CSC",
+        issuer="Example",
+        valid=True,
+        whitelist="ALWAYS",
+        last_updated=datetime(2026, 1, 1, tzinfo=UTC),
+    )
 
     async def scenario():
-        async with connected(embedded_daphne.ocpp_url("CP-OCPI-SC"), "CP-OCPI-SC", secret,
-                             cls=CommandCharger16) as cp:
+        async with connected(embedded_daphne.ocpp_url("CP-OCPI-SC"), "CP-OCPI-SC", secret, cls=CommandCharger16) as cp:
             await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
-            tx = await cp.call(call16.StartTransaction(connector_id=1, id_tag="SC-TOKEN", meter_start=0,
-                                                       timestamp=now_iso()))
+            tx = await cp.call(
+                call16.StartTransaction(connector_id=1, id_tag="SC-TOKEN", meter_start=0, timestamp=now_iso())
+            )
             transaction = await in_thread(Transaction.objects.get, transaction_id=str(tx.transaction_id))
             session = await in_thread(session_for, tx=transaction)
             url = f"{embedded_daphne.http_url}/ocpi/2.2.1/chargingprofiles/{session.id}"
-            put = await in_thread(httpx.put, url=url, headers=headers(), timeout=10, json={
-                "response_url": emsp.response_url("set"),
-                "charging_profile": {"charging_rate_unit": "W", "min_charging_rate": 1400.0,
-                                     "charging_profile_period": [{"start_period": 0, "limit": 11000.0},
-                                                                 {"start_period": 1800, "limit": 3700.5}]}})
+            put = await in_thread(
+                httpx.put,
+                url=url,
+                headers=headers(),
+                timeout=10,
+                json={
+                    "response_url": emsp.response_url("set"),
+                    "charging_profile": {
+                        "charging_rate_unit": "W",
+                        "min_charging_rate": 1400.0,
+                        "charging_profile_period": [
+                            {"start_period": 0, "limit": 11000.0},
+                            {"start_period": 1800, "limit": 3700.5},
+                        ],
+                    },
+                },
+            )
             set_result = await in_thread(emsp.result_for, name="set")
-            get = await in_thread(httpx.get, url=url, headers=headers(), timeout=10, params={
-                "duration": 900, "response_url": emsp.response_url("get")})
+            get = await in_thread(
+                httpx.get,
+                url=url,
+                headers=headers(),
+                timeout=10,
+                params={"duration": 900, "response_url": emsp.response_url("get")},
+            )
             get_result = await in_thread(emsp.result_for, name="get")
-            delete = await in_thread(httpx.delete, url=url, headers=headers(), timeout=10, params={
-                "response_url": emsp.response_url("clear")})
+            delete = await in_thread(
+                httpx.delete,
+                url=url,
+                headers=headers(),
+                timeout=10,
+                params={"response_url": emsp.response_url("clear")},
+            )
             clear_result = await in_thread(emsp.result_for, name="clear")
             return transaction, put, get, delete, set_result, get_result, clear_result, cp.received
 
@@ -220,12 +346,21 @@ def test_charging_profiles_on_a_16_charger(embedded_daphne, emsp, partner, stati
     assert profile["connector_id"] == 1 and profile["transaction_id"] == int(transaction.transaction_id)
     assert (profile["charging_profile_purpose"], profile["charging_profile_kind"]) == ("TxProfile", "Relative")
     assert profile["charging_schedule"]["charging_schedule_period"] == [
-        {"start_period": 0, "limit": 11000.0}, {"start_period": 1800, "limit": 3700.5}]
-    assert get_result["body"] == {"result": "ACCEPTED", "profile": {
-        "start_date_time": "2026-11-20T10:00:00Z",
-        "charging_profile": {"start_date_time": "2026-11-20T10:00:00Z", "duration": 900, "charging_rate_unit": "A",
-                             "charging_profile_period": [{"start_period": 0, "limit": 16.0},
-                                                         {"start_period": 600, "limit": 8.0}]}}}
+        {"start_period": 0, "limit": 11000.0},
+        {"start_period": 1800, "limit": 3700.5},
+    ]
+    assert get_result["body"] == {
+        "result": "ACCEPTED",
+        "profile": {
+            "start_date_time": "2026-11-20T10:00:00Z",
+            "charging_profile": {
+                "start_date_time": "2026-11-20T10:00:00Z",
+                "duration": 900,
+                "charging_rate_unit": "A",
+                "charging_profile_period": [{"start_period": 0, "limit": 16.0}, {"start_period": 600, "limit": 8.0}],
+            },
+        },
+    }
     assert ("ClearChargingProfile", {"id": transaction.pk}) in received
 
 
@@ -234,40 +369,81 @@ def test_a_201_charger_start_reserve_unsupported_and_timeout(embedded_daphne, em
     expiry = (datetime.now(UTC) + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     async def scenario():
-        async with connected(embedded_daphne.ocpp_url("CS-OCPI-201"), "CS-OCPI-201", secret, version="2.0.1",
-                             cls=CommandCharger201) as cp:
+        async with connected(
+            embedded_daphne.ocpp_url("CS-OCPI-201"), "CS-OCPI-201", secret, version="2.0.1", cls=CommandCharger201
+        ) as cp:
             from ocpp.v201 import call as call201
 
-            await cp.call(call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"},
-                                                   reason="PowerUp"))
-            await in_thread(post_command, server=embedded_daphne, command="START_SESSION", body={
-                "response_url": emsp.response_url("start201"), "token": token_object(uid="RFID-201", type="RFID"),
-                "location_id": "LOC-T1", "evse_uid": "CS-OCPI-201-1"})
+            await cp.call(
+                call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
+            )
+            await in_thread(
+                post_command,
+                server=embedded_daphne,
+                command="START_SESSION",
+                body={
+                    "response_url": emsp.response_url("start201"),
+                    "token": token_object(uid="RFID-201", type="RFID"),
+                    "location_id": "LOC-T1",
+                    "evse_uid": "CS-OCPI-201-1",
+                },
+            )
             started = await in_thread(emsp.result_for, name="start201")
-            await in_thread(post_command, server=embedded_daphne, command="RESERVE_NOW", body={
-                "response_url": emsp.response_url("reserve201"), "token": token_object(), "expiry_date": expiry,
-                "reservation_id": "R-201", "location_id": "LOC-T1", "evse_uid": "CS-OCPI-201-2"})
+            await in_thread(
+                post_command,
+                server=embedded_daphne,
+                command="RESERVE_NOW",
+                body={
+                    "response_url": emsp.response_url("reserve201"),
+                    "token": token_object(),
+                    "expiry_date": expiry,
+                    "reservation_id": "R-201",
+                    "location_id": "LOC-T1",
+                    "evse_uid": "CS-OCPI-201-2",
+                },
+            )
             reserved = await in_thread(emsp.result_for, name="reserve201")
-            await in_thread(post_command, server=embedded_daphne, command="UNLOCK_CONNECTOR", body={
-                "response_url": emsp.response_url("unlock201"), "location_id": "LOC-T1",
-                "evse_uid": "CS-OCPI-201-1", "connector_id": "1"})
+            await in_thread(
+                post_command,
+                server=embedded_daphne,
+                command="UNLOCK_CONNECTOR",
+                body={
+                    "response_url": emsp.response_url("unlock201"),
+                    "location_id": "LOC-T1",
+                    "evse_uid": "CS-OCPI-201-1",
+                    "connector_id": "1",
+                },
+            )
             unlocked = await in_thread(emsp.result_for, name="unlock201")
-            event = await cp.call(call201.TransactionEvent(
-                event_type="Started", timestamp=now_iso(), trigger_reason="RemoteStart", seq_no=0,
-                transaction_info={"transaction_id": "TX-201-CMD", "remote_start_id": 1},
-                evse={"id": 1, "connector_id": 1}, id_token={"id_token": "RFID-201", "type": "ISO14443"}))
+            event = await cp.call(
+                call201.TransactionEvent(
+                    event_type="Started",
+                    timestamp=now_iso(),
+                    trigger_reason="RemoteStart",
+                    seq_no=0,
+                    transaction_info={"transaction_id": "TX-201-CMD", "remote_start_id": 1},
+                    evse={"id": 1, "connector_id": 1},
+                    id_token={"id_token": "RFID-201", "type": "ISO14443"},
+                )
+            )
             transaction = await in_thread(Transaction.objects.get, transaction_id="TX-201-CMD")
             session = await in_thread(session_for, tx=transaction)
-            await in_thread(post_command, server=embedded_daphne, command="STOP_SESSION", body={
-                "response_url": emsp.response_url("stop201"), "session_id": session.id})
+            await in_thread(
+                post_command,
+                server=embedded_daphne,
+                command="STOP_SESSION",
+                body={"response_url": emsp.response_url("stop201"), "session_id": session.id},
+            )
             stopped = await in_thread(emsp.result_for, name="stop201", timeout=30)
             return started, reserved, unlocked, event, stopped, cp.received
 
     started, reserved, unlocked, event, stopped, received = asyncio.run(scenario())
     start_cmd = Command.objects.get(command="START_SESSION")
     assert started["body"] == {"result": "ACCEPTED"}
-    assert ("RequestStartTransaction", {"id_token": {"id_token": "RFID-201", "type": "ISO14443"},
-                                        "remote_start_id": start_cmd.pk}) in received
+    assert (
+        "RequestStartTransaction",
+        {"id_token": {"id_token": "RFID-201", "type": "ISO14443"}, "remote_start_id": start_cmd.pk},
+    ) in received
     assert event.id_token_info["status"] == "Accepted"
     assert reserved["body"]["result"] == "EVSE_OCCUPIED"
     assert unlocked["body"]["result"] == "NOT_SUPPORTED"  # the simulated 2.0.1 charger has no UnlockConnector
@@ -283,15 +459,29 @@ def test_a_real_celery_worker_carries_the_command_across_processes(emsp, partner
     log = open(OUTPUT / f"celery-{queue}.log", "w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "cpo", "worker", "-Q", queue, "--pool", "solo", "-l", "info"],
-        cwd=ROOT, env=server_env(**env), stdout=log, stderr=subprocess.STDOUT)
+        cwd=ROOT,
+        env=server_env(**env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     _, secret = station_factory("CP-OCPI-WORKER")
     try:
+
         async def scenario():
-            async with connected(server.ocpp_url("CP-OCPI-WORKER"), "CP-OCPI-WORKER", secret,
-                                 cls=CommandCharger16) as cp:
-                answer = await in_thread(post_command, server=server, command="START_SESSION", body={
-                    "response_url": emsp.response_url("worker"), "token": token_object(), "location_id": "LOC-T1",
-                    "evse_uid": "CP-OCPI-WORKER-2"})
+            async with connected(
+                server.ocpp_url("CP-OCPI-WORKER"), "CP-OCPI-WORKER", secret, cls=CommandCharger16
+            ) as cp:
+                answer = await in_thread(
+                    post_command,
+                    server=server,
+                    command="START_SESSION",
+                    body={
+                        "response_url": emsp.response_url("worker"),
+                        "token": token_object(),
+                        "location_id": "LOC-T1",
+                        "evse_uid": "CP-OCPI-WORKER-2",
+                    },
+                )
                 result = await in_thread(emsp.result_for, name="worker", timeout=40)
                 return answer, result, cp.received
 

@@ -34,6 +34,7 @@ def invite(ocpi_live) -> tuple[str, str]:
 
 # --- Direction 1: the EMSP registers with us ---------------------------------------------------------------------
 
+
 @pytest.mark.django_db(transaction=True)
 def test_invited_emsp_registers_over_http_and_token_a_dies(ocpi_live, emsp):
     token_a, versions_url = invite(ocpi_live)
@@ -71,8 +72,11 @@ def test_invited_emsp_registers_over_http_and_token_a_dies(ocpi_live, emsp):
     ok = httpx.get(locations_url, headers={"Authorization": auth_header(token_c)})
     assert ok.status_code == 200 and ok.json()["status_code"] == 1000
     # A second POST, now with token C, is refused: already registered.
-    again = httpx.post(f"{ocpi_live.url}/ocpi/2.2.1/credentials", json=emsp.credentials(emsp.token_b),
-                       headers={"Authorization": auth_header(token_c)})
+    again = httpx.post(
+        f"{ocpi_live.url}/ocpi/2.2.1/credentials",
+        json=emsp.credentials(emsp.token_b),
+        headers={"Authorization": auth_header(token_c)},
+    )
     assert again.status_code == 405 and again.json()["status_code"] == 2000
 
 
@@ -126,12 +130,18 @@ def test_registration_fails_with_3xxx_when_the_partner_api_is_unusable(ocpi_live
     elif breakage == "no_endpoints":
         emsp.endpoints_override = []
     elif breakage == "no_mutual_module":
-        emsp.endpoints_override = [{"identifier": "credentials", "role": "SENDER", "url": f"{emsp.base_url}/c"},
-                                   {"identifier": "x-private", "role": "RECEIVER", "url": f"{emsp.base_url}/s"}]
+        emsp.endpoints_override = [
+            {"identifier": "credentials", "role": "SENDER", "url": f"{emsp.base_url}/c"},
+            {"identifier": "x-private", "role": "RECEIVER", "url": f"{emsp.base_url}/s"},
+        ]
     elif breakage == "bad_endpoints":
         emsp.endpoints_override = [{"identifier": 5}]
-    response = httpx.post(f"{ocpi_live.url}/ocpi/2.2.1/credentials", json=credentials,
-                          headers={"Authorization": auth_header(token_a)}, timeout=30)
+    response = httpx.post(
+        f"{ocpi_live.url}/ocpi/2.2.1/credentials",
+        json=credentials,
+        headers={"Authorization": auth_header(token_a)},
+        timeout=30,
+    )
     body = response.json()
     assert body["status_code"] == status_code, body
     assert set(body) == {"data", "status_code", "status_message", "timestamp"}
@@ -141,6 +151,7 @@ def test_registration_fails_with_3xxx_when_the_partner_api_is_unusable(ocpi_live
 
 
 # --- Direction 2: we register with the EMSP ----------------------------------------------------------------------
+
 
 @pytest.mark.django_db(transaction=True)
 def test_ocpi_register_does_the_handshake_with_a_real_emsp(ocpi_live, emsp):
@@ -163,7 +174,9 @@ def test_ocpi_register_does_the_handshake_with_a_real_emsp(ocpi_live, emsp):
     assert partner.outgoing_token == emsp.token_c  # we call it with token C from now on
     assert partner.incoming_token_hash == credentials_token_hash(emsp.our_token)
     # It can now use our functional modules with the token we gave it.
-    response = httpx.get(f"{ocpi_live.url}/ocpi/2.2.1/locations", headers={"Authorization": auth_header(emsp.our_token)})
+    response = httpx.get(
+        f"{ocpi_live.url}/ocpi/2.2.1/locations", headers={"Authorization": auth_header(emsp.our_token)}
+    )
     assert response.status_code == 200
 
 
@@ -184,6 +197,7 @@ def test_ocpi_register_against_a_partner_without_2_2_1_is_3002(ocpi_live, emsp):
 
 # --- PUT, GET, DELETE ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db(transaction=True)
 def test_put_rekeys_and_refetches_endpoints_then_delete_unregisters(ocpi_live, emsp):
     token_a, versions_url = invite(ocpi_live)
@@ -196,8 +210,9 @@ def test_put_rekeys_and_refetches_endpoints_then_delete_unregisters(ocpi_live, e
     emsp.token_b = "a-new-token-b-for-the-cpo"
     emsp.endpoints_override = emsp.endpoints()[:3]
     fetched_before = len(emsp.requests)
-    response = httpx.put(credentials_url, json=emsp.credentials(emsp.token_b),
-                         headers={"Authorization": auth_header(token_c)})
+    response = httpx.put(
+        credentials_url, json=emsp.credentials(emsp.token_b), headers={"Authorization": auth_header(token_c)}
+    )
     assert response.status_code == 200 and response.json()["status_code"] == 1000
     new_token = response.json()["data"]["token"]
     assert new_token != token_c
@@ -222,14 +237,26 @@ def test_put_rekeys_and_refetches_endpoints_then_delete_unregisters(ocpi_live, e
     [
         {},
         {"token": "x", "url": "not a url", "roles": []},
-        {"token": "has space", "url": "https://e.example/versions", "roles": [
-            {"role": "EMSP", "party_id": "EXM", "country_code": "NL", "business_details": {"name": "x"}}]},
-        {"token": 12345, "url": "https://e.example/versions", "roles": [
-            {"role": "EMSP", "party_id": "EXM", "country_code": "NL", "business_details": {"name": "x"}}]},
-        {"token": "t", "url": "https://e.example/versions", "roles": [
-            {"role": "KING", "party_id": "EXM", "country_code": "NL", "business_details": {"name": "x"}}]},
-        {"token": "t", "url": "https://e.example/versions", "roles": [
-            {"role": "EMSP", "party_id": "EXMX", "country_code": "NL", "business_details": {}}]},
+        {
+            "token": "has space",
+            "url": "https://e.example/versions",
+            "roles": [{"role": "EMSP", "party_id": "EXM", "country_code": "NL", "business_details": {"name": "x"}}],
+        },
+        {
+            "token": 12345,
+            "url": "https://e.example/versions",
+            "roles": [{"role": "EMSP", "party_id": "EXM", "country_code": "NL", "business_details": {"name": "x"}}],
+        },
+        {
+            "token": "t",
+            "url": "https://e.example/versions",
+            "roles": [{"role": "KING", "party_id": "EXM", "country_code": "NL", "business_details": {"name": "x"}}],
+        },
+        {
+            "token": "t",
+            "url": "https://e.example/versions",
+            "roles": [{"role": "EMSP", "party_id": "EXMX", "country_code": "NL", "business_details": {}}],
+        },
         {"token": "t", "url": "https://e.example/versions", "roles": "EMSP"},
         [1, 2],
     ],
@@ -245,8 +272,9 @@ def test_malformed_credentials_are_2001(client, body):
 @pytest.mark.django_db
 def test_credentials_body_that_is_not_json_is_400_2001(client):
     _, token_a = partner_invite(country_code="NL", party_id="EXM", name="x")
-    response = client.post("/ocpi/2.2.1/credentials", data="{not json", content_type="application/json",
-                           **auth(token_a))
+    response = client.post(
+        "/ocpi/2.2.1/credentials", data="{not json", content_type="application/json", **auth(token_a)
+    )
     assert response.status_code == 400
     assert response.json()["status_code"] == 2001
 

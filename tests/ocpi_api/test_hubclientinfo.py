@@ -11,8 +11,13 @@ pytestmark = pytest.mark.django_db
 URL = "/ocpi/2.2.1/hubclientinfo/NL/ALL"
 # The specification's example (mod_hub_client_info.asciidoc) without its trailing comma, plus last_updated,
 # which the ClientInfo object requires.
-EXAMPLE = {"country_code": "NL", "party_id": "ALL", "role": "CPO", "status": "PLANNED",
-           "last_updated": "2019-06-19T02:11:11Z"}
+EXAMPLE = {
+    "country_code": "NL",
+    "party_id": "ALL",
+    "role": "CPO",
+    "status": "PLANNED",
+    "last_updated": "2019-06-19T02:11:11Z",
+}
 
 
 @pytest.fixture
@@ -46,8 +51,10 @@ def test_each_hub_sees_only_what_it_pushed(client, hub_headers, headers):
     assert client.get(URL, **headers).status_code == 404
 
 
-@pytest.mark.parametrize("changes", [{"party_id": "OTH"}, {"status": "ASLEEP"}, {"role": "KING"},
-                                     {"last_updated": None}, {"country_code": 31}])
+@pytest.mark.parametrize(
+    "changes",
+    [{"party_id": "OTH"}, {"status": "ASLEEP"}, {"role": "KING"}, {"last_updated": None}, {"country_code": 31}],
+)
 def test_bad_client_info_is_400_2001(client, hub_headers, changes):
     response = put(client, hub_headers, {**EXAMPLE, **changes})
     assert response.status_code == 400 and response.json()["status_code"] == 2001

@@ -21,20 +21,40 @@ def set_last_updated(model, pk, when):
 def make_location(index: int, *, when: datetime | None = None, publish=True) -> Location:
     """A location shaped like location_example.json: two EVSEs, the first with two connectors."""
     location = Location.objects.create(
-        id=f"LOC{index}", publish=publish, name="Gent Zuid", address="F.Rooseveltlaan 3A", city="Gent",
-        postal_code="9000", country="BEL", latitude="51.047599", longitude="3.729944", parking_type="ON_STREET",
+        id=f"LOC{index}",
+        publish=publish,
+        name="Gent Zuid",
+        address="F.Rooseveltlaan 3A",
+        city="Gent",
+        postal_code="9000",
+        country="BEL",
+        latitude="51.047599",
+        longitude="3.729944",
+        parking_type="ON_STREET",
         time_zone="Europe/Brussels",
     )
     for number, connectors in ((1, 2), (2, 1)):
         evse = EVSE.objects.create(
-            uid=f"{index}-{number}", location=location, ocpp_evse_id=number, evse_id=f"BE*BEC*E04150300{number}",
-            status=EvseStatus.AVAILABLE, capabilities=["RESERVABLE"], physical_reference=str(number),
+            uid=f"{index}-{number}",
+            location=location,
+            ocpp_evse_id=number,
+            evse_id=f"BE*BEC*E04150300{number}",
+            status=EvseStatus.AVAILABLE,
+            capabilities=["RESERVABLE"],
+            physical_reference=str(number),
             floor_level=f"-{number}",
         )
         for connector in range(1, connectors + 1):
-            c = Connector.objects.create(evse=evse, connector_id=str(connector), standard="IEC_62196_T2",
-                                         format="CABLE", power_type="AC_3_PHASE", max_voltage=220, max_amperage=16,
-                                         tariff_ids=["11"])
+            c = Connector.objects.create(
+                evse=evse,
+                connector_id=str(connector),
+                standard="IEC_62196_T2",
+                format="CABLE",
+                power_type="AC_3_PHASE",
+                max_voltage=220,
+                max_amperage=16,
+                tariff_ids=["11"],
+            )
             set_last_updated(Connector, c.pk, when or T0)
         set_last_updated(EVSE, evse.pk, when or T0)
     set_last_updated(Location, location.pk, when or T0)
@@ -93,9 +113,16 @@ def test_unpublished_locations_are_never_shown(client, headers):
         assert response.status_code == 404 and body["status_code"] == 2003
 
 
-@pytest.mark.parametrize("path", ["/ocpi/2.2.1/locations/NOPE", "/ocpi/2.2.1/locations/LOC1/NOPE",
-                                  "/ocpi/2.2.1/locations/LOC1/1-1/9", "/ocpi/2.2.1/locations/LOC1/2-1",
-                                  "/ocpi/2.2.1/locations/LOC1/1-1/1/extra"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ocpi/2.2.1/locations/NOPE",
+        "/ocpi/2.2.1/locations/LOC1/NOPE",
+        "/ocpi/2.2.1/locations/LOC1/1-1/9",
+        "/ocpi/2.2.1/locations/LOC1/2-1",
+        "/ocpi/2.2.1/locations/LOC1/1-1/1/extra",
+    ],
+)
 def test_unknown_location_evse_or_connector_is_404_2003(client, headers, path):
     make_location(1)
     make_location(2)
@@ -128,8 +155,12 @@ def test_date_from_is_inclusive_date_to_exclusive_and_the_link_keeps_them(client
     assert [loc["id"] for loc in body["data"]] == ["LOC1", "LOC2"]
     assert response["X-Total-Count"] == "4"
     query = parse_qs(urlsplit(response["Link"][1 : response["Link"].index(">")]).query)
-    assert query == {"offset": ["2"], "limit": ["2"], "date_from": ["2024-01-01T01:00:00Z"],
-                     "date_to": ["2024-01-01T05:00:00Z"]}
+    assert query == {
+        "offset": ["2"],
+        "limit": ["2"],
+        "date_from": ["2024-01-01T01:00:00Z"],
+        "date_to": ["2024-01-01T05:00:00Z"],
+    }
     response, body = get(client, headers, "/ocpi/2.2.1/locations", offset=2, **params)
     assert [loc["id"] for loc in body["data"]] == ["LOC3", "LOC4"]
     assert "Link" not in response
@@ -161,8 +192,17 @@ def test_offset_past_the_end_is_an_empty_page(client, headers):
     assert response["X-Total-Count"] == "1" and "Link" not in response
 
 
-@pytest.mark.parametrize("params", [{"offset": "-1"}, {"offset": "abc"}, {"limit": "0"}, {"limit": "1.5"},
-                                    {"date_from": "yesterday"}, {"date_to": "2024-13-45T00:00:00Z"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"offset": "-1"},
+        {"offset": "abc"},
+        {"limit": "0"},
+        {"limit": "1.5"},
+        {"date_from": "yesterday"},
+        {"date_to": "2024-13-45T00:00:00Z"},
+    ],
+)
 def test_bad_pagination_parameters_are_400_2001(client, headers, params):
     response, body = get(client, headers, "/ocpi/2.2.1/locations", **params)
     assert response.status_code == 400 and body["status_code"] == 2001
@@ -171,5 +211,7 @@ def test_bad_pagination_parameters_are_400_2001(client, headers, params):
 
 def test_another_partner_sees_the_same_locations(client, headers, other_headers):
     make_location(1)
-    assert get(client, headers, "/ocpi/2.2.1/locations")[1]["data"] == get(
-        client, other_headers, "/ocpi/2.2.1/locations")[1]["data"]
+    assert (
+        get(client, headers, "/ocpi/2.2.1/locations")[1]["data"]
+        == get(client, other_headers, "/ocpi/2.2.1/locations")[1]["data"]
+    )

@@ -23,7 +23,6 @@ def emsp(receiving_emsp):
     return receiving_emsp
 
 
-
 @pytest.fixture
 def fast_retries(settings):
     settings.OCPI_OUTBOX_RETRY_BASE = 0.2
@@ -33,8 +32,15 @@ def fast_retries(settings):
 
 def enqueue(partner, *, method="PUT", body=None, path=SESSION_PATH, key="sessions:S-1", **kwargs):
     with transaction.atomic():
-        return outbox_enqueue(partner=partner, module="sessions", method=method, path=path, object_key=key,
-                              body=body if body is not None else {"id": "S-1", "kwh": 1}, **kwargs)
+        return outbox_enqueue(
+            partner=partner,
+            module="sessions",
+            method=method,
+            path=path,
+            object_key=key,
+            body=body if body is not None else {"id": "S-1", "kwh": 1},
+            **kwargs,
+        )
 
 
 def make_due(message):
@@ -62,8 +68,9 @@ def test_a_rolled_back_change_leaves_no_message_and_queues_no_task(emsp, eager, 
 
 
 @pytest.mark.django_db
-def test_delivery_after_commit_carries_token_routing_and_request_headers(emsp, eager,
-                                                                       django_capture_on_commit_callbacks):
+def test_delivery_after_commit_carries_token_routing_and_request_headers(
+    emsp, eager, django_capture_on_commit_callbacks
+):
     partner = partner_for(emsp)
     with django_capture_on_commit_callbacks(execute=True):
         message = enqueue(partner, to_party=("NL", "EXM"))
@@ -102,7 +109,10 @@ def test_a_failed_push_is_retried_with_backoff_and_each_attempt_is_recorded(emsp
     assert outbox_deliver(message_id=message.pk) == Outcome.DONE  # idempotent: nothing sent twice
     attempts = list(OutboxAttempt.objects.filter(message=message))
     assert [(a.ok, a.http_status, a.status_code) for a in attempts] == [
-        (False, 503, 3000), (False, None, None), (True, 200, 1000)]
+        (False, 503, 3000),
+        (False, None, None),
+        (True, 200, 1000),
+    ]
     assert "busy" in attempts[0].error and "ConnectError" in attempts[1].error
     correlation = {r["headers"]["X-Correlation-ID"] for r in emsp.requests}
     requests = {r["headers"]["X-Request-ID"] for r in emsp.requests}
@@ -141,7 +151,10 @@ def test_a_newer_message_of_the_same_object_waits_for_the_older_one(emsp):
     assert outbox_deliver(message_id=first.pk) == Outcome.SENT
     assert outbox_deliver(message_id=second.pk) == Outcome.SENT
     assert [(p["method"], p["path"]) for p in emsp.pushes] == [
-        ("PUT", "NL/CPO/S-2"), ("PUT", SESSION_PATH), ("PATCH", SESSION_PATH)]
+        ("PUT", "NL/CPO/S-2"),
+        ("PUT", SESSION_PATH),
+        ("PATCH", SESSION_PATH),
+    ]
 
 
 @pytest.mark.django_db
@@ -157,16 +170,22 @@ def test_sending_one_message_queues_the_next_of_its_object(emsp, eager, django_c
 
 
 def test_patches_merge_into_the_put_or_patch_they_follow_and_periods_add_up():
-    method, body = body_merge(old_method="PUT", old_body={"id": "S", "kwh": 1, "charging_periods": [1]},
-                              new_method="PATCH", new_body={"kwh": 2, "charging_periods": [2]})
+    method, body = body_merge(
+        old_method="PUT",
+        old_body={"id": "S", "kwh": 1, "charging_periods": [1]},
+        new_method="PATCH",
+        new_body={"kwh": 2, "charging_periods": [2]},
+    )
     assert (method, body) == ("PUT", {"id": "S", "kwh": 2, "charging_periods": [1, 2]})
-    method, body = body_merge(old_method="PATCH", old_body={"kwh": 1, "status": "ACTIVE"},
-                              new_method="PATCH", new_body={"kwh": 3})
+    method, body = body_merge(
+        old_method="PATCH", old_body={"kwh": 1, "status": "ACTIVE"}, new_method="PATCH", new_body={"kwh": 3}
+    )
     assert (method, body) == ("PATCH", {"kwh": 3, "status": "ACTIVE"})
     assert body_merge(old_method="PATCH", old_body={"kwh": 1}, new_method="PUT", new_body={"id": "S"}) == (
-        "PUT", {"id": "S"})
-    assert body_merge(old_method="PUT", old_body={"id": "T"}, new_method="DELETE", new_body=None) == (
-        "DELETE", None)
+        "PUT",
+        {"id": "S"},
+    )
+    assert body_merge(old_method="PUT", old_body={"id": "T"}, new_method="DELETE", new_body=None) == ("DELETE", None)
 
 
 @pytest.mark.django_db
@@ -174,8 +193,9 @@ def test_an_undelivered_update_is_superseded_by_a_newer_one(emsp):
     partner = partner_for(emsp)
     first = enqueue(partner, method="PUT", body={"id": "S-1", "kwh": 1, "charging_periods": ["p1"]}, coalesce=True)
     later = timezone.now() + timedelta(seconds=60)
-    second = enqueue(partner, method="PATCH", body={"kwh": 2, "charging_periods": ["p2"]}, coalesce=True,
-                     not_before=later)
+    second = enqueue(
+        partner, method="PATCH", body={"kwh": 2, "charging_periods": ["p2"]}, coalesce=True, not_before=later
+    )
     first.refresh_from_db()
     assert first.status == OutboxStatus.SUPERSEDED and first.superseded_by_id == second.pk
     assert second.method == "PUT" and second.body == {"id": "S-1", "kwh": 2, "charging_periods": ["p1", "p2"]}
@@ -245,8 +265,9 @@ def test_a_message_whose_sending_lease_ran_out_is_sent_by_the_next_worker(emsp):
     """A worker killed during the call leaves its lease behind; once it has run out the message goes again."""
     partner = partner_for(emsp)
     message = enqueue(partner)
-    OutboxMessage.objects.filter(pk=message.pk).update(sending_until=timezone.now() + timedelta(seconds=60),
-                                                       dispatched_at=None)
+    OutboxMessage.objects.filter(pk=message.pk).update(
+        sending_until=timezone.now() + timedelta(seconds=60), dispatched_at=None
+    )
     assert outbox_deliver(message_id=message.pk) == Outcome.LOCKED
     assert outbox.outbox_due_claim() == []  # beat leaves a leased message alone too
     OutboxMessage.objects.filter(pk=message.pk).update(sending_until=timezone.now() - timedelta(seconds=1))
@@ -274,7 +295,8 @@ def test_two_workers_given_the_same_message_send_it_once(emsp, queued):
     for w in workers:
         w.join()
     assert sorted(outcomes) == sorted([Outcome.SENT, Outcome.LOCKED, Outcome.LOCKED]) or (
-        outcomes.count(Outcome.SENT) == 1 and set(outcomes) <= {Outcome.SENT, Outcome.LOCKED, Outcome.DONE})
+        outcomes.count(Outcome.SENT) == 1 and set(outcomes) <= {Outcome.SENT, Outcome.LOCKED, Outcome.DONE}
+    )
     assert len(emsp.pushes) == 1 and OutboxAttempt.objects.count() == 1
 
 
@@ -282,11 +304,13 @@ def test_two_workers_given_the_same_message_send_it_once(emsp, queued):
 def test_a_cdr_post_keeps_the_location_the_partner_answered(emsp):
     partner = partner_for(emsp)
     with transaction.atomic():
-        message, created = outbox.outbox_enqueue_once(partner=partner, module="cdrs", path="",
-                                                      object_key="cdrs:C-1", body={"id": "C-1"})
+        message, created = outbox.outbox_enqueue_once(
+            partner=partner, module="cdrs", path="", object_key="cdrs:C-1", body={"id": "C-1"}
+        )
     with transaction.atomic():
-        again, created_again = outbox.outbox_enqueue_once(partner=partner, module="cdrs", path="",
-                                                          object_key="cdrs:C-1", body={"id": "C-1"})
+        again, created_again = outbox.outbox_enqueue_once(
+            partner=partner, module="cdrs", path="", object_key="cdrs:C-1", body={"id": "C-1"}
+        )
     assert created and not created_again and again.pk == message.pk
     assert outbox_deliver(message_id=message.pk) == Outcome.SENT
     message.refresh_from_db()

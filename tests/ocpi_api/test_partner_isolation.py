@@ -14,9 +14,15 @@ TOKEN_URL = "/ocpi/2.2.1/tokens/NL/EXM/012345678"
 
 def token_body(country_code="NL", party_id="EXM") -> dict:
     return {
-        "country_code": country_code, "party_id": party_id, "uid": "012345678", "type": "RFID",
-        "contract_id": f"{country_code}{party_id}C12345678X", "issuer": "TheNewMotion", "valid": True,
-        "whitelist": "ALLOWED", "last_updated": "2026-11-30T10:00:00Z",
+        "country_code": country_code,
+        "party_id": party_id,
+        "uid": "012345678",
+        "type": "RFID",
+        "contract_id": f"{country_code}{party_id}C12345678X",
+        "issuer": "TheNewMotion",
+        "valid": True,
+        "whitelist": "ALLOWED",
+        "last_updated": "2026-11-30T10:00:00Z",
     }
 
 
@@ -50,8 +56,12 @@ def test_a_newcomer_declaring_another_partners_party_is_refused_and_stays_unregi
 def test_a_newcomer_cannot_claim_our_own_party(ocpi_live, newcomer_emsp, settings):
     _, token_a = partner_invite(country_code="NL", party_id="EX3", name="Newcomer")
     newcomer_emsp.extra_roles = [
-        {"role": "CPO", "country_code": settings.OCPI_COUNTRY_CODE, "party_id": settings.OCPI_PARTY_ID,
-         "business_details": {"name": "Us?"}}
+        {
+            "role": "CPO",
+            "country_code": settings.OCPI_COUNTRY_CODE,
+            "party_id": settings.OCPI_PARTY_ID,
+            "business_details": {"name": "Us?"},
+        }
     ]
     response = newcomer_emsp.register_with(versions_url=f"{ocpi_live.url}/ocpi/versions", token_a=token_a)
     assert response.json()["status_code"] == 2001, response.text
@@ -61,17 +71,22 @@ def test_a_newcomer_cannot_claim_our_own_party(ocpi_live, newcomer_emsp, setting
 def test_a_credentials_update_that_claims_another_partners_party_is_refused(ocpi_live, newcomer_emsp):
     make_partner(token="token-of-the-owner", country_code="NL", party_id="EXM")
     _, token_a = partner_invite(country_code="NL", party_id="EX3", name="Newcomer")
-    assert newcomer_emsp.register_with(
-        versions_url=f"{ocpi_live.url}/ocpi/versions", token_a=token_a
-    ).json()["status_code"] == 1000
+    assert (
+        newcomer_emsp.register_with(versions_url=f"{ocpi_live.url}/ocpi/versions", token_a=token_a).json()[
+            "status_code"
+        ]
+        == 1000
+    )
     token_c = newcomer_emsp.our_token
     newcomer_emsp.extra_roles = [
         {"role": "EMSP", "country_code": "NL", "party_id": "EXM", "business_details": {"name": "Not them"}}
     ]
 
     response = httpx.put(
-        f"{ocpi_live.url}/ocpi/2.2.1/credentials", json=newcomer_emsp.credentials(newcomer_emsp.token_b),
-        headers={"Authorization": auth_header(token_c)}, timeout=30,
+        f"{ocpi_live.url}/ocpi/2.2.1/credentials",
+        json=newcomer_emsp.credentials(newcomer_emsp.token_b),
+        headers={"Authorization": auth_header(token_c)},
+        timeout=30,
     )
 
     assert response.json()["status_code"] == 2001, response.text
@@ -94,8 +109,12 @@ def test_tokens_never_move_to_another_partner_even_with_a_forged_role(client):
 
     for response in (
         client.put(TOKEN_URL, data=token_body(), content_type="application/json", **auth("token-of-the-forger")),
-        client.patch(TOKEN_URL, data={"valid": False, "last_updated": "2026-11-30T11:00:00Z"},
-                     content_type="application/json", **auth("token-of-the-forger")),
+        client.patch(
+            TOKEN_URL,
+            data={"valid": False, "last_updated": "2026-11-30T11:00:00Z"},
+            content_type="application/json",
+            **auth("token-of-the-forger"),
+        ),
         client.get(TOKEN_URL, **auth("token-of-the-forger")),
     ):
         assert response.json()["status_code"] != 1000, response.content

@@ -20,7 +20,6 @@ def emsp(receiving_emsp):
     return receiving_emsp
 
 
-
 @pytest.fixture
 def station(station_factory):
     station, _ = station_factory("CP-PUSH", evses=2)
@@ -31,8 +30,13 @@ def station(station_factory):
 def partners(emsp, station):
     """One EMSP with a locations Receiver, one without, one that unregistered."""
     with_locations = partner_for(emsp)
-    without = partner_for(emsp, token="t2", country_code="DE", party_id="NOL",
-                          endpoints=[e for e in emsp.endpoints() if e["identifier"] not in ("locations", "tariffs")])
+    without = partner_for(
+        emsp,
+        token="t2",
+        country_code="DE",
+        party_id="NOL",
+        endpoints=[e for e in emsp.endpoints() if e["identifier"] not in ("locations", "tariffs")],
+    )
     gone = partner_for(emsp, token="t3", country_code="BE", party_id="OLD", status=PartnerStatus.UNREGISTERED)
     return with_locations, without, gone
 
@@ -51,8 +55,9 @@ def test_a_status_change_is_patched_to_partners_with_a_locations_receiver(
     [(method, path, body)] = emsp.locations
     evse = EVSE.objects.get(station=station, ocpp_evse_id=1)
     assert (method, path) == ("PATCH", f"NL/CPO/LOC-T1/{evse.uid}")
-    assert body["status"] == "CHARGING" and body["last_updated"].endswith("Z") and set(body) == {
-        "status", "last_updated"}
+    assert (
+        body["status"] == "CHARGING" and body["last_updated"].endswith("Z") and set(body) == {"status", "last_updated"}
+    )
 
 
 def test_the_same_status_again_and_a_station_wide_status_push_nothing(
@@ -77,8 +82,10 @@ def test_while_the_partner_is_down_status_changes_of_one_evse_coalesce_into_the_
     # The first PATCH was tried at once and failed; each next status of the same EVSE replaced the waiting one
     # (keeping its backoff). EVSE 2 waits behind it: a location's messages go in order.
     pending = list(OutboxMessage.objects.filter(status=OutboxStatus.PENDING).order_by("id"))
-    assert [(m.path[-1], m.body["status"], m.attempts) for m in pending] == [("1", "INOPERATIVE", 1),
-                                                                              ("2", "CHARGING", 0)]
+    assert [(m.path[-1], m.body["status"], m.attempts) for m in pending] == [
+        ("1", "INOPERATIVE", 1),
+        ("2", "CHARGING", 0),
+    ]
     assert OutboxMessage.objects.filter(status=OutboxStatus.SUPERSEDED).count() == 2
     emsp.come_back()
     for message in pending:
@@ -111,7 +118,10 @@ def test_staff_edits_put_the_location_evse_or_connector_but_gateway_status_write
         evse.status = "BLOCKED"
         evse.save(update_fields=["status", "last_updated"])  # the way the gateway writes a status
     assert [(m.method, m.path) for m in OutboxMessage.objects.order_by("id")] == [
-        ("PUT", "NL/CPO/LOC-T1"), ("PUT", f"NL/CPO/LOC-T1/{evse.uid}"), ("PUT", f"NL/CPO/LOC-T1/{evse.uid}/1")]
+        ("PUT", "NL/CPO/LOC-T1"),
+        ("PUT", f"NL/CPO/LOC-T1/{evse.uid}"),
+        ("PUT", f"NL/CPO/LOC-T1/{evse.uid}/1"),
+    ]
     location_body, evse_body, connector_body = (m.body for m in OutboxMessage.objects.order_by("id"))
     assert location_body["name"] == "Renamed Plaza" and len(location_body["evses"]) == 2
     assert evse_body["uid"] == evse.uid and evse_body["physical_reference"] == "B"
@@ -133,9 +143,13 @@ def tariff(**changes):
     from billing.services import tariff_upsert_from_ocpi
 
     data = {
-        "country_code": "NL", "party_id": "CPO", "id": "T-AC", "currency": "EUR",
-        "elements": [{"price_components": [{"type": "ENERGY", "price": Decimal("0.35"), "vat": Decimal("21"),
-                                            "step_size": 1}]}],
+        "country_code": "NL",
+        "party_id": "CPO",
+        "id": "T-AC",
+        "currency": "EUR",
+        "elements": [
+            {"price_components": [{"type": "ENERGY", "price": Decimal("0.35"), "vat": Decimal("21"), "step_size": 1}]}
+        ],
     }
     data.update(changes)
     return tariff_upsert_from_ocpi(data=data)

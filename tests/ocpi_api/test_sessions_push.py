@@ -22,8 +22,9 @@ def messages():
 
 
 @pytest.mark.django_db
-def test_a_started_session_is_put_to_the_token_owner_only(receiving_emsp, session_station, session_partners,
-                                                          emsp_token):
+def test_a_started_session_is_put_to_the_token_owner_only(
+    receiving_emsp, session_station, session_partners, emsp_token
+):
     tx = start(session_station)
     session = transaction_bill(transaction_pk=tx.pk)
     [message] = OutboxMessage.objects.all()
@@ -49,8 +50,9 @@ def test_sessions_of_our_own_tokens_go_nowhere(receiving_emsp, session_station, 
 
 
 @pytest.mark.django_db
-def test_meter_values_become_patches_throttled_per_session(receiving_emsp, session_station, session_partners,
-                                                           emsp_token, settings):
+def test_meter_values_become_patches_throttled_per_session(
+    receiving_emsp, session_station, session_partners, emsp_token, settings
+):
     settings.OCPI_SESSION_PATCH_MIN_INTERVAL = 60
     tx = start(session_station)
     transaction_bill(transaction_pk=tx.pk)
@@ -69,8 +71,9 @@ def test_meter_values_become_patches_throttled_per_session(receiving_emsp, sessi
 
 
 @pytest.mark.django_db
-def test_the_end_is_patched_at_once_and_one_cdr_is_posted(receiving_emsp, session_station, session_partners, emsp_token,
-                                                          settings):
+def test_the_end_is_patched_at_once_and_one_cdr_is_posted(
+    receiving_emsp, session_station, session_partners, emsp_token, settings
+):
     settings.OCPI_SESSION_PATCH_MIN_INTERVAL = 3600
     tx = start(session_station)
     transaction_bill(transaction_pk=tx.pk)
@@ -81,8 +84,12 @@ def test_the_end_is_patched_at_once_and_one_cdr_is_posted(receiving_emsp, sessio
     session = transaction_bill(transaction_pk=tx.pk)
     for _ in range(2):  # the task again (a retransmitted stop, a redelivered task): nothing more
         transaction_bill(transaction_pk=tx.pk)
-    assert messages() == [("sessions", "PUT", "SENT"), ("sessions", "PATCH", "SUPERSEDED"),
-                          ("sessions", "PATCH", "PENDING"), ("cdrs", "POST", "PENDING")]
+    assert messages() == [
+        ("sessions", "PUT", "SENT"),
+        ("sessions", "PATCH", "SUPERSEDED"),
+        ("sessions", "PATCH", "PENDING"),
+        ("cdrs", "POST", "PENDING"),
+    ]
     deliver_all()
     assert [m.status for m in OutboxMessage.objects.all()].count("SENT") == 3
     cdr = Cdr.objects.get(session=session)
@@ -98,8 +105,9 @@ def test_the_end_is_patched_at_once_and_one_cdr_is_posted(receiving_emsp, sessio
 
 
 @pytest.mark.django_db
-def test_a_session_over_before_its_first_push_is_put_complete(receiving_emsp, session_station, session_partners,
-                                                              emsp_token, no_throttle):
+def test_a_session_over_before_its_first_push_is_put_complete(
+    receiving_emsp, session_station, session_partners, emsp_token, no_throttle
+):
     tx = start(session_station)
     reading(session_station, tx, 10, 3000)
     stop(session_station, tx, 20, 6000)
@@ -111,8 +119,9 @@ def test_a_session_over_before_its_first_push_is_put_complete(receiving_emsp, se
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_ending_the_same_session_make_one_cdr_and_one_post(receiving_emsp, session_station,
-                                                                       session_partners, emsp_token, queued):
+def test_two_workers_ending_the_same_session_make_one_cdr_and_one_post(
+    receiving_emsp, session_station, session_partners, emsp_token, queued
+):
     tx = start(session_station)
     reading(session_station, tx, 10, 3000)
     stop(session_station, tx, 20, 6000)
@@ -139,11 +148,16 @@ def test_two_workers_ending_the_same_session_make_one_cdr_and_one_post(receiving
     assert len(receiving_emsp.cdr_posts) == 1
 
 
-
 @pytest.mark.django_db
-def test_the_gateway_events_start_the_pipeline_after_commit(receiving_emsp, session_station, session_partners,
-                                                             emsp_token, eager, no_throttle,
-                                                             django_capture_on_commit_callbacks):
+def test_the_gateway_events_start_the_pipeline_after_commit(
+    receiving_emsp,
+    session_station,
+    session_partners,
+    emsp_token,
+    eager,
+    no_throttle,
+    django_capture_on_commit_callbacks,
+):
     """transaction_started/updated/ended -> the task -> the outbox -> the EMSP (tasks in-process, as without Redis)."""
     with django_capture_on_commit_callbacks(execute=True):
         tx = start(session_station)
@@ -152,14 +166,19 @@ def test_the_gateway_events_start_the_pipeline_after_commit(receiving_emsp, sess
     with django_capture_on_commit_callbacks(execute=True):
         stop(session_station, tx, 20, 5000)
     assert [(m.method, m.status) for m in OutboxMessage.objects.order_by("id")] == [
-        ("PUT", "SENT"), ("PATCH", "SENT"), ("PATCH", "SENT"), ("POST", "SENT")]
+        ("PUT", "SENT"),
+        ("PATCH", "SENT"),
+        ("PATCH", "SENT"),
+        ("POST", "SENT"),
+    ]
     assert [p["body"].get("kwh") for p in receiving_emsp.session_calls()] == [0, 2, 4]
     assert len(receiving_emsp.cdr_posts) == 1 and receiving_emsp.cdr_posts[0]["total_energy"] == 4
 
 
 @pytest.mark.django_db
-def test_transactions_whose_task_was_lost_are_found_for_another_run(receiving_emsp, session_station, session_partners,
-                                                                    emsp_token):
+def test_transactions_whose_task_was_lost_are_found_for_another_run(
+    receiving_emsp, session_station, session_partners, emsp_token
+):
     running = start(session_station)
     ended = start(session_station, at=T0 + dt.timedelta(hours=1))
     stop(session_station, ended, 70, 2000)
@@ -172,4 +191,3 @@ def test_transactions_whose_task_was_lost_are_found_for_another_run(receiving_em
     for tx in (running, ended):
         transaction_bill(transaction_pk=tx.pk)
     assert transactions_unbilled(quiet_seconds=0, days=3650) == []
-

@@ -9,15 +9,21 @@ from billing.services import tariff_upsert_from_ocpi
 from tests.ocpi_api.shapes import example, shape_differences
 
 pytestmark = pytest.mark.django_db
-EXAMPLES = ["tariff_1_simple_2hour.json", "tariff_4_complex.json", "tariff_8_simple_025kwh.json",
-            "tariff_12_025kwh_min_price.json"]
+EXAMPLES = [
+    "tariff_1_simple_2hour.json",
+    "tariff_4_complex.json",
+    "tariff_8_simple_025kwh.json",
+    "tariff_12_025kwh_min_price.json",
+]
 
 
 @pytest.fixture
 def tariffs(db):
     for index, name in enumerate(EXAMPLES):
         tariff = tariff_upsert_from_ocpi(data=example(name))
-        Tariff.objects.filter(pk=tariff.pk).update(last_updated=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=index))
+        Tariff.objects.filter(pk=tariff.pk).update(
+            last_updated=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=index)
+        )
     return [example(name) for name in EXAMPLES]
 
 

@@ -35,7 +35,12 @@ def test_the_spec_put_example_is_created_then_replaced(client, headers):
     assert response.status_code == 200 and response.json()["status_code"] == 1000
     token = PartnerToken.objects.get()
     assert (token.uid, token.type, token.valid, token.whitelist, token.group_id) == (
-        "012345678", "RFID", False, "ALWAYS", "DF000-2001-8999")
+        "012345678",
+        "RFID",
+        False,
+        "ALWAYS",
+        "DF000-2001-8999",
+    )
     got = client.get("/ocpi/2.2.1/tokens/NL/TNM/012345678", **auth("tnm-token")).json()
     assert got["data"] == {**body, "valid": False}
 
@@ -55,7 +60,8 @@ def test_get_answer_has_the_shape_of_the_transport_example(client, headers):
     put(client, headers, URL, spec_token())
     got = client.get(URL, **headers).json()
     assert shape_differences(got, example("transport_and_format_get_token_example.json")) == [
-        "$.data.group_id: not in the example"]
+        "$.data.group_id: not in the example"
+    ]
 
 
 def test_patch_changes_only_the_given_fields_and_needs_last_updated(client, headers):

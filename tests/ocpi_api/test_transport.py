@@ -27,8 +27,10 @@ def assert_envelope(response, http_status, status_code):
     return body
 
 
-@pytest.mark.parametrize("path", ["/ocpi/versions", "/ocpi/2.2.1", "/ocpi/2.2.1/credentials",
-                                  "/ocpi/2.2.1/locations", "/ocpi/2.2.1/locations/LOC1"])
+@pytest.mark.parametrize(
+    "path",
+    ["/ocpi/versions", "/ocpi/2.2.1", "/ocpi/2.2.1/credentials", "/ocpi/2.2.1/locations", "/ocpi/2.2.1/locations/LOC1"],
+)
 def test_missing_malformed_or_unknown_token_is_401_in_the_envelope(client, partner, path):
     assert_envelope(client.get(path), 401, 2000)
     assert_envelope(client.get(path, HTTP_AUTHORIZATION="Token"), 401, 2000)
@@ -50,8 +52,9 @@ def test_an_unregistered_partner_is_401(client):
 def test_unknown_endpoints_and_methods_are_enveloped(client, headers):
     assert_envelope(client.get("/ocpi/2.2.1/nothing-here", **headers), 404, 2003)
     assert_envelope(client.get("/ocpi/", **headers), 404, 2003)
-    assert_envelope(client.post("/ocpi/2.2.1/locations", data={}, content_type="application/json", **headers),
-                    405, 2000)
+    assert_envelope(
+        client.post("/ocpi/2.2.1/locations", data={}, content_type="application/json", **headers), 405, 2000
+    )
     assert_envelope(client.delete("/ocpi/versions", **headers), 405, 2000)
 
 
@@ -66,8 +69,14 @@ def test_request_and_correlation_ids_are_echoed_or_generated(client, headers):
 
 
 def test_routing_headers_on_functional_modules_only(client, headers):
-    response = client.get("/ocpi/2.2.1/locations", HTTP_OCPI_FROM_COUNTRY_CODE="NL", HTTP_OCPI_FROM_PARTY_ID="EXM",
-                          HTTP_OCPI_TO_COUNTRY_CODE="NL", HTTP_OCPI_TO_PARTY_ID="CPO", **headers)
+    response = client.get(
+        "/ocpi/2.2.1/locations",
+        HTTP_OCPI_FROM_COUNTRY_CODE="NL",
+        HTTP_OCPI_FROM_PARTY_ID="EXM",
+        HTTP_OCPI_TO_COUNTRY_CODE="NL",
+        HTTP_OCPI_TO_PARTY_ID="CPO",
+        **headers,
+    )
     assert response.status_code == 200
     assert response["OCPI-from-country-code"] == "NL" and response["OCPI-from-party-id"] == "CPO"
     assert response["OCPI-to-country-code"] == "NL" and response["OCPI-to-party-id"] == "EXM"

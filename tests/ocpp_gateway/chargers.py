@@ -76,8 +76,12 @@ class Charger201(ChargePoint201Base):
     def on_get_variables(self, get_variable_data, **kwargs):
         return result201.GetVariables(
             get_variable_result=[
-                {"attribute_status": "Accepted", "component": d["component"], "variable": d["variable"],
-                 "attribute_value": "300"}
+                {
+                    "attribute_status": "Accepted",
+                    "component": d["component"],
+                    "variable": d["variable"],
+                    "attribute_value": "300",
+                }
                 for d in get_variable_data
             ]
         )

@@ -19,8 +19,9 @@ def exchange_all(url, identity, secret, subprotocol, frames):
     """Send each frame on one socket, collect the answers, then prove the socket still works with a Heartbeat."""
 
     async def run():
-        async with websockets.connect(url, subprotocols=[subprotocol],
-                                      additional_headers=basic_auth(identity, secret)) as ws:
+        async with websockets.connect(
+            url, subprotocols=[subprotocol], additional_headers=basic_auth(identity, secret)
+        ) as ws:
             answers = [await raw_exchange(ws, frame) for frame in frames]
             answers.append(await raw_exchange(ws, HEARTBEAT))
             return answers
@@ -28,10 +29,12 @@ def exchange_all(url, identity, secret, subprotocol, frames):
     return asyncio.run(run())
 
 
-@pytest.mark.parametrize("subprotocol,format_code", [("ocpp1.6", "FormationViolation"),
-                                                      ("ocpp2.0.1", "FormatViolation")])
-def test_each_broken_frame_gets_its_callerror_and_the_connection_lives_on(live_daphne, station_factory,
-                                                                          subprotocol, format_code):
+@pytest.mark.parametrize(
+    "subprotocol,format_code", [("ocpp1.6", "FormationViolation"), ("ocpp2.0.1", "FormatViolation")]
+)
+def test_each_broken_frame_gets_its_callerror_and_the_connection_lives_on(
+    live_daphne, station_factory, subprotocol, format_code
+):
     identity = "CP-BAD-" + subprotocol[-3:].replace(".", "")
     _, secret = station_factory(identity)
     v16 = subprotocol == "ocpp1.6"
@@ -42,18 +45,27 @@ def test_each_broken_frame_gets_its_callerror_and_the_connection_lives_on(live_d
         "unknown action": '[2,"a3","MakeCoffee",{}]',
         "known action we do not handle": '[2,"a9","Reset",{"type":"Soft"}]',
         "missing required field": '[2,"a4","Authorize",{}]' if v16 else '[2,"a4","Authorize",{}]',
-        "wrong type": ('[2,"a5","StartTransaction",{"connectorId":"one","idTag":"X","meterStart":0,'
-                       '"timestamp":"2026-11-22T10:00:00Z"}]') if v16 else
-                      '[2,"a5","Heartbeat",{"customData":5}]',
+        "wrong type": (
+            '[2,"a5","StartTransaction",{"connectorId":"one","idTag":"X","meterStart":0,'
+            '"timestamp":"2026-11-22T10:00:00Z"}]'
+        )
+        if v16
+        else '[2,"a5","Heartbeat",{"customData":5}]',
         "unexpected property": '[2,"a6","Heartbeat",{"surprise":true}]',
         "oversized frame": '[2,"a7","DataTransfer",{"vendorId":"x","data":"' + "x" * 70000 + '"}]',
-        "bad timestamp": ('[2,"a8","StartTransaction",{"connectorId":1,"idTag":"X","meterStart":0,'
-                          '"timestamp":"yesterday"}]') if v16 else
-                         '[2,"a8","StatusNotification",{"timestamp":"yesterday","connectorStatus":"Available",'
-                         '"evseId":1,"connectorId":1}]',
+        "bad timestamp": (
+            '[2,"a8","StartTransaction",{"connectorId":1,"idTag":"X","meterStart":0,"timestamp":"yesterday"}]'
+        )
+        if v16
+        else '[2,"a8","StatusNotification",{"timestamp":"yesterday","connectorStatus":"Available",'
+        '"evseId":1,"connectorId":1}]',
     }
-    answers = dict(zip(list(frames) + ["heartbeat"], exchange_all(
-        live_daphne.ocpp_url(identity), identity, secret, subprotocol, list(frames.values()))))
+    answers = dict(
+        zip(
+            list(frames) + ["heartbeat"],
+            exchange_all(live_daphne.ocpp_url(identity), identity, secret, subprotocol, list(frames.values())),
+        )
+    )
 
     def code(name):
         answer = answers[name]
@@ -84,8 +96,7 @@ def test_a_callerror_and_its_frame_are_kept_in_the_message_log(live_daphne, stat
     assert entry.action == "MakeCoffee" and json.loads(entry.payload)[2] == "NotImplemented"
 
 
-def test_a_frame_above_the_transport_limit_is_closed_with_1009_and_the_charger_reconnects(live_daphne,
-                                                                                          station_factory):
+def test_a_frame_above_the_transport_limit_is_closed_with_1009_and_the_charger_reconnects(live_daphne, station_factory):
     """RFC 6455 close 1009 (message too big), never a dropped TCP connection (1006); the charger then reconnects.
     Below the transport limit but above OCPP_MAX_FRAME_BYTES the frame gets a CALLERROR instead (test above)."""
     _, secret = station_factory("CP-HUGE")
@@ -93,8 +104,7 @@ def test_a_frame_above_the_transport_limit_is_closed_with_1009_and_the_charger_r
     huge = '[2,"big","DataTransfer",{"vendorId":"x","data":"' + "x" * 2_000_000 + '"}]'
 
     async def run():
-        async with websockets.connect(url, subprotocols=["ocpp1.6"], additional_headers=headers,
-                                      max_size=None) as ws:
+        async with websockets.connect(url, subprotocols=["ocpp1.6"], additional_headers=headers, max_size=None) as ws:
             await ws.send(huge)
             await asyncio.wait_for(ws.wait_closed(), 10)
             closed_with = ws.close_code

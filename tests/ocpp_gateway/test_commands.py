@@ -28,16 +28,27 @@ def test_a_command_from_this_process_reaches_the_charger_and_its_answer_comes_ba
     _, secret201 = station_factory("CS-CMD-201")
 
     async def scenario():
-        async with connected(live_daphne.ocpp_url("CP-CMD-16"), "CP-CMD-16", secret) as cp16, \
-                connected(live_daphne.ocpp_url("CS-CMD-201"), "CS-CMD-201", secret201, version="2.0.1") as cp201:
+        async with (
+            connected(live_daphne.ocpp_url("CP-CMD-16"), "CP-CMD-16", secret) as cp16,
+            connected(live_daphne.ocpp_url("CS-CMD-201"), "CS-CMD-201", secret201, version="2.0.1") as cp201,
+        ):
             reset = await send_in_thread(identity="CP-CMD-16", action="Reset", payload={"type": "Soft"})
-            start = await send_in_thread(identity="CP-CMD-16", action="RemoteStartTransaction",
-                                         payload={"idTag": "RFID-1", "connectorId": 1})
-            config = await send_in_thread(identity="CP-CMD-16", action="GetConfiguration",
-                                          payload={"key": ["HeartbeatInterval"]})
+            start = await send_in_thread(
+                identity="CP-CMD-16", action="RemoteStartTransaction", payload={"idTag": "RFID-1", "connectorId": 1}
+            )
+            config = await send_in_thread(
+                identity="CP-CMD-16", action="GetConfiguration", payload={"key": ["HeartbeatInterval"]}
+            )
             reset201 = await send_in_thread(identity="CS-CMD-201", action="Reset", payload={"type": "Immediate"})
-            variables = await send_in_thread(identity="CS-CMD-201", action="GetVariables", payload={
-                "getVariableData": [{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]})
+            variables = await send_in_thread(
+                identity="CS-CMD-201",
+                action="GetVariables",
+                payload={
+                    "getVariableData": [
+                        {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+                    ]
+                },
+            )
             return cp16.received, cp201.received, reset, start, config, reset201, variables
 
     received16, received201, reset, start, config, reset201, variables = asyncio.run(scenario())
@@ -68,8 +79,7 @@ def test_command_errors_say_why(live_daphne, station_factory):
                 # the simulated charger has no handler for ClearCache: it answers with a CALLERROR
                 await in_thread(reason, identity="CP-CMD-ERR", action="ClearCache", payload={}),
                 # not a 1.6 action / not a valid request: refused before anything is sent
-                await in_thread(reason, identity="CP-CMD-ERR", action="RequestStartTransaction",
-                                        payload={}),
+                await in_thread(reason, identity="CP-CMD-ERR", action="RequestStartTransaction", payload={}),
                 await in_thread(reason, identity="CP-CMD-ERR", action="Reset", payload={"type": "Gentle"}),
             ]
 
@@ -82,8 +92,17 @@ def test_manage_py_ocpp_call_from_another_process(live_daphne, station_factory):
     async def scenario():
         async with connected(live_daphne.ocpp_url("CP-CMD-CLI"), "CP-CMD-CLI", secret) as cp:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "manage.py", "ocpp_call", "CP-CMD-CLI", "Reset", '{"type": "Hard"}',
-                cwd=ROOT, env=server_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                sys.executable,
+                "manage.py",
+                "ocpp_call",
+                "CP-CMD-CLI",
+                "Reset",
+                '{"type": "Hard"}',
+                cwd=ROOT,
+                env=server_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             out, err = await asyncio.wait_for(proc.communicate(), 60)
             return proc.returncode, out.decode(), err.decode(), cp.received
 
@@ -99,8 +118,17 @@ def test_manage_py_ocpp_call_writes_a_named_command_in_the_station_s_version(liv
     async def scenario():
         async with connected(live_daphne.ocpp_url("CS-CMD-CLI-201"), "CS-CMD-CLI-201", secret, version="2.0.1") as cp:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "manage.py", "ocpp_call", "CS-CMD-CLI-201", "reset", '{"hard": true}',
-                cwd=ROOT, env=server_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                sys.executable,
+                "manage.py",
+                "ocpp_call",
+                "CS-CMD-CLI-201",
+                "reset",
+                '{"hard": true}',
+                cwd=ROOT,
+                env=server_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             out, err = await asyncio.wait_for(proc.communicate(), 60)
             return proc.returncode, out.decode(), err.decode(), cp.received
 
@@ -116,6 +144,7 @@ def test_two_daphne_processes_share_the_network_through_redis(live_daphne, stati
     _, secret = station_factory("CP-CMD-MULTI")
     other = start_daphne("second")
     try:
+
         async def scenario():
             async with connected(other.ocpp_url("CP-CMD-MULTI"), "CP-CMD-MULTI", secret) as on_b:
                 first = await send_in_thread(identity="CP-CMD-MULTI", action="Reset", payload={"type": "Soft"})

@@ -72,12 +72,15 @@ def test_a_second_connection_replaces_the_first(live_daphne, station_factory):
 def test_unknown_stations_can_be_admitted_as_pending_until_staff_accept_them(transactional_db):
     server = start_daphne("admit", OCPP_ADMIT_UNKNOWN_STATIONS="1")
     try:
+
         async def pending():
             async with connected(server.ocpp_url("CP-NEW-1"), "CP-NEW-1", None) as cp:
                 boot = await cp.call(call.BootNotification(charge_point_model="M", charge_point_vendor="V"))
                 try:
-                    await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"),
-                                  suppress=False)
+                    await cp.call(
+                        call.StatusNotification(connector_id=1, error_code="NoError", status="Available"),
+                        suppress=False,
+                    )
                     refused = None
                 except Exception as exc:  # the CALLERROR comes back as the library's exception
                     refused = getattr(exc, "code", repr(exc))

@@ -120,8 +120,9 @@ def wrong_passwords(server, identity: str, count: int) -> list:
     return [handshake_status(server.ocpp_url(identity), basic_auth(identity, f"wrong-{n}")) for n in range(count)]
 
 
-def test_an_identity_is_locked_out_after_repeated_failures_even_with_the_right_password(transactional_db,
-                                                                                          station_factory):
+def test_an_identity_is_locked_out_after_repeated_failures_even_with_the_right_password(
+    transactional_db, station_factory
+):
     """Brute force: after OCPP_AUTH_FAILURE_LIMIT failures the identity's handshakes are refused unchecked until
     the lockout ends; the lockout raises one WARNING alert and staff find every failure in the audit trail."""
     _, secret = station_factory("CP-BRUTE", evses=0)
@@ -132,8 +133,9 @@ def test_an_identity_is_locked_out_after_repeated_failures_even_with_the_right_p
         started = time.monotonic()  # the lockout began before the third refusal came back
         right = basic_auth("CP-BRUTE", secret)
         assert handshake_status(server.ocpp_url("CP-BRUTE"), right) == 403  # locked: the password is not checked
-        assert handshake_status(server.ocpp_url("CP-NEIGHBOUR"), basic_auth("CP-NEIGHBOUR", other_secret)) \
-            == "101 ocpp1.6"  # another identity from the same address is not locked (address limit not reached)
+        assert (
+            handshake_status(server.ocpp_url("CP-NEIGHBOUR"), basic_auth("CP-NEIGHBOUR", other_secret)) == "101 ocpp1.6"
+        )  # another identity from the same address is not locked (address limit not reached)
         locked_for = time.monotonic() - started
         assert locked_for < 3
         time.sleep(3.3 - locked_for)
@@ -143,8 +145,7 @@ def test_an_identity_is_locked_out_after_repeated_failures_even_with_the_right_p
     log = server.log()
     assert sum("ALERT" in line and "CP-BRUTE" in line for line in log.splitlines()) == 1, log
     assert "identity locked out" in log
-    trail = list(StationAuthFailure.objects.filter(identity="CP-BRUTE").order_by("id").values_list("reason",
-                                                                                                   "address"))
+    trail = list(StationAuthFailure.objects.filter(identity="CP-BRUTE").order_by("id").values_list("reason", "address"))
     assert trail == [("bad_secret", "127.0.0.1")] * 3 + [("locked_out", "127.0.0.1")]
 
 
@@ -153,8 +154,9 @@ def test_an_address_is_locked_out_after_failures_across_identities(transactional
     _, secret = station_factory("CP-ADDR", evses=0)
     server = start_daphne("brute-address", OCPP_AUTH_ADDRESS_FAILURE_LIMIT="4", OCPP_AUTH_LOCKOUT_SECONDS="60")
     try:
-        statuses = [handshake_status(server.ocpp_url(f"CP-GUESS-{n}"), basic_auth(f"CP-GUESS-{n}", "x"))
-                    for n in range(4)]
+        statuses = [
+            handshake_status(server.ocpp_url(f"CP-GUESS-{n}"), basic_auth(f"CP-GUESS-{n}", "x")) for n in range(4)
+        ]
         assert statuses == [403] * 4
         assert handshake_status(server.ocpp_url("CP-ADDR"), basic_auth("CP-ADDR", secret)) == 403
     finally:
@@ -169,8 +171,11 @@ def test_two_daphne_processes_share_the_failure_counts_on_redis(transactional_db
     if not os.environ.get("REDIS_URL"):
         pytest.skip("needs REDIS_URL (the embedded default counts per process)")
     _, secret = station_factory("CP-SPREAD", evses=0)
-    shared = {"CACHE_KEY_PREFIX": f"i10-spread-{uuid.uuid4().hex[:8]}", "OCPP_AUTH_FAILURE_LIMIT": "4",
-              "OCPP_AUTH_LOCKOUT_SECONDS": "60"}
+    shared = {
+        "CACHE_KEY_PREFIX": f"i10-spread-{uuid.uuid4().hex[:8]}",
+        "OCPP_AUTH_FAILURE_LIMIT": "4",
+        "OCPP_AUTH_LOCKOUT_SECONDS": "60",
+    }
     first, second = start_daphne("spread-1", **shared), start_daphne("spread-2", **shared)
     try:
         assert wrong_passwords(first, "CP-SPREAD", 2) + wrong_passwords(second, "CP-SPREAD", 2) == [403] * 4
@@ -184,8 +189,9 @@ def test_two_daphne_processes_share_the_failure_counts_on_redis(transactional_db
 
 def test_staff_find_a_stations_refused_handshakes_in_the_admin(admin_client, station_factory):
     station, _ = station_factory("CP-AUDIT", evses=0)
-    StationAuthFailure.objects.create(station=station, identity="CP-AUDIT", address="192.0.2.7",
-                                      reason="bad_secret", created_at=timezone.now())
+    StationAuthFailure.objects.create(
+        station=station, identity="CP-AUDIT", address="192.0.2.7", reason="bad_secret", created_at=timezone.now()
+    )
     page = admin_client.get(reverse("admin:cpo_chargingstation_change", args=[station.pk])).content.decode()
     link = reverse("admin:ocpp_gateway_stationauthfailure_changelist") + "?identity=CP-AUDIT"
     assert link in page

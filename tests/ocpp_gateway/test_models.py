@@ -22,10 +22,15 @@ def test_a_repeated_sample_without_transaction_or_evse_is_stored_once(station_fa
     for _ in range(2):
         meter_values_record(station_pk=station.pk, ocpp_evse_id=None, transaction_pk=None, samples=[sample])
         meter_values_record(station_pk=station.pk, ocpp_evse_id=1, transaction_pk=None, samples=[sample])
-        meter_values_record(station_pk=station.pk, ocpp_evse_id=None, transaction_pk=None, samples=[
-            Sample(timestamp=T0, value=Decimal("30"), unit="A", measurand="Current.Import", phase="L1"),
-            Sample(timestamp=T0 + timedelta(minutes=1), value=Decimal("200"), unit="Wh"),
-        ])
+        meter_values_record(
+            station_pk=station.pk,
+            ocpp_evse_id=None,
+            transaction_pk=None,
+            samples=[
+                Sample(timestamp=T0, value=Decimal("30"), unit="A", measurand="Current.Import", phase="L1"),
+                Sample(timestamp=T0 + timedelta(minutes=1), value=Decimal("200"), unit="Wh"),
+            ],
+        )
     assert MeterValue.objects.filter(station=station).count() == 4
 
 

@@ -26,21 +26,40 @@ def test_a_charger_boots_charges_and_stops(live_daphne, station_factory, local_t
 
     async def scenario():
         async with connected(live_daphne.ocpp_url("CP16-LIFE"), "CP16-LIFE", secret) as cp:
-            boot = await cp.call(call.BootNotification(charge_point_model="Wallbox X", charge_point_vendor="ACME",
-                                                       firmware_version="1.2.3"))
-            await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available",
-                                                  timestamp=now_iso()))
+            boot = await cp.call(
+                call.BootNotification(
+                    charge_point_model="Wallbox X", charge_point_vendor="ACME", firmware_version="1.2.3"
+                )
+            )
+            await cp.call(
+                call.StatusNotification(connector_id=1, error_code="NoError", status="Available", timestamp=now_iso())
+            )
             auth = await cp.call(call.Authorize(id_tag=local_token.uid))
-            start = await cp.call(call.StartTransaction(connector_id=1, id_tag=local_token.uid, meter_start=1000,
-                                                        timestamp="2026-11-20T10:00:00Z"))
-            await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Charging",
-                                                  timestamp=now_iso()))
-            await cp.call(call.MeterValues(connector_id=1, transaction_id=start.transaction_id,
-                                           meter_value=[meter("2026-11-20T10:15:00Z", "3500", "11000")]))
-            stop = await cp.call(call.StopTransaction(meter_stop=12000, timestamp="2026-11-20T11:00:00Z",
-                                                      transaction_id=start.transaction_id, id_tag=local_token.uid,
-                                                      reason="EVDisconnected",
-                                                      transaction_data=[meter("2026-11-20T11:00:00Z", "12000")]))
+            start = await cp.call(
+                call.StartTransaction(
+                    connector_id=1, id_tag=local_token.uid, meter_start=1000, timestamp="2026-11-20T10:00:00Z"
+                )
+            )
+            await cp.call(
+                call.StatusNotification(connector_id=1, error_code="NoError", status="Charging", timestamp=now_iso())
+            )
+            await cp.call(
+                call.MeterValues(
+                    connector_id=1,
+                    transaction_id=start.transaction_id,
+                    meter_value=[meter("2026-11-20T10:15:00Z", "3500", "11000")],
+                )
+            )
+            stop = await cp.call(
+                call.StopTransaction(
+                    meter_stop=12000,
+                    timestamp="2026-11-20T11:00:00Z",
+                    transaction_id=start.transaction_id,
+                    id_tag=local_token.uid,
+                    reason="EVDisconnected",
+                    transaction_data=[meter("2026-11-20T11:00:00Z", "12000")],
+                )
+            )
             return boot, auth, start, stop
 
     boot, auth, start, stop = asyncio.run(scenario())
@@ -51,7 +70,11 @@ def test_a_charger_boots_charges_and_stops(live_daphne, station_factory, local_t
     assert stop.id_tag_info["status"] == "Accepted"
     station.refresh_from_db()
     assert (station.vendor, station.model, station.firmware_version, station.ocpp_version) == (
-        "ACME", "Wallbox X", "1.2.3", "1.6")
+        "ACME",
+        "Wallbox X",
+        "1.2.3",
+        "1.6",
+    )
     tx = Transaction.objects.get(transaction_id=str(start.transaction_id))
     assert tx.status == "ENDED" and tx.stop_reason == "EVDisconnected"
     assert tx.started_at.isoformat() == "2026-11-20T10:00:00+00:00"  # the charger's time, not ours
@@ -63,8 +86,9 @@ def test_a_charger_boots_charges_and_stops(live_daphne, station_factory, local_t
     wait_until(lambda: not ChargingStation.objects.get(pk=station.pk).online)
 
 
-def test_retransmitted_start_gets_the_same_id_and_repeated_stop_changes_nothing(live_daphne, station_factory,
-                                                                                 local_token):
+def test_retransmitted_start_gets_the_same_id_and_repeated_stop_changes_nothing(
+    live_daphne, station_factory, local_token
+):
     _, secret = station_factory("CP16-RETX")
     start_req = dict(connector_id=2, id_tag=local_token.uid, meter_start=0, timestamp="2026-11-21T08:00:00Z")
 
@@ -73,13 +97,18 @@ def test_retransmitted_start_gets_the_same_id_and_repeated_stop_changes_nothing(
             first = await cp.call(call.StartTransaction(**start_req))
         async with connected(live_daphne.ocpp_url("CP16-RETX"), "CP16-RETX", secret) as cp:  # reconnect
             again = await cp.call(call.StartTransaction(**start_req))
-            stop = call.StopTransaction(meter_stop=5000, timestamp="2026-11-21T09:00:00Z",
-                                        transaction_id=first.transaction_id)
+            stop = call.StopTransaction(
+                meter_stop=5000, timestamp="2026-11-21T09:00:00Z", transaction_id=first.transaction_id
+            )
             await cp.call(stop)
-            await cp.call(call.StopTransaction(meter_stop=9999, timestamp="2026-11-21T09:30:00Z",
-                                               transaction_id=first.transaction_id))
-            unknown = await cp.call(call.StopTransaction(meter_stop=1, timestamp="2026-11-21T09:00:00Z",
-                                                         transaction_id=987654))
+            await cp.call(
+                call.StopTransaction(
+                    meter_stop=9999, timestamp="2026-11-21T09:30:00Z", transaction_id=first.transaction_id
+                )
+            )
+            unknown = await cp.call(
+                call.StopTransaction(meter_stop=1, timestamp="2026-11-21T09:00:00Z", transaction_id=987654)
+            )
         return first, again, unknown
 
     first, again, unknown = asyncio.run(scenario())

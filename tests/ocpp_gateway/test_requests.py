@@ -92,21 +92,32 @@ def test_every_command_has_a_builder():
 
 def test_each_version_gets_its_own_names():
     assert RemoteStart(id_tag="X", evse_id=1).for_version("1.6") == (
-        "RemoteStartTransaction", {"idTag": "X", "connectorId": 1})
+        "RemoteStartTransaction",
+        {"idTag": "X", "connectorId": 1},
+    )
     assert RemoteStart(id_tag="X", token_type="RFID", evse_id=1, remote_start_id=5).for_version("2.0.1") == (
-        "RequestStartTransaction", {"idToken": {"idToken": "X", "type": "ISO14443"}, "remoteStartId": 5, "evseId": 1})
+        "RequestStartTransaction",
+        {"idToken": {"idToken": "X", "type": "ISO14443"}, "remoteStartId": 5, "evseId": 1},
+    )
     assert RemoteStop(transaction_id="42").for_version("") == ("RemoteStopTransaction", {"transactionId": 42})
     assert RemoteStop(transaction_id="42").for_version("2.0.1") == ("RequestStopTransaction", {"transactionId": "42"})
     assert Reset(hard=False).for_version("1.6").payload == {"type": "Soft"}
     assert Reset(hard=False).for_version("2.1").payload == {"type": "OnIdle"}
     assert GetConfiguration().for_version("1.6") == ("GetConfiguration", {})
     assert ChangeConfiguration(key="A.B", value="1").for_version("2.0.1") == (
-        "SetVariables", {"setVariableData": [{"attributeValue": "1", "component": {"name": "A"},
-                                              "variable": {"name": "B"}}]})
-    assert ReserveNow(reservation_id=1, expiry=EXPIRY, id_tag="X" * 21, group_id="G" * 21).for_version(
-        "1.6").payload["expiryDate"] == "2026-11-20T10:30:00Z"
-    assert "parentIdTag" not in ReserveNow(reservation_id=1, expiry=EXPIRY, id_tag="X", group_id="G" * 21).for_version(
-        "1.6").payload  # 1.6 idTags are at most 20 characters
+        "SetVariables",
+        {"setVariableData": [{"attributeValue": "1", "component": {"name": "A"}, "variable": {"name": "B"}}]},
+    )
+    assert (
+        ReserveNow(reservation_id=1, expiry=EXPIRY, id_tag="X" * 21, group_id="G" * 21)
+        .for_version("1.6")
+        .payload["expiryDate"]
+        == "2026-11-20T10:30:00Z"
+    )
+    assert (
+        "parentIdTag"
+        not in ReserveNow(reservation_id=1, expiry=EXPIRY, id_tag="X", group_id="G" * 21).for_version("1.6").payload
+    )  # 1.6 idTags are at most 20 characters
     profile16 = SetChargingProfile(evse_id=1, transaction_id="42", profile_id=42, schedule=SCHEDULE).for_version("1.6")
     assert profile16.payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][1]["limit"] == 8.2
     assert profile16.payload["csChargingProfiles"]["chargingProfileKind"] == "Absolute"
@@ -126,15 +137,27 @@ def test_one_mapping_of_ocpi_token_types_to_id_token_types():
         assert token_type in token_types_for(id_token_type=id_token_type)  # the way back finds it
     assert token_types_for(id_token_type="NoSuchType") == TOKEN_TYPES_OF_ID_TOKEN_TYPE[""]
     assert [token_type_for(id_token_type=t) for t in ("", "ISO14443", "Central", "eMAID", "KeyCode", "Odd")] == [
-        "RFID", "RFID", "APP_USER", "APP_USER", "OTHER", "OTHER"]
+        "RFID",
+        "RFID",
+        "APP_USER",
+        "APP_USER",
+        "OTHER",
+        "OTHER",
+    ]
 
 
 def test_the_command_line_names_a_builder_and_its_arguments():
     assert request_from_arguments("reset", {"hard": True}) == Reset(hard=True)
     assert request_from_arguments("get-configuration", {"keys": ["A"]}) == GetConfiguration(keys=("A",))
-    profile = request_from_arguments("set-charging-profile", {
-        "evse_id": 1, "transaction_id": "9", "profile_id": 9,
-        "schedule": {"charging_rate_unit": "W", "periods": [{"start_period": 0, "limit": 11000}]}})
+    profile = request_from_arguments(
+        "set-charging-profile",
+        {
+            "evse_id": 1,
+            "transaction_id": "9",
+            "profile_id": 9,
+            "schedule": {"charging_rate_unit": "W", "periods": [{"start_period": 0, "limit": 11000}]},
+        },
+    )
     assert profile.for_version("2.0.1").payload["chargingProfile"]["chargingSchedule"][0]["chargingRateUnit"] == "W"
     for name, arguments in (("make-coffee", {}), ("reset", {"gently": True}), ("unlock", {})):
         with pytest.raises(ValueError):
@@ -153,11 +176,21 @@ def test_the_dashboard_and_ocpi_unlock_the_same_connector_of_a_201_station(stati
     form = UnlockConnectorForm({"evse": "2"}, station=station)
     assert form.is_valid(), form.errors
     partner = Partner.objects.create(name="p", country_code="NL", party_id="EXM", version="2.2.1")
-    cmd = Command.objects.create(partner=partner, command=CommandType.UNLOCK_CONNECTOR, request={},
-                                 response_url="https://x.test/r", state=CommandState.PENDING, station=station,
-                                 evse=evse, connector_id="1")
-    assert form.request().for_version(station.ocpp_version) == command_request(cmd).for_version(station.ocpp_version) == (
-        "UnlockConnector", {"evseId": 2, "connectorId": 1})
+    cmd = Command.objects.create(
+        partner=partner,
+        command=CommandType.UNLOCK_CONNECTOR,
+        request={},
+        response_url="https://x.test/r",
+        state=CommandState.PENDING,
+        station=station,
+        evse=evse,
+        connector_id="1",
+    )
+    assert (
+        form.request().for_version(station.ocpp_version)
+        == command_request(cmd).for_version(station.ocpp_version)
+        == ("UnlockConnector", {"evseId": 2, "connectorId": 1})
+    )
 
 
 @pytest.mark.django_db
@@ -184,17 +217,45 @@ def test_ocpi_commands_are_built_by_the_gateway(station_factory):
     evse = station.evses.get()
     partner = Partner.objects.create(name="p", country_code="NL", party_id="EXM", version="2.2.1")
     token = {"uid": "APP-1", "type": "APP_USER", "group_id": "GROUP-7", "country_code": "NL", "party_id": "EXM"}
-    start = Command.objects.create(partner=partner, command=CommandType.START_SESSION, request={},
-                                   response_url="https://x.test/r", state=CommandState.PENDING, station=station,
-                                   evse=evse, token=token, id_tag="APP-1")
-    assert command_request(start).for_version("2.0.1") == ("RequestStartTransaction", {
-        "idToken": {"idToken": "APP-1", "type": "Central"}, "remoteStartId": start.pk, "evseId": 1,
-        "groupIdToken": {"idToken": "GROUP-7", "type": "Central"}})
+    start = Command.objects.create(
+        partner=partner,
+        command=CommandType.START_SESSION,
+        request={},
+        response_url="https://x.test/r",
+        state=CommandState.PENDING,
+        station=station,
+        evse=evse,
+        token=token,
+        id_tag="APP-1",
+    )
+    assert command_request(start).for_version("2.0.1") == (
+        "RequestStartTransaction",
+        {
+            "idToken": {"idToken": "APP-1", "type": "Central"},
+            "remoteStartId": start.pk,
+            "evseId": 1,
+            "groupIdToken": {"idToken": "GROUP-7", "type": "Central"},
+        },
+    )
     expiry = (datetime.now(UTC) + timedelta(minutes=30)).replace(microsecond=0)
-    reserve = Command.objects.create(partner=partner, command=CommandType.RESERVE_NOW,
-                                     request={"expiry_date": expiry.isoformat()}, response_url="https://x.test/r",
-                                     state=CommandState.PENDING, station=station, token=token, id_tag="APP-1",
-                                     ocpp_reservation_id=11)
-    assert command_request(reserve).for_version("1.6") == ("ReserveNow", {
-        "connectorId": 0, "expiryDate": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"), "idTag": "APP-1",
-        "reservationId": 11, "parentIdTag": "GROUP-7"})
+    reserve = Command.objects.create(
+        partner=partner,
+        command=CommandType.RESERVE_NOW,
+        request={"expiry_date": expiry.isoformat()},
+        response_url="https://x.test/r",
+        state=CommandState.PENDING,
+        station=station,
+        token=token,
+        id_tag="APP-1",
+        ocpp_reservation_id=11,
+    )
+    assert command_request(reserve).for_version("1.6") == (
+        "ReserveNow",
+        {
+            "connectorId": 0,
+            "expiryDate": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "idTag": "APP-1",
+            "reservationId": 11,
+            "parentIdTag": "GROUP-7",
+        },
+    )

@@ -46,20 +46,21 @@ def heard():
 
 def test_events_are_announced_only_after_the_commit(station, local_token, heard, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0,
-                                     timestamp=T0)
+        tx, _ = transaction_start_16(
+            station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0, timestamp=T0
+        )
     assert heard == []
     for callback in callbacks:
         callback()
     assert heard == [("transaction_started", {"transaction_pk": tx.pk})]
 
 
-def test_status_changes_are_events_and_stale_reports_are_ignored(station, heard,
-                                                                  django_capture_on_commit_callbacks):
+def test_status_changes_are_events_and_stale_reports_are_ignored(station, heard, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="Charging", timestamp=T0)
-        evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="Available",
-                           timestamp=T0 - timedelta(minutes=5))  # replayed from the charger's queue
+        evse_status_update(
+            station_pk=station.pk, ocpp_evse_id=1, ocpp_status="Available", timestamp=T0 - timedelta(minutes=5)
+        )  # replayed from the charger's queue
         evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="Charging", timestamp=T0)
     evse = EVSE.objects.get(station=station, ocpp_evse_id=1)
     assert evse.status == "CHARGING" and evse.ocpp_status == "Charging"
@@ -67,23 +68,30 @@ def test_status_changes_are_events_and_stale_reports_are_ignored(station, heard,
 
 
 def test_a_connector_the_charger_reports_but_we_did_not_register_is_onboarded(station):
-    evse_status_update(station_pk=station.pk, ocpp_evse_id=5, ocpp_status="Faulted", error_code="GroundFailure",
-                       timestamp=T0)
+    evse_status_update(
+        station_pk=station.pk, ocpp_evse_id=5, ocpp_status="Faulted", error_code="GroundFailure", timestamp=T0
+    )
     evse = EVSE.objects.get(station=station, ocpp_evse_id=5)
     assert (evse.status, evse.ocpp_error_code, evse.connectors.count()) == ("OUTOFORDER", "GroundFailure", 1)
 
 
 def test_a_stop_stamped_before_its_start_ends_at_the_start(station, local_token):
-    tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=100,
-                                 timestamp=T0)
-    tx, _ = transaction_stop_16(station_pk=station.pk, transaction_id=int(tx.transaction_id), meter_stop=200,
-                                timestamp=T0 - timedelta(seconds=30))
+    tx, _ = transaction_start_16(
+        station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=100, timestamp=T0
+    )
+    tx, _ = transaction_stop_16(
+        station_pk=station.pk,
+        transaction_id=int(tx.transaction_id),
+        meter_stop=200,
+        timestamp=T0 - timedelta(seconds=30),
+    )
     assert tx.ended_at == tx.started_at and tx.energy_wh == Decimal(100)
 
 
 def test_repeated_meter_values_are_stored_once_and_kwh_is_read_as_wh(station, local_token):
-    tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0,
-                                 timestamp=T0)
+    tx, _ = transaction_start_16(
+        station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0, timestamp=T0
+    )
     samples = [Sample(timestamp=T0 + timedelta(minutes=1), value=Decimal("1.5"), unit="kWh")]
     meter_values_record(station_pk=station.pk, ocpp_evse_id=1, transaction_pk=tx.pk, samples=samples)
     meter_values_record(station_pk=station.pk, ocpp_evse_id=1, transaction_pk=tx.pk, samples=samples)
@@ -93,10 +101,12 @@ def test_repeated_meter_values_are_stored_once_and_kwh_is_read_as_wh(station, lo
 
 def test_the_message_log_is_pruned_after_its_retention(station):
     now = datetime.now(UTC)
-    MessageLog.objects.create(station=station, identity=station.identity, direction="IN", payload="[]",
-                              created_at=now - timedelta(days=40))
-    MessageLog.objects.create(station=station, identity=station.identity, direction="IN", payload="[]",
-                              created_at=now - timedelta(days=1))
+    MessageLog.objects.create(
+        station=station, identity=station.identity, direction="IN", payload="[]", created_at=now - timedelta(days=40)
+    )
+    MessageLog.objects.create(
+        station=station, identity=station.identity, direction="IN", payload="[]", created_at=now - timedelta(days=1)
+    )
     assert message_log_prune(older_than_days=30) == 1
     assert MessageLog.objects.count() == 1
 
@@ -106,35 +116,53 @@ def test_the_authorization_that_let_a_transaction_start_is_kept_on_it(station):
 
     def emsp(request):
         if request.id_tag == "EMSP-TOKEN-1":
-            return AuthorizationResult(status="Accepted", source="partner:7", auth_method="AUTH_REQUEST",
-                                       token_uid="EMSP-TOKEN-1-FULL-UID",
-                                       authorization_reference="REF-1", token_type="RFID", contract_id="NL-EXM-C1",
-                                       country_code="NL", party_id="EXM")
+            return AuthorizationResult(
+                status="Accepted",
+                source="partner:7",
+                auth_method="AUTH_REQUEST",
+                token_uid="EMSP-TOKEN-1-FULL-UID",
+                authorization_reference="REF-1",
+                token_type="RFID",
+                contract_id="NL-EXM-C1",
+                country_code="NL",
+                party_id="EXM",
+            )
         return None
 
     authorizer_register(emsp)
     try:
-        tx, auth = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag="EMSP-TOKEN-1", meter_start=0,
-                                        timestamp=T0)
-        again, auth_again = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag="EMSP-TOKEN-1",
-                                                 meter_start=0, timestamp=T0)
+        tx, auth = transaction_start_16(
+            station_pk=station.pk, connector_id=1, id_tag="EMSP-TOKEN-1", meter_start=0, timestamp=T0
+        )
+        again, auth_again = transaction_start_16(
+            station_pk=station.pk, connector_id=1, id_tag="EMSP-TOKEN-1", meter_start=0, timestamp=T0
+        )
     finally:
         _authorizers.remove(emsp)
     tx.refresh_from_db()
-    assert (tx.auth_method, tx.authorization_reference, tx.token_country_code, tx.token_party_id,
-            tx.contract_id, tx.token_type) == ("AUTH_REQUEST", "REF-1", "NL", "EXM", "NL-EXM-C1", "RFID")
+    assert (
+        tx.auth_method,
+        tx.authorization_reference,
+        tx.token_country_code,
+        tx.token_party_id,
+        tx.contract_id,
+        tx.token_type,
+    ) == ("AUTH_REQUEST", "REF-1", "NL", "EXM", "NL-EXM-C1", "RFID")
     assert again.pk == tx.pk and auth_again.authorization_reference == "REF-1"
     assert tx.token_uid == "EMSP-TOKEN-1-FULL-UID"
 
 
 def test_charging_and_suspended_states_during_a_16_transaction_are_recorded(station, local_token):
-    tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0,
-                                 timestamp=T0)
+    tx, _ = transaction_start_16(
+        station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0, timestamp=T0
+    )
     evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="Charging", timestamp=T0)
-    evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="SuspendedEV",
-                       timestamp=T0 + timedelta(hours=1))
-    evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status="SuspendedEV",
-                       timestamp=T0 + timedelta(hours=1))  # replayed
+    evse_status_update(
+        station_pk=station.pk, ocpp_evse_id=1, ocpp_status="SuspendedEV", timestamp=T0 + timedelta(hours=1)
+    )
+    evse_status_update(
+        station_pk=station.pk, ocpp_evse_id=1, ocpp_status="SuspendedEV", timestamp=T0 + timedelta(hours=1)
+    )  # replayed
     evse_status_update(station_pk=station.pk, ocpp_evse_id=2, ocpp_status="Charging", timestamp=T0)  # other EVSE
     assert list(tx.charging_states.values_list("charging_state", flat=True)) == ["Charging", "SuspendedEV"]
 
@@ -145,16 +173,26 @@ def test_transactions_of_stations_silent_and_offline_for_long_are_closed_at_thei
     from ocpp_gateway.services.transactions import transaction_close_stale
 
     old = timezone.now() - timedelta(days=3)
-    stale, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=10,
-                                    timestamp=old)
-    meter_values_record(station_pk=station.pk, ocpp_evse_id=1, transaction_pk=stale.pk,
-                        samples=[Sample(timestamp=old + timedelta(hours=1), value=Decimal(5010), unit="Wh")])
-    fresh, _ = transaction_start_16(station_pk=station.pk, connector_id=2, id_tag=local_token.uid, meter_start=0,
-                                    timestamp=timezone.now())
+    stale, _ = transaction_start_16(
+        station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=10, timestamp=old
+    )
+    meter_values_record(
+        station_pk=station.pk,
+        ocpp_evse_id=1,
+        transaction_pk=stale.pk,
+        samples=[Sample(timestamp=old + timedelta(hours=1), value=Decimal(5010), unit="Wh")],
+    )
+    fresh, _ = transaction_start_16(
+        station_pk=station.pk, connector_id=2, id_tag=local_token.uid, meter_start=0, timestamp=timezone.now()
+    )
     assert transaction_close_stale(older_than_hours=48) == [stale.pk]
     stale.refresh_from_db()
     assert (stale.status, stale.meter_stop, stale.ended_at, stale.stop_reason) == (
-        "ENDED", Decimal(5010), old + timedelta(hours=1), "Other")
+        "ENDED",
+        Decimal(5010),
+        old + timedelta(hours=1),
+        "Other",
+    )
     assert Transaction.objects.get(pk=fresh.pk).status == "ACTIVE"
 
 
@@ -163,26 +201,38 @@ def test_a_reboot_close_and_the_late_stop_announce_one_end_and_one_correction(
 ):
     """Billing completes the session and issues the CDR on `transaction_ended`: it is announced once. The late
     stop announces only that it corrected the stored values; a repeat of it announces nothing."""
-    tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0,
-                                 timestamp=T0)
+    tx, _ = transaction_start_16(
+        station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0, timestamp=T0
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert transactions_end_at_boot(station_pk=station.pk) == [tx.pk]
         assert transactions_end_at_boot(station_pk=station.pk) == []
         for _ in range(2):
-            transaction_stop_16(station_pk=station.pk, transaction_id=int(tx.transaction_id), meter_stop=900,
-                                timestamp=T0 + timedelta(minutes=5), reason="PowerLoss")
+            transaction_stop_16(
+                station_pk=station.pk,
+                transaction_id=int(tx.transaction_id),
+                meter_stop=900,
+                timestamp=T0 + timedelta(minutes=5),
+                reason="PowerLoss",
+            )
     assert [name for name, _ in heard] == ["transaction_ended", "transaction_stop_corrected"]
     tx.refresh_from_db()
-    assert (tx.ended_by, tx.stop_reason, tx.meter_stop, tx.ended_at) == ("reboot", "Reboot", 900, T0 + timedelta(
-        minutes=5))
+    assert (tx.ended_by, tx.stop_reason, tx.meter_stop, tx.ended_at) == (
+        "reboot",
+        "Reboot",
+        900,
+        T0 + timedelta(minutes=5),
+    )
 
 
 def test_preparing_after_a_transaction_without_a_stop_ends_it_but_charging_states_do_not(station, local_token):
-    tx, _ = transaction_start_16(station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0,
-                                 timestamp=T0)
+    tx, _ = transaction_start_16(
+        station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0, timestamp=T0
+    )
     for status in ("Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Faulted", "Unavailable"):
-        evse_status_update(station_pk=station.pk, ocpp_evse_id=1, ocpp_status=status, timestamp=T0 + timedelta(
-            minutes=1))
+        evse_status_update(
+            station_pk=station.pk, ocpp_evse_id=1, ocpp_status=status, timestamp=T0 + timedelta(minutes=1)
+        )
     evse_status_update(station_pk=station.pk, ocpp_evse_id=2, ocpp_status="Available", timestamp=T0 + HOUR)
     tx.refresh_from_db()
     assert tx.status == "ACTIVE"  # nothing said connector 1 is free
@@ -193,9 +243,15 @@ def test_preparing_after_a_transaction_without_a_stop_ends_it_but_charging_state
 
 def test_16_ids_wrap_before_int32_ends_and_skip_ids_the_station_still_has(station):
     def given(transaction_id: str, minutes: int):
-        Transaction.objects.create(station=station, transaction_id=transaction_id, ocpp_version="1.6",
-                                   ocpp_evse_id=1, started_at=T0 + timedelta(minutes=minutes), meter_start=0,
-                                   status="ENDED")
+        Transaction.objects.create(
+            station=station,
+            transaction_id=transaction_id,
+            ocpp_version="1.6",
+            ocpp_evse_id=1,
+            started_at=T0 + timedelta(minutes=minutes),
+            meter_start=0,
+            status="ENDED",
+        )
 
     assert transaction_id_16_next(station_pk=station.pk) == 1
     given("1", 0)

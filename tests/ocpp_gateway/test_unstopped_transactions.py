@@ -20,8 +20,12 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 
 def energy(ts: str, wh: str) -> dict:
-    return {"timestamp": ts, "sampledValue": [{"value": wh, "measurand": "Energy.Active.Import.Register",
-                                               "unit": "Wh", "context": "Sample.Periodic"}]}
+    return {
+        "timestamp": ts,
+        "sampledValue": [
+            {"value": wh, "measurand": "Energy.Active.Import.Register", "unit": "Wh", "context": "Sample.Periodic"}
+        ],
+    }
 
 
 def boot16() -> call16.BootNotification:
@@ -32,8 +36,10 @@ def billed(tx: Transaction) -> tuple[list[Session], list[Cdr]]:
     """Billing's result for `tx`, running its pipeline once more as a worker would (idempotent: with the embedded
     default's eager tasks the live server has run it already)."""
     transaction_bill(transaction_pk=tx.pk)
-    return (list(Session.objects.filter(transaction=tx)),
-            list(Cdr.objects.filter(session__transaction=tx, credit=False)))
+    return (
+        list(Session.objects.filter(transaction=tx)),
+        list(Cdr.objects.filter(session__transaction=tx, credit=False)),
+    )
 
 
 def assert_billed_once(tx: Transaction) -> None:
@@ -53,16 +59,30 @@ def test_16_charger_reboots_mid_transaction_it_ends_once_and_the_next_connectors
     async def scenario():
         async with connected(live_daphne.ocpp_url("CP16-REBOOT"), "CP16-REBOOT", secret) as cp:
             await cp.call(boot16())
-            first = await cp.call(call16.StartTransaction(connector_id=1, id_tag=local_token.uid, meter_start=1000,
-                                                          timestamp="2026-11-20T10:00:00Z"))
-            await cp.call(call16.MeterValues(connector_id=1, transaction_id=first.transaction_id,
-                                             meter_value=[energy("2026-11-20T10:15:00Z", "3500")]))
+            first = await cp.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag=local_token.uid, meter_start=1000, timestamp="2026-11-20T10:00:00Z"
+                )
+            )
+            await cp.call(
+                call16.MeterValues(
+                    connector_id=1,
+                    transaction_id=first.transaction_id,
+                    meter_value=[energy("2026-11-20T10:15:00Z", "3500")],
+                )
+            )
         async with connected(live_daphne.ocpp_url("CP16-REBOOT"), "CP16-REBOOT", secret) as cp:
             await cp.call(boot16())  # power cut: the charger comes back without having stopped anything
-            second = await cp.call(call16.StartTransaction(connector_id=2, id_tag=local_token.uid, meter_start=500,
-                                                           timestamp="2026-11-20T10:30:00Z"))
-            await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available",
-                                                    timestamp="2026-11-20T10:31:00Z"))
+            second = await cp.call(
+                call16.StartTransaction(
+                    connector_id=2, id_tag=local_token.uid, meter_start=500, timestamp="2026-11-20T10:30:00Z"
+                )
+            )
+            await cp.call(
+                call16.StatusNotification(
+                    connector_id=1, error_code="NoError", status="Available", timestamp="2026-11-20T10:31:00Z"
+                )
+            )
         return first, second
 
     first, second = asyncio.run(scenario())
@@ -82,9 +102,13 @@ def test_201_station_reboots_mid_transaction_it_ends_once_but_a_triggered_boot_e
 
     def started(tx_id: str, evse: int, ts: str) -> call201.TransactionEvent:
         return call201.TransactionEvent(
-            event_type="Started", timestamp=ts, trigger_reason="Authorized", seq_no=0,
+            event_type="Started",
+            timestamp=ts,
+            trigger_reason="Authorized",
+            seq_no=0,
             transaction_info={"transactionId": tx_id, "chargingState": "Charging"},
-            evse={"id": evse, "connectorId": 1}, id_token={"idToken": local_token.uid, "type": "ISO14443"},
+            evse={"id": evse, "connectorId": 1},
+            id_token={"idToken": local_token.uid, "type": "ISO14443"},
             meter_value=[{"timestamp": ts, "sampledValue": [{"value": 2000, "context": "Transaction.Begin"}]}],
         )
 
@@ -92,8 +116,11 @@ def test_201_station_reboots_mid_transaction_it_ends_once_but_a_triggered_boot_e
         async with connected(live_daphne.ocpp_url("CP201-REBOOT"), "CP201-REBOOT", secret, version="2.0.1") as cp:
             await cp.call(call201.BootNotification(reason="PowerUp", **boot))
             await cp.call(started("TX-R1", 1, "2026-11-20T10:00:00Z"))
-            await cp.call(call201.MeterValues(evse_id=1, meter_value=[
-                {"timestamp": "2026-11-20T10:20:00Z", "sampledValue": [{"value": 6000}]}]))
+            await cp.call(
+                call201.MeterValues(
+                    evse_id=1, meter_value=[{"timestamp": "2026-11-20T10:20:00Z", "sampledValue": [{"value": 6000}]}]
+                )
+            )
             await cp.call(call201.BootNotification(reason="Triggered", **boot))  # asked for, not a reboot
             assert (await asyncio.to_thread(lambda: Transaction.objects.get(transaction_id="TX-R1").status)) == "ACTIVE"
         async with connected(live_daphne.ocpp_url("CP201-REBOOT"), "CP201-REBOOT", secret, version="2.0.1") as cp:
@@ -111,19 +138,34 @@ def test_16_a_new_transaction_on_the_same_connector_ends_the_old_one(live_daphne
 
     async def scenario():
         async with connected(live_daphne.ocpp_url("CP16-NEWTX"), "CP16-NEWTX", secret) as cp:
-            old = await cp.call(call16.StartTransaction(connector_id=1, id_tag=local_token.uid, meter_start=100,
-                                                        timestamp="2026-11-20T10:00:00Z"))
-            await cp.call(call16.MeterValues(connector_id=1, transaction_id=old.transaction_id,
-                                             meter_value=[energy("2026-11-20T10:40:00Z", "7100")]))
-            new = await cp.call(call16.StartTransaction(connector_id=1, id_tag=local_token.uid, meter_start=7100,
-                                                        timestamp="2026-11-20T11:00:00Z"))
+            old = await cp.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag=local_token.uid, meter_start=100, timestamp="2026-11-20T10:00:00Z"
+                )
+            )
+            await cp.call(
+                call16.MeterValues(
+                    connector_id=1,
+                    transaction_id=old.transaction_id,
+                    meter_value=[energy("2026-11-20T10:40:00Z", "7100")],
+                )
+            )
+            new = await cp.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag=local_token.uid, meter_start=7100, timestamp="2026-11-20T11:00:00Z"
+                )
+            )
             return old, new
 
     old_id, new_id = asyncio.run(scenario())
     assert old_id.transaction_id != new_id.transaction_id
     old = Transaction.objects.get(station__identity="CP16-NEWTX", transaction_id=str(old_id.transaction_id))
-    assert (old.status, old.ended_by, old.stop_reason, old.meter_stop) == ("ENDED", "new_transaction", "Other",
-                                                                           Decimal(7100))
+    assert (old.status, old.ended_by, old.stop_reason, old.meter_stop) == (
+        "ENDED",
+        "new_transaction",
+        "Other",
+        Decimal(7100),
+    )
     assert old.ended_at.isoformat() == "2026-11-20T10:40:00+00:00"
     assert Transaction.objects.filter(station__identity="CP16-NEWTX", status="ACTIVE").count() == 1
     assert_billed_once(old)
@@ -138,8 +180,12 @@ def test_201_a_new_transaction_on_the_same_evse_ends_the_old_one_and_an_updated_
 
     def event(kind: str, tx_id: str, seq: int, ts: str, **info) -> call201.TransactionEvent:
         return call201.TransactionEvent(
-            event_type=kind, timestamp=ts, trigger_reason="Authorized" if kind == "Started" else "MeterValuePeriodic",
-            seq_no=seq, transaction_info={"transactionId": tx_id, **info}, evse={"id": 1, "connectorId": 1},
+            event_type=kind,
+            timestamp=ts,
+            trigger_reason="Authorized" if kind == "Started" else "MeterValuePeriodic",
+            seq_no=seq,
+            transaction_info={"transactionId": tx_id, **info},
+            evse={"id": 1, "connectorId": 1},
             id_token={"idToken": local_token.uid, "type": "ISO14443"} if kind == "Started" else None,
             meter_value=[{"timestamp": ts, "sampledValue": [{"value": 1000 + seq * 1000}]}],
         )
@@ -150,8 +196,9 @@ def test_201_a_new_transaction_on_the_same_evse_ends_the_old_one_and_an_updated_
             await cp.call(event("Updated", "TX-A", 1, "2026-11-20T10:10:00Z"))
             await cp.call(event("Started", "TX-B", 0, "2026-11-20T11:00:00Z"))  # TX-A's Ended never came
             await cp.call(event("Updated", "TX-B", 1, "2026-11-20T11:30:00Z", stoppedReason="EVDisconnected"))
-            ended = await asyncio.to_thread(lambda: Transaction.objects.values_list("status", "meter_stop").get(
-                transaction_id="TX-B"))
+            ended = await asyncio.to_thread(
+                lambda: Transaction.objects.values_list("status", "meter_stop").get(transaction_id="TX-B")
+            )
             await cp.call(event("Ended", "TX-B", 2, "2026-11-20T11:31:00Z", stoppedReason="EVDisconnected"))
             await cp.call(event("Ended", "TX-B", 3, "2026-11-20T11:35:00Z", stoppedReason="EVDisconnected"))
             return ended
@@ -176,22 +223,43 @@ def test_16_available_after_a_transaction_without_a_stop_ends_it(live_daphne, st
 
     async def scenario():
         async with connected(live_daphne.ocpp_url("CP16-FREE"), "CP16-FREE", secret) as cp:
-            start = await cp.call(call16.StartTransaction(connector_id=1, id_tag=local_token.uid, meter_start=0,
-                                                          timestamp="2026-11-20T10:00:00Z"))
-            await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Preparing",
-                                                    timestamp="2026-11-20T09:59:00Z"))  # from before: no end
-            await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging",
-                                                    timestamp="2026-11-20T10:00:05Z"))
-            await cp.call(call16.MeterValues(connector_id=1, transaction_id=start.transaction_id,
-                                             meter_value=[energy("2026-11-20T10:30:00Z", "4200")]))
-            await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available",
-                                                    timestamp="2026-11-20T10:45:00Z"))
+            start = await cp.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag=local_token.uid, meter_start=0, timestamp="2026-11-20T10:00:00Z"
+                )
+            )
+            await cp.call(
+                call16.StatusNotification(
+                    connector_id=1, error_code="NoError", status="Preparing", timestamp="2026-11-20T09:59:00Z"
+                )
+            )  # from before: no end
+            await cp.call(
+                call16.StatusNotification(
+                    connector_id=1, error_code="NoError", status="Charging", timestamp="2026-11-20T10:00:05Z"
+                )
+            )
+            await cp.call(
+                call16.MeterValues(
+                    connector_id=1,
+                    transaction_id=start.transaction_id,
+                    meter_value=[energy("2026-11-20T10:30:00Z", "4200")],
+                )
+            )
+            await cp.call(
+                call16.StatusNotification(
+                    connector_id=1, error_code="NoError", status="Available", timestamp="2026-11-20T10:45:00Z"
+                )
+            )
             return start
 
     start = asyncio.run(scenario())
     tx = Transaction.objects.get(station__identity="CP16-FREE", transaction_id=str(start.transaction_id))
-    assert (tx.status, tx.ended_by, tx.stop_reason, tx.meter_stop) == ("ENDED", "status", "EVDisconnected",
-                                                                      Decimal(4200))
+    assert (tx.status, tx.ended_by, tx.stop_reason, tx.meter_stop) == (
+        "ENDED",
+        "status",
+        "EVDisconnected",
+        Decimal(4200),
+    )
     assert tx.ended_at.isoformat() == "2026-11-20T10:30:00+00:00"
     assert_billed_once(tx)
 
@@ -203,19 +271,36 @@ def test_16_a_late_stop_after_a_reboot_close_changes_nothing_twice(live_daphne, 
 
     async def scenario():
         async with connected(live_daphne.ocpp_url("CP16-LATE"), "CP16-LATE", secret) as cp:
-            start = await cp.call(call16.StartTransaction(connector_id=1, id_tag=local_token.uid, meter_start=1000,
-                                                          timestamp="2026-11-20T10:00:00Z"))
-            await cp.call(call16.MeterValues(connector_id=1, transaction_id=start.transaction_id,
-                                             meter_value=[energy("2026-11-20T10:15:00Z", "3500")]))
+            start = await cp.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag=local_token.uid, meter_start=1000, timestamp="2026-11-20T10:00:00Z"
+                )
+            )
+            await cp.call(
+                call16.MeterValues(
+                    connector_id=1,
+                    transaction_id=start.transaction_id,
+                    meter_value=[energy("2026-11-20T10:15:00Z", "3500")],
+                )
+            )
             await cp.call(boot16())
             closed = await asyncio.to_thread(
-                lambda: Transaction.objects.values_list("meter_stop", "ended_by").get(station__identity="CP16-LATE"))
-            stop = call16.StopTransaction(meter_stop=4000, timestamp="2026-11-20T10:20:00Z", reason="PowerLoss",
-                                          transaction_id=start.transaction_id, id_tag=local_token.uid)
+                lambda: Transaction.objects.values_list("meter_stop", "ended_by").get(station__identity="CP16-LATE")
+            )
+            stop = call16.StopTransaction(
+                meter_stop=4000,
+                timestamp="2026-11-20T10:20:00Z",
+                reason="PowerLoss",
+                transaction_id=start.transaction_id,
+                id_tag=local_token.uid,
+            )
             first = await cp.call(stop)
             again = await cp.call(stop)
-            older = await cp.call(call16.StopTransaction(meter_stop=3600, timestamp="2026-11-20T10:16:00Z",
-                                                         transaction_id=start.transaction_id))
+            older = await cp.call(
+                call16.StopTransaction(
+                    meter_stop=3600, timestamp="2026-11-20T10:16:00Z", transaction_id=start.transaction_id
+                )
+            )
             return closed, first, again, older
 
     closed, first, again, older = asyncio.run(scenario())
@@ -229,8 +314,7 @@ def test_16_a_late_stop_after_a_reboot_close_changes_nothing_twice(live_daphne, 
     assert [s.status for s in sessions] == [SessionStatus.COMPLETED] and len(cdrs) == 1
 
 
-def test_16_transaction_ids_stay_within_int32_past_the_limit_of_the_sequence(live_daphne, station_factory,
-                                                                            local_token):
+def test_16_transaction_ids_stay_within_int32_past_the_limit_of_the_sequence(live_daphne, station_factory, local_token):
     """The 1.6 schema's transactionId is an int32. Our primary keys are past 2,147,483,647 and the station's last id
     is the largest int32: the charger gets that id's successor wrapped to 1 (2 is still in use, so 3 after), and
     stops by those ids find the right transactions of that station only."""
@@ -244,23 +328,40 @@ def test_16_transaction_ids_stay_within_int32_past_the_limit_of_the_sequence(liv
         with connection.cursor() as cursor:
             cursor.execute("SELECT setval(pg_get_serial_sequence('ocpp_gateway_transaction', 'id'), %s)", [beyond])
     ended = {"ocpp_version": "1.6", "meter_start": 0, "status": "ENDED", "ended_by": "charger"}
-    Transaction.objects.create(pk=beyond, station=station, transaction_id="2", ocpp_evse_id=2,
-                               started_at=timezone.now() - timezone.timedelta(days=9), **ended)
-    Transaction.objects.create(station=station, transaction_id="2147483646", ocpp_evse_id=2,
-                               started_at=timezone.now() - timezone.timedelta(days=8), **ended)
-    Transaction.objects.create(station=other, transaction_id="1", ocpp_evse_id=1, started_at=timezone.now(),
-                               ocpp_version="1.6", meter_start=0)  # another station's 1 is no obstacle
+    Transaction.objects.create(
+        pk=beyond,
+        station=station,
+        transaction_id="2",
+        ocpp_evse_id=2,
+        started_at=timezone.now() - timezone.timedelta(days=9),
+        **ended,
+    )
+    Transaction.objects.create(
+        station=station,
+        transaction_id="2147483646",
+        ocpp_evse_id=2,
+        started_at=timezone.now() - timezone.timedelta(days=8),
+        **ended,
+    )
+    Transaction.objects.create(
+        station=other, transaction_id="1", ocpp_evse_id=1, started_at=timezone.now(), ocpp_version="1.6", meter_start=0
+    )  # another station's 1 is no obstacle
 
     async def scenario():
         async with connected(live_daphne.ocpp_url("CP16-INT32"), "CP16-INT32", secret) as cp:
             ids = []
             for minute in range(3):
-                start = await cp.call(call16.StartTransaction(
-                    connector_id=1, id_tag=local_token.uid, meter_start=0,
-                    timestamp=f"2026-11-20T10:0{minute}:00Z"))
+                start = await cp.call(
+                    call16.StartTransaction(
+                        connector_id=1, id_tag=local_token.uid, meter_start=0, timestamp=f"2026-11-20T10:0{minute}:00Z"
+                    )
+                )
                 ids.append(start.transaction_id)
-                await cp.call(call16.StopTransaction(meter_stop=10, timestamp=f"2026-11-20T10:0{minute}:30Z",
-                                                     transaction_id=start.transaction_id))
+                await cp.call(
+                    call16.StopTransaction(
+                        meter_stop=10, timestamp=f"2026-11-20T10:0{minute}:30Z", transaction_id=start.transaction_id
+                    )
+                )
             return ids
 
     assert asyncio.run(scenario()) == [2147483647, 1, 3]

@@ -22,13 +22,23 @@ def test_the_ocpp_library_is_used_as_shipped():
     assert ocpp.messages.ASYNC_VALIDATION is True
 
 
-@pytest.mark.parametrize("message,version,error", [
-    (Call("1", "Authorize", {}), "1.6", ProtocolError),
-    (Call("1", "Heartbeat", {"surprise": True}), "2.0.1", FormatViolationError),
-    (Call("1", "StartTransaction", {"connectorId": "one", "idTag": "X", "meterStart": 0,
-                                    "timestamp": "2026-11-22T10:00:00Z"}), "1.6", TypeConstraintViolationError),
-    (CallResult("1", {"status": "Maybe"}, "Reset"), "1.6", FormatViolationError),
-])
+@pytest.mark.parametrize(
+    "message,version,error",
+    [
+        (Call("1", "Authorize", {}), "1.6", ProtocolError),
+        (Call("1", "Heartbeat", {"surprise": True}), "2.0.1", FormatViolationError),
+        (
+            Call(
+                "1",
+                "StartTransaction",
+                {"connectorId": "one", "idTag": "X", "meterStart": 0, "timestamp": "2026-11-22T10:00:00Z"},
+            ),
+            "1.6",
+            TypeConstraintViolationError,
+        ),
+        (CallResult("1", {"status": "Maybe"}, "Reset"), "1.6", FormatViolationError),
+    ],
+)
 def test_a_payload_that_does_not_fit_raises_the_error_the_spec_names(message, version, error):
     with pytest.raises(error):
         asyncio.run(payload_validate(message, version))

@@ -30,9 +30,7 @@ class Command(BaseCommand):
             month_bounds(month=month)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        text = settlement_as_csv(
-            rows=settlement_summary(country_code=country_code, party_id=party_id, month=month)
-        )
+        text = settlement_as_csv(rows=settlement_summary(country_code=country_code, party_id=party_id, month=month))
         if out:
             Path(out).write_text(text)
             self.stderr.write(f"settlement of {country_code}-{party_id} for {month} written to {out}")

@@ -96,7 +96,9 @@ def _merge(into: dict, key, **values) -> None:
             row.setdefault(name, None)
 
 
-def energy_per_bucket(*, period: Period, bucket: str = "day", time_zone: str = "UTC", split: Split | None = None) -> list[dict]:
+def energy_per_bucket(
+    *, period: Period, bucket: str = "day", time_zone: str = "UTC", split: Split | None = None
+) -> list[dict]:
     """Sessions started and energy they delivered per day or ISO week (in `time_zone`), oldest first."""
     zone = ZoneInfo(time_zone)
     trunc = TruncWeek if bucket == "week" else TruncDay
@@ -105,24 +107,33 @@ def energy_per_bucket(*, period: Period, bucket: str = "day", time_zone: str = "
         split = Split([], [period])
     buckets: dict = {}
     for part in split.live:
-        for row in (Transaction.objects.filter(started_at__gte=part.start, started_at__lt=part.end)
-                    .annotate(bucket=trunc("started_at", tzinfo=zone)).order_by().values("bucket")
-                    .annotate(sessions=Count("id"), wh=Sum(session_energy_wh()))):
+        for row in (
+            Transaction.objects.filter(started_at__gte=part.start, started_at__lt=part.end)
+            .annotate(bucket=trunc("started_at", tzinfo=zone))
+            .order_by()
+            .values("bucket")
+            .annotate(sessions=Count("id"), wh=Sum(session_energy_wh()))
+        ):
             _merge(buckets, row["bucket"].date(), sessions=row["sessions"], wh=row["wh"])
     if split.built:
-        for row in (AnalyticsHour.objects.filter(split.q("hour", hours=True), sessions__gt=0)
-                    .annotate(bucket=trunc("hour", tzinfo=zone)).order_by().values("bucket")
-                    .annotate(sessions=Sum("sessions"), wh=Sum("energy_wh"))):
+        for row in (
+            AnalyticsHour.objects.filter(split.q("hour", hours=True), sessions__gt=0)
+            .annotate(bucket=trunc("hour", tzinfo=zone))
+            .order_by()
+            .values("bucket")
+            .annotate(sessions=Sum("sessions"), wh=Sum("energy_wh"))
+        ):
             _merge(buckets, row["bucket"].date(), sessions=row["sessions"], wh=row["wh"])
-    return [{"bucket": key, "sessions": row["sessions"], "kwh": _kwh(row["wh"])} for key, row in sorted(buckets.items())]
+    return [
+        {"bucket": key, "sessions": row["sessions"], "kwh": _kwh(row["wh"])} for key, row in sorted(buckets.items())
+    ]
 
 
 def _overlap_seconds(period: Period):
     """The part of each transaction inside the period (a running one counts until now), as an interval."""
     now = timezone.now()
     return ExpressionWrapper(
-        Least(Coalesce(F("ended_at"), Value(now)), Value(period.end))
-        - Greatest(F("started_at"), Value(period.start)),
+        Least(Coalesce(F("ended_at"), Value(now)), Value(period.end)) - Greatest(F("started_at"), Value(period.start)),
         output_field=DurationField(),
     )
 
@@ -132,8 +143,12 @@ def location_stats(*, period: Period) -> dict:
     started = Q(started_at__gte=period.start)
     return {
         row["station__location_id"]: {"busy": seconds_exact(row["busy"]), "sessions": row["sessions"], "wh": row["wh"]}
-        for row in transactions_overlapping(period).order_by().values("station__location_id").annotate(
-            busy=Sum(_overlap_seconds(period)), sessions=Count("id", filter=started),
+        for row in transactions_overlapping(period)
+        .order_by()
+        .values("station__location_id")
+        .annotate(
+            busy=Sum(_overlap_seconds(period)),
+            sessions=Count("id", filter=started),
             wh=Sum(session_energy_wh(), filter=started),
         )
     }
@@ -148,22 +163,34 @@ def utilisation_per_location(*, period: Period, split: Split | None = None) -> l
         for location_id, row in location_stats(period=part).items():
             _merge(stats, location_id, **row)
     if split.built:
-        for row in (AnalyticsLocationDay.objects.filter(split.q("day")).order_by().values("location_id")
-                    .annotate(busy=Sum("busy_seconds"), sessions=Sum("sessions"), wh=Sum("energy_wh"))):
+        for row in (
+            AnalyticsLocationDay.objects.filter(split.q("day"))
+            .order_by()
+            .values("location_id")
+            .annotate(busy=Sum("busy_seconds"), sessions=Sum("sessions"), wh=Sum("energy_wh"))
+        ):
             _merge(stats, row["location_id"], busy=row["busy"], sessions=row["sessions"], wh=row["wh"])
     rows = []
-    for location in Location.objects.annotate(
-        evses_count=Count("evses", filter=Q(evses__station__isnull=False))
-    ).filter(evses_count__gt=0).values("id", "name", "city", "evses_count"):
+    for location in (
+        Location.objects.annotate(evses_count=Count("evses", filter=Q(evses__station__isnull=False)))
+        .filter(evses_count__gt=0)
+        .values("id", "name", "city", "evses_count")
+    ):
         row = stats.get(location["id"], {})
         hours = (row.get("busy") or Decimal(0)) / 3600
         capacity = location["evses_count"] * period.hours
-        rows.append({
-            "location_id": location["id"], "name": location["name"], "city": location["city"],
-            "evses": location["evses_count"], "sessions": row.get("sessions", 0), "kwh": _kwh(row.get("wh")),
-            "hours_in_use": hours.quantize(Decimal("0.1")),
-            "utilisation_pct": (100 * hours / capacity).quantize(Decimal("0.1")) if capacity else Decimal(0),
-        })
+        rows.append(
+            {
+                "location_id": location["id"],
+                "name": location["name"],
+                "city": location["city"],
+                "evses": location["evses_count"],
+                "sessions": row.get("sessions", 0),
+                "kwh": _kwh(row.get("wh")),
+                "hours_in_use": hours.quantize(Decimal("0.1")),
+                "utilisation_pct": (100 * hours / capacity).quantize(Decimal("0.1")) if capacity else Decimal(0),
+            }
+        )
     rows.sort(key=lambda row: (-row["utilisation_pct"], row["location_id"]))
     return rows
 
@@ -193,18 +220,24 @@ def hour_of_week(*, period: Period, time_zone: str, split: Split | None = None) 
     starts: dict = {}
     busy_sum: dict = {}
     for part in split.live:
-        for row in (Transaction.objects.filter(started_at__gte=part.start, started_at__lt=part.end)
-                    .annotate(dow=ExtractIsoWeekDay("started_at", tzinfo=zone),
-                              hour=ExtractHour("started_at", tzinfo=zone))
-                    .order_by().values("dow", "hour").annotate(sessions=Count("id"), wh=Sum(session_energy_wh()))):
+        for row in (
+            Transaction.objects.filter(started_at__gte=part.start, started_at__lt=part.end)
+            .annotate(dow=ExtractIsoWeekDay("started_at", tzinfo=zone), hour=ExtractHour("started_at", tzinfo=zone))
+            .order_by()
+            .values("dow", "hour")
+            .annotate(sessions=Count("id"), wh=Sum(session_energy_wh()))
+        ):
             _merge(starts, (row["dow"], row["hour"]), sessions=row["sessions"], wh=row["wh"])
         for key, seconds in busy_seconds_per_hour_of_week(period=part, time_zone=time_zone).items():
             _merge(busy_sum, key, seconds=seconds)
     if split.built:
-        for row in (AnalyticsHour.objects.filter(split.q("hour", hours=True))
-                    .annotate(dow=ExtractIsoWeekDay("hour", tzinfo=zone), hour_of_day=ExtractHour("hour", tzinfo=zone))
-                    .order_by().values("dow", "hour_of_day")
-                    .annotate(sessions=Sum("sessions"), wh=Sum("energy_wh"), seconds=Sum("busy_seconds"))):
+        for row in (
+            AnalyticsHour.objects.filter(split.q("hour", hours=True))
+            .annotate(dow=ExtractIsoWeekDay("hour", tzinfo=zone), hour_of_day=ExtractHour("hour", tzinfo=zone))
+            .order_by()
+            .values("dow", "hour_of_day")
+            .annotate(sessions=Sum("sessions"), wh=Sum("energy_wh"), seconds=Sum("busy_seconds"))
+        ):
             key = (row["dow"], row["hour_of_day"])
             if row["sessions"]:
                 _merge(starts, key, sessions=row["sessions"], wh=row["wh"])
@@ -220,19 +253,31 @@ def hour_of_week(*, period: Period, time_zone: str, split: Split | None = None) 
             if evses and occurrences.get((dow, hour)):
                 share = Decimal(100 * busy.get((dow, hour), 0) / 3600 / (evses * occurrences[(dow, hour)]))
                 share = share.quantize(Decimal("0.1"))
-            rows.append({"weekday": WEEKDAY_NAMES[dow - 1], "hour": hour, "sessions_started": stats.get("sessions", 0),
-                         "kwh": _kwh(stats.get("wh")), "in_use_pct": share})
+            rows.append(
+                {
+                    "weekday": WEEKDAY_NAMES[dow - 1],
+                    "hour": hour,
+                    "sessions_started": stats.get("sessions", 0),
+                    "kwh": _kwh(stats.get("wh")),
+                    "in_use_pct": share,
+                }
+            )
     return rows
 
 
 def revenue_stats(*, period: Period) -> QuerySet:
     """Live: CDRs whose last update falls in the period per EMSP party and currency."""
     return (
-        Cdr.objects.filter(last_updated__gte=period.start, last_updated__lt=period.end).order_by()
+        Cdr.objects.filter(last_updated__gte=period.start, last_updated__lt=period.end)
+        .order_by()
         .values("emsp_country_code", "emsp_party_id", "currency")
-        .annotate(cdrs=Count("id", filter=Q(credit=False)), credits=Count("id", filter=Q(credit=True)),
-                  kwh=Sum("total_energy", filter=Q(credit=False)), excl_vat=Sum("total_cost_excl_vat"),
-                  incl_vat=Sum("total_cost_incl_vat"))
+        .annotate(
+            cdrs=Count("id", filter=Q(credit=False)),
+            credits=Count("id", filter=Q(credit=True)),
+            kwh=Sum("total_energy", filter=Q(credit=False)),
+            excl_vat=Sum("total_cost_excl_vat"),
+            incl_vat=Sum("total_cost_incl_vat"),
+        )
     )
 
 
@@ -247,26 +292,56 @@ def revenue_per_partner(*, period: Period, split: Split | None = None) -> list[d
     groups: dict = {}
     for part in split.live:
         for row in revenue_stats(period=part):
-            _merge(groups, (row["emsp_country_code"], row["emsp_party_id"], row["currency"]), cdrs=row["cdrs"],
-                   credits=row["credits"], kwh=row["kwh"], excl_vat=row["excl_vat"], incl_vat=row["incl_vat"])
+            _merge(
+                groups,
+                (row["emsp_country_code"], row["emsp_party_id"], row["currency"]),
+                cdrs=row["cdrs"],
+                credits=row["credits"],
+                kwh=row["kwh"],
+                excl_vat=row["excl_vat"],
+                incl_vat=row["incl_vat"],
+            )
     if split.built:
-        for row in (AnalyticsPartnerDay.objects.filter(split.q("day")).order_by()
-                    .values("emsp_country_code", "emsp_party_id", "currency")
-                    .annotate(cdrs=Sum("cdrs"), credits=Sum("credits"), kwh=Sum("energy_kwh"),
-                              excl_vat=Sum("revenue_excl_vat"), incl_vat=Sum("revenue_incl_vat"))):
-            _merge(groups, (row["emsp_country_code"], row["emsp_party_id"], row["currency"]), cdrs=row["cdrs"],
-                   credits=row["credits"], kwh=row["kwh"], excl_vat=row["excl_vat"], incl_vat=row["incl_vat"])
+        for row in (
+            AnalyticsPartnerDay.objects.filter(split.q("day"))
+            .order_by()
+            .values("emsp_country_code", "emsp_party_id", "currency")
+            .annotate(
+                cdrs=Sum("cdrs"),
+                credits=Sum("credits"),
+                kwh=Sum("energy_kwh"),
+                excl_vat=Sum("revenue_excl_vat"),
+                incl_vat=Sum("revenue_incl_vat"),
+            )
+        ):
+            _merge(
+                groups,
+                (row["emsp_country_code"], row["emsp_party_id"], row["currency"]),
+                cdrs=row["cdrs"],
+                credits=row["credits"],
+                kwh=row["kwh"],
+                excl_vat=row["excl_vat"],
+                incl_vat=row["incl_vat"],
+            )
     # largest revenue first, as PostgreSQL orders DESC (NULLs first)
-    ordered = sorted(groups.items(), key=lambda item: (item[1]["excl_vat"] is not None, -(item[1]["excl_vat"] or 0),
-                                                       item[0][0], item[0][1]))
-    return [{
-        "country_code": country, "party_id": party,
-        "name": names.get((country, party), "" if party else "own tokens"),
-        "currency": currency, "cdrs": row["cdrs"], "credits": row["credits"],
-        "kwh": (row["kwh"] or Decimal(0)).quantize(Decimal("0.001")),
-        "revenue_excl_vat": (row["excl_vat"] or Decimal(0)).quantize(Decimal("0.01")),
-        "revenue_incl_vat": (row["incl_vat"] or Decimal(0)).quantize(Decimal("0.01")),
-    } for (country, party, currency), row in ordered]
+    ordered = sorted(
+        groups.items(),
+        key=lambda item: (item[1]["excl_vat"] is not None, -(item[1]["excl_vat"] or 0), item[0][0], item[0][1]),
+    )
+    return [
+        {
+            "country_code": country,
+            "party_id": party,
+            "name": names.get((country, party), "" if party else "own tokens"),
+            "currency": currency,
+            "cdrs": row["cdrs"],
+            "credits": row["credits"],
+            "kwh": (row["kwh"] or Decimal(0)).quantize(Decimal("0.001")),
+            "revenue_excl_vat": (row["excl_vat"] or Decimal(0)).quantize(Decimal("0.01")),
+            "revenue_incl_vat": (row["incl_vat"] or Decimal(0)).quantize(Decimal("0.01")),
+        }
+        for (country, party, currency), row in ordered
+    ]
 
 
 def network_time_zone() -> str:

@@ -58,8 +58,9 @@ def cdr_pushes(*, cdrs: list[Cdr]) -> dict[str, CdrPush]:
     """Push state per CDR id, for a page of CDRs: one query on the outbox (partner, object_key) index."""
     keys = {cdr_object_key(cdr): cdr.id for cdr in cdrs}
     messages = (
-        OutboxMessage.objects.filter(partner_id__in=Partner.objects.values("pk"), object_key__in=list(keys),
-                                     method="POST")
+        OutboxMessage.objects.filter(
+            partner_id__in=Partner.objects.values("pk"), object_key__in=list(keys), method="POST"
+        )
         .exclude(status=OutboxStatus.SUPERSEDED)
         .order_by("id")
     )
@@ -91,8 +92,15 @@ def _cdr_push_messages_in(state: str) -> QuerySet[OutboxMessage]:
 CLOSED_WITHOUT_STOP = "without_stop"
 
 
-def cdr_list(*, partner: Partner | None = None, location: Location | None = None, issued_from=None,
-             issued_to=None, push_state: str = "", ended_by: str = "") -> QuerySet[Cdr]:
+def cdr_list(
+    *,
+    partner: Partner | None = None,
+    location: Location | None = None,
+    issued_from=None,
+    issued_to=None,
+    push_state: str = "",
+    ended_by: str = "",
+) -> QuerySet[Cdr]:
     """CDRs newest first. The period is when the CDR was written (`last_updated` of an immutable CDR), the same
     as billing's settlement, so an export of a month adds up to the month's settlement; `issued_to` includes
     that whole day (UTC). `ended_by` selects by how the transaction ended (`Transaction.EndedBy`, or
@@ -118,8 +126,17 @@ def cdr_list(*, partner: Partner | None = None, location: Location | None = None
         keys = _cdr_push_messages_in(push_state).values_list("object_key", flat=True)
         cdrs = cdrs.filter(pk__in=[key.split(":", 3)[-1] for key in keys])
     elif push_state:
-        cdrs = cdrs.annotate(push_key=Concat(Value(f"{CDRS_MODULE}:"), "country_code", Value(":"), "party_id",
-                                             Value(":"), "id", output_field=CharField()))
+        cdrs = cdrs.annotate(
+            push_key=Concat(
+                Value(f"{CDRS_MODULE}:"),
+                "country_code",
+                Value(":"),
+                "party_id",
+                Value(":"),
+                "id",
+                output_field=CharField(),
+            )
+        )
         if push_state == PushState.NOT_SENT:
             cdrs = cdrs.exclude(Exists(_cdr_push_messages()))
         else:
@@ -140,12 +157,24 @@ def cost_breakdown(record) -> list[CostLine]:
     parking = record.total_parking_time
     return [
         CostLine("Fixed", "", record.total_fixed_cost_excl_vat, record.total_fixed_cost_incl_vat),
-        CostLine("Energy", f"{record.total_energy.normalize():f} kWh", record.total_energy_cost_excl_vat,
-                 record.total_energy_cost_incl_vat),
-        CostLine("Time", f"{record.total_time.normalize():f} h", record.total_time_cost_excl_vat,
-                 record.total_time_cost_incl_vat),
-        CostLine("Parking", f"{parking.normalize():f} h" if parking is not None else "",
-                 record.total_parking_cost_excl_vat, record.total_parking_cost_incl_vat),
+        CostLine(
+            "Energy",
+            f"{record.total_energy.normalize():f} kWh",
+            record.total_energy_cost_excl_vat,
+            record.total_energy_cost_incl_vat,
+        ),
+        CostLine(
+            "Time",
+            f"{record.total_time.normalize():f} h",
+            record.total_time_cost_excl_vat,
+            record.total_time_cost_incl_vat,
+        ),
+        CostLine(
+            "Parking",
+            f"{parking.normalize():f} h" if parking is not None else "",
+            record.total_parking_cost_excl_vat,
+            record.total_parking_cost_incl_vat,
+        ),
         CostLine("Reservation", "", record.total_reservation_cost_excl_vat, record.total_reservation_cost_incl_vat),
     ]
 
@@ -153,16 +182,40 @@ def cost_breakdown(record) -> list[CostLine]:
 def cdr_push_history(*, cdr: Cdr) -> list[OutboxMessage]:
     return list(
         OutboxMessage.objects.filter(partner_id__in=Partner.objects.values("pk"), object_key=cdr_object_key(cdr))
-        .select_related("partner").prefetch_related("attempt_log").order_by("id")
+        .select_related("partner")
+        .prefetch_related("attempt_log")
+        .order_by("id")
     )
 
 
 CDR_CSV_COLUMNS = (
-    "id", "session_id", "credit", "credit_reference_id", "issued", "start_date_time", "end_date_time",
-    "emsp_country_code", "emsp_party_id", "token_uid", "contract_id", "location_id", "evse_uid", "connector_id",
-    "currency", "total_energy_kwh", "total_time_h", "total_parking_time_h", "fixed_cost_excl_vat",
-    "energy_cost_excl_vat", "time_cost_excl_vat", "parking_cost_excl_vat", "reservation_cost_excl_vat",
-    "total_cost_excl_vat", "total_cost_incl_vat", "push_state", "push_error",
+    "id",
+    "session_id",
+    "credit",
+    "credit_reference_id",
+    "issued",
+    "start_date_time",
+    "end_date_time",
+    "emsp_country_code",
+    "emsp_party_id",
+    "token_uid",
+    "contract_id",
+    "location_id",
+    "evse_uid",
+    "connector_id",
+    "currency",
+    "total_energy_kwh",
+    "total_time_h",
+    "total_parking_time_h",
+    "fixed_cost_excl_vat",
+    "energy_cost_excl_vat",
+    "time_cost_excl_vat",
+    "parking_cost_excl_vat",
+    "reservation_cost_excl_vat",
+    "total_cost_excl_vat",
+    "total_cost_incl_vat",
+    "push_state",
+    "push_error",
 )
 CSV_BATCH = 2000
 
@@ -178,12 +231,33 @@ def _csv_value(value) -> str:
 
 
 CSV_FIELDS = (
-    "id", "country_code", "party_id", "session_id", "credit", "credit_reference_id", "last_updated",
-    "start_date_time", "end_date_time", "emsp_country_code", "emsp_party_id", "cdr_token__uid",
-    "cdr_token__contract_id", "cdr_location__id", "cdr_location__evse_uid", "cdr_location__connector_id", "currency",
-    "total_energy", "total_time", "total_parking_time", "total_fixed_cost_excl_vat", "total_energy_cost_excl_vat",
-    "total_time_cost_excl_vat", "total_parking_cost_excl_vat", "total_reservation_cost_excl_vat",
-    "total_cost_excl_vat", "total_cost_incl_vat",
+    "id",
+    "country_code",
+    "party_id",
+    "session_id",
+    "credit",
+    "credit_reference_id",
+    "last_updated",
+    "start_date_time",
+    "end_date_time",
+    "emsp_country_code",
+    "emsp_party_id",
+    "cdr_token__uid",
+    "cdr_token__contract_id",
+    "cdr_location__id",
+    "cdr_location__evse_uid",
+    "cdr_location__connector_id",
+    "currency",
+    "total_energy",
+    "total_time",
+    "total_parking_time",
+    "total_fixed_cost_excl_vat",
+    "total_energy_cost_excl_vat",
+    "total_time_cost_excl_vat",
+    "total_parking_cost_excl_vat",
+    "total_reservation_cost_excl_vat",
+    "total_cost_excl_vat",
+    "total_cost_incl_vat",
 )
 
 
@@ -206,8 +280,9 @@ def _cdr_rows(batch: list[dict]):
         return
     keys = {outbox_object_key(CDRS_MODULE, row["country_code"], row["party_id"], row["id"]): row["id"] for row in batch}
     messages = (
-        OutboxMessage.objects.filter(partner_id__in=Partner.objects.values("pk"), object_key__in=list(keys),
-                                     method="POST")
+        OutboxMessage.objects.filter(
+            partner_id__in=Partner.objects.values("pk"), object_key__in=list(keys), method="POST"
+        )
         .exclude(status=OutboxStatus.SUPERSEDED)
         .only("object_key", "status", "attempts", "last_http_status", "last_status_code", "last_error")
         .order_by("id")
@@ -217,4 +292,6 @@ def _cdr_rows(batch: list[dict]):
     for row in batch:
         push = pushes[row["id"]]
         yield [_csv_value(row[name]) for name in CSV_FIELDS if name not in ("country_code", "party_id")] + [
-            push.state, push.error]
+            push.state,
+            push.error,
+        ]

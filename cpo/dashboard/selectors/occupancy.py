@@ -40,8 +40,10 @@ FROM steps
 WHERE next_at > at
 GROUP BY {group_by}
 """
-HOUR_OF_WEEK_GROUPS = ("EXTRACT(ISODOW FROM at AT TIME ZONE %(tz)s)::int AS dow, "
-                       "EXTRACT(HOUR FROM at AT TIME ZONE %(tz)s)::int AS hour", "1, 2")
+HOUR_OF_WEEK_GROUPS = (
+    "EXTRACT(ISODOW FROM at AT TIME ZONE %(tz)s)::int AS dow, EXTRACT(HOUR FROM at AT TIME ZONE %(tz)s)::int AS hour",
+    "1, 2",
+)
 UTC_HOUR_GROUPS = ("date_trunc('hour', at AT TIME ZONE 'UTC') AS hour", "1")
 
 K = TypeVar("K", bound=Hashable)
@@ -57,16 +59,20 @@ def transactions_overlapping(period: Period) -> QuerySet[Transaction]:
 def busy_seconds_per_utc_hour(*, period: Period) -> dict[datetime, Decimal]:
     """EVSE-seconds in use per UTC hour of the period (every hour, 0 when nothing ran), keyed by the hour's start."""
     if connection.vendor == "postgresql":
-        return {hour.replace(tzinfo=UTC): Decimal(seconds or 0)
-                for hour, seconds in _sweep_sql(period=period, groups=UTC_HOUR_GROUPS)}
+        return {
+            hour.replace(tzinfo=UTC): Decimal(seconds or 0)
+            for hour, seconds in _sweep_sql(period=period, groups=UTC_HOUR_GROUPS)
+        }
     return _sweep(period=period, key=lambda at: at.replace(minute=0, second=0, microsecond=0))
 
 
 def busy_seconds_per_hour_of_week(*, period: Period, time_zone: str) -> dict[tuple[int, int], Decimal]:
     """EVSE-seconds in use per (ISO weekday, hour) of local time in `time_zone` over the period."""
     if connection.vendor == "postgresql":
-        return {(dow, hour): Decimal(seconds or 0)
-                for dow, hour, seconds in _sweep_sql(period=period, groups=HOUR_OF_WEEK_GROUPS, time_zone=time_zone)}
+        return {
+            (dow, hour): Decimal(seconds or 0)
+            for dow, hour, seconds in _sweep_sql(period=period, groups=HOUR_OF_WEEK_GROUPS, time_zone=time_zone)
+        }
     zone = ZoneInfo(time_zone)
 
     def local_hour(at: datetime) -> tuple[int, int]:
@@ -78,8 +84,9 @@ def busy_seconds_per_hour_of_week(*, period: Period, time_zone: str) -> dict[tup
 
 def _sweep_sql(*, period: Period, groups: tuple[str, str], time_zone: str = "UTC") -> list[tuple]:
     """PostgreSQL: rows of (group..., EVSE-seconds in use) over the period, by OCCUPANCY_SQL."""
-    sql = OCCUPANCY_SQL.format(table=connection.ops.quote_name(Transaction._meta.db_table), groups=groups[0],
-                               group_by=groups[1])
+    sql = OCCUPANCY_SQL.format(
+        table=connection.ops.quote_name(Transaction._meta.db_table), groups=groups[0], group_by=groups[1]
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, {"tz": time_zone, "start": period.start, "end": period.end, "now": timezone.now()})
         return cursor.fetchall()

@@ -89,6 +89,15 @@ def location_markers() -> list[dict]:
         evses_available=Count("evses", filter=Q(evses__status=EvseStatus.AVAILABLE, evses__station__isnull=False)),
         evses_charging=Count("evses", filter=Q(evses__status=EvseStatus.CHARGING, evses__station__isnull=False)),
         evses_faulted=Count("evses", filter=Q(evses__status__in=FAULT_STATUSES, evses__station__isnull=False)),
-    ).values("id", "name", "city", "latitude", "longitude", "evses_total", "evses_available", "evses_charging",
-             "evses_faulted")
+    ).values(
+        "id",
+        "name",
+        "city",
+        "latitude",
+        "longitude",
+        "evses_total",
+        "evses_available",
+        "evses_charging",
+        "evses_faulted",
+    )
     return [{**row, "latitude": float(row["latitude"]), "longitude": float(row["longitude"])} for row in rows]

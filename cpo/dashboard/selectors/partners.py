@@ -50,11 +50,17 @@ def partner_outbox_states(*, partner_ids: list[int] | None = None) -> dict[int, 
 def partner_list() -> list[PartnerRow]:
     """Every partner with its token count and outbox state: three queries whatever the number of partners."""
     token_counts = (
-        PartnerToken.objects.filter(partner=OuterRef("pk")).order_by().values("partner").annotate(n=Count("id"))
+        PartnerToken.objects.filter(partner=OuterRef("pk"))
+        .order_by()
+        .values("partner")
+        .annotate(n=Count("id"))
         .values("n")
     )
-    partners = list(Partner.objects.annotate(tokens_count=Coalesce(Subquery(token_counts), 0))
-                    .order_by("status", "country_code", "party_id", "id"))
+    partners = list(
+        Partner.objects.annotate(tokens_count=Coalesce(Subquery(token_counts), 0)).order_by(
+            "status", "country_code", "party_id", "id"
+        )
+    )
     outbox = partner_outbox_states(partner_ids=[p.pk for p in partners])
     return [PartnerRow(p, p.tokens_count, outbox.get(p.pk, OutboxState())) for p in partners]
 
@@ -62,8 +68,9 @@ def partner_list() -> list[PartnerRow]:
 def partner_tokens(*, partner: Partner, search: str = "") -> QuerySet[PartnerToken]:
     tokens = PartnerToken.objects.filter(partner=partner)
     if search:
-        tokens = tokens.filter(Q(uid__icontains=search) | Q(contract_id__icontains=search)
-                               | Q(visual_number__icontains=search))
+        tokens = tokens.filter(
+            Q(uid__icontains=search) | Q(contract_id__icontains=search) | Q(visual_number__icontains=search)
+        )
     return tokens.order_by("-last_updated", "uid")
 
 

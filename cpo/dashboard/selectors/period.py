@@ -14,8 +14,10 @@ class Period:
 
     @classmethod
     def of_days(cls, first, last) -> "Period":
-        return cls(datetime.combine(first, time.min, tzinfo=UTC),
-                   datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC))
+        return cls(
+            datetime.combine(first, time.min, tzinfo=UTC),
+            datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC),
+        )
 
     @property
     def hours(self) -> Decimal:

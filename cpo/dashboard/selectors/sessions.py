@@ -22,8 +22,10 @@ PER_KILO = Value(Decimal("0.001"))
 
 def session_energy_wh():
     """The energy a transaction delivered, Wh: its stop register (or the latest one while running) minus its start."""
-    return ExpressionWrapper(Coalesce(F("meter_stop"), F("meter_last"), F("meter_start")) - F("meter_start"),
-                             output_field=DecimalField(max_digits=14, decimal_places=3))
+    return ExpressionWrapper(
+        Coalesce(F("meter_stop"), F("meter_last"), F("meter_start")) - F("meter_start"),
+        output_field=DecimalField(max_digits=14, decimal_places=3),
+    )
 
 
 def transactions_with_energy(queryset: QuerySet[Transaction]) -> QuerySet[Transaction]:
@@ -47,9 +49,7 @@ def session_list(
     partner: Partner | None = None,
 ) -> QuerySet[Transaction]:
     """Transactions, newest first, filtered; `started_to` is inclusive of that whole day (UTC)."""
-    sessions = transactions_with_energy(
-        Transaction.objects.select_related("station", "evse__location", "ocpi_session")
-    )
+    sessions = transactions_with_energy(Transaction.objects.select_related("station", "evse__location", "ocpi_session"))
     if partner is not None:
         sessions = sessions.filter(partner_party_q(partner=partner, prefix="token_"))
     if status:
@@ -98,8 +98,7 @@ def session_meter_series(*, transaction: Transaction) -> dict:
     """Power (kW) and energy delivered (kWh since start) over time, as [epoch ms, value] points for the chart.
     Only whole-connector samples (no phase), at the outlet or unspecified location."""
     samples = (
-        MeterValue.objects.filter(transaction=transaction, measurand__in=[ENERGY, POWER], phase="",
-                                  value__isnull=False)
+        MeterValue.objects.filter(transaction=transaction, measurand__in=[ENERGY, POWER], phase="", value__isnull=False)
         .exclude(location__in=["Inlet", "EV", "Cable", "Body"])
         .order_by("timestamp")
         .values_list("timestamp", "measurand", "value", "unit")

@@ -30,12 +30,16 @@ def tariff_components_summary(*, tariff: Tariff) -> list[str]:
         for component in element.get("price_components", []):
             vat = f" +{Decimal(str(component['vat'])).normalize():f}% VAT" if component.get("vat") is not None else ""
             step = f" (step {component.get('step_size')})" if component.get("step_size", 1) != 1 else ""
-            lines.append(f"{component.get('type')} {price_text(component.get('price'))}{vat}{step}" + (f" · {when}" if when else ""))
+            lines.append(
+                f"{component.get('type')} {price_text(component.get('price'))}{vat}{step}"
+                + (f" · {when}" if when else "")
+            )
     return lines
 
 
-def tariff_price_preview(*, tariff: Tariff | dict, kwh: Decimal, minutes: int, start: datetime, time_zone: str,
-                         parking_minutes: int = 0) -> PricedSession:
+def tariff_price_preview(
+    *, tariff: Tariff | dict, kwh: Decimal, minutes: int, start: datetime, time_zone: str, parking_minutes: int = 0
+) -> PricedSession:
     """Price a sample session with the pricing engine: `kwh` charged at a constant rate from `start` (wall-clock
     time in `time_zone`) for `minutes - parking_minutes`, then parked until the end. Raises ValidationError for a
     tariff the engine cannot use."""
@@ -46,6 +50,11 @@ def tariff_price_preview(*, tariff: Tariff | dict, kwh: Decimal, minutes: int, s
     samples = [MeterSample(timestamp=start_at, energy_kwh=Decimal(0))]
     if (charging_end or end_at) > start_at:
         samples.append(MeterSample(timestamp=charging_end or end_at, energy_kwh=Decimal(kwh)))
-    usage = SessionUsage(start_date_time=start_at, end_date_time=end_at, time_zone=time_zone, samples=samples,
-                         charging_end_date_time=charging_end)
+    usage = SessionUsage(
+        start_date_time=start_at,
+        end_date_time=end_at,
+        time_zone=time_zone,
+        samples=samples,
+        charging_end_date_time=charging_end,
+    )
     return price_session(tariff=tariff, usage=usage)

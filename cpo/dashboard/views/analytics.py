@@ -21,18 +21,31 @@ from cpo.spreadsheets import SafeCsvWriter
 
 ANALYTICS_TABLES = {
     "energy": ("Energy and sessions", ["bucket", "sessions", "kwh"]),
-    "locations": ("Utilisation per location", ["location_id", "name", "city", "evses", "sessions", "kwh",
-                                                "hours_in_use", "utilisation_pct"]),
+    "locations": (
+        "Utilisation per location",
+        ["location_id", "name", "city", "evses", "sessions", "kwh", "hours_in_use", "utilisation_pct"],
+    ),
     "hours": ("Hour of the week", ["weekday", "hour", "sessions_started", "kwh", "in_use_pct"]),
-    "revenue": ("Revenue per partner", ["country_code", "party_id", "name", "currency", "cdrs", "credits", "kwh",
-                                        "revenue_excl_vat", "revenue_incl_vat"]),
+    "revenue": (
+        "Revenue per partner",
+        [
+            "country_code",
+            "party_id",
+            "name",
+            "currency",
+            "cdrs",
+            "credits",
+            "kwh",
+            "revenue_excl_vat",
+            "revenue_incl_vat",
+        ],
+    ),
 }
 
 
 class AnalyticsMixin:
     def analytics_filters(self) -> AnalyticsFilterForm:
-        return AnalyticsFilterForm(self.request.GET, default_zone=network_time_zone(),
-                                   today=timezone.now().date())
+        return AnalyticsFilterForm(self.request.GET, default_zone=network_time_zone(), today=timezone.now().date())
 
     def analytics_table(self, name: str, form: AnalyticsFilterForm) -> list[dict]:
         data = form.cleaned_data
@@ -41,8 +54,7 @@ class AnalyticsMixin:
             self._analytics_split = (period, analytics_split(period=period))
         split = self._analytics_split[1]
         if name == "energy":
-            return energy_per_bucket(period=period, bucket=data["bucket"], time_zone=data["time_zone"],
-                                               split=split)
+            return energy_per_bucket(period=period, bucket=data["bucket"], time_zone=data["time_zone"], split=split)
         if name == "locations":
             return utilisation_per_location(period=period, split=split)
         if name == "hours":
@@ -64,18 +76,27 @@ class AnalyticsView(AnalyticsMixin, DashboardView):
         hours = tables["hours"]
         context.update(
             tables=tables,
-            hour_grid=[(day, hours[i * 24:(i + 1) * 24]) for i, day in enumerate(WEEKDAY_NAMES)],
-            hour_max=max([row["in_use_pct"] or 0 for row in hours] + [row["sessions_started"] for row in hours]
-                         + [1]),
+            hour_grid=[(day, hours[i * 24 : (i + 1) * 24]) for i, day in enumerate(WEEKDAY_NAMES)],
+            hour_max=max([row["in_use_pct"] or 0 for row in hours] + [row["sessions_started"] for row in hours] + [1]),
             charts={
-                "energy": {"labels": [str(row["bucket"]) for row in tables["energy"]],
-                           "kwh": [float(row["kwh"]) for row in tables["energy"]],
-                           "sessions": [row["sessions"] for row in tables["energy"]]},
-                "revenue": {"labels": [f"{row['country_code']}*{row['party_id']} {row['currency']}".strip("*")
-                                       if row["party_id"] else f"own {row['currency']}" for row in tables["revenue"]],
-                            "excl_vat": [float(row["revenue_excl_vat"]) for row in tables["revenue"]]},
-                "locations": {"labels": [row["name"] or row["location_id"] for row in tables["locations"][:20]],
-                              "pct": [float(row["utilisation_pct"]) for row in tables["locations"][:20]]},
+                "energy": {
+                    "labels": [str(row["bucket"]) for row in tables["energy"]],
+                    "kwh": [float(row["kwh"]) for row in tables["energy"]],
+                    "sessions": [row["sessions"] for row in tables["energy"]],
+                },
+                "revenue": {
+                    "labels": [
+                        f"{row['country_code']}*{row['party_id']} {row['currency']}".strip("*")
+                        if row["party_id"]
+                        else f"own {row['currency']}"
+                        for row in tables["revenue"]
+                    ],
+                    "excl_vat": [float(row["revenue_excl_vat"]) for row in tables["revenue"]],
+                },
+                "locations": {
+                    "labels": [row["name"] or row["location_id"] for row in tables["locations"][:20]],
+                    "pct": [float(row["utilisation_pct"]) for row in tables["locations"][:20]],
+                },
             },
         )
         return context
@@ -87,8 +108,9 @@ class AnalyticsCsvView(AnalyticsMixin, RoleRequiredMixin, View):
             raise Http404("no such table")
         form = self.analytics_filters()
         if not form.is_valid():
-            return HttpResponse("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400,
-                                content_type="text/plain")
+            return HttpResponse(
+                "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400, content_type="text/plain"
+            )
         columns = ANALYTICS_TABLES[table][1]
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         data = form.cleaned_data

@@ -59,8 +59,9 @@ class CdrExportView(CdrFilterMixin, RoleRequiredMixin, View):
     def get(self, request):
         form, filters = self.cdr_filters()
         if form.is_bound and not form.is_valid():
-            return HttpResponse("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400,
-                                content_type="text/plain")
+            return HttpResponse(
+                "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400, content_type="text/plain"
+            )
         buffer = Echo()
         writer = SafeCsvWriter(buffer)
         rows = (writer.writerow(row) for row in cdr_csv_rows(cdrs=cdr_list(**filters)))

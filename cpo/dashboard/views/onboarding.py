@@ -36,12 +36,16 @@ class OnboardingView(DashboardView):
             return self.render_to_response(self.get_context_data(form=form), status=400)
         station, secret = station_onboard(user=request.user, **form.cleaned_data)
         scheme = "wss" if request.is_secure() else "ws"
-        response = render(request, "dashboard/onboarding_done.html", {
-            **self.get_context_data(),
-            "station": station,
-            "secret": secret,
-            "ocpp_url": f"{scheme}://{request.get_host()}/ocpp/{station.identity}",
-        })
+        response = render(
+            request,
+            "dashboard/onboarding_done.html",
+            {
+                **self.get_context_data(),
+                "station": station,
+                "secret": secret,
+                "ocpp_url": f"{scheme}://{request.get_host()}/ocpp/{station.identity}",
+            },
+        )
         add_never_cache_headers(response)  # the secret is shown once: not from a cache, not after "back"
         return response
 

@@ -55,8 +55,9 @@ class PartnerDetailView(DashboardView):
             partner=partner,
             outbox=partner_outbox_states(partner_ids=[partner.pk]).get(partner.pk, OutboxState()),
             problems=partner_outbox_problems(partner=partner),
-            tokens=Paginator(partner_tokens(partner=partner, search=search),
-                             PARTNER_TOKENS_PAGE_SIZE).get_page(self.request.GET.get("page")),
+            tokens=Paginator(partner_tokens(partner=partner, search=search), PARTNER_TOKENS_PAGE_SIZE).get_page(
+                self.request.GET.get("page")
+            ),
             q=search,
         )
         return context
@@ -75,8 +76,11 @@ class PartnerInviteView(PartnerListView):
         if not form.is_valid():
             return self.render_to_response(self.get_context_data(invite_form=form), status=400)
         partner, token_a = partner_invite_staff(user=request.user, **form.cleaned_data)
-        response = render(request, "dashboard/partner_invited.html", {
-            **self.get_context_data(), "partner": partner, "token_a": token_a})
+        response = render(
+            request,
+            "dashboard/partner_invited.html",
+            {**self.get_context_data(), "partner": partner, "token_a": token_a},
+        )
         add_never_cache_headers(response)
         return response
 

@@ -40,6 +40,10 @@ class SessionDetailView(DashboardView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         tx = get_object_or_404(Transaction.objects.select_related("station", "evse__location"), pk=self.kwargs["pk"])
-        context.update(tx=tx, series=session_meter_series(transaction=tx),
-                       energy_kwh=tx.energy_wh / 1000, **session_billing(transaction=tx))
+        context.update(
+            tx=tx,
+            series=session_meter_series(transaction=tx),
+            energy_kwh=tx.energy_wh / 1000,
+            **session_billing(transaction=tx),
+        )
         return context

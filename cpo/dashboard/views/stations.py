@@ -23,10 +23,26 @@ from cpo.models import ChargingStation
 
 MESSAGE_LOG_PAGE_SIZE = 25
 OCPP_ACTIONS = [
-    "BootNotification", "Heartbeat", "StatusNotification", "Authorize", "StartTransaction", "StopTransaction",
-    "MeterValues", "TransactionEvent", "RemoteStartTransaction", "RemoteStopTransaction", "RequestStartTransaction",
-    "RequestStopTransaction", "Reset", "UnlockConnector", "ChangeAvailability", "TriggerMessage", "GetConfiguration",
-    "ChangeConfiguration", "GetVariables", "SetVariables",
+    "BootNotification",
+    "Heartbeat",
+    "StatusNotification",
+    "Authorize",
+    "StartTransaction",
+    "StopTransaction",
+    "MeterValues",
+    "TransactionEvent",
+    "RemoteStartTransaction",
+    "RemoteStopTransaction",
+    "RequestStartTransaction",
+    "RequestStopTransaction",
+    "Reset",
+    "UnlockConnector",
+    "ChangeAvailability",
+    "TriggerMessage",
+    "GetConfiguration",
+    "ChangeConfiguration",
+    "GetVariables",
+    "SetVariables",
 ]
 
 
@@ -38,9 +54,7 @@ class StationListView(DashboardView):
         context = super().get_context_data(**kwargs)
         search = self.request.GET.get("q", "").strip()
         online = self.request.GET.get("online", "")
-        page = Paginator(station_list(search=search, online=online), 50).get_page(
-            self.request.GET.get("page")
-        )
+        page = Paginator(station_list(search=search, online=online), 50).get_page(self.request.GET.get("page"))
         context.update(page=page, q=search, online=online)
         return context
 

@@ -25,16 +25,16 @@ class TariffListView(DashboardView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["tariffs"] = [
-            (tariff, tariff_components_summary(tariff=tariff)) for tariff in tariff_list()
-        ]
+        context["tariffs"] = [(tariff, tariff_components_summary(tariff=tariff)) for tariff in tariff_list()]
         return context
 
 
 def price_preview_context(*, tariff, query) -> dict:
     """The preview form (bound when the query asks for a preview) and, when valid, the priced sample session."""
-    form = PricePreviewForm(query if "kwh" in query else None,
-                            initial={"start": timezone.localtime().replace(hour=18, minute=0, second=0, microsecond=0)})
+    form = PricePreviewForm(
+        query if "kwh" in query else None,
+        initial={"start": timezone.localtime().replace(hour=18, minute=0, second=0, microsecond=0)},
+    )
     context = {"preview_form": form, "priced": None, "preview_error": ""}
     if form.is_bound and form.is_valid():
         try:
@@ -77,8 +77,12 @@ class TariffEditView(DashboardView):
         context = super().get_context_data(**kwargs)
         tariff = context.setdefault("tariff", self.get_tariff())
         context.setdefault("form", TariffForm(instance=tariff))
-        context.setdefault("preview_form", PricePreviewForm(
-            initial={"start": timezone.localtime().replace(hour=18, minute=0, second=0, microsecond=0)}))
+        context.setdefault(
+            "preview_form",
+            PricePreviewForm(
+                initial={"start": timezone.localtime().replace(hour=18, minute=0, second=0, microsecond=0)}
+            ),
+        )
         context["creating"] = tariff._state.adding
         return context
 

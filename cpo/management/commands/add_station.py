@@ -13,7 +13,10 @@ class Command(BaseCommand):
         parser.add_argument("--evses", type=int, default=1)
         parser.add_argument("--password", help="Use this secret (16-40 characters) instead of generating one")
         parser.add_argument(
-            "--security-profile", type=int, choices=SecurityProfile.values, default=SecurityProfile.BASIC,
+            "--security-profile",
+            type=int,
+            choices=SecurityProfile.values,
+            default=SecurityProfile.BASIC,
             help="OCPP security profile: 0 no authentication (lab chargers only), 1 Basic (default), 2 Basic over TLS",
         )
 

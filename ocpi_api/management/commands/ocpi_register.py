@@ -11,9 +11,7 @@ class Command(BaseCommand):
         parser.add_argument("--versions-url", required=True)
         parser.add_argument("--token", required=True, help="The partner's token A")
         parser.add_argument("--name", default="")
-        parser.add_argument(
-            "--plain-token", action="store_true", help="Send the token unencoded (pre-2.2.1 partners)"
-        )
+        parser.add_argument("--plain-token", action="store_true", help="Send the token unencoded (pre-2.2.1 partners)")
 
     def handle(self, versions_url, token, name, plain_token, **options):
         try:

@@ -11,8 +11,8 @@ from ocpp_gateway.requests import REQUESTS, request_from_arguments
 class Command(BaseCommand):
     help = (
         "Send an OCPP command to a connected charger and print its answer, e.g.\n"
-        "  manage.py ocpp_call CP-1 Reset '{\"type\": \"Soft\"}'   (1.6)\n"
-        "  manage.py ocpp_call CP-2 Reset '{\"type\": \"Immediate\"}'   (2.0.1)\n"
+        '  manage.py ocpp_call CP-1 Reset \'{"type": "Soft"}\'   (1.6)\n'
+        '  manage.py ocpp_call CP-2 Reset \'{"type": "Immediate"}\'   (2.0.1)\n'
         "or name a command of ocpp_gateway.requests with its arguments, written for the station's version:\n"
         "  manage.py ocpp_call CP-1 reset '{\"hard\": true}'\n"
         "Needs REDIS_URL (the Redis channel layer, for this command and the server): the charger is connected to "
@@ -22,8 +22,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("identity")
         parser.add_argument("action", help=f"OCPP action, e.g. RemoteStartTransaction, or one of {', '.join(REQUESTS)}")
-        parser.add_argument("payload", nargs="?", default="{}",
-                            help="JSON payload in the spec's camelCase, or the command's arguments")
+        parser.add_argument(
+            "payload", nargs="?", default="{}", help="JSON payload in the spec's camelCase, or the command's arguments"
+        )
         parser.add_argument("--timeout", type=float, default=None)
 
     def handle(self, identity, action, payload, timeout, **options):

@@ -54,8 +54,11 @@ class Command(BaseCommand):
         Token.objects.get_or_create(
             uid="DEMO-RFID-1",
             type=TokenType.RFID,
-            defaults=dict(contract_id=f"{settings.OCPI_COUNTRY_CODE}-{settings.OCPI_PARTY_ID}-C00000001-X",
-                          visual_number="DEMO 0001", issuer=settings.OCPI_BUSINESS_NAME),
+            defaults=dict(
+                contract_id=f"{settings.OCPI_COUNTRY_CODE}-{settings.OCPI_PARTY_ID}-C00000001-X",
+                visual_number="DEMO 0001",
+                issuer=settings.OCPI_BUSINESS_NAME,
+            ),
         )
         self.stdout.write(f"demo location {location.id}, station {station.identity}, token DEMO-RFID-1")
         self.stdout.write(f"station identity: {station.identity}")
