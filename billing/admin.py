@@ -186,7 +186,7 @@ class CdrAdmin(admin.ModelAdmin):
                 (
                     cdr.emsp_country_code,
                     cdr.emsp_party_id,
-                    cdr.last_updated.astimezone(dt.timezone.utc).strftime("%Y-%m"),
+                    cdr.last_updated.astimezone(dt.UTC).strftime("%Y-%m"),
                 )
                 for cdr in queryset.only("emsp_country_code", "emsp_party_id", "last_updated")
             }

@@ -30,6 +30,6 @@ def ocpi_datetime(value: dt.datetime) -> str:
     ("+00:00 is not the same as UTC"). Fractions are cut to milliseconds, the longest that fits in 25
     characters (2018-01-01T01:08:01.123Z); cutting, not rounding, keeps a timestamp from moving past a
     `date_to`."""
-    value = value.astimezone(dt.timezone.utc)
+    value = value.astimezone(dt.UTC)
     text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
     return text.replace("+00:00", "Z")

@@ -37,7 +37,9 @@ class Tariff(LastUpdatedModel):
     party_id = models.CharField(max_length=3)
     id = models.CharField(max_length=36, primary_key=True, verbose_name="tariff id")
     currency = models.CharField(max_length=3, help_text="ISO 4217, e.g. EUR")
-    type = models.CharField(max_length=14, choices=TariffType.choices, null=True, blank=True)
+    type = models.CharField(  # noqa: DJ001 - OCPI: an absent tariff type (null) is not an empty string
+        max_length=14, choices=TariffType.choices, null=True, blank=True
+    )
     tariff_alt_text = models.JSONField(default=list, blank=True, help_text='[{"language": "en", "text": "..."}]')
     tariff_alt_url = models.URLField(max_length=255, blank=True)
     min_price_excl_vat = models.DecimalField(**MONEY)

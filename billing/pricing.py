@@ -107,7 +107,7 @@ CENT = Decimal("0.01")
 QUANTITY = Decimal("0.0001")  # OCPI numbers: 4 decimals
 ENERGY_RESOLUTION = Decimal("1e-12")  # kWh, for interpolated meter values
 ZERO = Decimal(0)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PRECISION = 50  # significant digits of the Decimal context the engine computes in
 
 
@@ -522,7 +522,7 @@ def _stretches(usage: SessionUsage, end: int) -> list[_Stretch]:
     if points[-1][0] < end or end == 0:
         points.append((end, points[-1][1], None))
     stretches = []
-    for (a, e_a, sample), (b, e_b, _) in zip(points, points[1:]):
+    for (a, e_a, sample), (b, e_b, _) in zip(points, points[1:], strict=False):
         if sample is not None and sample.power_kw is not None:
             power = Decimal(sample.power_kw)
         else:
@@ -672,7 +672,7 @@ def _pieces(
     for s in stretches:
         inside = ordered[bisect_right(ordered, s.start) : bisect_left(ordered, s.end)]
         cuts = [s.start, *inside, s.end]
-        for a, b in zip(cuts, cuts[1:]):
+        for a, b in zip(cuts, cuts[1:], strict=False):
             e_a = (
                 exact_energy[a] if a in exact_energy else _interpolate(s.start, s.energy_start, s.end, s.energy_end, a)
             )

@@ -241,10 +241,10 @@ def month_bounds(*, month: str) -> tuple[dt.datetime, dt.datetime]:
     """`YYYY-MM` -> [first instant, first instant of the next month), aware UTC. Raises ValueError."""
     try:
         year, number = (int(part) for part in month.split("-"))
-        start = dt.datetime(year, number, 1, tzinfo=dt.timezone.utc)
+        start = dt.datetime(year, number, 1, tzinfo=dt.UTC)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"month must be YYYY-MM, got {month!r}") from exc
-    end = dt.datetime(year + number // 12, number % 12 + 1, 1, tzinfo=dt.timezone.utc)
+    end = dt.datetime(year + number // 12, number % 12 + 1, 1, tzinfo=dt.UTC)
     return start, end
 
 

@@ -11,8 +11,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.utils import timezone
 
 from billing.pricing import QUANTITY, MeterSample, SessionUsage
-from ocpp_gateway.models import ChargingStateChange, MeterValue, Transaction
 from ocpp_gateway.measurands import CURRENT_IMPORT, ENERGY_REGISTER, POWER_ACTIVE, STATE_OF_CHARGE, value_in_base_unit
+from ocpp_gateway.models import ChargingStateChange, MeterValue, Transaction
 
 # ChargingStateEnumType values in which the EV does not request power (PARKING_TIME, mod_cdrs errata). Before
 # charging has begun, EVConnected/Idle are the plug-in handshake, not parking; SuspendedEV always is.
@@ -43,7 +43,7 @@ def _readings(*, tx: Transaction, measurand: str) -> dict[datetime, Decimal]:
         "timestamp", "value", "unit", "phase", "location"
     )
     scaled = [
-        (t.astimezone(dt.timezone.utc), value_in_base_unit(value=v, unit=unit), phase, location)
+        (t.astimezone(dt.UTC), value_in_base_unit(value=v, unit=unit), phase, location)
         for t, v, unit, phase, location in rows
     ]
     return _whole_device(scaled)
@@ -73,17 +73,17 @@ def session_usage(*, tx: Transaction, time_zone: str, now: datetime | None = Non
     state, or energy already delivered); `charging_end_date_time` is the start of a final non-charging stretch.
     Power (Power.Active.Import, kW) and current (Current.Import, A, summed over phases) are attached to the
     energy readings taken at the same instant."""
-    start = tx.started_at.astimezone(dt.timezone.utc)
+    start = tx.started_at.astimezone(dt.UTC)
     ended = tx.status == Transaction.Status.ENDED and tx.ended_at is not None
     energy_wh = _readings(tx=tx, measurand=ENERGY_REGISTER)
     states = [
-        (change.timestamp.astimezone(dt.timezone.utc), change.charging_state)
+        (change.timestamp.astimezone(dt.UTC), change.charging_state)
         for change in ChargingStateChange.objects.filter(transaction=tx).order_by("timestamp", "id")
     ]
     if ended:
-        end = max(tx.ended_at, tx.started_at).astimezone(dt.timezone.utc)
+        end = max(tx.ended_at, tx.started_at).astimezone(dt.UTC)
     else:
-        latest = [t for t in energy_wh] + [t for t, _ in states]
+        latest = list(energy_wh) + [t for t, _ in states]
         end = max([timezone.now() if now is None else now, start, *latest])
     final_kwh = None
     if ended and tx.meter_stop is not None:
@@ -147,7 +147,7 @@ def _period_bounds(*, starts: list[datetime], end: datetime) -> list[tuple[datet
     """(start, end, last) per period: "a period ends when the next period starts. The last period ends when the
     session ends" (mod_cdrs ChargingPeriod). The last one includes its end instant."""
     ends = starts[1:] + [max(end, starts[-1])] if starts else []
-    return [(a, b, i == len(starts) - 1) for i, (a, b) in enumerate(zip(starts, ends))]
+    return [(a, b, i == len(starts) - 1) for i, (a, b) in enumerate(zip(starts, ends, strict=True))]
 
 
 def _in_period(t: datetime, a: datetime, b: datetime, last: bool) -> bool:
@@ -198,7 +198,7 @@ def charging_periods_measured(*, tx: Transaction, periods: list[dict], end: date
         return periods
     by_measurand: dict[str, list[tuple]] = {POWER_ACTIVE: [], CURRENT_IMPORT: [], STATE_OF_CHARGE: []}
     for measurand, t, value, unit, phase, location in rows:
-        reading = (t.astimezone(dt.timezone.utc), value_in_base_unit(value=value, unit=unit), phase, location)
+        reading = (t.astimezone(dt.UTC), value_in_base_unit(value=value, unit=unit), phase, location)
         by_measurand[measurand].append(reading)
 
     def outlet(items: list[tuple]) -> list[tuple]:
@@ -207,11 +207,11 @@ def charging_periods_measured(*, tx: Transaction, periods: list[dict], end: date
     power_rows, current_rows = outlet(by_measurand[POWER_ACTIVE]), outlet(by_measurand[CURRENT_IMPORT])
     bounds = _period_bounds(starts=[p["start_date_time"] for p in periods], end=end)
     result = []
-    for period, (a, b, last) in zip(periods, bounds):
+    for period, (a, b, last) in zip(periods, bounds, strict=True):
         dimensions = list(period["dimensions"])
         present = {d["type"] for d in dimensions}
 
-        def add(kind: str, volume: Decimal) -> None:
+        def add(kind: str, volume: Decimal, dimensions: list = dimensions, present: set = present) -> None:
             if kind not in present:
                 dimensions.append({"type": kind, "volume": _volume(volume)})
                 present.add(kind)

@@ -358,4 +358,4 @@ CELERY_BEAT_SCHEDULE.update(
 )
 CELERY_BEAT_SCHEDULE.update(
     {"dashboard-analytics-rollups": {"task": "cpo.dashboard.tasks.analytics_rollups_refresh", "schedule": 3600}}
-)  # noqa: E501
+)

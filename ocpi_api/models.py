@@ -1,4 +1,5 @@
-"""OCPI 2.2.1 roaming partners and the objects they push to us (credentials.asciidoc, mod_tokens, mod_hub_client_info)."""
+"""OCPI 2.2.1 roaming partners and the objects they push to us (credentials.asciidoc, mod_tokens,
+mod_hub_client_info)."""
 
 from django.db import models
 from django.db.models import Q

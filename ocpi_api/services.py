@@ -316,7 +316,7 @@ def partner_token_put(
     check_object_ids(
         body=token, url_ids={"country_code": country_code, "party_id": party_id, "uid": uid, "type": token_type}
     )
-    values = {key: "" for key in ("visual_number", "group_id", "language", "default_profile_type")}
+    values = dict.fromkeys(("visual_number", "group_id", "language", "default_profile_type"), "")
     values["energy_contract"] = None
     values.update(_token_values(token))
     with transaction.atomic():

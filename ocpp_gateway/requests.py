@@ -87,7 +87,7 @@ class RemoteStart(OcppRequest):
     connectorId); None lets the charger choose. `token_type` is the OCPI TokenType of the token."""
 
     id_tag: str
-    token_type: str = "RFID"
+    token_type: str = "RFID"  # noqa: S105 - an OCPP IdTokenType, not a secret
     evse_id: int | None = None
     remote_start_id: int = field(default_factory=remote_start_id_new)
     group_id: str = ""
@@ -264,7 +264,7 @@ class ReserveNow(OcppRequest):
     reservation_id: int
     expiry: datetime | str
     id_tag: str
-    token_type: str = "RFID"
+    token_type: str = "RFID"  # noqa: S105 - an OCPP IdTokenType, not a secret
     evse_id: int | None = None
     group_id: str = ""
 

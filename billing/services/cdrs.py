@@ -15,8 +15,8 @@ from billing.enums import SESSION_ONLY_DIMENSION_TYPES, SessionStatus
 from billing.models import Cdr, Session
 from billing.services.sessions import NotBillable, SessionWritten, session_write, transaction_lock
 from cpo.models import ChargingStation
-from ocpp_gateway.models import MeterValue, Transaction
 from ocpp_gateway.measurands import CURRENT_IMPORT, POWER_ACTIVE
+from ocpp_gateway.models import MeterValue, Transaction
 
 logger = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ class ChargingProfileInput(serializers.Serializer):
 
     def validate_charging_profile_period(self, periods):
         starts = [p["start_period"] for p in periods]
-        if starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])):
+        if starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:], strict=False)):
             raise serializers.ValidationError("start_period must begin at 0 and increase")
         return periods
 

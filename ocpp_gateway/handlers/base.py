@@ -185,7 +185,7 @@ class GatewayChargePoint:
         try:
             frame = json.loads(raw)
         except ValueError:
-            raise FrameError("-1", self.rpc_error("Message is not valid JSON"))
+            raise FrameError("-1", self.rpc_error("Message is not valid JSON")) from None
         if not isinstance(frame, list) or len(frame) < 3:
             raise FrameError("-1", self.rpc_error("Message is not a JSON array [MessageTypeId, MessageId, ...]"))
         message_type, unique_id = frame[0], frame[1]

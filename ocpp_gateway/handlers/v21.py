@@ -1,5 +1,6 @@
 """OCPP 2.1: the 2.0.1 handlers answer with 2.1's messages and are validated against 2.1's schemas. The new
-2.1-only messages a station may send (e.g. NotifyPeriodicEventStream, NotifyDERAlarm) are answered NotSupported (recognised, not handled)."""
+2.1-only messages a station may send (e.g. NotifyPeriodicEventStream, NotifyDERAlarm) are answered NotSupported
+(recognised, not handled)."""
 
 from ocpp.v21 import call, call_result
 

@@ -25,7 +25,7 @@ def together(func, workers: int = 2) -> list:
             barrier.wait()
             with transaction.atomic():
                 results.append(func())
-        except Exception as exc:  # noqa: BLE001 - handed to the test
+        except Exception as exc:
             errors.append(exc)
         finally:
             connections.close_all()

@@ -16,9 +16,9 @@ TZ = "Europe/Amsterdam"
 # Around the spring and autumn DST changes, and an ordinary week.
 # Instants are generated in UTC (adding minutes to a local wall clock is not adding elapsed time across DST).
 BASES = [
-    dt.datetime(2024, 3, 30, 20, tzinfo=ZoneInfo(TZ)).astimezone(dt.timezone.utc),
-    dt.datetime(2024, 10, 26, 20, tzinfo=ZoneInfo(TZ)).astimezone(dt.timezone.utc),
-    dt.datetime(2024, 1, 15, 6, tzinfo=ZoneInfo(TZ)).astimezone(dt.timezone.utc),
+    dt.datetime(2024, 3, 30, 20, tzinfo=ZoneInfo(TZ)).astimezone(dt.UTC),
+    dt.datetime(2024, 10, 26, 20, tzinfo=ZoneInfo(TZ)).astimezone(dt.UTC),
+    dt.datetime(2024, 1, 15, 6, tzinfo=ZoneInfo(TZ)).astimezone(dt.UTC),
 ]
 
 money = st.decimals(min_value=0, max_value=5, places=2)

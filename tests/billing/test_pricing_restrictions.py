@@ -257,7 +257,7 @@ def test_local_and_utc_datetimes_give_the_same_result_across_dst():
         time_zone=AMS,
         samples=[MeterSample(middle, D("12.345")), MeterSample(end, D("20"))],
     )
-    utc = dt.timezone.utc
+    utc = dt.UTC
     as_utc = SessionUsage(
         start_date_time=start.astimezone(utc),
         end_date_time=end.astimezone(utc),

@@ -115,9 +115,9 @@ def test_the_spec_cdr_example_end_to_end(spec_cdr_scenario):
     """A 1.6 charger charges 15.342 kWh from 21:39:09 to 23:37:32 UTC: 1.973 h billed per 5 minutes is 2 h,
     € 4.00 excl. and € 4.40 incl. VAT, as in cdr_example.json."""
     station = spec_cdr_scenario
-    started = dt.datetime(2015, 6, 29, 21, 39, 9, tzinfo=dt.timezone.utc)
+    started = dt.datetime(2015, 6, 29, 21, 39, 9, tzinfo=dt.UTC)
     tx = start(station, "012345678", meter_start=0, at=started)
-    stop(station, tx, dt.datetime(2015, 6, 29, 23, 37, 32, tzinfo=dt.timezone.utc), 15342)
+    stop(station, tx, dt.datetime(2015, 6, 29, 23, 37, 32, tzinfo=dt.UTC), 15342)
     cdr = cdr_create(session=session_sync(transaction_pk=tx.pk))
     ours = as_json(cdr_as_ocpi(cdr=cdr))
     spec = example("cdr_example.json")

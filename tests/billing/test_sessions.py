@@ -229,7 +229,7 @@ def test_a_credit_cdr_negates_the_costs_and_references_the_original(station, ene
     ocpi = cdr_as_ocpi(cdr=credit)
     assert (ocpi["credit"], ocpi["credit_reference_id"]) == (True, cdr.id)
     assert "credit" not in cdr_as_ocpi(cdr=cdr)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is itself a credit CDR"):
         cdr_credit(cdr=credit)
 
 

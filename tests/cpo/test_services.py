@@ -26,5 +26,5 @@ def test_station_create_makes_one_evse_per_ocpp_connector_with_a_connector_each(
 
 
 def test_a_short_password_is_refused(location):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a station secret has"):
         station_create(identity="CP-3", location=location, password="short")

@@ -9,8 +9,8 @@ import sys
 import pytest
 from django.core.management import call_command
 
-from cpo.envfile import env_file_read
 from cpo.dashboard.management.commands.seed_demo import DEMO_IDENTITY
+from cpo.envfile import env_file_read
 from cpo.models import ChargingStation
 from cpo.services import station_secret_check
 from tests.support import ROOT, database_url_for_tests
@@ -31,7 +31,7 @@ def test_dev_env_generates_its_secrets_once_and_follows_host_and_port(tmp_path, 
     assert first["DEBUG"] == "1" and len(first["SECRET_KEY"]) >= 50 and len(first["DEMO_STATION_SECRET"]) >= 16
     assert (first["OCPI_BASE_URL"], second["OCPI_BASE_URL"]) == ("http://127.0.0.1:8000", "http://192.168.1.5:8106")
     assert (second["SECRET_KEY"], second["DEMO_STATION_SECRET"]) == (first["SECRET_KEY"], first["DEMO_STATION_SECRET"])
-    run("dev_env", "--host", "0.0.0.0", "--port", "8000")
+    run("dev_env", "--host", "0.0.0.0", "--port", "8000")  # noqa: S104 - the argument under test
     assert env_file_read(path=tmp_path / ".env")["OCPI_BASE_URL"] == "http://127.0.0.1:8000"
     run("dev_env", "--host", "::1", "--port", "8000")
     assert env_file_read(path=tmp_path / ".env")["OCPI_BASE_URL"] == "http://[::1]:8000"

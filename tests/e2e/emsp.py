@@ -49,7 +49,7 @@ class ReceivingEmsp(FakeEmsp):
     def session_calls(self, session_id=None):
         return [p for p in self.pushes if p["module"] == "sessions" and (session_id is None or p["id"] == session_id)]
 
-    def _handler_class(emsp):  # noqa: N805
+    def _handler_class(emsp):
         base = FakeEmsp._handler_class(emsp)
 
         class Handler(base):

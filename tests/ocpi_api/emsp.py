@@ -129,7 +129,7 @@ class FakeEmsp:
             return None
         return value if value in self._accepted_tokens() else None
 
-    def _handler_class(emsp):  # noqa: N805 - the handler closes over the FakeEmsp
+    def _handler_class(emsp):
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass

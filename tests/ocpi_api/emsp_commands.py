@@ -71,7 +71,7 @@ class CommandsEmsp(FakeEmsp):
             info["location"] = {"location_id": body["location_id"], "evse_uids": self.evse_restrictions[uid]}
         return 200, envelope(info)
 
-    def _handler_class(emsp):  # noqa: N805 - the handler closes over the EMSP
+    def _handler_class(emsp):
         base = FakeEmsp._handler_class(emsp)
 
         class Handler(base):

@@ -31,6 +31,6 @@ def shape_differences(ours, theirs, path="$") -> list[str]:
             problems += shape_differences(ours[key], theirs[key], f"{path}.{key}")
         return problems
     if isinstance(ours, list) and theirs:
-        pairs = zip(ours, theirs) if len(ours) == len(theirs) else ((item, theirs[0]) for item in ours)
+        pairs = zip(ours, theirs, strict=True) if len(ours) == len(theirs) else ((item, theirs[0]) for item in ours)
         return [p for mine, spec in pairs for p in shape_differences(mine, spec, f"{path}[]")]
     return []

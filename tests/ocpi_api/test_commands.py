@@ -313,7 +313,7 @@ class ResultsReceiver:
         self.failures, self.posts = failures, []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
+            def do_POST(self):
                 receiver.posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 ok = len(receiver.posts) > receiver.failures
                 body = json.dumps(

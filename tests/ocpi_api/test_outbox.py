@@ -10,8 +10,8 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from ocpi_api import outbox
-from ocpi_api.models import OutboxAttempt, OutboxMessage, OutboxStatus
 from ocpi_api.delivery import Outcome, outbox_deliver
+from ocpi_api.models import OutboxAttempt, OutboxMessage, OutboxStatus
 from ocpi_api.outbox import body_merge, outbox_enqueue
 from tests.e2e.emsp import partner_for
 
@@ -122,7 +122,7 @@ def test_a_failed_push_is_retried_with_backoff_and_each_attempt_is_recorded(emsp
 def test_backoff_doubles_up_to_the_cap(settings):
     settings.OCPI_OUTBOX_RETRY_BASE, settings.OCPI_OUTBOX_RETRY_MAX = 10, 100
     delays = [outbox.retry_delay(attempts=n) for n in range(1, 7)]
-    for got, expected in zip(delays, [10, 20, 40, 80, 100, 100]):
+    for got, expected in zip(delays, [10, 20, 40, 80, 100, 100], strict=True):
         assert expected * 0.9 <= got <= expected * 1.1
 
 

@@ -131,11 +131,10 @@ def test_staff_edits_put_the_location_evse_or_connector_but_gateway_status_write
 
 def test_a_failed_edit_announces_nothing(emsp, station, partners):
     location = station.location
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            location.name = "Never"
-            location.save()
-            raise RuntimeError
+    with pytest.raises(RuntimeError), transaction.atomic():  # noqa: PT012 - the edit and its failure, in one atomic block
+        location.name = "Never"
+        location.save()
+        raise RuntimeError
     assert OutboxMessage.objects.count() == 0
 
 

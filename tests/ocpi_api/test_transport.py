@@ -104,7 +104,7 @@ def test_version_details_lists_every_module_with_its_role(client, headers, setti
     assert not shape_differences(body, example("transport_and_format_version_details_example.json"))
     assert endpoints[("tokens", "RECEIVER")] == "https://cpo.example.com/ocpi/2.2.1/tokens"
     # Every Sender URL listed answers a GET (Receiver objects live below their module URL).
-    for (identifier, role), url in endpoints.items():
+    for (_identifier, role), url in endpoints.items():
         if role == "SENDER":
             path = url.removeprefix("https://cpo.example.com")
             # date_from: required by the sessions Sender interface (mod_sessions), harmless for the others

@@ -112,7 +112,7 @@ def test_the_message_log_is_pruned_after_its_retention(station):
 
 
 def test_the_authorization_that_let_a_transaction_start_is_kept_on_it(station):
-    from ocpp_gateway.authorization import AuthorizationResult, authorizer_register, _authorizers
+    from ocpp_gateway.authorization import AuthorizationResult, _authorizers, authorizer_register
 
     def emsp(request):
         if request.id_tag == "EMSP-TOKEN-1":

@@ -14,7 +14,7 @@ charger's secret) and your own lines; OCPI_BASE_URL follows make run's HOST and 
 
 def base_url_for(*, host: str, port: int) -> str:
     """http://HOST:PORT as a partner on this machine would reach a server listening there."""
-    if host in {"", "0.0.0.0", "::"}:  # listening everywhere: this machine reaches it on loopback
+    if host in {"", "0.0.0.0", "::"}:  # noqa: S104 - listening everywhere: this machine reaches it on loopback
         host = "127.0.0.1"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
