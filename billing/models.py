@@ -7,6 +7,7 @@ bad input; services call `full_clean()` before saving.
 """
 
 from decimal import Decimal
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -24,7 +25,7 @@ from billing.enums import AuthMethod, SessionStatus, TariffType
 from cpo.models import LastUpdatedModel
 from ocpp_gateway.models import Transaction
 
-MONEY = dict(max_digits=12, decimal_places=4, null=True, blank=True)
+MONEY: dict[str, Any] = dict(max_digits=12, decimal_places=4, null=True, blank=True)
 
 
 class Tariff(LastUpdatedModel):
@@ -139,7 +140,7 @@ def _price(excl_vat: Decimal | None, incl_vat: Decimal | None) -> dict | None:
 
 def _money(*, required: bool = False) -> tuple[models.DecimalField, models.DecimalField]:
     """An OCPI Price as two columns, `<name>_excl_vat` and `<name>_incl_vat`."""
-    options = dict(max_digits=12, decimal_places=4)
+    options: dict[str, Any] = dict(max_digits=12, decimal_places=4)
     if not required:
         options.update(null=True, blank=True)
     return models.DecimalField(**options), models.DecimalField(**options)

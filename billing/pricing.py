@@ -330,7 +330,7 @@ def _parse_tariff(tariff: Any) -> _Tariff:
     check_tariff_elements(elements=elements)
     parsed = []
     for e_index, element in enumerate(elements):
-        components = {}
+        components: dict[str, _Component] = {}
         for c_index, raw in enumerate(element["price_components"]):
             components.setdefault(
                 raw["type"],

@@ -6,6 +6,7 @@ Production and CI: DATABASE_URL (PostgreSQL) and REDIS_URL (channels-redis and t
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -102,7 +103,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "cpo.sqlite3",
+            "NAME": VAR_DIR / "cpo.sqlite3",  # type: ignore[typeddict-item]  # Django takes a path too
             # A file (not :memory:) so that a live server started by the tests shares the test database.
             "TEST": {"NAME": str(VAR_DIR / "test-cpo.sqlite3")},
         }
@@ -201,7 +202,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"ProfileTypeEnum": "ocpi_api.models.ProfileType"},
 }
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},

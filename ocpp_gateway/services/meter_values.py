@@ -94,7 +94,7 @@ def _latest(samples: list[Sample], measurand: str) -> Sample | None:
 def _transaction_meter_update(*, transaction_pk: int, samples: list[Sample]) -> None:
     """Move an ACTIVE transaction's latest readings forward in one UPDATE; samples older than the latest reading
     we hold (replayed from the charger's queue) change nothing."""
-    fields = {}
+    fields: dict[str, object] = {}
     energy = _latest(samples, ENERGY_REGISTER)
     if energy is not None:
         fields.update(meter_last=energy.in_base_unit(), meter_last_at=energy.timestamp)

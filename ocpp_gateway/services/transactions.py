@@ -432,7 +432,7 @@ def transaction_close_stale(*, older_than_hours: float | None = None) -> list[in
     reading, so sessions do not stay open forever. A StopTransaction that arrives later changes nothing (the
     transaction is ENDED)."""
     hours = settings.OCPP_STALE_TRANSACTION_HOURS if older_than_hours is None else older_than_hours
-    cutoff = timezone.now() - timezone.timedelta(hours=hours)
+    cutoff = timezone.now() - timedelta(hours=hours)
     candidates = Transaction.objects.filter(status=Transaction.Status.ACTIVE, station__online=False).filter(
         Q(meter_last_at__lt=cutoff) | Q(meter_last_at__isnull=True, started_at__lt=cutoff)
     )

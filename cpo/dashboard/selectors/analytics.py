@@ -284,7 +284,7 @@ def revenue_stats(*, period: Period) -> QuerySet:
 def revenue_per_partner(*, period: Period, split: Split | None = None) -> list[dict]:
     """CDRs issued in the period per EMSP and currency (credits net out): count, energy, revenue excl./incl. VAT,
     largest first. Our own tokens' CDRs are the row with an empty party."""
-    names = {}
+    names: dict[tuple[str, str], str] = {}
     for partner in Partner.objects.all():
         for party in partner.party_ids():
             names.setdefault(party, partner.name)
