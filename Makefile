@@ -65,7 +65,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m mypy
+	CPO_ENV_FILE= $(PY) -m mypy
 
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
