@@ -13,6 +13,7 @@ from cpo.dashboard.selectors.cdrs import cost_breakdown
 from cpo.dashboard.selectors.partners import partner_party_q
 from cpo.models import Location
 from ocpi_api.models import Partner
+from ocpp_gateway.measurands import ENERGY_REGISTER, POWER_ACTIVE, value_in_base_unit
 from ocpp_gateway.models import MeterValue, Transaction
 
 # SQLite keeps a whole decimal (9900.000 Wh) as an INTEGER, and divides integers as integers (9900 / 1000 = 9): a
@@ -68,11 +69,6 @@ def session_list(
     return sessions.order_by("-started_at", "-id")
 
 
-ENERGY = "Energy.Active.Import.Register"
-POWER = "Power.Active.Import"
-TO_BASE_UNIT = {"kWh": Decimal(1000), "Wh": Decimal(1), "kW": Decimal(1000), "W": Decimal(1), "": Decimal(1)}
-
-
 def session_ids(**filters) -> QuerySet:
     """The ids of `session_list(**filters)`, for paging: sorting ids alone is far cheaper than sorting the joined
     rows; `sessions_by_ids` then reads one page of them in full."""
@@ -98,7 +94,9 @@ def session_meter_series(*, transaction: Transaction) -> dict:
     """Power (kW) and energy delivered (kWh since start) over time, as [epoch ms, value] points for the chart.
     Only whole-connector samples (no phase), at the outlet or unspecified location."""
     samples = (
-        MeterValue.objects.filter(transaction=transaction, measurand__in=[ENERGY, POWER], phase="", value__isnull=False)
+        MeterValue.objects.filter(
+            transaction=transaction, measurand__in=[ENERGY_REGISTER, POWER_ACTIVE], phase="", value__isnull=False
+        )
         .exclude(location__in=["Inlet", "EV", "Cable", "Body"])
         .order_by("timestamp")
         .values_list("timestamp", "measurand", "value", "unit")
@@ -106,9 +104,9 @@ def session_meter_series(*, transaction: Transaction) -> dict:
     energy, power = [], []
     start = Decimal(transaction.meter_start)
     for timestamp, measurand, value, unit in samples:
-        base = value * TO_BASE_UNIT.get(unit, Decimal(1))
+        base = value_in_base_unit(value=value, unit=unit)
         point_ms = int(timestamp.timestamp() * 1000)
-        if measurand == ENERGY:
+        if measurand == ENERGY_REGISTER:
             energy.append([point_ms, float(round(max(base - start, Decimal(0)) / 1000, 3))])
         else:
             power.append([point_ms, float(round(base / 1000, 3))])
