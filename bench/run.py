@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform as platform_module
 import random
@@ -215,6 +216,7 @@ class Bench:
         try:
             for server in (BARE, PLATFORM):
                 await self.connect(fleets[server], server, "throughput", args.ramp)
+                await loadgen.prime(fleets[server], share=0.7, rate=args.ramp)
             await asyncio.sleep(3)
             for rate in args.steps:
                 for server in (BARE, PLATFORM):
@@ -445,10 +447,25 @@ class Bench:
                     done += 1
                 await asyncio.sleep(0.01)
 
+        queue_depths: list[int] = []
+
+        async def queue_sampler() -> None:
+            import redis
+
+            client = redis.Redis.from_url(self.env["REDIS_URL"])
+            try:
+                while True:
+                    queue_depths.append(await asyncio.to_thread(client.llen, self.env["CELERY_QUEUE"]))
+                    await asyncio.sleep(1)
+            finally:
+                client.close()
+
+        sampler = asyncio.create_task(queue_sampler())
         meter = Meter(gateway, worker)
         meter.start()
         tasks = [asyncio.create_task(sessions(c, i / args.stops_per_s)) for i, c in enumerate(fleet)]
         await asyncio.gather(stopper(), toggler())
+        depth_at_end = queue_depths[-1] if queue_depths else None
         measuring["on"] = False
         for charger in list(charging):  # the rest stop unmeasured, after the window
             stop_events[charger.identity].set()
@@ -463,6 +480,9 @@ class Bench:
                 break
             await asyncio.sleep(2)
         await asyncio.wait(tasks, timeout=args.call_timeout + 5)
+        sampler.cancel()
+        result["celery_queue"] = {"max": max(queue_depths, default=None), "at_window_end": depth_at_end,
+                                  "at_drain_end": queue_depths[-1] if queue_depths else None}
         phase = meter.fill(Phase("e2e", PLATFORM, f"{args.stops_per_s:g} stops/s", stats, notes=result))
         self.phases.append(phase)
         log(f"e2e: CDRs {result['cdr']['n']}/{len(stops)} p99 {result['cdr']['p99_s']} s; PATCHes "
@@ -569,10 +589,41 @@ def e2e_match(records: list[dict], stops, starts, toggles) -> dict:
     }
 
 
+PROJECT_PACKAGES = ("cpo/", "ocpp_gateway/", "billing/", "ocpi_api/")
+# Where a sample's top frame is, by the path of its module: the first prefix that matches names the area.
+AREAS = (
+    ("django/db/", "Django ORM and database adapter"), ("psycopg", "Django ORM and database adapter"),
+    ("django/", "Django (other)"), ("ocpp/", "ocpp library (routing, dataclasses, validation)"),
+    ("jsonschema", "ocpp library (routing, dataclasses, validation)"),
+    ("fastjsonschema", "schema validation (fastjsonschema)"), ("<string>", "schema validation (fastjsonschema)"),
+    ("channels_redis/", "channel layer (Redis)"), ("redis/", "channel layer (Redis)"), ("msgpack", "channel layer (Redis)"),
+    ("channels/", "Channels consumer machinery"), ("asgiref/", "asgiref sync/async thread hops"),
+    ("concurrent/futures", "thread pool hand-offs"), ("threading", "thread pool hand-offs"),
+    ("queue.py", "thread pool hand-offs"),
+    ("twisted/", "daphne/Twisted/autobahn websocket"), ("autobahn/", "daphne/Twisted/autobahn websocket"),
+    ("daphne/", "daphne/Twisted/autobahn websocket"), ("txaio/", "daphne/Twisted/autobahn websocket"),
+    ("asyncio/", "asyncio event loop"), ("selectors", "asyncio event loop"),
+    ("json/", "json encode/decode"), ("inspect", "inspect (signature lookups)"), ("copy", "copy/deepcopy"),
+    ("dataclasses", "dataclasses"), ("re/", "regular expressions"), ("logging/", "logging"),
+    ("gc", "garbage collector"),
+)
+
+
+def area_of(frame: str) -> str:
+    where = frame.rpartition(" (")[2]
+    if where.startswith(PROJECT_PACKAGES):
+        return "project code (" + where.split("/", 1)[0] + ")"
+    for prefix, area in AREAS:
+        if prefix in where:
+            return area
+    return "other"
+
+
 def profile_summary(raw: str, *, calls: int, top: int = 25) -> dict:
-    """py-spy's collapsed stacks -> the functions that held the GIL most: by self time (the frame on top) and in
-    total (anywhere on the stack), in % of samples."""
-    self_counts, total_counts = Counter(), Counter()
+    """py-spy's collapsed stacks -> where the GIL-holding time went, in % of samples: by area (the top frame's
+    package), the functions on top of the stack (self), and the project's functions anywhere on the stack
+    (inclusive: the cost of each step of a CALL with everything it calls)."""
+    self_counts, total_counts, areas = Counter(), Counter(), Counter()
     samples = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -582,13 +633,16 @@ def profile_summary(raw: str, *, calls: int, top: int = 25) -> dict:
         samples += n
         frames = [frame_name(f) for f in stack.split(";")]
         self_counts[frames[-1]] += n
+        areas[area_of(frames[-1])] += n
         for name in set(frames):
-            total_counts[name] += n
+            if name.rpartition(" (")[2].startswith(PROJECT_PACKAGES):
+                total_counts[name] += n
 
-    def rows(counter):
-        return [(name, round(100 * n / samples, 1)) for name, n in counter.most_common(top)]
+    def rows(counter, limit=top):
+        return [(name, round(100 * n / max(samples, 1), 1)) for name, n in counter.most_common(limit)]
 
-    return {"samples": samples, "calls": calls, "self": rows(self_counts), "total": rows(total_counts)}
+    return {"samples": samples, "calls": calls, "self": rows(self_counts), "total": rows(total_counts),
+            "areas": rows(areas, 30)}
 
 
 def frame_name(frame: str) -> str:
@@ -630,6 +684,10 @@ def cores(phase: dict) -> float | None:
     return phase["cpu_s"] / phase["seconds"] if phase.get("cpu_s") is not None and phase["seconds"] else None
 
 
+def gen_cores(phase: dict) -> float | None:
+    return phase["generator_cpu_s"] / phase["seconds"] if phase.get("generator_cpu_s") is not None else None
+
+
 def cpu_ms_per_call(phase: dict) -> float | None:
     n = phase.get("results") or 0
     return 1000 * phase["cpu_s"] / n if n and phase.get("cpu_s") is not None else None
@@ -646,8 +704,8 @@ def report(rows: list[dict], profile: dict | None) -> str:
         out += ["### Throughput (realistic mix, open loop)", "",
                 "| offered CALL/s | platform: achieved | p50 ms | p99 ms | gateway cores | gateway CPU ms/CALL "
                 "| worker cores | errors | bare: achieved | p50 ms | p99 ms | cores | CPU ms/CALL | errors "
-                "| platform/bare: achieved | p99 | CPU/CALL | load avg |",
-                "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+                "| platform/bare: achieved | p99 | CPU/CALL | generator cores | load avg |",
+                "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|"]
         for (_, _name), v in t_rows:
             p, b = v.get(PLATFORM), v.get(BARE)
             if p is None or b is None:
@@ -659,9 +717,10 @@ def report(rows: list[dict], profile: dict | None) -> str:
                 f"| {fmt(b['achieved'])} | {fmt(b['p50_ms'])} | {fmt(b['p99_ms'])} | {fmt(cores(b))} "
                 f"| {fmt(cpu_ms_per_call(b))} | {errors_text(b)} | {ratio(p['achieved'], b['achieved'])} "
                 f"| {ratio(p['p99_ms'], b['p99_ms'])} | {ratio(cpu_ms_per_call(p), cpu_ms_per_call(b))} "
-                f"| {p['load'][0]} / {b['load'][0]} |")
+                f"| {fmt(gen_cores(p))} / {fmt(gen_cores(b))} | {p['load'][0]} / {b['load'][0]} |")
         out += ["", "Achieved = CALLRESULTs received in the step's window / its length; CPU = the server process's "
                 "user+system time in the window (1.00 = one core); worker = the Celery worker and its children; "
+                "generator = this load generator (platform / bare; near 1.00 it is the limit, not the server); "
                 "load avg = the machine's 1-min load average at the step's start (platform / bare). A CALL due when "
                 "all chargers had one outstanding was not sent (OCPP-J: one at a time): "
                 + ", ".join(f"{fmt(v[s]['offered'])}/s {s} {v[s]['calls_unsent']}" for (_, _n), v in t_rows
@@ -743,6 +802,10 @@ def report(rows: list[dict], profile: dict | None) -> str:
             x = r[key]
             out.append(f"| {label} | {fmt(x['of'])} | {fmt(x['n'])} | {fmt(x['p50_s'])} | {fmt(x['p95_s'])} "
                        f"| {fmt(x['p99_s'])} | {fmt(x['max_s'])} | {target} |")
+        q = r.get("celery_queue") or {}
+        out += ["", f"Celery queue depth (tasks waiting in Redis, sampled each second): max {fmt(q.get('max'))}, "
+                f"{fmt(q.get('at_window_end'))} when the stops ended, {fmt(q.get('at_drain_end'))} after the wait "
+                f"for the EMSP."]
         out += ["", f"CDRs not matched to a measured stop (stops after the window): {r['cdr']['unmatched']}, duplicate CDR ids: {r['cdr']['duplicates']}; "
                 f"the EMSP received: {r['emsp_received']}", ""]
 
@@ -761,12 +824,15 @@ def report(rows: list[dict], profile: dict | None) -> str:
         if "error" in profile:
             out.append(profile["error"])
         else:
-            out += [f"`{profile['command']}`: {profile['samples']} samples holding the GIL during "
-                    f"{profile['calls']} CALLs.", "",
-                    "| self % | function (top of stack) | | total % | function (anywhere on the stack) |",
-                    "|---:|---|---|---:|---|"]
-            for (s_name, s_pct), (t_name, t_pct) in zip(profile["self"], profile["total"]):
-                out.append(f"| {s_pct} | `{s_name}` | | {t_pct} | `{t_name}` |")
+            out += [f"`{profile['command']}`: {profile['samples']} samples of the thread holding the GIL "
+                    f"(100 per second) during {profile['calls']} CALLs.", "",
+                    "| % of samples | area (package of the function on top of the stack) |", "|---:|---|"]
+            out += [f"| {pct} | {name} |" for name, pct in profile["areas"]]
+            out += ["", "| self % | function on top of the stack | | inclusive % | project function anywhere on the "
+                    "stack |", "|---:|---|---|---:|---|"]
+            total = profile["total"] + [("", "")] * max(0, len(profile["self"]) - len(profile["total"]))
+            for (s_name, s_pct), (t_name, t_pct) in zip(profile["self"], total):
+                out.append(f"| {s_pct} | `{s_name}` | | {t_pct} | {f'`{t_name}`' if t_name else ''} |")
     return "\n".join(out)
 
 
@@ -917,6 +983,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connections
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     call_command("migrate", verbosity=0, interactive=False)
     stations = max(args.chargers if {"h", "s"} & set(args.scenarios) else 0, args.fleet, args.e2e_chargers)
     servers.stations_create(count=stations, connectors=2, id_tag=args.id_tag)

@@ -160,6 +160,32 @@ def stations_create(*, count: int, connectors: int, id_tag: str) -> None:
             [Connector(evse_id=pk, connector_id="1", max_electric_power=22000) for pk in evse_pks], batch_size=2000
         )
         Token.objects.create(uid=id_tag, contract_id="NL-CPO-C00000001-X")
+        tariff_id = tariff_create()
+        if tariff_id:
+            Connector.objects.filter(evse__station__identity__in=names).update(tariff_ids=[tariff_id])
+
+
+def tariff_create() -> str | None:
+    """The demo AC tariff (1.00 EUR per session + 0.35 EUR/kWh, 21 % VAT) on every connector, so that sessions are
+    priced as in production. Billing's model is the one internal the benchmark touches: if it changed shape, the
+    run goes on without a tariff (CDRs free of charge) and says so."""
+    from decimal import Decimal
+
+    from django.conf import settings
+
+    try:
+        from billing.models import Tariff
+
+        tariff = Tariff(id="BENCH-AC", country_code=settings.OCPI_COUNTRY_CODE, party_id=settings.OCPI_PARTY_ID,
+                        currency="EUR", elements=[{"price_components": [
+                            {"type": "FLAT", "price": Decimal("1.00"), "vat": Decimal("21.0"), "step_size": 1},
+                            {"type": "ENERGY", "price": Decimal("0.35"), "vat": Decimal("21.0"), "step_size": 1}]}])
+        tariff.full_clean()
+        tariff.save()
+        return tariff.id
+    except Exception as exc:  # noqa: BLE001 - any change of billing's model: run on without a tariff
+        print(f"no tariff created ({type(exc).__name__}: {exc}); CDRs will be free of charge", flush=True)
+        return None
 
 
 # -- processes ---------------------------------------------------------------------------------------------------
