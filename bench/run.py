@@ -208,27 +208,28 @@ class Bench:
     # -- t: throughput
     async def throughput(self) -> None:
         args = self.args
-        bare, _, bare_url = self.start_bare()
-        gateway, worker, platform_url = self.start_platform()
-        procs = {BARE: (bare, None), PLATFORM: (gateway, worker)}
-        fleets = {BARE: fleet_of(bare_url, args.fleet, args, Stats()),
-                  PLATFORM: fleet_of(platform_url, args.fleet, args, Stats())}
+        procs, fleets = {}, {}
         try:
-            for server in (BARE, PLATFORM):
+            for server in args.servers:
+                proc, worker, url = self.start(server)
+                procs[server] = (proc, worker)
+                fleets[server] = fleet_of(url, args.fleet, args, Stats())
+            for server in args.servers:
                 await self.connect(fleets[server], server, "throughput", args.ramp)
                 await loadgen.prime(fleets[server], share=0.7, rate=args.ramp)
             await asyncio.sleep(3)
             for rate in args.steps:
-                for server in (BARE, PLATFORM):
+                for server in args.servers:
                     phase = await self.offered(fleets[server], procs[server], server, rate, args.step_seconds)
                     self.phases.append(phase)
                     await asyncio.sleep(2)
-            if args.profile_rate:
+            if args.profile_rate and PLATFORM in procs:
                 await self.profiled(fleets[PLATFORM], procs[PLATFORM], args.profile_rate, args.profile_seconds)
         finally:
             for fleet in fleets.values():
                 await loadgen.close_all(fleet)
-            self.stop(gateway, worker, bare)
+            for proc, worker in procs.values():
+                self.stop(proc, worker)
 
     async def offered(self, fleet, procs, server: str, rate: float, seconds: float, name: str | None = None) -> Phase:
         stats = Stats()
@@ -239,7 +240,8 @@ class Bench:
         phase = meter.fill(Phase("throughput", server, name or f"{rate:g}/s", stats))
         start, end = result["window"]
         achieved = stats.received_between(start, end) / (end - start)
-        phase.notes.update(offered=rate, achieved=round(achieved, 1), calls_sent=result["calls_sent"],
+        phase.notes.update(offered=rate, achieved=round(achieved, 1), received_in_window=round(achieved * (end - start)),
+                           calls_sent=result["calls_sent"],
                            calls_unsent=result["calls_unsent"], held_end=sum(c.is_open for c in fleet))
         s = stats.summary()
         log(f"throughput/{server} {rate:g}/s: achieved {achieved:.0f}/s, p50 {s['p50_ms']} p99 {s['p99_ms']} ms, "
@@ -276,7 +278,7 @@ class Bench:
     # -- h and s: held, then storm
     async def held_and_storm(self, held: bool, storm: bool) -> None:
         args = self.args
-        for server in (BARE, PLATFORM):
+        for server in args.servers:
             proc, worker, url = self.start(server)
             fleet = fleet_of(url, args.chargers, args, Stats())
             try:
@@ -496,7 +498,7 @@ class Bench:
         if "h" in scenarios or "s" in scenarios:
             log("scenario h/s: held, storm")
             await self.held_and_storm("h" in scenarios, "s" in scenarios)
-        if "e" in scenarios:
+        if "e" in scenarios and PLATFORM in self.args.servers:
             log("scenario e: end to end")
             await self.end_to_end()
 
@@ -675,13 +677,25 @@ def ratio(platform_value, bare_value) -> str:
     return f"{platform_value / bare_value:.2f}x"
 
 
+class Missing(dict):
+    """A server that did not run (--servers): every figure None."""
+
+    def __missing__(self, key):
+        return None
+
+
+MISSING = Missing()
+
+
 def errors_text(summary: dict) -> str:
+    if summary is MISSING:
+        return "-"
     kinds = summary.get("errors_by_kind") or {}
     return "0" if not kinds else ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
 
 
 def cores(phase: dict) -> float | None:
-    return phase["cpu_s"] / phase["seconds"] if phase.get("cpu_s") is not None and phase["seconds"] else None
+    return phase["cpu_s"] / phase["seconds"] if phase.get("cpu_s") is not None and phase.get("seconds") else None
 
 
 def gen_cores(phase: dict) -> float | None:
@@ -689,7 +703,9 @@ def gen_cores(phase: dict) -> float | None:
 
 
 def cpu_ms_per_call(phase: dict) -> float | None:
-    n = phase.get("results") or 0
+    """Server CPU in the window / CALLs answered in it (a step's CALLs still in flight when it ends are answered
+    with the CPU of the next stretch, not this one)."""
+    n = phase.get("received_in_window") or phase.get("results") or 0
     return 1000 * phase["cpu_s"] / n if n and phase.get("cpu_s") is not None else None
 
 
@@ -707,17 +723,16 @@ def report(rows: list[dict], profile: dict | None) -> str:
                 "| platform/bare: achieved | p99 | CPU/CALL | generator cores | load avg |",
                 "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|"]
         for (_, _name), v in t_rows:
-            p, b = v.get(PLATFORM), v.get(BARE)
-            if p is None or b is None:
-                continue
+            p, b = v.get(PLATFORM, MISSING), v.get(BARE, MISSING)
             worker_cores = p["worker_cpu_s"] / p["seconds"] if p.get("worker_cpu_s") is not None else None
             out.append(
-                f"| {fmt(p['offered'])} | {fmt(p['achieved'])} | {fmt(p['p50_ms'])} | {fmt(p['p99_ms'])} "
+                f"| {fmt(p['offered'] or b['offered'])} | {fmt(p['achieved'])} | {fmt(p['p50_ms'])} | {fmt(p['p99_ms'])} "
                 f"| {fmt(cores(p))} | {fmt(cpu_ms_per_call(p))} | {fmt(worker_cores)} | {errors_text(p)} "
                 f"| {fmt(b['achieved'])} | {fmt(b['p50_ms'])} | {fmt(b['p99_ms'])} | {fmt(cores(b))} "
                 f"| {fmt(cpu_ms_per_call(b))} | {errors_text(b)} | {ratio(p['achieved'], b['achieved'])} "
                 f"| {ratio(p['p99_ms'], b['p99_ms'])} | {ratio(cpu_ms_per_call(p), cpu_ms_per_call(b))} "
-                f"| {fmt(gen_cores(p))} / {fmt(gen_cores(b))} | {p['load'][0]} / {b['load'][0]} |")
+                f"| {fmt(gen_cores(p))} / {fmt(gen_cores(b))} | {fmt((p['load'] or [None])[0])} / "
+                f"{fmt((b['load'] or [None])[0])} |")
         out += ["", "Achieved = CALLRESULTs received in the step's window / its length; CPU = the server process's "
                 "user+system time in the window (1.00 = one core); worker = the Celery worker and its children; "
                 "generator = this load generator (platform / bare; near 1.00 it is the limit, not the server); "
@@ -730,8 +745,8 @@ def report(rows: list[dict], profile: dict | None) -> str:
     if held:
         out += ["### Held (busy-hour mix)", "",
                 "| server | phase | connected / N | all booted s | boot p99 s | CALLs | CALL/s | p50 ms | p99 ms "
-                "| max ms | errors | server cores | RSS before / held MB | KB per connection | load avg |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+                "| max ms | errors | server cores | generator cores | RSS before / held MB | KB per connection | load avg |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"]
         for (_, name), v in held:
             for server in (PLATFORM, BARE):
                 r = v.get(server)
@@ -743,13 +758,14 @@ def report(rows: list[dict], profile: dict | None) -> str:
                     f"| {server} | {name} | {fmt(connected)} / {fmt(r.get('of'))} | {fmt(r.get('all_booted_s'))} "
                     f"| {fmt(r.get('boot_p99_s'))} | {fmt(r['results'])} | {fmt(r['results'] / r['seconds'])} "
                     f"| {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | {fmt(r['max_ms'])} | {errors_text(r)} "
-                    f"| {fmt(cores(r))} | {rss} | {fmt(r.get('rss_kb_per_connection'))} | {r['load'][0]} |")
+                    f"| {fmt(cores(r))} | {fmt(gen_cores(r))} | {rss} | {fmt(r.get('rss_kb_per_connection'))} "
+                    f"| {r['load'][0]} |")
             p, b = v.get(PLATFORM), v.get(BARE)
             if p and b:
                 out.append(f"| platform/bare | {name} | | {ratio(p.get('all_booted_s'), b.get('all_booted_s'))} "
                            f"| {ratio(p.get('boot_p99_s'), b.get('boot_p99_s'))} | | | "
                            f"{ratio(p['p50_ms'], b['p50_ms'])} | {ratio(p['p99_ms'], b['p99_ms'])} | | "
-                           f"| {ratio(cores(p), cores(b))} | "
+                           f"| {ratio(cores(p), cores(b))} | | "
                            f"| {ratio(p.get('rss_kb_per_connection'), b.get('rss_kb_per_connection'))} | |")
         out += ["", "RSS per connection = (RSS at the end of the hold - RSS before the ramp) / chargers held.", ""]
 
@@ -758,8 +774,8 @@ def report(rows: list[dict], profile: dict | None) -> str:
         out += ["### Storm (every charger reconnects at t=0)", "",
                 "| server | chargers | booted | all booted s | connect p50 s | connect p99 s | boot p99 s | HTTP 5xx "
                 "| 503 with Retry-After | other refusals | handshake timeouts | handshake failures | dropped "
-                "| other errors | server cores | RSS MB | load avg |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---|"]
+                "| other errors | server cores | generator cores | RSS MB | load avg |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---|"]
         for (_, name), v in storm:
             for server in (PLATFORM, BARE):
                 r = v.get(server)
@@ -778,13 +794,13 @@ def report(rows: list[dict], profile: dict | None) -> str:
                     f"| {fmt(r['connect_p50_s'])} | {fmt(r['connect_p99_s'])} | {fmt(r['boot_p99_s'])} | {fivexx} "
                     f"| {statuses.get('503 Retry-After', 0)} | {other_refusals} | {timeouts} | {failures} "
                     f"| {dropped} | {', '.join(f'{k} {n}' for k, n in errs.items()) or '0'} | {fmt(cores(r))} "
-                    f"| {fmt(r['rss_mb'])} | {r['load'][0]} |")
+                    f"| {fmt(gen_cores(r))} | {fmt(r['rss_mb'])} | {r['load'][0]} |")
             p, b = v.get(PLATFORM), v.get(BARE)
             if p and b:
                 out.append(f"| platform/bare | | | {ratio(p.get('all_booted_s'), b.get('all_booted_s'))} "
                            f"| {ratio(p['connect_p50_s'], b['connect_p50_s'])} "
                            f"| {ratio(p['connect_p99_s'], b['connect_p99_s'])} "
-                           f"| {ratio(p['boot_p99_s'], b['boot_p99_s'])} | | | | | | | | | | |")
+                           f"| {ratio(p['boot_p99_s'], b['boot_p99_s'])} | | | | | | | | | | | |")
         out += ["", "Connect = from a charger's first attempt to its socket open (retries included); boot = to its "
                 "BootNotification and StatusNotifications answered. Handshake failures = reset or closed during "
                 "the handshake; dropped = closed by the server after it was open.", ""]
@@ -946,6 +962,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--prefix", default=os.environ.get("CHANNEL_LAYER_PREFIX", "bench"),
                         help="channel-layer prefix and Celery queue name of the run (Redis keys under it are "
                              "deleted at the start)")
+    parser.add_argument("--servers", default="bare,platform", help="which servers to measure (bare, platform)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument("--json", type=Path, help="also write every measured phase here")
     args = parser.parse_args()
@@ -955,6 +972,7 @@ def arguments() -> argparse.Namespace:
             setattr(args, key, value)
     args.steps = [float(x) for x in str(args.steps).split(",") if x.strip()]
     args.scenarios = [s for s in args.scenarios if s in "thse"]
+    args.servers = [s for s in (BARE, PLATFORM) if s in args.servers.split(",")]
     return args
 
 
