@@ -33,7 +33,7 @@ from websockets.exceptions import ConnectionClosed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import raise_fd_limit, secret_for  # noqa: E402
+from loadgen import raise_fd_limit, secret_for
 
 PATH_PREFIX = "/ocpp/"
 HEARTBEAT_INTERVAL = 300
@@ -47,8 +47,9 @@ def now() -> str:
 class CentralSystem(ChargePoint):
     @on(Action.boot_notification)
     def on_boot(self, charge_point_vendor, charge_point_model, **kwargs):
-        return call_result.BootNotification(current_time=now(), interval=HEARTBEAT_INTERVAL,
-                                            status=RegistrationStatus.accepted)
+        return call_result.BootNotification(
+            current_time=now(), interval=HEARTBEAT_INTERVAL, status=RegistrationStatus.accepted
+        )
 
     @on(Action.heartbeat)
     def on_heartbeat(self, **kwargs):
@@ -64,8 +65,9 @@ class CentralSystem(ChargePoint):
 
     @on(Action.start_transaction)
     def on_start(self, connector_id, id_tag, meter_start, timestamp, **kwargs):
-        return call_result.StartTransaction(transaction_id=next(transaction_ids),
-                                            id_tag_info={"status": AuthorizationStatus.accepted})
+        return call_result.StartTransaction(
+            transaction_id=next(transaction_ids), id_tag_info={"status": AuthorizationStatus.accepted}
+        )
 
     @on(Action.stop_transaction)
     def on_stop(self, transaction_id, meter_stop, timestamp, **kwargs):
@@ -79,7 +81,7 @@ class CentralSystem(ChargePoint):
 def identity_of(path: str) -> str | None:
     if not path.startswith(PATH_PREFIX):
         return None
-    identity = path[len(PATH_PREFIX):].split("?", 1)[0]
+    identity = path[len(PATH_PREFIX) :].split("?", 1)[0]
     return identity or None
 
 
@@ -133,8 +135,18 @@ async def main_async(args) -> None:
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
-    async with serve(counted, args.host, args.port, subprotocols=["ocpp1.6"], process_request=process_request,
-                     compression=None, max_size=65536, open_timeout=60, ping_interval=None, backlog=args.backlog):
+    async with serve(
+        counted,
+        args.host,
+        args.port,
+        subprotocols=["ocpp1.6"],
+        process_request=process_request,
+        compression=None,
+        max_size=65536,
+        open_timeout=60,
+        ping_interval=None,
+        backlog=args.backlog,
+    ):
         print(f"listening on {args.host}:{args.port}", flush=True)
         await stop
 

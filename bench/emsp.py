@@ -27,8 +27,12 @@ from urllib.parse import parse_qs, urlsplit
 
 
 def envelope(data=None, status_code: int = 1000, message: str = "Success") -> dict:
-    return {"data": data, "status_code": status_code, "status_message": message,
-            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {
+        "data": data,
+        "status_code": status_code,
+        "status_message": message,
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 class Emsp:
@@ -83,7 +87,7 @@ class Emsp:
             self.records.append(entry)
         return entry
 
-    def handler_class(emsp):  # noqa: N805 - the handler closes over the Emsp
+    def handler_class(emsp):
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
@@ -124,7 +128,7 @@ class Emsp:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     return self.send(400, envelope(None, 2001, "Invalid JSON"))
-                entry = emsp.record(method, path[len(prefix):], body)
+                entry = emsp.record(method, path[len(prefix) :], body)
                 if entry["module"] == "cdrs" and method == "POST":
                     location = f"{emsp.base_url}{prefix}cdrs/{entry.get('id')}"
                     return self.send(201, envelope(), {"Location": location})

@@ -241,7 +241,7 @@ class Charger:
         if self.ws is not None:
             try:
                 await self.ws.close()
-            except Exception:
+            except Exception:  # noqa: S110 - closing a socket that may be broken already: nothing to report
                 pass
         if self.reader is not None:
             try:
@@ -325,8 +325,12 @@ class Charger:
     async def boot(self) -> None:
         await self.call(
             "BootNotification",
-            {"chargePointVendor": "Bench", "chargePointModel": "LoadGen", "firmwareVersion": "1.0",
-             "chargePointSerialNumber": self.identity},
+            {
+                "chargePointVendor": "Bench",
+                "chargePointModel": "LoadGen",
+                "firmwareVersion": "1.0",
+                "chargePointSerialNumber": self.identity,
+            },
         )
         for connector_id in range(1, self.settings.connectors + 1):
             await self.status(connector_id, "Available")
@@ -363,19 +367,43 @@ class Charger:
         amps = random.randint(14, 16)
         payload = {
             "connectorId": connector_id,
-            "meterValue": [{
-                "timestamp": now_iso(),
-                "sampledValue": [
-                    {"value": str(self.meter_wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh",
-                     "context": "Sample.Periodic", "location": "Outlet"},
-                    {"value": str(amps * 230 * 3), "measurand": "Power.Active.Import", "unit": "W",
-                     "context": "Sample.Periodic", "location": "Outlet"},
-                    {"value": f"{amps}.0", "measurand": "Current.Import", "unit": "A", "context": "Sample.Periodic",
-                     "location": "Outlet", "phase": "L1"},
-                    {"value": "230.0", "measurand": "Voltage", "unit": "V", "context": "Sample.Periodic",
-                     "location": "Outlet", "phase": "L1-N"},
-                ],
-            }],
+            "meterValue": [
+                {
+                    "timestamp": now_iso(),
+                    "sampledValue": [
+                        {
+                            "value": str(self.meter_wh),
+                            "measurand": "Energy.Active.Import.Register",
+                            "unit": "Wh",
+                            "context": "Sample.Periodic",
+                            "location": "Outlet",
+                        },
+                        {
+                            "value": str(amps * 230 * 3),
+                            "measurand": "Power.Active.Import",
+                            "unit": "W",
+                            "context": "Sample.Periodic",
+                            "location": "Outlet",
+                        },
+                        {
+                            "value": f"{amps}.0",
+                            "measurand": "Current.Import",
+                            "unit": "A",
+                            "context": "Sample.Periodic",
+                            "location": "Outlet",
+                            "phase": "L1",
+                        },
+                        {
+                            "value": "230.0",
+                            "measurand": "Voltage",
+                            "unit": "V",
+                            "context": "Sample.Periodic",
+                            "location": "Outlet",
+                            "phase": "L1-N",
+                        },
+                    ],
+                }
+            ],
         }
         if self.transaction_id is not None:
             payload["transactionId"] = self.transaction_id
@@ -387,8 +415,13 @@ class Charger:
         transaction_id, self.transaction_id = self.transaction_id, None
         await self.call(
             "StopTransaction",
-            {"transactionId": transaction_id, "meterStop": self.meter_wh, "timestamp": now_iso(),
-             "idTag": self.id_tag, "reason": "Local"},
+            {
+                "transactionId": transaction_id,
+                "meterStop": self.meter_wh,
+                "timestamp": now_iso(),
+                "idTag": self.id_tag,
+                "reason": "Local",
+            },
         )
 
     async def stop_transaction(self, connector_id: int = 1) -> None:
@@ -486,8 +519,7 @@ async def ramp(chargers: list[Charger], *, rate: float, deadline: float, retry: 
     return time.monotonic() - started
 
 
-async def offered_load(chargers: list[Charger], *, rate: float, seconds: float, step=None,
-                       on_window_end=None) -> dict:
+async def offered_load(chargers: list[Charger], *, rate: float, seconds: float, step=None, on_window_end=None) -> dict:
     """Open loop: `rate` CALLs per second for `seconds`, each given to an idle connected charger, which sends its
     next CALL of the realistic mix (or `step(charger)` when given). A CALL due when every charger is busy is not
     sent (counted in Stats.unsent): OCPP-J lets a charger have one CALL outstanding, so a server that falls
@@ -557,8 +589,9 @@ async def prime(chargers: list[Charger], *, share: float, rate: float) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def busy_hour(chargers: list[Charger], *, seconds: float, heartbeat_interval: float, charging_share: float,
-                    session_seconds: float) -> None:
+async def busy_hour(
+    chargers: list[Charger], *, seconds: float, heartbeat_interval: float, charging_share: float, session_seconds: float
+) -> None:
     """Keep the fleet connected for `seconds` with the traffic of a busy hour: every charger heartbeats every
     `heartbeat_interval`; a `charging_share` of them is charging at any time, sending MeterValues every
     meter_interval; sessions last `session_seconds` on average (exponential), and an idle charger starts one after
@@ -614,8 +647,13 @@ async def main_async(args) -> None:
     deadline = time.monotonic() + args.hold + 300
     took = await ramp(chargers, rate=args.ramp, deadline=deadline)
     print(f"ramp: {stats.booted}/{len(chargers)} booted in {took:.1f}s, {stats.connected} connected")
-    await busy_hour(chargers, seconds=args.hold, heartbeat_interval=args.heartbeat, charging_share=args.charging,
-                    session_seconds=args.session_seconds)
+    await busy_hour(
+        chargers,
+        seconds=args.hold,
+        heartbeat_interval=args.heartbeat,
+        charging_share=args.charging,
+        session_seconds=args.session_seconds,
+    )
     print(f"held: {stats.connected} connected at the end, max {stats.max_connected}")
     await close_all(chargers)
     print(json.dumps(stats.summary(actions=True), indent=1))

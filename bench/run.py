@@ -61,24 +61,65 @@ sys.path.insert(1, str(ROOT))
 
 import loadgen  # noqa: E402
 import servers  # noqa: E402
-from loadgen import Charger, Settings, Stats, ms, percentile  # noqa: E402
+from loadgen import Charger, Settings, Stats, percentile  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/cpo_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 BARE, PLATFORM = "bare", "platform"
 
 PRESETS = {
-    "full": dict(chargers=10_000, fleet=1_000, steps="200,300,500,1000,1500", step_seconds=30, ramp=500, hold=120,
-                 heartbeat=300, meter_interval=60, charging=0.3, session_seconds=600, storm_timeout=180,
-                 e2e_chargers=1_000, stops_per_s=50, e2e_seconds=60, status_per_s=10, e2e_drain=90,
-                 profile_rate=500, profile_seconds=30),
-    "quick": dict(chargers=300, fleet=300, steps="100,300", step_seconds=8, ramp=300, hold=15, heartbeat=20,
-                  meter_interval=10, charging=0.3, session_seconds=20, storm_timeout=60, e2e_chargers=200,
-                  stops_per_s=10, e2e_seconds=10, status_per_s=5, e2e_drain=45, profile_rate=200, profile_seconds=8),
+    "full": dict(
+        chargers=10_000,
+        fleet=1_000,
+        steps="200,300,500,1000,1500",
+        step_seconds=30,
+        ramp=500,
+        hold=120,
+        heartbeat=300,
+        meter_interval=60,
+        charging=0.3,
+        session_seconds=600,
+        storm_timeout=180,
+        e2e_chargers=1_000,
+        stops_per_s=50,
+        e2e_seconds=60,
+        status_per_s=10,
+        e2e_drain=90,
+        profile_rate=500,
+        profile_seconds=30,
+    ),
+    "quick": dict(
+        chargers=300,
+        fleet=300,
+        steps="100,300",
+        step_seconds=8,
+        ramp=300,
+        hold=15,
+        heartbeat=20,
+        meter_interval=10,
+        charging=0.3,
+        session_seconds=20,
+        storm_timeout=60,
+        e2e_chargers=200,
+        stops_per_s=10,
+        e2e_seconds=10,
+        status_per_s=5,
+        e2e_drain=45,
+        profile_rate=200,
+        profile_seconds=8,
+    ),
 }
 
-TARGETS = {"throughput_calls": 1000, "p99_ms": 100, "cpu_ms_per_call": 1.0, "held_p99_ms": 100, "rss_kb": 50,
-           "storm_s": 60, "cdr_p99_s": 2, "patch_p99_s": 5}
+TARGETS = {
+    "throughput_calls": 1000,
+    "p99_ms": 100,
+    "cpu_ms_per_call": 1.0,
+    "held_p99_ms": 100,
+    "rss_kb": 50,
+    "storm_s": 60,
+    "cdr_p99_s": 2,
+    "patch_p99_s": 5,
+}
 
 
 # -- measuring one phase -------------------------------------------------------------------------------------------
@@ -99,10 +140,20 @@ class Phase:
 
     def summary(self) -> dict:
         s = self.stats.summary(actions=True)
-        out = {"scenario": self.scenario, "server": self.server, "phase": self.name, "seconds": round(self.seconds, 1),
-               **s, "error_samples": self.stats.error_samples, "handshake_statuses": dict(self.stats.handshake_statuses),
-               "cpu_s": self.cpu_s, "worker_cpu_s": self.worker_cpu_s, "generator_cpu_s": self.generator_cpu_s,
-               "load": self.load, **self.notes}
+        out = {
+            "scenario": self.scenario,
+            "server": self.server,
+            "phase": self.name,
+            "seconds": round(self.seconds, 1),
+            **s,
+            "error_samples": self.stats.error_samples,
+            "handshake_statuses": dict(self.stats.handshake_statuses),
+            "cpu_s": self.cpu_s,
+            "worker_cpu_s": self.worker_cpu_s,
+            "generator_cpu_s": self.generator_cpu_s,
+            "load": self.load,
+            **self.notes,
+        }
         return out
 
 
@@ -116,8 +167,13 @@ class Meter:
 
     def snapshot(self) -> tuple[float, float | None, float, float, float]:
         gen = self.me.cpu_times()
-        return (self.server.cpu_seconds(), self.worker.cpu_seconds(children=True) if self.worker else None,
-                gen.user + gen.system, time.perf_counter(), os.getloadavg()[0])
+        return (
+            self.server.cpu_seconds(),
+            self.worker.cpu_seconds(children=True) if self.worker else None,
+            gen.user + gen.system,
+            time.perf_counter(),
+            os.getloadavg()[0],
+        )
 
     def start(self) -> None:
         self.begin = self.snapshot()
@@ -136,8 +192,14 @@ class Meter:
 
 
 def fleet_of(url: str, count: int, args, stats: Stats) -> list[Charger]:
-    settings = Settings(url=url, connectors=2, id_tag=args.id_tag, call_timeout=args.call_timeout,
-                        open_timeout=args.open_timeout, meter_interval=args.meter_interval)
+    settings = Settings(
+        url=url,
+        connectors=2,
+        id_tag=args.id_tag,
+        call_timeout=args.call_timeout,
+        open_timeout=args.open_timeout,
+        meter_interval=args.meter_interval,
+    )
     return [Charger(identity, settings, stats) for identity in loadgen.identities(count)]
 
 
@@ -167,14 +229,17 @@ class Bench:
     def start_platform(self, *, worker: bool = True) -> tuple[servers.Proc, servers.Proc | None, str]:
         port = servers.free_port()
         env = {**self.env, "OCPI_BASE_URL": f"http://127.0.0.1:{port}"}
-        gateway, worker_proc = servers.platform_start(env=env, port=port, cpus=self.server_cpus,
-                                                      helper_cpus=self.helper_cpus, worker=worker)
+        gateway, worker_proc = servers.platform_start(
+            env=env, port=port, cpus=self.server_cpus, helper_cpus=self.helper_cpus, worker=worker
+        )
         self.commands[PLATFORM] = gateway.command
         if worker_proc is not None:
             self.commands["worker"] = worker_proc.command
         self.limits[PLATFORM] = gateway.open_files_limit()
-        log(f"platform gateway pid {gateway.popen.pid} on :{port}" + (
-            f", worker pid {worker_proc.popen.pid}" if worker_proc else ""))
+        log(
+            f"platform gateway pid {gateway.popen.pid} on :{port}"
+            + (f", worker pid {worker_proc.popen.pid}" if worker_proc else "")
+        )
         return gateway, worker_proc, f"ws://127.0.0.1:{port}/ocpp/"
 
     def start_bare(self) -> tuple[servers.Proc, None, str]:
@@ -199,10 +264,18 @@ class Bench:
         measure_into(fleet, stats)
         started = time.monotonic()
         took = await loadgen.ramp([c for c in fleet if not c.is_open], rate=rate, deadline=started + 600, retry=True)
-        phase = Phase(scenario, server, "connect", stats, seconds=took,
-                      notes={"booted": sum(c.is_open for c in fleet), "of": len(fleet), "all_booted_s": round(took, 1)})
-        log(f"{scenario}/{server}: {phase.notes['booted']}/{len(fleet)} connected in {took:.1f}s, "
-            f"errors {dict(stats.errors)}")
+        phase = Phase(
+            scenario,
+            server,
+            "connect",
+            stats,
+            seconds=took,
+            notes={"booted": sum(c.is_open for c in fleet), "of": len(fleet), "all_booted_s": round(took, 1)},
+        )
+        log(
+            f"{scenario}/{server}: {phase.notes['booted']}/{len(fleet)} connected in {took:.1f}s, "
+            f"errors {dict(stats.errors)}"
+        )
         return phase
 
     # -- t: throughput
@@ -240,13 +313,20 @@ class Bench:
         phase = meter.fill(Phase("throughput", server, name or f"{rate:g}/s", stats))
         start, end = result["window"]
         achieved = stats.received_between(start, end) / (end - start)
-        phase.notes.update(offered=rate, achieved=round(achieved, 1), received_in_window=round(achieved * (end - start)),
-                           calls_sent=result["calls_sent"],
-                           calls_unsent=result["calls_unsent"], held_end=sum(c.is_open for c in fleet))
+        phase.notes.update(
+            offered=rate,
+            achieved=round(achieved, 1),
+            received_in_window=round(achieved * (end - start)),
+            calls_sent=result["calls_sent"],
+            calls_unsent=result["calls_unsent"],
+            held_end=sum(c.is_open for c in fleet),
+        )
         s = stats.summary()
-        log(f"throughput/{server} {rate:g}/s: achieved {achieved:.0f}/s, p50 {s['p50_ms']} p99 {s['p99_ms']} ms, "
+        log(
+            f"throughput/{server} {rate:g}/s: achieved {achieved:.0f}/s, p50 {s['p50_ms']} p99 {s['p99_ms']} ms, "
             f"server {phase.cpu_s / phase.seconds:.2f} cores, errors {dict(stats.errors)}, unsent "
-            f"{result['calls_unsent']}")
+            f"{result['calls_unsent']}"
+        )
         return phase
 
     async def profiled(self, fleet, procs, rate: float, seconds: float) -> None:
@@ -257,8 +337,22 @@ class Bench:
             log("profile: py-spy not installed, skipped")
             return
         out = servers.VAR / "profile.txt"
-        command = [py_spy, "record", "--pid", str(procs[0].popen.pid), "--rate", "100", "--format", "raw", "--gil",
-                   "--nonblocking", "--duration", str(int(seconds)), "--output", str(out)]
+        command = [
+            py_spy,
+            "record",
+            "--pid",
+            str(procs[0].popen.pid),
+            "--rate",
+            "100",
+            "--format",
+            "raw",
+            "--gil",
+            "--nonblocking",
+            "--duration",
+            str(int(seconds)),
+            "--output",
+            str(out),
+        ]
         spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         await asyncio.sleep(1)
         phase = await self.offered(fleet, procs, PLATFORM, rate, seconds - 1, name=f"{rate:g}/s under py-spy")
@@ -288,33 +382,69 @@ class Bench:
                 measure_into(fleet, stats)
                 meter = Meter(proc, worker)
                 meter.start()
-                took = await loadgen.ramp(fleet, rate=args.ramp, deadline=time.monotonic() + args.chargers /
-                                          max(args.ramp, 1) + 120, retry=True)
+                took = await loadgen.ramp(
+                    fleet,
+                    rate=args.ramp,
+                    deadline=time.monotonic() + args.chargers / max(args.ramp, 1) + 120,
+                    retry=True,
+                )
                 meter.stop()
                 booted = sum(c.is_open for c in fleet)
-                self.phases.append(meter.fill(Phase("held", server, f"ramp {args.ramp:g}/s", stats, notes={
-                    "booted": booted, "of": len(fleet), "all_booted_s": round(took, 1) if booted == len(fleet) else None,
-                    "connect_p99_s": sec(percentile(sorted(stats.connect_times), 99)),
-                    "boot_p99_s": sec(percentile(sorted(stats.boot_times), 99))})))
+                self.phases.append(
+                    meter.fill(
+                        Phase(
+                            "held",
+                            server,
+                            f"ramp {args.ramp:g}/s",
+                            stats,
+                            notes={
+                                "booted": booted,
+                                "of": len(fleet),
+                                "all_booted_s": round(took, 1) if booted == len(fleet) else None,
+                                "connect_p99_s": sec(percentile(sorted(stats.connect_times), 99)),
+                                "boot_p99_s": sec(percentile(sorted(stats.boot_times), 99)),
+                            },
+                        )
+                    )
+                )
                 log(f"held/{server}: {booted}/{len(fleet)} booted in {took:.1f}s, errors {dict(stats.errors)}")
                 if held:
                     stats = Stats()
                     measure_into(fleet, stats)
                     meter.start()
-                    await loadgen.busy_hour(fleet, seconds=args.hold, heartbeat_interval=args.heartbeat,
-                                            charging_share=args.charging, session_seconds=args.session_seconds)
+                    await loadgen.busy_hour(
+                        fleet,
+                        seconds=args.hold,
+                        heartbeat_interval=args.heartbeat,
+                        charging_share=args.charging,
+                        session_seconds=args.session_seconds,
+                    )
                     meter.stop()
                     stats.connected_at_end = sum(c.is_open for c in fleet)
                     rss_held = proc.rss_mb()
-                    phase = meter.fill(Phase("held", server, f"hold {args.hold:g}s", stats, notes={
-                        "held_end": stats.connected_at_end, "of": len(fleet),
-                        "rss_before_mb": round(rss_before), "rss_held_mb": round(rss_held),
-                        "rss_kb_per_connection": round((rss_held - rss_before) * 1024 / max(stats.connected_at_end, 1),
-                                                       1)}))
+                    phase = meter.fill(
+                        Phase(
+                            "held",
+                            server,
+                            f"hold {args.hold:g}s",
+                            stats,
+                            notes={
+                                "held_end": stats.connected_at_end,
+                                "of": len(fleet),
+                                "rss_before_mb": round(rss_before),
+                                "rss_held_mb": round(rss_held),
+                                "rss_kb_per_connection": round(
+                                    (rss_held - rss_before) * 1024 / max(stats.connected_at_end, 1), 1
+                                ),
+                            },
+                        )
+                    )
                     self.phases.append(phase)
                     s = stats.summary()
-                    log(f"held/{server}: {stats.connected_at_end} held, {s['results']} CALLs, p99 {s['p99_ms']} ms, "
-                        f"errors {dict(stats.errors)}, RSS {rss_before:.0f} -> {rss_held:.0f} MB")
+                    log(
+                        f"held/{server}: {stats.connected_at_end} held, {s['results']} CALLs, p99 {s['p99_ms']} ms, "
+                        f"errors {dict(stats.errors)}, RSS {rss_before:.0f} -> {rss_held:.0f} MB"
+                    )
                 if storm:
                     await self.storm(fleet, server, proc, worker)
             finally:
@@ -337,14 +467,28 @@ class Bench:
         took = await loadgen.ramp(fleet, rate=0, deadline=time.monotonic() + args.storm_timeout, retry=True)
         meter.stop()
         booted = sum(c.is_open for c in fleet)
-        phase = meter.fill(Phase("storm", server, f"{len(fleet)} at t=0", stats, notes={
-            "booted": booted, "of": len(fleet), "all_booted_s": round(took, 1) if booted == len(fleet) else None,
-            "connect_p50_s": sec(percentile(sorted(stats.connect_times), 50)),
-            "connect_p99_s": sec(percentile(sorted(stats.connect_times), 99)),
-            "boot_p99_s": sec(percentile(sorted(stats.boot_times), 99)), "rss_mb": round(proc.rss_mb())}))
+        phase = meter.fill(
+            Phase(
+                "storm",
+                server,
+                f"{len(fleet)} at t=0",
+                stats,
+                notes={
+                    "booted": booted,
+                    "of": len(fleet),
+                    "all_booted_s": round(took, 1) if booted == len(fleet) else None,
+                    "connect_p50_s": sec(percentile(sorted(stats.connect_times), 50)),
+                    "connect_p99_s": sec(percentile(sorted(stats.connect_times), 99)),
+                    "boot_p99_s": sec(percentile(sorted(stats.boot_times), 99)),
+                    "rss_mb": round(proc.rss_mb()),
+                },
+            )
+        )
         self.phases.append(phase)
-        log(f"storm/{server}: {booted}/{len(fleet)} booted in {took:.1f}s, errors {dict(stats.errors)}, "
-            f"refusals {dict(stats.handshake_statuses)}")
+        log(
+            f"storm/{server}: {booted}/{len(fleet)} booted in {took:.1f}s, errors {dict(stats.errors)}, "
+            f"refusals {dict(stats.handshake_statuses)}"
+        )
 
     # -- e: end to end
     async def end_to_end(self) -> None:
@@ -477,18 +621,24 @@ class Bench:
         while True:
             records = await asyncio.to_thread(emsp.log, since)
             result = e2e_match(records, stops, starts, toggles)
-            if (result["cdr"]["n"] >= len(stops) and result["patch"]["n"] >= len(toggles)) or \
-                    time.monotonic() > deadline:
+            if (
+                result["cdr"]["n"] >= len(stops) and result["patch"]["n"] >= len(toggles)
+            ) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(2)
         await asyncio.wait(tasks, timeout=args.call_timeout + 5)
         sampler.cancel()
-        result["celery_queue"] = {"max": max(queue_depths, default=None), "at_window_end": depth_at_end,
-                                  "at_drain_end": queue_depths[-1] if queue_depths else None}
+        result["celery_queue"] = {
+            "max": max(queue_depths, default=None),
+            "at_window_end": depth_at_end,
+            "at_drain_end": queue_depths[-1] if queue_depths else None,
+        }
         phase = meter.fill(Phase("e2e", PLATFORM, f"{args.stops_per_s:g} stops/s", stats, notes=result))
         self.phases.append(phase)
-        log(f"e2e: CDRs {result['cdr']['n']}/{len(stops)} p99 {result['cdr']['p99_s']} s; PATCHes "
-            f"{result['patch']['n']}/{len(toggles)} p99 {result['patch']['p99_s']} s")
+        log(
+            f"e2e: CDRs {result['cdr']['n']}/{len(stops)} p99 {result['cdr']['p99_s']} s; PATCHes "
+            f"{result['patch']['n']}/{len(toggles)} p99 {result['patch']['p99_s']} s"
+        )
 
     async def run(self) -> None:
         scenarios = self.args.scenarios
@@ -539,8 +689,14 @@ def parse_time(value: str | None) -> float | None:
 
 def latency_summary(values: list[float], sent: int) -> dict:
     values = sorted(values)
-    return {"n": len(values), "of": sent, "p50_s": sec(percentile(values, 50)), "p95_s": sec(percentile(values, 95)),
-            "p99_s": sec(percentile(values, 99)), "max_s": sec(values[-1] if values else None)}
+    return {
+        "n": len(values),
+        "of": sent,
+        "p50_s": sec(percentile(values, 50)),
+        "p95_s": sec(percentile(values, 95)),
+        "p99_s": sec(percentile(values, 99)),
+        "max_s": sec(values[-1] if values else None),
+    }
 
 
 def e2e_match(records: list[dict], stops, starts, toggles) -> dict:
@@ -583,8 +739,11 @@ def e2e_match(records: list[dict], stops, starts, toggles) -> dict:
         if after:
             patch_delays.append(min(after) - t)
     return {
-        "cdr": {**latency_summary(cdr_delays, len(stops)), "unmatched": unmatched_cdrs,
-                "duplicates": sum(n - 1 for n in cdr_ids.values() if n > 1)},
+        "cdr": {
+            **latency_summary(cdr_delays, len(stops)),
+            "unmatched": unmatched_cdrs,
+            "duplicates": sum(n - 1 for n in cdr_ids.values() if n > 1),
+        },
         "session_put": latency_summary(put_delays, len(starts)),
         "patch": latency_summary(patch_delays, len(toggles)),
         "emsp_received": dict(Counter(f"{r['method']} {r['module']}" for r in records)),
@@ -594,19 +753,33 @@ def e2e_match(records: list[dict], stops, starts, toggles) -> dict:
 PROJECT_PACKAGES = ("cpo/", "ocpp_gateway/", "billing/", "ocpi_api/")
 # Where a sample's top frame is, by the path of its module: the first prefix that matches names the area.
 AREAS = (
-    ("django/db/", "Django ORM and database adapter"), ("psycopg", "Django ORM and database adapter"),
-    ("django/", "Django (other)"), ("ocpp/", "ocpp library (routing, dataclasses, validation)"),
+    ("django/db/", "Django ORM and database adapter"),
+    ("psycopg", "Django ORM and database adapter"),
+    ("django/", "Django (other)"),
+    ("ocpp/", "ocpp library (routing, dataclasses, validation)"),
     ("jsonschema", "ocpp library (routing, dataclasses, validation)"),
-    ("fastjsonschema", "schema validation (fastjsonschema)"), ("<string>", "schema validation (fastjsonschema)"),
-    ("channels_redis/", "channel layer (Redis)"), ("redis/", "channel layer (Redis)"), ("msgpack", "channel layer (Redis)"),
-    ("channels/", "Channels consumer machinery"), ("asgiref/", "asgiref sync/async thread hops"),
-    ("concurrent/futures", "thread pool hand-offs"), ("threading", "thread pool hand-offs"),
+    ("fastjsonschema", "schema validation (fastjsonschema)"),
+    ("<string>", "schema validation (fastjsonschema)"),
+    ("channels_redis/", "channel layer (Redis)"),
+    ("redis/", "channel layer (Redis)"),
+    ("msgpack", "channel layer (Redis)"),
+    ("channels/", "Channels consumer machinery"),
+    ("asgiref/", "asgiref sync/async thread hops"),
+    ("concurrent/futures", "thread pool hand-offs"),
+    ("threading", "thread pool hand-offs"),
     ("queue.py", "thread pool hand-offs"),
-    ("twisted/", "daphne/Twisted/autobahn websocket"), ("autobahn/", "daphne/Twisted/autobahn websocket"),
-    ("daphne/", "daphne/Twisted/autobahn websocket"), ("txaio/", "daphne/Twisted/autobahn websocket"),
-    ("asyncio/", "asyncio event loop"), ("selectors", "asyncio event loop"),
-    ("json/", "json encode/decode"), ("inspect", "inspect (signature lookups)"), ("copy", "copy/deepcopy"),
-    ("dataclasses", "dataclasses"), ("re/", "regular expressions"), ("logging/", "logging"),
+    ("twisted/", "daphne/Twisted/autobahn websocket"),
+    ("autobahn/", "daphne/Twisted/autobahn websocket"),
+    ("daphne/", "daphne/Twisted/autobahn websocket"),
+    ("txaio/", "daphne/Twisted/autobahn websocket"),
+    ("asyncio/", "asyncio event loop"),
+    ("selectors", "asyncio event loop"),
+    ("json/", "json encode/decode"),
+    ("inspect", "inspect (signature lookups)"),
+    ("copy", "copy/deepcopy"),
+    ("dataclasses", "dataclasses"),
+    ("re/", "regular expressions"),
+    ("logging/", "logging"),
     ("gc", "garbage collector"),
 )
 
@@ -643,8 +816,13 @@ def profile_summary(raw: str, *, calls: int, top: int = 25) -> dict:
     def rows(counter, limit=top):
         return [(name, round(100 * n / max(samples, 1), 1)) for name, n in counter.most_common(limit)]
 
-    return {"samples": samples, "calls": calls, "self": rows(self_counts), "total": rows(total_counts),
-            "areas": rows(areas, 30)}
+    return {
+        "samples": samples,
+        "calls": calls,
+        "self": rows(self_counts),
+        "total": rows(total_counts),
+        "areas": rows(areas, 30),
+    }
 
 
 def frame_name(frame: str) -> str:
@@ -717,36 +895,54 @@ def report(rows: list[dict], profile: dict | None) -> str:
 
     t_rows = [(key, v) for key, v in by.items() if key[0] == "throughput"]
     if t_rows:
-        out += ["### Throughput (realistic mix, open loop)", "",
-                "| offered CALL/s | platform: achieved | p50 ms | p99 ms | gateway cores | gateway CPU ms/CALL "
-                "| worker cores | errors | bare: achieved | p50 ms | p99 ms | cores | CPU ms/CALL | errors "
-                "| platform/bare: achieved | p99 | CPU/CALL | generator cores | load avg |",
-                "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|"]
+        out += [
+            "### Throughput (realistic mix, open loop)",
+            "",
+            "| offered CALL/s | platform: achieved | p50 ms | p99 ms | gateway cores | gateway CPU ms/CALL "
+            "| worker cores | errors | bare: achieved | p50 ms | p99 ms | cores | CPU ms/CALL | errors "
+            "| platform/bare: achieved | p99 | CPU/CALL | generator cores | load avg |",
+            "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|",
+        ]
         for (_, _name), v in t_rows:
             p, b = v.get(PLATFORM, MISSING), v.get(BARE, MISSING)
             worker_cores = p["worker_cpu_s"] / p["seconds"] if p.get("worker_cpu_s") is not None else None
             out.append(
-                f"| {fmt(p['offered'] or b['offered'])} | {fmt(p['achieved'])} | {fmt(p['p50_ms'])} | {fmt(p['p99_ms'])} "
+                f"| {fmt(p['offered'] or b['offered'])} | {fmt(p['achieved'])} | {fmt(p['p50_ms'])} "
+                f"| {fmt(p['p99_ms'])} "
                 f"| {fmt(cores(p))} | {fmt(cpu_ms_per_call(p))} | {fmt(worker_cores)} | {errors_text(p)} "
                 f"| {fmt(b['achieved'])} | {fmt(b['p50_ms'])} | {fmt(b['p99_ms'])} | {fmt(cores(b))} "
                 f"| {fmt(cpu_ms_per_call(b))} | {errors_text(b)} | {ratio(p['achieved'], b['achieved'])} "
                 f"| {ratio(p['p99_ms'], b['p99_ms'])} | {ratio(cpu_ms_per_call(p), cpu_ms_per_call(b))} "
                 f"| {fmt(gen_cores(p))} / {fmt(gen_cores(b))} | {fmt((p['load'] or [None])[0])} / "
-                f"{fmt((b['load'] or [None])[0])} |")
-        out += ["", "Achieved = CALLRESULTs received in the step's window / its length; CPU = the server process's "
-                "user+system time in the window (1.00 = one core); worker = the Celery worker and its children; "
-                "generator = this load generator (platform / bare; near 1.00 it is the limit, not the server); "
-                "load avg = the machine's 1-min load average at the step's start (platform / bare). A CALL due when "
-                "all chargers had one outstanding was not sent (OCPP-J: one at a time): "
-                + ", ".join(f"{fmt(v[s]['offered'])}/s {s} {v[s]['calls_unsent']}" for (_, _n), v in t_rows
-                            for s in (PLATFORM, BARE) if s in v and v[s]["calls_unsent"]) or "none.", ""]
+                f"{fmt((b['load'] or [None])[0])} |"
+            )
+        out += [
+            "",
+            "Achieved = CALLRESULTs received in the step's window / its length; CPU = the server process's "
+            "user+system time in the window (1.00 = one core); worker = the Celery worker and its children; "
+            "generator = this load generator (platform / bare; near 1.00 it is the limit, not the server); "
+            "load avg = the machine's 1-min load average at the step's start (platform / bare). A CALL due when "
+            "all chargers had one outstanding was not sent (OCPP-J: one at a time): "
+            + ", ".join(
+                f"{fmt(v[s]['offered'])}/s {s} {v[s]['calls_unsent']}"
+                for (_, _n), v in t_rows
+                for s in (PLATFORM, BARE)
+                if s in v and v[s]["calls_unsent"]
+            )
+            or "none.",
+            "",
+        ]
 
     held = [(key, v) for key, v in by.items() if key[0] == "held"]
     if held:
-        out += ["### Held (busy-hour mix)", "",
-                "| server | phase | connected / N | all booted s | boot p99 s | CALLs | CALL/s | p50 ms | p99 ms "
-                "| max ms | errors | server cores | generator cores | RSS before / held MB | KB per connection | load avg |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"]
+        out += [
+            "### Held (busy-hour mix)",
+            "",
+            "| server | phase | connected / N | all booted s | boot p99 s | CALLs | CALL/s | p50 ms | p99 ms "
+            "| max ms | errors | server cores | generator cores | RSS before / held MB | KB per connection "
+            "| load avg |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
+        ]
         for (_, name), v in held:
             for server in (PLATFORM, BARE):
                 r = v.get(server)
@@ -759,23 +955,29 @@ def report(rows: list[dict], profile: dict | None) -> str:
                     f"| {fmt(r.get('boot_p99_s'))} | {fmt(r['results'])} | {fmt(r['results'] / r['seconds'])} "
                     f"| {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | {fmt(r['max_ms'])} | {errors_text(r)} "
                     f"| {fmt(cores(r))} | {fmt(gen_cores(r))} | {rss} | {fmt(r.get('rss_kb_per_connection'))} "
-                    f"| {r['load'][0]} |")
+                    f"| {r['load'][0]} |"
+                )
             p, b = v.get(PLATFORM), v.get(BARE)
             if p and b:
-                out.append(f"| platform/bare | {name} | | {ratio(p.get('all_booted_s'), b.get('all_booted_s'))} "
-                           f"| {ratio(p.get('boot_p99_s'), b.get('boot_p99_s'))} | | | "
-                           f"{ratio(p['p50_ms'], b['p50_ms'])} | {ratio(p['p99_ms'], b['p99_ms'])} | | "
-                           f"| {ratio(cores(p), cores(b))} | | "
-                           f"| {ratio(p.get('rss_kb_per_connection'), b.get('rss_kb_per_connection'))} | |")
+                out.append(
+                    f"| platform/bare | {name} | | {ratio(p.get('all_booted_s'), b.get('all_booted_s'))} "
+                    f"| {ratio(p.get('boot_p99_s'), b.get('boot_p99_s'))} | | | "
+                    f"{ratio(p['p50_ms'], b['p50_ms'])} | {ratio(p['p99_ms'], b['p99_ms'])} | | "
+                    f"| {ratio(cores(p), cores(b))} | | "
+                    f"| {ratio(p.get('rss_kb_per_connection'), b.get('rss_kb_per_connection'))} | |"
+                )
         out += ["", "RSS per connection = (RSS at the end of the hold - RSS before the ramp) / chargers held.", ""]
 
     storm = [(key, v) for key, v in by.items() if key[0] == "storm"]
     if storm:
-        out += ["### Storm (every charger reconnects at t=0)", "",
-                "| server | chargers | booted | all booted s | connect p50 s | connect p99 s | boot p99 s | HTTP 5xx "
-                "| 503 with Retry-After | other refusals | handshake timeouts | handshake failures | dropped "
-                "| other errors | server cores | generator cores | RSS MB | load avg |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---|"]
+        out += [
+            "### Storm (every charger reconnects at t=0)",
+            "",
+            "| server | chargers | booted | all booted s | connect p50 s | connect p99 s | boot p99 s | HTTP 5xx "
+            "| 503 with Retry-After | other refusals | handshake timeouts | handshake failures | dropped "
+            "| other errors | server cores | generator cores | RSS MB | load avg |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---|",
+        ]
         for (_, name), v in storm:
             for server in (PLATFORM, BARE):
                 r = v.get(server)
@@ -794,44 +996,72 @@ def report(rows: list[dict], profile: dict | None) -> str:
                     f"| {fmt(r['connect_p50_s'])} | {fmt(r['connect_p99_s'])} | {fmt(r['boot_p99_s'])} | {fivexx} "
                     f"| {statuses.get('503 Retry-After', 0)} | {other_refusals} | {timeouts} | {failures} "
                     f"| {dropped} | {', '.join(f'{k} {n}' for k, n in errs.items()) or '0'} | {fmt(cores(r))} "
-                    f"| {fmt(gen_cores(r))} | {fmt(r['rss_mb'])} | {r['load'][0]} |")
+                    f"| {fmt(gen_cores(r))} | {fmt(r['rss_mb'])} | {r['load'][0]} |"
+                )
             p, b = v.get(PLATFORM), v.get(BARE)
             if p and b:
-                out.append(f"| platform/bare | | | {ratio(p.get('all_booted_s'), b.get('all_booted_s'))} "
-                           f"| {ratio(p['connect_p50_s'], b['connect_p50_s'])} "
-                           f"| {ratio(p['connect_p99_s'], b['connect_p99_s'])} "
-                           f"| {ratio(p['boot_p99_s'], b['boot_p99_s'])} | | | | | | | | | | | |")
-        out += ["", "Connect = from a charger's first attempt to its socket open (retries included); boot = to its "
-                "BootNotification and StatusNotifications answered. Handshake failures = reset or closed during "
-                "the handshake; dropped = closed by the server after it was open.", ""]
+                out.append(
+                    f"| platform/bare | | | {ratio(p.get('all_booted_s'), b.get('all_booted_s'))} "
+                    f"| {ratio(p['connect_p50_s'], b['connect_p50_s'])} "
+                    f"| {ratio(p['connect_p99_s'], b['connect_p99_s'])} "
+                    f"| {ratio(p['boot_p99_s'], b['boot_p99_s'])} | | | | | | | | | | | |"
+                )
+        out += [
+            "",
+            "Connect = from a charger's first attempt to its socket open (retries included); boot = to its "
+            "BootNotification and StatusNotifications answered. Handshake failures = reset or closed during "
+            "the handshake; dropped = closed by the server after it was open.",
+            "",
+        ]
 
     e2e = [r for r in rows if r["scenario"] == "e2e"]
     for r in e2e:
-        out += [f"### End to end ({r['phase']}, {fmt(r['results'])} CALLs from the chargers meanwhile, "
-                f"p99 {fmt(r['p99_ms'])} ms, errors {errors_text(r)}; gateway {fmt(cores(r))} cores, worker "
-                f"{fmt(r['worker_cpu_s'] / r['seconds'] if r.get('worker_cpu_s') is not None else None)} cores)", "",
-                "| what | sent | received | p50 s | p95 s | p99 s | max s | target |", "|---|---:|---:|---:|---:|---:|---:|---|"]
-        for key, label, target in (("cdr", "StopTransaction -> CDR POST at the EMSP", f"p99 < {TARGETS['cdr_p99_s']} s"),
-                                   ("patch", "StatusNotification -> EVSE PATCH at the EMSP",
-                                    f"p99 < {TARGETS['patch_p99_s']} s"),
-                                   ("session_put", "StartTransaction -> Session PUT at the EMSP", "")):
+        out += [
+            f"### End to end ({r['phase']}, {fmt(r['results'])} CALLs from the chargers meanwhile, "
+            f"p99 {fmt(r['p99_ms'])} ms, errors {errors_text(r)}; gateway {fmt(cores(r))} cores, worker "
+            f"{fmt(r['worker_cpu_s'] / r['seconds'] if r.get('worker_cpu_s') is not None else None)} cores)",
+            "",
+            "| what | sent | received | p50 s | p95 s | p99 s | max s | target |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for key, label, target in (
+            ("cdr", "StopTransaction -> CDR POST at the EMSP", f"p99 < {TARGETS['cdr_p99_s']} s"),
+            ("patch", "StatusNotification -> EVSE PATCH at the EMSP", f"p99 < {TARGETS['patch_p99_s']} s"),
+            ("session_put", "StartTransaction -> Session PUT at the EMSP", ""),
+        ):
             x = r[key]
-            out.append(f"| {label} | {fmt(x['of'])} | {fmt(x['n'])} | {fmt(x['p50_s'])} | {fmt(x['p95_s'])} "
-                       f"| {fmt(x['p99_s'])} | {fmt(x['max_s'])} | {target} |")
+            out.append(
+                f"| {label} | {fmt(x['of'])} | {fmt(x['n'])} | {fmt(x['p50_s'])} | {fmt(x['p95_s'])} "
+                f"| {fmt(x['p99_s'])} | {fmt(x['max_s'])} | {target} |"
+            )
         q = r.get("celery_queue") or {}
-        out += ["", f"Celery queue depth (tasks waiting in Redis, sampled each second): max {fmt(q.get('max'))}, "
-                f"{fmt(q.get('at_window_end'))} when the stops ended, {fmt(q.get('at_drain_end'))} after the wait "
-                f"for the EMSP."]
-        out += ["", f"CDRs not matched to a measured stop (stops after the window): {r['cdr']['unmatched']}, duplicate CDR ids: {r['cdr']['duplicates']}; "
-                f"the EMSP received: {r['emsp_received']}", ""]
+        out += [
+            "",
+            f"Celery queue depth (tasks waiting in Redis, sampled each second): max {fmt(q.get('max'))}, "
+            f"{fmt(q.get('at_window_end'))} when the stops ended, {fmt(q.get('at_drain_end'))} after the wait "
+            f"for the EMSP.",
+        ]
+        out += [
+            "",
+            f"CDRs not matched to a measured stop (stops after the window): {r['cdr']['unmatched']}, "
+            f"duplicate CDR ids: {r['cdr']['duplicates']}; "
+            f"the EMSP received: {r['emsp_received']}",
+            "",
+        ]
 
     out += targets(rows)
-    out += ["### Per action (CALL -> CALLRESULT)", "", "| scenario | server | phase | action | n | p50 ms | p99 ms | max ms |",
-            "|---|---|---|---|---:|---:|---:|---:|"]
+    out += [
+        "### Per action (CALL -> CALLRESULT)",
+        "",
+        "| scenario | server | phase | action | n | p50 ms | p99 ms | max ms |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
     for r in rows:
         for action, a in r["actions"].items():
-            out.append(f"| {r['scenario']} | {r['server']} | {r['phase']} | {action} | {a['n']} | {a['p50_ms']} "
-                       f"| {a['p99_ms']} | {a['max_ms']} |")
+            out.append(
+                f"| {r['scenario']} | {r['server']} | {r['phase']} | {action} | {a['n']} | {a['p50_ms']} "
+                f"| {a['p99_ms']} | {a['max_ms']} |"
+            )
     samples = [(r["scenario"], r["server"], r["phase"], k, v) for r in rows for k, v in r["error_samples"].items()]
     if samples:
         out += ["", "First error of each kind:", ""] + [f"- {a}/{s}/{p} {k}: `{v}`" for a, s, p, k, v in samples]
@@ -840,12 +1070,19 @@ def report(rows: list[dict], profile: dict | None) -> str:
         if "error" in profile:
             out.append(profile["error"])
         else:
-            out += [f"`{profile['command']}`: {profile['samples']} samples of the thread holding the GIL "
-                    f"(100 per second) during {profile['calls']} CALLs.", "",
-                    "| % of samples | area (package of the function on top of the stack) |", "|---:|---|"]
+            out += [
+                f"`{profile['command']}`: {profile['samples']} samples of the thread holding the GIL "
+                f"(100 per second) during {profile['calls']} CALLs.",
+                "",
+                "| % of samples | area (package of the function on top of the stack) |",
+                "|---:|---|",
+            ]
             out += [f"| {pct} | {name} |" for name, pct in profile["areas"]]
-            out += ["", "| self % | function on top of the stack | | inclusive % | project function anywhere on the "
-                    "stack |", "|---:|---|---|---:|---|"]
+            out += [
+                "",
+                "| self % | function on top of the stack | | inclusive % | project function anywhere on the stack |",
+                "|---:|---|---|---:|---|",
+            ]
             total = profile["total"] + [("", "")] * max(0, len(profile["self"]) - len(profile["total"]))
             for (s_name, s_pct), (t_name, t_pct) in zip(profile["self"], total):
                 out.append(f"| {s_pct} | `{s_name}` | | {t_pct} | {f'`{t_name}`' if t_name else ''} |")
@@ -859,8 +1096,11 @@ def targets(rows: list[dict]) -> list[str]:
     bare = {r["offered"]: r for r in rows if r["scenario"] == "throughput" and r["server"] == BARE}
 
     def sustained(table):
-        ok = [rate for rate, r in table.items() if r["achieved"] >= 0.97 * rate and (r["p99_ms"] or 1e9) < 100
-              and not r["errors"]]
+        ok = [
+            rate
+            for rate, r in table.items()
+            if r["achieved"] >= 0.97 * rate and (r["p99_ms"] or 1e9) < 100 and not r["errors"]
+        ]
         return max(ok, default=0)
 
     if thr:
@@ -868,33 +1108,49 @@ def targets(rows: list[dict]) -> list[str]:
         at = thr.get(best)
         cpu = cpu_ms_per_call(at) if at else None
         verdict = "met" if best >= TARGETS["throughput_calls"] and best >= best_bare else "missed"
-        out.append(f"| throughput >= 1,000 CALL/s at p99 < 100 ms, at least the bare library's | platform "
-                   f"{best:,} CALL/s, bare {best_bare:,} (highest step achieved at p99 < 100 ms, no errors) | {verdict} |")
+        out.append(
+            f"| throughput >= 1,000 CALL/s at p99 < 100 ms, at least the bare library's | platform "
+            f"{best:,} CALL/s, bare {best_bare:,} (highest step achieved at p99 < 100 ms, no errors) | {verdict} |"
+        )
         worst = max((cpu_ms_per_call(r) or 0 for r in thr.values()), default=None)
-        out.append(f"| gateway CPU per CALL <= 1 ms | {fmt(cpu)} ms at {best:,}/s (worst step {fmt(worst)} ms) "
-                   f"| {'met' if cpu is not None and cpu <= TARGETS['cpu_ms_per_call'] else 'missed'} |")
+        out.append(
+            f"| gateway CPU per CALL <= 1 ms | {fmt(cpu)} ms at {best:,}/s (worst step {fmt(worst)} ms) "
+            f"| {'met' if cpu is not None and cpu <= TARGETS['cpu_ms_per_call'] else 'missed'} |"
+        )
     hold = [r for r in rows if r["scenario"] == "held" and r["server"] == PLATFORM and "rss_held_mb" in r]
     for r in hold:
         ok = r["held_end"] == r["of"] and (r["p99_ms"] or 1e9) < 100 and not r["errors"]
-        out.append(f"| {r['of']:,} held at p99 < 100 ms (busy hour), no errors | {r['held_end']:,} held, p99 "
-                   f"{fmt(r['p99_ms'])} ms, errors {errors_text(r)} | {'met' if ok else 'missed'} |")
+        out.append(
+            f"| {r['of']:,} held at p99 < 100 ms (busy hour), no errors | {r['held_end']:,} held, p99 "
+            f"{fmt(r['p99_ms'])} ms, errors {errors_text(r)} | {'met' if ok else 'missed'} |"
+        )
         kb = r["rss_kb_per_connection"]
         out.append(f"| <= 50 KB RSS per connection | {fmt(kb)} KB | {'met' if kb <= TARGETS['rss_kb'] else 'missed'} |")
     for r in (r for r in rows if r["scenario"] == "storm" and r["server"] == PLATFORM):
         errs = r["errors_by_kind"]
-        ok = (r["all_booted_s"] is not None and r["all_booted_s"] < 60 and not errs.get("http_5xx")
-              and not errs.get("dropped"))
-        out.append(f"| storm: {r['of']:,} all booted < 60 s, zero 5xx, zero dropped | booted {r['booted']:,} "
-                   f"in {fmt(r['all_booted_s'])} s, 5xx {errs.get('http_5xx', 0)}, dropped {errs.get('dropped', 0)} "
-                   f"| {'met' if ok else 'missed'} |")
+        ok = (
+            r["all_booted_s"] is not None
+            and r["all_booted_s"] < 60
+            and not errs.get("http_5xx")
+            and not errs.get("dropped")
+        )
+        out.append(
+            f"| storm: {r['of']:,} all booted < 60 s, zero 5xx, zero dropped | booted {r['booted']:,} "
+            f"in {fmt(r['all_booted_s'])} s, 5xx {errs.get('http_5xx', 0)}, dropped {errs.get('dropped', 0)} "
+            f"| {'met' if ok else 'missed'} |"
+        )
     for r in (r for r in rows if r["scenario"] == "e2e"):
         c, p = r["cdr"], r["patch"]
         ok_c = c["p99_s"] is not None and c["p99_s"] < 2 and c["n"] == c["of"]
         ok_p = p["p99_s"] is not None and p["p99_s"] < 5 and p["n"] == p["of"]
-        out.append(f"| StopTransaction -> CDR p99 < 2 s at {r['phase']} | p99 {fmt(c['p99_s'])} s, {c['n']}/{c['of']} "
-                   f"received | {'met' if ok_c else 'missed'} |")
-        out.append(f"| EVSE status -> PATCH p99 < 5 s | p99 {fmt(p['p99_s'])} s, {p['n']}/{p['of']} received "
-                   f"| {'met' if ok_p else 'missed'} |")
+        out.append(
+            f"| StopTransaction -> CDR p99 < 2 s at {r['phase']} | p99 {fmt(c['p99_s'])} s, {c['n']}/{c['of']} "
+            f"received | {'met' if ok_c else 'missed'} |"
+        )
+        out.append(
+            f"| EVSE status -> PATCH p99 < 5 s | p99 {fmt(p['p99_s'])} s, {p['n']}/{p['of']} received "
+            f"| {'met' if ok_p else 'missed'} |"
+        )
     return out + [""]
 
 
@@ -907,16 +1163,21 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {psutil.cpu_count()} logical CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-            f"{platform_module.system()} {platform_module.release()}, Python {platform_module.python_version()}")
+    return (
+        f"{cpu}, {psutil.cpu_count()} logical CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+        f"{platform_module.system()} {platform_module.release()}, Python {platform_module.python_version()}"
+    )
 
 
 def source_revision() -> str:
     def git(*a: str) -> str:
         return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
-    dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
-             if not line[3:].startswith("bench/")]
+    dirty = [
+        line[3:]
+        for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+        if not line[3:].startswith("bench/")
+    ]
     return git("rev-parse", "--short", "HEAD") + (f" + uncommitted changes in {len(dirty)} files" if dirty else "")
 
 
@@ -926,13 +1187,17 @@ def default_db_name() -> str:
 
 
 def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: small fleet, short phases (~2 min)")
     parser.add_argument("--scenarios", default="thse", help="any of t (throughput), h (held), s (storm), e (e2e)")
     full = PRESETS["full"]
-    group = parser.add_argument_group("scale (defaults: the full run; --quick: " + ", ".join(
-        f"{k}={v}" for k, v in PRESETS["quick"].items()) + ")")
+    group = parser.add_argument_group(
+        "scale (defaults: the full run; --quick: " + ", ".join(f"{k}={v}" for k, v in PRESETS["quick"].items()) + ")"
+    )
     group.add_argument("--chargers", type=int, help=f"held and storm fleet N ({full['chargers']})")
     group.add_argument("--fleet", type=int, help=f"throughput fleet ({full['fleet']})")
     group.add_argument("--steps", help=f"throughput: offered CALL/s, comma-separated ({full['steps']})")
@@ -949,19 +1214,25 @@ def arguments() -> argparse.Namespace:
     group.add_argument("--e2e-seconds", type=float, help=f"e2e: measured seconds ({full['e2e_seconds']})")
     group.add_argument("--status-per-s", type=float, help=f"e2e: status changes per second ({full['status_per_s']})")
     group.add_argument("--e2e-drain", type=float, help=f"e2e: seconds to wait for late CDRs ({full['e2e_drain']})")
-    group.add_argument("--profile-rate", type=float, help=f"py-spy the platform at this CALL/s, 0: off "
-                                                          f"({full['profile_rate']})")
+    group.add_argument(
+        "--profile-rate", type=float, help=f"py-spy the platform at this CALL/s, 0: off ({full['profile_rate']})"
+    )
     group.add_argument("--profile-seconds", type=float, help=f"py-spy duration ({full['profile_seconds']})")
     parser.add_argument("--e2e-meter-interval", type=float, default=10, help="e2e: MeterValues interval")
     parser.add_argument("--call-timeout", type=float, default=30, help="a charger's wait for a CALLRESULT")
     parser.add_argument("--open-timeout", type=float, default=30, help="a charger's wait for the handshake")
     parser.add_argument("--id-tag", default="BENCH-TAG")
-    parser.add_argument("--db-name", default=default_db_name(),
-                        help="dropped and recreated; must contain 'bench' (default: DATABASE_URL's database when "
-                             "its name does, else cpo_bench)")
-    parser.add_argument("--prefix", default=os.environ.get("CHANNEL_LAYER_PREFIX", "bench"),
-                        help="channel-layer prefix and Celery queue name of the run (Redis keys under it are "
-                             "deleted at the start)")
+    parser.add_argument(
+        "--db-name",
+        default=default_db_name(),
+        help="dropped and recreated; must contain 'bench' (default: DATABASE_URL's database when "
+        "its name does, else cpo_bench)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default=os.environ.get("CHANNEL_LAYER_PREFIX", "bench"),
+        help="channel-layer prefix and Celery queue name of the run (Redis keys under it are deleted at the start)",
+    )
     parser.add_argument("--servers", default="bare,platform", help="which servers to measure (bare, platform)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument("--json", type=Path, help="also write every measured phase here")
@@ -995,9 +1266,13 @@ def main() -> None:
     t0 = time.monotonic()
     servers.database_recreate(database_url)
     deleted = servers.redis_keys_delete(redis_url, [args.prefix])
-    servers.django_setup({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY",
-                                              "CHANNEL_LAYER_PREFIX", "CELERY_QUEUE")}
-                         | {"DJANGO_SETTINGS_MODULE": "cpo.settings"})
+    servers.django_setup(
+        {
+            k: env[k]
+            for k in ("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "CHANNEL_LAYER_PREFIX", "CELERY_QUEUE")
+        }
+        | {"DJANGO_SETTINGS_MODULE": "cpo.settings"}
+    )
     from django.core.management import call_command
     from django.db import connections
 
@@ -1006,9 +1281,11 @@ def main() -> None:
     stations = max(args.chargers if {"h", "s"} & set(args.scenarios) else 0, args.fleet, args.e2e_chargers)
     servers.stations_create(count=stations, connectors=2, id_tag=args.id_tag)
     connections.close_all()
-    log(f"database {args.db_name}: migrated, {stations} stations, in {time.monotonic() - t0:.1f}s "
+    log(
+        f"database {args.db_name}: migrated, {stations} stations, in {time.monotonic() - t0:.1f}s "
         f"({deleted} Redis keys of an earlier run deleted); open-files limit {fd_limit}; server CPUs "
-        f"{server_cpus or 'any'}, generator and helpers on {sorted(helper_cpus) if helper_cpus else 'any'}")
+        f"{server_cpus or 'any'}, generator and helpers on {sorted(helper_cpus) if helper_cpus else 'any'}"
+    )
 
     bench = Bench(args, env)
     try:
@@ -1022,20 +1299,37 @@ def main() -> None:
     print(f"command: {command}")
     print(f"machine: {machine()}")
     print(f"source: {source_revision()}")
-    print(f"load average (1/5/15 min): {' '.join(f'{x:.2f}' for x in load_start)} at start, "
-          f"{' '.join(f'{x:.2f}' for x in load_end)} at end")
-    print(f"pinning: servers on CPU {server_cpus or 'any'}; generator, worker and EMSP on "
-          f"{sorted(helper_cpus) if helper_cpus else 'any'}; PostgreSQL and Redis unpinned")
+    print(
+        f"load average (1/5/15 min): {' '.join(f'{x:.2f}' for x in load_start)} at start, "
+        f"{' '.join(f'{x:.2f}' for x in load_end)} at end"
+    )
+    print(
+        f"pinning: servers on CPU {server_cpus or 'any'}; generator, worker and EMSP on "
+        f"{sorted(helper_cpus) if helper_cpus else 'any'}; PostgreSQL and Redis unpinned"
+    )
     for name, cmd in bench.commands.items():
         print(f"{name}: `{' '.join(cmd)}` (open-files limit {bench.limits.get(name, '-')})")
-    print(f"platform environment: DEBUG=0, SECURE_SSL_REDIRECT=0, database {args.db_name}, Redis {redis_url}, "
-          f"prefix {args.prefix}; everything else the settings' defaults")
+    print(
+        f"platform environment: DEBUG=0, SECURE_SSL_REDIRECT=0, database {args.db_name}, Redis {redis_url}, "
+        f"prefix {args.prefix}; everything else the settings' defaults"
+    )
     print()
     print(report(rows, bench.profile))
     if args.json:
-        args.json.write_text(json.dumps({"date": started.isoformat(), "command": command, "machine": machine(),
-                                         "load": [load_start, load_end], "rows": rows, "profile": bench.profile},
-                                        indent=1, default=str))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "date": started.isoformat(),
+                    "command": command,
+                    "machine": machine(),
+                    "load": [load_start, load_end],
+                    "rows": rows,
+                    "profile": bench.profile,
+                },
+                indent=1,
+                default=str,
+            )
+        )
 
 
 if __name__ == "__main__":

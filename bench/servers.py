@@ -31,9 +31,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import psutil
-
 import loadgen
+import psutil
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -53,8 +52,13 @@ def make_run_commands(*, port: int, host: str = "127.0.0.1", makefile: Path = RO
         raise SystemExit("no `run:` recipe in the Makefile")
     recipe = match.group(1).replace("\\\n", " ")
     recipe = "\n".join(line.lstrip("\t").lstrip("@") for line in recipe.splitlines())
-    substitutions = {"$(VENV)/bin/": f"{BIN}/", "$(PY)": sys.executable, "$(PORT)": str(port), "$(HOST)": host,
-                     "$$": "$"}
+    substitutions = {
+        "$(VENV)/bin/": f"{BIN}/",
+        "$(PY)": sys.executable,
+        "$(PORT)": str(port),
+        "$(HOST)": host,
+        "$$": "$",
+    }
     for name, value in substitutions.items():
         recipe = recipe.replace(name, value)
     lexer = shlex.shlex(recipe, posix=True, punctuation_chars=True)
@@ -69,11 +73,13 @@ def make_run_commands(*, port: int, host: str = "127.0.0.1", makefile: Path = RO
         end = index
         while end + 1 < len(tokens) and tokens[end + 1] not in separators:
             end += 1
-        return tokens[start:end + 1]
+        return tokens[start : end + 1]
 
     gateway = next((command_around(i) for i, t in enumerate(tokens) if t.endswith("asgi:application")), None)
-    worker = next((command_around(i) for i, t in enumerate(tokens)
-                   if t.endswith("/celery") and "worker" in tokens[i:i + 6]), None)
+    worker = next(
+        (command_around(i) for i, t in enumerate(tokens) if t.endswith("/celery") and "worker" in tokens[i : i + 6]),
+        None,
+    )
     if gateway is None:
         raise SystemExit("the Makefile's run recipe serves no `...asgi:application`")
     return {"gateway": gateway, "worker": worker}
@@ -135,24 +141,45 @@ def stations_create(*, count: int, connectors: int, id_tag: str) -> None:
     names = loadgen.identities(count)
     with transaction.atomic():
         locations = [
-            Location(id=f"BENCH-LOC-{i:05d}", name=f"Bench Plaza {i}", address=f"Benchstraat {i}", city="Utrecht",
-                     postal_code="3511AA", country="NLD", latitude=Decimal("52.090737"),
-                     longitude=Decimal("5.121420"))
+            Location(
+                id=f"BENCH-LOC-{i:05d}",
+                name=f"Bench Plaza {i}",
+                address=f"Benchstraat {i}",
+                city="Utrecht",
+                postal_code="3511AA",
+                country="NLD",
+                latitude=Decimal("52.090737"),
+                longitude=Decimal("5.121420"),
+            )
             for i in range(1, (count + STATIONS_PER_LOCATION - 1) // STATIONS_PER_LOCATION + 1)
         ]
         Location.objects.bulk_create(locations, batch_size=1000)
         ChargingStation.objects.bulk_create(
-            [ChargingStation(identity=name, secret_hash=station_secret_hash(loadgen.secret_for(name)),
-                             location_id=locations[i // STATIONS_PER_LOCATION].id)
-             for i, name in enumerate(names)],
+            [
+                ChargingStation(
+                    identity=name,
+                    secret_hash=station_secret_hash(loadgen.secret_for(name)),
+                    location_id=locations[i // STATIONS_PER_LOCATION].id,
+                )
+                for i, name in enumerate(names)
+            ],
             batch_size=1000,
         )
         stations = ChargingStation.objects.filter(identity__in=names).only("pk", "identity", "location_id")
         EVSE.objects.bulk_create(
-            [EVSE(uid=f"{s.identity}-{n}", location_id=s.location_id, station=s, ocpp_evse_id=n,
-                  evse_id=f"{settings.OCPI_COUNTRY_CODE}*{settings.OCPI_PARTY_ID}*E{s.identity}*{n}".replace("-", ""),
-                  capabilities=["REMOTE_START_STOP_CAPABLE", "RFID_READER"], physical_reference=str(n))
-             for s in stations for n in range(1, connectors + 1)],
+            [
+                EVSE(
+                    uid=f"{s.identity}-{n}",
+                    location_id=s.location_id,
+                    station=s,
+                    ocpp_evse_id=n,
+                    evse_id=f"{settings.OCPI_COUNTRY_CODE}*{settings.OCPI_PARTY_ID}*E{s.identity}*{n}".replace("-", ""),
+                    capabilities=["REMOTE_START_STOP_CAPABLE", "RFID_READER"],
+                    physical_reference=str(n),
+                )
+                for s in stations
+                for n in range(1, connectors + 1)
+            ],
             batch_size=1000,
         )
         evse_pks = EVSE.objects.filter(station__identity__in=names).values_list("pk", flat=True)
@@ -176,14 +203,24 @@ def tariff_create() -> str | None:
     try:
         from billing.models import Tariff
 
-        tariff = Tariff(id="BENCH-AC", country_code=settings.OCPI_COUNTRY_CODE, party_id=settings.OCPI_PARTY_ID,
-                        currency="EUR", elements=[{"price_components": [
-                            {"type": "FLAT", "price": Decimal("1.00"), "vat": Decimal("21.0"), "step_size": 1},
-                            {"type": "ENERGY", "price": Decimal("0.35"), "vat": Decimal("21.0"), "step_size": 1}]}])
+        tariff = Tariff(
+            id="BENCH-AC",
+            country_code=settings.OCPI_COUNTRY_CODE,
+            party_id=settings.OCPI_PARTY_ID,
+            currency="EUR",
+            elements=[
+                {
+                    "price_components": [
+                        {"type": "FLAT", "price": Decimal("1.00"), "vat": Decimal("21.0"), "step_size": 1},
+                        {"type": "ENERGY", "price": Decimal("0.35"), "vat": Decimal("21.0"), "step_size": 1},
+                    ]
+                }
+            ],
+        )
         tariff.full_clean()
         tariff.save()
         return tariff.id
-    except Exception as exc:  # noqa: BLE001 - any change of billing's model: run on without a tariff
+    except Exception as exc:
         print(f"no tariff created ({type(exc).__name__}: {exc}); CDRs will be free of charge", flush=True)
         return None
 
@@ -261,8 +298,16 @@ class Proc:
             self.popen.wait(5)
 
 
-def spawn(name: str, command: list[str], *, env: dict, cpus: list[str] | None, cwd: Path = ROOT,
-          port: int | None = None, stdout=None) -> Proc:
+def spawn(
+    name: str,
+    command: list[str],
+    *,
+    env: dict,
+    cpus: list[str] | None,
+    cwd: Path = ROOT,
+    port: int | None = None,
+    stdout=None,
+) -> Proc:
     VAR.mkdir(parents=True, exist_ok=True)
     log_path = VAR / f"{name}.log"
     full = (["taskset", "-c", ",".join(cpus)] if cpus else []) + command
@@ -289,15 +334,22 @@ def platform_env(*, database_url: str, redis_url: str, prefix: str, port: int) -
     proxy (no SSL redirect), OCPI URLs on our port. LOG_LEVEL and everything else: the settings' defaults."""
     env = os.environ.copy()
     env.update(
-        DEBUG="0", SECRET_KEY="bench-" + "k" * 50, SECURE_SSL_REDIRECT="0", DATABASE_URL=database_url,
-        REDIS_URL=redis_url, CHANNEL_LAYER_PREFIX=prefix, CELERY_QUEUE=f"{prefix}-celery",
-        OCPI_BASE_URL=f"http://127.0.0.1:{port}", PYTHONPATH=str(ROOT),
+        DEBUG="0",
+        SECRET_KEY="bench-" + "k" * 50,
+        SECURE_SSL_REDIRECT="0",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        CHANNEL_LAYER_PREFIX=prefix,
+        CELERY_QUEUE=f"{prefix}-celery",
+        OCPI_BASE_URL=f"http://127.0.0.1:{port}",
+        PYTHONPATH=str(ROOT),
     )
     return env
 
 
-def platform_start(*, env: dict, port: int, cpus: list[str] | None, helper_cpus: set[int] | None,
-                   worker: bool, name: str = "platform") -> tuple[Proc, Proc | None]:
+def platform_start(
+    *, env: dict, port: int, cpus: list[str] | None, helper_cpus: set[int] | None, worker: bool, name: str = "platform"
+) -> tuple[Proc, Proc | None]:
     """The gateway (make run's daphne command) on `cpus`, and make run's Celery worker on the helpers' CPUs."""
     commands = make_run_commands(port=port)
     helpers = [str(c) for c in sorted(helper_cpus)] if helper_cpus else None
@@ -312,8 +364,13 @@ def platform_start(*, env: dict, port: int, cpus: list[str] | None, helper_cpus:
 
 
 def bare_start(*, port: int, cpus: list[str] | None, gc_freeze: int = 500) -> Proc:
-    proc = spawn("bare", [sys.executable, str(BENCH / "bare.py"), "--port", str(port), "--gc-freeze", str(gc_freeze)],
-                 env=os.environ.copy(), cpus=cpus, port=port)
+    proc = spawn(
+        "bare",
+        [sys.executable, str(BENCH / "bare.py"), "--port", str(port), "--gc-freeze", str(gc_freeze)],
+        env=os.environ.copy(),
+        cpus=cpus,
+        port=port,
+    )
     wait_listening(proc, port)
     return proc
 
@@ -331,13 +388,25 @@ class Emsp:
         return httpx.get(f"{self.url}/bench/log", params={"since": since}, timeout=30).json()["records"]
 
 
-
 def emsp_start(*, cpus: set[int] | None) -> Emsp:
     token_b = secrets.token_urlsafe(24)
-    command = [sys.executable, str(BENCH / "emsp.py"), "--token", token_b, "--country-code", EMSP_COUNTRY,
-               "--party-id", EMSP_PARTY]
-    proc = spawn("emsp", command, env=os.environ.copy(), cpus=[str(c) for c in sorted(cpus)] if cpus else None,
-                 stdout=subprocess.PIPE)
+    command = [
+        sys.executable,
+        str(BENCH / "emsp.py"),
+        "--token",
+        token_b,
+        "--country-code",
+        EMSP_COUNTRY,
+        "--party-id",
+        EMSP_PARTY,
+    ]
+    proc = spawn(
+        "emsp",
+        command,
+        env=os.environ.copy(),
+        cpus=[str(c) for c in sorted(cpus)] if cpus else None,
+        stdout=subprocess.PIPE,
+    )
     line = proc.popen.stdout.readline()
     port = json.loads(line)["port"]
     proc.port = port
@@ -352,8 +421,23 @@ def emsp_register(*, emsp: Emsp, platform_url: str, env: dict) -> None:
     """The platform invites the EMSP (`manage.py ocpi_invite`, which prints token A), the EMSP registers with the
     credentials handshake over HTTP (GET versions and details with token A, POST its credentials with token B),
     and keeps the token C it is given."""
-    out = subprocess.run([sys.executable, "manage.py", "ocpi_invite", "--country-code", EMSP_COUNTRY, "--party-id",
-                          EMSP_PARTY, "--name", "Bench EMSP"], cwd=ROOT, env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "ocpi_invite",
+            "--country-code",
+            EMSP_COUNTRY,
+            "--party-id",
+            EMSP_PARTY,
+            "--name",
+            "Bench EMSP",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     match = re.search(r"token A:\s*(\S+)", out.stdout)
     if out.returncode != 0 or not match:
         raise SystemExit(f"ocpi_invite failed:\n{out.stdout}\n{out.stderr}")
@@ -364,12 +448,24 @@ def emsp_register(*, emsp: Emsp, platform_url: str, env: dict) -> None:
         endpoints = client.get(details_url, headers=headers).json()["data"]["endpoints"]
         url_of = {(e["identifier"], e.get("role")): e["url"] for e in endpoints}
         credentials = {
-            "token": emsp.token_b, "url": f"{emsp.url}/ocpi/versions",
-            "roles": [{"role": "EMSP", "party_id": EMSP_PARTY, "country_code": EMSP_COUNTRY,
-                       "business_details": {"name": "Bench EMSP"}}],
+            "token": emsp.token_b,
+            "url": f"{emsp.url}/ocpi/versions",
+            "roles": [
+                {
+                    "role": "EMSP",
+                    "party_id": EMSP_PARTY,
+                    "country_code": EMSP_COUNTRY,
+                    "business_details": {"name": "Bench EMSP"},
+                }
+            ],
         }
-        answer = client.post(url_of[("credentials", "SENDER")] if ("credentials", "SENDER") in url_of else next(
-            u for (i, _), u in url_of.items() if i == "credentials"), headers=headers, json=credentials)
+        answer = client.post(
+            url_of[("credentials", "SENDER")]
+            if ("credentials", "SENDER") in url_of
+            else next(u for (i, _), u in url_of.items() if i == "credentials"),
+            headers=headers,
+            json=credentials,
+        )
     body = answer.json()
     if answer.status_code != 200 or body.get("status_code") != 1000:
         raise SystemExit(f"credentials handshake failed: HTTP {answer.status_code} {body}")
@@ -384,9 +480,17 @@ def emsp_tokens_push(*, emsp: Emsp, uids: list[str], threads: int = 8) -> None:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def put(client: httpx.Client, uid: str) -> None:
-        body = {"country_code": EMSP_COUNTRY, "party_id": EMSP_PARTY, "uid": uid, "type": "RFID",
-                "contract_id": f"NL-BEN-{uid}"[:36], "issuer": "Bench EMSP", "valid": True, "whitelist": "ALWAYS",
-                "last_updated": now}
+        body = {
+            "country_code": EMSP_COUNTRY,
+            "party_id": EMSP_PARTY,
+            "uid": uid,
+            "type": "RFID",
+            "contract_id": f"NL-BEN-{uid}"[:36],
+            "issuer": "Bench EMSP",
+            "valid": True,
+            "whitelist": "ALWAYS",
+            "last_updated": now,
+        }
         response = client.put(f"{emsp.tokens_url}/{EMSP_COUNTRY}/{EMSP_PARTY}/{uid}", headers=headers, json=body)
         if response.status_code not in (200, 201):
             raise SystemExit(f"token PUT {uid}: HTTP {response.status_code} {response.text[:300]}")
