@@ -506,7 +506,7 @@ class Bench:
             await asyncio.to_thread(servers.emsp_tokens_push, emsp=emsp, uids=[c.id_tag for c in fleet])
             settled = await asyncio.to_thread(emsp_settle, emsp, 120)
             log(f"e2e: EMSP registered, {len(fleet)} tokens pushed, {settled} pushes after registration settled")
-            since = len(await asyncio.to_thread(emsp.log))
+            since = settled
             await self.e2e_run(fleet, gateway, worker, emsp, since)
         finally:
             await loadgen.close_all(fleet)
@@ -618,8 +618,9 @@ class Bench:
         meter.stop()
         log(f"e2e: {len(stops)} stops and {len(toggles)} status changes sent; waiting for the EMSP to receive them")
         deadline = time.monotonic() + args.e2e_drain
+        records: list[dict] = []
         while True:
-            records = await asyncio.to_thread(emsp.log, since)
+            records += await asyncio.to_thread(emsp.log, since + len(records))
             result = e2e_match(records, stops, starts, toggles)
             if (
                 result["cdr"]["n"] >= len(stops) and result["patch"]["n"] >= len(toggles)
@@ -667,15 +668,15 @@ def sec(seconds: float | None) -> float | None:
 def emsp_settle(emsp: servers.Emsp, timeout: float) -> int:
     """Wait until the EMSP has received nothing new for 3 s (what registration pushes: locations ...)."""
     deadline = time.monotonic() + timeout
-    count, quiet_since = -1, time.monotonic()
+    count, quiet_since = 0, time.monotonic()
     while time.monotonic() < deadline:
-        now_count = len(emsp.log())
-        if now_count != count:
-            count, quiet_since = now_count, time.monotonic()
+        new = len(emsp.log(count))
+        if new:
+            count, quiet_since = count + new, time.monotonic()
         elif time.monotonic() - quiet_since >= 3:
             break
         time.sleep(0.5)
-    return max(count, 0)
+    return count
 
 
 def parse_time(value: str | None) -> float | None:
@@ -734,10 +735,12 @@ def e2e_match(records: list[dict], stops, starts, toggles) -> dict:
         if r["module"] == "locations" and r["method"] == "PATCH" and "evse_uid" in r:
             patches[(r["evse_uid"], r.get("status"))].append(r["t"])
     patch_delays = []
-    for evse, status, t in toggles:
-        after = [x for x in patches.get((evse, status), []) if x >= t]
-        if after:
-            patch_delays.append(min(after) - t)
+    for evse, status, t in sorted(toggles, key=lambda x: x[2]):  # one PATCH per change, in order
+        arrivals = sorted(patches.get((evse, status), []))
+        after = next((x for x in arrivals if x >= t), None)
+        if after is not None:
+            patch_delays.append(after - t)
+            patches[(evse, status)].remove(after)
     return {
         "cdr": {
             **latency_summary(cdr_delays, len(stops)),
