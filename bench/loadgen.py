@@ -97,6 +97,7 @@ class Stats:
     handshakes: int = 0
     booted: int = 0
     unsent: int = 0  # offered CALLs with no idle charger to carry them
+    late_results: int = 0  # CALLRESULTs that came after the charger's call_timeout (counted as call_timeout)
 
     def latency(self, action: str, seconds: float, received: float) -> None:
         self.latencies[action].append(seconds)
@@ -181,6 +182,7 @@ class Charger:
         self.ws = None
         self.reader: asyncio.Task | None = None
         self.pending: dict[str, tuple[str, float, asyncio.Future]] = {}
+        self.timed_out: set[str] = set()  # ids of CALLs we gave up on: their results may still come
         self.ids = itertools.count(1)
         self.closing = False
         self.transaction_id: int | None = None
@@ -270,7 +272,11 @@ class Charger:
                     continue
                 entry = self.pending.pop(unique_id, None)
                 if entry is None:
-                    self.stats.error("unexpected_result", f"{self.identity}: {str(raw)[:200]}")
+                    if unique_id in self.timed_out:  # already counted as call_timeout
+                        self.timed_out.discard(unique_id)
+                        self.stats.late_results += 1
+                    else:
+                        self.stats.error("unexpected_result", f"{self.identity}: {str(raw)[:200]}")
                     continue
                 action, sent, future = entry
                 if kind == 3:
@@ -315,6 +321,7 @@ class Charger:
             return await asyncio.wait_for(future, self.settings.call_timeout)
         except TimeoutError:
             self.pending.pop(unique_id, None)
+            self.timed_out.add(unique_id)
             self.stats.error("call_timeout", f"{self.identity} {action}")
             raise CallFailed(f"{action}: timeout")
         except ConnectionClosed:
