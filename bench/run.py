@@ -221,6 +221,7 @@ class Bench:
         self.env = env  # the platform's environment, without its port
         self.phases: list[Phase] = []
         self.profile: dict | None = None
+        self.logs: list[dict] = []
         self.commands: dict = {}
         self.limits: dict = {}
         self.server_cpus, self.helper_cpus = servers.pinning(not args.no_pin)
@@ -253,11 +254,12 @@ class Bench:
     def start(self, server: str, **kwargs):
         return self.start_platform(**kwargs) if server == PLATFORM else self.start_bare()
 
-    @staticmethod
-    def stop(*procs) -> None:
+    def stop(self, *procs) -> None:
+        """Stop servers and keep what their logs say went wrong."""
         for proc in procs:
             if proc is not None:
                 proc.stop()
+                self.logs.append({"process": proc.name, **servers.log_summary(proc.log_path)})
 
     async def connect(self, fleet: list[Charger], server: str, scenario: str, rate: float) -> Phase:
         stats = Stats()
@@ -1092,6 +1094,22 @@ def report(rows: list[dict], profile: dict | None) -> str:
     return "\n".join(out)
 
 
+def logs_report(logs: list[dict]) -> str:
+    out = [
+        "",
+        "### Server logs (in the order the servers stopped)",
+        "",
+        "| process | log | lines | tracebacks | exceptions (count) |",
+        "|---|---|---:|---:|---|",
+    ]
+    for entry in logs:
+        exceptions = "; ".join(f"`{name}` {n}" for name, n in entry["exceptions"]) or "-"
+        out.append(
+            f"| {entry['process']} | {entry['log']} | {entry['lines']:,} | {entry['tracebacks']:,} | {exceptions} |"
+        )
+    return "\n".join(out)
+
+
 def targets(rows: list[dict]) -> list[str]:
     """The issue's targets, each with the figure that decides it."""
     out = ["### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
@@ -1318,6 +1336,7 @@ def main() -> None:
     )
     print()
     print(report(rows, bench.profile))
+    print(logs_report(bench.logs))
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -1328,6 +1347,7 @@ def main() -> None:
                     "load": [load_start, load_end],
                     "rows": rows,
                     "profile": bench.profile,
+                    "logs": bench.logs,
                 },
                 indent=1,
                 default=str,

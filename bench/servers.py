@@ -13,6 +13,7 @@ Every server starts with a raised open-files limit and, where the machine allows
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import re
@@ -298,6 +299,9 @@ class Proc:
             self.popen.wait(5)
 
 
+_started = itertools.count(1)
+
+
 def spawn(
     name: str,
     command: list[str],
@@ -309,11 +313,36 @@ def spawn(
     stdout=None,
 ) -> Proc:
     VAR.mkdir(parents=True, exist_ok=True)
-    log_path = VAR / f"{name}.log"
+    log_path = VAR / f"{name}-{next(_started)}.log"
     full = (["taskset", "-c", ",".join(cpus)] if cpus else []) + command
     log = open(log_path, "w")
     popen = subprocess.Popen(full, cwd=cwd, env=env, stdout=stdout or log, stderr=log, preexec_fn=raised_limits)
     return Proc(name, popen, log_path, command, port)
+
+
+EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Timeout|Exit))(?::\s?(.{0,80}))?\s*$")
+
+
+def log_summary(path: Path) -> dict:
+    """What a server's log says went wrong: tracebacks, the exceptions they ended in, open-files exhaustion."""
+    exceptions: dict[str, int] = {}
+    tracebacks = lines = 0
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                lines += 1
+                if line.startswith("Traceback"):
+                    tracebacks += 1
+                match = EXCEPTION_LINE.match(line)
+                if match:
+                    key = f"{match.group(1)}: {(match.group(2) or '').strip()}".rstrip(": ")
+                    exceptions[key] = exceptions.get(key, 0) + 1
+                elif "Too many open files" in line:
+                    exceptions["Too many open files"] = exceptions.get("Too many open files", 0) + 1
+    except OSError:
+        pass
+    top = sorted(exceptions.items(), key=lambda kv: -kv[1])[:8]
+    return {"log": str(path.relative_to(ROOT)), "lines": lines, "tracebacks": tracebacks, "exceptions": top}
 
 
 def wait_listening(proc: Proc, port: int, timeout: float = 90) -> None:
