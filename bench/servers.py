@@ -389,6 +389,11 @@ def platform_start(
         worker_proc = spawn(f"{name}-worker", commands["worker"], env=env, cpus=helpers, cwd=VAR)
     gateway = spawn(f"{name}-gateway", commands["gateway"], env=env, cpus=cpus, port=port)
     wait_listening(gateway, port)
+    if worker_proc is not None and worker_proc.popen.poll() is not None:
+        gateway.stop()
+        raise SystemExit(
+            f"the Celery worker exited with {worker_proc.popen.returncode}:\n{worker_proc.log_path.read_text()[-3000:]}"
+        )
     return gateway, worker_proc
 
 
