@@ -108,7 +108,8 @@ def database_recreate(url: str) -> None:
 
 
 def redis_keys_delete(url: str, prefixes: list[str]) -> int:
-    """Forget what an earlier run left under our channel-layer prefix and Celery queue (never the whole db)."""
+    """Forget what an earlier run left: keys under our channel-layer prefix and Celery queue, and the messages of
+    our queue that kombu keeps as unacknowledged (restored to the queue when a worker starts). Never the whole db."""
     import redis
 
     client = redis.Redis.from_url(url)
@@ -116,6 +117,12 @@ def redis_keys_delete(url: str, prefixes: list[str]) -> int:
     for prefix in prefixes:
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
             deleted += client.delete(key)
+        for key in client.scan_iter(match=f"_kombu.binding.{prefix}*", count=1000):
+            deleted += client.delete(key)
+    for tag, value in client.hscan_iter("unacked"):
+        if any(f'"{prefix}' in value.decode(errors="replace") for prefix in prefixes):
+            deleted += client.hdel("unacked", tag)
+            client.zrem("unacked_index", tag)
     client.close()
     return deleted
 
