@@ -631,6 +631,7 @@ class Bench:
             await asyncio.sleep(2)
         await asyncio.wait(tasks, timeout=args.call_timeout + 5)
         sampler.cancel()
+        result["stops_per_s_achieved"] = round(len(stops) / args.e2e_seconds, 1)
         result["celery_queue"] = {
             "max": max(queue_depths, default=None),
             "at_window_end": depth_at_end,
@@ -1022,7 +1023,8 @@ def report(rows: list[dict], profile: dict | None) -> str:
     e2e = [r for r in rows if r["scenario"] == "e2e"]
     for r in e2e:
         out += [
-            f"### End to end ({r['phase']}, {fmt(r['results'])} CALLs from the chargers meanwhile, "
+            f"### End to end ({r['phase']} offered, {fmt(r.get('stops_per_s_achieved'))} sent: a stop needs a "
+            f"charger whose session has started; {fmt(r['results'])} CALLs from the chargers meanwhile, "
             f"p99 {fmt(r['p99_ms'])} ms, errors {errors_text(r)}; gateway {fmt(cores(r))} cores, worker "
             f"{fmt(r['worker_cpu_s'] / r['seconds'] if r.get('worker_cpu_s') is not None else None)} cores)",
             "",
