@@ -280,6 +280,9 @@ class Token(models.Model):
     issuer = models.CharField(max_length=64, blank=True)
     group_id = models.CharField(max_length=36, blank=True, help_text="OCPP parentIdTag / groupIdToken")
     valid = models.BooleanField(default=True, help_text="Unchecked: the token is blocked")
+    charging_priority = models.SmallIntegerField(
+        default=0, help_text="Load management: sessions of higher-priority tokens (a fleet, say) get current first"
+    )
     expiry_date = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_updated = models.DateTimeField(auto_now=True)
@@ -290,3 +293,35 @@ class Token(models.Model):
 
     def __str__(self) -> str:
         return f"{self.uid} ({self.type})"
+
+
+class LoadGroup(models.Model):
+    """A grid connection's current limit, shared by the sessions charging under it (load management).
+
+    It covers a location, or only the EVSEs listed (one grid connection of a bigger site). The limit is in
+    amperes per phase; `schedule` lowers or raises it at times of day in the location's time zone:
+    `[{"start": "17:00", "end": "21:00", "limit_amps": 40}]` (an end before the start runs past midnight).
+    """
+
+    name = models.CharField(max_length=64)
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="load_groups")
+    evses = models.ManyToManyField(
+        EVSE, blank=True, related_name="load_groups", help_text="None selected: every EVSE of the location"
+    )
+    limit_amps = models.DecimalField(max_digits=7, decimal_places=1, help_text="A per phase")
+    phases = models.PositiveSmallIntegerField(default=3, choices=[(1, "1 phase"), (3, "3 phases")])
+    voltage = models.PositiveIntegerField(default=230, help_text="V between phase and neutral")
+    min_charging_amps = models.DecimalField(
+        max_digits=5, decimal_places=1, default=6, help_text="Below this a car stops charging (IEC 61851: 6 A)"
+    )
+    schedule = models.JSONField(default=list, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["location_id", "name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(limit_amps__gte=0), name="load_group_limit_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.location_id} {self.name}"

@@ -306,6 +306,19 @@ OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 4)
 # the database threads, so an EMSP that hangs holds none of them.
 OCPP_REALTIME_AUTHORIZATION_THREADS = env_int("OCPP_REALTIME_AUTHORIZATION_THREADS", 8)
 
+# Load management (LoadGroup): the planner's profiles use this stack level (above a station's own defaults, below
+# what a partner or staff set at a higher level); a group is rebalanced on every session start and end, and every
+# LOAD_MANAGEMENT_INTERVAL_SECONDS for changes in draw and time-of-day limits.
+LOAD_MANAGEMENT_STACK_LEVEL = env_int("LOAD_MANAGEMENT_STACK_LEVEL", 1)
+LOAD_MANAGEMENT_INTERVAL_SECONDS = env_float("LOAD_MANAGEMENT_INTERVAL_SECONDS", 30.0)
+LOAD_MANAGEMENT_LOCK_SECONDS = env_int("LOAD_MANAGEMENT_LOCK_SECONDS", 120)
+# How long a gateway process trusts its list of managed stations: a new or changed group applies after this.
+LOAD_MANAGEMENT_STATIONS_TTL_SECONDS = env_float("LOAD_MANAGEMENT_STATIONS_TTL_SECONDS", 30.0)
+CELERY_BEAT_SCHEDULE["ocpp-load-groups-rebalance"] = {
+    "task": "ocpp_gateway.tasks.load_groups_rebalance_task",
+    "schedule": LOAD_MANAGEMENT_INTERVAL_SECONDS,
+}
+
 # `make run` keeps the demo charger's secret in .env so that `seed_demo` sets the same one on every run.
 DEMO_STATION_SECRET = os.environ.get("DEMO_STATION_SECRET", "")
 

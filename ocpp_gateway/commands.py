@@ -17,6 +17,7 @@ from django.conf import settings
 from ocpp.exceptions import OCPPError
 
 from cpo.models import ChargingStation
+from ocpp_gateway.event_loop import server_loop
 from ocpp_gateway.requests import OcppCall, OcppRequest
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,33 @@ def command_call_for(*, identity: str, request: OcppRequest) -> OcppCall:
     return request.for_version(version)
 
 
+def _run_async(coroutine_function, /, **kwargs):
+    """Run a coroutine that uses the channel layer from synchronous code. In a daphne process the layer's connections
+    belong to the server's loop (another loop may not receive on it), so the coroutine runs there and this thread
+    waits; elsewhere (a Celery worker, the shell) in a loop of its own."""
+    loop = server_loop()
+    if loop is not None:
+        return asyncio.run_coroutine_threadsafe(coroutine_function(**kwargs), loop).result()
+    return async_to_sync(coroutine_function)(**kwargs)
+
+
 def command_send(*, identity: str, action: str, payload: dict | None = None, timeout: float | None = None) -> dict:
     """Synchronous form for views, tasks and the shell."""
     check_station_reachable(identity=identity)
-    return async_to_sync(command_send_async)(identity=identity, action=action, payload=payload or {}, timeout=timeout)
+    return _run_async(command_send_async, identity=identity, action=action, payload=payload or {}, timeout=timeout)
+
+
+async def _send_many(*, calls: list[tuple[str, OcppCall]]) -> list[dict | CommandError]:
+    async def one(identity: str, call: OcppCall) -> dict | CommandError:
+        try:
+            return await command_send_async(identity=identity, action=call.action, payload=call.payload)
+        except CommandError as exc:
+            return exc
+
+    return list(await asyncio.gather(*(one(identity, call) for identity, call in calls)))
+
+
+def command_send_many(*, calls: list[tuple[str, OcppCall]]) -> list[dict | CommandError]:
+    """Send calls to (identity, call) pairs all at once and wait for every answer: each CALLRESULT payload, or the
+    CommandError saying why there was none (offline stations included), in the order given."""
+    return _run_async(_send_many, calls=calls)

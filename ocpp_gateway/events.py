@@ -26,6 +26,8 @@ connector_status_changed = Signal()
 station_online = Signal()
 # kwargs: station_pk
 station_offline = Signal()
+# kwargs: station_pk. A BootNotification we answered Accepted: the station takes commands now.
+station_booted = Signal()
 
 
 def announce(signal: Signal, **kwargs) -> None:

@@ -227,3 +227,38 @@ class StationAuthFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.identity} from {self.address or '?'}: {self.get_reason_display()}"
+
+
+class ChargingProfile(models.Model):
+    """A charging profile we sent to a station, who asked for it, and what the station answered.
+
+    `source` says whose limit it is: a roaming partner (OCPI chargingprofiles), staff, or the load planner;
+    `limit` and `charging_rate_unit` repeat the first period so pages and the planner read it without parsing.
+    """
+
+    class Source(models.TextChoices):
+        PARTNER = "partner"
+        STAFF = "staff"
+        PLANNER = "planner"
+
+    station = models.ForeignKey(ChargingStation, on_delete=models.CASCADE, related_name="charging_profiles")
+    ocpp_evse_id = models.PositiveIntegerField(help_text="2.0.1 evseId / 1.6 connectorId (0: the whole station)")
+    transaction = models.ForeignKey(
+        Transaction, null=True, blank=True, on_delete=models.CASCADE, related_name="charging_profiles"
+    )
+    profile_id = models.IntegerField()
+    purpose = models.CharField(max_length=32, default="TxProfile")
+    stack_level = models.IntegerField(default=0)
+    charging_rate_unit = models.CharField(max_length=1, default="A")
+    limit = models.DecimalField(max_digits=10, decimal_places=1)
+    profile = models.JSONField(help_text="The profile as sent (the request's payload)")
+    source = models.CharField(max_length=8, choices=Source.choices)
+    status = models.CharField(max_length=40, blank=True, help_text="The charger's answer, or why there was none")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["station", "ocpp_evse_id", "-created_at"]),
+            models.Index(fields=["transaction", "source", "-created_at"]),
+        ]

@@ -346,10 +346,11 @@ class ChargingSchedule:
 
 @dataclass(frozen=True)
 class SetChargingProfile(OcppRequest):
-    """A TxProfile for one transaction on one EVSE: Absolute when the schedule has a start, else Relative."""
+    """A TxProfile for one transaction on one EVSE (Absolute when the schedule has a start, else Relative), or with
+    `purpose` TxDefaultProfile and no transaction, the default for sessions that start on the EVSE (0: all)."""
 
     evse_id: int
-    transaction_id: str
+    transaction_id: str | None
     profile_id: int
     schedule: ChargingSchedule
     stack_level: int = 1
@@ -363,21 +364,19 @@ class SetChargingProfile(OcppRequest):
         }
 
     def ocpp16(self) -> OcppCall:
-        profile = {
-            **self._profile(),
-            "chargingProfileId": self.profile_id,
-            "transactionId": int(self.transaction_id),
-            "chargingSchedule": self.schedule.ocpp(),
-        }
+        profile = {**self._profile(), "chargingProfileId": self.profile_id, "chargingSchedule": self.schedule.ocpp()}
+        if self.transaction_id is not None:
+            profile["transactionId"] = int(self.transaction_id)
         return OcppCall("SetChargingProfile", {"connectorId": self.evse_id, "csChargingProfiles": profile})
 
     def ocpp201(self) -> OcppCall:
         profile = {
             **self._profile(),
             "id": self.profile_id,
-            "transactionId": str(self.transaction_id),
             "chargingSchedule": [{"id": self.profile_id, **self.schedule.ocpp()}],
         }
+        if self.transaction_id is not None:
+            profile["transactionId"] = str(self.transaction_id)
         return OcppCall("SetChargingProfile", {"evseId": self.evse_id, "chargingProfile": profile})
 
 

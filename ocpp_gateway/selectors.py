@@ -1,6 +1,10 @@
 """Reads the gateway's services and its callers share."""
 
-from cpo.models import EVSE, ChargingStation
+import time
+
+from django.conf import settings
+
+from cpo.models import EVSE, ChargingStation, LoadGroup
 from ocpp_gateway.models import Transaction
 
 
@@ -42,3 +46,29 @@ def transaction_pk_for_ocpp_id(*, station_pk: int, transaction_id) -> int | None
         .values_list("pk", flat=True)
         .first()
     )
+
+
+_managed: tuple[float, frozenset[int]] = (0.0, frozenset())
+
+
+def load_managed_station_pks() -> frozenset[int]:
+    """Stations with an EVSE under an enabled load group, read at most every LOAD_MANAGEMENT_STATIONS_TTL_SECONDS
+    per process: the gateway's event receivers ask on every boot and session, and most networks manage few sites."""
+    global _managed
+    checked, pks = _managed
+    if time.monotonic() - checked < settings.LOAD_MANAGEMENT_STATIONS_TTL_SECONDS:
+        return pks
+    pks = frozenset()
+    for group in LoadGroup.objects.filter(enabled=True).prefetch_related("evses"):
+        listed = [evse.station_id for evse in group.evses.all()]
+        if not listed:
+            listed = list(EVSE.objects.filter(location_id=group.location_id).values_list("station_id", flat=True))
+        pks |= {pk for pk in listed if pk is not None}
+    _managed = (time.monotonic(), pks)
+    return pks
+
+
+def load_managed_stations_forget() -> None:
+    """Staff changed a load group: read the managed stations again on the next event."""
+    global _managed
+    _managed = (0.0, frozenset())

@@ -1,5 +1,10 @@
 from celery import shared_task
 
+from ocpp_gateway.services.load_management import (
+    load_groups_rebalance,
+    load_rebalance_for_transaction,
+    load_station_default_profile,
+)
 from ocpp_gateway.services.message_log import message_log_prune
 from ocpp_gateway.services.transactions import transaction_close_stale
 
@@ -14,3 +19,21 @@ def message_log_prune_task() -> int:
 def transaction_close_stale_task() -> int:
     """Housekeeping, hourly: end transactions of stations silent and offline for OCPP_STALE_TRANSACTION_HOURS."""
     return len(transaction_close_stale())
+
+
+@shared_task(acks_late=True, time_limit=300)
+def load_rebalance_for_transaction_task(transaction_pk: int) -> None:
+    """A session started or ended under a load group: share the group's limit again."""
+    load_rebalance_for_transaction(transaction_pk=transaction_pk)
+
+
+@shared_task(acks_late=True, time_limit=300)
+def load_station_default_profile_task(station_pk: int) -> None:
+    """A station of a load group booted: its sessions start at the group's minimum current."""
+    load_station_default_profile(station_pk=station_pk)
+
+
+@shared_task(time_limit=300)
+def load_groups_rebalance_task() -> int:
+    """Periodic: groups with running sessions, for changes in draw and time-of-day limits."""
+    return load_groups_rebalance()

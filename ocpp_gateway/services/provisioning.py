@@ -151,6 +151,8 @@ def station_boot(
     station.meter_serial_number = (meter_serial_number or "")[:25]
     station.last_boot = station.last_seen = timezone.now()
     station.save()
+    if station.registration_status == RegistrationStatus.ACCEPTED:
+        events.announce(events.station_booted, station_pk=station_pk)
     return station.registration_status
 
 

@@ -1,0 +1,268 @@
+"""Load management: keep the sessions under a grid connection's limit by sending them charging profiles.
+
+`load_group_rebalance` reads the group's running sessions, asks the planner (`ocpp_gateway.load_planner`) for each
+one's share and sends a TxProfile where the share changed: reductions first, and only once the chargers have
+accepted them the increases, each only if the sum of what the chargers hold stays under the limit. A charger that
+rejects or does not answer keeps counting with what it had. Stations of a group get a TxDefaultProfile at the
+group's minimum current when they boot, so a session that starts before the planner runs starts low.
+
+Runs in a task (never in a charger's reply path); one rebalance per group at a time (a cache lock; a request that
+finds it taken marks the group dirty and the holder runs once more).
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Q
+from django.utils import timezone
+
+from cpo.models import EVSE, ChargingStation, LoadGroup, Token
+from ocpp_gateway import requests as ocpp_requests
+from ocpp_gateway.commands import CommandError, command_send_many
+from ocpp_gateway.load_planner import Demand, load_plan, load_steps
+from ocpp_gateway.models import ChargingProfile, Transaction
+
+logger = logging.getLogger(__name__)
+
+# Profile ids of the planner's profiles: one TxProfile per EVSE, replaced on every change; one TxDefaultProfile.
+PLANNER_TX_PROFILE_ID_BASE = 900_000
+PLANNER_DEFAULT_PROFILE_ID = 899_999
+
+
+def load_group_limit(*, group: LoadGroup, at: datetime | None = None) -> Decimal:
+    """The limit now (A per phase): the schedule's entry covering the location's local time, else the group's."""
+    local = timezone.localtime(at or timezone.now(), ZoneInfo(group.location.time_zone)).time()
+    for entry in group.schedule or []:
+        start, end = time.fromisoformat(entry["start"]), time.fromisoformat(entry["end"])
+        inside = start <= local < end if start <= end else (local >= start or local < end)
+        if inside:
+            return Decimal(str(entry["limit_amps"]))
+    return group.limit_amps
+
+
+def load_group_evses(*, group: LoadGroup):
+    """The EVSEs under the group's limit: those listed, or every EVSE of its location."""
+    listed = group.evses.all()
+    return listed if listed.exists() else EVSE.objects.filter(location_id=group.location_id)
+
+
+def load_groups_of_evse(*, evse_pk: int) -> list[LoadGroup]:
+    return list(
+        LoadGroup.objects.filter(enabled=True, location__evses__pk=evse_pk)
+        .filter(Q(evses__isnull=True) | Q(evses__pk=evse_pk))
+        .distinct()
+    )
+
+
+@dataclass
+class _Session:
+    transaction: Transaction
+    demand: Demand[int]
+    held_amps: Decimal  # what the charger holds now: our accepted profile, else its default, else its maximum
+
+
+def _sessions(*, group: LoadGroup) -> list[_Session]:
+    transactions = list(
+        Transaction.objects.filter(status=Transaction.Status.ACTIVE, evse__in=load_group_evses(group=group))
+        .select_related("station", "evse")
+        .prefetch_related("evse__connectors")
+        .order_by("started_at", "pk")
+    )
+    accepted = ChargingProfile.objects.filter(status="Accepted", source=ChargingProfile.Source.PLANNER)
+    held: dict[int, Decimal] = {}
+    for tx_pk, limit in (
+        accepted.filter(transaction__in=transactions)
+        .order_by("created_at", "id")
+        .values_list("transaction_id", "limit")
+    ):
+        held[tx_pk] = limit
+    defaults: dict[int, Decimal] = {}
+    for profile in accepted.filter(
+        purpose="TxDefaultProfile", station__in={tx.station_id for tx in transactions}
+    ).order_by("created_at", "id"):
+        defaults[profile.station_id] = profile.limit
+    priorities = dict(
+        Token.objects.filter(uid__in={tx.id_tag for tx in transactions if tx.id_tag}).values_list(
+            "uid", "charging_priority"
+        )
+    )
+    volts = Decimal(group.voltage * group.phases)
+    sessions = []
+    for tx in transactions:
+        connectors = list(tx.evse.connectors.all()) if tx.evse else []
+        max_amps = Decimal(max((c.max_amperage for c in connectors), default=32))
+        held_amps = held.get(tx.pk, defaults.get(tx.station_id, max_amps))
+        drawn = (Decimal(tx.power_last) / volts).quantize(Decimal("0.1")) if tx.power_last is not None else None
+        demand = Demand(
+            key=tx.pk,
+            max_amps=max_amps,
+            min_amps=group.min_charging_amps,
+            priority=priorities.get(tx.id_tag, 0),
+            drawn_amps=drawn,
+            allocated_amps=held.get(tx.pk),
+        )
+        sessions.append(_Session(tx, demand, held_amps))
+    return sessions
+
+
+def _tx_profile(*, tx: Transaction, amps: Decimal) -> ocpp_requests.SetChargingProfile:
+    return ocpp_requests.SetChargingProfile(
+        evse_id=tx.ocpp_evse_id or 0,
+        transaction_id=tx.transaction_id,
+        profile_id=PLANNER_TX_PROFILE_ID_BASE + (tx.ocpp_evse_id or 0),
+        schedule=ocpp_requests.ChargingSchedule("A", (ocpp_requests.ChargingSchedulePeriod(0, amps),)),
+        stack_level=settings.LOAD_MANAGEMENT_STACK_LEVEL,
+    )
+
+
+def _send_all(sends: Sequence[tuple[ChargingStation, ocpp_requests.OcppRequest]]) -> list[tuple[dict, str]]:
+    """Send every request at once; each one's payload as sent and the answer's status (or why there was none)."""
+    calls = [(station.identity, request.for_version(station.ocpp_version)) for station, request in sends]
+    answers = command_send_many(calls=calls)
+    return [
+        (call.payload, answer.reason if isinstance(answer, CommandError) else str(answer.get("status", "")))
+        for (_, call), answer in zip(calls, answers, strict=True)
+    ]
+
+
+def _apply(sessions: list[_Session], amps: dict[int, Decimal]) -> dict[int, str]:
+    """Send the profiles to the charger of each session, all at once; record them; the answers by transaction."""
+    sends = [(s.transaction.station, _tx_profile(tx=s.transaction, amps=amps[s.transaction.pk])) for s in sessions]
+    if not sends:
+        return {}
+    answers = _send_all(sends)
+    ChargingProfile.objects.bulk_create(
+        ChargingProfile(
+            station=s.transaction.station,
+            ocpp_evse_id=s.transaction.ocpp_evse_id or 0,
+            transaction=s.transaction,
+            profile_id=PLANNER_TX_PROFILE_ID_BASE + (s.transaction.ocpp_evse_id or 0),
+            purpose="TxProfile",
+            stack_level=settings.LOAD_MANAGEMENT_STACK_LEVEL,
+            limit=amps[s.transaction.pk],
+            profile=payload,
+            source=ChargingProfile.Source.PLANNER,
+            status=status,
+        )
+        for s, (payload, status) in zip(sessions, answers, strict=True)
+    )
+    return {s.transaction.pk: status for s, (_, status) in zip(sessions, answers, strict=True)}
+
+
+def load_group_plan(*, group: LoadGroup) -> tuple[Decimal, list[_Session], dict[int, Decimal]]:
+    """The group's limit now, its running sessions and the planner's share of each (A per phase)."""
+    limit = load_group_limit(group=group)
+    sessions = [s for s in _sessions(group=group) if s.transaction.station.online]
+    return limit, sessions, load_plan(limit_amps=limit, demands=[s.demand for s in sessions])
+
+
+def _rebalance_once(group: LoadGroup) -> dict[int, Decimal]:
+    limit, sessions, plan = load_group_plan(group=group)
+    held = {s.transaction.pk: s.held_amps for s in sessions}
+    # A session whose charger already holds its planned share is left alone, unless we never sent it a profile.
+    first_time = {s.transaction.pk for s in sessions if s.demand.allocated_amps is None}
+    down, up = load_steps(before=held, after=plan)
+    up = sorted(set(up) | {pk for pk in first_time if pk not in down}, key=list(plan).index)
+    by_pk = {s.transaction.pk: s for s in sessions}
+    answers = _apply([by_pk[pk] for pk in down], plan)
+    for pk, status in answers.items():
+        if status == "Accepted":
+            held[pk] = plan[pk]
+    # Raise only within what the chargers are known to hold now, in the planner's order (priority, start).
+    granted = []
+    for pk in up:
+        others = sum(amps for key, amps in held.items() if key != pk)
+        if others + plan[pk] <= limit or plan[pk] <= held[pk]:
+            granted.append(pk)
+            held[pk] = plan[pk]  # counted as held while in flight; corrected below when refused
+    for pk, status in _apply([by_pk[pk] for pk in granted], plan).items():
+        if status != "Accepted":
+            held[pk] = by_pk[pk].held_amps
+    return held
+
+
+def load_group_rebalance(*, load_group_id: int) -> dict[int, Decimal] | None:
+    """Share the group's limit among its running sessions now; returns what each charger holds (A per phase), or
+    None when another rebalance of the group is running (it will run once more for this request)."""
+    lock, dirty = f"load-group:{load_group_id}:lock", f"load-group:{load_group_id}:dirty"
+    if not cache.add(lock, 1, timeout=settings.LOAD_MANAGEMENT_LOCK_SECONDS):
+        cache.set(dirty, 1, timeout=settings.LOAD_MANAGEMENT_LOCK_SECONDS)
+        return None
+    try:
+        held: dict[int, Decimal] = {}
+        for _ in range(5):
+            cache.delete(dirty)
+            group = LoadGroup.objects.select_related("location").filter(pk=load_group_id, enabled=True).first()
+            if group is None:
+                return {}
+            held = _rebalance_once(group)
+            if not cache.get(dirty):
+                break
+        return held
+    finally:
+        cache.delete(lock)
+
+
+def load_rebalance_for_transaction(*, transaction_pk: int) -> None:
+    """A session started or ended: rebalance the groups its EVSE is in."""
+    evse_pk = Transaction.objects.filter(pk=transaction_pk).values_list("evse_id", flat=True).first()
+    if evse_pk is None:
+        return
+    for group in load_groups_of_evse(evse_pk=evse_pk):
+        load_group_rebalance(load_group_id=group.pk)
+
+
+def load_groups_rebalance() -> int:
+    """Periodic: every enabled group with running sessions (draw changed, a schedule boundary passed)."""
+    groups = LoadGroup.objects.filter(enabled=True)
+    count = 0
+    for group in groups:
+        if Transaction.objects.filter(
+            status=Transaction.Status.ACTIVE, evse__in=load_group_evses(group=group)
+        ).exists():
+            load_group_rebalance(load_group_id=group.pk)
+            count += 1
+    return count
+
+
+def load_station_default_profile(*, station_pk: int) -> str | None:
+    """A station of a managed group came online: its sessions start at the group's minimum current until the
+    planner gives them their share (TxDefaultProfile on the whole station, 1.6 connectorId 0 / 2.0.1 evseId 0)."""
+    station = ChargingStation.objects.filter(pk=station_pk).first()
+    if station is None:
+        return None
+    groups = {
+        group.pk: group
+        for evse in EVSE.objects.filter(station=station)
+        for group in load_groups_of_evse(evse_pk=evse.pk)
+    }
+    if not groups:
+        return None
+    amps = min(group.min_charging_amps for group in groups.values())
+    request = ocpp_requests.SetChargingProfile(
+        evse_id=0,
+        transaction_id=None,
+        profile_id=PLANNER_DEFAULT_PROFILE_ID,
+        schedule=ocpp_requests.ChargingSchedule("A", (ocpp_requests.ChargingSchedulePeriod(0, amps),)),
+        stack_level=settings.LOAD_MANAGEMENT_STACK_LEVEL,
+        purpose="TxDefaultProfile",
+    )
+    [(payload, status)] = _send_all([(station, request)])
+    ChargingProfile.objects.create(
+        station=station,
+        ocpp_evse_id=0,
+        profile_id=PLANNER_DEFAULT_PROFILE_ID,
+        purpose="TxDefaultProfile",
+        stack_level=settings.LOAD_MANAGEMENT_STACK_LEVEL,
+        limit=amps,
+        profile=payload,
+        source=ChargingProfile.Source.PLANNER,
+        status=status,
+    )
+    return status

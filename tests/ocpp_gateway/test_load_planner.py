@@ -1,0 +1,68 @@
+"""The sharing rules of a site's limit, as staff would check them by hand."""
+
+from decimal import Decimal as D
+
+from ocpp_gateway.load_planner import Demand, load_plan, load_steps
+
+
+def test_equal_share_when_everyone_can_use_it():
+    plan = load_plan(limit_amps=D(48), demands=[Demand("a", D(32)), Demand("b", D(32)), Demand("c", D(32))])
+    assert plan == {"a": D(16), "b": D(16), "c": D(16)}
+
+
+def test_one_car_alone_gets_its_connector_maximum_not_the_whole_site():
+    assert load_plan(limit_amps=D(100), demands=[Demand("a", D(32))]) == {"a": D(32)}
+
+
+def test_share_never_exceeds_the_limit_after_rounding():
+    plan = load_plan(limit_amps=D(50), demands=[Demand(k, D(32)) for k in "abc"])
+    assert sum(plan.values()) <= 50
+    assert plan == {"a": D("16.6"), "b": D("16.6"), "c": D("16.6")}
+
+
+def test_the_minimum_current_is_respected_late_arrivals_are_paused():
+    """Four cars on 20 A with a 6 A minimum: three charge at 6.6 A, the fourth (last to start) waits at 0."""
+    plan = load_plan(limit_amps=D(20), demands=[Demand(k, D(32)) for k in "abcd"])
+    assert plan["d"] == 0
+    assert all(plan[k] >= 6 for k in "abc")
+    assert sum(plan.values()) <= 20
+
+
+def test_fleet_tokens_first():
+    plan = load_plan(limit_amps=D(40), demands=[Demand("guest", D(32)), Demand("fleet", D(32), priority=10)])
+    assert plan == {"guest": D(8), "fleet": D(32)}
+
+
+def test_priority_also_wins_admission_when_there_is_room_for_one():
+    plan = load_plan(limit_amps=D(10), demands=[Demand("guest", D(32)), Demand("fleet", D(32), priority=1)])
+    assert plan == {"guest": D(0), "fleet": D(10)}
+
+
+def test_a_slow_car_gives_its_unused_share_to_the_others():
+    """A car given 16 A that draws 7 A keeps 8 A; the other gets the rest up to its connector's 32 A."""
+    plan = load_plan(
+        limit_amps=D(32),
+        demands=[
+            Demand("slow", D(32), drawn_amps=D(7), allocated_amps=D(16)),
+            Demand("fast", D(32), drawn_amps=D(16), allocated_amps=D(16)),
+        ],
+    )
+    assert plan == {"slow": D(8), "fast": D(24)}
+
+
+def test_a_car_drawing_what_it_was_given_is_not_slow():
+    plan = load_plan(
+        limit_amps=D(32),
+        demands=[Demand("a", D(32), drawn_amps=D("15.5"), allocated_amps=D(16)), Demand("b", D(32))],
+    )
+    assert plan == {"a": D(16), "b": D(16)}
+
+
+def test_no_limit_left_pauses_everyone():
+    assert load_plan(limit_amps=D(0), demands=[Demand("a", D(32))]) == {"a": D(0)}
+
+
+def test_reduce_first_then_raise():
+    down, up = load_steps(before={"a": D(32), "b": D(0)}, after={"a": D(16), "b": D(16), "c": D(6)})
+    assert down == ["a"]
+    assert up == ["b", "c"]
