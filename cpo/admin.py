@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from cpo.models import EVSE, ChargingStation, Connector, Location, Token
+from cpo.models import EVSE, ChargingStation, Connector, LoadGroup, Location, Token
 
 
 class EVSEInline(admin.TabularInline):
@@ -102,3 +102,13 @@ class TokenAdmin(admin.ModelAdmin):
     list_display = ("uid", "type", "contract_id", "visual_number", "group_id", "valid", "expiry_date")
     list_filter = ("type", "valid")
     search_fields = ("uid", "contract_id", "visual_number")
+
+
+@admin.register(LoadGroup)
+class LoadGroupAdmin(admin.ModelAdmin):
+    """Load management: a site's current limit; the gateway applies a change within LOAD_MANAGEMENT_STATIONS_TTL."""
+
+    list_display = ("name", "location", "limit_amps", "phases", "min_charging_amps", "enabled")
+    list_filter = ("enabled",)
+    search_fields = ("name", "location__id", "location__name")
+    autocomplete_fields = ("evses",)

@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from ocpp_gateway.models import MessageLog, MeterValue, StationAuthFailure, Transaction, TransactionEvent
+from ocpp_gateway.models import (
+    ChargingProfile,
+    MessageLog,
+    MeterValue,
+    StationAuthFailure,
+    Transaction,
+    TransactionEvent,
+)
 
 
 class TransactionEventInline(admin.TabularInline):
@@ -81,4 +88,28 @@ class StationAuthFailureAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ChargingProfile)
+class ChargingProfileAdmin(admin.ModelAdmin):
+    """Every charging profile sent to a station (partner, staff, load planner) and the charger's answer."""
+
+    list_display = (
+        "created_at",
+        "station",
+        "ocpp_evse_id",
+        "purpose",
+        "limit",
+        "charging_rate_unit",
+        "source",
+        "status",
+    )
+    list_filter = ("source", "purpose", "status")
+    list_display_links = ("created_at",)
+    search_fields = ("station__identity",)
+    list_select_related = ("station",)
+    readonly_fields = [f.name for f in ChargingProfile._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
         return False

@@ -14,10 +14,15 @@ from decimal import Decimal
 from django.utils import timezone
 
 from cpo.models import EvseStatus
+from cpo.task_dispatch import task_dispatch
 from ocpi_api.client import ocpi_request
 from ocpi_api.envelope import PartnerApiError, ocpi_datetime
 from ocpi_api.models import Command, CommandState, CommandType
 from ocpp_gateway.commands import CommandError
+from ocpp_gateway.models import ChargingProfile
+from ocpp_gateway.selectors import load_managed_station_pks
+from ocpp_gateway.services.load_management import charging_profile_record
+from ocpp_gateway.tasks import load_rebalance_for_transaction_task
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +166,18 @@ def command_answer_record(*, command_pk: int, answer: dict | None = None, error:
     cmd.result, cmd.result_body = result, body
     cmd.state, cmd.answered_at = CommandState.ANSWERED, timezone.now()
     cmd.save()
+    if cmd.command == CommandType.SET_CHARGING_PROFILE and cmd.ocpp_request:
+        status = str((answer or {}).get("status", "")) if error is None else error.reason
+        charging_profile_record(
+            station_pk=cmd.station_id,
+            payload=cmd.ocpp_request,
+            source=ChargingProfile.Source.PARTNER,
+            status=status,
+            transaction_pk=cmd.transaction_id,
+        )
+        if status == "Accepted" and cmd.transaction_id and cmd.station_id in load_managed_station_pks():
+            # Under a site limit, the planner's profile takes the partner's place, capped by what it asked for.
+            task_dispatch(load_rebalance_for_transaction_task, cmd.transaction_id)
 
 
 def _json_safe(value):

@@ -87,16 +87,27 @@ def _sessions(*, group: LoadGroup) -> list[_Session]:
         purpose="TxDefaultProfile", station__in={tx.station_id for tx in transactions}
     ).order_by("created_at", "id"):
         defaults[profile.station_id] = profile.limit
+    # A partner's or staff's accepted profile caps the session: the planner's profile replaces it on the charger
+    # (same purpose and stack level) and must not give more than they asked for.
+    volts = Decimal(group.voltage * group.phases)
+    caps: dict[int, Decimal] = {}
+    for tx_pk, unit, limit in (
+        ChargingProfile.objects.filter(status="Accepted", purpose="TxProfile", transaction__in=transactions)
+        .exclude(source=ChargingProfile.Source.PLANNER)
+        .order_by("created_at", "id")
+        .values_list("transaction_id", "charging_rate_unit", "limit")
+    ):
+        caps[tx_pk] = limit if unit == "A" else (limit / volts).quantize(Decimal("0.1"))
     priorities = dict(
         Token.objects.filter(uid__in={tx.id_tag for tx in transactions if tx.id_tag}).values_list(
             "uid", "charging_priority"
         )
     )
-    volts = Decimal(group.voltage * group.phases)
     sessions = []
     for tx in transactions:
         connectors = list(tx.evse.connectors.all()) if tx.evse else []
         max_amps = Decimal(max((c.max_amperage for c in connectors), default=32))
+        max_amps = min(max_amps, caps.get(tx.pk, max_amps))
         held_amps = held.get(tx.pk, defaults.get(tx.station_id, max_amps))
         drawn = (Decimal(tx.power_last) / volts).quantize(Decimal("0.1")) if tx.power_last is not None else None
         demand = Demand(
@@ -139,20 +150,42 @@ def _apply(sessions: list[_Session], amps: dict[int, Decimal]) -> dict[int, str]
     answers = _send_all(sends)
     ChargingProfile.objects.bulk_create(
         ChargingProfile(
-            station=s.transaction.station,
-            ocpp_evse_id=s.transaction.ocpp_evse_id or 0,
-            transaction=s.transaction,
-            profile_id=PLANNER_TX_PROFILE_ID_BASE + (s.transaction.ocpp_evse_id or 0),
-            purpose="TxProfile",
-            stack_level=settings.LOAD_MANAGEMENT_STACK_LEVEL,
-            limit=amps[s.transaction.pk],
-            profile=payload,
-            source=ChargingProfile.Source.PLANNER,
-            status=status,
+            **_profile_fields(
+                s.transaction.station_id, payload, ChargingProfile.Source.PLANNER, status, s.transaction.pk
+            )
         )
         for s, (payload, status) in zip(sessions, answers, strict=True)
     )
     return {s.transaction.pk: status for s, (_, status) in zip(sessions, answers, strict=True)}
+
+
+def charging_profile_record(
+    *, station_pk: int, payload: dict, source: str, status: str, transaction_pk: int | None = None
+) -> ChargingProfile:
+    """Keep a SetChargingProfile sent to a station (its payload, 1.6 or 2.0.1), whoever sent it, with the charger's
+    answer (or why there was none)."""
+    return ChargingProfile.objects.create(**_profile_fields(station_pk, payload, source, status, transaction_pk))
+
+
+def _profile_fields(station_pk: int, payload: dict, source: str, status: str, transaction_pk: int | None) -> dict:
+    profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
+    schedule = profile.get("chargingSchedule") or {}
+    if isinstance(schedule, list):  # 2.0.1: a list of schedules
+        schedule = schedule[0] if schedule else {}
+    periods = schedule.get("chargingSchedulePeriod") or []
+    return {
+        "station_id": station_pk,
+        "ocpp_evse_id": payload.get("connectorId", payload.get("evseId", 0)),
+        "transaction_id": transaction_pk,
+        "profile_id": profile.get("chargingProfileId", profile.get("id", 0)),
+        "purpose": profile.get("chargingProfilePurpose", ""),
+        "stack_level": profile.get("stackLevel", 0),
+        "charging_rate_unit": schedule.get("chargingRateUnit", "A"),
+        "limit": Decimal(str(periods[0]["limit"])) if periods else Decimal(0),
+        "profile": payload,
+        "source": source,
+        "status": status,
+    }
 
 
 def load_group_plan(*, group: LoadGroup) -> tuple[Decimal, list[_Session], dict[int, Decimal]]:
@@ -254,15 +287,7 @@ def load_station_default_profile(*, station_pk: int) -> str | None:
         purpose="TxDefaultProfile",
     )
     [(payload, status)] = _send_all([(station, request)])
-    ChargingProfile.objects.create(
-        station=station,
-        ocpp_evse_id=0,
-        profile_id=PLANNER_DEFAULT_PROFILE_ID,
-        purpose="TxDefaultProfile",
-        stack_level=settings.LOAD_MANAGEMENT_STACK_LEVEL,
-        limit=amps,
-        profile=payload,
-        source=ChargingProfile.Source.PLANNER,
-        status=status,
+    charging_profile_record(
+        station_pk=station.pk, payload=payload, source=ChargingProfile.Source.PLANNER, status=status
     )
     return status

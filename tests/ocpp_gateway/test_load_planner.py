@@ -66,3 +66,70 @@ def test_reduce_first_then_raise():
     down, up = load_steps(before={"a": D(32), "b": D(0)}, after={"a": D(16), "b": D(16), "c": D(6)})
     assert down == ["a"]
     assert up == ["b", "c"]
+
+
+# --- The plan of a site from what is stored: limits by time of day, caps set by partners ----------------------------
+
+from datetime import UTC, datetime  # noqa: E402
+
+import pytest  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from cpo.models import LoadGroup  # noqa: E402
+from ocpp_gateway.models import ChargingProfile, Transaction  # noqa: E402
+from ocpp_gateway.services.load_management import load_group_limit, load_group_plan  # noqa: E402
+
+
+@pytest.fixture
+def site(location, station_factory):
+    station, _ = station_factory("CP-PLAN-1", evses=2)
+    station.online = True
+    station.save()
+    group = LoadGroup.objects.create(name="grid", location=location, limit_amps=D(64))
+    txs = [
+        Transaction.objects.create(
+            station=station,
+            evse=evse,
+            ocpp_evse_id=evse.ocpp_evse_id,
+            transaction_id=str(evse.ocpp_evse_id),
+            ocpp_version="1.6",
+            started_at=timezone.now(),
+            meter_start=0,
+        )
+        for evse in station.evses.order_by("ocpp_evse_id")
+    ]
+    return group, station, txs
+
+
+@pytest.mark.django_db
+def test_the_evening_peak_lowers_the_limit_in_the_locations_time(site):
+    group, _, _ = site
+    group.schedule = [
+        {"start": "17:00", "end": "21:00", "limit_amps": 40},
+        {"start": "23:00", "end": "06:00", "limit_amps": 80},
+    ]
+    group.save()
+    amsterdam_18h = datetime(2026, 12, 2, 17, 0, tzinfo=UTC)  # 18:00 in Amsterdam
+    assert load_group_limit(group=group, at=amsterdam_18h) == 40
+    assert load_group_limit(group=group, at=amsterdam_18h.replace(hour=23, minute=30)) == 80  # 00:30, past midnight
+    assert load_group_limit(group=group, at=amsterdam_18h.replace(hour=11)) == 64
+
+
+@pytest.mark.django_db
+def test_a_partners_accepted_profile_caps_its_session_under_the_site_limit(site):
+    group, station, (tx1, tx2) = site
+    ChargingProfile.objects.create(
+        station=station,
+        ocpp_evse_id=1,
+        transaction=tx1,
+        profile_id=tx1.pk,
+        limit=D(4600),
+        charging_rate_unit="W",
+        profile={},
+        source="partner",
+        status="Accepted",
+    )
+    limit, _, plan = load_group_plan(group=group)
+    assert limit == 64
+    # 4,600 W on 3 x 230 V is 6.7 A: the partner's session keeps that, the other takes the rest up to its 32 A.
+    assert plan == {tx1.pk: D("6.7"), tx2.pk: D(32)}
