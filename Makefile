@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DEBUG ?= 1
 
-.PHONY: run test install env migrate demo worker bench clean
+.PHONY: run test install env migrate demo worker bench bench-load clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ lint: install
 
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Load management: 200 connectors under one site limit, time until every charger holds its new share.
+bench-load: install
+	$(PY) bench/load_management.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var test-output

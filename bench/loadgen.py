@@ -191,6 +191,7 @@ class Charger:
         self.plan: deque[str] = deque()  # the CALLs a started sequence still owes (Start after Authorize ...)
         self.toggle = False  # connector 2: Available <-> Unavailable
         self.on_sent = None  # callable(charger, action, payload, perf_counter) for end-to-end scenarios
+        self.on_call = None  # callable(charger, action, payload, perf_counter) -> CALLRESULT payload, or None
         self.lock = asyncio.Lock()  # OCPP-J: one CALL outstanding per charger
 
     @property
@@ -267,8 +268,12 @@ class Charger:
                 except (ValueError, IndexError, KeyError, TypeError):
                     self.stats.error("bad_frame", f"{self.identity}: {str(raw)[:200]}")
                     continue
-                if kind == 2:  # a CALL from the CSMS: we implement none of them
-                    await self.ws.send(json.dumps([4, unique_id, "NotImplemented", "", {}]))
+                if kind == 2:  # a CALL from the CSMS: answered by `on_call` when set, else NotImplemented
+                    answer = self.on_call(self, frame[2], frame[3], received) if self.on_call else None
+                    if answer is None:
+                        await self.ws.send(json.dumps([4, unique_id, "NotImplemented", "", {}]))
+                    else:
+                        await self.ws.send(json.dumps([3, unique_id, answer]))
                     continue
                 entry = self.pending.pop(unique_id, None)
                 if entry is None:
