@@ -4,6 +4,7 @@ from cpo.dashboard.views import (
     analytics,
     base,
     cdrs,
+    load,
     onboarding,
     overview,
     partners,
@@ -44,5 +45,8 @@ urlpatterns = [
     path("cdrs/<str:cdr_id>/", cdrs.CdrDetailView.as_view(), name="cdr"),
     path("cdrs/<str:cdr_id>/retry/", cdrs.CdrRetryView.as_view(), name="cdr-retry"),
     path("analytics/", analytics.AnalyticsView.as_view(), name="analytics"),
+    path("load/", load.LoadGroupListView.as_view(), name="load-groups"),
+    path("load/<int:pk>/", load.LoadGroupDetailView.as_view(), name="load-group"),
+    path("load/<int:pk>/live/", load.LoadGroupLiveView.as_view(), name="load-group-live"),
     path("analytics/<slug:table>.csv", analytics.AnalyticsCsvView.as_view(), name="analytics-csv"),
 ]
