@@ -238,9 +238,13 @@ def outbox_due_claim(*, limit: int = 500) -> list[int]:
         ids = list(
             OutboxMessage.objects.select_for_update(skip_locked=True)
             .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
-            # never queued, queued long ago (the task may be lost), or its retry time came after it was queued
+            # never queued, queued long ago (the task may be lost), its retry time came after it was queued, or the
+            # worker that took it died (its sending lease ran out)
             .filter(
-                Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=lease) | Q(dispatched_at__lt=F("next_attempt_at"))
+                Q(dispatched_at__isnull=True)
+                | Q(dispatched_at__lte=lease)
+                | Q(dispatched_at__lt=F("next_attempt_at"))
+                | Q(sending_until__isnull=False)
             )
             .exclude(sending_until__gt=now)
             .exclude(Exists(older))

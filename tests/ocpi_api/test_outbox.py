@@ -482,6 +482,9 @@ def test_beat_queues_a_dead_workers_message_again_within_a_minute(emsp, settings
     lease = timedelta(seconds=settings.OCPI_OUTBOX_SENDING_LEASE)
     poll = timedelta(seconds=settings.OCPI_OUTBOX_POLL_SECONDS)
     assert lease + poll <= timedelta(seconds=60)
-    # queued and claimed just now; the worker died at once: its lease runs out `lease` later, beat looks `poll` later
-    OutboxMessage.objects.filter(pk=cdr.pk).update(dispatched_at=now - lease, sending_until=now - timedelta(seconds=1))
+    # queued and taken by a worker that died at once: its lease runs out `lease` later, beat looks within `poll`
+    OutboxMessage.objects.filter(pk=cdr.pk).update(dispatched_at=now - lease, sending_until=now + timedelta(seconds=1))
+    assert outbox.outbox_due_claim() == []
+    OutboxMessage.objects.filter(pk=cdr.pk).update(sending_until=now - timedelta(seconds=0.1))
     assert outbox.outbox_due_claim() == [cdr.pk]
+    assert outbox_deliver(message_id=cdr.pk) == Outcome.SENT and len(emsp.cdr_posts) == 1
