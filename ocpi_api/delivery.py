@@ -191,8 +191,9 @@ def _message_record(*, claimed: OutboxMessage, exchange: OcpiExchange, permanent
             _message_fail(message, error=exchange.problem())
             return Outcome.FAILED
         delay = retry_delay(attempts=message.attempts)
-        if exchange.http_status is None:  # unanswered: it may still be running at the partner
-            delay = max(delay, push_timeout(module=message.module))
+        timeout = push_timeout(module=message.module)
+        if exchange.http_status is None and exchange.duration_ms >= timeout * 900:
+            delay = max(delay, timeout)  # we stopped waiting for an answer: the call may still run at the partner
         next_attempt = timezone.now() + timedelta(seconds=delay)
         if next_attempt > message.give_up_at:
             _message_fail(message, error=f"gave up after {message.attempts} attempts: {exchange.problem()}")

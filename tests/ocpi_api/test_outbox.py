@@ -451,6 +451,20 @@ def test_a_push_that_timed_out_is_not_retried_before_the_partner_had_the_timeout
     assert cdr.next_attempt_at >= ended + timedelta(seconds=0.5)
 
 
+@pytest.mark.django_db
+def test_a_push_refused_at_once_is_retried_after_the_backoff_only(emsp, settings):
+    """A refused connection never reached the partner: nothing to wait for but the backoff."""
+    settings.OCPI_OUTBOX_RETRY_BASE = 0.01
+    settings.OCPI_PUSH_TIMEOUTS = {"cdrs": 30.0}
+    partner = partner_for(emsp)
+    cdr = enqueue_cdr(partner, session_key="sessions:none-pending")
+    emsp.go_down()
+    assert outbox_deliver(message_id=cdr.pk) == Outcome.RETRY
+    cdr.refresh_from_db()
+    assert cdr.next_attempt_at < timezone.now() + timedelta(seconds=1)
+    emsp.come_back()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_live_worker_renews_its_sending_lease_while_the_partner_takes_its_time(emsp, settings):
     """The sending lease is short (a dead worker's message goes again soon) and a live worker renews it, so no other
