@@ -350,7 +350,18 @@ OCPI_OUTBOX_CDR_GIVE_UP_HOURS = env_float("OCPI_OUTBOX_CDR_GIVE_UP_HOURS", 14 * 
 # every POLL_SECONDS. A queued delivery not done after DISPATCH_LEASE seconds is queued again by beat.
 OCPI_OUTBOX_COUNTDOWN_MAX = env_float("OCPI_OUTBOX_COUNTDOWN_MAX", 300.0)
 OCPI_OUTBOX_POLL_SECONDS = env_float("OCPI_OUTBOX_POLL_SECONDS", 15.0)
-OCPI_OUTBOX_DISPATCH_LEASE = env_float("OCPI_OUTBOX_DISPATCH_LEASE", 300.0)
+OCPI_OUTBOX_DISPATCH_LEASE = env_float("OCPI_OUTBOX_DISPATCH_LEASE", 30.0)
+# A worker sending a push holds it for SENDING_LEASE seconds and renews the lease while the call runs: no other worker
+# repeats a call in flight, and the push of a worker that died is queued again by beat within SENDING_LEASE +
+# POLL_SECONDS (keep that under a minute).
+OCPI_OUTBOX_SENDING_LEASE = env_float("OCPI_OUTBOX_SENDING_LEASE", 20.0)
+# Seconds to wait for a partner's answer to a push, per OCPI module (others: OCPI_HTTP_TIMEOUT). A push not answered
+# in time is retried no sooner than this long again (it may still be running at the partner). CDRs get longer: an
+# EMSP may check and store a CDR slowly, and a CDR POST given up too early reaches it twice.
+OCPI_PUSH_TIMEOUTS = {
+    "cdrs": env_float("OCPI_CDR_PUSH_TIMEOUT", 30.0),
+    "sessions": env_float("OCPI_SESSION_PUSH_TIMEOUT", 15.0),
+}
 OCPI_OUTBOX_RETENTION_DAYS = env_int("OCPI_OUTBOX_RETENTION_DAYS", 30)
 # Gateway events are handed to the Celery workers in one task per this many seconds per daphne process.
 OCPI_EVENTS_BATCH_SECONDS = env_float("OCPI_EVENTS_BATCH_SECONDS", 0.5)

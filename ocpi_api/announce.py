@@ -130,8 +130,8 @@ def session_announce(*, session: Session, final: bool = False) -> OutboxMessage 
 
 
 def cdr_announce(*, cdr: Cdr) -> OutboxMessage | None:
-    """Queue the POST of a CDR to the EMSP whose token was used, once (a second call finds the first message).
-    Precondition: inside the transaction that created the CDR."""
+    """Queue the POST of a CDR to the EMSP whose token was used, once (a second call finds the first message), after
+    every push of its session (the session's order key). Precondition: inside the transaction that created the CDR."""
     partner = selectors.partner_of_party(country_code=cdr.emsp_country_code, party_id=cdr.emsp_party_id)
     if partner is None or not partner.endpoint_url(identifier=ModuleID.CDRS, role=InterfaceRole.RECEIVER):
         return None
@@ -140,6 +140,7 @@ def cdr_announce(*, cdr: Cdr) -> OutboxMessage | None:
         module=ModuleID.CDRS,
         path="",
         object_key=cdr_object_key(cdr),
+        order_key=session_object_key(cdr.session),
         body=_normal(cdr_as_ocpi(cdr=cdr)),
         to_party=(cdr.emsp_country_code.upper(), cdr.emsp_party_id.upper()),
     )

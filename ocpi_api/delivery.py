@@ -1,16 +1,21 @@
 """Delivering one outbox message: the HTTP call a worker makes for it, recorded as an `OutboxAttempt`.
 
 No row lock and no database transaction is held while the partner answers. A worker claims the message in one short
-transaction (a sending lease, `sending_until`), calls the partner outside any transaction, and records the result in
-another; a second worker given the same message meanwhile finds it leased and leaves it, and `outbox_enqueue` does
-not supersede a leased message (the newer one goes after it). A worker killed mid-call leaves the lease to run out:
-beat then queues the message again (`outbox_due_claim`). Messages of one object still go out in order: one is
-claimed only when no older one of its object is pending, and sending it queues the next."""
+transaction (a sending lease, `sending_until`, OCPI_OUTBOX_SENDING_LEASE long), calls the partner outside any
+transaction while a `LeaseKeeper` thread renews the lease, and records the result in another; a second worker given
+the same message meanwhile finds it leased and leaves it, and `outbox_enqueue` does not supersede a leased message
+(the newer one goes after it). A worker killed mid-call stops renewing: its lease runs out within seconds and beat
+queues the message again (`outbox_due_claim`). So a call is never repeated while an earlier one may still be in
+flight from our side, and one the partner did not answer in time (per kind: OCPI_PUSH_TIMEOUTS) is repeated no
+sooner than that timeout again, as it may still be running at the partner. Messages of one order key go out in
+order: one is claimed only when no older one of its key is pending, and sending it queues the next."""
 
 import logging
-from datetime import timedelta
+import threading
+from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connections, transaction
 from django.utils import timezone
 
 from ocpi_api.client import OcpiExchange, ocpi_call
@@ -19,10 +24,6 @@ from ocpi_api.modules import InterfaceRole
 from ocpi_api.outbox import message_schedule, retry_delay
 
 logger = logging.getLogger(__name__)
-
-# Longer than the delivery task's hard time limit (ocpi_api.tasks.outbox_deliver, 90 s): a worker that is still
-# alive never loses its lease to another.
-SENDING_LEASE = timedelta(seconds=120)
 
 
 class Outcome:
@@ -43,9 +44,54 @@ def message_url(message: OutboxMessage) -> str | None:
     return f"{base.rstrip('/')}/{message.path}" if message.path else base
 
 
+def push_timeout(*, module: str) -> float:
+    """Seconds to wait for the partner's answer to a push of `module` (settings.OCPI_PUSH_TIMEOUTS)."""
+    return float(settings.OCPI_PUSH_TIMEOUTS.get(module, settings.OCPI_HTTP_TIMEOUT))
+
+
+def sending_lease() -> timedelta:
+    return timedelta(seconds=settings.OCPI_OUTBOX_SENDING_LEASE)
+
+
+class LeaseKeeper:
+    """While the worker waits for the partner, a thread renews the message's sending lease every third of its length,
+    on its own database connection. `until` is the lease as last written: the worker's proof, when it records the
+    attempt, that no other worker took the message over. Renewal stops when the lease is found taken over."""
+
+    def __init__(self, message: OutboxMessage):
+        self.message_id = message.pk
+        self.until: datetime | None = message.sending_until
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"outbox-lease-{message.pk}", daemon=True)
+
+    def __enter__(self) -> "LeaseKeeper":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        period = sending_lease().total_seconds() / 3
+        try:
+            while not self.stopped.wait(period):
+                renewed = timezone.now() + sending_lease()
+                if not OutboxMessage.objects.filter(pk=self.message_id, sending_until=self.until).update(
+                    sending_until=renewed
+                ):
+                    logger.warning("sending lease of outbox message %s was taken over", self.message_id)
+                    return
+                self.until = renewed
+        except Exception:  # the database let us down: the lease runs out and another worker takes the message
+            logger.exception("could not renew the sending lease of outbox message %s", self.message_id)
+        finally:
+            connections.close_all()  # this thread's connections only
+
+
 def message_send(*, message: OutboxMessage, url: str) -> OcpiExchange:
     """One HTTP call for `message`, with the partner's token, `X-Correlation-ID` (one per message, the same on every
-    retry) and the routing headers to the party the message is for."""
+    retry), the routing headers to the party the message is for, and the timeout of its kind."""
     partner = message.partner
     return ocpi_call(
         message.method,
@@ -55,20 +101,21 @@ def message_send(*, message: OutboxMessage, url: str) -> OcpiExchange:
         body=message.body,
         to_party=(message.to_country_code, message.to_party_id),
         correlation_id=message.correlation_id,
+        timeout=push_timeout(module=message.module),
     )
 
 
 def _older_pending(message: OutboxMessage):
     return OutboxMessage.objects.filter(
-        partner_id=message.partner_id, object_key=message.object_key, status=OutboxStatus.PENDING, id__lt=message.id
+        partner_id=message.partner_id, order_key=message.order_key, status=OutboxStatus.PENDING, id__lt=message.id
     )
 
 
-def _next_of_object(message: OutboxMessage) -> OutboxMessage | None:
+def _next_in_order(message: OutboxMessage) -> OutboxMessage | None:
     return (
         OutboxMessage.objects.filter(
             partner_id=message.partner_id,
-            object_key=message.object_key,
+            order_key=message.order_key,
             status=OutboxStatus.PENDING,
             id__gt=message.id,
         )
@@ -101,13 +148,14 @@ def _message_claim(*, message_id: int) -> tuple[OutboxMessage | None, str]:
         if message.partner.status != PartnerStatus.REGISTERED:
             _message_fail(message, error=f"partner {message.partner} is {message.partner.status}")
             return None, Outcome.FAILED
-        message.sending_until = now + SENDING_LEASE
+        message.sending_until = now + sending_lease()
         message.save(update_fields=["sending_until"])
     return message, ""
 
 
 def _message_record(*, claimed: OutboxMessage, exchange: OcpiExchange, permanent: bool) -> str:
-    """In one short transaction: the attempt, and the message sent, retried later or given up."""
+    """In one short transaction: the attempt, and the message sent, retried later or given up. `claimed.sending_until`
+    is the lease this worker holds (as last renewed)."""
     with transaction.atomic():
         message = OutboxMessage.objects.select_for_update(of=("self",)).select_related("partner").get(pk=claimed.pk)
         OutboxAttempt.objects.create(
@@ -135,14 +183,18 @@ def _message_record(*, claimed: OutboxMessage, exchange: OcpiExchange, permanent
             location = exchange.headers.get("Location", "") if exchange.headers is not None else ""
             message.response_location = location[:512]
             message.save()
-            following = _next_of_object(message)
+            following = _next_in_order(message)
             if following is not None:
                 message_schedule(following.pk, at=following.next_attempt_at)
             return Outcome.SENT
         if permanent:
             _message_fail(message, error=exchange.problem())
             return Outcome.FAILED
-        next_attempt = timezone.now() + timedelta(seconds=retry_delay(attempts=message.attempts))
+        delay = retry_delay(attempts=message.attempts)
+        timeout = push_timeout(module=message.module)
+        if exchange.http_status is None and exchange.duration_ms >= timeout * 900:
+            delay = max(delay, timeout)  # we stopped waiting for an answer: the call may still run at the partner
+        next_attempt = timezone.now() + timedelta(seconds=delay)
         if next_attempt > message.give_up_at:
             _message_fail(message, error=f"gave up after {message.attempts} attempts: {exchange.problem()}")
             return Outcome.FAILED
@@ -156,8 +208,8 @@ def _message_record(*, claimed: OutboxMessage, exchange: OcpiExchange, permanent
 
 def outbox_deliver(*, message_id: int) -> str:
     """Try to deliver one message; idempotent (a sent, superseded or failed message is left alone). Not before
-    `next_attempt_at`, not while another worker sends it, and not while an older message of the same object is
-    pending (that one queues this one when it is done). Returns the `Outcome`."""
+    `next_attempt_at`, not while another worker sends it (its lease is live), and not while an older message of the
+    same order key is pending (that one queues this one when it is done). Returns the `Outcome`."""
     message, outcome = _message_claim(message_id=message_id)
     if message is None:
         return outcome
@@ -171,7 +223,10 @@ def outbox_deliver(*, message_id: int) -> str:
             error=f"partner has no {message.module} Receiver endpoint",
         )
         return _message_record(claimed=message, exchange=exchange, permanent=True)
-    return _message_record(claimed=message, exchange=message_send(message=message, url=url), permanent=False)
+    with LeaseKeeper(message) as lease:
+        exchange = message_send(message=message, url=url)
+    message.sending_until = lease.until
+    return _message_record(claimed=message, exchange=exchange, permanent=False)
 
 
 def _message_fail(message: OutboxMessage, *, error: str) -> None:
@@ -181,6 +236,6 @@ def _message_fail(message: OutboxMessage, *, error: str) -> None:
     message.last_error = error
     message.save()
     logger.error("OCPI push %s given up: %s", message, error)
-    following = _next_of_object(message)
+    following = _next_in_order(message)
     if following is not None:
         message_schedule(following.pk, at=following.next_attempt_at)

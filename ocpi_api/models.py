@@ -217,8 +217,10 @@ class OutboxMessage(models.Model):
     """One OCPI call we owe a partner, written in the same database transaction as the change it announces and
     delivered by a Celery worker (`ocpi_api.delivery.outbox_deliver`).
 
-    `object_key` names the object whose messages are delivered in order (a session, a CDR, a location with its
-    EVSEs and connectors, a tariff); `path` is what follows the partner's Receiver endpoint URL of `module`.
+    `object_key` names the object a message is about (a session, a CDR, a location with its EVSEs and connectors, a
+    tariff): newer pushes of it may replace undelivered ones. `order_key` names the messages that go out one at a
+    time, in `id` order: an object's own, and a CDR's with its session's (the session's key). `path` is what follows
+    the partner's Receiver endpoint URL of `module`.
     `meta` keeps what the push was computed from (e.g. the Session as last announced), so the next push can be a
     PATCH of the differences. `due_at` is when it was first meant to go (throttling); `next_attempt_at` moves with
     each failed attempt (backoff)."""
@@ -227,7 +229,8 @@ class OutboxMessage(models.Model):
     module = models.CharField(max_length=20, help_text="OCPI ModuleID of the partner's Receiver endpoint")
     method = models.CharField(max_length=6)
     path = models.CharField(max_length=255, blank=True, help_text="Appended to the partner's endpoint URL")
-    object_key = models.CharField(max_length=120, help_text="Messages of one object go out in order")
+    object_key = models.CharField(max_length=120, help_text="The object the message is about")
+    order_key = models.CharField(max_length=120, help_text="Messages of one order key go out one at a time, in order")
     to_country_code = models.CharField(max_length=2, blank=True)
     to_party_id = models.CharField(max_length=3, blank=True)
     body = models.JSONField(null=True, blank=True, encoder=DecimalJSONEncoder, decoder=DecimalJSONDecoder)
@@ -258,6 +261,7 @@ class OutboxMessage(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="outbox_due"),
             models.Index(fields=["partner", "object_key", "status"], name="outbox_object"),
+            models.Index(fields=["partner", "order_key", "status"], name="outbox_order"),
         ]
         constraints = [
             # A CDR is POSTed once per partner: a retried or concurrent task finds the row another one wrote.

@@ -7,7 +7,11 @@ announces (DESIGN.md, "The flow of one charge", step 6), then delivered by a Cel
 - Coalescing: a push of an object that may be replaced (session PUT/PATCH, location PUT/PATCH) supersedes the
   undelivered pushes of the same object and path that no worker is sending; PATCH bodies are merged into the newer
   one (a session PATCH's `charging_periods` are added to, as mod_sessions says, so they are concatenated).
-- Order: a message is sent only when no older message of the same object (`object_key`) is still pending.
+- Order: a message is sent only when no older message of its `order_key` is still pending (waiting, retrying or in
+  flight). An object's messages share its key; a CDR POST takes its session's key, so the EMSP gets the session's
+  PUT, PATCHes and final state before the CDR. Coalescing never moves a message's content past another object's
+  message of the same key. Producers of one key must be serialised (billing holds the transaction's row lock), so
+  ids follow the order of the changes.
 - Failures are retried with exponential backoff until `give_up_at` (days for CDRs); beat finds messages whose time
   has come (`outbox_due_claim`).
 """
@@ -102,6 +106,7 @@ def outbox_enqueue(
     path: str,
     object_key: str,
     body: dict | None,
+    order_key: str | None = None,
     to_party: tuple[str, str] | None = None,
     coalesce: bool = False,
     not_before: datetime | None = None,
@@ -110,21 +115,27 @@ def outbox_enqueue(
     """Write a push for `partner` and queue its delivery after commit. Precondition: called inside the
     transaction.atomic() block that makes the change it announces (OutboxError otherwise).
 
+    `order_key` (default: `object_key`) is the key of the messages this one goes after (see the module docstring).
     With `coalesce`, undelivered coalescing messages of the same object and path that no worker is sending (none
-    holds its row or its sending lease) are superseded: their content is merged into the new message, which keeps
-    the earliest due time (throttling) and their backoff. `not_before` delays the first try (session PATCH
-    throttling)."""
+    holds its row or its sending lease) and that no other object's message of the same order key follows are
+    superseded: their content is merged into the new message, which keeps the earliest due time (throttling) and
+    their backoff. `not_before` delays the first try (session PATCH throttling)."""
     check_in_transaction()
+    order_key = order_key or object_key
     to_country, to_party_id = to_party or (partner.country_code, partner.party_id)
     now = timezone.now()
     due = max(not_before or now, now)
     attempts, next_attempt, give_up = 0, due, now + give_up_after(module=module)
     older = []
     if coalesce:
+        overtaken = OutboxMessage.objects.filter(
+            partner_id=partner.pk, order_key=order_key, status=OutboxStatus.PENDING, id__gt=OuterRef("id")
+        ).exclude(object_key=object_key)
         older = list(
             OutboxMessage.objects.select_for_update(skip_locked=True)
             .filter(partner=partner, object_key=object_key, path=path, status=OutboxStatus.PENDING, coalesce=True)
             .exclude(sending_until__gt=now)
+            .exclude(Exists(overtaken))
             .order_by("id")
         )
     for old in older:
@@ -141,6 +152,7 @@ def outbox_enqueue(
         method=method,
         path=path,
         object_key=object_key,
+        order_key=order_key,
         to_country_code=to_country[:2],
         to_party_id=to_party_id[:3],
         body=body,
@@ -211,13 +223,14 @@ def outbox_retry(*, message_id: int) -> OutboxMessage:
 
 
 def outbox_due_claim(*, limit: int = 500) -> list[int]:
-    """Ids of pending messages that may go now: due, first of their object, and not queued recently (a queued task
-    may still be on its way). Marks them queued. For the beat task that catches retries and lost tasks."""
+    """Ids of pending messages that may go now: due, first of their order key, not being sent (a live sending lease),
+    and not queued recently (a queued task may still be on its way). Marks them queued. For the beat task that
+    catches retries, lost tasks and the messages of dead workers (their lease ran out)."""
     now = timezone.now()
     lease = now - timedelta(seconds=settings.OCPI_OUTBOX_DISPATCH_LEASE)
     older = OutboxMessage.objects.filter(
         partner_id=OuterRef("partner_id"),
-        object_key=OuterRef("object_key"),
+        order_key=OuterRef("order_key"),
         status=OutboxStatus.PENDING,
         id__lt=OuterRef("id"),
     )
@@ -225,9 +238,13 @@ def outbox_due_claim(*, limit: int = 500) -> list[int]:
         ids = list(
             OutboxMessage.objects.select_for_update(skip_locked=True)
             .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
-            # never queued, queued long ago (the task may be lost), or its retry time came after it was queued
+            # never queued, queued long ago (the task may be lost), its retry time came after it was queued, or the
+            # worker that took it died (its sending lease ran out)
             .filter(
-                Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=lease) | Q(dispatched_at__lt=F("next_attempt_at"))
+                Q(dispatched_at__isnull=True)
+                | Q(dispatched_at__lte=lease)
+                | Q(dispatched_at__lt=F("next_attempt_at"))
+                | Q(sending_until__isnull=False)
             )
             .exclude(sending_until__gt=now)
             .exclude(Exists(older))

@@ -9,11 +9,12 @@ from cpo.task_dispatch import task_dispatch
 from ocpi_api import announce, delivery, outbox
 
 
-# The hard time limit bounds `ocpi_api.delivery.SENDING_LEASE` (a live worker never loses its lease).
+# Longer than a call with the longest push timeout can take (connect, send, answer). The worker renews its sending
+# lease meanwhile; the hard limit kills a stuck one, whose lease then runs out (ocpi_api.delivery).
 @shared_task(
     acks_late=True,
-    soft_time_limit=60,
-    time_limit=90,
+    soft_time_limit=150,
+    time_limit=180,
     ignore_result=True,
     autoretry_for=(OperationalError,),
     retry_backoff=True,

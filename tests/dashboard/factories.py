@@ -183,6 +183,7 @@ def push(partner: Partner, status: str, *, attempts: int = 0, error: str = "", s
         method="POST",
         path="",
         object_key=key,
+        order_key=key,
         status=status,
         attempts=attempts,
         last_error=error,

@@ -41,6 +41,8 @@ def e2e_environment(queue: str, base_url: str) -> dict:
         "OCPI_SESSION_SYNC_INTERVAL": "1",
         "OCPI_SESSION_RECONCILE_SECONDS": "3",
         "OCPI_HTTP_TIMEOUT": "3",
+        "OCPI_SESSION_PUSH_TIMEOUT": "3",
+        "OCPI_CDR_PUSH_TIMEOUT": "3",
         "OCPI_REALTIME_AUTHORIZATION_TIMEOUT": "2",
         "OCPI_EVENTS_BATCH_SECONDS": str(GATEWAY_BATCH_SECONDS),
     }

@@ -370,3 +370,135 @@ def test_staff_retry_puts_a_given_up_message_back_in_line(emsp):
     assert retried.status == OutboxStatus.PENDING and retried.give_up_at > timezone.now() + timedelta(hours=1)
     assert outbox_deliver(message_id=message.pk) == Outcome.SENT
     assert outbox.outbox_retry(message_id=message.pk).status == OutboxStatus.SENT  # nothing to do
+
+
+# --- Issue 9: order and duplicates at the partner -------------------------------------------------------------
+
+
+def enqueue_cdr(partner, *, session_key="sessions:S-1"):
+    with transaction.atomic():
+        return outbox.outbox_enqueue_once(
+            partner=partner,
+            module="cdrs",
+            path="",
+            object_key="cdrs:C-1",
+            order_key=session_key,
+            body={"id": "C-1", "session_id": "S-1"},
+        )[0]
+
+
+@pytest.mark.django_db
+def test_a_cdr_waits_for_every_pending_push_of_its_session(emsp):
+    partner = partner_for(emsp)
+    put = enqueue(partner, method="PUT", coalesce=True)
+    cdr = enqueue_cdr(partner)
+    assert outbox_deliver(message_id=cdr.pk) == Outcome.WAITING
+    OutboxMessage.objects.update(dispatched_at=None)  # their delivery tasks were lost
+    assert outbox.outbox_due_claim() == [put.pk]  # beat queues the session's PUT, not the CDR
+    assert outbox_deliver(message_id=put.pk) == Outcome.SENT
+    assert outbox_deliver(message_id=cdr.pk) == Outcome.SENT
+    assert [(p["module"], p["method"]) for p in emsp.pushes] == [("sessions", "PUT"), ("cdrs", "POST")]
+
+
+@pytest.mark.django_db
+def test_a_session_update_after_its_cdr_does_not_coalesce_the_earlier_put_past_the_cdr(emsp):
+    """Coalescing moves content to the newest message: never past a CDR that waits for it."""
+    partner = partner_for(emsp)
+    put = enqueue(partner, method="PUT", coalesce=True)
+    cdr = enqueue_cdr(partner)
+    later = enqueue(partner, method="PATCH", body={"kwh": 9, "last_updated": "x"}, coalesce=True)
+    put.refresh_from_db()
+    assert put.status == OutboxStatus.PENDING and later.method == "PATCH"
+    for message in (later, cdr, put, cdr, later):
+        outbox_deliver(message_id=message.pk)
+    assert [(p["module"], p["method"]) for p in emsp.pushes] == [
+        ("sessions", "PUT"),
+        ("cdrs", "POST"),
+        ("sessions", "PATCH"),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_slow_emsp_gets_the_cdr_within_the_longer_cdr_timeout_and_only_once(emsp, settings):
+    """Issue 9: answers that came after our 10 s timeout made the EMSP receive the CDR three times. A CDR POST waits
+    longer for its answer than a session push (timeouts per kind, in settings)."""
+    settings.OCPI_HTTP_TIMEOUT = 0.5
+    settings.OCPI_PUSH_TIMEOUTS = {"cdrs": 3.0, "sessions": 0.5}
+    partner = partner_for(emsp)
+    cdr = enqueue_cdr(partner, session_key="sessions:none-pending")
+    emsp.delay = 1.0
+    assert outbox_deliver(message_id=cdr.pk) == Outcome.SENT
+    assert len(emsp.cdr_posts) == 1
+    put = enqueue(partner, method="PUT")
+    assert outbox_deliver(message_id=put.pk) == Outcome.RETRY  # a session push does not wait as long
+    [attempt] = OutboxAttempt.objects.filter(message=put)
+    assert "Timeout" in attempt.error
+
+
+@pytest.mark.django_db
+def test_a_push_that_timed_out_is_not_retried_before_the_partner_had_the_timeout_again(emsp, settings):
+    """A request we stopped waiting for may still be running at the partner: the retry comes no sooner than one more
+    timeout later, however short the backoff."""
+    settings.OCPI_OUTBOX_RETRY_BASE = 0.01
+    settings.OCPI_PUSH_TIMEOUTS = {"cdrs": 0.5}
+    partner = partner_for(emsp)
+    cdr = enqueue_cdr(partner, session_key="sessions:none-pending")
+    emsp.delay = 1.0
+    assert outbox_deliver(message_id=cdr.pk) == Outcome.RETRY
+    cdr.refresh_from_db()
+    [attempt] = OutboxAttempt.objects.filter(message=cdr)
+    ended = attempt.started_at + timedelta(milliseconds=attempt.duration_ms)
+    assert cdr.next_attempt_at >= ended + timedelta(seconds=0.5)
+
+
+@pytest.mark.django_db
+def test_a_push_refused_at_once_is_retried_after_the_backoff_only(emsp, settings):
+    """A refused connection never reached the partner: nothing to wait for but the backoff."""
+    settings.OCPI_OUTBOX_RETRY_BASE = 0.01
+    settings.OCPI_PUSH_TIMEOUTS = {"cdrs": 30.0}
+    partner = partner_for(emsp)
+    cdr = enqueue_cdr(partner, session_key="sessions:none-pending")
+    emsp.go_down()
+    assert outbox_deliver(message_id=cdr.pk) == Outcome.RETRY
+    cdr.refresh_from_db()
+    assert cdr.next_attempt_at < timezone.now() + timedelta(seconds=1)
+    emsp.come_back()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_worker_renews_its_sending_lease_while_the_partner_takes_its_time(emsp, settings):
+    """The sending lease is short (a dead worker's message goes again soon) and a live worker renews it, so no other
+    worker retries a call still in flight, however long the partner takes."""
+    settings.OCPI_OUTBOX_SENDING_LEASE = 0.6
+    settings.OCPI_PUSH_TIMEOUTS = {"sessions": 5.0}
+    partner = partner_for(emsp)
+    message = enqueue(partner, not_before=timezone.now() + timedelta(hours=1))
+    make_due(message)
+    emsp.delay = 2.0
+    worker = threading.Thread(target=lambda: (outbox_deliver(message_id=message.pk), connections.close_all()))
+    worker.start()
+    threading.Event().wait(1.5)  # well past the first lease
+    assert OutboxMessage.objects.get(pk=message.pk).sending_until > timezone.now()
+    assert outbox_deliver(message_id=message.pk) == Outcome.LOCKED
+    assert outbox.outbox_due_claim() == []
+    worker.join()
+    message.refresh_from_db()
+    assert message.status == OutboxStatus.SENT and len(emsp.requests) == 1
+
+
+@pytest.mark.django_db
+def test_beat_queues_a_dead_workers_message_again_within_a_minute(emsp, settings):
+    """Issue 9: a worker killed during a CDR POST re-sent it 4 min 47 s later. With the default settings a message
+    whose worker died is queued again by beat within a minute of the worker's last sign of life."""
+    partner = partner_for(emsp)
+    cdr = enqueue_cdr(partner, session_key="sessions:none-pending")
+    now = timezone.now()
+    lease = timedelta(seconds=settings.OCPI_OUTBOX_SENDING_LEASE)
+    poll = timedelta(seconds=settings.OCPI_OUTBOX_POLL_SECONDS)
+    assert lease + poll <= timedelta(seconds=60)
+    # queued and taken by a worker that died at once: its lease runs out `lease` later, beat looks within `poll`
+    OutboxMessage.objects.filter(pk=cdr.pk).update(dispatched_at=now - lease, sending_until=now + timedelta(seconds=1))
+    assert outbox.outbox_due_claim() == []
+    OutboxMessage.objects.filter(pk=cdr.pk).update(sending_until=now - timedelta(seconds=0.1))
+    assert outbox.outbox_due_claim() == [cdr.pk]
+    assert outbox_deliver(message_id=cdr.pk) == Outcome.SENT and len(emsp.cdr_posts) == 1

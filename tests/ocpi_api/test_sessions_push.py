@@ -191,3 +191,32 @@ def test_transactions_whose_task_was_lost_are_found_for_another_run(
     for tx in (running, ended):
         transaction_bill(transaction_pk=tx.pk)
     assert transactions_unbilled(quiet_seconds=0, days=3650) == []
+
+
+@pytest.mark.django_db
+def test_while_the_emsp_rejects_the_session_its_cdr_waits_and_arrives_after_the_completed_session(
+    receiving_emsp, session_station, session_partners, emsp_token, no_throttle, settings
+):
+    """Issue 9: in 4 of 12 sessions the CDR was POSTed before the session's first PUT (an EMSP that checks the session
+    exists rejects such a CDR). A CDR goes after every push of its session, whatever their retries."""
+    settings.OCPI_OUTBOX_RETRY_BASE = 0.01
+    receiving_emsp.answer = lambda method, path, body: (
+        (500, {"status_code": 3000, "status_message": "sessions down"}) if "/sessions/" in path else None
+    )
+    tx = start(session_station)
+    transaction_bill(transaction_pk=tx.pk)
+    reading(session_station, tx, 10, 3000)
+    transaction_bill(transaction_pk=tx.pk)
+    stop(session_station, tx, 30, 11000)
+    session = transaction_bill(transaction_pk=tx.pk)
+    for _ in range(3):
+        deliver_all()
+    assert receiving_emsp.cdr_posts == [], "the CDR went before its session"
+    receiving_emsp.answer = None
+    OutboxMessage.objects.update(next_attempt_at=T0)
+    for _ in range(3):
+        deliver_all()
+    calls = [(p["module"], p["method"], (p["body"] or {}).get("status")) for p in receiving_emsp.pushes]
+    assert calls[0][:2] == ("sessions", "PUT") and calls[-1][:2] == ("cdrs", "POST")
+    assert [c for c in calls if c[0] == "sessions"][-1][2] == "COMPLETED" and len(receiving_emsp.cdr_posts) == 1
+    assert receiving_emsp.sessions[f"NL/CPO/{session.id}"]["status"] == "COMPLETED"
