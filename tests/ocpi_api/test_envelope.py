@@ -149,7 +149,13 @@ def test_configuration_modules_take_no_routing_headers_into_account(client, head
 
 # --- Hub client info: only a hub pushes it (mod_hub_client_info: "Data owner: Hub")
 
-CLIENT_INFO = {"country_code": "NL", "party_id": "ALL", "role": "CPO", "status": "PLANNED", "last_updated": "2019-06-19T02:11:11Z"}
+CLIENT_INFO = {
+    "country_code": "NL",
+    "party_id": "ALL",
+    "role": "CPO",
+    "status": "PLANNED",
+    "last_updated": "2019-06-19T02:11:11Z",
+}
 
 
 def test_hubclientinfo_from_a_partner_that_is_not_a_hub_is_refused(client, headers):
