@@ -89,3 +89,20 @@ def test_a_20_kb_authorization_header_is_answered_431_not_dropped(live_daphne):
     # Outside /ocpi/ the answer is plain, but still an answer.
     status, headers, _ = request(live_daphne, "GET", "/login/", headers={"X-Big": "z" * 20_000})
     assert status == 431
+
+
+def test_a_chunked_body_growing_beyond_the_limit_is_413_and_never_reaches_the_application(live_daphne, partner_headers):
+    def chunks():
+        for _ in range(50):
+            yield b"x" * 65536  # 3.2 MB in all, no Content-Length
+
+    connection = http.client.HTTPConnection(live_daphne.host, live_daphne.port, timeout=30)
+    try:
+        headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked", **partner_headers}
+        connection.request("PUT", TOKEN_PATH, body=chunks(), headers=headers, encode_chunked=True)
+        response = connection.getresponse()
+        status, body = response.status, json.loads(response.read())
+    finally:
+        connection.close()
+    assert (status, body["status_code"]) == (413, 2000)
+    assert not PartnerToken.objects.exists()
