@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # /ocpi/: an oversize body is refused (413, envelope) before anything reads it; request/correlation ids.
+    "ocpi_api.middleware.OcpiTransportMiddleware",
     # Serves STATIC_ROOT (collectstatic) from daphne itself, compressed and with far-future caching of hashed names.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -189,6 +191,12 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
+
+# The largest request body accepted, in bytes (Django's setting; there are no file uploads). Above it the server
+# answers 413 at the headers, before reading the body or checking a token (cpo/server.py, ocpi_api/middleware.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
+# Request line plus headers, in bytes; above it daphne answers 431 (cpo/server.py). Twisted's own limit is 16 KiB.
+HTTP_MAX_HEADER_BYTES = env_int("HTTP_MAX_HEADER_BYTES", 16_384)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "ocpi_api.openapi.OcpiAutoSchema",

@@ -1,12 +1,21 @@
 """The OCPI response format (transport_and_format.asciidoc "Response format", status_codes.asciidoc).
 
 Every answer under /ocpi/ is `{"data", "status_code", "status_message", "timestamp"}`, errors included; views raise
-`OcpiError` (or DRF's exceptions) and `ocpi_exception_handler` turns them into that envelope."""
+`OcpiError` (or DRF's exceptions) and `ocpi_exception_handler` turns them into that envelope.
 
+Which HTTP status goes with it (status_codes.asciidoc): a request that is not parsed JSON gets an HTTP error (400;
+413 and 431 for oversize bodies and headers, answered by the server before the body is read: cpo/server.py and
+ocpi_api.middleware). A request that is valid JSON, addresses an existing resource and comes from an authenticated
+and authorized sender has "reached the OCPI layer": it is never answered with an HTTP error status, whatever its
+OCPI status (2001 for bad fields, 2003 for a command at an unknown location); only a GET (or a change) of an object
+that does not exist is 404."""
+
+import json
 import logging
 from datetime import UTC, datetime
 
-from django.http import Http404
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 
@@ -37,6 +46,23 @@ def ocpi_envelope(*, data=None, status_code: int = StatusCode.SUCCESS, status_me
         "status_message": status_message,
         "timestamp": ocpi_datetime(datetime.now(UTC)),
     }
+
+
+OCPI_PATH_PREFIX = "/ocpi/"  # where cpo/urls.py mounts ocpi_api.urls: every answer below it is the envelope
+
+
+def ocpi_envelope_bytes(*, status_code: int, status_message: str) -> bytes:
+    """An error envelope as the bytes of a JSON body, for answers made outside DRF (middleware, the server)."""
+    return json.dumps(ocpi_envelope(status_code=status_code, status_message=status_message)).encode()
+
+
+def ocpi_http_response(*, http_status: int, status_code: int, status_message: str) -> HttpResponse:
+    """An error envelope as a plain Django response, for answers made before a view runs."""
+    return HttpResponse(
+        ocpi_envelope_bytes(status_code=status_code, status_message=status_message),
+        status=http_status,
+        content_type="application/json",
+    )
 
 
 def ocpi_response(
@@ -70,13 +96,38 @@ class OcpiError(Exception):
 
 
 class InvalidParameters(OcpiError):
+    """2001 for a request that reached the OCPI layer: HTTP 200 (status_codes.asciidoc)."""
+
+    http_status = 200
+    status_code = StatusCode.INVALID_PARAMETERS
+
+
+class Misaddressed(OcpiError):
+    """Routing headers that name a party this platform does not host, or a sender that is not the authenticated
+    partner: the request never reaches our OCPI layer (there is no such resource here), so an HTTP error."""
+
     http_status = 400
     status_code = StatusCode.INVALID_PARAMETERS
+
+
+class NotForYourRole(OcpiError):
+    """An authenticated partner calling a module that is not for its role (hubclientinfo from a non-hub): it is not
+    authorized, so the request does not reach the OCPI layer."""
+
+    http_status = 403
+    status_code = StatusCode.CLIENT_ERROR
 
 
 class UnknownObject(OcpiError):
     http_status = 404
     status_code = StatusCode.UNKNOWN_LOCATION
+
+
+class UnknownEndpoint(OcpiError):
+    """No OCPI endpoint at this URL: 404 with the generic client error (2003 is for unknown Locations)."""
+
+    http_status = 404
+    status_code = StatusCode.CLIENT_ERROR
 
 
 class UnknownToken(OcpiError):
@@ -136,16 +187,18 @@ def ocpi_exception_handler(exc: Exception, context: dict) -> Response:
             status_message=str(exc.detail),
             headers={"WWW-Authenticate": "Token"},
         )
-    if isinstance(exc, exceptions.ValidationError):
+    if isinstance(exc, exceptions.ValidationError):  # valid JSON, bad fields: the request reached the OCPI layer
         return ocpi_response(
-            http_status=400, status_code=StatusCode.INVALID_PARAMETERS, status_message=_validation_message(exc.detail)
+            http_status=200, status_code=StatusCode.INVALID_PARAMETERS, status_message=_validation_message(exc.detail)
         )
-    if isinstance(exc, (exceptions.ParseError, exceptions.UnsupportedMediaType)):
+    if isinstance(exc, (exceptions.ParseError, exceptions.UnsupportedMediaType)):  # not JSON: transport layer
         return ocpi_response(
             http_status=exc.status_code, status_code=StatusCode.INVALID_PARAMETERS, status_message=str(exc.detail)
         )
+    if isinstance(exc, RequestDataTooBig):
+        return ocpi_response(http_status=413, status_code=StatusCode.CLIENT_ERROR, status_message=str(exc))
     if isinstance(exc, (Http404, exceptions.NotFound)):
-        return ocpi_response(http_status=404, status_code=StatusCode.UNKNOWN_LOCATION, status_message="Not found")
+        return ocpi_response(http_status=404, status_code=StatusCode.CLIENT_ERROR, status_message="Not found")
     if isinstance(exc, exceptions.MethodNotAllowed):
         return ocpi_response(http_status=405, status_code=StatusCode.CLIENT_ERROR, status_message=str(exc.detail))
     if isinstance(exc, exceptions.APIException):

@@ -10,7 +10,7 @@ from django.urls import reverse
 from billing.encoding import ocpi_datetime
 from billing.models import Cdr, Session
 from cpo.models import EVSE, Connector, Location
-from ocpi_api.models import ClientInfo, Partner, PartnerParty, PartnerStatus, PartnerToken
+from ocpi_api.models import ClientInfo, Partner, PartnerParty, PartnerStatus, PartnerToken, Role
 from ocpi_api.modules import InterfaceRole, absolute_url
 
 
@@ -51,6 +51,20 @@ def partner_of_party(*, country_code: str, party_id: str) -> Partner | None:
         .first()
     )
     return holder.partner if holder is not None else None
+
+
+def partner_is_hub(*, partner: Partner) -> bool:
+    """Whether the partner is a hub: its main role or any role it declared is HUB."""
+    return partner.role == Role.HUB or any(r.get("role") == Role.HUB for r in partner.roles or [])
+
+
+def partner_sender_parties(*, partner: Partner) -> set[tuple[str, str]]:
+    """The parties a partner may name in OCPI-from headers (upper-cased): its own and, for a hub, those it told us
+    are behind it (ClientInfo)."""
+    parties = partner.party_ids()
+    if partner_is_hub(partner=partner):
+        parties |= {(c.upper(), p.upper()) for c, p in partner.client_infos.values_list("country_code", "party_id")}
+    return parties
 
 
 def our_business_details() -> dict:

@@ -94,7 +94,9 @@ class _FlushTracker:
 def _periodic_batches():
     """This process's PeriodicBatch objects (module-level, made when the apps' receivers are imported), their
     flushes tracked."""
-    batches = [obj for obj in gc.get_objects() if isinstance(obj, PeriodicBatch)]
+    # type(), not isinstance(): the heap may hold dead weak proxies (hypothesis, schemathesis), which isinstance()
+    # dereferences and raises ReferenceError on.
+    batches = [obj for obj in gc.get_objects() if type(obj) is PeriodicBatch]
     for batch in batches:
         if not isinstance(batch.flush, _FlushTracker):
             batch.flush = _FlushTracker(batch.flush)

@@ -64,10 +64,9 @@ class CommandRefused(Exception):
 
 
 def _unknown(what: str) -> CommandRefused:
-    """mod_commands "UNLOCK_CONNECTOR Unknown Location": status 2003 with a REJECTED CommandResponse."""
-    return CommandRefused(
-        Response.REJECTED, f"Unknown {what}", http_status=404, status_code=StatusCode.UNKNOWN_LOCATION
-    )
+    """mod_commands "UNLOCK_CONNECTOR Unknown Location": status 2003 with a REJECTED CommandResponse, HTTP 200 (the
+    command endpoint exists: the request reached the OCPI layer, status_codes.asciidoc)."""
+    return CommandRefused(Response.REJECTED, f"Unknown {what}", status_code=StatusCode.UNKNOWN_LOCATION)
 
 
 # --- Targets: locations, EVSEs, sessions --------------------------------------------------------------------------

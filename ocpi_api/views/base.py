@@ -1,32 +1,71 @@
-"""The base of every OCPI view: our authentication, the envelope for errors, and the OCPI headers."""
+"""The base of every OCPI view: our authentication, JSON parsing with a nesting bound, the envelope for errors, the
+routing headers (checked on requests, set on answers), and no OPTIONS.
 
-import uuid
+Request and correlation ids, and the body-size limit, are set for all of /ocpi/ by ocpi_api.middleware."""
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from ocpi_api.auth import OcpiTokenAuthentication, PartnerCredentials, RegisteredPartnerAccess
-from ocpi_api.envelope import UnknownObject, ocpi_exception_handler
+from ocpi_api.auth import (
+    OcpiTokenAuthentication,
+    PartnerCredentials,
+    RegisteredPartnerAccess,
+    check_routing_headers,
+)
+from ocpi_api.envelope import UnknownEndpoint, ocpi_exception_handler
 from ocpi_api.serializers import OcpiEnvelopeSerializer
 
-REQUEST_ID = "X-Request-ID"
-CORRELATION_ID = "X-Correlation-ID"
+# Far deeper than any OCPI object (a CDR's tariff price components are 7 levels down), far shallower than the
+# recursion that the JSON parser and everything after it would hit.
+MAX_JSON_DEPTH = 32
+
+
+def json_nesting_exceeds(value, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than `limit` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+class OcpiJSONParser(JSONParser):
+    """DRF's JSON parser, with nesting beyond MAX_JSON_DEPTH refused as a parse error (HTTP 400, 2001) instead of a
+    RecursionError in the parser or later."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        too_deep = ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels")
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise too_deep from None
+        if json_nesting_exceeds(data, MAX_JSON_DEPTH):
+            raise too_deep
+        return data
 
 
 class OcpiView(APIView):
-    """A view of a functional module: registered partners only, routing headers on the response."""
+    """A view of a functional module: registered partners only, routing headers checked and answered."""
 
     authentication_classes = [OcpiTokenAuthentication]
     permission_classes = [RegisteredPartnerAccess]
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
+    parser_classes = [OcpiJSONParser]
+    metadata_class = None  # OPTIONS is not an OCPI method: 405 in the envelope, not DRF's metadata
     # Configuration modules (versions, credentials, hubclientinfo) are not routed: no OCPI-from/to headers.
     routed = True
     serializer_class = OcpiEnvelopeSerializer  # what every answer looks like, for the OpenAPI description
+    requester: tuple[str, str] | None = None  # the party the request came from, once the routing headers are checked
 
     def get_exception_handler(self):
         return ocpi_exception_handler
@@ -35,22 +74,26 @@ class OcpiView(APIView):
     def partner(self):
         return self.request.auth.partner
 
+    @property
+    def allowed_methods(self):
+        return [method for method in super().allowed_methods if method != "OPTIONS"]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if self.routed:
+            self.requester = check_routing_headers(partner=self.partner, headers=request.headers)
+
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
-        headers = request.headers
-        response[REQUEST_ID] = headers.get(REQUEST_ID) or str(uuid.uuid4())
-        response[CORRELATION_ID] = headers.get(CORRELATION_ID) or str(uuid.uuid4())
         if self.routed:
             response["OCPI-from-country-code"] = settings.OCPI_COUNTRY_CODE
             response["OCPI-from-party-id"] = settings.OCPI_PARTY_ID
-            to_country = headers.get("OCPI-from-country-code")
-            to_party = headers.get("OCPI-from-party-id")
+            to = self.requester
             auth = getattr(request, "_auth", None)
-            if not (to_country and to_party) and isinstance(auth, PartnerCredentials) and auth.partner.country_code:
-                to_country, to_party = auth.partner.country_code, auth.partner.party_id
-            if to_country and to_party:
-                response["OCPI-to-country-code"] = to_country
-                response["OCPI-to-party-id"] = to_party
+            if to is None and isinstance(auth, PartnerCredentials) and auth.partner.country_code:
+                to = (auth.partner.country_code.upper(), auth.partner.party_id.upper())
+            if to is not None:
+                response["OCPI-to-country-code"], response["OCPI-to-party-id"] = to
         return response
 
 
@@ -63,6 +106,6 @@ class UnknownEndpointView(OcpiView):
     routed = False
 
     def _not_found(self, request, *args, **kwargs):
-        raise UnknownObject(f"No OCPI endpoint at {request.path}")
+        raise UnknownEndpoint(f"No OCPI endpoint at {request.path}")
 
-    get = post = put = patch = delete = _not_found
+    get = post = put = patch = delete = options = _not_found

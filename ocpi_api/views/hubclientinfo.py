@@ -1,9 +1,11 @@
 """HubClientInfo module, Receiver interface (mod_hub_client_info.asciidoc): GET/PUT
-/ocpi/2.2.1/hubclientinfo/{country_code}/{party_id}. A configuration module: no routing headers."""
+/ocpi/2.2.1/hubclientinfo/{country_code}/{party_id}. A configuration module: no routing headers. The Hub is the data
+owner: only a partner with the role HUB may use it (403 for others)."""
 
 from drf_spectacular.utils import extend_schema
 
 from ocpi_api import selectors, services
+from ocpi_api.auth import HubAccess
 from ocpi_api.envelope import UnknownObject, ocpi_response
 from ocpi_api.modules import InterfaceRole, OcpiModule, ocpi_route
 from ocpi_api.serializers import ClientInfoSerializer, OcpiEnvelopeSerializer, client_info_validate
@@ -11,6 +13,7 @@ from ocpi_api.views.base import OcpiView, UnknownEndpointView
 
 
 class ClientInfoView(OcpiView):
+    permission_classes = [HubAccess]
     routed = False
 
     def get(self, request, country_code: str, party_id: str):

@@ -50,8 +50,8 @@ def test_an_unregistered_partner_is_401(client):
 
 
 def test_unknown_endpoints_and_methods_are_enveloped(client, headers):
-    assert_envelope(client.get("/ocpi/2.2.1/nothing-here", **headers), 404, 2003)
-    assert_envelope(client.get("/ocpi/", **headers), 404, 2003)
+    assert_envelope(client.get("/ocpi/2.2.1/nothing-here", **headers), 404, 2000)
+    assert_envelope(client.get("/ocpi/", **headers), 404, 2000)
     assert_envelope(
         client.post("/ocpi/2.2.1/locations", data={}, content_type="application/json", **headers), 405, 2000
     )
