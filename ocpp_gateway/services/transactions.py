@@ -149,14 +149,22 @@ def transaction_start_16(
     id_tag: str,
     meter_start: int,
     timestamp: datetime,
+    charger_timestamp: datetime | None = None,
     reservation_id: int | None = None,
     auth: AuthorizationResult | None = None,
 ) -> tuple[Transaction, AuthorizationResult] | RealtimeCheck:
     """StartTransaction.req. The transactionId is ours, chosen per station (`transaction_id_16_next`). A
     retransmission (same station, connector and start time) gets the same transaction and the stored answer back.
-    A transaction still ACTIVE on the connector (its stop never came) ends here, at its last known reading."""
+    `timestamp` is the start as believed (services.clock); when the charger sent another time (`charger_timestamp`,
+    its clock was off), that time is kept to recognise the retransmission, whose receive time differs. A
+    transaction still ACTIVE on the connector (its stop never came) ends here, at its last known reading."""
+    if charger_timestamp == timestamp:
+        charger_timestamp = None
+    same_start = Q(started_at=timestamp)
+    if charger_timestamp is not None:
+        same_start = Q(charger_started_at=charger_timestamp)
     existing = Transaction.objects.filter(
-        station_id=station_pk, ocpp_version="1.6", ocpp_evse_id=connector_id, started_at=timestamp
+        same_start, station_id=station_pk, ocpp_version="1.6", ocpp_evse_id=connector_id
     ).first()
     if existing is not None:
         return existing, authorization_stored(existing)
@@ -180,6 +188,7 @@ def transaction_start_16(
                     id_tag=id_tag,
                     reservation_id=reservation_id,
                     started_at=timestamp,
+                    charger_started_at=charger_timestamp,
                     meter_start=Decimal(meter_start),
                     **authorization_fields(auth),
                 )
@@ -195,7 +204,7 @@ def transaction_start_16(
             return tx, auth
         except IntegrityError:
             tx = Transaction.objects.filter(
-                station_id=station_pk, ocpp_version="1.6", ocpp_evse_id=connector_id, started_at=timestamp
+                same_start, station_id=station_pk, ocpp_version="1.6", ocpp_evse_id=connector_id
             ).first()
             if tx is not None:  # the same start, written by a concurrent retransmission
                 return tx, authorization_stored(tx)
