@@ -36,9 +36,11 @@ def charger_time_check(*, sent: datetime, received: datetime, registered_at: dat
     OCPP_CLOCK_MAX_AHEAD_SECONDS, not before `clock_floor`), else `received` with the skew. Pure and cheap: it runs
     for every timestamp of every frame."""
     ahead = sent - received
-    if ahead > timedelta(seconds=settings.OCPP_CLOCK_MAX_AHEAD_SECONDS) or sent < clock_floor(
-        registered_at=registered_at
-    ):
+    if ahead.total_seconds() > settings.OCPP_CLOCK_MAX_AHEAD_SECONDS:
+        return ChargerTime(at=received, skew=ahead)
+    if sent >= settings.OCPP_CLOCK_FLOOR and (registered_at is None or sent >= registered_at):
+        return ChargerTime(at=sent)  # the usual case, decided without computing the floor
+    if sent < clock_floor(registered_at=registered_at):
         return ChargerTime(at=received, skew=ahead)
     return ChargerTime(at=sent)
 

@@ -29,13 +29,11 @@ from ocpp_gateway.services.authorization import (
     token_authorize,
     token_authorize_stored,
 )
+from ocpp_gateway.services.clock import charger_time_ahead
 from ocpp_gateway.services.meter_values import Sample, meter_values_record
 from ocpp_gateway.services.provisioning import evse_resolve
 
 logger = logging.getLogger(__name__)
-
-# A late stop's time is believed up to this far ahead of our clock.
-LATE_STOP_CLOCK_SLACK = timedelta(minutes=5)
 
 
 def transaction_end(
@@ -120,7 +118,7 @@ def transaction_stop_late(
     if higher and meter_stop >= tx.meter_start:
         tx.meter_stop = meter_stop
         changed.append("meter_stop")
-    if tx.ended_at is not None and tx.ended_at < ended_at <= timezone.now() + LATE_STOP_CLOCK_SLACK:
+    if tx.ended_at is not None and tx.ended_at < ended_at and not charger_time_ahead(held=ended_at, now=timezone.now()):
         tx.ended_at = ended_at
         changed.append("ended_at")
     if not changed:
