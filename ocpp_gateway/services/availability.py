@@ -3,8 +3,9 @@ on it, the transaction's charging state (billing tells charging from parking tim
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -152,9 +153,11 @@ def station_status_update(
     timestamp: datetime,
 ) -> None:
     """The station's own status (e.g. Faulted / PowerMeterFailure for the whole station), kept with the vendor's
-    details as sent; an older report than the one held is ignored, as for EVSEs."""
+    details as sent; an older report than the one held is ignored, as for EVSEs (unless the held one is from the
+    future: stored before services.clock checked times)."""
+    ahead = timezone.now() + timedelta(seconds=settings.OCPP_CLOCK_MAX_AHEAD_SECONDS)
     ChargingStation.objects.filter(pk=station_pk).filter(
-        Q(status_updated__isnull=True) | Q(status_updated__lte=timestamp)
+        Q(status_updated__isnull=True) | Q(status_updated__lte=timestamp) | Q(status_updated__gt=ahead)
     ).update(
         ocpp_status=ocpp_status[:20],
         ocpp_error_code="" if error_code in ("", "NoError") else error_code[:50],

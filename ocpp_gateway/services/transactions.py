@@ -386,7 +386,8 @@ def _transaction_apply_event(
     if event.reservation_id is not None:
         tx.reservation_id = event.reservation_id
     if event.charging_state:
-        tx.charging_state = event.charging_state
+        if tx.last_seq_no is None or event.seq_no >= tx.last_seq_no:  # the newest; a late one is history only
+            tx.charging_state = event.charging_state
         charging_state_record(transaction_pk=tx.pk, timestamp=event.timestamp, charging_state=event.charging_state)
     tx.last_seq_no = max(tx.last_seq_no or 0, event.seq_no)
     energies = [s for s in event.samples if (s.measurand or ENERGY_REGISTER) == ENERGY_REGISTER and not s.phase]

@@ -20,7 +20,7 @@ from ocpp_gateway.models import ChargingStateChange, MessageLog, Transaction
 from ocpp_gateway.services.clock import charger_time_check
 from tests.billing.examples import example
 from tests.ocpp_gateway.chargers import connected
-from tests.support import wait_until
+from tests.support import in_thread, wait_until
 
 YEAR = timedelta(days=365)
 
@@ -424,3 +424,61 @@ def test_16_charging_state_reported_after_the_stop_is_kept_for_the_transaction_i
         "SuspendedEV"
     ]
     assert EVSE.objects.get(station__identity="CP16-LATE-STATE").ocpp_status == "Available"
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_201_suspended_ev_event_arriving_after_a_newer_one_still_bills_the_spec_parking_example(
+    live_daphne, station_factory, local_token, parking_tariff
+):
+    """2.0.1: the TransactionEvent saying SuspendedEV (seqNo 2) arrives after the newer EVConnected one (seqNo 3).
+    The transaction's charging state stays the newest; the history has both; the CDR is 7.00 / 7.90."""
+    _, secret = station_factory("CP201-PARKING", evses=1)
+    Connector.objects.filter(evse__station__identity="CP201-PARKING").update(tariff_ids=[parking_tariff.id])
+    token = {"idToken": local_token.uid, "type": "ISO14443"}
+    t0 = now() - timedelta(hours=3)
+    full, leaves = t0 + timedelta(hours=2), t0 + timedelta(minutes=160)
+
+    def state(seq_no: int, at: datetime, charging_state: str) -> call201.TransactionEvent:
+        return event201(
+            "Updated", seq_no, at, trigger_reason="ChargingStateChanged", info={"chargingState": charging_state}
+        )
+
+    async def scenario():
+        async with connected(live_daphne.ocpp_url("CP201-PARKING"), "CP201-PARKING", secret, version="2.0.1") as cp:
+            await cp.call(boot201())
+            await cp.call(
+                event201(
+                    "Started",
+                    0,
+                    t0,
+                    id_token=token,
+                    info={"chargingState": "Charging"},
+                    meter_value=[energy201(t0, 0, "Transaction.Begin")],
+                )
+            )
+            await cp.call(event201("Updated", 1, full, meter_value=[energy201(full, 20000)]))
+            await cp.call(state(3, leaves, "EVConnected"))
+            await cp.call(state(2, full, "SuspendedEV"))  # late
+            tx = await in_thread(Transaction.objects.get, station__identity="CP201-PARKING")
+            assert tx.charging_state == "EVConnected"
+            await cp.call(
+                event201(
+                    "Ended",
+                    4,
+                    leaves,
+                    trigger_reason="EVDeparted",
+                    info={"stoppedReason": "EVDisconnected"},
+                    meter_value=[energy201(leaves, 20000, "Transaction.End")],
+                )
+            )
+
+    asyncio.run(scenario())
+    tx = Transaction.objects.get(station__identity="CP201-PARKING")
+    assert list(tx.charging_states.values_list("charging_state", flat=True)) == [
+        "Charging",
+        "SuspendedEV",
+        "EVConnected",
+    ]
+    cdr = the_cdr(tx)
+    assert (cdr.total_cost_excl_vat, cdr.total_cost_incl_vat) == (Decimal("7.00"), Decimal("7.90"))
