@@ -107,6 +107,10 @@ class ChargingStation(models.Model):
     vendor_id = models.CharField(max_length=255, blank=True, help_text="1.6 StatusNotification vendorId")
     vendor_error_code = models.CharField(max_length=50, blank=True)
     status_updated = models.DateTimeField(null=True, blank=True)
+    # The last time a charger's timestamp was not believed (ocpp_gateway.services.clock): by how much its clock was
+    # off (seconds, positive when ahead of ours) and when we saw it.
+    clock_skew = models.IntegerField(null=True, blank=True, help_text="Seconds the clock was off (+ ahead)")
+    clock_skew_at = models.DateTimeField(null=True, blank=True)
     # Channel name of the consumer holding the socket: a later connection replaces it, and only the current
     # holder may mark the station offline when its socket closes.
     connection_channel = models.CharField(max_length=200, blank=True)

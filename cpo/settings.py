@@ -5,6 +5,7 @@ Production and CI: DATABASE_URL (PostgreSQL) and REDIS_URL (channels-redis and t
 """
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -308,6 +309,16 @@ OCPP_MESSAGE_LOG_FLUSH_SECONDS = env_float("OCPP_MESSAGE_LOG_FLUSH_SECONDS", 0.2
 OCPP_SEEN_FLUSH_SECONDS = env_float("OCPP_SEEN_FLUSH_SECONDS", 10.0)
 # ACTIVE transactions of offline stations silent for this long are ended by housekeeping (stop reason Other).
 OCPP_STALE_TRANSACTION_HOURS = env_float("OCPP_STALE_TRANSACTION_HOURS", 48)
+# Clock sanity (ocpp_gateway/services/clock.py): a charger's timestamp more than OCPP_CLOCK_MAX_AHEAD_SECONDS ahead of
+# our clock, before OCPP_CLOCK_FLOOR, or more than OCPP_CLOCK_MAX_DAYS_BEFORE_REGISTRATION days before the station was
+# registered is not believed: the time we received the frame is recorded instead, the frame is flagged in the message
+# log, and the station shows the skew to staff (on the overview for OCPP_CLOCK_WARNING_HOURS).
+OCPP_CLOCK_MAX_AHEAD_SECONDS = env_int("OCPP_CLOCK_MAX_AHEAD_SECONDS", 300)
+OCPP_CLOCK_MAX_DAYS_BEFORE_REGISTRATION = env_int("OCPP_CLOCK_MAX_DAYS_BEFORE_REGISTRATION", 30)
+OCPP_CLOCK_FLOOR = datetime.fromisoformat(os.environ.get("OCPP_CLOCK_FLOOR", "2020-01-01T00:00:00Z"))
+if OCPP_CLOCK_FLOOR.tzinfo is None:
+    OCPP_CLOCK_FLOOR = OCPP_CLOCK_FLOOR.replace(tzinfo=UTC)
+OCPP_CLOCK_WARNING_HOURS = env_float("OCPP_CLOCK_WARNING_HOURS", 24)
 # Threads (and database connections) per daphne process for the gateway's database work.
 OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 4)
 # Threads per daphne process for authorizations that ask someone outside our database (an EMSP, in real time): never

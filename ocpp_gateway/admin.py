@@ -56,8 +56,17 @@ class MeterValueAdmin(admin.ModelAdmin):
 class MessageLogAdmin(admin.ModelAdmin):
     """The OCPP message log; filter by station (search its identity) to see one charger's conversation."""
 
-    list_display = ("created_at", "identity", "direction", "message_type", "action", "unique_id", "short_payload")
-    list_filter = ("direction", "message_type", "action")
+    list_display = (
+        "created_at",
+        "identity",
+        "direction",
+        "message_type",
+        "action",
+        "unique_id",
+        "clock_skew",
+        "short_payload",
+    )
+    list_filter = ("direction", "message_type", "action", ("clock_skew", admin.EmptyFieldListFilter))
     search_fields = ("identity", "unique_id", "action")
     date_hierarchy = "created_at"
     list_per_page = 100

@@ -20,6 +20,7 @@ from ocpp_gateway.batching import BatchWriter
 from ocpp_gateway.commands import command_execute, station_group
 from ocpp_gateway.handlers import HANDLERS
 from ocpp_gateway.handlers.base import FrameError, db
+from ocpp_gateway.services.clock import station_clock_skew_record
 from ocpp_gateway.services.provisioning import (
     station_authenticate,
     station_connected,
@@ -35,6 +36,11 @@ seen_writer = BatchWriter(
     lambda pks: station_seen(station_pks=pks),
     interval=lambda: settings.OCPP_SEEN_FLUSH_SECONDS,
     unique=True,
+)
+clock_skew_writer = BatchWriter(
+    "clock skew",
+    lambda observations: station_clock_skew_record(observations=observations),
+    interval=lambda: settings.OCPP_SEEN_FLUSH_SECONDS,
 )
 # 2.0.1 before 2.1: our 2.1 support is the 2.0.1 message set, so a station offering both gets the richer path.
 SUBPROTOCOL_PREFERENCE = ["ocpp2.0.1", "ocpp2.1", "ocpp1.6"]
@@ -109,6 +115,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             station_pk=auth.station_pk,
             registration_status=auth.registration_status,
             response_timeout=settings.OCPP_CALL_TIMEOUT,
+            registered_at=auth.registered_at,
         )
         # Tell an earlier connection of this identity (in any process) to step aside, then take its place.
         await self.channel_layer.group_send(self.group, {"type": "station.replaced", "by": self.channel_name})
@@ -132,8 +139,14 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if self.charge_point is None:
             return
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
-        message_log.record(self, "IN", raw)
+        entry = message_log.log_entry(self, "IN", raw)
         seen_writer.add(self.station_pk)
+        try:
+            await self.handle_frame(raw)
+        finally:
+            self.frame_handled(entry)
+
+    async def handle_frame(self, raw: str) -> None:
         if len(raw.encode()) > settings.OCPP_MAX_FRAME_BYTES:
             error = self.charge_point.rpc_error(f"frame exceeds {settings.OCPP_MAX_FRAME_BYTES} bytes")
             await self.send_frame(self.charge_point.call_error("-1", error))
@@ -147,6 +160,19 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.charge_point.route_frame(msg)
         except Exception:  # the connection and the process live on whatever one frame does
             logger.exception("%s: unhandled error on frame %s", self.identity, raw[:500])
+
+    def frame_handled(self, entry: dict | None) -> None:
+        """Queue the frame's log row, flagged when a timestamp in it was not believed, and note the station's clock
+        skew for staff (both written in batches, after the answer went out)."""
+        skew = self.charge_point.frame_clock_skew
+        if skew is not None:
+            seconds = round(skew.total_seconds())
+            clock_skew_writer.add((self.station_pk, seconds, self.charge_point.received_at))
+            if entry is not None:
+                entry["clock_skew"] = seconds
+            self.charge_point.frame_clock_skew = None
+        if entry is not None:
+            message_log.writer.add(entry)
 
     async def send_frame(self, frame: str) -> None:
         message_log.record(self, "OUT", frame)

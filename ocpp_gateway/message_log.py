@@ -32,8 +32,16 @@ def frame_summary(raw: str) -> tuple[int | None, str, str]:
 
 def record(consumer, direction: str, raw: str) -> None:
     """Queue one frame of `consumer`'s connection; answers inherit the action of the CALL they answer."""
+    entry = log_entry(consumer, direction, raw)
+    if entry is not None:
+        writer.add(entry)
+
+
+def log_entry(consumer, direction: str, raw: str) -> dict | None:
+    """One frame's log row, stamped now, for queueing later with `writer.add` (a frame from the charger is queued once
+    handled, flagged when its clock was off); None when the log is off."""
     if not settings.OCPP_MESSAGE_LOG_ENABLED:
-        return
+        return None
     message_type, unique_id, action = frame_summary(raw)
     calls = consumer.__dict__.setdefault("_log_calls", {})
     if message_type == 2:
@@ -42,15 +50,13 @@ def record(consumer, direction: str, raw: str) -> None:
             calls.pop(next(iter(calls)))
     elif message_type in (3, 4):
         action = calls.pop(("OUT" if direction == "IN" else "IN", unique_id), "")
-    writer.add(
-        dict(
-            station_id=consumer.station_pk,
-            identity=consumer.identity[:48],
-            direction=direction,
-            message_type=message_type,
-            unique_id=unique_id,
-            action=action,
-            payload=redact_frame(raw),
-            created_at=timezone.now(),
-        )
+    return dict(
+        station_id=consumer.station_pk,
+        identity=consumer.identity[:48],
+        direction=direction,
+        message_type=message_type,
+        unique_id=unique_id,
+        action=action,
+        payload=redact_frame(raw),
+        created_at=timezone.now(),
     )

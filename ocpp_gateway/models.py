@@ -12,9 +12,9 @@ class Transaction(models.Model):
 
     `transaction_id` is the OCPP transactionId as a string, unique per station: for 1.6 we choose it per station
     (1, 2, ... wrapping before it leaves the int32 the 1.6 schema allows); for 2.0.1 the charger chooses it. Times
-    are the charger's (offline transactions keep their real times). `ended_by` says who ended it: the charger, or
-    we because it rebooted, started another transaction on the connector, reported the connector free, or went
-    silent (housekeeping); those end at the last reading we had.
+    are the charger's (offline transactions keep their real times) unless its clock was off (services.clock).
+    `ended_by` says who ended it: the charger, or we because it rebooted, started another transaction on the
+    connector, reported the connector free, or went silent (housekeeping); those end at the last reading we had.
     """
 
     class Status(models.TextChoices):
@@ -50,6 +50,9 @@ class Transaction(models.Model):
     remote_start_id = models.IntegerField(null=True, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     started_at = models.DateTimeField()
+    charger_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="1.6: the start time the charger sent when its clock was not believed"
+    )
     ended_at = models.DateTimeField(null=True, blank=True)
     meter_start = models.DecimalField(max_digits=14, decimal_places=3, help_text="Wh")
     meter_stop = models.DecimalField(max_digits=14, decimal_places=3, null=True, blank=True, help_text="Wh")
@@ -193,6 +196,9 @@ class MessageLog(models.Model):
     unique_id = models.CharField(max_length=64, blank=True)
     action = models.CharField(max_length=64, blank=True)
     payload = models.TextField(help_text="The frame as sent on the wire")
+    clock_skew = models.IntegerField(
+        null=True, blank=True, help_text="A timestamp of this frame was not believed: seconds off (+ ahead)"
+    )
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

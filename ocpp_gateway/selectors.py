@@ -1,8 +1,10 @@
 """Reads the gateway's services and its callers share."""
 
 import time
+from datetime import datetime
 
 from django.conf import settings
+from django.db.models import Q
 
 from cpo.models import EVSE, ChargingStation, LoadGroup
 from ocpp_gateway.models import Transaction
@@ -72,3 +74,21 @@ def load_managed_stations_forget() -> None:
     """Staff changed a load group: read the managed stations again on the next event."""
     global _managed
     _managed = (0.0, frozenset())
+def transaction_on_evse_at(*, station_pk: int, ocpp_evse_id: int | None, at: datetime) -> int | None:
+    """The transaction that was running on an EVSE at `at`: started by then and not ended before it (a status
+    report replayed from a charger's queue belongs to the transaction of its time, even one that has ended since);
+    else the only active one (a report a moment before the start it belongs to)."""
+    if not ocpp_evse_id:
+        return None
+    running = (
+        Transaction.objects.filter(station_id=station_pk, ocpp_evse_id=ocpp_evse_id, started_at__lte=at)
+        .filter(Q(status=Transaction.Status.ACTIVE) | Q(ended_at__gte=at))
+        .order_by("-started_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return (
+        running
+        if running is not None
+        else transaction_active_for_evse(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id)
+    )

@@ -12,11 +12,12 @@ import json
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import (
@@ -34,6 +35,7 @@ from ocpp.messages import Call, CallError, CallResult, MessageType
 from ocpp_gateway.authorization import RealtimeCheck, realtime_check_run_async
 from ocpp_gateway.handlers.validation import payload_validate
 from ocpp_gateway.selectors import station_registration_status
+from ocpp_gateway.services.clock import charger_time_check
 
 logger = logging.getLogger(__name__)
 
@@ -142,12 +144,24 @@ class GatewayChargePoint:
             if hasattr(method, "ocpp_action")
         }
 
-    def __init__(self, identity: str, *, send, station_pk: int, registration_status: str, response_timeout: float):
+    def __init__(
+        self,
+        identity: str,
+        *,
+        send,
+        station_pk: int,
+        registration_status: str,
+        response_timeout: float,
+        registered_at: datetime | None = None,
+    ):
         self.identity = identity
         self.send = send
         self.station_pk = station_pk
         self.registration_status = registration_status
         self.response_timeout = response_timeout
+        self.registered_at = registered_at  # the station's creation: charger times long before it are not believed
+        self.received_at = timezone.now()  # of the frame being handled
+        self.frame_clock_skew: timedelta | None = None  # the largest skew among the frame's unbelieved timestamps
         self.call_lock = asyncio.Lock()  # OCPP-J: one CALL of ours outstanding at a time
         self.pending: dict[str, asyncio.Future] = {}
 
@@ -179,6 +193,20 @@ class GatewayChargePoint:
         """A frame that is not an OCPP-J RPC message at all (1.6 has no better code than FormationViolation)."""
         return FormatViolationError(details={"cause": cause})
 
+    # -- the charger's clock ---------------------------------------------------------------------------------------
+    def charger_time(self, value: str | None, *, field: str = "timestamp") -> datetime:
+        """A timestamp of the frame being handled, parsed and checked against our clock (services.clock): the
+        charger's time when it is believed, else the time we received the frame, and the frame is flagged. Every
+        handler reads every timestamp it records through here."""
+        checked = charger_time_check(
+            sent=parse_ocpp_datetime(value, field=field), received=self.received_at, registered_at=self.registered_at
+        )
+        if checked.skew is not None and (
+            self.frame_clock_skew is None or abs(checked.skew) > abs(self.frame_clock_skew)
+        ):
+            self.frame_clock_skew = checked.skew
+        return checked.at
+
     # -- framing ---------------------------------------------------------------------------------------------------
     def unpack(self, raw: str) -> Call | CallResult | CallError:
         """Parse a frame, raising FrameError with the unique id when it can be read ("-1" otherwise)."""
@@ -206,6 +234,7 @@ class GatewayChargePoint:
     # -- CALLs from the charger ------------------------------------------------------------------------------------
     async def route_frame(self, msg) -> None:
         """Answer a CALL, or hand a CALLRESULT/CALLERROR to the waiting `call_action()`."""
+        self.received_at, self.frame_clock_skew = timezone.now(), None
         if msg.message_type_id != MessageType.Call:
             waiting = self.pending.get(msg.unique_id)
             if waiting is None or waiting.done():

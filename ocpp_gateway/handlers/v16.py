@@ -1,6 +1,9 @@
 """OCPP 1.6J: every message a charge point sends in the Core, Firmware Management, Local Auth List, Reservation,
 Remote Trigger and Smart Charging profiles (plus the security whitepaper's notifications) is answered here."""
 
+from collections.abc import Callable
+from datetime import datetime
+
 from django.conf import settings
 from ocpp.exceptions import OCPPError
 from ocpp.v16 import call, call_result
@@ -41,11 +44,11 @@ def id_tag_info(auth) -> dict:
     return info
 
 
-def samples_16(meter_value: list[dict] | None) -> list[Sample]:
+def samples_16(meter_value: list[dict] | None, time_of: Callable[[str | None], datetime]) -> list[Sample]:
     """1.6 MeterValue[] (snake_case from the library) into version-neutral samples. Values are strings."""
     samples = []
     for entry in meter_value or []:
-        timestamp = parse_ocpp_datetime(entry.get("timestamp"))
+        timestamp = time_of(entry.get("timestamp"))
         for sv in entry.get("sampled_value") or []:
             signed = sv.get("format") == "SignedData"
             samples.append(
@@ -99,7 +102,7 @@ class ChargePoint16(GatewayChargePoint):
 
     @on(Action.status_notification)
     async def on_status_notification(self, connector_id, error_code, status, **kwargs):
-        timestamp = parse_ocpp_datetime(kwargs["timestamp"]) if kwargs.get("timestamp") else None
+        timestamp = self.charger_time(kwargs["timestamp"]) if kwargs.get("timestamp") else None
         await db(evse_status_update)(
             station_pk=self.station_pk,
             ocpp_evse_id=connector_id,
@@ -124,7 +127,8 @@ class ChargePoint16(GatewayChargePoint):
             connector_id=connector_id,
             id_tag=id_tag,
             meter_start=meter_start,
-            timestamp=parse_ocpp_datetime(timestamp),
+            timestamp=self.charger_time(timestamp),
+            charger_timestamp=parse_ocpp_datetime(timestamp),
             reservation_id=kwargs.get("reservation_id"),
         )
         return call_result.StartTransaction(transaction_id=int(tx.transaction_id), id_tag_info=id_tag_info(auth))
@@ -135,10 +139,10 @@ class ChargePoint16(GatewayChargePoint):
             station_pk=self.station_pk,
             transaction_id=transaction_id,
             meter_stop=meter_stop,
-            timestamp=parse_ocpp_datetime(timestamp),
+            timestamp=self.charger_time(timestamp),
             reason=kwargs.get("reason", ""),
             id_tag=kwargs.get("id_tag", ""),
-            samples=samples_16(kwargs.get("transaction_data")),
+            samples=samples_16(kwargs.get("transaction_data"), self.charger_time),
         )
         return call_result.StopTransaction(id_tag_info=id_tag_info(auth) if auth else None)
 
@@ -148,7 +152,7 @@ class ChargePoint16(GatewayChargePoint):
             station_pk=self.station_pk,
             ocpp_evse_id=connector_id,
             transaction_id=kwargs.get("transaction_id"),
-            samples=samples_16(meter_value),
+            samples=samples_16(meter_value, self.charger_time),
         )
         return call_result.MeterValues()
 

@@ -1,5 +1,8 @@
 """OCPP 2.0.1: the messages a charging station sends, answered per the specification."""
 
+from collections.abc import Callable
+from datetime import datetime
+
 from django.conf import settings
 from ocpp.exceptions import OCPPError
 from ocpp.v201 import call, call_result
@@ -12,7 +15,6 @@ from ocpp_gateway.handlers.base import (
     db,
     db_authorizing,
     on,
-    parse_ocpp_datetime,
     utc_now_iso,
 )
 from ocpp_gateway.measurands import ENERGY_REGISTER
@@ -41,12 +43,12 @@ def id_token_info(auth) -> dict:
     return info
 
 
-def samples_201(meter_value: list[dict] | None) -> list[Sample]:
+def samples_201(meter_value: list[dict] | None, time_of: Callable[[str | None], datetime]) -> list[Sample]:
     """2.0.1 MeterValueType[] (snake_case from the library) into version-neutral samples. Values are numbers,
     scaled by unitOfMeasure.multiplier (a power of ten)."""
     samples = []
     for entry in meter_value or []:
-        timestamp = parse_ocpp_datetime(entry.get("timestamp"))
+        timestamp = time_of(entry.get("timestamp"))
         for sv in entry.get("sampled_value") or []:
             unit = sv.get("unit_of_measure") or {}
             value = to_decimal(sv.get("value"))
@@ -115,7 +117,7 @@ class ChargePoint201(GatewayChargePoint):
             station_pk=self.station_pk,
             ocpp_evse_id=evse_id,
             ocpp_status=connector_status,
-            timestamp=parse_ocpp_datetime(timestamp),
+            timestamp=self.charger_time(timestamp),
             ocpp_version=self.ocpp_version,
         )
         return self.result_module.StatusNotification()
@@ -127,7 +129,7 @@ class ChargePoint201(GatewayChargePoint):
     @on(Action.notify_event)
     async def on_notify_event(self, generated_at, seq_no, event_data, **kwargs):
         reports = station_availability_events(
-            [{**event, "timestamp": parse_ocpp_datetime(event.get("timestamp"))} for event in event_data or []]
+            [{**event, "timestamp": self.charger_time(event.get("timestamp"))} for event in event_data or []]
         )
         if reports:  # most events are about components we do not track: no database call for them
             await db(station_availability_record)(station_pk=self.station_pk, reports=reports)
@@ -155,7 +157,7 @@ class ChargePoint201(GatewayChargePoint):
         id_token = kwargs.get("id_token") or {}
         event = TransactionEventInput(
             event_type=event_type,
-            timestamp=parse_ocpp_datetime(timestamp),
+            timestamp=self.charger_time(timestamp),
             trigger_reason=trigger_reason,
             seq_no=seq_no,
             transaction_id=transaction_info["transaction_id"],
@@ -168,7 +170,7 @@ class ChargePoint201(GatewayChargePoint):
             id_token_type=id_token.get("type", ""),
             reservation_id=kwargs.get("reservation_id"),
             offline=bool(kwargs.get("offline")),
-            samples=tuple(samples_201(kwargs.get("meter_value"))),
+            samples=tuple(samples_201(kwargs.get("meter_value"), self.charger_time)),
             ocpp_version=self.ocpp_version,
             payload={
                 "event_type": event_type,
@@ -185,7 +187,10 @@ class ChargePoint201(GatewayChargePoint):
     @on(Action.meter_values)
     async def on_meter_values(self, evse_id, meter_value, **kwargs):
         await db(meter_values_receive)(
-            station_pk=self.station_pk, ocpp_evse_id=evse_id, transaction_id=None, samples=samples_201(meter_value)
+            station_pk=self.station_pk,
+            ocpp_evse_id=evse_id,
+            transaction_id=None,
+            samples=samples_201(meter_value, self.charger_time),
         )
         return self.result_module.MeterValues()
 

@@ -3,8 +3,9 @@ on it, the transaction's charging state (billing tells charging from parking tim
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -12,7 +13,8 @@ from django.utils import timezone
 from cpo.models import EVSE, ChargingStation, EvseStatus
 from ocpp_gateway import events
 from ocpp_gateway.models import Transaction
-from ocpp_gateway.selectors import transaction_active_for_evse
+from ocpp_gateway.selectors import transaction_on_evse_at
+from ocpp_gateway.services.clock import charger_time_ahead
 from ocpp_gateway.services.provisioning import evse_resolve
 from ocpp_gateway.services.transactions import charging_state_record, transactions_end_unstopped
 
@@ -60,9 +62,13 @@ def evse_status_update(
 ) -> EVSE | None:
     """Apply a StatusNotification. connectorId/evseId 0 is the whole station: its status and the vendor's details
     are kept on the station (`station_status_update`). A report older than the one we hold (chargers replay queued
-    messages after a reconnect) is ignored. A 1.6 connector reported Available or Preparing after a transaction
-    that never got its StopTransaction ends that transaction (at its last known reading)."""
-    timestamp = timestamp or timezone.now()
+    messages after a reconnect) leaves the EVSE's status as it is, but the charging state it reports is kept for the
+    transaction of its time: billing tells charging from parking time by that history. `timestamp` is as believed
+    (services.clock); a held time that is itself in the future (stored before that check) orders nothing. A 1.6
+    connector reported Available or Preparing after a transaction that never got its StopTransaction ends that
+    transaction (at its last known reading)."""
+    now = timezone.now()
+    timestamp = timestamp or now
     if ocpp_evse_id == 0:
         station_status_update(
             station_pk=station_pk,
@@ -83,7 +89,11 @@ def evse_status_update(
                 logger.warning("%s: status for unknown EVSE %s (station has no location)", station, ocpp_evse_id)
                 return None
             evse = EVSE.objects.select_for_update().get(pk=evse.pk)
-        if evse.status_updated is not None and timestamp < evse.status_updated:
+        held = evse.status_updated
+        if held is not None and timestamp < held and not charger_time_ahead(held=held, now=now):
+            _charging_state_note(
+                station_pk=station_pk, ocpp_evse_id=ocpp_evse_id, ocpp_status=ocpp_status, at=timestamp
+            )
             return evse
         status = OCPP_TO_OCPI_STATUS.get(ocpp_status, EvseStatus.UNKNOWN)
         changed = evse.status != status
@@ -115,15 +125,21 @@ def evse_status_update(
                 reason=FREE_STATUS_16[ocpp_status],
                 before=timestamp,
             )
-        if ocpp_status in CHARGING_STATE_16:
-            active = transaction_active_for_evse(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id)
-            if active is not None:
-                charging_state_record(
-                    transaction_pk=active, timestamp=timestamp, charging_state=CHARGING_STATE_16[ocpp_status]
-                )
+        _charging_state_note(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id, ocpp_status=ocpp_status, at=timestamp)
         if changed:
             events.announce(events.connector_status_changed, evse_pk=evse.pk, status=status, ocpp_status=ocpp_status)
     return evse
+
+
+def _charging_state_note(*, station_pk: int, ocpp_evse_id: int, ocpp_status: str, at: datetime) -> None:
+    """A 1.6 connector status that is a charging state, kept for the transaction running on the EVSE at `at`."""
+    if ocpp_status not in CHARGING_STATE_16:
+        return
+    transaction_pk = transaction_on_evse_at(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id, at=at)
+    if transaction_pk is not None:
+        charging_state_record(
+            transaction_pk=transaction_pk, timestamp=at, charging_state=CHARGING_STATE_16[ocpp_status]
+        )
 
 
 def station_status_update(
@@ -137,9 +153,11 @@ def station_status_update(
     timestamp: datetime,
 ) -> None:
     """The station's own status (e.g. Faulted / PowerMeterFailure for the whole station), kept with the vendor's
-    details as sent; an older report than the one held is ignored, as for EVSEs."""
+    details as sent; an older report than the one held is ignored, as for EVSEs (unless the held one is from the
+    future: stored before services.clock checked times)."""
+    ahead = timezone.now() + timedelta(seconds=settings.OCPP_CLOCK_MAX_AHEAD_SECONDS)
     ChargingStation.objects.filter(pk=station_pk).filter(
-        Q(status_updated__isnull=True) | Q(status_updated__lte=timestamp)
+        Q(status_updated__isnull=True) | Q(status_updated__lte=timestamp) | Q(status_updated__gt=ahead)
     ).update(
         ocpp_status=ocpp_status[:20],
         ocpp_error_code="" if error_code in ("", "NoError") else error_code[:50],

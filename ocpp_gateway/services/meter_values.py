@@ -2,9 +2,10 @@
 and the running transaction's latest readings moved forward."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -103,8 +104,13 @@ def _transaction_meter_update(*, transaction_pk: int, samples: list[Sample]) -> 
         fields["power_last"] = power.in_base_unit()
     if not fields:
         return
+    now = timezone.now()
     active = Transaction.objects.filter(pk=transaction_pk, status=Transaction.Status.ACTIVE)
     if energy is not None:
-        active = active.filter(Q(meter_last_at__isnull=True) | Q(meter_last_at__lte=energy.timestamp))
-    if active.update(**fields, updated_at=timezone.now()):
+        # A reading held from the future (stored before services.clock checked times) moves aside for real ones.
+        ahead = now + timedelta(seconds=settings.OCPP_CLOCK_MAX_AHEAD_SECONDS)
+        active = active.filter(
+            Q(meter_last_at__isnull=True) | Q(meter_last_at__lte=energy.timestamp) | Q(meter_last_at__gt=ahead)
+        )
+    if active.update(**fields, updated_at=now):
         events.announce(events.transaction_updated, transaction_pk=transaction_pk)

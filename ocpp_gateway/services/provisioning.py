@@ -2,6 +2,7 @@
 a charger says it is (BootNotification). EVSEs a located station reports are onboarded on first sight."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -21,6 +22,7 @@ class StationAuthentication:
     ocpp_version: str = ""
     registration_status: str = ""
     refusal: str = ""  # why the handshake is refused; empty when admitted
+    registered_at: datetime | None = None  # the station's creation (services.clock)
 
     @property
     def admitted(self) -> bool:
@@ -69,6 +71,12 @@ def station_authenticate(
     return auth
 
 
+def _admitted(station: ChargingStation, identity: str) -> StationAuthentication:
+    return StationAuthentication(
+        station.pk, identity, station.ocpp_version, station.registration_status, registered_at=station.created_at
+    )
+
+
 def _station_credentials_check(
     *, identity: str, username: str | None, secret: str | None
 ) -> tuple[StationAuthentication, str]:
@@ -76,7 +84,7 @@ def _station_credentials_check(
     Reason = StationAuthFailure.Reason
     station = (
         ChargingStation.objects.filter(identity=identity)
-        .only("pk", "secret_hash", "security_profile", "ocpp_version", "registration_status")
+        .only("pk", "secret_hash", "security_profile", "ocpp_version", "registration_status", "created_at")
         .first()
     )
     if station is None:
@@ -85,7 +93,7 @@ def _station_credentials_check(
         station, _ = ChargingStation.objects.get_or_create(
             identity=identity, defaults={"registration_status": RegistrationStatus.PENDING}
         )
-        return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status), ""
+        return _admitted(station, identity), ""
     if station.security_profile == SecurityProfile.CLIENT_CERTIFICATE:
         refusal = "security profile 3 (client certificates) is not supported yet"
         return StationAuthentication(station.pk, identity, refusal=refusal), ""  # configuration, not an attack
@@ -101,7 +109,7 @@ def _station_credentials_check(
             )
         elif not station_secret_check(secret_hash=station.secret_hash, secret=secret):
             return StationAuthentication(station.pk, identity, refusal="bad secret"), Reason.BAD_SECRET
-    return StationAuthentication(station.pk, identity, station.ocpp_version, station.registration_status), ""
+    return _admitted(station, identity), ""
 
 
 def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) -> None:

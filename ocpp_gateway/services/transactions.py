@@ -29,13 +29,11 @@ from ocpp_gateway.services.authorization import (
     token_authorize,
     token_authorize_stored,
 )
+from ocpp_gateway.services.clock import charger_time_ahead
 from ocpp_gateway.services.meter_values import Sample, meter_values_record
 from ocpp_gateway.services.provisioning import evse_resolve
 
 logger = logging.getLogger(__name__)
-
-# A late stop's time is believed up to this far ahead of our clock.
-LATE_STOP_CLOCK_SLACK = timedelta(minutes=5)
 
 
 def transaction_end(
@@ -120,7 +118,7 @@ def transaction_stop_late(
     if higher and meter_stop >= tx.meter_start:
         tx.meter_stop = meter_stop
         changed.append("meter_stop")
-    if tx.ended_at is not None and tx.ended_at < ended_at <= timezone.now() + LATE_STOP_CLOCK_SLACK:
+    if tx.ended_at is not None and tx.ended_at < ended_at and not charger_time_ahead(held=ended_at, now=timezone.now()):
         tx.ended_at = ended_at
         changed.append("ended_at")
     if not changed:
@@ -149,14 +147,22 @@ def transaction_start_16(
     id_tag: str,
     meter_start: int,
     timestamp: datetime,
+    charger_timestamp: datetime | None = None,
     reservation_id: int | None = None,
     auth: AuthorizationResult | None = None,
 ) -> tuple[Transaction, AuthorizationResult] | RealtimeCheck:
     """StartTransaction.req. The transactionId is ours, chosen per station (`transaction_id_16_next`). A
     retransmission (same station, connector and start time) gets the same transaction and the stored answer back.
-    A transaction still ACTIVE on the connector (its stop never came) ends here, at its last known reading."""
+    `timestamp` is the start as believed (services.clock); when the charger sent another time (`charger_timestamp`,
+    its clock was off), that time is kept to recognise the retransmission, whose receive time differs. A
+    transaction still ACTIVE on the connector (its stop never came) ends here, at its last known reading."""
+    if charger_timestamp == timestamp:
+        charger_timestamp = None
+    same_start = Q(started_at=timestamp)
+    if charger_timestamp is not None:
+        same_start = Q(charger_started_at=charger_timestamp)
     existing = Transaction.objects.filter(
-        station_id=station_pk, ocpp_version="1.6", ocpp_evse_id=connector_id, started_at=timestamp
+        same_start, station_id=station_pk, ocpp_version="1.6", ocpp_evse_id=connector_id
     ).first()
     if existing is not None:
         return existing, authorization_stored(existing)
@@ -180,6 +186,7 @@ def transaction_start_16(
                     id_tag=id_tag,
                     reservation_id=reservation_id,
                     started_at=timestamp,
+                    charger_started_at=charger_timestamp,
                     meter_start=Decimal(meter_start),
                     **authorization_fields(auth),
                 )
@@ -195,7 +202,7 @@ def transaction_start_16(
             return tx, auth
         except IntegrityError:
             tx = Transaction.objects.filter(
-                station_id=station_pk, ocpp_version="1.6", ocpp_evse_id=connector_id, started_at=timestamp
+                same_start, station_id=station_pk, ocpp_version="1.6", ocpp_evse_id=connector_id
             ).first()
             if tx is not None:  # the same start, written by a concurrent retransmission
                 return tx, authorization_stored(tx)
@@ -379,7 +386,8 @@ def _transaction_apply_event(
     if event.reservation_id is not None:
         tx.reservation_id = event.reservation_id
     if event.charging_state:
-        tx.charging_state = event.charging_state
+        if tx.last_seq_no is None or event.seq_no >= tx.last_seq_no:  # the newest; a late one is history only
+            tx.charging_state = event.charging_state
         charging_state_record(transaction_pk=tx.pk, timestamp=event.timestamp, charging_state=event.charging_state)
     tx.last_seq_no = max(tx.last_seq_no or 0, event.seq_no)
     energies = [s for s in event.samples if (s.measurand or ENERGY_REGISTER) == ENERGY_REGISTER and not s.phase]

@@ -1,8 +1,10 @@
 """Reads for the overview page: the network's counts, sessions running now, EVSEs needing attention, the map."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -80,6 +82,12 @@ def stations_needing_attention(*, limit: int = 20) -> QuerySet[ChargingStation]:
         .select_related("location")
         .order_by("-status_updated")[:limit]
     )
+
+
+def stations_clock_skewed(*, limit: int = 20) -> QuerySet[ChargingStation]:
+    """Stations whose clock we did not believe lately (ocpp_gateway.services.clock), newest first."""
+    since = timezone.now() - timedelta(hours=settings.OCPP_CLOCK_WARNING_HOURS)
+    return ChargingStation.objects.filter(clock_skew_at__gte=since).order_by("-clock_skew_at")[:limit]
 
 
 def location_markers() -> list[dict]:

@@ -4,6 +4,7 @@ from cpo.dashboard.selectors.overview import (
     evses_needing_attention,
     location_markers,
     network_summary,
+    stations_clock_skewed,
     stations_needing_attention,
     transactions_active,
 )
@@ -27,6 +28,7 @@ def overview_context() -> dict:
         "active": transactions_active(),
         "attention": evses_needing_attention(),
         "stations_attention": stations_needing_attention(),
+        "clock_skewed": stations_clock_skewed(),
         "pending": stations_pending()[:20],
         "markers": location_markers(),
     }
