@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from billing.selectors import transactions_unbilled
+from billing.services import reservation_bill as reservation_bill_service
 from billing.services import transaction_bill as transaction_bill_service
 from cpo.task_dispatch import task_dispatch
 
@@ -24,6 +25,22 @@ def transaction_bill(transaction_pk: int) -> str | None:
     """A gateway transaction started, got meter values or ended: bring its Session (and, once it ended, its CDR) up
     to date; billing announces what changed."""
     session = transaction_bill_service(transaction_pk=transaction_pk)
+    return session.pk if session is not None else None
+
+
+@shared_task(
+    acks_late=True,
+    soft_time_limit=60,
+    time_limit=90,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=8,
+)
+def reservation_bill(reservation_pk: int) -> str | None:
+    """A reservation was answered, ended or used: bring its Session (RESERVATION, then COMPLETED with a CDR for the
+    reservation's cost, or the charging session it became) up to date; billing announces what changed."""
+    session = reservation_bill_service(reservation_pk=reservation_pk)
     return session.pk if session is not None else None
 
 

@@ -300,6 +300,12 @@ OCPP_MESSAGE_LOG_FLUSH_SECONDS = env_float("OCPP_MESSAGE_LOG_FLUSH_SECONDS", 0.2
 OCPP_SEEN_FLUSH_SECONDS = env_float("OCPP_SEEN_FLUSH_SECONDS", 10.0)
 # ACTIVE transactions of offline stations silent for this long are ended by housekeeping (stop reason Other).
 OCPP_STALE_TRANSACTION_HOURS = env_float("OCPP_STALE_TRANSACTION_HOURS", 48)
+# Reservations past their expiry date are ended (EXPIRED) by beat this often (seconds).
+OCPP_RESERVATION_EXPIRY_POLL_SECONDS = env_float("OCPP_RESERVATION_EXPIRY_POLL_SECONDS", 60.0)
+CELERY_BEAT_SCHEDULE["ocpp-reservations-expire"] = {
+    "task": "ocpp_gateway.tasks.reservations_expire_task",
+    "schedule": OCPP_RESERVATION_EXPIRY_POLL_SECONDS,
+}
 # Threads (and database connections) per daphne process for the gateway's database work.
 OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 4)
 # Threads per daphne process for authorizations that ask someone outside our database (an EMSP, in real time): never

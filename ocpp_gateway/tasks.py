@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from ocpp_gateway.services.message_log import message_log_prune
+from ocpp_gateway.services.reservations import reservations_expire
 from ocpp_gateway.services.transactions import transaction_close_stale
 
 
@@ -14,3 +15,10 @@ def message_log_prune_task() -> int:
 def transaction_close_stale_task() -> int:
     """Housekeeping, hourly: end transactions of stations silent and offline for OCPP_STALE_TRANSACTION_HOURS."""
     return len(transaction_close_stale())
+
+
+@shared_task(acks_late=True, time_limit=300, ignore_result=True)
+def reservations_expire_task() -> int:
+    """Housekeeping, every OCPP_RESERVATION_EXPIRY_POLL_SECONDS: reservations past their expiry date end EXPIRED
+    (idempotent: an ended reservation is not touched again)."""
+    return len(reservations_expire())

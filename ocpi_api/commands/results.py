@@ -11,6 +11,7 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import transaction
 from django.utils import timezone
 
 from cpo.models import EvseStatus
@@ -18,6 +19,8 @@ from ocpi_api.client import ocpi_request
 from ocpi_api.envelope import PartnerApiError, ocpi_datetime
 from ocpi_api.models import Command, CommandState, CommandType
 from ocpp_gateway.commands import CommandError
+from ocpp_gateway.models import Reservation
+from ocpp_gateway.services.reservations import reservation_answer_record, reservation_end
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +142,7 @@ def result_of_error(cmd: Command, error: CommandError) -> tuple[str, str]:
     return Result.FAILED, f"The command failed: {error}"[:255]
 
 
+@transaction.atomic
 def command_answer_record(*, command_pk: int, answer: dict | None = None, error: CommandError | None = None) -> None:
     """Keep the charger's answer (or why there is none) and the result body we owe the partner."""
     cmd = Command.objects.select_related("evse").get(pk=command_pk)
@@ -161,6 +165,18 @@ def command_answer_record(*, command_pk: int, answer: dict | None = None, error:
     cmd.result, cmd.result_body = result, body
     cmd.state, cmd.answered_at = CommandState.ANSWERED, timezone.now()
     cmd.save()
+    _reservation_answer(cmd=cmd, answer=answer, error=error)
+
+
+def _reservation_answer(*, cmd: Command, answer: dict | None, error: CommandError | None) -> None:
+    """What the charger's answer means for the reservation (ocpp_gateway.services.reservations)."""
+    if cmd.ocpp_reservation_id is None or not Reservation.objects.filter(pk=cmd.ocpp_reservation_id).exists():
+        return
+    status = str((answer or {}).get("status", "")) if error is None else f"{error.reason}"
+    if cmd.command == CommandType.RESERVE_NOW:
+        reservation_answer_record(reservation_pk=cmd.ocpp_reservation_id, status=status)
+    elif cmd.command == CommandType.CANCEL_RESERVATION and status == "Accepted":
+        reservation_end(reservation_pk=cmd.ocpp_reservation_id, status=Reservation.Status.CANCELLED)
 
 
 def _json_safe(value):
