@@ -149,10 +149,11 @@ def reservation_use(*, tx: Transaction, reservation_id: int | None) -> None:
 def reservations_expire(*, now: datetime | None = None, grace: timedelta = timedelta(0)) -> list[int]:
     """Housekeeping: reservations whose expiry date passed more than `grace` ago without being used or cancelled
     are EXPIRED (at their expiry date). Idempotent: an ended reservation is not touched again."""
-    limit = (now or timezone.now()) - grace
+    now = now or timezone.now()
+    limit = now - grace
     due = list(
         Reservation.objects.filter(status__in=[Status.PENDING, Status.ACCEPTED], expiry_date__lt=limit).values_list(
             "pk", flat=True
         )[:1000]
     )
-    return [pk for pk in due if reservation_end(reservation_pk=pk, status=Status.EXPIRED) is not None]
+    return [pk for pk in due if reservation_end(reservation_pk=pk, status=Status.EXPIRED, ended_at=now) is not None]
