@@ -179,6 +179,43 @@ def _reservation_answer(*, cmd: Command, answer: dict | None, error: CommandErro
         reservation_end(reservation_pk=cmd.ocpp_reservation_id, status=Reservation.Status.CANCELLED)
 
 
+def reservation_cancellation_record(*, reservation_pk: int) -> int | None:
+    """mod_commands "Reservation canceled by the CPO": a partner's reservation that ended CANCELLED without the
+    partner's own CANCEL_RESERVATION (staff cancelled it, or the charger removed it) owes the partner a CommandResult
+    CANCELED_RESERVATION at the response_url of its RESERVE_NOW. Kept as a CANCEL_RESERVATION command row, ANSWERED,
+    whose pk is returned for delivery; None when there is nothing to tell (not a partner's, not cancelled, cancelled
+    by the partner, or already told)."""
+    if not Reservation.objects.filter(pk=reservation_pk, status=Reservation.Status.CANCELLED).exists():
+        return None
+    commands = Command.objects.filter(ocpp_reservation_id=reservation_pk)
+    reserve = (
+        commands.filter(command=CommandType.RESERVE_NOW)
+        .exclude(state=CommandState.REFUSED)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    done = (Result.ACCEPTED, Result.CANCELED_RESERVATION)
+    if reserve is None or commands.filter(command=CommandType.CANCEL_RESERVATION, result__in=done).exists():
+        return None
+    cmd = Command.objects.create(
+        partner_id=reserve.partner_id,
+        command=CommandType.CANCEL_RESERVATION,
+        request={"reservation_id": reserve.reservation_id},
+        response_url=reserve.response_url,
+        response="",
+        response_message="Cancelled by the CPO (staff or the charge point)",
+        state=CommandState.ANSWERED,
+        station_id=reserve.station_id,
+        evse_id=reserve.evse_id,
+        reservation_id=reserve.reservation_id,
+        ocpp_reservation_id=reservation_pk,
+        result=Result.CANCELED_RESERVATION,
+        result_body={"result": Result.CANCELED_RESERVATION},
+        answered_at=timezone.now(),
+    )
+    return cmd.pk
+
+
 def _json_safe(value):
     """The ocpp library gives numbers as Decimal; JSON columns and bodies want plain numbers."""
 

@@ -42,7 +42,7 @@ class ReservationToken:
 
 
 def _changed(reservation: Reservation) -> None:
-    events.announce(events.reservation_changed, reservation_pk=reservation.pk)
+    events.announce(events.reservation_changed, reservation_pk=reservation.pk, status=reservation.status)
 
 
 def reservation_create(

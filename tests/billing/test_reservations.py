@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.models import Cdr, Session
+from billing.selectors import reservations_unbilled
 from billing.services import reservation_bill, tariff_upsert_from_ocpi, transaction_bill
 from cpo.models import Connector
 from ocpp_gateway.models import Reservation
@@ -111,3 +112,16 @@ def test_the_reservation_session_becomes_the_charging_session_of_its_token(stati
     assert (cdr.total_cost_excl_vat, cdr.total_cost_incl_vat) == (D("6.50"), D("7.30"))
     reservation.refresh_from_db()
     assert cdr.start_date_time == reservation.created_at and cdr.total_energy == 20
+
+
+def test_reconciling_finds_reservations_whose_session_did_not_follow(station, tariff_17):
+    reservation = reservation_made(station, made_ago=timedelta(minutes=5))
+    Reservation.objects.filter(pk=reservation.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
+    assert reservations_unbilled(quiet_seconds=300) == [reservation.pk]  # accepted, its task lost: no session
+    reservation_bill(reservation_pk=reservation.pk)
+    assert reservations_unbilled(quiet_seconds=300) == []
+    reservation_end(reservation_pk=reservation.pk, status="CANCELLED")  # its task lost again: still RESERVATION
+    Reservation.objects.filter(pk=reservation.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
+    assert reservations_unbilled(quiet_seconds=300) == [reservation.pk]
+    reservation_bill(reservation_pk=reservation.pk)
+    assert reservations_unbilled(quiet_seconds=300) == []

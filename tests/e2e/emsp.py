@@ -26,7 +26,7 @@ class ReceivingEmsp(FakeEmsp):
         self.pushes: list[dict] = []  # every receiver call in arrival order
         self.delay = 0.0  # seconds to wait before answering a receiver call
         self.answer = None  # callable(method, path, body) -> (http_status, envelope) to override the answer
-        self.results: dict[str, dict] = {}  # command results POSTed to results/<name> (our response_urls)
+        self.results: dict[str, list[dict]] = {}  # command results POSTed to results/<name> (our response_urls)
 
     def endpoints(self):
         if self.endpoints_override is not None:
@@ -134,7 +134,7 @@ class ReceivingEmsp(FakeEmsp):
             self.locations.append((method, rest, body))
             return handler._send(200, envelope())
         if module == "results" and method == "POST" and len(segments) == 1:
-            self.results[segments[0]] = body
+            self.results.setdefault(segments[0], []).append(body)
             return handler._send(200, envelope())
         if module == "tariffs" and method in ("PUT", "DELETE") and len(segments) == 3:
             self.pushes.append(record)

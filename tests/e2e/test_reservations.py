@@ -100,7 +100,7 @@ async def result_at(emsp, name: str, timeout: float = 30.0) -> dict:
     while name not in emsp.results:
         assert asyncio.get_running_loop().time() < deadline, f"no command result at {name}"
         await asyncio.sleep(0.1)
-    return emsp.results[name]
+    return emsp.results[name][0]
 
 
 async def session_status_told(emsp, status: str, timeout: float = 30.0) -> dict:
@@ -277,6 +277,9 @@ def test_a_2_0_1_charger_removing_the_reservation_completes_the_session_with_the
 
     completed = asyncio.run(reserve_and_remove())
     assert Reservation.objects.get().status == "CANCELLED"
+    # mod_commands "Reservation canceled by the CPO": the EMSP hears it at the RESERVE_NOW's response_url, once.
+    wait_until(lambda: len(emsp.results["r4"]) == 2, timeout=30)
+    assert emsp.results["r4"] == [{"result": "ACCEPTED"}, {"result": "CANCELED_RESERVATION"}]
     [cdr] = wait_until(lambda: cdr_of(emsp, completed["id"]) or None, timeout=30)
     assert cdr["total_cost"] == {"excl_vat": 0.33, "incl_vat": 0.4}  # reserved time only: no expire fee, no start fee
     assert cdr["remark"] == "Reservation cancelled" and cdr["cdr_token"]["uid"] == TOKEN_201
