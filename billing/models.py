@@ -23,7 +23,7 @@ from billing.checks import (
 from billing.encoding import DecimalJSONDecoder, DecimalJSONEncoder
 from billing.enums import AuthMethod, SessionStatus, TariffType
 from cpo.models import LastUpdatedModel
-from ocpp_gateway.models import Transaction
+from ocpp_gateway.models import Reservation, Transaction
 
 MONEY: dict[str, Any] = dict(max_digits=12, decimal_places=4, null=True, blank=True)
 
@@ -148,7 +148,10 @@ def _money(*, required: bool = False) -> tuple[models.DecimalField, models.Decim
 
 class Session(LastUpdatedModel):
     """OCPI Session, one per gateway Transaction (`transaction` is unique: a retried or concurrent task finds
-    the row another one wrote). Written only by `billing.services.session_sync`.
+    the row another one wrote), or one per accepted Reservation (mod_sessions "Reservation": status RESERVATION
+    from the reservation on; the same session becomes the charging session when the reservation's token charges,
+    or is COMPLETED when it expires or is cancelled). Written only by `billing.services` (`session_write`,
+    `reservation_bill`).
 
     `emsp_country_code`/`emsp_party_id` name the EMSP whose token started the session, the only partner it is
     sent to (empty: one of this CPO's own tokens). `tariffs` and `cdr_location` are not Session fields in
@@ -161,7 +164,17 @@ class Session(LastUpdatedModel):
     country_code = models.CharField(max_length=2, help_text="This CPO (OCPI_COUNTRY_CODE)")
     party_id = models.CharField(max_length=3, help_text="This CPO (OCPI_PARTY_ID)")
     id = models.CharField(max_length=36, primary_key=True, verbose_name="session id")
-    transaction = models.OneToOneField(Transaction, on_delete=models.PROTECT, related_name="ocpi_session")
+    transaction = models.OneToOneField(
+        Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="ocpi_session"
+    )
+    reservation = models.OneToOneField(
+        Reservation,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ocpi_session",
+        help_text="The reservation this session started as (status RESERVATION), if any",
+    )
     emsp_country_code = models.CharField(max_length=2, blank=True, help_text="Owner of the token")
     emsp_party_id = models.CharField(max_length=3, blank=True, help_text="Owner of the token")
     start_date_time = models.DateTimeField()
@@ -201,6 +214,10 @@ class Session(LastUpdatedModel):
                 name="session_ends_after_it_starts",
             ),
             models.CheckConstraint(condition=Q(kwh__gte=0), name="session_energy_not_negative"),
+            models.CheckConstraint(
+                condition=Q(transaction__isnull=False) | Q(reservation__isnull=False),
+                name="session_of_a_transaction_or_reservation",
+            ),
             models.CheckConstraint(
                 condition=~Q(status=SessionStatus.COMPLETED) | Q(end_date_time__isnull=False),
                 name="session_completed_has_end",

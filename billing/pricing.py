@@ -132,11 +132,18 @@ class MeterSample:
 @dataclass(frozen=True)
 class ReservationUsage:
     """A reservation made at `start_date_time`, ended at `end_date_time` by the driver starting to charge
-    (`expired=False`) or by its expiry (`expired=True`, no charging session followed)."""
+    (`expired=False`) or by its expiry (`expired=True`, no charging session followed). `cancelled=True`: it ended
+    (or, for a running reservation, is priced up to now) without a charging session and without expiring: priced
+    with RESERVATION elements only, like one the driver used, but with no charging part."""
 
     start_date_time: dt.datetime
     end_date_time: dt.datetime
     expired: bool = False
+    cancelled: bool = False
+
+    @property
+    def without_charging(self) -> bool:
+        return self.expired or self.cancelled
 
 
 @dataclass(frozen=True)
@@ -439,8 +446,8 @@ def check_session_usage(*, usage: SessionUsage) -> None:
             raise ValueError("the reservation ends before it starts")
         if reservation.end_date_time > usage.start_date_time:
             raise ValueError("the reservation ends after the charging session started")
-        if reservation.expired and (usage.end_date_time != usage.start_date_time or usage.samples):
-            raise ValueError("an expired reservation has no charging session: start == end and no samples")
+        if reservation.without_charging and (usage.end_date_time != usage.start_date_time or usage.samples):
+            raise ValueError("an expired or cancelled reservation has no charging session: start == end, no samples")
 
 
 # --- Cutting a phase into pieces
@@ -869,7 +876,7 @@ def price_session(*, tariff: Any, usage: SessionUsage) -> PricedSession:
         total_energy = ZERO
         parking_us = 0
         session_us = _us(usage.end_date_time - usage.start_date_time)
-        if usage.reservation is None or not usage.reservation.expired:
+        if usage.reservation is None or not usage.reservation.without_charging:
             elements = [e for e in parsed.elements if e.restrictions.reservation is None]
             stretches = _stretches(usage, session_us)
             periods = _periods(_pieces(parsed, elements, usage.start_date_time, session_us, zone, stretches))

@@ -54,7 +54,13 @@ def on_transaction_updated(sender, *, transaction_pk: int, **kwargs) -> None:
     gateway_events.add((LATER, transaction_pk))
 
 
+def on_reservation_changed(sender, *, reservation_pk: int, **kwargs) -> None:
+    """Reservations change rarely (a command, an expiry): each is billed at once."""
+    task_dispatch(tasks.reservation_bill, reservation_pk)
+
+
 def connect() -> None:
     events.transaction_started.connect(on_transaction_started_or_ended, dispatch_uid="billing.transaction_started")
     events.transaction_updated.connect(on_transaction_updated, dispatch_uid="billing.transaction_updated")
     events.transaction_ended.connect(on_transaction_started_or_ended, dispatch_uid="billing.transaction_ended")
+    events.reservation_changed.connect(on_reservation_changed, dispatch_uid="billing.reservation_changed")

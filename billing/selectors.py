@@ -8,14 +8,15 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from billing.encoding import ocpi_datetime
+from billing.enums import SessionStatus
 from billing.models import Cdr, Session, Tariff
 from cpo.models import Connector
 from cpo.spreadsheets import SafeCsvWriter
-from ocpp_gateway.models import Transaction
+from ocpp_gateway.models import Reservation, Transaction
 
 CENT = Decimal("0.01")
 QUANTITY = Decimal("0.0001")
@@ -210,6 +211,22 @@ def transactions_unbilled(*, quiet_seconds: float, days: int = 7, limit: int = 5
     running = recent.filter(status=Transaction.Status.ACTIVE).exclude(has_session)
     ids = list(ended.values_list("pk", flat=True)[:limit]) + list(running.values_list("pk", flat=True)[:limit])
     return ids[:limit]
+
+
+def reservations_unbilled(*, quiet_seconds: float, days: int = 7, limit: int = 500) -> list[int]:
+    """Reservations the charger accepted whose Session did not follow (its task was lost): without a Session, or
+    ended (expired, cancelled, used) with a Session still in RESERVATION; not changed for `quiet_seconds`. Only
+    the last `days`. For the reconciling beat task."""
+    now = timezone.now()
+    recent = Reservation.objects.filter(
+        answer_status="Accepted",
+        updated_at__lte=now - dt.timedelta(seconds=quiet_seconds),
+        created_at__gte=now - dt.timedelta(days=days),
+    )
+    has_session = Exists(Session.objects.filter(reservation=OuterRef("pk")))
+    still_reserved = Exists(Session.objects.filter(reservation=OuterRef("pk"), status=SessionStatus.RESERVATION))
+    unbilled = recent.filter(~has_session | (still_reserved & Q(status__in=Reservation.ENDED)))
+    return list(unbilled.values_list("pk", flat=True)[:limit])
 
 
 # --- Settlement

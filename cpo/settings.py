@@ -319,6 +319,12 @@ OCPP_CLOCK_FLOOR = datetime.fromisoformat(os.environ.get("OCPP_CLOCK_FLOOR", "20
 if OCPP_CLOCK_FLOOR.tzinfo is None:
     OCPP_CLOCK_FLOOR = OCPP_CLOCK_FLOOR.replace(tzinfo=UTC)
 OCPP_CLOCK_WARNING_HOURS = env_float("OCPP_CLOCK_WARNING_HOURS", 24)
+# Reservations past their expiry date are ended (EXPIRED) by beat this often (seconds).
+OCPP_RESERVATION_EXPIRY_POLL_SECONDS = env_float("OCPP_RESERVATION_EXPIRY_POLL_SECONDS", 60.0)
+CELERY_BEAT_SCHEDULE["ocpp-reservations-expire"] = {
+    "task": "ocpp_gateway.tasks.reservations_expire_task",
+    "schedule": OCPP_RESERVATION_EXPIRY_POLL_SECONDS,
+}
 # Threads (and database connections) per daphne process for the gateway's database work.
 OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 4)
 # Threads per daphne process for authorizations that ask someone outside our database (an EMSP, in real time): never

@@ -8,6 +8,8 @@
 - The gateway's EVSE status changes (after commit) are collected per process and handed on once per
   OCPI_EVENTS_BATCH_SECONDS in one Celery publish (`PeriodicBatch`); with in-process tasks (the embedded default)
   each is dispatched at once (`cpo.task_dispatch`: on a background thread in a server).
+- A partner's reservation cancelled by staff or by the charger (gateway, after commit) gets its CommandResult
+  CANCELED_RESERVATION at the RESERVE_NOW's response_url (a task; `ocpi_api.commands.results`).
 """
 
 import logging
@@ -21,8 +23,10 @@ from billing.models import Tariff
 from cpo.models import EVSE, Connector, Location
 from cpo.task_dispatch import in_process, task_dispatch
 from ocpi_api import announce, outbox, tasks
+from ocpi_api.commands.tasks import reservation_cancellation_tell_task
 from ocpp_gateway import events as gateway_events
 from ocpp_gateway.batching import PeriodicBatch
+from ocpp_gateway.models import Reservation
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +117,17 @@ def on_connector_saved(sender, *, instance: Connector, raw: bool = False, **kwar
         )
 
 
+def on_reservation_changed(sender, *, reservation_pk: int, status: str, **kwargs) -> None:
+    if status == Reservation.Status.CANCELLED:
+        task_dispatch(reservation_cancellation_tell_task, reservation_pk)
+
+
 def connect() -> None:
     billing_events.session_changed.connect(on_session_changed, dispatch_uid="ocpi.session_changed")
     billing_events.cdr_issued.connect(on_cdr_issued, dispatch_uid="ocpi.cdr_issued")
     outbox.message_due.connect(on_message_due, dispatch_uid="ocpi.message_due")
     gateway_events.connector_status_changed.connect(on_connector_status_changed, dispatch_uid="ocpi.evse_status")
+    gateway_events.reservation_changed.connect(on_reservation_changed, dispatch_uid="ocpi.reservation_changed")
     post_save.connect(on_tariff_saved, sender=Tariff, dispatch_uid="ocpi.tariff_saved")
     post_delete.connect(on_tariff_deleted, sender=Tariff, dispatch_uid="ocpi.tariff_deleted")
     post_save.connect(on_location_saved, sender=Location, dispatch_uid="ocpi.location_saved")

@@ -20,6 +20,9 @@ transaction_ended = Signal()
 # kwargs: transaction_pk. A charger's late stop for a transaction we had ended without it (reboot, new transaction,
 # status, housekeeping) replaced its meter_stop / ended_at; the session and CDR may need a correction.
 transaction_stop_corrected = Signal()
+# kwargs: reservation_pk, status (Reservation.Status). A reservation was answered by the charger, ended (expired,
+# cancelled) or used.
+reservation_changed = Signal()
 # kwargs: evse_pk, status (OCPI EvseStatus), ocpp_status
 connector_status_changed = Signal()
 # kwargs: station_pk

@@ -268,3 +268,66 @@ class ChargingProfile(models.Model):
             models.Index(fields=["station", "ocpp_evse_id", "-created_at"]),
             models.Index(fields=["transaction", "source", "-created_at"]),
         ]
+
+
+class Reservation(models.Model):
+    """A reservation of an EVSE (or of any EVSE of the station: `evse` empty) for one token until `expiry_date`, from
+    a partner's RESERVE_NOW or from staff. Its primary key is the OCPP reservationId the charger gets (ours, never a
+    partner's: partners cannot replace or cancel each other's reservations; an int well inside int32).
+
+    The lifecycle, as the charger tells it: PENDING until the ReserveNow answer, then ACCEPTED or REJECTED (with
+    the charger's `answer_status`: Faulted, Occupied, Rejected, Unavailable, or the command error); an accepted one
+    ends EXPIRED (expiry_date passed: our housekeeping, or 2.0.1 ReservationStatusUpdate Expired), CANCELLED
+    (CancelReservation accepted, or 2.0.1 ReservationStatusUpdate Removed) or USED (a transaction with its
+    reservationId started: `transaction`). `ended_at` is when it ended. The token fields are a Transaction's."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        ACCEPTED = "ACCEPTED"
+        REJECTED = "REJECTED"
+        EXPIRED = "EXPIRED"
+        CANCELLED = "CANCELLED"
+        USED = "USED"
+
+    class Source(models.TextChoices):
+        PARTNER = "partner", "a partner's RESERVE_NOW"
+        STAFF = "staff", "staff (dashboard, command line)"
+
+    station = models.ForeignKey(ChargingStation, on_delete=models.PROTECT, related_name="reservations")
+    evse = models.ForeignKey(EVSE, null=True, blank=True, on_delete=models.SET_NULL, related_name="reservations")
+    source = models.CharField(max_length=8, choices=Source.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    answer_status = models.CharField(max_length=40, blank=True, help_text="The charger's ReserveNow answer")
+    expiry_date = models.DateTimeField()
+    id_tag = models.CharField(max_length=36, help_text="1.6 idTag / 2.0.1 idToken.idToken the charger got")
+    id_token_type = models.CharField(max_length=20, blank=True)
+    token_uid = models.CharField(max_length=36, blank=True, help_text="OCPI Token.uid when the idTag is not it")
+    token_type = models.CharField(max_length=12, blank=True, help_text="OCPI TokenType")
+    contract_id = models.CharField(max_length=36, blank=True)
+    token_country_code = models.CharField(max_length=2, blank=True, help_text="Issuer of the token (EMSP)")
+    token_party_id = models.CharField(max_length=3, blank=True)
+    authorization_reference = models.CharField(max_length=36, blank=True)
+    transaction = models.OneToOneField(
+        Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="reservation"
+    )
+    created_at = models.DateTimeField(help_text="When it was made (the reservation starts)")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    ENDED = (Status.EXPIRED, Status.CANCELLED, Status.USED)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=models.F("created_at")),
+                name="reservation_ends_after_it_starts",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="USED") | Q(transaction__isnull=False), name="reservation_used_by_transaction"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "expiry_date"]), models.Index(fields=["station", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"reservation {self.pk} at {self.station_id} ({self.status})"

@@ -74,6 +74,8 @@ def load_managed_stations_forget() -> None:
     """Staff changed a load group: read the managed stations again on the next event."""
     global _managed
     _managed = (0.0, frozenset())
+
+
 def transaction_on_evse_at(*, station_pk: int, ocpp_evse_id: int | None, at: datetime) -> int | None:
     """The transaction that was running on an EVSE at `at`: started by then and not ended before it (a status
     report replayed from a charger's queue belongs to the transaction of its time, even one that has ended since);

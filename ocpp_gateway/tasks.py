@@ -6,6 +6,7 @@ from ocpp_gateway.services.load_management import (
     load_station_default_profile,
 )
 from ocpp_gateway.services.message_log import message_log_prune
+from ocpp_gateway.services.reservations import reservations_expire
 from ocpp_gateway.services.transactions import transaction_close_stale
 
 
@@ -37,3 +38,10 @@ def load_station_default_profile_task(station_pk: int) -> None:
 def load_groups_rebalance_task() -> int:
     """Periodic: groups with running sessions, for changes in draw and time-of-day limits."""
     return load_groups_rebalance()
+
+
+@shared_task(acks_late=True, time_limit=300, ignore_result=True)
+def reservations_expire_task() -> int:
+    """Housekeeping, every OCPP_RESERVATION_EXPIRY_POLL_SECONDS: reservations past their expiry date end EXPIRED
+    (idempotent: an ended reservation is not touched again)."""
+    return len(reservations_expire())

@@ -99,13 +99,14 @@ def _remark(*, tx: Transaction) -> str:
     return "" if tx.stop_reason in ORDINARY_STOPS else f"Transaction stopped: {tx.stop_reason}"[:255]
 
 
-def cdr_issue(*, tx: Transaction, written: SessionWritten) -> Cdr:
+def cdr_issue(*, tx: Transaction | None, written: SessionWritten, remark: str = "") -> Cdr:
     """Write the CDR of the session just written from `tx` (`session_write`), from the same pricing (the session is
     priced once), and announce it (`billing.events.cdr_issued`). Its id is the session's id (unique per party: one
     CDR per session). Without a tariff the CDR is free of charge (total_cost 0, no tariffs, periods without
     tariff_id) and a warning is logged. A CDR another worker wrote first is returned instead (and not announced
-    again). Preconditions: the caller holds `tx`'s row lock and the session has no CDR yet. Raises `NotBillable`
-    for a session that is not COMPLETED."""
+    again). `tx` is None for a reservation that never became a charging session (its CDR carries only the
+    reservation's cost; `remark` says why it ended). Preconditions: the caller holds `tx`'s row lock (or the
+    reservation's) and the session has no CDR yet. Raises `NotBillable` for a session that is not COMPLETED."""
     session, priced = written.session, written.priced
     if session.status != SessionStatus.COMPLETED or priced is None:
         raise NotBillable(f"session {session.id} is {session.status}, not COMPLETED: no CDR")
@@ -128,7 +129,7 @@ def cdr_issue(*, tx: Transaction, written: SessionWritten) -> Cdr:
         currency=session.currency,
         tariffs=session.tariffs,
         charging_periods=cdr_charging_periods(periods=session.charging_periods),
-        signed_data=signed_data_of(tx=tx),
+        signed_data=signed_data_of(tx=tx) if tx is not None else None,
         total_cost_excl_vat=priced.total_cost.excl_vat,
         total_cost_incl_vat=priced.total_cost.incl_vat,
         total_fixed_cost_excl_vat=_or_none(priced.total_fixed_cost.excl_vat),
@@ -144,7 +145,7 @@ def cdr_issue(*, tx: Transaction, written: SessionWritten) -> Cdr:
         total_parking_cost_incl_vat=_or_none(priced.total_parking_cost.incl_vat),
         total_reservation_cost_excl_vat=_or_none(priced.total_reservation_cost.excl_vat),
         total_reservation_cost_incl_vat=_or_none(priced.total_reservation_cost.incl_vat),
-        remark=_remark(tx=tx),
+        remark=_remark(tx=tx) if tx is not None else remark,
     )
     if written.tariff is None:
         cdr.total_cost_excl_vat = cdr.total_cost_incl_vat = Decimal(0)
@@ -165,6 +166,8 @@ def cdr_create(*, session: Session) -> Cdr:
     returns the existing CDR. The session is re-synced from its final usage in the same step and the session and
     the CDR are written from that one pricing (see `cdr_issue`). Raises `NotBillable` for a session that is not
     COMPLETED."""
+    if session.transaction_id is None:
+        raise NotBillable(f"session {session.id} is a reservation's: billing.services.reservation_bill writes its CDR")
     with transaction.atomic():
         tx = transaction_lock(transaction_pk=session.transaction_id)
         existing = Cdr.objects.filter(session_id=session.pk, credit=False).first()

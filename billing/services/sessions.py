@@ -19,11 +19,11 @@ from django.db import IntegrityError, transaction
 from billing import events
 from billing.enums import AuthMethod, SessionStatus
 from billing.models import Cdr, Session
-from billing.pricing import PricedSession, price_session, priced_session_as_ocpi
+from billing.pricing import PricedSession, ReservationUsage, price_session, priced_session_as_ocpi
 from billing.selectors import tariff_as_ocpi, tariff_for_connector
 from billing.usage import charging_periods_measured, session_usage
 from cpo.models import EVSE, ChargingStation, Connector
-from ocpp_gateway.models import Transaction
+from ocpp_gateway.models import Reservation, Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +87,9 @@ def cdr_location_snapshot(*, evse: EVSE, connector: Connector) -> dict:
     return data
 
 
-def _cdr_token(*, tx: Transaction) -> dict:
-    """OCPI CdrToken. Tokens of this CPO's own customers carry this CPO's party; `contract_id` falls back to the
-    uid when the token has none."""
+def cdr_token_of(*, tx: Transaction | Reservation) -> dict:
+    """OCPI CdrToken of a transaction's (or a reservation's: the same fields) token. Tokens of this CPO's own
+    customers carry this CPO's party; `contract_id` falls back to the uid when the token has none."""
     return {
         "country_code": tx.token_country_code or settings.OCPI_COUNTRY_CODE,
         "party_id": tx.token_party_id or settings.OCPI_PARTY_ID,
@@ -165,26 +165,40 @@ def session_write(*, tx: Transaction, now: datetime | None = None) -> SessionWri
     as it is. Precondition: the caller holds `tx`'s row lock (`transaction_lock`) in its database transaction.
     Raises `NotBillable` when the transaction has no EVSE or connector."""
     session = Session.objects.filter(transaction=tx).first()
+    reservation = reservation_continued_by(tx=tx)
+    attaching = False
+    if session is None and reservation is not None:
+        session = Session.objects.filter(reservation=reservation, transaction__isnull=True).first()
+        if session is not None:  # mod_sessions: the reservation's session becomes the charging session
+            session.transaction, attaching = tx, True
     if session is None:
         session = _session_new(tx=tx)
+        session.reservation = reservation
     tariff = session.tariffs[0] if session.tariffs else None
     if not session._state.adding and Cdr.objects.filter(session=session, credit=False).exists():
         return SessionWritten(session, None, tariff, changed=False)
     evse = EVSE.objects.select_related("location").filter(pk=tx.evse_id).first()
     time_zone = evse.location.time_zone if evse else "UTC"
     usage = session_usage(tx=tx, time_zone=time_zone, now=now)
+    start_date_time = tx.started_at
+    if session.reservation is not None:
+        reserved = session.reservation
+        start_date_time = min(reserved.created_at, tx.started_at)
+        reserved_for = ReservationUsage(start_date_time=start_date_time, end_date_time=tx.started_at)
+        usage = replace(usage, reservation=reserved_for)
     priced = price_session(tariff=tariff or NO_TARIFF, usage=usage)
     measured = charging_periods_measured(tx=tx, periods=priced.charging_periods, end=usage.end_date_time)
     periods = priced_session_as_ocpi(priced=replace(priced, charging_periods=measured))["charging_periods"]
     if tariff is None:
         periods = [{key: value for key, value in p.items() if key != "tariff_id"} for p in periods]
     values = dict(
-        start_date_time=tx.started_at,
+        start_date_time=start_date_time,
         end_date_time=tx.ended_at if tx.status == Transaction.Status.ENDED else None,
         kwh=priced.total_energy,
-        cdr_token=_cdr_token(tx=tx),
+        cdr_token=cdr_token_of(tx=tx),
         auth_method=tx.auth_method or AuthMethod.WHITELIST,
-        authorization_reference=tx.authorization_reference,
+        authorization_reference=tx.authorization_reference
+        or (session.reservation.authorization_reference if session.reservation else ""),
         emsp_country_code=tx.token_country_code,
         emsp_party_id=tx.token_party_id,
         charging_periods=periods,
@@ -192,8 +206,19 @@ def session_write(*, tx: Transaction, now: datetime | None = None) -> SessionWri
         total_cost_incl_vat=priced.total_cost.incl_vat if tariff else None,
         status=_session_status(tx=tx),
     )
-    if not session._state.adding and all(getattr(session, name) == value for name, value in values.items()):
-        return SessionWritten(session, priced, tariff, changed=False)  # last_updated stays, nothing to announce
+    changed = session_save(session=session, values=values, force=attaching)
+    if changed is None:
+        # Another worker created it first (only possible where select_for_update is a no-op): theirs wins.
+        return session_write(tx=tx, now=now)
+    return SessionWritten(session, priced, tariff, changed=changed)
+
+
+def session_save(*, session: Session, values: dict, force: bool = False) -> bool | None:
+    """Write `values` onto `session` and announce it (`session_changed`, `final` once COMPLETED or INVALID): True.
+    False when nothing changed (`last_updated` stays, nothing is announced; `force`: a change not in `values`).
+    None when a new session lost the race to another worker's insert (the caller reads theirs and starts again)."""
+    if not force and not session._state.adding and all(getattr(session, k) == v for k, v in values.items()):
+        return False
     for name, value in values.items():
         setattr(session, name, value)
     if session._state.adding:
@@ -201,12 +226,21 @@ def session_write(*, tx: Transaction, now: datetime | None = None) -> SessionWri
             with transaction.atomic():
                 session.save(force_insert=True)
         except IntegrityError:
-            # Another worker created it first (only possible where select_for_update is a no-op): theirs wins.
-            return session_write(tx=tx, now=now)
+            return None
     else:
         session.save()
     events.announce(events.session_changed, session=session, final=session.status in FINAL_STATUSES)
-    return SessionWritten(session, priced, tariff, changed=True)
+    return True
+
+
+def reservation_continued_by(*, tx: Transaction) -> Reservation | None:
+    """The reservation `tx` used, when the charger accepted it and the same token charges (mod_sessions: "When a
+    reservation results in a charging session for the same Token", its Session becomes the charging session)."""
+    reservation = Reservation.objects.filter(transaction=tx, answer_status="Accepted").first()
+    if reservation is None or not tx.id_tag:
+        return None
+    same = tx.id_tag == reservation.id_tag or bool(tx.token_uid and tx.token_uid == reservation.token_uid)
+    return reservation if same else None
 
 
 def session_sync(*, transaction_pk: int, now: datetime | None = None) -> Session:

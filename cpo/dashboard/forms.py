@@ -7,16 +7,18 @@ from django import forms
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.forms.utils import flatatt
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from billing.models import Tariff
 from cpo.dashboard.selectors.cdrs import CLOSED_WITHOUT_STOP, PushState
+from cpo.dashboard.services import CommandOutcome, station_command_send, station_reservation_cancel, station_reserve
 from cpo.models import ChargingStation, Location, OcppVersion, Token
 from ocpi_api.models import Partner
 from ocpi_api.models import Role as OcpiRole
 from ocpp_gateway import requests as ocpp_requests
-from ocpp_gateway.models import Transaction
+from ocpp_gateway.models import Reservation, Transaction
 from ocpp_gateway.selectors import connector_ocpp_id
 
 V16 = OcppVersion.V16
@@ -44,6 +46,10 @@ class StationCommandForm(forms.Form):
 
     def request(self) -> ocpp_requests.OcppRequest:
         raise NotImplementedError
+
+    def send(self, *, user) -> CommandOutcome:
+        """Send the command, audited; forms whose command keeps state of its own (reservations) say how."""
+        return station_command_send(user=user, station=self.station, request=self.request())
 
 
 class RemoteStartForm(StationCommandForm):
@@ -174,6 +180,42 @@ class ChangeConfigurationForm(StationCommandForm):
         return ocpp_requests.ChangeConfiguration(key=self.cleaned_data["key"], value=self.cleaned_data["value"])
 
 
+class ReserveNowForm(StationCommandForm):
+    title = "Reserve"
+    evse = forms.TypedChoiceField(coerce=int, label="Connector")
+    token = forms.ModelChoiceField(queryset=Token.objects.filter(valid=True), label="Token")
+    minutes = forms.IntegerField(min_value=1, max_value=24 * 60, initial=30, label="For (minutes)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["evse"].choices = evse_choices(self.station, whole_station="0 · any connector")
+
+    def send(self, *, user) -> CommandOutcome:
+        ocpp_evse_id = self.cleaned_data["evse"]
+        return station_reserve(
+            user=user,
+            station=self.station,
+            evse=self.station.evses.filter(ocpp_evse_id=ocpp_evse_id).first() if ocpp_evse_id else None,
+            token=self.cleaned_data["token"],
+            expiry_date=timezone.now() + timedelta(minutes=self.cleaned_data["minutes"]),
+        )
+
+
+class CancelReservationForm(StationCommandForm):
+    title = "Cancel reservation"
+    reservation = forms.ModelChoiceField(queryset=Reservation.objects.none(), label="Reservation")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reservation"].queryset = Reservation.objects.filter(
+            station=self.station, status__in=[Reservation.Status.PENDING, Reservation.Status.ACCEPTED]
+        )
+        self.fields["reservation"].label_from_instance = lambda r: f"{r.pk} · {r.id_tag} · until {r.expiry_date:%H:%M}"
+
+    def send(self, *, user) -> CommandOutcome:
+        return station_reservation_cancel(user=user, reservation=self.cleaned_data["reservation"])
+
+
 COMMAND_FORMS: dict[str, type[StationCommandForm]] = {
     "remote-start": RemoteStartForm,
     "remote-stop": RemoteStopForm,
@@ -183,6 +225,8 @@ COMMAND_FORMS: dict[str, type[StationCommandForm]] = {
     "trigger": TriggerMessageForm,
     "get-configuration": GetConfigurationForm,
     "change-configuration": ChangeConfigurationForm,
+    "reserve-now": ReserveNowForm,
+    "cancel-reservation": CancelReservationForm,
 }
 
 

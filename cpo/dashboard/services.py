@@ -23,16 +23,22 @@ from cpo.dashboard.selectors.cdrs import PushState, cdr_pushes
 from cpo.dashboard.selectors.occupancy import busy_seconds_per_utc_hour
 from cpo.dashboard.selectors.period import Period
 from cpo.dashboard.selectors.sessions import session_energy_wh
-from cpo.models import ChargingStation, Location, RegistrationStatus
+from cpo.models import EVSE, ChargingStation, Location, RegistrationStatus, Token
 from cpo.services import station_create, station_evse_add
 from ocpi_api import outbox
 from ocpi_api.envelope import OcpiError
 from ocpi_api.models import OutboxMessage, Partner
 from ocpi_api.services import partner_invite, partner_register
 from ocpp_gateway.commands import CommandError, command_send
-from ocpp_gateway.models import Transaction
+from ocpp_gateway.models import Reservation, Transaction
 from ocpp_gateway.redaction import redact_secrets
-from ocpp_gateway.requests import OcppRequest
+from ocpp_gateway.requests import CancelReservation, OcppRequest, ReserveNow
+from ocpp_gateway.services.reservations import (
+    ReservationToken,
+    reservation_answer_record,
+    reservation_create,
+    reservation_end,
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,47 @@ def station_command_send(
     else:
         audit = audit_record(user=user, action=action, station=station, payload=payload, ok=True, answer=answer)
     return CommandOutcome(audit)
+
+
+def station_reserve(
+    *, user, station: ChargingStation, evse: EVSE | None, token: Token, expiry_date: datetime
+) -> CommandOutcome:
+    """Reserve an EVSE (None: any of the station's) for one of our tokens until `expiry_date`, as a partner's
+    RESERVE_NOW does: the reservation is kept (ocpp_gateway.models.Reservation, its pk the reservationId), the
+    ReserveNow sent and audited (`station_command_send`), and the charger's answer recorded on the reservation."""
+    reservation = reservation_create(
+        station=station,
+        evse=evse,
+        token=ReservationToken(
+            id_tag=token.uid, token_uid=token.uid, token_type=token.type, contract_id=token.contract_id
+        ),
+        expiry_date=expiry_date,
+        source=Reservation.Source.STAFF,
+    )
+    request = ReserveNow(
+        reservation_id=reservation.pk,
+        expiry=expiry_date,
+        id_tag=token.uid,
+        token_type=token.type,
+        evse_id=evse.ocpp_evse_id if evse is not None else None,
+        group_id=token.group_id,
+    )
+    outcome = station_command_send(user=user, station=station, request=request)
+    answer = outcome.audit.answer or {}
+    reservation_answer_record(
+        reservation_pk=reservation.pk, status=str(answer.get("status", "")) if outcome.ok else "no answer"
+    )
+    return outcome
+
+
+def station_reservation_cancel(*, user, reservation: Reservation) -> CommandOutcome:
+    """CancelReservation, audited; the reservation ends CANCELLED when the charger accepts."""
+    outcome = station_command_send(
+        user=user, station=reservation.station, request=CancelReservation(reservation_id=reservation.pk)
+    )
+    if outcome.ok and (outcome.audit.answer or {}).get("status") == "Accepted":
+        reservation_end(reservation_pk=reservation.pk, status=Reservation.Status.CANCELLED)
+    return outcome
 
 
 @transaction.atomic

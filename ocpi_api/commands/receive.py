@@ -21,7 +21,9 @@ from ocpi_api.commands.tasks import command_dispatch
 from ocpi_api.envelope import InvalidParameters, StatusCode
 from ocpi_api.models import Command, CommandState, CommandType, Partner, Role
 from ocpp_gateway.commands import CHANNEL_MARGIN_SECONDS
+from ocpp_gateway.models import Reservation
 from ocpp_gateway.requests import OCPP_16_ID_TAG_LENGTH, is_ocpp16
+from ocpp_gateway.services.reservations import ReservationToken, reservation_create
 
 
 class Response:
@@ -121,6 +123,8 @@ def check_session_target(*, partner: Partner, session_id: str, for_charging_prof
     if owner not in partner.party_ids() and not is_scsp:
         raise CommandRefused(Response.REJECTED, "This session is not of one of your customers")
     tx = session.transaction
+    if tx is None:
+        raise CommandRefused(Response.REJECTED, "This session is a reservation: nothing is charging yet")
     if tx.status != tx.Status.ACTIVE:
         raise CommandRefused(Response.REJECTED, "This session has ended")
     return Target(station=tx.station, evse=tx.evse, transaction=tx, session_id=session.id)
@@ -279,10 +283,31 @@ def command_receive(*, partner: Partner, command: str, data: dict, request: dict
             earlier = _reservation_get(
                 partner=partner, reservation_id=cmd.reservation_id, location_id=data["location_id"]
             )
-            cmd.ocpp_reservation_id = earlier.ocpp_reservation_id if earlier else cmd.pk  # same id: replaces it
+            reservation = reservation_create(
+                station=target.station,
+                evse=target.evse,
+                token=_reservation_token(cmd=cmd, token=token, data=data),
+                expiry_date=data["expiry_date"],
+                source=Reservation.Source.PARTNER,
+                replaces=earlier.ocpp_reservation_id if earlier else None,  # same id: the charger replaces it
+            )
+            cmd.ocpp_reservation_id = reservation.pk
         cmd.save(update_fields=["id_tag", "ocpp_reservation_id"])
         transaction.on_commit(lambda: command_dispatch(command_pk=cmd.pk))
     return CommandAnswer(result=Response.ACCEPTED, command_pk=cmd.pk, charging_profile=charging_profile)
+
+
+def _reservation_token(*, cmd: Command, token: dict, data: dict) -> ReservationToken:
+    """The partner's token, as the reservation (and its Session's cdr_token) keeps it."""
+    return ReservationToken(
+        id_tag=cmd.id_tag,
+        token_uid=token["uid"],
+        token_type=token.get("type") or "",
+        contract_id=token.get("contract_id") or "",
+        token_country_code=token["country_code"].upper(),
+        token_party_id=token["party_id"].upper(),
+        authorization_reference=data.get("authorization_reference") or "",
+    )
 
 
 def _id_tag_for(*, cmd: Command, uid: str) -> str:

@@ -11,6 +11,7 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import transaction
 from django.utils import timezone
 
 from cpo.models import EvseStatus
@@ -19,9 +20,10 @@ from ocpi_api.client import ocpi_request
 from ocpi_api.envelope import PartnerApiError, ocpi_datetime
 from ocpi_api.models import Command, CommandState, CommandType
 from ocpp_gateway.commands import CommandError
-from ocpp_gateway.models import ChargingProfile
+from ocpp_gateway.models import ChargingProfile, Reservation
 from ocpp_gateway.selectors import load_managed_station_pks
 from ocpp_gateway.services.load_management import charging_profile_record
+from ocpp_gateway.services.reservations import reservation_answer_record, reservation_end
 from ocpp_gateway.tasks import load_rebalance_for_transaction_task
 
 logger = logging.getLogger(__name__)
@@ -144,6 +146,7 @@ def result_of_error(cmd: Command, error: CommandError) -> tuple[str, str]:
     return Result.FAILED, f"The command failed: {error}"[:255]
 
 
+@transaction.atomic
 def command_answer_record(*, command_pk: int, answer: dict | None = None, error: CommandError | None = None) -> None:
     """Keep the charger's answer (or why there is none) and the result body we owe the partner."""
     cmd = Command.objects.select_related("evse").get(pk=command_pk)
@@ -178,6 +181,55 @@ def command_answer_record(*, command_pk: int, answer: dict | None = None, error:
         if status == "Accepted" and cmd.transaction_id and cmd.station_id in load_managed_station_pks():
             # Under a site limit, the planner's profile takes the partner's place, capped by what it asked for.
             task_dispatch(load_rebalance_for_transaction_task, cmd.transaction_id)
+    _reservation_answer(cmd=cmd, answer=answer, error=error)
+
+
+def _reservation_answer(*, cmd: Command, answer: dict | None, error: CommandError | None) -> None:
+    """What the charger's answer means for the reservation (ocpp_gateway.services.reservations)."""
+    if cmd.ocpp_reservation_id is None or not Reservation.objects.filter(pk=cmd.ocpp_reservation_id).exists():
+        return
+    status = str((answer or {}).get("status", "")) if error is None else f"{error.reason}"
+    if cmd.command == CommandType.RESERVE_NOW:
+        reservation_answer_record(reservation_pk=cmd.ocpp_reservation_id, status=status)
+    elif cmd.command == CommandType.CANCEL_RESERVATION and status == "Accepted":
+        reservation_end(reservation_pk=cmd.ocpp_reservation_id, status=Reservation.Status.CANCELLED)
+
+
+def reservation_cancellation_record(*, reservation_pk: int) -> int | None:
+    """mod_commands "Reservation canceled by the CPO": a partner's reservation that ended CANCELLED without the
+    partner's own CANCEL_RESERVATION (staff cancelled it, or the charger removed it) owes the partner a CommandResult
+    CANCELED_RESERVATION at the response_url of its RESERVE_NOW. Kept as a CANCEL_RESERVATION command row, ANSWERED,
+    whose pk is returned for delivery; None when there is nothing to tell (not a partner's, not cancelled, cancelled
+    by the partner, or already told)."""
+    if not Reservation.objects.filter(pk=reservation_pk, status=Reservation.Status.CANCELLED).exists():
+        return None
+    commands = Command.objects.filter(ocpp_reservation_id=reservation_pk)
+    reserve = (
+        commands.filter(command=CommandType.RESERVE_NOW)
+        .exclude(state=CommandState.REFUSED)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    done = (Result.ACCEPTED, Result.CANCELED_RESERVATION)
+    if reserve is None or commands.filter(command=CommandType.CANCEL_RESERVATION, result__in=done).exists():
+        return None
+    cmd = Command.objects.create(
+        partner_id=reserve.partner_id,
+        command=CommandType.CANCEL_RESERVATION,
+        request={"reservation_id": reserve.reservation_id},
+        response_url=reserve.response_url,
+        response="",
+        response_message="Cancelled by the CPO (staff or the charge point)",
+        state=CommandState.ANSWERED,
+        station_id=reserve.station_id,
+        evse_id=reserve.evse_id,
+        reservation_id=reserve.reservation_id,
+        ocpp_reservation_id=reservation_pk,
+        result=Result.CANCELED_RESERVATION,
+        result_body={"result": Result.CANCELED_RESERVATION},
+        answered_at=timezone.now(),
+    )
+    return cmd.pk
 
 
 def _json_safe(value):

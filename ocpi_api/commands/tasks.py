@@ -14,7 +14,12 @@ from celery import shared_task
 from django.conf import settings
 from django.db import connections
 
-from ocpi_api.commands.results import DELIVERY_ATTEMPTS, ResultNotDelivered, command_result_deliver
+from ocpi_api.commands.results import (
+    DELIVERY_ATTEMPTS,
+    ResultNotDelivered,
+    command_result_deliver,
+    reservation_cancellation_record,
+)
 from ocpi_api.commands.send import command_execute, command_execute_async, in_thread
 from ocpp_gateway.event_loop import server_loop
 
@@ -42,6 +47,14 @@ def command_result_deliver_task(self, command_pk: int) -> bool:
 def command_execute_task(command_pk: int) -> None:
     command_execute(command_pk=command_pk)
     command_result_deliver_task.delay(command_pk)
+
+
+@shared_task(name="ocpi_api.reservation_cancellation_tell", acks_late=True, ignore_result=True, time_limit=60)
+def reservation_cancellation_tell_task(reservation_pk: int) -> None:
+    """A reservation ended CANCELLED: tell the partner whose it is, unless it cancelled it itself."""
+    command_pk = reservation_cancellation_record(reservation_pk=reservation_pk)
+    if command_pk is not None:
+        command_result_deliver_task.delay(command_pk)
 
 
 _background: set = set()

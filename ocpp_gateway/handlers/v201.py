@@ -27,6 +27,7 @@ from ocpp_gateway.services.availability import (
 )
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
+from ocpp_gateway.services.reservations import reservation_status_update
 from ocpp_gateway.services.transactions import (
     TransactionEventInput,
     transaction_event_201,
@@ -196,6 +197,9 @@ class ChargePoint201(GatewayChargePoint):
 
     @on(Action.reservation_status_update)
     async def on_reservation_status_update(self, reservation_id, reservation_update_status, **kwargs):
+        await db(reservation_status_update)(
+            station_pk=self.station_pk, reservation_id=reservation_id, update_status=reservation_update_status
+        )
         return self.result_module.ReservationStatusUpdate()
 
     # -- Smart charging ------------------------------------------------------------------------------------------

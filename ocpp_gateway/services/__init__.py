@@ -6,6 +6,7 @@
 - `availability`: StatusNotification;
 - `authorization`: Authorize, and the authorization a transaction keeps;
 - `transactions`: 1.6 Start/StopTransaction, 2.0.1 TransactionEvent, ending a transaction (also by housekeeping);
+- `reservations`: ReserveNow answers, ReservationStatusUpdate, reservations used by a transaction or expired;
 - `meter_values`: MeterValues and the samples inside transaction messages;
 - `message_log`: every frame kept, and pruned.
 

@@ -32,6 +32,7 @@ from ocpp_gateway.services.authorization import (
 from ocpp_gateway.services.clock import charger_time_ahead
 from ocpp_gateway.services.meter_values import Sample, meter_values_record
 from ocpp_gateway.services.provisioning import evse_resolve
+from ocpp_gateway.services.reservations import reservation_use
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,7 @@ def transaction_start_16(
                     meter_start=Decimal(meter_start),
                     **authorization_fields(auth),
                 )
+                reservation_use(tx=tx, reservation_id=reservation_id)
                 transactions_end_unstopped(
                     station_pk=station_pk,
                     ocpp_evse_id=connector_id,
@@ -383,8 +385,9 @@ def _transaction_apply_event(
                 setattr(tx, name, value)
     if event.remote_start_id is not None:
         tx.remote_start_id = event.remote_start_id
-    if event.reservation_id is not None:
+    if event.reservation_id is not None and tx.reservation_id is None:
         tx.reservation_id = event.reservation_id
+        reservation_use(tx=tx, reservation_id=event.reservation_id)
     if event.charging_state:
         if tx.last_seq_no is None or event.seq_no >= tx.last_seq_no:  # the newest; a late one is history only
             tx.charging_state = event.charging_state

@@ -2,7 +2,7 @@
 process (with beat) on a queue of its own, the loopback EMSP, and the network the drivers charge on.
 
 Timings are shortened by environment: retries after 0.5 s (at most 2 s), Session PATCHes at most every second, beat
-looks for due messages every second and for unfinished transactions every 3 s."""
+looks for due messages and expired reservations every second and for unfinished transactions every 3 s."""
 
 import json
 import os
@@ -45,6 +45,7 @@ def e2e_environment(queue: str, base_url: str) -> dict:
         "OCPI_CDR_PUSH_TIMEOUT": "3",
         "OCPI_REALTIME_AUTHORIZATION_TIMEOUT": "2",
         "OCPI_EVENTS_BATCH_SECONDS": str(GATEWAY_BATCH_SECONDS),
+        "OCPP_RESERVATION_EXPIRY_POLL_SECONDS": "1",
     }
 
 

@@ -1,5 +1,6 @@
 """The loopback EMSP of tests/ocpi_api/emsp.py with the Receiver interfaces a CPO pushes to: sessions (PUT/PATCH),
-cdrs (POST, answered with a Location header; GET of that URL), locations (PUT/PATCH) and tariffs (PUT/DELETE).
+cdrs (POST, answered with a Location header; GET of that URL), locations (PUT/PATCH) and tariffs (PUT/DELETE); and
+the command results we POST to its response_urls (`results/<name>`).
 
 It keeps what it received the way an EMSP would (a PATCH updates the stored session, its charging_periods are added
 to), and can be taken down (the port refuses connections) and brought back on the same port."""
@@ -25,6 +26,7 @@ class ReceivingEmsp(FakeEmsp):
         self.pushes: list[dict] = []  # every receiver call in arrival order
         self.delay = 0.0  # seconds to wait before answering a receiver call
         self.answer = None  # callable(method, path, body) -> (http_status, envelope) to override the answer
+        self.results: dict[str, list[dict]] = {}  # command results POSTed to results/<name> (our response_urls)
 
     def endpoints(self):
         if self.endpoints_override is not None:
@@ -130,6 +132,9 @@ class ReceivingEmsp(FakeEmsp):
         if module == "locations" and method in ("PUT", "PATCH") and 3 <= len(segments) <= 5:
             self.pushes.append(record)
             self.locations.append((method, rest, body))
+            return handler._send(200, envelope())
+        if module == "results" and method == "POST" and len(segments) == 1:
+            self.results.setdefault(segments[0], []).append(body)
             return handler._send(200, envelope())
         if module == "tariffs" and method in ("PUT", "DELETE") and len(segments) == 3:
             self.pushes.append(record)

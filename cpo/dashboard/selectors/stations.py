@@ -8,7 +8,7 @@ from django.db.models import Count, Q, QuerySet
 
 from cpo.dashboard.models import AuditLog
 from cpo.models import EVSE, ChargingStation, EvseStatus, RegistrationStatus
-from ocpp_gateway.models import MessageLog, Transaction
+from ocpp_gateway.models import MessageLog, Reservation, Transaction
 
 FAULT_STATUSES = [EvseStatus.OUTOFORDER, EvseStatus.INOPERATIVE, EvseStatus.BLOCKED]
 
@@ -66,6 +66,15 @@ def station_message_log(*, station: ChargingStation, action: str = "", direction
 
 def station_audit_log(*, station: ChargingStation, limit: int = 20) -> QuerySet[AuditLog]:
     return AuditLog.objects.filter(station=station).order_by("-created_at", "-id")[:limit]
+
+
+def station_reservations(*, station: ChargingStation, limit: int = 20) -> QuerySet[Reservation]:
+    """The station's latest reservations with their OCPI session (RESERVATION, then ACTIVE or COMPLETED), if any."""
+    return (
+        Reservation.objects.filter(station=station)
+        .select_related("evse", "transaction", "ocpi_session")
+        .order_by("-created_at", "-id")[:limit]
+    )
 
 
 def stations_pending() -> QuerySet[ChargingStation]:

@@ -16,8 +16,8 @@ from cpo.dashboard.selectors.stations import (
     station_connectors,
     station_list,
     station_message_log,
+    station_reservations,
 )
-from cpo.dashboard.services import station_command_send
 from cpo.dashboard.views.base import DashboardView
 from cpo.models import ChargingStation
 
@@ -97,6 +97,7 @@ class StationDetailView(StationLiveView):
             log_query=query.urlencode(),
             ocpp_actions=OCPP_ACTIONS,
             audit=station_audit_log(station=station),
+            reservations=station_reservations(station=station),
         )
         if context["can_operate"]:
             context["command_forms"] = [
@@ -120,7 +121,7 @@ class StationCommandView(StationMixin, RoleRequiredMixin, View):
             errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
             messages.error(request, f"{form.title}: not sent. {errors}")
         else:
-            outcome = station_command_send(user=request.user, station=station, request=form.request())
+            outcome = form.send(user=request.user)
             action = outcome.audit.action
             if outcome.ok:
                 messages.success(request, f"{action}: {json.dumps(outcome.audit.answer, sort_keys=True)}")
