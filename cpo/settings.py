@@ -283,6 +283,9 @@ if "ALLOWED_HOSTS" not in os.environ:  # the host partners reach us at is ours (
 # --- OCPP gateway ----------------------------------------------------------------------------------------------
 # Unknown identities: refused at the handshake (False), or admitted as Pending until staff accept them (True).
 OCPP_ADMIT_UNKNOWN_STATIONS = env_bool("OCPP_ADMIT_UNKNOWN_STATIONS", False)
+# An EVSE/connector a charger reports that staff never registered is published to partners at once (True) or only
+# once staff register it on the station page (False, the default).
+OCPP_AUTO_ACCEPT_CONNECTORS = env_bool("OCPP_AUTO_ACCEPT_CONNECTORS", False)
 # How each charger authenticates is its own security profile (ChargingStation.security_profile), not a setting.
 OCPP_HEARTBEAT_INTERVAL = env_int("OCPP_HEARTBEAT_INTERVAL", 300)
 # Brute-force protection of the handshake: after this many failed authentications of one identity (or from one
