@@ -303,6 +303,15 @@ OCPP_MESSAGE_LOG_FLUSH_SECONDS = env_float("OCPP_MESSAGE_LOG_FLUSH_SECONDS", 0.2
 OCPP_SEEN_FLUSH_SECONDS = env_float("OCPP_SEEN_FLUSH_SECONDS", 10.0)
 # ACTIVE transactions of offline stations silent for this long are ended by housekeeping (stop reason Other).
 OCPP_STALE_TRANSACTION_HOURS = env_float("OCPP_STALE_TRANSACTION_HOURS", 48)
+# ACTIVE transactions of online stations we heard nothing about for this long: housekeeping asks the charger (1.6
+# TriggerMessage MeterValues, 2.0.1 GetTransactionStatus) and ends them when it says they are over or does not answer;
+# it looks every OCPP_SILENT_TRANSACTION_CHECK_SECONDS.
+OCPP_SILENT_TRANSACTION_MINUTES = env_float("OCPP_SILENT_TRANSACTION_MINUTES", 60)
+OCPP_SILENT_TRANSACTION_CHECK_SECONDS = env_float("OCPP_SILENT_TRANSACTION_CHECK_SECONDS", 300)
+CELERY_BEAT_SCHEDULE["ocpp-transactions-probe-silent"] = {
+    "task": "ocpp_gateway.tasks.transactions_probe_silent_task",
+    "schedule": OCPP_SILENT_TRANSACTION_CHECK_SECONDS,
+}
 # Threads (and database connections) per daphne process for the gateway's database work.
 OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 4)
 # Threads per daphne process for authorizations that ask someone outside our database (an EMSP, in real time): never
