@@ -7,6 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from ocpp.routing import on
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v16.enums import Action as Action16
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
@@ -14,8 +17,8 @@ from ocpp.v201.enums import Action as Action201
 from billing.models import Cdr, Session
 from ocpp_gateway.models import Transaction
 from tests.e2e.conftest import CeleryWorker
-from tests.e2e.scenario import TOKEN_201, cdr_of, iso
-from tests.ocpp_gateway.chargers import Charger201, connected
+from tests.e2e.scenario import TOKEN_16, TOKEN_201, cdr_of, iso
+from tests.ocpp_gateway.chargers import Charger16, Charger201, connected
 from tests.support import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
@@ -113,3 +116,37 @@ def test_a_silent_transaction_the_online_charger_says_goes_on_stays_active(daphn
     worker.drain(gateway_events=True)
     assert Transaction.objects.get(transaction_id="E2E-SILENT-1").status == "ACTIVE"
     assert not emsp.cdr_posts
+
+
+class Charger16ThatForgotItsTransaction(Charger16):
+    """Accepts TriggerMessage MeterValues and then sends nothing about the transaction."""
+
+    @on(Action16.trigger_message)
+    def on_trigger_message(self, requested_message, connector_id=None, **kwargs):
+        self.received.append(("TriggerMessage", {"requested_message": requested_message, "connector_id": connector_id}))
+        return result16.TriggerMessage(status="Accepted")
+
+
+def test_a_silent_16_transaction_whose_charger_sends_nothing_when_asked_ends_by_housekeeping(
+    daphne, roaming, emsp, network, worker
+):
+    """silent transaction on an online 1.6 charger that accepts TriggerMessage MeterValues and then sends nothing ->
+    one COMPLETED session, one CDR marked housekeeping."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+
+    async def start_and_go_silent():
+        url = daphne.ocpp_url("E2E-1.6")
+        async with connected(url, "E2E-1.6", network["1.6"][1], cls=Charger16ThatForgotItsTransaction) as cp:
+            await cp.call(call16.BootNotification(charge_point_model="AC-22", charge_point_vendor="ACME"))
+            await cp.call(
+                call16.StartTransaction(connector_id=1, id_tag=TOKEN_16, meter_start=1000, timestamp=iso(start))
+            )
+            await asyncio.sleep(10)
+        return cp
+
+    charger = asyncio.run(start_and_go_silent())
+    assert ("TriggerMessage", {"requested_message": "MeterValues", "connector_id": 1}) in charger.received
+    session = wait_until(lambda: Session.objects.filter(status="COMPLETED").first(), timeout=30)
+    wait_until(lambda: cdr_of(emsp, session.id) or None, timeout=30)
+    assert Transaction.objects.get(pk=session.transaction_id).ended_by == "housekeeping"
+    assert Cdr.objects.filter(session__transaction__ended_by="housekeeping").count() == 1

@@ -67,12 +67,19 @@ def test_status_changes_are_events_and_stale_reports_are_ignored(station, heard,
     assert [name for name, _ in heard] == ["connector_status_changed"]
 
 
-def test_a_connector_the_charger_reports_but_we_did_not_register_is_onboarded(station):
+def test_a_connector_the_charger_reports_but_we_did_not_register_is_recorded_unregistered(station):
     evse_status_update(
         station_pk=station.pk, ocpp_evse_id=5, ocpp_status="Faulted", error_code="GroundFailure", timestamp=T0
     )
     evse = EVSE.objects.get(station=station, ocpp_evse_id=5)
     assert (evse.status, evse.ocpp_error_code, evse.connectors.count()) == ("OUTOFORDER", "GroundFailure", 1)
+    assert not evse.registered  # shown to staff, not published to partners until they register it
+
+
+def test_with_auto_accept_a_connector_the_charger_reports_is_registered_on_first_sight(station, settings):
+    settings.OCPP_AUTO_ACCEPT_CONNECTORS = True
+    evse_status_update(station_pk=station.pk, ocpp_evse_id=6, ocpp_status="Available", timestamp=T0)
+    assert EVSE.objects.get(station=station, ocpp_evse_id=6).registered
 
 
 def test_a_stop_stamped_before_its_start_ends_at_the_start(station, local_token):
