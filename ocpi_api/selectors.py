@@ -142,7 +142,7 @@ def location_get_published(*, location_id: str) -> Location | None:
 
 
 def evse_get_published(*, location: Location, evse_uid: str) -> EVSE | None:
-    return next((evse for evse in location.evses.all() if evse.uid == evse_uid), None)
+    return next((evse for evse in location.evses.all() if evse.uid == evse_uid and evse.registered), None)
 
 
 def connector_get(*, evse: EVSE, connector_id: str) -> Connector | None:
