@@ -1,6 +1,7 @@
 from celery import shared_task
 
-from ocpp_gateway.services.housekeeping import transactions_probe_silent
+from cpo.task_dispatch import task_dispatch
+from ocpp_gateway.services.housekeeping import transaction_silent_probe, transactions_silent
 from ocpp_gateway.services.message_log import message_log_prune
 from ocpp_gateway.services.transactions import transaction_close_stale
 
@@ -17,8 +18,18 @@ def transaction_close_stale_task() -> int:
     return len(transaction_close_stale())
 
 
-@shared_task(acks_late=True, time_limit=3600, ignore_result=True)
+@shared_task(acks_late=True, time_limit=120, ignore_result=True)
 def transactions_probe_silent_task() -> int:
-    """Housekeeping, every OCPP_SILENT_TRANSACTION_CHECK_SECONDS: ask chargers about transactions silent for
-    OCPP_SILENT_TRANSACTION_MINUTES on online stations; end those that are over. Returns how many ended."""
-    return sum(outcome == "over" for outcome in transactions_probe_silent().values())
+    """Housekeeping, every OCPP_SILENT_TRANSACTION_CHECK_SECONDS: one `transaction_silent_probe_task` per transaction
+    silent for OCPP_SILENT_TRANSACTION_MINUTES on an online station (each may wait OCPP_CALL_TIMEOUT for its charger).
+    """
+    pks = transactions_silent()
+    for pk in pks:
+        task_dispatch(transaction_silent_probe_task, pk)
+    return len(pks)
+
+
+@shared_task(acks_late=True, time_limit=300, ignore_result=True)
+def transaction_silent_probe_task(transaction_pk: int) -> str:
+    """Ask the charger about one silent transaction; end it if the charger says it is over or does not answer."""
+    return transaction_silent_probe(transaction_pk=transaction_pk)

@@ -5,7 +5,8 @@ it is over or does not answer. Runs from a Celery task: it waits for chargers, n
 - 2.0.1: GetTransactionStatus. `ongoingIndicator` false with no messages queued about it: over. Messages queued:
   they will tell (their TransactionEvents end it or keep it going). True: it goes on.
 - 1.6: TriggerMessage MeterValues for its connector. The charger's MeterValues for the transaction bring news (the
-  transaction is not silent any more); still silent at the next look after an accepted trigger: over.
+  transaction is not silent any more); still silent at the next look after an accepted trigger: over. A trigger
+  Rejected or NotImplemented tells nothing: left alone.
 - No answer in time: over. A CALLERROR or a station gone offline meanwhile: left alone (the offline closer,
   `transaction_close_stale`, takes care of stations that stay away).
 """
@@ -43,13 +44,6 @@ def transactions_silent(*, minutes: float | None = None) -> list[int]:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-
-
-def transactions_probe_silent(*, minutes: float | None = None) -> dict[int, str]:
-    """Ask about every silent transaction (`transaction_silent_probe`); returns what came of each."""
-    return {
-        pk: transaction_silent_probe(transaction_pk=pk, minutes=minutes) for pk in transactions_silent(minutes=minutes)
-    }
 
 
 def transaction_silent_probe(*, transaction_pk: int, minutes: float | None = None) -> str:
@@ -90,6 +84,8 @@ def transaction_status_answered(*, transaction_pk: int, action: str, answer: dic
         if answer.get("ongoingIndicator") is False and not answer.get("messagesInQueue"):
             return _silent_end(transaction_pk=transaction_pk, news_before=asked_at, why="the charger says it is over")
         return Probe.ONGOING if answer.get("ongoingIndicator") else Probe.UNKNOWN
+    if answer.get("status") != "Accepted":  # a charger that will not send them cannot tell us it is over
+        return Probe.UNKNOWN
     Transaction.objects.filter(pk=transaction_pk, status=Transaction.Status.ACTIVE).update(silence_probed_at=asked_at)
     return Probe.ASKED
 
