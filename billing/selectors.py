@@ -14,7 +14,7 @@ from django.utils import timezone
 from billing.encoding import ocpi_datetime
 from billing.enums import SessionStatus
 from billing.models import Cdr, Session, Tariff
-from cpo.models import Connector
+from cpo.models import Connector, Location
 from cpo.spreadsheets import SafeCsvWriter
 from ocpp_gateway.models import Reservation, Transaction
 
@@ -69,9 +69,14 @@ def tariff_get(*, tariff_id: str) -> Tariff | None:
 
 
 def tariff_for_connector(*, connector: Connector, at: dt.datetime) -> Tariff | None:
-    """The first tariff of `connector.tariff_ids` that exists and is valid at `at` (the session start: "a
-    driver accepts the tariff which is valid when they start their charging session")."""
-    for tariff_id in connector.tariff_ids or []:
+    """The first tariff of `connector.tariff_ids` (none: its location's default tariff) that exists and is valid at
+    `at` (the session start: "a driver accepts the tariff which is valid when they start their charging
+    session")."""
+    tariff_ids = list(connector.tariff_ids or [])
+    if not tariff_ids:
+        default = Location.objects.filter(evses__connectors=connector).values_list("default_tariff_id", flat=True)
+        tariff_ids = [tariff_id for tariff_id in default[:1] if tariff_id]
+    for tariff_id in tariff_ids:
         tariff = Tariff.objects.filter(pk=tariff_id).first()
         if tariff is None:
             continue

@@ -10,14 +10,23 @@ from cpo.models import EVSE, ChargingStation, Connector, LoadGroup, Location, To
 class EVSEInline(admin.TabularInline):
     model = EVSE
     extra = 0
-    fields = ("uid", "evse_id", "station", "ocpp_evse_id", "status", "ocpp_status", "physical_reference")
+    fields = (
+        "uid",
+        "evse_id",
+        "station",
+        "ocpp_evse_id",
+        "registered",
+        "status",
+        "ocpp_status",
+        "physical_reference",
+    )
     readonly_fields = ("status", "ocpp_status")
     show_change_link = True
 
 
 @admin.register(Location)
 class LocationAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "city", "country", "parking_type", "publish", "last_updated")
+    list_display = ("id", "name", "city", "country", "parking_type", "publish", "default_tariff_id", "last_updated")
     list_filter = ("publish", "country", "parking_type")
     search_fields = ("id", "name", "address", "city", "postal_code")
     inlines = [EVSEInline]
@@ -30,8 +39,18 @@ class ConnectorInline(admin.TabularInline):
 
 @admin.register(EVSE)
 class EVSEAdmin(admin.ModelAdmin):
-    list_display = ("uid", "evse_id", "location", "station", "ocpp_evse_id", "status", "ocpp_status", "status_updated")
-    list_filter = ("status", "location")
+    list_display = (
+        "uid",
+        "evse_id",
+        "location",
+        "station",
+        "ocpp_evse_id",
+        "registered",
+        "status",
+        "ocpp_status",
+        "status_updated",
+    )
+    list_filter = ("status", "registered", "location")
     search_fields = ("uid", "evse_id", "station__identity", "location__name")
     list_select_related = ("location", "station")
     inlines = [ConnectorInline]

@@ -40,6 +40,9 @@ class Location(LastUpdatedModel):
     opening_times = models.JSONField(null=True, blank=True)
     facilities = models.JSONField(default=list, blank=True)
     charging_when_closed = models.BooleanField(null=True, blank=True)
+    # billing.Tariff id (assets do not import billing): what a connector without tariff_ids of its own is priced
+    # with and published with; onboarding gives new connectors this one unless told otherwise.
+    default_tariff_id = models.CharField(max_length=36, blank=True, help_text="Tariff of connectors without one")
 
     class Meta:
         ordering = ["id"]
@@ -173,6 +176,9 @@ class EVSE(LastUpdatedModel):
     physical_reference = models.CharField(max_length=16, blank=True)
     parking_restrictions = models.JSONField(default=list, blank=True)
     directions = models.JSONField(default=list, blank=True)
+    # False for an EVSE a charger reported that staff never registered: recorded and shown to staff, never published
+    # to partners until staff register it (or OCPP_AUTO_ACCEPT_CONNECTORS accepts it on first sight).
+    registered = models.BooleanField(default=True, help_text="Unchecked: reported by the charger, not published")
 
     class Meta:
         ordering = ["location_id", "uid"]

@@ -292,6 +292,9 @@ if "ALLOWED_HOSTS" not in os.environ:  # the host partners reach us at is ours (
 # --- OCPP gateway ----------------------------------------------------------------------------------------------
 # Unknown identities: refused at the handshake (False), or admitted as Pending until staff accept them (True).
 OCPP_ADMIT_UNKNOWN_STATIONS = env_bool("OCPP_ADMIT_UNKNOWN_STATIONS", False)
+# An EVSE/connector a charger reports that staff never registered is published to partners at once (True) or only
+# once staff register it on the station page (False, the default).
+OCPP_AUTO_ACCEPT_CONNECTORS = env_bool("OCPP_AUTO_ACCEPT_CONNECTORS", False)
 # How each charger authenticates is its own security profile (ChargingStation.security_profile), not a setting.
 OCPP_HEARTBEAT_INTERVAL = env_int("OCPP_HEARTBEAT_INTERVAL", 300)
 # Brute-force protection of the handshake: after this many failed authentications of one identity (or from one
@@ -324,6 +327,15 @@ OCPP_RESERVATION_EXPIRY_POLL_SECONDS = env_float("OCPP_RESERVATION_EXPIRY_POLL_S
 CELERY_BEAT_SCHEDULE["ocpp-reservations-expire"] = {
     "task": "ocpp_gateway.tasks.reservations_expire_task",
     "schedule": OCPP_RESERVATION_EXPIRY_POLL_SECONDS,
+}
+# ACTIVE transactions of online stations we heard nothing about for this long: housekeeping asks the charger (1.6
+# TriggerMessage MeterValues, 2.0.1 GetTransactionStatus) and ends them when it says they are over or does not answer;
+# it looks every OCPP_SILENT_TRANSACTION_CHECK_SECONDS.
+OCPP_SILENT_TRANSACTION_MINUTES = env_float("OCPP_SILENT_TRANSACTION_MINUTES", 60)
+OCPP_SILENT_TRANSACTION_CHECK_SECONDS = env_float("OCPP_SILENT_TRANSACTION_CHECK_SECONDS", 300)
+CELERY_BEAT_SCHEDULE["ocpp-transactions-probe-silent"] = {
+    "task": "ocpp_gateway.tasks.transactions_probe_silent_task",
+    "schedule": OCPP_SILENT_TRANSACTION_CHECK_SECONDS,
 }
 # Threads (and database connections) per daphne process for the gateway's database work.
 OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 4)

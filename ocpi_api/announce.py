@@ -20,6 +20,7 @@ from ocpi_api import selectors
 from ocpi_api.models import OutboxMessage, OutboxStatus
 from ocpi_api.modules import InterfaceRole, ModuleID
 from ocpi_api.outbox import outbox_enqueue, outbox_enqueue_once, outbox_last, outbox_object_key
+from ocpp_gateway.selectors import evse_status_shown
 
 ACTIVE_STATUSES = (SessionStatus.ACTIVE, SessionStatus.PENDING, SessionStatus.RESERVATION)
 
@@ -159,9 +160,9 @@ def evse_status_announce(*, evse: EVSE) -> list[OutboxMessage]:
     """PATCH `{status, last_updated}` of a published EVSE to every partner with a locations Receiver, unless the
     partner was last told this status already. Coalesces with an undelivered PATCH of the same EVSE."""
     partners = selectors.partners_with_receiver(module=ModuleID.LOCATIONS)
-    if not partners or not evse.location.publish:
+    if not partners or not evse.location.publish or not evse.registered:
         return []
-    status = evse.status
+    status = evse_status_shown(evse=evse)
     last_updated = selectors.evse_as_ocpi(evse)["last_updated"]
     path = _our_path(evse.location_id, evse.uid)
     messages = []
@@ -265,7 +266,12 @@ def evse_status_push(*, evse_pk: int) -> list[OutboxMessage]:
     """An EVSE changed status (a gateway event): PATCH it to partners, holding the EVSE row so two runs for the same
     EVSE announce one after the other."""
     with transaction.atomic():
-        evse = EVSE.objects.select_for_update(of=("self",)).select_related("location").filter(pk=evse_pk).first()
+        evse = (
+            EVSE.objects.select_for_update(of=("self",))
+            .select_related("location", "station")
+            .filter(pk=evse_pk)
+            .first()
+        )
         if evse is None:
             return []
         return evse_status_announce(evse=evse)

@@ -12,6 +12,7 @@ from billing.models import Cdr, Session
 from cpo.models import EVSE, Connector, Location
 from ocpi_api.models import ClientInfo, Partner, PartnerParty, PartnerStatus, PartnerToken, Role
 from ocpi_api.modules import InterfaceRole, absolute_url
+from ocpp_gateway.selectors import evse_status_shown
 
 
 def credentials_token_hash(token: str) -> str:
@@ -93,6 +94,7 @@ def our_credentials_as_ocpi(*, token: str) -> dict:
 # --- Locations (mod_locations.asciidoc) -------------------------------------------------------------------------
 # A Location's last_updated is the latest change of the location, one of its EVSEs or connectors; an EVSE's the
 # latest of itself and its connectors. The asset models keep their own last_updated each; we derive these here.
+# Only registered EVSEs are published: one a charger reported that staff never registered stays with staff.
 
 
 def _evse_last_updated() -> Greatest:
@@ -108,14 +110,14 @@ def _evse_last_updated() -> Greatest:
 
 def _location_last_updated() -> Greatest:
     evses = (
-        EVSE.objects.filter(location=OuterRef("pk"))
+        EVSE.objects.filter(location=OuterRef("pk"), registered=True)
         .order_by()
         .values("location")
         .annotate(m=Max("last_updated"))
         .values("m")
     )
     connectors = (
-        Connector.objects.filter(evse__location=OuterRef("pk"))
+        Connector.objects.filter(evse__location=OuterRef("pk"), evse__registered=True)
         .order_by()
         .values("evse__location")
         .annotate(m=Max("last_updated"))
@@ -131,7 +133,9 @@ def _location_last_updated() -> Greatest:
 def _evses_prefetch() -> Prefetch:
     return Prefetch(
         "evses",
-        queryset=EVSE.objects.annotate(ocpi_last_updated=_evse_last_updated())
+        queryset=EVSE.objects.filter(registered=True)
+        .annotate(ocpi_last_updated=_evse_last_updated())
+        .select_related("station")
         .prefetch_related("connectors")
         .order_by("uid"),
     )
@@ -152,7 +156,7 @@ def location_get_published(*, location_id: str) -> Location | None:
 
 
 def evse_get_published(*, location: Location, evse_uid: str) -> EVSE | None:
-    return next((evse for evse in location.evses.all() if evse.uid == evse_uid), None)
+    return next((evse for evse in location.evses.all() if evse.uid == evse_uid and evse.registered), None)
 
 
 def connector_get(*, evse: EVSE, connector_id: str) -> Connector | None:
@@ -165,6 +169,14 @@ def _put(obj: dict, key: str, value) -> None:
         obj[key] = value
 
 
+def connector_tariff_ids(connector: Connector) -> list[str]:
+    """The connector's own tariffs, else its location's default tariff (what billing prices it with)."""
+    if connector.tariff_ids:
+        return list(connector.tariff_ids)
+    default = connector.evse.location.default_tariff_id
+    return [default] if default else []
+
+
 def connector_as_ocpi(connector: Connector) -> dict:
     data = {
         "id": connector.connector_id,
@@ -175,7 +187,7 @@ def connector_as_ocpi(connector: Connector) -> dict:
         "max_amperage": connector.max_amperage,
     }
     _put(data, "max_electric_power", connector.max_electric_power)
-    _put(data, "tariff_ids", list(connector.tariff_ids or []))
+    _put(data, "tariff_ids", connector_tariff_ids(connector))
     _put(data, "terms_and_conditions", connector.terms_and_conditions)
     data["last_updated"] = ocpi_datetime(connector.last_updated)
     return data
@@ -185,7 +197,7 @@ def evse_as_ocpi(evse: EVSE) -> dict:
     connectors = list(evse.connectors.all())
     data = {"uid": evse.uid}
     _put(data, "evse_id", evse.evse_id)
-    data["status"] = evse.status
+    data["status"] = evse_status_shown(evse=evse)
     _put(data, "capabilities", list(evse.capabilities or []))
     data["connectors"] = [connector_as_ocpi(c) for c in connectors]
     _put(data, "floor_level", evse.floor_level)
@@ -201,7 +213,7 @@ def evse_as_ocpi(evse: EVSE) -> dict:
 
 def location_as_ocpi(location: Location) -> dict:
     """The OCPI Location object, shaped like the specification's location_example.json."""
-    evses = list(location.evses.all())
+    evses = [evse for evse in location.evses.all() if evse.registered]
     data = {
         "country_code": settings.OCPI_COUNTRY_CODE,
         "party_id": settings.OCPI_PARTY_ID,

@@ -67,6 +67,9 @@ class Transaction(models.Model):
     last_seq_no = models.IntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When housekeeping last asked the charger about this silent transaction (1.6: TriggerMessage MeterValues); still
+    # silent since then at its next look, it is ended.
+    silence_probed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]

@@ -198,6 +198,20 @@ class TriggerMessage(OcppRequest):
         return OcppCall("TriggerMessage", payload)
 
 
+@dataclass(frozen=True)
+class GetTransactionStatus(OcppRequest):
+    """2.0.1 GetTransactionStatus (E14): is the transaction still ongoing, are messages about it queued? 1.6 has no
+    such question (ask for its MeterValues with TriggerMessage instead)."""
+
+    transaction_id: str
+
+    def ocpp16(self) -> OcppCall:
+        raise ValueError("OCPP 1.6 has no GetTransactionStatus")
+
+    def ocpp201(self) -> OcppCall:
+        return OcppCall("GetTransactionStatus", {"transactionId": str(self.transaction_id)})
+
+
 # --- Availability (1.6 Core; 2.0.1 G) ------------------------------------------------------------------------------
 
 

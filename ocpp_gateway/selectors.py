@@ -6,12 +6,24 @@ from datetime import datetime
 from django.conf import settings
 from django.db.models import Q
 
-from cpo.models import EVSE, ChargingStation, LoadGroup
+from cpo.models import EVSE, ChargingStation, EvseStatus, LoadGroup
 from ocpp_gateway.models import Transaction
 
 
 def station_registration_status(*, station_pk: int) -> str:
     return ChargingStation.objects.values_list("registration_status", flat=True).get(pk=station_pk)
+
+
+# A station that reports itself as a whole Faulted or Unavailable (1.6 connectorId 0, 2.0.1 station-wide) makes
+# every EVSE of it so, whatever the EVSE last said (OCPI: OUTOFORDER is broken, INOPERATIVE temporarily unusable).
+STATION_STATUS_OVER_EVSES = {"Faulted": EvseStatus.OUTOFORDER, "Unavailable": EvseStatus.INOPERATIVE}
+
+
+def evse_status_shown(*, evse: EVSE) -> str:
+    """The OCPI status of `evse` as drivers and partners see it: its station's Faulted / Unavailable, else its own."""
+    station = evse.station
+    override = STATION_STATUS_OVER_EVSES.get(station.ocpp_status) if station is not None else None
+    return override or evse.status
 
 
 def connector_ocpp_id(*, evse: EVSE, connector_id: str = "") -> int:

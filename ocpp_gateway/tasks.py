@@ -1,5 +1,7 @@
 from celery import shared_task
 
+from cpo.task_dispatch import task_dispatch
+from ocpp_gateway.services.housekeeping import transaction_silent_probe, transactions_silent
 from ocpp_gateway.services.load_management import (
     load_groups_rebalance,
     load_rebalance_for_transaction,
@@ -45,3 +47,20 @@ def reservations_expire_task() -> int:
     """Housekeeping, every OCPP_RESERVATION_EXPIRY_POLL_SECONDS: reservations past their expiry date end EXPIRED
     (idempotent: an ended reservation is not touched again)."""
     return len(reservations_expire())
+
+
+@shared_task(acks_late=True, time_limit=120, ignore_result=True)
+def transactions_probe_silent_task() -> int:
+    """Housekeeping, every OCPP_SILENT_TRANSACTION_CHECK_SECONDS: one `transaction_silent_probe_task` per transaction
+    silent for OCPP_SILENT_TRANSACTION_MINUTES on an online station (each may wait OCPP_CALL_TIMEOUT for its charger).
+    """
+    pks = transactions_silent()
+    for pk in pks:
+        task_dispatch(transaction_silent_probe_task, pk)
+    return len(pks)
+
+
+@shared_task(acks_late=True, time_limit=300, ignore_result=True)
+def transaction_silent_probe_task(transaction_pk: int) -> str:
+    """Ask the charger about one silent transaction; end it if the charger says it is over or does not answer."""
+    return transaction_silent_probe(transaction_pk=transaction_pk)

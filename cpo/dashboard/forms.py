@@ -256,6 +256,12 @@ class StationCreateForm(forms.Form):
     identity = forms.CharField(max_length=48, validators=[identity_validator], help_text="OCPP identity (chargeBoxId)")
     location = forms.ModelChoiceField(queryset=Location.objects.all(), widget=FastSelect)
     evses = forms.IntegerField(min_value=1, max_value=32, initial=2, label="EVSEs (one connector each)")
+    tariff = forms.ModelChoiceField(
+        queryset=Tariff.objects.order_by("id"),
+        required=False,
+        empty_label="the location's default tariff",
+        help_text="What the new connectors are priced with",
+    )
 
     def clean_identity(self) -> str:
         identity = self.cleaned_data["identity"]

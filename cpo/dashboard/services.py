@@ -24,7 +24,7 @@ from cpo.dashboard.selectors.occupancy import busy_seconds_per_utc_hour
 from cpo.dashboard.selectors.period import Period
 from cpo.dashboard.selectors.sessions import session_energy_wh
 from cpo.models import EVSE, ChargingStation, Location, RegistrationStatus, Token
-from cpo.services import station_create, station_evse_add
+from cpo.services import evse_register, station_create, station_evse_add
 from ocpi_api import outbox
 from ocpi_api.envelope import OcpiError
 from ocpi_api.models import OutboxMessage, Partner
@@ -132,16 +132,33 @@ def station_reservation_cancel(*, user, reservation: Reservation) -> CommandOutc
 
 
 @transaction.atomic
-def station_onboard(*, user, identity: str, location: Location, evses: int) -> tuple[ChargingStation, str]:
-    """Create a station with its EVSEs; returns it with the plain secret, to be shown once and never again."""
-    station, secret = station_create(identity=identity, location=location, evses=evses)
+def station_onboard(
+    *, user, identity: str, location: Location, evses: int, tariff: Tariff | None = None
+) -> tuple[ChargingStation, str]:
+    """Create a station with its EVSEs, their connectors on `tariff` (None: the location's default tariff); returns
+    it with the plain secret, to be shown once and never again."""
+    tariff_id = tariff.id if tariff is not None else location.default_tariff_id
+    station, secret = station_create(identity=identity, location=location, evses=evses, tariff_id=tariff_id)
     audit_record(
         user=user,
         action="StationCreate",
         station=station,
-        payload={"identity": identity, "location": location.pk, "evses": evses},
+        payload={"identity": identity, "location": location.pk, "evses": evses, "tariff": tariff_id},
     )
     return station, secret
+
+
+@transaction.atomic
+def station_evse_register(*, user, evse: EVSE) -> bool:
+    """Staff confirm an EVSE the charger reported (one click on the station page, kept in the audit log): it is
+    published to partners from now on. False when it was registered already (nothing recorded)."""
+    evse = EVSE.objects.select_for_update(of=("self",)).select_related("station").get(pk=evse.pk)
+    if not evse_register(evse=evse):
+        return False
+    audit_record(
+        user=user, action="EvseRegister", station=evse.station, payload={"evse": evse.ocpp_evse_id, "uid": evse.uid}
+    )
+    return True
 
 
 @transaction.atomic

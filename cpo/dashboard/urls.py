@@ -28,6 +28,11 @@ urlpatterns = [
         stations.StationCommandView.as_view(),
         name="station-command",
     ),
+    path(
+        "stations/<str:identity>/evses/<int:ocpp_evse_id>/register/",
+        stations.StationEvseRegisterView.as_view(),
+        name="station-evse-register",
+    ),
     path("onboarding/", onboarding.OnboardingView.as_view(), name="onboarding"),
     path("onboarding/<str:identity>/accept/", onboarding.StationAcceptView.as_view(), name="station-accept"),
     path("sessions/", sessions.SessionListView.as_view(), name="sessions"),

@@ -90,7 +90,11 @@ def check_location_target(*, location_id: str, evse_uid: str = "", connector_id:
     if location is None:
         raise _unknown(f"location {location_id!r}")
     if evse_uid:
-        evse = EVSE.objects.select_related("station").filter(location=location, uid__iexact=evse_uid).first()
+        evse = (
+            EVSE.objects.select_related("station")
+            .filter(location=location, uid__iexact=evse_uid, registered=True)
+            .first()
+        )
         if evse is None:
             raise _unknown(f"EVSE {evse_uid!r} at location {location_id!r}")
         if connector_id and not Connector.objects.filter(evse=evse, connector_id__iexact=connector_id).exists():

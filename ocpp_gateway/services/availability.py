@@ -13,7 +13,11 @@ from django.utils import timezone
 from cpo.models import EVSE, ChargingStation, EvseStatus
 from ocpp_gateway import events
 from ocpp_gateway.models import Transaction
-from ocpp_gateway.selectors import transaction_on_evse_at
+from ocpp_gateway.selectors import (
+    STATION_STATUS_OVER_EVSES,
+    evse_status_shown,
+    transaction_on_evse_at,
+)
 from ocpp_gateway.services.clock import charger_time_ahead
 from ocpp_gateway.services.provisioning import evse_resolve
 from ocpp_gateway.services.transactions import charging_state_record, transactions_end_unstopped
@@ -154,17 +158,59 @@ def station_status_update(
 ) -> None:
     """The station's own status (e.g. Faulted / PowerMeterFailure for the whole station), kept with the vendor's
     details as sent; an older report than the one held is ignored, as for EVSEs (unless the held one is from the
-    future: stored before services.clock checked times)."""
+    future: stored before services.clock checked times). A station Faulted or Unavailable as a whole is so for every
+    EVSE of it, and back to their own statuses when it recovers (`station_evses_changed`)."""
+    with transaction.atomic():
+        before = ChargingStation.objects.select_for_update().filter(pk=station_pk).values_list("ocpp_status").first()
+        updated = _station_status_write(
+            station_pk=station_pk,
+            ocpp_status=ocpp_status,
+            error_code=error_code,
+            info=info,
+            vendor_id=vendor_id,
+            vendor_error_code=vendor_error_code,
+            timestamp=timestamp,
+        )
+        was = STATION_STATUS_OVER_EVSES.get(before[0]) if before else None
+        if updated and was != STATION_STATUS_OVER_EVSES.get(ocpp_status[:20]):
+            station_evses_changed(station_pk=station_pk)
+
+
+def station_evses_changed(*, station_pk: int) -> None:
+    """Every EVSE of the station shows another status now (the station's own status covers or uncovers them): they
+    are changed as of now, and each change is announced like the EVSE's own."""
+    EVSE.objects.filter(station_id=station_pk).update(last_updated=timezone.now())
+    for evse in EVSE.objects.filter(station_id=station_pk).select_related("station"):
+        events.announce(
+            events.connector_status_changed,
+            evse_pk=evse.pk,
+            status=evse_status_shown(evse=evse),
+            ocpp_status=evse.ocpp_status,
+        )
+
+
+def _station_status_write(
+    *,
+    station_pk: int,
+    ocpp_status: str,
+    error_code: str,
+    info: str,
+    vendor_id: str,
+    vendor_error_code: str,
+    timestamp: datetime,
+) -> int:
     ahead = timezone.now() + timedelta(seconds=settings.OCPP_CLOCK_MAX_AHEAD_SECONDS)
-    ChargingStation.objects.filter(pk=station_pk).filter(
-        Q(status_updated__isnull=True) | Q(status_updated__lte=timestamp) | Q(status_updated__gt=ahead)
-    ).update(
-        ocpp_status=ocpp_status[:20],
-        ocpp_error_code="" if error_code in ("", "NoError") else error_code[:50],
-        status_info=(info or "")[:50],
-        vendor_id=(vendor_id or "")[:255],
-        vendor_error_code=(vendor_error_code or "")[:50],
-        status_updated=timestamp,
+    return (
+        ChargingStation.objects.filter(pk=station_pk)
+        .filter(Q(status_updated__isnull=True) | Q(status_updated__lte=timestamp) | Q(status_updated__gt=ahead))
+        .update(
+            ocpp_status=ocpp_status[:20],
+            ocpp_error_code="" if error_code in ("", "NoError") else error_code[:50],
+            status_info=(info or "")[:50],
+            vendor_id=(vendor_id or "")[:255],
+            vendor_error_code=(vendor_error_code or "")[:50],
+            status_updated=timestamp,
+        )
     )
 
 

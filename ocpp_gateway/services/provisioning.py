@@ -165,15 +165,21 @@ def station_boot(
 
 
 def evse_resolve(*, station: ChargingStation, ocpp_evse_id: int | None) -> EVSE | None:
-    """The EVSE behind an OCPP evseId/connectorId; created on first sight when the station has a location, so a
-    charger with more sockets than registered is onboarded by what it reports."""
+    """The EVSE behind an OCPP evseId/connectorId; recorded on first sight when the station has a location, so a
+    charger with more sockets than registered shows them to staff. Such an EVSE is unregistered (not published to
+    partners) until staff register it, unless OCPP_AUTO_ACCEPT_CONNECTORS."""
     if not ocpp_evse_id:
         return None
     evse = EVSE.objects.filter(station=station, ocpp_evse_id=ocpp_evse_id).first()
-    if evse is None and station.location_id is not None:
+    if evse is None and station.location is not None:
         try:
             with transaction.atomic():
-                evse = station_evse_add(station=station, ocpp_evse_id=ocpp_evse_id)
+                evse = station_evse_add(
+                    station=station,
+                    ocpp_evse_id=ocpp_evse_id,
+                    tariff_id=station.location.default_tariff_id,
+                    registered=settings.OCPP_AUTO_ACCEPT_CONNECTORS,
+                )
         except IntegrityError:
             evse = EVSE.objects.filter(station=station, ocpp_evse_id=ocpp_evse_id).first()
     return evse

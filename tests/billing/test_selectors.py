@@ -148,3 +148,22 @@ def test_the_spec_cdr_example_end_to_end(spec_cdr_scenario):
     assert round(volumes["TIME"], 3) == spec_period["dimensions"][0]["volume"]
     assert volumes["ENERGY"] == 15.342  # we also report the energy of the period
     assert ours["id"] == ours["session_id"] and len(ours["id"]) <= 36
+
+
+def test_a_connector_without_a_tariff_is_priced_with_its_locations_default_tariff(db):
+    from billing.selectors import tariff_for_connector
+
+    location = Location.objects.create(
+        id="LOC-DEF", address="Street 1", city="Town", country="NLD", latitude=52, longitude=4
+    )
+    station, _ = station_create(identity="CP-DEF", location=location, tariff_id="")
+    connector = Connector.objects.get(evse__station=station)
+    tariff = tariff_make("LOC-DEFAULT", component("ENERGY", "0.30"))
+    assert tariff_for_connector(connector=connector, at=T0) is None  # no tariff anywhere: flagged to staff
+    location.default_tariff_id = tariff.id
+    location.save()
+    assert tariff_for_connector(connector=connector, at=T0) == tariff
+    own = tariff_make("OWN", component("ENERGY", "0.40"))
+    Connector.objects.filter(pk=connector.pk).update(tariff_ids=[own.id])
+    connector.refresh_from_db()
+    assert tariff_for_connector(connector=connector, at=T0) == own

@@ -91,3 +91,39 @@ def test_the_readme_commands_work_in_a_new_shell_that_has_only_the_env_file(tmp_
     assert settlement.returncode == 0, settlement.stderr
     call = manage("ocpp_call", "CP-42", "Reset", '{"type": "Soft"}')
     assert call.returncode == 1 and "REDIS_URL" in call.stderr and "Traceback" not in call.stderr
+
+
+@pytest.mark.django_db
+def test_add_station_puts_the_connectors_on_the_tariff_given_else_the_locations_default(location):
+    from django.core.management.base import CommandError
+
+    from tests.billing.factories import component, tariff_make
+
+    tariff_make("CLI-TARIFF", component("ENERGY", "0.30"))
+    with pytest.raises(CommandError, match="no tariff with id 'NOPE'"):
+        run("add_station", "CP-CLI-0", "--location", location.id, "--tariff", "NOPE")
+    assert not ChargingStation.objects.filter(identity="CP-CLI-0").exists()
+    assert "on tariff CLI-TARIFF" in run("add_station", "CP-CLI-1", "--location", location.id, "--tariff", "CLI-TARIFF")
+    assert "WITHOUT a tariff" in run("add_station", "CP-CLI-2", "--location", location.id)
+    location.default_tariff_id = "CLI-TARIFF"
+    location.save()
+    run("add_station", "CP-CLI-3", "--location", location.id)
+    tariffs = {
+        station.identity: station.evses.get().connectors.get().tariff_ids
+        for station in ChargingStation.objects.filter(identity__startswith="CP-CLI")
+    }
+    assert tariffs == {"CP-CLI-1": ["CLI-TARIFF"], "CP-CLI-2": [], "CP-CLI-3": ["CLI-TARIFF"]}
+
+
+@pytest.mark.django_db
+def test_the_demo_station_and_its_location_have_the_demo_tariff():
+    from django.utils import timezone
+
+    from billing.selectors import tariff_for_connector
+    from cpo.dashboard.management.commands.seed_demo import DEMO_TARIFF_ID
+
+    run("seed_demo")
+    station = ChargingStation.objects.get(identity=DEMO_IDENTITY)
+    assert station.location.default_tariff_id == DEMO_TARIFF_ID
+    for evse in station.evses.all():
+        assert tariff_for_connector(connector=evse.connectors.get(), at=timezone.now()).id == DEMO_TARIFF_ID

@@ -460,3 +460,49 @@ def test_a_station_wide_fault_needs_attention_on_the_overview(client_as, station
     html = client_as("viewer").get(reverse("dashboard:overview")).content.decode()
     assert 'data-testid="station-attention"' in html and "<code>PowerMeterFailure</code>" in html
     assert "Nothing faulted" not in html
+
+
+def test_onboarding_puts_the_new_connectors_on_the_chosen_tariff_or_the_locations_default(client_as, location):
+    from tests.billing.factories import component, tariff_make
+
+    chosen = tariff_make("ONBOARD-CHOSEN", component("ENERGY", "0.30"))
+    default = tariff_make("ONBOARD-DEFAULT", component("ENERGY", "0.25"))
+    location.default_tariff_id = default.id
+    location.save()
+    admin = client_as("admin")
+    form = {"location": location.pk, "evses": 1}
+    admin.post(reverse("dashboard:onboarding"), {**form, "identity": "CP-CHOSEN", "tariff": chosen.id})
+    admin.post(reverse("dashboard:onboarding"), {**form, "identity": "CP-DEFAULT"})
+    tariffs = {
+        identity: ChargingStation.objects.get(identity=identity).evses.get().connectors.get().tariff_ids
+        for identity in ("CP-CHOSEN", "CP-DEFAULT")
+    }
+    assert tariffs == {"CP-CHOSEN": [chosen.id], "CP-DEFAULT": [default.id]}
+    assert b'data-testid="no-tariff"' not in admin.get(reverse("dashboard:station", args=["CP-DEFAULT"])).content
+
+
+def test_connectors_without_any_tariff_are_flagged_on_the_station_page_and_the_overview(client_as, location):
+    from cpo.services import station_create
+
+    station_create(identity="CP-FREE", location=location, evses=1, tariff_id="")
+    viewer = client_as("viewer")
+    assert b'data-testid="no-tariff"' in viewer.get(reverse("dashboard:station", args=["CP-FREE"])).content
+    overview = viewer.get(reverse("dashboard:overview")).content.decode()
+    assert 'data-testid="evse-no-tariff"' in overview and "CP-FREE</a> connector 1" in overview
+
+
+def test_only_admins_register_a_connector_the_charger_reported_and_it_is_audited(client_as, location):
+    from cpo.services import station_create, station_evse_add
+
+    station, _ = station_create(identity="CP-PHANTOM", location=location, evses=1)
+    station_evse_add(station=station, ocpp_evse_id=7, registered=False)
+    url = reverse("dashboard:station-evse-register", args=["CP-PHANTOM", 7])
+    assert client_as("operator").post(url).status_code == 403
+    admin = client_as("admin")
+    page = admin.get(reverse("dashboard:station", args=["CP-PHANTOM"])).content.decode()
+    assert 'data-testid="unregistered"' in page and url in page
+    assert admin.post(url).status_code == 302
+    assert station.evses.get(ocpp_evse_id=7).registered
+    assert AuditLog.objects.filter(action="EvseRegister", station=station).count() == 1
+    admin.post(url)  # a second click changes nothing
+    assert AuditLog.objects.filter(action="EvseRegister").count() == 1

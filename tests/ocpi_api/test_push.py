@@ -60,13 +60,22 @@ def test_a_status_change_is_patched_to_partners_with_a_locations_receiver(
     )
 
 
-def test_the_same_status_again_and_a_station_wide_status_push_nothing(
+def test_the_same_status_again_pushes_nothing_and_a_station_wide_fault_pushes_every_evse(
     emsp, eager, station, partners, django_capture_on_commit_callbacks
 ):
     status(station, 1, "Charging", django_capture_on_commit_callbacks)
     status(station, 1, "Charging", django_capture_on_commit_callbacks)
-    status(station, 0, "Unavailable", django_capture_on_commit_callbacks)
+    status(station, 0, "Available", django_capture_on_commit_callbacks)  # the station as a whole is fine
     assert len(emsp.locations) == 1
+    status(station, 0, "Unavailable", django_capture_on_commit_callbacks)
+    uids = sorted(station.evses.values_list("uid", flat=True))
+    assert sorted((path.split("/")[-1], body["status"]) for _, path, body in emsp.locations[1:]) == [
+        (uid, "INOPERATIVE") for uid in uids
+    ]
+    status(station, 0, "Available", django_capture_on_commit_callbacks)  # back: each EVSE's own status again
+    assert sorted((path.split("/")[-1], body["status"]) for _, path, body in emsp.locations[1 + len(uids) :]) == [
+        (uid, own) for uid, own in zip(uids, ["CHARGING", *["UNKNOWN"] * (len(uids) - 1)], strict=True)
+    ]
 
 
 def test_while_the_partner_is_down_status_changes_of_one_evse_coalesce_into_the_latest(

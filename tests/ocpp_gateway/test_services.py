@@ -67,12 +67,19 @@ def test_status_changes_are_events_and_stale_reports_are_ignored(station, heard,
     assert [name for name, _ in heard] == ["connector_status_changed"]
 
 
-def test_a_connector_the_charger_reports_but_we_did_not_register_is_onboarded(station):
+def test_a_connector_the_charger_reports_but_we_did_not_register_is_recorded_unregistered(station):
     evse_status_update(
         station_pk=station.pk, ocpp_evse_id=5, ocpp_status="Faulted", error_code="GroundFailure", timestamp=T0
     )
     evse = EVSE.objects.get(station=station, ocpp_evse_id=5)
     assert (evse.status, evse.ocpp_error_code, evse.connectors.count()) == ("OUTOFORDER", "GroundFailure", 1)
+    assert not evse.registered  # shown to staff, not published to partners until they register it
+
+
+def test_with_auto_accept_a_connector_the_charger_reports_is_registered_on_first_sight(station, settings):
+    settings.OCPP_AUTO_ACCEPT_CONNECTORS = True
+    evse_status_update(station_pk=station.pk, ocpp_evse_id=6, ocpp_status="Available", timestamp=T0)
+    assert EVSE.objects.get(station=station, ocpp_evse_id=6).registered
 
 
 def test_a_stop_stamped_before_its_start_ends_at_the_start(station, local_token):
@@ -260,3 +267,28 @@ def test_16_ids_wrap_before_int32_ends_and_skip_ids_the_station_still_has(statio
     assert transaction_id_16_next(station_pk=station.pk) == TRANSACTION_ID_16_MAX
     given(str(TRANSACTION_ID_16_MAX), 3)
     assert transaction_id_16_next(station_pk=station.pk) == 3
+
+
+def test_a_201_station_faulted_as_a_whole_changes_every_evse_and_its_recovery_changes_them_back(
+    station, heard, django_capture_on_commit_callbacks
+):
+    """2.0.1 NotifyEvent AvailabilityState of the ChargingStation: each EVSE's shown status follows the station's."""
+    from ocpp_gateway.selectors import evse_status_shown
+    from ocpp_gateway.services.availability import station_availability_events, station_availability_record
+
+    def notify(state: str, at: datetime):
+        event = {"component": {"name": "ChargingStation"}, "variable": {"name": "AvailabilityState"}}
+        reports = station_availability_events([{**event, "actual_value": state, "timestamp": at}])
+        with django_capture_on_commit_callbacks(execute=True):
+            station_availability_record(station_pk=station.pk, reports=reports)
+
+    def shown() -> list[str]:
+        return [evse_status_shown(evse=e) for e in EVSE.objects.filter(station=station).select_related("station")]
+
+    notify("Faulted", T0)
+    assert shown() == ["OUTOFORDER", "OUTOFORDER"]
+    assert sorted(kw["status"] for _, kw in heard) == ["OUTOFORDER", "OUTOFORDER"]
+    notify("Faulted", T0 + HOUR)  # the same again: nothing new
+    assert len(heard) == 2
+    notify("Available", T0 + 2 * HOUR)
+    assert shown() == ["UNKNOWN", "UNKNOWN"] and [kw["status"] for _, kw in heard[2:]] == ["UNKNOWN", "UNKNOWN"]

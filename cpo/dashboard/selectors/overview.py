@@ -90,6 +90,26 @@ def stations_clock_skewed(*, limit: int = 20) -> QuerySet[ChargingStation]:
     return ChargingStation.objects.filter(clock_skew_at__gte=since).order_by("-clock_skew_at")[:limit]
 
 
+def evses_unregistered(*, limit: int = 20) -> QuerySet[EVSE]:
+    """EVSEs a charger reported that staff never registered: not published to partners until staff register them."""
+    return (
+        EVSE.objects.filter(registered=False, station__isnull=False)
+        .select_related("station", "location")
+        .order_by("-pk")[:limit]
+    )
+
+
+def evses_without_tariff(*, limit: int = 20) -> QuerySet[EVSE]:
+    """EVSEs with a connector that has no tariff of its own at a location without a default one: charging there
+    costs nothing."""
+    return (
+        EVSE.objects.filter(station__isnull=False, location__default_tariff_id="", connectors__tariff_ids=[])
+        .select_related("station", "location")
+        .distinct()
+        .order_by("station__identity", "ocpp_evse_id")[:limit]
+    )
+
+
 def location_markers() -> list[dict]:
     """One marker per location: position, counts of EVSEs available / charging / other, for the map."""
     rows = Location.objects.annotate(

@@ -34,6 +34,13 @@ class ConnectorState:
     transaction: Transaction | None
 
     @property
+    def untariffed(self) -> bool:
+        """No tariff of its own on any connector and none at the location: its sessions would cost nothing."""
+        if self.evse.location.default_tariff_id:
+            return False
+        return any(not connector.tariff_ids for connector in self.evse.connectors.all())
+
+    @property
     def energy_kwh(self) -> Decimal | None:
         if self.transaction is None:
             return None
@@ -47,7 +54,7 @@ class ConnectorState:
 
 
 def station_connectors(*, station: ChargingStation) -> list[ConnectorState]:
-    evses = list(station.evses.prefetch_related("connectors").order_by("ocpp_evse_id"))
+    evses = list(station.evses.select_related("location").prefetch_related("connectors").order_by("ocpp_evse_id"))
     active = {
         tx.ocpp_evse_id: tx
         for tx in Transaction.objects.filter(station=station, status=Transaction.Status.ACTIVE).order_by("started_at")

@@ -2,6 +2,8 @@
 
 from cpo.dashboard.selectors.overview import (
     evses_needing_attention,
+    evses_unregistered,
+    evses_without_tariff,
     location_markers,
     network_summary,
     stations_clock_skewed,
@@ -29,6 +31,8 @@ def overview_context() -> dict:
         "attention": evses_needing_attention(),
         "stations_attention": stations_needing_attention(),
         "clock_skewed": stations_clock_skewed(),
+        "unregistered": evses_unregistered(),
+        "untariffed": evses_without_tariff(),
         "pending": stations_pending()[:20],
         "markers": location_markers(),
     }

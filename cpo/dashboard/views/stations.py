@@ -18,6 +18,7 @@ from cpo.dashboard.selectors.stations import (
     station_message_log,
     station_reservations,
 )
+from cpo.dashboard.services import station_evse_register
 from cpo.dashboard.views.base import DashboardView
 from cpo.models import ChargingStation
 
@@ -128,3 +129,18 @@ class StationCommandView(StationMixin, RoleRequiredMixin, View):
             else:
                 messages.error(request, f"{action} failed: {outcome.audit.error}")
         return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#commands")
+
+
+class StationEvseRegisterView(StationMixin, RoleRequiredMixin, View):
+    """Register an EVSE the charger reported (published to partners from now on); kept in the audit log."""
+
+    required_role = Role.ADMIN
+
+    def post(self, request, identity: str, ocpp_evse_id: int):
+        station = self.get_station()
+        evse = get_object_or_404(station.evses, ocpp_evse_id=ocpp_evse_id)
+        if station_evse_register(user=request.user, evse=evse):
+            messages.success(request, f"Connector {ocpp_evse_id} registered: partners see it from now on")
+        else:
+            messages.info(request, f"Connector {ocpp_evse_id} is registered already")
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]))

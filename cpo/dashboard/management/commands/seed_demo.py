@@ -49,8 +49,11 @@ class Command(BaseCommand):
             station, secret = station_create(identity=DEMO_IDENTITY, location=location, evses=2, password=password)
         elif password and not station_secret_check(secret_hash=station.secret_hash, secret=password):
             station_secret_reset(station=station, password=password)
-        Connector.objects.filter(evse__station=station).update(tariff_ids=[DEMO_TARIFF_ID])
         self._seed_tariff()
+        if location.default_tariff_id != DEMO_TARIFF_ID:
+            location.default_tariff_id = DEMO_TARIFF_ID
+            location.save(update_fields=["default_tariff_id", "last_updated"])
+        Connector.objects.filter(evse__station=station).update(tariff_ids=[DEMO_TARIFF_ID])
         Token.objects.get_or_create(
             uid="DEMO-RFID-1",
             type=TokenType.RFID,
