@@ -324,7 +324,14 @@ OCPI_REALTIME_AUTHORIZATION_TIMEOUT = env_float("OCPI_REALTIME_AUTHORIZATION_TIM
 # Minutes after a START_SESSION / RESERVE_NOW during which its token is accepted at that charger without asking the
 # EMSP again (mod_commands: 15).
 OCPI_COMMAND_TOKEN_MINUTES = env_int("OCPI_COMMAND_TOKEN_MINUTES", 15)
-OCPI_RESPONSE_URL_ANY_HOST = env_bool("OCPI_RESPONSE_URL_ANY_HOST", False)  # else only partner's own hosts
+OCPI_RESPONSE_URL_ANY_HOST = env_bool("OCPI_RESPONSE_URL_ANY_HOST", False)  # else only the versions URL's host
+# Non-public networks every partner's URLs may point to (comma-separated; ocpi_api.egress). Outside DEBUG: none, public
+# addresses only (one partner's lab network goes on Partner.allowed_networks); DEBUG: loopback, for a local simulator.
+OCPI_PARTNER_ALLOWED_NETWORKS = [
+    n.strip()
+    for n in os.environ.get("OCPI_PARTNER_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128" if DEBUG else "").split(",")
+    if n.strip()
+]
 # Modules a partner must offer for the credentials handshake to succeed (else OCPI status 3003), e.g. "cdrs,sessions".
 OCPI_PARTNER_REQUIRED_MODULES = [m for m in os.environ.get("OCPI_PARTNER_REQUIRED_MODULES", "").split(",") if m]
 # Outbox of pushes to partners (ocpi_api/outbox.py). A failed push is retried after RETRY_BASE seconds, doubling up

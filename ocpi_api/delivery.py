@@ -55,6 +55,7 @@ def message_send(*, message: OutboxMessage, url: str) -> OcpiExchange:
         body=message.body,
         to_party=(message.to_country_code, message.to_party_id),
         correlation_id=message.correlation_id,
+        partner_networks=partner.allowed_networks,
     )
 
 
