@@ -246,3 +246,14 @@ def test_the_password_request_has_each_version_s_words_and_no_password_in_its_re
     assert "0123" not in repr(request)
     assert BasicAuthPasswordSet.status({"setVariableResult": [{"attributeStatus": "Rejected"}]}) == "Rejected"
     assert BasicAuthPasswordSet.status({"status": "RebootRequired"}) == "RebootRequired"
+
+
+def test_the_ocpp_library_s_frame_log_lines_are_redacted(caplog):
+    """The ocpp library logs every frame it sends or receives at INFO (OCPP_LIB_LOG_LEVEL): the settings put the
+    redaction filter on its logger."""
+    import logging
+
+    frame = '[2,"m1","ChangeConfiguration",{"key":"AuthorizationKey","value":"0123456789abcdef0123456789abcdef"}]'
+    with caplog.at_level(logging.INFO, logger="ocpp"):
+        logging.getLogger("ocpp").info("%s: send %s", "CP-1", frame)
+    assert "0123456789abcdef" not in caplog.text and "AuthorizationKey" in caplog.text
