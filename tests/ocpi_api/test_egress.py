@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from django.urls import reverse
 
 from ocpi_api.client import ocpi_call
 from ocpi_api.commands.results import command_result_deliver
@@ -187,6 +188,20 @@ def test_registering_with_internal_urls_gets_one_generic_answer_and_connects_now
     assert set(answers) == {(200, 3001, PARTNER_API_UNUSABLE_MESSAGE)}
     assert canary.paths == []
     assert Partner.objects.get().last_error_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_see_why_a_partner_could_not_register(ocpi_live, production_egress, admin_client):
+    token_a, _ = invite(ocpi_live)
+    emsp = FakeEmsp()
+    credentials = {**emsp.credentials(emsp.token_b), "url": "http://169.254.169.254/latest/meta-data/"}
+    headers = {"Authorization": auth_header(token_a)}
+    httpx.post(f"{ocpi_live.url}/ocpi/2.2.1/credentials", json=credentials, headers=headers, timeout=30)
+    partner = Partner.objects.get()
+    page = admin_client.get(reverse("dashboard:partner", args=[partner.pk])).content.decode()
+    assert "169.254.169.254 resolves to 169.254.169.254: not a public address" in page
+    admin_page = admin_client.get(reverse("admin:ocpi_api_partner_change", args=[partner.pk])).content.decode()
+    assert "not a public address" in admin_page
 
 
 @pytest.mark.django_db(transaction=True)
