@@ -367,7 +367,8 @@ def wait_listening(proc: Proc, port: int, timeout: float = 90) -> None:
 
 def platform_env(*, database_url: str, redis_url: str, prefix: str, port: int) -> dict:
     """Production settings on loopback: DEBUG=0 (a SECRET_KEY), PostgreSQL, Redis; plain HTTP as behind a TLS
-    proxy (no SSL redirect), OCPI URLs on our port. LOG_LEVEL and everything else: the settings' defaults."""
+    proxy (no SSL redirect), OCPI URLs on our port, the loopback EMSP allowed. LOG_LEVEL and everything else: the
+    settings' defaults."""
     env = os.environ.copy()
     env.update(
         DEBUG="0",
@@ -378,6 +379,7 @@ def platform_env(*, database_url: str, redis_url: str, prefix: str, port: int) -
         CHANNEL_LAYER_PREFIX=prefix,
         CELERY_QUEUE=f"{prefix}-celery",
         OCPI_BASE_URL=f"http://127.0.0.1:{port}",
+        OCPI_PARTNER_ALLOWED_NETWORKS="127.0.0.0/8",  # the bench's EMSP is on loopback, which DEBUG=0 refuses
         PYTHONPATH=str(ROOT),
     )
     return env

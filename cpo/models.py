@@ -79,6 +79,23 @@ class ChargingStation(models.Model):
 
     identity = models.CharField(max_length=48, unique=True, help_text="OCPP identity (chargeBoxId)")
     secret_hash = models.CharField(max_length=128, blank=True, help_text="Salted hash of the HTTP Basic password")
+    pending_secret_hash = models.CharField(
+        max_length=128,
+        blank=True,
+        editable=False,
+        help_text="Salted hash of the new password being set on the charger (password rotation): it works besides "
+        "the current one and replaces it when the charger logs in with it",
+    )
+    pending_secret_accepted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the charger accepted the new password; the current one stops working "
+        "OCPP_PASSWORD_ROTATION_GRACE_SECONDS later at the latest",
+    )
+    secret_rotated_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the charger last changed to a new password"
+    )
     security_profile = models.PositiveSmallIntegerField(
         choices=SecurityProfile.choices,
         default=SecurityProfile.BASIC,

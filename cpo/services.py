@@ -77,7 +77,8 @@ def station_secret_reset(*, station: ChargingStation, password: str | None = Non
     secret = password or station_secret_generate()
     check_station_secret(secret)
     station.secret_hash = station_secret_hash(secret)
-    station.save(update_fields=["secret_hash"])
+    station.pending_secret_hash, station.pending_secret_accepted_at = "", None  # a rotation under way is over
+    station.save(update_fields=["secret_hash", "pending_secret_hash", "pending_secret_accepted_at"])
     return secret
 
 

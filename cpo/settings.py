@@ -215,11 +215,13 @@ LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Charger passwords in the frames the ocpp library logs (ocpp_gateway.redaction).
+    "filters": {"ocpp_secrets": {"()": "ocpp_gateway.redaction.SecretsLogFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         # The ocpp library logs every frame at INFO; our message log keeps them already.
-        "ocpp": {"level": os.environ.get("OCPP_LIB_LOG_LEVEL", "WARNING")},
+        "ocpp": {"level": os.environ.get("OCPP_LIB_LOG_LEVEL", "WARNING"), "filters": ["ocpp_secrets"]},
         "daphne": {"level": "WARNING"},
         "axes": {"level": "WARNING"},  # its INFO lines say "BEGIN" on every start
         "django.channels.server": {"level": "WARNING"},
@@ -303,6 +305,11 @@ OCPP_HEARTBEAT_INTERVAL = env_int("OCPP_HEARTBEAT_INTERVAL", 300)
 OCPP_AUTH_FAILURE_LIMIT = env_int("OCPP_AUTH_FAILURE_LIMIT", 10)
 OCPP_AUTH_ADDRESS_FAILURE_LIMIT = env_int("OCPP_AUTH_ADDRESS_FAILURE_LIMIT", 50)
 OCPP_AUTH_LOCKOUT_SECONDS = env_int("OCPP_AUTH_LOCKOUT_SECONDS", 300)
+# Password rotation (ocpp_gateway.services.passwords): once a charger accepted its new password, the old one still
+# works until the charger logs in with the new one or this many seconds pass. Every OCPP_PASSWORD_ROTATION_DAYS
+# (0: never) beat rotates the password of each online station with HTTP Basic whose password is older.
+OCPP_PASSWORD_ROTATION_GRACE_SECONDS = env_int("OCPP_PASSWORD_ROTATION_GRACE_SECONDS", 24 * 3600)
+OCPP_PASSWORD_ROTATION_DAYS = env_int("OCPP_PASSWORD_ROTATION_DAYS", 0)
 OCPP_MAX_FRAME_BYTES = env_int("OCPP_MAX_FRAME_BYTES", 65536)
 OCPP_CALL_TIMEOUT = env_float("OCPP_CALL_TIMEOUT", 30.0)
 OCPP_MESSAGE_LOG_ENABLED = env_bool("OCPP_MESSAGE_LOG_ENABLED", True)
@@ -310,6 +317,11 @@ OCPP_MESSAGE_LOG_RETENTION_DAYS = env_int("OCPP_MESSAGE_LOG_RETENTION_DAYS", 30)
 OCPP_MESSAGE_LOG_FLUSH_SECONDS = env_float("OCPP_MESSAGE_LOG_FLUSH_SECONDS", 0.2)
 # Stations' last_seen is written at most this often (one UPDATE for all stations heard from meanwhile).
 OCPP_SEEN_FLUSH_SECONDS = env_float("OCPP_SEEN_FLUSH_SECONDS", 10.0)
+if OCPP_PASSWORD_ROTATION_DAYS > 0:
+    CELERY_BEAT_SCHEDULE["ocpp-station-passwords-rotate"] = {
+        "task": "ocpp_gateway.tasks.station_passwords_rotate_due_task",
+        "schedule": 3600,
+    }
 # ACTIVE transactions of offline stations silent for this long are ended by housekeeping (stop reason Other).
 OCPP_STALE_TRANSACTION_HOURS = env_float("OCPP_STALE_TRANSACTION_HOURS", 48)
 # Clock sanity (ocpp_gateway/services/clock.py): a charger's timestamp more than OCPP_CLOCK_MAX_AHEAD_SECONDS ahead of
@@ -374,7 +386,14 @@ OCPI_REALTIME_AUTHORIZATION_TIMEOUT = env_float("OCPI_REALTIME_AUTHORIZATION_TIM
 # Minutes after a START_SESSION / RESERVE_NOW during which its token is accepted at that charger without asking the
 # EMSP again (mod_commands: 15).
 OCPI_COMMAND_TOKEN_MINUTES = env_int("OCPI_COMMAND_TOKEN_MINUTES", 15)
-OCPI_RESPONSE_URL_ANY_HOST = env_bool("OCPI_RESPONSE_URL_ANY_HOST", False)  # else only partner's own hosts
+OCPI_RESPONSE_URL_ANY_HOST = env_bool("OCPI_RESPONSE_URL_ANY_HOST", False)  # else only the versions URL's host
+# Non-public networks every partner's URLs may point to (comma-separated; ocpi_api.egress). Outside DEBUG: none, public
+# addresses only (one partner's lab network goes on Partner.allowed_networks); DEBUG: loopback, for a local simulator.
+OCPI_PARTNER_ALLOWED_NETWORKS = [
+    n.strip()
+    for n in os.environ.get("OCPI_PARTNER_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128" if DEBUG else "").split(",")
+    if n.strip()
+]
 # Modules a partner must offer for the credentials handshake to succeed (else OCPI status 3003), e.g. "cdrs,sessions".
 OCPI_PARTNER_REQUIRED_MODULES = [m for m in os.environ.get("OCPI_PARTNER_REQUIRED_MODULES", "").split(",") if m]
 # Outbox of pushes to partners (ocpi_api/outbox.py). A failed push is retried after RETRY_BASE seconds, doubling up

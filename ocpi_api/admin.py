@@ -8,10 +8,18 @@ class PartnerAdmin(admin.ModelAdmin):
     list_display = ("__str__", "role", "status", "version", "incoming_token_prefix", "registered_at", "updated_at")
     list_filter = ("status", "role")
     search_fields = ("name", "country_code", "party_id", "incoming_token_prefix")
-    readonly_fields = ("incoming_token_prefix", "created_at", "registered_at", "updated_at")
+    readonly_fields = (
+        "incoming_token_prefix",
+        "last_error",
+        "last_error_at",
+        "created_at",
+        "registered_at",
+        "updated_at",
+    )
     fieldsets = (
         (None, {"fields": ("name", "country_code", "party_id", "role", "business_details", "roles", "status")}),
         ("Connection", {"fields": ("versions_url", "version", "endpoints", "outgoing_token", "encode_outgoing_token")}),
+        ("Network", {"fields": ("allowed_networks", "last_error", "last_error_at")}),
         ("Their token to us", {"fields": ("incoming_token_prefix",)}),
         ("Dates", {"fields": ("created_at", "registered_at", "updated_at")}),
     )

@@ -128,6 +128,7 @@ class RealtimeRequest:
     to_party: tuple[str, str]
     uid: str
     partner: str  # for the log
+    partner_networks: str = ""
 
 
 def realtime_request_for(*, token: PartnerToken, location_id: str, evse_uid: str = "") -> RealtimeRequest | None:
@@ -147,6 +148,7 @@ def realtime_request_for(*, token: PartnerToken, location_id: str, evse_uid: str
         to_party=(token.country_code, token.party_id),
         uid=token.uid,
         partner=str(partner),
+        partner_networks=partner.allowed_networks,
     )
 
 
@@ -163,6 +165,7 @@ def realtime_request_send(request: RealtimeRequest, *, timeout: float) -> Realti
             params={"type": request.token_type},
             to_party=request.to_party,
             timeout=timeout,
+            partner_networks=request.partner_networks,
         )
     except PartnerApiError as exc:
         logger.warning("real-time authorization of %s at %s: no answer (%s)", request.uid, request.partner, exc)

@@ -1,8 +1,9 @@
 """Our outgoing OCPI calls: the one HTTP client of the platform (httpx, with timeouts).
 
 `ocpi_call` makes one call with the OCPI headers (the partner's credentials token, `X-Request-ID`,
-`X-Correlation-ID` and, for functional modules, the `OCPI-from/to-*` routing headers) and reports what happened,
-failures included, as an `OcpiExchange`: the outbox records each one as an attempt. `ocpi_request` is the same call
+`X-Correlation-ID` and, for functional modules, the `OCPI-from/to-*` routing headers) to a public address only
+(`ocpi_api.egress`; redirects are not followed) and reports what happened, failures included, as an
+`OcpiExchange`: the outbox records each one as an attempt. `ocpi_request` is the same call
 for callers that need an OCPI answer: every failure to use the partner's API is a PartnerApiError (status 3001), an
 unsupported version 3002, missing endpoints 3003; the credentials views answer with them."""
 
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 from billing.encoding import DecimalJSONEncoder
 from ocpi_api.auth import authorization_header_value
+from ocpi_api.egress import PartnerTransport, allowed_networks
 from ocpi_api.envelope import NoMatchingEndpoints, PartnerApiError, StatusCode, UnsupportedVersion
 from ocpi_api.modules import VERSION
 
@@ -106,9 +108,12 @@ def ocpi_call(
     to_party: tuple[str, str] | None = None,
     correlation_id: str | None = None,
     timeout: float | None = None,
+    partner_networks: str = "",
 ) -> OcpiExchange:
     """One OCPI call; never raises for what the network or the partner did (see `OcpiExchange`). `body` is sent as
-    JSON (Decimals as numbers); `timeout` (seconds) overrides settings.OCPI_HTTP_TIMEOUT."""
+    JSON (Decimals as numbers); `timeout` (seconds) overrides settings.OCPI_HTTP_TIMEOUT; `partner_networks` are the
+    non-public networks this partner may be reached in (`Partner.allowed_networks`), besides the platform-wide
+    settings.OCPI_PARTNER_ALLOWED_NETWORKS. A refused address is an error like any other (`AddressRefused`)."""
     request_id = str(uuid.uuid4())
     headers = ocpi_headers(
         token=token,
@@ -124,15 +129,17 @@ def ocpi_call(
     started = timezone.now()
     clock = time.monotonic()
     try:
-        response = httpx.request(
-            method,
-            url,
-            headers=headers,
-            content=content,
-            params=params,
-            timeout=settings.OCPI_HTTP_TIMEOUT if timeout is None else timeout,
-        )
-    except httpx.HTTPError as exc:
+        transport = PartnerTransport(allowed=allowed_networks(partner_networks=partner_networks))
+        with httpx.Client(transport=transport, follow_redirects=False) as http:
+            response = http.request(
+                method,
+                url,
+                headers=headers,
+                content=content,
+                params=params,
+                timeout=settings.OCPI_HTTP_TIMEOUT if timeout is None else timeout,
+            )
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return OcpiExchange(
             method=method,
             url=url,
@@ -178,6 +185,7 @@ def ocpi_request(
     to_party: tuple[str, str] | None = None,
     correlation_id: str | None = None,
     timeout: float | None = None,
+    partner_networks: str = "",
 ) -> OcpiAnswer:
     """One OCPI call that must get an OCPI answer (any HTTP status): PartnerApiError when none came. Arguments as
     for `ocpi_call` (`json` is the body)."""
@@ -191,6 +199,7 @@ def ocpi_request(
         to_party=to_party,
         correlation_id=correlation_id,
         timeout=timeout,
+        partner_networks=partner_networks,
     )
     if exchange.http_status is None:
         raise PartnerApiError(f"{method} {url} failed: {exchange.error}")
@@ -213,12 +222,14 @@ def check_success(answer: OcpiAnswer, *, what: str) -> OcpiAnswer:
     return answer
 
 
-def versions_get(*, url: str, token: str, encode_token: bool = True) -> tuple[list[dict], bool]:
+def versions_get(
+    *, url: str, token: str, encode_token: bool = True, partner_networks: str = ""
+) -> tuple[list[dict], bool]:
     """The partner's version list. A 401 with the base64 token is retried once with the plain token (many 2.1.1 and
     2.2 platforms expect that); returns the list and whether encoding worked."""
-    answer = ocpi_request("GET", url, token=token, encode_token=encode_token)
+    answer = ocpi_request("GET", url, token=token, encode_token=encode_token, partner_networks=partner_networks)
     if answer.http_status == 401 and encode_token:
-        plain = ocpi_request("GET", url, token=token, encode_token=False)
+        plain = ocpi_request("GET", url, token=token, encode_token=False, partner_networks=partner_networks)
         if plain.http_status != 401:
             answer, encode_token = plain, False
     check_success(answer, what=f"GET {url}")
@@ -229,8 +240,11 @@ def versions_get(*, url: str, token: str, encode_token: bool = True) -> tuple[li
     return answer.data, encode_token
 
 
-def version_details_get(*, url: str, token: str, encode_token: bool = True) -> list[dict]:
-    answer = check_success(ocpi_request("GET", url, token=token, encode_token=encode_token), what=f"GET {url}")
+def version_details_get(*, url: str, token: str, encode_token: bool = True, partner_networks: str = "") -> list[dict]:
+    answer = check_success(
+        ocpi_request("GET", url, token=token, encode_token=encode_token, partner_networks=partner_networks),
+        what=f"GET {url}",
+    )
     data = answer.data
     if not isinstance(data, dict) or not isinstance(data.get("endpoints"), list):
         raise PartnerApiError(f"GET {url}: data is not a version details object")
@@ -249,23 +263,33 @@ def version_details_get(*, url: str, token: str, encode_token: bool = True) -> l
     return endpoints
 
 
-def partner_endpoints_fetch(*, versions_url: str, token: str, encode_token: bool = True) -> tuple[list[dict], bool]:
+def partner_endpoints_fetch(
+    *, versions_url: str, token: str, encode_token: bool = True, partner_networks: str = ""
+) -> tuple[list[dict], bool]:
     """Fetch the partner's versions, choose 2.2.1 (3002 when it has none) and fetch its endpoints (3003 when there
     are none). Returns the endpoints and whether the base64 token encoding is the one that worked."""
-    versions, encode_token = versions_get(url=versions_url, token=token, encode_token=encode_token)
+    versions, encode_token = versions_get(
+        url=versions_url, token=token, encode_token=encode_token, partner_networks=partner_networks
+    )
     match = next((v for v in versions if v["version"] == VERSION), None)
     if match is None:
         offered = ", ".join(v["version"] for v in versions) or "none"
         raise UnsupportedVersion(f"The partner offers OCPI {offered}; we speak {VERSION}")
-    endpoints = version_details_get(url=match["url"], token=token, encode_token=encode_token)
+    endpoints = version_details_get(
+        url=match["url"], token=token, encode_token=encode_token, partner_networks=partner_networks
+    )
     if not endpoints:
         raise NoMatchingEndpoints(f"The partner lists no endpoints for OCPI {VERSION}")
     return endpoints, encode_token
 
 
-def credentials_post(*, url: str, token: str, encode_token: bool, credentials: dict) -> dict:
+def credentials_post(
+    *, url: str, token: str, encode_token: bool, credentials: dict, partner_networks: str = ""
+) -> dict:
     """POST our credentials to the partner's credentials endpoint; returns its credentials object."""
-    answer = ocpi_request("POST", url, token=token, encode_token=encode_token, json=credentials)
+    answer = ocpi_request(
+        "POST", url, token=token, encode_token=encode_token, json=credentials, partner_networks=partner_networks
+    )
     if answer.status_code in (StatusCode.UNSUPPORTED_VERSION, StatusCode.NO_MATCHING_ENDPOINTS):
         raise PartnerApiError(
             f"POST {url}: {answer.status_code} {answer.status_message}", status_code=answer.status_code

@@ -102,6 +102,7 @@ def message_send(*, message: OutboxMessage, url: str) -> OcpiExchange:
         to_party=(message.to_country_code, message.to_party_id),
         correlation_id=message.correlation_id,
         timeout=push_timeout(module=message.module),
+        partner_networks=partner.allowed_networks,
     )
 
 

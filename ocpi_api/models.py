@@ -6,6 +6,7 @@ from django.db.models import Q
 
 from billing.encoding import DecimalJSONDecoder, DecimalJSONEncoder
 from cpo.models import TokenType  # one OCPI TokenType for the whole platform
+from ocpi_api.egress import validate_networks
 
 
 class Role(models.TextChoices):
@@ -69,6 +70,19 @@ class Partner(models.Model):
         max_length=8, blank=True, editable=False, help_text="First characters of that token, for support"
     )
     status = models.CharField(max_length=12, choices=PartnerStatus.choices, default=PartnerStatus.INVITED)
+    allowed_networks = models.CharField(
+        max_length=255,
+        blank=True,
+        validators=[validate_networks],
+        help_text="Non-public networks this partner's URLs may point to, comma-separated (e.g. 10.1.0.0/16 for a lab "
+        "EMSP); empty: public addresses only, plus OCPI_PARTNER_ALLOWED_NETWORKS",
+    )
+    last_error = models.TextField(
+        blank=True,
+        help_text="Why our last call to the partner's versions URL or endpoints during a credentials exchange failed "
+        "(staff only: the partner gets a generic message)",
+    )
+    last_error_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     registered_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,5 +1,6 @@
 """Writes for the OCPI interface: partners and their credentials, objects partners push to us."""
 
+import logging
 import secrets
 
 from django.conf import settings
@@ -23,7 +24,15 @@ from ocpi_api.modules import VERSION, ModuleID
 from ocpi_api.selectors import credentials_token_hash, our_credentials_as_ocpi
 from ocpi_api.serializers import credentials_validate
 
+logger = logging.getLogger(__name__)
+
 TOKEN_PREFIX_LENGTH = 6
+# What a partner hears when its versions URL or endpoints gave no usable OCPI answer: what the network said (refused
+# address, connection refused, a redirect, a timeout) would make us a port scanner of our own network.
+PARTNER_API_UNUSABLE_MESSAGE = (
+    "Your versions URL or endpoints gave no usable OCPI answer (public addresses only, no redirects); "
+    "ask our support for details"
+)
 
 
 def credentials_token_generate() -> str:
@@ -149,6 +158,25 @@ def _partner_save_registered(partner: Partner) -> None:
         ) from exc
 
 
+def partner_endpoints_fetch(*, partner: Partner, credentials: dict) -> tuple[list[dict], bool]:
+    """The partner's 2.2.1 endpoints fetched with the token and versions URL it just gave us. When its API gives no
+    usable answer, the partner gets PARTNER_API_UNUSABLE_MESSAGE (3001); what happened goes to the log and to the
+    partner record (`last_error`) for staff. 3002 and 3003 keep their message: they come from a valid OCPI answer."""
+    try:
+        return client.partner_endpoints_fetch(
+            versions_url=credentials["url"],
+            token=credentials["token"],
+            encode_token=partner.encode_outgoing_token,
+            partner_networks=partner.allowed_networks,
+        )
+    except PartnerApiError as exc:
+        logger.warning("partner %s (%s): credentials exchange failed: %s", partner.pk, partner, exc)
+        Partner.objects.filter(pk=partner.pk).update(last_error=str(exc)[:2000], last_error_at=timezone.now())
+        if exc.status_code != StatusCode.CLIENT_API_UNUSABLE:
+            raise
+        raise PartnerApiError(PARTNER_API_UNUSABLE_MESSAGE) from exc
+
+
 def check_partner_may_register(*, partner: Partner) -> None:
     """POST is for a partner holding an invitation token; 405 for one that is registered already."""
     if partner.status != PartnerStatus.INVITED:
@@ -169,14 +197,13 @@ def credentials_register(*, partner: Partner, credentials: dict) -> tuple[Partne
     The partner's API is called outside any database transaction; the partner row is then locked and its state
     checked again, so two concurrent POSTs with the same token A cannot both register."""
     check_partner_may_register(partner=partner)
-    endpoints, encode = client.partner_endpoints_fetch(
-        versions_url=credentials["url"], token=credentials["token"], encode_token=partner.encode_outgoing_token
-    )
+    endpoints, encode = partner_endpoints_fetch(partner=partner, credentials=credentials)
     check_partner_endpoints(endpoints=endpoints)
     with transaction.atomic():
         partner = Partner.objects.select_for_update().get(pk=partner.pk)
         check_partner_may_register(partner=partner)
         _partner_apply_credentials(partner=partner, credentials=credentials, endpoints=endpoints, encode=encode)
+        partner.last_error = ""
         token_c = credentials_token_generate()
         partner_incoming_token_set(partner=partner, token=token_c)
         partner.status = PartnerStatus.REGISTERED
@@ -189,14 +216,13 @@ def credentials_update(*, partner: Partner, credentials: dict) -> tuple[Partner,
     """PUT credentials: a registered partner gives new credentials (new token, version or endpoints). We fetch its
     endpoints again and return a new token for it; its previous token is dead. 405 when not registered."""
     check_partner_registered(partner=partner)
-    endpoints, encode = client.partner_endpoints_fetch(
-        versions_url=credentials["url"], token=credentials["token"], encode_token=partner.encode_outgoing_token
-    )
+    endpoints, encode = partner_endpoints_fetch(partner=partner, credentials=credentials)
     check_partner_endpoints(endpoints=endpoints)
     with transaction.atomic():
         partner = Partner.objects.select_for_update().get(pk=partner.pk)
         check_partner_registered(partner=partner)
         _partner_apply_credentials(partner=partner, credentials=credentials, endpoints=endpoints, encode=encode)
+        partner.last_error = ""
         token = credentials_token_generate()
         partner_incoming_token_set(partner=partner, token=token)
         _partner_save_registered(partner)
@@ -215,16 +241,21 @@ def credentials_unregister(*, partner: Partner) -> Partner:
     return partner
 
 
-def partner_register(*, versions_url: str, token_a: str, name: str = "", encode_token: bool = True) -> Partner:
+def partner_register(
+    *, versions_url: str, token_a: str, name: str = "", encode_token: bool = True, allowed_networks: str = ""
+) -> Partner:
     """Register with a partner that gave us its versions URL and a token A (we are the Sender of credentials).
 
     1. GET its versions and 2.2.1 endpoints with token A; 3002/3003 when unusable.
     2. Store the partner as INVITED with a new token B of ours, committed, because during our POST the partner calls
        our versions with token B.
     3. POST our credentials (token B) to its credentials endpoint with token A; it answers with its credentials and
-       token C, which we use from then on. Any failure leaves the partner UNREGISTERED and re-raises."""
+       token C, which we use from then on. Any failure leaves the partner UNREGISTERED and re-raises.
+
+    Staff start this, so errors keep their detail. `allowed_networks` (Partner.allowed_networks) lets a lab partner
+    live on a non-public network."""
     endpoints, encode = client.partner_endpoints_fetch(
-        versions_url=versions_url, token=token_a, encode_token=encode_token
+        versions_url=versions_url, token=token_a, encode_token=encode_token, partner_networks=allowed_networks
     )
     credentials_url = next((e["url"] for e in endpoints if e["identifier"] == "credentials"), None)
     if credentials_url is None:
@@ -239,6 +270,7 @@ def partner_register(*, versions_url: str, token_a: str, name: str = "", encode_
         outgoing_token=token_a,
         encode_outgoing_token=encode,
         status=PartnerStatus.INVITED,
+        allowed_networks=allowed_networks,
     )
     partner_incoming_token_set(partner=partner, token=token_b)
     partner.save()
@@ -248,6 +280,7 @@ def partner_register(*, versions_url: str, token_a: str, name: str = "", encode_
             token=token_a,
             encode_token=encode,
             credentials=our_credentials_as_ocpi(token=token_b),
+            partner_networks=allowed_networks,
         )
         try:
             credentials = credentials_validate(answer)

@@ -5,6 +5,7 @@ A charger's Basic-auth password is set with 1.6 ChangeConfiguration `Authorizati
 NotifyReport. Their values are replaced wherever they appear; everything else stays as it was."""
 
 import json
+import logging
 from typing import Any
 
 REDACTED = "<redacted>"
@@ -42,3 +43,19 @@ def redact_frame(raw: str) -> str:
     except ValueError:
         return REDACTED  # unreadable and naming a secret: keep nothing of it
     return json.dumps(redact_secrets(frame), separators=(",", ":"))
+
+
+def _redact_log_argument(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_frame(value)
+    return REDACTED if any(needle in str(value) for needle in _NEEDLES) else value
+
+
+class SecretsLogFilter(logging.Filter):
+    """On the ocpp library's logger, which logs every frame it sends and receives at INFO (OCPP_LIB_LOG_LEVEL):
+    secrets in those frames are redacted before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_log_argument(arg) for arg in record.args)
+        return True

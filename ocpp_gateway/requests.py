@@ -268,6 +268,29 @@ class ChangeConfiguration(OcppRequest):
         )
 
 
+@dataclass(frozen=True)
+class BasicAuthPasswordSet(OcppRequest):
+    """The charger's HTTP Basic password: 1.6 ChangeConfiguration `AuthorizationKey` (security whitepaper) / 2.0.1
+    SetVariables `SecurityCtrlr.BasicAuthPassword` (A01). Kept out of repr; the message log redacts it."""
+
+    password: str = field(repr=False)
+
+    def ocpp16(self) -> OcppCall:
+        return ChangeConfiguration(key="AuthorizationKey", value=self.password).ocpp16()
+
+    def ocpp201(self) -> OcppCall:
+        return ChangeConfiguration(key="SecurityCtrlr.BasicAuthPassword", value=self.password).ocpp201()
+
+    @staticmethod
+    def status(answer: dict) -> str:
+        """The charger's answer: Accepted, RebootRequired (the new password counts after a reboot), Rejected,
+        NotSupported (1.6), UnknownComponent, UnknownVariable, NotSupportedAttributeType (2.0.1)."""
+        if "setVariableResult" in answer:
+            results = answer.get("setVariableResult") or [{}]
+            return str(results[0].get("attributeStatus", ""))
+        return str(answer.get("status", ""))
+
+
 # --- Reservation (1.6 Reservation profile; 2.0.1 H) ----------------------------------------------------------------
 
 

@@ -8,6 +8,11 @@ from ocpp_gateway.services.load_management import (
     load_station_default_profile,
 )
 from ocpp_gateway.services.message_log import message_log_prune
+from ocpp_gateway.services.passwords import (
+    PasswordRotationRefused,
+    station_password_rotate,
+    stations_due_for_rotation,
+)
 from ocpp_gateway.services.reservations import reservations_expire
 from ocpp_gateway.services.transactions import transaction_close_stale
 
@@ -64,3 +69,22 @@ def transactions_probe_silent_task() -> int:
 def transaction_silent_probe_task(transaction_pk: int) -> str:
     """Ask the charger about one silent transaction; end it if the charger says it is over or does not answer."""
     return transaction_silent_probe(transaction_pk=transaction_pk)
+
+
+@shared_task(acks_late=True, time_limit=600)
+def station_passwords_rotate_due_task() -> int:
+    """The rotation policy, hourly when OCPP_PASSWORD_ROTATION_DAYS is set: one task per station due."""
+    identities = stations_due_for_rotation()
+    for identity in identities:
+        station_password_rotate_task.delay(identity)
+    return len(identities)
+
+
+@shared_task(time_limit=300)
+def station_password_rotate_task(identity: str) -> str:
+    """Rotate one station's password (policy). Not retried: a station that went offline is due again next hour.
+    The new password is not returned (task results may be stored)."""
+    try:
+        return station_password_rotate(identity=identity).result
+    except PasswordRotationRefused as exc:
+        return f"refused: {exc}"

@@ -10,11 +10,12 @@ import pytest
 from django.db import connections
 
 from ocpp_gateway.batching import PeriodicBatch
-from tests.support import LiveServer, live_server_drain, start_daphne, stop, worker_isolate
+from tests.support import LiveServer, live_server_drain, loopback_partners_allow, start_daphne, stop, worker_isolate
 
 
 def pytest_configure(config):
     worker_isolate()
+    loopback_partners_allow()
 
 
 @pytest.fixture(scope="session")

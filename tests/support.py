@@ -89,6 +89,19 @@ def worker_isolate() -> None:
     os.environ["CELERY_QUEUE"] = queue
 
 
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
+
+
+def loopback_partners_allow() -> None:
+    """The loopback EMSPs of the tests live on 127.0.0.1, which production refuses as a partner address
+    (ocpi_api.egress): allow loopback explicitly, in this process's settings and in the servers it starts, rather than
+    rely on DEBUG's default. Tests of the refusal override the setting back to the production default."""
+    from django.conf import settings
+
+    settings.OCPI_PARTNER_ALLOWED_NETWORKS = LOOPBACK_NETWORKS.split(",")
+    os.environ["OCPI_PARTNER_ALLOWED_NETWORKS"] = LOOPBACK_NETWORKS
+
+
 # -- live servers ---------------------------------------------------------------------------------------------------
 def listening_socket() -> socket.socket:
     """A loopback socket listening on a free port, to hand to a server process (daphne --fd): no other process can

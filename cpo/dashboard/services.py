@@ -33,6 +33,12 @@ from ocpp_gateway.commands import CommandError, command_send
 from ocpp_gateway.models import Reservation, Transaction
 from ocpp_gateway.redaction import redact_secrets
 from ocpp_gateway.requests import CancelReservation, OcppRequest, ReserveNow
+from ocpp_gateway.services.passwords import (
+    PasswordRotation,
+    PasswordRotationRefused,
+    RotationResult,
+    station_password_rotate,
+)
 from ocpp_gateway.services.reservations import (
     ReservationToken,
     reservation_answer_record,
@@ -129,6 +135,26 @@ def station_reservation_cancel(*, user, reservation: Reservation) -> CommandOutc
     if outcome.ok and (outcome.audit.answer or {}).get("status") == "Accepted":
         reservation_end(reservation_pk=reservation.pk, status=Reservation.Status.CANCELLED)
     return outcome
+
+
+def station_password_rotate_staff(*, user, station: ChargingStation) -> PasswordRotation | None:
+    """Rotate the station's HTTP Basic password (ocpp_gateway.services.passwords) and keep who did it and how the
+    charger answered; the password itself is in neither. None when the station cannot be rotated now (kept too)."""
+    try:
+        rotation = station_password_rotate(identity=station.identity)
+    except PasswordRotationRefused as exc:
+        audit_record(user=user, action="PasswordRotate", station=station, ok=False, error=str(exc))
+        return None
+    rejected = rotation.result == RotationResult.REJECTED
+    audit_record(
+        user=user,
+        action="PasswordRotate",
+        station=station,
+        ok=not rejected,
+        answer={"result": rotation.result, "detail": rotation.detail},
+        error=f"the charger kept its old password: {rotation.detail}" if rejected else "",
+    )
+    return rotation
 
 
 @transaction.atomic

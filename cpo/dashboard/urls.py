@@ -24,6 +24,11 @@ urlpatterns = [
     path("stations/<str:identity>/", stations.StationDetailView.as_view(), name="station"),
     path("stations/<str:identity>/live/", stations.StationLiveView.as_view(), name="station-live"),
     path(
+        "stations/<str:identity>/password/",
+        stations.StationPasswordRotateView.as_view(),
+        name="station-password-rotate",
+    ),
+    path(
         "stations/<str:identity>/commands/<slug:command>/",
         stations.StationCommandView.as_view(),
         name="station-command",

@@ -149,24 +149,20 @@ def check_own_token(*, partner: Partner, token: dict) -> None:
 
 
 def partner_hosts(partner: Partner) -> set[str]:
-    """The hosts of the partner's registered URLs: its versions URL and the endpoints of the agreed version."""
-    urls = [partner.versions_url] + [e.get("url") for e in partner.endpoints or [] if isinstance(e, dict)]
-    hosts = set()
-    for url in urls:
-        if isinstance(url, str) and url:
-            try:
-                host = urlsplit(url).hostname
-            except ValueError:
-                continue
-            if host:
-                hosts.add(host.lower())
-    return hosts
+    """The host of the partner's registered versions URL: the one place it proved it serves OCPI. Endpoint URLs do
+    not count (a partner could declare one extra endpoint on any host, ours included)."""
+    try:
+        host = urlsplit(partner.versions_url or "").hostname
+    except ValueError:
+        return set()
+    return {host.lower()} if host else set()
 
 
 def check_response_url(*, partner: Partner, url: str) -> None:
     """We POST results to `response_url` with our token, so it must be http(s) and, unless
-    settings.OCPI_RESPONSE_URL_ANY_HOST, on a host of the partner's own registered URLs (versions URL, endpoints).
-    The port is not compared. Raises InvalidParameters (2001) otherwise."""
+    settings.OCPI_RESPONSE_URL_ANY_HOST, on the host of the partner's registered versions URL (the port is not
+    compared). Raises InvalidParameters (2001) otherwise. Where the host resolves to is checked when we connect
+    (ocpi_api.egress)."""
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
@@ -179,10 +175,7 @@ def check_response_url(*, partner: Partner, url: str) -> None:
     allowed = partner_hosts(partner)
     if host not in allowed:
         where = ", ".join(sorted(allowed)) or "none registered"
-        raise InvalidParameters(
-            f"response_url host {host!r} is not one of your registered hosts ({where}); "
-            "use your own platform's host (versions URL or module endpoints)"
-        )
+        raise InvalidParameters(f"response_url host {host!r} is not the host of your registered versions URL ({where})")
 
 
 # --- Receiving ----------------------------------------------------------------------------------------------------

@@ -264,6 +264,7 @@ def command_result_deliver(*, command_pk: int, last_attempt: bool = True) -> boo
             encode_token=partner.encode_outgoing_token,
             json=cmd.result_body,
             to_party=(partner.country_code, partner.party_id),
+            partner_networks=partner.allowed_networks,
         )
         if 200 <= answer.http_status < 300:
             cmd.state, cmd.delivered_at, cmd.delivery_error = CommandState.DELIVERED, timezone.now(), ""

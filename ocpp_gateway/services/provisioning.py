@@ -9,9 +9,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cpo.models import EVSE, ChargingStation, RegistrationStatus, SecurityProfile
-from cpo.services import station_evse_add, station_secret_check
+from cpo.services import station_evse_add
 from ocpp_gateway import events
 from ocpp_gateway.models import StationAuthFailure
+from ocpp_gateway.services.passwords import station_password_check
 from ocpp_gateway.services.security import station_auth_failure_record, station_auth_lockout
 
 
@@ -84,7 +85,17 @@ def _station_credentials_check(
     Reason = StationAuthFailure.Reason
     station = (
         ChargingStation.objects.filter(identity=identity)
-        .only("pk", "secret_hash", "security_profile", "ocpp_version", "registration_status", "created_at")
+        .only(
+            "pk",
+            "identity",
+            "secret_hash",
+            "pending_secret_hash",
+            "pending_secret_accepted_at",
+            "security_profile",
+            "ocpp_version",
+            "registration_status",
+            "created_at",
+        )
         .first()
     )
     if station is None:
@@ -107,7 +118,7 @@ def _station_credentials_check(
                 StationAuthentication(station.pk, identity, refusal="missing or foreign credentials"),
                 Reason.MISSING_CREDENTIALS,
             )
-        elif not station_secret_check(secret_hash=station.secret_hash, secret=secret):
+        elif not station_password_check(station=station, secret=secret):  # during a rotation: old or new
             return StationAuthentication(station.pk, identity, refusal="bad secret"), Reason.BAD_SECRET
     return _admitted(station, identity), ""
 

@@ -193,13 +193,13 @@ class TestCommands:
 
 
 class TestResponseUrl:
-    """We POST results to response_url with our token: only http(s), only on the partner's registered hosts."""
+    """We POST results to response_url with our token: only http(s), only on the host of the partner's versions URL."""
 
     @pytest.mark.parametrize(
         "response_url, problem",
         [
-            ("https://attacker.example.net/ocpi/results/1", "not one of your registered hosts"),
-            ("http://127.0.0.1:8000/admin/", "not one of your registered hosts"),
+            ("https://attacker.example.net/ocpi/results/1", "not the host of your registered versions URL"),
+            ("http://127.0.0.1:8000/admin/", "not the host of your registered versions URL"),
             ("ftp://emsp.example.com/results/1", "http or https"),
         ],
     )
@@ -210,11 +210,25 @@ class TestResponseUrl:
         assert ocpi(response) == (200, 2001, None) and problem in response.json()["status_message"]
         assert not Command.objects.exists()
 
-    def test_the_host_of_any_registered_endpoint_is_accepted(self, client, partner, headers, station):
-        partner.endpoints = [{"identifier": "commands", "role": "SENDER", "url": "https://commands.emsp.test/c"}]
-        partner.save()
-        url = "http://COMMANDS.emsp.test:8443/results/7"
+    def test_the_versions_url_host_is_accepted_in_any_case_and_port(self, client, partner, headers, station):
+        host = partner.versions_url.split("/")[2].split(":")[0]
+        url = f"http://{host.upper()}:8443/results/7"
         assert ocpi(post(client, headers, "START_SESSION", start_body(response_url=url))) == (200, 1000, "ACCEPTED")
+
+    def test_an_extra_endpoint_on_an_internal_host_does_not_make_it_a_response_url_host(
+        self, client, partner, headers, station
+    ):
+        """Finding (issue 10): a partner declared one extra endpoint on an internal host, then named that host as
+        response_url; we POSTed a CommandResult carrying our credentials token to an internal address."""
+        partner.endpoints = [
+            *partner.endpoints,
+            {"identifier": "x-internal", "role": "RECEIVER", "url": "http://10.0.0.5:8105/x"},
+        ]
+        partner.save()
+        response = post(client, headers, "START_SESSION", start_body(response_url="http://10.0.0.5:8105/admin/"))
+        assert ocpi(response)[:2] == (400, 2001)
+        assert "versions URL" in response.json()["status_message"]
+        assert not Command.objects.exists()
 
     def test_a_partner_without_registered_urls_gets_2001(self, client, partner, headers, station):
         partner.versions_url = ""

@@ -137,7 +137,9 @@ def emsp():
 
 @pytest.fixture
 def partner(emsp):
-    return make_partner(token=PARTNER_TOKEN, endpoints=emsp.endpoints(), outgoing_token=emsp.token_b)
+    return make_partner(
+        token=PARTNER_TOKEN, versions_url=emsp.versions_url, endpoints=emsp.endpoints(), outgoing_token=emsp.token_b
+    )
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,10 @@ from cpo.dashboard.selectors.stations import (
     station_message_log,
     station_reservations,
 )
-from cpo.dashboard.services import station_evse_register
+from cpo.dashboard.services import station_evse_register, station_password_rotate_staff
 from cpo.dashboard.views.base import DashboardView
 from cpo.models import ChargingStation
+from ocpp_gateway.services.passwords import RotationResult
 
 MESSAGE_LOG_PAGE_SIZE = 25
 OCPP_ACTIONS = [
@@ -144,3 +145,26 @@ class StationEvseRegisterView(StationMixin, RoleRequiredMixin, View):
         else:
             messages.info(request, f"Connector {ocpp_evse_id} is registered already")
         return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]))
+
+
+class StationPasswordRotateView(StationMixin, RoleRequiredMixin, View):
+    """POST: give the charger a new HTTP Basic password (the charger gets it; staff never see it here)."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, identity: str):
+        station = self.get_station()
+        rotation = station_password_rotate_staff(user=request.user, station=station)
+        if rotation is None:
+            messages.error(request, "Password not rotated: see Recent commands")
+        elif rotation.result == RotationResult.ACCEPTED:
+            messages.success(
+                request,
+                f"New password accepted by the charger ({rotation.detail}); the old one works until the charger logs "
+                "in with the new one",
+            )
+        elif rotation.result == RotationResult.UNCONFIRMED:
+            messages.warning(request, f"No answer from the charger ({rotation.detail}): old and new passwords work")
+        else:
+            messages.error(request, f"The charger kept its old password ({rotation.detail})")
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#commands")
