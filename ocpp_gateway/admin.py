@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from ocpp_gateway.models import MessageLog, MeterValue, StationAuthFailure, Transaction, TransactionEvent
+from ocpp_gateway.models import (
+    MessageLog,
+    MeterValue,
+    StationAuthFailure,
+    StationCertificate,
+    Transaction,
+    TransactionEvent,
+)
 
 
 class TransactionEventInline(admin.TabularInline):
@@ -82,3 +89,16 @@ class StationAuthFailureAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(StationCertificate)
+class StationCertificateAdmin(admin.ModelAdmin):
+    """Certificates signed for stations (profile 3); a record, not for editing."""
+
+    list_display = ("station", "serial_number", "subject", "status", "not_before", "not_after")
+    list_filter = ("status", "certificate_type")
+    search_fields = ("station__identity", "serial_number", "subject")
+    list_select_related = ("station",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]

@@ -1,7 +1,13 @@
 """Reads the gateway's services and its callers share."""
 
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils import timezone
+
 from cpo.models import EVSE, ChargingStation
-from ocpp_gateway.models import Transaction
+from ocpp_gateway.models import StationCertificate, Transaction
 
 
 def station_registration_status(*, station_pk: int) -> str:
@@ -42,3 +48,23 @@ def transaction_pk_for_ocpp_id(*, station_pk: int, transaction_id) -> int | None
         .values_list("pk", flat=True)
         .first()
     )
+
+
+def station_certificates_current() -> QuerySet[StationCertificate]:
+    """Each station's current client certificate: the newest one it installed."""
+    newest = (
+        StationCertificate.objects.filter(station=OuterRef("station"), status=StationCertificate.Status.INSTALLED)
+        .order_by("-created_at", "-id")
+        .values("pk")[:1]
+    )
+    return StationCertificate.objects.filter(pk=Subquery(newest)).select_related("station")
+
+
+def station_certificate_current(*, station: ChargingStation) -> StationCertificate | None:
+    return station_certificates_current().filter(station=station).first()
+
+
+def certificate_expiring(*, certificate: StationCertificate) -> bool:
+    """Within OCPP_CERTIFICATE_EXPIRY_ALERT_DAYS of its end (or past it): the station needs a new one."""
+    horizon = timezone.now() + timedelta(days=settings.OCPP_CERTIFICATE_EXPIRY_ALERT_DAYS)
+    return certificate.not_after <= horizon

@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from ocpp_gateway.services.certificates import certificates_expiry_alert
 from ocpp_gateway.services.message_log import message_log_prune
 from ocpp_gateway.services.transactions import transaction_close_stale
 
@@ -14,3 +15,9 @@ def message_log_prune_task() -> int:
 def transaction_close_stale_task() -> int:
     """Housekeeping, hourly: end transactions of stations silent and offline for OCPP_STALE_TRANSACTION_HOURS."""
     return len(transaction_close_stale())
+
+
+@shared_task(acks_late=True, time_limit=600)
+def certificates_expiry_alert_task() -> int:
+    """Daily, by beat: alert about stations whose client certificate expires soon (services.certificates)."""
+    return len(certificates_expiry_alert())

@@ -20,6 +20,7 @@ from cpo.dashboard.selectors.stations import (
 from cpo.dashboard.services import station_command_send
 from cpo.dashboard.views.base import DashboardView
 from cpo.models import ChargingStation
+from ocpp_gateway.selectors import certificate_expiring, station_certificate_current
 
 MESSAGE_LOG_PAGE_SIZE = 25
 OCPP_ACTIONS = [
@@ -83,6 +84,7 @@ class StationDetailView(StationLiveView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         station = context["station"]
+        certificate = station_certificate_current(station=station)
         log_filter = MessageLogFilterForm(self.request.GET or None)
         filters = log_filter.cleaned_data if log_filter.is_valid() else {}
         log = station_message_log(
@@ -97,6 +99,8 @@ class StationDetailView(StationLiveView):
             log_query=query.urlencode(),
             ocpp_actions=OCPP_ACTIONS,
             audit=station_audit_log(station=station),
+            certificate=certificate,
+            certificate_expiring=certificate is not None and certificate_expiring(certificate=certificate),
         )
         if context["can_operate"]:
             context["command_forms"] = [
