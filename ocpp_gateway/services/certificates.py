@@ -118,7 +118,7 @@ def station_certificate_sign(*, station_pk: int, csr: str, certificate_type: str
     station = ChargingStation.objects.only("identity").get(pk=station_pk)
     request = check_certificate_signing_request(identity=station.identity, csr=csr, certificate_type=certificate_type)
     ca = certificate_authority_load()
-    now = timezone.now()
+    now = timezone.now().replace(microsecond=0)  # X.509 times have whole seconds
     not_before = now - BACKDATE
     not_after = min(now + timedelta(days=settings.OCPP_CERTIFICATE_VALIDITY_DAYS), ca.certificate.not_valid_after_utc)
     public_key = request.public_key()
@@ -164,8 +164,8 @@ def station_certificate_sign(*, station_pk: int, csr: str, certificate_type: str
         serial_number=f"{serial:X}",
         subject=request.subject.rfc4514_string()[:255],
         certificate_type=certificate_type or "ChargingStationCertificate",
-        not_before=not_before,
-        not_after=not_after,
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
         certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
     )
     logger.info("%s: certificate %s signed, valid until %s", station.identity, row.serial_number, not_after)
