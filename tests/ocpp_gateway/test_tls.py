@@ -5,13 +5,16 @@ lifecycle (SignCertificate -> CertificateSigned)."""
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import ssl
 
+import httpx
 import pytest
 import websockets
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from django.contrib.auth.models import Group, User
 from ocpp.routing import on
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
@@ -291,3 +294,37 @@ def test_frames_through_the_proxy_are_answered(proxy, tls_daphne, pki, station_f
 
     answer = asyncio.run(run())
     assert answer[:2] == [3, "h1"]
+
+
+def csrf_token(html: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+def test_onboarding_through_the_proxy_prints_a_wss_url(tls_daphne, proxy, pki, location):
+    """An admin onboarding a station through the TLS proxy is told to configure wss://, not ws://."""
+    admin = User.objects.create_user("tls-admin", password="a long enough password 1")
+    admin.groups.add(Group.objects.get_or_create(name="admin")[0])
+    base = f"https://127.0.0.1:{proxy.port}"
+    with httpx.Client(base_url=base, verify=pki.client_context(), headers={"Origin": base}) as browser:
+        login = browser.get("/login/")
+        answer = browser.post(
+            "/login/",
+            data={
+                "username": "tls-admin",
+                "password": "a long enough password 1",
+                "csrfmiddlewaretoken": csrf_token(login.text),
+            },
+        )
+        assert answer.status_code == 302, answer.text[:500]
+        form = browser.get("/onboarding/")
+        done = browser.post(
+            "/onboarding/",
+            data={
+                "identity": "CP-ONBOARD",
+                "location": location.pk,
+                "evses": 1,
+                "csrfmiddlewaretoken": csrf_token(form.text),
+            },
+        )
+    assert done.status_code == 200, done.text[:500]
+    assert f"wss://127.0.0.1:{proxy.port}/ocpp/CP-ONBOARD" in done.text
