@@ -226,8 +226,9 @@ if CELERY_TASK_ALWAYS_EAGER:  # tasks run in-process: no line per task in the se
     LOGGING["loggers"]["celery.app.trace"] = {"level": "WARNING"}
 
 # --- Web security: production defaults, each overridable from the environment -------------------------------
-# Behind a TLS-terminating proxy (deploy/), set SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO so Django knows the
-# request was HTTPS (onboarding then shows wss:// URLs) - only where the proxy overwrites that header.
+# Behind the TLS-terminating proxy (deploy/) set TRUSTED_PROXIES (below): the request's scheme then comes from that
+# proxy's X-Forwarded-Proto (onboarding shows wss:// URLs). SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO is the
+# other way, only where every request passes a proxy that overwrites that header.
 _proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "")
 # Addresses (or networks, "10.0.0.0/24") of the TLS-terminating proxies in front of daphne (deploy/): only from them
 # are X-Forwarded-For / X-Forwarded-Proto and the client-certificate header believed (cpo/proxy.py); from any other
