@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from cpo import task_dispatch  # noqa: E402
+from cpo.proxy import trusted_proxy_headers  # noqa: E402
 from cpo.routing import websocket_urlpatterns  # noqa: E402
 from ocpp_gateway.event_loop import server_loop_remember  # noqa: E402
 
@@ -56,11 +57,13 @@ def gc_freeze_every(app, every: int):
 
 application = server_loop_remember(
     gc_freeze_every(
-        ProtocolTypeRouter(
-            {
-                "http": django_asgi_app,
-                "websocket": URLRouter([*websocket_urlpatterns, re_path(r"", websocket_unrouted)]),
-            }
+        trusted_proxy_headers(
+            ProtocolTypeRouter(
+                {
+                    "http": django_asgi_app,
+                    "websocket": URLRouter([*websocket_urlpatterns, re_path(r"", websocket_unrouted)]),
+                }
+            )
         ),
         GC_FREEZE_EVERY,
     )

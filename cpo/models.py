@@ -99,8 +99,8 @@ class ChargingStation(models.Model):
     security_profile = models.PositiveSmallIntegerField(
         choices=SecurityProfile.choices,
         default=SecurityProfile.BASIC,
-        help_text="0 admits the station without credentials; 2 is 1 behind the TLS-terminating proxy; "
-        "3 is not supported yet (its handshakes are refused)",
+        help_text="0 admits the station without credentials; 2 is 1 through the TLS-terminating proxy; "
+        "3 is a client certificate (verified by the proxy) whose common name is the identity",
     )
     location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT, related_name="stations")
     vendor = models.CharField(max_length=50, blank=True)

@@ -164,6 +164,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's s
 CELERY_BEAT_SCHEDULE: dict = {
     "ocpp-message-log-prune": {"task": "ocpp_gateway.tasks.message_log_prune_task", "schedule": 24 * 3600},
     "ocpp-transaction-close-stale": {"task": "ocpp_gateway.tasks.transaction_close_stale_task", "schedule": 3600},
+    "ocpp-certificates-expiry-alert": {
+        "task": "ocpp_gateway.tasks.certificates_expiry_alert_task",
+        "schedule": 24 * 3600,
+    },
 }
 
 # --- Auth, i18n, static ----------------------------------------------------------------------------------------
@@ -233,9 +237,15 @@ if CELERY_TASK_ALWAYS_EAGER:  # tasks run in-process: no line per task in the se
     LOGGING["loggers"]["celery.app.trace"] = {"level": "WARNING"}
 
 # --- Web security: production defaults, each overridable from the environment -------------------------------
-# Behind a TLS-terminating proxy (deploy/), set SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO so Django knows the
-# request was HTTPS (onboarding then shows wss:// URLs) - only where the proxy overwrites that header.
+# Behind the TLS-terminating proxy (deploy/) set TRUSTED_PROXIES (below): the request's scheme then comes from that
+# proxy's X-Forwarded-Proto (onboarding shows wss:// URLs). SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO is the
+# other way, only where every request passes a proxy that overwrites that header.
 _proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "")
+# Addresses (or networks, "10.0.0.0/24") of the TLS-terminating proxies in front of daphne (deploy/): only from them
+# are X-Forwarded-For / X-Forwarded-Proto and the client-certificate header believed (cpo/proxy.py); from any other
+# peer those headers are removed before the application sees them. Don't start daphne with --proxy-headers: it
+# believes them from anyone.
+TRUSTED_PROXIES = [p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
 SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # load balancers probe over plain HTTP
@@ -311,6 +321,16 @@ OCPP_AUTH_LOCKOUT_SECONDS = env_int("OCPP_AUTH_LOCKOUT_SECONDS", 300)
 OCPP_PASSWORD_ROTATION_GRACE_SECONDS = env_int("OCPP_PASSWORD_ROTATION_GRACE_SECONDS", 24 * 3600)
 OCPP_PASSWORD_ROTATION_DAYS = env_int("OCPP_PASSWORD_ROTATION_DAYS", 0)
 OCPP_MAX_FRAME_BYTES = env_int("OCPP_MAX_FRAME_BYTES", 65536)
+# Security profile 3: the proxy verifies the charger's client certificate against the CA and passes its subject's
+# common name in this header (believed only from TRUSTED_PROXIES); the CN must be the station's identity.
+OCPP_CLIENT_CERT_CN_HEADER = os.environ.get("OCPP_CLIENT_CERT_CN_HEADER", "X-Client-Cert-CN")
+# The CA that signs chargers' certificate signing requests (SignCertificate): PEM certificate and PEM private key
+# (unencrypted; keep the file readable by the gateway only). Unset: SignCertificate is answered Rejected.
+OCPP_CA_CERT_FILE = os.environ.get("OCPP_CA_CERT_FILE", "")
+OCPP_CA_KEY_FILE = os.environ.get("OCPP_CA_KEY_FILE", "")
+OCPP_CERTIFICATE_VALIDITY_DAYS = env_int("OCPP_CERTIFICATE_VALIDITY_DAYS", 365)
+# A station whose current certificate expires within this many days is alerted about (daily, and on its page).
+OCPP_CERTIFICATE_EXPIRY_ALERT_DAYS = env_int("OCPP_CERTIFICATE_EXPIRY_ALERT_DAYS", 30)
 OCPP_CALL_TIMEOUT = env_float("OCPP_CALL_TIMEOUT", 30.0)
 OCPP_MESSAGE_LOG_ENABLED = env_bool("OCPP_MESSAGE_LOG_ENABLED", True)
 OCPP_MESSAGE_LOG_RETENTION_DAYS = env_int("OCPP_MESSAGE_LOG_RETENTION_DAYS", 30)

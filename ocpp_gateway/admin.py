@@ -5,6 +5,7 @@ from ocpp_gateway.models import (
     MessageLog,
     MeterValue,
     StationAuthFailure,
+    StationCertificate,
     Transaction,
     TransactionEvent,
 )
@@ -122,3 +123,16 @@ class ChargingProfileAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(StationCertificate)
+class StationCertificateAdmin(admin.ModelAdmin):
+    """Certificates signed for stations (profile 3); a record, not for editing."""
+
+    list_display = ("station", "serial_number", "subject", "status", "not_before", "not_after")
+    list_filter = ("status", "certificate_type")
+    search_fields = ("station__identity", "serial_number", "subject")
+    list_select_related = ("station",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]

@@ -61,6 +61,21 @@ def basic_credentials(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, s
     return None, None
 
 
+def connection_security(scope: dict) -> tuple[bool, str]:
+    """Security profiles 2 and 3: whether the charger's connection is TLS, and the common name of the client
+    certificate it presented, as the TLS-terminating proxy says (cpo/proxy.py keeps these for trusted proxies only:
+    `scheme` wss, and OCPP_CLIENT_CERT_CN_HEADER, set by the proxy only for a certificate it verified against the
+    CA). Empty CN: no verified certificate."""
+    tls = scope.get("scheme") == "wss"
+    if not scope.get("trusted_proxy"):
+        return tls, ""
+    header = settings.OCPP_CLIENT_CERT_CN_HEADER.lower().encode("latin-1")
+    for name, value in scope.get("headers", []):
+        if name.lower() == header:
+            return tls, value.decode("utf-8", "replace").strip()
+    return tls, ""
+
+
 def choose_subprotocol(offered: list[str], preferred_version: str = "") -> str | None:
     """The version the station used last time when offered, else the first of SUBPROTOCOL_PREFERENCE offered."""
     if preferred_version and f"ocpp{preferred_version}" in offered:
@@ -101,7 +116,15 @@ class OcppConsumer(AsyncWebsocketConsumer):
             return
         username, secret = basic_credentials(self.scope.get("headers", []))
         address = (self.scope.get("client") or ("",))[0] or ""
-        auth = await db(station_authenticate)(identity=self.identity, username=username, secret=secret, address=address)
+        tls, certificate_cn = connection_security(self.scope)
+        auth = await db(station_authenticate)(
+            identity=self.identity,
+            username=username,
+            secret=secret,
+            address=address,
+            tls=tls,
+            certificate_cn=certificate_cn,
+        )
         if not auth.admitted:
             logger.warning("%s: handshake from %s refused: %s", self.identity, address or "?", auth.refusal)
             await self.close()
@@ -129,6 +152,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code) -> None:
         for task in self.command_tasks:
             task.cancel()
+        if self.charge_point is not None:
+            self.charge_point.background_cancel()
         if self.station_pk is None:
             return
         await self.channel_layer.group_discard(self.group, self.channel_name)

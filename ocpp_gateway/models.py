@@ -222,6 +222,9 @@ class StationAuthFailure(models.Model):
         MISSING_CREDENTIALS = "missing_credentials", "missing or foreign credentials"
         BAD_SECRET = "bad_secret", "bad secret"
         LOCKED_OUT = "locked_out", "lockout started"
+        NO_TLS = "no_tls", "profile 2 or 3 station connected without TLS"
+        NO_CERTIFICATE = "no_certificate", "profile 3 station without a verified client certificate"
+        CERTIFICATE_MISMATCH = "certificate_mismatch", "client certificate of another identity"
 
     station = models.ForeignKey(
         ChargingStation, null=True, blank=True, on_delete=models.CASCADE, related_name="auth_failures"
@@ -334,3 +337,37 @@ class Reservation(models.Model):
 
     def __str__(self) -> str:
         return f"reservation {self.pk} at {self.station_id} ({self.status})"
+
+
+class StationCertificate(models.Model):
+    """A certificate we signed for a station (SignCertificate -> CertificateSigned), and whether the station
+    installed it. The station's current certificate is its newest installed one; a new CSR from the station signs a
+    new row (re-signing), older rows stay as history."""
+
+    class Status(models.TextChoices):
+        SENT = "sent", "sent, no answer yet"
+        INSTALLED = "installed", "installed (CertificateSigned Accepted)"
+        REJECTED = "rejected", "rejected by the station"
+        FAILED = "failed", "not delivered (offline, no answer, CALLERROR)"
+
+    station = models.ForeignKey(ChargingStation, on_delete=models.CASCADE, related_name="certificates")
+    serial_number = models.CharField(max_length=40, unique=True, help_text="Hexadecimal, as openssl prints it")
+    subject = models.CharField(max_length=255)
+    certificate_type = models.CharField(max_length=30, default="ChargingStationCertificate")
+    not_before = models.DateTimeField()
+    not_after = models.DateTimeField(db_index=True)
+    certificate_pem = models.TextField(help_text="The signed certificate (public: the key never leaves the station)")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SENT)
+    answer = models.CharField(max_length=255, blank=True, help_text="The station's answer or why none came")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(not_after__gt=models.F("not_before")), name="certificate_ends_after_start"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} ({self.serial_number})"

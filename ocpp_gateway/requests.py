@@ -483,3 +483,24 @@ def request_from_arguments(name: str, arguments: dict) -> OcppRequest:
         return request_cls(**arguments)
     except TypeError as exc:
         raise ValueError(f"{name}: {exc}") from exc
+
+
+# --- Security (1.6 security extension; 2.0.1 A) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertificateSigned(OcppRequest):
+    """The certificate we signed for the station's CSR (PEM, leaf first). 2.0.1 names its use when the station's
+    SignCertificate did."""
+
+    certificate_chain: str
+    certificate_type: str = ""
+
+    def ocpp16(self) -> OcppCall:
+        return OcppCall("CertificateSigned", {"certificateChain": self.certificate_chain})
+
+    def ocpp201(self) -> OcppCall:
+        payload = {"certificateChain": self.certificate_chain}
+        if self.certificate_type:
+            payload["certificateType"] = self.certificate_type
+        return OcppCall("CertificateSigned", payload)

@@ -1,13 +1,14 @@
 """Reads the gateway's services and its callers share."""
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from cpo.models import EVSE, ChargingStation, EvseStatus, LoadGroup
-from ocpp_gateway.models import Transaction
+from ocpp_gateway.models import StationCertificate, Transaction
 
 
 def station_registration_status(*, station_pk: int) -> str:
@@ -106,3 +107,23 @@ def transaction_on_evse_at(*, station_pk: int, ocpp_evse_id: int | None, at: dat
         if running is not None
         else transaction_active_for_evse(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id)
     )
+
+
+def station_certificates_current() -> QuerySet[StationCertificate]:
+    """Each station's current client certificate: the newest one it installed."""
+    newest = (
+        StationCertificate.objects.filter(station=OuterRef("station"), status=StationCertificate.Status.INSTALLED)
+        .order_by("-created_at", "-id")
+        .values("pk")[:1]
+    )
+    return StationCertificate.objects.filter(pk=Subquery(newest)).select_related("station")
+
+
+def station_certificate_current(*, station: ChargingStation) -> StationCertificate | None:
+    return station_certificates_current().filter(station=station).first()
+
+
+def certificate_expiring(*, certificate: StationCertificate) -> bool:
+    """Within OCPP_CERTIFICATE_EXPIRY_ALERT_DAYS of its end (or past it): the station needs a new one."""
+    horizon = timezone.now() + timedelta(days=settings.OCPP_CERTIFICATE_EXPIRY_ALERT_DAYS)
+    return certificate.not_after <= horizon

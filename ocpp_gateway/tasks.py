@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from cpo.task_dispatch import task_dispatch
+from ocpp_gateway.services.certificates import certificates_expiry_alert
 from ocpp_gateway.services.housekeeping import transaction_silent_probe, transactions_silent
 from ocpp_gateway.services.load_management import (
     load_groups_rebalance,
@@ -88,3 +89,9 @@ def station_password_rotate_task(identity: str) -> str:
         return station_password_rotate(identity=identity).result
     except PasswordRotationRefused as exc:
         return f"refused: {exc}"
+
+
+@shared_task(acks_late=True, time_limit=600)
+def certificates_expiry_alert_task() -> int:
+    """Daily, by beat: alert about stations whose client certificate expires soon (services.certificates)."""
+    return len(certificates_expiry_alert())

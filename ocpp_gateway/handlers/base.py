@@ -11,6 +11,7 @@ import inspect
 import json
 import logging
 import uuid
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -34,7 +35,13 @@ from ocpp.messages import Call, CallError, CallResult, MessageType
 
 from ocpp_gateway.authorization import RealtimeCheck, realtime_check_run_async
 from ocpp_gateway.handlers.validation import payload_validate
+from ocpp_gateway.requests import CertificateSigned
 from ocpp_gateway.selectors import station_registration_status
+from ocpp_gateway.services.certificates import (
+    CertificateAuthorityError,
+    station_certificate_answered,
+    station_certificate_sign,
+)
 from ocpp_gateway.services.clock import charger_time_check
 
 logger = logging.getLogger(__name__)
@@ -164,6 +171,8 @@ class GatewayChargePoint:
         self.frame_clock_skew: timedelta | None = None  # the largest skew among the frame's unbelieved timestamps
         self.call_lock = asyncio.Lock()  # OCPP-J: one CALL of ours outstanding at a time
         self.pending: dict[str, asyncio.Future] = {}
+        self.deferred: list[Coroutine] = []  # to start once the CALL being handled is answered
+        self.background: set[asyncio.Task] = set()
 
     # -- errors, per version -------------------------------------------------------------------------------------
     def error_code(self, error: OCPPError) -> str:
@@ -250,7 +259,59 @@ class GatewayChargePoint:
             await payload_validate(msg, self.ocpp_version)
             await self.send(await self.answer(msg, getattr(self, handler)))
         except OCPPError as error:
+            self.deferred_drop()
             await self.send(self.call_error(msg.unique_id, error))
+        else:
+            self.deferred_start()
+
+    # -- work after an answer --------------------------------------------------------------------------------------
+    def after_reply(self, coroutine: Coroutine) -> None:
+        """Run `coroutine` (typically a call of ours the answer announced, e.g. CertificateSigned after
+        SignCertificate Accepted) as a task of this connection once the CALL being handled is answered: never in the
+        dispatch path (STYLE.md rule 5), never before the answer. Dropped when the answer is a CALLERROR."""
+        self.deferred.append(coroutine)
+
+    def deferred_start(self) -> None:
+        for coroutine in self.deferred:
+            task = asyncio.create_task(coroutine)
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+        self.deferred = []
+
+    def deferred_drop(self) -> None:
+        for coroutine in self.deferred:
+            coroutine.close()
+        self.deferred = []
+
+    def background_cancel(self) -> None:
+        """The connection closed: its background work ends with it (the station asks again when it is back)."""
+        self.deferred_drop()
+        for task in self.background:
+            task.cancel()
+
+    async def certificate_issue(self, *, csr: str, certificate_type: str = "") -> None:
+        """Sign the station's CSR, send it CertificateSigned and record its answer (1.6 security extension, 2.0.1
+        A02/A03). Runs after the SignCertificate answer (`after_reply`)."""
+        try:
+            signed = await db(station_certificate_sign)(
+                station_pk=self.station_pk, csr=csr, certificate_type=certificate_type
+            )
+        except (CertificateAuthorityError, ValueError) as exc:
+            logger.warning("%s: certificate not signed: %s", self.identity, exc)
+            return
+        call = CertificateSigned(certificate_chain=signed.certificate_chain, certificate_type=certificate_type)
+        action, payload = call.for_version(self.ocpp_version)
+        try:
+            answer = await self.call_action(action, payload)
+        except TimeoutError:
+            status, detail = "", "no answer to CertificateSigned in time"
+        except (OCPPError, ValueError) as exc:
+            status, detail = "", f"CertificateSigned failed: {exc!r}"[:255]
+        else:
+            status, detail = str(answer.get("status", "")), ""
+        if status != "Accepted":
+            logger.warning("%s: certificate not installed: %s", self.identity, detail or status)
+        await db(station_certificate_answered)(certificate_pk=signed.certificate_pk, status=status, answer=detail)
 
     async def answer(self, msg: Call, handler) -> str:
         """The handler's answer to a valid CALL as a CALLRESULT frame (a CALLERROR when the handler refuses or

@@ -1,6 +1,8 @@
 """OCPP 1.6J: every message a charge point sends in the Core, Firmware Management, Local Auth List, Reservation,
-Remote Trigger and Smart Charging profiles (plus the security whitepaper's notifications) is answered here."""
+Remote Trigger and Smart Charging profiles (plus the security extension's notifications and certificate signing) is
+answered here."""
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -20,6 +22,7 @@ from ocpp_gateway.handlers.base import (
 from ocpp_gateway.measurands import ENERGY_REGISTER
 from ocpp_gateway.services.authorization import id_tag_check
 from ocpp_gateway.services.availability import evse_status_update
+from ocpp_gateway.services.certificates import station_csr_check
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
 from ocpp_gateway.services.transactions import (
@@ -27,6 +30,8 @@ from ocpp_gateway.services.transactions import (
     transaction_stop_16,
     transactions_end_at_boot,
 )
+
+logger = logging.getLogger(__name__)
 
 # OCPP-J 1.6 spells two error codes differently from 2.0.1 (and from the library, which uses the 2.0.1 names).
 ERROR_CODES_16 = {
@@ -178,6 +183,15 @@ class ChargePoint16(GatewayChargePoint):
     @on(Action.log_status_notification)
     async def on_log_status_notification(self, status, **kwargs):
         return call_result.LogStatusNotification()
+
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, csr, **kwargs):
+        refusal = await db(station_csr_check)(station_pk=self.station_pk, csr=csr)
+        if refusal:
+            logger.warning("%s: SignCertificate rejected: %s", self.identity, refusal)
+            return call_result.SignCertificate(status="Rejected")
+        self.after_reply(self.certificate_issue(csr=csr))
+        return call_result.SignCertificate(status="Accepted")
 
     @on(Action.signed_firmware_status_notification)
     async def on_signed_firmware_status_notification(self, status, **kwargs):

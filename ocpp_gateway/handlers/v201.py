@@ -1,5 +1,6 @@
 """OCPP 2.0.1: the messages a charging station sends, answered per the specification."""
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -25,6 +26,7 @@ from ocpp_gateway.services.availability import (
     station_availability_events,
     station_availability_record,
 )
+from ocpp_gateway.services.certificates import station_csr_check
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
 from ocpp_gateway.services.reservations import reservation_status_update
@@ -33,6 +35,8 @@ from ocpp_gateway.services.transactions import (
     transaction_event_201,
     transactions_end_at_boot,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def id_token_info(auth) -> dict:
@@ -143,6 +147,18 @@ class ChargePoint201(GatewayChargePoint):
     @on(Action.security_event_notification)
     async def on_security_event_notification(self, type, timestamp, **kwargs):
         return self.result_module.SecurityEventNotification()
+
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, csr, certificate_type=None, **kwargs):
+        certificate_type = certificate_type or ""
+        refusal = await db(station_csr_check)(station_pk=self.station_pk, csr=csr, certificate_type=certificate_type)
+        if refusal:
+            logger.warning("%s: SignCertificate rejected: %s", self.identity, refusal)
+            return self.result_module.SignCertificate(
+                status="Rejected", status_info={"reason_code": "InvalidCSR", "additional_info": refusal[:512]}
+            )
+        self.after_reply(self.certificate_issue(csr=csr, certificate_type=certificate_type))
+        return self.result_module.SignCertificate(status="Accepted")
 
     # -- Authorization and transactions ---------------------------------------------------------------------------
     @on(Action.authorize)

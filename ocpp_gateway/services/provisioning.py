@@ -54,10 +54,18 @@ def station_identity_check(*, identity: str) -> str:
 
 
 def station_authenticate(
-    *, identity: str, username: str | None, secret: str | None, address: str = ""
+    *,
+    identity: str,
+    username: str | None,
+    secret: str | None,
+    address: str = "",
+    tls: bool = False,
+    certificate_cn: str = "",
 ) -> StationAuthentication:
     """The station's security profile checked before the socket is accepted, behind the brute-force lockout:
-    HTTP Basic for profiles 1 and 2, nothing for 0 (lab chargers), a refusal for 3 (not supported yet).
+    HTTP Basic for profile 1, HTTP Basic over TLS for 2, over TLS a client certificate whose common name is the
+    identity for 3 (`tls` and `certificate_cn` as the trusted proxy says, see consumers.connection_security),
+    nothing for 0 (lab chargers).
 
     Unknown identities are refused, or admitted as Pending when OCPP_ADMIT_UNKNOWN_STATIONS is on (staff accept
     them in the admin). A known station must present its own identity and secret. While the identity or the client
@@ -66,7 +74,9 @@ def station_authenticate(
     lockout = station_auth_lockout(identity=identity, address=address)
     if lockout:
         return StationAuthentication(None, identity, refusal=lockout)
-    auth, reason = _station_credentials_check(identity=identity, username=username, secret=secret)
+    auth, reason = _station_credentials_check(
+        identity=identity, username=username, secret=secret, tls=tls, certificate_cn=certificate_cn
+    )
     if reason:
         station_auth_failure_record(identity=identity, address=address, station_pk=auth.station_pk, reason=reason)
     return auth
@@ -79,7 +89,7 @@ def _admitted(station: ChargingStation, identity: str) -> StationAuthentication:
 
 
 def _station_credentials_check(
-    *, identity: str, username: str | None, secret: str | None
+    *, identity: str, username: str | None, secret: str | None, tls: bool = False, certificate_cn: str = ""
 ) -> tuple[StationAuthentication, str]:
     """The authentication, and the StationAuthFailure reason when refused."""
     Reason = StationAuthFailure.Reason
@@ -105,10 +115,14 @@ def _station_credentials_check(
             identity=identity, defaults={"registration_status": RegistrationStatus.PENDING}
         )
         return _admitted(station, identity), ""
+    refusal, reason = _station_transport_check(
+        identity=identity, profile=station.security_profile, tls=tls, certificate_cn=certificate_cn
+    )
+    if refusal:
+        return StationAuthentication(station.pk, identity, refusal=refusal), reason
     if station.security_profile == SecurityProfile.CLIENT_CERTIFICATE:
-        refusal = "security profile 3 (client certificates) is not supported yet"
-        return StationAuthentication(station.pk, identity, refusal=refusal), ""  # configuration, not an attack
-    if station.security_profile != SecurityProfile.NONE:  # 1, and 2 (the same behind the TLS-terminating proxy)
+        return _admitted(station, identity), ""
+    if station.security_profile != SecurityProfile.NONE:  # 1, and 2 (over TLS, checked above)
         if not station.secret_hash:
             # Admitted as unknown earlier and not given a secret yet: only while unknown stations are admitted.
             if not settings.OCPP_ADMIT_UNKNOWN_STATIONS:
@@ -121,6 +135,22 @@ def _station_credentials_check(
         elif not station_password_check(station=station, secret=secret):  # during a rotation: old or new
             return StationAuthentication(station.pk, identity, refusal="bad secret"), Reason.BAD_SECRET
     return _admitted(station, identity), ""
+
+
+def _station_transport_check(*, identity: str, profile: int, tls: bool, certificate_cn: str) -> tuple[str, str]:
+    """Profiles 2 and 3: the refusal and StationAuthFailure reason when the connection is not TLS or (3) the
+    proxy-verified client certificate is missing or names another identity; empty strings when it is fine."""
+    Reason = StationAuthFailure.Reason
+    if profile not in (SecurityProfile.BASIC_TLS, SecurityProfile.CLIENT_CERTIFICATE):
+        return "", ""
+    if not tls:
+        return f"security profile {profile} needs a TLS connection (through the proxy)", Reason.NO_TLS
+    if profile == SecurityProfile.CLIENT_CERTIFICATE:
+        if not certificate_cn:
+            return "no verified client certificate", Reason.NO_CERTIFICATE
+        if certificate_cn != identity:
+            return f"client certificate of {certificate_cn[:64]!r}, not of this identity", Reason.CERTIFICATE_MISMATCH
+    return "", ""
 
 
 def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) -> None:

@@ -21,6 +21,7 @@ from cpo.dashboard.selectors.stations import (
 from cpo.dashboard.services import station_evse_register, station_password_rotate_staff
 from cpo.dashboard.views.base import DashboardView
 from cpo.models import ChargingStation
+from ocpp_gateway.selectors import certificate_expiring, station_certificate_current
 from ocpp_gateway.services.passwords import RotationResult
 
 MESSAGE_LOG_PAGE_SIZE = 25
@@ -85,6 +86,7 @@ class StationDetailView(StationLiveView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         station = context["station"]
+        certificate = station_certificate_current(station=station)
         log_filter = MessageLogFilterForm(self.request.GET or None)
         filters = log_filter.cleaned_data if log_filter.is_valid() else {}
         log = station_message_log(
@@ -100,6 +102,8 @@ class StationDetailView(StationLiveView):
             ocpp_actions=OCPP_ACTIONS,
             audit=station_audit_log(station=station),
             reservations=station_reservations(station=station),
+            certificate=certificate,
+            certificate_expiring=certificate is not None and certificate_expiring(certificate=certificate),
         )
         if context["can_operate"]:
             context["command_forms"] = [
