@@ -458,3 +458,26 @@ class AnalyticsFilterForm(forms.Form):
             elif (last - first).days >= ANALYTICS_MAX_DAYS:
                 self.add_error("date_to", f"At most {ANALYTICS_MAX_DAYS} days at once")
         return data
+
+
+class AuditFilterForm(forms.Form):
+    username = forms.CharField(required=False, label="Who", widget=forms.TextInput(attrs={"placeholder": "username"}))
+    action = forms.ChoiceField(required=False, label="What")
+    identity = forms.CharField(
+        required=False, label="Station", widget=forms.TextInput(attrs={"placeholder": "station identity"})
+    )
+    result = forms.ChoiceField(
+        required=False, label="Result", choices=[("", "any result"), ("ok", "answered"), ("failed", "failed")]
+    )
+    date_from = forms.DateField(required=False, label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, actions: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [("", "any action")] + [(a, a) for a in actions]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
+            self.add_error("date_to", "The period ends before it starts")
+        return data

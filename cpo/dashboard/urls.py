@@ -2,6 +2,7 @@ from django.urls import path
 
 from cpo.dashboard.views import (
     analytics,
+    audit,
     base,
     cdrs,
     onboarding,
@@ -43,6 +44,8 @@ urlpatterns = [
     path("cdrs/export.csv", cdrs.CdrExportView.as_view(), name="cdr-export"),
     path("cdrs/<str:cdr_id>/", cdrs.CdrDetailView.as_view(), name="cdr"),
     path("cdrs/<str:cdr_id>/retry/", cdrs.CdrRetryView.as_view(), name="cdr-retry"),
+    path("audit/", audit.AuditLogView.as_view(), name="audit"),
+    path("audit/export.csv", audit.AuditExportView.as_view(), name="audit-export"),
     path("analytics/", analytics.AnalyticsView.as_view(), name="analytics"),
     path("analytics/<slug:table>.csv", analytics.AnalyticsCsvView.as_view(), name="analytics-csv"),
 ]

@@ -79,8 +79,8 @@ def browser():
         browser.close()
 
 
-def log_in(browser, base_url: str, username: str):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def log_in(browser, base_url: str, username: str, viewport: dict | None = None):
+    context = browser.new_context(viewport=viewport or {"width": 1400, "height": 1000})
     page = context.new_page()
     page.goto(f"{base_url}/login/")
     page.fill("input[name=username]", username)

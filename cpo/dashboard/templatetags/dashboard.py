@@ -1,0 +1,39 @@
+"""Template filters for the dashboard: status names as words, a charger's answer as a sentence."""
+
+from django import template
+
+from cpo.dashboard.selectors.commands import command_answer_text
+
+register = template.Library()
+
+# Words for names that do not split on their own (enum values written as one word).
+STATUS_WORDS = {
+    "OUTOFORDER": "Out of order",
+    "NOT_SENT": "Not sent",
+    "EMSP": "eMSP",
+    "CPO": "CPO",
+    "HUB": "Hub",
+    "NSP": "NSP",
+    "NAP": "NAP",
+    "SCSP": "SCSP",
+}
+
+
+@register.filter
+def words(value) -> str:
+    """OUTOFORDER -> "Out of order", CHARGING -> "Charging", PARKING_TIME -> "Parking time"."""
+    if value is None or value == "":
+        return ""
+    text = str(value)
+    if text in STATUS_WORDS:
+        return STATUS_WORDS[text]
+    if text.isupper() or "_" in text:
+        text = text.replace("_", " ").lower()
+        return text[:1].upper() + text[1:]
+    return text
+
+
+@register.filter
+def answer_text(entry) -> str:
+    """An audit entry's outcome as staff read it."""
+    return command_answer_text(action=entry.action, answer=entry.answer)
