@@ -171,11 +171,29 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
         shot(page, "station-charging")
         shot(overview, "overview-charging")
 
-        page.locator("[data-testid=stop]").click()  # waits for the charger's answer, then shows it
-        expect(page.locator("[data-testid=message]")).to_contain_text('RemoteStopTransaction: {"status": "Accepted"}')
+        # The stop asks first, naming the session and the station; saying no sends nothing.
+        questions = []
+
+        def answer(dialog, accept):
+            questions.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        page.once("dialog", lambda dialog: answer(dialog, False))
+        page.locator("[data-testid=stop]").click()
+        expect(connector.locator("[data-testid=status]")).to_have_text("CHARGING")
+        assert questions == [
+            f"Stop charging session {start.transaction_id} (token {local_token.uid}, connector 1) on station CP-LIVE?"
+        ]
+        assert charger.cp.received == []
+        page.once("dialog", lambda dialog: answer(dialog, True))
+        page.locator("[data-testid=stop]").click()  # waits for the charger's answer, then shows it by the form
+        result = page.locator("#command-remote-stop [data-testid=command-result]")
+        expect(result).to_have_text("RemoteStopTransaction: Accepted")
+        expect(result).to_be_in_viewport()
         expect(connector.locator("[data-testid=transaction]")).to_have_text("–")
         expect(connector.locator("[data-testid=status]")).to_have_text("AVAILABLE")
         expect(overview.locator("[data-testid=active-count]")).to_have_text("0")
+        expect(page.locator("[data-testid=audit] [data-testid=answer]").first).to_have_text("Accepted")
         expect(page.locator("[data-testid=audit]")).to_contain_text("olga")
         shot(page, "station-stopped")
         assert charger.cp.received == [("RemoteStopTransaction", {"transaction_id": start.transaction_id})]

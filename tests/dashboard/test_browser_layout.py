@@ -89,14 +89,17 @@ def test_on_a_phone_the_navigation_folds_behind_a_menu_button_with_readable_link
     }""")
     assert inside
     # Touch-size: every link of the menu and every button of the station's command forms is at least 40 px high.
-    heights = page.evaluate("() => [...document.querySelectorAll('#main-nav a')].map(a => a.getBoundingClientRect().height)")
+    heights = page.evaluate(
+        "() => [...document.querySelectorAll('#main-nav a')].map(a => a.getBoundingClientRect().height)"
+    )
     assert min(heights) >= 40
     partners.click()
     expect(page).to_have_url(f"{live_daphne.http_url}/partners/")
     expect(page.locator("#main-nav")).to_be_hidden()
     page.goto(f"{live_daphne.http_url}/stations/{network['station'].identity}/")
     heights = page.evaluate(
-        "() => [...document.querySelectorAll('#commands button, #commands select')].map(b => b.getBoundingClientRect().height)"
+        "() => [...document.querySelectorAll('#commands button, #commands select')]"
+        ".map(b => b.getBoundingClientRect().height)"
     )
     assert heights and min(heights) >= 40
     context.close()

@@ -1,5 +1,7 @@
 """Template filters for the dashboard: status names as words, a charger's answer as a sentence."""
 
+import json
+
 from django import template
 
 from cpo.dashboard.selectors.commands import command_answer_text
@@ -37,3 +39,16 @@ def words(value) -> str:
 def answer_text(entry) -> str:
     """An audit entry's outcome as staff read it."""
     return command_answer_text(action=entry.action, answer=entry.answer)
+
+
+@register.filter
+def payload_text(payload) -> str:
+    """A request's fields as "key: value, key: value" (nested values as JSON), not Python's repr of a dict."""
+    if not payload:
+        return "–"
+    if not isinstance(payload, dict):
+        return json.dumps(payload, sort_keys=True, default=str)
+    return ", ".join(
+        f"{key}: {value if isinstance(value, str | int | float) else json.dumps(value, sort_keys=True, default=str)}"
+        for key, value in payload.items()
+    )

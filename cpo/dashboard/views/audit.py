@@ -1,7 +1,7 @@
 """The audit log: what staff did, when, to what, and how it ended; filtered on the page and as CSV. Admins only."""
 
 from django.core.paginator import Paginator
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views import View
 
 from cpo.dashboard.forms import AuditFilterForm
@@ -15,6 +15,8 @@ AUDIT_PAGE_SIZE = 50
 
 
 class AuditFilterMixin:
+    request: HttpRequest
+
     def audit_filters(self) -> tuple[AuditFilterForm, dict]:
         form = AuditFilterForm(self.request.GET or None, actions=audit_log_actions())
         filters = form.cleaned_data if form.is_valid() else {}
@@ -45,7 +47,9 @@ class AuditExportView(AuditFilterMixin, RoleRequiredMixin, View):
         form, filters = self.audit_filters()
         if form.is_bound and not form.is_valid():
             return HttpResponse(
-                "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400, content_type="text/plain"
+                "; ".join(f"{k}: {' '.join(str(e) for e in v)}" for k, v in form.errors.items()),
+                status=400,
+                content_type="text/plain",
             )
         writer = SafeCsvWriter(Echo())
         rows = (writer.writerow(row) for row in audit_csv_rows(entries=audit_log_list(**filters)))

@@ -1,7 +1,5 @@
 """Stations: the list, a station's page (live part, message log, audit log) and the commands staff send to it."""
 
-import json
-
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseRedirect
@@ -11,6 +9,7 @@ from django.views import View
 
 from cpo.dashboard.forms import COMMAND_FORMS, MessageLogFilterForm
 from cpo.dashboard.permissions import Role, RoleRequiredMixin
+from cpo.dashboard.selectors.commands import command_answer_text
 from cpo.dashboard.selectors.stations import (
     station_audit_log,
     station_connectors,
@@ -98,11 +97,25 @@ class StationDetailView(StationLiveView):
             ocpp_actions=OCPP_ACTIONS,
             audit=station_audit_log(station=station),
         )
+        # A command's result goes next to its form (the page opens at it); other messages stay at the top.
+        results: dict[str, list] = {}
+        others = []
+        for message in messages.get_messages(self.request):
+            command = next((t[len(COMMAND_TAG) :] for t in message.extra_tags.split() if t.startswith(COMMAND_TAG)), "")
+            if command:
+                results.setdefault(command, []).append(message)
+            else:
+                others.append(message)
+        context["messages"] = others
         if context["can_operate"]:
             context["command_forms"] = [
-                (name, form_cls(station=station, prefix=name)) for name, form_cls in COMMAND_FORMS.items()
+                (name, form_cls(station=station, prefix=name), results.get(name, []))
+                for name, form_cls in COMMAND_FORMS.items()
             ]
         return context
+
+
+COMMAND_TAG = "command-"
 
 
 class StationCommandView(StationMixin, RoleRequiredMixin, View):
@@ -116,14 +129,16 @@ class StationCommandView(StationMixin, RoleRequiredMixin, View):
             raise Http404("no such command")
         station = self.get_station()
         form = form_cls(request.POST, station=station, prefix=command)
+        tag = f"{COMMAND_TAG}{command}"
         if not form.is_valid():
             errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
-            messages.error(request, f"{form.title}: not sent. {errors}")
+            messages.error(request, f"{form.title}: not sent. {errors}", extra_tags=tag)
         else:
             outcome = station_command_send(user=request.user, station=station, request=form.request())
             action = outcome.audit.action
             if outcome.ok:
-                messages.success(request, f"{action}: {json.dumps(outcome.audit.answer, sort_keys=True)}")
+                answer = command_answer_text(action=action, answer=outcome.audit.answer)
+                messages.success(request, f"{action}: {answer}", extra_tags=tag)
             else:
-                messages.error(request, f"{action} failed: {outcome.audit.error}")
-        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#commands")
+                messages.error(request, f"{action} failed: {outcome.audit.error}", extra_tags=tag)
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + f"#command-{command}")
