@@ -116,9 +116,11 @@ def operator_and_station(make_user, station_factory, local_token):
     return station, secret, local_token
 
 
-def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_and_station, browser):
+@pytest.mark.parametrize("width", [1400, 390], ids=["desktop", "phone"])
+def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_and_station, browser, width):
     station, secret, local_token = operator_and_station
-    context, overview = log_in(browser, live_daphne.http_url, "olga")
+    context, overview = log_in(browser, live_daphne.http_url, "olga", viewport={"width": width, "height": 900})
+    suffix = "" if width == 1400 else f"-{width}"
     page = context.new_page()
     page.goto(f"{live_daphne.http_url}/stations/CP-LIVE/")
     expect(page.locator("#live-state")).to_have_text("● live")
@@ -138,7 +140,7 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
         expect(connector.locator("[data-testid=status]")).to_have_text("AVAILABLE")
         expect(page.locator("[data-testid=online]")).to_have_text("online")
         expect(page.locator("[data-testid=ocpp-version]")).to_have_text("OCPP 1.6J")
-        shot(page, "station-available")
+        shot(page, "station-available" + suffix)
 
         start = charger.send(
             call.StartTransaction(connector_id=1, id_tag=local_token.uid, meter_start=1000, timestamp=now_iso())
@@ -168,8 +170,8 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
         expect(overview.locator("[data-testid=connectors-by-status]")).to_contain_text("CHARGING 1")
         expect(overview.locator("[data-testid=active-sessions]")).to_contain_text("CP-LIVE")
         expect(overview.locator("#map")).to_have_attribute("data-colours", "charging")  # the map follows too
-        shot(page, "station-charging")
-        shot(overview, "overview-charging")
+        shot(page, "station-charging" + suffix)
+        shot(overview, "overview-charging" + suffix)
 
         # The stop asks first, naming the session and the station; saying no sends nothing.
         questions = []
@@ -195,7 +197,7 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
         expect(overview.locator("[data-testid=active-count]")).to_have_text("0")
         expect(page.locator("[data-testid=audit] [data-testid=answer]").first).to_have_text("Accepted")
         expect(page.locator("[data-testid=audit]")).to_contain_text("olga")
-        shot(page, "station-stopped")
+        shot(page, "station-stopped" + suffix)
         assert charger.cp.received == [("RemoteStopTransaction", {"transaction_id": start.transaction_id})]
     finally:
         charger.close()
@@ -211,13 +213,13 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
     expect(session.locator("[data-testid=session-status]")).to_have_text("ENDED")
     expect(session.locator("[data-testid=session-energy]")).to_have_text("4.200 kWh")
     expect(session.locator("#meter-chart")).to_have_attribute("data-ready", "1")
-    shot(session, "session-detail")
+    shot(session, "session-detail" + suffix)
 
     overview.reload()
     expect(overview.locator("#map")).to_have_attribute("data-ready", "1")
     expect(overview.locator("#map")).to_have_attribute("data-colours", "available")
     expect(overview.locator("#map .leaflet-interactive")).to_have_count(1)
-    shot(overview, "overview-after")
+    shot(overview, "overview-after" + suffix)
     context.close()
 
 
