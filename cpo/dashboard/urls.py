@@ -21,6 +21,7 @@ urlpatterns = [
     path("", overview.OverviewView.as_view(), name="overview"),
     path("live/overview/", overview.OverviewLiveView.as_view(), name="overview-live"),
     path("stations/", stations.StationListView.as_view(), name="stations"),
+    path("live/stations/", stations.StationListLiveView.as_view(), name="stations-live"),
     path("stations/<str:identity>/", stations.StationDetailView.as_view(), name="station"),
     path("stations/<str:identity>/live/", stations.StationLiveView.as_view(), name="station-live"),
     path(

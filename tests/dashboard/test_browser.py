@@ -125,7 +125,7 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
     page.goto(f"{live_daphne.http_url}/stations/CP-LIVE/")
     expect(page.locator("#live-state")).to_have_text("● live")
     connector = page.locator("#station-live tr[data-evse='1']")
-    expect(connector.locator("[data-testid=status]")).to_have_text("UNKNOWN")
+    expect(connector.locator("[data-testid=status]")).to_have_text("Unknown")
     expect(page.locator("[data-testid=online]")).to_have_text("offline")
 
     charger = ChargerThread(live_daphne.ocpp_url("CP-LIVE"), "CP-LIVE", secret, cls=StoppingCharger)
@@ -137,7 +137,7 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
             call.StatusNotification(connector_id=1, error_code="NoError", status="Available", timestamp=now_iso())
         )
         # No reload: the websocket event makes the page fetch its live part again.
-        expect(connector.locator("[data-testid=status]")).to_have_text("AVAILABLE")
+        expect(connector.locator("[data-testid=status]")).to_have_text("Available")
         expect(page.locator("[data-testid=online]")).to_have_text("online")
         expect(page.locator("[data-testid=ocpp-version]")).to_have_text("OCPP 1.6J")
         shot(page, "station-available" + suffix)
@@ -148,7 +148,7 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
         charger.send(
             call.StatusNotification(connector_id=1, error_code="NoError", status="Charging", timestamp=now_iso())
         )
-        expect(connector.locator("[data-testid=status]")).to_have_text("CHARGING")
+        expect(connector.locator("[data-testid=status]")).to_have_text("Charging")
         expect(connector.locator("[data-testid=transaction]")).to_contain_text(str(start.transaction_id))
         charger.send(
             call.MeterValues(
@@ -167,7 +167,7 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
         )
         expect(connector.locator("[data-testid=energy]")).to_have_text("2.400")
         expect(overview.locator("[data-testid=active-count]")).to_have_text("1")
-        expect(overview.locator("[data-testid=connectors-by-status]")).to_contain_text("CHARGING 1")
+        expect(overview.locator("[data-testid=connectors-by-status]")).to_contain_text("Charging 1")
         expect(overview.locator("[data-testid=active-sessions]")).to_contain_text("CP-LIVE")
         expect(overview.locator("#map")).to_have_attribute("data-colours", "charging")  # the map follows too
         shot(page, "station-charging" + suffix)
@@ -182,7 +182,7 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
 
         page.once("dialog", lambda dialog: answer(dialog, False))
         page.locator("[data-testid=stop]").click()
-        expect(connector.locator("[data-testid=status]")).to_have_text("CHARGING")
+        expect(connector.locator("[data-testid=status]")).to_have_text("Charging")
         assert questions == [
             f"Stop charging session {start.transaction_id} (token {local_token.uid}, connector 1) on station CP-LIVE?"
         ]
@@ -193,7 +193,7 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
         expect(result).to_have_text("RemoteStopTransaction: Accepted")
         expect(result).to_be_in_viewport()
         expect(connector.locator("[data-testid=transaction]")).to_have_text("–")
-        expect(connector.locator("[data-testid=status]")).to_have_text("AVAILABLE")
+        expect(connector.locator("[data-testid=status]")).to_have_text("Available")
         expect(overview.locator("[data-testid=active-count]")).to_have_text("0")
         expect(page.locator("[data-testid=audit] [data-testid=answer]").first).to_have_text("Accepted")
         expect(page.locator("[data-testid=audit]")).to_contain_text("olga")
@@ -210,7 +210,7 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
 
     session = context.new_page()
     session.goto(f"{live_daphne.http_url}/sessions/{tx.pk}/")
-    expect(session.locator("[data-testid=session-status]")).to_have_text("ENDED")
+    expect(session.locator("[data-testid=session-status]")).to_have_text("Ended")
     expect(session.locator("[data-testid=session-energy]")).to_have_text("4.200 kWh")
     expect(session.locator("#meter-chart")).to_have_attribute("data-ready", "1")
     shot(session, "session-detail" + suffix)

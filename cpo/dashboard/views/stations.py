@@ -11,6 +11,8 @@ from cpo.dashboard.forms import COMMAND_FORMS, MessageLogFilterForm
 from cpo.dashboard.permissions import Role, RoleRequiredMixin
 from cpo.dashboard.selectors.commands import command_answer_text
 from cpo.dashboard.selectors.stations import (
+    STATION_SORTS,
+    STATION_STATUS_FILTERS,
     station_audit_log,
     station_connectors,
     station_list,
@@ -51,11 +53,42 @@ class StationListView(DashboardView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        search = self.request.GET.get("q", "").strip()
-        online = self.request.GET.get("online", "")
-        page = Paginator(station_list(search=search, online=online), 50).get_page(self.request.GET.get("page"))
-        context.update(page=page, q=search, online=online)
+        get = self.request.GET
+        search = get.get("q", "").strip()
+        status = get.get("status", "") if get.get("status", "") in STATION_STATUS_FILTERS else ""
+        sort = get.get("sort", "identity")
+        sort = sort if sort.lstrip("-") in STATION_SORTS else "identity"
+        stations = station_list(search=search, online=get.get("online", ""), status=status, sort=sort)
+        page = Paginator(stations, 50).get_page(get.get("page"))
+        query = get.copy()
+        query.pop("page", None)
+        filters = get.copy()
+        for name in ("page", "sort"):
+            filters.pop(name, None)
+        context.update(
+            page=page,
+            q=search,
+            status=status,
+            sort=sort,
+            status_filters=STATION_STATUS_FILTERS.items(),
+            query=query.urlencode(),
+            sorting={
+                key: {
+                    "next": f"-{key}" if sort == key else key,
+                    "arrow": ("▼" if sort.startswith("-") else "▲") if sort.lstrip("-") == key else "",
+                }
+                for key in STATION_SORTS
+            },
+            filter_query=filters.urlencode(),
+            live_query=get.urlencode(),
+        )
         return context
+
+
+class StationListLiveView(StationListView):
+    """The list's table, re-fetched by the page (with the same filters) when a station or a connector changes."""
+
+    template_name = "dashboard/_station_table.html"
 
 
 class StationMixin:
