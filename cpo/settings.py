@@ -90,6 +90,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "cpo.dashboard.permissions.roles",  # what the user may do, for the navigation on every page
             ],
         },
     },

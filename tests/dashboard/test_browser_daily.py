@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Session
+from cpo.dashboard.models import AuditLog
 from cpo.models import EVSE, ChargingStation
 from ocpp_gateway.models import Transaction
 from tests.dashboard.factories import make_cdr, make_session
@@ -91,4 +92,50 @@ def test_staff_find_a_faulted_charger_from_the_stations_list(live_daphne, fleet,
     expect(page.locator("#station-live tr[data-evse='2'] [data-testid=status]")).to_have_text("Out of order")
     expect(page.locator("#station-live")).to_contain_text("GroundFailure")
     shot(page, f"station-faulted-{width}")
+    context.close()
+
+
+@pytest.fixture
+def audited(make_user, station_factory):
+    make_user("ada", "admin")
+    make_user("olga", "operator")
+    station, _ = station_factory("CP-AUD", evses=1)
+    AuditLog.objects.create(
+        username="olga",
+        station=station,
+        identity="CP-AUD",
+        action="Reset",
+        payload={"type": "Hard"},
+        ok=True,
+        answer={"status": "Accepted"},
+    )
+    AuditLog.objects.create(username="ada", action="PartnerInvite", payload={"name": "Abc"}, ok=True)
+
+
+@WIDTHS
+def test_an_admin_reads_the_audit_log_and_an_operator_is_told_why_not(live_daphne, audited, browser, width):  # noqa: F811
+    context, page = log_in(browser, live_daphne.http_url, "ada", viewport=viewport(width))
+    page.goto(f"{live_daphne.http_url}/audit/")
+    expect(page.locator("[data-testid=audit-log] tbody tr")).to_have_count(2)
+    page.fill("[data-testid=audit-filters] input[name=username]", "olga")
+    page.click("[data-testid=audit-filters] button")
+    rows = page.locator("[data-testid=audit-log] tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("[data-testid=result]")).to_have_text("Accepted")
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, f"audit-log-{width}")
+    with page.expect_download() as download_info:
+        page.click("[data-testid=audit-export]")
+    exported = open(download_info.value.path(), encoding="utf-8").read()
+    assert "olga,Reset,CP-AUD,ok,Accepted" in exported and "PartnerInvite" not in exported
+    context.close()
+
+    context, page = log_in(browser, live_daphne.http_url, "olga", viewport=viewport(width))
+    response = page.goto(f"{live_daphne.http_url}/audit/")
+    assert response.status == 403
+    expect(page.locator("h1")).to_have_text("You may not open this page")
+    expect(page.locator("[data-testid=reason]")).to_have_text("This needs the admin role.")
+    expect(page.locator("header.topbar")).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, f"forbidden-{width}")
     context.close()
