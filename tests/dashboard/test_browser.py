@@ -165,7 +165,7 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
                 ],
             )
         )
-        expect(connector.locator("[data-testid=energy]")).to_have_text("2.400")
+        expect(connector.locator("[data-testid=energy]")).to_have_text("2.40")
         expect(overview.locator("[data-testid=active-count]")).to_have_text("1")
         expect(overview.locator("[data-testid=connectors-by-status]")).to_contain_text("Charging 1")
         expect(overview.locator("[data-testid=active-sessions]")).to_contain_text("CP-LIVE")
@@ -211,7 +211,7 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
     session = context.new_page()
     session.goto(f"{live_daphne.http_url}/sessions/{tx.pk}/")
     expect(session.locator("[data-testid=session-status]")).to_have_text("Ended")
-    expect(session.locator("[data-testid=session-energy]")).to_have_text("4.200 kWh")
+    expect(session.locator("[data-testid=session-energy]")).to_have_text("4.20 kWh")
     expect(session.locator("#meter-chart")).to_have_attribute("data-ready", "1")
     shot(session, "session-detail" + suffix)
 

@@ -3,6 +3,7 @@
 import json
 
 from django import template
+from django.template.defaultfilters import floatformat
 
 from cpo.dashboard.selectors.commands import command_answer_text
 
@@ -52,3 +53,12 @@ def payload_text(payload) -> str:
         f"{key}: {value if isinstance(value, str | int | float) else json.dumps(value, sort_keys=True, default=str)}"
         for key, value in payload.items()
     )
+
+
+@register.filter
+def kwh(value, decimals: int = 2) -> str:
+    """Energy in kWh with two decimals in the reader's number format ("2.40" in English, "2,40" in German; thousands
+    grouped): three decimals read as thousands to European staff ("2.400")."""
+    if value is None or value == "":
+        return "–"
+    return floatformat(value, f"{decimals}g")
