@@ -69,6 +69,8 @@ MIDDLEWARE = [
     # Serves STATIC_ROOT (collectstatic) from daphne itself, compressed and with far-future caching of hashed names.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Numbers and Django's own texts in the reader's language (Accept-Language): "2,40 kWh" for German staff.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -93,6 +95,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "cpo.dashboard.permissions.roles",  # what the user may do, for the navigation on every page
             ],
         },
     },
@@ -180,6 +183,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/login/"  # the dashboard's login page
 LOGIN_REDIRECT_URL = "/"
 LANGUAGE_CODE = "en-us"
+# Languages whose number formats the dashboard follows (the browser's Accept-Language picks one; English otherwise).
+LANGUAGES = [("en", "English"), ("de", "German"), ("nl", "Dutch"), ("fr", "French")]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

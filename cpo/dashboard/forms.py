@@ -32,13 +32,32 @@ def evse_choices(station: ChargingStation, *, whole_station: str | None = None) 
 
 
 class StationCommandForm(forms.Form):
-    """Base: knows the station; subclasses add fields and build the request."""
+    """Base: knows the station; subclasses add fields and build the request. A command that interrupts charging or
+    availability says so in `confirm_text` (the page asks before sending; "{field}" stands for the chosen option),
+    and `confirm_if` ("field=value") limits the question to that choice. `unavailable` says why there is nothing to
+    send (the form is then shown without fields)."""
 
     title = ""
+    unavailable = ""
 
     def __init__(self, *args, station: ChargingStation, **kwargs):
         self.station = station
         super().__init__(*args, **kwargs)
+
+    @property
+    def confirm_text(self) -> str:
+        return ""
+
+    @property
+    def confirm_if(self) -> str:
+        return ""
+
+    def running_sessions_text(self) -> str:
+        running = Transaction.objects.filter(station=self.station, status=Transaction.Status.ACTIVE).order_by(
+            "ocpp_evse_id"
+        )
+        names = [f"session {tx.transaction_id or tx.pk} on connector {tx.ocpp_evse_id}" for tx in running[:5]]
+        return f" It interrupts {', '.join(names)}." if names else " No session is running."
 
     @property
     def version(self) -> str:
@@ -55,11 +74,12 @@ class StationCommandForm(forms.Form):
 class RemoteStartForm(StationCommandForm):
     title = "Remote start"
     evse = forms.TypedChoiceField(coerce=int, label="Connector")
-    token = forms.ModelChoiceField(queryset=Token.objects.filter(valid=True), label="Token")
+    token = forms.ModelChoiceField(queryset=Token.objects.filter(valid=True), label="Token", empty_label=None)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["evse"].choices = evse_choices(self.station)
+        self.fields["token"].label_from_instance = lambda token: token.uid
 
     def request(self):
         token = self.cleaned_data["token"]
@@ -68,16 +88,28 @@ class RemoteStartForm(StationCommandForm):
 
 class RemoteStopForm(StationCommandForm):
     title = "Remote stop"
-    transaction = forms.ModelChoiceField(queryset=Transaction.objects.none(), label="Transaction")
+    transaction = forms.ModelChoiceField(queryset=Transaction.objects.none(), label="Session", empty_label=None)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["transaction"].queryset = Transaction.objects.filter(
-            station=self.station, status=Transaction.Status.ACTIVE
-        ).exclude(transaction_id="")
-        self.fields["transaction"].label_from_instance = lambda tx: (
-            f"{tx.transaction_id} · connector {tx.ocpp_evse_id} · {tx.id_tag}"
+        running = (
+            Transaction.objects.filter(station=self.station, status=Transaction.Status.ACTIVE)
+            .exclude(transaction_id="")
+            .order_by("ocpp_evse_id", "started_at")
         )
+        field = self.fields["transaction"]
+        field.queryset = running
+        field.label_from_instance = lambda tx: f"{tx.transaction_id} · connector {tx.ocpp_evse_id} · {tx.id_tag}"
+        if not self.is_bound:
+            first = running.first()
+            if first is None:
+                self.unavailable = "No session is running on this station."
+            else:
+                self.initial["transaction"] = first.pk
+
+    @property
+    def confirm_text(self) -> str:
+        return f"Stop charging session {{{self.add_prefix('transaction')}}} on station {self.station.identity}?"
 
     def request(self):
         return ocpp_requests.RemoteStop(transaction_id=self.cleaned_data["transaction"].transaction_id)
@@ -88,6 +120,13 @@ class ResetForm(StationCommandForm):
     kind = forms.ChoiceField(
         choices=[("soft", "Soft (2.0.1: OnIdle)"), ("hard", "Hard (2.0.1: Immediate)")], label="Type"
     )
+
+    @property
+    def confirm_text(self) -> str:
+        return (
+            f"{{{self.add_prefix('kind')}}} reset of station {self.station.identity}: it restarts."
+            + self.running_sessions_text()
+        )
 
     def request(self):
         return ocpp_requests.Reset(hard=self.cleaned_data["kind"] == "hard")
@@ -100,6 +139,13 @@ class UnlockConnectorForm(StationCommandForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["evse"].choices = evse_choices(self.station)
+
+    @property
+    def confirm_text(self) -> str:
+        return (
+            f"Unlock connector {{{self.add_prefix('evse')}}} of station {self.station.identity}? A session on it "
+            "stops and the cable is released." + self.running_sessions_text()
+        )
 
     def request(self):
         ocpp_evse_id = self.cleaned_data["evse"]
@@ -117,6 +163,17 @@ class ChangeAvailabilityForm(StationCommandForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["evse"].choices = evse_choices(self.station, whole_station="0 · whole station")
+
+    @property
+    def confirm_text(self) -> str:
+        return (
+            f"Make {{{self.add_prefix('evse')}}} of station {self.station.identity} inoperative? Nobody can charge "
+            "there until it is made operative again." + self.running_sessions_text()
+        )
+
+    @property
+    def confirm_if(self) -> str:
+        return f"{self.add_prefix('operative')}=0"
 
     def request(self):
         return ocpp_requests.ChangeAvailability(
@@ -507,4 +564,27 @@ class AnalyticsFilterForm(forms.Form):
                 self.add_error("date_to", "The period ends before it starts")
             elif (last - first).days >= ANALYTICS_MAX_DAYS:
                 self.add_error("date_to", f"At most {ANALYTICS_MAX_DAYS} days at once")
+        return data
+
+
+class AuditFilterForm(forms.Form):
+    username = forms.CharField(required=False, label="Who", widget=forms.TextInput(attrs={"placeholder": "username"}))
+    action = forms.ChoiceField(required=False, label="What")
+    identity = forms.CharField(
+        required=False, label="Station", widget=forms.TextInput(attrs={"placeholder": "station identity"})
+    )
+    result = forms.ChoiceField(
+        required=False, label="Result", choices=[("", "any result"), ("ok", "answered"), ("failed", "failed")]
+    )
+    date_from = forms.DateField(required=False, label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, actions: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [("", "any action")] + [(a, a) for a in actions]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
+            self.add_error("date_to", "The period ends before it starts")
         return data

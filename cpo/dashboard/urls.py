@@ -2,6 +2,7 @@ from django.urls import path
 
 from cpo.dashboard.views import (
     analytics,
+    audit,
     base,
     cdrs,
     load,
@@ -21,6 +22,7 @@ urlpatterns = [
     path("", overview.OverviewView.as_view(), name="overview"),
     path("live/overview/", overview.OverviewLiveView.as_view(), name="overview-live"),
     path("stations/", stations.StationListView.as_view(), name="stations"),
+    path("live/stations/", stations.StationListLiveView.as_view(), name="stations-live"),
     path("stations/<str:identity>/", stations.StationDetailView.as_view(), name="station"),
     path("stations/<str:identity>/live/", stations.StationLiveView.as_view(), name="station-live"),
     path(
@@ -54,6 +56,8 @@ urlpatterns = [
     path("cdrs/export.csv", cdrs.CdrExportView.as_view(), name="cdr-export"),
     path("cdrs/<str:cdr_id>/", cdrs.CdrDetailView.as_view(), name="cdr"),
     path("cdrs/<str:cdr_id>/retry/", cdrs.CdrRetryView.as_view(), name="cdr-retry"),
+    path("audit/", audit.AuditLogView.as_view(), name="audit"),
+    path("audit/export.csv", audit.AuditExportView.as_view(), name="audit-export"),
     path("analytics/", analytics.AnalyticsView.as_view(), name="analytics"),
     path("load/", load.LoadGroupListView.as_view(), name="load-groups"),
     path("load/<int:pk>/", load.LoadGroupDetailView.as_view(), name="load-group"),

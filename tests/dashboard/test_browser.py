@@ -79,8 +79,8 @@ def browser():
         browser.close()
 
 
-def log_in(browser, base_url: str, username: str):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def log_in(browser, base_url: str, username: str, viewport: dict | None = None):
+    context = browser.new_context(viewport=viewport or {"width": 1400, "height": 1000})
     page = context.new_page()
     page.goto(f"{base_url}/login/")
     page.fill("input[name=username]", username)
@@ -116,14 +116,16 @@ def operator_and_station(make_user, station_factory, local_token):
     return station, secret, local_token
 
 
-def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_and_station, browser):
+@pytest.mark.parametrize("width", [1400, 390], ids=["desktop", "phone"])
+def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_and_station, browser, width):
     station, secret, local_token = operator_and_station
-    context, overview = log_in(browser, live_daphne.http_url, "olga")
+    context, overview = log_in(browser, live_daphne.http_url, "olga", viewport={"width": width, "height": 900})
+    suffix = "" if width == 1400 else f"-{width}"
     page = context.new_page()
     page.goto(f"{live_daphne.http_url}/stations/CP-LIVE/")
     expect(page.locator("#live-state")).to_have_text("● live")
     connector = page.locator("#station-live tr[data-evse='1']")
-    expect(connector.locator("[data-testid=status]")).to_have_text("UNKNOWN")
+    expect(connector.locator("[data-testid=status]")).to_have_text("Unknown")
     expect(page.locator("[data-testid=online]")).to_have_text("offline")
 
     charger = ChargerThread(live_daphne.ocpp_url("CP-LIVE"), "CP-LIVE", secret, cls=StoppingCharger)
@@ -135,10 +137,10 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
             call.StatusNotification(connector_id=1, error_code="NoError", status="Available", timestamp=now_iso())
         )
         # No reload: the websocket event makes the page fetch its live part again.
-        expect(connector.locator("[data-testid=status]")).to_have_text("AVAILABLE")
+        expect(connector.locator("[data-testid=status]")).to_have_text("Available")
         expect(page.locator("[data-testid=online]")).to_have_text("online")
         expect(page.locator("[data-testid=ocpp-version]")).to_have_text("OCPP 1.6J")
-        shot(page, "station-available")
+        shot(page, "station-available" + suffix)
 
         start = charger.send(
             call.StartTransaction(connector_id=1, id_tag=local_token.uid, meter_start=1000, timestamp=now_iso())
@@ -146,7 +148,7 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
         charger.send(
             call.StatusNotification(connector_id=1, error_code="NoError", status="Charging", timestamp=now_iso())
         )
-        expect(connector.locator("[data-testid=status]")).to_have_text("CHARGING")
+        expect(connector.locator("[data-testid=status]")).to_have_text("Charging")
         expect(connector.locator("[data-testid=transaction]")).to_contain_text(str(start.transaction_id))
         charger.send(
             call.MeterValues(
@@ -163,21 +165,39 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
                 ],
             )
         )
-        expect(connector.locator("[data-testid=energy]")).to_have_text("2.400")
+        expect(connector.locator("[data-testid=energy]")).to_have_text("2.40")
         expect(overview.locator("[data-testid=active-count]")).to_have_text("1")
-        expect(overview.locator("[data-testid=connectors-by-status]")).to_contain_text("CHARGING 1")
+        expect(overview.locator("[data-testid=connectors-by-status]")).to_contain_text("Charging 1")
         expect(overview.locator("[data-testid=active-sessions]")).to_contain_text("CP-LIVE")
         expect(overview.locator("#map")).to_have_attribute("data-colours", "charging")  # the map follows too
-        shot(page, "station-charging")
-        shot(overview, "overview-charging")
+        shot(page, "station-charging" + suffix)
+        shot(overview, "overview-charging" + suffix)
 
-        page.locator("[data-testid=stop]").click()  # waits for the charger's answer, then shows it
-        expect(page.locator("[data-testid=message]")).to_contain_text('RemoteStopTransaction: {"status": "Accepted"}')
+        # The stop asks first, naming the session and the station; saying no sends nothing.
+        questions = []
+
+        def answer(dialog, accept):
+            questions.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        page.once("dialog", lambda dialog: answer(dialog, False))
+        page.locator("[data-testid=stop]").click()
+        expect(connector.locator("[data-testid=status]")).to_have_text("Charging")
+        assert questions == [
+            f"Stop charging session {start.transaction_id} (token {local_token.uid}, connector 1) on station CP-LIVE?"
+        ]
+        assert charger.cp.received == []
+        page.once("dialog", lambda dialog: answer(dialog, True))
+        page.locator("[data-testid=stop]").click()  # waits for the charger's answer, then shows it by the form
+        result = page.locator("#command-remote-stop [data-testid=command-result]")
+        expect(result).to_have_text("RemoteStopTransaction: Accepted")
+        expect(result).to_be_in_viewport()
         expect(connector.locator("[data-testid=transaction]")).to_have_text("–")
-        expect(connector.locator("[data-testid=status]")).to_have_text("AVAILABLE")
+        expect(connector.locator("[data-testid=status]")).to_have_text("Available")
         expect(overview.locator("[data-testid=active-count]")).to_have_text("0")
+        expect(page.locator("[data-testid=audit] [data-testid=answer]").first).to_have_text("Accepted")
         expect(page.locator("[data-testid=audit]")).to_contain_text("olga")
-        shot(page, "station-stopped")
+        shot(page, "station-stopped" + suffix)
         assert charger.cp.received == [("RemoteStopTransaction", {"transaction_id": start.transaction_id})]
     finally:
         charger.close()
@@ -190,16 +210,16 @@ def test_staff_watch_a_charge_live_and_stop_it_remotely(live_daphne, operator_an
 
     session = context.new_page()
     session.goto(f"{live_daphne.http_url}/sessions/{tx.pk}/")
-    expect(session.locator("[data-testid=session-status]")).to_have_text("ENDED")
-    expect(session.locator("[data-testid=session-energy]")).to_have_text("4.200 kWh")
+    expect(session.locator("[data-testid=session-status]")).to_have_text("Ended")
+    expect(session.locator("[data-testid=session-energy]")).to_have_text("4.20 kWh")
     expect(session.locator("#meter-chart")).to_have_attribute("data-ready", "1")
-    shot(session, "session-detail")
+    shot(session, "session-detail" + suffix)
 
     overview.reload()
     expect(overview.locator("#map")).to_have_attribute("data-ready", "1")
     expect(overview.locator("#map")).to_have_attribute("data-colours", "available")
     expect(overview.locator("#map .leaflet-interactive")).to_have_count(1)
-    shot(overview, "overview-after")
+    shot(overview, "overview-after" + suffix)
     context.close()
 
 

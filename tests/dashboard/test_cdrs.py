@@ -118,7 +118,7 @@ def test_the_detail_shows_the_cost_breakdown_and_the_push_with_its_error(client_
     assert costs["Energy"] == ("10.5 kWh", Decimal("3.68"), Decimal("4.45"))
     html = response.content.decode()
     assert 'data-testid="total-excl">4.68<' in html and 'data-testid="total-incl">5.66<' in html
-    assert "ReadTimeout: partner did not answer" in html and "FAILED" in html
+    assert "ReadTimeout: partner did not answer" in html and ">Failed<" in html
     assert "&quot;total_cost&quot;" in html  # the OCPI CDR as the partner gets it
     assert b'data-testid="retry"' not in response.content  # viewers only see
 

@@ -41,11 +41,11 @@ def test_an_operator_resets_and_reads_variables_of_a_2_0_1_station(live_daphne, 
         operator = client_as("operator")
         url = reverse("dashboard:station-command", args=["CP201-DASH", "reset"])
         page = operator.post(url, {"reset-kind": "hard"}, follow=True)
-        assert 'Reset: {"status": "Accepted"}' in text(page)
+        assert "Reset: Accepted" in text(page)
         assert charger.cp.received == [("Reset", {"type": "Immediate"})]
         url = reverse("dashboard:station-command", args=["CP201-DASH", "get-configuration"])
         page = operator.post(url, {"get-configuration-keys": "OCPPCommCtrlr.HeartbeatInterval"}, follow=True)
-        assert "GetVariables: " in text(page) and '"attributeValue": "300"' in text(page)
+        assert "GetVariables: OCPPCommCtrlr.HeartbeatInterval Accepted = 300" in text(page)
         refused = operator.post(url, {"get-configuration-keys": "HeartbeatInterval"}, follow=True)
         assert "Get configuration: not sent" in text(refused)  # 2.0.1 needs Component.Variable
     finally:
@@ -77,7 +77,7 @@ def test_a_1_6_station_gets_1_6_names_and_a_refusal_or_error_is_shown(
             {"remote-start-evse": "2", "remote-start-token": local_token.pk},
             follow=True,
         )
-        assert 'RemoteStartTransaction: {"status": "Accepted"}' in text(start)
+        assert "RemoteStartTransaction: Accepted" in text(start)
         assert charger.cp.received == [("RemoteStartTransaction", {"id_tag": "RFID-OK-1", "connector_id": 2})]
         # The simulated charger does not implement TriggerMessage: its CALLERROR is shown and audited.
         trigger = operator.post(

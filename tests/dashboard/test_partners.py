@@ -80,7 +80,8 @@ def test_the_list_shows_registration_modules_tokens_and_pushes(client_as, networ
     assert (row.outbox.pending, row.outbox.retrying, row.outbox.failed, row.outbox.last_sent_at) == (2, 1, 1, T0)
     assert (rows[invited.pk].tokens, rows[invited.pk].outbox.pending) == (0, 0)
     html = response.content.decode()
-    assert "REGISTERED" in html and "INVITED" in html and "cdrs, sessions, tokens" in html
+    assert "Registered" in html and "Invited" in html and "cdrs, sessions, tokens" in html
+    assert "<td>eMSP</td>" in html and "<td>EMSP<" not in html
     assert "http://127.0.0.1:8000/ocpi/versions" in html or "/ocpi/versions" in html
     assert "secret-token-of-EXM" not in html
 

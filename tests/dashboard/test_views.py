@@ -285,7 +285,7 @@ def test_the_overview_counts_stations_connectors_sessions_and_faults(client_as, 
     assert summary.energy_today_kwh == Decimal("2.000") or charging.started_at.date() != datetime.now(UTC).date()
     html = response.content.decode()
     assert "GroundFailure" in html  # needs attention
-    assert "2.000" in html and "7.2" in html  # active session kWh and kW
+    assert "2.00" in html and "7.2" in html  # active session kWh and kW
     assert response.context["markers"][0]["evses_charging"] == 1
     assert 'id="map"' in html and "vendor/leaflet/leaflet.js" in html
 
@@ -334,7 +334,7 @@ def test_the_station_page_shows_connectors_with_the_current_transaction_and_the_
         "GroundFailure",
         "4711",
         "RFID-OK-1",
-        "2.000",
+        "2.00",
         "7.20",
     ):
         assert text in html, text
@@ -379,7 +379,7 @@ def test_sessions_are_filtered_by_status_location_station_token_and_period(clien
     assert ids(started_from="2026-01-10", started_to="2026-01-10") == [ended.pk]
     assert ids(started_to="2026-01-09") == []
     assert ids(location=charging.station.location_id) == [charging.pk, ended.pk]
-    assert "5.500" in viewer.get(reverse("dashboard:sessions"), {"status": "ENDED"}).content.decode()
+    assert "5.50" in viewer.get(reverse("dashboard:sessions"), {"status": "ENDED"}).content.decode()
 
 
 def test_kwh_and_kw_keep_their_fractions_on_every_page_and_backend(client_as, station):
@@ -402,9 +402,30 @@ def test_kwh_and_kw_keep_their_fractions_on_every_page_and_backend(client_as, st
     assert (row.energy_delivered_wh, row.energy_kwh, row.power_kw) == (Decimal(9900), Decimal("9.9"), Decimal("7.4"))
     viewer = client_as("viewer")
     overview = viewer.get(reverse("dashboard:overview")).content.decode()
-    assert '<td class="num" data-testid="energy">9.900</td>' in overview and "7.4" in overview
-    assert '<td class="num">9.900</td>' in viewer.get(reverse("dashboard:sessions")).content.decode()
-    assert "9.900 kWh" in viewer.get(reverse("dashboard:session", args=[tx.pk])).content.decode()
+    assert '<td class="num" data-testid="energy">9.90</td>' in overview and "7.4" in overview
+    assert '<td class="num">9.90</td>' in viewer.get(reverse("dashboard:sessions")).content.decode()
+    assert "9.90 kWh" in viewer.get(reverse("dashboard:session", args=[tx.pk])).content.decode()
+
+
+def test_kwh_follow_the_readers_number_format_with_two_decimals(client_as, station):
+    """Three decimals read as thousands to European staff ("2.400"): two decimals, in the browser's language."""
+    Transaction.objects.create(
+        station=station,
+        evse=station.evses.get(ocpp_evse_id=1),
+        transaction_id="98",
+        ocpp_version="1.6",
+        ocpp_evse_id=1,
+        connector_id=1,
+        id_tag="T",
+        started_at=datetime.now(UTC) - timedelta(minutes=80),
+        meter_start=Decimal(0),
+        meter_last=Decimal(1234567),
+    )
+    viewer = client_as("viewer")
+    english = viewer.get(reverse("dashboard:sessions"), HTTP_ACCEPT_LANGUAGE="en-GB").content.decode()
+    german = viewer.get(reverse("dashboard:sessions"), HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9").content.decode()
+    assert '<td class="num">1,234.57</td>' in english
+    assert '<td class="num">1.234,57</td>' in german
 
 
 def test_a_session_shows_its_meter_values_as_power_and_energy_series(client_as, charging):
@@ -414,7 +435,7 @@ def test_a_session_shows_its_meter_values_as_power_and_energy_series(client_as, 
     assert [p[1] for p in series["power_kw"]] == [0.0, 7.1, 7.2]
     assert series["energy_kwh"][1][0] - series["energy_kwh"][0][0] == 600_000  # ten minutes in ms
     html = response.content.decode()
-    assert 'id="series-data"' in html and "vendor/chartjs/chart.umd.min.js" in html and "2.000 kWh" in html
+    assert 'id="series-data"' in html and "vendor/chartjs/chart.umd.min.js" in html and "2.00 kWh" in html
 
 
 def test_vendored_libraries_ship_with_their_licences():

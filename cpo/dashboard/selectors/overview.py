@@ -9,7 +9,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from cpo.dashboard.selectors.sessions import transactions_with_energy
-from cpo.dashboard.selectors.stations import FAULT_STATUSES
+from cpo.dashboard.selectors.stations import FAULT_STATUSES, STATION_FAULT_STATUSES
 from cpo.models import EVSE, ChargingStation, EvseStatus, Location, RegistrationStatus
 from ocpp_gateway.models import Transaction
 
@@ -68,10 +68,6 @@ def evses_needing_attention(*, limit: int = 50) -> QuerySet[EVSE]:
         .select_related("station", "location")
         .order_by("-status_updated")[:limit]
     )
-
-
-# What a station reports for itself as a whole (StatusNotification connector / EVSE 0) that staff must look at.
-STATION_FAULT_STATUSES = ("Faulted", "Unavailable")
 
 
 def stations_needing_attention(*, limit: int = 20) -> QuerySet[ChargingStation]:

@@ -4,28 +4,76 @@ its OCPP message log and what staff did to it; stations waiting to be accepted."
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from cpo.dashboard.models import AuditLog
 from cpo.models import EVSE, ChargingStation, EvseStatus, RegistrationStatus
 from ocpp_gateway.models import MessageLog, Reservation, Transaction
 
 FAULT_STATUSES = [EvseStatus.OUTOFORDER, EvseStatus.INOPERATIVE, EvseStatus.BLOCKED]
+# What a station reports for itself as a whole (StatusNotification connector / EVSE 0) that staff must look at.
+STATION_FAULT_STATUSES = ("Faulted", "Unavailable")
 
 
-def station_list(*, search: str = "", online: str = "") -> QuerySet[ChargingStation]:
+# Station list filters: what staff look for (value -> label).
+STATION_STATUS_FILTERS = {
+    "faulted": "faulted",
+    "offline": "offline",
+    "online": "online",
+    "charging": "charging",
+    "available": "with a connector available",
+    "pending": "waiting to be accepted",
+}
+# Sort keys staff may choose (value -> label, columns); "-" in front reverses.
+STATION_SORTS = {
+    "identity": ("identity", ["identity"]),
+    "location": ("location", ["location__name", "identity"]),
+    "last_seen": ("last seen", ["last_seen", "identity"]),
+    "charging": ("charging", ["evses_charging", "identity"]),
+    "faulted": ("faulted", ["evses_faulted", "identity"]),
+}
+
+
+def station_list(
+    *, search: str = "", online: str = "", status: str = "", sort: str = "identity"
+) -> QuerySet[ChargingStation]:
+    """Stations with their EVSE counts. `status` is one of STATION_STATUS_FILTERS ("faulted": a connector out of
+    order, inoperative or blocked, or the station itself reporting a fault or an error code); `sort` one of
+    STATION_SORTS, "-" for descending (unknown values sort by identity); last seen sorts never-seen stations last."""
     stations = ChargingStation.objects.select_related("location").annotate(
         evses_total=Count("evses"),
+        evses_available=Count("evses", filter=Q(evses__status=EvseStatus.AVAILABLE)),
         evses_charging=Count("evses", filter=Q(evses__status=EvseStatus.CHARGING)),
         evses_faulted=Count("evses", filter=Q(evses__status__in=FAULT_STATUSES)),
     )
     if search:
         stations = stations.filter(
-            Q(identity__icontains=search) | Q(location__name__icontains=search) | Q(location__city__icontains=search)
+            Q(identity__icontains=search)
+            | Q(location__name__icontains=search)
+            | Q(location__city__icontains=search)
+            | Q(vendor__icontains=search)
+            | Q(model__icontains=search)
         )
     if online in ("1", "0"):
         stations = stations.filter(online=online == "1")
-    return stations.order_by("identity")
+    if status == "faulted":
+        stations = stations.filter(
+            Q(evses_faulted__gt=0) | Q(ocpp_status__in=STATION_FAULT_STATUSES) | ~Q(ocpp_error_code="")
+        )
+    elif status in ("offline", "online"):
+        stations = stations.filter(online=status == "online")
+    elif status == "charging":
+        stations = stations.filter(evses_charging__gt=0)
+    elif status == "available":
+        stations = stations.filter(online=True, evses_available__gt=0)
+    elif status == "pending":
+        stations = stations.exclude(registration_status=RegistrationStatus.ACCEPTED)
+    descending = sort.startswith("-")
+    _, columns = STATION_SORTS.get(sort.lstrip("-"), STATION_SORTS["identity"])
+    order = [
+        F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True) for column in columns[:1]
+    ] + columns[1:]
+    return stations.order_by(*order)
 
 
 @dataclass(frozen=True)

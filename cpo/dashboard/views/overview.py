@@ -1,5 +1,8 @@
 """The overview: the network at a glance, and its live part that the page re-fetches on events."""
 
+from django.utils import timezone
+
+from cpo.dashboard.selectors.money import connector_availability, today_and_month
 from cpo.dashboard.selectors.overview import (
     evses_needing_attention,
     evses_unregistered,
@@ -25,8 +28,12 @@ class OverviewView(DashboardView):
 
 
 def overview_context() -> dict:
+    today, month = today_and_month(now=timezone.now())
     return {
         "summary": network_summary(),
+        "today": today,
+        "month": month,
+        "availability": connector_availability(),
         "active": transactions_active(),
         "attention": evses_needing_attention(),
         "stations_attention": stations_needing_attention(),

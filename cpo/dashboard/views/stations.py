@@ -1,7 +1,5 @@
 """Stations: the list, a station's page (live part, message log, audit log) and the commands staff send to it."""
 
-import json
-
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseRedirect
@@ -11,7 +9,10 @@ from django.views import View
 
 from cpo.dashboard.forms import COMMAND_FORMS, MessageLogFilterForm
 from cpo.dashboard.permissions import Role, RoleRequiredMixin
+from cpo.dashboard.selectors.commands import command_answer_text
 from cpo.dashboard.selectors.stations import (
+    STATION_SORTS,
+    STATION_STATUS_FILTERS,
     station_audit_log,
     station_connectors,
     station_list,
@@ -55,11 +56,42 @@ class StationListView(DashboardView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        search = self.request.GET.get("q", "").strip()
-        online = self.request.GET.get("online", "")
-        page = Paginator(station_list(search=search, online=online), 50).get_page(self.request.GET.get("page"))
-        context.update(page=page, q=search, online=online)
+        get = self.request.GET
+        search = get.get("q", "").strip()
+        status = get.get("status", "") if get.get("status", "") in STATION_STATUS_FILTERS else ""
+        sort = get.get("sort", "identity")
+        sort = sort if sort.lstrip("-") in STATION_SORTS else "identity"
+        stations = station_list(search=search, online=get.get("online", ""), status=status, sort=sort)
+        page = Paginator(stations, 50).get_page(get.get("page"))
+        query = get.copy()
+        query.pop("page", None)
+        filters = get.copy()
+        for name in ("page", "sort"):
+            filters.pop(name, None)
+        context.update(
+            page=page,
+            q=search,
+            status=status,
+            sort=sort,
+            status_filters=STATION_STATUS_FILTERS.items(),
+            query=query.urlencode(),
+            sorting={
+                key: {
+                    "next": f"-{key}" if sort == key else key,
+                    "arrow": ("▼" if sort.startswith("-") else "▲") if sort.lstrip("-") == key else "",
+                }
+                for key in STATION_SORTS
+            },
+            filter_query=filters.urlencode(),
+            live_query=get.urlencode(),
+        )
         return context
+
+
+class StationListLiveView(StationListView):
+    """The list's table, re-fetched by the page (with the same filters) when a station or a connector changes."""
+
+    template_name = "dashboard/_station_table.html"
 
 
 class StationMixin:
@@ -105,11 +137,25 @@ class StationDetailView(StationLiveView):
             certificate=certificate,
             certificate_expiring=certificate is not None and certificate_expiring(certificate=certificate),
         )
+        # A command's result goes next to its form (the page opens at it); other messages stay at the top.
+        results: dict[str, list] = {}
+        others = []
+        for message in messages.get_messages(self.request):
+            command = next((t[len(COMMAND_TAG) :] for t in message.extra_tags.split() if t.startswith(COMMAND_TAG)), "")
+            if command:
+                results.setdefault(command, []).append(message)
+            else:
+                others.append(message)
+        context["messages"] = others
         if context["can_operate"]:
             context["command_forms"] = [
-                (name, form_cls(station=station, prefix=name)) for name, form_cls in COMMAND_FORMS.items()
+                (name, form_cls(station=station, prefix=name), results.get(name, []))
+                for name, form_cls in COMMAND_FORMS.items()
             ]
         return context
+
+
+COMMAND_TAG = "command-"
 
 
 class StationCommandView(StationMixin, RoleRequiredMixin, View):
@@ -123,17 +169,19 @@ class StationCommandView(StationMixin, RoleRequiredMixin, View):
             raise Http404("no such command")
         station = self.get_station()
         form = form_cls(request.POST, station=station, prefix=command)
+        tag = f"{COMMAND_TAG}{command}"
         if not form.is_valid():
             errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
-            messages.error(request, f"{form.title}: not sent. {errors}")
+            messages.error(request, f"{form.title}: not sent. {errors}", extra_tags=tag)
         else:
             outcome = form.send(user=request.user)
             action = outcome.audit.action
             if outcome.ok:
-                messages.success(request, f"{action}: {json.dumps(outcome.audit.answer, sort_keys=True)}")
+                answer = command_answer_text(action=action, answer=outcome.audit.answer)
+                messages.success(request, f"{action}: {answer}", extra_tags=tag)
             else:
-                messages.error(request, f"{action} failed: {outcome.audit.error}")
-        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#commands")
+                messages.error(request, f"{action} failed: {outcome.audit.error}", extra_tags=tag)
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + f"#command-{command}")
 
 
 class StationEvseRegisterView(StationMixin, RoleRequiredMixin, View):
