@@ -4,6 +4,7 @@ Helpers that are not fixtures (starting servers, waiting for conditions) are in 
 
 import gc
 import threading
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -11,6 +12,9 @@ from django.db import connections
 
 from ocpp_gateway.batching import PeriodicBatch
 from tests.support import LiveServer, live_server_drain, loopback_partners_allow, start_daphne, stop, worker_isolate
+
+
+STATIONS_REGISTERED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def pytest_configure(config):
@@ -45,11 +49,18 @@ def location(db):
 
 @pytest.fixture
 def station_factory(location):
-    """make(identity, evses=2) -> (station, secret)."""
+    """make(identity, evses=2) -> (station, secret). The station counts as registered on STATIONS_REGISTERED (not
+    today): tests replay charger times from November 2026, and the gateway believes a charger's time only from a
+    while before its station was registered (OCPP_CLOCK_MAX_DAYS_BEFORE_REGISTRATION), so those times must not
+    drift out of that window as the calendar moves on."""
+    from cpo.models import ChargingStation
     from cpo.services import station_create
 
     def make(identity: str, evses: int = 2, **kwargs):
-        return station_create(identity=identity, location=location, evses=evses, **kwargs)
+        station, secret = station_create(identity=identity, location=location, evses=evses, **kwargs)
+        ChargingStation.objects.filter(pk=station.pk).update(created_at=STATIONS_REGISTERED)
+        station.created_at = STATIONS_REGISTERED
+        return station, secret
 
     return make
 
