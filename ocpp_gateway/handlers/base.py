@@ -299,6 +299,9 @@ class GatewayChargePoint:
         except (CertificateAuthorityError, ValueError) as exc:
             logger.warning("%s: certificate not signed: %s", self.identity, exc)
             return
+        except Exception:  # a task of the connection: log it here, nobody awaits it
+            logger.exception("%s: error while signing a certificate", self.identity)
+            return
         call = CertificateSigned(certificate_chain=signed.certificate_chain, certificate_type=certificate_type)
         action, payload = call.for_version(self.ocpp_version)
         try:
