@@ -214,3 +214,11 @@ def test_the_page_defaults_to_the_last_30_days_and_takes_few_queries(client_as, 
     assert context["form"].cleaned_data["time_zone"] == "Europe/Amsterdam"
     with django_assert_max_num_queries(16):
         viewer.get(reverse("dashboard:analytics"), WEEK)
+
+
+def test_empty_charts_say_no_data_instead_of_drawing_bare_axes(client_as):
+    html = client_as("viewer").get(reverse("dashboard:analytics"), {"date_from": "2026-03-01", "date_to": "2026-03-31"})
+    html = html.content.decode()
+    assert 'data-testid="energy-chart-empty">No data for this period.<' in html
+    assert 'data-testid="revenue-chart-empty">No data for this period.<' in html
+    assert 'id="energy-chart"' not in html and 'id="revenue-chart"' not in html

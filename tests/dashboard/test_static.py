@@ -8,6 +8,8 @@ import sys
 
 import httpx
 import pytest
+from django.contrib.staticfiles import finders
+from django.urls import reverse
 
 from tests.support import ROOT, server_env, start_daphne, stop
 
@@ -44,3 +46,9 @@ def test_daphne_serves_hashed_compressed_static_files_without_debug(production_d
     assert chart.status_code == 200 and len(chart.content) > 100_000
     assert httpx.get(f"{base}/static/dashboard/nope.js").status_code == 404
     assert os.path.exists(production_daphne.log_path)
+
+
+def test_every_page_has_a_favicon(client_as):
+    html = client_as("viewer").get(reverse("dashboard:overview")).content.decode()
+    assert '<link rel="icon" href="/static/dashboard/favicon.svg" type="image/svg+xml">' in html
+    assert finders.find("dashboard/favicon.svg")
