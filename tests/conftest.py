@@ -13,7 +13,6 @@ from django.db import connections
 from ocpp_gateway.batching import PeriodicBatch
 from tests.support import LiveServer, live_server_drain, loopback_partners_allow, start_daphne, stop, worker_isolate
 
-
 STATIONS_REGISTERED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
