@@ -220,6 +220,7 @@ def test_the_rotation_policy_is_off_by_default_and_picks_online_stations_with_ol
     offline, _ = station_factory("CP-OLD-OFFLINE")
     ChargingStation.objects.filter(pk__in=[fresh.pk, old.pk]).update(online=True)
     ChargingStation.objects.filter(pk__in=[old.pk, offline.pk]).update(created_at=timezone.now() - timedelta(days=100))
+    ChargingStation.objects.filter(pk=fresh.pk).update(created_at=timezone.now())
     assert settings.OCPP_PASSWORD_ROTATION_DAYS == 0 and stations_due_for_rotation() == []
     assert "ocpp-station-passwords-rotate" not in settings.CELERY_BEAT_SCHEDULE
     settings.OCPP_PASSWORD_ROTATION_DAYS = 90
