@@ -11,8 +11,8 @@ from billing.services import reservation_bill as reservation_bill_service
 from billing.services import transaction_bill as transaction_bill_service
 from cpo.task_dispatch import task_dispatch
 
-
-@shared_task(
+# How every billing task runs: late acknowledgement (idempotent), time-limited, retried on database trouble.
+BILLING_TASK: dict = dict(
     acks_late=True,
     soft_time_limit=60,
     time_limit=90,
@@ -21,6 +21,9 @@ from cpo.task_dispatch import task_dispatch
     retry_backoff=True,
     max_retries=8,
 )
+
+
+@shared_task(**BILLING_TASK)
 def transaction_bill(transaction_pk: int) -> str | None:
     """A gateway transaction started, got meter values or ended: bring its Session (and, once it ended, its CDR) up
     to date; billing announces what changed."""
@@ -28,15 +31,7 @@ def transaction_bill(transaction_pk: int) -> str | None:
     return session.pk if session is not None else None
 
 
-@shared_task(
-    acks_late=True,
-    soft_time_limit=60,
-    time_limit=90,
-    ignore_result=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=8,
-)
+@shared_task(**BILLING_TASK)
 def reservation_bill(reservation_pk: int) -> str | None:
     """A reservation was answered, ended or used: bring its Session (RESERVATION, then COMPLETED with a CDR for the
     reservation's cost, or the charging session it became) up to date; billing announces what changed."""
