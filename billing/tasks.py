@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from billing.selectors import reservations_unbilled, transactions_unbilled
+from billing.services import cdr_correct as cdr_correct_service
 from billing.services import reservation_bill as reservation_bill_service
 from billing.services import transaction_bill as transaction_bill_service
 from cpo.task_dispatch import task_dispatch
@@ -42,6 +43,21 @@ def reservation_bill(reservation_pk: int) -> str | None:
     reservation's cost, or the charging session it became) up to date; billing announces what changed."""
     session = reservation_bill_service(reservation_pk=reservation_pk)
     return session.pk if session is not None else None
+
+
+@shared_task(
+    acks_late=True,
+    soft_time_limit=60,
+    time_limit=90,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=8,
+)
+def cdr_correct(transaction_pk: int) -> list[str]:
+    """The charger's late stop corrected a transaction we had ended ourselves: credit and re-issue its CDR when the
+    corrected values price differently."""
+    return [cdr.pk for cdr in cdr_correct_service(transaction_pk=transaction_pk)]
 
 
 @shared_task(acks_late=True, time_limit=120, ignore_result=True)
