@@ -310,7 +310,9 @@ class Cdr(LastUpdatedModel):
             models.UniqueConstraint(
                 fields=["session"], condition=Q(credit=False, reissue_of__isnull=True), name="cdr_one_per_session"
             ),
-            models.CheckConstraint(condition=Q(reissue_of__isnull=True) | Q(credit=False), name="cdr_credit_not_reissued"),
+            models.CheckConstraint(
+                condition=Q(reissue_of__isnull=True) | Q(credit=False), name="cdr_credit_not_reissued"
+            ),
             models.UniqueConstraint(
                 fields=["credit_reference"], condition=Q(credit=True), name="cdr_one_credit_per_cdr"
             ),
