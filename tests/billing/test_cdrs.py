@@ -9,7 +9,9 @@ import pytest
 
 from billing import events
 from billing.models import Cdr, Session
+from billing.selectors import transactions_uncorrected
 from billing.services import cdr_correct, transaction_bill
+from cpo.celery import app as celery_app
 from ocpp_gateway.models import Transaction
 from ocpp_gateway.services.transactions import transactions_end_unstopped
 from tests.billing.factories import HOUR, T0, reading, start, stop
@@ -28,6 +30,15 @@ def announced():
     events.cdr_issued.connect(on_cdr, dispatch_uid="test.cdr_correct")
     yield heard
     events.cdr_issued.disconnect(dispatch_uid="test.cdr_correct")
+
+
+@pytest.fixture
+def eager():
+    """Tasks run in-process (the embedded default), also on a suite run with a broker."""
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
 
 
 def _rebooted_mid_transaction(station, emsp_token):
@@ -83,7 +94,7 @@ def test_a_late_stop_that_changes_nothing_billed_issues_nothing(station, energy_
 
 
 def test_the_late_stop_reaches_billing_through_the_gateway_event(
-    station, energy_tariff, emsp_token, announced, django_capture_on_commit_callbacks
+    station, energy_tariff, emsp_token, announced, django_capture_on_commit_callbacks, eager
 ):
     tx, session, original = _rebooted_mid_transaction(station, emsp_token)
     announced.clear()
@@ -102,3 +113,13 @@ def test_a_second_correction_credits_the_reissued_cdr(station, energy_tariff, em
     assert (credit.id, credit.credit_reference_id) == (f"{session.id}-C1", f"{session.id}-R1")
     assert (reissued.id, reissued.reissue_of_id, reissued.total_energy) == (f"{session.id}-R2", f"{session.id}-R1", 9)
     assert len(credit.id) <= 39 and len(reissued.id) <= 39  # OCPI CDR id: string(39)
+
+
+def test_a_correction_whose_task_was_lost_is_found_by_the_reconciling_beat(station, energy_tariff, emsp_token):
+    tx, session, original = _rebooted_mid_transaction(station, emsp_token)  # started at T0, within 30 days
+    assert transactions_uncorrected(quiet_seconds=0, days=30) == []
+    stop(station, tx, T0 + HOUR, 8000)  # its event went nowhere (e.g. the broker was down)
+    assert transactions_uncorrected(quiet_seconds=0, days=30) == [tx.pk]
+    assert transactions_uncorrected(quiet_seconds=300, days=30) == []  # the normal task still has its chance
+    cdr_correct(transaction_pk=tx.pk)
+    assert transactions_uncorrected(quiet_seconds=0, days=30) == []
