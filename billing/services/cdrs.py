@@ -275,9 +275,10 @@ def _same(*, name: str, issued: Any, priced: Any) -> bool:
 def cdr_correct(*, transaction_pk: int) -> list[Cdr]:
     """A late stop from the charger corrected the meter_stop / ended_at of a transaction we had ended ourselves
     (`ocpp_gateway` `transaction_stop_corrected`) after its CDR was issued: when the corrected transaction prices
-    differently (energy, time, cost), credit the session's current CDR (`cdr_credit`) and re-issue it with the
-    final values (id `<session id>-R<n>`, `reissue_of` the credited CDR; mod_cdrs "Credit CDRs"), the Session
-    updated first; all announced (`session_changed`, `cdr_issued`) so the partner gets them in that order. Returns
+    differently (energy, time, cost), credit the session's current CDR (`cdr_credit`), update the Session to the
+    final values, then re-issue the CDR with them (id `<session id>-R<n>`, `reissue_of` the credited CDR; mod_cdrs
+    "Credit CDRs": the new CDR after the credit), all announced (`cdr_issued`, `session_changed`) in that order,
+    which is the order the partner gets them in. Returns
     [credit, re-issue], or [] when nothing changed, there is no CDR yet (billing the transaction prices the
     corrected values anyway) or the current CDR was credited by other means. Idempotent: a run after a correction
     finds the re-issue equal to the pricing; the transaction row lock and the unique constraints cover races."""
@@ -286,21 +287,25 @@ def cdr_correct(*, transaction_pk: int) -> list[Cdr]:
         session = Session.objects.filter(transaction=tx).first()
         if tx.status != Transaction.Status.ENDED or session is None:
             return []
-        current = Cdr.objects.filter(session=session, credit=False, credits__isnull=True).order_by("id").last()
+        # One at most: a CDR that is neither a credit nor credited (the original, or its latest re-issue).
+        current = Cdr.objects.filter(session=session, credit=False, credits__isnull=True).first()
         if current is None:
             return []
         values, priced = session_priced(tx=tx, session=session)
-        preview = copy.copy(session)
+        if values["status"] != SessionStatus.COMPLETED:
+            return []
+        preview = copy.copy(session)  # the session as it will be: the CDR is written from it
         for name, value in values.items():
             setattr(preview, name, value)
         tariff = session.tariffs[0] if session.tariffs else None
-        if preview.status != SessionStatus.COMPLETED:
-            return []
         reissue = _cdr_of(tx=tx, written=SessionWritten(preview, priced, tariff, changed=False))
         if all(_same(name=n, issued=getattr(current, n), priced=getattr(reissue, n)) for n in CORRECTED_FIELDS):
             return []
         n = int(current.id.rpartition("-R")[2]) + 1 if current.reissue_of_id else 1
         reissue.id, reissue.session, reissue.reissue_of = f"{session.id}-R{n}", session, current
+        if len(reissue.id) > 39:  # OCPI CDR id: string(39)
+            logger.error("session %s: no id left to re-issue CDR %s again", session.id, current.id)
+            return []
         reissue.remark = "; ".join(filter(None, [f"re-issue of CDR {current.id} (late stop)", reissue.remark]))[:255]
         credit = cdr_credit(cdr=current, reason=f"corrected by the charger's late stop: re-issued as {reissue.id}")
         session_save(session=session, values=values)
