@@ -244,7 +244,11 @@ class Cdr(LastUpdatedModel):
     its session and from its credit). A correction is a credit CDR: `credit=True`, `credit_reference` the
     original (its column is the OCPI `credit_reference_id`), the cost totals negated.
 
-    The database holds the invariants: one non-credit CDR per session, one credit per CDR, an end not before
+    A late stop that changes the priced result re-issues it: a credit for the current CDR and a new one with
+    `reissue_of` the credited CDR (`cdr_correct`).
+
+    The database holds the invariants: one non-credit CDR per session besides re-issues (each replaces one CDR),
+    one credit per CDR, an end not before
     the start, energy and durations not negative, a credit CDR references its original and costs <= 0, a
     normal one costs >= 0. `session` is the OCPI `session_id` (its column holds Session.id). `tariffs`,
     `cdr_location` and `cdr_token` are the snapshots taken when the session started."""
@@ -288,6 +292,14 @@ class Cdr(LastUpdatedModel):
         related_name="credits",
         help_text="The CDR this one credits (OCPI credit_reference_id)",
     )
+    reissue_of = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reissue",
+        help_text="The credited CDR of the same session this one replaces (a late stop corrected the session)",
+    )
     home_charging_compensation = models.BooleanField(null=True, blank=True)
 
     class Meta:
@@ -295,7 +307,12 @@ class Cdr(LastUpdatedModel):
         verbose_name = "CDR"
         constraints = [
             models.UniqueConstraint(fields=["country_code", "party_id", "id"], name="cdr_unique_per_party"),
-            models.UniqueConstraint(fields=["session"], condition=Q(credit=False), name="cdr_one_per_session"),
+            models.UniqueConstraint(
+                fields=["session"], condition=Q(credit=False, reissue_of__isnull=True), name="cdr_one_per_session"
+            ),
+            models.CheckConstraint(
+                condition=Q(reissue_of__isnull=True) | Q(credit=False), name="cdr_credit_not_reissued"
+            ),
             models.UniqueConstraint(
                 fields=["credit_reference"], condition=Q(credit=True), name="cdr_one_credit_per_cdr"
             ),

@@ -1,6 +1,7 @@
 """Billing's receivers of the gateway's domain events (sent after commit), connected in BillingConfig.ready.
 
-A transaction that started, got meter values or ended is billed by a task (`billing.tasks.transaction_bill`). Events
+A transaction that started, got meter values or ended is billed by a task (`billing.tasks.transaction_bill`); one
+whose late stop corrected it gets its CDR credited and re-issued (`billing.tasks.cdr_correct`). Events
 arrive on the daphne process answering chargers, so they are collected per process and handed on once per
 OCPI_EVENTS_BATCH_SECONDS in one Celery publish (`ocpp_gateway.batching.PeriodicBatch`); with in-process tasks (the
 embedded default) each is dispatched at once (`cpo.task_dispatch`: on a background thread in a server)."""
@@ -59,8 +60,16 @@ def on_reservation_changed(sender, *, reservation_pk: int, **kwargs) -> None:
     task_dispatch(tasks.reservation_bill, reservation_pk)
 
 
+def on_transaction_stop_corrected(sender, *, transaction_pk: int, **kwargs) -> None:
+    """A late stop is rare (a transaction we ended without one): its correction is queued at once."""
+    task_dispatch(tasks.cdr_correct, transaction_pk)
+
+
 def connect() -> None:
     events.transaction_started.connect(on_transaction_started_or_ended, dispatch_uid="billing.transaction_started")
     events.transaction_updated.connect(on_transaction_updated, dispatch_uid="billing.transaction_updated")
     events.transaction_ended.connect(on_transaction_started_or_ended, dispatch_uid="billing.transaction_ended")
+    events.transaction_stop_corrected.connect(
+        on_transaction_stop_corrected, dispatch_uid="billing.transaction_stop_corrected"
+    )
     events.reservation_changed.connect(on_reservation_changed, dispatch_uid="billing.reservation_changed")

@@ -218,6 +218,23 @@ def transactions_unbilled(*, quiet_seconds: float, days: int = 7, limit: int = 5
     return ids[:limit]
 
 
+def transactions_uncorrected(*, quiet_seconds: float, days: int = 7, limit: int = 500) -> list[int]:
+    """Transactions we ended ourselves (not the charger) that changed after their current CDR (a late stop whose
+    correction task was lost), quiet for `quiet_seconds`; only the last `days`. `cdr_correct` decides whether the
+    CDR really needs one. For the reconciling beat task."""
+    now = timezone.now()
+    current = Cdr.objects.filter(
+        session__transaction=OuterRef("pk"), credit=False, credits__isnull=True, last_updated__lt=OuterRef("updated_at")
+    )
+    stale = Transaction.objects.filter(
+        Exists(current),
+        status=Transaction.Status.ENDED,
+        updated_at__lte=now - dt.timedelta(seconds=quiet_seconds),
+        started_at__gte=now - dt.timedelta(days=days),
+    ).exclude(ended_by__in=["", Transaction.EndedBy.CHARGER])
+    return list(stale.values_list("pk", flat=True)[:limit])
+
+
 def reservations_unbilled(*, quiet_seconds: float, days: int = 7, limit: int = 500) -> list[int]:
     """Reservations the charger accepted whose Session did not follow (its task was lost): without a Session, or
     ended (expired, cancelled, used) with a Session still in RESERVATION; not changed for `quiet_seconds`. Only

@@ -6,7 +6,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from billing.selectors import reservations_unbilled, transactions_unbilled
+from billing.selectors import reservations_unbilled, transactions_unbilled, transactions_uncorrected
+from billing.services import cdr_correct as cdr_correct_service
 from billing.services import reservation_bill as reservation_bill_service
 from billing.services import transaction_bill as transaction_bill_service
 from cpo.task_dispatch import task_dispatch
@@ -39,6 +40,21 @@ def reservation_bill(reservation_pk: int) -> str | None:
     return session.pk if session is not None else None
 
 
+@shared_task(
+    acks_late=True,
+    soft_time_limit=60,
+    time_limit=90,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=8,
+)
+def cdr_correct(transaction_pk: int) -> list[str]:
+    """The charger's late stop corrected a transaction we had ended ourselves: credit and re-issue its CDR when the
+    corrected values price differently."""
+    return [cdr.pk for cdr in cdr_correct_service(transaction_pk=transaction_pk)]
+
+
 @shared_task(acks_late=True, time_limit=120, ignore_result=True)
 def transactions_bill_fan_out(transaction_pks: list[int], later_transaction_pks: list[int] | None = None) -> int:
     """One task per batch of gateway events from a daphne process (see billing/receivers.py): the worker, not the
@@ -53,11 +69,15 @@ def transactions_bill_fan_out(transaction_pks: list[int], later_transaction_pks:
 
 @shared_task(acks_late=True, time_limit=120, ignore_result=True)
 def transactions_reconcile() -> int:
-    """Beat: bill again the transactions and reservations whose billing did not finish (lost task, killed worker)."""
+    """Beat: bill again the transactions and reservations whose billing did not finish (lost task, killed worker),
+    and correct the CDRs of transactions a late stop changed whose correction did not run."""
     ids = transactions_unbilled(quiet_seconds=settings.OCPI_SESSION_RECONCILE_SECONDS)
     for transaction_pk in ids:
         task_dispatch(transaction_bill, transaction_pk)
     reservations = reservations_unbilled(quiet_seconds=settings.OCPI_SESSION_RECONCILE_SECONDS)
     for reservation_pk in reservations:
         task_dispatch(reservation_bill, reservation_pk)
-    return len(ids) + len(reservations)
+    corrections = transactions_uncorrected(quiet_seconds=settings.OCPI_SESSION_RECONCILE_SECONDS)
+    for transaction_pk in corrections:
+        task_dispatch(cdr_correct, transaction_pk)
+    return len(ids) + len(reservations) + len(corrections)

@@ -3,17 +3,25 @@ and credit CDRs. A CDR is immutable; a correction is a credit CDR."""
 
 import base64
 import binascii
+import copy
 import logging
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 
 from billing import events
 from billing.encoding import ocpi_datetime
 from billing.enums import SESSION_ONLY_DIMENSION_TYPES, SessionStatus
 from billing.models import Cdr, Session
-from billing.services.sessions import NotBillable, SessionWritten, session_write, transaction_lock
+from billing.services.sessions import (
+    NotBillable,
+    SessionWritten,
+    session_priced,
+    session_save,
+    session_write,
+    transaction_lock,
+)
 from cpo.models import ChargingStation
 from ocpp_gateway.measurands import CURRENT_IMPORT, POWER_ACTIVE
 from ocpp_gateway.models import MeterValue, Transaction
@@ -107,11 +115,28 @@ def cdr_issue(*, tx: Transaction | None, written: SessionWritten, remark: str = 
     again). `tx` is None for a reservation that never became a charging session (its CDR carries only the
     reservation's cost; `remark` says why it ended). Preconditions: the caller holds `tx`'s row lock (or the
     reservation's) and the session has no CDR yet. Raises `NotBillable` for a session that is not COMPLETED."""
-    session, priced = written.session, written.priced
-    if session.status != SessionStatus.COMPLETED or priced is None:
+    session = written.session
+    if session.status != SessionStatus.COMPLETED or written.priced is None:
         raise NotBillable(f"session {session.id} is {session.status}, not COMPLETED: no CDR")
     if written.tariff is None:
         logger.warning("session %s has no tariff: its CDR is free of charge", session.id)
+    cdr = _cdr_of(tx=tx, written=written, remark=remark)
+    try:
+        with transaction.atomic():
+            cdr.save(force_insert=True)
+    except IntegrityError:
+        existing = Cdr.objects.filter(session_id=session.pk, credit=False).first()
+        if existing is None:
+            raise
+        return existing
+    events.announce(events.cdr_issued, cdr=cdr)
+    return cdr
+
+
+def _cdr_of(*, tx: Transaction | None, written: SessionWritten, remark: str = "") -> Cdr:
+    """The CDR (not saved) of the COMPLETED session in `written`, priced as `written.priced`, with the session's id."""
+    session, priced = written.session, written.priced
+    assert priced is not None
     cdr = Cdr(
         country_code=session.country_code,
         party_id=session.party_id,
@@ -149,15 +174,6 @@ def cdr_issue(*, tx: Transaction | None, written: SessionWritten, remark: str = 
     )
     if written.tariff is None:
         cdr.total_cost_excl_vat = cdr.total_cost_incl_vat = Decimal(0)
-    try:
-        with transaction.atomic():
-            cdr.save(force_insert=True)
-    except IntegrityError:
-        existing = Cdr.objects.filter(session_id=session.pk, credit=False).first()
-        if existing is None:
-            raise
-        return existing
-    events.announce(events.cdr_issued, cdr=cdr)
     return cdr
 
 
@@ -190,8 +206,17 @@ COST_FIELDS = tuple(
 )
 
 
+def _credit_id(*, cdr: Cdr) -> str:
+    """`<id>-C`; `<session id>-C<n>` for re-issue `<session id>-R<n>` (OCPI ids are 39 characters at most)."""
+    if cdr.reissue_of_id is None:
+        return f"{cdr.id}-C"
+    base, _, n = cdr.id.rpartition("-R")
+    return f"{base}-C{n}"
+
+
 def cdr_credit(*, cdr: Cdr, reason: str = "") -> Cdr:
-    """A credit CDR for `cdr` (mod_cdrs "Credit CDRs"): all the data of the original, id `<original id>-C`,
+    """A credit CDR for `cdr` (mod_cdrs "Credit CDRs"): all the data of the original, id `<original id>-C`
+    (`<session id>-C<n>` for re-issue n),
     `credit=True`, `credit_reference_id` the original's id, every cost total negated (the dimension costs too,
     so they still add up to `total_cost`; energy and durations stay as they were), `remark` the reason. The
     original is never edited. The credit is announced like any CDR (`cdr_issued`: it goes to the same EMSP).
@@ -207,10 +232,10 @@ def cdr_credit(*, cdr: Cdr, reason: str = "") -> Cdr:
             **{
                 f.attname: getattr(original, f.attname)
                 for f in Cdr._meta.concrete_fields
-                if f.attname not in ("id", "last_updated", "credit", "credit_reference_id", "remark")
+                if f.attname not in ("id", "last_updated", "credit", "credit_reference_id", "reissue_of_id", "remark")
             }
         )
-        credit.id = f"{original.id}-C"
+        credit.id = _credit_id(cdr=original)
         credit.credit = True
         credit.credit_reference = original
         credit.remark = (reason or f"credit for CDR {original.id}")[:255]
@@ -226,3 +251,72 @@ def cdr_credit(*, cdr: Cdr, reason: str = "") -> Cdr:
             return existing
         events.announce(events.cdr_issued, cdr=credit)
         return credit
+
+
+# What a late stop may change in an issued CDR: when none of these differ, the partner keeps the CDR it has.
+CORRECTED_FIELDS = (
+    "start_date_time",
+    "end_date_time",
+    "total_energy",
+    "total_time",
+    "total_parking_time",
+    *COST_FIELDS,
+)
+
+
+def _same(*, name: str, issued: Any, priced: Any) -> bool:
+    field = Cdr._meta.get_field(name)
+    if isinstance(field, models.DecimalField) and issued is not None and priced is not None:
+        step = Decimal(1).scaleb(-field.decimal_places)
+        return Decimal(issued).quantize(step) == Decimal(priced).quantize(step)
+    return issued == priced
+
+
+def cdr_correct(*, transaction_pk: int) -> list[Cdr]:
+    """A late stop from the charger corrected the meter_stop / ended_at of a transaction we had ended ourselves
+    (`ocpp_gateway` `transaction_stop_corrected`) after its CDR was issued: when the corrected transaction prices
+    differently (energy, time, cost), credit the session's current CDR (`cdr_credit`), update the Session to the
+    final values, then re-issue the CDR with them (id `<session id>-R<n>`, `reissue_of` the credited CDR; mod_cdrs
+    "Credit CDRs": the new CDR after the credit), all announced (`cdr_issued`, `session_changed`) in that order,
+    which is the order the partner gets them in. Returns
+    [credit, re-issue], or [] when nothing changed, there is no CDR yet (billing the transaction prices the
+    corrected values anyway) or the current CDR was credited by other means. Idempotent: a run after a correction
+    finds the re-issue equal to the pricing; the transaction row lock and the unique constraints cover races."""
+    with transaction.atomic():
+        tx = transaction_lock(transaction_pk=transaction_pk)
+        session = Session.objects.filter(transaction=tx).first()
+        if tx.status != Transaction.Status.ENDED or session is None:
+            return []
+        # One at most: a CDR that is neither a credit nor credited (the original, or its latest re-issue).
+        current = Cdr.objects.filter(session=session, credit=False, credits__isnull=True).first()
+        if current is None:
+            return []
+        values, priced = session_priced(tx=tx, session=session)
+        if values["status"] != SessionStatus.COMPLETED:
+            return []
+        preview = copy.copy(session)  # the session as it will be: the CDR is written from it
+        for name, value in values.items():
+            setattr(preview, name, value)
+        tariff = session.tariffs[0] if session.tariffs else None
+        reissue = _cdr_of(tx=tx, written=SessionWritten(preview, priced, tariff, changed=False))
+        if all(_same(name=n, issued=getattr(current, n), priced=getattr(reissue, n)) for n in CORRECTED_FIELDS):
+            return []
+        n = int(current.id.rpartition("-R")[2]) + 1 if current.reissue_of_id else 1
+        reissue.id, reissue.session, reissue.reissue_of = f"{session.id}-R{n}", session, current
+        if len(reissue.id) > 39:  # OCPI CDR id: string(39)
+            logger.error("session %s: no id left to re-issue CDR %s again", session.id, current.id)
+            return []
+        reissue.remark = "; ".join(filter(None, [f"re-issue of CDR {current.id} (late stop)", reissue.remark]))[:255]
+        credit = cdr_credit(cdr=current, reason=f"corrected by the charger's late stop: re-issued as {reissue.id}")
+        session_save(session=session, values=values)
+        try:
+            with transaction.atomic():
+                reissue.save(force_insert=True)
+        except IntegrityError:
+            existing = Cdr.objects.filter(reissue_of=current).first()
+            if existing is None:
+                raise
+            return [credit, existing]
+        events.announce(events.cdr_issued, cdr=reissue)
+        logger.info("session %s: CDR %s credited and re-issued as %s (late stop)", session.id, current.id, reissue.id)
+        return [credit, reissue]

@@ -177,6 +177,19 @@ def session_write(*, tx: Transaction, now: datetime | None = None) -> SessionWri
     tariff = session.tariffs[0] if session.tariffs else None
     if not session._state.adding and Cdr.objects.filter(session=session, credit=False).exists():
         return SessionWritten(session, None, tariff, changed=False)
+    values, priced = session_priced(tx=tx, session=session, now=now)
+    changed = session_save(session=session, values=values, force=attaching)
+    if changed is None:
+        # Another worker created it first (only possible where select_for_update is a no-op): theirs wins.
+        return session_write(tx=tx, now=now)
+    return SessionWritten(session, priced, tariff, changed=changed)
+
+
+def session_priced(*, tx: Transaction, session: Session, now: datetime | None = None) -> tuple[dict, PricedSession]:
+    """The values of `session` (of `tx`) priced from the transaction's usage with its tariff snapshot, and that
+    pricing, without writing anything (`session_write` writes them; `cdr_correct` compares them with an issued
+    CDR). A running session is priced up to `now`."""
+    tariff = session.tariffs[0] if session.tariffs else None
     evse = EVSE.objects.select_related("location").filter(pk=tx.evse_id).first()
     time_zone = evse.location.time_zone if evse else "UTC"
     usage = session_usage(tx=tx, time_zone=time_zone, now=now)
@@ -206,11 +219,7 @@ def session_write(*, tx: Transaction, now: datetime | None = None) -> SessionWri
         total_cost_incl_vat=priced.total_cost.incl_vat if tariff else None,
         status=_session_status(tx=tx),
     )
-    changed = session_save(session=session, values=values, force=attaching)
-    if changed is None:
-        # Another worker created it first (only possible where select_for_update is a no-op): theirs wins.
-        return session_write(tx=tx, now=now)
-    return SessionWritten(session, priced, tariff, changed=changed)
+    return values, priced
 
 
 def session_save(*, session: Session, values: dict, force: bool = False) -> bool | None:

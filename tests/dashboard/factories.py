@@ -93,6 +93,8 @@ def make_cdr(
     fixed=(Decimal("1.00"), Decimal("1.21")),
     energy=(Decimal("7.00"), Decimal("8.47")),
     credit_of: Cdr | None = None,
+    reissue_of: Cdr | None = None,
+    kwh: Decimal | None = None,
 ) -> Cdr:
     sign = -1 if credit_of else 1
     total = (sign * (fixed[0] + energy[0]), sign * (fixed[1] + energy[1]))
@@ -100,7 +102,7 @@ def make_cdr(
         return Cdr.objects.create(
             country_code="NL",
             party_id="CPO",
-            id=f"{session.id}-C" if credit_of else f"CDR-{session.id}",
+            id=f"{session.id}-C" if credit_of else f"CDR-{session.id}{'-R1' if reissue_of else ''}",
             session=session,
             emsp_country_code=session.emsp_country_code,
             emsp_party_id=session.emsp_party_id,
@@ -122,13 +124,14 @@ def make_cdr(
             total_cost_incl_vat=total[1],
             total_fixed_cost_excl_vat=sign * fixed[0],
             total_fixed_cost_incl_vat=sign * fixed[1],
-            total_energy=session.kwh,
+            total_energy=session.kwh if kwh is None else kwh,
             total_energy_cost_excl_vat=sign * energy[0],
             total_energy_cost_incl_vat=sign * energy[1],
             total_time=Decimal("1"),
             total_parking_time=Decimal("0"),
             credit=credit_of is not None,
             credit_reference=credit_of,
+            reissue_of=reissue_of,
         )
 
 

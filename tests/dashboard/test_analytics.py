@@ -158,6 +158,18 @@ def test_revenue_per_partner_nets_credits(client_as, week):
     assert context["charts"]["revenue"]["labels"] == ["NL*EXM EUR", "own EUR"]
 
 
+def test_a_reissued_cdr_counts_its_energy_once(client_as, week):
+    # A late stop corrected a 20 kWh CDR to 25 kWh: credit of the original, then the re-issue (billing.cdr_correct).
+    registered_partner()
+    session = make_session(station=week, number=11, start=datetime(2026, 3, 9, 12, tzinfo=UTC), kwh=Decimal(20))
+    original = make_cdr(session, issued=datetime(2026, 3, 9, 13, tzinfo=UTC))
+    make_cdr(session, issued=datetime(2026, 3, 10, 9, tzinfo=UTC), credit_of=original)
+    make_cdr(session, issued=datetime(2026, 3, 10, 9, tzinfo=UTC), reissue_of=original, kwh=Decimal(25))
+    [row] = page(client_as("viewer"))["tables"]["revenue"]
+    assert (row["cdrs"], row["credits"], row["kwh"]) == (2, 1, Decimal("25.000"))
+    assert row["revenue_excl_vat"] == Decimal("8.00")  # the original and its credit cancel out
+
+
 @pytest.mark.parametrize(
     "table,header,first",
     [

@@ -1,6 +1,8 @@
 """End to end: a 1.6 charger reboots mid-transaction and never stops it; its queued StopTransaction comes after the
 boot. The EMSP gets the session's PUT, then the COMPLETED session and exactly one CDR, at the last reading we had;
-the late stop sends nothing more. Real PostgreSQL, Redis, daphne, a Celery worker and the EMSP on loopback."""
+the late stop, with more energy, corrects that CDR: a credit CDR for it, then the corrected CDR (never a second
+plain CDR), and the same stop again sends nothing more. Real PostgreSQL, Redis, daphne, a Celery worker and the
+EMSP on loopback."""
 
 import asyncio
 from datetime import UTC, datetime, timedelta
@@ -18,7 +20,7 @@ from tests.support import wait_until
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 
-def test_a_charger_rebooting_mid_transaction_gives_one_completed_session_and_one_cdr_at_the_partner(
+def test_a_charger_rebooting_mid_transaction_gives_one_cdr_at_the_partner_which_its_late_stop_credits_and_reissues(
     daphne, roaming, emsp, network, worker
 ):
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
@@ -67,5 +69,17 @@ def test_a_charger_rebooting_mid_transaction_gives_one_completed_session_and_one
     worker.drain(gateway_events=True)  # whatever the late stop announced, and every push that queued, has been done
     tx = Transaction.objects.get(pk=session.transaction_id)
     assert (tx.ended_by, tx.stop_reason, tx.meter_stop) == ("reboot", "Reboot", 5200)  # corrected, not re-ended
-    assert Cdr.objects.filter(session=session).count() == 1 and len(cdr_of(emsp, session.id)) == 1
-    assert OutboxMessage.objects.filter(module="cdrs").count() == 1
+    three = wait_until(lambda: len(cdr_of(emsp, session.id)) == 3 and cdr_of(emsp, session.id), timeout=30)
+    original, credit, corrected = three
+    assert [c["id"] for c in (original, credit, corrected)] == [session.id, f"{session.id}-C", f"{session.id}-R1"]
+    assert credit["credit"] is True and credit["credit_reference_id"] == session.id
+    assert credit["total_cost"] == {k: -v for k, v in original["total_cost"].items()}
+    assert "credit" not in corrected and corrected["session_id"] == session.id
+    assert corrected["total_energy"] == 4.2 and corrected["end_date_time"] == iso(start + timedelta(minutes=12))
+    assert corrected["total_cost"]["excl_vat"] > original["total_cost"]["excl_vat"]
+    assert emsp.sessions[f"NL/CPO/{session.id}"]["kwh"] == 4.2  # the session's final values too
+
+    assert asyncio.run(late_stop()).id_tag_info["status"] == "Accepted"  # the same stop again: nothing new
+    worker.drain(gateway_events=True)
+    assert len(cdr_of(emsp, session.id)) == 3 and Cdr.objects.filter(session=session).count() == 3
+    assert OutboxMessage.objects.filter(module="cdrs").count() == 3

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum, Value
+from django.db.models import Case, Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import (
     Coalesce,
     ExtractHour,
@@ -274,7 +274,13 @@ def revenue_stats(*, period: Period) -> QuerySet:
         .annotate(
             cdrs=Count("id", filter=Q(credit=False)),
             credits=Count("id", filter=Q(credit=True)),
-            kwh=Sum("total_energy", filter=Q(credit=False)),
+            # A credited CDR's energy was still delivered, unless a re-issue (a late stop) replaces it.
+            kwh=Sum(
+                Case(
+                    When(credit=False, then=F("total_energy")),
+                    When(credit_reference__reissue__isnull=False, then=-F("total_energy")),
+                )
+            ),
             excl_vat=Sum("total_cost_excl_vat"),
             incl_vat=Sum("total_cost_incl_vat"),
         )
