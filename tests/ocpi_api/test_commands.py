@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ocpi_api.models import Command, PartnerStatus
+from ocpp_gateway.models import Reservation
 from tests.ocpi_api.factories import auth, make_partner, make_session
 
 pytestmark = pytest.mark.django_db
@@ -183,13 +184,15 @@ class TestCommands:
         assert ocpi(post(client, headers, "RESERVE_NOW", body))[2] == "ACCEPTED"
         assert ocpi(post(client, headers, "RESERVE_NOW", body))[2] == "ACCEPTED"  # same id: replaces it
         first, second = Command.objects.filter(command="RESERVE_NOW").order_by("id")
-        assert first.ocpp_reservation_id == second.ocpp_reservation_id == first.pk
+        # The OCPP reservationId is our Reservation's id (one reservation, replaced by the second RESERVE_NOW).
+        assert first.ocpp_reservation_id == second.ocpp_reservation_id == Reservation.objects.get().pk
         past = {**body, "expiry_date": "2020-01-01T00:00:00Z"}
         assert ocpi(post(client, headers, "RESERVE_NOW", past))[:2] == (200, 2001)
         cancel = {"response_url": RESPONSE_URL, "reservation_id": "R1"}
         assert ocpi(post(client, other_headers, "CANCEL_RESERVATION", cancel)) == (200, 1000, "REJECTED")
         assert ocpi(post(client, headers, "CANCEL_RESERVATION", cancel)) == (200, 1000, "ACCEPTED")
-        assert Command.objects.get(command="CANCEL_RESERVATION", state="PENDING").ocpp_reservation_id == first.pk
+        cancelled = Command.objects.get(command="CANCEL_RESERVATION", state="PENDING")
+        assert cancelled.ocpp_reservation_id == first.ocpp_reservation_id
 
 
 class TestResponseUrl:
