@@ -19,7 +19,8 @@ from cpo.models import EVSE, ChargingStation, Connector, Location
 from ocpi_api.commands.results import CHARGING_PROFILE_COMMANDS, display_text
 from ocpi_api.commands.tasks import command_dispatch
 from ocpi_api.envelope import InvalidParameters, StatusCode
-from ocpi_api.models import Command, CommandState, CommandType, Partner, Role
+from ocpi_api.models import Command, CommandState, CommandType, Partner
+from ocpi_api.selectors import token_uid_held_by_another
 from ocpp_gateway.commands import CHANNEL_MARGIN_SECONDS
 from ocpp_gateway.models import Reservation
 from ocpp_gateway.requests import OCPP_16_ID_TAG_LENGTH, is_ocpp16
@@ -114,17 +115,14 @@ def session_get(*, session_id: str) -> Session | None:
     return Session.objects.select_related("transaction__station", "transaction__evse").filter(id=session_id).first()
 
 
-def check_session_target(*, partner: Partner, session_id: str, for_charging_profile: bool = False) -> Target:
-    """UNKNOWN_SESSION when we don't know it; REJECTED when it is not of this partner's customers (a smart charging
-    service provider, role SCSP, may act on any session) or is no longer active."""
+def check_session_target(*, partner: Partner, session_id: str) -> Target:
+    """UNKNOWN_SESSION when we don't know it; REJECTED when it is not of this partner's customers or is no longer
+    active. A role the partner declared (SCSP included) opens no other partner's sessions: roles are self-declared."""
     session = session_get(session_id=session_id)
     if session is None:
         raise CommandRefused(Response.UNKNOWN_SESSION, f"Unknown session {session_id!r}")
     owner = (session.emsp_country_code.upper(), session.emsp_party_id.upper())
-    is_scsp = for_charging_profile and (
-        partner.role == Role.SCSP or any(r.get("role") == Role.SCSP for r in partner.roles or [])
-    )
-    if owner not in partner.party_ids() and not is_scsp:
+    if owner not in partner.party_ids():
         raise CommandRefused(Response.REJECTED, "This session is not of one of your customers")
     tx = session.transaction
     if tx is None:
@@ -140,8 +138,11 @@ def check_station_online(target: Target) -> None:
 
 
 def check_own_token(*, partner: Partner, token: dict) -> None:
-    """mod_commands: an eMSP SHALL only use Tokens it owns in START_SESSION / RESERVE_NOW."""
-    if (token["country_code"].upper(), token["party_id"].upper()) not in partner.party_ids():
+    """mod_commands: an eMSP SHALL only use Tokens it owns in START_SESSION / RESERVE_NOW: of its parties, and not a
+    uid another partner pushed (the charger would then accept that partner's card as this one's)."""
+    if (token["country_code"].upper(), token["party_id"].upper()) not in partner.party_ids() or (
+        token_uid_held_by_another(partner=partner, uid=token["uid"])
+    ):
         raise CommandRefused(Response.REJECTED, "The token is not one of yours")
 
 
@@ -207,7 +208,7 @@ def _target_for(*, partner: Partner, command: str, data: dict) -> Target:
             evse=reservation.evse,
             extra={"ocpp_reservation_id": reservation.ocpp_reservation_id},
         )
-    return check_session_target(partner=partner, session_id=data["session_id"], for_charging_profile=True)
+    return check_session_target(partner=partner, session_id=data["session_id"])
 
 
 def _reservation_get(*, partner: Partner, reservation_id: str, location_id: str | None = None) -> Command | None:

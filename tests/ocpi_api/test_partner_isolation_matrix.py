@@ -16,6 +16,7 @@ from django.utils import timezone
 from billing.models import Cdr, Session
 from billing.services import transaction_bill
 from cpo.models import ChargingStation
+from ocpi_api.authorization import partner_token_authorize
 from ocpi_api.models import (
     ChargingPreferences,
     ClientInfo,
@@ -27,7 +28,6 @@ from ocpi_api.models import (
     PartnerToken,
     Role,
 )
-from ocpi_api.authorization import partner_token_authorize
 from ocpi_api.services import partner_token_put
 from ocpp_gateway.authorization import AuthorizationRequest
 from tests.ocpi_api.factories import EMSP_TOKEN, auth, make_partner, make_session, start, stop
@@ -216,8 +216,8 @@ def _token_body(party) -> dict:
 
 
 def _a_token_object(party) -> dict:
-    return {"country_code": party[0], "party_id": party[1], "uid": EMSP_TOKEN, "type": "RFID", "contract_id": A_CONTRACT,
-            "issuer": "A", "valid": True, "whitelist": "ALLOWED", "last_updated": "2026-12-01T10:00:00Z"}  # fmt: skip
+    """A's card (uid and contract) as a Token object, under `party`."""
+    return {**_token_body(party), "contract_id": A_CONTRACT, "issuer": "A", "valid": True, "whitelist": "ALLOWED"}
 
 
 def _client_info(party) -> dict:
