@@ -387,7 +387,11 @@ def test_a_second_partner_reads_and_writes_nothing_of_the_first(client, world, c
         (c.command, c.state, c.response)
         for c in Command.objects.exclude(pk__in=commands_before)
         if c.state != CommandState.REFUSED
-        and (c.transaction_id is not None or any(a.lower() in json.dumps(c.request).lower() for a in world.a_ids()))
+        and (
+            c.transaction_id is not None
+            or (c.evse is not None and c.evse.uid == world.evse_uid)  # where A's driver is charging
+            or any(a.lower() in json.dumps(c.request).lower() for a in world.a_ids())
+        )
     ]
     assert carried_out == [], f"B's command on A's objects was accepted: {carried_out}"
 
@@ -491,3 +495,33 @@ def test_a_self_declared_scsp_role_does_not_open_other_partners_sessions(client,
     ).json()
 
     assert answer["data"]["result"] == "REJECTED", answer
+
+
+def test_a_second_partner_cannot_unlock_the_connector_of_the_first_partners_ongoing_session(client, world):
+    """Unlocking the cable of a car that is charging ends that driver's session: only its own eMSP may ask."""
+    unlock = {"response_url": B_RESPONSE_URL, "location_id": world.location_id, "evse_uid": world.evse_uid}
+
+    answer = client.post(
+        "/ocpi/2.2.1/commands/UNLOCK_CONNECTOR",
+        data={**unlock, "connector_id": "1"},
+        content_type="application/json",
+        **auth(world.b_token),
+    ).json()
+
+    assert answer["data"]["result"] == "REJECTED", answer
+    assert not Command.objects.filter(partner=world.b).exclude(state=CommandState.REFUSED).exists()
+    free_evse = ChargingStation.objects.get(location_id=world.location_id).evses.exclude(uid=world.evse_uid).first()
+    free = client.post(
+        "/ocpi/2.2.1/commands/UNLOCK_CONNECTOR",
+        data={**unlock, "evse_uid": free_evse.uid, "connector_id": "1"},
+        content_type="application/json",
+        **auth(world.b_token),
+    ).json()
+    assert free["data"]["result"] == "ACCEPTED", free
+    own = client.post(
+        "/ocpi/2.2.1/commands/UNLOCK_CONNECTOR",
+        data={**unlock, "connector_id": "1", "response_url": f"http://{A_HOST}/r/11"},
+        content_type="application/json",
+        **auth("token-of-a"),
+    ).json()
+    assert own["data"]["result"] == "ACCEPTED", own
