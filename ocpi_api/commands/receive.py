@@ -20,9 +20,9 @@ from ocpi_api.commands.results import CHARGING_PROFILE_COMMANDS, display_text
 from ocpi_api.commands.tasks import command_dispatch
 from ocpi_api.envelope import InvalidParameters, StatusCode
 from ocpi_api.models import Command, CommandState, CommandType, Partner
-from ocpi_api.selectors import token_uid_held_by_another
+from ocpi_api.selectors import of_partner_tokens, token_uid_held_by_another
 from ocpp_gateway.commands import CHANNEL_MARGIN_SECONDS
-from ocpp_gateway.models import Reservation
+from ocpp_gateway.models import Reservation, Transaction
 from ocpp_gateway.requests import OCPP_16_ID_TAG_LENGTH, is_ocpp16
 from ocpp_gateway.services.reservations import ReservationToken, reservation_create
 
@@ -132,6 +132,14 @@ def check_session_target(*, partner: Partner, session_id: str) -> Target:
     return Target(station=tx.station, evse=tx.evse, transaction=tx, session_id=session.id)
 
 
+def check_no_others_session(*, partner: Partner, evse: EVSE | None) -> None:
+    """UNLOCK_CONNECTOR is for a cable stuck after a session (mod_commands CommandType); unlocking during another
+    partner's customer's ongoing session would end that session: REJECTED."""
+    ongoing = Session.objects.filter(transaction__evse=evse, transaction__status=Transaction.Status.ACTIVE)
+    if evse is not None and ongoing.exclude(of_partner_tokens(partner)).exists():
+        raise CommandRefused(Response.REJECTED, "Another driver is charging at this connector")
+
+
 def check_station_online(target: Target) -> None:
     if target.station is not None and not target.station.online:
         raise CommandRefused(Response.REJECTED, "The charge point is offline")
@@ -194,9 +202,11 @@ def _target_for(*, partner: Partner, command: str, data: dict) -> Target:
         check_own_token(partner=partner, token=data["token"])
         return check_location_target(location_id=data["location_id"], evse_uid=data.get("evse_uid") or "")
     if command == CommandType.UNLOCK_CONNECTOR:
-        return check_location_target(
+        target = check_location_target(
             location_id=data["location_id"], evse_uid=data["evse_uid"], connector_id=data["connector_id"]
         )
+        check_no_others_session(partner=partner, evse=target.evse)
+        return target
     if command == CommandType.STOP_SESSION:
         return check_session_target(partner=partner, session_id=data["session_id"])
     if command == CommandType.CANCEL_RESERVATION:
