@@ -271,6 +271,12 @@ def partner_token_get(*, partner: Partner, country_code: str, party_id: str, uid
     ).first()
 
 
+def token_uid_held_by_another(*, partner: Partner, uid: str) -> bool:
+    """Whether another partner pushed a token with this uid (any party, any type). A charger sends only the uid, so a
+    uid is one partner's: whoever held it would get the driver's authorizations, sessions and CDRs."""
+    return PartnerToken.objects.filter(uid__iexact=uid).exclude(partner=partner).exists()
+
+
 def partner_token_as_ocpi(token) -> dict:
     data = {
         "country_code": token.country_code,

@@ -21,7 +21,7 @@ from ocpi_api.envelope import (
 )
 from ocpi_api.models import ClientInfo, Partner, PartnerParty, PartnerStatus, PartnerToken, Role
 from ocpi_api.modules import VERSION, ModuleID
-from ocpi_api.selectors import credentials_token_hash, our_credentials_as_ocpi
+from ocpi_api.selectors import credentials_token_hash, our_credentials_as_ocpi, token_uid_held_by_another
 from ocpi_api.serializers import credentials_validate
 
 logger = logging.getLogger(__name__)
@@ -364,6 +364,8 @@ def partner_token_put(
                 http_status=404,
                 status_code=StatusCode.INVALID_PARAMETERS,
             )
+        if existing is None and token_uid_held_by_another(partner=partner, uid=uid):
+            raise InvalidParameters(f"Token uid {uid!r} belongs to another partner's customer")
         if existing is None:
             return PartnerToken.objects.create(
                 partner=partner,

@@ -19,9 +19,10 @@ from cpo.models import EVSE, ChargingStation, Connector, Location
 from ocpi_api.commands.results import CHARGING_PROFILE_COMMANDS, display_text
 from ocpi_api.commands.tasks import command_dispatch
 from ocpi_api.envelope import InvalidParameters, StatusCode
-from ocpi_api.models import Command, CommandState, CommandType, Partner, Role
+from ocpi_api.models import Command, CommandState, CommandType, Partner
+from ocpi_api.selectors import of_partner_tokens, token_uid_held_by_another
 from ocpp_gateway.commands import CHANNEL_MARGIN_SECONDS
-from ocpp_gateway.models import Reservation
+from ocpp_gateway.models import Reservation, Transaction
 from ocpp_gateway.requests import OCPP_16_ID_TAG_LENGTH, is_ocpp16
 from ocpp_gateway.services.reservations import ReservationToken, reservation_create
 
@@ -114,17 +115,14 @@ def session_get(*, session_id: str) -> Session | None:
     return Session.objects.select_related("transaction__station", "transaction__evse").filter(id=session_id).first()
 
 
-def check_session_target(*, partner: Partner, session_id: str, for_charging_profile: bool = False) -> Target:
-    """UNKNOWN_SESSION when we don't know it; REJECTED when it is not of this partner's customers (a smart charging
-    service provider, role SCSP, may act on any session) or is no longer active."""
+def check_session_target(*, partner: Partner, session_id: str) -> Target:
+    """UNKNOWN_SESSION when we don't know it; REJECTED when it is not of this partner's customers or is no longer
+    active. A role the partner declared (SCSP included) opens no other partner's sessions: roles are self-declared."""
     session = session_get(session_id=session_id)
     if session is None:
         raise CommandRefused(Response.UNKNOWN_SESSION, f"Unknown session {session_id!r}")
     owner = (session.emsp_country_code.upper(), session.emsp_party_id.upper())
-    is_scsp = for_charging_profile and (
-        partner.role == Role.SCSP or any(r.get("role") == Role.SCSP for r in partner.roles or [])
-    )
-    if owner not in partner.party_ids() and not is_scsp:
+    if owner not in partner.party_ids():
         raise CommandRefused(Response.REJECTED, "This session is not of one of your customers")
     tx = session.transaction
     if tx is None:
@@ -134,14 +132,25 @@ def check_session_target(*, partner: Partner, session_id: str, for_charging_prof
     return Target(station=tx.station, evse=tx.evse, transaction=tx, session_id=session.id)
 
 
+def check_no_others_session(*, partner: Partner, evse: EVSE | None) -> None:
+    """UNLOCK_CONNECTOR is for a cable stuck after a session (mod_commands CommandType); unlocking during another
+    partner's customer's ongoing session would end that session: REJECTED."""
+    ongoing = Session.objects.filter(transaction__evse=evse, transaction__status=Transaction.Status.ACTIVE)
+    if evse is not None and ongoing.exclude(of_partner_tokens(partner)).exists():
+        raise CommandRefused(Response.REJECTED, "Another driver is charging at this connector")
+
+
 def check_station_online(target: Target) -> None:
     if target.station is not None and not target.station.online:
         raise CommandRefused(Response.REJECTED, "The charge point is offline")
 
 
 def check_own_token(*, partner: Partner, token: dict) -> None:
-    """mod_commands: an eMSP SHALL only use Tokens it owns in START_SESSION / RESERVE_NOW."""
-    if (token["country_code"].upper(), token["party_id"].upper()) not in partner.party_ids():
+    """mod_commands: an eMSP SHALL only use Tokens it owns in START_SESSION / RESERVE_NOW: of its parties, and not a
+    uid another partner pushed (the charger would then accept that partner's card as this one's)."""
+    if (token["country_code"].upper(), token["party_id"].upper()) not in partner.party_ids() or (
+        token_uid_held_by_another(partner=partner, uid=token["uid"])
+    ):
         raise CommandRefused(Response.REJECTED, "The token is not one of yours")
 
 
@@ -193,9 +202,11 @@ def _target_for(*, partner: Partner, command: str, data: dict) -> Target:
         check_own_token(partner=partner, token=data["token"])
         return check_location_target(location_id=data["location_id"], evse_uid=data.get("evse_uid") or "")
     if command == CommandType.UNLOCK_CONNECTOR:
-        return check_location_target(
+        target = check_location_target(
             location_id=data["location_id"], evse_uid=data["evse_uid"], connector_id=data["connector_id"]
         )
+        check_no_others_session(partner=partner, evse=target.evse)
+        return target
     if command == CommandType.STOP_SESSION:
         return check_session_target(partner=partner, session_id=data["session_id"])
     if command == CommandType.CANCEL_RESERVATION:
@@ -207,7 +218,7 @@ def _target_for(*, partner: Partner, command: str, data: dict) -> Target:
             evse=reservation.evse,
             extra={"ocpp_reservation_id": reservation.ocpp_reservation_id},
         )
-    return check_session_target(partner=partner, session_id=data["session_id"], for_charging_profile=True)
+    return check_session_target(partner=partner, session_id=data["session_id"])
 
 
 def _reservation_get(*, partner: Partner, reservation_id: str, location_id: str | None = None) -> Command | None:
