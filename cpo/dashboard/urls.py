@@ -43,6 +43,7 @@ urlpatterns = [
     path("onboarding/", onboarding.OnboardingView.as_view(), name="onboarding"),
     path("onboarding/<str:identity>/accept/", onboarding.StationAcceptView.as_view(), name="station-accept"),
     path("sessions/", sessions.SessionListView.as_view(), name="sessions"),
+    path("sessions/export.csv", sessions.SessionExportView.as_view(), name="session-export"),
     path("sessions/<int:pk>/", sessions.SessionDetailView.as_view(), name="session"),
     path("tariffs/", tariffs.TariffListView.as_view(), name="tariffs"),
     path("tariffs/new/", tariffs.TariffEditView.as_view(), name="tariff-create"),
