@@ -53,6 +53,11 @@ urlpatterns = [
     path("partners/invite/", partners.PartnerInviteView.as_view(), name="partner-invite"),
     path("partners/register/", partners.PartnerRegisterView.as_view(), name="partner-register"),
     path("partners/<int:pk>/", partners.PartnerDetailView.as_view(), name="partner"),
+    path(
+        "partners/<int:pk>/<slug:action>/",
+        partners.PartnerActionView.as_view(),
+        name="partner-action",
+    ),
     path("cdrs/", cdrs.CdrListView.as_view(), name="cdrs"),
     path("cdrs/export.csv", cdrs.CdrExportView.as_view(), name="cdr-export"),
     path("cdrs/<str:cdr_id>/", cdrs.CdrDetailView.as_view(), name="cdr"),
