@@ -334,7 +334,11 @@ class Cdr(LastUpdatedModel):
                 name="cdr_credit_references_and_negates",
             ),
         ]
-        indexes = [models.Index(fields=["emsp_country_code", "emsp_party_id", "last_updated"])]
+        indexes = [
+            models.Index(fields=["emsp_country_code", "emsp_party_id", "last_updated"]),
+            # exports of a period by charging date (the dashboard's CDR list and CSV)
+            models.Index(fields=["start_date_time"], name="cdr_start_date_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.country_code}*{self.party_id} CDR {self.id}"

@@ -2,7 +2,8 @@
 
 `Authorization: Token <base64(token)>` as OCPI 2.2.1 requires; the plain `Token <token>` of many 2.1.1/2.2
 implementations is accepted too. A missing or unknown token is HTTP 401; a partner that only holds an invitation
-token (token A) may use `versions` and `credentials` and nothing else (401 elsewhere); hubclientinfo is for hubs
+token (token A) may use `versions` and `credentials` and nothing else (401 elsewhere); the token of a partner staff
+have suspended is not valid while it is, so 401 as an unknown one; hubclientinfo is for hubs
 only (403). The routing headers of a functional module's request must address this platform and name the
 authenticated partner as the sender (`check_routing_headers`)."""
 
@@ -71,7 +72,7 @@ class OcpiTokenAuthentication(BaseAuthentication):
             hashes = {credentials_token_hash(token): token for token in candidates}
             partners = {
                 p.incoming_token_hash: p
-                for p in Partner.objects.filter(incoming_token_hash__in=hashes).exclude(
+                for p in Partner.objects.filter(incoming_token_hash__in=hashes, suspended_at__isnull=True).exclude(
                     status=PartnerStatus.UNREGISTERED
                 )
             }

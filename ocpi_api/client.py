@@ -287,14 +287,40 @@ def credentials_post(
     *, url: str, token: str, encode_token: bool, credentials: dict, partner_networks: str = ""
 ) -> dict:
     """POST our credentials to the partner's credentials endpoint; returns its credentials object."""
+    return _credentials_send(
+        "POST",
+        url=url,
+        token=token,
+        encode_token=encode_token,
+        credentials=credentials,
+        partner_networks=partner_networks,
+    )
+
+
+def credentials_put(*, url: str, token: str, encode_token: bool, credentials: dict, partner_networks: str = "") -> dict:
+    """PUT our updated credentials (a new token for the partner) to its credentials endpoint, with the token it gave
+    us; returns its updated credentials object, with a new token for us (credentials.asciidoc, PUT method)."""
+    return _credentials_send(
+        "PUT",
+        url=url,
+        token=token,
+        encode_token=encode_token,
+        credentials=credentials,
+        partner_networks=partner_networks,
+    )
+
+
+def _credentials_send(
+    method: str, *, url: str, token: str, encode_token: bool, credentials: dict, partner_networks: str
+) -> dict:
     answer = ocpi_request(
-        "POST", url, token=token, encode_token=encode_token, json=credentials, partner_networks=partner_networks
+        method, url, token=token, encode_token=encode_token, json=credentials, partner_networks=partner_networks
     )
     if answer.status_code in (StatusCode.UNSUPPORTED_VERSION, StatusCode.NO_MATCHING_ENDPOINTS):
         raise PartnerApiError(
-            f"POST {url}: {answer.status_code} {answer.status_message}", status_code=answer.status_code
+            f"{method} {url}: {answer.status_code} {answer.status_message}", status_code=answer.status_code
         )
-    check_success(answer, what=f"POST {url}")
+    check_success(answer, what=f"{method} {url}")
     if not isinstance(answer.data, dict):
-        raise PartnerApiError(f"POST {url}: data is not a credentials object")
+        raise PartnerApiError(f"{method} {url}: data is not a credentials object")
     return answer.data

@@ -34,6 +34,7 @@ class Outcome:
     DONE = "done"  # not pending any more (sent, superseded, failed)
     NOT_DUE = "not-due"
     WAITING = "waiting"  # an older message of the same object goes first
+    HELD = "held"  # the partner is suspended: the message waits, pending, until it is resumed
 
 
 def message_url(message: OutboxMessage) -> str | None:
@@ -149,6 +150,8 @@ def _message_claim(*, message_id: int) -> tuple[OutboxMessage | None, str]:
         if message.partner.status != PartnerStatus.REGISTERED:
             _message_fail(message, error=f"partner {message.partner} is {message.partner.status}")
             return None, Outcome.FAILED
+        if message.partner.is_suspended:
+            return None, Outcome.HELD
         message.sending_until = now + sending_lease()
         message.save(update_fields=["sending_until"])
     return message, ""

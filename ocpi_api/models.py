@@ -77,6 +77,12 @@ class Partner(models.Model):
         help_text="Non-public networks this partner's URLs may point to, comma-separated (e.g. 10.1.0.0/16 for a lab "
         "EMSP); empty: public addresses only, plus OCPI_PARTNER_ALLOWED_NETWORKS",
     )
+    suspended_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set while staff have suspended the partner: its token is refused like an unknown one and pushes "
+        "to it wait (pending) until it is resumed",
+    )
     last_error = models.TextField(
         blank=True,
         help_text="Why our last call to the partner's versions URL or endpoints during a credentials exchange failed "
@@ -104,6 +110,10 @@ class Partner(models.Model):
     @property
     def is_registered(self) -> bool:
         return self.status == PartnerStatus.REGISTERED
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.suspended_at is not None
 
     def endpoint_url(self, *, identifier: str, role: str | None = None) -> str | None:
         """URL of the partner's endpoint for a module (and interface role, when given)."""

@@ -236,8 +236,8 @@ def outbox_due_claim(*, limit: int = 500) -> list[int]:
     )
     with transaction.atomic():
         ids = list(
-            OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+            OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now, partner__suspended_at__isnull=True)
             # never queued, queued long ago (the task may be lost), its retry time came after it was queued, or the
             # worker that took it died (its sending lease ran out)
             .filter(
@@ -253,6 +253,19 @@ def outbox_due_claim(*, limit: int = 500) -> list[int]:
         )
         OutboxMessage.objects.filter(pk__in=ids).update(dispatched_at=now)
     return ids
+
+
+def outbox_partner_release(*, partner: Partner, suspended_at: datetime) -> None:
+    """A suspended partner is back: its held messages go now, the oldest of each order key first, and the time
+    they waited does not count towards giving up on them. Precondition: inside the transaction that resumes it."""
+    now = timezone.now()
+    pending = OutboxMessage.objects.filter(partner=partner, status=OutboxStatus.PENDING)
+    pending.update(dispatched_at=None, next_attempt_at=now, give_up_at=F("give_up_at") + (now - suspended_at))
+    older = OutboxMessage.objects.filter(
+        partner_id=partner.pk, order_key=OuterRef("order_key"), status=OutboxStatus.PENDING, id__lt=OuterRef("id")
+    )
+    for message_id in pending.exclude(Exists(older)).values_list("id", flat=True):
+        message_schedule(message_id, at=now)
 
 
 def outbox_prune(*, now: datetime | None = None) -> int:

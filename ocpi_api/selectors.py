@@ -22,9 +22,9 @@ def credentials_token_hash(token: str) -> str:
 
 
 def partner_get_by_token(*, token: str) -> Partner | None:
-    """The partner whose incoming credentials token this is (never an UNREGISTERED one)."""
+    """The partner whose incoming credentials token this is (never an UNREGISTERED or suspended one)."""
     return (
-        Partner.objects.filter(incoming_token_hash=credentials_token_hash(token))
+        Partner.objects.filter(incoming_token_hash=credentials_token_hash(token), suspended_at__isnull=True)
         .exclude(status=PartnerStatus.UNREGISTERED)
         .first()
     )

@@ -21,6 +21,7 @@ from ocpi_api.envelope import (
 )
 from ocpi_api.models import ClientInfo, Partner, PartnerParty, PartnerStatus, PartnerToken, Role
 from ocpi_api.modules import VERSION, ModuleID
+from ocpi_api.outbox import outbox_partner_release
 from ocpi_api.selectors import credentials_token_hash, our_credentials_as_ocpi, token_uid_held_by_another
 from ocpi_api.serializers import credentials_validate
 
@@ -295,6 +296,107 @@ def partner_register(
             status=PartnerStatus.UNREGISTERED, incoming_token_hash=None, outgoing_token=""
         )
         raise
+    return partner
+
+
+# --- Staff actions on a registered partner ------------------------------------------------------------------------
+
+
+class PartnerActionRefused(OcpiError):
+    """A staff action that does not apply to the partner as it stands (not registered, no credentials endpoint)."""
+
+
+@transaction.atomic
+def partner_suspend(*, partner: Partner) -> Partner:
+    """Stop talking to a partner without ending the connection: its token is refused as not valid (HTTP 401) and
+    pushes to it are held, pending, until `partner_resume`. Its tokens, sessions and credentials are kept.
+    Suspending a suspended partner changes nothing."""
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    if partner.status == PartnerStatus.UNREGISTERED:
+        raise PartnerActionRefused(f"{partner} is unregistered: there is nothing to suspend")
+    if partner.suspended_at is None:
+        partner.suspended_at = timezone.now()
+        partner.save(update_fields=["suspended_at", "updated_at"])
+    return partner
+
+
+@transaction.atomic
+def partner_resume(*, partner: Partner) -> Partner:
+    """Accept the partner's token again and send what was held for it, in order. Resuming an active partner changes
+    nothing."""
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    suspended_at = partner.suspended_at
+    if suspended_at is not None:
+        partner.suspended_at = None
+        partner.save(update_fields=["suspended_at", "updated_at"])
+        outbox_partner_release(partner=partner, suspended_at=suspended_at)
+    return partner
+
+
+def check_partner_may_rotate(*, partner: Partner) -> str:
+    """The partner's credentials endpoint; refused unless it is registered and not suspended."""
+    if partner.status != PartnerStatus.REGISTERED:
+        raise PartnerActionRefused(f"{partner} is not registered: there are no credentials to rotate")
+    if partner.is_suspended:
+        raise PartnerActionRefused(f"{partner} is suspended: resume it first")
+    url = partner.endpoint_url(identifier=ModuleID.CREDENTIALS)
+    if not url:
+        raise NoMatchingEndpoints(f"{partner} lists no credentials endpoint")
+    return url
+
+
+def partner_credentials_rotate(*, partner: Partner) -> Partner:
+    """Replace both credentials tokens (credentials.asciidoc, PUT method, we being the client): a new token for the
+    partner, sent in our credentials with a PUT to its credentials endpoint; it answers with a new token for us, and
+    its versions and endpoints are fetched again with it. The partner's previous token is dead from the moment we
+    send the PUT (the new one is committed first because the partner may call our versions with it meanwhile); when
+    the PUT fails, the previous tokens stay in force and the error is re-raised with its detail (staff
+    start this). Once the partner accepted, its new token is kept even if its endpoints cannot be read again
+    (`last_error` says so). Nothing is held locked while the partner answers."""
+    url = check_partner_may_rotate(partner=partner)
+    new_token = credentials_token_generate()
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        check_partner_may_rotate(partner=partner)
+        previous = (partner.incoming_token_hash, partner.incoming_token_prefix)
+        partner_incoming_token_set(partner=partner, token=new_token)
+        partner.save(update_fields=["incoming_token_hash", "incoming_token_prefix", "updated_at"])
+    try:
+        answer = client.credentials_put(
+            url=url,
+            token=partner.outgoing_token,
+            encode_token=partner.encode_outgoing_token,
+            credentials=our_credentials_as_ocpi(token=new_token),
+            partner_networks=partner.allowed_networks,
+        )
+        try:
+            credentials = credentials_validate(answer)
+        except ValidationError as exc:
+            raise PartnerApiError(f"The partner's credentials are invalid: {exc.detail}") from exc
+    except Exception:
+        Partner.objects.filter(pk=partner.pk, incoming_token_hash=credentials_token_hash(new_token)).update(
+            incoming_token_hash=previous[0], incoming_token_prefix=previous[1]
+        )
+        raise
+    # The partner holds our new token now: its answer is kept even when its endpoints cannot be read again.
+    last_error = ""
+    try:
+        endpoints, encode = client.partner_endpoints_fetch(
+            versions_url=credentials["url"],
+            token=credentials["token"],
+            encode_token=partner.encode_outgoing_token,
+            partner_networks=partner.allowed_networks,
+        )
+        check_partner_endpoints(endpoints=endpoints)
+    except OcpiError as exc:
+        endpoints, encode = partner.endpoints, partner.encode_outgoing_token
+        last_error = f"credentials rotated, but its endpoints could not be read again: {exc}"[:2000]
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        _partner_apply_credentials(partner=partner, credentials=credentials, endpoints=endpoints, encode=encode)
+        partner.last_error = last_error
+        partner.last_error_at = timezone.now() if last_error else partner.last_error_at
+        _partner_save_registered(partner)
     return partner
 
 

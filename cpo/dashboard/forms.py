@@ -1,7 +1,7 @@
 """Forms for the staff dashboard. Each command form turns its cleaned data into the gateway's request builder
 (`request()`, see ocpp_gateway.requests), which writes it in the words of the station's OCPP version."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django import forms
 from django.conf import settings
@@ -12,7 +12,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from billing.models import Tariff
-from cpo.dashboard.selectors.cdrs import CLOSED_WITHOUT_STOP, PushState
+from cpo.dashboard.selectors.cdrs import CLOSED_WITHOUT_STOP, CdrDate, PushState
+from cpo.dashboard.selectors.period import Preset, preset_days
 from cpo.dashboard.services import CommandOutcome, station_command_send, station_reservation_cancel, station_reserve
 from cpo.models import ChargingStation, Location, OcppVersion, Token
 from ocpi_api.models import Partner
@@ -354,7 +355,32 @@ class MessageLogFilterForm(forms.Form):
     )
 
 
-class SessionFilterForm(forms.Form):
+class PeriodPresetMixin:
+    """A named period (today, this month, last month; UTC) that fills the form's from/to dates, and a check that
+    the period does not end before it starts. `preset` is consumed here: the cleaned data holds the dates only."""
+
+    period_fields: tuple[str, str]
+
+    def clean(self):
+        data = super().clean()  # type: ignore[misc]
+        first, last = self.period_fields
+        preset = data.pop("preset", "")
+        if preset:
+            data[first], data[last] = preset_days(preset=preset, today=timezone.now().astimezone(UTC).date())
+        if data.get(first) and data.get(last) and data[last] < data[first]:
+            self.add_error(last, "The period ends before it starts")  # type: ignore[attr-defined]
+        return data
+
+
+def preset_field() -> forms.ChoiceField:
+    return forms.ChoiceField(required=False, label="Period", choices=[("", "from / to below")] + Preset.CHOICES)
+
+
+class SessionFilterForm(PeriodPresetMixin, forms.Form):
+    """Sessions by when the charging started (`started_from`/`started_to`, or a preset period)."""
+
+    period_fields = ("started_from", "started_to")
+
     status = forms.ChoiceField(
         required=False, choices=[("", "active and past"), ("ACTIVE", "active"), ("ENDED", "ended")]
     )
@@ -370,8 +396,9 @@ class SessionFilterForm(forms.Form):
         label="Partner (EMSP)",
         widget=FastSelect,
     )
-    started_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    started_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    preset = preset_field()
+    started_from = forms.DateField(required=False, label="Started from", widget=forms.DateInput(attrs={"type": "date"}))
+    started_to = forms.DateField(required=False, label="Started to", widget=forms.DateInput(attrs={"type": "date"}))
 
 
 # --- Tariffs -------------------------------------------------------------------------------------------------------
@@ -508,7 +535,12 @@ class PartnerRegisterForm(forms.Form):
 # --- CDRs ----------------------------------------------------------------------------------------------------------
 
 
-class CdrFilterForm(forms.Form):
+class CdrFilterForm(PeriodPresetMixin, forms.Form):
+    """CDRs of a period, by the day they were issued or the day the charging started (`by`); the dates are
+    `issued_from`/`issued_to` whichever the basis."""
+
+    period_fields = ("issued_from", "issued_to")
+
     partner = forms.ModelChoiceField(
         queryset=Partner.objects.order_by("country_code", "party_id"),
         required=False,
@@ -518,8 +550,10 @@ class CdrFilterForm(forms.Form):
     location = forms.ModelChoiceField(
         queryset=Location.objects.all(), required=False, empty_label="all locations", widget=FastSelect
     )
-    issued_from = forms.DateField(required=False, label="Issued from", widget=forms.DateInput(attrs={"type": "date"}))
-    issued_to = forms.DateField(required=False, label="Issued to", widget=forms.DateInput(attrs={"type": "date"}))
+    by = forms.ChoiceField(required=False, label="Date", choices=CdrDate.CHOICES)
+    preset = preset_field()
+    issued_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    issued_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
     push_state = forms.ChoiceField(required=False, label="Push", choices=[("", "any push state")])
     ended_by = forms.ChoiceField(
         required=False,
@@ -531,12 +565,6 @@ class CdrFilterForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["push_state"].choices = [("", "any push state")] + PushState.CHOICES
-
-    def clean(self):
-        data = super().clean()
-        if data.get("issued_from") and data.get("issued_to") and data["issued_to"] < data["issued_from"]:
-            self.add_error("issued_to", "The period ends before it starts")
-        return data
 
 
 # --- Analytics -----------------------------------------------------------------------------------------------------

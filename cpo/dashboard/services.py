@@ -28,7 +28,13 @@ from cpo.services import evse_register, station_create, station_evse_add
 from ocpi_api import outbox
 from ocpi_api.envelope import OcpiError
 from ocpi_api.models import OutboxMessage, Partner
-from ocpi_api.services import partner_invite, partner_register
+from ocpi_api.services import (
+    partner_credentials_rotate,
+    partner_invite,
+    partner_register,
+    partner_resume,
+    partner_suspend,
+)
 from ocpp_gateway.commands import CommandError, command_send
 from ocpp_gateway.models import Reservation, Transaction
 from ocpp_gateway.redaction import redact_secrets
@@ -386,3 +392,47 @@ def analytics_rebuild_recent(*, days: int) -> list[date]:
     that ended (or chargers that uploaded offline transactions and CDRs) after their day closed."""
     today = timezone.now().astimezone(UTC).date()
     return analytics_rebuild(first=today - timedelta(days=days), last=today - timedelta(days=1))
+
+
+def _partner_audit_payload(partner: Partner) -> dict:
+    return {"partner": partner.pk, "country_code": partner.country_code, "party_id": partner.party_id}
+
+
+def partner_suspend_staff(*, user, partner: Partner) -> Partner:
+    """Suspend a partner (ocpi_api `partner_suspend`), kept in the audit log."""
+    with transaction.atomic():
+        partner = partner_suspend(partner=partner)
+        audit_record(user=user, action="PartnerSuspend", payload=_partner_audit_payload(partner))
+    return partner
+
+
+def partner_resume_staff(*, user, partner: Partner) -> Partner:
+    """Resume a suspended partner (ocpi_api `partner_resume`), kept in the audit log."""
+    with transaction.atomic():
+        partner = partner_resume(partner=partner)
+        audit_record(user=user, action="PartnerResume", payload=_partner_audit_payload(partner))
+    return partner
+
+
+def partner_credentials_rotate_staff(*, user, partner: Partner) -> Partner:
+    """Rotate a partner's credentials over OCPI (`partner_credentials_rotate`, which calls the partner); the audit
+    log keeps the outcome, never a token. Re-raises the OcpiError that made it fail after recording it."""
+    payload = _partner_audit_payload(partner)
+    try:
+        partner = partner_credentials_rotate(partner=partner)
+    except OcpiError as exc:
+        audit_record(
+            user=user,
+            action="PartnerCredentialsRotate",
+            payload=payload,
+            ok=False,
+            error=f"{exc.status_code}: {exc.message}",
+        )
+        raise
+    audit_record(
+        user=user,
+        action="PartnerCredentialsRotate",
+        payload=payload,
+        answer={"incoming_token_prefix": partner.incoming_token_prefix, "version": partner.version},
+    )
+    return partner

@@ -159,6 +159,8 @@ class FakeEmsp:
                     return self._send(200, envelope({"version": "2.2.1", "endpoints": emsp.endpoints()}))
                 if method == "POST" and path == "/ocpi/2.2.1/credentials" and token == emsp.token_a:
                     return self._send(200, emsp._registration(body))
+                if method == "PUT" and path == "/ocpi/2.2.1/credentials" and token == emsp.token_c:
+                    return self._send(200, emsp._registration(body))
                 return self._send(404, envelope(None, 2003, "Not found"))
 
             def do_GET(self):
@@ -176,7 +178,8 @@ class FakeEmsp:
         return Handler
 
     def _registration(self, body):
-        """Our POST: call back the CPO's versions with the token it sent, then issue token C."""
+        """Our POST (or PUT, credentials update): call back the CPO's versions with the token it sent, then issue a
+        new token C; the previous one stops working."""
         self.our_token = body["token"]
         headers = {"Authorization": auth_header(body["token"])}
         versions = httpx.get(body["url"], headers=headers, timeout=10)

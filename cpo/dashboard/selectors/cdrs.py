@@ -87,6 +87,16 @@ def _cdr_push_messages_in(state: str) -> QuerySet[OutboxMessage]:
     return OutboxMessage.objects.filter(status=status, module=CDRS_MODULE, method="POST")
 
 
+class CdrDate:
+    """Which date of a CDR a period selects on: when it was issued (`last_updated`; what billing settles a month
+    on) or when the charging started (`start_date_time`; a month's charging, some of it issued the month after)."""
+
+    ISSUED = "issued"
+    CHARGING = "charging"
+
+    CHOICES = [(ISSUED, "issue date"), (CHARGING, "charging date")]
+
+
 # `ended_by` filter value: the transactions we ended without the charger's stop (reboot, new transaction, status,
 # housekeeping), whose CDRs stand on the last reading we had.
 CLOSED_WITHOUT_STOP = "without_stop"
@@ -98,13 +108,15 @@ def cdr_list(
     location: Location | None = None,
     issued_from=None,
     issued_to=None,
+    by: str = CdrDate.ISSUED,
     push_state: str = "",
     ended_by: str = "",
 ) -> QuerySet[Cdr]:
-    """CDRs newest first. The period is when the CDR was written (`last_updated` of an immutable CDR), the same
-    as billing's settlement, so an export of a month adds up to the month's settlement; `issued_to` includes
-    that whole day (UTC). `ended_by` selects by how the transaction ended (`Transaction.EndedBy`, or
-    CLOSED_WITHOUT_STOP for all the ways but the charger's own stop)."""
+    """CDRs newest first. By default the period is when the CDR was written (`last_updated` of an immutable CDR),
+    the same as billing's settlement, so an export of a month adds up to the month's settlement; `by=CHARGING`
+    selects on when the charging started instead. `issued_to` includes that whole day (UTC). `ended_by` selects
+    by how the transaction ended (`Transaction.EndedBy`, or CLOSED_WITHOUT_STOP
+    for all the ways but the charger's own stop)."""
     cdrs = Cdr.objects.all()
     if ended_by == CLOSED_WITHOUT_STOP:
         cdrs = cdrs.filter(session__transaction__status=Transaction.Status.ENDED).exclude(
@@ -117,10 +129,12 @@ def cdr_list(
     if location is not None:
         # Through the station's foreign keys (indexed all the way), not the session's location_id text column.
         cdrs = cdrs.filter(session__transaction__station__location=location)
+    date_field = "start_date_time" if by == CdrDate.CHARGING else "last_updated"
     if issued_from:
-        cdrs = cdrs.filter(last_updated__gte=datetime.combine(issued_from, time.min, tzinfo=UTC))
+        cdrs = cdrs.filter(**{f"{date_field}__gte": datetime.combine(issued_from, time.min, tzinfo=UTC)})
     if issued_to:
-        cdrs = cdrs.filter(last_updated__lt=datetime.combine(issued_to + timedelta(days=1), time.min, tzinfo=UTC))
+        end = datetime.combine(issued_to + timedelta(days=1), time.min, tzinfo=UTC)
+        cdrs = cdrs.filter(**{f"{date_field}__lt": end})
     if push_state in (PushState.FAILED, PushState.PENDING):
         # Few messages are failed or waiting: read their keys from the outbox (status index), then CDRs by id.
         keys = _cdr_push_messages_in(push_state).values_list("object_key", flat=True)
@@ -220,7 +234,7 @@ CDR_CSV_COLUMNS = (
 CSV_BATCH = 2000
 
 
-def _csv_value(value) -> str:
+def csv_value(value) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -291,7 +305,7 @@ def _cdr_rows(batch: list[dict]):
     pushes = {cdr_id: push_state_of(latest.get(key)) for key, cdr_id in keys.items()}
     for row in batch:
         push = pushes[row["id"]]
-        yield [_csv_value(row[name]) for name in CSV_FIELDS if name not in ("country_code", "party_id")] + [
+        yield [csv_value(row[name]) for name in CSV_FIELDS if name not in ("country_code", "party_id")] + [
             push.state,
             push.error,
         ]

@@ -1,7 +1,7 @@
 """A period of whole UTC days, the unit the analytics aggregate over."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 
@@ -22,6 +22,29 @@ class Period:
     @property
     def hours(self) -> Decimal:
         return Decimal((self.end - self.start).total_seconds()) / 3600
+
+
+class Preset:
+    """Periods staff pick by name, in whole UTC days."""
+
+    TODAY = "today"
+    THIS_MONTH = "this_month"
+    LAST_MONTH = "last_month"
+
+    CHOICES = [(TODAY, "today"), (THIS_MONTH, "this month"), (LAST_MONTH, "last month")]
+
+
+def preset_days(*, preset: str, today: date) -> tuple[date, date]:
+    """The first and last day (inclusive) of a named period around `today`."""
+    if preset == Preset.TODAY:
+        return today, today
+    first_of_month = today.replace(day=1)
+    if preset == Preset.THIS_MONTH:
+        return first_of_month, today
+    if preset == Preset.LAST_MONTH:
+        last = first_of_month - timedelta(days=1)
+        return last.replace(day=1), last
+    raise ValueError(f"unknown period {preset!r}")
 
 
 def seconds_exact(value: timedelta | Decimal | float | None) -> Decimal:

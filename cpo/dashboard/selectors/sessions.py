@@ -9,7 +9,7 @@ from django.db.models.functions import Coalesce
 
 from billing.models import Cdr
 from billing.models import Session as BillingSession
-from cpo.dashboard.selectors.cdrs import cost_breakdown
+from cpo.dashboard.selectors.cdrs import CSV_BATCH, cost_breakdown, csv_value
 from cpo.dashboard.selectors.partners import partner_party_q
 from cpo.models import Location
 from ocpi_api.models import Partner
@@ -119,3 +119,59 @@ def session_meter_series(*, transaction: Transaction) -> dict:
         energy.append([end_ms, float(round(max(transaction.meter_stop - start, Decimal(0)) / 1000, 3))])
     last_ms = max([p[0] for p in energy + power] + [end_ms or start_ms])
     return {"energy_kwh": energy, "power_kw": power, "start_ms": start_ms, "end_ms": max(last_ms, start_ms + 60_000)}
+
+
+SESSION_CSV_COLUMNS = (
+    "id",
+    "ocpi_session_id",
+    "transaction_id",
+    "station",
+    "evse_id",
+    "connector_id",
+    "location",
+    "id_tag",
+    "token_uid",
+    "contract_id",
+    "emsp_country_code",
+    "emsp_party_id",
+    "status",
+    "started_at",
+    "ended_at",
+    "energy_kwh",
+    "currency",
+    "cost_excl_vat",
+    "cost_incl_vat",
+    "stop_reason",
+    "ended_by",
+)
+SESSION_CSV_FIELDS = (
+    "pk",
+    "ocpi_session__id",
+    "transaction_id",
+    "station__identity",
+    "ocpp_evse_id",
+    "connector_id",
+    "evse__location__name",
+    "id_tag",
+    "token_uid",
+    "contract_id",
+    "token_country_code",
+    "token_party_id",
+    "status",
+    "started_at",
+    "ended_at",
+    "energy_kwh",
+    "ocpi_session__currency",
+    "ocpi_session__total_cost_excl_vat",
+    "ocpi_session__total_cost_incl_vat",
+    "stop_reason",
+    "ended_by",
+)
+
+
+def session_csv_rows(*, sessions: QuerySet[Transaction]):
+    """The header, then one row per session of `session_list(...)` (running ones with their cost so far), read
+    in batches: an export of a year never holds all rows in memory."""
+    yield SESSION_CSV_COLUMNS
+    for row in sessions.values_list(*SESSION_CSV_FIELDS).iterator(chunk_size=CSV_BATCH):
+        yield [csv_value(value) for value in row]

@@ -16,6 +16,7 @@ from billing.selectors import cdr_as_ocpi
 from cpo.dashboard.forms import CdrFilterForm
 from cpo.dashboard.permissions import Role, RoleRequiredMixin
 from cpo.dashboard.selectors.cdrs import (
+    CdrDate,
     PushState,
     cdr_csv_rows,
     cdr_list,
@@ -59,15 +60,20 @@ class CdrExportView(CdrFilterMixin, RoleRequiredMixin, View):
     def get(self, request):
         form, filters = self.cdr_filters()
         if form.is_bound and not form.is_valid():
-            return HttpResponse(
-                "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400, content_type="text/plain"
-            )
+            return form_errors_response(form)
         buffer = Echo()
         writer = SafeCsvWriter(buffer)
         rows = (writer.writerow(row) for row in cdr_csv_rows(cdrs=cdr_list(**filters)))
         response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{cdr_export_name(filters)}"'
         return response
+
+
+def form_errors_response(form) -> HttpResponse:
+    """400 with the filter form's errors as plain text: an export link with a bad period says what is wrong."""
+    return HttpResponse(
+        "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400, content_type="text/plain"
+    )
 
 
 class Echo:
@@ -85,6 +91,8 @@ def cdr_export_name(filters: dict) -> str:
     if filters.get("location"):
         parts.append(str(filters["location"].pk))
     if filters.get("issued_from") or filters.get("issued_to"):
+        if filters.get("by") == CdrDate.CHARGING:
+            parts.append("charged")
         parts.append(f"{filters.get('issued_from') or 'start'}_{filters.get('issued_to') or 'now'}")
     return "_".join(slugify(part) or "x" for part in parts) + ".csv"
 

@@ -1,14 +1,16 @@
-"""Partners: every EMSP with its tokens and pushes; admins invite one or register with one."""
+"""Partners: every EMSP with its tokens and pushes; admins invite one or register with one, suspend and resume
+one, and rotate its credentials."""
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.views import View
 
 from cpo.dashboard.forms import PartnerInviteForm, PartnerRegisterForm
-from cpo.dashboard.permissions import Role
+from cpo.dashboard.permissions import Role, RoleRequiredMixin
 from cpo.dashboard.selectors.partners import (
     OutboxState,
     partner_list,
@@ -16,7 +18,13 @@ from cpo.dashboard.selectors.partners import (
     partner_outbox_states,
     partner_tokens,
 )
-from cpo.dashboard.services import partner_invite_staff, partner_register_staff
+from cpo.dashboard.services import (
+    partner_credentials_rotate_staff,
+    partner_invite_staff,
+    partner_register_staff,
+    partner_resume_staff,
+    partner_suspend_staff,
+)
 from cpo.dashboard.views.base import DashboardView
 from ocpi_api.envelope import OcpiError
 from ocpi_api.models import Partner
@@ -104,4 +112,28 @@ class PartnerRegisterView(PartnerListView):
             return self.render_to_response(self.get_context_data(register_form=form), status=400)
         modules = ", ".join(sorted({e["identifier"] for e in partner.endpoints}))
         messages.success(request, f"Registered with {partner} ({partner.role}), OCPI {partner.version}: {modules}")
+        return HttpResponseRedirect(reverse("dashboard:partner", args=[partner.pk]))
+
+
+class PartnerActionView(RoleRequiredMixin, View):
+    """POST: suspend, resume or rotate the credentials of a partner (admins); back to its page with the outcome."""
+
+    required_role = Role.ADMIN
+    ACTIONS = {
+        "suspend": (partner_suspend_staff, "{partner} suspended: its token is refused and pushes to it wait"),
+        "resume": (partner_resume_staff, "{partner} resumed: its token works again and waiting pushes go out"),
+        "rotate": (partner_credentials_rotate_staff, "{partner}: credentials rotated, both tokens replaced"),
+    }
+
+    def post(self, request, pk: int, action: str):
+        partner = get_object_or_404(Partner, pk=pk)
+        if action not in self.ACTIONS:
+            raise Http404("No such partner action")
+        service, done = self.ACTIONS[action]
+        try:
+            partner = service(user=request.user, partner=partner)
+        except OcpiError as exc:
+            messages.error(request, f"{partner}: {action} failed (OCPI {exc.status_code}): {exc.message}")
+        else:
+            messages.success(request, done.format(partner=partner))
         return HttpResponseRedirect(reverse("dashboard:partner", args=[partner.pk]))
