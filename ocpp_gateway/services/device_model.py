@@ -28,6 +28,7 @@ NATURAL_KEY = (
     "attribute_type",
 )
 REPORTED = ("value", "mutability", "unit", "data_type")
+READ_ONLY, READ_WRITE = StationVariable.Mutability.READ_ONLY, StationVariable.Mutability.READ_WRITE
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def report_data_reported(report_data: list[dict]) -> list[Reported]:
                         variable=str(variable.get("name", "")),
                         value=attribute.get("value"),
                     ),
-                    mutability=str(attribute.get("mutability") or StationVariable.Mutability.READ_WRITE)[:9],
+                    mutability=str(attribute.get("mutability") or READ_WRITE)[:9],
                     unit=str(characteristics.get("unit") or "")[:16],
                     data_type=str(characteristics.get("data_type") or "")[:20],
                 )
