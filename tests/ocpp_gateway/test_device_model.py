@@ -16,6 +16,16 @@ from ocpp.v201.enums import Action as Action201
 from ocpp_gateway.models import StationVariable
 from ocpp_gateway.redaction import REDACTED
 from tests.ocpp_gateway.chargers import Charger16, Charger201, connected, now_iso
+from tests.support import start_daphne, stop
+
+
+@pytest.fixture(scope="module")
+def config_daphne(django_db_setup, django_db_blocker):
+    """A daphne running its tasks in-process (also on Redis, where no Celery worker runs in these tests)."""
+    server = start_daphne("config", CELERY_TASK_ALWAYS_EAGER="1")
+    yield server
+    stop(server)
+
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -57,11 +67,11 @@ class ConfiguredCharger16(Charger16):
         )
 
 
-def test_a_1_6_charger_booting_the_first_time_gets_its_configuration_keys_stored(live_daphne, station_factory):
+def test_a_1_6_charger_booting_the_first_time_gets_its_configuration_keys_stored(config_daphne, station_factory):
     _, secret = station_factory("CFG16-A")
 
     async def scenario():
-        async with connected(live_daphne.ocpp_url("CFG16-A"), "CFG16-A", secret, cls=ConfiguredCharger16) as cp:
+        async with connected(config_daphne.ocpp_url("CFG16-A"), "CFG16-A", secret, cls=ConfiguredCharger16) as cp:
             boot = await cp.call(call16.BootNotification(charge_point_model="W1", charge_point_vendor="ACME"))
             assert boot.status == "Accepted"
             await wait_for(lambda: StationVariable.objects.filter(station__identity="CFG16-A").count() == 4)
@@ -127,12 +137,12 @@ class ReportingCharger201(Charger201):
 
 
 def test_a_2_0_1_station_boots_and_its_two_part_report_is_stored_and_a_replay_changes_nothing(
-    live_daphne, station_factory
+    config_daphne, station_factory
 ):
     _, secret = station_factory("CFG201-A", evses=1)
 
     async def scenario():
-        url = live_daphne.ocpp_url("CFG201-A")
+        url = config_daphne.ocpp_url("CFG201-A")
         async with connected(url, "CFG201-A", secret, version="2.0.1", cls=ReportingCharger201) as cp:
             boot = await cp.call(
                 call201.BootNotification(charging_station={"model": "DC-50", "vendorName": "VoltCo"}, reason="PowerUp")
