@@ -434,3 +434,24 @@ class StationVariable(models.Model):
         variable = self.variable + (f"({self.variable_instance})" if self.variable_instance else "")
         suffix = "" if self.attribute_type == "Actual" else f" {self.attribute_type}"
         return f"{component}.{variable}{suffix}"
+
+
+class ConfigurationBaseline(models.Model):
+    """The value operators expect for one configuration key on every station of a charger model (vendor and model as
+    the BootNotification names them). The station page flags stored values that differ."""
+
+    vendor = models.CharField(max_length=50)
+    model = models.CharField(max_length=50)
+    name = models.CharField(
+        max_length=200,
+        help_text="As the station page shows it: a 1.6 key (HeartbeatInterval) or Component.Variable "
+        "(OCPPCommCtrlr.HeartbeatInterval, EVSE[1].Power MaxSet)",
+    )
+    value = models.CharField(max_length=2500, blank=True)
+
+    class Meta:
+        ordering = ["vendor", "model", "name"]
+        constraints = [models.UniqueConstraint(fields=["vendor", "model", "name"], name="baseline_per_model_key")]
+
+    def __str__(self) -> str:
+        return f"{self.vendor} {self.model}: {self.name} = {self.value}"

@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 
 from cpo.dashboard.models import AuditLog
-from ocpp_gateway.models import StationVariable
+from cpo.models import ChargingStation
+from ocpp_gateway.models import ConfigurationBaseline, StationVariable
 from ocpp_gateway.redaction import REDACTED
 from ocpp_gateway.services.device_model import configuration_keys_reported, station_variables_record
 
@@ -70,3 +71,13 @@ def test_a_station_not_read_yet_says_so(station_factory, client_as):
     station_factory("CFG-NEW", evses=1)
     page = client_as("viewer").get(reverse("dashboard:station", args=["CFG-NEW"])).content.decode()
     assert "Not read yet" in page
+
+
+def test_values_that_differ_from_the_models_baseline_are_flagged(configured, client_as):
+    ChargingStation.objects.filter(pk=configured.pk).update(vendor="ACME", model="W1")
+    ConfigurationBaseline.objects.create(vendor="ACME", model="W1", name="HeartbeatInterval", value="60")
+    ConfigurationBaseline.objects.create(vendor="ACME", model="W1", name="ChargePointVendorInfo", value="ACME")
+    ConfigurationBaseline.objects.create(vendor="Other", model="W1", name="MeterValuesSampledData", value="")
+    page = client_as("viewer").get(reverse("dashboard:station", args=["CFG-PAGE"])).content.decode()
+    assert page.count('data-testid="baseline-differs"') == 1
+    assert "differs from the W1 baseline: 60" in page

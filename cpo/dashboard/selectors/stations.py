@@ -8,7 +8,7 @@ from django.db.models import Count, F, Q, QuerySet
 
 from cpo.dashboard.models import AuditLog
 from cpo.models import EVSE, ChargingStation, EvseStatus, RegistrationStatus
-from ocpp_gateway.models import MessageLog, Reservation, StationVariable, Transaction
+from ocpp_gateway.models import ConfigurationBaseline, MessageLog, Reservation, StationVariable, Transaction
 
 FAULT_STATUSES = [EvseStatus.OUTOFORDER, EvseStatus.INOPERATIVE, EvseStatus.BLOCKED]
 # What a station reports for itself as a whole (StatusNotification connector / EVSE 0) that staff must look at.
@@ -149,6 +149,16 @@ def station_variables(*, station: ChargingStation, search: str = "") -> QuerySet
             | Q(value__icontains=search)
         )
     return variables
+
+
+def station_variables_against_baseline(
+    *, station: ChargingStation, variables: list[StationVariable]
+) -> list[tuple[StationVariable, str | None]]:
+    """Each variable with the value its model's baseline expects when the stored value differs (else None)."""
+    baseline = dict(
+        ConfigurationBaseline.objects.filter(vendor=station.vendor, model=station.model).values_list("name", "value")
+    )
+    return [(v, baseline[v.name] if v.name in baseline and baseline[v.name] != v.value else None) for v in variables]
 
 
 def stations_pending() -> QuerySet[ChargingStation]:

@@ -20,6 +20,7 @@ from cpo.dashboard.selectors.stations import (
     station_message_log,
     station_reservations,
     station_variables,
+    station_variables_against_baseline,
 )
 from cpo.dashboard.services import (
     VariableChangeRefused,
@@ -148,7 +149,9 @@ class StationDetailView(StationLiveView):
             certificate=certificate,
             certificate_expiring=certificate is not None and certificate_expiring(certificate=certificate),
             variable_filter=variable_filter,
-            variables=variables[:STATION_VARIABLES_SHOWN],
+            variables=station_variables_against_baseline(
+                station=station, variables=list(variables[:STATION_VARIABLES_SHOWN])
+            ),
             variables_count=variables.count(),
             variables_shown=STATION_VARIABLES_SHOWN,
         )
