@@ -9,8 +9,6 @@ import pytest
 from django.urls import reverse
 from ocpp.routing import on
 from ocpp.v16 import call as call16
-from ocpp.v16 import call_result as result16
-from ocpp.v16.enums import Action as Action16
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
@@ -18,8 +16,8 @@ from ocpp.v201.enums import Action as Action201
 from cpo.dashboard.models import AuditLog
 from cpo.models import ChargingStation
 from ocpp_gateway.models import StationVariable
-from tests.dashboard.chargers import ChargerThread
-from tests.ocpp_gateway.chargers import Charger16, Charger201, now_iso
+from tests.dashboard.chargers import ChargerThread, Configurable16
+from tests.ocpp_gateway.chargers import Charger201, now_iso
 from tests.support import start_daphne, stop
 
 
@@ -47,29 +45,6 @@ def wait(predicate, what: str, timeout: float = 10) -> None:
     while not predicate():
         assert time.monotonic() < deadline, what
         time.sleep(0.05)
-
-
-class Configurable16(Charger16):
-    """Keeps its keys; a new HeartbeatInterval needs a reboot, NumberOfConnectors is read-only."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.keys = {"HeartbeatInterval": "300", "NumberOfConnectors": "2", "AuthorizationKey": "0011223344556677"}
-        self.changes: list[tuple[str, str]] = []
-
-    @on(Action16.get_configuration)
-    def on_get_configuration(self, **kwargs):
-        return result16.GetConfiguration(
-            configuration_key=[
-                {"key": key, "readonly": key == "NumberOfConnectors", "value": value}
-                for key, value in self.keys.items()
-            ]
-        )
-
-    @on(Action16.change_configuration)
-    def on_change_configuration(self, key, value, **kwargs):
-        self.changes.append((key, value))
-        return result16.ChangeConfiguration(status="RebootRequired" if key == "HeartbeatInterval" else "Rejected")
 
 
 def test_staff_change_a_value_the_charger_answers_reboot_required_and_it_is_stored_and_shown(
