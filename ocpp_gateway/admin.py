@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from ocpp_gateway.models import (
     ChargingProfile,
+    ConfigurationBaseline,
     MessageLog,
     MeterValue,
     StationAuthFailure,
@@ -136,3 +137,12 @@ class StationCertificateAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
+
+
+@admin.register(ConfigurationBaseline)
+class ConfigurationBaselineAdmin(admin.ModelAdmin):
+    """Expected configuration per charger model; differences are flagged on the station page."""
+
+    list_display = ("vendor", "model", "name", "value")
+    list_filter = ("vendor", "model")
+    search_fields = ("name", "value")

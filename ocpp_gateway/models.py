@@ -371,3 +371,87 @@ class StationCertificate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} ({self.serial_number})"
+
+
+class StationVariable(models.Model):
+    """One configuration value of a station, as the charger reported it: a 1.6 configuration key (GetConfiguration;
+    `component` empty, `variable` the key) or one attribute of a 2.0.1 device-model variable (NotifyReport after
+    GetBaseReport). The natural key is unique, so a replayed report changes nothing. Secret values (the Basic-auth
+    password) are stored as REDACTED (ocpp_gateway.redaction). `last_set_*` keep staff's last change and the
+    charger's answer to it (ChangeConfiguration / SetVariables: Accepted, RebootRequired, Rejected, ...)."""
+
+    class Mutability(models.TextChoices):
+        READ_ONLY = "ReadOnly"
+        WRITE_ONLY = "WriteOnly"
+        READ_WRITE = "ReadWrite"
+
+    station = models.ForeignKey(ChargingStation, on_delete=models.CASCADE, related_name="variables")
+    component = models.CharField(max_length=50, blank=True, help_text="2.0.1 component name; empty for 1.6 keys")
+    component_instance = models.CharField(max_length=50, blank=True)
+    evse_id = models.PositiveIntegerField(default=0, help_text="2.0.1 component's evse.id (0: not EVSE-specific)")
+    connector_id = models.PositiveIntegerField(default=0, help_text="2.0.1 component's evse.connectorId (0: none)")
+    variable = models.CharField(max_length=50, help_text="2.0.1 variable name / 1.6 configuration key")
+    variable_instance = models.CharField(max_length=50, blank=True)
+    attribute_type = models.CharField(max_length=8, default="Actual", help_text="Actual, Target, MinSet, MaxSet")
+    value = models.CharField(max_length=2500, blank=True)
+    mutability = models.CharField(max_length=9, choices=Mutability.choices, default=Mutability.READ_WRITE)
+    unit = models.CharField(max_length=16, blank=True)
+    data_type = models.CharField(max_length=20, blank=True)
+    last_set_value = models.CharField(max_length=2500, blank=True)
+    last_set_status = models.CharField(max_length=40, blank=True, help_text="The charger's answer, or why none")
+    last_set_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["component", "component_instance", "evse_id", "connector_id", "variable", "variable_instance"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "station",
+                    "component",
+                    "component_instance",
+                    "evse_id",
+                    "connector_id",
+                    "variable",
+                    "variable_instance",
+                    "attribute_type",
+                ],
+                name="station_variable_natural_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station_id} {self.name}"
+
+    @property
+    def name(self) -> str:
+        """As staff read it: `HeartbeatInterval` (1.6), `EVSE[1].AvailabilityState`, `OCPPCommCtrlr.Interval[x]`."""
+        if not self.component:
+            return self.variable
+        component = self.component + (f"({self.component_instance})" if self.component_instance else "")
+        if self.evse_id:
+            component += f"[{self.evse_id}" + (f".{self.connector_id}" if self.connector_id else "") + "]"
+        variable = self.variable + (f"({self.variable_instance})" if self.variable_instance else "")
+        suffix = "" if self.attribute_type == "Actual" else f" {self.attribute_type}"
+        return f"{component}.{variable}{suffix}"
+
+
+class ConfigurationBaseline(models.Model):
+    """The value operators expect for one configuration key on every station of a charger model (vendor and model as
+    the BootNotification names them). The station page flags stored values that differ."""
+
+    vendor = models.CharField(max_length=50)
+    model = models.CharField(max_length=50)
+    name = models.CharField(
+        max_length=200,
+        help_text="As the station page shows it: a 1.6 key (HeartbeatInterval) or Component.Variable "
+        "(OCPPCommCtrlr.HeartbeatInterval, EVSE[1].Power MaxSet)",
+    )
+    value = models.CharField(max_length=2500, blank=True)
+
+    class Meta:
+        ordering = ["vendor", "model", "name"]
+        constraints = [models.UniqueConstraint(fields=["vendor", "model", "name"], name="baseline_per_model_key")]
+
+    def __str__(self) -> str:
+        return f"{self.vendor} {self.model}: {self.name} = {self.value}"

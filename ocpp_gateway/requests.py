@@ -253,19 +253,59 @@ class GetConfiguration(OcppRequest):
 
 
 @dataclass(frozen=True)
+class GetBaseReport(OcppRequest):
+    """Read the station's whole configuration: 2.0.1 GetBaseReport FullInventory (the data follows in NotifyReport
+    frames carrying `request_id`) / 1.6 GetConfiguration of all keys (the data is in the answer)."""
+
+    request_id: int = field(default_factory=remote_start_id_new)
+    report_base: str = "FullInventory"
+
+    def ocpp16(self) -> OcppCall:
+        return GetConfiguration().ocpp16()
+
+    def ocpp201(self) -> OcppCall:
+        return OcppCall("GetBaseReport", {"requestId": self.request_id, "reportBase": self.report_base})
+
+
+@dataclass(frozen=True)
 class ChangeConfiguration(OcppRequest):
-    """1.6 ChangeConfiguration / 2.0.1 SetVariables (key as Component.Variable)."""
+    """1.6 ChangeConfiguration / 2.0.1 SetVariables (key as Component.Variable; the other fields name one attribute
+    of a device-model variable exactly: instances, EVSE (0: none), attribute type)."""
 
     key: str
     value: str
+    component_instance: str = ""
+    evse_id: int = 0
+    connector_id: int = 0
+    variable_instance: str = ""
+    attribute_type: str = "Actual"
 
     def ocpp16(self) -> OcppCall:
         return OcppCall("ChangeConfiguration", {"key": self.key, "value": self.value})
 
     def ocpp201(self) -> OcppCall:
-        return OcppCall(
-            "SetVariables", {"setVariableData": [{"attributeValue": self.value, **component_variable(self.key)}]}
-        )
+        target = component_variable(self.key)
+        if self.component_instance:
+            target["component"]["instance"] = self.component_instance
+        if self.evse_id:
+            target["component"]["evse"] = {"id": self.evse_id}
+            if self.connector_id:
+                target["component"]["evse"]["connectorId"] = self.connector_id
+        if self.variable_instance:
+            target["variable"]["instance"] = self.variable_instance
+        data: dict = {"attributeValue": self.value, **target}
+        if self.attribute_type != "Actual":
+            data["attributeType"] = self.attribute_type
+        return OcppCall("SetVariables", {"setVariableData": [data]})
+
+    @staticmethod
+    def status(answer: dict) -> str:
+        """The charger's answer: Accepted, RebootRequired, Rejected, NotSupported (1.6), UnknownComponent,
+        UnknownVariable, NotSupportedAttributeType (2.0.1)."""
+        if "setVariableResult" in answer:
+            results = answer.get("setVariableResult") or [{}]
+            return str(results[0].get("attributeStatus", ""))
+        return str(answer.get("status", ""))
 
 
 @dataclass(frozen=True)
@@ -283,12 +323,8 @@ class BasicAuthPasswordSet(OcppRequest):
 
     @staticmethod
     def status(answer: dict) -> str:
-        """The charger's answer: Accepted, RebootRequired (the new password counts after a reboot), Rejected,
-        NotSupported (1.6), UnknownComponent, UnknownVariable, NotSupportedAttributeType (2.0.1)."""
-        if "setVariableResult" in answer:
-            results = answer.get("setVariableResult") or [{}]
-            return str(results[0].get("attributeStatus", ""))
-        return str(answer.get("status", ""))
+        """As ChangeConfiguration.status; RebootRequired: the new password counts after a reboot."""
+        return ChangeConfiguration.status(answer)
 
 
 # --- Reservation (1.6 Reservation profile; 2.0.1 H) ----------------------------------------------------------------
@@ -454,6 +490,7 @@ REQUESTS: dict[str, type[OcppRequest]] = {
     "trigger": TriggerMessage,
     "get-configuration": GetConfiguration,
     "change-configuration": ChangeConfiguration,
+    "get-base-report": GetBaseReport,
     "reserve-now": ReserveNow,
     "cancel-reservation": CancelReservation,
     "set-charging-profile": SetChargingProfile,

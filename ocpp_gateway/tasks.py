@@ -2,6 +2,7 @@ from celery import shared_task
 
 from cpo.task_dispatch import task_dispatch
 from ocpp_gateway.services.certificates import certificates_expiry_alert
+from ocpp_gateway.services.device_model import station_configuration_read
 from ocpp_gateway.services.housekeeping import transaction_silent_probe, transactions_silent
 from ocpp_gateway.services.load_management import (
     load_groups_rebalance,
@@ -95,3 +96,10 @@ def station_password_rotate_task(identity: str) -> str:
 def certificates_expiry_alert_task() -> int:
     """Daily, by beat: alert about stations whose client certificate expires soon (services.certificates)."""
     return len(certificates_expiry_alert())
+
+
+@shared_task(acks_late=True, time_limit=300, ignore_result=True)
+def station_configuration_read_task(station_pk: int) -> str:
+    """A station's first accepted boot: read its configuration (1.6 GetConfiguration / 2.0.1 GetBaseReport). Reading
+    again only rewrites what changed."""
+    return station_configuration_read(station_pk=station_pk)

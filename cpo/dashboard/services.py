@@ -36,9 +36,15 @@ from ocpi_api.services import (
     partner_suspend,
 )
 from ocpp_gateway.commands import CommandError, command_send
-from ocpp_gateway.models import Reservation, Transaction
+from ocpp_gateway.models import Reservation, StationVariable, Transaction
 from ocpp_gateway.redaction import redact_secrets
-from ocpp_gateway.requests import CancelReservation, OcppRequest, ReserveNow
+from ocpp_gateway.requests import CancelReservation, ChangeConfiguration, GetBaseReport, OcppRequest, ReserveNow
+from ocpp_gateway.services.device_model import (
+    is_secret,
+    station_configuration_answer_record,
+    station_variable_change_request,
+    station_variable_set_record,
+)
 from ocpp_gateway.services.passwords import (
     PasswordRotation,
     PasswordRotationRefused,
@@ -140,6 +146,40 @@ def station_reservation_cancel(*, user, reservation: Reservation) -> CommandOutc
     )
     if outcome.ok and (outcome.audit.answer or {}).get("status") == "Accepted":
         reservation_end(reservation_pk=reservation.pk, status=Reservation.Status.CANCELLED)
+    return outcome
+
+
+def station_configuration_read_staff(*, user, station: ChargingStation) -> CommandOutcome:
+    """Read the station's whole configuration again (1.6 GetConfiguration, stored from the answer; 2.0.1
+    GetBaseReport, stored as its NotifyReport frames arrive), audited."""
+    outcome = station_command_send(user=user, station=station, request=GetBaseReport())
+    if outcome.ok:
+        station_configuration_answer_record(station=station, answer=outcome.audit.answer or {})
+    return outcome
+
+
+class VariableChangeRefused(Exception):
+    """Staff may not change this value here (read-only, or a secret: the password has its own rotation)."""
+
+
+def check_station_variable_change(*, variable: StationVariable) -> None:
+    if variable.mutability == StationVariable.Mutability.READ_ONLY:
+        raise VariableChangeRefused(f"{variable.name} is read-only")
+    if is_secret(component=variable.component, variable=variable.variable):
+        raise VariableChangeRefused(f"{variable.name} is a secret: rotate the password instead")
+
+
+def station_variable_change(*, user, variable: StationVariable, value: str) -> CommandOutcome:
+    """ChangeConfiguration / SetVariables of one stored value, audited; the charger's answer (Accepted,
+    RebootRequired, Rejected, NotSupported, ...) or why there was none is kept with the value."""
+    check_station_variable_change(variable=variable)
+    request = station_variable_change_request(variable=variable, value=value)
+    outcome = station_command_send(user=user, station=variable.station, request=request)
+    if outcome.ok:
+        status = ChangeConfiguration.status(outcome.audit.answer or {}) or "answered"
+    else:
+        status = "no answer: " + outcome.audit.error.partition(":")[0]
+    station_variable_set_record(variable_pk=variable.pk, value=value, status=status)
     return outcome
 
 

@@ -36,6 +36,16 @@ urlpatterns = [
         name="station-command",
     ),
     path(
+        "stations/<str:identity>/configuration/read/",
+        stations.StationConfigurationReadView.as_view(),
+        name="station-configuration-read",
+    ),
+    path(
+        "stations/<str:identity>/configuration/<int:pk>/",
+        stations.StationVariableChangeView.as_view(),
+        name="station-variable-change",
+    ),
+    path(
         "stations/<str:identity>/evses/<int:ocpp_evse_id>/register/",
         stations.StationEvseRegisterView.as_view(),
         name="station-evse-register",

@@ -27,6 +27,7 @@ from ocpp_gateway.services.availability import (
     station_availability_record,
 )
 from ocpp_gateway.services.certificates import station_csr_check
+from ocpp_gateway.services.device_model import report_data_reported, station_variables_record
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
 from ocpp_gateway.services.reservations import reservation_status_update
@@ -129,6 +130,9 @@ class ChargePoint201(GatewayChargePoint):
 
     @on(Action.notify_report)
     async def on_notify_report(self, request_id, generated_at, seq_no, **kwargs):
+        reported = report_data_reported(kwargs.get("report_data") or [])
+        if reported:
+            await db(station_variables_record)(station_pk=self.station_pk, reported=reported)
         return self.result_module.NotifyReport()
 
     @on(Action.notify_event)

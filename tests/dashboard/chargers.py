@@ -3,7 +3,11 @@
 import asyncio
 import threading
 
-from tests.ocpp_gateway.chargers import connected
+from ocpp.routing import on
+from ocpp.v16 import call_result as result16
+from ocpp.v16.enums import Action as Action16
+
+from tests.ocpp_gateway.chargers import Charger16, connected
 
 
 class ChargerThread:
@@ -26,3 +30,26 @@ class ChargerThread:
         self.run(self.context.__aexit__(None, None, None))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+
+
+class Configurable16(Charger16):
+    """Keeps its keys; a new HeartbeatInterval needs a reboot, NumberOfConnectors is read-only."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.keys = {"HeartbeatInterval": "300", "NumberOfConnectors": "2", "AuthorizationKey": "0011223344556677"}
+        self.changes: list[tuple[str, str]] = []
+
+    @on(Action16.get_configuration)
+    def on_get_configuration(self, **kwargs):
+        return result16.GetConfiguration(
+            configuration_key=[
+                {"key": key, "readonly": key == "NumberOfConnectors", "value": value}
+                for key, value in self.keys.items()
+            ]
+        )
+
+    @on(Action16.change_configuration)
+    def on_change_configuration(self, key, value, **kwargs):
+        self.changes.append((key, value))
+        return result16.ChangeConfiguration(status="RebootRequired" if key == "HeartbeatInterval" else "Rejected")

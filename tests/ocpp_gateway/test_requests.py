@@ -28,6 +28,7 @@ from ocpp_gateway.requests import (
     ChargingSchedule,
     ChargingSchedulePeriod,
     ClearChargingProfile,
+    GetBaseReport,
     GetCompositeSchedule,
     GetConfiguration,
     RemoteStart,
@@ -63,6 +64,10 @@ EXAMPLES = [
     TriggerMessage(message="Heartbeat"),
     GetConfiguration(keys=("OCPPCommCtrlr.HeartbeatInterval",)),
     ChangeConfiguration(key="OCPPCommCtrlr.HeartbeatInterval", value="300"),
+    ChangeConfiguration(
+        key="EVSE.Power", value="11000", evse_id=1, connector_id=1, variable_instance="L1", attribute_type="MaxSet"
+    ),
+    GetBaseReport(request_id=7),
     ReserveNow(reservation_id=3, expiry=EXPIRY, id_tag="RFID-1", token_type="RFID", evse_id=1, group_id="G-1"),
     ReserveNow(reservation_id=4, expiry="2026-11-20T10:30:00Z", id_tag="APP-1", token_type="APP_USER"),
     CancelReservation(reservation_id=3),
@@ -104,6 +109,11 @@ def test_each_version_gets_its_own_names():
     assert Reset(hard=False).for_version("1.6").payload == {"type": "Soft"}
     assert Reset(hard=False).for_version("2.1").payload == {"type": "OnIdle"}
     assert GetConfiguration().for_version("1.6") == ("GetConfiguration", {})
+    assert GetBaseReport(request_id=7).for_version("1.6") == ("GetConfiguration", {})
+    assert GetBaseReport(request_id=7).for_version("2.0.1") == (
+        "GetBaseReport",
+        {"requestId": 7, "reportBase": "FullInventory"},
+    )
     assert ChangeConfiguration(key="A.B", value="1").for_version("2.0.1") == (
         "SetVariables",
         {"setVariableData": [{"attributeValue": "1", "component": {"name": "A"}, "variable": {"name": "B"}}]},

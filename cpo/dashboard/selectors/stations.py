@@ -8,7 +8,7 @@ from django.db.models import Count, F, Q, QuerySet
 
 from cpo.dashboard.models import AuditLog
 from cpo.models import EVSE, ChargingStation, EvseStatus, RegistrationStatus
-from ocpp_gateway.models import MessageLog, Reservation, Transaction
+from ocpp_gateway.models import ConfigurationBaseline, MessageLog, Reservation, StationVariable, Transaction
 
 FAULT_STATUSES = [EvseStatus.OUTOFORDER, EvseStatus.INOPERATIVE, EvseStatus.BLOCKED]
 # What a station reports for itself as a whole (StatusNotification connector / EVSE 0) that staff must look at.
@@ -130,6 +130,35 @@ def station_reservations(*, station: ChargingStation, limit: int = 20) -> QueryS
         .select_related("evse", "transaction", "ocpi_session")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+# The configuration section shows at most this many rows; the search narrows them down.
+STATION_VARIABLES_SHOWN = 500
+
+
+def station_variables(*, station: ChargingStation, search: str = "") -> QuerySet[StationVariable]:
+    """The station's configuration as it reported it, optionally only rows whose component, variable (or 1.6 key),
+    instance or value contain `search` (case-insensitive)."""
+    variables = StationVariable.objects.filter(station=station)
+    if search:
+        variables = variables.filter(
+            Q(component__icontains=search)
+            | Q(component_instance__icontains=search)
+            | Q(variable__icontains=search)
+            | Q(variable_instance__icontains=search)
+            | Q(value__icontains=search)
+        )
+    return variables
+
+
+def station_variables_against_baseline(
+    *, station: ChargingStation, variables: list[StationVariable]
+) -> list[tuple[StationVariable, str | None]]:
+    """Each variable with the value its model's baseline expects when the stored value differs (else None)."""
+    baseline = dict(
+        ConfigurationBaseline.objects.filter(vendor=station.vendor, model=station.model).values_list("name", "value")
+    )
+    return [(v, baseline[v.name] if v.name in baseline and baseline[v.name] != v.value else None) for v in variables]
 
 
 def stations_pending() -> QuerySet[ChargingStation]:

@@ -13,15 +13,25 @@ from cpo.dashboard.selectors.commands import command_answer_text
 from cpo.dashboard.selectors.stations import (
     STATION_SORTS,
     STATION_STATUS_FILTERS,
+    STATION_VARIABLES_SHOWN,
     station_audit_log,
     station_connectors,
     station_list,
     station_message_log,
     station_reservations,
+    station_variables,
+    station_variables_against_baseline,
 )
-from cpo.dashboard.services import station_evse_register, station_password_rotate_staff
+from cpo.dashboard.services import (
+    VariableChangeRefused,
+    station_configuration_read_staff,
+    station_evse_register,
+    station_password_rotate_staff,
+    station_variable_change,
+)
 from cpo.dashboard.views.base import DashboardView
 from cpo.models import ChargingStation
+from ocpp_gateway.models import StationVariable
 from ocpp_gateway.selectors import certificate_expiring, station_certificate_current
 from ocpp_gateway.services.passwords import RotationResult
 
@@ -125,6 +135,8 @@ class StationDetailView(StationLiveView):
             station=station, action=filters.get("action", ""), direction=filters.get("direction", "")
         )
         log_page = Paginator(log, MESSAGE_LOG_PAGE_SIZE).get_page(self.request.GET.get("page"))
+        variable_filter = self.request.GET.get("filter", "").strip()[:100]
+        variables = station_variables(station=station, search=variable_filter)
         query = self.request.GET.copy()
         query.pop("page", None)
         context.update(
@@ -136,6 +148,12 @@ class StationDetailView(StationLiveView):
             reservations=station_reservations(station=station),
             certificate=certificate,
             certificate_expiring=certificate is not None and certificate_expiring(certificate=certificate),
+            variable_filter=variable_filter,
+            variables=station_variables_against_baseline(
+                station=station, variables=list(variables[:STATION_VARIABLES_SHOWN])
+            ),
+            variables_count=variables.count(),
+            variables_shown=STATION_VARIABLES_SHOWN,
         )
         # A command's result goes next to its form (the page opens at it); other messages stay at the top.
         results: dict[str, list] = {}
@@ -220,3 +238,49 @@ class StationPasswordRotateView(StationMixin, RoleRequiredMixin, View):
         else:
             messages.error(request, f"The charger kept its old password ({rotation.detail})")
         return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#commands")
+
+
+class StationConfigurationReadView(StationMixin, RoleRequiredMixin, View):
+    """POST: read the station's configuration again (1.6 GetConfiguration / 2.0.1 GetBaseReport), audited."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, identity: str):
+        station = self.get_station()
+        outcome = station_configuration_read_staff(user=request.user, station=station)
+        action = outcome.audit.action
+        if not outcome.ok:
+            messages.error(request, f"{action} failed: {outcome.audit.error}")
+        elif action == "GetBaseReport":
+            status = command_answer_text(action=action, answer=outcome.audit.answer)
+            messages.success(request, f"GetBaseReport: {status}; the station sends its report in the background")
+        else:
+            messages.success(request, "GetConfiguration: configuration stored")
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#configuration")
+
+
+class StationVariableChangeView(StationMixin, RoleRequiredMixin, View):
+    """POST `value`: change one configuration value (ChangeConfiguration / SetVariables); the charger's answer is
+    kept with the value and in the audit log."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, identity: str, pk: int):
+        station = self.get_station()
+        variable = get_object_or_404(StationVariable.objects.select_related("station"), pk=pk, station=station)
+        value = request.POST.get("value", "")
+        if len(value) > 1000:
+            messages.error(request, f"{variable.name}: not sent, the value is longer than 1000 characters")
+        else:
+            try:
+                outcome = station_variable_change(user=request.user, variable=variable, value=value)
+            except VariableChangeRefused as exc:
+                messages.error(request, f"{variable.name}: not sent, {exc}")
+            else:
+                variable.refresh_from_db()
+                if outcome.ok:
+                    messages.success(request, f"{variable.name} = {value}: {variable.last_set_status}")
+                else:
+                    messages.error(request, f"{variable.name}: {outcome.audit.action} failed: {outcome.audit.error}")
+        query = "?" + request.GET.urlencode() if request.GET.get("filter") else ""
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + query + "#configuration")

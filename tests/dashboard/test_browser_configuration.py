@@ -1,0 +1,57 @@
+"""Staff in a real browser read a charger's configuration on the station page, search it and change a value; the
+charger's answer (RebootRequired) is shown with the value. The page runs in daphne, so this needs no Redis."""
+
+import pytest
+from ocpp.v16 import call
+
+from ocpp_gateway.models import StationVariable
+from tests.dashboard.chargers import ChargerThread, Configurable16
+from tests.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS, db, expect, log_in, shot, sync_playwright
+from tests.support import wait_until
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def operator_and_station(make_user, station_factory):
+    make_user("otto", "operator")
+    return station_factory("CP-CONF", evses=2)
+
+
+def test_an_operator_searches_the_configuration_and_sets_a_value_that_needs_a_reboot(
+    live_daphne, operator_and_station, browser
+):
+    station, secret = operator_and_station
+    charger = ChargerThread(live_daphne.ocpp_url("CP-CONF"), "CP-CONF", secret, cls=Configurable16)
+    try:
+        charger.send(call.BootNotification(charge_point_model="W1", charge_point_vendor="ACME"))
+        wait_until(lambda: db(StationVariable.objects.filter(station_id=station.pk).count) == 3, timeout=10)
+        context, _ = log_in(browser, live_daphne.http_url, "otto")
+        page = context.new_page()
+        page.goto(f"{live_daphne.http_url}/stations/CP-CONF/")
+        rows = page.locator("[data-testid=variables] tbody tr")
+        expect(rows).to_have_count(3)
+        expect(page.locator("[data-testid=variables]")).not_to_contain_text("0011223344556677")
+
+        page.fill("[data-testid=configuration-filter]", "heartbeat")
+        page.press("[data-testid=configuration-filter]", "Enter")
+        expect(rows).to_have_count(1)
+        row = page.locator("tr[data-variable=HeartbeatInterval]")
+        row.locator("input[name=value]").fill("60")
+        row.locator("button[type=submit]").click()
+        row = page.locator("tr[data-variable=HeartbeatInterval]")
+        expect(row.locator(".variable-set")).to_contain_text("60 → RebootRequired")
+        expect(row.locator(".variable-value")).to_have_text("300")
+        expect(page.locator("[data-testid=configuration-filter]")).to_have_value("heartbeat")  # the search is kept
+        shot(page, "station-configuration")
+    finally:
+        charger.close()
+    assert charger.cp.changes == [("HeartbeatInterval", "60")]
