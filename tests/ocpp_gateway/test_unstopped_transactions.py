@@ -34,11 +34,13 @@ def boot16() -> call16.BootNotification:
 
 def billed(tx: Transaction) -> tuple[list[Session], list[Cdr]]:
     """Billing's result for `tx`, running its pipeline once more as a worker would (idempotent: with the embedded
-    default's eager tasks the live server has run it already)."""
+    default's eager tasks the live server has run it already): its sessions and its live CDRs (a CDR a late stop
+    corrected is credited and re-issued: the credited one no longer counts)."""
     transaction_bill(transaction_pk=tx.pk)
+    credited = Cdr.objects.filter(credit=True).values("credit_reference_id")
     return (
         list(Session.objects.filter(transaction=tx)),
-        list(Cdr.objects.filter(session__transaction=tx, credit=False)),
+        list(Cdr.objects.filter(session__transaction=tx, credit=False).exclude(pk__in=credited)),
     )
 
 
