@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0004_session_of_a_reservation'),
+        ('billing', '0005_cdr_reissue_of'),
     ]
 
     operations = [
