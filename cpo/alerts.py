@@ -46,7 +46,7 @@ def alert_raise(*, kind: str, subject: str, message: str) -> Alert:
             bumped = _alert_bump(kind=kind, subject=subject, message=message, now=now)
             assert bumped is not None
             return bumped
-        logger.warning("ALERT: %s %s: %s", kind, subject, message)
+        logger.warning("new alert %s %s: %s", kind, subject, message)
         pk = alert.pk
         transaction.on_commit(lambda: alert_raised.send(sender=Alert, alert_pk=pk, kind=kind))
     return alert

@@ -415,11 +415,16 @@ CELERY_BEAT_SCHEDULE["alerts-station-offline-check"] = {
     "task": "cpo.tasks.alerts_station_offline_check_task",
     "schedule": ALERT_CHECK_SECONDS,
 }
+# SecurityEventNotification types that raise no alert (routine ones; every type is still in the message log).
+ALERT_SECURITY_EVENTS_IGNORED = [
+    t.strip() for t in os.environ.get("ALERT_SECURITY_EVENTS_IGNORED", "StartupOfTheDevice").split(",") if t.strip()
+]
 # A push to a partner that failed this many times in a row (or was given up) raises a partner_delivery_failing alert.
 ALERT_PARTNER_DELIVERY_ATTEMPTS = env_int("ALERT_PARTNER_DELIVERY_ATTEMPTS", 5)
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for the filebased backend
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "cpo@localhost")
 
 # --- Dashboard ---------------------------------------------------------------------------------------------------
