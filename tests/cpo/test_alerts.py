@@ -1,10 +1,7 @@
 """Alerts: one open alert per problem, counted when it repeats, resolved when the problem goes away, and sent by
 e-mail and to a webhook only when new."""
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
@@ -12,36 +9,9 @@ from django.utils import timezone
 
 from cpo.alerts import alert_raise, alert_resolve, alerts_station_offline_check
 from cpo.models import Alert, AlertKind, ChargingStation
+from tests.webhook import Webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Webhook:
-    """A real HTTP server on loopback that keeps the JSON bodies POSTed to it."""
-
-    def __init__(self, status: int = 200):
-        self.received: list[dict] = []
-        self.status = status
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.received.append({"content_type": self.headers["Content-Type"], "json": json.loads(body)})
-                self.send_response(hook.status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/cpo"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
