@@ -81,7 +81,7 @@ def alerts_station_offline_check(*, now: datetime | None = None) -> tuple[int, i
         alert_raise(
             kind=AlertKind.STATION_OFFLINE,
             subject=identity,
-            message=f"station {identity} offline, last seen {last_seen.isoformat()}",
+            message=f"station {identity} offline, last seen {last_seen.isoformat() if last_seen else 'never'}",
         )
         raised += 1
     back = Alert.objects.filter(

@@ -138,7 +138,7 @@ def evse_status_update(
             _fault_alert(
                 kind=AlertKind.CONNECTOR_FAULTED,
                 subject=evse.uid,
-                what=f"station {evse.station.identity} EVSE {ocpp_evse_id}",
+                what=f"EVSE {evse.uid}",
                 ocpp_status=ocpp_status,
                 details=(evse.ocpp_error_code, evse.status_info, evse.vendor_error_code),
             )
