@@ -4,18 +4,22 @@ station or connector Faulted is alerted and resolved when it recovers, a failed 
 import asyncio
 import email
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from cpo.models import Alert
+from ocpp_gateway.services.clock import station_clock_skew_record
+from ocpp_gateway.services.security import station_auth_failure_record
 from tests.ocpp_gateway.chargers import connected, now_iso
 from tests.support import start_daphne, stop, wait_until
 from tests.webhook import Webhook
 
-pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +59,7 @@ def mails(mail_dir: Path) -> list[email.message.Message]:
     return found
 
 
+@pytest.mark.live
 def test_16_security_event_raises_an_alert_sent_by_email_and_webhook_once(
     alerting_daphne, station_factory, webhook, mail_dir
 ):
@@ -84,6 +89,7 @@ def test_16_security_event_raises_an_alert_sent_by_email_and_webhook_once(
     assert posted["json"]["kind"] == "security_event" and posted["json"]["subject"] == alert.subject
 
 
+@pytest.mark.live
 def test_201_security_event_raises_an_alert(alerting_daphne, station_factory, webhook):
     station, secret = station_factory("CP201-SEC")
 
@@ -96,6 +102,7 @@ def test_201_security_event_raises_an_alert(alerting_daphne, station_factory, we
     wait_until(lambda: any(p["json"]["subject"] == "CP201-SEC InvalidFirmwareSignature" for p in webhook.received))
 
 
+@pytest.mark.live
 def test_station_and_connector_faulted_raise_alerts_resolved_when_they_recover(alerting_daphne, station_factory):
     station, secret = station_factory("CP16-FAULTY")
 
@@ -130,3 +137,22 @@ def test_station_and_connector_faulted_raise_alerts_resolved_when_they_recover(a
     asyncio.run(recovered())
     assert not Alert.objects.filter(resolved_at__isnull=True).exists()
     assert Alert.objects.count() == 3
+
+
+def test_a_clock_skew_raises_an_alert_per_station_counted_while_open(station_factory):
+    station, _ = station_factory("CP-SKEWED")
+    now = timezone.now()
+    station_clock_skew_record(observations=[(station.pk, 7200, now)])
+    station_clock_skew_record(observations=[(station.pk, 7260, now + timedelta(minutes=1))])
+    alert = Alert.objects.get()
+    assert (alert.kind, alert.subject, alert.count) == ("clock_skew", "CP-SKEWED", 2)
+    assert "+7260 s" in alert.message
+
+
+def test_an_auth_lockout_raises_an_alert(settings):
+    settings.OCPP_AUTH_FAILURE_LIMIT = 2
+    for _ in range(2):
+        station_auth_failure_record(identity="CP-BRUTE-A", address="", station_pk=None, reason="bad password")
+    alert = Alert.objects.get()
+    assert (alert.kind, alert.subject) == ("auth_lockout", "identity CP-BRUTE-A")
+    assert "after 2 failed authentications" in alert.message
