@@ -11,7 +11,7 @@ from cpo.alerts import alert_raise, alert_resolve, alerts_station_offline_check
 from cpo.models import Alert, AlertKind, ChargingStation
 from tests.webhook import Webhook
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager")]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from ocpi_api.models import OutboxMessage
 from ocpi_api.outbox import outbox_enqueue
 from tests.e2e.emsp import partner_for
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager")]
 
 
 def push(partner, n: int):

@@ -40,6 +40,7 @@ def alerting_daphne(django_db_setup, django_db_blocker, webhook, mail_dir):
     the webhook, and every other kind by e-mail."""
     server = start_daphne(
         "alerts",
+        CELERY_TASK_ALWAYS_EAGER="1",  # notifications sent by the server itself, also on Redis (no worker here)
         ALERT_EMAIL_TO="ops@cpo.example",
         ALERT_WEBHOOK_URL=webhook.url,
         ALERT_NOTIFY=json.dumps({"security_event": ["email", "webhook"], "*": ["email"]}),
