@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from cpo.models import EVSE, ChargingStation, Connector, LoadGroup, Location, Token
+from cpo.models import EVSE, Alert, ChargingStation, Connector, LoadGroup, Location, Token
 
 
 class EVSEInline(admin.TabularInline):
@@ -131,3 +131,18 @@ class LoadGroupAdmin(admin.ModelAdmin):
     list_filter = ("enabled",)
     search_fields = ("name", "location__id", "location__name")
     autocomplete_fields = ("evses",)
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """Read-only: alerts are raised and resolved by the platform, and by operators on the dashboard (audited)."""
+
+    list_display = ("kind", "subject", "count", "first_seen", "last_seen", "resolved_at", "resolved_by")
+    list_filter = ("kind", ("resolved_at", admin.EmptyFieldListFilter))
+    search_fields = ("subject", "message")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

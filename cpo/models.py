@@ -352,3 +352,41 @@ class LoadGroup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.location_id} {self.name}"
+
+
+class AlertKind(models.TextChoices):
+    STATION_OFFLINE = "station_offline"
+    STATION_FAULTED = "station_faulted"
+    CONNECTOR_FAULTED = "connector_faulted"
+    SECURITY_EVENT = "security_event"
+    CLOCK_SKEW = "clock_skew"
+    CERTIFICATE_EXPIRING = "certificate_expiring"
+    AUTH_LOCKOUT = "auth_lockout"
+    FIRMWARE_FAILED = "firmware_failed"
+    PARTNER_DELIVERY_FAILING = "partner_delivery_failing"
+
+
+class Alert(models.Model):
+    """Something staff must look at (cpo.alerts). At most one open alert per (kind, subject): raising it again while it
+    is open counts the repeat instead of adding a row, so staff and their mailbox see one line per problem."""
+
+    kind = models.CharField(max_length=30, choices=AlertKind.choices)
+    subject = models.CharField(max_length=255, help_text="What it is about: station identity, EVSE uid, partner...")
+    message = models.TextField()
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    count = models.PositiveIntegerField(default=1)
+    resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    resolved_by = models.CharField(max_length=150, blank=True, help_text="The staff member, or empty when resolved")
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "subject"], condition=Q(resolved_at__isnull=True), name="alert_one_open_per_subject"
+            ),
+            models.CheckConstraint(condition=Q(last_seen__gte=models.F("first_seen")), name="alert_seen_in_order"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject}"

@@ -4,6 +4,7 @@ Embedded default (no environment): SQLite file, in-memory channel layer, Celery 
 Production and CI: DATABASE_URL (PostgreSQL) and REDIS_URL (channels-redis and the Celery broker).
 """
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -395,6 +396,36 @@ CELERY_BEAT_SCHEDULE["ocpp-load-groups-rebalance"] = {
 
 # `make run` keeps the demo charger's secret in .env so that `seed_demo` sets the same one on every run.
 DEMO_STATION_SECRET = os.environ.get("DEMO_STATION_SECRET", "")
+
+# --- Alerts (cpo/alerts.py) ----------------------------------------------------------------------------------------
+# A new alert is sent per kind through the channels ALERT_NOTIFY names, JSON from the environment, e.g.
+# {"security_event": ["email", "webhook"], "*": ["email"]} ("*": every other kind). Default: e-mail for every kind when
+# ALERT_EMAIL_TO (comma-separated addresses) is set. The webhook gets the alert as JSON by POST.
+ALERT_EMAIL_TO = [a.strip() for a in os.environ.get("ALERT_EMAIL_TO", "").split(",") if a.strip()]
+ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", "")
+ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 10.0)
+ALERT_NOTIFY: dict[str, list[str]] = json.loads(os.environ.get("ALERT_NOTIFY", "") or "null") or (
+    {"*": ["email"]} if ALERT_EMAIL_TO else {}
+)
+# A station offline (and not seen) this long raises an alert; beat looks every ALERT_CHECK_SECONDS, and resolves the
+# alerts of stations back online.
+ALERT_STATION_OFFLINE_MINUTES = env_float("ALERT_STATION_OFFLINE_MINUTES", 15)
+ALERT_CHECK_SECONDS = env_float("ALERT_CHECK_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["alerts-station-offline-check"] = {
+    "task": "cpo.tasks.alerts_station_offline_check_task",
+    "schedule": ALERT_CHECK_SECONDS,
+}
+# SecurityEventNotification types that raise no alert (routine ones; every type is still in the message log).
+ALERT_SECURITY_EVENTS_IGNORED = [
+    t.strip() for t in os.environ.get("ALERT_SECURITY_EVENTS_IGNORED", "StartupOfTheDevice").split(",") if t.strip()
+]
+# A push to a partner that failed this many times in a row (or was given up) raises a partner_delivery_failing alert.
+ALERT_PARTNER_DELIVERY_ATTEMPTS = env_int("ALERT_PARTNER_DELIVERY_ATTEMPTS", 5)
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for the filebased backend
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "cpo@localhost")
 
 # --- Dashboard ---------------------------------------------------------------------------------------------------
 # Live events reach browsers in batches at most this far apart (one query per kind and one message per batch).

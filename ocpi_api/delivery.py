@@ -8,7 +8,10 @@ the same message meanwhile finds it leased and leaves it, and `outbox_enqueue` d
 queues the message again (`outbox_due_claim`). So a call is never repeated while an earlier one may still be in
 flight from our side, and one the partner did not answer in time (per kind: OCPI_PUSH_TIMEOUTS) is repeated no
 sooner than that timeout again, as it may still be running at the partner. Messages of one order key go out in
-order: one is claimed only when no older one of its key is pending, and sending it queues the next."""
+order: one is claimed only when no older one of its key is pending, and sending it queues the next.
+
+A message given up, or failed ALERT_PARTNER_DELIVERY_ATTEMPTS times in a row, raises the partner's
+partner_delivery_failing alert (cpo.alerts); the next push the partner takes resolves it."""
 
 import logging
 import threading
@@ -18,6 +21,8 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
+from cpo.alerts import alert_raise, alert_resolve
+from cpo.models import AlertKind
 from ocpi_api.client import OcpiExchange, ocpi_call
 from ocpi_api.models import OutboxAttempt, OutboxMessage, OutboxStatus, PartnerStatus
 from ocpi_api.modules import InterfaceRole
@@ -187,6 +192,7 @@ def _message_record(*, claimed: OutboxMessage, exchange: OcpiExchange, permanent
             location = exchange.headers.get("Location", "") if exchange.headers is not None else ""
             message.response_location = location[:512]
             message.save()
+            alert_resolve(kind=AlertKind.PARTNER_DELIVERY_FAILING, subject=partner_alert_subject(message))
             following = _next_in_order(message)
             if following is not None:
                 message_schedule(following.pk, at=following.next_attempt_at)
@@ -206,6 +212,8 @@ def _message_record(*, claimed: OutboxMessage, exchange: OcpiExchange, permanent
         message.dispatched_at = timezone.now()
         message.save()
         logger.info("OCPI push %s failed (%s), retry at %s", message, exchange.problem(), next_attempt)
+        if message.attempts >= settings.ALERT_PARTNER_DELIVERY_ATTEMPTS:
+            _delivery_alert(message, problem=f"failed {message.attempts} times, retried at {next_attempt.isoformat()}")
         message_schedule(message.pk, at=next_attempt)
         return Outcome.RETRY
 
@@ -240,6 +248,19 @@ def _message_fail(message: OutboxMessage, *, error: str) -> None:
     message.last_error = error
     message.save()
     logger.error("OCPI push %s given up: %s", message, error)
+    _delivery_alert(message, problem=f"given up: {error}")
     following = _next_in_order(message)
     if following is not None:
         message_schedule(following.pk, at=following.next_attempt_at)
+
+
+def partner_alert_subject(message: OutboxMessage) -> str:
+    return f"partner {message.partner_id}"
+
+
+def _delivery_alert(message: OutboxMessage, *, problem: str) -> None:
+    alert_raise(
+        kind=AlertKind.PARTNER_DELIVERY_FAILING,
+        subject=partner_alert_subject(message),
+        message=f"OCPI push to {message.partner} ({message.method} {message.module} {message.path}) {problem}",
+    )

@@ -125,3 +125,14 @@ def _periodic_batches_emptied(_periodic_batches):
             batch.pending.clear()
         with batch.flush.running:
             pass
+
+
+@pytest.fixture
+def eager():
+    """Run queued tasks in-process (as the embedded default does) so dispatch after commit is observable."""
+    from cpo.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from billing.models import Cdr, Tariff
 from billing.services import tariff_upsert_from_ocpi
+from cpo.alerts import alert_resolve
 from cpo.dashboard.models import (
     AnalyticsDay,
     AnalyticsHour,
@@ -23,7 +24,7 @@ from cpo.dashboard.selectors.cdrs import PushState, cdr_pushes
 from cpo.dashboard.selectors.occupancy import busy_seconds_per_utc_hour
 from cpo.dashboard.selectors.period import Period
 from cpo.dashboard.selectors.sessions import session_energy_wh
-from cpo.models import EVSE, ChargingStation, Location, RegistrationStatus, Token
+from cpo.models import EVSE, Alert, ChargingStation, Location, RegistrationStatus, Token
 from cpo.services import evse_register, station_create, station_evse_add
 from ocpi_api import outbox
 from ocpi_api.envelope import OcpiError
@@ -476,3 +477,19 @@ def partner_credentials_rotate_staff(*, user, partner: Partner) -> Partner:
         answer={"incoming_token_prefix": partner.incoming_token_prefix, "version": partner.version},
     )
     return partner
+
+
+# --- Alerts --------------------------------------------------------------------------------------------------------
+
+
+def alert_resolve_by_staff(*, user, alert: Alert) -> bool:
+    """Staff resolved an alert by hand (cpo.alerts.alert_resolve), kept in the audit log; False when it was not open."""
+    with transaction.atomic():
+        resolved = alert_resolve(kind=alert.kind, subject=alert.subject, resolved_by=user.get_username())
+        if resolved:
+            audit_record(
+                user=user,
+                action="AlertResolve",
+                payload={"alert": alert.pk, "kind": alert.kind, "subject": alert.subject, "count": alert.count},
+            )
+    return resolved

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from cpo.dashboard.views import (
+    alerts,
     analytics,
     audit,
     base,
@@ -72,6 +73,8 @@ urlpatterns = [
     path("cdrs/export.csv", cdrs.CdrExportView.as_view(), name="cdr-export"),
     path("cdrs/<str:cdr_id>/", cdrs.CdrDetailView.as_view(), name="cdr"),
     path("cdrs/<str:cdr_id>/retry/", cdrs.CdrRetryView.as_view(), name="cdr-retry"),
+    path("alerts/", alerts.AlertListView.as_view(), name="alerts"),
+    path("alerts/<int:pk>/resolve/", alerts.AlertResolveView.as_view(), name="alert-resolve"),
     path("audit/", audit.AuditLogView.as_view(), name="audit"),
     path("audit/export.csv", audit.AuditExportView.as_view(), name="audit-export"),
     path("analytics/", analytics.AnalyticsView.as_view(), name="analytics"),

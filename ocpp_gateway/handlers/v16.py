@@ -23,8 +23,10 @@ from ocpp_gateway.measurands import ENERGY_REGISTER
 from ocpp_gateway.services.authorization import id_tag_check
 from ocpp_gateway.services.availability import evse_status_update
 from ocpp_gateway.services.certificates import station_csr_check
+from ocpp_gateway.services.firmware import station_firmware_status_record
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
+from ocpp_gateway.services.security import station_security_event_record
 from ocpp_gateway.services.transactions import (
     transaction_start_16,
     transaction_stop_16,
@@ -173,11 +175,15 @@ class ChargePoint16(GatewayChargePoint):
 
     @on(Action.firmware_status_notification)
     async def on_firmware_status_notification(self, status, **kwargs):
+        await db(station_firmware_status_record)(station_pk=self.station_pk, status=status)
         return call_result.FirmwareStatusNotification()
 
     # -- Security whitepaper for 1.6 (notifications only) ------------------------------------------------------
     @on(Action.security_event_notification)
-    async def on_security_event_notification(self, type, timestamp, **kwargs):
+    async def on_security_event_notification(self, type, timestamp, tech_info=None, **kwargs):
+        await db(station_security_event_record)(
+            station_pk=self.station_pk, type=type, timestamp=timestamp, tech_info=tech_info or ""
+        )
         return call_result.SecurityEventNotification()
 
     @on(Action.log_status_notification)

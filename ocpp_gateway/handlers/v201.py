@@ -28,9 +28,11 @@ from ocpp_gateway.services.availability import (
 )
 from ocpp_gateway.services.certificates import station_csr_check
 from ocpp_gateway.services.device_model import report_data_reported, station_variables_record
+from ocpp_gateway.services.firmware import station_firmware_status_record
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
 from ocpp_gateway.services.reservations import reservation_status_update
+from ocpp_gateway.services.security import station_security_event_record
 from ocpp_gateway.services.transactions import (
     TransactionEventInput,
     transaction_event_201,
@@ -149,7 +151,10 @@ class ChargePoint201(GatewayChargePoint):
         return self.result_module.NotifyMonitoringReport()
 
     @on(Action.security_event_notification)
-    async def on_security_event_notification(self, type, timestamp, **kwargs):
+    async def on_security_event_notification(self, type, timestamp, tech_info=None, **kwargs):
+        await db(station_security_event_record)(
+            station_pk=self.station_pk, type=type, timestamp=timestamp, tech_info=tech_info or ""
+        )
         return self.result_module.SecurityEventNotification()
 
     @on(Action.sign_certificate)
@@ -247,6 +252,7 @@ class ChargePoint201(GatewayChargePoint):
     # -- Firmware, diagnostics, display, customer information ----------------------------------------------------
     @on(Action.firmware_status_notification)
     async def on_firmware_status_notification(self, status, **kwargs):
+        await db(station_firmware_status_record)(station_pk=self.station_pk, status=status)
         return self.result_module.FirmwareStatusNotification()
 
     @on(Action.publish_firmware_status_notification)

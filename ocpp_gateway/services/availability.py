@@ -10,7 +10,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from cpo.models import EVSE, ChargingStation, EvseStatus
+from cpo.alerts import alert_raise, alert_resolve
+from cpo.models import EVSE, AlertKind, ChargingStation, EvseStatus
 from ocpp_gateway import events
 from ocpp_gateway.models import Transaction
 from ocpp_gateway.selectors import (
@@ -37,6 +38,8 @@ OCPP_TO_OCPI_STATUS = {
     "Unavailable": EvseStatus.INOPERATIVE,
     "Faulted": EvseStatus.OUTOFORDER,
 }
+
+FAULTED = "Faulted"
 
 # 1.6 connector statuses during a transaction, as 2.0.1 ChargingStateEnumType.
 CHARGING_STATE_16 = {
@@ -101,6 +104,7 @@ def evse_status_update(
             return evse
         status = OCPP_TO_OCPI_STATUS.get(ocpp_status, EvseStatus.UNKNOWN)
         changed = evse.status != status
+        was_faulted = evse.ocpp_status == FAULTED
         evse.status = status
         evse.ocpp_status = ocpp_status
         evse.ocpp_error_code = "" if error_code in ("", "NoError") else error_code[:50]
@@ -130,6 +134,14 @@ def evse_status_update(
                 before=timestamp,
             )
         _charging_state_note(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id, ocpp_status=ocpp_status, at=timestamp)
+        if ocpp_status == FAULTED or was_faulted:
+            _fault_alert(
+                kind=AlertKind.CONNECTOR_FAULTED,
+                subject=evse.uid,
+                what=f"EVSE {evse.uid}",
+                ocpp_status=ocpp_status,
+                details=(evse.ocpp_error_code, evse.status_info, evse.vendor_error_code),
+            )
         if changed:
             events.announce(events.connector_status_changed, evse_pk=evse.pk, status=status, ocpp_status=ocpp_status)
     return evse
@@ -161,7 +173,12 @@ def station_status_update(
     future: stored before services.clock checked times). A station Faulted or Unavailable as a whole is so for every
     EVSE of it, and back to their own statuses when it recovers (`station_evses_changed`)."""
     with transaction.atomic():
-        before = ChargingStation.objects.select_for_update().filter(pk=station_pk).values_list("ocpp_status").first()
+        before = (
+            ChargingStation.objects.select_for_update()
+            .filter(pk=station_pk)
+            .values_list("ocpp_status", "identity")
+            .first()
+        )
         updated = _station_status_write(
             station_pk=station_pk,
             ocpp_status=ocpp_status,
@@ -174,6 +191,23 @@ def station_status_update(
         was = STATION_STATUS_OVER_EVSES.get(before[0]) if before else None
         if updated and was != STATION_STATUS_OVER_EVSES.get(ocpp_status[:20]):
             station_evses_changed(station_pk=station_pk)
+        if updated and before and FAULTED in (before[0], ocpp_status):
+            _fault_alert(
+                kind=AlertKind.STATION_FAULTED,
+                subject=before[1],
+                what=f"station {before[1]}",
+                ocpp_status=ocpp_status,
+                details=(error_code if error_code != "NoError" else "", info, vendor_error_code),
+            )
+
+
+def _fault_alert(*, kind: str, subject: str, what: str, ocpp_status: str, details: tuple[str, ...]) -> None:
+    """Faulted raises (or counts again) the alert; any other status resolves it."""
+    if ocpp_status != FAULTED:
+        alert_resolve(kind=kind, subject=subject)
+        return
+    reported = " ".join(detail for detail in details if detail)
+    alert_raise(kind=kind, subject=subject, message=f"{what} Faulted" + (f": {reported}" if reported else ""))
 
 
 def station_evses_changed(*, station_pk: int) -> None:

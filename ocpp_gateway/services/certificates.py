@@ -20,7 +20,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.conf import settings
 from django.utils import timezone
 
-from cpo.models import ChargingStation
+from cpo.alerts import alert_raise, alert_resolve
+from cpo.models import Alert, AlertKind, ChargingStation
 from ocpp_gateway.models import StationCertificate
 from ocpp_gateway.selectors import station_certificates_current
 
@@ -180,8 +181,9 @@ def station_certificate_answered(*, certificate_pk: int, status: str, answer: st
 
 
 def certificates_expiry_alert() -> list[StationCertificate]:
-    """Log an ALERT line for every station whose current certificate expires within
-    OCPP_CERTIFICATE_EXPIRY_ALERT_DAYS (or has expired): it must send a new CSR before then, or it cannot log in."""
+    """Log an ALERT line and raise an alert for every station whose current certificate expires within
+    OCPP_CERTIFICATE_EXPIRY_ALERT_DAYS (or has expired): it must send a new CSR before then, or it cannot log in.
+    Alerts of stations renewed since are resolved."""
     now = timezone.now()
     horizon = now + timedelta(days=settings.OCPP_CERTIFICATE_EXPIRY_ALERT_DAYS)
     expiring = list(station_certificates_current().filter(not_after__lte=horizon).order_by("not_after"))
@@ -193,4 +195,16 @@ def certificates_expiry_alert() -> list[StationCertificate]:
             "expired at" if certificate.not_after <= now else "expires at",
             certificate.not_after.isoformat(),
         )
+        identity = certificate.station.identity
+        alert_raise(
+            kind=AlertKind.CERTIFICATE_EXPIRING,
+            subject=identity,
+            message=f"station {identity}: client certificate {certificate.serial_number} "
+            f"{'expired at' if certificate.not_after <= now else 'expires at'} {certificate.not_after.isoformat()}",
+        )
+    renewed = Alert.objects.filter(kind=AlertKind.CERTIFICATE_EXPIRING, resolved_at__isnull=True).exclude(
+        subject__in=[certificate.station.identity for certificate in expiring]
+    )
+    for subject in renewed.values_list("subject", flat=True):
+        alert_resolve(kind=AlertKind.CERTIFICATE_EXPIRING, subject=subject)
     return expiring

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from cpo.models import ChargingStation
+from cpo.alerts import alert_raise
+from cpo.models import AlertKind, ChargingStation
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,15 @@ def charger_time_ahead(*, held: datetime | None, now: datetime) -> bool:
 
 
 def station_clock_skew_record(*, observations: list[tuple[int, int, datetime]]) -> None:
-    """Keep each station's last observed clock skew (seconds, charger minus us) and when we saw it, for staff.
+    """Keep each station's last observed clock skew (seconds, charger minus us) and when we saw it, and alert staff.
     `observations` are (station pk, skew, when), oldest first; written in batches off the charger's reply path."""
     latest = {station_pk: (skew, at) for station_pk, skew, at in observations}
+    identities = dict(ChargingStation.objects.filter(pk__in=latest).values_list("pk", "identity"))
     for station_pk, (skew, at) in latest.items():
         ChargingStation.objects.filter(pk=station_pk).update(clock_skew=skew, clock_skew_at=at)
+        if station_pk in identities:  # an alert per station, counted while open; staff resolve it once it is fixed
+            alert_raise(
+                kind=AlertKind.CLOCK_SKEW,
+                subject=identities[station_pk],
+                message=f"station {identities[station_pk]}: clock {skew:+d} s off ours at {at.isoformat()}",
+            )

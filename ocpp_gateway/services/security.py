@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from cpo.alerts import alert_raise
+from cpo.models import AlertKind, ChargingStation
 from ocpp_gateway.models import StationAuthFailure
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,12 @@ def station_auth_failure_record(*, identity: str, address: str, station_pk: int 
                 identity,
                 address or "?",
             )
+            alert_raise(
+                kind=AlertKind.AUTH_LOCKOUT,
+                subject=f"{kind} {value}",
+                message=f"{kind} {value} locked out for {settings.OCPP_AUTH_LOCKOUT_SECONDS} s after {count} failed "
+                f"authentications (last: identity {identity} from {address or '?'})",
+            )
             rows.append(
                 StationAuthFailure(
                     station_id=station_pk,
@@ -82,3 +90,17 @@ def station_auth_failure_record(*, identity: str, address: str, station_pk: int 
                 )
             )
     StationAuthFailure.objects.bulk_create(rows)
+
+
+def station_security_event_record(*, station_pk: int, type: str, timestamp: str, tech_info: str = "") -> None:
+    """A SecurityEventNotification (1.6 security whitepaper, 2.0.1 A04) raises an alert for staff, one per station and
+    event type, unless the type is in ALERT_SECURITY_EVENTS_IGNORED (routine ones such as StartupOfTheDevice)."""
+    if type in settings.ALERT_SECURITY_EVENTS_IGNORED:
+        return
+    identity = ChargingStation.objects.filter(pk=station_pk).values_list("identity", flat=True).get()
+    details = f": {tech_info}" if tech_info else ""
+    alert_raise(
+        kind=AlertKind.SECURITY_EVENT,
+        subject=f"{identity} {type}",
+        message=f"station {identity} reported security event {type} at {timestamp}{details}",
+    )

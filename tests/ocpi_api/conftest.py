@@ -19,17 +19,6 @@ def receiving_emsp():
 
 
 @pytest.fixture
-def eager():
-    """Run queued tasks in-process (as the embedded default does) so dispatch after commit is observable."""
-    from cpo.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
-@pytest.fixture
 def queued():
     """Queue tasks for a worker (as with REDIS_URL; in-process broker without it) instead of running them at once, so
     a test drives delivery itself, whichever database and broker the suite runs on."""

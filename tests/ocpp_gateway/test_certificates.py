@@ -8,6 +8,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.utils import timezone
 
+from cpo.models import Alert
 from ocpp_gateway.models import StationCertificate
 from ocpp_gateway.services.certificates import station_certificate_answered, station_certificate_sign, station_csr_check
 from ocpp_gateway.tasks import certificates_expiry_alert_task
@@ -90,4 +91,6 @@ def test_a_certificate_expiring_within_the_threshold_raises_an_alert(station_fac
     alerts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ALERT:")]
     assert len(alerts) == 1
     assert alerts[0].startswith("ALERT: OCPP station CP-EXPIRING: client certificate AA01 expires at ")
+    alert = Alert.objects.get()  # and one alert for staff
+    assert (alert.kind, alert.subject, alert.resolved_at) == ("certificate_expiring", "CP-EXPIRING", None)
     assert all(r.levelno == logging.WARNING for r in caplog.records)

@@ -15,6 +15,7 @@ from cpo.dashboard.selectors.overview import (
 )
 from cpo.dashboard.selectors.stations import stations_pending
 from cpo.dashboard.views.base import DashboardView
+from cpo.selectors import alerts_open
 
 
 class OverviewView(DashboardView):
@@ -25,6 +26,9 @@ class OverviewView(DashboardView):
         context = super().get_context_data(**kwargs)
         context.update(overview_context())
         return context
+
+
+ALERTS_SHOWN = 10
 
 
 def overview_context() -> dict:
@@ -42,6 +46,8 @@ def overview_context() -> dict:
         "untariffed": evses_without_tariff(),
         "pending": stations_pending()[:20],
         "markers": location_markers(),
+        "alerts": alerts_open()[:ALERTS_SHOWN],
+        "alerts_count": alerts_open().count(),
     }
 
 
