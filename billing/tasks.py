@@ -40,15 +40,7 @@ def reservation_bill(reservation_pk: int) -> str | None:
     return session.pk if session is not None else None
 
 
-@shared_task(
-    acks_late=True,
-    soft_time_limit=60,
-    time_limit=90,
-    ignore_result=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=8,
-)
+@shared_task(**BILLING_TASK)
 def cdr_correct(transaction_pk: int) -> list[str]:
     """The charger's late stop corrected a transaction we had ended ourselves: credit and re-issue its CDR when the
     corrected values price differently."""

@@ -1,5 +1,6 @@
 """Staff in a real browser read a charger's configuration on the station page, search it and change a value; the
-charger's answer (RebootRequired) is shown with the value. The page runs in daphne, so this needs no Redis."""
+charger's answer (RebootRequired) is shown with the value. The page and the charger's socket are in one daphne that
+runs its tasks in-process (also on Redis, where no Celery worker runs in these tests), so this needs no Redis."""
 
 import pytest
 from ocpp.v16 import call
@@ -7,7 +8,7 @@ from ocpp.v16 import call
 from ocpp_gateway.models import StationVariable
 from tests.dashboard.chargers import ChargerThread, Configurable16
 from tests.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS, db, expect, log_in, shot, sync_playwright
-from tests.support import wait_until
+from tests.support import start_daphne, stop, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -20,6 +21,13 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def eager_daphne(django_db_setup, django_db_blocker):
+    server = start_daphne("config-browser", CELERY_TASK_ALWAYS_EAGER="1")
+    yield server
+    stop(server)
+
+
 @pytest.fixture
 def operator_and_station(make_user, station_factory):
     make_user("otto", "operator")
@@ -27,8 +35,9 @@ def operator_and_station(make_user, station_factory):
 
 
 def test_an_operator_searches_the_configuration_and_sets_a_value_that_needs_a_reboot(
-    live_daphne, operator_and_station, browser
+    eager_daphne, operator_and_station, browser
 ):
+    live_daphne = eager_daphne
     station, secret = operator_and_station
     charger = ChargerThread(live_daphne.ocpp_url("CP-CONF"), "CP-CONF", secret, cls=Configurable16)
     try:
