@@ -235,7 +235,7 @@ def test_16_charger_whose_clock_reset_to_1970_gives_a_cdr_of_the_real_duration(
                     meter_value=[energy16(epoch + timedelta(minutes=1), 1000)],
                 )
             )
-            await asyncio.sleep(1)
+            await asyncio.sleep(2)  # the stop's time is whole seconds: at least a second after the start's receive time
             await cp.call(
                 call16.StopTransaction(meter_stop=2000, timestamp=iso(now()), transaction_id=started.transaction_id)
             )
