@@ -62,10 +62,13 @@ def test_anonymous_users_log_in_first_and_users_without_a_role_are_refused(clien
 @pytest.mark.parametrize("role", ["viewer", "operator", "admin"])
 def test_energy_and_sessions_per_day_and_week(client_as, week, role):
     user = client_as(role)
-    assert page(user)["tables"]["energy"] == [
+    days = page(user)["tables"]["energy"]
+    assert days[:3] == [
         {"bucket": datetime(2026, 3, 9).date(), "sessions": 2, "kwh": Decimal("15.000")},
         {"bucket": datetime(2026, 3, 10).date(), "sessions": 1, "kwh": Decimal("2.000")},
+        {"bucket": datetime(2026, 3, 11).date(), "sessions": 0, "kwh": Decimal("0.000")},
     ]
+    assert [row["bucket"].day for row in days] == [9, 10, 11, 12, 13, 14, 15], "days without sessions stay on the chart"
     weekly = page(user, bucket="week")
     assert weekly["tables"]["energy"] == [
         {"bucket": datetime(2026, 3, 9).date(), "sessions": 3, "kwh": Decimal("17.000")}

@@ -124,9 +124,27 @@ def energy_per_bucket(
             .annotate(sessions=Sum("sessions"), wh=Sum("energy_wh"))
         ):
             _merge(buckets, row["bucket"].date(), sessions=row["sessions"], wh=row["wh"])
+    for key in _bucket_keys(period, bucket):
+        buckets.setdefault(key, {"sessions": 0, "wh": 0})
     return [
-        {"bucket": key, "sessions": row["sessions"], "kwh": _kwh(row["wh"])} for key, row in sorted(buckets.items())
+        {"bucket": key, "sessions": row["sessions"] or 0, "kwh": _kwh(row["wh"])}
+        for key, row in sorted(buckets.items())
     ]
+
+
+def _bucket_keys(period: Period, bucket: str) -> list[date]:
+    """Every day (or ISO week's Monday) the staff member chose: a day without sessions is a zero on the chart, not a
+    gap that joins its neighbours. (A session late on the last day may fall on the next local day: that bucket
+    comes with its data.)"""
+    first, last = period.start.date(), (period.end - timedelta(microseconds=1)).date()
+    step = timedelta(days=1)
+    if bucket == "week":
+        first, last, step = first - timedelta(days=first.weekday()), last - timedelta(days=last.weekday()), 7 * step
+    keys = []
+    while first <= last:
+        keys.append(first)
+        first += step
+    return keys
 
 
 def _overlap_seconds(period: Period):

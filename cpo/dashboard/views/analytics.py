@@ -79,11 +79,14 @@ class AnalyticsView(AnalyticsMixin, DashboardView):
             hour_grid=[(day, hours[i * 24 : (i + 1) * 24]) for i, day in enumerate(WEEKDAY_NAMES)],
             hour_max=max([row["in_use_pct"] or 0 for row in hours] + [row["sessions_started"] for row in hours] + [1]),
             charts={
+                # Every day of the period is a row (zeros included); a period without any session has no chart.
                 "energy": {
                     "labels": [str(row["bucket"]) for row in tables["energy"]],
                     "kwh": [float(row["kwh"]) for row in tables["energy"]],
                     "sessions": [row["sessions"] for row in tables["energy"]],
-                },
+                }
+                if any(row["sessions"] for row in tables["energy"])
+                else {"labels": [], "kwh": [], "sessions": []},
                 "revenue": {
                     "labels": [
                         f"{row['country_code']}*{row['party_id']} {row['currency']}".strip("*")
