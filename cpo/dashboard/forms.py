@@ -349,10 +349,17 @@ class StationAcceptForm(forms.Form):
 
 
 class MessageLogFilterForm(forms.Form):
+    """The station page's message log: calls with their answers (default) or every frame; heartbeats hidden unless
+    asked for (they are most of the frames and say only that the charger is there, which the page shows anyway)."""
+
+    EXCHANGES, FRAMES = "exchanges", "frames"
+
     action = forms.CharField(required=False, max_length=64)
     direction = forms.ChoiceField(
         required=False, choices=[("", "both directions"), ("IN", "charger → CSMS"), ("OUT", "CSMS → charger")]
     )
+    view = forms.ChoiceField(required=False, choices=[(EXCHANGES, "calls with their answers"), (FRAMES, "every frame")])
+    heartbeats = forms.BooleanField(required=False, label="show heartbeats")
 
 
 class PeriodPresetMixin:

@@ -301,27 +301,26 @@ def test_the_station_page_shows_connectors_with_the_current_transaction_and_the_
         connected_since=datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
     )
     now = datetime.now(UTC)
-    for i in range(30):
+
+    def frame(direction, message_type, unique_id, action, payload, at):
         MessageLog.objects.create(
             station=station,
             identity=station.identity,
-            direction="IN",
-            message_type=2,
-            unique_id=f"h{i}",
-            action="Heartbeat",
-            payload=f'[2,"h{i}","Heartbeat",{{}}]',
-            created_at=now - timedelta(seconds=100 - i),
+            direction=direction,
+            message_type=message_type,
+            unique_id=unique_id,
+            action=action,
+            payload=payload,
+            created_at=at,
         )
-    MessageLog.objects.create(
-        station=station,
-        identity=station.identity,
-        direction="OUT",
-        message_type=3,
-        unique_id="b1",
-        action="BootNotification",
-        payload='[3,"b1",{"status":"Accepted"}]',
-        created_at=now,
-    )
+
+    for i in range(30):
+        at = now - timedelta(seconds=100 - i)
+        frame("IN", 2, f"h{i}", "Heartbeat", f'[2,"h{i}","Heartbeat",{{}}]', at)
+        frame("OUT", 3, f"h{i}", "Heartbeat", f'[3,"h{i}",{{"currentTime":"x"}}]', at + timedelta(milliseconds=3))
+    frame("IN", 2, "b1", "BootNotification", '[2,"b1","BootNotification",{}]', now - timedelta(seconds=1))
+    frame("OUT", 3, "b1", "BootNotification", '[3,"b1",{"status":"Accepted"}]', now - timedelta(milliseconds=988))
+    frame("OUT", 2, "r1", "RemoteStartTransaction", '[2,"r1","RemoteStartTransaction",{}]', now)
     url = reverse("dashboard:station", args=[station.identity])
     viewer = client_as("viewer")
     html = viewer.get(url).content.decode()
@@ -338,11 +337,22 @@ def test_the_station_page_shows_connectors_with_the_current_transaction_and_the_
         "7.20",
     ):
         assert text in html, text
-    first = viewer.get(url)
-    assert len(first.context["log_page"]) == 25 and first.context["log_page"].paginator.count == 31
-    assert viewer.get(url, {"page": 2}).context["log_page"].object_list[5].unique_id == "h0"
-    only_out = viewer.get(url, {"direction": "OUT"}).context["log_page"]
-    assert [m.unique_id for m in only_out] == ["b1"]
+    # Calls with their answers, newest first; the heartbeats that flood the log are hidden unless asked for.
+    exchanges = viewer.get(url).context["log_exchanges"]
+    assert [(x.call.action, x.answer and x.answer.payload, x.round_trip_ms) for x in exchanges] == [
+        ("RemoteStartTransaction", None, None),
+        ("BootNotification", '[3,"b1",{"status":"Accepted"}]', 12),
+    ]
+    assert "no answer logged" in html
+    with_heartbeats = viewer.get(url, {"heartbeats": "on"})
+    assert with_heartbeats.context["log_page"].paginator.count == 32
+    assert with_heartbeats.context["log_exchanges"][2].round_trip_ms == 3
+    assert viewer.get(url, {"heartbeats": "on", "page": 2}).context["log_page"].object_list[6].unique_id == "h0"
+    # Every frame, as sent on the wire.
+    frames = viewer.get(url, {"view": "frames", "heartbeats": "on"}).context["log_page"]
+    assert frames.paginator.count == 63
+    only_out = viewer.get(url, {"view": "frames", "direction": "OUT"}).context["log_page"]
+    assert [m.unique_id for m in only_out] == ["r1", "b1"]
     heartbeats = viewer.get(url, {"action": "heartbeat"}).context["log_page"]
     assert heartbeats.paginator.count == 30
     assert "action=heartbeat" in viewer.get(url, {"action": "heartbeat"}).content.decode()  # pager keeps the filter

@@ -2,6 +2,7 @@
 its OCPP message log and what staff did to it; stations waiting to be accepted."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db.models import Count, F, Q, QuerySet
@@ -110,13 +111,68 @@ def station_connectors(*, station: ChargingStation) -> list[ConnectorState]:
     return [ConnectorState(evse, active.get(evse.ocpp_evse_id)) for evse in evses]
 
 
-def station_message_log(*, station: ChargingStation, action: str = "", direction: str = "") -> QuerySet[MessageLog]:
+def station_message_log(
+    *, station: ChargingStation, action: str = "", direction: str = "", heartbeats: bool = True, calls_only=False
+) -> QuerySet[MessageLog]:
+    """The station's frames, newest first. `heartbeats=False` leaves Heartbeat calls and their answers out (unless
+    `action` asks for them); `calls_only` keeps the frames that start an exchange (CALLs, and frames that could not
+    be read), for `message_exchanges` to pair with their answers."""
     log = MessageLog.objects.filter(station=station)
     if action:
         log = log.filter(action__iexact=action)
+    elif not heartbeats:
+        log = log.exclude(action="Heartbeat")
     if direction:
         log = log.filter(direction=direction)
+    if calls_only:
+        log = log.filter(Q(message_type=2) | Q(message_type__isnull=True))
     return log.order_by("-created_at", "-id")
+
+
+@dataclass
+class MessageExchange:
+    """A CALL and the CALLRESULT or CALLERROR that answered it (None: no answer logged, yet or ever)."""
+
+    call: MessageLog
+    answer: MessageLog | None
+
+    @property
+    def round_trip_ms(self) -> int | None:
+        if self.answer is None:
+            return None
+        return round((self.answer.created_at - self.call.created_at).total_seconds() * 1000)
+
+
+# An answer logged this long after its CALL is not paired with it (unique ids repeat after a charger reboots).
+EXCHANGE_MAX_SECONDS = 300
+
+
+def message_exchanges(*, station: ChargingStation, calls: list[MessageLog]) -> list[MessageExchange]:
+    """Pair each CALL with its answer: the first frame of the other direction with the same unique id, logged after
+    it (one query for the page)."""
+    ids = {c.unique_id for c in calls if c.message_type == 2 and c.unique_id}
+    answers: dict[tuple[str, str], list[MessageLog]] = {}
+    if ids:
+        for answer in (
+            MessageLog.objects.filter(station=station, unique_id__in=ids, message_type__in=(3, 4))
+            .order_by("created_at", "id")
+            .iterator()
+        ):
+            answers.setdefault((answer.direction, answer.unique_id), []).append(answer)
+    exchanges = []
+    for call in calls:
+        other = "OUT" if call.direction == "IN" else "IN"
+        candidates = answers.get((other, call.unique_id), []) if call.message_type == 2 else []
+        match = next(
+            (
+                a
+                for a in candidates
+                if timedelta(0) <= a.created_at - call.created_at <= timedelta(seconds=EXCHANGE_MAX_SECONDS)
+            ),
+            None,
+        )
+        exchanges.append(MessageExchange(call, match))
+    return exchanges
 
 
 def station_audit_log(*, station: ChargingStation, limit: int = 20) -> QuerySet[AuditLog]:

@@ -14,6 +14,7 @@ from cpo.dashboard.selectors.stations import (
     STATION_SORTS,
     STATION_STATUS_FILTERS,
     STATION_VARIABLES_SHOWN,
+    message_exchanges,
     station_audit_log,
     station_connectors,
     station_list,
@@ -131,10 +132,17 @@ class StationDetailView(StationLiveView):
         certificate = station_certificate_current(station=station)
         log_filter = MessageLogFilterForm(self.request.GET or None)
         filters = log_filter.cleaned_data if log_filter.is_valid() else {}
+        log_view = filters.get("view") or MessageLogFilterForm.EXCHANGES
         log = station_message_log(
-            station=station, action=filters.get("action", ""), direction=filters.get("direction", "")
+            station=station,
+            action=filters.get("action", ""),
+            direction=filters.get("direction", ""),
+            heartbeats=filters.get("heartbeats", False),
+            calls_only=log_view == MessageLogFilterForm.EXCHANGES,
         )
         log_page = Paginator(log, MESSAGE_LOG_PAGE_SIZE).get_page(self.request.GET.get("page"))
+        if log_view == MessageLogFilterForm.EXCHANGES:
+            context["log_exchanges"] = message_exchanges(station=station, calls=list(log_page.object_list))
         variable_filter = self.request.GET.get("filter", "").strip()[:100]
         variables = station_variables(station=station, search=variable_filter)
         query = self.request.GET.copy()
