@@ -1,10 +1,12 @@
 """Forms for the staff dashboard. Each command form turns its cleaned data into the gateway's request builder
 (`request()`, see ocpp_gateway.requests), which writes it in the words of the station's OCPP version."""
 
+import json
 from datetime import UTC, timedelta
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.forms.utils import flatatt
 from django.utils import timezone
@@ -416,6 +418,26 @@ class JsonTextarea(forms.Textarea):
         super().__init__(attrs={"rows": rows, "class": "json", "spellcheck": "false"})
 
 
+class OcpiJsonField(forms.JSONField):
+    """OCPI JSON typed by staff: a syntax error says where (line and column), and no value (null) is an empty box
+    rather than the text `null`."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            try:
+                json.loads(value, cls=self.decoder)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(
+                    f"Not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.", code="invalid"
+                ) from None
+            raise
+
+
 class TariffForm(forms.ModelForm):
     """The OCPI Tariff as staff edit it: ids and prices as fields, elements (and the optional texts and energy mix)
     as OCPI JSON. `is_valid()` runs `Tariff.full_clean()`, i.e. billing's `check_*` rules, and shows each problem
@@ -450,6 +472,7 @@ class TariffForm(forms.ModelForm):
             "end_date_time": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         }
         labels = {"start_date_time": "Valid from (UTC)", "end_date_time": "Valid until (UTC)"}
+        field_classes = {"elements": OcpiJsonField, "tariff_alt_text": OcpiJsonField, "energy_mix": OcpiJsonField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -2,6 +2,7 @@
 admins create and edit them, through billing's validation, and each change is audited."""
 
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -252,3 +253,52 @@ def test_an_invalid_preview_shows_the_field_errors(client_as, tariff):
 
 def test_a_missing_tariff_is_404(client_as):
     assert client_as("viewer").get(reverse("dashboard:tariff", args=["NOPE"])).status_code == 404
+
+
+# --- The editor ------------------------------------------------------------------------------------------------
+
+
+def test_the_live_preview_answers_with_the_priced_session_or_with_what_is_wrong(client_as, tariff):
+    """The element editor posts the form as typed (fragment=1) while staff type: the answer is the preview alone."""
+    admin = client_as("admin")
+    url = reverse("dashboard:tariff-edit", args=["AC-1"])
+    elements = [{"price_components": [{"type": "ENERGY", "price": 0.40, "step_size": 1}]}]
+    live = admin.post(
+        url, {**form_data(tariff, elements=json.dumps(elements)), **PREVIEW, "preview": "1", "fragment": "1"}
+    )
+    html = live.content.decode()
+    assert live.status_code == 200 and "<html" not in html
+    assert 'data-testid="preview-total-excl">8.00<' in html
+    wrong = [{"price_components": [{"type": "KWH", "price": 0.4, "step_size": 1}]}]
+    refused = admin.post(
+        url, {**form_data(tariff, elements=json.dumps(wrong)), **PREVIEW, "preview": "1", "fragment": "1"}
+    )
+    assert "KWH" in refused.content.decode() and "preview-total-excl" not in refused.content.decode()
+    tariff.refresh_from_db()
+    assert tariff.elements[0]["price_components"][1]["price"] == Decimal("0.35")  # nothing saved
+
+
+def test_a_json_typo_says_where_it_is_and_no_energy_mix_is_an_empty_box(client_as, tariff):
+    admin = client_as("admin")
+    url = reverse("dashboard:tariff-edit", args=["AC-1"])
+    page = admin.get(url)
+    assert re.search(r'<textarea name="energy_mix"[^>]*>\s*</textarea>', page.content.decode())
+    typo = admin.post(url, form_data(tariff, elements='[{"price_components": [}]'))
+    assert typo.status_code == 400
+    assert typo.context["form"].errors["elements"] == ["Not valid JSON: Expecting value at line 1, column 24."]
+
+
+def test_a_tariff_page_lists_the_connectors_priced_with_it(client_as, tariff, station_factory, location):
+    from cpo.models import Connector, Location
+
+    station, _ = station_factory("CP-TAR", evses=2)
+    Connector.objects.filter(evse__station=station, evse__ocpp_evse_id=1).update(tariff_ids=["AC-1"])
+    Connector.objects.filter(evse__station=station, evse__ocpp_evse_id=2).update(tariff_ids=["AC-10"])
+    viewer = client_as("viewer")
+    page = viewer.get(reverse("dashboard:tariff", args=["AC-1"]))
+    assert [(c.evse.station.identity, c.evse.ocpp_evse_id) for c in page.context["connectors"]] == [("CP-TAR", 1)]
+    Location.objects.filter(pk=location.pk).update(default_tariff_id="AC-1")
+    Connector.objects.filter(evse__station=station, evse__ocpp_evse_id=2).update(tariff_ids=[])
+    page = viewer.get(reverse("dashboard:tariff", args=["AC-1"]))
+    assert page.context["connectors_total"] == 2
+    assert "location default" in page.content.decode() and "its own tariff" in page.content.decode()

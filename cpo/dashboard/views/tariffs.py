@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
@@ -14,7 +15,12 @@ from billing.models import Tariff
 from billing.selectors import tariff_as_ocpi
 from cpo.dashboard.forms import PricePreviewForm, TariffForm
 from cpo.dashboard.permissions import Role
-from cpo.dashboard.selectors.tariffs import tariff_components_summary, tariff_list, tariff_price_preview
+from cpo.dashboard.selectors.tariffs import (
+    tariff_components_summary,
+    tariff_connectors,
+    tariff_list,
+    tariff_price_preview,
+)
 from cpo.dashboard.services import tariff_save
 from cpo.dashboard.views.base import DashboardView
 
@@ -51,8 +57,11 @@ class TariffDetailView(DashboardView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         tariff = get_object_or_404(Tariff, pk=self.kwargs["tariff_id"])
+        connectors, connectors_total = tariff_connectors(tariff_id=tariff.id)
         context.update(
             tariff=tariff,
+            connectors=connectors,
+            connectors_total=connectors_total,
             components=tariff_components_summary(tariff=tariff),
             ocpi_json=json.dumps(tariff_as_ocpi(tariff=tariff), cls=DecimalJSONEncoder, indent=2),
             **price_preview_context(tariff=tariff, query=self.request.GET),
@@ -84,6 +93,8 @@ class TariffEditView(DashboardView):
             ),
         )
         context["creating"] = tariff._state.adding
+        if not context["creating"]:
+            context["connectors"], context["connectors_total"] = tariff_connectors(tariff_id=tariff.id)
         return context
 
     def post(self, request, **kwargs):
@@ -95,6 +106,8 @@ class TariffEditView(DashboardView):
             context["preview_form"] = preview
             if form.is_valid() and preview.is_valid():
                 context.update(price_preview_context(tariff=form.instance, query=request.POST))
+            if request.POST.get("fragment"):  # the editor's live preview: the priced session or what is wrong
+                return TemplateResponse(request, "dashboard/_tariff_preview.html", context)
             return self.render_to_response(self.get_context_data(**context))
         if not form.is_valid():
             return self.render_to_response(self.get_context_data(tariff=tariff, form=form), status=400)
