@@ -74,7 +74,7 @@
     const pc = element.price_components[index];
     const type = el("select", { "data-testid": "component-type", "aria-label": "Type" });
     Object.entries(TYPES).forEach(([name, help]) => {
-      const option = el("option", { value: name, text: `${name} – ${help}` });
+      const option = el("option", { value: name, text: name, title: help });
       if (pc.type === name) option.selected = true;
       type.appendChild(option);
     });
@@ -95,9 +95,9 @@
     });
     return el("tr", { "data-testid": "component" }, [
       el("td", {}, [type]),
-      el("td", {}, [input({ type: "number", step: "any", min: "0", "data-testid": "component-price", "aria-label": "Price excl. VAT" }, pc.price, set("price"))]),
-      el("td", {}, [input({ type: "number", step: "any", min: "0", "data-testid": "component-vat", "aria-label": "VAT %" }, pc.vat, set("vat"))]),
-      el("td", {}, [input({ type: "number", step: "1", min: "0", "data-testid": "component-step", "aria-label": "Step size" }, pc.step_size, set("step_size"))]),
+      el("td", {}, [input({ type: "number", step: "any", min: "0", "data-testid": "component-price", "aria-label": "Price excl. VAT", placeholder: "price excl. VAT" }, pc.price, set("price"))]),
+      el("td", {}, [input({ type: "number", step: "any", min: "0", "data-testid": "component-vat", "aria-label": "VAT %", placeholder: "VAT %" }, pc.vat, set("vat"))]),
+      el("td", {}, [input({ type: "number", step: "1", min: "0", "data-testid": "component-step", "aria-label": "Step size", placeholder: "step size" }, pc.step_size, set("step_size"))]),
       el("td", {}, [remove]),
     ]);
   }
@@ -170,7 +170,7 @@
     ]);
     return el("fieldset", { class: "tariff-element", "data-testid": "tariff-element" }, [
       el("legend", { text: `Element ${index + 1}` + (index ? " (used where the elements above do not apply)" : "") }),
-      el("div", { class: "table-scroll" }, [table]),
+      table,
       el("p", {}, [add, document.createTextNode(" "), remove]),
       restrictions(element),
     ]);
@@ -183,6 +183,9 @@
       return;
     }
     elements.forEach((element, index) => root.appendChild(elementBox(element, index)));
+    const help = el("ul", { class: "muted small" });
+    Object.entries(TYPES).forEach(([name, text]) => help.appendChild(el("li", { text: `${name}: ${text}` })));
+    root.appendChild(help);
     const add = el("button", { type: "button", text: "+ element", "data-testid": "element-add" });
     add.addEventListener("click", () => {
       elements.push({ price_components: [{ type: "ENERGY", price: 0, step_size: 1 }] });

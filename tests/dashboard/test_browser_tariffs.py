@@ -1,0 +1,49 @@
+"""An admin edits a tariff with the element forms in a real browser (Chromium), at desktop and phone width: the price
+preview follows as they type, the connectors priced with it are listed, and the saved tariff is what partners get.
+Screenshots in test-output/."""
+
+from decimal import Decimal
+
+import pytest
+
+from billing.models import Tariff
+from billing.services import tariff_seed_demo
+from cpo.models import Connector
+from tests.dashboard.test_browser import CHROMIUM, browser, db, expect, log_in, shot  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+assert CHROMIUM
+
+WIDTHS = pytest.mark.parametrize("width", [1400, 390], ids=["desktop", "phone"])
+
+
+@pytest.fixture
+def priced_site(make_user, station_factory):
+    """The demo tariff AC-1 (1.00 start fee, 0.35 per kWh excl. VAT) on the first connector of CP-TARIFF."""
+    make_user("ada", "admin")
+    tariff_seed_demo(tariff_id="AC-1")
+    station, _ = station_factory("CP-TARIFF", evses=2)
+    Connector.objects.filter(evse__station=station, evse__ocpp_evse_id=1).update(tariff_ids=["AC-1"])
+
+
+@WIDTHS
+def test_a_tariff_edited_with_forms_is_priced_as_typed(live_daphne, priced_site, browser, width):  # noqa: F811
+    context, page = log_in(browser, live_daphne.http_url, "ada", viewport={"width": width, "height": 900})
+    page.goto(f"{live_daphne.http_url}/tariffs/AC-1/edit/")
+    total = page.locator("[data-testid=preview-result] [data-testid=preview-total-excl]")
+    expect(total).to_have_text("8.00")  # 20 kWh x 0.35 + 1.00, priced as the page opens
+    expect(page.locator("[data-testid=tariff-connectors]")).to_contain_text("CP-TARIFF")
+    energy = page.locator("[data-testid=component]").nth(1)
+    expect(energy.locator("[data-testid=component-type]")).to_have_value("ENERGY")
+    energy.locator("[data-testid=component-price]").fill("0.50")
+    expect(total).to_have_text("11.00")  # no click: the preview follows the form
+    page.fill("#id_kwh", "10")
+    page.keyboard.press("Tab")  # done with the field (on a phone: the keyboard's Done) before saving
+    expect(total).to_have_text("6.00")
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, f"tariff-editor-{width}")
+    page.click("button[name=save]")
+    expect(page.locator("[data-testid=components]")).to_contain_text("ENERGY 0.50 +21% VAT")
+    saved = db(lambda: Tariff.objects.get(pk="AC-1").elements[0]["price_components"][1]["price"])
+    assert Decimal(str(saved)) == Decimal("0.5")
+    context.close()
