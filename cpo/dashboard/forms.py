@@ -646,3 +646,46 @@ class AuditFilterForm(forms.Form):
         if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
             self.add_error("date_to", "The period ends before it starts")
         return data
+
+
+class TokenForm(forms.ModelForm):
+    class Meta:
+        model = Token
+        fields = ["uid", "type", "contract_id", "visual_number", "group_id", "charging_priority", "expiry_date"]
+        widgets = {"expiry_date": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")}
+        labels = {"uid": "UID (as the charger reads it)", "group_id": "Group id (OCPP parentIdTag)"}
+
+
+class TokenImportForm(forms.Form):
+    """A CSV of own tokens, uploaded or pasted; UTF-8."""
+
+    MAX_BYTES = 2 * 1024 * 1024
+
+    file = forms.FileField(required=False, label="CSV file")
+    pasted = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}), label="or paste CSV")
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("file")
+        if upload is not None:
+            if upload.size > self.MAX_BYTES:
+                raise ValidationError(f"The file is above {self.MAX_BYTES // 1024 // 1024} MB: split it.")
+            try:
+                data["text"] = upload.read().decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise ValidationError("The file is not UTF-8 text: save it as CSV UTF-8.") from None
+        elif data.get("pasted", "").strip():
+            data["text"] = data["pasted"]
+        else:
+            raise ValidationError("Choose a CSV file or paste its lines.")
+        return data
+
+
+class StaffUserForm(forms.Form):
+    username = forms.CharField(max_length=150, validators=[RegexValidator(r"^[\w.@+-]+$")])
+    email = forms.EmailField(required=False)
+    role = forms.ChoiceField(choices=[("viewer", "viewer"), ("operator", "operator"), ("admin", "admin")])
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        help_text="A first password to hand over; they change it after logging in.",
+    )
