@@ -45,6 +45,10 @@ def main_pages(network) -> list[str]:
         "/onboarding/",
         "/analytics/",
         "/audit/",
+        "/tokens/",
+        "/users/",
+        "/alerts/",
+        "/load/",
     ]
 
 
