@@ -21,6 +21,11 @@ Scenarios (--scenarios, default all, in this order):
   s  storm: the held fleet's connections are cut at once (no closing handshake) and every charger reconnects at
      t=0, retrying as firmware does (after Retry-After on a 503, else 1-5 s). Time until all booted, HTTP 5xx,
      503 with Retry-After, handshake timeouts and failures, dropped sockets, connect p50/p99.
+  x  scale-out (platform only): the throughput steps (--scale-steps) against one gateway process behind HAProxy
+     (`balance leastconn`, as deploy/haproxy.cfg), then against two (the second on the other CPU), the same
+     fleet reconnected so that it spreads; then a third process is started and put into rotation through
+     HAProxy's runtime API while the two-process fleet stays connected, and --fleet/2 new chargers connect:
+     where they land, and whether any connected charger was disturbed. Needs haproxy.
   e  end to end (platform only): a loopback EMSP registered through `manage.py ocpi_invite` and the OCPI
      credentials handshake pushes one token per charger; --e2e-chargers chargers charge with them and stop
      --stops-per-s sessions per second for --e2e-seconds while --status-per-s connectors change status.
@@ -59,6 +64,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(1, str(ROOT))
 
+import balancer  # noqa: E402
 import loadgen  # noqa: E402
 import servers  # noqa: E402
 from loadgen import Charger, Settings, Stats, percentile  # noqa: E402
@@ -87,6 +93,7 @@ PRESETS = {
         e2e_drain=90,
         profile_rate=500,
         profile_seconds=30,
+        scale_steps="300,600,900,1200,1800",
     ),
     "quick": dict(
         chargers=300,
@@ -107,6 +114,7 @@ PRESETS = {
         e2e_drain=30,
         profile_rate=200,
         profile_seconds=6,
+        scale_steps="100,300",
     ),
 }
 
@@ -119,6 +127,7 @@ TARGETS = {
     "storm_s": 60,
     "cdr_p99_s": 2,
     "patch_p99_s": 5,
+    "scale_out_ratio": 1.8,
 }
 
 
@@ -189,6 +198,28 @@ class Meter:
         phase.generator_cpu_s = round(e[2] - b[2], 2)
         phase.load = (round(b[4], 2), round(e[4], 2))
         return phase
+
+
+class ProcGroup:
+    """Several gateway processes measured as one server (their CPU seconds summed)."""
+
+    def __init__(self, procs: list[servers.Proc]):
+        self.procs = procs
+
+    def cpu_seconds(self, children: bool = False) -> float:
+        return sum(p.cpu_seconds(children) for p in self.procs)
+
+
+def chargers_for(url: str, names: list[str], args, stats: Stats) -> list[Charger]:
+    settings = Settings(
+        url=url,
+        connectors=2,
+        id_tag=args.id_tag,
+        call_timeout=args.call_timeout,
+        open_timeout=args.open_timeout,
+        meter_interval=args.meter_interval,
+    )
+    return [Charger(identity, settings, stats) for identity in names]
 
 
 def fleet_of(url: str, count: int, args, stats: Stats) -> list[Charger]:
@@ -495,6 +526,93 @@ class Bench:
         )
 
     # -- e: end to end
+    # -- x: scale-out behind HAProxy
+    async def scale_out(self) -> None:
+        """One gateway, then two, behind the same balancer and the same fleet; then a third added live."""
+        args = self.args
+        ports = [servers.free_port() for _ in range(3)]
+        cpus = sorted(os.sched_getaffinity(0))
+        # Process i on CPU i (mod the CPUs): with two CPUs the second gateway shares the generator's CPU, which the
+        # report says; the balancer and the worker go with the helpers.
+        pin = [[str(cpus[i % len(cpus)])] for i in range(3)] if self.server_cpus else [None, None, None]
+        helpers = [str(c) for c in sorted(self.helper_cpus)] if self.helper_cpus else None
+        lb = balancer.Balancer(gateways=ports, enabled=1, cpus=helpers)
+        log(f"scale-out: HAProxy pid {lb.proc.popen.pid} on :{lb.port}, gateways on {ports}")
+        gateways: list[servers.Proc] = []
+        worker = None
+        names = loadgen.identities(args.fleet + args.fleet // 2)
+        fleet_names, extra_names = names[: args.fleet], names[args.fleet :]
+        fleet: list[Charger] = []
+        try:
+            for count in (1, 2):
+                while len(gateways) < count:
+                    i = len(gateways)
+                    env = {**self.env, "OCPI_BASE_URL": f"http://127.0.0.1:{ports[0]}"}
+                    gateway, started_worker = servers.platform_start(
+                        env=env,
+                        port=ports[i],
+                        cpus=pin[i],
+                        helper_cpus=self.helper_cpus,
+                        worker=worker is None,
+                        name=f"scaleout{i + 1}",
+                    )
+                    worker = worker or started_worker
+                    gateways.append(gateway)
+                    lb.enable(f"g{i + 1}")
+                    self.commands[f"gateway {i + 1}"] = gateway.command
+                label = "1 process" if count == 1 else f"{count} processes"
+                await loadgen.close_all(fleet)
+                fleet = chargers_for(lb.url, fleet_names, args, Stats())
+                await self.connect(fleet, label, "scale-out", args.ramp)
+                await loadgen.prime(fleet, share=0.7, rate=args.ramp)
+                spread = lb.sessions()
+                log(f"scale-out/{label}: connections per gateway {spread}")
+                await asyncio.sleep(2)
+                for rate in args.scale_steps:
+                    phase = await self.offered(fleet, (ProcGroup(gateways), worker), label, rate, args.step_seconds)
+                    phase.scenario = "scale-out"
+                    phase.notes["spread"] = spread
+                    phase.notes["processes"] = count
+                    self.phases.append(phase)
+                    await asyncio.sleep(2)
+            # A third process joins while the two-process fleet stays connected.
+            env = {**self.env, "OCPI_BASE_URL": f"http://127.0.0.1:{ports[0]}"}
+            third, _ = servers.platform_start(
+                env=env, port=ports[2], cpus=pin[2], helper_cpus=self.helper_cpus, worker=False, name="scaleout3"
+            )
+            gateways.append(third)
+            before = lb.sessions()
+            lb.enable("g3")
+            stats = Stats()
+            extra = chargers_for(lb.url, extra_names, args, stats)
+            measure_into(fleet, stats)
+            took = await loadgen.ramp(extra, rate=args.ramp, deadline=time.monotonic() + 120, retry=True)
+            after = lb.sessions()
+            still_open = sum(c.is_open for c in fleet)
+            check = await self.offered(fleet + extra, (ProcGroup(gateways), worker), "3 processes", 100, 5)
+            check.scenario = "scale-out-join"
+            check.notes.update(
+                before=before,
+                after=after,
+                joined=sum(c.is_open for c in extra),
+                of=len(extra),
+                join_s=round(took, 1),
+                fleet_open=still_open,
+                fleet_of=len(fleet),
+            )
+            self.phases.append(check)
+            log(
+                f"scale-out: third process joined; new chargers {check.notes['joined']}/{len(extra)} in {took:.1f}s, "
+                f"sessions {before} -> {after}; earlier fleet still open {still_open}/{len(fleet)}"
+            )
+            await loadgen.close_all(extra)
+        finally:
+            await loadgen.close_all(fleet)
+            for gateway in gateways:
+                self.stop(gateway)
+            self.stop(worker)
+            lb.stop()
+
     async def end_to_end(self) -> None:
         args = self.args
         gateway, worker, url = self.start_platform()
@@ -654,6 +772,9 @@ class Bench:
         if "h" in scenarios or "s" in scenarios:
             log("scenario h/s: held, storm")
             await self.held_and_storm("h" in scenarios, "s" in scenarios)
+        if "x" in scenarios and PLATFORM in self.args.servers:
+            log("scenario x: scale-out")
+            await self.scale_out()
         if "e" in scenarios and PLATFORM in self.args.servers:
             log("scenario e: end to end")
             await self.end_to_end()
@@ -1022,6 +1143,38 @@ def report(rows: list[dict], profile: dict | None) -> str:
             "",
         ]
 
+    scale = [r for r in rows if r["scenario"] == "scale-out"]
+    if scale:
+        out += [
+            "### Scale-out (HAProxy `balance leastconn` in front of N gateway processes, one Celery worker)",
+            "",
+            "| processes | offered CALL/s | achieved | p50 ms | p99 ms | gateway cores (sum) | CPU ms/CALL | errors "
+            "| connections per gateway | load avg |",
+            "|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+        ]
+        for r in scale:
+            out.append(
+                f"| {r['processes']} | {fmt(r['offered'])} | {fmt(r['achieved'])} | {fmt(r['p50_ms'])} "
+                f"| {fmt(r['p99_ms'])} | {fmt(cores(r))} | {fmt(cpu_ms_per_call(r))} | {errors_text(r)} "
+                f"| {r.get('spread')} | {fmt((r['load'] or [None])[0])} |"
+            )
+        one, two = scale_best(rows, 1), scale_best(rows, 2)
+        out += [
+            "",
+            f"Highest step sustained (achieved >= 97 % of offered, p99 < 100 ms, no errors): one process "
+            f"{one:,.0f} CALL/s, two processes {two:,.0f} CALL/s ({ratio(two, one) if one else '-'}).",
+            "",
+        ]
+        for r in (r for r in rows if r["scenario"] == "scale-out-join"):
+            out += [
+                f"A third process put into rotation (HAProxy runtime API, no reload) while {r['fleet_of']:,} "
+                f"chargers were connected: {r['joined']:,}/{r['of']:,} new chargers booted in {fmt(r['join_s'])} s; "
+                f"connections per gateway {r['before']} before, {r['after']} after; earlier chargers still "
+                f"connected {r['fleet_open']:,}/{r['fleet_of']:,}; then 100 CALL/s over all: p99 "
+                f"{fmt(r['p99_ms'])} ms, errors {errors_text(r)}.",
+                "",
+            ]
+
     e2e = [r for r in rows if r["scenario"] == "e2e"]
     for r in e2e:
         out += [
@@ -1167,6 +1320,20 @@ def targets(rows: list[dict]) -> list[str]:
             f"in {fmt(r['all_booted_s'])} s, 5xx {errs.get('http_5xx', 0)}, dropped {errs.get('dropped', 0)} "
             f"| {'met' if ok else 'missed'} |"
         )
+    one, two = scale_best(rows, 1), scale_best(rows, 2)
+    if any(r["scenario"] == "scale-out" for r in rows):
+        ok = one > 0 and two >= TARGETS["scale_out_ratio"] * one
+        out.append(
+            f"| scale-out: two processes serve >= 1.8x one | one {one:,.0f} CALL/s, two {two:,.0f} CALL/s "
+            f"({ratio(two, one) if one else '-'}) | {'met' if ok else 'missed'} |"
+        )
+    for r in (r for r in rows if r["scenario"] == "scale-out-join"):
+        ok = r["joined"] == r["of"] and r["fleet_open"] == r["fleet_of"] and not r["errors"]
+        out.append(
+            f"| a third process added live takes new connections, others undisturbed | {r['joined']:,}/{r['of']:,} "
+            f"joined, sessions after {r['after']}, {r['fleet_of'] - r['fleet_open']:,} dropped | "
+            f"{'met' if ok else 'missed'} |"
+        )
     for r in (r for r in rows if r["scenario"] == "e2e"):
         c, p = r["cdr"], r["patch"]
         ok_c = c["p99_s"] is not None and c["p99_s"] < 2 and c["n"] == c["of"]
@@ -1180,6 +1347,20 @@ def targets(rows: list[dict]) -> list[str]:
             f"| {'met' if ok_p else 'missed'} |"
         )
     return out + [""]
+
+
+def scale_best(rows: list[dict], processes: int) -> float:
+    """Highest scale-out step sustained by `processes` gateways: achieved >= 97 % of offered, p99 < 100 ms."""
+    ok = [
+        r["offered"]
+        for r in rows
+        if r["scenario"] == "scale-out"
+        and r["processes"] == processes
+        and r["achieved"] >= 0.97 * r["offered"]
+        and (r["p99_ms"] or 1e9) < 100
+        and not r["errors"]
+    ]
+    return max(ok, default=0)
 
 
 def machine() -> str:
@@ -1221,7 +1402,9 @@ def arguments() -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: small fleet, short phases (~2 min)")
-    parser.add_argument("--scenarios", default="thse", help="any of t (throughput), h (held), s (storm), e (e2e)")
+    parser.add_argument(
+        "--scenarios", default="thsxe", help="any of t (throughput), h (held), s (storm), x (scale-out), e (e2e)"
+    )
     full = PRESETS["full"]
     group = parser.add_argument_group(
         "scale (defaults: the full run; --quick: " + ", ".join(f"{k}={v}" for k, v in PRESETS["quick"].items()) + ")"
@@ -1246,6 +1429,7 @@ def arguments() -> argparse.Namespace:
         "--profile-rate", type=float, help=f"py-spy the platform at this CALL/s, 0: off ({full['profile_rate']})"
     )
     group.add_argument("--profile-seconds", type=float, help=f"py-spy duration ({full['profile_seconds']})")
+    group.add_argument("--scale-steps", help=f"scale-out: offered CALL/s, comma-separated ({full['scale_steps']})")
     parser.add_argument("--e2e-meter-interval", type=float, default=10, help="e2e: MeterValues interval")
     parser.add_argument("--call-timeout", type=float, default=30, help="a charger's wait for a CALLRESULT")
     parser.add_argument("--open-timeout", type=float, default=30, help="a charger's wait for the handshake")
@@ -1270,7 +1454,8 @@ def arguments() -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.steps = [float(x) for x in str(args.steps).split(",") if x.strip()]
-    args.scenarios = [s for s in args.scenarios if s in "thse"]
+    args.scale_steps = [float(x) for x in str(args.scale_steps).split(",") if x.strip()]
+    args.scenarios = [s for s in args.scenarios if s in "thsxe"]
     args.servers = [s for s in (BARE, PLATFORM) if s in args.servers.split(",")]
     return args
 
@@ -1306,7 +1491,11 @@ def main() -> None:
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     call_command("migrate", verbosity=0, interactive=False)
-    stations = max(args.chargers if {"h", "s"} & set(args.scenarios) else 0, args.fleet, args.e2e_chargers)
+    stations = max(
+        args.chargers if {"h", "s"} & set(args.scenarios) else 0,
+        args.fleet + args.fleet // 2 if "x" in args.scenarios else args.fleet,
+        args.e2e_chargers,
+    )
     servers.stations_create(count=stations, connectors=2, id_tag=args.id_tag)
     connections.close_all()
     log(
