@@ -263,6 +263,20 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 X_FRAME_OPTIONS = "DENY"
+# Map tiles for the dashboard's maps, e.g. "https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png" (check the tile
+# server's usage policy). Empty (the default): the maps draw their markers on a plain background, with no request
+# leaving the dashboard. The tile server's origin is allowed as an image source below.
+DASHBOARD_MAP_TILES = os.environ.get("DASHBOARD_MAP_TILES", "")
+DASHBOARD_MAP_TILES_ATTRIBUTION = os.environ.get("DASHBOARD_MAP_TILES_ATTRIBUTION", "")
+
+
+def _tile_origins(url: str) -> list[str]:
+    if not url:
+        return []
+    parts = urlsplit(url)
+    return [f"{parts.scheme}://{parts.netloc.replace('{s}.', '*.')}"]
+
+
 # Content-Security-Policy (django-csp): scripts, styles, images and sockets from this origin only; no inline
 # script or style anywhere (data for scripts travels in <script type="application/json"> blocks, which do not
 # execute); nobody may frame the pages.
@@ -271,7 +285,12 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:", *[u for u in os.environ.get("DASHBOARD_MAP_TILE_ORIGINS", "").split(",") if u]],
+        "img-src": [
+            "'self'",
+            "data:",
+            *_tile_origins(DASHBOARD_MAP_TILES),
+            *[u for u in os.environ.get("DASHBOARD_MAP_TILE_ORIGINS", "").split(",") if u],
+        ],
         "connect-src": ["'self'"],
         "font-src": ["'self'"],
         "object-src": ["'none'"],

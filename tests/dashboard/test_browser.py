@@ -4,6 +4,7 @@ page ends the transaction. Screenshots go to test-output/."""
 
 import csv
 import io
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -332,7 +333,7 @@ def test_a_location_name_with_markup_is_shown_as_text_on_the_map_and_nothing_bre
     page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.reload()
     expect(page.locator("#map")).to_have_attribute("data-ready", "1")
-    page.locator("#map path.leaflet-interactive").first.hover()
+    page.locator("#map .leaflet-marker-icon").first.hover()
     tooltip = page.locator(".leaflet-tooltip").last
     expect(tooltip).to_contain_text(XSS_NAME)
     expect(tooltip).to_contain_text("<b>Town</b>")
@@ -342,4 +343,28 @@ def test_a_location_name_with_markup_is_shown_as_text_on_the_map_and_nothing_bre
         page.goto(f"{live_daphne.http_url}{path}")
     shot(page, "xss-as-text")
     assert violations == []
+    context.close()
+
+
+def test_two_stations_of_one_site_are_a_cluster_coloured_by_the_charging_one_and_spread_on_click(
+    live_daphne, viewer, station_factory, browser
+):
+    """Stations share their location's position: they are one numbered circle, blue because one charges (an idle
+    station never hides a charging one), and two station markers once staff click it."""
+    from cpo.models import EVSE
+
+    db(station_factory, "CP-SITE-1", evses=1)
+    db(station_factory, "CP-SITE-2", evses=1)
+    db(lambda: EVSE.objects.filter(station__identity="CP-SITE-1").update(status="AVAILABLE"))
+    db(lambda: EVSE.objects.filter(station__identity="CP-SITE-2").update(status="CHARGING"))
+    context, page = log_in(browser, live_daphne.http_url, "vera")
+    expect(page.locator("#map")).to_have_attribute("data-ready", "2")
+    cluster = page.locator("#map .map-cluster")
+    expect(cluster).to_have_count(1)
+    expect(cluster).to_have_text("2")
+    expect(cluster).to_have_class(re.compile(r"\bmap-charging\b"))
+    cluster.click()
+    expect(page.locator("#map .map-station")).to_have_count(2)
+    expect(page.locator("#map .map-station.map-charging")).to_have_count(1)
+    shot(page, "map-site-spread")
     context.close()

@@ -5,12 +5,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from cpo.dashboard.selectors.sessions import transactions_with_energy
 from cpo.dashboard.selectors.stations import FAULT_STATUSES, STATION_FAULT_STATUSES
-from cpo.models import EVSE, ChargingStation, EvseStatus, Location, RegistrationStatus
+from cpo.models import EVSE, ChargingStation, EvseStatus, RegistrationStatus
 from ocpp_gateway.models import Transaction
 
 ACTIVE_LIMIT = 50
@@ -106,22 +106,34 @@ def evses_without_tariff(*, limit: int = 20) -> QuerySet[EVSE]:
     )
 
 
-def location_markers() -> list[dict]:
-    """One marker per location: position, counts of EVSEs available / charging / other, for the map."""
-    rows = Location.objects.annotate(
-        evses_total=Count("evses", filter=Q(evses__station__isnull=False)),
-        evses_available=Count("evses", filter=Q(evses__status=EvseStatus.AVAILABLE, evses__station__isnull=False)),
-        evses_charging=Count("evses", filter=Q(evses__status=EvseStatus.CHARGING, evses__station__isnull=False)),
-        evses_faulted=Count("evses", filter=Q(evses__status__in=FAULT_STATUSES, evses__station__isnull=False)),
-    ).values(
-        "id",
-        "name",
-        "city",
-        "latitude",
-        "longitude",
-        "evses_total",
-        "evses_available",
-        "evses_charging",
-        "evses_faulted",
+def station_markers() -> list[dict]:
+    """One marker per station (at its location's position; the map clusters stations of one site and spreads them
+    when zoomed in, so a charging station is never hidden behind an idle one): counts of its EVSEs available /
+    charging / faulted, for the colour."""
+    rows = (
+        ChargingStation.objects.filter(evses__location__isnull=False)
+        .annotate(
+            evses_total=Count("evses"),
+            evses_available=Count("evses", filter=Q(evses__status=EvseStatus.AVAILABLE)),
+            evses_charging=Count("evses", filter=Q(evses__status=EvseStatus.CHARGING)),
+            evses_faulted=Count("evses", filter=Q(evses__status__in=FAULT_STATUSES)),
+            latitude=Max("evses__location__latitude"),
+            longitude=Max("evses__location__longitude"),
+            location_name=Max("evses__location__name"),
+            city=Max("evses__location__city"),
+        )
+        .order_by("identity")
+        .values(
+            "identity",
+            "online",
+            "location_name",
+            "city",
+            "latitude",
+            "longitude",
+            "evses_total",
+            "evses_available",
+            "evses_charging",
+            "evses_faulted",
+        )
     )
     return [{**row, "latitude": float(row["latitude"]), "longitude": float(row["longitude"])} for row in rows]

@@ -1,5 +1,6 @@
 """The overview: the network at a glance, and its live part that the page re-fetches on events."""
 
+from django.conf import settings
 from django.utils import timezone
 
 from cpo.dashboard.selectors.money import connector_availability, today_and_month
@@ -7,8 +8,8 @@ from cpo.dashboard.selectors.overview import (
     evses_needing_attention,
     evses_unregistered,
     evses_without_tariff,
-    location_markers,
     network_summary,
+    station_markers,
     stations_clock_skewed,
     stations_needing_attention,
     transactions_active,
@@ -45,7 +46,9 @@ def overview_context() -> dict:
         "unregistered": evses_unregistered(),
         "untariffed": evses_without_tariff(),
         "pending": stations_pending()[:20],
-        "markers": location_markers(),
+        "markers": station_markers(),
+        "map_tiles": settings.DASHBOARD_MAP_TILES,
+        "map_tiles_attribution": settings.DASHBOARD_MAP_TILES_ATTRIBUTION,
         "alerts": alerts_open()[:ALERTS_SHOWN],
         "alerts_count": alerts_open().count(),
     }
