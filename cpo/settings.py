@@ -156,6 +156,8 @@ if REDIS_URL:
     }
 
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"  # a hostname, or kombu warns "No hostname was supplied"
+if REDIS_URL:  # kombu's Redis transport, surviving a channel closed after Redis went away (see cpo/celery.py)
+    CELERY_BROKER_TRANSPORT = "cpo.celery:RedisTransport"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
