@@ -30,13 +30,14 @@ class RedisQoS(kombu_redis.QoS):
     def restore_unacked(self, client=None):
         try:
             return super().restore_unacked(client)
-        except (AttributeError, *self.channel.connection_errors) as exc:
+        except (AttributeError, *kombu_redis.get_redis_error_classes().connection_errors) as exc:
+            delivered = self._delivered or {}
             logger.warning(
                 "broker connection gone: %d unacknowledged task(s) stay in Redis until the visibility timeout (%r)",
-                len(self._delivered),
+                len(delivered),
                 exc,
             )
-            self._delivered.clear()
+            delivered.clear()
             return None
 
 
