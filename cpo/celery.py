@@ -12,7 +12,11 @@ env_file_load()  # `celery -A cpo worker` starts here: the development .env, as 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cpo.settings")
 
 logger = logging.getLogger(__name__)
-BROKER_CONNECTION_ERRORS: tuple[type[BaseException], ...] = tuple(kombu_redis.get_redis_error_classes().connection_errors)
+# What restoring a closed channel's tasks raises when Redis or the connection is gone (see RedisQoS).
+RESTORE_ERRORS: tuple[type[BaseException], ...] = (
+    AttributeError,
+    *kombu_redis.get_redis_error_classes().connection_errors,
+)
 
 
 class RedisQoS(kombu_redis.QoS):
@@ -31,7 +35,7 @@ class RedisQoS(kombu_redis.QoS):
     def restore_unacked(self, client=None):
         try:
             return super().restore_unacked(client)
-        except (AttributeError, *BROKER_CONNECTION_ERRORS) as exc:
+        except RESTORE_ERRORS as exc:
             delivered: dict = self._delivered or {}
             logger.warning(
                 "broker connection gone: %d unacknowledged task(s) stay in Redis until the visibility timeout (%r)",
