@@ -155,9 +155,11 @@ if REDIS_URL:
         }
     }
 
-CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"  # a hostname, or kombu warns "No hostname was supplied"
-if REDIS_URL:  # kombu's Redis transport, surviving a channel closed after Redis went away (see cpo/celery.py)
-    CELERY_BROKER_TRANSPORT = "cpo.celery:RedisTransport"
+# The broker is REDIS_URL's Redis unless CELERY_BROKER_URL names another (a Redis of its own for the task queue).
+# Without one: memory, with a hostname, or kombu warns "No hostname was supplied".
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "memory://localhost/"
+if CELERY_BROKER_URL.startswith("redis://"):  # kombu's transport, surviving a broker outage (cpo/celery.py); rediss://
+    CELERY_BROKER_TRANSPORT = "cpo.celery:RedisTransport"  # keeps kombu's own, which sets up TLS from the scheme
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
