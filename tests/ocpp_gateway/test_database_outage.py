@@ -171,4 +171,5 @@ def test_a_database_outage_answers_internal_error_keeps_the_socket_and_stores_ev
     try:
         wait_until(lambda: set(sent) <= logged(), timeout=10)
     except AssertionError:
-        raise AssertionError(f"{len(set(sent) - logged())} of {len(sent)} frames missing from the message log") from None
+        missing = set(sent) - logged()
+        raise AssertionError(f"{len(missing)} of {len(sent)} frames missing from the message log") from None
