@@ -106,6 +106,11 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # A database host that stops answering (not refusing) must not hold the gateway's few database threads for
+        # the operating system's two minutes of SYN retries: every charger's frames queue behind them. Fail in
+        # seconds; the charger gets CALLERROR InternalError and sends a transaction message again (OCPP 1.6 §4.7).
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5))
 else:
     DATABASES = {
         "default": {

@@ -83,6 +83,7 @@ class TcpProxy:
         self.up = True
         self.closed = False
         self.accepted = 0
+        self.upstream_ports: set[int] = set()  # our side of each connection to the target (pg_stat_activity)
         threading.Thread(target=self._accept, name=f"proxy-{self.port}", daemon=True).start()
 
     def _accept(self) -> None:
@@ -104,6 +105,7 @@ class TcpProxy:
                 continue
             with self.lock:
                 self.open.update((client, server))
+                self.upstream_ports.add(server.getsockname()[1])
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
@@ -145,9 +147,11 @@ class TcpProxy:
 
 
 def _reset(s: socket.socket) -> None:
-    """Close with RST (SO_LINGER 0), as a peer that vanished does."""
+    """Close with RST (SO_LINGER 0), as a peer that vanished does. Shut down first: a close alone neither wakes a
+    thread blocked reading the socket nor closes the connection while that read holds it."""
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
     try:
