@@ -41,9 +41,7 @@ def proxied_daphne(pg_proxy):
     url = database_url_for_tests().replace(f":{connection.settings_dict['PORT'] or 5432}/", f":{pg_proxy.port}/")
     server = start_daphne("pg-outage", DATABASE_URL=url, DB_CONN_MAX_AGE="60", CELERY_TASK_ALWAYS_EAGER="1")
     yield server
-    began = time.monotonic()
     stop(server)
-    print(f"daphne stopped in {time.monotonic() - began:.1f} s")
     wait_until(lambda: not sessions_through(pg_proxy), timeout=10)  # else the test database cannot be dropped
 
 
