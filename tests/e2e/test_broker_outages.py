@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection, transaction
 from ocpp.v16 import call as call16
 
 from billing.models import Cdr, Session
@@ -97,3 +98,45 @@ def test_sessions_started_and_stopped_around_a_broker_restart_each_reach_the_ems
     assert "Unrecoverable error" not in log_after
     beat_lines = log_after.count("Scheduler: Sending due task")
     wait_until(lambda: worker.log().count("Scheduler: Sending due task") > beat_lines, timeout=10)  # beat goes on
+
+
+def waiting_on_locks() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # else the same snapshot for the whole transaction
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_worker_sigkilled_mid_task_leaves_the_task_in_redis_for_the_next_worker_one_cdr_each(
+    daphne, roaming, emsp, network, worker
+):
+    """Two sessions end while their billing runs are held mid-transaction (we lock their Session rows); the worker is
+    SIGKILLed there. With beat's reconciliation out of reach, only the broker brings the tasks back: they stayed in
+    Redis unacknowledged and the next worker takes them once the visibility timeout (10 s in these tests, 5 minutes
+    in production) has passed. Each session gets one CDR, one POST."""
+    url, secret = daphne.ocpp_url("E2E-1.6"), network["1.6"][1]
+    begin = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    first = asyncio.run(start_16(url, secret, at=begin))
+    asyncio.run(stop_16(url, secret, transaction_id=first, at=begin + timedelta(minutes=10), wh=1000))
+    wait_until(lambda: Session.objects.filter(transaction__transaction_id=str(first)).exists(), timeout=20)
+    second = asyncio.run(start_16(url, secret, at=begin + timedelta(minutes=20)))
+    wait_until(lambda: Session.objects.filter(transaction__transaction_id=str(second)).exists(), timeout=20)
+    wait_until(lambda: Cdr.objects.exists(), timeout=20)
+    sessions = list(Session.objects.all())
+    with transaction.atomic():
+        for session in sessions:
+            Session.objects.select_for_update().get(pk=session.pk)
+        asyncio.run(stop_16(url, secret, transaction_id=second, at=begin + timedelta(minutes=30), wh=2000))
+        wait_until(lambda: waiting_on_locks() >= 1, timeout=20)  # the worker's run is stuck inside its transaction
+        worker.kill()
+    restarted = time.monotonic()
+    worker.start()
+    wait_until(lambda: all(cdr_of(emsp, s.id) for s in sessions), timeout=40)
+    worker.drain()
+    assert time.monotonic() - restarted < 30 + 10, "the held task came back later than the visibility timeout allows"
+    for session in sessions:
+        assert Cdr.objects.filter(session=session).count() == 1
+        assert len(cdr_of(emsp, session.id)) == 1
+    assert OutboxMessage.objects.filter(module="cdrs").count() == 2
