@@ -182,3 +182,43 @@ def test_a_database_outage_answers_internal_error_keeps_the_socket_and_stores_ev
     except AssertionError:
         missing = set(sent) - logged()
         raise AssertionError(f"{len(missing)} of {len(sent)} frames missing from the message log") from None
+
+
+def test_after_a_database_restart_the_first_frames_on_every_pooled_connection_are_stored(
+    proxied_daphne, pg_proxy, station_factory
+):
+    """Issue 11 (PostgreSQL outage): the gateway keeps a database connection per database thread between frames. A
+    restart of PostgreSQL while they sat idle leaves them dead without anyone knowing; the first frame each carried
+    afterwards failed with CALLERROR InternalError, and a StatusNotification is not retried by the charger. Four
+    chargers send at once so that every database thread holds a connection; the database restarts (the proxy cuts
+    every connection) while nobody sends; then all four send again."""
+    stations = [station_factory(f"PG-POOL-{n}", evses=1) for n in range(4)]
+
+    def status(state: str) -> dict:
+        return {"connectorId": 1, "errorCode": "NoError", "status": state, "timestamp": "2026-11-20T10:00:00Z"}
+
+    async def scenario():
+        sockets = [
+            await websockets.connect(
+                proxied_daphne.ocpp_url(station.identity),
+                subprotocols=["ocpp1.6"],
+                additional_headers=basic_auth(station.identity, secret),
+            )
+            for station, secret in stations
+        ]
+        chargers = [Charger(ws) for ws in sockets]
+        boot = {"chargePointVendor": "ACME", "chargePointModel": "X"}
+        await asyncio.gather(*(cp.call_until_stored("BootNotification", boot) for cp in chargers))
+        for _ in range(3):
+            await asyncio.gather(*(cp.call_until_stored("StatusNotification", status("Available")) for cp in chargers))
+        pg_proxy.cut()
+        await asyncio.sleep(0.5)
+        pg_proxy.restore()
+        await asyncio.sleep(0.5)
+        answers = await asyncio.gather(*(cp.call("StatusNotification", status("Preparing")) for cp in chargers))
+        for ws in sockets:
+            await ws.close()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert [kind for kind, _, _ in answers] == ["result"] * 4, answers
