@@ -211,10 +211,11 @@ def test_after_a_database_restart_the_first_frames_on_every_pooled_connection_ar
         await asyncio.gather(*(cp.call_until_stored("BootNotification", boot) for cp in chargers))
         for _ in range(3):
             await asyncio.gather(*(cp.call_until_stored("StatusNotification", status("Available")) for cp in chargers))
+        await asyncio.sleep(1.0)  # the batched writes (message log, last seen) are done: nothing uses the database
         pg_proxy.cut()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)
         pg_proxy.restore()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)
         answers = await asyncio.gather(*(cp.call("StatusNotification", status("Preparing")) for cp in chargers))
         for ws in sockets:
             await ws.close()
