@@ -106,6 +106,11 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # A database host that stops answering (not refusing) must not hold the gateway's few database threads for
+        # the operating system's two minutes of SYN retries: every charger's frames queue behind them. Fail in
+        # seconds; the charger gets CALLERROR InternalError and sends a transaction message again (OCPP 1.6 §4.7).
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5))
 else:
     DATABASES = {
         "default": {
@@ -155,13 +160,45 @@ if REDIS_URL:
         }
     }
 
-CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"  # a hostname, or kombu warns "No hostname was supplied"
+# The broker is REDIS_URL's Redis unless CELERY_BROKER_URL names another (a Redis of its own for the task queue).
+# Without one: memory, with a hostname, or kombu warns "No hostname was supplied".
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "memory://localhost/"
+if CELERY_BROKER_URL.startswith("redis://"):  # kombu's transport, surviving a broker outage (cpo/celery.py); rediss://
+    CELERY_BROKER_TRANSPORT = "cpo.celery:RedisTransport"  # keeps kombu's own, which sets up TLS from the scheme
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Broker outages (Redis restarted, failed over, unreachable). Workers and beat reconnect for ever, at start too, and
+# a task running when the connection went is cancelled: it was not acknowledged, so it comes back (acks_late; every
+# task is idempotent). Sockets have timeouts, so a Redis that vanished without closing them is noticed in seconds
+# (kombu's BRPOP and pub/sub checks run every health_check_interval) and a publish never hangs.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 3.0)
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# A task held by a worker that died (SIGKILL, OOM, lost host) stays in Redis's unacked set and is handed to another
+# worker once it is CELERY_VISIBILITY_TIMEOUT seconds old (kombu's default: an hour). It must be longer than any task
+# can be held legitimately: the longest countdown we publish (OCPI_OUTBOX_COUNTDOWN_MAX; session syncs are shorter)
+# plus the longest time limit of a task (180 s, outbox delivery), or a task still waiting or running is run twice
+# (harmless, tasks are idempotent, but wasted). Checked below.
+CELERY_VISIBILITY_TIMEOUT = env_float("CELERY_VISIBILITY_TIMEOUT", 300.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # every worker looks for such tasks every 15 s (kombu: every 10 s, scanning on every 10th look)
+    "unacked_restore_interval": 15,
+    "unacked_restore_throttle": 1,
+    "socket_timeout": env_float("CELERY_BROKER_SOCKET_TIMEOUT", 10.0),
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    "socket_keepalive": True,
+    "health_check_interval": 10,
+}
+# A daphne process keeps the tasks it could not publish while the broker is away, up to this many
+# (cpo/task_dispatch.py, Publisher); beyond that the oldest are dropped and left to beat's reconciliation.
+TASK_PUBLISH_BACKLOG_MAX = env_int("TASK_PUBLISH_BACKLOG_MAX", 100_000)
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "cpo")
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's state, beside the SQLite file
@@ -479,7 +516,7 @@ OCPI_OUTBOX_GIVE_UP_HOURS = env_float("OCPI_OUTBOX_GIVE_UP_HOURS", 24.0)
 OCPI_OUTBOX_CDR_GIVE_UP_HOURS = env_float("OCPI_OUTBOX_CDR_GIVE_UP_HOURS", 14 * 24.0)
 # Retries due within this many seconds are queued with a countdown; later ones are found by the beat task that runs
 # every POLL_SECONDS. A queued delivery not done after DISPATCH_LEASE seconds is queued again by beat.
-OCPI_OUTBOX_COUNTDOWN_MAX = env_float("OCPI_OUTBOX_COUNTDOWN_MAX", 300.0)
+OCPI_OUTBOX_COUNTDOWN_MAX = env_float("OCPI_OUTBOX_COUNTDOWN_MAX", 60.0)
 OCPI_OUTBOX_POLL_SECONDS = env_float("OCPI_OUTBOX_POLL_SECONDS", 15.0)
 OCPI_OUTBOX_DISPATCH_LEASE = env_float("OCPI_OUTBOX_DISPATCH_LEASE", 30.0)
 # A worker sending a push holds it for SENDING_LEASE seconds and renews the lease while the call runs: no other worker
@@ -502,6 +539,12 @@ OCPI_SESSION_SYNC_INTERVAL = env_float("OCPI_SESSION_SYNC_INTERVAL", 15.0)
 OCPI_SESSION_PATCH_MIN_INTERVAL = env_float("OCPI_SESSION_PATCH_MIN_INTERVAL", 60.0)
 # Transactions left without their Session or CDR this long (a task lost with a killed worker) are pushed again by beat.
 OCPI_SESSION_RECONCILE_SECONDS = env_float("OCPI_SESSION_RECONCILE_SECONDS", 300.0)
+# The longest a task is held unacknowledged by a live worker: a countdown (an outbox retry, a session sync) plus the
+# longest time limit (outbox delivery, 180 s). Redis hands a task held longer to another worker (see above).
+if CELERY_VISIBILITY_TIMEOUT <= max(OCPI_OUTBOX_COUNTDOWN_MAX, OCPI_SESSION_SYNC_INTERVAL) + 180:
+    raise ImproperlyConfigured(
+        "CELERY_VISIBILITY_TIMEOUT must exceed OCPI_OUTBOX_COUNTDOWN_MAX (and OCPI_SESSION_SYNC_INTERVAL) + 180 s"
+    )
 CELERY_BEAT_SCHEDULE.update(
     {
         "billing-transactions-reconcile": {

@@ -61,7 +61,7 @@ def on_message_due(sender, *, message_id: int, countdown: float, **kwargs) -> No
 
 
 def _hand_on(evse_pks: list[int]) -> None:
-    tasks.evse_status_push_fan_out.delay(evse_pks)
+    task_dispatch(tasks.evse_status_push_fan_out, evse_pks)
 
 
 # Status changes arrive on the daphne process answering chargers: one Celery publish per batch, not per event.

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from ocpp_gateway.handlers.base import db
 
@@ -56,8 +56,25 @@ class BatchWriter:
             return
         try:
             await db(self.write)(batch)
+        except (OperationalError, InterfaceError) as exc:  # the database is away: keep them for the next flush
+            logger.warning("%s: database unavailable, keeping %d entries (%s)", self.name, len(batch), exc)
+            self._keep(batch)
         except Exception:
             logger.exception("%s: could not write %d entries", self.name, len(batch))
+
+    def _keep(self, batch: list) -> None:
+        """Put a batch that could not be written back in front of what came since, within `max_items` (the oldest
+        go first when a database outage outlasts the buffer)."""
+        if self.unique:
+            kept = dict.fromkeys(batch)
+            kept.update(self.items)
+            items: list = list(kept)
+        else:
+            items = batch + list(self.items)
+        if len(items) > self.max_items:
+            logger.error("%s buffer full; dropping %d oldest entries", self.name, len(items) - self.max_items)
+            items = items[-self.max_items :]
+        self.items = dict.fromkeys(items) if self.unique else items
 
 
 class PeriodicBatch:

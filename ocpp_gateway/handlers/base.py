@@ -7,6 +7,7 @@ and call ourselves, so nothing of the library is patched or reached into.
 """
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
@@ -18,6 +19,7 @@ from typing import ClassVar
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
@@ -63,7 +65,33 @@ def db(func):
     global _db_executor
     if _db_executor is None:
         _db_executor = ThreadPoolExecutor(max_workers=settings.OCPP_DB_THREADS, thread_name_prefix="ocpp-db")
-    return database_sync_to_async(func, thread_sensitive=False, executor=_db_executor)
+    return database_sync_to_async(_reconnecting(func), thread_sensitive=False, executor=_db_executor)
+
+
+def _reconnecting(func):
+    """`func`, run once more on a new connection when the thread's kept connection (CONN_MAX_AGE) turns out dead.
+
+    After a database restart each database thread holds a connection that looks fine until used; Django closes it
+    only after an error, so the first frame each thread carried failed (CALLERROR InternalError), and chargers retry
+    transaction messages only. Running the service again is what the charger's retransmission would do, and services
+    are idempotent to retransmissions (natural keys, STYLE.md rule 7). A new connection that fails (the database is
+    still away) raises as before, in milliseconds."""
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        kept = connection.connection is not None
+        try:
+            return func(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            if not kept or connection.in_atomic_block:
+                raise
+            logger.warning(
+                "database connection found dead; running %s again on a new one", getattr(func, "__name__", func)
+            )
+            connection.close()
+            return func(*args, **kwargs)
+
+    return run
 
 
 def db_authorizing(func):

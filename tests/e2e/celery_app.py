@@ -5,6 +5,7 @@ another after 10 s (Redis visibility timeout) instead of an hour, the workers lo
 from cpo.celery import app
 
 app.conf.broker_transport_options = {
+    **app.conf.broker_transport_options,  # the project's socket timeouts and health checks
     "visibility_timeout": 10,
     "unacked_restore_interval": 1,
     "unacked_restore_throttle": 1,

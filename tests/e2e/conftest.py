@@ -131,7 +131,7 @@ class CeleryWorker:
         interval, after which it has handed on to Celery what the gateway announced until now."""
         if gateway_events:
             time.sleep(GATEWAY_BATCH_SECONDS)
-        client = redis.Redis.from_url(os.environ["REDIS_URL"])
+        client = redis.Redis.from_url(self.env.get("CELERY_BROKER_URL") or os.environ["REDIS_URL"])
         queues = [self.queue] + [f"{self.queue}\x06\x16{priority}" for priority in (3, 6, 9)]  # kombu's names
 
         def busy() -> list[str]:
