@@ -327,6 +327,20 @@ OCPP_AUTH_LOCKOUT_SECONDS = env_int("OCPP_AUTH_LOCKOUT_SECONDS", 300)
 OCPP_PASSWORD_ROTATION_GRACE_SECONDS = env_int("OCPP_PASSWORD_ROTATION_GRACE_SECONDS", 24 * 3600)
 OCPP_PASSWORD_ROTATION_DAYS = env_int("OCPP_PASSWORD_ROTATION_DAYS", 0)
 OCPP_MAX_FRAME_BYTES = env_int("OCPP_MAX_FRAME_BYTES", 65536)
+# Per-charger limits, so that one charger never degrades the others (docs/architecture.md, "Limits"):
+# - frames from one connection: a token bucket of OCPP_FRAMES_BURST frames refilled at OCPP_MAX_FRAMES_PER_SECOND. A
+#   frame beyond it is refused (a CALL gets CALLERROR GenericError "rate limit") without touching the database; a
+#   charger refused frames without a pause for OCPP_FLOOD_CLOSE_SECONDS is closed with 1008 and alerted about. A
+#   charger that waits for each answer (as OCPP-J asks) stays far below the rate.
+OCPP_MAX_FRAMES_PER_SECOND = env_float("OCPP_MAX_FRAMES_PER_SECOND", 50.0)
+OCPP_FRAMES_BURST = env_int("OCPP_FRAMES_BURST", 200)
+OCPP_FLOOD_CLOSE_SECONDS = env_float("OCPP_FLOOD_CLOSE_SECONDS", 10.0)
+# - JSON nested deeper than this is a format violation, refused before it is parsed (OCPP payloads nest < 10 deep).
+OCPP_MAX_JSON_DEPTH = env_int("OCPP_MAX_JSON_DEPTH", 64)
+# - the message log keeps at most OCPP_MESSAGE_LOG_MAX_FRAMES frames (in and out) of one station per
+#   OCPP_MESSAGE_LOG_WINDOW_SECONDS; the frames beyond are not logged, and one row says how many were left out.
+OCPP_MESSAGE_LOG_MAX_FRAMES = env_int("OCPP_MESSAGE_LOG_MAX_FRAMES", 600)
+OCPP_MESSAGE_LOG_WINDOW_SECONDS = env_float("OCPP_MESSAGE_LOG_WINDOW_SECONDS", 60.0)
 # Security profile 3: the proxy verifies the charger's client certificate against the CA and passes its subject's
 # common name in this header (believed only from TRUSTED_PROXIES); the CN must be the station's identity.
 OCPP_CLIENT_CERT_CN_HEADER = os.environ.get("OCPP_CLIENT_CERT_CN_HEADER", "X-Client-Cert-CN")

@@ -10,6 +10,7 @@ import asyncio
 import inspect
 import json
 import logging
+import re
 import uuid
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -132,6 +133,27 @@ class FrameError(Exception):
         self.error = error
 
 
+# A JSON string literal, and the brackets that open or close a level (read outside strings only).
+JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+JSON_BRACKETS = re.compile(r"[][{}]")
+# The MessageId of a frame, read without parsing it: a frame too deep to parse is still answered with its id.
+FRAME_ID = re.compile(r'\[\s*[234]\s*,\s*"((?:[^"\\]|\\.){1,36})"')
+
+
+def json_depth_exceeds(raw: str, limit: int) -> bool:
+    """Whether the JSON text `raw` nests arrays and objects deeper than `limit`, found without parsing it (Python's
+    parser fails with RecursionError at about 1,000 levels, and whatever walks a parsed value recursively before).
+    Cheap for ordinary frames: only a frame with more than `limit` brackets in all is scanned."""
+    if raw.count("[") + raw.count("{") <= limit:
+        return False
+    depth = 0
+    for bracket in JSON_BRACKETS.findall(JSON_STRING.sub("", raw)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
 class GatewayChargePoint:
     """Our side of one charger's connection. The consumer feeds it frames with `route_frame`; replies go out through
     `send`. `call_action()` (CSMS -> charger) runs in its own task, never in the dispatch path. Subclasses name their
@@ -219,9 +241,14 @@ class GatewayChargePoint:
     # -- framing ---------------------------------------------------------------------------------------------------
     def unpack(self, raw: str) -> Call | CallResult | CallError:
         """Parse a frame, raising FrameError with the unique id when it can be read ("-1" otherwise)."""
+        limit = settings.OCPP_MAX_JSON_DEPTH
+        if json_depth_exceeds(raw, limit):
+            head = FRAME_ID.match(raw)
+            cause = f"JSON nested deeper than {limit} levels"
+            raise FrameError(head.group(1) if head else "-1", FormatViolationError(details={"cause": cause}))
         try:
             frame = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise FrameError("-1", self.rpc_error("Message is not valid JSON")) from None
         if not isinstance(frame, list) or len(frame) < 3:
             raise FrameError("-1", self.rpc_error("Message is not a JSON array [MessageTypeId, MessageId, ...]"))
