@@ -19,7 +19,9 @@ from typing import Any
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server as DaphneServer
+from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
+from twisted.internet import reactor
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
@@ -141,6 +143,58 @@ class HttpFactory(HTTPFactory):
         return protocol
 
 
+# -- limits on websocket connections (docs/architecture.md, "Limits") -------------------------------------------------
+class QueueBoundWebSocket(WebSocketProtocol):
+    """Daphne's websocket protocol that stops reading a socket whose application has WEBSOCKET_MAX_QUEUED_MESSAGES
+    messages not handled yet, and reads on once it has caught up with half of them.
+
+    Daphne hands each frame to the application's queue, which has no bound: a charger sending faster than its
+    consumer handles frames grew the server by a gigabyte. Paused, the charger's frames wait in the TCP buffers (its
+    own, in the end), and the process spends nothing on them."""
+
+    _paused = False
+    _resume_call = None
+    RESUME_POLL_SECONDS = 0.02
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        super().onMessage(payload, isBinary)
+        queue = getattr(self, "application_queue", None)
+        if not self._paused and queue is not None and queue.qsize() >= settings.WEBSOCKET_MAX_QUEUED_MESSAGES:
+            self._paused = True
+            self.transport.pauseProducing()
+            self._resume_call = reactor.callLater(self.RESUME_POLL_SECONDS, self._resume_when_caught_up)
+
+    def _resume_when_caught_up(self) -> None:
+        if self.application_queue.qsize() > settings.WEBSOCKET_MAX_QUEUED_MESSAGES // 2:
+            self._resume_call = reactor.callLater(self.RESUME_POLL_SECONDS, self._resume_when_caught_up)
+            return
+        self._paused, self._resume_call = False, None
+        self.transport.resumeProducing()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._resume_call is not None and self._resume_call.active():
+            self._resume_call.cancel()
+        super().connectionLost(reason)
+
+
+class ServerCloseCodes(WebSocketProtocol):
+    """Daphne's websocket protocol that may close with the codes RFC 6455 (7.4.1) gives a server for a reason, such as
+    1008 (policy violation: a charger flooding us) or 1001 (going away); autobahn's `sendClose` allows only 1000 and
+    3000-4999 to applications."""
+
+    RFC_SERVER_CODES = frozenset({1001, 1002, 1003, 1007, 1008, 1009, 1011, 1012, 1013})
+
+    def serverClose(self, code: int | None = None) -> None:
+        if code in self.RFC_SERVER_CODES:
+            self.sendCloseFrame(code=code, isReply=False)
+        else:
+            super().serverClose(code=code)
+
+
+class GatewayWebSocket(QueueBoundWebSocket, ServerCloseCodes):
+    """The websocket protocol the server uses: daphne's, with the limits above."""
+
+
 class Server(DaphneServer):
     """Daphne's server with autobahn's `failByDrop` off on its websocket factory, and our HTTP factory.
 
@@ -163,6 +217,7 @@ class Server(DaphneServer):
     @ws_factory.setter
     def ws_factory(self, factory) -> None:
         factory.setProtocolOptions(failByDrop=False)
+        factory.protocol = GatewayWebSocket
         self.__dict__["ws_factory"] = factory
 
 

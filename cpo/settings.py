@@ -208,6 +208,9 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 # Request line plus headers, in bytes; above it daphne answers 431 (cpo/server.py). Twisted's own limit is 16 KiB.
 HTTP_MAX_HEADER_BYTES = env_int("HTTP_MAX_HEADER_BYTES", 16_384)
+# The server (cpo/server.py) stops reading a websocket whose application has this many frames not handled yet, and
+# reads on when it has caught up with half of them: a charger faster than its consumer waits in its TCP buffers.
+WEBSOCKET_MAX_QUEUED_MESSAGES = env_int("WEBSOCKET_MAX_QUEUED_MESSAGES", 64)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "ocpi_api.openapi.OcpiAutoSchema",

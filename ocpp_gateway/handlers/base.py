@@ -195,6 +195,7 @@ class GatewayChargePoint:
         self.pending: dict[str, asyncio.Future] = {}
         self.deferred: list[Coroutine] = []  # to start once the CALL being handled is answered
         self.background: set[asyncio.Task] = set()
+        self.unmatched_answers = 0  # answers to no call of ours, dropped
 
     # -- errors, per version -------------------------------------------------------------------------------------
     def error_code(self, error: OCPPError) -> str:
@@ -274,7 +275,7 @@ class GatewayChargePoint:
         if msg.message_type_id != MessageType.Call:
             waiting = self.pending.get(msg.unique_id)
             if waiting is None or waiting.done():
-                logger.warning("%s: ignoring an answer to no call of ours (%s)", self.identity, msg.unique_id)
+                self.unmatched_answer_drop(msg.unique_id)
             else:
                 waiting.set_result(msg)
             return
@@ -290,6 +291,22 @@ class GatewayChargePoint:
             await self.send(self.call_error(msg.unique_id, error))
         else:
             self.deferred_start()
+
+    def awaits_answer(self, unique_id: str) -> bool:
+        """Whether a call of ours with this MessageId waits for the charger's answer."""
+        waiting = self.pending.get(unique_id)
+        return waiting is not None and not waiting.done()
+
+    def unmatched_answer_drop(self, unique_id: str) -> None:
+        """A CALLRESULT/CALLERROR that answers no call of ours (late, repeated, or unsolicited) is dropped, never
+        kept; the first of a connection is logged, the rest only counted (a charger may send thousands)."""
+        self.unmatched_answers += 1
+        if self.unmatched_answers == 1:
+            logger.warning(
+                "%s: dropping an answer to no call of ours (%s); further ones on this connection are only counted",
+                self.identity,
+                unique_id[:36],
+            )
 
     # -- work after an answer --------------------------------------------------------------------------------------
     def after_reply(self, coroutine: Coroutine) -> None:
