@@ -10,7 +10,6 @@ import asyncio
 import base64
 import binascii
 import logging
-
 from functools import cached_property
 
 from channels.consumer import get_handler_name
