@@ -211,6 +211,16 @@ HTTP_MAX_HEADER_BYTES = env_int("HTTP_MAX_HEADER_BYTES", 16_384)
 # The server (cpo/server.py) stops reading a websocket whose application has this many frames not handled yet, and
 # reads on when it has caught up with half of them: a charger faster than its consumer waits in its TCP buffers.
 WEBSOCKET_MAX_QUEUED_MESSAGES = env_int("WEBSOCKET_MAX_QUEUED_MESSAGES", 64)
+# A client has this long from connecting (or from the end of its previous request) to send a request's complete
+# headers; then it is answered 408 and closed (twisted's own idle timeout is 12 hours, reset by every byte).
+HTTP_HEADER_TIMEOUT_SECONDS = env_float("HTTP_HEADER_TIMEOUT_SECONDS", 20.0)
+# Overload shedding: with this many websocket handshakes of one server process with the application (being
+# authenticated), a new one is answered 503 with a Retry-After of WEBSOCKET_RETRY_AFTER_MIN_SECONDS to
+# WEBSOCKET_RETRY_AFTER_MAX_SECONDS (random, so refused chargers spread out), before any database work. Errors of ours
+# during a handshake, and handshakes not finished within daphne's --websocket_connect_timeout, get the same answer.
+WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT = env_int("WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT", 1000)
+WEBSOCKET_RETRY_AFTER_MIN_SECONDS = env_int("WEBSOCKET_RETRY_AFTER_MIN_SECONDS", 3)
+WEBSOCKET_RETRY_AFTER_MAX_SECONDS = env_int("WEBSOCKET_RETRY_AFTER_MAX_SECONDS", 15)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "ocpi_api.openapi.OcpiAutoSchema",

@@ -182,14 +182,18 @@ def server_env(**extra: str) -> dict:
     return env
 
 
-def start_daphne(name: str, *, listener: socket.socket | None = None, **env: str) -> LiveServer:
+def start_daphne(
+    name: str, *, listener: socket.socket | None = None, args: tuple[str, ...] = (), **env: str
+) -> LiveServer:
     """A real daphne process (`python -m cpo.server`, as `make run` starts it) on the test database (and Redis when
-    REDIS_URL is set), serving on `listener` (by default a new one on a free loopback port)."""
+    REDIS_URL is set), serving on `listener` (by default a new one on a free loopback port); `args` are more
+    command-line options."""
     OUTPUT.mkdir(exist_ok=True)
     listener = listener or listening_socket()
     port, fd = listener.getsockname()[1], listener.fileno()
     log_path = OUTPUT / f"daphne-{name}-{port}.log"
-    command = [sys.executable, "-m", "cpo.server", "--fd", str(fd), "--websocket_timeout", "-1", "cpo.asgi:application"]
+    command = [sys.executable, "-m", "cpo.server", "--fd", str(fd), "--websocket_timeout", "-1", *args]
+    command.append("cpo.asgi:application")
     with listener, open(log_path, "w") as log:
         proc = subprocess.Popen(
             command, cwd=ROOT, env=server_env(**env), stdout=log, stderr=subprocess.STDOUT, pass_fds=[fd]
