@@ -1,7 +1,6 @@
 """The launcher (`python -m cpo.server`) under load and abuse: slow or silent clients are closed, and a handshake the
 gateway cannot take now is answered 503 with Retry-After (what chargers understand), never 500."""
 
-import base64
 import concurrent.futures
 import socket
 import time
@@ -10,35 +9,11 @@ import pytest
 from django.db import transaction
 
 from cpo.models import ChargingStation
-from tests.support import start_daphne, stop
+from tests.support import handshake_request, read_head, start_daphne, stop
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 RETRY_AFTER_MIN, RETRY_AFTER_MAX = 3, 15
-
-
-def handshake_request(identity: str, secret: str = "wrong") -> bytes:
-    token = base64.b64encode(f"{identity}:{secret}".encode()).decode()
-    return (
-        f"GET /ocpp/{identity} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n"
-        f"Sec-WebSocket-Protocol: ocpp1.6\r\nAuthorization: Basic {token}\r\n\r\n"
-    ).encode()
-
-
-def read_head(sock: socket.socket) -> tuple[int, dict]:
-    """The status and headers of the HTTP answer on `sock` (0 when the server closed without answering)."""
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        answer += chunk
-    if not answer:
-        return 0, {}
-    lines = answer.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-    return int(lines[0].split(" ")[1]), {"status-line": lines[0], **{name.lower(): v for name, v in headers.items()}}
 
 
 def assert_retry_later(status: int, headers: dict) -> None:
@@ -134,7 +109,8 @@ def test_a_handshake_the_gateway_cannot_finish_in_time_gets_503_with_retry_after
             status, headers = read_head(sock)
             waited = time.monotonic() - started
     assert_retry_later(status, headers)
-    assert "timeout" in headers["status-line"] and 1.5 < waited < 6, (waited, headers)
+    # autobahn rounds its handshake timer down to the second: it fires up to a second early
+    assert "timeout" in headers["status-line"] and 0.9 < waited < 6, (waited, headers)
 
 
 @pytest.fixture(scope="module")

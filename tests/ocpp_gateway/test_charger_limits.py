@@ -2,8 +2,11 @@
 one is capped; answers to no call of ours are dropped. On a real daphne with small limits."""
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
+import socket
+import statistics
 import time
 
 import pytest
@@ -12,7 +15,7 @@ import websockets
 from cpo.models import Alert, AlertKind
 from ocpp_gateway.models import MessageLog
 from tests.ocpp_gateway.chargers import basic_auth, raw_exchange
-from tests.support import start_daphne, stop, wait_until
+from tests.support import handshake_request, read_head, start_daphne, stop, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -172,3 +175,66 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
+
+
+def masked_frame(text: str) -> bytes:
+    """A client's websocket text frame (RFC 6455: clients mask; a zero key leaves the payload as it is)."""
+    data = text.encode()
+    if len(data) < 126:
+        head = bytes([0x81, 0x80 | len(data)])
+    else:
+        head = bytes([0x81, 0x80 | 126]) + len(data).to_bytes(2, "big")
+    return head + b"\0\0\0\0" + data
+
+
+def flood(server, identity: str, secret: str, seconds: float) -> int:
+    """Send Heartbeats on a raw socket as fast as the server reads them for `seconds`, reading nothing it answers
+    but the handshake; the frames sent."""
+    sock = socket.create_connection((server.host, server.port), timeout=5)
+    with sock:
+        sock.sendall(handshake_request(identity, secret))
+        assert read_head(sock)[0] == 101
+        batch = b"".join(masked_frame(heartbeat(f"fl{i}")) for i in range(1000))
+        sent, started = 0, time.monotonic()
+        sock.settimeout(0.2)
+        while time.monotonic() - started < seconds:
+            try:
+                sock.sendall(batch)
+                sent += 1000
+            except TimeoutError:  # the server stopped reading us
+                pass
+            except OSError:  # closed
+                break
+        return sent
+
+
+def test_a_flooding_charger_does_not_slow_a_quiet_one(live_daphne, station_factory):
+    """One charger sends Heartbeats as fast as the server takes them (default limits) while another sends one every
+    100 ms: the quiet one is answered as promptly as without the flood (the flooder once raised everyone's Heartbeat
+    to 719 ms)."""
+    _, flooder_secret = station_factory("CP-FLOODER")
+    _, quiet_secret = station_factory("CP-QUIET")
+    url = live_daphne.ocpp_url("CP-QUIET")
+
+    async def quiet(seconds: float) -> list[float]:
+        async with websockets.connect(
+            url, subprotocols=["ocpp1.6"], additional_headers=basic_auth("CP-QUIET", quiet_secret)
+        ) as ws:
+            latencies, started = [], time.monotonic()
+            while time.monotonic() - started < seconds:
+                sent = time.monotonic()
+                answer = await raw_exchange(ws, heartbeat(f"q{len(latencies)}"))
+                assert answer[0] == 3
+                latencies.append(time.monotonic() - sent)
+                await asyncio.sleep(0.1)
+            return latencies
+
+    calm = asyncio.run(quiet(1.5))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        flooding = pool.submit(flood, live_daphne, "CP-FLOODER", flooder_secret, 4)
+        time.sleep(0.5)
+        during = asyncio.run(quiet(3))
+        sent = flooding.result()
+    assert sent >= 2000, sent
+    calm_p50, p50, worst = statistics.median(calm), statistics.median(during), max(during)
+    assert p50 < max(0.05, 3 * calm_p50) and worst < 0.3, (calm_p50, p50, worst, sent)
