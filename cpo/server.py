@@ -12,6 +12,11 @@ twisted drops the connection on a long header line and buffers any body in full 
 Under /ocpi/ the answer is the OCPI envelope (status 2000). The connection is then half-closed: what the client
 still sends is discarded, up to `LINGER_BYTES` or `LINGER_SECONDS`, so that a client that sends its whole body
 before reading (most do) still reads the answer; then it is closed.
+
+And the limits that keep a reconnect storm or one charger from taking the process down (docs/architecture.md,
+"Limits"): a header deadline (`HeaderDeadline`), a bound on the frames queued for one websocket's application
+(`QueueBoundWebSocket`), 503 with Retry-After for handshakes the process cannot take now (`HandshakeShedding`), and
+the RFC 6455 close codes a server may send, such as 1008 (`ServerCloseCodes`).
 """
 
 import logging
