@@ -267,9 +267,15 @@ class HandshakeShedding(WebSocketProtocol):
 
     in_flight: ClassVar[int] = 0  # handshakes of this process with the application
     _counted = False
+    _shed = False
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if not self._shed:  # daphne's onClose would look the connection up among those it knows
+            super().onClose(wasClean, code, reason)
 
     def onConnect(self, request):
         if HandshakeShedding.in_flight >= settings.WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT:
+            self._shed = True  # daphne never saw this connection
             raise ConnectionDeny(503, "Service Unavailable (overloaded)")
         deferred = super().onConnect(request)
         HandshakeShedding.in_flight += 1

@@ -345,8 +345,8 @@ OCPP_MAX_FRAME_BYTES = env_int("OCPP_MAX_FRAME_BYTES", 65536)
 #   frame beyond it is refused (a CALL gets CALLERROR GenericError "rate limit") without touching the database; a
 #   charger refused frames without a pause for OCPP_FLOOD_CLOSE_SECONDS is closed with 1008 and alerted about. A
 #   charger that waits for each answer (as OCPP-J asks) stays far below the rate.
-OCPP_MAX_FRAMES_PER_SECOND = env_float("OCPP_MAX_FRAMES_PER_SECOND", 50.0)
-OCPP_FRAMES_BURST = env_int("OCPP_FRAMES_BURST", 200)
+OCPP_MAX_FRAMES_PER_SECOND = env_float("OCPP_MAX_FRAMES_PER_SECOND", 100.0)
+OCPP_FRAMES_BURST = env_int("OCPP_FRAMES_BURST", 500)
 OCPP_FLOOD_CLOSE_SECONDS = env_float("OCPP_FLOOD_CLOSE_SECONDS", 10.0)
 # - JSON nested deeper than this is a format violation, refused before it is parsed (OCPP payloads nest < 10 deep).
 OCPP_MAX_JSON_DEPTH = env_int("OCPP_MAX_JSON_DEPTH", 64)

@@ -61,15 +61,19 @@ def test_frames_beyond_the_rate_get_a_generic_error_and_are_not_logged(limited_d
         async with websockets.connect(
             url, subprotocols=[subprotocol], additional_headers=basic_auth(identity, secret)
         ) as ws:
-            for i in range(2 * BURST):
+            started = time.monotonic()
+            for i in range(3 * BURST):
                 await ws.send(heartbeat(f"f{i}"))
-            answers = await read_answers(ws, 2 * BURST)
+            answers = await read_answers(ws, 3 * BURST)
+            elapsed = time.monotonic() - started
             await asyncio.sleep(1.5)
-            return answers, await raw_exchange(ws, heartbeat("after"))
+            return answers, elapsed, await raw_exchange(ws, heartbeat("after"))
 
-    answers, after = asyncio.run(run())
+    answers, elapsed, after = asyncio.run(run())
     refused = [a for a in answers.values() if a[0] == 4]
-    assert BURST - 2 <= len(answers) - len(refused) <= BURST + 5, answers
+    # the bucket refills while the frames are handled (one at a time, the slower the busier the machine)
+    assert BURST <= len(answers) - len(refused) <= BURST + RATE * elapsed + 1, (elapsed, answers)
+    assert refused, answers
     for answer in refused:
         assert answer[2] == "GenericError" and "rate limit" in answer[3].lower(), answer
     assert after[:2] == [3, "after"]
