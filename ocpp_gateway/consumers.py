@@ -15,7 +15,6 @@ from functools import cached_property
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from ocpp.exceptions import GenericError
 
 from cpo.alerts import alert_raise
 from cpo.models import AlertKind
@@ -24,7 +23,7 @@ from ocpp_gateway.batching import BatchWriter
 from ocpp_gateway.commands import command_execute, station_group
 from ocpp_gateway.handlers import HANDLERS
 from ocpp_gateway.handlers.base import FrameError, db
-from ocpp_gateway.limits import FrameCheck, FrameRateLimiter
+from ocpp_gateway.limits import FrameCheck, FrameRateLimiter, rate_limit_error
 from ocpp_gateway.services.clock import station_clock_skew_record
 from ocpp_gateway.services.provisioning import (
     station_authenticate,
@@ -233,18 +232,19 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if message_type != 2 or not unique_id:
             message_log.left_out_count(self, 1)
             return
-        error = GenericError(
-            description=f"Rate limit: more than {rate:g} frames per second from this charger; send again later",
-            details={"cause": "rate limit"},
-        )
         message_log.left_out_count(self, 2)
-        await self.send(text_data=self.charge_point.call_error(unique_id, error))
+        await self.send(text_data=self.charge_point.call_error(unique_id, rate_limit_error(rate)))
 
     def alert_later(self, message: str) -> None:
         """Raise the station's limit alert on a database thread, outside the dispatch path."""
-        task = asyncio.create_task(
-            db(alert_raise)(kind=AlertKind.STATION_LIMIT, subject=self.identity, message=message)
-        )
+
+        async def raise_alert() -> None:
+            try:
+                await db(alert_raise)(kind=AlertKind.STATION_LIMIT, subject=self.identity, message=message)
+            except Exception:  # a task nobody awaits: log it here
+                logger.exception("%s: could not raise the limit alert", self.identity)
+
+        task = asyncio.create_task(raise_alert())
         alert_tasks.add(task)
         task.add_done_callback(alert_tasks.discard)
 

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ocpp.exceptions import GenericError
+
 # Refusals further apart than this end a flood.
 FLOOD_GAP_SECONDS = 1.0
 
@@ -67,3 +69,13 @@ class FrameRateLimiter:
         if self.flood_started is None or self.last_refused is None:
             return 0.0
         return self.last_refused - self.flood_started
+
+
+def rate_limit_error(rate: float) -> GenericError:
+    """The CALLERROR for a CALL over the rate: GenericError, the code OCPP-J 1.6 and 2.0.1 both have for an error no
+    other code covers (neither has one for "too many requests"), with a description a person reading the charger's
+    log understands."""
+    return GenericError(
+        description=f"Rate limit: more than {rate:g} frames per second from this charger; send again later",
+        details={"cause": "rate limit"},
+    )
