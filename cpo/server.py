@@ -51,6 +51,11 @@ class HeaderDeadline(http.HTTPChannel):
     handshakes in a reconnect storm, slowloris) held sockets and file descriptors for minutes."""
 
     _header_deadline: Any = None
+    _timed_out = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._timed_out:
+            super().dataReceived(data)
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -69,6 +74,12 @@ class HeaderDeadline(http.HTTPChannel):
         self._header_deadline_cancel()
         super().connectionLost(reason)
 
+    def setTimeout(self, period):
+        """Twisted turns the channel's timeout off when it hands the connection to HTTP/2 (ALPN): so is ours."""
+        if period is None:
+            self._header_deadline_cancel()
+        return super().setTimeout(period)
+
     def _header_deadline_start(self) -> None:
         self._header_deadline = self.callLater(settings.HTTP_HEADER_TIMEOUT_SECONDS, self._header_timeout)
 
@@ -82,8 +93,7 @@ class HeaderDeadline(http.HTTPChannel):
         transport: Any = self.transport
         if transport is None:
             return
-        self.setRawMode()  # nothing more of this connection is interpreted
-        self.dataReceived = lambda data: None  # type: ignore[method-assign]
+        self._timed_out = True  # nothing more of this connection is read
         transport.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         transport.loseConnection()
         self.callLater(LINGER_SECONDS, transport.abortConnection)  # a client that never reads our answer
