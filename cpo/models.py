@@ -364,6 +364,7 @@ class AlertKind(models.TextChoices):
     AUTH_LOCKOUT = "auth_lockout"
     FIRMWARE_FAILED = "firmware_failed"
     PARTNER_DELIVERY_FAILING = "partner_delivery_failing"
+    STATION_LIMIT = "station_limit", "Station over a limit"  # flooding, message log volume (ocpp_gateway.limits)
 
 
 class Alert(models.Model):

@@ -12,27 +12,95 @@ twisted drops the connection on a long header line and buffers any body in full 
 Under /ocpi/ the answer is the OCPI envelope (status 2000). The connection is then half-closed: what the client
 still sends is discarded, up to `LINGER_BYTES` or `LINGER_SECONDS`, so that a client that sends its whole body
 before reading (most do) still reads the answer; then it is closed.
+
+And the limits that keep a reconnect storm or one charger from taking the process down (docs/architecture.md,
+"Limits"): a header deadline (`HeaderDeadline`), a bound on the frames queued for one websocket's application
+(`QueueBoundWebSocket`), 503 with Retry-After for handshakes the process cannot take now (`HandshakeShedding`), and
+the RFC 6455 close codes a server may send, such as 1008 (`ServerCloseCodes`).
 """
 
-from typing import Any
+import logging
+import random
+from typing import Any, ClassVar
 
+from autobahn.websocket.types import ConnectionDeny
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server as DaphneServer
+from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
+from twisted.internet import reactor as _reactor
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
 
 from ocpi_api.envelope import OCPI_PATH_PREFIX, StatusCode, ocpi_envelope_bytes
 
+logger = logging.getLogger(__name__)
+reactor: Any = _reactor  # zope's interfaces confuse mypy about callLater's signature
 LINGER_BYTES = 16 * 1024 * 1024
 LINGER_SECONDS = 10.0
 REASONS = {413: b"Content Too Large", 431: b"Request Header Fields Too Large"}
 
 
-class HttpChannel(http.HTTPChannel):
-    """Twisted's HTTP/1.1 channel with answered size limits (see the module docstring)."""
+class HeaderDeadline(http.HTTPChannel):
+    """Twisted's HTTP/1.1 channel that closes a connection which has not sent a request's complete headers within
+    HTTP_HEADER_TIMEOUT_SECONDS of connecting (or of the end of its previous request), answering 408.
+
+    Twisted's own timeout is an idle timeout of 12 hours, reset by every byte: silent or trickling clients (half-open
+    handshakes in a reconnect storm, slowloris) held sockets and file descriptors for minutes."""
+
+    _header_deadline: Any = None
+    _timed_out = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._timed_out:
+            super().dataReceived(data)
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._header_deadline_start()
+
+    def allHeadersReceived(self) -> None:
+        self._header_deadline_cancel()
+        super().allHeadersReceived()
+
+    def requestDone(self, request) -> None:
+        super().requestDone(request)
+        if self.persistent and self.transport is not None and self._header_deadline is None:
+            self._header_deadline_start()  # the next request on this connection gets the same time
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._header_deadline_cancel()
+        super().connectionLost(reason)
+
+    def setTimeout(self, period):
+        """Twisted turns the channel's timeout off when it hands the connection to HTTP/2 (ALPN): so is ours."""
+        if period is None:
+            self._header_deadline_cancel()
+        return super().setTimeout(period)
+
+    def _header_deadline_start(self) -> None:
+        self._header_deadline = self.callLater(settings.HTTP_HEADER_TIMEOUT_SECONDS, self._header_timeout)
+
+    def _header_deadline_cancel(self) -> None:
+        if self._header_deadline is not None and self._header_deadline.active():
+            self._header_deadline.cancel()
+        self._header_deadline = None
+
+    def _header_timeout(self) -> None:
+        self._header_deadline = None
+        transport: Any = self.transport
+        if transport is None:
+            return
+        self._timed_out = True  # nothing more of this connection is read
+        transport.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        transport.loseConnection()
+        self.callLater(LINGER_SECONDS, transport.abortConnection)  # a client that never reads our answer
+
+
+class HttpChannel(HeaderDeadline):
+    """Twisted's HTTP/1.1 channel with answered size limits (see the module docstring) and a header deadline."""
 
     _refused = False
     _discarded = 0
@@ -141,6 +209,137 @@ class HttpFactory(HTTPFactory):
         return protocol
 
 
+# -- limits on websocket connections (docs/architecture.md, "Limits") -------------------------------------------------
+class QueueBoundWebSocket(WebSocketProtocol):
+    """Daphne's websocket protocol that stops reading a socket whose application has WEBSOCKET_MAX_QUEUED_MESSAGES
+    messages not handled yet, and reads on once it has caught up with half of them.
+
+    Daphne hands each frame to the application's queue, which has no bound: a charger sending faster than its
+    consumer handles frames grew the server by a gigabyte. Paused, the charger's frames wait in the TCP buffers (its
+    own, in the end), and the process spends nothing on them."""
+
+    _paused = False
+    _resume_call: Any = None
+    RESUME_POLL_SECONDS = 0.02
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        super().onMessage(payload, isBinary)
+        queue = getattr(self, "application_queue", None)
+        if not self._paused and queue is not None and queue.qsize() >= settings.WEBSOCKET_MAX_QUEUED_MESSAGES:
+            self._paused = True
+            self.transport.pauseProducing()
+            self._resume_call = reactor.callLater(self.RESUME_POLL_SECONDS, self._resume_when_caught_up)
+
+    def _resume_when_caught_up(self) -> None:
+        if self.application_queue.qsize() > settings.WEBSOCKET_MAX_QUEUED_MESSAGES // 2:
+            self._resume_call = reactor.callLater(self.RESUME_POLL_SECONDS, self._resume_when_caught_up)
+            return
+        self._paused, self._resume_call = False, None
+        self.transport.resumeProducing()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._resume_call is not None and self._resume_call.active():
+            self._resume_call.cancel()
+        super().connectionLost(reason)
+
+
+class ServerCloseCodes(WebSocketProtocol):
+    """Daphne's websocket protocol that may close with the codes RFC 6455 (7.4.1) gives a server for a reason, such as
+    1008 (policy violation: a charger flooding us) or 1001 (going away); autobahn's `sendClose` allows only 1000 and
+    3000-4999 to applications."""
+
+    RFC_SERVER_CODES = frozenset({1001, 1002, 1003, 1007, 1008, 1009, 1011, 1012, 1013})
+
+    def serverClose(self, code: int | None = None) -> None:
+        if code in self.RFC_SERVER_CODES:
+            self.sendCloseFrame(code=code, isReply=False)
+        else:
+            super().serverClose(code=code)
+
+
+def retry_after_seconds() -> int:
+    """A Retry-After for a handshake we cannot take now, jittered so that refused chargers do not come back together."""
+    return random.randint(settings.WEBSOCKET_RETRY_AFTER_MIN_SECONDS, settings.WEBSOCKET_RETRY_AFTER_MAX_SECONDS)
+
+
+class HandshakeShedding(WebSocketProtocol):
+    """Daphne's websocket protocol that answers a handshake it cannot take now with HTTP 503 and a Retry-After
+    (what chargers understand: come back later), never 500 and never a dropped connection:
+
+    - overload: when WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT handshakes of this process are with the application (being
+      authenticated), a new one is answered at once, before the application or the database sees it;
+    - an error of ours while the application handles the handshake (database, cache or channel layer down): daphne
+      would answer 500 with the exception in the status line;
+    - a handshake the application has not finished within the connect timeout (`--websocket_connect_timeout`):
+      autobahn would drop the connection, daphne answer 403 (which a charger reads as "wrong password").
+    A refusal by the application (bad credentials, unknown identity) stays daphne's 403.
+    """
+
+    in_flight: ClassVar[int] = 0  # handshakes of this process with the application
+    _counted = False
+    _shed = False
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if not self._shed:  # daphne's onClose would look the connection up among those it knows
+            super().onClose(wasClean, code, reason)
+
+    def onConnect(self, request):
+        if HandshakeShedding.in_flight >= settings.WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT:
+            self._shed = True  # daphne never saw this connection
+            raise ConnectionDeny(503, "Service Unavailable (overloaded)")
+        deferred = super().onConnect(request)
+        HandshakeShedding.in_flight += 1
+        self._counted = True
+        deferred.addBoth(self._handshake_ended)
+        return deferred
+
+    def _handshake_ended(self, result):
+        self._uncount()
+        return result
+
+    def _uncount(self) -> None:
+        if self._counted:
+            self._counted = False
+            HandshakeShedding.in_flight -= 1
+
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders=None) -> None:
+        if code >= 500 and code != 503:
+            logger.warning("websocket handshake from %s failed: %s; answered 503", self.peer, reason)
+            reason, code = "Service Unavailable", 503
+        if code == 503:
+            responseHeaders = [*(responseHeaders or []), ("Retry-After", str(retry_after_seconds()))]
+        super().failHandshake(reason, code, responseHeaders)
+
+    def onOpenHandshakeTimeout(self) -> None:
+        if self.state == self.STATE_CONNECTING and hasattr(self, "handshake_deferred"):
+            self._handshake_overdue()
+        else:  # the client did not send its handshake in time: nobody to answer
+            super().onOpenHandshakeTimeout()
+
+    def check_timeouts(self) -> None:
+        overdue = self.state == self.STATE_CONNECTING and self.duration() > self.server.websocket_connect_timeout
+        if overdue and hasattr(self, "handshake_deferred"):
+            self._handshake_overdue()
+        else:
+            super().check_timeouts()
+
+    def _handshake_overdue(self) -> None:
+        """The application did not accept or refuse in time: tell the charger to come back, and forget the socket
+        (what the application sends for it later is dropped by daphne)."""
+        deferred = self.handshake_deferred
+        del self.handshake_deferred
+        self.server.protocol_disconnected(self)
+        deferred.errback(ConnectionDeny(503, "Service Unavailable (handshake timeout)"))
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._uncount()
+        super().connectionLost(reason)
+
+
+class GatewayWebSocket(QueueBoundWebSocket, HandshakeShedding, ServerCloseCodes):
+    """The websocket protocol the server uses: daphne's, with the limits above."""
+
+
 class Server(DaphneServer):
     """Daphne's server with autobahn's `failByDrop` off on its websocket factory, and our HTTP factory.
 
@@ -163,6 +362,7 @@ class Server(DaphneServer):
     @ws_factory.setter
     def ws_factory(self, factory) -> None:
         factory.setProtocolOptions(failByDrop=False)
+        factory.protocol = GatewayWebSocket
         self.__dict__["ws_factory"] = factory
 
 

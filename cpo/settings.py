@@ -245,6 +245,19 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 # Request line plus headers, in bytes; above it daphne answers 431 (cpo/server.py). Twisted's own limit is 16 KiB.
 HTTP_MAX_HEADER_BYTES = env_int("HTTP_MAX_HEADER_BYTES", 16_384)
+# The server (cpo/server.py) stops reading a websocket whose application has this many frames not handled yet, and
+# reads on when it has caught up with half of them: a charger faster than its consumer waits in its TCP buffers.
+WEBSOCKET_MAX_QUEUED_MESSAGES = env_int("WEBSOCKET_MAX_QUEUED_MESSAGES", 64)
+# A client has this long from connecting (or from the end of its previous request) to send a request's complete
+# headers; then it is answered 408 and closed (twisted's own idle timeout is 12 hours, reset by every byte).
+HTTP_HEADER_TIMEOUT_SECONDS = env_float("HTTP_HEADER_TIMEOUT_SECONDS", 20.0)
+# Overload shedding: with this many websocket handshakes of one server process with the application (being
+# authenticated), a new one is answered 503 with a Retry-After of WEBSOCKET_RETRY_AFTER_MIN_SECONDS to
+# WEBSOCKET_RETRY_AFTER_MAX_SECONDS (random, so refused chargers spread out), before any database work. Errors of ours
+# during a handshake, and handshakes not finished within daphne's --websocket_connect_timeout, get the same answer.
+WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT = env_int("WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT", 1000)
+WEBSOCKET_RETRY_AFTER_MIN_SECONDS = env_int("WEBSOCKET_RETRY_AFTER_MIN_SECONDS", 3)
+WEBSOCKET_RETRY_AFTER_MAX_SECONDS = env_int("WEBSOCKET_RETRY_AFTER_MAX_SECONDS", 15)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "ocpi_api.openapi.OcpiAutoSchema",
@@ -383,6 +396,20 @@ OCPP_AUTH_LOCKOUT_SECONDS = env_int("OCPP_AUTH_LOCKOUT_SECONDS", 300)
 OCPP_PASSWORD_ROTATION_GRACE_SECONDS = env_int("OCPP_PASSWORD_ROTATION_GRACE_SECONDS", 24 * 3600)
 OCPP_PASSWORD_ROTATION_DAYS = env_int("OCPP_PASSWORD_ROTATION_DAYS", 0)
 OCPP_MAX_FRAME_BYTES = env_int("OCPP_MAX_FRAME_BYTES", 65536)
+# Per-charger limits, so that one charger never degrades the others (docs/architecture.md, "Limits"):
+# - frames from one connection: a token bucket of OCPP_FRAMES_BURST frames refilled at OCPP_MAX_FRAMES_PER_SECOND. A
+#   frame beyond it is refused (a CALL gets CALLERROR GenericError "rate limit") without touching the database; a
+#   charger refused frames without a pause for OCPP_FLOOD_CLOSE_SECONDS is closed with 1008 and alerted about. A
+#   charger that waits for each answer (as OCPP-J asks) stays far below the rate.
+OCPP_MAX_FRAMES_PER_SECOND = env_float("OCPP_MAX_FRAMES_PER_SECOND", 100.0)
+OCPP_FRAMES_BURST = env_int("OCPP_FRAMES_BURST", 500)
+OCPP_FLOOD_CLOSE_SECONDS = env_float("OCPP_FLOOD_CLOSE_SECONDS", 10.0)
+# - JSON nested deeper than this is a format violation, refused before it is parsed (OCPP payloads nest < 10 deep).
+OCPP_MAX_JSON_DEPTH = env_int("OCPP_MAX_JSON_DEPTH", 64)
+# - the message log keeps at most OCPP_MESSAGE_LOG_MAX_FRAMES frames (in and out) of one station per
+#   OCPP_MESSAGE_LOG_WINDOW_SECONDS; the frames beyond are not logged, and one row says how many were left out.
+OCPP_MESSAGE_LOG_MAX_FRAMES = env_int("OCPP_MESSAGE_LOG_MAX_FRAMES", 600)
+OCPP_MESSAGE_LOG_WINDOW_SECONDS = env_float("OCPP_MESSAGE_LOG_WINDOW_SECONDS", 60.0)
 # Security profile 3: the proxy verifies the charger's client certificate against the CA and passes its subject's
 # common name in this header (believed only from TRUSTED_PROXIES); the CN must be the station's identity.
 OCPP_CLIENT_CERT_CN_HEADER = os.environ.get("OCPP_CLIENT_CERT_CN_HEADER", "X-Client-Cert-CN")

@@ -10,16 +10,20 @@ import asyncio
 import base64
 import binascii
 import logging
+from functools import cached_property
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from cpo.alerts import alert_raise
+from cpo.models import AlertKind
 from ocpp_gateway import message_log
 from ocpp_gateway.batching import BatchWriter
 from ocpp_gateway.commands import command_execute, station_group
 from ocpp_gateway.handlers import HANDLERS
 from ocpp_gateway.handlers.base import FrameError, db
+from ocpp_gateway.limits import FrameCheck, FrameRateLimiter, rate_limit_error
 from ocpp_gateway.services.clock import station_clock_skew_record
 from ocpp_gateway.services.provisioning import (
     station_authenticate,
@@ -42,6 +46,8 @@ clock_skew_writer = BatchWriter(
     lambda observations: station_clock_skew_record(observations=observations),
     interval=lambda: settings.OCPP_SEEN_FLUSH_SECONDS,
 )
+# Alerts raised by connections (a flood), written after the answer; not cancelled with the connection that raised them.
+alert_tasks: set[asyncio.Task] = set()
 # 2.0.1 before 2.1: our 2.1 support is the 2.0.1 message set, so a station offering both gets the richer path.
 SUBPROTOCOL_PREFERENCE = ["ocpp2.0.1", "ocpp2.1", "ocpp1.6"]
 
@@ -90,6 +96,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     charge_point = None
     station_pk: int | None = None
     replaced = False
+    flood_closed = False  # closed with 1008 for flooding: frames still queued are ignored
 
     async def dispatch(self, message) -> None:
         """Channels' dispatch without its `aclose_old_connections()` hop to a thread the gateway never uses (the
@@ -156,14 +163,27 @@ class OcppConsumer(AsyncWebsocketConsumer):
             self.charge_point.background_cancel()
         if self.station_pk is None:
             return
+        message_log.station_closed(self)
         await self.channel_layer.group_discard(self.group, self.channel_name)
         await db(station_disconnected)(station_pk=self.station_pk, channel_name=self.channel_name)
 
     # -- frames from the charger ---------------------------------------------------------------------------------
+    @cached_property
+    def frame_limiter(self) -> FrameRateLimiter:
+        return FrameRateLimiter(
+            rate=settings.OCPP_MAX_FRAMES_PER_SECOND,
+            burst=settings.OCPP_FRAMES_BURST,
+            flood_seconds=settings.OCPP_FLOOD_CLOSE_SECONDS,
+        )
+
     async def receive(self, text_data=None, bytes_data=None) -> None:
-        if self.charge_point is None:
+        if self.charge_point is None or self.flood_closed:
             return
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+        check = self.frame_limiter.check()
+        if not check.admitted:
+            await self.frame_refuse(raw, check)
+            return
         entry = message_log.log_entry(self, "IN", raw)
         seen_writer.add(self.station_pk)
         try:
@@ -185,6 +205,48 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.charge_point.route_frame(msg)
         except Exception:  # the connection and the process live on whatever one frame does
             logger.exception("%s: unhandled error on frame %s", self.identity, raw[:500])
+
+    async def frame_refuse(self, raw: str, check: FrameCheck) -> None:
+        """A frame over the rate limit (ocpp_gateway.limits): a CALL gets CALLERROR GenericError, an answer to a
+        call of ours still goes to it, anything else is dropped; nothing touches the database or the message log
+        (the log counts it as left out). A flooding charger is closed with 1008 and alerted about."""
+        message_type, unique_id, _ = message_log.frame_summary(raw)
+        if unique_id and self.charge_point.awaits_answer(unique_id):
+            await self.handle_frame(raw)
+            return
+        rate = settings.OCPP_MAX_FRAMES_PER_SECOND
+        if check.flooding:
+            self.flood_closed = True
+            message = (
+                f"station {self.identity} sent more than {rate:g} frames per second for "
+                f"{self.frame_limiter.flood_duration():.0f} s ({self.frame_limiter.refused} refused): closed (1008)"
+            )
+            logger.warning("%s", message)
+            self.alert_later(message)
+            await self.close(code=1008)
+            return
+        if self.frame_limiter.refused == 1:
+            logger.warning("%s: over %g frames per second; refusing frames beyond the rate", self.identity, rate)
+        if check.pause:  # refusals over their own budget: let the socket wait, not our CPU
+            await asyncio.sleep(check.pause)
+        if message_type != 2 or not unique_id:
+            message_log.left_out_count(self, 1)
+            return
+        message_log.left_out_count(self, 2)
+        await self.send(text_data=self.charge_point.call_error(unique_id, rate_limit_error(rate)))
+
+    def alert_later(self, message: str) -> None:
+        """Raise the station's limit alert on a database thread, outside the dispatch path."""
+
+        async def raise_alert() -> None:
+            try:
+                await db(alert_raise)(kind=AlertKind.STATION_LIMIT, subject=self.identity, message=message)
+            except Exception:  # a task nobody awaits: log it here
+                logger.exception("%s: could not raise the limit alert", self.identity)
+
+        task = asyncio.create_task(raise_alert())
+        alert_tasks.add(task)
+        task.add_done_callback(alert_tasks.discard)
 
     def frame_handled(self, entry: dict | None) -> None:
         """Queue the frame's log row, flagged when a timestamp in it was not believed, and note the station's clock

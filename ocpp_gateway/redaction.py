@@ -39,10 +39,9 @@ def redact_frame(raw: str) -> str:
     if not any(needle in raw for needle in _NEEDLES):
         return raw
     try:
-        frame = json.loads(raw)
-    except ValueError:
-        return REDACTED  # unreadable and naming a secret: keep nothing of it
-    return json.dumps(redact_secrets(frame), separators=(",", ":"))
+        return json.dumps(redact_secrets(json.loads(raw)), separators=(",", ":"))
+    except (ValueError, RecursionError):  # unreadable (or nested too deep to walk) and naming a secret
+        return REDACTED
 
 
 def _redact_log_argument(value: Any) -> Any:

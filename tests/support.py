@@ -102,6 +102,31 @@ def loopback_partners_allow() -> None:
     os.environ["OCPI_PARTNER_ALLOWED_NETWORKS"] = LOOPBACK_NETWORKS
 
 
+def handshake_request(identity: str, secret: str = "wrong") -> bytes:
+    """A charger's websocket handshake (OCPP 1.6, HTTP Basic) as raw bytes, for tests that speak over sockets."""
+    token = base64.b64encode(f"{identity}:{secret}".encode()).decode()
+    return (
+        f"GET /ocpp/{identity} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Protocol: ocpp1.6\r\nAuthorization: Basic {token}\r\n\r\n"
+    ).encode()
+
+
+def read_head(sock: socket.socket) -> tuple[int, dict]:
+    """The status and headers of the HTTP answer on `sock` (0 when the server closed without answering)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    if not answer:
+        return 0, {}
+    lines = answer.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split(" ")[1]), {"status-line": lines[0], **{name.lower(): v for name, v in headers.items()}}
+
+
 # -- live servers ---------------------------------------------------------------------------------------------------
 def listening_socket() -> socket.socket:
     """A loopback socket listening on a free port, to hand to a server process (daphne --fd): no other process can
@@ -182,14 +207,18 @@ def server_env(**extra: str) -> dict:
     return env
 
 
-def start_daphne(name: str, *, listener: socket.socket | None = None, **env: str) -> LiveServer:
+def start_daphne(
+    name: str, *, listener: socket.socket | None = None, args: tuple[str, ...] = (), **env: str
+) -> LiveServer:
     """A real daphne process (`python -m cpo.server`, as `make run` starts it) on the test database (and Redis when
-    REDIS_URL is set), serving on `listener` (by default a new one on a free loopback port)."""
+    REDIS_URL is set), serving on `listener` (by default a new one on a free loopback port); `args` are more
+    command-line options."""
     OUTPUT.mkdir(exist_ok=True)
     listener = listener or listening_socket()
     port, fd = listener.getsockname()[1], listener.fileno()
     log_path = OUTPUT / f"daphne-{name}-{port}.log"
-    command = [sys.executable, "-m", "cpo.server", "--fd", str(fd), "--websocket_timeout", "-1", "cpo.asgi:application"]
+    command = [sys.executable, "-m", "cpo.server", "--fd", str(fd), "--websocket_timeout", "-1", *args]
+    command.append("cpo.asgi:application")
     with listener, open(log_path, "w") as log:
         proc = subprocess.Popen(
             command, cwd=ROOT, env=server_env(**env), stdout=log, stderr=subprocess.STDOUT, pass_fds=[fd]

@@ -11,6 +11,7 @@ import functools
 import inspect
 import json
 import logging
+import re
 import uuid
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -160,6 +161,27 @@ class FrameError(Exception):
         self.error = error
 
 
+# A JSON string literal, and the brackets that open or close a level (read outside strings only).
+JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+JSON_BRACKETS = re.compile(r"[][{}]")
+# The MessageId of a frame, read without parsing it: a frame too deep to parse is still answered with its id.
+FRAME_ID = re.compile(r'\[\s*[234]\s*,\s*"((?:[^"\\]|\\.){1,36})"')
+
+
+def json_depth_exceeds(raw: str, limit: int) -> bool:
+    """Whether the JSON text `raw` nests arrays and objects deeper than `limit`, found without parsing it (Python's
+    parser fails with RecursionError at about 1,000 levels, and whatever walks a parsed value recursively before).
+    Cheap for ordinary frames: only a frame with more than `limit` brackets in all is scanned."""
+    if raw.count("[") + raw.count("{") <= limit:
+        return False
+    depth = 0
+    for bracket in JSON_BRACKETS.findall(JSON_STRING.sub("", raw)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
 class GatewayChargePoint:
     """Our side of one charger's connection. The consumer feeds it frames with `route_frame`; replies go out through
     `send`. `call_action()` (CSMS -> charger) runs in its own task, never in the dispatch path. Subclasses name their
@@ -201,6 +223,7 @@ class GatewayChargePoint:
         self.pending: dict[str, asyncio.Future] = {}
         self.deferred: list[Coroutine] = []  # to start once the CALL being handled is answered
         self.background: set[asyncio.Task] = set()
+        self.unmatched_answers = 0  # answers to no call of ours, dropped
 
     # -- errors, per version -------------------------------------------------------------------------------------
     def error_code(self, error: OCPPError) -> str:
@@ -247,9 +270,14 @@ class GatewayChargePoint:
     # -- framing ---------------------------------------------------------------------------------------------------
     def unpack(self, raw: str) -> Call | CallResult | CallError:
         """Parse a frame, raising FrameError with the unique id when it can be read ("-1" otherwise)."""
+        limit = settings.OCPP_MAX_JSON_DEPTH
+        if json_depth_exceeds(raw, limit):
+            head = FRAME_ID.match(raw)
+            cause = f"JSON nested deeper than {limit} levels"
+            raise FrameError(head.group(1) if head else "-1", FormatViolationError(details={"cause": cause}))
         try:
             frame = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise FrameError("-1", self.rpc_error("Message is not valid JSON")) from None
         if not isinstance(frame, list) or len(frame) < 3:
             raise FrameError("-1", self.rpc_error("Message is not a JSON array [MessageTypeId, MessageId, ...]"))
@@ -275,7 +303,7 @@ class GatewayChargePoint:
         if msg.message_type_id != MessageType.Call:
             waiting = self.pending.get(msg.unique_id)
             if waiting is None or waiting.done():
-                logger.warning("%s: ignoring an answer to no call of ours (%s)", self.identity, msg.unique_id)
+                self.unmatched_answer_drop(msg.unique_id)
             else:
                 waiting.set_result(msg)
             return
@@ -291,6 +319,22 @@ class GatewayChargePoint:
             await self.send(self.call_error(msg.unique_id, error))
         else:
             self.deferred_start()
+
+    def awaits_answer(self, unique_id: str) -> bool:
+        """Whether a call of ours with this MessageId waits for the charger's answer."""
+        waiting = self.pending.get(unique_id)
+        return waiting is not None and not waiting.done()
+
+    def unmatched_answer_drop(self, unique_id: str) -> None:
+        """A CALLRESULT/CALLERROR that answers no call of ours (late, repeated, or unsolicited) is dropped, never
+        kept; the first of a connection is logged, the rest only counted (a charger may send thousands)."""
+        self.unmatched_answers += 1
+        if self.unmatched_answers == 1:
+            logger.warning(
+                "%s: dropping an answer to no call of ours (%s); further ones on this connection are only counted",
+                self.identity,
+                unique_id[:36],
+            )
 
     # -- work after an answer --------------------------------------------------------------------------------------
     def after_reply(self, coroutine: Coroutine) -> None:

@@ -6,11 +6,25 @@ import datetime as dt
 from django.conf import settings
 from django.utils import timezone
 
+from cpo.alerts import alert_raise
+from cpo.models import AlertKind
 from ocpp_gateway.models import MessageLog
 
 
 def message_log_write(*, entries: list[dict]) -> None:
-    MessageLog.objects.bulk_create([MessageLog(**entry) for entry in entries])
+    """Write queued log rows. A row counting frames left out (`frames_left_out`, see ocpp_gateway.message_log) also
+    raises the station's limit alert: staff learn that a charger talks far more than chargers do."""
+    rows = []
+    for entry in entries:
+        left_out = entry.pop("frames_left_out", 0)
+        if left_out:
+            alert_raise(
+                kind=AlertKind.STATION_LIMIT,
+                subject=entry["identity"],
+                message=f"station {entry['identity']}: {left_out} frames not logged: {entry['payload']}",
+            )
+        rows.append(MessageLog(**entry))
+    MessageLog.objects.bulk_create(rows)
 
 
 def message_log_prune(*, older_than_days: int | None = None) -> int:

@@ -115,3 +115,32 @@ def test_a_frame_above_the_transport_limit_is_closed_with_1009_and_the_charger_r
     close_code, heartbeat = asyncio.run(run())
     assert close_code == 1009
     assert heartbeat[0] == 3
+
+
+def nested(depth: int, inner: str = "1") -> str:
+    return "[" * depth + inner + "]" * depth
+
+
+@pytest.mark.parametrize(
+    "subprotocol,format_code", [("ocpp1.6", "FormationViolation"), ("ocpp2.0.1", "FormatViolation")]
+)
+def test_json_nested_too_deep_gets_a_format_callerror_and_the_connection_lives_on(
+    live_daphne, station_factory, subprotocol, format_code
+):
+    """A frame nested deeper than OCPP_MAX_JSON_DEPTH (64) is a format violation answered with its MessageId, whether
+    5,000 deep (Python's JSON parser gives up with a RecursionError there) or just over the limit, and also when it
+    names a secret (the message log's redaction parses such frames)."""
+    identity = "CP-DEEP-" + subprotocol[-3:].replace(".", "")
+    _, secret = station_factory(identity)
+    frames = [
+        '[2,"d1","DataTransfer",{"vendorId":"x","data":' + nested(5000) + "}]",
+        '[2,"d2","DataTransfer",{"vendorId":"x","data":' + nested(70) + "}]",
+        '[2,"d3","DataTransfer",{"vendorId":"AuthorizationKey","data":' + nested(5000, '{"a":1}') + "}]",
+        '[3,"d4",' + nested(5000) + "]",
+    ]
+    answers = exchange_all(live_daphne.ocpp_url(identity), identity, secret, subprotocol, frames)
+    for unique_id, answer in zip(["d1", "d2", "d3", "d4"], answers, strict=False):
+        assert answer[:3] == [4, unique_id, format_code], answer
+        assert "nested deeper than 64" in answer[3] + json.dumps(answer[4]), answer
+    assert answers[-1][:2] == [3, "hb-after"]
+    assert "RecursionError" not in live_daphne.log()

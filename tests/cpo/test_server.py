@@ -1,0 +1,137 @@
+"""The launcher (`python -m cpo.server`) under load and abuse: slow or silent clients are closed, and a handshake the
+gateway cannot take now is answered 503 with Retry-After (what chargers understand), never 500."""
+
+import concurrent.futures
+import socket
+import time
+
+import pytest
+from django.db import transaction
+
+from cpo.models import ChargingStation
+from tests.support import handshake_request, read_head, start_daphne, stop
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+RETRY_AFTER_MIN, RETRY_AFTER_MAX = 3, 15
+
+
+def assert_retry_later(status: int, headers: dict) -> None:
+    assert status == 503, (status, headers)
+    assert RETRY_AFTER_MIN <= int(headers["retry-after"]) <= RETRY_AFTER_MAX, headers
+
+
+@pytest.fixture(scope="module")
+def strict_daphne(django_db_setup, django_db_blocker):
+    """Short header and handshake timeouts, and room for only two handshakes at a time."""
+    server = start_daphne(
+        "strict",
+        args=("--websocket_connect_timeout", "2"),
+        HTTP_HEADER_TIMEOUT_SECONDS="1",
+        WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT="2",
+        WEBSOCKET_RETRY_AFTER_MIN_SECONDS=str(RETRY_AFTER_MIN),
+        WEBSOCKET_RETRY_AFTER_MAX_SECONDS=str(RETRY_AFTER_MAX),
+    )
+    yield server
+    stop(server)
+
+
+def closed_within(sock: socket.socket, seconds: float) -> float | None:
+    """Seconds until the server closed `sock` (reading whatever it says first), None if still open after `seconds`."""
+    started = time.monotonic()
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(4096):
+            pass
+    except TimeoutError:
+        return None
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - started
+
+
+def test_silent_and_slow_connections_are_closed_after_the_header_timeout(strict_daphne):
+    """200 connections that never send a request, and one that sends its headers a line every half second: all
+    closed about HTTP_HEADER_TIMEOUT_SECONDS after connecting, not held (1,500 such were held for over 75 s)."""
+    address = (strict_daphne.host, strict_daphne.port)
+    silent = [socket.create_connection(address, timeout=5) for _ in range(200)]
+    slow = socket.create_connection(address, timeout=5)
+    try:
+        slow.sendall(b"GET /login/ HTTP/1.1\r\n")
+        for line in (b"Host: x\r\n", b"X-A: 1\r\n", b"X-B: 2\r\n", b"X-C: 3\r\n"):
+            time.sleep(0.5)
+            try:
+                slow.sendall(line)
+            except OSError:
+                break
+        assert closed_within(slow, 5) is not None
+        assert all(closed_within(sock, 5) is not None for sock in silent)
+    finally:
+        for sock in [*silent, slow]:
+            sock.close()
+
+
+def test_a_client_that_sends_its_headers_in_time_is_served(strict_daphne):
+    with socket.create_connection((strict_daphne.host, strict_daphne.port), timeout=10) as sock:
+        time.sleep(0.5)
+        sock.sendall(b"GET /login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_head(sock)[0] == 200
+
+
+def test_handshakes_beyond_those_in_flight_get_503_with_retry_after_never_500(strict_daphne, station_factory):
+    stations = [station_factory(f"CP-STORM-{i}", evses=1) for i in range(40)]
+    address = (strict_daphne.host, strict_daphne.port)
+    sockets = [socket.create_connection(address, timeout=15) for _ in stations]
+    try:
+        for sock, (station, secret) in zip(sockets, stations, strict=True):
+            sock.sendall(handshake_request(station.identity, secret))
+        answers = [read_head(sock) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+    statuses = [status for status, _ in answers]
+    assert set(statuses) <= {101, 503}, statuses
+    assert statuses.count(503) >= 10 and statuses.count(101) >= 2, statuses
+    for status, headers in answers:
+        if status == 503:
+            assert_retry_later(status, headers)
+
+
+def test_a_handshake_the_gateway_cannot_finish_in_time_gets_503_with_retry_after(strict_daphne, station_factory):
+    """The station's row is locked (a long transaction elsewhere): the handshake cannot finish within the connect
+    timeout (2 s here), and the charger is told to come back, rather than dropped or refused 403."""
+    station, secret = station_factory("CP-STUCK", evses=1)
+    with transaction.atomic():
+        ChargingStation.objects.filter(pk=station.pk).update(vendor="locked")
+        with socket.create_connection((strict_daphne.host, strict_daphne.port), timeout=15) as sock:
+            started = time.monotonic()
+            sock.sendall(handshake_request("CP-STUCK", secret))
+            status, headers = read_head(sock)
+            waited = time.monotonic() - started
+    assert_retry_later(status, headers)
+    # autobahn rounds its handshake timer down to the second: it fires up to a second early
+    assert "timeout" in headers["status-line"] and 0.9 < waited < 6, (waited, headers)
+
+
+@pytest.fixture(scope="module")
+def daphne_without_database(django_db_setup, django_db_blocker, tmp_path_factory):
+    """(host, port) of a daphne whose database cannot be opened (not a LiveServer: nothing can drain it)."""
+    missing = tmp_path_factory.mktemp("gone") / "no" / "such" / "dir" / "db.sqlite3"
+    server = start_daphne("no-database", DATABASE_URL=f"sqlite:///{missing}")
+    yield server.host, server.port
+    stop(server)
+
+
+def test_a_handshake_that_fails_on_the_database_gets_503_with_retry_after(daphne_without_database):
+    """An error of ours while authenticating (database, cache, channel layer down) is not the charger's fault: 503
+    and Retry-After, never 500 (daphne's answer to an exception before the socket is accepted)."""
+
+    def one(_):
+        with socket.create_connection(daphne_without_database, timeout=15) as s:
+            s.sendall(handshake_request("CP-NODB", "secret"))
+            return read_head(s)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, range(8)))
+    for status, headers in answers:
+        assert_retry_later(status, headers)
