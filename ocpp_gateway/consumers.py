@@ -10,12 +10,14 @@ import asyncio
 import base64
 import binascii
 import logging
+import time
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from ocpp.messages import MessageType
 
-from ocpp_gateway import message_log
+from ocpp_gateway import message_log, metrics
 from ocpp_gateway.batching import BatchWriter
 from ocpp_gateway.commands import command_execute, station_group
 from ocpp_gateway.handlers import HANDLERS
@@ -90,6 +92,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     charge_point = None
     station_pk: int | None = None
     replaced = False
+    counted = False  # in metrics.chargers_connected
 
     async def dispatch(self, message) -> None:
         """Channels' dispatch without its `aclose_old_connections()` hop to a thread the gateway never uses (the
@@ -106,12 +109,14 @@ class OcppConsumer(AsyncWebsocketConsumer):
         refusal = station_identity_check(identity=self.identity)
         if refusal:
             logger.warning("%r: handshake refused: %s", self.identity[:100], refusal)
+            metrics.handshake_failed(reason="bad_identity")
             await self.close()
             return
         self.group = station_group(self.identity)
         offered = self.scope.get("subprotocols") or []
         if not choose_subprotocol(offered):
             logger.info("%s: refused, no supported subprotocol in %s", self.identity, offered)
+            metrics.handshake_failed(reason="no_subprotocol")
             await self.close()
             return
         username, secret = basic_credentials(self.scope.get("headers", []))
@@ -127,6 +132,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         )
         if not auth.admitted:
             logger.warning("%s: handshake from %s refused: %s", self.identity, address or "?", auth.refusal)
+            metrics.handshake_failed(reason=auth.reason)
             await self.close()
             return
         subprotocol = choose_subprotocol(offered, auth.ocpp_version)
@@ -148,8 +154,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
             station_pk=self.station_pk, channel_name=self.channel_name, ocpp_version=handler_cls.ocpp_version
         )
         await self.accept(subprotocol)
+        metrics.chargers_connected.inc()
+        self.counted = True
 
     async def disconnect(self, code) -> None:
+        if self.counted:
+            metrics.chargers_connected.dec()
+            self.counted = False
         for task in self.command_tasks:
             task.cancel()
         if self.charge_point is not None:
@@ -172,6 +183,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             self.frame_handled(entry)
 
     async def handle_frame(self, raw: str) -> None:
+        started = time.perf_counter()
         if len(raw.encode()) > settings.OCPP_MAX_FRAME_BYTES:
             error = self.charge_point.rpc_error(f"frame exceeds {settings.OCPP_MAX_FRAME_BYTES} bytes")
             await self.send_frame(self.charge_point.call_error("-1", error))
@@ -185,6 +197,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.charge_point.route_frame(msg)
         except Exception:  # the connection and the process live on whatever one frame does
             logger.exception("%s: unhandled error on frame %s", self.identity, raw[:500])
+        if msg.message_type_id == MessageType.Call:
+            metrics.call_observe(
+                action=msg.action, known_actions=self.charge_point.call_handlers, seconds=time.perf_counter() - started
+            )
 
     def frame_handled(self, entry: dict | None) -> None:
         """Queue the frame's log row, flagged when a timestamp in it was not believed, and note the station's clock
