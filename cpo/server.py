@@ -39,7 +39,7 @@ REASONS = {413: b"Content Too Large", 431: b"Request Header Fields Too Large"}
 # RFC 6455 / IANA: "Service Restart": the server is restarting, the client may reconnect (at once, elsewhere).
 CLOSE_SERVICE_RESTART = 1012
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("cpo.server")  # not __main__ under `python -m cpo.server`
 
 
 class HttpChannel(http.HTTPChannel):
@@ -191,7 +191,8 @@ class GracefulShutdown:
         instances = []
         for protocol, details in list(self.connections.items()):
             if getattr(protocol, "state", None) == getattr(protocol, "STATE_OPEN", object()):
-                protocol.serverClose(code=code)
+                # autobahn's sendClose() allows an application 1000 and 3000-4999 only; 1012 is the server's own.
+                protocol.sendCloseFrame(code=code, isReply=False)
                 if "application_instance" in details:
                     instances.append(details["application_instance"])
         if not instances:

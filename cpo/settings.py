@@ -498,9 +498,10 @@ CELERY_BEAT_SCHEDULE.update(
 )
 
 # --- Production: graceful shutdown and metrics (docs/deployment.md) ------------------------------------------
-# On SIGTERM a daphne process closes its chargers' sockets with 1012 and waits this long for their consumers to
-# record them offline before it exits.
-GRACEFUL_SHUTDOWN_SECONDS = env_float("GRACEFUL_SHUTDOWN_SECONDS", 10.0)
+# On SIGTERM a daphne process closes its chargers' sockets with 1012 and waits at most this long for their consumers
+# to record them offline before it exits. Below honcho's 5 s between SIGTERM and SIGKILL; under systemd, keep
+# TimeoutStopSec above it.
+GRACEFUL_SHUTDOWN_SECONDS = env_float("GRACEFUL_SHUTDOWN_SECONDS", 4.0)
 # /metrics (Prometheus) answers peers in these networks (after TRUSTED_PROXIES resolved the client's address), and
 # anyone presenting `Authorization: Bearer <METRICS_TOKEN>` when that is set; everyone else gets 404.
 METRICS_ALLOWED_NETWORKS = [
