@@ -382,6 +382,8 @@ async def scenario(deployment, fleet: Fleet, live: LiveView, secrets: dict, user
     # 6. SIGTERM to gateway1: its chargers are closed with 1012 (Service Restart), their stations recorded offline,
     #    the process exits; they reconnect through the proxy and are served by the others.
     gateway1 = deployment["sets"]["gateway1"].child("gateway1")
+    soft, hard = gateway1.rlimit(psutil.RLIMIT_NOFILE)
+    assert soft == hard  # the launcher raised its open-files limit (one descriptor per charger)
     on_gateway1 = await connected_on(addresses["gateway1"])
     assert on_gateway1 >= 2
     gateway1.send_signal(signal.SIGTERM)
