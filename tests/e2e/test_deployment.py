@@ -330,6 +330,15 @@ async def scenario(deployment, fleet: Fleet, live: LiveView, secrets: dict, user
             "/login/", data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": csrf_token(login.text)}
         )
         assert answer.status_code == 302, answer.text[:300]
+        assert (await web.get("/metrics")).status_code == 404  # not through the proxy: Prometheus asks each process
+        async with httpx.AsyncClient(timeout=5) as scraper:
+            on_web = (await scraper.get(f"http://{addresses['web']}/metrics")).text
+            on_gateway = (await scraper.get(f"http://{addresses['gateway1']}/metrics")).text
+        assert re.search(r"^ocpi_outbox_backlog 0", on_web, re.M) and "celery_queue_length{queue=" in on_web
+        assert (
+            "ocpi_outbox_backlog" not in on_gateway
+            and 'ocpp_call_duration_seconds_count{action="BootNotification"}' in on_gateway
+        )
         cookies = "; ".join(f"{name}={value}" for name, value in web.cookies.items())
         await live.open(f"wss://{addresses['tls']}/ws/dashboard/", context=context, cookies=cookies, origin=base)
         for identity in one_on_each:
