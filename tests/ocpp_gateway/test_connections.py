@@ -2,7 +2,9 @@
 
 import asyncio
 import re
+import resource
 
+import psutil
 import pytest
 import websockets
 from ocpp.v16 import call
@@ -116,13 +118,20 @@ def test_each_station_authenticates_by_its_own_security_profile(live_daphne, sta
     assert handshake_status(live_daphne.ocpp_url("CP-CERT"), {}) == 403
 
 
-def test_a_gateway_stopped_with_sigterm_closes_its_chargers_with_1012_and_records_them_offline(station_factory):
+def test_a_gateway_raises_its_open_files_limit_and_on_sigterm_closes_its_chargers_with_1012(station_factory):
     """A restart (deploy, scale-in): the charger learns "Service Restart" (1012) and reconnects at once, elsewhere;
     stock daphne dropped the socket (1006: chargers back off) and cancelled the consumer before it recorded the
     station offline. The process exits cleanly once its consumers are done."""
     _, secret = station_factory("CP-STOP-1")
-    server = start_daphne("sigterm")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))  # the usual default, inherited by daphne
     try:
+        server = start_daphne("sigterm")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        # The launcher raised its open-files limit: one descriptor per charger, 1,024 is far too few.
+        assert psutil.Process(server.process.pid).rlimit(psutil.RLIMIT_NOFILE) == (hard, hard)
 
         async def run():
             async with connected(server.ocpp_url("CP-STOP-1"), "CP-STOP-1", secret) as cp:
