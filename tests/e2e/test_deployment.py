@@ -154,6 +154,7 @@ def deployment(tmp_path, django_db_setup):
         CELERY_CONCURRENCY="1",
         DASHBOARD_EVENTS_BATCH_SECONDS="0.1",
         PYTHONUNBUFFERED="1",
+        CPO_VAR_DIR=str(tmp_path / "var"),  # beat's schedule file of its own (the database is PostgreSQL)
     )
     env.pop("CPO_ENV_FILE", None)
     env["CPO_ENV_FILE"] = ""
