@@ -19,8 +19,15 @@ handshake_failures = Counter(
 OTHER_ACTION = "other"
 
 
+_call_duration_by_action: dict[str, Histogram] = {}  # labels() takes a lock and builds a key: once per action
+
+
 def call_observe(*, action: str, known_actions, seconds: float) -> None:
-    call_duration.labels(action if action in known_actions else OTHER_ACTION).observe(seconds)
+    label = action if action in known_actions else OTHER_ACTION
+    histogram = _call_duration_by_action.get(label)
+    if histogram is None:
+        histogram = _call_duration_by_action[label] = call_duration.labels(label)
+    histogram.observe(seconds)
 
 
 def handshake_failed(*, reason: str) -> None:
