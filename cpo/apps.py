@@ -10,3 +10,9 @@ class CpoConfig(AppConfig):
         from cpo import receivers
 
         receivers.connect()
+
+        from prometheus_client import REGISTRY
+
+        from cpo.metrics import CeleryQueueCollector
+
+        REGISTRY.register(CeleryQueueCollector())

@@ -17,10 +17,15 @@ And the limits that keep a reconnect storm or one charger from taking the proces
 "Limits"): a header deadline (`HeaderDeadline`), a bound on the frames queued for one websocket's application
 (`QueueBoundWebSocket`), 503 with Retry-After for handshakes the process cannot take now (`HandshakeShedding`), and
 the RFC 6455 close codes a server may send, such as 1008 (`ServerCloseCodes`).
+
+And for production (docs/deployment.md): the open-files soft limit is raised to the hard limit before anything
+listens (one descriptor per charger), and SIGTERM is a graceful shutdown (`GracefulShutdown`).
 """
 
+import asyncio
 import logging
 import random
+import resource
 from typing import Any, ClassVar
 
 from autobahn.websocket.types import ConnectionDeny
@@ -29,6 +34,7 @@ from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server as DaphneServer
 from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
+from twisted.internet import defer
 from twisted.internet import reactor as _reactor
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
@@ -36,11 +42,14 @@ from twisted.web import http
 
 from ocpi_api.envelope import OCPI_PATH_PREFIX, StatusCode, ocpi_envelope_bytes
 
-logger = logging.getLogger(__name__)
 reactor: Any = _reactor  # zope's interfaces confuse mypy about callLater's signature
 LINGER_BYTES = 16 * 1024 * 1024
 LINGER_SECONDS = 10.0
 REASONS = {413: b"Content Too Large", 431: b"Request Header Fields Too Large"}
+# RFC 6455 / IANA: "Service Restart": the server is restarting, the client may reconnect (at once, elsewhere).
+CLOSE_SERVICE_RESTART = 1012
+
+logger = logging.getLogger("cpo.server")  # not __main__ under `python -m cpo.server`
 
 
 class HeaderDeadline(http.HTTPChannel):
@@ -340,6 +349,56 @@ class GatewayWebSocket(QueueBoundWebSocket, HandshakeShedding, ServerCloseCodes)
     """The websocket protocol the server uses: daphne's, with the limits above."""
 
 
+def open_files_limit_raise() -> tuple[int, int]:
+    """Raise this process's open-files soft limit to its hard limit: each charger holds a socket, and the usual soft
+    limit (1024) refuses the 1,021st ("Too many open files"). Returns (soft before, soft now)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft >= hard:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:  # e.g. macOS refuses RLIM_INFINITY: keep what we have
+        logger.warning("open-files limit stays at %s (could not raise it to %s: %s)", soft, hard, exc)
+        return soft, soft
+    return soft, hard
+
+
+class GracefulShutdown:
+    """On SIGTERM (and SIGINT), before daphne cancels its applications: stop listening, close every open websocket
+    with 1012 (Service Restart), so that chargers reconnect at once and the balancer sends them to another process,
+    and wait (at most GRACEFUL_SHUTDOWN_SECONDS) until their consumers have run `disconnect()`, which marks the
+    stations offline. Stock daphne drops the sockets (chargers see 1006 and back off) and cancels the consumers
+    before they record anything."""
+
+    connections: dict
+
+    def listen_success(self, port) -> None:
+        self.__dict__.setdefault("listening_ports", []).append(port)
+        super().listen_success(port)  # type: ignore[misc]
+
+    def kill_all_applications(self):
+        kill = super().kill_all_applications  # type: ignore[misc]
+        closing: Any = self.websockets_close(code=CLOSE_SERVICE_RESTART)
+        closing.addBoth(lambda _: kill())
+        return closing
+
+    def websockets_close(self, *, code: int) -> defer.Deferred:
+        for port in self.__dict__.get("listening_ports", []):  # no new connection lands here: the balancer retries
+            port.stopListening()  # another process
+        instances = []
+        for protocol, details in list(self.connections.items()):
+            if getattr(protocol, "state", None) == getattr(protocol, "STATE_OPEN", object()):
+                # autobahn's sendClose() allows an application 1000 and 3000-4999 only; 1012 is the server's own.
+                protocol.sendCloseFrame(code=code, isReply=False)
+                if "application_instance" in details:
+                    instances.append(details["application_instance"])
+        if not instances:
+            return defer.succeed(None)
+        logger.warning("shutting down: closed %d websockets with %d, waiting for their consumers", len(instances), code)
+        waiting = asyncio.wait(instances, timeout=settings.GRACEFUL_SHUTDOWN_SECONDS)
+        return defer.Deferred.fromFuture(asyncio.ensure_future(waiting))
+
+
 class Server(DaphneServer):
     """Daphne's server with autobahn's `failByDrop` off on its websocket factory, and our HTTP factory.
 
@@ -366,9 +425,14 @@ class Server(DaphneServer):
         self.__dict__["ws_factory"] = factory
 
 
+class ProductionServer(GracefulShutdown, Server):
+    """The server `python -m cpo.server` runs: our daphne with the graceful shutdown."""
+
+
 class ServerCommandLine(CommandLineInterface):
-    server_class = Server
+    server_class = ProductionServer
 
 
 if __name__ == "__main__":
+    open_files_limit_raise()
     ServerCommandLine.entrypoint()

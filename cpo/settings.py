@@ -304,7 +304,7 @@ _proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "")
 TRUSTED_PROXIES = [p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
 SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # load balancers probe over plain HTTP
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # balancers and Prometheus use plain HTTP
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
@@ -585,3 +585,18 @@ CELERY_BEAT_SCHEDULE.update(
 CELERY_BEAT_SCHEDULE.update(
     {"dashboard-analytics-rollups": {"task": "cpo.dashboard.tasks.analytics_rollups_refresh", "schedule": 3600}}
 )
+
+# --- Production: graceful shutdown and metrics (docs/deployment.md) ------------------------------------------
+# On SIGTERM a daphne process closes its chargers' sockets with 1012 and waits at most this long for their consumers
+# to record them offline before it exits. Below honcho's 5 s between SIGTERM and SIGKILL; under systemd, keep
+# TimeoutStopSec above it.
+GRACEFUL_SHUTDOWN_SECONDS = env_float("GRACEFUL_SHUTDOWN_SECONDS", 4.0)
+# /metrics (Prometheus) answers peers in these networks (after TRUSTED_PROXIES resolved the client's address), and
+# anyone presenting `Authorization: Bearer <METRICS_TOKEN>` when that is set; everyone else gets 404.
+METRICS_ALLOWED_NETWORKS = [
+    n.strip() for n in os.environ.get("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128").split(",") if n.strip()
+]
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Platform-wide gauges (outbox backlog, Celery queue depth) cost a query per scrape: served by the processes where
+# this is on (deploy/Procfile: the web process), so that N gateway processes do not repeat them.
+METRICS_PLATFORM_GAUGES = env_bool("METRICS_PLATFORM_GAUGES", True)

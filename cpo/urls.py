@@ -4,11 +4,13 @@ from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 from cpo.health import healthz, readyz
+from cpo.metrics import metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("ocpi/", include("ocpi_api.urls")),
     path("", include("cpo.dashboard.urls")),
 ]

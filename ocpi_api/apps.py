@@ -20,3 +20,10 @@ class OcpiApiConfig(AppConfig):
         from ocpi_api import receivers
 
         receivers.connect()
+
+        # /metrics (cpo/metrics.py): the outbox's backlog, computed when scraped.
+        from prometheus_client import REGISTRY
+
+        from ocpi_api.metrics import OutboxCollector
+
+        REGISTRY.register(OutboxCollector())

@@ -9,3 +9,7 @@ class OcppGatewayConfig(AppConfig):
         from ocpp_gateway import receivers
 
         receivers.connect()
+
+        # The gateway's per-process metrics, registered with prometheus_client in every process (cpo/metrics.py
+        # serves them), so a process without chargers shows zeros rather than nothing.
+        from ocpp_gateway import metrics  # noqa: F401

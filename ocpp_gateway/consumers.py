@@ -10,15 +10,17 @@ import asyncio
 import base64
 import binascii
 import logging
+import time
 from functools import cached_property
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from ocpp.messages import MessageType
 
 from cpo.alerts import alert_raise
 from cpo.models import AlertKind
-from ocpp_gateway import message_log
+from ocpp_gateway import message_log, metrics
 from ocpp_gateway.batching import BatchWriter
 from ocpp_gateway.commands import command_execute, station_group
 from ocpp_gateway.handlers import HANDLERS
@@ -97,6 +99,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     station_pk: int | None = None
     replaced = False
     flood_closed = False  # closed with 1008 for flooding: frames still queued are ignored
+    counted = False  # in metrics.chargers_connected
 
     async def dispatch(self, message) -> None:
         """Channels' dispatch without its `aclose_old_connections()` hop to a thread the gateway never uses (the
@@ -113,12 +116,14 @@ class OcppConsumer(AsyncWebsocketConsumer):
         refusal = station_identity_check(identity=self.identity)
         if refusal:
             logger.warning("%r: handshake refused: %s", self.identity[:100], refusal)
+            metrics.handshake_failed(reason="bad_identity")
             await self.close()
             return
         self.group = station_group(self.identity)
         offered = self.scope.get("subprotocols") or []
         if not choose_subprotocol(offered):
             logger.info("%s: refused, no supported subprotocol in %s", self.identity, offered)
+            metrics.handshake_failed(reason="no_subprotocol")
             await self.close()
             return
         username, secret = basic_credentials(self.scope.get("headers", []))
@@ -134,6 +139,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         )
         if not auth.admitted:
             logger.warning("%s: handshake from %s refused: %s", self.identity, address or "?", auth.refusal)
+            metrics.handshake_failed(reason=auth.reason)
             await self.close()
             return
         subprotocol = choose_subprotocol(offered, auth.ocpp_version)
@@ -155,8 +161,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
             station_pk=self.station_pk, channel_name=self.channel_name, ocpp_version=handler_cls.ocpp_version
         )
         await self.accept(subprotocol)
+        metrics.chargers_connected.inc()
+        self.counted = True
 
     async def disconnect(self, code) -> None:
+        if self.counted:
+            metrics.chargers_connected.dec()
+            self.counted = False
         for task in self.command_tasks:
             task.cancel()
         if self.charge_point is not None:
@@ -192,6 +203,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             self.frame_handled(entry)
 
     async def handle_frame(self, raw: str) -> None:
+        started = time.perf_counter()
         if len(raw.encode()) > settings.OCPP_MAX_FRAME_BYTES:
             error = self.charge_point.rpc_error(f"frame exceeds {settings.OCPP_MAX_FRAME_BYTES} bytes")
             await self.send_frame(self.charge_point.call_error("-1", error))
@@ -205,6 +217,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.charge_point.route_frame(msg)
         except Exception:  # the connection and the process live on whatever one frame does
             logger.exception("%s: unhandled error on frame %s", self.identity, raw[:500])
+        if msg.message_type_id == MessageType.Call:
+            metrics.call_observe(
+                action=msg.action, known_actions=self.charge_point.call_handlers, seconds=time.perf_counter() - started
+            )
 
     async def frame_refuse(self, raw: str, check: FrameCheck) -> None:
         """A frame over the rate limit (ocpp_gateway.limits): a CALL gets CALLERROR GenericError, an answer to a

@@ -1,7 +1,7 @@
 """Provisioning (2.0.1 block B; 1.6 Core): the handshake before the socket opens, connect and disconnect, and what
 a charger says it is (BootNotification). EVSEs a located station reports are onboarded on first sight."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.conf import settings
@@ -23,6 +23,7 @@ class StationAuthentication:
     ocpp_version: str = ""
     registration_status: str = ""
     refusal: str = ""  # why the handshake is refused; empty when admitted
+    reason: str = ""  # the refusal's short name (a StationAuthFailure reason, or "locked_out"), for metrics
     registered_at: datetime | None = None  # the station's creation (services.clock)
 
     @property
@@ -73,12 +74,13 @@ def station_authenticate(
     """
     lockout = station_auth_lockout(identity=identity, address=address)
     if lockout:
-        return StationAuthentication(None, identity, refusal=lockout)
+        return StationAuthentication(None, identity, refusal=lockout, reason=StationAuthFailure.Reason.LOCKED_OUT.value)
     auth, reason = _station_credentials_check(
         identity=identity, username=username, secret=secret, tls=tls, certificate_cn=certificate_cn
     )
     if reason:
         station_auth_failure_record(identity=identity, address=address, station_pk=auth.station_pk, reason=reason)
+        auth = replace(auth, reason=str(reason))
     return auth
 
 

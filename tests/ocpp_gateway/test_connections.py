@@ -1,7 +1,10 @@
 """Who may connect, with which subprotocol, and what happens when a charger connects twice."""
 
 import asyncio
+import re
+import resource
 
+import psutil
 import pytest
 import websockets
 from ocpp.v16 import call
@@ -113,3 +116,55 @@ def test_each_station_authenticates_by_its_own_security_profile(live_daphne, sta
     assert handshake_status(live_daphne.ocpp_url("CP-TLS"), {}) == 403
     assert handshake_status(live_daphne.ocpp_url("CP-TLS"), basic_auth("CP-TLS", tls_secret)) == 403
     assert handshake_status(live_daphne.ocpp_url("CP-CERT"), {}) == 403
+
+
+def test_a_gateway_raises_its_open_files_limit_and_on_sigterm_closes_its_chargers_with_1012(station_factory):
+    """A restart (deploy, scale-in): the charger learns "Service Restart" (1012) and reconnects at once, elsewhere;
+    stock daphne dropped the socket (1006: chargers back off) and cancelled the consumer before it recorded the
+    station offline. The process exits cleanly once its consumers are done."""
+    _, secret = station_factory("CP-STOP-1")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))  # the usual default, inherited by daphne
+    try:
+        server = start_daphne("sigterm")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        # The launcher raised its open-files limit: one descriptor per charger, 1,024 is far too few.
+        assert psutil.Process(server.process.pid).rlimit(psutil.RLIMIT_NOFILE) == (hard, hard)
+
+        async def run():
+            async with connected(server.ocpp_url("CP-STOP-1"), "CP-STOP-1", secret) as cp:
+                await cp.call(call.Heartbeat())
+                await in_thread(wait_until, predicate=lambda: ChargingStation.objects.get(identity="CP-STOP-1").online)
+                server.process.terminate()  # SIGTERM
+                await asyncio.wait_for(cp._connection.wait_closed(), 10)
+                return cp._connection.close_code
+
+        assert asyncio.run(run()) == 1012
+        assert server.process.wait(10) == 0
+        assert not ChargingStation.objects.get(identity="CP-STOP-1").online
+        assert "closed 1 websockets with 1012" in server.log()
+    finally:
+        stop(server)
+
+
+def test_refused_handshakes_are_counted_by_reason_on_the_gateways_metrics(live_daphne, station_factory):
+    _, secret = station_factory("CP-METRIC-1")
+    url = live_daphne.ocpp_url("CP-METRIC-1")
+
+    def refusals() -> dict[str, float]:
+        import httpx
+
+        text = httpx.get(f"{live_daphne.http_url}/metrics", timeout=5).text
+        return {
+            reason: float(value)
+            for reason, value in re.findall(r'^ocpp_handshake_failures_total\{reason="(\w+)"\} (\S+)$', text, re.M)
+        }
+
+    before = refusals()
+    assert handshake_status(url, basic_auth("CP-METRIC-1", secret + "x")) == 403
+    assert handshake_status(url, basic_auth("CP-METRIC-1", secret), subprotocols=("ocpp0.1",)) == 403
+    after = refusals()
+    assert after.get("bad_secret", 0) - before.get("bad_secret", 0) == 1
+    assert after.get("no_subprotocol", 0) - before.get("no_subprotocol", 0) == 1
