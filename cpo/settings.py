@@ -360,6 +360,13 @@ OCPP_CLOCK_FLOOR = datetime.fromisoformat(os.environ.get("OCPP_CLOCK_FLOOR", "20
 if OCPP_CLOCK_FLOOR.tzinfo is None:
     OCPP_CLOCK_FLOOR = OCPP_CLOCK_FLOOR.replace(tzinfo=UTC)
 OCPP_CLOCK_WARNING_HOURS = env_float("OCPP_CLOCK_WARNING_HOURS", 24)
+# Local authorization lists (ocpp_gateway.services.local_list): every station's list follows our own tokens and the
+# partners' tokens that may be whitelisted. After a token changes, stations get a differential SendLocalList once per
+# OCPP_LOCAL_LIST_DEBOUNCE_SECONDS; a station that never said how many entries one message may carry
+# (SendLocalListMaxLength / LocalAuthListCtrlr.ItemsPerMessage) gets this many per message. Off: no list is kept.
+OCPP_LOCAL_LIST_ENABLED = env_bool("OCPP_LOCAL_LIST_ENABLED", True)
+OCPP_LOCAL_LIST_DEBOUNCE_SECONDS = env_float("OCPP_LOCAL_LIST_DEBOUNCE_SECONDS", 10.0)
+OCPP_LOCAL_LIST_ITEMS_PER_MESSAGE = env_int("OCPP_LOCAL_LIST_ITEMS_PER_MESSAGE", 100)
 # Reservations past their expiry date are ended (EXPIRED) by beat this often (seconds).
 OCPP_RESERVATION_EXPIRY_POLL_SECONDS = env_float("OCPP_RESERVATION_EXPIRY_POLL_SECONDS", 60.0)
 CELERY_BEAT_SCHEDULE["ocpp-reservations-expire"] = {

@@ -397,6 +397,9 @@ class StationVariable(models.Model):
     mutability = models.CharField(max_length=9, choices=Mutability.choices, default=Mutability.READ_WRITE)
     unit = models.CharField(max_length=16, blank=True)
     data_type = models.CharField(max_length=20, blank=True)
+    max_limit = models.DecimalField(
+        max_digits=20, decimal_places=6, null=True, blank=True, help_text="2.0.1 variableCharacteristics.maxLimit"
+    )
     last_set_value = models.CharField(max_length=2500, blank=True)
     last_set_status = models.CharField(max_length=40, blank=True, help_text="The charger's answer, or why none")
     last_set_at = models.DateTimeField(null=True, blank=True)
@@ -455,3 +458,63 @@ class ConfigurationBaseline(models.Model):
 
     def __str__(self) -> str:
         return f"{self.vendor} {self.model}: {self.name} = {self.value}"
+
+
+class LocalAuthList(models.Model):
+    """A station's local authorization list as we last had it accepted (1.6 Local Auth List Management, 2.0.1 block
+    D): its `version` (1.6 listVersion, 2.0.1 versionNumber; 0: none yet), the entries it holds (LocalAuthListEntry)
+    and the state of keeping it in sync (ocpp_gateway.services.local_list).
+
+    `dirty` says the tokens changed since the last sync (a sync under way does another pass); `sync_lease` is held
+    while one process talks to the station, so two never send versions concurrently. `station_version` is what
+    GetLocalListVersion last said (-1: not supported)."""
+
+    class State(models.TextChoices):
+        NEW = "new", "never sent"
+        IN_SYNC = "in_sync", "in sync"
+        SYNCING = "syncing", "being sent"
+        PENDING = "pending", "changes waiting for the station"
+        FAILED = "failed", "the station refused it"
+        NO_ANSWER = "no_answer", "the station did not answer"
+        UNSUPPORTED = "unsupported", "not supported by the station"
+        DISABLED = "disabled", "disabled in the station's configuration"
+
+    station = models.OneToOneField(ChargingStation, on_delete=models.CASCADE, related_name="local_auth_list")
+    version = models.IntegerField(default=0, help_text="The list version the station last accepted from us")
+    station_version = models.IntegerField(null=True, blank=True, help_text="What GetLocalListVersion last answered")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.NEW)
+    dirty = models.BooleanField(default=True, help_text="Tokens changed since the last sync")
+    full_wanted = models.BooleanField(default=True, help_text="The next sync sends the whole list")
+    entries_count = models.PositiveIntegerField(default=0)
+    wanted_count = models.PositiveIntegerField(default=0, help_text="Tokens the station should hold (before limits)")
+    max_entries = models.PositiveIntegerField(null=True, blank=True, help_text="The station's limit, when known")
+    last_status = models.CharField(max_length=60, blank=True, help_text="The station's last answer, or why none")
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True, help_text="Last GetLocalListVersion")
+    sync_lease = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "local authorization list"
+
+    def __str__(self) -> str:
+        return f"{self.station_id} v{self.version} ({self.state})"
+
+
+class LocalAuthListEntry(models.Model):
+    """One idTag / idToken on a station's local list as the station holds it (after an accepted SendLocalList)."""
+
+    station = models.ForeignKey(ChargingStation, on_delete=models.CASCADE, related_name="local_auth_list_entries")
+    id_tag = models.CharField(max_length=36, help_text="1.6 idTag / 2.0.1 idToken.idToken")
+    id_token_type = models.CharField(max_length=20, blank=True, help_text="2.0.1 IdTokenEnumType; 1.6: empty")
+    status = models.CharField(max_length=20, help_text="AuthorizationStatus given with it")
+    expiry_date = models.DateTimeField(null=True, blank=True)
+    group_id = models.CharField(max_length=36, blank=True)
+
+    class Meta:
+        ordering = ["station_id", "id_tag"]
+        constraints = [
+            models.UniqueConstraint(fields=["station", "id_tag", "id_token_type"], name="local_list_entry_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station_id} {self.id_tag} {self.status}"

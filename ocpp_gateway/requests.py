@@ -541,3 +541,87 @@ class CertificateSigned(OcppRequest):
         if self.certificate_type:
             payload["certificateType"] = self.certificate_type
         return OcppCall("CertificateSigned", payload)
+
+
+# --- Local authorization list (1.6 Local Auth List Management profile; 2.0.1 D) ------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalListEntry:
+    """One token of a local list: `status` is the AuthorizationStatus the station gives it offline (Accepted,
+    Blocked, Expired, ...); None removes it (differential updates only). `token_type` is the OCPI TokenType."""
+
+    id_tag: str
+    status: str | None
+    token_type: str = "RFID"  # noqa: S105 - an OCPI token type, not a secret
+    expiry_date: datetime | None = None
+    group_id: str = ""
+
+    def ocpp16(self) -> dict:
+        entry: dict = {"idTag": self.id_tag}
+        if self.status is not None:
+            info: dict = {"status": self.status}
+            if self.expiry_date is not None:
+                info["expiryDate"] = ocpp_datetime(self.expiry_date)
+            if self.group_id and len(self.group_id) <= OCPP_16_ID_TAG_LENGTH:
+                info["parentIdTag"] = self.group_id
+            entry["idTagInfo"] = info
+        return entry
+
+    def ocpp201(self) -> dict:
+        entry: dict = {"idToken": id_token(id_tag=self.id_tag, token_type=self.token_type)}
+        if self.status is not None:
+            info: dict = {"status": self.status}
+            if self.expiry_date is not None:
+                info["cacheExpiryDateTime"] = ocpp_datetime(self.expiry_date)
+            if self.group_id:
+                info["groupIdToken"] = group_id_token(self.group_id)
+            entry["idTokenInfo"] = info
+        return entry
+
+
+@dataclass(frozen=True)
+class SendLocalList(OcppRequest):
+    """1.6 SendLocalList (listVersion, localAuthorizationList of idTag + idTagInfo) / 2.0.1 SendLocalList
+    (versionNumber, idToken + idTokenInfo). `full`: the entries replace the station's list (Full); otherwise they
+    are added, changed or (no status) removed (Differential). `version` is the list's version once applied."""
+
+    version: int
+    entries: tuple[LocalListEntry, ...] = ()
+    full: bool = True
+
+    def ocpp16(self) -> OcppCall:
+        payload: dict = {"listVersion": self.version, "updateType": "Full" if self.full else "Differential"}
+        if self.entries:
+            payload["localAuthorizationList"] = [entry.ocpp16() for entry in self.entries]
+        return OcppCall("SendLocalList", payload)
+
+    def ocpp201(self) -> OcppCall:
+        payload: dict = {"versionNumber": self.version, "updateType": "Full" if self.full else "Differential"}
+        if self.entries:
+            payload["localAuthorizationList"] = [entry.ocpp201() for entry in self.entries]
+        return OcppCall("SendLocalList", payload)
+
+    @staticmethod
+    def status(answer: dict) -> str:
+        """Accepted, Failed, VersionMismatch (both versions), NotSupported (1.6)."""
+        return str(answer.get("status", ""))
+
+
+@dataclass(frozen=True)
+class GetLocalListVersion(OcppRequest):
+    """The version of the station's local list: 0 none, -1 (1.6) not supported."""
+
+    def ocpp16(self) -> OcppCall:
+        return OcppCall("GetLocalListVersion", {})
+
+    def ocpp201(self) -> OcppCall:
+        return OcppCall("GetLocalListVersion", {})
+
+    @staticmethod
+    def version(answer: dict) -> int | None:
+        value = answer.get("listVersion", answer.get("versionNumber"))
+        return int(value) if isinstance(value, int) else None
+
+
+REQUESTS["get-local-list-version"] = GetLocalListVersion

@@ -78,10 +78,13 @@ def audit_record(
     ok: bool = True,
     answer: dict | None = None,
     error: str = "",
+    username: str = "",
 ) -> AuditLog:
+    """Keep one entry; `username` names who asked when there is no user (the platform, a staff member's name passed
+    down through a gateway service)."""
     return AuditLog.objects.create(
         user=user if user is not None and user.is_authenticated else None,
-        username=getattr(user, "username", "") or "",
+        username=(getattr(user, "username", "") or username)[:150],
         station=station,
         identity=station.identity if station else "",
         action=action,
