@@ -37,7 +37,7 @@ from ocpi_api.services import (
     partner_suspend,
 )
 from ocpp_gateway.commands import CommandError, command_send
-from ocpp_gateway.models import Reservation, StationVariable, Transaction
+from ocpp_gateway.models import LocalAuthList, Reservation, StationVariable, Transaction
 from ocpp_gateway.redaction import redact_secrets
 from ocpp_gateway.requests import CancelReservation, ChangeConfiguration, GetBaseReport, OcppRequest, ReserveNow
 from ocpp_gateway.services.device_model import (
@@ -46,6 +46,7 @@ from ocpp_gateway.services.device_model import (
     station_variable_change_request,
     station_variable_set_record,
 )
+from ocpp_gateway.services.local_list import local_list_get, local_list_sync
 from ocpp_gateway.services.passwords import (
     PasswordRotation,
     PasswordRotationRefused,
@@ -160,6 +161,20 @@ def station_configuration_read_staff(*, user, station: ChargingStation) -> Comma
     if outcome.ok:
         station_configuration_answer_record(station=station, answer=outcome.audit.answer or {})
     return outcome
+
+
+def station_local_list_resync_staff(*, user, station: ChargingStation) -> CommandOutcome:
+    """Send the station its whole local authorization list again (ocpp_gateway.services.local_list): each
+    SendLocalList is audited under the staff member's name as it goes, and this entry says how it ended."""
+    state = local_list_sync(station_pk=station.pk, full=True, actor=getattr(user, "username", "") or "staff")
+    row = local_list_get(station_pk=station.pk)
+    answer = {"state": state, "state_text": row.get_state_display(), "version": row.version}
+    ok = state == LocalAuthList.State.IN_SYNC
+    error = "" if ok else f"{row.get_state_display() if state != 'busy' else 'a sync is under way'} ({row.last_status})"
+    audit = audit_record(
+        user=user, action="LocalListResync", station=station, payload={"full": True}, ok=ok, answer=answer, error=error
+    )
+    return CommandOutcome(audit)
 
 
 class VariableChangeRefused(Exception):

@@ -37,6 +37,11 @@ urlpatterns = [
         name="station-command",
     ),
     path(
+        "stations/<str:identity>/local-list/resync/",
+        stations.StationLocalListResyncView.as_view(),
+        name="station-local-list-resync",
+    ),
+    path(
         "stations/<str:identity>/configuration/read/",
         stations.StationConfigurationReadView.as_view(),
         name="station-configuration-read",

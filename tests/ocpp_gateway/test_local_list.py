@@ -19,7 +19,7 @@ from ocpp_gateway.models import LocalAuthList, LocalAuthListEntry
 from tests.ocpi_api.factories import make_partner
 from tests.ocpp_gateway.chargers import connected
 from tests.ocpp_gateway.local_list_chargers import ListCharger16, ListCharger201
-from tests.support import start_daphne, stop
+from tests.support import in_thread, start_daphne, stop
 
 PARTNER_TOKEN = "partner-token-local-lists"
 
@@ -49,7 +49,7 @@ def wait(predicate, what: str, timeout: float = 10.0) -> None:
 
 
 async def await_for(predicate, what: str, timeout: float = 10.0) -> None:
-    await asyncio.to_thread(wait, predicate, what, timeout)
+    await in_thread(wait, predicate=predicate, what=what, timeout=timeout)
 
 
 def now_iso() -> str:
@@ -256,11 +256,11 @@ def test_a_station_that_refuses_or_never_answers_shows_it_and_gets_the_whole_lis
             cp.local_list.answer = "Failed"
             await boot16(cp)
             await await_for(lambda: state("LL16-NO") == "failed", "a refusal was not recorded")
-            failed = await asyncio.to_thread(local_list, "LL16-NO")
+            failed = await in_thread(local_list, identity="LL16-NO")
             cp.local_list.answer, cp.local_list.silent = "Accepted", True
             await boot16(cp)
             await await_for(lambda: state("LL16-NO") == "no_answer", "silence was not recorded", 15)
-            silent = await asyncio.to_thread(local_list, "LL16-NO")
+            silent = await in_thread(local_list, identity="LL16-NO")
             cp.local_list.silent = False
             await boot16(cp)
             await await_for(lambda: state("LL16-NO") == "in_sync", "not repaired on the next boot", 15)

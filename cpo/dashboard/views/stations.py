@@ -17,6 +17,7 @@ from cpo.dashboard.selectors.stations import (
     station_audit_log,
     station_connectors,
     station_list,
+    station_local_list,
     station_message_log,
     station_reservations,
     station_variables,
@@ -26,6 +27,7 @@ from cpo.dashboard.services import (
     VariableChangeRefused,
     station_configuration_read_staff,
     station_evse_register,
+    station_local_list_resync_staff,
     station_password_rotate_staff,
     station_variable_change,
 )
@@ -146,6 +148,7 @@ class StationDetailView(StationLiveView):
             ocpp_actions=OCPP_ACTIONS,
             audit=station_audit_log(station=station),
             reservations=station_reservations(station=station),
+            local_list=station_local_list(station=station),
             certificate=certificate,
             certificate_expiring=certificate is not None and certificate_expiring(certificate=certificate),
             variable_filter=variable_filter,
@@ -284,3 +287,19 @@ class StationVariableChangeView(StationMixin, RoleRequiredMixin, View):
                     messages.error(request, f"{variable.name}: {outcome.audit.action} failed: {outcome.audit.error}")
         query = "?" + request.GET.urlencode() if request.GET.get("filter") else ""
         return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + query + "#configuration")
+
+
+class StationLocalListResyncView(StationMixin, RoleRequiredMixin, View):
+    """POST: send the station its whole local authorization list again (Full SendLocalList), audited."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, identity: str):
+        station = self.get_station()
+        outcome = station_local_list_resync_staff(user=request.user, station=station)
+        answer = outcome.audit.answer or {}
+        if outcome.ok:
+            messages.success(request, f"Local list sent: version {answer.get('version')}, {answer.get('state_text')}")
+        else:
+            messages.error(request, f"Local list not in sync: {outcome.audit.error}")
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#local-list")
