@@ -367,6 +367,18 @@ OCPP_CLOCK_WARNING_HOURS = env_float("OCPP_CLOCK_WARNING_HOURS", 24)
 OCPP_LOCAL_LIST_ENABLED = env_bool("OCPP_LOCAL_LIST_ENABLED", True)
 OCPP_LOCAL_LIST_DEBOUNCE_SECONDS = env_float("OCPP_LOCAL_LIST_DEBOUNCE_SECONDS", 10.0)
 OCPP_LOCAL_LIST_ITEMS_PER_MESSAGE = env_int("OCPP_LOCAL_LIST_ITEMS_PER_MESSAGE", 100)
+# Diagnostics and logs (ocpp_gateway.services.diagnostics): stations upload them (HTTP PUT or POST) to
+# OCPP_UPLOAD_BASE_URL + /ocpp-uploads/<token>/, a link valid OCPP_DIAGNOSTICS_LINK_HOURS for one file of at most
+# OCPP_DIAGNOSTICS_MAX_BYTES, kept under OCPP_UPLOADS_DIR for OCPP_DIAGNOSTICS_RETENTION_DAYS (beat deletes older ones).
+OCPP_UPLOAD_BASE_URL = os.environ.get("OCPP_UPLOAD_BASE_URL", OCPI_BASE_URL).rstrip("/")
+OCPP_UPLOADS_DIR = Path(os.environ.get("OCPP_UPLOADS_DIR", VAR_DIR / "uploads"))
+OCPP_DIAGNOSTICS_LINK_HOURS = env_float("OCPP_DIAGNOSTICS_LINK_HOURS", 24)
+OCPP_DIAGNOSTICS_MAX_BYTES = env_int("OCPP_DIAGNOSTICS_MAX_BYTES", 100 * 1024 * 1024)
+OCPP_DIAGNOSTICS_RETENTION_DAYS = env_int("OCPP_DIAGNOSTICS_RETENTION_DAYS", 90)
+CELERY_BEAT_SCHEDULE["ocpp-diagnostics-prune"] = {
+    "task": "ocpp_gateway.tasks.diagnostics_prune_task",
+    "schedule": 24 * 3600,
+}
 # Reservations past their expiry date are ended (EXPIRED) by beat this often (seconds).
 OCPP_RESERVATION_EXPIRY_POLL_SECONDS = env_float("OCPP_RESERVATION_EXPIRY_POLL_SECONDS", 60.0)
 CELERY_BEAT_SCHEDULE["ocpp-reservations-expire"] = {

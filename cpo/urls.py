@@ -10,6 +10,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("ocpi/", include("ocpi_api.urls")),
+    path("ocpp-uploads/", include("ocpp_gateway.urls")),  # stations upload diagnostics and logs here
     path("", include("cpo.dashboard.urls")),
 ]
 

@@ -518,3 +518,56 @@ class LocalAuthListEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.station_id} {self.id_tag} {self.status}"
+
+
+class DiagnosticsUpload(models.Model):
+    """A station asked to upload its diagnostics (1.6 GetDiagnostics) or a log (2.0.1 GetLog, and 1.6 with the
+    security extension) to our upload endpoint, and what became of it (ocpp_gateway.services.diagnostics).
+
+    The station gets a URL with a token of its own (only its hash is kept), valid until `expires_at` and for at
+    most `max_bytes`. `status` is the lifecycle as we see it: REQUESTED until the charger answers, then ACCEPTED or
+    REJECTED / NO_ANSWER; UPLOADING and UPLOAD_FAILED from its status notifications; RECEIVED once the file is here
+    (`file_path`, under settings.OCPP_UPLOADS_DIR); EXPIRED when the token ran out without a file. `charger_status`
+    is the last status notification as sent (1.6 DiagnosticsStatus, UploadLogStatusEnumType)."""
+
+    class Kind(models.TextChoices):
+        DIAGNOSTICS = "diagnostics", "diagnostics (1.6 GetDiagnostics)"
+        DIAGNOSTICS_LOG = "DiagnosticsLog", "diagnostics log (GetLog)"
+        SECURITY_LOG = "SecurityLog", "security log (GetLog)"
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested"
+        ACCEPTED = "accepted", "accepted, upload awaited"
+        REJECTED = "rejected", "rejected by the station"
+        NO_ANSWER = "no_answer", "the station did not answer"
+        UPLOADING = "uploading"
+        UPLOAD_FAILED = "upload_failed", "the upload failed"
+        RECEIVED = "received", "file received"
+        EXPIRED = "expired", "no file before the link expired"
+
+    station = models.ForeignKey(ChargingStation, on_delete=models.CASCADE, related_name="diagnostics_uploads")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    request_id = models.IntegerField(help_text="2.0.1 GetLog requestId (1.6 GetDiagnostics has none: ours)")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    expires_at = models.DateTimeField()
+    max_bytes = models.PositiveBigIntegerField()
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.REQUESTED, db_index=True)
+    answer = models.CharField(max_length=100, blank=True, help_text="The charger's answer, or why none came")
+    charger_status = models.CharField(max_length=30, blank=True, help_text="Last status notification")
+    file_name = models.CharField(max_length=255, blank=True, help_text="The name the charger gave the file")
+    file_path = models.CharField(max_length=500, blank=True, help_text="Relative to OCPP_UPLOADS_DIR")
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["station", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["station", "request_id"], name="diagnostics_request_id_per_station")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station_id} {self.kind} {self.request_id} ({self.status})"

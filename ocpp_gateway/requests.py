@@ -624,4 +624,57 @@ class GetLocalListVersion(OcppRequest):
         return int(value) if isinstance(value, int) else None
 
 
+# --- Diagnostics and logs (1.6 Firmware Management GetDiagnostics, security extension GetLog; 2.0.1 N01) ----------
+
+
+@dataclass(frozen=True)
+class GetDiagnostics(OcppRequest):
+    """Upload diagnostics to `location`. 1.6: GetDiagnostics (the security extension's GetLog when `log_type` is
+    SecurityLog); 2.0.1: GetLog with `log_type` DiagnosticsLog or SecurityLog and our `request_id`."""
+
+    location: str
+    request_id: int
+    log_type: str = "DiagnosticsLog"
+    retries: int | None = None
+    retry_interval: int | None = None
+    start_time: datetime | None = None
+    stop_time: datetime | None = None
+
+    def ocpp16(self) -> OcppCall:
+        if self.log_type == "SecurityLog":
+            return self.ocpp201()
+        payload: dict = {"location": self.location}
+        if self.retries is not None:
+            payload["retries"] = self.retries
+        if self.retry_interval is not None:
+            payload["retryInterval"] = self.retry_interval
+        if self.start_time is not None:
+            payload["startTime"] = ocpp_datetime(self.start_time)
+        if self.stop_time is not None:
+            payload["stopTime"] = ocpp_datetime(self.stop_time)
+        return OcppCall("GetDiagnostics", payload)
+
+    def ocpp201(self) -> OcppCall:
+        log: dict = {"remoteLocation": self.location}
+        if self.start_time is not None:
+            log["oldestTimestamp"] = ocpp_datetime(self.start_time)
+        if self.stop_time is not None:
+            log["latestTimestamp"] = ocpp_datetime(self.stop_time)
+        payload: dict = {"log": log, "logType": self.log_type, "requestId": self.request_id}
+        if self.retries is not None:
+            payload["retries"] = self.retries
+        if self.retry_interval is not None:
+            payload["retryInterval"] = self.retry_interval
+        return OcppCall("GetLog", payload)
+
+    @staticmethod
+    def accepted(answer: dict) -> tuple[bool, str]:
+        """(will it upload, the file name it gave). 1.6 GetDiagnostics answers a fileName, or none when it has no
+        diagnostics; GetLog answers Accepted / AcceptedCanceled (an earlier upload stopped) / Rejected."""
+        if "status" in answer:
+            return answer["status"] in ("Accepted", "AcceptedCanceled"), str(answer.get("filename") or "")
+        name = str(answer.get("fileName") or "")
+        return bool(name), name
+
+
 REQUESTS["get-local-list-version"] = GetLocalListVersion

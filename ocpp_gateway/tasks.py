@@ -4,6 +4,7 @@ from django.core.cache import cache
 from cpo.task_dispatch import task_dispatch
 from ocpp_gateway.services.certificates import certificates_expiry_alert
 from ocpp_gateway.services.device_model import station_configuration_read
+from ocpp_gateway.services.diagnostics import diagnostics_prune
 from ocpp_gateway.services.housekeeping import transaction_silent_probe, transactions_silent
 from ocpp_gateway.services.load_management import (
     load_groups_rebalance,
@@ -131,3 +132,9 @@ def local_lists_sync_due_task() -> int:
     for pk in pks:
         task_dispatch(local_list_sync_task, pk)
     return len(pks)
+
+
+@shared_task(acks_late=True, time_limit=600, ignore_result=True)
+def diagnostics_prune_task() -> int:
+    """Daily, by beat: diagnostics and logs older than OCPP_DIAGNOSTICS_RETENTION_DAYS are deleted (idempotent)."""
+    return diagnostics_prune()

@@ -37,7 +37,7 @@ from ocpi_api.services import (
     partner_suspend,
 )
 from ocpp_gateway.commands import CommandError, command_send
-from ocpp_gateway.models import LocalAuthList, Reservation, StationVariable, Transaction
+from ocpp_gateway.models import DiagnosticsUpload, LocalAuthList, Reservation, StationVariable, Transaction
 from ocpp_gateway.redaction import redact_secrets
 from ocpp_gateway.requests import CancelReservation, ChangeConfiguration, GetBaseReport, OcppRequest, ReserveNow
 from ocpp_gateway.services.device_model import (
@@ -46,6 +46,7 @@ from ocpp_gateway.services.device_model import (
     station_variable_change_request,
     station_variable_set_record,
 )
+from ocpp_gateway.services.diagnostics import diagnostics_request
 from ocpp_gateway.services.local_list import local_list_get, local_list_sync
 from ocpp_gateway.services.passwords import (
     PasswordRotation,
@@ -175,6 +176,27 @@ def station_local_list_resync_staff(*, user, station: ChargingStation) -> Comman
         user=user, action="LocalListResync", station=station, payload={"full": True}, ok=ok, answer=answer, error=error
     )
     return CommandOutcome(audit)
+
+
+def station_diagnostics_request_staff(
+    *, user, station: ChargingStation, log_type: str, hours_back: int | None
+) -> DiagnosticsUpload:
+    """Ask the station for its diagnostics or a log (ocpp_gateway.services.diagnostics); the GetDiagnostics / GetLog
+    is audited under the staff member's name, with the station's answer."""
+    return diagnostics_request(
+        station_pk=station.pk, actor=getattr(user, "username", "") or "staff", log_type=log_type, hours_back=hours_back
+    )
+
+
+def diagnostics_download_record(*, user, upload: DiagnosticsUpload) -> AuditLog:
+    """Who downloaded which file: diagnostics may hold what a station knows about its users."""
+    return audit_record(
+        user=user,
+        action="DiagnosticsDownload",
+        station=upload.station,
+        payload={"request_id": upload.request_id, "kind": upload.kind, "file_name": upload.file_name},
+        ok=True,
+    )
 
 
 class VariableChangeRefused(Exception):

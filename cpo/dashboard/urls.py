@@ -42,6 +42,16 @@ urlpatterns = [
         name="station-local-list-resync",
     ),
     path(
+        "stations/<str:identity>/diagnostics/",
+        stations.StationDiagnosticsRequestView.as_view(),
+        name="station-diagnostics-request",
+    ),
+    path(
+        "stations/<str:identity>/diagnostics/<int:pk>/file/",
+        stations.StationDiagnosticsDownloadView.as_view(),
+        name="station-diagnostics-download",
+    ),
+    path(
         "stations/<str:identity>/configuration/read/",
         stations.StationConfigurationReadView.as_view(),
         name="station-configuration-read",

@@ -31,10 +31,14 @@ from ocpp_gateway.requests import (
     GetBaseReport,
     GetCompositeSchedule,
     GetConfiguration,
+    GetDiagnostics,
+    GetLocalListVersion,
+    LocalListEntry,
     RemoteStart,
     RemoteStop,
     ReserveNow,
     Reset,
+    SendLocalList,
     SetChargingProfile,
     TriggerMessage,
     UnlockConnector,
@@ -74,6 +78,26 @@ EXAMPLES = [
     SetChargingProfile(evse_id=1, transaction_id="42", profile_id=42, schedule=SCHEDULE),
     GetCompositeSchedule(evse_id=1, duration=600),
     ClearChargingProfile(profile_id=42),
+    SendLocalList(
+        version=3,
+        entries=(
+            LocalListEntry(id_tag="RFID-1", status="Accepted", expiry_date=EXPIRY, group_id="G-1"),
+            LocalListEntry(id_tag="APP-1", status="Blocked", token_type="APP_USER"),
+        ),
+    ),
+    SendLocalList(version=4, entries=(LocalListEntry(id_tag="RFID-1", status=None),), full=False),
+    SendLocalList(version=5),
+    GetLocalListVersion(),
+    GetDiagnostics(location="https://cpo.example/ocpp-uploads/t0k3n/", request_id=7),
+    GetDiagnostics(
+        location="https://cpo.example/ocpp-uploads/t0k3n/",
+        request_id=8,
+        log_type="SecurityLog",
+        retries=2,
+        retry_interval=60,
+        start_time=EXPIRY,
+        stop_time=EXPIRY,
+    ),
 ]
 
 
@@ -92,7 +116,8 @@ def test_every_builder_writes_a_request_that_fits_the_official_schema_of_each_ve
 
 
 def test_every_command_has_a_builder():
-    assert {type(r) for r in EXAMPLES} == set(REQUESTS.values())
+    # (Builders the platform's own services use, e.g. SendLocalList, are not named for the command line.)
+    assert set(REQUESTS.values()) <= {type(r) for r in EXAMPLES}
 
 
 def test_each_version_gets_its_own_names():

@@ -10,6 +10,7 @@ from cpo.dashboard.models import AuditLog
 from cpo.models import EVSE, ChargingStation, EvseStatus, RegistrationStatus
 from ocpp_gateway.models import (
     ConfigurationBaseline,
+    DiagnosticsUpload,
     LocalAuthList,
     MessageLog,
     Reservation,
@@ -133,6 +134,11 @@ def station_audit_log(*, station: ChargingStation, limit: int = 20) -> QuerySet[
 def station_local_list(*, station: ChargingStation) -> LocalAuthList | None:
     """The station's local authorization list as we keep it (None: never checked, e.g. not booted since)."""
     return LocalAuthList.objects.filter(station=station).first()
+
+
+def station_diagnostics(*, station: ChargingStation, limit: int = 20) -> QuerySet[DiagnosticsUpload]:
+    """The station's latest diagnostics and log requests, newest first."""
+    return DiagnosticsUpload.objects.filter(station=station).order_by("-created_at", "-id")[:limit]
 
 
 def station_reservations(*, station: ChargingStation, limit: int = 20) -> QuerySet[Reservation]:

@@ -1,8 +1,9 @@
 """Stations: the list, a station's page (live part, message log, audit log) and the commands staff send to it."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views import View
@@ -16,6 +17,7 @@ from cpo.dashboard.selectors.stations import (
     STATION_VARIABLES_SHOWN,
     station_audit_log,
     station_connectors,
+    station_diagnostics,
     station_list,
     station_local_list,
     station_message_log,
@@ -25,7 +27,9 @@ from cpo.dashboard.selectors.stations import (
 )
 from cpo.dashboard.services import (
     VariableChangeRefused,
+    diagnostics_download_record,
     station_configuration_read_staff,
+    station_diagnostics_request_staff,
     station_evse_register,
     station_local_list_resync_staff,
     station_password_rotate_staff,
@@ -33,8 +37,9 @@ from cpo.dashboard.services import (
 )
 from cpo.dashboard.views.base import DashboardView
 from cpo.models import ChargingStation
-from ocpp_gateway.models import StationVariable
+from ocpp_gateway.models import DiagnosticsUpload, StationVariable
 from ocpp_gateway.selectors import certificate_expiring, station_certificate_current
+from ocpp_gateway.services.diagnostics import diagnostics_file_path
 from ocpp_gateway.services.passwords import RotationResult
 
 MESSAGE_LOG_PAGE_SIZE = 25
@@ -149,6 +154,8 @@ class StationDetailView(StationLiveView):
             audit=station_audit_log(station=station),
             reservations=station_reservations(station=station),
             local_list=station_local_list(station=station),
+            diagnostics=station_diagnostics(station=station),
+            diagnostics_retention_days=settings.OCPP_DIAGNOSTICS_RETENTION_DAYS,
             certificate=certificate,
             certificate_expiring=certificate is not None and certificate_expiring(certificate=certificate),
             variable_filter=variable_filter,
@@ -303,3 +310,44 @@ class StationLocalListResyncView(StationMixin, RoleRequiredMixin, View):
         else:
             messages.error(request, f"Local list not in sync: {outcome.audit.error}")
         return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#local-list")
+
+
+LOG_TYPES = {"DiagnosticsLog": "diagnostics", "SecurityLog": "security log"}
+
+
+class StationDiagnosticsRequestView(StationMixin, RoleRequiredMixin, View):
+    """POST `log_type` (DiagnosticsLog, SecurityLog) and `hours` (empty: all the station has): the station uploads
+    it to the platform; the request and its answer are audited and listed on the page."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, identity: str):
+        station = self.get_station()
+        log_type = request.POST.get("log_type", "DiagnosticsLog")
+        hours = request.POST.get("hours", "").strip()
+        if log_type not in LOG_TYPES or (hours and (not hours.isdigit() or not 0 < int(hours) <= 24 * 90)):
+            messages.error(request, "Diagnostics: not sent, choose a log and a number of hours up to 2160")
+        else:
+            upload = station_diagnostics_request_staff(
+                user=request.user, station=station, log_type=log_type, hours_back=int(hours) if hours else None
+            )
+            text = f"{LOG_TYPES[log_type].capitalize()} requested: {upload.get_status_display()}"
+            (messages.success if upload.status == DiagnosticsUpload.Status.ACCEPTED else messages.error)(
+                request, f"{text} ({upload.answer})"
+            )
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#diagnostics")
+
+
+class StationDiagnosticsDownloadView(StationMixin, RoleRequiredMixin, View):
+    """GET: the uploaded file, as an attachment (operators: diagnostics may hold what a station knows of drivers)."""
+
+    required_role = Role.OPERATOR
+
+    def get(self, request, identity: str, pk: int):
+        station = self.get_station()
+        upload = get_object_or_404(DiagnosticsUpload.objects.select_related("station"), pk=pk, station=station)
+        path = diagnostics_file_path(upload=upload)
+        if path is None:
+            raise Http404("no file (not uploaded yet, or deleted after the retention period)")
+        diagnostics_download_record(user=request.user, upload=upload)
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name.partition("-")[2] or path.name)
