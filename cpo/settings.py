@@ -379,6 +379,13 @@ CELERY_BEAT_SCHEDULE["ocpp-diagnostics-prune"] = {
     "task": "ocpp_gateway.tasks.diagnostics_prune_task",
     "schedule": 24 * 3600,
 }
+# Firmware (ocpp_gateway.services.firmware): stations download uploaded images through signed links valid this long;
+# running campaigns are advanced (their `rate` stations per minute) by beat every minute.
+OCPP_FIRMWARE_LINK_HOURS = env_float("OCPP_FIRMWARE_LINK_HOURS", 48)
+CELERY_BEAT_SCHEDULE["ocpp-firmware-campaigns-advance"] = {
+    "task": "ocpp_gateway.tasks.firmware_campaigns_advance_task",
+    "schedule": 60,
+}
 # Reservations past their expiry date are ended (EXPIRED) by beat this often (seconds).
 OCPP_RESERVATION_EXPIRY_POLL_SECONDS = env_float("OCPP_RESERVATION_EXPIRY_POLL_SECONDS", 60.0)
 CELERY_BEAT_SCHEDULE["ocpp-reservations-expire"] = {

@@ -10,7 +10,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("ocpi/", include("ocpi_api.urls")),
-    path("ocpp-uploads/", include("ocpp_gateway.urls")),  # stations upload diagnostics and logs here
+    path("", include("ocpp_gateway.urls")),  # stations upload diagnostics and download firmware here
     path("", include("cpo.dashboard.urls")),
 ]
 

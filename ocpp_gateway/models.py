@@ -1,10 +1,12 @@
 """What chargers do, as they told us: transactions, meter values, and every frame in and out."""
 
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.db import models
 from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 
-from cpo.models import EVSE, ChargingStation
+from cpo.models import EVSE, ChargingStation, Location
 
 
 class Transaction(models.Model):
@@ -571,3 +573,101 @@ class DiagnosticsUpload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.station_id} {self.kind} {self.request_id} ({self.status})"
+
+
+def firmware_storage() -> FileSystemStorage:
+    """Firmware images live under OCPP_UPLOADS_DIR/firmware (the setting read when the storage is made)."""
+    return FileSystemStorage(location=settings.OCPP_UPLOADS_DIR / "firmware")
+
+
+class FirmwareImage(models.Model):
+    """A firmware image staff uploaded (served to stations through a signed, expiring link) or one they reference
+    where it already is (`location`). Signed firmware (2.0.1 L01, 1.6 security extension SignedUpdateFirmware) carries
+    the signing certificate and the signature."""
+
+    name = models.CharField(max_length=100)
+    version = models.CharField(max_length=50, help_text="The firmware version stations report once installed")
+    file = models.FileField(storage=firmware_storage, upload_to="images/", blank=True)
+    location = models.URLField(max_length=512, blank=True, help_text="Instead of a file: where stations fetch it")
+    signing_certificate = models.TextField(blank=True, help_text="PEM, for signed firmware")
+    signature = models.TextField(blank=True, help_text="Base64, for signed firmware")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(file="") | ~Q(location=""), name="firmware_file_or_location")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+class FirmwareCampaign(models.Model):
+    """An update of every station matching the filters to one image, `rate` stations per minute (those offline are
+    tried again as they come back, failed ones up to `max_attempts`)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        PAUSED = "paused"
+        DONE = "done"
+
+    image = models.ForeignKey(FirmwareImage, on_delete=models.PROTECT, related_name="campaigns")
+    name = models.CharField(max_length=100)
+    vendor = models.CharField(max_length=50, blank=True)
+    model = models.CharField(max_length=50, blank=True)
+    firmware_version = models.CharField(max_length=50, blank=True, help_text="Only stations reporting this version")
+    location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    rate = models.PositiveIntegerField(default=10, help_text="Stations sent the update per minute")
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FirmwareUpdate(models.Model):
+    """One station told (or to be told) to install one image, alone or in a campaign, and how far it got: our
+    `status` (PENDING until sent, SENT once the station accepted, then what it reports: DOWNLOADING ... INSTALLED or
+    FAILED; REJECTED / NO_ANSWER when the UpdateFirmware got no yes) and its last FirmwareStatusNotification."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent", "accepted, waiting for the station"
+        DOWNLOADING = "downloading"
+        INSTALLING = "installing"
+        INSTALLED = "installed"
+        FAILED = "failed"
+        REJECTED = "rejected", "rejected by the station"
+        NO_ANSWER = "no_answer", "the station did not answer"
+
+    station = models.ForeignKey(ChargingStation, on_delete=models.CASCADE, related_name="firmware_updates")
+    image = models.ForeignKey(FirmwareImage, on_delete=models.PROTECT, related_name="updates")
+    campaign = models.ForeignKey(
+        FirmwareCampaign, null=True, blank=True, on_delete=models.CASCADE, related_name="updates"
+    )
+    request_id = models.IntegerField(null=True, blank=True, help_text="2.0.1 UpdateFirmware requestId")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    charger_status = models.CharField(max_length=30, blank=True, help_text="Last FirmwareStatusNotification")
+    answer = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["station", "-created_at"]), models.Index(fields=["campaign", "status"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "station"], condition=Q(campaign__isnull=False), name="firmware_once_per_campaign"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station_id} -> {self.image_id} ({self.status})"

@@ -677,4 +677,54 @@ class GetDiagnostics(OcppRequest):
         return bool(name), name
 
 
+# --- Firmware (1.6 Firmware Management, security extension SignedUpdateFirmware; 2.0.1 L01) -----------------------
+
+
+@dataclass(frozen=True)
+class UpdateFirmware(OcppRequest):
+    """Fetch the image at `location` from `retrieve_date` and install it. Signed firmware (a signing certificate and a
+    signature) is 2.0.1 UpdateFirmware with both, and the 1.6 security extension's SignedUpdateFirmware."""
+
+    location: str
+    request_id: int
+    retrieve_date: datetime | str
+    signing_certificate: str = ""
+    signature: str = ""
+    retries: int | None = None
+    retry_interval: int | None = None
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.signing_certificate and self.signature)
+
+    def _firmware(self) -> dict:
+        firmware = {"location": self.location, "retrieveDateTime": ocpp_datetime(self.retrieve_date)}
+        if self.signed:
+            firmware.update(signingCertificate=self.signing_certificate, signature=self.signature)
+        return firmware
+
+    def _retries(self, payload: dict) -> dict:
+        if self.retries is not None:
+            payload["retries"] = self.retries
+        if self.retry_interval is not None:
+            payload["retryInterval"] = self.retry_interval
+        return payload
+
+    def ocpp16(self) -> OcppCall:
+        if self.signed:
+            payload = {"requestId": self.request_id, "firmware": self._firmware()}
+            return OcppCall("SignedUpdateFirmware", self._retries(payload))
+        payload = {"location": self.location, "retrieveDate": ocpp_datetime(self.retrieve_date)}
+        return OcppCall("UpdateFirmware", self._retries(payload))
+
+    def ocpp201(self) -> OcppCall:
+        return OcppCall("UpdateFirmware", self._retries({"requestId": self.request_id, "firmware": self._firmware()}))
+
+    @staticmethod
+    def status(answer: dict) -> str:
+        """Accepted, Rejected, AcceptedCanceled, InvalidCertificate, RevokedCertificate; 1.6's unsigned
+        UpdateFirmware answers an empty object, which is its yes."""
+        return str(answer.get("status", "Accepted"))
+
+
 REQUESTS["get-local-list-version"] = GetLocalListVersion

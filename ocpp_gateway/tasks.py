@@ -5,6 +5,7 @@ from cpo.task_dispatch import task_dispatch
 from ocpp_gateway.services.certificates import certificates_expiry_alert
 from ocpp_gateway.services.device_model import station_configuration_read
 from ocpp_gateway.services.diagnostics import diagnostics_prune
+from ocpp_gateway.services.firmware import firmware_campaign_advance, firmware_campaigns_running
 from ocpp_gateway.services.housekeeping import transaction_silent_probe, transactions_silent
 from ocpp_gateway.services.load_management import (
     load_groups_rebalance,
@@ -138,3 +139,18 @@ def local_lists_sync_due_task() -> int:
 def diagnostics_prune_task() -> int:
     """Daily, by beat: diagnostics and logs older than OCPP_DIAGNOSTICS_RETENTION_DAYS are deleted (idempotent)."""
     return diagnostics_prune()
+
+
+@shared_task(acks_late=True, time_limit=120, ignore_result=True)
+def firmware_campaigns_advance_task() -> int:
+    """Every minute, by beat: one advance task per running firmware campaign."""
+    pks = firmware_campaigns_running()
+    for pk in pks:
+        task_dispatch(firmware_campaign_advance_task, pk)
+    return len(pks)
+
+
+@shared_task(acks_late=True, time_limit=1800, ignore_result=True)
+def firmware_campaign_advance_task(campaign_pk: int) -> int:
+    """Send the next `rate` updates of one campaign (an update is claimed before it is sent: never twice at once)."""
+    return firmware_campaign_advance(campaign_pk=campaign_pk)

@@ -1,15 +1,17 @@
-"""The gateway's one HTTP endpoint: where stations upload diagnostics and logs (ocpp_gateway.services.diagnostics).
+"""The gateway's HTTP endpoints for stations: where they upload diagnostics and logs
+(ocpp_gateway.services.diagnostics) and where they download firmware (ocpp_gateway.services.firmware).
 
-The link's token is the credential (no session, no CSRF: a charger is not a browser). PUT or POST, the raw file or
-a multipart form (its first file), with or without the file name appended to the link."""
+The link's token is the credential (no session, no CSRF: a charger is not a browser). Uploads: PUT or POST, the raw
+file or a multipart form (its first file), with or without the file name appended to the link."""
 
 from django.core.files.uploadedfile import UploadedFile
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from ocpp_gateway.services.diagnostics import UploadRefused, diagnostics_upload_for, diagnostics_upload_store
+from ocpp_gateway.services.firmware import FirmwareLinkRefused, firmware_image_for_link
 
 CHUNK = 64 * 1024
 
@@ -50,3 +52,18 @@ class DiagnosticsUploadView(View):
         except UploadRefused as exc:
             return HttpResponse(str(exc), status=exc.http_status, content_type="text/plain")
         return HttpResponse(status=201 if request.method == "PUT" else 200)
+
+
+class FirmwareDownloadView(View):
+    """GET (or HEAD) the image a signed, unexpired link names."""
+
+    http_method_names = ["get", "head"]
+
+    def get(self, request: HttpRequest, token: str, file_name: str = "") -> FileResponse:
+        try:
+            image = firmware_image_for_link(token=token)
+        except FirmwareLinkRefused:
+            raise Http404("unknown or expired firmware link") from None
+        return FileResponse(
+            image.file.open("rb"), as_attachment=True, filename=(image.file.name or "firmware.bin").rpartition("/")[2]
+        )

@@ -26,6 +26,7 @@ from cpo.dashboard.selectors.period import Period
 from cpo.dashboard.selectors.sessions import session_energy_wh
 from cpo.models import EVSE, Alert, ChargingStation, Location, RegistrationStatus, Token
 from cpo.services import evse_register, station_create, station_evse_add
+from cpo.task_dispatch import task_dispatch
 from ocpi_api import outbox
 from ocpi_api.envelope import OcpiError
 from ocpi_api.models import OutboxMessage, Partner
@@ -37,7 +38,16 @@ from ocpi_api.services import (
     partner_suspend,
 )
 from ocpp_gateway.commands import CommandError, command_send
-from ocpp_gateway.models import DiagnosticsUpload, LocalAuthList, Reservation, StationVariable, Transaction
+from ocpp_gateway.models import (
+    DiagnosticsUpload,
+    FirmwareCampaign,
+    FirmwareImage,
+    FirmwareUpdate,
+    LocalAuthList,
+    Reservation,
+    StationVariable,
+    Transaction,
+)
 from ocpp_gateway.redaction import redact_secrets
 from ocpp_gateway.requests import CancelReservation, ChangeConfiguration, GetBaseReport, OcppRequest, ReserveNow
 from ocpp_gateway.services.device_model import (
@@ -47,6 +57,7 @@ from ocpp_gateway.services.device_model import (
     station_variable_set_record,
 )
 from ocpp_gateway.services.diagnostics import diagnostics_request
+from ocpp_gateway.services.firmware import firmware_campaign_start, firmware_update_start
 from ocpp_gateway.services.local_list import local_list_get, local_list_sync
 from ocpp_gateway.services.passwords import (
     PasswordRotation,
@@ -60,6 +71,7 @@ from ocpp_gateway.services.reservations import (
     reservation_create,
     reservation_end,
 )
+from ocpp_gateway.tasks import firmware_campaign_advance_task
 
 
 @dataclass(frozen=True)
@@ -197,6 +209,52 @@ def diagnostics_download_record(*, user, upload: DiagnosticsUpload) -> AuditLog:
         payload={"request_id": upload.request_id, "kind": upload.kind, "file_name": upload.file_name},
         ok=True,
     )
+
+
+def firmware_campaign_start_staff(
+    *,
+    user,
+    image: FirmwareImage,
+    name: str,
+    rate: int,
+    vendor: str = "",
+    model: str = "",
+    firmware_version: str = "",
+    location: Location | None = None,
+) -> tuple[FirmwareCampaign, int]:
+    """Start a firmware campaign (ocpp_gateway.services.firmware), audited; its first minute goes out at once, the
+    rest by beat. Returns the campaign and how many stations it covers."""
+    campaign = firmware_campaign_start(
+        image=image,
+        name=name,
+        actor=getattr(user, "username", "") or "staff",
+        rate=rate,
+        vendor=vendor,
+        model=model,
+        firmware_version=firmware_version,
+        location=location,
+    )
+    stations = campaign.updates.count()
+    audit_record(
+        user=user,
+        action="FirmwareCampaignStart",
+        payload={
+            "campaign": campaign.pk,
+            "image": str(image),
+            "filters": {"vendor": vendor, "model": model, "firmware_version": firmware_version},
+            "location": location.pk if location else None,
+            "rate": campaign.rate,
+            "stations": stations,
+        },
+        ok=True,
+    )
+    transaction.on_commit(lambda: task_dispatch(firmware_campaign_advance_task, campaign.pk))
+    return campaign, stations
+
+
+def station_firmware_update_staff(*, user, station: ChargingStation, image: FirmwareImage) -> FirmwareUpdate:
+    """Update one station now; the UpdateFirmware is audited under the staff member's name with the answer."""
+    return firmware_update_start(station=station, image=image, actor=getattr(user, "username", "") or "staff")
 
 
 class VariableChangeRefused(Exception):

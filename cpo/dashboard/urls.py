@@ -6,6 +6,7 @@ from cpo.dashboard.views import (
     audit,
     base,
     cdrs,
+    firmware,
     load,
     onboarding,
     overview,
@@ -40,6 +41,13 @@ urlpatterns = [
         "stations/<str:identity>/local-list/resync/",
         stations.StationLocalListResyncView.as_view(),
         name="station-local-list-resync",
+    ),
+    path("firmware/", firmware.FirmwareView.as_view(), name="firmware"),
+    path("firmware/campaigns/", firmware.FirmwareCampaignStartView.as_view(), name="firmware-campaign-start"),
+    path(
+        "stations/<str:identity>/firmware/",
+        stations.StationFirmwareUpdateView.as_view(),
+        name="station-firmware-update",
     ),
     path(
         "stations/<str:identity>/diagnostics/",

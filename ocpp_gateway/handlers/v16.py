@@ -177,7 +177,9 @@ class ChargePoint16(GatewayChargePoint):
 
     @on(Action.firmware_status_notification)
     async def on_firmware_status_notification(self, status, **kwargs):
-        await db(station_firmware_status_record)(station_pk=self.station_pk, status=status)
+        await db(station_firmware_status_record)(
+            station_pk=self.station_pk, status=status, request_id=kwargs.get("request_id")
+        )
         return call_result.FirmwareStatusNotification()
 
     # -- Security whitepaper for 1.6 (notifications only) ------------------------------------------------------
@@ -206,4 +208,7 @@ class ChargePoint16(GatewayChargePoint):
 
     @on(Action.signed_firmware_status_notification)
     async def on_signed_firmware_status_notification(self, status, **kwargs):
+        await db(station_firmware_status_record)(
+            station_pk=self.station_pk, status=status, request_id=kwargs.get("request_id")
+        )
         return call_result.SignedFirmwareStatusNotification()

@@ -253,7 +253,9 @@ class ChargePoint201(GatewayChargePoint):
     # -- Firmware, diagnostics, display, customer information ----------------------------------------------------
     @on(Action.firmware_status_notification)
     async def on_firmware_status_notification(self, status, **kwargs):
-        await db(station_firmware_status_record)(station_pk=self.station_pk, status=status)
+        await db(station_firmware_status_record)(
+            station_pk=self.station_pk, status=status, request_id=kwargs.get("request_id")
+        )
         return self.result_module.FirmwareStatusNotification()
 
     @on(Action.publish_firmware_status_notification)

@@ -42,6 +42,7 @@ from ocpp_gateway.requests import (
     SetChargingProfile,
     TriggerMessage,
     UnlockConnector,
+    UpdateFirmware,
     request_from_arguments,
 )
 from ocpp_gateway.selectors import connector_ocpp_id
@@ -97,6 +98,16 @@ EXAMPLES = [
         retry_interval=60,
         start_time=EXPIRY,
         stop_time=EXPIRY,
+    ),
+    UpdateFirmware(location="https://cpo.example/ocpp-firmware/x/fw.bin", request_id=9, retrieve_date=EXPIRY),
+    UpdateFirmware(
+        location="https://cpo.example/ocpp-firmware/x/fw.bin",
+        request_id=10,
+        retrieve_date=EXPIRY,
+        signing_certificate="-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+        signature="c2lnbmF0dXJl",
+        retries=3,
+        retry_interval=120,
     ),
 ]
 

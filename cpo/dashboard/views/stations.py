@@ -31,13 +31,14 @@ from cpo.dashboard.services import (
     station_configuration_read_staff,
     station_diagnostics_request_staff,
     station_evse_register,
+    station_firmware_update_staff,
     station_local_list_resync_staff,
     station_password_rotate_staff,
     station_variable_change,
 )
 from cpo.dashboard.views.base import DashboardView
 from cpo.models import ChargingStation
-from ocpp_gateway.models import DiagnosticsUpload, StationVariable
+from ocpp_gateway.models import DiagnosticsUpload, FirmwareImage, FirmwareUpdate, StationVariable
 from ocpp_gateway.selectors import certificate_expiring, station_certificate_current
 from ocpp_gateway.services.diagnostics import diagnostics_file_path
 from ocpp_gateway.services.passwords import RotationResult
@@ -156,6 +157,8 @@ class StationDetailView(StationLiveView):
             local_list=station_local_list(station=station),
             diagnostics=station_diagnostics(station=station),
             diagnostics_retention_days=settings.OCPP_DIAGNOSTICS_RETENTION_DAYS,
+            firmware_updates=FirmwareUpdate.objects.filter(station=station).select_related("image", "campaign")[:10],
+            firmware_images=FirmwareImage.objects.all()[:50],
             certificate=certificate,
             certificate_expiring=certificate is not None and certificate_expiring(certificate=certificate),
             variable_filter=variable_filter,
@@ -351,3 +354,17 @@ class StationDiagnosticsDownloadView(StationMixin, RoleRequiredMixin, View):
             raise Http404("no file (not uploaded yet, or deleted after the retention period)")
         diagnostics_download_record(user=request.user, upload=upload)
         return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name.partition("-")[2] or path.name)
+
+
+class StationFirmwareUpdateView(StationMixin, RoleRequiredMixin, View):
+    """POST `image`: update this station's firmware now (UpdateFirmware / SignedUpdateFirmware), audited."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, identity: str):
+        station = self.get_station()
+        image = get_object_or_404(FirmwareImage, pk=request.POST.get("image") or 0)
+        update = station_firmware_update_staff(user=request.user, station=station, image=image)
+        text = f"Firmware {image}: {update.get_status_display()} ({update.answer})"
+        (messages.success if update.status == FirmwareUpdate.Status.SENT else messages.error)(request, text)
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#firmware")
