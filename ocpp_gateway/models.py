@@ -1,5 +1,7 @@
 """What chargers do, as they told us: transactions, meter values, and every frame in and out."""
 
+import os
+
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.db import models
@@ -575,9 +577,20 @@ class DiagnosticsUpload(models.Model):
         return f"{self.station_id} {self.kind} {self.request_id} ({self.status})"
 
 
+class FirmwareStorage(FileSystemStorage):
+    """Firmware images live under OCPP_UPLOADS_DIR/firmware, the setting read whenever a file is stored or opened."""
+
+    @property
+    def base_location(self) -> str:
+        return str(settings.OCPP_UPLOADS_DIR / "firmware")
+
+    @property
+    def location(self) -> str:
+        return os.path.abspath(self.base_location)
+
+
 def firmware_storage() -> FileSystemStorage:
-    """Firmware images live under OCPP_UPLOADS_DIR/firmware (the setting read when the storage is made)."""
-    return FileSystemStorage(location=settings.OCPP_UPLOADS_DIR / "firmware")
+    return FirmwareStorage()
 
 
 class FirmwareImage(models.Model):

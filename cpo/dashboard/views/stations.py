@@ -334,9 +334,11 @@ class StationDiagnosticsRequestView(StationMixin, RoleRequiredMixin, View):
             upload = station_diagnostics_request_staff(
                 user=request.user, station=station, log_type=log_type, hours_back=int(hours) if hours else None
             )
-            text = f"{LOG_TYPES[log_type].capitalize()} requested: {upload.get_status_display()}"
-            (messages.success if upload.status == DiagnosticsUpload.Status.ACCEPTED else messages.error)(
-                request, f"{text} ({upload.answer})"
+            # The station may be uploading already (its notifications can overtake this answer): said as accepted.
+            refused = upload.status in (DiagnosticsUpload.Status.REJECTED, DiagnosticsUpload.Status.NO_ANSWER)
+            status = upload.get_status_display() if refused else "accepted"
+            (messages.error if refused else messages.success)(
+                request, f"{LOG_TYPES[log_type].capitalize()} requested: {status} ({upload.answer})"
             )
         return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#diagnostics")
 
