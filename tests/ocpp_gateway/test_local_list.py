@@ -275,3 +275,16 @@ def test_a_station_that_refuses_or_never_answers_shows_it_and_gets_the_whole_lis
         AuditLog.objects.filter(identity="LL16-NO", action="SendLocalList", ok=False).values_list("error", flat=True)
     )
     assert len(errors) == 1 and errors[0].startswith("timeout")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_blocking_one_of_our_cards_marks_every_list_for_a_differential_update(station_factory, eager):
+    """A card blocked in the admin (any save of cpo.Token) makes every station's list due; the sync itself is the
+    debounced task's (here in-process, for an offline station: it waits for the station's next boot)."""
+    station, _ = station_factory("LL-OWN", evses=0)
+    card = Token.objects.create(uid="OWN-CARD")
+    LocalAuthList.objects.create(station=station, version=3, state="in_sync", dirty=False, full_wanted=False)
+    card.valid = False
+    card.save()
+    row = LocalAuthList.objects.get(station=station)
+    assert (row.dirty, row.state, row.version) == (True, "in_sync", 3)
