@@ -97,8 +97,8 @@ def test_an_operator_gets_a_1_6_chargers_diagnostics_uploaded_listed_and_downloa
     assert download.status_code == 200 and download.content == DIAGNOSTICS
     assert 'filename="diag-CP.zip"' in download.headers["Content-Disposition"]
     audit = list(AuditLog.objects.filter(identity="DIAG16").order_by("id").values_list("username", "action", "ok"))
-    assert ("diag-operator", "GetDiagnostics", True) in audit and (
-        "diag-operator",
+    assert ("staff-operator", "GetDiagnostics", True) in audit and (
+        "staff-operator",
         "DiagnosticsDownload",
         True,
     ) in audit
