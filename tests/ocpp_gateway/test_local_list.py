@@ -15,7 +15,9 @@ from ocpp.v201 import call as call201
 from cpo.dashboard.models import AuditLog
 from cpo.models import Token
 from ocpi_api.models import PartnerToken
-from ocpp_gateway.models import LocalAuthList, LocalAuthListEntry
+from ocpp_gateway.models import LocalAuthList, LocalAuthListEntry, StationVariable
+from ocpp_gateway.services.device_model import report_data_reported, station_variables_record
+from ocpp_gateway.services.local_list import Limits, local_list_limits
 from tests.ocpi_api.factories import make_partner
 from tests.ocpp_gateway.chargers import connected
 from tests.ocpp_gateway.local_list_chargers import ListCharger16, ListCharger201
@@ -288,3 +290,27 @@ def test_blocking_one_of_our_cards_marks_every_list_for_a_differential_update(st
     card.save()
     row = LocalAuthList.objects.get(station=station)
     assert (row.dirty, row.state, row.version) == (True, "in_sync", 3)
+
+
+@pytest.mark.django_db
+def test_a_2_0_1_stations_limits_come_from_its_device_model_report(station_factory):
+    """LocalAuthListCtrlr.Entries' maxLimit is how many it holds, ItemsPerMessage how many one message may carry."""
+    station, _ = station_factory("LL201-LIMITS", evses=0)
+    station.ocpp_version = "2.0.1"
+    report = [
+        {
+            "component": {"name": "LocalAuthListCtrlr"},
+            "variable": {"name": name},
+            "variable_attribute": [{"type": "Actual", "value": value, "mutability": "ReadOnly"}],
+            "variable_characteristics": {"data_type": "integer", "supports_monitoring": False, **extra},
+        }
+        for name, value, extra in [
+            ("Entries", "0", {"max_limit": 250}),
+            ("ItemsPerMessage", "40", {}),
+            ("Enabled", "true", {}),
+        ]
+    ]
+    station_variables_record(station_pk=station.pk, reported=report_data_reported(report))
+    assert local_list_limits(station=station) == Limits(supported=True, enabled=True, max_entries=250, per_message=40)
+    StationVariable.objects.filter(station=station, variable="Enabled").update(value="false")
+    assert not local_list_limits(station=station).enabled
