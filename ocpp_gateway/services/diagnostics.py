@@ -107,10 +107,13 @@ def diagnostics_request(
             ],
             "file_name": name[:255],
         }
-    # A status notification may have come before the answer was recorded: it wins (uploading, received...).
-    DiagnosticsUpload.objects.filter(pk=upload.pk, status=Status.REQUESTED).update(**fields)
-    if "file_name" in fields:
-        DiagnosticsUpload.objects.filter(pk=upload.pk, file_name="").update(file_name=fields["file_name"])
+    # A status notification (or the file) may have come before the answer was recorded: its status wins.
+    answer_status = fields.pop("status")
+    name = fields.pop("file_name", "")
+    DiagnosticsUpload.objects.filter(pk=upload.pk).update(**fields)
+    DiagnosticsUpload.objects.filter(pk=upload.pk, status=Status.REQUESTED).update(status=answer_status)
+    if name:
+        DiagnosticsUpload.objects.filter(pk=upload.pk, file_name="").update(file_name=name)
     upload.refresh_from_db()
     return upload
 

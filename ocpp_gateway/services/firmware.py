@@ -95,8 +95,9 @@ def _send(*, update: FirmwareUpdate, actor: str) -> FirmwareUpdate:
     else:
         answer = UpdateFirmware.status(answered.answer or {})
         status = Status.SENT if answer in ("Accepted", "AcceptedCanceled") else Status.REJECTED
-    # A status notification may have overtaken the answer: it wins.
-    FirmwareUpdate.objects.filter(pk=update.pk, status=update.status).update(status=status, answer=answer[:100])
+    # A status notification may have overtaken the answer: its status wins.
+    FirmwareUpdate.objects.filter(pk=update.pk).update(answer=answer[:100])
+    FirmwareUpdate.objects.filter(pk=update.pk, status=update.status).update(status=status)
     update.refresh_from_db()
     return update
 
