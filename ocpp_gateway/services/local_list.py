@@ -206,23 +206,29 @@ def _token_type_of(id_token_type: str) -> str:
 
 
 def _entries_apply(*, station: ChargingStation, entries: Iterable[LocalListEntry], replace: bool) -> None:
+    """What the station holds after it accepted `entries` (the whole list when `replace`): one INSERT for the new
+    ones, one DELETE for the removed ones, an UPDATE per changed one."""
     ocpp16 = is_ocpp16(station.ocpp_version)
-    held = _held(station=station)
     if replace:
         LocalAuthListEntry.objects.filter(station=station).delete()
-        held = {}
+    held = {} if replace else _held(station=station)
+    created: dict[tuple[str, str], LocalAuthListEntry] = {}
+    removed = []
     for entry in entries:
         key = entry_key(entry, ocpp16=ocpp16)
         row = held.get(key)
         if entry.status is None:
+            created.pop(key, None)
             if row is not None:
-                row.delete()
+                removed.append(row.pk)
             continue
         values = {"status": entry.status, "expiry_date": entry.expiry_date, "group_id": entry.group_id[:36]}
         if row is None:
-            LocalAuthListEntry.objects.create(station=station, id_tag=entry.id_tag, id_token_type=key[1], **values)
+            created[key] = LocalAuthListEntry(station=station, id_tag=entry.id_tag, id_token_type=key[1], **values)
         elif not _same(row, entry):
             LocalAuthListEntry.objects.filter(pk=row.pk).update(**values)
+    LocalAuthListEntry.objects.filter(pk__in=removed).delete()
+    LocalAuthListEntry.objects.bulk_create(created.values(), batch_size=1000)
 
 
 def _list_update(station_pk: int, **fields) -> None:
