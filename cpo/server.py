@@ -142,8 +142,15 @@ class HttpChannel(HeaderDeadline):
     def lineLengthExceeded(self, line: bytes) -> None:
         self._refuse(431, f"A request header line is longer than {self.MAX_LENGTH} bytes")
 
+    def body_limit(self) -> int | None:
+        """Stations' diagnostics uploads (ocpp_gateway.views) may be larger than any other body."""
+        path = getattr(self, "_path", b"") or b""
+        if path.startswith(b"/ocpp-uploads/"):
+            return settings.OCPP_DIAGNOSTICS_MAX_BYTES
+        return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
     def allHeadersReceived(self) -> None:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = self.body_limit()
         if limit is not None and self.length is not None and self.length > limit:
             self._refuse(413, f"The request body is larger than {limit} bytes")
             return
@@ -151,7 +158,7 @@ class HttpChannel(HeaderDeadline):
 
     def body_chunk_received(self, size_so_far: int) -> None:
         """Called by the request for a chunked body (no Content-Length) as it grows."""
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = self.body_limit()
         if limit is not None and size_so_far > limit and not self._refused:
             self._refuse(413, f"The request body is larger than {limit} bytes")
 

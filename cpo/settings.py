@@ -443,6 +443,32 @@ OCPP_CLOCK_FLOOR = datetime.fromisoformat(os.environ.get("OCPP_CLOCK_FLOOR", "20
 if OCPP_CLOCK_FLOOR.tzinfo is None:
     OCPP_CLOCK_FLOOR = OCPP_CLOCK_FLOOR.replace(tzinfo=UTC)
 OCPP_CLOCK_WARNING_HOURS = env_float("OCPP_CLOCK_WARNING_HOURS", 24)
+# Local authorization lists (ocpp_gateway.services.local_list): every station's list follows our own tokens and the
+# partners' tokens that may be whitelisted. After a token changes, stations get a differential SendLocalList once per
+# OCPP_LOCAL_LIST_DEBOUNCE_SECONDS; a station that never said how many entries one message may carry
+# (SendLocalListMaxLength / LocalAuthListCtrlr.ItemsPerMessage) gets this many per message. Off: no list is kept.
+OCPP_LOCAL_LIST_ENABLED = env_bool("OCPP_LOCAL_LIST_ENABLED", True)
+OCPP_LOCAL_LIST_DEBOUNCE_SECONDS = env_float("OCPP_LOCAL_LIST_DEBOUNCE_SECONDS", 10.0)
+OCPP_LOCAL_LIST_ITEMS_PER_MESSAGE = env_int("OCPP_LOCAL_LIST_ITEMS_PER_MESSAGE", 100)
+# Diagnostics and logs (ocpp_gateway.services.diagnostics): stations upload them (HTTP PUT or POST) to
+# OCPP_UPLOAD_BASE_URL + /ocpp-uploads/<token>/, a link valid OCPP_DIAGNOSTICS_LINK_HOURS for one file of at most
+# OCPP_DIAGNOSTICS_MAX_BYTES, kept under OCPP_UPLOADS_DIR for OCPP_DIAGNOSTICS_RETENTION_DAYS (beat deletes older ones).
+OCPP_UPLOAD_BASE_URL = os.environ.get("OCPP_UPLOAD_BASE_URL", OCPI_BASE_URL).rstrip("/")
+OCPP_UPLOADS_DIR = Path(os.environ.get("OCPP_UPLOADS_DIR", VAR_DIR / "uploads"))
+OCPP_DIAGNOSTICS_LINK_HOURS = env_float("OCPP_DIAGNOSTICS_LINK_HOURS", 24)
+OCPP_DIAGNOSTICS_MAX_BYTES = env_int("OCPP_DIAGNOSTICS_MAX_BYTES", 100 * 1024 * 1024)
+OCPP_DIAGNOSTICS_RETENTION_DAYS = env_int("OCPP_DIAGNOSTICS_RETENTION_DAYS", 90)
+CELERY_BEAT_SCHEDULE["ocpp-diagnostics-prune"] = {
+    "task": "ocpp_gateway.tasks.diagnostics_prune_task",
+    "schedule": 24 * 3600,
+}
+# Firmware (ocpp_gateway.services.firmware): stations download uploaded images through signed links valid this long;
+# running campaigns are advanced (their `rate` stations per minute) by beat every minute.
+OCPP_FIRMWARE_LINK_HOURS = env_float("OCPP_FIRMWARE_LINK_HOURS", 48)
+CELERY_BEAT_SCHEDULE["ocpp-firmware-campaigns-advance"] = {
+    "task": "ocpp_gateway.tasks.firmware_campaigns_advance_task",
+    "schedule": 60,
+}
 # Reservations past their expiry date are ended (EXPIRED) by beat this often (seconds).
 OCPP_RESERVATION_EXPIRY_POLL_SECONDS = env_float("OCPP_RESERVATION_EXPIRY_POLL_SECONDS", 60.0)
 CELERY_BEAT_SCHEDULE["ocpp-reservations-expire"] = {

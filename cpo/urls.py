@@ -12,6 +12,7 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
     path("ocpi/", include("ocpi_api.urls")),
+    path("", include("ocpp_gateway.urls")),  # stations upload diagnostics and download firmware here
     path("", include("cpo.dashboard.urls")),
 ]
 

@@ -30,6 +30,7 @@ COMMAND, no real-time authorization within OCPI_COMMAND_TOKEN_MINUTES).
 """
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
@@ -51,6 +52,7 @@ from ocpp_gateway.authorization import (
     realtime_check_run,
 )
 from ocpp_gateway.id_tokens import token_types_for
+from ocpp_gateway.requests import LocalListEntry
 
 logger = logging.getLogger(__name__)
 
@@ -329,3 +331,27 @@ def command_token_authorize(request: AuthorizationRequest) -> AuthorizationResul
             party_id=str(token.get("party_id", "")).upper(),
         )
     return None
+
+
+# --- Local authorization lists (ocpp_gateway.services.local_list) ----------------------------------------------
+
+# mod_tokens WhitelistType: every value but NEVER allows the CPO to whitelist the token (ALWAYS must; ALLOWED may;
+# ALLOWED_OFFLINE is allowed when the EMSP cannot be reached, which is when a station uses its local list).
+LOCAL_LIST_WHITELISTS = (WhitelistType.ALWAYS, WhitelistType.ALLOWED, WhitelistType.ALLOWED_OFFLINE)
+
+
+def partner_tokens_for_local_lists() -> Iterator[LocalListEntry]:
+    """The registered partners' tokens stations may hold: valid ones Accepted, the others Blocked (a station refuses
+    them offline too), newest first."""
+    tokens = (
+        PartnerToken.objects.filter(partner__status=PartnerStatus.REGISTERED, whitelist__in=LOCAL_LIST_WHITELISTS)
+        .order_by("-last_updated", "uid")
+        .only("uid", "type", "valid", "group_id")
+    )
+    for token in tokens.iterator(chunk_size=2000):
+        yield LocalListEntry(
+            id_tag=token.uid,
+            status=AuthorizationStatus.ACCEPTED if token.valid else AuthorizationStatus.BLOCKED,
+            token_type=token.type,
+            group_id=token.group_id,
+        )

@@ -24,6 +24,7 @@ from ocpi_api.modules import VERSION, ModuleID
 from ocpi_api.outbox import outbox_partner_release
 from ocpi_api.selectors import credentials_token_hash, our_credentials_as_ocpi, token_uid_held_by_another
 from ocpi_api.serializers import credentials_validate
+from ocpp_gateway import events
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +240,7 @@ def credentials_unregister(*, partner: Partner) -> Partner:
     partner_incoming_token_set(partner=partner, token=None)
     partner.outgoing_token = ""
     partner.save()
+    events.announce(events.tokens_changed)  # its tokens leave the stations' local lists
     return partner
 
 
@@ -468,6 +470,8 @@ def partner_token_put(
             )
         if existing is None and token_uid_held_by_another(partner=partner, uid=uid):
             raise InvalidParameters(f"Token uid {uid!r} belongs to another partner's customer")
+        if existing is None or _local_list_fields(existing) != _local_list_fields(values):
+            events.announce(events.tokens_changed)
         if existing is None:
             return PartnerToken.objects.create(
                 partner=partner,
@@ -505,10 +509,19 @@ def partner_token_patch(
     )
     if token is None:
         raise UnknownToken(f"Unknown token {uid!r} ({token_type}); PUT it first")
+    before = _local_list_fields(token)
     for key, value in _token_values(changes).items():
         setattr(token, key, value)
     token.save()
+    if _local_list_fields(token) != before:
+        events.announce(events.tokens_changed)
     return token
+
+
+def _local_list_fields(token: PartnerToken | dict) -> tuple:
+    """What stations' local lists hold of a token (ocpi_api.authorization.partner_tokens_for_local_lists)."""
+    get = token.get if isinstance(token, dict) else lambda name: getattr(token, name)
+    return tuple(get(name) for name in ("valid", "whitelist", "group_id"))
 
 
 # --- Hub client info (mod_hub_client_info.asciidoc, Receiver interface) -----------------------------------------

@@ -3,6 +3,8 @@ from django.contrib import admin
 from ocpp_gateway.models import (
     ChargingProfile,
     ConfigurationBaseline,
+    FirmwareImage,
+    FirmwareUpdate,
     MessageLog,
     MeterValue,
     StationAuthFailure,
@@ -146,3 +148,25 @@ class ConfigurationBaselineAdmin(admin.ModelAdmin):
     list_display = ("vendor", "model", "name", "value")
     list_filter = ("vendor", "model")
     search_fields = ("name", "value")
+
+
+@admin.register(FirmwareImage)
+class FirmwareImageAdmin(admin.ModelAdmin):
+    """Upload a firmware image (served to stations through signed, expiring links) or reference one by URL; campaigns
+    and single-station updates start from the dashboard."""
+
+    list_display = ("name", "version", "file", "location", "created_at")
+    search_fields = ("name", "version")
+
+
+@admin.register(FirmwareUpdate)
+class FirmwareUpdateAdmin(admin.ModelAdmin):
+    list_display = ("station", "image", "campaign", "status", "charger_status", "attempts", "sent_at")
+    list_filter = ("status",)
+    search_fields = ("station__identity",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

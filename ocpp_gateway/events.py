@@ -31,6 +31,13 @@ station_online = Signal()
 station_offline = Signal()
 # kwargs: station_pk. A BootNotification we answered Accepted: the station takes commands now.
 station_booted = Signal()
+# kwargs: station_pk, action, payload (what was sent), answer (the CALLRESULT payload, or None), error (why there was
+# none, or ""), actor (who asked: a staff member's username, or "platform: <why>"). A command the gateway's own
+# services sent (local lists, diagnostics, firmware): the dashboard keeps it in its audit log.
+command_answered = Signal()
+# No kwargs. Tokens changed that stations may hold on their local lists (this CPO's cards, a partner's tokens): sent
+# by whoever changed them (ocpi_api, the gateway's own receiver of cpo.Token saves), after commit.
+tokens_changed = Signal()
 
 
 def announce(signal: Signal, **kwargs) -> None:

@@ -1,10 +1,14 @@
 """What chargers do, as they told us: transactions, meter values, and every frame in and out."""
 
+import os
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.db import models
 from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 
-from cpo.models import EVSE, ChargingStation
+from cpo.models import EVSE, ChargingStation, Location
 
 
 class Transaction(models.Model):
@@ -397,6 +401,9 @@ class StationVariable(models.Model):
     mutability = models.CharField(max_length=9, choices=Mutability.choices, default=Mutability.READ_WRITE)
     unit = models.CharField(max_length=16, blank=True)
     data_type = models.CharField(max_length=20, blank=True)
+    max_limit = models.DecimalField(
+        max_digits=20, decimal_places=6, null=True, blank=True, help_text="2.0.1 variableCharacteristics.maxLimit"
+    )
     last_set_value = models.CharField(max_length=2500, blank=True)
     last_set_status = models.CharField(max_length=40, blank=True, help_text="The charger's answer, or why none")
     last_set_at = models.DateTimeField(null=True, blank=True)
@@ -455,3 +462,225 @@ class ConfigurationBaseline(models.Model):
 
     def __str__(self) -> str:
         return f"{self.vendor} {self.model}: {self.name} = {self.value}"
+
+
+class LocalAuthList(models.Model):
+    """A station's local authorization list as we last had it accepted (1.6 Local Auth List Management, 2.0.1 block
+    D): its `version` (1.6 listVersion, 2.0.1 versionNumber; 0: none yet), the entries it holds (LocalAuthListEntry)
+    and the state of keeping it in sync (ocpp_gateway.services.local_list).
+
+    `dirty` says the tokens changed since the last sync (a sync under way does another pass); `sync_lease` is held
+    while one process talks to the station, so two never send versions concurrently. `station_version` is what
+    GetLocalListVersion last said (-1: not supported)."""
+
+    class State(models.TextChoices):
+        NEW = "new", "never sent"
+        IN_SYNC = "in_sync", "in sync"
+        SYNCING = "syncing", "being sent"
+        PENDING = "pending", "changes waiting for the station"
+        FAILED = "failed", "the station refused it"
+        NO_ANSWER = "no_answer", "the station did not answer"
+        UNSUPPORTED = "unsupported", "not supported by the station"
+        DISABLED = "disabled", "disabled in the station's configuration"
+
+    station = models.OneToOneField(ChargingStation, on_delete=models.CASCADE, related_name="local_auth_list")
+    version = models.IntegerField(default=0, help_text="The list version the station last accepted from us")
+    station_version = models.IntegerField(null=True, blank=True, help_text="What GetLocalListVersion last answered")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.NEW)
+    dirty = models.BooleanField(default=True, help_text="Tokens changed since the last sync")
+    full_wanted = models.BooleanField(default=True, help_text="The next sync sends the whole list")
+    entries_count = models.PositiveIntegerField(default=0)
+    wanted_count = models.PositiveIntegerField(default=0, help_text="Tokens the station should hold (before limits)")
+    max_entries = models.PositiveIntegerField(null=True, blank=True, help_text="The station's limit, when known")
+    last_status = models.CharField(max_length=60, blank=True, help_text="The station's last answer, or why none")
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True, help_text="Last GetLocalListVersion")
+    sync_lease = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "local authorization list"
+
+    def __str__(self) -> str:
+        return f"{self.station_id} v{self.version} ({self.state})"
+
+
+class LocalAuthListEntry(models.Model):
+    """One idTag / idToken on a station's local list as the station holds it (after an accepted SendLocalList)."""
+
+    station = models.ForeignKey(ChargingStation, on_delete=models.CASCADE, related_name="local_auth_list_entries")
+    id_tag = models.CharField(max_length=36, help_text="1.6 idTag / 2.0.1 idToken.idToken")
+    id_token_type = models.CharField(max_length=20, blank=True, help_text="2.0.1 IdTokenEnumType; 1.6: empty")
+    status = models.CharField(max_length=20, help_text="AuthorizationStatus given with it")
+    expiry_date = models.DateTimeField(null=True, blank=True)
+    group_id = models.CharField(max_length=36, blank=True)
+
+    class Meta:
+        ordering = ["station_id", "id_tag"]
+        constraints = [
+            models.UniqueConstraint(fields=["station", "id_tag", "id_token_type"], name="local_list_entry_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station_id} {self.id_tag} {self.status}"
+
+
+class DiagnosticsUpload(models.Model):
+    """A station asked to upload its diagnostics (1.6 GetDiagnostics) or a log (2.0.1 GetLog, and 1.6 with the
+    security extension) to our upload endpoint, and what became of it (ocpp_gateway.services.diagnostics).
+
+    The station gets a URL with a token of its own (only its hash is kept), valid until `expires_at` and for at
+    most `max_bytes`. `status` is the lifecycle as we see it: REQUESTED until the charger answers, then ACCEPTED or
+    REJECTED / NO_ANSWER; UPLOADING and UPLOAD_FAILED from its status notifications; RECEIVED once the file is here
+    (`file_path`, under settings.OCPP_UPLOADS_DIR); EXPIRED when the token ran out without a file. `charger_status`
+    is the last status notification as sent (1.6 DiagnosticsStatus, UploadLogStatusEnumType)."""
+
+    class Kind(models.TextChoices):
+        DIAGNOSTICS = "diagnostics", "diagnostics (1.6 GetDiagnostics)"
+        DIAGNOSTICS_LOG = "DiagnosticsLog", "diagnostics log (GetLog)"
+        SECURITY_LOG = "SecurityLog", "security log (GetLog)"
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested"
+        ACCEPTED = "accepted", "accepted, upload awaited"
+        REJECTED = "rejected", "rejected by the station"
+        NO_ANSWER = "no_answer", "the station did not answer"
+        UPLOADING = "uploading"
+        UPLOAD_FAILED = "upload_failed", "the upload failed"
+        RECEIVED = "received", "file received"
+        EXPIRED = "expired", "no file before the link expired"
+
+    station = models.ForeignKey(ChargingStation, on_delete=models.CASCADE, related_name="diagnostics_uploads")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    request_id = models.IntegerField(help_text="2.0.1 GetLog requestId (1.6 GetDiagnostics has none: ours)")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    expires_at = models.DateTimeField()
+    max_bytes = models.PositiveBigIntegerField()
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.REQUESTED, db_index=True)
+    answer = models.CharField(max_length=100, blank=True, help_text="The charger's answer, or why none came")
+    charger_status = models.CharField(max_length=30, blank=True, help_text="Last status notification")
+    file_name = models.CharField(max_length=255, blank=True, help_text="The name the charger gave the file")
+    file_path = models.CharField(max_length=500, blank=True, help_text="Relative to OCPP_UPLOADS_DIR")
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["station", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["station", "request_id"], name="diagnostics_request_id_per_station")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station_id} {self.kind} {self.request_id} ({self.status})"
+
+
+class FirmwareStorage(FileSystemStorage):
+    """Firmware images live under OCPP_UPLOADS_DIR/firmware, the setting read whenever a file is stored or opened."""
+
+    @property
+    def base_location(self) -> str:
+        return str(settings.OCPP_UPLOADS_DIR / "firmware")
+
+    @property
+    def location(self) -> str:
+        return os.path.abspath(self.base_location)
+
+
+def firmware_storage() -> FileSystemStorage:
+    return FirmwareStorage()
+
+
+class FirmwareImage(models.Model):
+    """A firmware image staff uploaded (served to stations through a signed, expiring link) or one they reference
+    where it already is (`location`). Signed firmware (2.0.1 L01, 1.6 security extension SignedUpdateFirmware) carries
+    the signing certificate and the signature."""
+
+    name = models.CharField(max_length=100)
+    version = models.CharField(max_length=50, help_text="The firmware version stations report once installed")
+    file = models.FileField(storage=firmware_storage, upload_to="images/", blank=True)
+    location = models.URLField(max_length=512, blank=True, help_text="Instead of a file: where stations fetch it")
+    signing_certificate = models.TextField(blank=True, help_text="PEM, for signed firmware")
+    signature = models.TextField(blank=True, help_text="Base64, for signed firmware")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(file="") | ~Q(location=""), name="firmware_file_or_location")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+class FirmwareCampaign(models.Model):
+    """An update of every station matching the filters to one image, `rate` stations per minute (those offline are
+    tried again as they come back, failed ones up to `max_attempts`)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        PAUSED = "paused"
+        DONE = "done"
+
+    image = models.ForeignKey(FirmwareImage, on_delete=models.PROTECT, related_name="campaigns")
+    name = models.CharField(max_length=100)
+    vendor = models.CharField(max_length=50, blank=True)
+    model = models.CharField(max_length=50, blank=True)
+    firmware_version = models.CharField(max_length=50, blank=True, help_text="Only stations reporting this version")
+    location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    rate = models.PositiveIntegerField(default=10, help_text="Stations sent the update per minute")
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FirmwareUpdate(models.Model):
+    """One station told (or to be told) to install one image, alone or in a campaign, and how far it got: our
+    `status` (PENDING until sent, SENT once the station accepted, then what it reports: DOWNLOADING ... INSTALLED or
+    FAILED; REJECTED / NO_ANSWER when the UpdateFirmware got no yes) and its last FirmwareStatusNotification."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent", "accepted, waiting for the station"
+        DOWNLOADING = "downloading"
+        INSTALLING = "installing"
+        INSTALLED = "installed"
+        FAILED = "failed"
+        REJECTED = "rejected", "rejected by the station"
+        NO_ANSWER = "no_answer", "the station did not answer"
+
+    station = models.ForeignKey(ChargingStation, on_delete=models.CASCADE, related_name="firmware_updates")
+    image = models.ForeignKey(FirmwareImage, on_delete=models.PROTECT, related_name="updates")
+    campaign = models.ForeignKey(
+        FirmwareCampaign, null=True, blank=True, on_delete=models.CASCADE, related_name="updates"
+    )
+    request_id = models.IntegerField(null=True, blank=True, help_text="2.0.1 UpdateFirmware requestId")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    charger_status = models.CharField(max_length=30, blank=True, help_text="Last FirmwareStatusNotification")
+    answer = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["station", "-created_at"]), models.Index(fields=["campaign", "status"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "station"], condition=Q(campaign__isnull=False), name="firmware_once_per_campaign"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station_id} -> {self.image_id} ({self.status})"

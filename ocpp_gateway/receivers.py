@@ -1,14 +1,21 @@
-"""The gateway's own receivers of its domain events (connected in OcppGatewayConfig.ready): load management, and
-reading a station's configuration on its first accepted boot.
+"""The gateway's own receivers of its domain events (connected in OcppGatewayConfig.ready): load management,
+reading a station's configuration on its first accepted boot, and keeping local authorization lists in sync (the
+version checked on every accepted boot; token changes, debounced).
 
 Only stations under a load group cause work; the set is read at most every 30 s per process, so unmanaged chargers
 cost a set lookup (transactions: one indexed read of the station, on the thread that announced the event)."""
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models.signals import post_delete, post_save
+
+from cpo.models import Token
 from cpo.task_dispatch import task_dispatch
 from ocpp_gateway import events, tasks
 from ocpp_gateway.models import Transaction
 from ocpp_gateway.selectors import load_managed_station_pks
 from ocpp_gateway.services.device_model import station_configuration_wanted
+from ocpp_gateway.services.local_list import local_lists_mark_dirty
 
 
 def on_transaction_started_or_ended(sender, *, transaction_pk: int, **kwargs) -> None:
@@ -30,8 +37,33 @@ def on_station_booted_configuration(sender, *, station_pk: int, **kwargs) -> Non
         task_dispatch(tasks.station_configuration_read_task, station_pk)
 
 
+def on_station_booted_local_list(sender, *, station_pk: int, **kwargs) -> None:
+    """After the configuration read (queued first): check the station's local list version."""
+    if settings.OCPP_LOCAL_LIST_ENABLED:
+        task_dispatch(tasks.local_list_check_task, station_pk)
+
+
+def on_tokens_changed(sender, **kwargs) -> None:
+    """Every list is dirty now; stations get their differential update once per debounce window."""
+    if not settings.OCPP_LOCAL_LIST_ENABLED:
+        return
+    local_lists_mark_dirty()
+    debounce = settings.OCPP_LOCAL_LIST_DEBOUNCE_SECONDS
+    if cache.add(tasks.LOCAL_LISTS_DUE_KEY, 1, timeout=int(debounce) + 60):
+        task_dispatch(tasks.local_lists_sync_due_task, countdown=debounce)
+
+
+def on_token_saved_or_deleted(sender, **kwargs) -> None:
+    """A card of ours was added, changed (blocked, say) or deleted, from the admin or anywhere else."""
+    events.announce(events.tokens_changed)
+
+
 def connect() -> None:
     events.transaction_started.connect(on_transaction_started_or_ended, dispatch_uid="gateway.load.started")
     events.transaction_ended.connect(on_transaction_started_or_ended, dispatch_uid="gateway.load.ended")
     events.station_booted.connect(on_station_booted, dispatch_uid="gateway.load.booted")
     events.station_booted.connect(on_station_booted_configuration, dispatch_uid="gateway.configuration.booted")
+    events.station_booted.connect(on_station_booted_local_list, dispatch_uid="gateway.local_list.booted")
+    events.tokens_changed.connect(on_tokens_changed, dispatch_uid="gateway.local_list.tokens_changed")
+    post_save.connect(on_token_saved_or_deleted, sender=Token, dispatch_uid="gateway.local_list.token_saved")
+    post_delete.connect(on_token_saved_or_deleted, sender=Token, dispatch_uid="gateway.local_list.token_deleted")

@@ -541,3 +541,190 @@ class CertificateSigned(OcppRequest):
         if self.certificate_type:
             payload["certificateType"] = self.certificate_type
         return OcppCall("CertificateSigned", payload)
+
+
+# --- Local authorization list (1.6 Local Auth List Management profile; 2.0.1 D) ------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalListEntry:
+    """One token of a local list: `status` is the AuthorizationStatus the station gives it offline (Accepted,
+    Blocked, Expired, ...); None removes it (differential updates only). `token_type` is the OCPI TokenType."""
+
+    id_tag: str
+    status: str | None
+    token_type: str = "RFID"  # noqa: S105 - an OCPI token type, not a secret
+    expiry_date: datetime | None = None
+    group_id: str = ""
+
+    def ocpp16(self) -> dict:
+        entry: dict = {"idTag": self.id_tag}
+        if self.status is not None:
+            info: dict = {"status": self.status}
+            if self.expiry_date is not None:
+                info["expiryDate"] = ocpp_datetime(self.expiry_date)
+            if self.group_id and len(self.group_id) <= OCPP_16_ID_TAG_LENGTH:
+                info["parentIdTag"] = self.group_id
+            entry["idTagInfo"] = info
+        return entry
+
+    def ocpp201(self) -> dict:
+        entry: dict = {"idToken": id_token(id_tag=self.id_tag, token_type=self.token_type)}
+        if self.status is not None:
+            info: dict = {"status": self.status}
+            if self.expiry_date is not None:
+                info["cacheExpiryDateTime"] = ocpp_datetime(self.expiry_date)
+            if self.group_id:
+                info["groupIdToken"] = group_id_token(self.group_id)
+            entry["idTokenInfo"] = info
+        return entry
+
+
+@dataclass(frozen=True)
+class SendLocalList(OcppRequest):
+    """1.6 SendLocalList (listVersion, localAuthorizationList of idTag + idTagInfo) / 2.0.1 SendLocalList
+    (versionNumber, idToken + idTokenInfo). `full`: the entries replace the station's list (Full); otherwise they
+    are added, changed or (no status) removed (Differential). `version` is the list's version once applied."""
+
+    version: int
+    entries: tuple[LocalListEntry, ...] = ()
+    full: bool = True
+
+    def ocpp16(self) -> OcppCall:
+        payload: dict = {"listVersion": self.version, "updateType": "Full" if self.full else "Differential"}
+        if self.entries:
+            payload["localAuthorizationList"] = [entry.ocpp16() for entry in self.entries]
+        return OcppCall("SendLocalList", payload)
+
+    def ocpp201(self) -> OcppCall:
+        payload: dict = {"versionNumber": self.version, "updateType": "Full" if self.full else "Differential"}
+        if self.entries:
+            payload["localAuthorizationList"] = [entry.ocpp201() for entry in self.entries]
+        return OcppCall("SendLocalList", payload)
+
+    @staticmethod
+    def status(answer: dict) -> str:
+        """Accepted, Failed, VersionMismatch (both versions), NotSupported (1.6)."""
+        return str(answer.get("status", ""))
+
+
+@dataclass(frozen=True)
+class GetLocalListVersion(OcppRequest):
+    """The version of the station's local list: 0 none, -1 (1.6) not supported."""
+
+    def ocpp16(self) -> OcppCall:
+        return OcppCall("GetLocalListVersion", {})
+
+    def ocpp201(self) -> OcppCall:
+        return OcppCall("GetLocalListVersion", {})
+
+    @staticmethod
+    def version(answer: dict) -> int | None:
+        value = answer.get("listVersion", answer.get("versionNumber"))
+        return int(value) if isinstance(value, int) else None
+
+
+# --- Diagnostics and logs (1.6 Firmware Management GetDiagnostics, security extension GetLog; 2.0.1 N01) ----------
+
+
+@dataclass(frozen=True)
+class GetDiagnostics(OcppRequest):
+    """Upload diagnostics to `location`. 1.6: GetDiagnostics (the security extension's GetLog when `log_type` is
+    SecurityLog); 2.0.1: GetLog with `log_type` DiagnosticsLog or SecurityLog and our `request_id`."""
+
+    location: str
+    request_id: int
+    log_type: str = "DiagnosticsLog"
+    retries: int | None = None
+    retry_interval: int | None = None
+    start_time: datetime | None = None
+    stop_time: datetime | None = None
+
+    def ocpp16(self) -> OcppCall:
+        if self.log_type == "SecurityLog":
+            return self.ocpp201()
+        payload: dict = {"location": self.location}
+        if self.retries is not None:
+            payload["retries"] = self.retries
+        if self.retry_interval is not None:
+            payload["retryInterval"] = self.retry_interval
+        if self.start_time is not None:
+            payload["startTime"] = ocpp_datetime(self.start_time)
+        if self.stop_time is not None:
+            payload["stopTime"] = ocpp_datetime(self.stop_time)
+        return OcppCall("GetDiagnostics", payload)
+
+    def ocpp201(self) -> OcppCall:
+        log: dict = {"remoteLocation": self.location}
+        if self.start_time is not None:
+            log["oldestTimestamp"] = ocpp_datetime(self.start_time)
+        if self.stop_time is not None:
+            log["latestTimestamp"] = ocpp_datetime(self.stop_time)
+        payload: dict = {"log": log, "logType": self.log_type, "requestId": self.request_id}
+        if self.retries is not None:
+            payload["retries"] = self.retries
+        if self.retry_interval is not None:
+            payload["retryInterval"] = self.retry_interval
+        return OcppCall("GetLog", payload)
+
+    @staticmethod
+    def accepted(answer: dict) -> tuple[bool, str]:
+        """(will it upload, the file name it gave). 1.6 GetDiagnostics answers a fileName, or none when it has no
+        diagnostics; GetLog answers Accepted / AcceptedCanceled (an earlier upload stopped) / Rejected."""
+        if "status" in answer:
+            return answer["status"] in ("Accepted", "AcceptedCanceled"), str(answer.get("filename") or "")
+        name = str(answer.get("fileName") or "")
+        return bool(name), name
+
+
+# --- Firmware (1.6 Firmware Management, security extension SignedUpdateFirmware; 2.0.1 L01) -----------------------
+
+
+@dataclass(frozen=True)
+class UpdateFirmware(OcppRequest):
+    """Fetch the image at `location` from `retrieve_date` and install it. Signed firmware (a signing certificate and a
+    signature) is 2.0.1 UpdateFirmware with both, and the 1.6 security extension's SignedUpdateFirmware."""
+
+    location: str
+    request_id: int
+    retrieve_date: datetime | str
+    signing_certificate: str = ""
+    signature: str = ""
+    retries: int | None = None
+    retry_interval: int | None = None
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.signing_certificate and self.signature)
+
+    def _firmware(self) -> dict:
+        firmware = {"location": self.location, "retrieveDateTime": ocpp_datetime(self.retrieve_date)}
+        if self.signed:
+            firmware.update(signingCertificate=self.signing_certificate, signature=self.signature)
+        return firmware
+
+    def _retries(self, payload: dict) -> dict:
+        if self.retries is not None:
+            payload["retries"] = self.retries
+        if self.retry_interval is not None:
+            payload["retryInterval"] = self.retry_interval
+        return payload
+
+    def ocpp16(self) -> OcppCall:
+        if self.signed:
+            payload = {"requestId": self.request_id, "firmware": self._firmware()}
+            return OcppCall("SignedUpdateFirmware", self._retries(payload))
+        payload = {"location": self.location, "retrieveDate": ocpp_datetime(self.retrieve_date)}
+        return OcppCall("UpdateFirmware", self._retries(payload))
+
+    def ocpp201(self) -> OcppCall:
+        return OcppCall("UpdateFirmware", self._retries({"requestId": self.request_id, "firmware": self._firmware()}))
+
+    @staticmethod
+    def status(answer: dict) -> str:
+        """Accepted, Rejected, AcceptedCanceled, InvalidCertificate, RevokedCertificate; 1.6's unsigned
+        UpdateFirmware answers an empty object, which is its yes."""
+        return str(answer.get("status", "Accepted"))
+
+
+REQUESTS["get-local-list-version"] = GetLocalListVersion

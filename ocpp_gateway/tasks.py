@@ -1,14 +1,18 @@
 from celery import shared_task
+from django.core.cache import cache
 
 from cpo.task_dispatch import task_dispatch
 from ocpp_gateway.services.certificates import certificates_expiry_alert
 from ocpp_gateway.services.device_model import station_configuration_read
+from ocpp_gateway.services.diagnostics import diagnostics_prune
+from ocpp_gateway.services.firmware import firmware_campaign_advance, firmware_campaigns_running
 from ocpp_gateway.services.housekeeping import transaction_silent_probe, transactions_silent
 from ocpp_gateway.services.load_management import (
     load_groups_rebalance,
     load_rebalance_for_transaction,
     load_station_default_profile,
 )
+from ocpp_gateway.services.local_list import local_list_check, local_list_sync, local_lists_due
 from ocpp_gateway.services.message_log import message_log_prune
 from ocpp_gateway.services.passwords import (
     PasswordRotationRefused,
@@ -103,3 +107,50 @@ def station_configuration_read_task(station_pk: int) -> str:
     """A station's first accepted boot: read its configuration (1.6 GetConfiguration / 2.0.1 GetBaseReport). Reading
     again only rewrites what changed."""
     return station_configuration_read(station_pk=station_pk)
+
+
+LOCAL_LISTS_DUE_KEY = "ocpp:local-lists-due"
+
+
+@shared_task(acks_late=True, time_limit=300, ignore_result=True)
+def local_list_check_task(station_pk: int) -> str:
+    """After an accepted boot: compare the station's local list version with ours, repair or update it."""
+    return local_list_check(station_pk=station_pk)
+
+
+@shared_task(acks_late=True, time_limit=600, ignore_result=True)
+def local_list_sync_task(station_pk: int, full: bool = False) -> str:
+    """Bring one station's local list up to date (idempotent: nothing is sent when it holds what it should)."""
+    return local_list_sync(station_pk=station_pk, full=full)
+
+
+@shared_task(acks_late=True, time_limit=120, ignore_result=True)
+def local_lists_sync_due_task() -> int:
+    """Tokens changed OCPP_LOCAL_LIST_DEBOUNCE_SECONDS ago (and maybe since): one sync per online station whose list
+    is dirty. The debounce key goes first, so a change from now on queues another run."""
+    cache.delete(LOCAL_LISTS_DUE_KEY)
+    pks = local_lists_due()
+    for pk in pks:
+        task_dispatch(local_list_sync_task, pk)
+    return len(pks)
+
+
+@shared_task(acks_late=True, time_limit=600, ignore_result=True)
+def diagnostics_prune_task() -> int:
+    """Daily, by beat: diagnostics and logs older than OCPP_DIAGNOSTICS_RETENTION_DAYS are deleted (idempotent)."""
+    return diagnostics_prune()
+
+
+@shared_task(acks_late=True, time_limit=120, ignore_result=True)
+def firmware_campaigns_advance_task() -> int:
+    """Every minute, by beat: one advance task per running firmware campaign."""
+    pks = firmware_campaigns_running()
+    for pk in pks:
+        task_dispatch(firmware_campaign_advance_task, pk)
+    return len(pks)
+
+
+@shared_task(acks_late=True, time_limit=1800, ignore_result=True)
+def firmware_campaign_advance_task(campaign_pk: int) -> int:
+    """Send the next `rate` updates of one campaign (an update is claimed before it is sent: never twice at once)."""
+    return firmware_campaign_advance(campaign_pk=campaign_pk)

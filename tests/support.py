@@ -6,6 +6,7 @@ factories and from the loopback partners (`emsp.py`), never from conftest.py or 
 
 import asyncio
 import base64
+import html
 import http.client
 import os
 import socket
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import websockets.sync.client
+from django.contrib.auth.models import Group, User
 from django.db import connections
 
 from cpo.models import ChargingStation
@@ -261,3 +264,37 @@ def live_server_drain(server: LiveServer) -> None:
         ws.recv(timeout=10)
     wait_until(lambda: MessageLog.objects.filter(identity=identity, direction="OUT", unique_id="drain").exists())
     wait_until(lambda: not online())
+
+
+# -- staff on a live server -----------------------------------------------------------------------------------------
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+class StaffBrowser:
+    """A staff member's browser on a live server (logged in through the login page, CSRF as a browser sends it): the
+    server process runs the views, so commands they send reach chargers on any backend."""
+
+    def __init__(self, server: LiveServer, role: str = "operator", username: str = ""):
+        user = User.objects.create_user(username=username or f"staff-{role}", password=STAFF_PASSWORD)
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+        self.username = user.username
+        self.http = httpx.Client(base_url=server.http_url, timeout=30)
+        self.http.get("/login/")
+        answer = self.http.post(
+            "/login/",
+            data={"username": user.username, "password": STAFF_PASSWORD, "csrfmiddlewaretoken": self.csrf},
+        )
+        assert answer.status_code == 302, answer.text
+
+    @property
+    def csrf(self) -> str:
+        return self.http.cookies["csrftoken"]
+
+    def post(self, path: str, data: dict) -> str:
+        """POST a form and return the page it redirects to, as text."""
+        answer = self.http.post(path, data={**data, "csrfmiddlewaretoken": self.csrf})
+        assert answer.status_code == 302, answer.text
+        return self.page(answer.headers["Location"].partition("#")[0])
+
+    def page(self, path: str) -> str:
+        return html.unescape(self.http.get(path).text)

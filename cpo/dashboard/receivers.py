@@ -13,6 +13,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from cpo.dashboard.consumers import DASHBOARD_GROUP
+from cpo.dashboard.services import audit_record
 from cpo.models import EVSE, ChargingStation
 from ocpp_gateway import events
 from ocpp_gateway.batching import PeriodicBatch
@@ -126,6 +127,23 @@ def on_station(sender, *, station_pk, **kwargs) -> None:
     announce("station", station_pk)
 
 
+def on_command_answered(
+    sender, *, station_pk: int, action: str, payload: dict, answer: dict | None, error: str, actor: str, **kwargs
+) -> None:
+    """A command the gateway's services sent (local lists, diagnostics...): into the audit log, as staff's are."""
+    station = ChargingStation.objects.filter(pk=station_pk).first()
+    audit_record(
+        user=None,
+        username=actor,
+        action=action,
+        station=station,
+        payload=payload,
+        ok=not error,
+        answer=answer,
+        error=error,
+    )
+
+
 def connect() -> None:
     events.connector_status_changed.connect(on_connector_status_changed, dispatch_uid="dashboard.evse_status")
     events.transaction_started.connect(on_transaction, dispatch_uid="dashboard.transaction_started")
@@ -133,3 +151,4 @@ def connect() -> None:
     events.transaction_ended.connect(on_transaction, dispatch_uid="dashboard.transaction_ended")
     events.station_online.connect(on_station, dispatch_uid="dashboard.station_online")
     events.station_offline.connect(on_station, dispatch_uid="dashboard.station_offline")
+    events.command_answered.connect(on_command_answered, dispatch_uid="dashboard.command_answered")

@@ -26,6 +26,7 @@ from cpo.dashboard.selectors.period import Period
 from cpo.dashboard.selectors.sessions import session_energy_wh
 from cpo.models import EVSE, Alert, ChargingStation, Location, RegistrationStatus, Token
 from cpo.services import evse_register, station_create, station_evse_add
+from cpo.task_dispatch import task_dispatch
 from ocpi_api import outbox
 from ocpi_api.envelope import OcpiError
 from ocpi_api.models import OutboxMessage, Partner
@@ -37,7 +38,16 @@ from ocpi_api.services import (
     partner_suspend,
 )
 from ocpp_gateway.commands import CommandError, command_send
-from ocpp_gateway.models import Reservation, StationVariable, Transaction
+from ocpp_gateway.models import (
+    DiagnosticsUpload,
+    FirmwareCampaign,
+    FirmwareImage,
+    FirmwareUpdate,
+    LocalAuthList,
+    Reservation,
+    StationVariable,
+    Transaction,
+)
 from ocpp_gateway.redaction import redact_secrets
 from ocpp_gateway.requests import CancelReservation, ChangeConfiguration, GetBaseReport, OcppRequest, ReserveNow
 from ocpp_gateway.services.device_model import (
@@ -46,6 +56,9 @@ from ocpp_gateway.services.device_model import (
     station_variable_change_request,
     station_variable_set_record,
 )
+from ocpp_gateway.services.diagnostics import diagnostics_request
+from ocpp_gateway.services.firmware import firmware_campaign_start, firmware_update_start
+from ocpp_gateway.services.local_list import local_list_get, local_list_sync
 from ocpp_gateway.services.passwords import (
     PasswordRotation,
     PasswordRotationRefused,
@@ -58,6 +71,7 @@ from ocpp_gateway.services.reservations import (
     reservation_create,
     reservation_end,
 )
+from ocpp_gateway.tasks import firmware_campaign_advance_task
 
 
 @dataclass(frozen=True)
@@ -78,10 +92,13 @@ def audit_record(
     ok: bool = True,
     answer: dict | None = None,
     error: str = "",
+    username: str = "",
 ) -> AuditLog:
+    """Keep one entry; `username` names who asked when there is no user (the platform, a staff member's name passed
+    down through a gateway service)."""
     return AuditLog.objects.create(
         user=user if user is not None and user.is_authenticated else None,
-        username=getattr(user, "username", "") or "",
+        username=(getattr(user, "username", "") or username)[:150],
         station=station,
         identity=station.identity if station else "",
         action=action,
@@ -157,6 +174,87 @@ def station_configuration_read_staff(*, user, station: ChargingStation) -> Comma
     if outcome.ok:
         station_configuration_answer_record(station=station, answer=outcome.audit.answer or {})
     return outcome
+
+
+def station_local_list_resync_staff(*, user, station: ChargingStation) -> CommandOutcome:
+    """Send the station its whole local authorization list again (ocpp_gateway.services.local_list): each
+    SendLocalList is audited under the staff member's name as it goes, and this entry says how it ended."""
+    state = local_list_sync(station_pk=station.pk, full=True, actor=getattr(user, "username", "") or "staff")
+    row = local_list_get(station_pk=station.pk)
+    answer = {"state": state, "state_text": row.get_state_display(), "version": row.version}
+    ok = state == LocalAuthList.State.IN_SYNC
+    error = "" if ok else f"{row.get_state_display() if state != 'busy' else 'a sync is under way'} ({row.last_status})"
+    audit = audit_record(
+        user=user, action="LocalListResync", station=station, payload={"full": True}, ok=ok, answer=answer, error=error
+    )
+    return CommandOutcome(audit)
+
+
+def station_diagnostics_request_staff(
+    *, user, station: ChargingStation, log_type: str, hours_back: int | None
+) -> DiagnosticsUpload:
+    """Ask the station for its diagnostics or a log (ocpp_gateway.services.diagnostics); the GetDiagnostics / GetLog
+    is audited under the staff member's name, with the station's answer."""
+    return diagnostics_request(
+        station_pk=station.pk, actor=getattr(user, "username", "") or "staff", log_type=log_type, hours_back=hours_back
+    )
+
+
+def diagnostics_download_record(*, user, upload: DiagnosticsUpload) -> AuditLog:
+    """Who downloaded which file: diagnostics may hold what a station knows about its users."""
+    return audit_record(
+        user=user,
+        action="DiagnosticsDownload",
+        station=upload.station,
+        payload={"request_id": upload.request_id, "kind": upload.kind, "file_name": upload.file_name},
+        ok=True,
+    )
+
+
+def firmware_campaign_start_staff(
+    *,
+    user,
+    image: FirmwareImage,
+    name: str,
+    rate: int,
+    vendor: str = "",
+    model: str = "",
+    firmware_version: str = "",
+    location: Location | None = None,
+) -> tuple[FirmwareCampaign, int]:
+    """Start a firmware campaign (ocpp_gateway.services.firmware), audited; its first minute goes out at once, the
+    rest by beat. Returns the campaign and how many stations it covers."""
+    campaign = firmware_campaign_start(
+        image=image,
+        name=name,
+        actor=getattr(user, "username", "") or "staff",
+        rate=rate,
+        vendor=vendor,
+        model=model,
+        firmware_version=firmware_version,
+        location=location,
+    )
+    stations = campaign.updates.count()
+    audit_record(
+        user=user,
+        action="FirmwareCampaignStart",
+        payload={
+            "campaign": campaign.pk,
+            "image": str(image),
+            "filters": {"vendor": vendor, "model": model, "firmware_version": firmware_version},
+            "location": location.pk if location else None,
+            "rate": campaign.rate,
+            "stations": stations,
+        },
+        ok=True,
+    )
+    transaction.on_commit(lambda: task_dispatch(firmware_campaign_advance_task, campaign.pk))
+    return campaign, stations
+
+
+def station_firmware_update_staff(*, user, station: ChargingStation, image: FirmwareImage) -> FirmwareUpdate:
+    """Update one station now; the UpdateFirmware is audited under the staff member's name with the answer."""
+    return firmware_update_start(station=station, image=image, actor=getattr(user, "username", "") or "staff")
 
 
 class VariableChangeRefused(Exception):

@@ -6,6 +6,7 @@ from cpo.dashboard.views import (
     audit,
     base,
     cdrs,
+    firmware,
     load,
     onboarding,
     overview,
@@ -36,6 +37,28 @@ urlpatterns = [
         "stations/<str:identity>/commands/<slug:command>/",
         stations.StationCommandView.as_view(),
         name="station-command",
+    ),
+    path(
+        "stations/<str:identity>/local-list/resync/",
+        stations.StationLocalListResyncView.as_view(),
+        name="station-local-list-resync",
+    ),
+    path("firmware/", firmware.FirmwareView.as_view(), name="firmware"),
+    path("firmware/campaigns/", firmware.FirmwareCampaignStartView.as_view(), name="firmware-campaign-start"),
+    path(
+        "stations/<str:identity>/firmware/",
+        stations.StationFirmwareUpdateView.as_view(),
+        name="station-firmware-update",
+    ),
+    path(
+        "stations/<str:identity>/diagnostics/",
+        stations.StationDiagnosticsRequestView.as_view(),
+        name="station-diagnostics-request",
+    ),
+    path(
+        "stations/<str:identity>/diagnostics/<int:pk>/file/",
+        stations.StationDiagnosticsDownloadView.as_view(),
+        name="station-diagnostics-download",
     ),
     path(
         "stations/<str:identity>/configuration/read/",

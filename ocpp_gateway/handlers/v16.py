@@ -23,6 +23,7 @@ from ocpp_gateway.measurands import ENERGY_REGISTER
 from ocpp_gateway.services.authorization import id_tag_check
 from ocpp_gateway.services.availability import evse_status_update
 from ocpp_gateway.services.certificates import station_csr_check
+from ocpp_gateway.services.diagnostics import diagnostics_status_record
 from ocpp_gateway.services.firmware import station_firmware_status_record
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
@@ -171,11 +172,14 @@ class ChargePoint16(GatewayChargePoint):
     # -- Firmware Management -----------------------------------------------------------------------------------
     @on(Action.diagnostics_status_notification)
     async def on_diagnostics_status_notification(self, status, **kwargs):
+        await db(diagnostics_status_record)(station_pk=self.station_pk, status=status)
         return call_result.DiagnosticsStatusNotification()
 
     @on(Action.firmware_status_notification)
     async def on_firmware_status_notification(self, status, **kwargs):
-        await db(station_firmware_status_record)(station_pk=self.station_pk, status=status)
+        await db(station_firmware_status_record)(
+            station_pk=self.station_pk, status=status, request_id=kwargs.get("request_id")
+        )
         return call_result.FirmwareStatusNotification()
 
     # -- Security whitepaper for 1.6 (notifications only) ------------------------------------------------------
@@ -188,6 +192,9 @@ class ChargePoint16(GatewayChargePoint):
 
     @on(Action.log_status_notification)
     async def on_log_status_notification(self, status, **kwargs):
+        await db(diagnostics_status_record)(
+            station_pk=self.station_pk, status=status, request_id=kwargs.get("request_id")
+        )
         return call_result.LogStatusNotification()
 
     @on(Action.sign_certificate)
@@ -201,4 +208,7 @@ class ChargePoint16(GatewayChargePoint):
 
     @on(Action.signed_firmware_status_notification)
     async def on_signed_firmware_status_notification(self, status, **kwargs):
+        await db(station_firmware_status_record)(
+            station_pk=self.station_pk, status=status, request_id=kwargs.get("request_id")
+        )
         return call_result.SignedFirmwareStatusNotification()

@@ -28,6 +28,7 @@ from ocpp_gateway.services.availability import (
 )
 from ocpp_gateway.services.certificates import station_csr_check
 from ocpp_gateway.services.device_model import report_data_reported, station_variables_record
+from ocpp_gateway.services.diagnostics import diagnostics_status_record
 from ocpp_gateway.services.firmware import station_firmware_status_record
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
@@ -252,7 +253,9 @@ class ChargePoint201(GatewayChargePoint):
     # -- Firmware, diagnostics, display, customer information ----------------------------------------------------
     @on(Action.firmware_status_notification)
     async def on_firmware_status_notification(self, status, **kwargs):
-        await db(station_firmware_status_record)(station_pk=self.station_pk, status=status)
+        await db(station_firmware_status_record)(
+            station_pk=self.station_pk, status=status, request_id=kwargs.get("request_id")
+        )
         return self.result_module.FirmwareStatusNotification()
 
     @on(Action.publish_firmware_status_notification)
@@ -261,6 +264,9 @@ class ChargePoint201(GatewayChargePoint):
 
     @on(Action.log_status_notification)
     async def on_log_status_notification(self, status, **kwargs):
+        await db(diagnostics_status_record)(
+            station_pk=self.station_pk, status=status, request_id=kwargs.get("request_id")
+        )
         return self.result_module.LogStatusNotification()
 
     @on(Action.notify_customer_information)

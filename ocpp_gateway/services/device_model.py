@@ -6,6 +6,7 @@ NotifyReport (or a second read of an unchanged configuration) changes nothing. S
 
 import logging
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -27,7 +28,7 @@ NATURAL_KEY = (
     "variable_instance",
     "attribute_type",
 )
-REPORTED = ("value", "mutability", "unit", "data_type")
+REPORTED = ("value", "mutability", "unit", "data_type", "max_limit")
 READ_ONLY, READ_WRITE = StationVariable.Mutability.READ_ONLY, StationVariable.Mutability.READ_WRITE
 
 
@@ -46,6 +47,7 @@ class Reported:
     mutability: str
     unit: str = ""
     data_type: str = ""
+    max_limit: Decimal | None = None
 
     def key(self) -> tuple:
         return tuple(getattr(self, name) for name in NATURAL_KEY)
@@ -59,6 +61,15 @@ def _value(*, component: str, variable: str, value) -> str:
     if value is None:
         return ""
     return REDACTED if is_secret(component=component, variable=variable) else str(value)[:2500]
+
+
+def _max_limit(value) -> Decimal | None:
+    """variableCharacteristics.maxLimit (a number), e.g. LocalAuthListCtrlr.Entries: how many the station can hold."""
+    try:
+        limit = Decimal(str(value)) if value is not None else None
+    except ArithmeticError:
+        return None
+    return limit if limit is not None and limit.is_finite() and abs(limit) < 10**14 else None
 
 
 def configuration_keys_reported(configuration_key: list[dict]) -> list[Reported]:
@@ -107,6 +118,7 @@ def report_data_reported(report_data: list[dict]) -> list[Reported]:
                     mutability=str(attribute.get("mutability") or READ_WRITE)[:9],
                     unit=str(characteristics.get("unit") or "")[:16],
                     data_type=str(characteristics.get("data_type") or "")[:20],
+                    max_limit=_max_limit(characteristics.get("max_limit")),
                 )
             )
     return found

@@ -91,7 +91,12 @@ def test_staff_change_a_value_the_charger_answers_reboot_required_and_it_is_stor
         assert heartbeat.value == "60"
     finally:
         charger.close()
-    audited = list(AuditLog.objects.filter(station=station).order_by("id").values_list("action", "ok", "payload"))
+    audited = list(
+        AuditLog.objects.filter(station=station)
+        .exclude(username__startswith="platform:")  # what the platform asks by itself after a boot
+        .order_by("id")
+        .values_list("action", "ok", "payload")
+    )
     assert audited == [
         ("ChangeConfiguration", True, {"key": "HeartbeatInterval", "value": "60"}),
         ("GetConfiguration", True, {}),

@@ -97,11 +97,12 @@ def test_staff_reserve_from_the_station_page_and_see_the_reservation_accepted_th
         ("ReserveNow", {"connector_id": 2, "reservation_id": refused.pk}),
         ("CancelReservation", {"reservation_id": accepted.pk}),
     ]
-    assert list(AuditLog.objects.order_by("id").values_list("action", "ok")) == [
+    staff = AuditLog.objects.exclude(username__startswith="platform:")  # not what the platform asks after a boot
+    assert list(staff.order_by("id").values_list("action", "ok")) == [
         ("ReserveNow", True),
         ("ReserveNow", True),
         ("CancelReservation", True),
     ]
-    assert AuditLog.objects.first().username == "user-operator"
+    assert staff.first().username == "user-operator"
     session = Session.objects.get()
     assert (session.reservation_id, session.status, session.emsp_party_id) == (accepted.pk, "COMPLETED", "")

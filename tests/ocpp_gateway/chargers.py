@@ -14,6 +14,10 @@ from ocpp.v201 import ChargePoint as ChargePoint201Base
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 
+# What the platform asks a station by itself after an accepted boot (its configuration on the first one, its local
+# authorization list on each): tests that count a charger's frames leave these out.
+PLATFORM_READS_AFTER_BOOT = ("GetConfiguration", "GetLocalListVersion", "SendLocalList")
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")

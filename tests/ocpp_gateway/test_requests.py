@@ -31,13 +31,18 @@ from ocpp_gateway.requests import (
     GetBaseReport,
     GetCompositeSchedule,
     GetConfiguration,
+    GetDiagnostics,
+    GetLocalListVersion,
+    LocalListEntry,
     RemoteStart,
     RemoteStop,
     ReserveNow,
     Reset,
+    SendLocalList,
     SetChargingProfile,
     TriggerMessage,
     UnlockConnector,
+    UpdateFirmware,
     request_from_arguments,
 )
 from ocpp_gateway.selectors import connector_ocpp_id
@@ -74,6 +79,36 @@ EXAMPLES = [
     SetChargingProfile(evse_id=1, transaction_id="42", profile_id=42, schedule=SCHEDULE),
     GetCompositeSchedule(evse_id=1, duration=600),
     ClearChargingProfile(profile_id=42),
+    SendLocalList(
+        version=3,
+        entries=(
+            LocalListEntry(id_tag="RFID-1", status="Accepted", expiry_date=EXPIRY, group_id="G-1"),
+            LocalListEntry(id_tag="APP-1", status="Blocked", token_type="APP_USER"),
+        ),
+    ),
+    SendLocalList(version=4, entries=(LocalListEntry(id_tag="RFID-1", status=None),), full=False),
+    SendLocalList(version=5),
+    GetLocalListVersion(),
+    GetDiagnostics(location="https://cpo.example/ocpp-uploads/t0k3n/", request_id=7),
+    GetDiagnostics(
+        location="https://cpo.example/ocpp-uploads/t0k3n/",
+        request_id=8,
+        log_type="SecurityLog",
+        retries=2,
+        retry_interval=60,
+        start_time=EXPIRY,
+        stop_time=EXPIRY,
+    ),
+    UpdateFirmware(location="https://cpo.example/ocpp-firmware/x/fw.bin", request_id=9, retrieve_date=EXPIRY),
+    UpdateFirmware(
+        location="https://cpo.example/ocpp-firmware/x/fw.bin",
+        request_id=10,
+        retrieve_date=EXPIRY,
+        signing_certificate="-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+        signature="c2lnbmF0dXJl",
+        retries=3,
+        retry_interval=120,
+    ),
 ]
 
 
@@ -92,7 +127,8 @@ def test_every_builder_writes_a_request_that_fits_the_official_schema_of_each_ve
 
 
 def test_every_command_has_a_builder():
-    assert {type(r) for r in EXAMPLES} == set(REQUESTS.values())
+    # (Builders the platform's own services use, e.g. SendLocalList, are not named for the command line.)
+    assert set(REQUESTS.values()) <= {type(r) for r in EXAMPLES}
 
 
 def test_each_version_gets_its_own_names():

@@ -9,7 +9,15 @@ from django.db.models import Count, F, Q, QuerySet
 
 from cpo.dashboard.models import AuditLog
 from cpo.models import EVSE, ChargingStation, EvseStatus, RegistrationStatus
-from ocpp_gateway.models import ConfigurationBaseline, MessageLog, Reservation, StationVariable, Transaction
+from ocpp_gateway.models import (
+    ConfigurationBaseline,
+    DiagnosticsUpload,
+    LocalAuthList,
+    MessageLog,
+    Reservation,
+    StationVariable,
+    Transaction,
+)
 
 FAULT_STATUSES = [EvseStatus.OUTOFORDER, EvseStatus.INOPERATIVE, EvseStatus.BLOCKED]
 # What a station reports for itself as a whole (StatusNotification connector / EVSE 0) that staff must look at.
@@ -177,6 +185,16 @@ def message_exchanges(*, station: ChargingStation, calls: list[MessageLog]) -> l
 
 def station_audit_log(*, station: ChargingStation, limit: int = 20) -> QuerySet[AuditLog]:
     return AuditLog.objects.filter(station=station).order_by("-created_at", "-id")[:limit]
+
+
+def station_local_list(*, station: ChargingStation) -> LocalAuthList | None:
+    """The station's local authorization list as we keep it (None: never checked, e.g. not booted since)."""
+    return LocalAuthList.objects.filter(station=station).first()
+
+
+def station_diagnostics(*, station: ChargingStation, limit: int = 20) -> QuerySet[DiagnosticsUpload]:
+    """The station's latest diagnostics and log requests, newest first."""
+    return DiagnosticsUpload.objects.filter(station=station).order_by("-created_at", "-id")[:limit]
 
 
 def station_reservations(*, station: ChargingStation, limit: int = 20) -> QuerySet[Reservation]:

@@ -1,8 +1,9 @@
 """Stations: the list, a station's page (live part, message log, audit log) and the commands staff send to it."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views import View
@@ -17,7 +18,9 @@ from cpo.dashboard.selectors.stations import (
     message_exchanges,
     station_audit_log,
     station_connectors,
+    station_diagnostics,
     station_list,
+    station_local_list,
     station_message_log,
     station_reservations,
     station_variables,
@@ -25,15 +28,20 @@ from cpo.dashboard.selectors.stations import (
 )
 from cpo.dashboard.services import (
     VariableChangeRefused,
+    diagnostics_download_record,
     station_configuration_read_staff,
+    station_diagnostics_request_staff,
     station_evse_register,
+    station_firmware_update_staff,
+    station_local_list_resync_staff,
     station_password_rotate_staff,
     station_variable_change,
 )
 from cpo.dashboard.views.base import DashboardView
 from cpo.models import ChargingStation
-from ocpp_gateway.models import StationVariable
+from ocpp_gateway.models import DiagnosticsUpload, FirmwareImage, FirmwareUpdate, StationVariable
 from ocpp_gateway.selectors import certificate_expiring, station_certificate_current
+from ocpp_gateway.services.diagnostics import diagnostics_file_path
 from ocpp_gateway.services.passwords import RotationResult
 
 MESSAGE_LOG_PAGE_SIZE = 25
@@ -154,6 +162,11 @@ class StationDetailView(StationLiveView):
             ocpp_actions=OCPP_ACTIONS,
             audit=station_audit_log(station=station),
             reservations=station_reservations(station=station),
+            local_list=station_local_list(station=station),
+            diagnostics=station_diagnostics(station=station),
+            diagnostics_retention_days=settings.OCPP_DIAGNOSTICS_RETENTION_DAYS,
+            firmware_updates=FirmwareUpdate.objects.filter(station=station).select_related("image", "campaign")[:10],
+            firmware_images=FirmwareImage.objects.all()[:50],
             certificate=certificate,
             certificate_expiring=certificate is not None and certificate_expiring(certificate=certificate),
             variable_filter=variable_filter,
@@ -292,3 +305,76 @@ class StationVariableChangeView(StationMixin, RoleRequiredMixin, View):
                     messages.error(request, f"{variable.name}: {outcome.audit.action} failed: {outcome.audit.error}")
         query = "?" + request.GET.urlencode() if request.GET.get("filter") else ""
         return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + query + "#configuration")
+
+
+class StationLocalListResyncView(StationMixin, RoleRequiredMixin, View):
+    """POST: send the station its whole local authorization list again (Full SendLocalList), audited."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, identity: str):
+        station = self.get_station()
+        outcome = station_local_list_resync_staff(user=request.user, station=station)
+        answer = outcome.audit.answer or {}
+        if outcome.ok:
+            messages.success(request, f"Local list sent: version {answer.get('version')}, {answer.get('state_text')}")
+        else:
+            messages.error(request, f"Local list not in sync: {outcome.audit.error}")
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#local-list")
+
+
+LOG_TYPES = {"DiagnosticsLog": "diagnostics", "SecurityLog": "security log"}
+
+
+class StationDiagnosticsRequestView(StationMixin, RoleRequiredMixin, View):
+    """POST `log_type` (DiagnosticsLog, SecurityLog) and `hours` (empty: all the station has): the station uploads
+    it to the platform; the request and its answer are audited and listed on the page."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, identity: str):
+        station = self.get_station()
+        log_type = request.POST.get("log_type", "DiagnosticsLog")
+        hours = request.POST.get("hours", "").strip()
+        if log_type not in LOG_TYPES or (hours and (not hours.isdigit() or not 0 < int(hours) <= 24 * 90)):
+            messages.error(request, "Diagnostics: not sent, choose a log and a number of hours up to 2160")
+        else:
+            upload = station_diagnostics_request_staff(
+                user=request.user, station=station, log_type=log_type, hours_back=int(hours) if hours else None
+            )
+            # The station may be uploading already (its notifications can overtake this answer): said as accepted.
+            refused = upload.status in (DiagnosticsUpload.Status.REJECTED, DiagnosticsUpload.Status.NO_ANSWER)
+            status = upload.get_status_display() if refused else "accepted"
+            (messages.error if refused else messages.success)(
+                request, f"{LOG_TYPES[log_type].capitalize()} requested: {status} ({upload.answer})"
+            )
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#diagnostics")
+
+
+class StationDiagnosticsDownloadView(StationMixin, RoleRequiredMixin, View):
+    """GET: the uploaded file, as an attachment (operators: diagnostics may hold what a station knows of drivers)."""
+
+    required_role = Role.OPERATOR
+
+    def get(self, request, identity: str, pk: int):
+        station = self.get_station()
+        upload = get_object_or_404(DiagnosticsUpload.objects.select_related("station"), pk=pk, station=station)
+        path = diagnostics_file_path(upload=upload)
+        if path is None:
+            raise Http404("no file (not uploaded yet, or deleted after the retention period)")
+        diagnostics_download_record(user=request.user, upload=upload)
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name.partition("-")[2] or path.name)
+
+
+class StationFirmwareUpdateView(StationMixin, RoleRequiredMixin, View):
+    """POST `image`: update this station's firmware now (UpdateFirmware / SignedUpdateFirmware), audited."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, identity: str):
+        station = self.get_station()
+        image = get_object_or_404(FirmwareImage, pk=request.POST.get("image") or 0)
+        update = station_firmware_update_staff(user=request.user, station=station, image=image)
+        text = f"Firmware {image}: {update.get_status_display()} ({update.answer})"
+        (messages.success if update.status == FirmwareUpdate.Status.SENT else messages.error)(request, text)
+        return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#firmware")
