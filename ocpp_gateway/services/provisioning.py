@@ -12,6 +12,7 @@ from cpo.models import EVSE, ChargingStation, RegistrationStatus, SecurityProfil
 from cpo.services import station_evse_add
 from ocpp_gateway import events
 from ocpp_gateway.models import StationAuthFailure
+from ocpp_gateway.services.liveness import gateway_lease_ensure, stations_revive
 from ocpp_gateway.services.passwords import station_password_check
 from ocpp_gateway.services.security import station_auth_failure_record, station_auth_lockout
 
@@ -154,10 +155,16 @@ def _station_transport_check(*, identity: str, profile: int, tls: bool, certific
 
 
 def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) -> None:
-    """The socket is ours: a later connection of the same identity takes over from an earlier one."""
+    """The socket is ours: a later connection of the same identity takes over from an earlier one. The station
+    records this process (its lease, services/liveness.py): if the process dies, the station goes offline."""
     now = timezone.now()
     ChargingStation.objects.filter(pk=station_pk).update(
-        online=True, connected_since=now, last_seen=now, connection_channel=channel_name, ocpp_version=ocpp_version
+        online=True,
+        connected_since=now,
+        last_seen=now,
+        connection_channel=channel_name,
+        gateway_process=gateway_lease_ensure(),
+        ocpp_version=ocpp_version,
     )
     events.announce(events.station_online, station_pk=station_pk)
 
@@ -165,7 +172,7 @@ def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) 
 def station_disconnected(*, station_pk: int, channel_name: str) -> bool:
     """Offline only if this socket still held the station (a replaced connection closing changes nothing)."""
     updated = ChargingStation.objects.filter(pk=station_pk, connection_channel=channel_name).update(
-        online=False, connection_channel="", last_seen=timezone.now()
+        online=False, connection_channel="", gateway_process="", last_seen=timezone.now()
     )
     if updated:
         events.announce(events.station_offline, station_pk=station_pk)
@@ -173,7 +180,9 @@ def station_disconnected(*, station_pk: int, channel_name: str) -> bool:
 
 
 def station_seen(*, station_pks: list[int]) -> None:
+    """Stations this process heard from: seen now, and online again if they had been taken for gone."""
     ChargingStation.objects.filter(pk__in=station_pks).update(last_seen=timezone.now())
+    stations_revive(station_pks=station_pks)
 
 
 def station_boot(
