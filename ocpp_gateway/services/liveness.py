@@ -176,9 +176,11 @@ def stations_liveness_check(*, now: datetime | None = None) -> list[int]:
 
 def _stations_offline_unseen(*, now: datetime) -> list[int]:
     cutoff = now - _unseen_after(settings.OCPP_HEARTBEAT_INTERVAL)
-    quiet: dict[int, datetime] = dict(
-        ChargingStation.objects.filter(online=True, last_seen__lt=cutoff).values_list("pk", "last_seen")
-    )
+    quiet = {
+        pk: seen
+        for pk, seen in ChargingStation.objects.filter(online=True, last_seen__lt=cutoff).values_list("pk", "last_seen")
+        if seen is not None
+    }
     if not quiet:
         return []
     intervals = station_heartbeat_intervals(station_pks=list(quiet))
