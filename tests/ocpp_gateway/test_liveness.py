@@ -31,7 +31,7 @@ from ocpp_gateway.services.provisioning import station_seen
 from ocpp_gateway.services.transactions import transaction_close_stale
 from ocpp_gateway.tasks import transaction_close_stale_task
 from tests.ocpp_gateway.chargers import connected, now_iso
-from tests.support import LiveServer, live_server_drain, start_daphne, stop, wait_until
+from tests.support import LiveServer, in_thread, live_server_drain, start_daphne, stop, wait_until
 
 
 @pytest.fixture
@@ -283,12 +283,10 @@ def test_a_killed_gateway_s_stations_go_offline_their_transaction_closes_once_an
             async with connected(replacement.ocpp_url(identity), identity, secrets[identity]) as cp:
                 boot = await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
                 assert boot.status == "Accepted"
-                station = await asyncio.to_thread(lambda: ChargingStation.objects.get(identity=identity))
+                station = await in_thread(ChargingStation.objects.get, identity=identity)
                 assert (station.online, station.gateway_process) == (True, replacement_lease)
                 if os.environ.get("REDIS_URL"):  # commands reach another process through Redis only
-                    answer = await asyncio.to_thread(
-                        command_send, identity=identity, action="Reset", payload={"type": "Soft"}
-                    )
+                    answer = await in_thread(command_send, identity=identity, action="Reset", payload={"type": "Soft"})
                     assert answer == {"status": "Accepted"}
                 if late_stop:
                     await cp.call(
@@ -301,10 +299,12 @@ def test_a_killed_gateway_s_stations_go_offline_their_transaction_closes_once_an
         async def back_while_housekeeping_runs() -> None:
             async with connected(replacement.ocpp_url("CP-KILL-2"), "CP-KILL-2", secrets["CP-KILL-2"]) as cp:
                 await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
-                await asyncio.to_thread(
-                    wait_until, lambda: stations_liveness_check() or not online("CP-KILL-1")["CP-KILL-1"], timeout=10
+                await in_thread(
+                    wait_until,
+                    predicate=lambda: stations_liveness_check() or not online("CP-KILL-1")["CP-KILL-1"],
+                    timeout=10,
                 )
-                assert await asyncio.to_thread(online, *identities) == {
+                assert await in_thread(lambda: online(*identities)) == {
                     "CP-KILL-1": False,
                     "CP-KILL-2": True,
                     "CP-KILL-3": False,
