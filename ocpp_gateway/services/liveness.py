@@ -143,9 +143,7 @@ def station_reachable(*, station: ChargingStation, now: datetime | None = None) 
     now = now or timezone.now()
     if (
         station.gateway_process
-        and not GatewayProcess.objects.filter(
-            pk=station.gateway_process, renewed_at__gte=now - _lease_duration()
-        ).exists()
+        and GatewayProcess.objects.filter(pk=station.gateway_process, renewed_at__lt=now - _lease_duration()).exists()
     ):
         return False
     if station.last_seen is not None and station.last_seen < now - _unseen_after(settings.OCPP_HEARTBEAT_INTERVAL):
@@ -157,19 +155,18 @@ def station_reachable(*, station: ChargingStation, now: datetime | None = None) 
 def stations_liveness_check(*, now: datetime | None = None) -> list[int]:
     """Mark offline the stations held by processes whose lease ran out (when a witness vouches for the database,
     see the module's docstring) and the stations not heard from for longer than their heartbeat bound; forget the
-    leases that ran out. Idempotent; any process may run it at any time. Returns the stations marked offline."""
+    leases that ran out (their stations are offline by then: a station naming a process without a lease row is
+    judged by when it was last seen only). Idempotent; any process may run it at any time. Returns the stations
+    marked offline."""
     now = now or timezone.now()
     expired_before = now - _lease_duration()
-    live = GatewayProcess.objects.filter(renewed_at__gte=expired_before)
+    expired = GatewayProcess.objects.filter(renewed_at__lt=expired_before)
+    witness = GatewayProcess.objects.filter(renewed_at__gte=expired_before, renewed_since__lte=expired_before)
     offline = []
-    if live.filter(renewed_since__lte=expired_before).exists():
-        orphaned = (
-            ChargingStation.objects.filter(online=True)
-            .exclude(gateway_process="")
-            .exclude(gateway_process__in=live.values("pk"))
-        )
+    if witness.exists() and expired.exists():
+        orphaned = ChargingStation.objects.filter(online=True, gateway_process__in=expired.values("pk"))
         offline += _stations_offline(orphaned, why="its gateway process is gone")
-        GatewayProcess.objects.filter(renewed_at__lt=expired_before).delete()
+        expired.delete()  # a process that was only paused writes its lease again when it renews
     offline += _stations_offline_unseen(now=now)
     return offline
 
