@@ -29,7 +29,7 @@ from ocpp_gateway.services.liveness import (
 )
 from ocpp_gateway.services.provisioning import station_seen
 from ocpp_gateway.services.transactions import transaction_close_stale
-from ocpp_gateway.tasks import transaction_close_stale_task
+from ocpp_gateway.tasks import stations_liveness_check_task, transaction_close_stale_task
 from tests.ocpp_gateway.chargers import connected, now_iso
 from tests.support import LiveServer, in_thread, live_server_drain, start_daphne, stop, wait_until
 
@@ -200,8 +200,7 @@ def test_a_process_shutting_down_releases_its_lease_and_its_stations_go_offline(
 LEASE_ENV = {
     "OCPP_GATEWAY_LEASE_SECONDS": "2",
     "OCPP_GATEWAY_LEASE_RENEW_SECONDS": "0.3",
-    # The gateways check once as they start; the test runs the housekeeping itself (as beat would).
-    "OCPP_LIVENESS_CHECK_SECONDS": "3600",
+    "OCPP_LIVENESS_CHECK_SECONDS": "0.5",
 }
 
 
@@ -225,7 +224,8 @@ def test_a_killed_gateway_s_stations_go_offline_their_transaction_closes_once_an
 ):
     """SIGKILL of the daphne holding three 1.6 chargers, one charging. Once its lease ran out (2 s here) commands to
     them fail at once as offline. A new daphne starts and one charger comes back to it at once; once the new process
-    has renewed its lease for a lease period, housekeeping marks the other two offline (not the one back). The
+    has renewed its lease for a lease period, its own housekeeping (no beat runs here, as in the embedded default)
+    marks the other two offline (not the one back). The
     stale-transaction rule then closes the transaction, billed once; the other chargers come back and are served,
     the charging one's late stop a correction of the same CDR."""
     settings.OCPP_GATEWAY_LEASE_SECONDS = 2
@@ -299,11 +299,7 @@ def test_a_killed_gateway_s_stations_go_offline_their_transaction_closes_once_an
         async def back_while_housekeeping_runs() -> None:
             async with connected(replacement.ocpp_url("CP-KILL-2"), "CP-KILL-2", secrets["CP-KILL-2"]) as cp:
                 await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
-                await in_thread(
-                    wait_until,
-                    predicate=lambda: stations_liveness_check() or not online("CP-KILL-1")["CP-KILL-1"],
-                    timeout=10,
-                )
+                await in_thread(wait_until, predicate=lambda: not online("CP-KILL-1")["CP-KILL-1"], timeout=10)
                 assert await in_thread(lambda: online(*identities)) == {
                     "CP-KILL-1": False,
                     "CP-KILL-2": True,
@@ -311,8 +307,9 @@ def test_a_killed_gateway_s_stations_go_offline_their_transaction_closes_once_an
                 }
 
         asyncio.run(back_while_housekeeping_runs())
-        assert time.monotonic() - up_at < 2 + 0.3 + 3  # a lease, a renewal, and a slow machine's margin
+        assert time.monotonic() - up_at < 2 + 0.5 + 3  # a lease, a check, and a slow machine's margin
         assert not GatewayProcess.objects.filter(pk=victim_lease).exists()
+        assert stations_liveness_check_task() == 0  # beat's task finds nothing left to do
 
         # The existing rule closes what the offline station left open (its wait shortened here), billed once.
         settings.OCPP_STALE_TRANSACTION_HOURS = 0
@@ -329,3 +326,25 @@ def test_a_killed_gateway_s_stations_go_offline_their_transaction_closes_once_an
         assert len(live_cdrs(tx)) == 1
     finally:
         drained_and_stopped(*(s for s in (victim, replacement) if s is not None))
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_a_gateway_stopped_cleanly_releases_its_lease_and_its_stations_go_offline(station_factory):
+    """SIGTERM (a deploy, a scale-in): the station of the charger still connected is offline as the process exits,
+    not a lease later, and the process's lease is gone."""
+    _, secret = station_factory("CP-TERM", evses=1)
+    server = start_daphne("term", **LEASE_ENV)
+    lease_id = GatewayProcess.objects.get(pid=server.process.pid).pk
+
+    async def connected_while_stopped() -> None:
+        async with connected(server.ocpp_url("CP-TERM"), "CP-TERM", secret) as cp:
+            await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+            assert await in_thread(lambda: online("CP-TERM")) == {"CP-TERM": True}
+            server.process.terminate()
+            await asyncio.to_thread(server.process.wait, 10)
+
+    asyncio.run(connected_while_stopped())
+    station = ChargingStation.objects.get(identity="CP-TERM")
+    assert (station.online, station.gateway_process) == (False, "")
+    assert not GatewayProcess.objects.filter(pk=lease_id).exists()
