@@ -3,6 +3,7 @@ from django.contrib import admin
 from ocpp_gateway.models import (
     ChargingProfile,
     ConfigurationBaseline,
+    GatewayProcess,
     MessageLog,
     MeterValue,
     StationAuthFailure,
@@ -146,3 +147,18 @@ class ConfigurationBaselineAdmin(admin.ModelAdmin):
     list_display = ("vendor", "model", "name", "value")
     list_filter = ("vendor", "model")
     search_fields = ("name", "value")
+
+
+@admin.register(GatewayProcess)
+class GatewayProcessAdmin(admin.ModelAdmin):
+    """The gateway processes holding leases (services/liveness.py): which are alive, since when. Written by the
+    processes themselves."""
+
+    list_display = ("id", "host", "pid", "started_at", "renewed_since", "renewed_at")
+    ordering = ("-started_at",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -16,6 +16,7 @@ from ocpp.v16 import call as call16
 
 from billing.models import Cdr
 from billing.services import transaction_bill
+from cpo.celery import app
 from cpo.models import ChargingStation
 from ocpp_gateway import events
 from ocpp_gateway.commands import CommandError, command_send
@@ -348,3 +349,8 @@ def test_a_gateway_stopped_cleanly_releases_its_lease_and_its_stations_go_offlin
     station = ChargingStation.objects.get(identity="CP-TERM")
     assert (station.online, station.gateway_process) == (False, "")
     assert not GatewayProcess.objects.filter(pk=lease_id).exists()
+
+
+def test_beat_runs_the_liveness_check(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["ocpp-stations-liveness-check"]
+    assert entry["task"] in app.tasks and entry["schedule"] == settings.OCPP_LIVENESS_CHECK_SECONDS
