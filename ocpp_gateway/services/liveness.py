@@ -8,9 +8,13 @@ process that dies (SIGKILL, out of memory, its host gone) runs no disconnect, so
   OCPP_GATEWAY_LEASE_SECONDS, its stations go offline. Leases are judged only while some process has renewed its own
   without a break for a whole lease period (a witness): after a database outage every lease looks stale until its
   process renews again, and a process just started cannot tell a dead process from one that has not renewed yet.
-- Last seen. A station not heard from for OCPP_OFFLINE_AFTER_HEARTBEATS times its heartbeat interval (any frame
-  counts; `last_seen` is written in batches every OCPP_SEEN_FLUSH_SECONDS) goes offline: the backstop when no
-  process is left to witness, and for a socket whose close could not be recorded (the database was down then).
+- Last seen. A station whose process is not known to be alive (lease ran out, or none recorded) and that was not
+  heard from for OCPP_OFFLINE_AFTER_HEARTBEATS times its heartbeat interval (any frame counts; `last_seen` is written
+  in batches every OCPP_SEEN_FLUSH_SECONDS) goes offline: the backstop when no process is left to witness. While a
+  live process holds the socket, daphne's websocket pings close a dead connection, and OCPP-J 1.6 does not make
+  heartbeats mandatory ("advised to at least send one heartbeat per 24 hour"), so there the bound is 24 hours.
+- Reconcile. Each process knows the sockets it holds; a station recorded as held by it whose socket it no longer
+  holds (the close could not be written: the database was down) goes offline at its next check.
 
 A station marked offline whose socket is alive after all (its process was paused, or the charger was quieter than
 its interval) is online again at its next frame, or as soon as its process renews its lease after the gap. Each
@@ -30,7 +34,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from cpo.models import ChargingStation
@@ -53,6 +57,11 @@ class _Lease:
 
 
 _lease = _Lease()
+# The sockets this process holds: channel name -> station pk (kept by provisioning's connect and disconnect).
+_held: dict[str, int] = {}
+# While a live process holds the socket, silence up to this long is normal (OCPP-J 1.6: heartbeats are optional over
+# websockets, but one a day is advised).
+HELD_SILENCE_MAX = timedelta(hours=24)
 
 
 def gateway_process_id() -> str:
@@ -98,6 +107,16 @@ def gateway_lease_ensure() -> str:
     return process_id
 
 
+def station_socket_held(*, station_pk: int, channel_name: str) -> None:
+    """This process holds the station's socket now (noted before the station row says so)."""
+    _held[channel_name] = station_pk
+
+
+def station_socket_released(*, channel_name: str) -> None:
+    """The socket closed (noted before the station row says so, and even if writing that fails)."""
+    _held.pop(channel_name, None)
+
+
 def gateway_lease_release() -> list[int]:
     """A process shutting down cleanly: the stations it holds go offline (their chargers reconnect elsewhere) and its
     lease is removed. Returns the stations marked offline."""
@@ -129,9 +148,11 @@ def station_heartbeat_intervals(*, station_pks: list[int]) -> dict[int, float]:
     return intervals
 
 
-def _unseen_after(interval: float) -> timedelta:
-    """How long a station with this heartbeat interval may stay silent before it counts as gone."""
-    return timedelta(seconds=settings.OCPP_OFFLINE_AFTER_HEARTBEATS * interval + settings.OCPP_SEEN_FLUSH_SECONDS)
+def _unseen_after(interval: float, *, held: bool = False) -> timedelta:
+    """How long a station with this heartbeat interval may stay silent before it counts as gone; `held`: while a
+    live process holds its socket."""
+    bound = timedelta(seconds=settings.OCPP_OFFLINE_AFTER_HEARTBEATS * interval + settings.OCPP_SEEN_FLUSH_SECONDS)
+    return max(bound, HELD_SILENCE_MAX) if held else bound
 
 
 def station_reachable(*, station: ChargingStation, now: datetime | None = None) -> bool:
@@ -141,14 +162,17 @@ def station_reachable(*, station: ChargingStation, now: datetime | None = None) 
     if not station.online:
         return False
     now = now or timezone.now()
-    if (
-        station.gateway_process
-        and GatewayProcess.objects.filter(pk=station.gateway_process, renewed_at__lt=now - _lease_duration()).exists()
-    ):
-        return False
+    held = False
+    if station.gateway_process:
+        renewed_at = (
+            GatewayProcess.objects.filter(pk=station.gateway_process).values_list("renewed_at", flat=True).first()
+        )
+        if renewed_at is not None and renewed_at < now - _lease_duration():
+            return False
+        held = renewed_at is not None
     if station.last_seen is not None and station.last_seen < now - _unseen_after(settings.OCPP_HEARTBEAT_INTERVAL):
         interval = station_heartbeat_intervals(station_pks=[station.pk])[station.pk]
-        return station.last_seen >= now - _unseen_after(interval)
+        return station.last_seen >= now - _unseen_after(interval, held=held)
     return True
 
 
@@ -173,15 +197,18 @@ def stations_liveness_check(*, now: datetime | None = None) -> list[int]:
 
 def _stations_offline_unseen(*, now: datetime) -> list[int]:
     cutoff = now - _unseen_after(settings.OCPP_HEARTBEAT_INTERVAL)
+    live = set(GatewayProcess.objects.filter(renewed_at__gte=now - _lease_duration()).values_list("pk", flat=True))
     quiet = {
-        pk: seen
-        for pk, seen in ChargingStation.objects.filter(online=True, last_seen__lt=cutoff).values_list("pk", "last_seen")
+        pk: (seen, process in live)
+        for pk, seen, process in ChargingStation.objects.filter(online=True, last_seen__lt=cutoff).values_list(
+            "pk", "last_seen", "gateway_process"
+        )
         if seen is not None
     }
     if not quiet:
         return []
     intervals = station_heartbeat_intervals(station_pks=list(quiet))
-    unseen = [pk for pk, seen in quiet.items() if seen < now - _unseen_after(intervals[pk])]
+    unseen = [pk for pk, (seen, held) in quiet.items() if seen < now - _unseen_after(intervals[pk], held=held)]
     offline = []
     for start in range(0, len(unseen), CHUNK):
         chunk = unseen[start : start + CHUNK]
@@ -211,17 +238,32 @@ def _stations_offline(stations: QuerySet[ChargingStation], *, why: str, release:
     return offline
 
 
+def stations_reconcile() -> list[int]:
+    """Stations recorded as held by this process whose socket it no longer holds (their close could not be written,
+    the database being down): offline, released. Run in the gateway process, from its lease thread."""
+    recorded = ChargingStation.objects.filter(gateway_process=gateway_process_id(), online=True).values_list(
+        "pk", "connection_channel"
+    )
+    lost = Q(pk__in=[])
+    for pk, channel in recorded:
+        if _held.get(channel) != pk:
+            lost |= Q(pk=pk, connection_channel=channel)
+    stations = ChargingStation.objects.filter(lost, gateway_process=gateway_process_id(), online=True)
+    return _stations_offline(stations, why="their socket closed while the database was away", release=True)
+
+
 def stations_revive(*, station_pks: list[int] | None = None) -> list[int]:
     """Stations whose socket this process still holds but that were marked offline (its lease had lapsed, or they
     were quieter than their interval): online again, announced. `station_pks`: only these (the ones just heard
     from)."""
-    held = ChargingStation.objects.filter(gateway_process=gateway_process_id(), online=False).exclude(
+    recorded = ChargingStation.objects.filter(gateway_process=gateway_process_id(), online=False).exclude(
         connection_channel=""
     )
     if station_pks is not None:
-        held = held.filter(pk__in=station_pks)
+        recorded = recorded.filter(pk__in=station_pks)
     with transaction.atomic():
-        pks = list(held.select_for_update().values_list("pk", flat=True))
+        rows = recorded.select_for_update().values_list("pk", "connection_channel")
+        pks = [pk for pk, channel in rows if _held.get(channel) == pk]
         for start in range(0, len(pks), CHUNK):
             ChargingStation.objects.filter(pk__in=pks[start : start + CHUNK]).update(online=True)
         for pk in pks:
@@ -253,6 +295,7 @@ def _lease_keep() -> None:
             gateway_lease_renew()
             if time.monotonic() - checked_at >= settings.OCPP_LIVENESS_CHECK_SECONDS:
                 checked_at = time.monotonic()
+                stations_reconcile()
                 stations_liveness_check()
             if failing:
                 logger.warning("gateway lease renewed again")

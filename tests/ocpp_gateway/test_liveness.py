@@ -121,21 +121,21 @@ def test_no_station_goes_offline_by_its_lease_when_no_process_has_renewed_for_a_
 
 
 @pytest.mark.django_db
-def test_stations_not_heard_from_for_three_heartbeat_intervals_go_offline_unless_their_interval_is_longer(
+def test_stations_no_live_process_holds_go_offline_after_three_heartbeat_intervals_of_silence(
     station_factory, settings, announced, django_capture_on_commit_callbacks
 ):
+    """No process vouches for the dead one (none has renewed for a lease period), so the last-seen rule decides:
+    three of the station's heartbeat intervals (the longer one it reports counts)."""
     settings.OCPP_HEARTBEAT_INTERVAL = 300
     settings.OCPP_OFFLINE_AFTER_HEARTBEATS = 3
-    lease("alive", renewed_ago=1, running_for=600)
-    recent = held_by(station_factory("CP-RECENT", evses=1)[0], "alive", seen_ago=800)
-    silent = held_by(station_factory("CP-SILENT", evses=1)[0], "alive", seen_ago=1000)
-    hourly = held_by(station_factory("CP-HOURLY", evses=1)[0], "alive", seen_ago=1000)
+    lease("dead", renewed_ago=120, running_for=600)
+    held_by(station_factory("CP-RECENT", evses=1)[0], "dead", seen_ago=800)
+    silent = held_by(station_factory("CP-SILENT", evses=1)[0], "dead", seen_ago=1000)
+    hourly = held_by(station_factory("CP-HOURLY", evses=1)[0], "dead", seen_ago=1000)
     StationVariable.objects.create(station=hourly, variable="HeartbeatInterval", value="3600")
     legacy = station_factory("CP-LEGACY", evses=1)[0]  # online before leases existed: no process recorded
     ChargingStation.objects.filter(pk=legacy.pk).update(online=True, last_seen=timezone.now() - timedelta(hours=2))
 
-    assert not station_reachable(station=silent)
-    assert station_reachable(station=hourly) and station_reachable(station=recent)
     with django_capture_on_commit_callbacks(execute=True):
         assert sorted(stations_liveness_check()) == sorted([silent.pk, legacy.pk])
     assert online("CP-RECENT", "CP-SILENT", "CP-HOURLY", "CP-LEGACY") == {
@@ -145,6 +145,39 @@ def test_stations_not_heard_from_for_three_heartbeat_intervals_go_offline_unless
         "CP-LEGACY": False,
     }
     assert sorted(announced) == sorted([("offline", silent.pk), ("offline", legacy.pk)])
+
+
+@pytest.mark.django_db
+def test_while_a_live_process_holds_the_socket_silence_is_allowed_for_a_day(station_factory, settings):
+    """OCPP-J 1.6 makes heartbeats optional over websockets (daphne's pings watch the connection), advising one a
+    day: a quiet charger on a live process is not taken for gone, one silent for over a day is."""
+    settings.OCPP_HEARTBEAT_INTERVAL = 300
+    lease("alive", renewed_ago=1, running_for=600)
+    quiet = held_by(station_factory("CP-QUIET-OK", evses=1)[0], "alive", seen_ago=3 * 3600)
+    mute = held_by(station_factory("CP-MUTE", evses=1)[0], "alive", seen_ago=25 * 3600)
+    assert station_reachable(station=quiet) and not station_reachable(station=mute)
+    assert stations_liveness_check() == [mute.pk]
+
+
+@pytest.mark.django_db
+def test_a_station_whose_close_could_not_be_written_goes_offline_at_its_process_s_next_check(
+    station_factory, django_capture_on_commit_callbacks
+):
+    """The process knows which sockets it holds: a station recorded as held by it that it no longer holds (the
+    database was down when the socket closed) goes offline and is released; the ones it holds stay."""
+    me = liveness.gateway_lease_ensure()
+    kept = held_by(station_factory("CP-HELD", evses=1)[0], me)
+    lost = held_by(station_factory("CP-LOST", evses=1)[0], me)
+    liveness.station_socket_held(station_pk=kept.pk, channel_name=kept.connection_channel)
+    liveness.station_socket_held(station_pk=lost.pk, channel_name=lost.connection_channel)
+    liveness.station_socket_released(channel_name=lost.connection_channel)  # its close, not written
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert liveness.stations_reconcile() == [lost.pk]
+        assert online("CP-HELD", "CP-LOST") == {"CP-HELD": True, "CP-LOST": False}
+        assert ChargingStation.objects.get(pk=lost.pk).gateway_process == ""
+    finally:
+        liveness.station_socket_released(channel_name=kept.connection_channel)
 
 
 @pytest.mark.django_db
@@ -158,17 +191,28 @@ def test_a_station_taken_for_gone_whose_socket_lives_is_online_again_at_its_next
     lease(me, renewed_ago=120, running_for=600)
     lease("witness", renewed_ago=1, running_for=600)
     paused = held_by(station_factory("CP-PAUSED", evses=1)[0], me)
-    quiet = held_by(station_factory("CP-QUIET", evses=1)[0], me, seen_ago=10_000)
-    assert sorted(stations_liveness_check()) == sorted([paused.pk, quiet.pk])
+    quiet = held_by(station_factory("CP-QUIET", evses=1)[0], me, seen_ago=25 * 3600)
+    closed = held_by(station_factory("CP-CLOSED", evses=1)[0], me)  # its socket closed meanwhile
+    for station in (paused, quiet):
+        liveness.station_socket_held(station_pk=station.pk, channel_name=station.connection_channel)
+    try:
+        assert sorted(stations_liveness_check()) == sorted([paused.pk, quiet.pk, closed.pk])
 
-    assert gateway_lease_renew() is False  # a new run of renewals: this process is back
-    assert online("CP-PAUSED", "CP-QUIET") == {"CP-PAUSED": True, "CP-QUIET": True}
-    assert stations_liveness_check() == [quiet.pk]  # still not heard from
-    with django_capture_on_commit_callbacks(execute=True):
-        station_seen(station_pks=[quiet.pk])
-    assert online("CP-QUIET") == {"CP-QUIET": True}
-    assert announced[-1] == ("online", quiet.pk)
-    assert gateway_lease_renew() is True
+        assert gateway_lease_renew() is False  # a new run of renewals: this process is back
+        assert online("CP-PAUSED", "CP-QUIET", "CP-CLOSED") == {
+            "CP-PAUSED": True,
+            "CP-QUIET": True,
+            "CP-CLOSED": False,
+        }
+        assert stations_liveness_check() == [quiet.pk]  # still not heard from
+        with django_capture_on_commit_callbacks(execute=True):
+            station_seen(station_pks=[quiet.pk])
+        assert online("CP-QUIET") == {"CP-QUIET": True}
+        assert announced[-1] == ("online", quiet.pk)
+        assert gateway_lease_renew() is True
+    finally:
+        for station in (paused, quiet):
+            liveness.station_socket_released(channel_name=station.connection_channel)
 
 
 @pytest.mark.django_db
