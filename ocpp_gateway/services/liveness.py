@@ -17,7 +17,7 @@ process that dies (SIGKILL, out of memory, its host gone) runs no disconnect, so
   holds (the close could not be written: the database was down) goes offline at its next check.
 
 A station marked offline whose socket is alive after all (its process was paused, or the charger was quieter than
-its interval) is online again at its next frame, or as soon as its process renews its lease after the gap. Each
+allowed) is online again as soon as its process renews its lease after the gap, or at the process's next check. Each
 change is announced (events.station_offline / station_online), so the dashboard, alerts and partners follow. The
 transactions of a station that stays offline are closed by the existing rule (`transaction_close_stale`, after
 OCPP_STALE_TRANSACTION_HOURS: a charger that comes back may still send its stop, handled as a late correction).
@@ -252,15 +252,12 @@ def stations_reconcile() -> list[int]:
     return _stations_offline(stations, why="their socket closed while the database was away", release=True)
 
 
-def stations_revive(*, station_pks: list[int] | None = None) -> list[int]:
+def stations_revive() -> list[int]:
     """Stations whose socket this process still holds but that were marked offline (its lease had lapsed, or they
-    were quieter than their interval): online again, announced. `station_pks`: only these (the ones just heard
-    from)."""
+    were quieter than allowed): online again, announced. Run in the gateway process, from its lease thread."""
     recorded = ChargingStation.objects.filter(gateway_process=gateway_process_id(), online=False).exclude(
         connection_channel=""
     )
-    if station_pks is not None:
-        recorded = recorded.filter(pk__in=station_pks)
     with transaction.atomic():
         rows = recorded.select_for_update().values_list("pk", "connection_channel")
         pks = [pk for pk, channel in rows if _held.get(channel) == pk]
@@ -296,6 +293,7 @@ def _lease_keep() -> None:
             if time.monotonic() - checked_at >= settings.OCPP_LIVENESS_CHECK_SECONDS:
                 checked_at = time.monotonic()
                 stations_reconcile()
+                stations_revive()
                 stations_liveness_check()
             if failing:
                 logger.warning("gateway lease renewed again")

@@ -16,7 +16,6 @@ from ocpp_gateway.services.liveness import (
     gateway_lease_ensure,
     station_socket_held,
     station_socket_released,
-    stations_revive,
 )
 from ocpp_gateway.services.passwords import station_password_check
 from ocpp_gateway.services.security import station_auth_failure_record, station_auth_lockout
@@ -188,9 +187,7 @@ def station_disconnected(*, station_pk: int, channel_name: str) -> bool:
 
 
 def station_seen(*, station_pks: list[int]) -> None:
-    """Stations this process heard from: seen now, and online again if they had been taken for gone."""
     ChargingStation.objects.filter(pk__in=station_pks).update(last_seen=timezone.now())
-    stations_revive(station_pks=station_pks)
 
 
 def station_boot(

@@ -181,11 +181,12 @@ def test_a_station_whose_close_could_not_be_written_goes_offline_at_its_process_
 
 
 @pytest.mark.django_db
-def test_a_station_taken_for_gone_whose_socket_lives_is_online_again_at_its_next_frame_or_lease_renewal(
+def test_a_station_taken_for_gone_whose_socket_lives_is_online_again_at_its_process_s_renewal_or_next_check(
     station_factory, settings, announced, django_capture_on_commit_callbacks
 ):
     """This process's lease lapsed (paused, or the database was down) and its stations were marked offline: renewing
-    after the gap brings back those it still holds; a quiet charger comes back with its next frame."""
+    after the gap brings back those it still holds (not one whose socket closed meanwhile); a station taken for gone
+    while its socket lived comes back at this process's next check."""
     settings.OCPP_GATEWAY_LEASE_SECONDS = 60
     me = gateway_process_id()
     lease(me, renewed_ago=120, running_for=600)
@@ -205,9 +206,11 @@ def test_a_station_taken_for_gone_whose_socket_lives_is_online_again_at_its_next
             "CP-CLOSED": False,
         }
         assert stations_liveness_check() == [quiet.pk]  # still not heard from
+        station_seen(station_pks=[quiet.pk])  # it speaks again
         with django_capture_on_commit_callbacks(execute=True):
-            station_seen(station_pks=[quiet.pk])
+            assert liveness.stations_revive() == [quiet.pk]  # this process's next check
         assert online("CP-QUIET") == {"CP-QUIET": True}
+        assert stations_liveness_check() == []
         assert announced[-1] == ("online", quiet.pk)
         assert gateway_lease_renew() is True
     finally:
