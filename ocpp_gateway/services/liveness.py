@@ -1,7 +1,7 @@
 """Station liveness: whether a station marked online still has a live socket.
 
 `online` is set when a charger's socket opens and cleared when it closes (services/provisioning.py). A gateway
-process that dies (SIGKILL, out of memory, its host gone) runs no disconnect, so two more rules decide:
+process that dies (SIGKILL, out of memory, its host gone) runs no disconnect, so three more rules decide:
 
 - Leases. Each gateway process holds a GatewayProcess row, renewed every OCPP_GATEWAY_LEASE_RENEW_SECONDS by a thread
   of its own, and a station records the process holding its socket (`gateway_process`). Once a lease is older than
