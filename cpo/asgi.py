@@ -19,10 +19,14 @@ from cpo import task_dispatch  # noqa: E402
 from cpo.proxy import trusted_proxy_headers  # noqa: E402
 from cpo.routing import websocket_urlpatterns  # noqa: E402
 from ocpp_gateway.event_loop import server_loop_remember  # noqa: E402
+from ocpp_gateway.services.liveness import gateway_lease_start  # noqa: E402
 
 # This process answers chargers: in-process tasks (the embedded default) run on a background thread, not in the
 # thread that commits a charger's message (see cpo/task_dispatch.py).
 task_dispatch.background_start()
+# It holds charger sockets: a lease says it lives (renewed by a thread, released at a clean exit), so that the
+# stations of a process that died go offline (ocpp_gateway/services/liveness.py).
+gateway_lease_start()
 
 GC_FREEZE_EVERY = int(os.environ.get("GC_FREEZE_EVERY_CONNECTIONS", "500"))
 logger = logging.getLogger(__name__)

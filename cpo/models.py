@@ -134,6 +134,9 @@ class ChargingStation(models.Model):
     # Channel name of the consumer holding the socket: a later connection replaces it, and only the current
     # holder may mark the station offline when its socket closes.
     connection_channel = models.CharField(max_length=200, blank=True)
+    # The gateway process holding the socket (its lease, ocpp_gateway.GatewayProcess): when that process dies, its
+    # lease runs out and housekeeping marks the station offline (ocpp_gateway/services/liveness.py).
+    gateway_process = models.CharField(max_length=32, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

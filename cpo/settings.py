@@ -426,6 +426,20 @@ OCPP_MESSAGE_LOG_RETENTION_DAYS = env_int("OCPP_MESSAGE_LOG_RETENTION_DAYS", 30)
 OCPP_MESSAGE_LOG_FLUSH_SECONDS = env_float("OCPP_MESSAGE_LOG_FLUSH_SECONDS", 0.2)
 # Stations' last_seen is written at most this often (one UPDATE for all stations heard from meanwhile).
 OCPP_SEEN_FLUSH_SECONDS = env_float("OCPP_SEEN_FLUSH_SECONDS", 10.0)
+# Station liveness (ocpp_gateway/services/liveness.py). Each gateway process holds a lease it renews every
+# RENEW_SECONDS; a lease not renewed for LEASE_SECONDS is a dead process, and the stations it held go offline. A
+# station not heard from for OFFLINE_AFTER_HEARTBEATS heartbeat intervals (the one we gave it at boot, or the longer
+# one it reports) goes offline too. Both rules are applied every LIVENESS_CHECK_SECONDS by beat and by each gateway
+# process.
+OCPP_GATEWAY_LEASE_SECONDS = env_float("OCPP_GATEWAY_LEASE_SECONDS", 60.0)
+OCPP_GATEWAY_LEASE_RENEW_SECONDS = env_float("OCPP_GATEWAY_LEASE_RENEW_SECONDS", 15.0)
+OCPP_OFFLINE_AFTER_HEARTBEATS = env_float("OCPP_OFFLINE_AFTER_HEARTBEATS", 3.0)
+OCPP_LIVENESS_CHECK_SECONDS = env_float("OCPP_LIVENESS_CHECK_SECONDS", 30.0)
+CELERY_BEAT_SCHEDULE["ocpp-stations-liveness-check"] = {
+    "task": "ocpp_gateway.tasks.stations_liveness_check_task",
+    "schedule": OCPP_LIVENESS_CHECK_SECONDS,
+    "options": {"expires": OCPP_LIVENESS_CHECK_SECONDS},  # a check queued while no worker ran is not worth running
+}
 if OCPP_PASSWORD_ROTATION_DAYS > 0:
     CELERY_BEAT_SCHEDULE["ocpp-station-passwords-rotate"] = {
         "task": "ocpp_gateway.tasks.station_passwords_rotate_due_task",

@@ -5,6 +5,7 @@ from ocpp_gateway.models import (
     ConfigurationBaseline,
     FirmwareImage,
     FirmwareUpdate,
+    GatewayProcess,
     MessageLog,
     MeterValue,
     StationAuthFailure,
@@ -164,6 +165,21 @@ class FirmwareUpdateAdmin(admin.ModelAdmin):
     list_display = ("station", "image", "campaign", "status", "charger_status", "attempts", "sent_at")
     list_filter = ("status",)
     search_fields = ("station__identity",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(GatewayProcess)
+class GatewayProcessAdmin(admin.ModelAdmin):
+    """The gateway processes holding leases (services/liveness.py): which are alive, since when. Written by the
+    processes themselves."""
+
+    list_display = ("id", "host", "pid", "started_at", "renewed_since", "renewed_at")
+    ordering = ("-started_at",)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -19,6 +19,7 @@ from ocpp.exceptions import OCPPError
 from cpo.models import ChargingStation
 from ocpp_gateway.event_loop import server_loop
 from ocpp_gateway.requests import OcppCall, OcppRequest
+from ocpp_gateway.services.liveness import station_reachable
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +99,13 @@ async def command_send_async(*, identity: str, action: str, payload: dict, timeo
 
 
 def check_station_reachable(*, identity: str) -> ChargingStation:
+    """The station, unless it is unknown or offline: marked offline, or held by a gateway process whose lease ran
+    out, or not heard from within its heartbeat bound (services/liveness.py), so a command fails at once rather than
+    after OCPP_CALL_TIMEOUT."""
     station = ChargingStation.objects.filter(identity=identity).first()
     if station is None:
         raise CommandError(CommandError.NOT_FOUND, f"no station {identity!r}")
-    if not station.online:
+    if not station_reachable(station=station):
         raise CommandError(CommandError.OFFLINE, f"{identity} is offline")
     return station
 

@@ -684,3 +684,20 @@ class FirmwareUpdate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.station_id} -> {self.image_id} ({self.status})"
+
+
+class GatewayProcess(models.Model):
+    """The lease of one gateway (daphne) process: renewed every OCPP_GATEWAY_LEASE_RENEW_SECONDS while the process
+    lives; once `renewed_at` is older than OCPP_GATEWAY_LEASE_SECONDS the process counts as dead and the stations it
+    held go offline (services/liveness.py). `renewed_since` is the start of the current unbroken run of renewals: a
+    lease renewed after a gap (a database outage, a paused process) starts a new run."""
+
+    id = models.CharField(primary_key=True, max_length=32)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    renewed_since = models.DateTimeField()
+    renewed_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid} ({self.id})"

@@ -7,6 +7,7 @@ from ocpp_gateway.services.device_model import station_configuration_read
 from ocpp_gateway.services.diagnostics import diagnostics_prune
 from ocpp_gateway.services.firmware import firmware_campaign_advance, firmware_campaigns_running
 from ocpp_gateway.services.housekeeping import transaction_silent_probe, transactions_silent
+from ocpp_gateway.services.liveness import stations_liveness_check
 from ocpp_gateway.services.load_management import (
     load_groups_rebalance,
     load_rebalance_for_transaction,
@@ -33,6 +34,13 @@ def message_log_prune_task() -> int:
 def transaction_close_stale_task() -> int:
     """Housekeeping, hourly: end transactions of stations silent and offline for OCPP_STALE_TRANSACTION_HOURS."""
     return len(transaction_close_stale())
+
+
+@shared_task(acks_late=True, time_limit=120, ignore_result=True)
+def stations_liveness_check_task() -> int:
+    """Housekeeping, every OCPP_LIVENESS_CHECK_SECONDS: stations of dead gateway processes, and stations not heard
+    from within their heartbeat bound, go offline (services.liveness)."""
+    return len(stations_liveness_check())
 
 
 @shared_task(acks_late=True, time_limit=300)

@@ -24,6 +24,7 @@ from ocpi_api.selectors import of_partner_tokens, token_uid_held_by_another
 from ocpp_gateway.commands import CHANNEL_MARGIN_SECONDS
 from ocpp_gateway.models import Reservation, Transaction
 from ocpp_gateway.requests import OCPP_16_ID_TAG_LENGTH, is_ocpp16
+from ocpp_gateway.services.liveness import station_reachable
 from ocpp_gateway.services.reservations import ReservationToken, reservation_create
 
 
@@ -141,7 +142,9 @@ def check_no_others_session(*, partner: Partner, evse: EVSE | None) -> None:
 
 
 def check_station_online(target: Target) -> None:
-    if target.station is not None and not target.station.online:
+    """Offline also when the gateway process holding its socket died or it went unseen (ocpp_gateway liveness): the
+    partner hears it now, not as a command result after the charger's timeout."""
+    if target.station is not None and not station_reachable(station=target.station):
         raise CommandRefused(Response.REJECTED, "The charge point is offline")
 
 

@@ -12,6 +12,11 @@ from cpo.models import EVSE, ChargingStation, RegistrationStatus, SecurityProfil
 from cpo.services import station_evse_add
 from ocpp_gateway import events
 from ocpp_gateway.models import StationAuthFailure
+from ocpp_gateway.services.liveness import (
+    gateway_lease_ensure,
+    station_socket_held,
+    station_socket_released,
+)
 from ocpp_gateway.services.passwords import station_password_check
 from ocpp_gateway.services.security import station_auth_failure_record, station_auth_lockout
 
@@ -156,18 +161,27 @@ def _station_transport_check(*, identity: str, profile: int, tls: bool, certific
 
 
 def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) -> None:
-    """The socket is ours: a later connection of the same identity takes over from an earlier one."""
+    """The socket is ours: a later connection of the same identity takes over from an earlier one. The station
+    records this process (its lease, services/liveness.py): if the process dies, the station goes offline."""
     now = timezone.now()
+    station_socket_held(station_pk=station_pk, channel_name=channel_name)
     ChargingStation.objects.filter(pk=station_pk).update(
-        online=True, connected_since=now, last_seen=now, connection_channel=channel_name, ocpp_version=ocpp_version
+        online=True,
+        connected_since=now,
+        last_seen=now,
+        connection_channel=channel_name,
+        gateway_process=gateway_lease_ensure(),
+        ocpp_version=ocpp_version,
     )
     events.announce(events.station_online, station_pk=station_pk)
 
 
 def station_disconnected(*, station_pk: int, channel_name: str) -> bool:
-    """Offline only if this socket still held the station (a replaced connection closing changes nothing)."""
+    """Offline only if this socket still held the station (a replaced connection closing changes nothing). Should
+    writing it fail, this process's lease thread writes it later (liveness.stations_reconcile)."""
+    station_socket_released(channel_name=channel_name)
     updated = ChargingStation.objects.filter(pk=station_pk, connection_channel=channel_name).update(
-        online=False, connection_channel="", last_seen=timezone.now()
+        online=False, connection_channel="", gateway_process="", last_seen=timezone.now()
     )
     if updated:
         events.announce(events.station_offline, station_pk=station_pk)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ocpi_api.models import Command, PartnerStatus
-from ocpp_gateway.models import Reservation
+from ocpp_gateway.models import GatewayProcess, Reservation
 from tests.ocpi_api.factories import auth, make_partner, make_session
 
 pytestmark = pytest.mark.django_db
@@ -155,6 +155,19 @@ class TestCommands:
             "UNLOCK_CONNECTOR",
             {"response_url": RESPONSE_URL, "location_id": "LOC-T1", "evse_uid": "CP-C-1", "connector_id": "1"},
         )
+        assert ocpi(response) == (200, 1000, "REJECTED") and "offline" in response.json()["status_message"]
+
+    def test_a_charger_whose_gateway_process_died_is_rejected_as_offline_at_once(self, client, headers, station):
+        """Still marked online (housekeeping has not run yet), but the process holding its socket stopped renewing
+        its lease: REJECTED now, not a command result after the charger's timeout."""
+        long_ago = datetime.now(UTC) - timedelta(hours=1)
+        GatewayProcess.objects.create(
+            id="dead", host="gw", pid=1, started_at=long_ago, renewed_since=long_ago, renewed_at=long_ago
+        )
+        station.online, station.gateway_process = True, "dead"
+        station.save()
+        body = {"response_url": RESPONSE_URL, "location_id": "LOC-T1", "evse_uid": "CP-C-1", "connector_id": "1"}
+        response = post(client, headers, "UNLOCK_CONNECTOR", body)
         assert ocpi(response) == (200, 1000, "REJECTED") and "offline" in response.json()["status_message"]
 
     def test_stop_session_knows_whose_session_it_is(self, client, headers, other_headers, station):
