@@ -167,6 +167,9 @@ if CELERY_BROKER_URL.startswith("redis://"):  # kombu's transport, surviving a b
     CELERY_BROKER_TRANSPORT = "cpo.celery:RedisTransport"  # keeps kombu's own, which sets up TLS from the scheme
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
+# Without a broker there is no beat process: a server process runs CELERY_BEAT_SCHEDULE itself (cpo/task_dispatch.py,
+# InProcessBeat). The test suite's servers turn it off: tests run periodic tasks when they mean to.
+EMBEDDED_BEAT = env_bool("EMBEDDED_BEAT", True)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

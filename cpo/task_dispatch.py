@@ -27,6 +27,8 @@ from django.conf import settings
 from django.db import close_old_connections
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from cpo.celery import app as celery_app
+
 logger = logging.getLogger(__name__)
 
 
@@ -191,17 +193,58 @@ class Publisher:
 
 _background: BackgroundTasks | None = None
 _publisher: Publisher | None = None
+_beat: "InProcessBeat | None" = None
+
+
+class InProcessBeat:
+    """Celery beat for the embedded default (no broker, so no beat process): every periodic task of
+    CELERY_BEAT_SCHEDULE is queued on the in-process task thread at its interval, first one interval after the
+    server started. Without it `make run` would never expire reservations, close stale transactions, check alerts
+    or deliver due outbox messages. Only interval schedules (seconds or timedelta) are used here, as ours all are."""
+
+    def __init__(self, background: BackgroundTasks, schedule: dict) -> None:
+        self.background = background
+        self.entries = []
+        for name, entry in schedule.items():
+            every = entry["schedule"]
+            every = every.total_seconds() if isinstance(every, timedelta) else every
+            if isinstance(every, int | float) and every > 0:
+                self.entries.append((name, entry["task"], tuple(entry.get("args", ())), float(every)))
+            else:
+                logger.warning("in-process beat: %s has a schedule it does not run (%r)", name, every)
+        self.thread = threading.Thread(target=self._run, name="in-process-beat", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        due = {name: started + every for name, _, _, every in self.entries}
+        while True:
+            now = time.monotonic()
+            for name, task_name, args, every in self.entries:
+                if due[name] <= now:
+                    due[name] = now + every
+                    try:
+                        self.background.put(celery_app.tasks[task_name], args)
+                    except Exception:  # an unknown task name must not stop the other schedules
+                        logger.exception("in-process beat: could not queue %s", task_name)
+            time.sleep(max(0.05, min(due.values(), default=now + 60) - time.monotonic()))
 
 
 def background_start() -> BackgroundTasks:
     """From now on, this process answers chargers: in-process tasks run on a background thread, and tasks for the
-    workers are published by another (idempotent)."""
-    global _background, _publisher
+    workers are published by another (idempotent). Without a broker, the process also runs the beat schedule
+    (`InProcessBeat`), unless EMBEDDED_BEAT is off (the test suite's servers: tests run periodic tasks themselves)."""
+    global _background, _publisher, _beat
     if _background is None:
         _background = BackgroundTasks()
     if _publisher is None:
         _publisher = Publisher()
         atexit.register(_publisher.drain, 5.0)  # a clean shutdown hands on what it still holds, if the broker is up
+    if _beat is None and settings.CELERY_TASK_ALWAYS_EAGER and settings.EMBEDDED_BEAT:
+        _beat = InProcessBeat(_background, settings.CELERY_BEAT_SCHEDULE)
+        _beat.start()
     return _background
 
 

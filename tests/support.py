@@ -205,6 +205,7 @@ def server_env(**extra: str) -> dict:
         # simulated charger shares 127.0.0.1: the per-address lockout is tested on servers that ask for it.
         CACHE_KEY_PREFIX=f"{os.environ.get('CHANNEL_LAYER_PREFIX', 'cpo')}-test-{uuid.uuid4().hex[:8]}",
         OCPP_AUTH_ADDRESS_FAILURE_LIMIT="1000",
+        EMBEDDED_BEAT="0",
     )
     env.update(extra)
     return env

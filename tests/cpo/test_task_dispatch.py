@@ -133,3 +133,33 @@ def test_tasks_queued_while_the_broker_is_down_are_published_in_order_once_it_is
     assert messages[-1]["headers"]["eta"] is not None  # the countdown counts from the dispatch
     assert max(waits) < 0.1, f"a dispatch waited {max(waits) * 1000:.1f} ms while the broker was down"
     client.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_broker_the_server_runs_the_beat_schedule_itself(station_factory):
+    """`make run` has no beat process on the embedded default: the server queues the periodic tasks itself, so an
+    expired reservation ends without anyone running housekeeping by hand."""
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        pytest.skip("with a broker, beat is a process of its own")
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ocpp_gateway.models import Reservation
+    from tests.support import start_daphne, stop, wait_until
+
+    station, _ = station_factory("CP-BEAT", evses=1)
+    now = timezone.now()
+    reservation = Reservation.objects.create(
+        station=station,
+        source=Reservation.Source.STAFF,
+        status=Reservation.Status.ACCEPTED,
+        expiry_date=now - timedelta(minutes=1),
+        id_tag="TAG-1",
+        created_at=now - timedelta(minutes=10),
+    )
+    server = start_daphne("beat", EMBEDDED_BEAT="1", OCPP_RESERVATION_EXPIRY_POLL_SECONDS="0.5")
+    try:
+        wait_until(lambda: Reservation.objects.get(pk=reservation.pk).status == Reservation.Status.EXPIRED, timeout=15)
+    finally:
+        stop(server)
