@@ -127,6 +127,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer and Celery broker ---------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Group members are forgotten this long after they joined (channels' default: 24 h). Chargers are addressed by their
+# channel name, never by group; the dashboard's browsers re-join their group well within this (cpo/dashboard).
+CHANNEL_GROUP_EXPIRY = env_int("CHANNEL_GROUP_EXPIRY", 86_400)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -139,11 +142,14 @@ if REDIS_URL:
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "cpo"),
                 "capacity": 1000,
                 "expiry": 60,
+                "group_expiry": CHANNEL_GROUP_EXPIRY,
             },
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"group_expiry": CHANNEL_GROUP_EXPIRY}}
+    }
 # The cache holds what several daphne processes must share cheaply (failed charger logins, lockouts): Redis when
 # REDIS_URL is set, else the process's memory (Django's default).
 if REDIS_URL:
