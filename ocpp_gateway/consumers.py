@@ -1,9 +1,12 @@
 """The charger side: one consumer per websocket at /ocpp/<identity>.
 
 Authentication happens before the socket is accepted: the handshake of an unknown identity or a bad secret is
-refused and no frame is processed. Frames are handed to the version's handler; CSMS-initiated calls arrive over
-the channel layer group of the station (from any process) and run as tracked tasks, because `call_action()`
-waits for a CALLRESULT that only this consumer's dispatch path can deliver.
+refused and no frame is processed. Frames are handed to the version's handler; CSMS-initiated calls arrive on this
+consumer's own channel (recorded on the station, addressed from any process) and run as tracked tasks, because
+`call_action()` waits for a CALLRESULT that only this consumer's dispatch path can deliver.
+
+The channel layer (Redis) is needed only for commands and for telling an earlier connection of the same identity to
+step aside: while it is unavailable chargers still connect and are answered (cpo/channel_layer.py).
 """
 
 import asyncio
@@ -15,9 +18,10 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from cpo.channel_layer import CHANNEL_LAYER_ERRORS
 from ocpp_gateway import message_log
 from ocpp_gateway.batching import BatchWriter
-from ocpp_gateway.commands import command_execute, station_group
+from ocpp_gateway.commands import command_execute
 from ocpp_gateway.handlers import HANDLERS
 from ocpp_gateway.handlers.base import FrameError, db
 from ocpp_gateway.services.clock import station_clock_skew_record
@@ -108,7 +112,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
             logger.warning("%r: handshake refused: %s", self.identity[:100], refusal)
             await self.close()
             return
-        self.group = station_group(self.identity)
         offered = self.scope.get("subprotocols") or []
         if not choose_subprotocol(offered):
             logger.info("%s: refused, no supported subprotocol in %s", self.identity, offered)
@@ -140,14 +143,20 @@ class OcppConsumer(AsyncWebsocketConsumer):
             response_timeout=settings.OCPP_CALL_TIMEOUT,
             registered_at=auth.registered_at,
         )
-        # Tell an earlier connection of this identity (in any process) to step aside, then take its place.
-        await self.channel_layer.group_send(self.group, {"type": "station.replaced", "by": self.channel_name})
-        await self.channel_layer.group_add(self.group, self.channel_name)
         # Online before the socket opens, so a command sent the moment the charger is connected finds it online.
-        await db(station_connected)(
+        previous_channel = await db(station_connected)(
             station_pk=self.station_pk, channel_name=self.channel_name, ocpp_version=handler_cls.ocpp_version
         )
+        if previous_channel:
+            await self.station_replace(previous_channel)
         await self.accept(subprotocol)
+
+    async def station_replace(self, previous_channel: str) -> None:
+        """Tell the earlier connection of this identity (in any process) to step aside: the station now names ours."""
+        try:
+            await self.channel_layer.send(previous_channel, {"type": "station.replaced", "by": self.channel_name})
+        except CHANNEL_LAYER_ERRORS as exc:  # it stays open until its charger closes it; commands come to us
+            logger.warning("%s: earlier connection not told to step aside: %r", self.identity, exc)
 
     async def disconnect(self, code) -> None:
         for task in self.command_tasks:
@@ -156,7 +165,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
             self.charge_point.background_cancel()
         if self.station_pk is None:
             return
-        await self.channel_layer.group_discard(self.group, self.channel_name)
         await db(station_disconnected)(station_pk=self.station_pk, channel_name=self.channel_name)
 
     # -- frames from the charger ---------------------------------------------------------------------------------
@@ -208,7 +216,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if event["by"] != self.channel_name and self.charge_point is not None:
             logger.info("%s: replaced by a new connection", self.identity)
             self.replaced = True
-            await self.channel_layer.group_discard(self.group, self.channel_name)
             await self.close(code=4000)
 
     async def ocpp_command(self, event) -> None:
@@ -221,4 +228,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     async def _run_command(self, event) -> None:
         reply = await command_execute(self.charge_point, event["action"], event.get("payload") or {})
-        await self.channel_layer.send(event["reply_channel"], {"type": "ocpp.command.reply", **reply})
+        try:
+            await self.channel_layer.send(event["reply_channel"], {"type": "ocpp.command.reply", **reply})
+        except CHANNEL_LAYER_ERRORS as exc:  # the sender gives up on its own (timeout)
+            logger.warning("%s: answer to %s not passed on: %r", self.identity, event["action"], exc)
