@@ -172,6 +172,9 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", os.environ.get("CHANNEL_LAYER_PREFIX", "cpo")),
+            # Charger handshakes read the cache (failed-login counts): an unreachable Redis must fail them over to
+            # the database within a second, not hang them (ocpp_gateway/services/security.py).
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2, "health_check_interval": 15},
         }
     }
 

@@ -5,13 +5,20 @@ is set, so every daphne process sees the same counts). Reaching the limit locks 
 OCPP_AUTH_LOCKOUT_SECONDS: its handshakes are then refused before any password is checked, with one WARNING alert
 when the lockout starts and an audit row (StationAuthFailure) for every failure counted. While locked, nothing is
 written to the database, so a brute-force run costs a bounded number of rows and one cache read per attempt.
+
+While the cache (Redis) is unreachable, handshakes go on: the lockout is decided from the audit rows of the last
+OCPP_AUTH_LOCKOUT_SECONDS instead (one query per handshake, only then), and failures are still recorded as rows.
 """
 
 import logging
+import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Count, Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from cpo.alerts import alert_raise
 from cpo.models import AlertKind, ChargingStation
@@ -20,6 +27,8 @@ from ocpp_gateway.models import StationAuthFailure
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "ocpp-auth"
+CACHE_WARNING_EVERY_SECONDS = 10.0
+_cache_warned_at = -CACHE_WARNING_EVERY_SECONDS
 
 
 def _key(what: str, kind: str, value: str) -> str:
@@ -33,10 +42,36 @@ def _limits() -> dict[str, int]:
 def station_auth_lockout(*, identity: str, address: str) -> str:
     """Why handshakes of `identity` or from `address` are refused unchecked right now; empty when they are not."""
     keys = {_key("lock", "identity", identity): "identity", _key("lock", "address", address): "address"}
-    locked = cache.get_many(list(keys))
+    try:
+        locked = cache.get_many(list(keys))
+    except RedisError as exc:
+        _cache_unavailable(exc)
+        return _lockout_from_database(identity=identity, address=address)
     if not locked:
         return ""
     return " and ".join(f"{keys[key]} locked out" for key in keys if key in locked)
+
+
+def _lockout_from_database(*, identity: str, address: str) -> str:
+    """The lockout as the failures recorded in the last lockout window say (the cache's counts are out of reach)."""
+    since = timezone.now() - timedelta(seconds=settings.OCPP_AUTH_LOCKOUT_SECONDS)
+    counts = (
+        StationAuthFailure.objects.filter(created_at__gte=since)
+        .exclude(reason=StationAuthFailure.Reason.LOCKED_OUT)
+        .aggregate(identity=Count("pk", filter=Q(identity=identity)), address=Count("pk", filter=Q(address=address)))
+    )
+    values = {"identity": identity, "address": address}
+    return " and ".join(
+        f"{kind} locked out" for kind, limit in _limits().items() if values[kind] and counts[kind] >= limit
+    )
+
+
+def _cache_unavailable(exc: Exception) -> None:
+    global _cache_warned_at
+    now = time.monotonic()
+    if now - _cache_warned_at >= CACHE_WARNING_EVERY_SECONDS:
+        _cache_warned_at = now
+        logger.warning("failed-login counts: cache unavailable (%r), the database decides lockouts meanwhile", exc)
 
 
 def _failure_count(*, kind: str, value: str) -> int:
@@ -61,10 +96,15 @@ def station_auth_failure_record(*, identity: str, address: str, station_pk: int 
         if not value:
             continue
         limit = _limits()[kind]
-        count = _failure_count(kind=kind, value=value)
+        try:
+            count = _failure_count(kind=kind, value=value)
+            if count >= limit:
+                cache.set(_key("lock", kind, value), True, timeout=settings.OCPP_AUTH_LOCKOUT_SECONDS)
+                cache.delete(_key("failures", kind, value))
+        except RedisError as exc:  # the row below is counted instead (_lockout_from_database)
+            _cache_unavailable(exc)
+            continue
         if count >= limit:
-            cache.set(_key("lock", kind, value), True, timeout=settings.OCPP_AUTH_LOCKOUT_SECONDS)
-            cache.delete(_key("failures", kind, value))
             logger.warning(
                 "ALERT: OCPP %s %s locked out for %s s after %s failed authentications (last: identity %s from %s)",
                 kind,
