@@ -40,8 +40,10 @@ RECEIVE_RETRY_MAX_SECONDS = 5.0
 class GatewayRedisChannelLayer(RedisChannelLayer):
     """channels_redis with a bounded, waiting connection pool and a receive loop that outlives Redis outages."""
 
-    def create_pool(self, index: int) -> BlockingConnectionPool:
+    def create_pool(self, index: int):
         host = dict(self.hosts[index])
+        if "address" not in host:  # Sentinel or host/port: channels_redis's own pool
+            return super().create_pool(index)
         address = host.pop("address")
         # One quick retry on a fresh connection: a pooled connection Redis closed (a restart) fails once, not twice.
         host.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 1))
