@@ -94,6 +94,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     charge_point = None
     station_pk: int | None = None
     replaced = False
+    replace_task: asyncio.Task | None = None
 
     async def dispatch(self, message) -> None:
         """Channels' dispatch without its `aclose_old_connections()` hop to a thread the gateway never uses (the
@@ -147,12 +148,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
         previous_channel = await db(station_connected)(
             station_pk=self.station_pk, channel_name=self.channel_name, ocpp_version=handler_cls.ocpp_version
         )
-        if previous_channel:
-            await self.station_replace(previous_channel)
+        if previous_channel:  # told after the handshake, which never waits for Redis
+            self.replace_task = asyncio.create_task(self.station_replace(previous_channel))
         await self.accept(subprotocol)
 
     async def station_replace(self, previous_channel: str) -> None:
-        """Tell the earlier connection of this identity (in any process) to step aside: the station now names ours."""
+        """Tell the earlier connection of this identity (in any process) to step aside: the station now names ours.
+        A message to the channel of a connection that is gone already expires unread (the layer's `expiry`)."""
         try:
             await self.channel_layer.send(previous_channel, {"type": "station.replaced", "by": self.channel_name})
         except CHANNEL_LAYER_ERRORS as exc:  # it stays open until its charger closes it; commands come to us
