@@ -1,4 +1,5 @@
-"""Redis goes away for a few seconds (SIGKILL) under a live daphne with chargers connected, and comes back empty.
+"""The gateway's use of Redis, against a live daphne on a redis-server of the test's own: the connections it holds
+stay few however many chargers connect, and Redis may go away for a few seconds (SIGKILL) and come back empty.
 
 What chargers and staff notice: chargers keep their sockets and their messages are answered throughout, a charger
 that connects during the outage gets in, a command sent meanwhile fails at once with reason "unavailable" (not after
@@ -13,6 +14,7 @@ import shutil
 import time
 
 import pytest
+import redis
 from ocpp.v16 import call
 
 from cpo.models import ChargingStation
@@ -155,3 +157,22 @@ def test_chargers_are_served_through_a_redis_outage_and_commands_work_again_afte
     assert all(("Reset", {"type": "Soft"}) in received for received in seen["received"].values())
     assert seen["online"] == CHARGERS
     assert "Exception inside application" not in server.log(), server.log()[-3000:]  # a 500 or a 1011
+
+
+def test_a_burst_of_handshakes_holds_few_redis_connections(outage_daphne, own_redis, station_factory):
+    """Each handshake reads the failed-login counts in the cache; that once cost a Redis connection per handshake,
+    never closed, until a reconnect storm reached Redis's maxclients."""
+    identities = [f"CP-BURST-{n}" for n in range(60)]
+    secrets = {identity: station_factory(identity, evses=0)[1] for identity in identities}
+
+    async def burst() -> list:
+        async with contextlib.AsyncExitStack() as stack:
+            chargers = await asyncio.gather(
+                *(stack.enter_async_context(connected(outage_daphne.ocpp_url(i), i, secrets[i])) for i in identities)
+            )
+            return await asyncio.gather(*(cp.call(call.Heartbeat()) for cp in chargers))
+
+    assert len(asyncio.run(burst())) == len(identities)
+    with redis.Redis.from_url(own_redis.url) as client:
+        held = int(client.info("clients")["connected_clients"]) - 1
+    assert held < 30, held
