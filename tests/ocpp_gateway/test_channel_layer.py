@@ -94,3 +94,30 @@ def test_a_dashboard_open_for_longer_than_the_group_expiry_keeps_receiving_live_
 
     event = asyncio.run(scenario())
     assert event is not None and event["online"] is True
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="two processes share a channel layer only on Redis")
+def test_a_charger_that_reconnects_to_another_process_is_replaced_there_and_commands_follow_it(
+    live_daphne, station_factory
+):
+    """Behind a load balancer a charger's new connection may land on another daphne: the old one is closed (4000)
+    and commands reach the new one."""
+    _, secret = station_factory("CP-MOVING")
+    other = start_daphne("second-process")
+    try:
+
+        async def scenario():
+            async with connected(live_daphne.ocpp_url("CP-MOVING"), "CP-MOVING", secret) as first:
+                async with connected(other.ocpp_url("CP-MOVING"), "CP-MOVING", secret) as second:
+                    await asyncio.wait_for(first._connection.wait_closed(), 5)
+                    reset = await in_thread(
+                        command_send, identity="CP-MOVING", action="Reset", payload={"type": "Soft"}, timeout=3
+                    )
+                    return first._connection.close_code, reset, first.received, second.received
+
+        close_code, reset, received_first, received_second = asyncio.run(scenario())
+    finally:
+        stop(other)
+    assert close_code == 4000
+    assert reset == {"status": "Accepted"}
+    assert received_first == [] and received_second == [("Reset", {"type": "Soft"})]
