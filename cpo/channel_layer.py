@@ -25,7 +25,6 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +44,9 @@ class GatewayRedisChannelLayer(RedisChannelLayer):
         if "address" not in host:  # Sentinel or host/port: channels_redis's own pool
             return super().create_pool(index)
         address = host.pop("address")
-        # One quick retry on a fresh connection: a pooled connection Redis closed (a restart) fails once, not twice.
+        # A command that fails on a connection Redis has closed (it restarted) is tried once more on a new one.
         host.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 1))
-        host.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
+        host.setdefault("retry_on_error", [RedisConnectionError])
         return BlockingConnectionPool.from_url(address, **host)
 
     async def receive_single(self, channel: str) -> tuple:
@@ -58,9 +57,8 @@ class GatewayRedisChannelLayer(RedisChannelLayer):
             try:
                 received = await super().receive_single(channel)
             except (RedisError, OSError) as exc:
-                loop_time = asyncio.get_running_loop().time()
                 if failing_since is None:
-                    failing_since = loop_time
+                    failing_since = asyncio.get_running_loop().time()
                     logger.warning("channel layer: Redis unavailable (%r); consumers wait for it", exc)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, RECEIVE_RETRY_MAX_SECONDS)
