@@ -132,23 +132,43 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer and Celery broker ---------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Group members are forgotten this long after they joined (channels' default: 24 h). Chargers are addressed by their
+# channel name, never by group; the dashboard's browsers re-join their group well within this (cpo/dashboard).
+CHANNEL_GROUP_EXPIRY = env_int("CHANNEL_GROUP_EXPIRY", 86_400)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels_redis with a bounded connection pool that waits, and a receive loop that outlives Redis
+            # outages (cpo/channel_layer.py).
+            "BACKEND": "cpo.channel_layer.GatewayRedisChannelLayer",
             "CONFIG": {
-                # redis-py 8 defaults to a 5 s socket timeout (channels_redis blocks up to 5 s on a read, so every
-                # idle consumer died) and a 100-connection pool (a reconnect storm overflowed it): see
-                # django/channels_redis#422 and bench/RESULTS.md.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 10_000}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # Connections per process; a caller waits up to `timeout` seconds for a free one. Each
+                        # process needs one for its receive loop and a few for sends at any moment, so N processes
+                        # stay far below Redis's maxclients (10,000) even in a reconnect storm.
+                        "max_connections": env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 50),
+                        "timeout": 5,
+                        # Above channels_redis's 5 s blocking read (redis-py 8's default of 5 s broke every idle
+                        # read: django/channels_redis#422), and an unreachable Redis is noticed within seconds.
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 2,
+                        "socket_keepalive": True,
+                        "health_check_interval": 15,  # a PING before reusing a connection idle that long
+                    }
+                ],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "cpo"),
                 "capacity": 1000,
                 "expiry": 60,
+                "group_expiry": CHANNEL_GROUP_EXPIRY,
             },
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"group_expiry": CHANNEL_GROUP_EXPIRY}}
+    }
 # The cache holds what several daphne processes must share cheaply (failed charger logins, lockouts): Redis when
 # REDIS_URL is set, else the process's memory (Django's default).
 if REDIS_URL:
@@ -157,6 +177,9 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", os.environ.get("CHANNEL_LAYER_PREFIX", "cpo")),
+            # Charger handshakes read the cache (failed-login counts): an unreachable Redis must fail them over to
+            # the database within a second, not hang them (ocpp_gateway/services/security.py).
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2, "health_check_interval": 15},
         }
     }
 

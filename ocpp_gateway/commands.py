@@ -1,21 +1,22 @@
 """The command service: CSMS -> charger calls from any process (web request, Celery worker, shell).
 
-A command travels over the channel layer to the group of the station; whichever daphne process holds the socket
-sends the CALL and answers on a reply channel. Callers get the charger's CALLRESULT payload, or a CommandError
-saying why not: unknown station, offline, no answer in time, the charger's CALLERROR, or a request that does not
-fit the station's OCPP version.
+A command travels over the channel layer straight to the consumer holding the charger's socket: its channel name is
+recorded on the station when the charger connects (ChargingStation.connection_channel), so there is no group whose
+membership could expire while the socket lives on. That consumer, in whichever daphne process, sends the CALL and
+answers on a reply channel. Callers get the charger's CALLRESULT payload, or a CommandError saying why not: unknown
+station, offline, the channel layer (Redis) unavailable, no answer in time, the charger's CALLERROR, or a request
+that does not fit the station's OCPP version.
 """
 
 import asyncio
-import hashlib
 import logging
-import re
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from ocpp.exceptions import OCPPError
 
+from cpo.channel_layer import CHANNEL_LAYER_ERRORS
 from cpo.models import ChargingStation
 from ocpp_gateway.event_loop import server_loop
 from ocpp_gateway.requests import OcppCall, OcppRequest
@@ -35,6 +36,7 @@ class CommandError(Exception):
     TIMEOUT = "timeout"
     CALL_ERROR = "call_error"
     INVALID = "invalid"
+    UNAVAILABLE = "unavailable"  # the channel layer (Redis) cannot carry the command now: fails at once, not later
 
     def __init__(self, reason: str, message: str, *, error_code: str = "", details: dict | None = None):
         super().__init__(message)
@@ -44,14 +46,6 @@ class CommandError(Exception):
 
     def as_dict(self) -> dict:
         return {"reason": self.reason, "message": str(self), "error_code": self.error_code, "details": self.details}
-
-
-def station_group(identity: str) -> str:
-    """Channel layer group of a station. Group names allow [a-zA-Z0-9._-] under 100 characters; other identities
-    are hashed."""
-    if re.fullmatch(r"[A-Za-z0-9._-]{1,48}", identity):
-        return f"ocpp.station.{identity}"
-    return "ocpp.station.h" + hashlib.sha256(identity.encode()).hexdigest()[:40]
 
 
 async def command_execute(charge_point, action: str, payload: dict) -> dict:
@@ -75,15 +69,22 @@ async def command_execute(charge_point, action: str, payload: dict) -> dict:
     return {"ok": True, "payload": result}
 
 
-async def command_send_async(*, identity: str, action: str, payload: dict, timeout: float | None = None) -> dict:
-    """Send `action` to the station and return its CALLRESULT payload (camelCase), or raise CommandError."""
+async def command_send_async(
+    *, identity: str, channel: str, action: str, payload: dict, timeout: float | None = None
+) -> dict:
+    """Send `action` to the station's consumer at `channel` (its connection_channel, as check_station_reachable
+    found it) and return the CALLRESULT payload (camelCase), or raise CommandError."""
     timeout = settings.OCPP_CALL_TIMEOUT if timeout is None else timeout
     layer = get_channel_layer()
     reply_channel = await layer.new_channel()
-    await layer.group_send(
-        station_group(identity),
-        {"type": "ocpp.command", "action": action, "payload": payload, "reply_channel": reply_channel},
-    )
+    try:
+        await layer.send(
+            channel, {"type": "ocpp.command", "action": action, "payload": payload, "reply_channel": reply_channel}
+        )
+    except CHANNEL_LAYER_ERRORS as exc:
+        raise CommandError(
+            CommandError.UNAVAILABLE, f"{action} not sent to {identity}: the channel layer is unavailable ({exc!r})"
+        ) from None
     try:
         reply = await asyncio.wait_for(layer.receive(reply_channel), timeout + CHANNEL_MARGIN_SECONDS)
     except TimeoutError:
@@ -99,13 +100,13 @@ async def command_send_async(*, identity: str, action: str, payload: dict, timeo
 
 
 def check_station_reachable(*, identity: str) -> ChargingStation:
-    """The station, unless it is unknown or offline: marked offline, or held by a gateway process whose lease ran
-    out, or not heard from within its heartbeat bound (services/liveness.py), so a command fails at once rather than
-    after OCPP_CALL_TIMEOUT."""
+    """The station, unless it is unknown or offline: marked offline, without the channel name of a consumer holding
+    its socket, held by a gateway process whose lease ran out, or not heard from within its heartbeat bound
+    (services/liveness.py), so a command fails at once rather than after OCPP_CALL_TIMEOUT."""
     station = ChargingStation.objects.filter(identity=identity).first()
     if station is None:
         raise CommandError(CommandError.NOT_FOUND, f"no station {identity!r}")
-    if not station_reachable(station=station):
+    if not station.connection_channel or not station_reachable(station=station):
         raise CommandError(CommandError.OFFLINE, f"{identity} is offline")
     return station
 
@@ -130,21 +131,39 @@ def _run_async(coroutine_function, /, **kwargs):
 
 def command_send(*, identity: str, action: str, payload: dict | None = None, timeout: float | None = None) -> dict:
     """Synchronous form for views, tasks and the shell."""
-    check_station_reachable(identity=identity)
-    return _run_async(command_send_async, identity=identity, action=action, payload=payload or {}, timeout=timeout)
+    station = check_station_reachable(identity=identity)
+    return _run_async(
+        command_send_async,
+        identity=identity,
+        channel=station.connection_channel,
+        action=action,
+        payload=payload or {},
+        timeout=timeout,
+    )
 
 
-async def _send_many(*, calls: list[tuple[str, OcppCall]]) -> list[dict | CommandError]:
-    async def one(identity: str, call: OcppCall) -> dict | CommandError:
+async def _send_many(*, calls: list[tuple[str, str, OcppCall] | CommandError]) -> list[dict | CommandError]:
+    async def one(target: tuple[str, str, OcppCall] | CommandError) -> dict | CommandError:
+        if isinstance(target, CommandError):
+            return target
+        identity, channel, call = target
         try:
-            return await command_send_async(identity=identity, action=call.action, payload=call.payload)
+            return await command_send_async(
+                identity=identity, channel=channel, action=call.action, payload=call.payload
+            )
         except CommandError as exc:
             return exc
 
-    return list(await asyncio.gather(*(one(identity, call) for identity, call in calls)))
+    return list(await asyncio.gather(*(one(target) for target in calls)))
 
 
 def command_send_many(*, calls: list[tuple[str, OcppCall]]) -> list[dict | CommandError]:
     """Send calls to (identity, call) pairs all at once and wait for every answer: each CALLRESULT payload, or the
     CommandError saying why there was none (offline stations included), in the order given."""
-    return _run_async(_send_many, calls=calls)
+    targets: list[tuple[str, str, OcppCall] | CommandError] = []
+    for identity, call in calls:
+        try:
+            targets.append((identity, check_station_reachable(identity=identity).connection_channel, call))
+        except CommandError as exc:
+            targets.append(exc)
+    return _run_async(_send_many, calls=targets)

@@ -1,9 +1,12 @@
 """The charger side: one consumer per websocket at /ocpp/<identity>.
 
 Authentication happens before the socket is accepted: the handshake of an unknown identity or a bad secret is
-refused and no frame is processed. Frames are handed to the version's handler; CSMS-initiated calls arrive over
-the channel layer group of the station (from any process) and run as tracked tasks, because `call_action()`
-waits for a CALLRESULT that only this consumer's dispatch path can deliver.
+refused and no frame is processed. Frames are handed to the version's handler; CSMS-initiated calls arrive on this
+consumer's own channel (recorded on the station, addressed from any process) and run as tracked tasks, because
+`call_action()` waits for a CALLRESULT that only this consumer's dispatch path can deliver.
+
+The channel layer (Redis) is needed only for commands and for telling an earlier connection of the same identity to
+step aside: while it is unavailable chargers still connect and are answered (cpo/channel_layer.py).
 """
 
 import asyncio
@@ -19,10 +22,11 @@ from django.conf import settings
 from ocpp.messages import MessageType
 
 from cpo.alerts import alert_raise
+from cpo.channel_layer import CHANNEL_LAYER_ERRORS
 from cpo.models import AlertKind
 from ocpp_gateway import message_log, metrics
 from ocpp_gateway.batching import BatchWriter
-from ocpp_gateway.commands import command_execute, station_group
+from ocpp_gateway.commands import command_execute
 from ocpp_gateway.handlers import HANDLERS
 from ocpp_gateway.handlers.base import FrameError, db
 from ocpp_gateway.limits import FrameCheck, FrameRateLimiter, rate_limit_error
@@ -100,6 +104,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     replaced = False
     flood_closed = False  # closed with 1008 for flooding: frames still queued are ignored
     counted = False  # in metrics.chargers_connected
+    replace_task: asyncio.Task | None = None
 
     async def dispatch(self, message) -> None:
         """Channels' dispatch without its `aclose_old_connections()` hop to a thread the gateway never uses (the
@@ -119,7 +124,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
             metrics.handshake_failed(reason="bad_identity")
             await self.close()
             return
-        self.group = station_group(self.identity)
         offered = self.scope.get("subprotocols") or []
         if not choose_subprotocol(offered):
             logger.info("%s: refused, no supported subprotocol in %s", self.identity, offered)
@@ -153,16 +157,23 @@ class OcppConsumer(AsyncWebsocketConsumer):
             response_timeout=settings.OCPP_CALL_TIMEOUT,
             registered_at=auth.registered_at,
         )
-        # Tell an earlier connection of this identity (in any process) to step aside, then take its place.
-        await self.channel_layer.group_send(self.group, {"type": "station.replaced", "by": self.channel_name})
-        await self.channel_layer.group_add(self.group, self.channel_name)
         # Online before the socket opens, so a command sent the moment the charger is connected finds it online.
-        await db(station_connected)(
+        previous_channel = await db(station_connected)(
             station_pk=self.station_pk, channel_name=self.channel_name, ocpp_version=handler_cls.ocpp_version
         )
+        if previous_channel:  # told after the handshake, which never waits for Redis
+            self.replace_task = asyncio.create_task(self.station_replace(previous_channel))
         await self.accept(subprotocol)
         metrics.chargers_connected.inc()
         self.counted = True
+
+    async def station_replace(self, previous_channel: str) -> None:
+        """Tell the earlier connection of this identity (in any process) to step aside: the station now names ours.
+        A message to the channel of a connection that is gone already expires unread (the layer's `expiry`)."""
+        try:
+            await self.channel_layer.send(previous_channel, {"type": "station.replaced", "by": self.channel_name})
+        except CHANNEL_LAYER_ERRORS as exc:  # it stays open until its charger closes it; commands come to us
+            logger.warning("%s: earlier connection not told to step aside: %r", self.identity, exc)
 
     async def disconnect(self, code) -> None:
         if self.counted:
@@ -175,7 +186,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if self.station_pk is None:
             return
         message_log.station_closed(self)
-        await self.channel_layer.group_discard(self.group, self.channel_name)
         await db(station_disconnected)(station_pk=self.station_pk, channel_name=self.channel_name)
 
     # -- frames from the charger ---------------------------------------------------------------------------------
@@ -286,7 +296,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if event["by"] != self.channel_name and self.charge_point is not None:
             logger.info("%s: replaced by a new connection", self.identity)
             self.replaced = True
-            await self.channel_layer.group_discard(self.group, self.channel_name)
             await self.close(code=4000)
 
     async def ocpp_command(self, event) -> None:
@@ -299,4 +308,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     async def _run_command(self, event) -> None:
         reply = await command_execute(self.charge_point, event["action"], event.get("payload") or {})
-        await self.channel_layer.send(event["reply_channel"], {"type": "ocpp.command.reply", **reply})
+        try:
+            await self.channel_layer.send(event["reply_channel"], {"type": "ocpp.command.reply", **reply})
+        except CHANNEL_LAYER_ERRORS as exc:  # the sender gives up on its own (timeout)
+            logger.warning("%s: answer to %s not passed on: %r", self.identity, event["action"], exc)

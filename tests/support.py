@@ -299,3 +299,46 @@ class StaffBrowser:
 
     def page(self, path: str) -> str:
         return html.unescape(self.http.get(path).text)
+
+
+# -- a Redis of the test's own ------------------------------------------------------------------------------------
+class RedisServer:
+    """A `redis-server` subprocess on a free loopback port, without persistence, that a fault test may kill and start
+    again on the same port (never the machine's shared Redis)."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+        try:
+            wait_until(lambda: self._answers(client), timeout=10)
+        finally:
+            client.close()
+
+    @staticmethod
+    def _answers(client) -> bool:
+        import redis
+
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to its clients, as when the machine or container running Redis dies."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None

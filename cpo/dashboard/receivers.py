@@ -12,6 +12,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from cpo.channel_layer import CHANNEL_LAYER_ERRORS
 from cpo.dashboard.consumers import DASHBOARD_GROUP
 from cpo.dashboard.services import audit_record
 from cpo.models import EVSE, ChargingStation
@@ -35,11 +36,20 @@ def dashboard_publish_many(data: list[dict]) -> None:
         future = asyncio.run_coroutine_threadsafe(layer.group_send(DASHBOARD_GROUP, message), loop)
         future.add_done_callback(_log_failure)
     else:
-        async_to_sync(layer.group_send)(DASHBOARD_GROUP, message)
+        try:
+            async_to_sync(layer.group_send)(DASHBOARD_GROUP, message)
+        except CHANNEL_LAYER_ERRORS as exc:
+            logger.warning("%d dashboard events skipped, the channel layer is unavailable: %r", len(data), exc)
 
 
 def _log_failure(future) -> None:
-    if not future.cancelled() and future.exception() is not None:
+    """Live pushes are a convenience: pages show the database's state when loaded, so a lost batch is logged and
+    skipped (a Redis outage must not disturb anything else)."""
+    if future.cancelled() or future.exception() is None:
+        return
+    if isinstance(future.exception(), CHANNEL_LAYER_ERRORS):
+        logger.warning("dashboard events skipped, the channel layer is unavailable: %r", future.exception())
+    else:
         logger.error("dashboard events not published: %r", future.exception())
 
 

@@ -83,6 +83,7 @@ def command_request(cmd: Command) -> ocpp_requests.OcppRequest:
 class PreparedCall:
     command_pk: int
     identity: str
+    channel: str  # the consumer holding the charger's socket (commands.check_station_reachable)
     action: str
     payload: dict
 
@@ -96,11 +97,17 @@ def command_prepare(*, command_pk: int) -> PreparedCall | None:
     action, payload = command_request(cmd).for_version(cmd.station.ocpp_version)
     Command.objects.filter(pk=command_pk).update(ocpp_action=action, ocpp_request=payload)
     try:
-        check_station_reachable(identity=cmd.station.identity)
+        station = check_station_reachable(identity=cmd.station.identity)
     except CommandError as exc:
         command_answer_record(command_pk=command_pk, error=exc)
         return None
-    return PreparedCall(command_pk=command_pk, identity=cmd.station.identity, action=action, payload=payload)
+    return PreparedCall(
+        command_pk=command_pk,
+        identity=station.identity,
+        channel=station.connection_channel,
+        action=action,
+        payload=payload,
+    )
 
 
 def command_execute(*, command_pk: int) -> None:
@@ -135,7 +142,9 @@ async def command_execute_async(*, command_pk: int) -> None:
     if call is None:
         return
     try:
-        answer = await command_send_async(identity=call.identity, action=call.action, payload=call.payload)
+        answer = await command_send_async(
+            identity=call.identity, channel=call.channel, action=call.action, payload=call.payload
+        )
     except CommandError as exc:
         await in_thread(command_answer_record, command_pk=command_pk, error=exc)
     else:

@@ -160,20 +160,33 @@ def _station_transport_check(*, identity: str, profile: int, tls: bool, certific
     return "", ""
 
 
-def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) -> None:
-    """The socket is ours: a later connection of the same identity takes over from an earlier one. The station
-    records this process (its lease, services/liveness.py): if the process dies, the station goes offline."""
+def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) -> str:
+    """The socket is ours: a later connection of the same identity takes over from an earlier one. Returns the
+    channel name of the connection it took over from (empty when none), which the caller tells to step aside. The
+    station records this process (its lease, services/liveness.py): if the process dies, the station goes offline.
+
+    The station's row is locked while it changes hands, so of two handshakes of one identity at the same moment the
+    later one learns about the earlier one and nobody keeps a socket the station no longer names."""
     now = timezone.now()
     station_socket_held(station_pk=station_pk, channel_name=channel_name)
-    ChargingStation.objects.filter(pk=station_pk).update(
-        online=True,
-        connected_since=now,
-        last_seen=now,
-        connection_channel=channel_name,
-        gateway_process=gateway_lease_ensure(),
-        ocpp_version=ocpp_version,
-    )
+    process = gateway_lease_ensure()
+    with transaction.atomic():
+        previous = (
+            ChargingStation.objects.select_for_update()
+            .filter(pk=station_pk)
+            .values_list("connection_channel", flat=True)
+            .first()
+        )
+        ChargingStation.objects.filter(pk=station_pk).update(
+            online=True,
+            connected_since=now,
+            last_seen=now,
+            connection_channel=channel_name,
+            gateway_process=process,
+            ocpp_version=ocpp_version,
+        )
     events.announce(events.station_online, station_pk=station_pk)
+    return previous if previous and previous != channel_name else ""
 
 
 def station_disconnected(*, station_pk: int, channel_name: str) -> bool:

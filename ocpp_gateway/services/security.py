@@ -5,13 +5,26 @@ is set, so every daphne process sees the same counts). Reaching the limit locks 
 OCPP_AUTH_LOCKOUT_SECONDS: its handshakes are then refused before any password is checked, with one WARNING alert
 when the lockout starts and an audit row (StationAuthFailure) for every failure counted. While locked, nothing is
 written to the database, so a brute-force run costs a bounded number of rows and one cache read per attempt.
+
+While the cache (Redis) is unreachable, handshakes go on: the lockout is decided from the audit rows of the last
+OCPP_AUTH_LOCKOUT_SECONDS instead (one query per handshake, only then), and failures are still recorded as rows.
+
+The counts use one cache client per process (`_cache()`), not `django.core.cache.cache`: Django keeps that one per
+asyncio context, and every handshake reaches these functions on the gateway's database threads in a context of its
+own, so each handshake built a new Redis connection pool and left its connection open (a 2,000-charger reconnect
+storm held 7,500 Redis connections, towards Redis's maxclients).
 """
 
 import logging
+import time
+from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
+from django.db.models import Count, Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from cpo.alerts import alert_raise
 from cpo.models import AlertKind, ChargingStation
@@ -20,6 +33,18 @@ from ocpp_gateway.models import StationAuthFailure
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "ocpp-auth"
+CACHE_WARNING_EVERY_SECONDS = 10.0
+_cache_warned_at = -CACHE_WARNING_EVERY_SECONDS
+_shared_cache: tuple[dict, BaseCache] | None = None
+
+
+def _cache() -> BaseCache:
+    """The default cache, one client (and connection pool, thread-safe) for the whole process; made anew when the
+    CACHES setting is replaced (tests)."""
+    global _shared_cache
+    if _shared_cache is None or _shared_cache[0] is not settings.CACHES:
+        _shared_cache = (settings.CACHES, caches.create_connection("default"))
+    return _shared_cache[1]
 
 
 def _key(what: str, kind: str, value: str) -> str:
@@ -33,21 +58,47 @@ def _limits() -> dict[str, int]:
 def station_auth_lockout(*, identity: str, address: str) -> str:
     """Why handshakes of `identity` or from `address` are refused unchecked right now; empty when they are not."""
     keys = {_key("lock", "identity", identity): "identity", _key("lock", "address", address): "address"}
-    locked = cache.get_many(list(keys))
+    try:
+        locked = _cache().get_many(list(keys))
+    except RedisError as exc:
+        _cache_unavailable(exc)
+        return _lockout_from_database(identity=identity, address=address)
     if not locked:
         return ""
     return " and ".join(f"{keys[key]} locked out" for key in keys if key in locked)
+
+
+def _lockout_from_database(*, identity: str, address: str) -> str:
+    """The lockout as the failures recorded in the last lockout window say (the cache's counts are out of reach)."""
+    since = timezone.now() - timedelta(seconds=settings.OCPP_AUTH_LOCKOUT_SECONDS)
+    counts = (
+        StationAuthFailure.objects.filter(created_at__gte=since)
+        .exclude(reason=StationAuthFailure.Reason.LOCKED_OUT)
+        .aggregate(identity=Count("pk", filter=Q(identity=identity)), address=Count("pk", filter=Q(address=address)))
+    )
+    values = {"identity": identity, "address": address}
+    return " and ".join(
+        f"{kind} locked out" for kind, limit in _limits().items() if values[kind] and counts[kind] >= limit
+    )
+
+
+def _cache_unavailable(exc: Exception) -> None:
+    global _cache_warned_at
+    now = time.monotonic()
+    if now - _cache_warned_at >= CACHE_WARNING_EVERY_SECONDS:
+        _cache_warned_at = now
+        logger.warning("failed-login counts: cache unavailable (%r), the database decides lockouts meanwhile", exc)
 
 
 def _failure_count(*, kind: str, value: str) -> int:
     """Failures of this identity/address in the current window (which starts with the first failure)."""
     key = _key("failures", kind, value)
     window = settings.OCPP_AUTH_LOCKOUT_SECONDS
-    cache.add(key, 0, timeout=window)
+    _cache().add(key, 0, timeout=window)
     try:
-        return cache.incr(key)
+        return _cache().incr(key)
     except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=window)
+        _cache().set(key, 1, timeout=window)
         return 1
 
 
@@ -61,10 +112,15 @@ def station_auth_failure_record(*, identity: str, address: str, station_pk: int 
         if not value:
             continue
         limit = _limits()[kind]
-        count = _failure_count(kind=kind, value=value)
+        try:
+            count = _failure_count(kind=kind, value=value)
+            if count >= limit:
+                _cache().set(_key("lock", kind, value), True, timeout=settings.OCPP_AUTH_LOCKOUT_SECONDS)
+                _cache().delete(_key("failures", kind, value))
+        except RedisError as exc:  # the row below is counted instead (_lockout_from_database)
+            _cache_unavailable(exc)
+            continue
         if count >= limit:
-            cache.set(_key("lock", kind, value), True, timeout=settings.OCPP_AUTH_LOCKOUT_SECONDS)
-            cache.delete(_key("failures", kind, value))
             logger.warning(
                 "ALERT: OCPP %s %s locked out for %s s after %s failed authentications (last: identity %s from %s)",
                 kind,

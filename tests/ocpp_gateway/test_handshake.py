@@ -149,6 +149,28 @@ def test_an_identity_is_locked_out_after_repeated_failures_even_with_the_right_p
     assert trail == [("bad_secret", "127.0.0.1")] * 3 + [("locked_out", "127.0.0.1")]
 
 
+def test_while_the_cache_is_unreachable_chargers_get_in_and_lockouts_come_from_the_database(
+    transactional_db, station_factory
+):
+    """Redis (the cache of failed-login counts) is down: handshakes are answered, never with a 500; the right
+    password gets in, and brute force is still locked out, counted from the audit rows."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_redis = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    _, secret = station_factory("CP-NOCACHE", evses=0)
+    server = start_daphne("no-cache", REDIS_URL=dead_redis, OCPP_AUTH_FAILURE_LIMIT="3", OCPP_AUTH_LOCKOUT_SECONDS="60")
+    try:
+        right = basic_auth("CP-NOCACHE", secret)
+        assert handshake_status(server.ocpp_url("CP-NOCACHE"), right) == "101 ocpp1.6"
+        assert wrong_passwords(server, "CP-NOCACHE", 3) == [403, 403, 403]
+        assert handshake_status(server.ocpp_url("CP-NOCACHE"), right) == 403
+    finally:
+        stop(server)
+    assert "Exception inside application" not in server.log()
+    assert "the database decides lockouts meanwhile" in server.log()
+    assert StationAuthFailure.objects.filter(identity="CP-NOCACHE", reason="bad_secret").count() == 3
+
+
 def test_an_address_is_locked_out_after_failures_across_identities(transactional_db, station_factory):
     """An address trying many identities (unknown ones too) is locked out for all of them."""
     _, secret = station_factory("CP-ADDR", evses=0)

@@ -208,7 +208,9 @@ def test_only_online_http_basic_stations_can_be_rotated(station_factory):
     with pytest.raises(PasswordRotationRefused, match="offline"):
         station_password_rotate(identity="CP-OFFLINE")
     station, _ = station_factory("CP-LAB")
-    ChargingStation.objects.filter(pk=station.pk).update(security_profile=SecurityProfile.NONE, online=True)
+    ChargingStation.objects.filter(pk=station.pk).update(
+        security_profile=SecurityProfile.NONE, online=True, connection_channel="specific.gateway!cp-lab"
+    )
     with pytest.raises(PasswordRotationRefused, match="does not use HTTP Basic"):
         station_password_rotate(identity="CP-LAB")
 
