@@ -1,15 +1,21 @@
-"""Faults the resilience tests inject: a Redis of our own that we kill and start again on the same port, and a TCP
-proxy in front of PostgreSQL whose connections we cut (as a network failure or a database restart would) and
-restore. Never the machine's own Redis or PostgreSQL."""
+"""Faults the resilience tests inject: a Redis of our own that we kill and start again on the same port, a TCP
+proxy in front of PostgreSQL (or Redis) whose connections we cut (as a network failure or a restart would) and
+restore, and a database outage for a server process on either backend (`DatabaseOutage`). Never the machine's own
+Redis or PostgreSQL."""
 
+import contextlib
 import shutil
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from tests.support import OUTPUT
+from django.db import connection
+
+from tests.support import OUTPUT, database_url_for_tests
 
 
 def free_port() -> int:
@@ -158,3 +164,67 @@ def _reset(s: socket.socket) -> None:
         s.close()
     except OSError:
         pass
+
+
+def url_through(url: str, proxy: "TcpProxy") -> str:
+    """`url` with its host and port replaced by the proxy's."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@" if credentials else ""
+    return urlunsplit(parts._replace(netloc=f"{netloc}127.0.0.1:{proxy.port}"))
+
+
+class DatabaseOutage:
+    """The test database as a server process sees it, and a way to take it away and give it back: PostgreSQL through
+    a TcpProxy; SQLite as a copy of the test database (taken now) whose file is replaced by a directory."""
+
+    def __init__(self, directory: Path):
+        self.url = database_url_for_tests()
+        self.relay: TcpProxy | None = None
+        self.copy: Path | None = None
+        if self.url.startswith("sqlite"):
+            source = sqlite3.connect(self.url.removeprefix("sqlite:///"))
+            self.copy = directory / "outage.sqlite3"
+            target = sqlite3.connect(self.copy)
+            source.backup(target)
+            source.close()
+            target.close()
+            self.server_url = f"sqlite:///{self.copy}"
+        else:
+            parts = urlsplit(self.url)
+            self.relay = TcpProxy(parts.port or 5432, parts.hostname or "127.0.0.1")
+            self.server_url = url_through(self.url, self.relay)
+
+    @property
+    def shared(self) -> bool:
+        """Whether the server writes to the test database itself (PostgreSQL), not to a copy."""
+        return self.relay is not None
+
+    def cut(self) -> None:
+        if self.relay is not None:
+            self.relay.cut()
+        else:
+            assert self.copy is not None
+            self.copy.rename(self.copy.with_suffix(".away"))
+            self.copy.mkdir()
+
+    def restore(self) -> None:
+        if self.relay is not None:
+            self.relay.restore()
+        else:
+            assert self.copy is not None
+            shutil.rmtree(self.copy)
+            self.copy.with_suffix(".away").rename(self.copy)
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        """Rows of `sql` (with %s parameters) as the server sees its database."""
+        if self.copy is not None:
+            with contextlib.closing(sqlite3.connect(self.copy)) as database:
+                return database.execute(sql.replace("%s", "?"), params).fetchall()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def close(self) -> None:
+        if self.relay is not None:
+            self.relay.close()

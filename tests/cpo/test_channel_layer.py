@@ -10,7 +10,7 @@ import redis
 from channels.layers import get_channel_layer
 
 from cpo.channel_layer import CHANNEL_LAYER_ERRORS, GatewayRedisChannelLayer
-from tests.support import RedisServer
+from tests.faults import RedisServer
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 from ocpp.v16 import call as call16
 
+from tests.faults import DatabaseOutage, TcpProxy, url_through
 from tests.ocpp_gateway.chargers import connected
-from tests.outage import DatabaseOutage, TcpRelay, url_through
 from tests.support import LiveServer, in_thread, live_server_drain, start_daphne, stop, wait_until
 
 
@@ -106,7 +106,7 @@ def test_during_a_database_outage_the_gateway_is_alive_not_ready_keeps_its_charg
 def test_during_a_redis_outage_the_gateway_is_alive_but_not_ready():
     redis_url = os.environ["REDIS_URL"]
     target = urlsplit(redis_url)
-    relay = TcpRelay((target.hostname or "127.0.0.1", target.port or 6379))
+    relay = TcpProxy(target.port or 6379, target.hostname or "127.0.0.1")
     server = start_daphne("redis-outage", REDIS_URL=url_through(redis_url, relay))
     try:
         assert get(server, "/readyz")[0] == 200

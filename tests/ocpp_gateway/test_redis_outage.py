@@ -19,8 +19,9 @@ from ocpp.v16 import call
 
 from cpo.models import ChargingStation
 from ocpp_gateway.commands import CommandError, command_send
+from tests.faults import RedisServer
 from tests.ocpp_gateway.chargers import connected, now_iso
-from tests.support import RedisServer, in_thread, start_daphne, stop
+from tests.support import in_thread, start_daphne, stop
 
 pytestmark = [
     pytest.mark.live,
