@@ -18,10 +18,11 @@ from cpo.models import EvseStatus
 from cpo.task_dispatch import task_dispatch
 from ocpi_api.client import ocpi_request
 from ocpi_api.envelope import PartnerApiError, ocpi_datetime
-from ocpi_api.models import Command, CommandState, CommandType
+from ocpi_api.models import Command, CommandState, CommandType, Partner
 from ocpp_gateway.commands import CommandError
 from ocpp_gateway.models import ChargingProfile, Reservation
 from ocpp_gateway.selectors import load_managed_station_pks
+from ocpp_gateway.services.command_audit import command_audit_announce
 from ocpp_gateway.services.load_management import charging_profile_record
 from ocpp_gateway.services.reservations import reservation_answer_record, reservation_end
 from ocpp_gateway.tasks import load_rebalance_for_transaction_task
@@ -169,6 +170,17 @@ def command_answer_record(*, command_pk: int, answer: dict | None = None, error:
     cmd.result, cmd.result_body = result, body
     cmd.state, cmd.answered_at = CommandState.ANSWERED, timezone.now()
     cmd.save()
+    if cmd.ocpp_action:  # it went to the charger (or was meant to): the audit log says which partner asked
+        partner = Partner.objects.filter(pk=cmd.partner_id).values_list("name", "country_code", "party_id").first()
+        name, country, party = partner or ("?", "", "")
+        command_audit_announce(
+            station_pk=cmd.station_id,
+            action=cmd.ocpp_action,
+            payload=cmd.ocpp_request or {},
+            answer=answer,
+            error=error,
+            actor=f"OCPI {cmd.command} from {country}*{party} {name}",
+        )
     if cmd.command == CommandType.SET_CHARGING_PROFILE and cmd.ocpp_request:
         status = str((answer or {}).get("status", "")) if error is None else error.reason
         charging_profile_record(

@@ -41,12 +41,11 @@ def command_send_audited(
         answer = command_send(identity=station.identity, action=action, payload=payload)
     except CommandError as exc:
         answered = Answered(answer=None, error=exc)
-        error = f"{exc.reason}: {exc}" + (f" ({exc.error_code})" if exc.error_code else "")
+        error = command_error_text(exc)
     else:
         answered = Answered(answer=answer, error=None)
         error = ""
-    events.announce(
-        events.command_answered,
+    command_audit_announce(
         station_pk=station.pk,
         action=action,
         payload=audit_payload if audit_payload is not None else payload,
@@ -55,3 +54,26 @@ def command_send_audited(
         actor=actor,
     )
     return answered
+
+
+def command_error_text(error: CommandError) -> str:
+    return f"{error.reason}: {error}" + (f" ({error.error_code})" if error.error_code else "")
+
+
+def command_audit_announce(
+    *, station_pk: int, action: str, payload: dict, answer: dict | None, error: str | CommandError | None, actor: str
+) -> None:
+    """Announce a command that went (or did not go) to a charger for the audit log: every path that sends one
+    without a staff member's page (command line, partners' OCPI commands, the load planner, the platform itself)
+    calls this, with `actor` saying who asked."""
+    if isinstance(error, CommandError):
+        error = command_error_text(error)
+    events.announce(
+        events.command_answered,
+        station_pk=station_pk,
+        action=action,
+        payload=payload,
+        answer=answer,
+        error=error or "",
+        actor=actor[:150],
+    )

@@ -27,6 +27,7 @@ from ocpp_gateway import requests as ocpp_requests
 from ocpp_gateway.commands import CommandError, command_send_many
 from ocpp_gateway.load_planner import Demand, load_plan, load_steps
 from ocpp_gateway.models import ChargingProfile, Transaction
+from ocpp_gateway.services.command_audit import command_audit_announce
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,15 @@ def _send_all(sends: Sequence[tuple[ChargingStation, ocpp_requests.OcppRequest]]
     """Send every request at once; each one's payload as sent and the answer's status (or why there was none)."""
     calls = [(station.identity, request.for_version(station.ocpp_version)) for station, request in sends]
     answers = command_send_many(calls=calls)
+    for (station, _), (_, call), answer in zip(sends, calls, answers, strict=True):
+        command_audit_announce(
+            station_pk=station.pk,
+            action=call.action,
+            payload=call.payload,
+            answer=None if isinstance(answer, CommandError) else answer,
+            error=answer if isinstance(answer, CommandError) else None,
+            actor="load planner",
+        )
     return [
         (call.payload, answer.reason if isinstance(answer, CommandError) else str(answer.get("status", "")))
         for (_, call), answer in zip(calls, answers, strict=True)

@@ -22,6 +22,7 @@ from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 
 from billing.models import Session
+from cpo.dashboard.models import AuditLog
 from ocpi_api.models import Command, PartnerToken
 from ocpp_gateway.models import Transaction
 from tests.ocpi_api.emsp_commands import CommandsEmsp
@@ -276,6 +277,19 @@ def test_each_command_reaches_a_16_charger_and_its_result_reaches_the_emsp(
         "EXM",
     )
     wait_until(lambda: set(Command.objects.values_list("state", flat=True)) == {"DELIVERED"})
+    # Each command that went to the charger is in the audit log, saying which partner asked.
+    audited = {
+        (entry.action, entry.ok)
+        for entry in AuditLog.objects.filter(username__startswith="OCPI ", identity="CP-OCPI-16")
+    }
+    assert {
+        ("RemoteStartTransaction", True),
+        ("RemoteStopTransaction", True),
+        ("UnlockConnector", True),
+        ("ReserveNow", True),
+        ("CancelReservation", True),
+    } <= audited
+    assert AuditLog.objects.filter(username__contains="START_SESSION from NL*EXM").exists()
 
 
 def test_charging_profiles_on_a_16_charger(embedded_daphne, emsp, partner, station_factory):

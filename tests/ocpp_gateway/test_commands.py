@@ -1,6 +1,7 @@
 """Commands to chargers from other processes, through the channel layer group of the station."""
 
 import asyncio
+import getpass
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ import sys
 
 import pytest
 
+from cpo.dashboard.models import AuditLog
 from ocpp_gateway.commands import CommandError, command_send
 from tests.ocpp_gateway.chargers import connected
 from tests.support import ROOT, in_thread, server_env, start_daphne, stop
@@ -110,6 +112,10 @@ def test_manage_py_ocpp_call_from_another_process(live_daphne, station_factory):
     assert code == 0, err
     assert json.loads(out) == {"status": "Accepted"}
     assert ("Reset", {"type": "Hard"}) in received
+    # The command line is audited like the dashboard: who, what, and the charger's answer.
+    entry = AuditLog.objects.get(identity="CP-CMD-CLI", action="Reset")
+    assert entry.username == f"command line ({getpass.getuser()})"
+    assert (entry.payload, entry.ok, entry.answer) == ({"type": "Hard"}, True, {"status": "Accepted"})
 
 
 def test_manage_py_ocpp_call_writes_a_named_command_in_the_station_s_version(live_daphne, station_factory):

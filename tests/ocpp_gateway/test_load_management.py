@@ -14,6 +14,7 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 
+from cpo.dashboard.models import AuditLog
 from cpo.models import LoadGroup, Token
 from ocpp_gateway.models import ChargingProfile
 from tests.ocpp_gateway.chargers import Charger16, Charger201, connected, now_iso
@@ -123,6 +124,10 @@ def test_second_car_arrives_first_car_is_reduced_before_the_second_is_raised(pla
     # Staff can read every profile the planner sent and what the charger answered.
     sent = ChargingProfile.objects.filter(source="planner", purpose="TxProfile", station__identity="CP-LM-1")
     assert [(p.limit, p.status) for p in sent.order_by("created_at")] == [(32, "Accepted"), (16, "Accepted")]
+    # And every profile the planner sent is in the audit log, with the charger's answer.
+    audited = AuditLog.objects.filter(username="load planner", identity="CP-LM-1", action="SetChargingProfile")
+    assert audited.count() >= 2 and all(entry.ok for entry in audited)
+    assert {entry.answer["status"] for entry in audited} == {"Accepted"}
 
 
 def test_a_charger_that_refuses_its_reduction_keeps_the_other_car_from_being_raised(planner_daphne, site):

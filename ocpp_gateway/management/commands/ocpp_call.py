@@ -1,11 +1,14 @@
+import getpass
 import json
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.management.base import BaseCommand
 from django.core.management.base import CommandError as DjangoCommandError
 
+from cpo.models import ChargingStation
 from ocpp_gateway.commands import CommandError, command_call_for, command_send
 from ocpp_gateway.requests import REQUESTS, request_from_arguments
+from ocpp_gateway.services.command_audit import command_audit_announce
 
 
 class Command(BaseCommand):
@@ -38,11 +41,22 @@ class Command(BaseCommand):
         try:
             if action in REQUESTS:
                 action, body = command_call_for(identity=identity, request=request_from_arguments(action, body))
-            answer = command_send(identity=identity, action=action, payload=body, timeout=timeout)
         except ValueError as exc:
             raise DjangoCommandError(str(exc)) from exc
+        actor = f"command line ({getpass.getuser()})"
+        station_pk = ChargingStation.objects.filter(identity=identity).values_list("pk", flat=True).first()
+        try:
+            answer = command_send(identity=identity, action=action, payload=body, timeout=timeout)
         except CommandError as exc:
+            if station_pk is not None:
+                command_audit_announce(
+                    station_pk=station_pk, action=action, payload=body, answer=None, error=exc, actor=actor
+                )
             raise DjangoCommandError(json.dumps(exc.as_dict())) from exc
+        if station_pk is not None:
+            command_audit_announce(
+                station_pk=station_pk, action=action, payload=body, answer=answer, error=None, actor=actor
+            )
         self.stdout.write(json.dumps(answer))
 
 
