@@ -21,7 +21,7 @@ NOW, LATER = "now", "later"
 def _hand_on(keys: list[tuple[str, int]]) -> None:
     now = [pk for when, pk in keys if when == NOW]
     later = [pk for when, pk in keys if when == LATER]
-    tasks.transactions_bill_fan_out.delay(now, later)
+    tasks.transactions_bill_batch.delay(now, later)
 
 
 gateway_events = PeriodicBatch("billing gateway events", _hand_on, interval=lambda: settings.OCPI_EVENTS_BATCH_SECONDS)
