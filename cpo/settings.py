@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CPO_VAR_DIR", BASE_DIR / "var"))  # what a running checkout writes (git-ignored)
@@ -170,7 +170,10 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "cpo")
 # robin), so an urgent task waits for at most one bulk task per free process. A worker started without -Q consumes
 # every queue below (`make run`); a deployment may also run workers on the urgent queue alone.
 CELERY_URGENT_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-urgent"
-CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(CELERY_URGENT_QUEUE))
+# Each queue has an exchange and key of its own: one without them takes the default queue's, and gets every task too.
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name), routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, CELERY_URGENT_QUEUE)
+)
 CELERY_TASK_ROUTES = {
     name: {"queue": CELERY_URGENT_QUEUE}
     for name in (
