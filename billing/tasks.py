@@ -6,13 +6,14 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError, close_old_connections
+from django.db import OperationalError
 
 from billing.selectors import reservations_unbilled, transactions_unbilled, transactions_uncorrected
 from billing.services import cdr_correct as cdr_correct_service
 from billing.services import reservation_bill as reservation_bill_service
 from billing.services import transaction_bill as transaction_bill_service
 from cpo.task_dispatch import task_dispatch
+from cpo.worker_threads import each_in_worker_threads
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +53,16 @@ def cdr_correct(transaction_pk: int) -> list[str]:
 
 
 def _bill_each(transaction_pks: list[int]) -> int:
-    """Bill the transactions one after the other, each in its own database transaction (the service's): one that
-    fails does not hold up the others; it is handed to its own `transaction_bill` task, which retries it."""
-    billed = 0
-    for pk in dict.fromkeys(transaction_pks):
-        try:
-            transaction_bill_service(transaction_pk=pk)
-            billed += 1
-        except Exception:
-            logger.exception("billing transaction %s failed; queued on its own", pk)
-            close_old_connections()  # a connection the failure broke is replaced for the next transaction
+    """Bill the transactions, WORKER_THREADS at a time, each in its own database transaction (the service's): one
+    that fails does not hold up the others; it is handed to its own `transaction_bill` task, which retries it."""
+    results = each_in_worker_threads(
+        lambda pk: transaction_bill_service(transaction_pk=pk), dict.fromkeys(transaction_pks)
+    )
+    for pk, error in results:
+        if error is not None:
+            logger.error("billing transaction %s failed; queued on its own", pk, exc_info=error)
             task_dispatch(transaction_bill, pk)
-    return billed
+    return sum(1 for _, error in results if error is None)
 
 
 # Gateway events arrive in batches (see billing/receivers.py): one task per batch, not one per transaction, because a

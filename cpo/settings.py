@@ -174,6 +174,8 @@ CELERY_URGENT_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-urgent"
 CELERY_TASK_QUEUES = tuple(
     Queue(name, Exchange(name), routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, CELERY_URGENT_QUEUE)
 )
+# Threads per worker process for the items of a batch task (cpo/worker_threads.py); each holds a database connection.
+WORKER_THREADS = env_int("WORKER_THREADS", 4)
 CELERY_TASK_ROUTES = {
     name: {"queue": CELERY_URGENT_QUEUE}
     for name in (
@@ -487,9 +489,8 @@ OCPI_OUTBOX_DISPATCH_LEASE = env_float("OCPI_OUTBOX_DISPATCH_LEASE", 30.0)
 # POLL_SECONDS (keep that under a minute).
 OCPI_OUTBOX_SENDING_LEASE = env_float("OCPI_OUTBOX_SENDING_LEASE", 20.0)
 # With a worker, a partner's due pushes are sent by one task at a time per partner (`outbox_partner_deliver`), up to
-# PARTNER_CONCURRENCY calls at once (never two of one object), for at most PARTNER_BUDGET seconds before it queues
-# itself again (so one busy partner does not hold a worker process for ever).
-OCPI_OUTBOX_PARTNER_CONCURRENCY = env_int("OCPI_OUTBOX_PARTNER_CONCURRENCY", 8)
+# WORKER_THREADS calls at once (never two of one object), for at most PARTNER_BUDGET seconds before it queues itself
+# again (so one busy partner does not hold a worker process for ever).
 OCPI_OUTBOX_PARTNER_BUDGET = env_float("OCPI_OUTBOX_PARTNER_BUDGET", 20.0)
 # Seconds to wait for a partner's answer to a push, per OCPI module (others: OCPI_HTTP_TIMEOUT). A push not answered
 # in time is retried no sooner than this long again (it may still be running at the partner). CDRs get longer: an

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from cpo.alerts import alert_raise, alert_resolve
 from cpo.models import AlertKind
+from cpo.worker_threads import in_worker_thread
 from ocpi_api.client import OcpiExchange, ocpi_call
 from ocpi_api.models import OutboxAttempt, OutboxMessage, OutboxStatus, PartnerStatus
 from ocpi_api.modules import InterfaceRole
@@ -280,7 +281,10 @@ def _partner_heads(*, partner_id: int, limit: int) -> list[int]:
     )
     return list(
         OutboxMessage.objects.filter(
-            partner_id=partner_id, status=OutboxStatus.PENDING, next_attempt_at__lte=now + timedelta(seconds=0.5)
+            partner_id=partner_id,
+            partner__suspended_at__isnull=True,
+            status=OutboxStatus.PENDING,
+            next_attempt_at__lte=now + timedelta(seconds=0.5),
         )
         .exclude(sending_until__gt=now)
         .exclude(Exists(older))
@@ -290,47 +294,40 @@ def _partner_heads(*, partner_id: int, limit: int) -> list[int]:
 
 
 def outbox_partner_deliver(*, partner_id: int) -> tuple[dict[str, int], bool]:
-    """Deliver a partner's due messages, up to OCPI_OUTBOX_PARTNER_CONCURRENCY calls at once, until none is due or
-    OCPI_OUTBOX_PARTNER_BUDGET seconds have passed. Returns the outcomes counted, and whether due messages may be left.
+    """Deliver a partner's due messages, up to WORKER_THREADS at once, until none is due or OCPI_OUTBOX_PARTNER_BUDGET
+    seconds have passed. Returns the outcomes counted, and whether due messages may be left.
 
-    One call per message, as OCPI wants (a CDR POST each); concurrency is across order keys only: a message is claimed
-    when it is the first pending one of its key, so the next of a key (a CDR after its session's last PATCH) is claimed
-    once the one before it was recorded, in this same run. Claims and records are this thread's (the database work of
-    `outbox_deliver`, unchanged); only the partner's answers are awaited on a pool of threads, which touch the database
-    only to renew a lease of a call that takes long."""
+    One call per message, as OCPI wants (a CDR POST each), each made by `outbox_deliver` on a worker thread (claim,
+    call, record: its waits overlap the others'). Concurrency is across order keys only: a message is taken when it
+    is the first pending one of its key, so the next of a key (a CDR after its session's last PATCH) is taken once the
+    one before it was recorded, in this same run."""
     deadline = time.monotonic() + settings.OCPI_OUTBOX_PARTNER_BUDGET
-    concurrency = max(1, settings.OCPI_OUTBOX_PARTNER_CONCURRENCY)
+    concurrency = max(1, settings.WORKER_THREADS)
     outcomes: Counter[str] = Counter()
-    in_flight: dict[Future, OutboxMessage] = {}
+    in_flight: dict[Future, int] = {}
     more = False
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"outbox-partner-{partner_id}") as pool:
-        while True:
-            if len(in_flight) < concurrency:
-                if time.monotonic() < deadline:
-                    busy = {m.pk for m in in_flight.values()}
-                    for message_id in _partner_heads(partner_id=partner_id, limit=concurrency):
-                        if len(in_flight) >= concurrency:
-                            break
-                        if message_id in busy:
-                            continue
-                        message, outcome = _message_claim(message_id=message_id)
-                        if message is None:
-                            outcomes[outcome] += 1
-                            continue
-                        url = message_url(message)
-                        if url is None:
-                            outcomes[_no_endpoint(message)] += 1
-                            continue
-                        in_flight[pool.submit(_send_leased, message, url)] = message
-                else:
-                    more = True
-            if not in_flight:
-                break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                message = in_flight.pop(future)
-                exchange, message.sending_until = future.result()
-                outcomes[_message_record(claimed=message, exchange=exchange, permanent=False)] += 1
+    while True:
+        if len(in_flight) < concurrency:
+            if time.monotonic() < deadline:
+                busy = set(in_flight.values())
+                for message_id in _partner_heads(partner_id=partner_id, limit=concurrency + len(busy)):
+                    if len(in_flight) >= concurrency:
+                        break
+                    if message_id not in busy:
+                        in_flight[in_worker_thread(outbox_deliver, message_id=message_id)] = message_id
+            else:
+                more = True
+        if not in_flight:
+            break
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        progress = False
+        for future in done:
+            del in_flight[future]
+            outcome = future.result()
+            outcomes[outcome] += 1
+            progress = progress or outcome in (Outcome.SENT, Outcome.RETRY, Outcome.FAILED)
+        if not progress and not in_flight:
+            break  # what was found could not be sent (another worker took it meanwhile): do not spin on it
     return dict(outcomes), more
 
 

@@ -7,9 +7,10 @@ import logging
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
-from django.db import OperationalError, close_old_connections
+from django.db import OperationalError
 
 from cpo.task_dispatch import in_process, task_dispatch
+from cpo.worker_threads import each_in_worker_threads
 from ocpi_api import announce, delivery, outbox
 from ocpi_api.models import OutboxMessage
 
@@ -110,14 +111,12 @@ def evse_status_push(evse_pk: int) -> int:
 @shared_task(acks_late=True, soft_time_limit=100, time_limit=120, ignore_result=True)
 def evse_status_push_batch(evse_pks: list[int]) -> int:
     """One task per batch of status changes from a daphne process (see ocpi_api/receivers.py), on the urgent queue:
-    the PATCHes of every EVSE in it are written here (a task per EVSE cost more than the EVSE's work); one that fails
-    is handed to its own `evse_status_push` task, which retries it."""
-    written = 0
-    for pk in dict.fromkeys(evse_pks):
-        try:
-            written += len(announce.evse_status_push(evse_pk=pk))
-        except Exception:
-            logger.exception("status push of EVSE %s failed; queued on its own", pk)
-            close_old_connections()
+    the PATCHes of every EVSE in it are written here, WORKER_THREADS at a time (a task per EVSE cost more than the
+    EVSE's work); one that fails is handed to its own `evse_status_push` task, which retries it. Returns the EVSEs
+    done."""
+    results = each_in_worker_threads(lambda pk: len(announce.evse_status_push(evse_pk=pk)), dict.fromkeys(evse_pks))
+    for pk, error in results:
+        if error is not None:
+            logger.error("status push of EVSE %s failed; queued on its own", pk, exc_info=error)
             task_dispatch(evse_status_push, pk)
-    return written
+    return sum(1 for _, error in results if error is None)
