@@ -67,14 +67,12 @@ def _bill_each(transaction_pks: list[int]) -> int:
 
 # Gateway events arrive in batches (see billing/receivers.py): one task per batch, not one per transaction, because a
 # task costs the worker more than billing a transaction does, and at 50 stops a second the tasks were what the queue
-# filled with (bench/RESULTS.md). Transactions that started or ended are billed at once by the batch task itself, on
-# the urgent queue (settings.CELERY_TASK_ROUTES); those that only got meter values go in one task on the bulk queue,
-# OCPI_SESSION_SYNC_INTERVAL later, so it carries every value that came meanwhile.
+# filled with (bench/RESULTS.md). Transactions that started or ended are billed by a batch task on the urgent queue
+# (settings.CELERY_TASK_ROUTES); those that only got meter values by one on the bulk queue, OCPI_SESSION_SYNC_INTERVAL
+# later, so it carries every value that came meanwhile.
 @shared_task(acks_late=True, soft_time_limit=100, time_limit=120, ignore_result=True)
-def transactions_bill_batch(transaction_pks: list[int], later_transaction_pks: list[int] | None = None) -> int:
-    """Bill the transactions that started or ended now; queue the re-pricing of those with new meter values."""
-    if later_transaction_pks:
-        task_dispatch(transactions_bill_later, later_transaction_pks, countdown=settings.OCPI_SESSION_SYNC_INTERVAL)
+def transactions_bill_batch(transaction_pks: list[int]) -> int:
+    """Bill the transactions that started or ended (urgent queue)."""
     return _bill_each(transaction_pks)
 
 
