@@ -50,3 +50,12 @@ def each_in_worker_threads(func: Callable[[Any], Any], items: Iterable) -> list[
     None) per item, in order: one item failing does not stop the others."""
     futures = [(item, in_worker_thread(func, item)) for item in items]
     return [(item, future.exception()) for item, future in futures]
+
+
+def worker_pool_close() -> None:
+    """Stop this process's pool (tests): its threads end, and their database connections are closed with them."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True)
