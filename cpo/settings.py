@@ -491,7 +491,7 @@ OCPI_OUTBOX_SENDING_LEASE = env_float("OCPI_OUTBOX_SENDING_LEASE", 20.0)
 # With a worker, a partner's due pushes are sent by one task at a time per partner (`outbox_partner_deliver`), up to
 # WORKER_THREADS calls at once (never two of one object), for at most PARTNER_BUDGET seconds before it queues itself
 # again (so one busy partner does not hold a worker process for ever).
-OCPI_OUTBOX_PARTNER_BUDGET = env_float("OCPI_OUTBOX_PARTNER_BUDGET", 20.0)
+OCPI_OUTBOX_PARTNER_BUDGET = env_float("OCPI_OUTBOX_PARTNER_BUDGET", 10.0)
 # Seconds to wait for a partner's answer to a push, per OCPI module (others: OCPI_HTTP_TIMEOUT). A push not answered
 # in time is retried no sooner than this long again (it may still be running at the partner). CDRs get longer: an
 # EMSP may check and store a CDR slowly, and a CDR POST given up too early reaches it twice.

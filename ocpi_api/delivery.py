@@ -293,6 +293,11 @@ def _partner_heads(*, partner_id: int, limit: int) -> list[int]:
     )
 
 
+def outbox_partner_due(*, partner_id: int) -> bool:
+    """Whether the partner has a message that may go now."""
+    return bool(_partner_heads(partner_id=partner_id, limit=1))
+
+
 def outbox_partner_deliver(*, partner_id: int) -> tuple[dict[str, int], bool]:
     """Deliver a partner's due messages, up to WORKER_THREADS at once, until none is due or OCPI_OUTBOX_PARTNER_BUDGET
     seconds have passed. Returns the outcomes counted, and whether due messages may be left.

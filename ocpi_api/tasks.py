@@ -54,7 +54,7 @@ def partner_delivery_queue(partner_id: int) -> bool:
     return True
 
 
-# Longer than the delivery budget (OCPI_OUTBOX_PARTNER_BUDGET, 20 s) plus the longest push timeout and the records:
+# Longer than the delivery budget (OCPI_OUTBOX_PARTNER_BUDGET, 10 s) plus the longest push timeout and the records:
 # the run stops taking messages after the budget and waits for the calls it made.
 @shared_task(
     acks_late=True,
@@ -66,10 +66,20 @@ def partner_delivery_queue(partner_id: int) -> bool:
     max_retries=8,
 )
 def outbox_partner_deliver(partner_id: int) -> dict[str, int]:
-    """Deliver a partner's due messages, several at once (urgent queue); queue itself again when its time ran out."""
+    """Deliver a partner's due messages, several at once (urgent queue). One run per partner at a time: a second one
+    leaves at once (the running one keeps looking until nothing is due, and looks once more after it let go), so two
+    runs never hold both worker processes for one partner. Queues itself again when its time ran out."""
     cache.delete(_partner_key(partner_id))
-    outcomes, more = delivery.outbox_partner_deliver(partner_id=partner_id)
-    if more:
+    running = f"{_partner_key(partner_id)}:running"
+    # Held a little past the budget: a worker killed mid-run holds up the partner's next run that long at most (a run
+    # outliving it only means two runs for a while; their claims keep each call single).
+    if not cache.add(running, 1, timeout=settings.OCPI_OUTBOX_PARTNER_BUDGET + 20):
+        return {}
+    try:
+        outcomes, more = delivery.outbox_partner_deliver(partner_id=partner_id)
+    finally:
+        cache.delete(running)
+    if more or delivery.outbox_partner_due(partner_id=partner_id):
         partner_delivery_queue(partner_id)
     return outcomes
 
