@@ -33,8 +33,10 @@ demo: migrate
 # (its default closes them after 24 h), handshakes may take 60 s and 4096 may wait (reconnect storms); no access log
 # (-v 0: three lines per websocket; a refused charger is the one line the gateway logs, frames are in the admin).
 # `python -m cpo.server` raises its open-files limit to the hard limit and on TERM closes chargers with 1012 (Service
-# Restart) before it exits (docs/deployment.md). The servers run in the background of this recipe's shell, which ignores nothing: on Ctrl-C (or TERM) it stops them
-# with TERM and waits for them; if daphne exits by itself, the worker is stopped too.
+# Restart) before it exits (docs/deployment.md). The servers run in the background of this recipe's shell, which
+# ignores nothing: on Ctrl-C (or TERM) it stops them with TERM and waits for them; if daphne exits by itself, the
+# worker is stopped too. The worker, started without -Q, consumes every queue of settings.CELERY_TASK_QUEUES (bulk
+# and urgent).
 run: demo
 	@$(PY) manage.py collectstatic --noinput -v0
 	@$(PY) manage.py ensure_admin

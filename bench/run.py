@@ -721,9 +721,17 @@ class Bench:
             import redis
 
             client = redis.Redis.from_url(self.env["REDIS_URL"])
+            queues = [self.env["CELERY_QUEUE"], self.env["CELERY_QUEUE"] + "-urgent"]  # settings.CELERY_TASK_QUEUES
+
+            def depth() -> int:
+                with client.pipeline() as pipe:
+                    for queue in queues:
+                        pipe.llen(queue)
+                    return sum(pipe.execute())
+
             try:
                 while True:
-                    queue_depths.append(await asyncio.to_thread(client.llen, self.env["CELERY_QUEUE"]))
+                    queue_depths.append(await asyncio.to_thread(depth))
                     await asyncio.sleep(1)
             finally:
                 client.close()

@@ -1,10 +1,11 @@
 """Billing's receivers of the gateway's domain events (sent after commit), connected in BillingConfig.ready.
 
-A transaction that started, got meter values or ended is billed by a task (`billing.tasks.transaction_bill`); one
-whose late stop corrected it gets its CDR credited and re-issued (`billing.tasks.cdr_correct`). Events
-arrive on the daphne process answering chargers, so they are collected per process and handed on once per
-OCPI_EVENTS_BATCH_SECONDS in one Celery publish (`ocpp_gateway.batching.PeriodicBatch`); with in-process tasks (the
-embedded default) each is dispatched at once (`cpo.task_dispatch`: on a background thread in a server)."""
+A transaction that started, got meter values or ended is billed by a task; one whose late stop corrected it gets its
+CDR credited and re-issued (`billing.tasks.cdr_correct`). Events arrive on the daphne process answering chargers, so
+they are collected per process and handed on once per OCPI_EVENTS_BATCH_SECONDS (`ocpp_gateway.batching.PeriodicBatch`)
+in at most two Celery publishes: one batch task for the transactions that started or ended (urgent queue), one for
+those that got meter values (bulk queue, later); with in-process tasks (the embedded default) each transaction is
+dispatched at once as `billing.tasks.transaction_bill` (`cpo.task_dispatch`: on a background thread in a server)."""
 
 import time
 
@@ -19,9 +20,14 @@ NOW, LATER = "now", "later"
 
 
 def _hand_on(keys: list[tuple[str, int]]) -> None:
+    """One task for the transactions that started or ended (urgent queue), one OCPI_SESSION_SYNC_INTERVAL later for
+    those that got meter values (bulk queue)."""
     now = [pk for when, pk in keys if when == NOW]
     later = [pk for when, pk in keys if when == LATER]
-    task_dispatch(tasks.transactions_bill_fan_out, now, later)
+    if now:
+        task_dispatch(tasks.transactions_bill_batch, now)
+    if later:
+        task_dispatch(tasks.transactions_bill_later, later, countdown=settings.OCPI_SESSION_SYNC_INTERVAL)
 
 
 gateway_events = PeriodicBatch("billing gateway events", _hand_on, interval=lambda: settings.OCPI_EVENTS_BATCH_SECONDS)

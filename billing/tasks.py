@@ -2,6 +2,8 @@
 are acknowledged late (a worker that dies mid-task leaves it to another), time-limited, and retried by Celery when the
 database lets them down (a deadlock, a lost connection)."""
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
@@ -11,6 +13,9 @@ from billing.services import cdr_correct as cdr_correct_service
 from billing.services import reservation_bill as reservation_bill_service
 from billing.services import transaction_bill as transaction_bill_service
 from cpo.task_dispatch import task_dispatch
+from cpo.worker_threads import each_in_worker_threads
+
+logger = logging.getLogger(__name__)
 
 # How every billing task runs: late acknowledgement (idempotent), time-limited, retried on database trouble.
 BILLING_TASK: dict = dict(
@@ -47,16 +52,34 @@ def cdr_correct(transaction_pk: int) -> list[str]:
     return [cdr.pk for cdr in cdr_correct_service(transaction_pk=transaction_pk)]
 
 
-@shared_task(acks_late=True, time_limit=120, ignore_result=True)
-def transactions_bill_fan_out(transaction_pks: list[int], later_transaction_pks: list[int] | None = None) -> int:
-    """One task per batch of gateway events from a daphne process (see billing/receivers.py): the worker, not the
-    process answering chargers, queues one `transaction_bill` per transaction; those of meter values after
-    OCPI_SESSION_SYNC_INTERVAL, so they carry every value that came meanwhile."""
-    for pk in transaction_pks:
-        task_dispatch(transaction_bill, pk)
-    for pk in later_transaction_pks or []:
-        task_dispatch(transaction_bill, pk, countdown=settings.OCPI_SESSION_SYNC_INTERVAL)
-    return len(transaction_pks) + len(later_transaction_pks or [])
+def _bill_each(transaction_pks: list[int]) -> int:
+    """Bill the transactions, WORKER_THREADS at a time, each in its own database transaction (the service's): one
+    that fails does not hold up the others; it is handed to its own `transaction_bill` task, which retries it."""
+    results = each_in_worker_threads(
+        lambda pk: transaction_bill_service(transaction_pk=pk), dict.fromkeys(transaction_pks)
+    )
+    for pk, error in results:
+        if error is not None:
+            logger.error("billing transaction %s failed; queued on its own", pk, exc_info=error)
+            task_dispatch(transaction_bill, pk)
+    return sum(1 for _, error in results if error is None)
+
+
+# Gateway events arrive in batches (see billing/receivers.py): one task per batch, not one per transaction, because a
+# task costs the worker more than billing a transaction does, and at 50 stops a second the tasks were what the queue
+# filled with (bench/RESULTS.md). Transactions that started or ended are billed by a batch task on the urgent queue
+# (settings.CELERY_TASK_ROUTES); those that only got meter values by one on the bulk queue, OCPI_SESSION_SYNC_INTERVAL
+# later, so it carries every value that came meanwhile.
+@shared_task(acks_late=True, soft_time_limit=100, time_limit=120, ignore_result=True)
+def transactions_bill_batch(transaction_pks: list[int]) -> int:
+    """Bill the transactions that started or ended (urgent queue)."""
+    return _bill_each(transaction_pks)
+
+
+@shared_task(acks_late=True, soft_time_limit=100, time_limit=120, ignore_result=True)
+def transactions_bill_later(transaction_pks: list[int]) -> int:
+    """Re-price running transactions from their meter values (bulk queue)."""
+    return _bill_each(transaction_pks)
 
 
 @shared_task(acks_late=True, time_limit=120, ignore_result=True)

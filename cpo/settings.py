@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CPO_VAR_DIR", BASE_DIR / "var"))  # what a running checkout writes (git-ignored)
@@ -226,6 +227,27 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # (cpo/task_dispatch.py, Publisher); beyond that the oldest are dropped and left to beat's reconciliation.
 TASK_PUBLISH_BACKLOG_MAX = env_int("TASK_PUBLISH_BACKLOG_MAX", 100_000)
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "cpo")
+# The chain a partner waits for (a transaction started or ended -> its Session and CDR -> their pushes; an EVSE status
+# -> its PATCH) has a queue of its own, so that bulk work (meter-value re-pricing, reconciliation, configuration reads,
+# retries) queued by thousands never stands in front of it: a worker takes from its queues in turn (kombu's round
+# robin), so an urgent task waits for at most one bulk task per free process. A worker started without -Q consumes
+# every queue below (`make run`); a deployment may also run workers on the urgent queue alone.
+CELERY_URGENT_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-urgent"
+# Each queue has an exchange and key of its own: one without them takes the default queue's, and gets every task too.
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name), routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, CELERY_URGENT_QUEUE)
+)
+# Threads per worker process for the items of a batch task (cpo/worker_threads.py); each holds a database connection
+# (count them in PostgreSQL's max_connections: worker processes x WORKER_THREADS). 8 halved the CDR latency of 4.
+WORKER_THREADS = env_int("WORKER_THREADS", 8)
+CELERY_TASK_ROUTES = {
+    name: {"queue": CELERY_URGENT_QUEUE}
+    for name in (
+        "billing.tasks.transactions_bill_batch",
+        "ocpi_api.tasks.evse_status_push_batch",
+        "ocpi_api.tasks.outbox_partner_deliver",
+    )
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's state, beside the SQLite file
 CELERY_BEAT_SCHEDULE: dict = {
@@ -616,6 +638,10 @@ OCPI_OUTBOX_DISPATCH_LEASE = env_float("OCPI_OUTBOX_DISPATCH_LEASE", 30.0)
 # repeats a call in flight, and the push of a worker that died is queued again by beat within SENDING_LEASE +
 # POLL_SECONDS (keep that under a minute).
 OCPI_OUTBOX_SENDING_LEASE = env_float("OCPI_OUTBOX_SENDING_LEASE", 20.0)
+# With a worker, a partner's due pushes are sent by one task at a time per partner (`outbox_partner_deliver`), up to
+# WORKER_THREADS calls at once (never two of one object), for at most PARTNER_BUDGET seconds before it queues itself
+# again (so one busy partner does not hold a worker process for ever).
+OCPI_OUTBOX_PARTNER_BUDGET = env_float("OCPI_OUTBOX_PARTNER_BUDGET", 10.0)
 # Seconds to wait for a partner's answer to a push, per OCPI module (others: OCPI_HTTP_TIMEOUT). A push not answered
 # in time is retried no sooner than this long again (it may still be running at the partner). CDRs get longer: an
 # EMSP may check and store a CDR slowly, and a CDR POST given up too early reaches it twice.

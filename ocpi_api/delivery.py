@@ -15,14 +15,19 @@ partner_delivery_failing alert (cpo.alerts); the next push the partner takes res
 
 import logging
 import threading
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from cpo.alerts import alert_raise, alert_resolve
 from cpo.models import AlertKind
+from cpo.worker_threads import in_worker_thread
 from ocpi_api.client import OcpiExchange, ocpi_call
 from ocpi_api.models import OutboxAttempt, OutboxMessage, OutboxStatus, PartnerStatus
 from ocpi_api.modules import InterfaceRole
@@ -195,7 +200,7 @@ def _message_record(*, claimed: OutboxMessage, exchange: OcpiExchange, permanent
             alert_resolve(kind=AlertKind.PARTNER_DELIVERY_FAILING, subject=partner_alert_subject(message))
             following = _next_in_order(message)
             if following is not None:
-                message_schedule(following.pk, at=following.next_attempt_at)
+                message_schedule(following.pk, partner_id=following.partner_id, at=following.next_attempt_at)
             return Outcome.SENT
         if permanent:
             _message_fail(message, error=exchange.problem())
@@ -214,31 +219,121 @@ def _message_record(*, claimed: OutboxMessage, exchange: OcpiExchange, permanent
         logger.info("OCPI push %s failed (%s), retry at %s", message, exchange.problem(), next_attempt)
         if message.attempts >= settings.ALERT_PARTNER_DELIVERY_ATTEMPTS:
             _delivery_alert(message, problem=f"failed {message.attempts} times, retried at {next_attempt.isoformat()}")
-        message_schedule(message.pk, at=next_attempt)
+        message_schedule(message.pk, partner_id=message.partner_id, at=next_attempt)
         return Outcome.RETRY
 
 
+def _latest(message_id: int) -> int:
+    """The message that replaced `message_id` (following `superseded_by`), or `message_id` itself: a delivery queued
+    for a message delivers what replaced it (`outbox_enqueue` queues no task of its own for a replacement due at the
+    same time)."""
+    for _ in range(100):
+        successor = (
+            OutboxMessage.objects.filter(pk=message_id, status=OutboxStatus.SUPERSEDED)
+            .values_list("superseded_by_id", flat=True)
+            .first()
+        )
+        if successor is None:
+            return message_id
+        message_id = successor
+    return message_id
+
+
+def _send_leased(message: OutboxMessage, url: str) -> tuple[OcpiExchange, datetime | None]:
+    """The call for a claimed message while its lease is renewed; the exchange and the lease as last written."""
+    with LeaseKeeper(message) as lease:
+        exchange = message_send(message=message, url=url)
+    return exchange, lease.until
+
+
+def _no_endpoint(message: OutboxMessage) -> str:
+    """The partner dropped the message's endpoint since it was written: retrying cannot help."""
+    exchange = OcpiExchange(
+        method=message.method,
+        url="",
+        request_id="",
+        started_at=timezone.now(),
+        error=f"partner has no {message.module} Receiver endpoint",
+    )
+    return _message_record(claimed=message, exchange=exchange, permanent=True)
+
+
 def outbox_deliver(*, message_id: int) -> str:
-    """Try to deliver one message; idempotent (a sent, superseded or failed message is left alone). Not before
-    `next_attempt_at`, not while another worker sends it (its lease is live), and not while an older message of the
-    same order key is pending (that one queues this one when it is done). Returns the `Outcome`."""
-    message, outcome = _message_claim(message_id=message_id)
+    """Try to deliver one message (or the one that replaced it); idempotent (a sent, superseded or failed message is
+    left alone). Not before `next_attempt_at`, not while another worker sends it (its lease is live), and not while an
+    older message of the same order key is pending (that one queues this one when it is done). Returns the
+    `Outcome`."""
+    message, outcome = _message_claim(message_id=_latest(message_id))
     if message is None:
         return outcome
     url = message_url(message)
-    if url is None:  # the partner dropped the endpoint since: retrying cannot help
-        exchange = OcpiExchange(
-            method=message.method,
-            url="",
-            request_id="",
-            started_at=timezone.now(),
-            error=f"partner has no {message.module} Receiver endpoint",
-        )
-        return _message_record(claimed=message, exchange=exchange, permanent=True)
-    with LeaseKeeper(message) as lease:
-        exchange = message_send(message=message, url=url)
-    message.sending_until = lease.until
+    if url is None:
+        return _no_endpoint(message)
+    exchange, message.sending_until = _send_leased(message, url)
     return _message_record(claimed=message, exchange=exchange, permanent=False)
+
+
+def _partner_heads(*, partner_id: int, limit: int) -> list[int]:
+    """Ids of a partner's messages that may go now: due, the first pending one of their order key, not being sent."""
+    now = timezone.now()
+    older = OutboxMessage.objects.filter(
+        partner_id=partner_id, order_key=OuterRef("order_key"), status=OutboxStatus.PENDING, id__lt=OuterRef("id")
+    )
+    return list(
+        OutboxMessage.objects.filter(
+            partner_id=partner_id,
+            partner__suspended_at__isnull=True,
+            status=OutboxStatus.PENDING,
+            next_attempt_at__lte=now + timedelta(seconds=0.5),
+        )
+        .exclude(sending_until__gt=now)
+        .exclude(Exists(older))
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def outbox_partner_due(*, partner_id: int) -> bool:
+    """Whether the partner has a message that may go now."""
+    return bool(_partner_heads(partner_id=partner_id, limit=1))
+
+
+def outbox_partner_deliver(*, partner_id: int) -> tuple[dict[str, int], bool]:
+    """Deliver a partner's due messages, up to WORKER_THREADS at once, until none is due or OCPI_OUTBOX_PARTNER_BUDGET
+    seconds have passed. Returns the outcomes counted, and whether due messages may be left.
+
+    One call per message, as OCPI wants (a CDR POST each), each made by `outbox_deliver` on a worker thread (claim,
+    call, record: its waits overlap the others'). Concurrency is across order keys only: a message is taken when it
+    is the first pending one of its key, so the next of a key (a CDR after its session's last PATCH) is taken once the
+    one before it was recorded, in this same run."""
+    deadline = time.monotonic() + settings.OCPI_OUTBOX_PARTNER_BUDGET
+    concurrency = max(1, settings.WORKER_THREADS)
+    outcomes: Counter[str] = Counter()
+    in_flight: dict[Future, int] = {}
+    more = False
+    while True:
+        if len(in_flight) < concurrency:
+            if time.monotonic() < deadline:
+                busy = set(in_flight.values())
+                for message_id in _partner_heads(partner_id=partner_id, limit=concurrency + len(busy)):
+                    if len(in_flight) >= concurrency:
+                        break
+                    if message_id not in busy:
+                        in_flight[in_worker_thread(outbox_deliver, message_id=message_id)] = message_id
+            else:
+                more = True
+        if not in_flight:
+            break
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        progress = False
+        for future in done:
+            del in_flight[future]
+            outcome = future.result()
+            outcomes[outcome] += 1
+            progress = progress or outcome in (Outcome.SENT, Outcome.RETRY, Outcome.FAILED)
+        if not progress and not in_flight:
+            break  # what was found could not be sent (another worker took it meanwhile): do not spin on it
+    return dict(outcomes), more
 
 
 def _message_fail(message: OutboxMessage, *, error: str) -> None:
@@ -251,7 +346,7 @@ def _message_fail(message: OutboxMessage, *, error: str) -> None:
     _delivery_alert(message, problem=f"given up: {error}")
     following = _next_in_order(message)
     if following is not None:
-        message_schedule(following.pk, at=following.next_attempt_at)
+        message_schedule(following.pk, partner_id=following.partner_id, at=following.next_attempt_at)
 
 
 def partner_alert_subject(message: OutboxMessage) -> str:

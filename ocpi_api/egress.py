@@ -13,6 +13,7 @@ Redirects are not followed (`ocpi_api.client`)."""
 
 import ipaddress
 import socket
+import threading
 import typing
 from collections.abc import Iterable
 from functools import cache
@@ -155,9 +156,19 @@ class VettingBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
+_ssl_lock = threading.Lock()
+
+
 @cache
-def _ssl_context():
+def _ssl_context_made():
     return httpx.create_ssl_context()
+
+
+def _ssl_context():
+    """One SSL context per process (loading the CA bundle costs tens of milliseconds): a delivery run's threads that
+    need it at once wait for the first to make it instead of each making one."""
+    with _ssl_lock:
+        return _ssl_context_made()
 
 
 class PartnerTransport(httpx.HTTPTransport):

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 ADDITIVE_FIELDS = ("charging_periods",)
 
 
-# kwargs: message_id, countdown (seconds from now). Sent after the commit that made a message due soon.
+# kwargs: message_id, partner_id, countdown (seconds from now). Sent after the commit that made a message due soon.
 message_due = Signal()
 
 
@@ -89,13 +89,25 @@ def body_merge(
     return old_method, merged
 
 
-def message_schedule(message_id: int, *, at: datetime) -> None:
+def message_schedule(message_id: int, *, partner_id: int, at: datetime) -> None:
     """Have the message delivered at `at` once the current transaction commits (`message_due`); one due later than
     OCPI_OUTBOX_COUNTDOWN_MAX is left to beat (`outbox_due_claim`)."""
     countdown = (at - timezone.now()).total_seconds()
     if countdown > settings.OCPI_OUTBOX_COUNTDOWN_MAX:
         return
-    transaction.on_commit(lambda: message_due.send(sender=None, message_id=message_id, countdown=max(countdown, 0.0)))
+    transaction.on_commit(
+        lambda: message_due.send(
+            sender=None, message_id=message_id, partner_id=partner_id, countdown=max(countdown, 0.0)
+        )
+    )
+
+
+def _scheduled_for(message: OutboxMessage, at: datetime) -> bool:
+    """Whether a delivery of `message` was queued to run at `at` (the last time it was scheduled, `dispatched_at`,
+    `at` was within the countdown that queues a task)."""
+    if message.dispatched_at is None or message.next_attempt_at != at:
+        return False
+    return (at - message.dispatched_at).total_seconds() <= settings.OCPI_OUTBOX_COUNTDOWN_MAX
 
 
 def outbox_enqueue(
@@ -169,7 +181,12 @@ def outbox_enqueue(
         OutboxMessage.objects.filter(pk__in=[m.pk for m in older]).update(
             status=OutboxStatus.SUPERSEDED, superseded_by=message
         )
-    message_schedule(message.pk, at=next_attempt)
+    # A throttled PATCH replaced every few seconds (meter values) would queue one more delayed task each time, all
+    # for the same moment: the task already queued for the message it replaces delivers this one (delivery follows
+    # `superseded_by`), so none is added. Messages due now always announce themselves (that costs no task per
+    # message: `ocpi_api.receivers`).
+    if not (older and next_attempt > now and _scheduled_for(older[-1], next_attempt)):
+        message_schedule(message.pk, partner_id=partner.pk, at=next_attempt)
     return message
 
 
@@ -218,7 +235,7 @@ def outbox_retry(*, message_id: int) -> OutboxMessage:
         message.dispatched_at = now
         message.give_up_at = max(message.give_up_at, now + give_up_after(module=message.module))
         message.save()
-        message_schedule(message.pk, at=now)
+        message_schedule(message.pk, partner_id=message.partner_id, at=now)
     return message
 
 
@@ -265,7 +282,7 @@ def outbox_partner_release(*, partner: Partner, suspended_at: datetime) -> None:
         partner_id=partner.pk, order_key=OuterRef("order_key"), status=OutboxStatus.PENDING, id__lt=OuterRef("id")
     )
     for message_id in pending.exclude(Exists(older)).values_list("id", flat=True):
-        message_schedule(message_id, at=now)
+        message_schedule(message_id, partner_id=partner.pk, at=now)
 
 
 def outbox_prune(*, now: datetime | None = None) -> int:

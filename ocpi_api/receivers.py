@@ -4,7 +4,8 @@
   and of published assets (post_save runs inside the saving transaction; a savepoint makes one for a bare save)
   write their outbox rows in that same transaction, so a rolled-back change announces nothing. They only write
   rows: the HTTP calls are made by the delivery task, after commit.
-- A message due soon (`ocpi_api.outbox.message_due`, after commit) queues its delivery task.
+- A message due soon (`ocpi_api.outbox.message_due`, after commit) queues its delivery: its partner's delivery run
+  when due now (`ocpi_api.tasks.partner_delivery_queue`), else a task of its own at its time.
 - The gateway's EVSE status changes (after commit) are collected per process and handed on once per
   OCPI_EVENTS_BATCH_SECONDS in one Celery publish (`PeriodicBatch`); with in-process tasks (the embedded default)
   each is dispatched at once (`cpo.task_dispatch`: on a background thread in a server).
@@ -53,15 +54,21 @@ def on_cdr_issued(sender, *, cdr, **kwargs) -> None:
     announce.cdr_announce(cdr=cdr)
 
 
-def on_message_due(sender, *, message_id: int, countdown: float, **kwargs) -> None:
+def on_message_due(sender, *, message_id: int, partner_id: int, countdown: float, **kwargs) -> None:
+    """A message due now is sent by its partner's delivery run (one queued task however many fall due: there were
+    several per charging session); one due later (a retry, a throttled PATCH) by a task of its own at that time.
+    In-process, each by a task of its own (they run one after the other anyway)."""
     try:
-        task_dispatch(tasks.outbox_deliver, message_id, countdown=countdown)
+        if countdown > 0 or in_process(tasks.outbox_deliver):
+            task_dispatch(tasks.outbox_deliver, message_id, countdown=countdown)
+        else:
+            tasks.partner_delivery_queue(partner_id)
     except Exception:  # the broker is down: beat finds the message once the dispatch lease runs out
         logger.exception("could not queue delivery of outbox message %s", message_id)
 
 
 def _hand_on(evse_pks: list[int]) -> None:
-    task_dispatch(tasks.evse_status_push_fan_out, evse_pks)
+    task_dispatch(tasks.evse_status_push_batch, evse_pks)
 
 
 # Status changes arrive on the daphne process answering chargers: one Celery publish per batch, not per event.

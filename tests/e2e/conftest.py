@@ -75,6 +75,7 @@ class CeleryWorker:
     def __init__(self, env: dict):
         self.env = {k: v for k, v in env.items() if k != "listener"}
         self.queue = self.env["CELERY_QUEUE"]
+        self.queues = [self.queue, f"{self.queue}-urgent"]  # settings.CELERY_TASK_QUEUES: bulk and urgent
         self.proc = None
         self.log_path = None
         self.starts = 0
@@ -95,7 +96,7 @@ class CeleryWorker:
                 "-s",
                 str(OUTPUT / f"beat-{name}"),
                 "-Q",
-                self.queue,
+                ",".join(self.queues),
                 "-n",
                 f"{name}@localhost",
                 "-c",
@@ -132,7 +133,7 @@ class CeleryWorker:
         if gateway_events:
             time.sleep(GATEWAY_BATCH_SECONDS)
         client = redis.Redis.from_url(self.env.get("CELERY_BROKER_URL") or os.environ["REDIS_URL"])
-        queues = [self.queue] + [f"{self.queue}\x06\x16{priority}" for priority in (3, 6, 9)]  # kombu's names
+        queues = [f"{q}{suffix}" for q in self.queues for suffix in ("", "\x06\x163", "\x06\x166", "\x06\x169")]
 
         def busy() -> list[str]:
             """The tasks waiting in the queue or held unacknowledged."""
@@ -142,7 +143,7 @@ class CeleryWorker:
                 pipe.hvals("unacked")
                 *waiting, held = pipe.execute()
             messages = [json.loads(raw) for raws in waiting for raw in raws]
-            messages += [message for message, _, routing_key in map(json.loads, held) if routing_key == self.queue]
+            messages += [message for message, _, routing_key in map(json.loads, held) if routing_key in self.queues]
             return [f"{m['headers']['task']} eta={m['headers'].get('eta')}" for m in messages]
 
         deadline = time.monotonic() + timeout

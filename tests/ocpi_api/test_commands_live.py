@@ -473,8 +473,9 @@ def test_a_real_celery_worker_carries_the_command_across_processes(emsp, partner
     server = start_daphne("ocpi-commands-redis", **env)
     OUTPUT.mkdir(exist_ok=True)
     log = open(OUTPUT / f"celery-{queue}.log", "w")
+    queues = f"{queue},{queue}-urgent"  # settings.CELERY_TASK_QUEUES
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "cpo", "worker", "-Q", queue, "--pool", "solo", "-l", "info"],
+        [sys.executable, "-m", "celery", "-A", "cpo", "worker", "-Q", queues, "--pool", "solo", "-l", "info"],
         cwd=ROOT,
         env=server_env(**env),
         stdout=log,

@@ -3,14 +3,16 @@ coalesced when superseded, never sent twice, every attempt recorded."""
 
 import base64
 import threading
+import time
 from datetime import timedelta
 
 import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from ocpi_api import outbox
-from ocpi_api.delivery import Outcome, outbox_deliver
+from cpo.worker_threads import worker_pool_close
+from ocpi_api import outbox, tasks
+from ocpi_api.delivery import Outcome, outbox_deliver, outbox_partner_deliver
 from ocpi_api.models import OutboxAttempt, OutboxMessage, OutboxStatus
 from ocpi_api.outbox import body_merge, outbox_enqueue
 from tests.e2e.emsp import partner_for
@@ -200,9 +202,10 @@ def test_an_undelivered_update_is_superseded_by_a_newer_one(emsp):
     assert first.status == OutboxStatus.SUPERSEDED and first.superseded_by_id == second.pk
     assert second.method == "PUT" and second.body == {"id": "S-1", "kwh": 2, "charging_periods": ["p1", "p2"]}
     assert second.due_at == first.due_at  # keeps the earlier time: coalescing never delays
-    assert outbox_deliver(message_id=first.pk) == Outcome.DONE
-    assert outbox_deliver(message_id=second.pk) == Outcome.SENT
-    assert len(emsp.pushes) == 1
+    # the task queued for the first delivers what replaced it (no task is queued per replacement); once
+    assert outbox_deliver(message_id=first.pk) == Outcome.SENT
+    assert outbox_deliver(message_id=second.pk) == Outcome.DONE
+    assert len(emsp.pushes) == 1 and emsp.pushes[0]["body"]["kwh"] == 2
 
 
 @pytest.mark.django_db
@@ -502,3 +505,52 @@ def test_beat_queues_a_dead_workers_message_again_within_a_minute(emsp, settings
     OutboxMessage.objects.filter(pk=cdr.pk).update(sending_until=now - timedelta(seconds=0.1))
     assert outbox.outbox_due_claim() == [cdr.pk]
     assert outbox_deliver(message_id=cdr.pk) == Outcome.SENT and len(emsp.cdr_posts) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_run_sends_a_partners_due_messages_several_at_once_each_object_in_order(emsp, settings, monkeypatch):
+    """What a worker's `outbox_partner_deliver` does: every due message of the partner in one run, calls to different
+    objects at the same time (on its threads), each object's messages in order and a CDR after its session's last
+    PATCH; a message due later is left for its time."""
+    settings.WORKER_THREADS = 3
+    monkeypatch.setattr(tasks.outbox_deliver, "delay", lambda *args: None)  # in-process: nothing sent at commit
+    monkeypatch.setattr(tasks.outbox_deliver, "apply_async", lambda *args, **kwargs: None)
+    partner = partner_for(emsp)
+    lock, calls = threading.Lock(), {"now": 0, "most": 0}
+
+    def slow(method, path, body):
+        with lock:
+            calls["now"] += 1
+            calls["most"] = max(calls["most"], calls["now"])
+        time.sleep(0.2)
+        with lock:
+            calls["now"] -= 1
+
+    emsp.answer = slow
+    for n in range(3):
+        enqueue(partner, method="PUT", path=f"NL/CPO/S-{n}", key=f"sessions:S-{n}", body={"id": f"S-{n}", "kwh": 0})
+        enqueue(partner, method="PATCH", path=f"NL/CPO/S-{n}", key=f"sessions:S-{n}", body={"kwh": 5})
+    with transaction.atomic():
+        outbox_enqueue(
+            partner=partner,
+            module="cdrs",
+            method="POST",
+            path="",
+            object_key="cdrs:C-0",
+            order_key="sessions:S-0",
+            body={"id": "C-0"},
+        )
+    later = enqueue(partner, path="NL/CPO/S-9", key="sessions:S-9", not_before=timezone.now() + timedelta(minutes=1))
+    try:
+        outcomes, more = outbox_partner_deliver(partner_id=partner.pk)
+    finally:
+        worker_pool_close()
+    assert outcomes == {Outcome.SENT: 7} and not more
+    assert calls["most"] > 1  # several calls at a time
+    for n in range(3):
+        of_session = [
+            p["method"] for p in emsp.pushes if p["path"] == f"NL/CPO/S-{n}" or (n == 0 and p["module"] == "cdrs")
+        ]
+        assert of_session == (["PUT", "PATCH", "POST"] if n == 0 else ["PUT", "PATCH"])
+    later.refresh_from_db()
+    assert later.status == OutboxStatus.PENDING and not later.attempts
