@@ -358,6 +358,16 @@ def pages() -> list[tuple[str, str]]:
          + f"?date_from={today - timedelta(days=364)}&date_to={today}"),
         ("analytics csv revenue, 365 d", reverse("dashboard:analytics-csv", args=["revenue"])
          + f"?date_from={today - timedelta(days=364)}&date_to={today}"),
+        ("station log, every frame", reverse("dashboard:station", args=[station]) + "?view=frames&heartbeats=on"),
+        ("sessions csv, location+month", reverse("dashboard:session-export")
+         + f"?location={location}&started_from={month_ago}&started_to={today}"),
+        ("tokens", reverse("dashboard:tokens")),
+        ("tokens, search", reverse("dashboard:tokens") + "?q=EXM00001&status=valid"),
+        ("tokens, partner page 500", reverse("dashboard:tokens") + "?ppage=500"),
+        ("users", reverse("dashboard:users")),
+        ("alerts", reverse("dashboard:alerts")),
+        ("load groups", reverse("dashboard:load-groups")),
+        ("firmware", reverse("dashboard:firmware")),
     ]
 
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import QuerySet, TextField
+from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from billing.models import Tariff
@@ -21,16 +21,16 @@ TARIFF_CONNECTORS_SHOWN = 200
 
 def tariff_connectors(*, tariff_id: str) -> tuple[list[Connector], int]:
     """Connectors priced with the tariff: those naming it in their tariff_ids, and those without tariff_ids at a
-    location whose default it is. (Up to TARIFF_CONNECTORS_SHOWN of them, and how many there are.)"""
-    named = (
+    location whose default it is. (Up to TARIFF_CONNECTORS_SHOWN of them, and how many there are.) The ids are
+    matched in the JSON text with their quotes, `"AC-1"`, which no other id contains: one query for each answer."""
+    connectors = (
         Connector.objects.annotate(tariff_text=Cast("tariff_ids", TextField()))
-        .filter(tariff_text__contains=f'"{tariff_id}"')
-        .values_list("pk", "tariff_ids")
+        .filter(
+            Q(tariff_text__contains=f'"{tariff_id}"') | Q(tariff_ids=[], evse__location__default_tariff_id=tariff_id)
+        )
+        .select_related("evse__station", "evse__location")
+        .order_by("evse__location__name", "evse__station__identity", "evse__ocpp_evse_id")
     )
-    pks = [pk for pk, ids in named if tariff_id in (ids or [])]
-    by_default = Connector.objects.filter(tariff_ids=[], evse__location__default_tariff_id=tariff_id)
-    connectors = (Connector.objects.filter(pk__in=pks) | by_default).select_related("evse__station", "evse__location")
-    connectors = connectors.order_by("evse__location__name", "evse__station__identity", "evse__ocpp_evse_id")
     return list(connectors[:TARIFF_CONNECTORS_SHOWN]), connectors.count()
 
 
