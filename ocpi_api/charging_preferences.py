@@ -23,6 +23,12 @@ from cpo.models import EVSE, Capability
 from ocpi_api.commands.receive import session_get
 from ocpi_api.envelope import StatusCode, UnknownObject
 from ocpi_api.models import ChargingPreferences, ChargingPreferencesResponse, Partner, ProfileType
+from ocpp_gateway.services.load_management import transaction_preference_record
+
+# What a driver's profile_type means to load management (ocpp_gateway.load_planner: a higher priority gets current
+# first under a site's limit): FAST asks for as much as possible; CHEAP and GREEN accept less now (we have no price
+# or energy-mix signal per hour to plan them by), REGULAR is everyone else.
+PLANNER_PRIORITY = {ProfileType.FAST: 1, ProfileType.REGULAR: 0, ProfileType.CHEAP: -1, ProfileType.GREEN: -1}
 
 # Profile types whose smart charging shifts energy in time: they need to know how much, and by when.
 PROFILE_TYPES_NEEDING_DEPARTURE_AND_ENERGY = (ProfileType.CHEAP, ProfileType.GREEN)
@@ -100,6 +106,12 @@ def charging_preferences_set(
         response=answer.response,
         request=request,
     )
+    if answer.response == ChargingPreferencesResponse.ACCEPTED and transaction is not None:
+        transaction_preference_record(
+            transaction_pk=transaction.pk,
+            priority=PLANNER_PRIORITY.get(preferences["profile_type"], 0),
+            departure_time=departure_time,
+        )
     return answer
 
 

@@ -17,6 +17,9 @@ transaction_started = Signal()
 transaction_updated = Signal()
 # kwargs: transaction_pk
 transaction_ended = Signal()
+# kwargs: transaction_pk. What the car (2.0.1 NotifyEVChargingNeeds) or the driver (OCPI ChargingPreferences) asks of
+# a running session changed: load management shares its group again.
+transaction_load_needs_changed = Signal()
 # kwargs: transaction_pk. A charger's late stop for a transaction we had ended without it (reboot, new transaction,
 # status, housekeeping) replaced its meter_stop / ended_at; the session and CDR may need a correction.
 transaction_stop_corrected = Signal()

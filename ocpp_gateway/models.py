@@ -66,6 +66,13 @@ class Transaction(models.Model):
     meter_last_at = models.DateTimeField(null=True, blank=True)
     power_last = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True, help_text="W")
     charging_state = models.CharField(max_length=20, blank=True, help_text="2.0.1 ChargingStateEnumType")
+    # What the car and the driver asked for, for load management: the car's current range (2.0.1
+    # NotifyEVChargingNeeds, A per phase) and the driver's preference (an OCPI ChargingPreferences profile_type
+    # turned into a planner priority by ocpi_api: FAST +1, CHEAP and GREEN -1).
+    ev_min_amps = models.DecimalField(max_digits=6, decimal_places=1, null=True, blank=True)
+    ev_max_amps = models.DecimalField(max_digits=6, decimal_places=1, null=True, blank=True)
+    ev_departure_time = models.DateTimeField(null=True, blank=True)
+    preference_priority = models.SmallIntegerField(default=0)
     stop_reason = models.CharField(max_length=30, blank=True)
     ended_by = models.CharField(max_length=16, choices=EndedBy.choices, blank=True, db_index=True)
     last_seq_no = models.IntegerField(null=True, blank=True)

@@ -61,6 +61,7 @@ def on_token_saved_or_deleted(sender, **kwargs) -> None:
 def connect() -> None:
     events.transaction_started.connect(on_transaction_started_or_ended, dispatch_uid="gateway.load.started")
     events.transaction_ended.connect(on_transaction_started_or_ended, dispatch_uid="gateway.load.ended")
+    events.transaction_load_needs_changed.connect(on_transaction_started_or_ended, dispatch_uid="gateway.load.needs")
     events.station_booted.connect(on_station_booted, dispatch_uid="gateway.load.booted")
     events.station_booted.connect(on_station_booted_configuration, dispatch_uid="gateway.configuration.booted")
     events.station_booted.connect(on_station_booted_local_list, dispatch_uid="gateway.local_list.booted")

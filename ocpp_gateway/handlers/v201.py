@@ -16,10 +16,12 @@ from ocpp_gateway.handlers.base import (
     db,
     db_authorizing,
     on,
+    parse_ocpp_datetime,
     utc_now_iso,
 )
 from ocpp_gateway.measurands import ENERGY_REGISTER
 from ocpp_gateway.requests import group_id_token
+from ocpp_gateway.selectors import load_managed_station_pks
 from ocpp_gateway.services.authorization import id_tag_check
 from ocpp_gateway.services.availability import (
     evse_status_update,
@@ -30,6 +32,7 @@ from ocpp_gateway.services.certificates import station_csr_check
 from ocpp_gateway.services.device_model import report_data_reported, station_variables_record
 from ocpp_gateway.services.diagnostics import diagnostics_status_record
 from ocpp_gateway.services.firmware import station_firmware_status_record
+from ocpp_gateway.services.load_management import ev_current_range, transaction_ev_needs_record
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
 from ocpp_gateway.services.reservations import reservation_status_update
@@ -243,8 +246,21 @@ class ChargePoint201(GatewayChargePoint):
 
     @on(Action.notify_ev_charging_needs)
     async def on_notify_ev_charging_needs(self, charging_needs, evse_id, **kwargs):
-        # We do not compute ISO 15118 schedules: the station keeps its own (K17: Rejected is a valid answer).
-        return self.result_module.NotifyEVChargingNeeds(status="Rejected")
+        """K17: the car's needs feed load management (its current range caps its share); Accepted when a session on
+        that EVSE is under a load group, so a charging profile follows; else Rejected, and the station keeps its own
+        schedule (we do not compute ISO 15118 schedules otherwise)."""
+        min_amps, max_amps = ev_current_range(charging_needs)
+        departure_text = charging_needs.get("departure_time")
+        departure = parse_ocpp_datetime(departure_text, field="departureTime") if departure_text else None
+        planned = await db(transaction_ev_needs_record)(
+            station_pk=self.station_pk,
+            ocpp_evse_id=evse_id,
+            min_amps=min_amps,
+            max_amps=max_amps,
+            departure_time=departure,
+        )
+        managed = planned and self.station_pk in await db(load_managed_station_pks)()
+        return self.result_module.NotifyEVChargingNeeds(status="Accepted" if managed else "Rejected")
 
     @on(Action.notify_ev_charging_schedule)
     async def on_notify_ev_charging_schedule(self, time_base, charging_schedule, evse_id, **kwargs):

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cpo.models import EVSE, ChargingStation, LoadGroup, Token
+from ocpp_gateway import events
 from ocpp_gateway import requests as ocpp_requests
 from ocpp_gateway.commands import CommandError, command_send_many
 from ocpp_gateway.load_planner import Demand, load_plan, load_steps
@@ -111,11 +112,13 @@ def _sessions(*, group: LoadGroup) -> list[_Session]:
         max_amps = min(max_amps, caps.get(tx.pk, max_amps))
         held_amps = held.get(tx.pk, defaults.get(tx.station_id, max_amps))
         drawn = (Decimal(tx.power_last) / volts).quantize(Decimal("0.1")) if tx.power_last is not None else None
+        if tx.ev_max_amps is not None:  # the car says it takes no more (NotifyEVChargingNeeds)
+            max_amps = max(min(max_amps, tx.ev_max_amps), group.min_charging_amps)
         demand = Demand(
             key=tx.pk,
             max_amps=max_amps,
-            min_amps=group.min_charging_amps,
-            priority=priorities.get(tx.id_tag, 0),
+            min_amps=max(group.min_charging_amps, min(tx.ev_min_amps or Decimal(0), max_amps)),
+            priority=priorities.get(tx.id_tag, 0) + tx.preference_priority,
             drawn_amps=drawn,
             allocated_amps=held.get(tx.pk),
         )
@@ -301,3 +304,46 @@ def load_station_default_profile(*, station_pk: int) -> str | None:
         station_pk=station.pk, payload=payload, source=ChargingProfile.Source.PLANNER, status=status
     )
     return status
+
+
+def ev_current_range(charging_needs: dict) -> tuple[Decimal | None, Decimal | None]:
+    """(min, max) A per phase the car takes, from a 2.0.1 ChargingNeedsType: its acChargingParameters evMinCurrent and
+    evMaxCurrent (per phase, as the planner counts). A DC car's currents are on the DC side: not ours to share."""
+    ac = charging_needs.get("ac_charging_parameters") or {}
+
+    def amps(name: str) -> Decimal | None:
+        value = ac.get(name)
+        return Decimal(str(value)) if isinstance(value, int | float) and value >= 0 else None
+
+    return amps("ev_min_current"), amps("ev_max_current")
+
+
+def transaction_ev_needs_record(
+    *,
+    station_pk: int,
+    ocpp_evse_id: int,
+    min_amps: Decimal | None,
+    max_amps: Decimal | None,
+    departure_time: datetime | None,
+) -> bool:
+    """A 2.0.1 car's charging needs (NotifyEVChargingNeeds): its current range caps what the planner gives its
+    session, and the group is shared again. False when no session runs on that EVSE (nothing to plan)."""
+    tx = (
+        Transaction.objects.filter(station_id=station_pk, ocpp_evse_id=ocpp_evse_id, status=Transaction.Status.ACTIVE)
+        .order_by("-started_at")
+        .first()
+    )
+    if tx is None:
+        return False
+    Transaction.objects.filter(pk=tx.pk).update(
+        ev_min_amps=min_amps, ev_max_amps=max_amps, ev_departure_time=departure_time
+    )
+    events.announce(events.transaction_load_needs_changed, transaction_pk=tx.pk)
+    return True
+
+
+def transaction_preference_record(*, transaction_pk: int, priority: int, departure_time: datetime | None) -> None:
+    """The driver's preference for a session (from a partner's OCPI ChargingPreferences, in the planner's words):
+    a higher priority gets current first under the group's limit; the group is shared again."""
+    Transaction.objects.filter(pk=transaction_pk).update(preference_priority=priority, ev_departure_time=departure_time)
+    events.announce(events.transaction_load_needs_changed, transaction_pk=transaction_pk)

@@ -73,6 +73,17 @@ class TestAnswers:
         make_session(station)
         assert ocpi(put(client, headers, {"profile_type": profile_type})) == (200, 1000, "ACCEPTED")
 
+    @pytest.mark.parametrize("profile_type,priority", [("FAST", 1), ("REGULAR", 0), ("CHEAP", -1), ("GREEN", -1)])
+    def test_accepted_preferences_set_the_sessions_place_in_load_management(
+        self, client, headers, station, profile_type, priority
+    ):
+        """A site under a grid limit shares its current by priority (ocpp_gateway.load_planner): a driver asking
+        FAST goes before REGULAR sessions, CHEAP and GREEN after them."""
+        session = make_session(station)
+        assert ocpi(put(client, headers, preferences(profile_type=profile_type))) == (200, 1000, "ACCEPTED")
+        session.transaction.refresh_from_db()
+        assert session.transaction.preference_priority == priority
+
     @pytest.mark.parametrize("profile_type", ["CHEAP", "GREEN"])
     def test_cheap_and_green_need_a_departure_time_then_an_energy_need(self, client, headers, station, profile_type):
         make_session(station)

@@ -16,7 +16,7 @@ from ocpp.v201.enums import Action as Action201
 
 from cpo.dashboard.models import AuditLog
 from cpo.models import LoadGroup, Token
-from ocpp_gateway.models import ChargingProfile
+from ocpp_gateway.models import ChargingProfile, Transaction
 from tests.ocpp_gateway.chargers import Charger16, Charger201, connected, now_iso
 from tests.support import start_daphne, stop
 
@@ -193,3 +193,62 @@ def test_fleet_token_gets_current_first_on_a_201_station(planner_daphne, locatio
     profiles = asyncio.run(scenario())
     evse_ids = {p["transaction_id"]: p["evse_id"] for _, p in profiles if p.get("transaction_id")}
     assert evse_ids == {"TX-GUEST": 1, "TX-FLEET": 2}
+
+
+def test_a_201_car_that_takes_only_10_a_leaves_the_rest_to_the_other(planner_daphne, location, station_factory):
+    """NotifyEVChargingNeeds (K17) feeds the planner: the car's evMaxCurrent caps its share at once (without waiting
+    to measure its draw), and the other session gets what it leaves."""
+    _, secret = station_factory("CS-LM-NEEDS", evses=2)
+    LoadGroup.objects.create(name="depot", location=location, limit_amps=Decimal(40))
+    Token.objects.create(uid="GUEST-A")
+    Token.objects.create(uid="GUEST-B")
+
+    def started(tx_id, evse_id, token):
+        return call201.TransactionEvent(
+            event_type="Started",
+            timestamp=now_iso(),
+            trigger_reason="Authorized",
+            seq_no=0,
+            transaction_info={"transactionId": tx_id},
+            id_token={"idToken": token, "type": "ISO14443"},
+            evse={"id": evse_id, "connectorId": 1},
+        )
+
+    async def scenario():
+        async with connected(
+            planner_daphne.ocpp_url("CS-LM-NEEDS"), "CS-LM-NEEDS", secret, version="2.0.1", cls=ProfiledCharger201
+        ) as cs:
+            await cs.call(
+                call201.BootNotification(charging_station={"model": "LM", "vendorName": "Test"}, reason="PowerUp")
+            )
+            await cs.call(started("TX-A", 1, "GUEST-A"))
+            await cs.call(started("TX-B", 2, "GUEST-B"))
+
+            def last_limits():
+                limits = {}
+                for _, p in cs.profiles:
+                    if p["charging_profile_purpose"] == "TxProfile":
+                        limits[p["transaction_id"]] = p["charging_schedule"][0]["charging_schedule_period"][0]["limit"]
+                return limits
+
+            await wait_for(lambda: last_limits() == {"TX-A": 20.0, "TX-B": 20.0})
+            needs = await cs.call(
+                call201.NotifyEVChargingNeeds(
+                    evse_id=1,
+                    charging_needs={
+                        "requestedEnergyTransfer": "AC_three_phase",
+                        "acChargingParameters": {
+                            "energyAmount": 20000,
+                            "evMinCurrent": 6,
+                            "evMaxCurrent": 10,
+                            "evMaxVoltage": 400,
+                        },
+                    },
+                )
+            )
+            await wait_for(lambda: last_limits() == {"TX-A": 10.0, "TX-B": 30.0})
+            return needs
+
+    needs = asyncio.run(scenario())
+    assert needs.status == "Accepted"
+    assert Transaction.objects.get(transaction_id="TX-A").ev_max_amps == Decimal(10)
