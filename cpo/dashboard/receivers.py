@@ -42,39 +42,52 @@ def _log_failure(future) -> None:
         logger.error("dashboard events not published: %r", future.exception())
 
 
+# The builders read plain values (no model per row): a batch carries every transaction and EVSE that moved.
 def evse_events(pks: list[int]) -> list[dict]:
+    rows = EVSE.objects.filter(pk__in=pks, station__isnull=False).values_list(
+        "station__identity", "location_id", "ocpp_evse_id", "status", "ocpp_status"
+    )
     return [
         {
             "kind": "evse_status",
-            "station": evse.station.identity,
-            "location": evse.location_id,
-            "ocpp_evse_id": evse.ocpp_evse_id,
-            "status": evse.status,
-            "ocpp_status": evse.ocpp_status,
+            "station": identity,
+            "location": location_id,
+            "ocpp_evse_id": ocpp_evse_id,
+            "status": status,
+            "ocpp_status": ocpp_status,
         }
-        for evse in EVSE.objects.select_related("station").filter(pk__in=pks, station__isnull=False)
+        for identity, location_id, ocpp_evse_id, status, ocpp_status in rows
     ]
 
 
 def transaction_events(pks: list[int]) -> list[dict]:
-    return [
-        {
-            "kind": "transaction",
-            "station": tx.station.identity,
-            "location": tx.station.location_id,
-            "transaction": tx.pk,
-            "ocpp_evse_id": tx.ocpp_evse_id,
-            "status": tx.status,
-            "energy_kwh": float(tx.energy_wh) / 1000,
-        }
-        for tx in Transaction.objects.select_related("station").filter(pk__in=pks)
-    ]
+    rows = Transaction.objects.filter(pk__in=pks).values_list(
+        "pk", "station__identity", "station__location_id", "ocpp_evse_id", "status", "meter_start", "meter_stop",
+        "meter_last",
+    )  # fmt: skip
+    events = []
+    for pk, identity, location_id, ocpp_evse_id, status, meter_start, meter_stop, meter_last in rows:
+        end = meter_stop if meter_stop is not None else meter_last  # Transaction.energy_wh, from the values
+        energy_wh = 0 if end is None else max(end - meter_start, 0)
+        events.append(
+            {
+                "kind": "transaction",
+                "station": identity,
+                "location": location_id,
+                "transaction": pk,
+                "ocpp_evse_id": ocpp_evse_id,
+                "status": status,
+                "energy_kwh": float(energy_wh) / 1000,
+            }
+        )
+    return events
 
 
 def station_events(pks: list[int]) -> list[dict]:
+    rows = ChargingStation.objects.filter(pk__in=pks).values_list("identity", "location_id", "online")
     return [
-        {"kind": "station", "station": s.identity, "location": s.location_id, "online": s.online}
-        for s in ChargingStation.objects.filter(pk__in=pks).only("identity", "online", "location_id")
+        {"kind": "station", "station": identity, "location": location_id, "online": online}
+        for identity, location_id, online in rows
     ]
 
 
