@@ -75,6 +75,26 @@ async def open_charger(application, identity: str, settings: loadgen.Settings, s
     return charger
 
 
+class QueryCounter:
+    """SQL statements sent by every connection of this process (a count that does not depend on the machine)."""
+
+    count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        QueryCounter.count += 1
+        return execute(sql, params, many, context)
+
+    @classmethod
+    def install(cls) -> None:
+        from django.db.backends.signals import connection_created
+
+        def attach(sender, connection, **kwargs) -> None:
+            if cls not in {type(w) for w in connection.execute_wrappers}:
+                connection.execute_wrappers.append(cls())
+
+        connection_created.connect(attach, weak=False)
+
+
 async def measure(chargers, calls: int, flush_wait: float) -> tuple[float, float, int]:
     """(CPU seconds, wall seconds, CALLs) for `calls` CALLs of the realistic mix, closed loop, plus the wait for the
     batch writers to flush what the CALLs queued."""
@@ -119,13 +139,14 @@ async def main_async(args) -> None:
         await asyncio.sleep(1)
     results = []
     for _ in range(args.repeat):
-        before = dict(stats.errors)
+        before, queries = dict(stats.errors), QueryCounter.count
         cpu, wall, calls = await measure(chargers, args.calls, flush_wait=args.flush_wait)
         errors = {k: v - before.get(k, 0) for k, v in stats.errors.items() if v - before.get(k, 0)}
         results.append(cpu / calls * 1000)
         load = os.getloadavg()[0]
         print(
-            f"{calls} CALLs: CPU {cpu:.2f} s = {cpu / calls * 1000:.3f} ms/CALL, wall {wall:.1f} s, "
+            f"{calls} CALLs: CPU {cpu:.2f} s = {cpu / calls * 1000:.3f} ms/CALL, "
+            f"{(QueryCounter.count - queries) / calls:.2f} SQL statements/CALL, wall {wall:.1f} s, "
             f"load avg {load:.2f}, errors {errors or 0}",
             flush=True,
         )
@@ -133,7 +154,8 @@ async def main_async(args) -> None:
         profiler.send_signal(2)
         profiler.wait(timeout=60)
     results.sort()
-    print(f"median {results[len(results) // 2]:.3f} ms/CALL (min {results[0]:.3f}), per action { {a: len(v) for a, v in stats.latencies.items()} }")
+    per_action = {action: len(v) for action, v in stats.latencies.items()}
+    print(f"median {results[len(results) // 2]:.3f} ms/CALL (min {results[0]:.3f}), per action {per_action}")
     for charger in chargers:
         await charger.close()
 
@@ -144,7 +166,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=6000, help="CALLs per measurement")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--flush-wait", type=float, default=2.5, help="seconds for the batch writers, inside the window")
+    parser.add_argument("--flush-wait", type=float, default=2.5, help="batches' flush wait")
     parser.add_argument("--db-name", required=True, help="dropped and recreated; must contain 'bench'")
     parser.add_argument("--reuse-db", action="store_true", help="keep the database of an earlier run")
     parser.add_argument("--pyspy", help="also record the measurements with py-spy (raw format) into this file")
@@ -162,6 +184,7 @@ def main() -> None:
     import django
 
     django.setup()
+    QueryCounter.install()
     if not args.reuse_db:
         from django.core.management import call_command
 
