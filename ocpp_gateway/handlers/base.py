@@ -70,7 +70,7 @@ def db(func):
         if _db_executor is None:
             _db_executor = ThreadPoolExecutor(max_workers=settings.OCPP_DB_THREADS, thread_name_prefix="ocpp-db")
         wrapper = database_sync_to_async(func, thread_sensitive=False, executor=_db_executor)
-        if isinstance(func, types.FunctionType):  # module functions and lambdas that live as long as the process
+        if isinstance(func, types.FunctionType) and len(_db_wrappers) < 1024:  # services: module functions
             _db_wrappers[func] = wrapper
     return wrapper
 
