@@ -12,6 +12,7 @@ import inspect
 import json
 import logging
 import re
+import types
 import uuid
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,7 @@ ALLOWED_BEFORE_ACCEPTED = {"BootNotification", "Heartbeat"}
 
 
 _db_executor: ThreadPoolExecutor | None = None
+_db_wrappers: dict = {}
 
 
 def db(func):
@@ -61,12 +63,18 @@ def db(func):
 
     Services run on a pool of OCPP_DB_THREADS threads (each with its own database connection), not Channels'
     single shared thread: with thousands of chargers that one thread is the ceiling (bench/RESULTS.md). Each
-    charger's frames are still handled one at a time, so its own messages keep their order.
+    charger's frames are still handled one at a time, so its own messages keep their order. The wrapper of a plain
+    function is built once and reused: building it on every call was the gateway's top function (bench/RESULTS.md).
     """
     global _db_executor
-    if _db_executor is None:
-        _db_executor = ThreadPoolExecutor(max_workers=settings.OCPP_DB_THREADS, thread_name_prefix="ocpp-db")
-    return database_sync_to_async(_reconnecting(func), thread_sensitive=False, executor=_db_executor)
+    wrapper = _db_wrappers.get(func)
+    if wrapper is None:
+        if _db_executor is None:
+            _db_executor = ThreadPoolExecutor(max_workers=settings.OCPP_DB_THREADS, thread_name_prefix="ocpp-db")
+        wrapper = database_sync_to_async(_reconnecting(func), thread_sensitive=False, executor=_db_executor)
+        if isinstance(func, types.FunctionType) and len(_db_wrappers) < 1024:  # services: module functions
+            _db_wrappers[func] = wrapper
+    return wrapper
 
 
 def _reconnecting(func):
@@ -124,6 +132,36 @@ def parse_ocpp_datetime(value: str | None, *, field: str = "timestamp") -> datet
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+@functools.lru_cache(maxsize=4096)
+def _snake_key(key: str) -> str:
+    return next(iter(camel_to_snake_case({key: None})))
+
+
+@functools.lru_cache(maxsize=4096)
+def _camel_key(key: str) -> str:
+    return next(iter(snake_to_camel_case({key: None})))
+
+
+def keys_to_snake_case(data):
+    """The `ocpp` library's camel_to_snake_case, with each key converted once per process: its two regular
+    expressions per key of every frame were 5-10 % of the gateway's CPU (bench/RESULTS.md). The keys of a version
+    are a small fixed set (bounded cache: a charger's made-up keys cannot grow it without end)."""
+    if isinstance(data, dict):
+        return {_snake_key(key): keys_to_snake_case(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [keys_to_snake_case(value) for value in data]
+    return data
+
+
+def keys_to_camel_case(data):
+    """The `ocpp` library's snake_to_camel_case, with each key converted once per process."""
+    if isinstance(data, dict):
+        return {_camel_key(key): keys_to_camel_case(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [keys_to_camel_case(value) for value in data]
+    return data
 
 
 def on(action: str):
@@ -224,6 +262,7 @@ class GatewayChargePoint:
         self.deferred: list[Coroutine] = []  # to start once the CALL being handled is answered
         self.background: set[asyncio.Task] = set()
         self.unmatched_answers = 0  # answers to no call of ours, dropped
+        self.known_transactions: dict[str, int] = {}  # transactionId -> pk, services.meter_values_receive's memo
 
     # -- errors, per version -------------------------------------------------------------------------------------
     def error_code(self, error: OCPPError) -> str:
@@ -392,14 +431,14 @@ class GatewayChargePoint:
         """The handler's answer to a valid CALL as a CALLRESULT frame (a CALLERROR when the handler refuses or
         fails). Raises OCPPError when our own answer does not fit the schema."""
         try:
-            result = await handler(**camel_to_snake_case(msg.payload))
+            result = await handler(**keys_to_snake_case(msg.payload))
         except OCPPError as error:  # e.g. a timestamp that is not a date-time
             logger.info("%s: %s refused: %s %s", self.identity, msg.action, error.code, error.details)
             return self.call_error(msg.unique_id, error)
         except Exception:
             logger.exception("%s: error while handling %s", self.identity, msg.action)
             return self.call_error(msg.unique_id, InternalError(description="An unexpected error occurred."))
-        response = msg.create_call_result(snake_to_camel_case(remove_nones(serialize_as_dict(result))))
+        response = msg.create_call_result(keys_to_camel_case(remove_nones(serialize_as_dict(result))))
         await payload_validate(response, self.ocpp_version)
         return response.to_json()
 

@@ -161,6 +161,7 @@ class ChargePoint16(GatewayChargePoint):
             ocpp_evse_id=connector_id,
             transaction_id=kwargs.get("transaction_id"),
             samples=samples_16(meter_value, self.charger_time),
+            known_transactions=self.known_transactions,
         )
         return call_result.MeterValues()
 

@@ -4,9 +4,10 @@ and the running transaction's latest readings moved forward."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db import connection
 from django.utils import timezone
 
 from ocpp_gateway import events
@@ -43,11 +44,26 @@ def to_decimal(value) -> Decimal | None:
 
 
 def meter_values_receive(
-    *, station_pk: int, ocpp_evse_id: int | None, transaction_id: str | int | None, samples: list[Sample]
+    *,
+    station_pk: int,
+    ocpp_evse_id: int | None,
+    transaction_id: str | int | None,
+    samples: list[Sample],
+    known_transactions: dict[str, int] | None = None,
 ) -> int:
     """MeterValues.req: samples of the transaction the charger names, else of the only active transaction on that
-    EVSE (2.0.1 and many 1.6 chargers leave the id out), else of no transaction."""
-    transaction_pk = transaction_pk_for_ocpp_id(station_pk=station_pk, transaction_id=transaction_id)
+    EVSE (2.0.1 and many 1.6 chargers leave the id out), else of no transaction. `known_transactions` is the
+    connection's transactionId -> pk memo (a station's transactionId names one transaction for good): a charger
+    sends MeterValues of the same transaction every few seconds, and the lookup was a query each time."""
+    transaction_pk = None
+    if transaction_id is not None and known_transactions is not None:
+        transaction_pk = known_transactions.get(str(transaction_id))
+    if transaction_pk is None:
+        transaction_pk = transaction_pk_for_ocpp_id(station_pk=station_pk, transaction_id=transaction_id)
+        if transaction_pk is not None and known_transactions is not None:
+            if len(known_transactions) >= 16:
+                known_transactions.pop(next(iter(known_transactions)))
+            known_transactions[str(transaction_id)] = transaction_pk
     if transaction_pk is None and transaction_id is None:
         transaction_pk = transaction_active_for_evse(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id)
     return meter_values_record(
@@ -55,30 +71,60 @@ def meter_values_receive(
     )
 
 
+# The columns of a stored sample, in the order `_meter_value_row` gives them.
+SAMPLE_COLUMNS = (
+    "station_id",
+    "transaction_id",
+    "ocpp_evse_id",
+    "timestamp",
+    "measurand",
+    "value",
+    "unit",
+    "phase",
+    "context",
+    "location",
+    "format",
+    "signed_data",
+)
+_signed_data_field = MeterValue._meta.get_field("signed_data")
+_value_field = MeterValue._meta.get_field("value")
+
+
 def meter_values_record(
     *, station_pk: int, ocpp_evse_id: int | None, transaction_pk: int | None, samples: list[Sample]
 ) -> int:
-    """Store samples (a repeated one is skipped) and move the transaction's latest register reading forward."""
+    """Store samples (a repeated one is skipped) and move the transaction's latest register reading forward.
+
+    One INSERT of plain values with ON CONFLICT DO NOTHING (the unique sample constraint skips repeats), without a
+    model per sample: MeterValues are half of a charger network's CALLs (bench/RESULTS.md)."""
     if not samples:
         return 0
+    ops = connection.ops
     rows = [
-        MeterValue(
-            station_id=station_pk,
-            transaction_id=transaction_pk,
-            ocpp_evse_id=ocpp_evse_id,
-            timestamp=s.timestamp,
-            measurand=s.measurand or ENERGY_REGISTER,
-            value=s.value,
-            unit=s.unit,
-            phase=s.phase,
-            context=s.context,
-            location=s.location,
-            format=s.format,
-            signed_data=s.signed_data,
+        (
+            station_pk,
+            transaction_pk,
+            ocpp_evse_id,
+            ops.adapt_datetimefield_value(s.timestamp),
+            s.measurand or ENERGY_REGISTER,
+            ops.adapt_decimalfield_value(s.value, _value_field.max_digits, _value_field.decimal_places),
+            s.unit,
+            s.phase,
+            s.context,
+            s.location,
+            s.format,
+            None if s.signed_data is None else _signed_data_field.get_db_prep_save(s.signed_data, connection),
         )
         for s in samples
     ]
-    MeterValue.objects.bulk_create(rows, ignore_conflicts=True)
+    row_placeholder = "(" + ", ".join(["%s"] * len(SAMPLE_COLUMNS)) + ")"
+    sql = "INSERT INTO {} ({}) VALUES {} ON CONFLICT DO NOTHING".format(  # noqa: S608 - names from the model
+        ops.quote_name(MeterValue._meta.db_table),
+        ", ".join(ops.quote_name(column) for column in SAMPLE_COLUMNS),
+        ", ".join([row_placeholder] * len(rows)),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in rows for value in row])
     if transaction_pk is not None:
         _transaction_meter_update(transaction_pk=transaction_pk, samples=samples)
     return len(rows)
@@ -94,23 +140,38 @@ def _latest(samples: list[Sample], measurand: str) -> Sample | None:
 
 def _transaction_meter_update(*, transaction_pk: int, samples: list[Sample]) -> None:
     """Move an ACTIVE transaction's latest readings forward in one UPDATE; samples older than the latest reading
-    we hold (replayed from the charger's queue) change nothing."""
-    fields: dict[str, object] = {}
+    we hold (replayed from the charger's queue) change nothing. Plain SQL: it runs for nearly every MeterValues, and
+    building the ORM's conditional update cost more than the rest of storing the samples (bench/RESULTS.md)."""
+    ops = connection.ops
+    decimal = ops.adapt_decimalfield_value
+    sets: list[tuple[str, Any]] = []
     energy = _latest(samples, ENERGY_REGISTER)
     if energy is not None:
-        fields.update(meter_last=energy.in_base_unit(), meter_last_at=energy.timestamp)
+        sets.append(("meter_last", decimal(energy.in_base_unit(), _meter_last.max_digits, _meter_last.decimal_places)))
+        sets.append(("meter_last_at", ops.adapt_datetimefield_value(energy.timestamp)))
     power = _latest(samples, POWER_ACTIVE)
     if power is not None:
-        fields["power_last"] = power.in_base_unit()
-    if not fields:
+        sets.append(("power_last", decimal(power.in_base_unit(), _power_last.max_digits, _power_last.decimal_places)))
+    if not sets:
         return
     now = timezone.now()
-    active = Transaction.objects.filter(pk=transaction_pk, status=Transaction.Status.ACTIVE)
+    sets.append(("updated_at", ops.adapt_datetimefield_value(now)))
+    where = f"{ops.quote_name('id')} = %s AND {ops.quote_name('status')} = %s"
+    params: list[Any] = [value for _column, value in sets] + [transaction_pk, Transaction.Status.ACTIVE.value]
     if energy is not None:
         # A reading held from the future (stored before services.clock checked times) moves aside for real ones.
         ahead = now + timedelta(seconds=settings.OCPP_CLOCK_MAX_AHEAD_SECONDS)
-        active = active.filter(
-            Q(meter_last_at__isnull=True) | Q(meter_last_at__lte=energy.timestamp) | Q(meter_last_at__gt=ahead)
-        )
-    if active.update(**fields, updated_at=now):
+        held = ops.quote_name("meter_last_at")
+        where += f" AND ({held} IS NULL OR {held} <= %s OR {held} > %s)"
+        params += [ops.adapt_datetimefield_value(energy.timestamp), ops.adapt_datetimefield_value(ahead)]
+    assignments = ", ".join(f"{ops.quote_name(column)} = %s" for column, _value in sets)
+    sql = f"UPDATE {ops.quote_name(Transaction._meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        updated = cursor.rowcount
+    if updated:
         events.announce(events.transaction_updated, transaction_pk=transaction_pk)
+
+
+_meter_last = Transaction._meta.get_field("meter_last")
+_power_last = Transaction._meta.get_field("power_last")
