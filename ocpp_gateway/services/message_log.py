@@ -39,7 +39,9 @@ def message_log_write(*, entries: list[dict]) -> None:
     ]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            # psycopg's own cursor: its errors become Django's (OperationalError...), so that a batch the database
+            # could not take is kept for the next flush (ocpp_gateway.batching), not dropped as an unknown error.
+            with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         else:
