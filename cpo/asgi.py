@@ -23,7 +23,7 @@ from ocpp_gateway.services.liveness import gateway_lease_start  # noqa: E402
 
 # This process answers chargers: in-process tasks (the embedded default) run on a background thread, not in the
 # thread that commits a charger's message (see cpo/task_dispatch.py).
-task_dispatch.background_start()
+task_dispatch.background_start(beat=True)
 # It holds charger sockets: a lease says it lives (renewed by a thread, released at a clean exit), so that the
 # stations of a process that died go offline (ocpp_gateway/services/liveness.py).
 gateway_lease_start()

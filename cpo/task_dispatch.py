@@ -232,17 +232,18 @@ class InProcessBeat:
             time.sleep(max(0.05, min(due.values(), default=now + 60) - time.monotonic()))
 
 
-def background_start() -> BackgroundTasks:
+def background_start(*, beat: bool = False) -> BackgroundTasks:
     """From now on, this process answers chargers: in-process tasks run on a background thread, and tasks for the
-    workers are published by another (idempotent). Without a broker, the process also runs the beat schedule
-    (`InProcessBeat`), unless EMBEDDED_BEAT is off (the test suite's servers: tests run periodic tasks themselves)."""
+    workers are published by another (idempotent). A server process (`beat=True`, cpo.asgi) without a broker also
+    runs the beat schedule (`InProcessBeat`), unless EMBEDDED_BEAT is off (the test suite's servers: tests run
+    periodic tasks themselves)."""
     global _background, _publisher, _beat
     if _background is None:
         _background = BackgroundTasks()
     if _publisher is None:
         _publisher = Publisher()
         atexit.register(_publisher.drain, 5.0)  # a clean shutdown hands on what it still holds, if the broker is up
-    if _beat is None and settings.CELERY_TASK_ALWAYS_EAGER and settings.EMBEDDED_BEAT:
+    if beat and _beat is None and settings.CELERY_TASK_ALWAYS_EAGER and settings.EMBEDDED_BEAT:
         _beat = InProcessBeat(_background, settings.CELERY_BEAT_SCHEDULE)
         _beat.start()
     return _background
