@@ -223,15 +223,7 @@ def chargers_for(url: str, names: list[str], args, stats: Stats) -> list[Charger
 
 
 def fleet_of(url: str, count: int, args, stats: Stats) -> list[Charger]:
-    settings = Settings(
-        url=url,
-        connectors=2,
-        id_tag=args.id_tag,
-        call_timeout=args.call_timeout,
-        open_timeout=args.open_timeout,
-        meter_interval=args.meter_interval,
-    )
-    return [Charger(identity, settings, stats) for identity in loadgen.identities(count)]
+    return chargers_for(url, loadgen.identities(count), args, stats)
 
 
 def measure_into(fleet: list[Charger], stats: Stats) -> None:

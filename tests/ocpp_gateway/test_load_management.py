@@ -82,6 +82,27 @@ async def start16(cp, id_tag):
     return answer.transaction_id
 
 
+def started201(tx_id, evse_id, token):
+    return call201.TransactionEvent(
+        event_type="Started",
+        timestamp=now_iso(),
+        trigger_reason="Authorized",
+        seq_no=0,
+        transaction_info={"transactionId": tx_id},
+        id_token={"idToken": token, "type": "ISO14443"},
+        evse={"id": evse_id, "connectorId": 1},
+    )
+
+
+def tx_limits(cs) -> dict:
+    """The latest TxProfile limit a 2.0.1 station got, by transaction."""
+    limits = {}
+    for _, p in cs.profiles:
+        if p["charging_profile_purpose"] == "TxProfile":
+            limits[p["transaction_id"]] = p["charging_schedule"][0]["charging_schedule_period"][0]["limit"]
+    return limits
+
+
 @pytest.fixture
 def site(location, station_factory):
     one = station_factory("CP-LM-1", evses=1)
@@ -159,17 +180,6 @@ def test_fleet_token_gets_current_first_on_a_201_station(planner_daphne, locatio
     Token.objects.create(uid="FLEET-1", charging_priority=10)
     Token.objects.create(uid="GUEST-9")
 
-    def started(tx_id, evse_id, token):
-        return call201.TransactionEvent(
-            event_type="Started",
-            timestamp=now_iso(),
-            trigger_reason="Authorized",
-            seq_no=0,
-            transaction_info={"transactionId": tx_id},
-            id_token={"idToken": token, "type": "ISO14443"},
-            evse={"id": evse_id, "connectorId": 1},
-        )
-
     async def scenario():
         async with connected(
             planner_daphne.ocpp_url("CS-LM-201"), "CS-LM-201", secret, version="2.0.1", cls=ProfiledCharger201
@@ -177,17 +187,10 @@ def test_fleet_token_gets_current_first_on_a_201_station(planner_daphne, locatio
             await cs.call(
                 call201.BootNotification(charging_station={"model": "LM", "vendorName": "Test"}, reason="PowerUp")
             )
-            await cs.call(started("TX-GUEST", 1, "GUEST-9"))
-            await cs.call(started("TX-FLEET", 2, "FLEET-1"))
+            await cs.call(started201("TX-GUEST", 1, "GUEST-9"))
+            await cs.call(started201("TX-FLEET", 2, "FLEET-1"))
 
-            def last_limits():
-                limits = {}
-                for _, p in cs.profiles:
-                    if p["charging_profile_purpose"] == "TxProfile":
-                        limits[p["transaction_id"]] = p["charging_schedule"][0]["charging_schedule_period"][0]["limit"]
-                return limits
-
-            await wait_for(lambda: last_limits() == {"TX-GUEST": 8.0, "TX-FLEET": 32.0})
+            await wait_for(lambda: tx_limits(cs) == {"TX-GUEST": 8.0, "TX-FLEET": 32.0})
             return cs.profiles
 
     profiles = asyncio.run(scenario())
@@ -203,17 +206,6 @@ def test_a_201_car_that_takes_only_10_a_leaves_the_rest_to_the_other(planner_dap
     Token.objects.create(uid="GUEST-A")
     Token.objects.create(uid="GUEST-B")
 
-    def started(tx_id, evse_id, token):
-        return call201.TransactionEvent(
-            event_type="Started",
-            timestamp=now_iso(),
-            trigger_reason="Authorized",
-            seq_no=0,
-            transaction_info={"transactionId": tx_id},
-            id_token={"idToken": token, "type": "ISO14443"},
-            evse={"id": evse_id, "connectorId": 1},
-        )
-
     async def scenario():
         async with connected(
             planner_daphne.ocpp_url("CS-LM-NEEDS"), "CS-LM-NEEDS", secret, version="2.0.1", cls=ProfiledCharger201
@@ -221,17 +213,10 @@ def test_a_201_car_that_takes_only_10_a_leaves_the_rest_to_the_other(planner_dap
             await cs.call(
                 call201.BootNotification(charging_station={"model": "LM", "vendorName": "Test"}, reason="PowerUp")
             )
-            await cs.call(started("TX-A", 1, "GUEST-A"))
-            await cs.call(started("TX-B", 2, "GUEST-B"))
+            await cs.call(started201("TX-A", 1, "GUEST-A"))
+            await cs.call(started201("TX-B", 2, "GUEST-B"))
 
-            def last_limits():
-                limits = {}
-                for _, p in cs.profiles:
-                    if p["charging_profile_purpose"] == "TxProfile":
-                        limits[p["transaction_id"]] = p["charging_schedule"][0]["charging_schedule_period"][0]["limit"]
-                return limits
-
-            await wait_for(lambda: last_limits() == {"TX-A": 20.0, "TX-B": 20.0})
+            await wait_for(lambda: tx_limits(cs) == {"TX-A": 20.0, "TX-B": 20.0})
             needs = await cs.call(
                 call201.NotifyEVChargingNeeds(
                     evse_id=1,
@@ -246,7 +231,7 @@ def test_a_201_car_that_takes_only_10_a_leaves_the_rest_to_the_other(planner_dap
                     },
                 )
             )
-            await wait_for(lambda: last_limits() == {"TX-A": 10.0, "TX-B": 30.0})
+            await wait_for(lambda: tx_limits(cs) == {"TX-A": 10.0, "TX-B": 30.0})
             return needs
 
     needs = asyncio.run(scenario())
