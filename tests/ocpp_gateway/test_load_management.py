@@ -77,6 +77,10 @@ async def boot16(cp):
     await cp.call(call16.BootNotification(charge_point_model="LM", charge_point_vendor="Test"))
 
 
+async def boot201(cs):
+    await cs.call(call201.BootNotification(charging_station={"model": "LM", "vendorName": "Test"}, reason="PowerUp"))
+
+
 async def start16(cp, id_tag):
     answer = await cp.call(call16.StartTransaction(connector_id=1, id_tag=id_tag, meter_start=0, timestamp=now_iso()))
     return answer.transaction_id
@@ -184,9 +188,7 @@ def test_fleet_token_gets_current_first_on_a_201_station(planner_daphne, locatio
         async with connected(
             planner_daphne.ocpp_url("CS-LM-201"), "CS-LM-201", secret, version="2.0.1", cls=ProfiledCharger201
         ) as cs:
-            await cs.call(
-                call201.BootNotification(charging_station={"model": "LM", "vendorName": "Test"}, reason="PowerUp")
-            )
+            await boot201(cs)
             await cs.call(started201("TX-GUEST", 1, "GUEST-9"))
             await cs.call(started201("TX-FLEET", 2, "FLEET-1"))
 
@@ -210,9 +212,7 @@ def test_a_201_car_that_takes_only_10_a_leaves_the_rest_to_the_other(planner_dap
         async with connected(
             planner_daphne.ocpp_url("CS-LM-NEEDS"), "CS-LM-NEEDS", secret, version="2.0.1", cls=ProfiledCharger201
         ) as cs:
-            await cs.call(
-                call201.BootNotification(charging_station={"model": "LM", "vendorName": "Test"}, reason="PowerUp")
-            )
+            await boot201(cs)
             await cs.call(started201("TX-A", 1, "GUEST-A"))
             await cs.call(started201("TX-B", 2, "GUEST-B"))
 
