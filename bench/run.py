@@ -251,6 +251,11 @@ class Bench:
 
     # -- servers
     def start_platform(self, *, worker: bool = True) -> tuple[servers.Proc, servers.Proc | None, str]:
+        # Each scenario starts with an empty broker: scenarios run without a worker leave the tasks their boots and
+        # sessions queued (thousands after a storm), which the end-to-end scenario's worker would inherit.
+        deleted = servers.redis_keys_delete(self.env["REDIS_URL"], [self.args.prefix])
+        if deleted:
+            log(f"{deleted} Redis keys of the previous scenario deleted (its queued tasks among them)")
         port = servers.free_port()
         env = {**self.env, "OCPI_BASE_URL": f"http://127.0.0.1:{port}"}
         gateway, worker_proc = servers.platform_start(

@@ -534,7 +534,12 @@ def emsp_tokens_push(*, emsp: Emsp, uids: list[str], threads: int = 8) -> None:
             "whitelist": "ALWAYS",
             "last_updated": now,
         }
-        response = client.put(f"{emsp.tokens_url}/{EMSP_COUNTRY}/{EMSP_PARTY}/{uid}", headers=headers, json=body)
+        url = f"{emsp.tokens_url}/{EMSP_COUNTRY}/{EMSP_PARTY}/{uid}"
+        for _ in range(5):  # as an EMSP does: a 503 (with Retry-After) is tried again, anything else is a failure
+            response = client.put(url, headers=headers, json=body)
+            if response.status_code != 503:
+                break
+            time.sleep(min(float(response.headers.get("Retry-After", "1")), 5.0))
         if response.status_code not in (200, 201):
             raise SystemExit(f"token PUT {uid}: HTTP {response.status_code} {response.text[:300]}")
 

@@ -512,6 +512,9 @@ OCPP_CLOCK_WARNING_HOURS = env_float("OCPP_CLOCK_WARNING_HOURS", 24)
 OCPP_LOCAL_LIST_ENABLED = env_bool("OCPP_LOCAL_LIST_ENABLED", True)
 OCPP_LOCAL_LIST_DEBOUNCE_SECONDS = env_float("OCPP_LOCAL_LIST_DEBOUNCE_SECONDS", 10.0)
 OCPP_LOCAL_LIST_ITEMS_PER_MESSAGE = env_int("OCPP_LOCAL_LIST_ITEMS_PER_MESSAGE", 100)
+# What an accepted boot asks of a station (its configuration the first time, its local list version) runs in a task;
+# with a worker, the stations that booted within this many seconds share tasks (ocpp_gateway.receivers).
+OCPP_BOOT_CHECKS_BATCH_SECONDS = env_float("OCPP_BOOT_CHECKS_BATCH_SECONDS", 1.0)
 # Diagnostics and logs (ocpp_gateway.services.diagnostics): stations upload them (HTTP PUT or POST) to
 # OCPP_UPLOAD_BASE_URL + /ocpp-uploads/<token>/, a link valid OCPP_DIAGNOSTICS_LINK_HOURS for one file of at most
 # OCPP_DIAGNOSTICS_MAX_BYTES, kept under OCPP_UPLOADS_DIR for OCPP_DIAGNOSTICS_RETENTION_DAYS (beat deletes older ones).

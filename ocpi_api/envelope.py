@@ -8,12 +8,14 @@ Which HTTP status goes with it (status_codes.asciidoc): a request that is not pa
 ocpi_api.middleware). A request that is valid JSON, addresses an existing resource and comes from an authenticated
 and authorized sender has "reached the OCPI layer": it is never answered with an HTTP error status, whatever its
 OCPI status (2001 for bad fields, 2003 for a command at an unknown location); only a GET (or a change) of an object
-that does not exist is 404."""
+that does not exist is 404. A request we cannot serve because our database is unreachable (down, restarting, out of
+connections) is 503 with Retry-After and 3000: the partner tries again later, as it does for any 5xx."""
 
 import json
 import logging
 from datetime import UTC, datetime
 
+from django import db
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions
@@ -22,6 +24,8 @@ from rest_framework.response import Response
 from billing.encoding import ocpi_datetime
 
 logger = logging.getLogger(__name__)
+
+DATABASE_RETRY_AFTER_SECONDS = 30
 
 
 class StatusCode:
@@ -206,6 +210,14 @@ def ocpi_exception_handler(exc: Exception, context: dict) -> Response:
             http_status=exc.status_code,
             status_code=StatusCode.CLIENT_ERROR if exc.status_code < 500 else StatusCode.SERVER_ERROR,
             status_message=str(exc.detail),
+        )
+    if isinstance(exc, (db.OperationalError, db.InterfaceError)):  # unreachable, restarting, out of connections
+        logger.warning("OCPI request not served: database unavailable: %s", str(exc).strip().splitlines()[-1:])
+        return ocpi_response(
+            http_status=503,
+            status_code=StatusCode.SERVER_ERROR,
+            status_message="Temporarily unavailable (database); retry later",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
     logger.exception("OCPI request failed", exc_info=exc)
     return ocpi_response(http_status=500, status_code=StatusCode.SERVER_ERROR, status_message="Internal error")

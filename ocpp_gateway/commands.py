@@ -11,14 +11,13 @@ that does not fit the station's OCPP version.
 import asyncio
 import logging
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from ocpp.exceptions import OCPPError
 
 from cpo.channel_layer import CHANNEL_LAYER_ERRORS
 from cpo.models import ChargingStation
-from ocpp_gateway.event_loop import server_loop
+from ocpp_gateway.event_loop import channel_layer_loop
 from ocpp_gateway.requests import OcppCall, OcppRequest
 from ocpp_gateway.services.liveness import station_reachable
 
@@ -120,13 +119,10 @@ def command_call_for(*, identity: str, request: OcppRequest) -> OcppCall:
 
 
 def _run_async(coroutine_function, /, **kwargs):
-    """Run a coroutine that uses the channel layer from synchronous code. In a daphne process the layer's connections
-    belong to the server's loop (another loop may not receive on it), so the coroutine runs there and this thread
-    waits; elsewhere (a Celery worker, the shell) in a loop of its own."""
-    loop = server_loop()
-    if loop is not None:
-        return asyncio.run_coroutine_threadsafe(coroutine_function(**kwargs), loop).result()
-    return async_to_sync(coroutine_function)(**kwargs)
+    """Run a coroutine that uses the channel layer from synchronous code, on the process's channel-layer loop (the
+    server's in a daphne process; elsewhere one shared by every thread, so that any number may wait for chargers at
+    once), while this thread waits."""
+    return asyncio.run_coroutine_threadsafe(coroutine_function(**kwargs), channel_layer_loop()).result()
 
 
 def command_send(*, identity: str, action: str, payload: dict | None = None, timeout: float | None = None) -> dict:

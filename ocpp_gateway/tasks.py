@@ -1,9 +1,13 @@
+import logging
+
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 
 from cpo.task_dispatch import task_dispatch
+from cpo.worker_threads import each_in_worker_threads
 from ocpp_gateway.services.certificates import certificates_expiry_alert
-from ocpp_gateway.services.device_model import station_configuration_read
+from ocpp_gateway.services.device_model import station_configuration_read, station_configuration_wanted
 from ocpp_gateway.services.diagnostics import diagnostics_prune
 from ocpp_gateway.services.firmware import firmware_campaign_advance, firmware_campaigns_running
 from ocpp_gateway.services.housekeeping import transaction_silent_probe, transactions_silent
@@ -22,6 +26,8 @@ from ocpp_gateway.services.passwords import (
 )
 from ocpp_gateway.services.reservations import reservations_expire
 from ocpp_gateway.services.transactions import transaction_close_stale
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, time_limit=600)
@@ -108,6 +114,26 @@ def station_password_rotate_task(identity: str) -> str:
 def certificates_expiry_alert_task() -> int:
     """Daily, by beat: alert about stations whose client certificate expires soon (services.certificates)."""
     return len(certificates_expiry_alert())
+
+
+def station_boot_checks(station_pk: int) -> None:
+    """What an accepted boot asks of the station: its configuration if never read (the local list's limits come from
+    it), then its local list version."""
+    if station_configuration_wanted(station_pk=station_pk):
+        station_configuration_read(station_pk=station_pk)
+    if settings.OCPP_LOCAL_LIST_ENABLED:
+        local_list_check(station_pk=station_pk)
+
+
+@shared_task(acks_late=True, time_limit=900, ignore_result=True)
+def stations_boot_checks_task(station_pks: list[int]) -> int:
+    """Stations that booted: `station_boot_checks` for each, WORKER_THREADS at a time (their waits for the chargers
+    overlap). Returns how many finished without an error (one failing does not stop the others)."""
+    results = each_in_worker_threads(station_boot_checks, station_pks)
+    for station_pk, exc in results:
+        if exc is not None:
+            logger.warning("station %s: boot checks failed: %s: %s", station_pk, type(exc).__name__, exc)
+    return sum(1 for _, exc in results if exc is None)
 
 
 @shared_task(acks_late=True, time_limit=300, ignore_result=True)

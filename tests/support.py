@@ -57,6 +57,11 @@ def in_thread(func, **kwargs):
     return asyncio.to_thread(run)
 
 
+async def await_until(predicate, timeout: float = 5.0):
+    """`wait_until` from async code (chargers answering on this event loop meanwhile), `predicate` in a thread."""
+    return await in_thread(wait_until, predicate=predicate, timeout=timeout)
+
+
 # -- pytest-xdist workers ------------------------------------------------------------------------------------------
 def xdist_worker() -> str:
     """This process's pytest-xdist worker id ("gw0", ...), or "" when the suite runs in one process."""
