@@ -37,7 +37,7 @@ from ocpi_api.services import (
     partner_resume,
     partner_suspend,
 )
-from ocpp_gateway.commands import CommandError, command_send
+from ocpp_gateway.commands import CommandError
 from ocpp_gateway.models import (
     DiagnosticsUpload,
     FirmwareCampaign,
@@ -65,6 +65,7 @@ from ocpp_gateway.services.firmware import (
     firmware_update_start,
 )
 from ocpp_gateway.services.local_list import local_list_get, local_list_sync
+from ocpp_gateway.services.message_limits import request_send
 from ocpp_gateway.services.passwords import (
     PasswordRotation,
     PasswordRotationRefused,
@@ -118,12 +119,13 @@ def audit_record(
 def station_command_send(
     *, user, station: ChargingStation, request: OcppRequest, timeout: float | None = None
 ) -> CommandOutcome:
-    """Send a command (the gateway's request builder, in the words of the station's OCPP version) and keep who sent
-    what and what came back. Blocks until the charger answers or the command service gives up (OCPP_CALL_TIMEOUT); a
+    """Send a command (the gateway's request builder, in the words of the station's OCPP version; in several messages
+    when the station takes fewer keys per message, with their answers joined) and keep who sent what and what came
+    back. Blocks until the charger answers or the command service gives up (OCPP_CALL_TIMEOUT); a
     charger's refusal ("Rejected") is an answer, not an error."""
     action, payload = request.for_version(station.ocpp_version)
     try:
-        answer = command_send(identity=station.identity, action=action, payload=payload, timeout=timeout)
+        answer = request_send(station=station, request=request, timeout=timeout)
     except CommandError as exc:
         error = f"{exc.reason}: {exc}" + (f" ({exc.error_code})" if exc.error_code else "")
         audit = audit_record(user=user, action=action, station=station, payload=payload, ok=False, error=error)
