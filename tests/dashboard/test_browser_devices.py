@@ -90,9 +90,7 @@ def test_an_operator_starts_a_firmware_campaign_follows_it_and_pauses_and_resume
         form.locator("input[name=max_concurrent]").fill("1")
         form.locator("button[type=submit]").click()
         expect(page.locator("h1")).to_contain_text("B1 to 3.0.0")
-        expect(page.locator(".messages")).to_contain_text(
-            "Campaign B1 to 3.0.0 started: 2 stations, 5 per minute"
-        )
+        expect(page.locator(".messages")).to_contain_text("Campaign B1 to 3.0.0 started: 2 stations, 5 per minute")
         wait_until(lambda: status_of("FWB-1") == "installing", timeout=10)
 
         page.reload()
