@@ -625,7 +625,9 @@ class FirmwareImage(models.Model):
 
 class FirmwareCampaign(models.Model):
     """An update of every station matching the filters to one image, `rate` stations per minute (those offline are
-    tried again as they come back, failed ones up to `max_attempts`)."""
+    tried again as they come back, failed ones up to `max_attempts`), at most `max_concurrent` updating at once; it
+    pauses itself when `pause_failures` stations failed or `pause_failure_percent` of those that finished did, so a
+    bad image cannot reach the whole fleet."""
 
     class Status(models.TextChoices):
         RUNNING = "running"
@@ -640,12 +642,26 @@ class FirmwareCampaign(models.Model):
     location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     rate = models.PositiveIntegerField(default=10, help_text="Stations sent the update per minute")
     max_attempts = models.PositiveSmallIntegerField(default=3)
+    max_concurrent = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Stations updating at once at most (sent, not yet installed or failed)"
+    )
+    pause_failures = models.PositiveIntegerField(null=True, blank=True, help_text="Pause once this many failed")
+    pause_failure_percent = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Pause once this share (%) of the finished updates failed"
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    status_reason = models.CharField(max_length=200, blank=True, help_text="Why it is paused: who, or the failures")
     created_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(pause_failure_percent__isnull=True) | Q(pause_failure_percent__range=(1, 100)),
+                name="firmware_campaign_pause_percent_range",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -37,7 +37,7 @@ from ocpi_api.services import (
     partner_resume,
     partner_suspend,
 )
-from ocpp_gateway.commands import CommandError, command_send
+from ocpp_gateway.commands import CommandError
 from ocpp_gateway.models import (
     DiagnosticsUpload,
     FirmwareCampaign,
@@ -57,8 +57,15 @@ from ocpp_gateway.services.device_model import (
     station_variable_set_record,
 )
 from ocpp_gateway.services.diagnostics import diagnostics_request
-from ocpp_gateway.services.firmware import firmware_campaign_start, firmware_update_start
+from ocpp_gateway.services.firmware import (
+    firmware_campaign_pause,
+    firmware_campaign_resume,
+    firmware_campaign_retry_failed,
+    firmware_campaign_start,
+    firmware_update_start,
+)
 from ocpp_gateway.services.local_list import local_list_get, local_list_sync
+from ocpp_gateway.services.message_limits import request_send
 from ocpp_gateway.services.passwords import (
     PasswordRotation,
     PasswordRotationRefused,
@@ -112,12 +119,13 @@ def audit_record(
 def station_command_send(
     *, user, station: ChargingStation, request: OcppRequest, timeout: float | None = None
 ) -> CommandOutcome:
-    """Send a command (the gateway's request builder, in the words of the station's OCPP version) and keep who sent
-    what and what came back. Blocks until the charger answers or the command service gives up (OCPP_CALL_TIMEOUT); a
+    """Send a command (the gateway's request builder, in the words of the station's OCPP version; in several messages
+    when the station takes fewer keys per message, with their answers joined) and keep who sent what and what came
+    back. Blocks until the charger answers or the command service gives up (OCPP_CALL_TIMEOUT); a
     charger's refusal ("Rejected") is an answer, not an error."""
     action, payload = request.for_version(station.ocpp_version)
     try:
-        answer = command_send(identity=station.identity, action=action, payload=payload, timeout=timeout)
+        answer = request_send(station=station, request=request, timeout=timeout)
     except CommandError as exc:
         error = f"{exc.reason}: {exc}" + (f" ({exc.error_code})" if exc.error_code else "")
         audit = audit_record(user=user, action=action, station=station, payload=payload, ok=False, error=error)
@@ -221,6 +229,9 @@ def firmware_campaign_start_staff(
     model: str = "",
     firmware_version: str = "",
     location: Location | None = None,
+    max_concurrent: int | None = None,
+    pause_failures: int | None = None,
+    pause_failure_percent: int | None = None,
 ) -> tuple[FirmwareCampaign, int]:
     """Start a firmware campaign (ocpp_gateway.services.firmware), audited; its first minute goes out at once, the
     rest by beat. Returns the campaign and how many stations it covers."""
@@ -233,6 +244,9 @@ def firmware_campaign_start_staff(
         model=model,
         firmware_version=firmware_version,
         location=location,
+        max_concurrent=max_concurrent,
+        pause_failures=pause_failures,
+        pause_failure_percent=pause_failure_percent,
     )
     stations = campaign.updates.count()
     audit_record(
@@ -244,12 +258,58 @@ def firmware_campaign_start_staff(
             "filters": {"vendor": vendor, "model": model, "firmware_version": firmware_version},
             "location": location.pk if location else None,
             "rate": campaign.rate,
+            "max_concurrent": campaign.max_concurrent,
+            "pause_failures": campaign.pause_failures,
+            "pause_failure_percent": campaign.pause_failure_percent,
             "stations": stations,
         },
         ok=True,
     )
     transaction.on_commit(lambda: task_dispatch(firmware_campaign_advance_task, campaign.pk))
     return campaign, stations
+
+
+def firmware_campaign_pause_staff(*, user, campaign: FirmwareCampaign) -> bool:
+    """Pause a running campaign (updates under way go on), audited; False when it was not running."""
+    who = getattr(user, "username", "") or "staff"
+    paused = firmware_campaign_pause(campaign_pk=campaign.pk, reason=f"paused by {who}")
+    audit_record(
+        user=user,
+        action="FirmwareCampaignPause",
+        payload={"campaign": campaign.pk, "name": campaign.name},
+        ok=paused,
+        error="" if paused else f"not running ({campaign.status})",
+    )
+    return paused
+
+
+def firmware_campaign_resume_staff(*, user, campaign: FirmwareCampaign) -> bool:
+    """Resume a paused campaign, audited; its next minute goes out at once. False when it was not paused."""
+    resumed = firmware_campaign_resume(campaign_pk=campaign.pk)
+    audit_record(
+        user=user,
+        action="FirmwareCampaignResume",
+        payload={"campaign": campaign.pk, "name": campaign.name},
+        ok=resumed,
+        error="" if resumed else f"not paused ({campaign.status})",
+    )
+    if resumed:
+        transaction.on_commit(lambda: task_dispatch(firmware_campaign_advance_task, campaign.pk))
+    return resumed
+
+
+def firmware_campaign_retry_staff(*, user, campaign: FirmwareCampaign) -> int:
+    """Send the campaign's failed stations the update again (their attempts reset), audited. Returns how many."""
+    count = firmware_campaign_retry_failed(campaign_pk=campaign.pk)
+    audit_record(
+        user=user,
+        action="FirmwareCampaignRetry",
+        payload={"campaign": campaign.pk, "name": campaign.name, "stations": count},
+        ok=True,
+    )
+    if count:
+        transaction.on_commit(lambda: task_dispatch(firmware_campaign_advance_task, campaign.pk))
+    return count
 
 
 def station_firmware_update_staff(*, user, station: ChargingStation, image: FirmwareImage) -> FirmwareUpdate:

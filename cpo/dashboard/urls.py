@@ -45,6 +45,12 @@ urlpatterns = [
     ),
     path("firmware/", firmware.FirmwareView.as_view(), name="firmware"),
     path("firmware/campaigns/", firmware.FirmwareCampaignStartView.as_view(), name="firmware-campaign-start"),
+    path("firmware/campaigns/<int:pk>/", firmware.FirmwareCampaignView.as_view(), name="firmware-campaign"),
+    path(
+        "firmware/campaigns/<int:pk>/<str:operation>/",
+        firmware.FirmwareCampaignControlView.as_view(),
+        name="firmware-campaign-control",
+    ),
     path(
         "stations/<str:identity>/firmware/",
         stations.StationFirmwareUpdateView.as_view(),

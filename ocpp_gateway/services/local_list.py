@@ -5,7 +5,8 @@ What a list should hold comes from token sources: the gateway's own (this CPO's 
 apps register (`local_list_source_register`: ocpi_api adds the partners' tokens whose whitelist allows whitelisting).
 Accepted tokens come first; blocked and expired ones follow so that a station refuses them offline too. A station
 gets at most as many as it can hold (1.6 LocalAuthListMaxLength, 2.0.1 LocalAuthListCtrlr.Entries maxLimit), and
-at most SendLocalListMaxLength / ItemsPerMessage per SendLocalList, from its stored configuration.
+at most SendLocalListMaxLength / ItemsPerMessage entries and BytesPerMessage bytes per SendLocalList, from its stored
+configuration (ocpp_gateway.services.message_limits).
 
 Sync (`local_list_sync`): the first time, after a mismatch or an unanswered update, the whole list (Full, then
 Differential messages for what did not fit in one); otherwise the difference between what the station holds
@@ -37,6 +38,7 @@ from ocpp_gateway.requests import (
     is_ocpp16,
 )
 from ocpp_gateway.services.command_audit import command_send_audited
+from ocpp_gateway.services.message_limits import MessageLimits, batches
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,7 @@ class Limits:
     enabled: bool = True
     max_entries: int | None = None
     per_message: int | None = None
+    bytes_per_message: int | None = None
 
 
 def _number(value) -> int | None:
@@ -125,16 +128,17 @@ def local_list_limits(*, station: ChargingStation) -> Limits:
             component="LocalAuthListCtrlr",
             evse_id=0,
             attribute_type="Actual",
-            variable__in=("Available", "Enabled", "Entries", "ItemsPerMessage"),
+            variable__in=("Available", "Enabled", "Entries", "ItemsPerMessage", "BytesPerMessage"),
         )
     }
     available, enabled = rows.get("Available"), rows.get("Enabled")
-    entries, per_message = rows.get("Entries"), rows.get("ItemsPerMessage")
+    entries, per_message, size = rows.get("Entries"), rows.get("ItemsPerMessage"), rows.get("BytesPerMessage")
     return Limits(
         supported=available is None or available.value.strip().lower() != "false",
         enabled=enabled is None or enabled.value.strip().lower() != "false",
         max_entries=_number(entries.max_limit) if entries is not None and entries.max_limit is not None else None,
         per_message=_number(per_message.value) if per_message is not None else None,
+        bytes_per_message=_number(size.value) if size is not None else None,
     )
 
 
@@ -251,18 +255,32 @@ def _audit_payload(request: SendLocalList, *, ocpp16: bool) -> dict:
     return payload
 
 
-def _chunks(entries: list[LocalListEntry], size: int) -> list[list[LocalListEntry]]:
-    return [entries[i : i + size] for i in range(0, len(entries), size)] or [[]]
+# A version number as wide as it gets (int32): a message measured with it never grows past the limit.
+WIDEST_VERSION = 2**31 - 1
+
+
+def local_list_messages(*, station: ChargingStation, entries: list[LocalListEntry]) -> list[list[LocalListEntry]]:
+    """The entries cut into SendLocalList messages within what the station takes: its ItemsPerMessage /
+    SendLocalListMaxLength (else OCPP_LOCAL_LIST_ITEMS_PER_MESSAGE) and its BytesPerMessage (2.0.1)."""
+    limits = local_list_limits(station=station)
+    ocpp16 = is_ocpp16(station.ocpp_version)
+    version = "1.6" if ocpp16 else "2.0.1"
+    return batches(
+        entries,
+        limits=MessageLimits(
+            items=limits.per_message or settings.OCPP_LOCAL_LIST_ITEMS_PER_MESSAGE, size=limits.bytes_per_message
+        ),
+        call_for=lambda chunk: SendLocalList(version=WIDEST_VERSION, entries=tuple(chunk)).for_version(version),
+        wire=lambda entry: entry.ocpp16() if ocpp16 else entry.ocpp201(),
+    )
 
 
 def _send(*, station: ChargingStation, entries: list[LocalListEntry], full: bool, actor: str) -> str:
     """Send the entries (all of them for a full update) in as many messages as the station takes, each with the next
     version; record each one the station accepts. Returns the state it ends in."""
-    limits = local_list_limits(station=station)
-    per_message = limits.per_message or settings.OCPP_LOCAL_LIST_ITEMS_PER_MESSAGE
     ocpp16 = is_ocpp16(station.ocpp_version)
     version = LocalAuthList.objects.values_list("version", flat=True).get(station_id=station.pk)
-    for number, chunk in enumerate(_chunks(entries, per_message)):
+    for number, chunk in enumerate(local_list_messages(station=station, entries=entries)):
         replace = full and number == 0
         version += 1
         request = SendLocalList(version=version, entries=tuple(chunk), full=replace)

@@ -69,3 +69,19 @@ class FailingFirmwareCharger201(Charger201):
     async def fail(self, request_id: int) -> None:
         for status in ("Downloading", "DownloadFailed"):
             await self.call(call201.FirmwareStatusNotification(status=status, request_id=request_id))
+
+
+class HoldingFirmwareCharger16(FirmwareCharger16):
+    """Downloads the image, then installs it only when the test releases it: its update stays under way until then."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.release = asyncio.Event()
+
+    async def install(self, location: str) -> None:
+        await self.call(call16.FirmwareStatusNotification(status="Downloading"))
+        async with httpx.AsyncClient() as client:
+            self.downloaded.append((await client.get(location)).content)
+        await self.call(call16.FirmwareStatusNotification(status="Installing"))
+        await self.release.wait()
+        await self.call(call16.FirmwareStatusNotification(status="Installed"))

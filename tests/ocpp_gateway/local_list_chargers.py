@@ -1,9 +1,13 @@
 """Simulated chargers that keep a local authorization list as the specification says (1.6 and 2.0.1): a Full update
 replaces it, a Differential one adds, changes or removes entries and must carry a newer version."""
 
-from ocpp.routing import on
+import asyncio
+import json
+
+from ocpp.routing import after, on
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action as Action16
+from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 
@@ -95,3 +99,90 @@ class ListCharger201(Charger201):
             self.types[token["id_token"]] = token["type"]
             items.append((token["id_token"], (item.get("id_token_info") or {}).get("status")))
         return result201.SendLocalList(status=self.local_list.apply(update_type, version_number, items))
+
+
+def limit(component: str, variable: str, value: int, instance: str = "") -> dict:
+    """One ReadOnly integer of a NotifyReport's reportData."""
+    return {
+        "component": {"name": component},
+        "variable": {"name": variable, **({"instance": instance} if instance else {})},
+        "variable_attribute": [{"type": "Actual", "value": str(value), "mutability": "ReadOnly"}],
+        "variable_characteristics": {"data_type": "integer", "supports_monitoring": False},
+    }
+
+
+class SmallMessagesCharger201(ListCharger201):
+    """A 2.0.1 station that takes small messages only: it reports its limits (`limits`, NotifyReport after
+    GetBaseReport, before it answers anything about its list) and refuses (Failed, Rejected) a SendLocalList or a
+    GetVariables over them. `frames` keeps (action, bytes, entries) of each it got."""
+
+    limits: list[dict] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reported = asyncio.Event()
+        self.frames: list[tuple[str, int, int]] = []
+        self.oversized: list[str] = []
+
+    def allowed(self, component: str, variable: str, instance: str = "") -> int:
+        for item in self.limits:
+            if (item["component"]["name"], item["variable"]["name"], item["variable"].get("instance", "")) == (
+                component,
+                variable,
+                instance,
+            ):
+                return int(item["variable_attribute"][0]["value"])
+        return 10**9
+
+    @on(Action201.get_base_report)
+    def on_get_base_report(self, request_id, report_base, **kwargs):
+        return result201.GetBaseReport(status="Accepted")
+
+    @after(Action201.get_base_report)
+    async def after_get_base_report(self, request_id, **kwargs):
+        await self.call(
+            call201.NotifyReport(
+                request_id=request_id, generated_at="2026-11-20T10:00:00Z", seq_no=0, report_data=self.limits
+            )
+        )
+        self.reported.set()
+
+    @on(Action201.get_local_list_version)
+    async def on_get_local_list_version(self, **kwargs):
+        await asyncio.wait_for(self.reported.wait(), 10)
+        return result201.GetLocalListVersion(version_number=self.local_list.version)
+
+    async def route_message(self, raw_msg):
+        frame = json.loads(raw_msg)
+        if frame[0] == 2 and frame[2] in ("SendLocalList", "GetVariables"):
+            component, instance = (
+                ("LocalAuthListCtrlr", "") if frame[2] == "SendLocalList" else ("DeviceDataCtrlr", "GetVariables")
+            )
+            entries = len(frame[3].get("localAuthorizationList") or frame[3].get("getVariableData") or [])
+            size = len(raw_msg.encode())
+            self.frames.append((frame[2], size, entries))
+            if size > self.allowed(component, "BytesPerMessage", instance) or entries > self.allowed(
+                component, "ItemsPerMessage", instance
+            ):
+                self.oversized.append(frame[1])
+        return await super().route_message(raw_msg)
+
+    @on(Action201.send_local_list)
+    def on_send_local_list(self, version_number, update_type, local_authorization_list=None, **kwargs):
+        if self.oversized:
+            return result201.SendLocalList(status="Failed")
+        return super().on_send_local_list(version_number, update_type, local_authorization_list, **kwargs)
+
+    @on(Action201.get_variables)
+    def on_get_variables(self, get_variable_data, **kwargs):
+        return result201.GetVariables(
+            get_variable_result=[
+                {
+                    "attribute_status": "Rejected" if self.oversized else "Accepted",
+                    "component": d["component"],
+                    "variable": d["variable"],
+                    "attribute_value": f"value of {d['variable']['name']}",
+                }
+                for d in get_variable_data
+            ]
+        )

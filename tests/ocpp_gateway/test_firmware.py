@@ -1,7 +1,8 @@
 """Firmware on a live daphne: an operator starts a campaign over the stations of one model, two per minute; the
 stations get UpdateFirmware with a signed link of their own, a 1.6 charger downloads and installs the image, a 2.0.1
 station fails to download it (an alert), the third waits for the next minute; the Firmware page shows the progress.
-Links that are tampered with or expired are refused."""
+Links that are tampered with or expired are refused. A campaign keeps at most `max_concurrent` stations updating at
+once, pauses itself (with an alert) when too many fail, and operators pause, resume and retry its failed stations."""
 
 import asyncio
 import re
@@ -16,9 +17,13 @@ from ocpp.v201 import call as call201
 from cpo.dashboard.models import AuditLog
 from cpo.models import Alert, ChargingStation
 from ocpp_gateway.models import FirmwareCampaign, FirmwareImage, FirmwareUpdate
-from ocpp_gateway.services.firmware import firmware_url
+from ocpp_gateway.services.firmware import firmware_campaign_start, firmware_url, station_firmware_status_record
 from tests.ocpp_gateway.chargers import Charger16, connected
-from tests.ocpp_gateway.firmware_chargers import FailingFirmwareCharger201, FirmwareCharger16
+from tests.ocpp_gateway.firmware_chargers import (
+    FailingFirmwareCharger201,
+    FirmwareCharger16,
+    HoldingFirmwareCharger16,
+)
 from tests.support import StaffBrowser, in_thread, listening_socket, start_daphne, stop
 
 IMAGE = b"\x7fFIRMWARE-2.1.0" + bytes(range(256)) * 40
@@ -137,3 +142,179 @@ def test_a_firmware_link_that_was_tampered_with_or_expired_is_refused(client, st
     assert client.get(url.replace(token, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))).status_code == 404
     settings.OCPP_FIRMWARE_LINK_HOURS = -1
     assert client.get(url).status_code == 404
+
+
+def campaign_url(campaign: FirmwareCampaign, operation: str = "") -> str:
+    if operation:
+        return reverse("dashboard:firmware-campaign-control", args=[campaign.pk, operation])
+    return reverse("dashboard:firmware-campaign", args=[campaign.pk])
+
+
+def boot16(model: str):
+    return call16.BootNotification(charge_point_model=model, charge_point_vendor="ACME")
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_a_campaign_keeps_at_most_max_concurrent_stations_updating_and_an_operator_pauses_and_resumes_it(
+    fw_daphne, station_factory, image
+):
+    """Three stations, ten per minute but two at once: the third waits while two install; paused, nothing new goes
+    out; resumed after one installed, the third is sent (and still no more than two update at once)."""
+    secrets = {identity: station_factory(identity, evses=1)[1] for identity in ("CAP-1", "CAP-2", "CAP-3")}
+    staff = StaffBrowser(fw_daphne)
+
+    async def scenario():
+        chargers = [
+            connected(fw_daphne.ocpp_url(identity), identity, secret, cls=HoldingFirmwareCharger16)
+            for identity, secret in secrets.items()
+        ]
+        async with chargers[0] as one, chargers[1] as two, chargers[2] as three:
+            for charger in (one, two, three):
+                await charger.call(boot16("CAP"))
+            started = await asyncio.to_thread(
+                staff.post,
+                reverse("dashboard:firmware-campaign-start"),
+                {"image": image.pk, "name": "CAP rollout", "model": "CAP", "rate": "10", "max_concurrent": "2"},
+            )
+            await await_for(
+                lambda: [statuses().get(i) for i in ("CAP-1", "CAP-2")] == ["installing", "installing"],
+                "the first two did not start installing",
+            )
+            sent_while_two_installed = len(three.updates)
+            campaign = await in_thread(FirmwareCampaign.objects.get)
+            paused = await asyncio.to_thread(staff.post, campaign_url(campaign, "pause"), {})
+            one.release.set()
+            await await_for(lambda: statuses()["CAP-1"] == "installed", "CAP-1 did not install")
+            sent_while_paused = len(three.updates)
+            resumed = await asyncio.to_thread(staff.post, campaign_url(campaign, "resume"), {})
+            await await_for(lambda: statuses()["CAP-3"] == "installing", "CAP-3 was not sent the update on resume")
+            updating_at_once = sorted((await in_thread(statuses)).values())
+            for charger in (two, three):
+                charger.release.set()
+            await await_for(lambda: set(statuses().values()) == {"installed"}, "not all installed")
+            return campaign, started, sent_while_two_installed, paused, sent_while_paused, resumed, updating_at_once
+
+    campaign, started, sent_while_two_installed, paused, sent_while_paused, resumed, updating_at_once = asyncio.run(
+        scenario()
+    )
+    assert "Campaign CAP rollout started: 3 stations, 10 per minute" in started
+    assert "at most 2 updating at once" in started  # the campaign's page
+    assert sent_while_two_installed == 0 and sent_while_paused == 0
+    assert "Campaign CAP rollout paused: updates under way go on, no new ones" in paused
+    assert "paused by staff-operator" in paused
+    assert "Campaign CAP rollout resumed" in resumed
+    assert updating_at_once == ["installed", "installing", "installing"]
+    assert FirmwareCampaign.objects.get().status_reason == ""
+    audited = set(AuditLog.objects.filter(username="staff-operator").values_list("action", "ok"))
+    assert {("FirmwareCampaignStart", True), ("FirmwareCampaignPause", True), ("FirmwareCampaignResume", True)} <= (
+        audited
+    )
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_a_campaign_whose_stations_fail_pauses_itself_with_an_alert_and_its_failed_stations_can_be_retried(
+    fw_daphne, station_factory, image
+):
+    """Pause at two failures: the two stations of the first minute fail to download, the campaign pauses itself and
+    raises firmware_failed; the good station waits. Resumed, the alert is resolved and the next minute goes out: the
+    good station installs, a failed one fails again and the campaign pauses again. Retrying the failed stations makes
+    them pending with their attempts reset; only operators may do any of it."""
+    secrets = {identity: station_factory(identity, evses=1)[1] for identity in ("BAD-1", "BAD-2", "GOOD-1")}
+    staff = StaffBrowser(fw_daphne)
+    viewer = StaffBrowser(fw_daphne, role="viewer")
+
+    async def scenario():
+        async with (
+            connected(
+                fw_daphne.ocpp_url("BAD-1"), "BAD-1", secrets["BAD-1"], version="2.0.1", cls=FailingFirmwareCharger201
+            ) as bad1,
+            connected(
+                fw_daphne.ocpp_url("BAD-2"), "BAD-2", secrets["BAD-2"], version="2.0.1", cls=FailingFirmwareCharger201
+            ) as bad2,
+            connected(fw_daphne.ocpp_url("GOOD-1"), "GOOD-1", secrets["GOOD-1"], cls=FirmwareCharger16) as good,
+        ):
+            for bad in (bad1, bad2):
+                await bad.call(
+                    call201.BootNotification(charging_station={"model": "W2", "vendor_name": "ACME"}, reason="PowerUp")
+                )
+            await good.call(boot16("W2"))
+            await asyncio.to_thread(
+                staff.post,
+                reverse("dashboard:firmware-campaign-start"),
+                {"image": image.pk, "name": "W2 rollout", "model": "W2", "rate": "2", "pause_failures": "2"},
+            )
+            campaign = await in_thread(FirmwareCampaign.objects.get)
+            await await_for(
+                lambda: FirmwareCampaign.objects.get().status == "paused", "the campaign did not pause itself"
+            )
+            first_alert = await in_thread(
+                Alert.objects.filter(kind="firmware_failed", subject__startswith="firmware").get
+            )
+            page = await asyncio.to_thread(staff.page, campaign_url(campaign))
+            refused = await asyncio.to_thread(
+                viewer.http.post, campaign_url(campaign, "resume"), data={"csrfmiddlewaretoken": viewer.csrf}
+            )
+            await asyncio.to_thread(staff.post, campaign_url(campaign, "resume"), {})
+            await await_for(lambda: statuses()["GOOD-1"] == "installed", "GOOD-1 was not updated after resume")
+            await await_for(
+                lambda: FirmwareCampaign.objects.get().status == "paused", "the campaign did not pause again"
+            )
+            await await_for(lambda: statuses()["BAD-1"] == "failed", "BAD-1's second failure was not recorded")
+            attempts = await in_thread(
+                lambda: dict(FirmwareUpdate.objects.values_list("station__identity", "attempts"))
+            )
+            retried = await asyncio.to_thread(staff.post, campaign_url(campaign, "retry"), {})
+            return campaign, first_alert, page, refused, attempts, retried, bad1, bad2, good
+
+    campaign, first_alert, page, refused, attempts, retried, bad1, bad2, good = asyncio.run(scenario())
+    assert first_alert.subject == f"firmware campaign {campaign.pk}"
+    assert "paused itself: 2 stations failed (at least 2)" in first_alert.message
+    assert first_alert.message.startswith("firmware campaign W2 rollout")
+    first_alert.refresh_from_db()
+    assert first_alert.resolved_at is not None  # resolved on resume; the second pause opened a new one
+    assert Alert.objects.filter(subject=first_alert.subject, resolved_at__isnull=True).count() == 1
+    # The campaign's page: failures first, each with the charger's last status and its attempts.
+    shown = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "paused itself: 2 stations failed (at least 2)" in shown
+    assert re.findall(r'data-station="([^"]+)"', page) == ["BAD-1", "BAD-2", "GOOD-1"]
+    assert "BAD-1 Failed DownloadFailed 1 of 3 Accepted" in shown
+    assert "GOOD-1 Pending — 0 of 3" in shown
+    assert refused.status_code == 403
+    assert len(bad1.updates) == 2 and len(bad2.updates) == 1 and len(good.updates) == 1
+    assert attempts == {"BAD-1": 2, "BAD-2": 1, "GOOD-1": 1}
+    assert "Campaign W2 rollout: 2 failed stations will be sent the update again" in retried
+    # Retried: pending with their attempts reset; the campaign stays paused until an operator resumes it.
+    assert {(i, s) for i, s in statuses().items()} == {
+        ("BAD-1", "pending"),
+        ("BAD-2", "pending"),
+        ("GOOD-1", "installed"),
+    }
+    assert set(FirmwareUpdate.objects.filter(status="pending").values_list("attempts", flat=True)) == {0}
+    assert FirmwareCampaign.objects.get().status == "paused"
+    audited = list(AuditLog.objects.filter(action__startswith="FirmwareCampaign").values_list("username", "action"))
+    assert ("staff-operator", "FirmwareCampaignRetry") in audited and (
+        "staff-operator",
+        "FirmwareCampaignResume",
+    ) in audited
+    assert not any(user == "staff-viewer" for user, _ in audited)
+
+
+@pytest.mark.django_db
+def test_a_campaign_pauses_itself_when_its_share_of_failures_reaches_the_threshold(station_factory, image):
+    """Pause at 50 %: one failure among three installed is 25 %, a second one is 40 %, a third 50 %."""
+    stations = [station_factory(f"PCT-{n}", evses=0)[0] for n in range(6)]
+    ChargingStation.objects.update(model="P1")
+    campaign = firmware_campaign_start(image=image, name="P1", actor="t", rate=10, model="P1", pause_failure_percent=50)
+    updates = {u.station_id: u for u in FirmwareUpdate.objects.filter(campaign=campaign)}
+    FirmwareUpdate.objects.filter(station__in=stations[:3]).update(status="installed")
+    FirmwareUpdate.objects.filter(station__in=stations[3:]).update(status="installing")
+    for n, expected in ((3, "running"), (4, "running"), (5, "paused")):
+        station_firmware_status_record(
+            station_pk=stations[n].pk, status="InstallationFailed", request_id=updates[stations[n].pk].pk
+        )
+        campaign.refresh_from_db()
+        assert campaign.status == expected, n
+    assert campaign.status_reason == "paused itself: 3 stations failed (at least 50% of the 6 finished)"
+    assert Alert.objects.filter(kind="firmware_failed", subject=f"firmware campaign {campaign.pk}").exists()

@@ -1,6 +1,7 @@
 """Local authorization lists on a live daphne: a station gets the tokens it may accept offline (our cards, partners'
 tokens whose whitelist allows it) as a Full SendLocalList, then Differential updates when a partner changes a token,
-the whole list again when its version is not ours, never more than it can hold; refusals and silence are shown."""
+the whole list again when its version is not ours, never more than it can hold nor more per message than it takes
+(entries and bytes); refusals and silence are shown."""
 
 import asyncio
 import base64
@@ -20,7 +21,7 @@ from ocpp_gateway.services.device_model import report_data_reported, station_var
 from ocpp_gateway.services.local_list import Limits, local_list_limits
 from tests.ocpi_api.factories import make_partner
 from tests.ocpp_gateway.chargers import connected
-from tests.ocpp_gateway.local_list_chargers import ListCharger16, ListCharger201
+from tests.ocpp_gateway.local_list_chargers import ListCharger16, ListCharger201, SmallMessagesCharger201, limit
 from tests.support import in_thread, start_daphne, stop
 
 PARTNER_TOKEN = "partner-token-local-lists"
@@ -311,6 +312,40 @@ def test_a_2_0_1_stations_limits_come_from_its_device_model_report(station_facto
         ]
     ]
     station_variables_record(station_pk=station.pk, reported=report_data_reported(report))
-    assert local_list_limits(station=station) == Limits(supported=True, enabled=True, max_entries=250, per_message=40)
+    assert local_list_limits(station=station) == Limits(
+        supported=True, enabled=True, max_entries=250, per_message=40, bytes_per_message=None
+    )
     StationVariable.objects.filter(station=station, variable="Enabled").update(value="false")
     assert not local_list_limits(station=station).enabled
+
+
+class SmallLocalListMessages201(SmallMessagesCharger201):
+    limits = [
+        limit("LocalAuthListCtrlr", "ItemsPerMessage", 5),
+        limit("LocalAuthListCtrlr", "BytesPerMessage", 330),
+    ]
+
+
+def test_a_2_0_1_station_that_takes_small_messages_gets_a_full_update_then_differential_ones_each_within_its_limits(
+    list_daphne, station_factory, tokens
+):
+    """Six entries, at most 330 bytes per SendLocalList (about two entries): a Full update, then Differential ones;
+    every message fits (the station refuses one that does not) and the list ends whole, in sync."""
+    _, secret = station_factory("LL201-SMALL", evses=1)
+
+    async def scenario():
+        url = list_daphne.ocpp_url("LL201-SMALL")
+        async with connected(url, "LL201-SMALL", secret, version="2.0.1", cls=SmallLocalListMessages201) as cp:
+            await boot201(cp)
+            await await_for(lambda: state("LL201-SMALL") == "in_sync", "the list was not sent", 15)
+            return cp
+
+    cp = asyncio.run(scenario())
+    sent = [frame for frame in cp.frames if frame[0] == "SendLocalList"]
+    assert len(sent) >= 3 and cp.oversized == []
+    assert all(size <= 330 and entries <= 5 for _, size, entries in sent), sent
+    kinds = [(kind, version) for kind, version, _ in cp.local_list.updates]
+    assert kinds == [("Full", 1)] + [("Differential", n) for n in range(2, len(sent) + 1)]
+    assert cp.local_list.entries == {**EXPECTED, "OWN-WITH-A-VERY-LONG-UID-0001": "Accepted"}
+    assert held("LL201-SMALL") == cp.local_list.entries
+    assert local_list("LL201-SMALL").version == len(sent)
