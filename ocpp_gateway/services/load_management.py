@@ -27,7 +27,7 @@ from ocpp_gateway import events
 from ocpp_gateway import requests as ocpp_requests
 from ocpp_gateway.commands import CommandError, command_send_many
 from ocpp_gateway.load_planner import Demand, load_plan, load_steps
-from ocpp_gateway.models import ChargingProfile, Transaction
+from ocpp_gateway.models import ChargingProfile, LoadSample, Transaction
 from ocpp_gateway.services.command_audit import command_audit_announce
 
 logger = logging.getLogger(__name__)
@@ -230,7 +230,35 @@ def _rebalance_once(group: LoadGroup) -> dict[int, Decimal]:
     for pk, status in _apply([by_pk[pk] for pk in granted], plan).items():
         if status != "Accepted":
             held[pk] = by_pk[pk].held_amps
+    load_sample_record(group=group, limit=limit, sessions=sessions, held=held)
     return held
+
+
+def load_sample_record(
+    *, group: LoadGroup, limit: Decimal, sessions: Sequence[_Session], held: dict[int, Decimal]
+) -> LoadSample:
+    """Keep the group's state after a planner run for its chart: the limit, what the chargers hold (planned) and
+    what the cars draw, in total and per session (see LoadSample)."""
+    connectors = [
+        {
+            "station": s.transaction.station.identity,
+            "evse": s.transaction.ocpp_evse_id or 0,
+            "transaction": s.transaction.pk,
+            "planned": float(held.get(s.transaction.pk, s.held_amps)),
+            "drawn": float(s.demand.drawn_amps) if s.demand.drawn_amps is not None else None,
+        }
+        for s in sessions
+    ]
+    sample = LoadSample.objects.create(
+        load_group=group,
+        taken_at=timezone.now(),
+        limit_amps=limit,
+        planned_amps=sum((held.get(s.transaction.pk, s.held_amps) for s in sessions), start=Decimal(0)),
+        drawn_amps=sum((s.demand.drawn_amps or Decimal(0) for s in sessions), start=Decimal(0)),
+        connectors=connectors,
+    )
+    events.announce(events.load_sampled, load_group_pk=group.pk)
+    return sample
 
 
 def load_group_rebalance(*, load_group_id: int) -> dict[int, Decimal] | None:
