@@ -11,6 +11,7 @@ from django.views import View
 from cpo.dashboard.forms import COMMAND_FORMS, MessageLogFilterForm
 from cpo.dashboard.permissions import Role, RoleRequiredMixin
 from cpo.dashboard.selectors.commands import command_answer_text
+from cpo.dashboard.selectors.smart_charging import station_charging_profiles, station_composite_schedules
 from cpo.dashboard.selectors.stations import (
     STATION_SORTS,
     STATION_STATUS_FILTERS,
@@ -34,6 +35,7 @@ from cpo.dashboard.services import (
     station_evse_register,
     station_firmware_update_staff,
     station_local_list_resync_staff,
+    station_composite_schedule_request_staff,
     station_password_rotate_staff,
     station_variable_change,
 )
@@ -43,6 +45,7 @@ from ocpp_gateway.models import DiagnosticsUpload, FirmwareImage, FirmwareUpdate
 from ocpp_gateway.selectors import certificate_expiring, station_certificate_current
 from ocpp_gateway.services.diagnostics import diagnostics_file_path
 from ocpp_gateway.services.passwords import RotationResult
+from ocpp_gateway.services.smart_charging import CHARGING_RATE_UNITS
 
 MESSAGE_LOG_PAGE_SIZE = 25
 OCPP_ACTIONS = [
@@ -175,6 +178,8 @@ class StationDetailView(StationLiveView):
             ),
             variables_count=variables.count(),
             variables_shown=STATION_VARIABLES_SHOWN,
+            composite_schedules=station_composite_schedules(station=station),
+            charging_profiles=station_charging_profiles(station=station),
         )
         # A command's result goes next to its form (the page opens at it); other messages stay at the top.
         results: dict[str, list] = {}
@@ -378,3 +383,52 @@ class StationFirmwareUpdateView(StationMixin, RoleRequiredMixin, View):
         text = f"Firmware {image}: {update.get_status_display()} ({update.answer})"
         (messages.success if update.status == FirmwareUpdate.Status.SENT else messages.error)(request, text)
         return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#firmware")
+
+
+# What staff may ask for: up to a day ahead, in minutes.
+COMPOSITE_SCHEDULE_MAX_MINUTES = 24 * 60
+
+
+class StationCompositeScheduleView(StationMixin, RoleRequiredMixin, View):
+    """POST `evse` (0: the grid connection), `minutes` and `unit` (A, W or empty: the charger's choice): ask the
+    station for its composite schedule (GetCompositeSchedule), audited; the answer is kept and drawn on the page,
+    a refusal or no answer shown as such."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, identity: str):
+        station = self.get_station()
+        evse, minutes, unit = (request.POST.get(name, "").strip() for name in ("evse", "minutes", "unit"))
+        known = {0, *station.evses.values_list("ocpp_evse_id", flat=True)}
+        if (
+            not evse.isdigit()
+            or int(evse) not in known
+            or not minutes.isdigit()
+            or not 0 < int(minutes) <= COMPOSITE_SCHEDULE_MAX_MINUTES
+            or unit not in ("", *CHARGING_RATE_UNITS)
+        ):
+            messages.error(
+                request,
+                f"Composite schedule: not asked, choose a connector of this station and 1 to "
+                f"{COMPOSITE_SCHEDULE_MAX_MINUTES} minutes",
+            )
+            return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#composite-schedule")
+        schedule = station_composite_schedule_request_staff(
+            user=request.user,
+            station=station,
+            ocpp_evse_id=int(evse),
+            duration=int(minutes) * 60,
+            charging_rate_unit=unit,
+        )
+        where = "the whole station" if schedule.ocpp_evse_id == 0 else f"connector {schedule.ocpp_evse_id}"
+        if schedule.status == "Accepted":
+            messages.success(
+                request,
+                f"Composite schedule of {where}: {len(schedule.periods)} period(s) in "
+                f"{schedule.charging_rate_unit or '?'}",
+            )
+        else:
+            messages.error(request, f"Composite schedule of {where}: {schedule.status}")
+        return HttpResponseRedirect(
+            reverse("dashboard:station", args=[station.identity]) + f"#composite-schedule-{schedule.ocpp_evse_id}"
+        )
