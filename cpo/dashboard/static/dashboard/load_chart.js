@@ -8,6 +8,15 @@
 
   function points(rows) { return rows.map(function (r) { return {x: r[0], y: r[1]}; }); }
 
+  // A value the chargers hold (the limit, what the planner gave) lasts until the next sample: drawn as steps that
+  // hold each value until the next point (Chart.js `stepped: "before"`), the last one until the end of the period.
+  function held(rows, end) {
+    var out = points(rows);
+    var last = out[out.length - 1];
+    if (last && last.y !== null && last.x < end) out.push({x: end, y: last.y});
+    return out;
+  }
+
   function timeAxis(data) {
     var short = data.end_ms - data.start_ms <= 3 * 3600000;
     return {type: "linear", min: data.start_ms, max: data.end_ms, title: {display: true, text: "time (UTC)"},
@@ -37,11 +46,11 @@
     var total = document.getElementById("load-chart");
     if (total) {
       charts.push(new Chart(total, {type: "line", options: options(data), data: {datasets: [
-        {label: "Limit", data: points(data.limit), stepped: "after", borderColor: "#b3261e", borderWidth: 2,
+        {label: "Limit", data: points(data.limit), stepped: "before", borderColor: "#b3261e", borderWidth: 2,
          pointRadius: 0},
-        {label: "Planned", data: points(data.planned), stepped: "after", borderColor: "#2266cc",
-         backgroundColor: "rgba(34,102,204,.12)", fill: true, pointRadius: 1},
-        {label: "Drawn", data: points(data.drawn), borderColor: "#1e8e3e", pointRadius: 1}
+        {label: "Planned", data: held(data.planned, data.end_ms), stepped: "before", borderColor: "#2266cc",
+         backgroundColor: "rgba(34,102,204,.12)", fill: true, pointRadius: 2},
+        {label: "Drawn", data: points(data.drawn), borderColor: "#1e8e3e", pointRadius: 2}
       ]}}));
       total.dataset.ready = "1";
     }
@@ -50,9 +59,9 @@
       var datasets = [];
       data.connectors.forEach(function (c, i) {
         var color = COLORS[i % COLORS.length];
-        datasets.push({label: c.label + " planned", data: points(c.planned), stepped: "after", borderColor: color,
-                       borderDash: [5, 4], pointRadius: 0});
-        datasets.push({label: c.label + " drawn", data: points(c.drawn), borderColor: color, pointRadius: 1});
+        datasets.push({label: c.label + " planned", data: held(c.planned, data.end_ms), stepped: "before",
+                       borderColor: color, borderDash: [5, 4], pointRadius: 2});
+        datasets.push({label: c.label + " drawn", data: points(c.drawn), borderColor: color, pointRadius: 2});
       });
       charts.push(new Chart(each, {type: "line", options: options(data), data: {datasets: datasets}}));
       each.dataset.ready = "1";

@@ -1,5 +1,5 @@
-// Composite schedules on the station page (Chart.js, linear time axis): each EVSE's limit over time as steps, in the
-// unit the station answered (A or W).
+// Composite schedules on the station page (Chart.js, linear time axis): each EVSE's limit over time as steps (each
+// period's limit held until the next period starts: `stepped: "before"`), in the unit the station answered (A or W).
 (function () {
   "use strict";
   if (!window.Chart) return;
@@ -9,7 +9,7 @@
     var data = JSON.parse(source.textContent);
     new Chart(canvas, {
       type: "line",
-      data: {datasets: [{label: "Limit (" + data.unit + ")", stepped: "after", borderColor: "#2266cc",
+      data: {datasets: [{label: "Limit (" + data.unit + ")", stepped: "before", borderColor: "#2266cc",
                          backgroundColor: "rgba(34,102,204,.12)", fill: true, pointRadius: 2,
                          data: data.points.map(function (p) { return {x: p[0], y: p[1]}; })}]},
       options: {
