@@ -463,13 +463,13 @@ class GetCompositeSchedule(OcppRequest):
     charging_rate_unit: str = ""
 
     def ocpp16(self) -> OcppCall:
-        payload = {"connectorId": self.evse_id, "duration": int(self.duration)}
+        payload: dict = {"connectorId": self.evse_id, "duration": int(self.duration)}
         if self.charging_rate_unit:
             payload["chargingRateUnit"] = self.charging_rate_unit
         return OcppCall("GetCompositeSchedule", payload)
 
     def ocpp201(self) -> OcppCall:
-        payload = {"evseId": self.evse_id, "duration": int(self.duration)}
+        payload: dict = {"evseId": self.evse_id, "duration": int(self.duration)}
         if self.charging_rate_unit:
             payload["chargingRateUnit"] = self.charging_rate_unit
         return OcppCall("GetCompositeSchedule", payload)

@@ -5,48 +5,75 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cpo', '0013_merge_session3'),
-        ('ocpp_gateway', '0016_transaction_ev_needs'),
+        ("cpo", "0013_merge_session3"),
+        ("ocpp_gateway", "0016_transaction_ev_needs"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CompositeSchedule',
+            name="CompositeSchedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ocpp_evse_id', models.PositiveIntegerField(help_text='2.0.1 evseId / 1.6 connectorId (0: the grid connection)')),
-                ('duration', models.PositiveIntegerField(help_text='Seconds asked for')),
-                ('requested_unit', models.CharField(blank=True, help_text='chargingRateUnit asked for (empty: any)', max_length=1)),
-                ('requested_by', models.CharField(max_length=150)),
-                ('status', models.CharField(help_text="The charger's answer, or why there was none", max_length=60)),
-                ('answer', models.JSONField(blank=True, help_text='The CALLRESULT payload as received', null=True)),
-                ('schedule_start', models.DateTimeField(blank=True, null=True)),
-                ('charging_rate_unit', models.CharField(blank=True, help_text='A or W, as the charger answered', max_length=1)),
-                ('periods', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('station', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='composite_schedules', to='cpo.chargingstation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "ocpp_evse_id",
+                    models.PositiveIntegerField(help_text="2.0.1 evseId / 1.6 connectorId (0: the grid connection)"),
+                ),
+                ("duration", models.PositiveIntegerField(help_text="Seconds asked for")),
+                (
+                    "requested_unit",
+                    models.CharField(blank=True, help_text="chargingRateUnit asked for (empty: any)", max_length=1),
+                ),
+                ("requested_by", models.CharField(max_length=150)),
+                ("status", models.CharField(help_text="The charger's answer, or why there was none", max_length=60)),
+                ("answer", models.JSONField(blank=True, help_text="The CALLRESULT payload as received", null=True)),
+                ("schedule_start", models.DateTimeField(blank=True, null=True)),
+                (
+                    "charging_rate_unit",
+                    models.CharField(blank=True, help_text="A or W, as the charger answered", max_length=1),
+                ),
+                ("periods", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "station",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="composite_schedules",
+                        to="cpo.chargingstation",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['station', 'ocpp_evse_id', '-created_at'], name='ocpp_gatewa_station_6f858a_idx')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(
+                        fields=["station", "ocpp_evse_id", "-created_at"], name="ocpp_gatewa_station_6f858a_idx"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='LoadSample',
+            name="LoadSample",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('taken_at', models.DateTimeField()),
-                ('limit_amps', models.DecimalField(decimal_places=1, max_digits=7)),
-                ('planned_amps', models.DecimalField(decimal_places=1, max_digits=8)),
-                ('drawn_amps', models.DecimalField(decimal_places=1, max_digits=8)),
-                ('connectors', models.JSONField(blank=True, default=list)),
-                ('load_group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='samples', to='cpo.loadgroup')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("taken_at", models.DateTimeField()),
+                ("limit_amps", models.DecimalField(decimal_places=1, max_digits=7)),
+                ("planned_amps", models.DecimalField(decimal_places=1, max_digits=8)),
+                ("drawn_amps", models.DecimalField(decimal_places=1, max_digits=8)),
+                ("connectors", models.JSONField(blank=True, default=list)),
+                (
+                    "load_group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="samples", to="cpo.loadgroup"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['taken_at', 'id'],
-                'indexes': [models.Index(fields=['load_group', 'taken_at'], name='ocpp_gatewa_load_gr_955d2f_idx'), models.Index(fields=['taken_at'], name='ocpp_gatewa_taken_a_8a4afa_idx')],
+                "ordering": ["taken_at", "id"],
+                "indexes": [
+                    models.Index(fields=["load_group", "taken_at"], name="ocpp_gatewa_load_gr_955d2f_idx"),
+                    models.Index(fields=["taken_at"], name="ocpp_gatewa_taken_a_8a4afa_idx"),
+                ],
             },
         ),
     ]

@@ -77,14 +77,16 @@ def station_composite_schedules(*, station: ChargingStation) -> list[CompositeSc
     ]
     blocks = []
     for ocpp_evse_id, label in targets:
-        schedule = latest.get(ocpp_evse_id)
-        chart = composite_schedule_chart(schedule) if schedule is not None else None
-        blocks.append(CompositeScheduleBlock(ocpp_evse_id, label, schedule, chart))
+        last = latest.get(ocpp_evse_id)
+        chart = composite_schedule_chart(last) if last is not None else None
+        blocks.append(CompositeScheduleBlock(ocpp_evse_id, label, last, chart))
     return blocks
 
 
 def station_charging_profiles(*, station: ChargingStation, limit: int = 30) -> QuerySet[ChargingProfile]:
     """The profiles sent to the station, newest first, whoever sent them."""
-    return ChargingProfile.objects.filter(station=station).select_related("transaction").order_by(
-        "-created_at", "-id"
-    )[:limit]
+    return (
+        ChargingProfile.objects.filter(station=station)
+        .select_related("transaction")
+        .order_by("-created_at", "-id")[:limit]
+    )

@@ -30,12 +30,12 @@ from cpo.dashboard.selectors.stations import (
 from cpo.dashboard.services import (
     VariableChangeRefused,
     diagnostics_download_record,
+    station_composite_schedule_request_staff,
     station_configuration_read_staff,
     station_diagnostics_request_staff,
     station_evse_register,
     station_firmware_update_staff,
     station_local_list_resync_staff,
-    station_composite_schedule_request_staff,
     station_password_rotate_staff,
     station_variable_change,
 )
