@@ -16,6 +16,7 @@ from cpo.dashboard.selectors.load import load_group_history
 from cpo.models import LoadGroup, Token
 from ocpp_gateway.models import LoadSample, Transaction
 from ocpp_gateway.services.housekeeping import load_samples_prune
+from ocpp_gateway.services.load_management import load_sample_record
 from tests.ocpp_gateway.chargers import ProfiledCharger16, connected, now_iso
 from tests.support import StaffBrowser, start_daphne, stop, wait_until
 
@@ -169,3 +170,32 @@ def test_housekeeping_forgets_samples_past_their_retention(evening_group, settin
         )
     assert load_samples_prune() == 2
     assert LoadSample.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_planner_run_that_changes_no_share_leaves_no_sample_within_a_minute(evening_group, settings):
+    """The periodic run every 30 s would otherwise write two samples a minute per group for nothing new."""
+    settings.LOAD_HISTORY_MIN_SECONDS = 60
+    first = load_sample_record(group=evening_group, limit=Decimal(40), sessions=[], held={})
+    assert first is not None
+    assert load_sample_record(group=evening_group, limit=Decimal(40), sessions=[], held={}) is None
+    # The time of day lowered the limit: that is news.
+    assert load_sample_record(group=evening_group, limit=Decimal(16), sessions=[], held={}) is not None
+    LoadSample.objects.update(taken_at=timezone.now() - timedelta(seconds=61))
+    assert load_sample_record(group=evening_group, limit=Decimal(16), sessions=[], held={}) is not None
+    assert LoadSample.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_long_period_draws_every_nth_sample_and_always_the_latest(evening_group, monkeypatch):
+    monkeypatch.setattr("cpo.dashboard.selectors.load.CHART_POINTS", 2)
+    for minutes_ago in (50, 40, 30, 20, 10):
+        LoadSample.objects.create(
+            load_group=evening_group,
+            taken_at=timezone.now() - timedelta(minutes=minutes_ago),
+            limit_amps=40,
+            planned_amps=minutes_ago,
+            drawn_amps=0,
+        )
+    history = load_group_history(group=evening_group, hours=1)
+    assert [point[1] for point in history["planned"]] == [40.0, 10.0]
