@@ -167,6 +167,16 @@ def test_an_offline_station_is_not_asked_and_the_page_says_so(schedule_daphne, s
     assert 'data-testid="ask-schedule" disabled' in page  # and the button waits for the station
 
 
+def test_a_request_that_makes_no_sense_is_not_sent(schedule_daphne, station_factory):
+    station_factory("CS-SCHED-BAD", evses=1)
+    staff = StaffBrowser(schedule_daphne)
+    for evse, minutes, unit in ((1, 0, ""), (1, 24 * 60 + 1, ""), (7, 10, ""), (1, 10, "kW")):
+        page = ask(staff, "CS-SCHED-BAD", evse, minutes, unit)
+        assert "Composite schedule: not asked." in page
+    assert not CompositeSchedule.objects.filter(station__identity="CS-SCHED-BAD").exists()
+    assert not AuditLog.objects.filter(identity="CS-SCHED-BAD").exists()
+
+
 def test_viewers_see_schedules_but_only_operators_ask(schedule_daphne, station_factory):
     station_factory("CS-SCHED-VIEW", evses=1)
     viewer = StaffBrowser(schedule_daphne, role="viewer")

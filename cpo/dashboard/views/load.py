@@ -48,7 +48,7 @@ class LoadGroupLiveView(DashboardView):
             period=period,
             periods=list(LOAD_PERIODS),
             history=load_group_history(group=group, hours=LOAD_PERIODS[period]),
-            sample_interval=int(settings.LOAD_MANAGEMENT_INTERVAL_SECONDS),
+            sample_interval=int(max(settings.LOAD_MANAGEMENT_INTERVAL_SECONDS, settings.LOAD_HISTORY_MIN_SECONDS)),
         )
         return context
 

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views import View
 
-from cpo.dashboard.forms import COMMAND_FORMS, MessageLogFilterForm
+from cpo.dashboard.forms import COMMAND_FORMS, CompositeScheduleForm, MessageLogFilterForm
 from cpo.dashboard.permissions import Role, RoleRequiredMixin
 from cpo.dashboard.selectors.commands import command_answer_text
 from cpo.dashboard.selectors.smart_charging import station_charging_profiles, station_composite_schedules
@@ -45,7 +45,6 @@ from ocpp_gateway.models import DiagnosticsUpload, FirmwareImage, FirmwareUpdate
 from ocpp_gateway.selectors import certificate_expiring, station_certificate_current
 from ocpp_gateway.services.diagnostics import diagnostics_file_path
 from ocpp_gateway.services.passwords import RotationResult
-from ocpp_gateway.services.smart_charging import CHARGING_RATE_UNITS
 
 MESSAGE_LOG_PAGE_SIZE = 25
 OCPP_ACTIONS = [
@@ -385,10 +384,6 @@ class StationFirmwareUpdateView(StationMixin, RoleRequiredMixin, View):
         return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#firmware")
 
 
-# What staff may ask for: up to a day ahead, in minutes.
-COMPOSITE_SCHEDULE_MAX_MINUTES = 24 * 60
-
-
 class StationCompositeScheduleView(StationMixin, RoleRequiredMixin, View):
     """POST `evse` (0: the grid connection), `minutes` and `unit` (A, W or empty: the charger's choice): ask the
     station for its composite schedule (GetCompositeSchedule), audited; the answer is kept and drawn on the page,
@@ -398,27 +393,17 @@ class StationCompositeScheduleView(StationMixin, RoleRequiredMixin, View):
 
     def post(self, request, identity: str):
         station = self.get_station()
-        evse, minutes, unit = (request.POST.get(name, "").strip() for name in ("evse", "minutes", "unit"))
-        known = {0, *station.evses.values_list("ocpp_evse_id", flat=True)}
-        if (
-            not evse.isdigit()
-            or int(evse) not in known
-            or not minutes.isdigit()
-            or not 0 < int(minutes) <= COMPOSITE_SCHEDULE_MAX_MINUTES
-            or unit not in ("", *CHARGING_RATE_UNITS)
-        ):
-            messages.error(
-                request,
-                f"Composite schedule: not asked, choose a connector of this station and 1 to "
-                f"{COMPOSITE_SCHEDULE_MAX_MINUTES} minutes",
-            )
+        form = CompositeScheduleForm(request.POST, station=station)
+        if not form.is_valid():
+            errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+            messages.error(request, f"Composite schedule: not asked. {errors}")
             return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#composite-schedule")
         schedule = station_composite_schedule_request_staff(
             user=request.user,
             station=station,
-            ocpp_evse_id=int(evse),
-            duration=int(minutes) * 60,
-            charging_rate_unit=unit,
+            ocpp_evse_id=form.cleaned_data["evse"],
+            duration=form.cleaned_data["minutes"] * 60,
+            charging_rate_unit=form.cleaned_data["unit"],
         )
         where = "the whole station" if schedule.ocpp_evse_id == 0 else f"connector {schedule.ocpp_evse_id}"
         if schedule.status == "Accepted":
