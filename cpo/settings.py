@@ -567,6 +567,15 @@ CELERY_BEAT_SCHEDULE["ocpp-load-groups-rebalance"] = {
     "task": "ocpp_gateway.tasks.load_groups_rebalance_task",
     "schedule": LOAD_MANAGEMENT_INTERVAL_SECONDS,
 }
+# Each planner run leaves a sample of its group (limit, planned, drawn; ocpp_gateway.models.LoadSample) for the load
+# page's chart, except a run that changed no share within LOAD_HISTORY_MIN_SECONDS of the last sample (the draw is
+# then sampled once a minute); housekeeping deletes samples older than LOAD_HISTORY_RETENTION_DAYS, daily.
+LOAD_HISTORY_MIN_SECONDS = env_float("LOAD_HISTORY_MIN_SECONDS", 60.0)
+LOAD_HISTORY_RETENTION_DAYS = env_float("LOAD_HISTORY_RETENTION_DAYS", 7)
+CELERY_BEAT_SCHEDULE["ocpp-load-samples-prune"] = {
+    "task": "ocpp_gateway.tasks.load_samples_prune_task",
+    "schedule": 24 * 3600,
+}
 
 # `make run` keeps the demo charger's secret in .env so that `seed_demo` sets the same one on every run.
 DEMO_STATION_SECRET = os.environ.get("DEMO_STATION_SECRET", "")

@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from ocpp_gateway.models import (
     ChargingProfile,
+    CompositeSchedule,
     ConfigurationBaseline,
     FirmwareImage,
     FirmwareUpdate,
@@ -124,6 +125,21 @@ class ChargingProfileAdmin(admin.ModelAdmin):
     search_fields = ("station__identity",)
     list_select_related = ("station",)
     readonly_fields = [f.name for f in ChargingProfile._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(CompositeSchedule)
+class CompositeScheduleAdmin(admin.ModelAdmin):
+    """Composite schedules staff asked stations for (GetCompositeSchedule) and what each answered; a record."""
+
+    list_display = ("created_at", "station", "ocpp_evse_id", "duration", "status", "charging_rate_unit", "requested_by")
+    list_filter = ("status",)
+    list_display_links = ("created_at",)
+    search_fields = ("station__identity",)
+    list_select_related = ("station",)
+    readonly_fields = [f.name for f in CompositeSchedule._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -41,6 +41,8 @@ command_answered = Signal()
 # No kwargs. Tokens changed that stations may hold on their local lists (this CPO's cards, a partner's tokens): sent
 # by whoever changed them (ocpi_api, the gateway's own receiver of cpo.Token saves), after commit.
 tokens_changed = Signal()
+# kwargs: load_group_pk. The planner ran for a load group and left a sample of it (LoadSample): its page redraws.
+load_sampled = Signal()
 
 
 def announce(signal: Signal, **kwargs) -> None:

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 
-from cpo.models import EVSE, ChargingStation, Location
+from cpo.models import EVSE, ChargingStation, LoadGroup, Location
 
 
 class Transaction(models.Model):
@@ -285,6 +285,57 @@ class ChargingProfile(models.Model):
             models.Index(fields=["station", "ocpp_evse_id", "-created_at"]),
             models.Index(fields=["transaction", "source", "-created_at"]),
         ]
+
+
+class CompositeSchedule(models.Model):
+    """A GetCompositeSchedule staff asked for and what the station answered: the limit it will apply on an EVSE (0:
+    its grid connection) for `duration` seconds, combining every profile it holds. `status` is the answer's
+    (Accepted / Rejected) or why there was none (`timeout`, `offline`, `call_error: NotImplemented`...); an
+    accepted answer's schedule is kept as sent (1.6 chargingSchedule, 2.0.1 schedule) and, read once, as
+    `schedule_start`, `charging_rate_unit` and `periods` ([{"start_period": s, "limit": x}], seconds from the
+    start) for the page's chart."""
+
+    station = models.ForeignKey(ChargingStation, on_delete=models.CASCADE, related_name="composite_schedules")
+    ocpp_evse_id = models.PositiveIntegerField(help_text="2.0.1 evseId / 1.6 connectorId (0: the grid connection)")
+    duration = models.PositiveIntegerField(help_text="Seconds asked for")
+    requested_unit = models.CharField(max_length=1, blank=True, help_text="chargingRateUnit asked for (empty: any)")
+    requested_by = models.CharField(max_length=150)
+    status = models.CharField(max_length=60, help_text="The charger's answer, or why there was none")
+    answer = models.JSONField(null=True, blank=True, help_text="The CALLRESULT payload as received")
+    schedule_start = models.DateTimeField(null=True, blank=True)
+    charging_rate_unit = models.CharField(max_length=1, blank=True, help_text="A or W, as the charger answered")
+    periods = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["station", "ocpp_evse_id", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.station_id} #{self.ocpp_evse_id} {self.status}"
+
+
+class LoadSample(models.Model):
+    """A load group's state at one moment, kept for its chart: the limit then (time of day applied), what the
+    chargers held after the planner ran (`planned_amps`) and what the cars drew (`drawn_amps`, from their last
+    measured power), all in A per phase; `connectors` has the same per running session:
+    [{"station": identity, "evse": ocpp_evse_id, "transaction": pk, "planned": A, "drawn": A or null}].
+    Written each time the planner runs for the group (session start and end, and every
+    LOAD_MANAGEMENT_INTERVAL_SECONDS while sessions run); pruned after LOAD_HISTORY_RETENTION_DAYS."""
+
+    load_group = models.ForeignKey(LoadGroup, on_delete=models.CASCADE, related_name="samples")
+    taken_at = models.DateTimeField()
+    limit_amps = models.DecimalField(max_digits=7, decimal_places=1)
+    planned_amps = models.DecimalField(max_digits=8, decimal_places=1)
+    drawn_amps = models.DecimalField(max_digits=8, decimal_places=1)
+    connectors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["taken_at", "id"]
+        indexes = [models.Index(fields=["load_group", "taken_at"]), models.Index(fields=["taken_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.load_group_id} {self.taken_at:%Y-%m-%d %H:%M:%S}"
 
 
 class Reservation(models.Model):

@@ -455,16 +455,24 @@ class SetChargingProfile(OcppRequest):
 
 @dataclass(frozen=True)
 class GetCompositeSchedule(OcppRequest):
-    """The schedule an EVSE (0: the station's grid connection) will follow for the next `duration` seconds."""
+    """The schedule an EVSE (0: the station's grid connection) will follow for the next `duration` seconds, in
+    `charging_rate_unit` ("A" or "W"; empty: the charger's choice)."""
 
     evse_id: int
     duration: int
+    charging_rate_unit: str = ""
 
     def ocpp16(self) -> OcppCall:
-        return OcppCall("GetCompositeSchedule", {"connectorId": self.evse_id, "duration": int(self.duration)})
+        payload: dict = {"connectorId": self.evse_id, "duration": int(self.duration)}
+        if self.charging_rate_unit:
+            payload["chargingRateUnit"] = self.charging_rate_unit
+        return OcppCall("GetCompositeSchedule", payload)
 
     def ocpp201(self) -> OcppCall:
-        return OcppCall("GetCompositeSchedule", {"evseId": self.evse_id, "duration": int(self.duration)})
+        payload: dict = {"evseId": self.evse_id, "duration": int(self.duration)}
+        if self.charging_rate_unit:
+            payload["chargingRateUnit"] = self.charging_rate_unit
+        return OcppCall("GetCompositeSchedule", payload)
 
 
 @dataclass(frozen=True)

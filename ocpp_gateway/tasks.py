@@ -10,7 +10,7 @@ from ocpp_gateway.services.certificates import certificates_expiry_alert
 from ocpp_gateway.services.device_model import station_configuration_read, station_configuration_wanted
 from ocpp_gateway.services.diagnostics import diagnostics_prune
 from ocpp_gateway.services.firmware import firmware_campaign_advance, firmware_campaigns_running
-from ocpp_gateway.services.housekeeping import transaction_silent_probe, transactions_silent
+from ocpp_gateway.services.housekeeping import load_samples_prune, transaction_silent_probe, transactions_silent
 from ocpp_gateway.services.liveness import stations_liveness_check
 from ocpp_gateway.services.load_management import (
     load_groups_rebalance,
@@ -65,6 +65,12 @@ def load_station_default_profile_task(station_pk: int) -> None:
 def load_groups_rebalance_task() -> int:
     """Periodic: groups with running sessions, for changes in draw and time-of-day limits."""
     return load_groups_rebalance()
+
+
+@shared_task(acks_late=True, time_limit=600)
+def load_samples_prune_task() -> int:
+    """Housekeeping, daily: load-group samples keep LOAD_HISTORY_RETENTION_DAYS."""
+    return load_samples_prune()
 
 
 @shared_task(acks_late=True, time_limit=300, ignore_result=True)

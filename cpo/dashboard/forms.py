@@ -23,6 +23,7 @@ from ocpi_api.models import Role as OcpiRole
 from ocpp_gateway import requests as ocpp_requests
 from ocpp_gateway.models import Reservation, Transaction
 from ocpp_gateway.selectors import connector_ocpp_id
+from ocpp_gateway.services.smart_charging import CHARGING_RATE_UNITS
 
 V16 = OcppVersion.V16
 
@@ -288,6 +289,21 @@ COMMAND_FORMS: dict[str, type[StationCommandForm]] = {
     "reserve-now": ReserveNowForm,
     "cancel-reservation": CancelReservationForm,
 }
+
+
+class CompositeScheduleForm(forms.Form):
+    """What staff ask a station's composite schedule for: an EVSE of the station (0: its grid connection), how far
+    ahead (up to a day) and in which unit (empty: the charger's choice)."""
+
+    evse = forms.TypedChoiceField(coerce=int)
+    minutes = forms.IntegerField(min_value=1, max_value=24 * 60)
+    unit = forms.ChoiceField(
+        required=False, choices=[("", "the station's unit")] + [(unit, unit) for unit in CHARGING_RATE_UNITS]
+    )
+
+    def __init__(self, *args, station: ChargingStation, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["evse"].choices = evse_choices(station, whole_station="0 · whole station")
 
 
 class FastSelect(forms.Select):

@@ -123,7 +123,16 @@ def station_events(pks: list[int]) -> list[dict]:
     ]
 
 
-EVENT_BUILDERS = {"evse": evse_events, "transaction": transaction_events, "station": station_events}
+def load_group_events(pks: list[int]) -> list[dict]:
+    return [{"kind": "load", "load_group": pk} for pk in sorted(pks)]
+
+
+EVENT_BUILDERS = {
+    "evse": evse_events,
+    "transaction": transaction_events,
+    "station": station_events,
+    "load": load_group_events,
+}
 
 
 def publish_batch(keys: list[tuple[str, int]]) -> None:
@@ -171,6 +180,10 @@ def on_station(sender, *, station_pk, **kwargs) -> None:
     announce("station", station_pk)
 
 
+def on_load_sampled(sender, *, load_group_pk, **kwargs) -> None:
+    announce("load", load_group_pk)
+
+
 def on_command_answered(
     sender, *, station_pk: int, action: str, payload: dict, answer: dict | None, error: str, actor: str, **kwargs
 ) -> None:
@@ -196,3 +209,4 @@ def connect() -> None:
     events.station_online.connect(on_station, dispatch_uid="dashboard.station_online")
     events.station_offline.connect(on_station, dispatch_uid="dashboard.station_offline")
     events.command_answered.connect(on_command_answered, dispatch_uid="dashboard.command_answered")
+    events.load_sampled.connect(on_load_sampled, dispatch_uid="dashboard.load_sampled")

@@ -39,6 +39,7 @@ from ocpi_api.services import (
 )
 from ocpp_gateway.commands import CommandError
 from ocpp_gateway.models import (
+    CompositeSchedule,
     DiagnosticsUpload,
     FirmwareCampaign,
     FirmwareImage,
@@ -78,6 +79,7 @@ from ocpp_gateway.services.reservations import (
     reservation_create,
     reservation_end,
 )
+from ocpp_gateway.services.smart_charging import composite_schedule_request
 from ocpp_gateway.tasks import firmware_campaign_advance_task
 
 
@@ -205,6 +207,20 @@ def station_diagnostics_request_staff(
     is audited under the staff member's name, with the station's answer."""
     return diagnostics_request(
         station_pk=station.pk, actor=getattr(user, "username", "") or "staff", log_type=log_type, hours_back=hours_back
+    )
+
+
+def station_composite_schedule_request_staff(
+    *, user, station: ChargingStation, ocpp_evse_id: int, duration: int, charging_rate_unit: str = ""
+) -> CompositeSchedule:
+    """Ask the station for its composite schedule on an EVSE (ocpp_gateway.services.smart_charging); the
+    GetCompositeSchedule is audited under the staff member's name with the station's answer, which is kept."""
+    return composite_schedule_request(
+        station_pk=station.pk,
+        ocpp_evse_id=ocpp_evse_id,
+        duration=duration,
+        charging_rate_unit=charging_rate_unit,
+        actor=getattr(user, "username", "") or "staff",
     )
 
 

@@ -77,6 +77,11 @@ urlpatterns = [
         name="station-variable-change",
     ),
     path(
+        "stations/<str:identity>/composite-schedule/",
+        stations.StationCompositeScheduleView.as_view(),
+        name="station-composite-schedule",
+    ),
+    path(
         "stations/<str:identity>/evses/<int:ocpp_evse_id>/register/",
         stations.StationEvseRegisterView.as_view(),
         name="station-evse-register",

@@ -1,4 +1,5 @@
-"""Housekeeping of transactions on online stations: one we heard nothing about for OCPP_SILENT_TRANSACTION_MINUTES
+"""Housekeeping: load-history samples past their retention are deleted (`load_samples_prune`), and transactions on
+online stations are looked after. Transactions: one we heard nothing about for OCPP_SILENT_TRANSACTION_MINUTES
 is asked about before it is ended, and ended (`ended_by` housekeeping, its CDR says so) only when the charger says
 it is over or does not answer. Runs from a Celery task: it waits for chargers, never in a charger's reply path.
 
@@ -19,11 +20,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from ocpp_gateway.commands import CommandError, command_send
-from ocpp_gateway.models import Transaction
+from ocpp_gateway.models import LoadSample, Transaction
 from ocpp_gateway.requests import GetTransactionStatus, OcppRequest, TriggerMessage, is_ocpp16
 from ocpp_gateway.services.transactions import transaction_end
 
 logger = logging.getLogger(__name__)
+
+
+def load_samples_prune(*, older_than_days: float | None = None) -> int:
+    """Delete load-group samples older than LOAD_HISTORY_RETENTION_DAYS: the chart looks back days, not months."""
+    days = settings.LOAD_HISTORY_RETENTION_DAYS if older_than_days is None else older_than_days
+    deleted, _ = LoadSample.objects.filter(taken_at__lt=timezone.now() - timedelta(days=days)).delete()
+    return deleted
 
 
 class Probe:

@@ -13,7 +13,7 @@ finds it taken marks the group dirty and the holder runs once more).
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -27,7 +27,7 @@ from ocpp_gateway import events
 from ocpp_gateway import requests as ocpp_requests
 from ocpp_gateway.commands import CommandError, command_send_many
 from ocpp_gateway.load_planner import Demand, load_plan, load_steps
-from ocpp_gateway.models import ChargingProfile, Transaction
+from ocpp_gateway.models import ChargingProfile, LoadSample, Transaction
 from ocpp_gateway.services.command_audit import command_audit_announce
 
 logger = logging.getLogger(__name__)
@@ -230,7 +230,59 @@ def _rebalance_once(group: LoadGroup) -> dict[int, Decimal]:
     for pk, status in _apply([by_pk[pk] for pk in granted], plan).items():
         if status != "Accepted":
             held[pk] = by_pk[pk].held_amps
+    load_sample_record(group=group, limit=limit, sessions=sessions, held=held)
     return held
+
+
+def _same_plan(last: tuple, *, limit: Decimal, planned: Decimal, connectors: list[dict]) -> bool:
+    limit_then, planned_then, connectors_then = last
+    shares = {(c["transaction"], c["planned"]) for c in connectors}
+    return (
+        limit_then == limit
+        and planned_then == planned
+        and {(c["transaction"], c["planned"]) for c in connectors_then} == shares
+    )
+
+
+def load_sample_record(
+    *, group: LoadGroup, limit: Decimal, sessions: Sequence[_Session], held: dict[int, Decimal]
+) -> LoadSample | None:
+    """Keep the group's state after a planner run for its chart: the limit, what the chargers hold (planned) and
+    what the cars draw, in total and per session (see LoadSample). A run that changed nothing the chargers hold
+    within LOAD_HISTORY_MIN_SECONDS of the last sample leaves none (the periodic runs would otherwise write one
+    every 30 s per group); None then."""
+    connectors = [
+        {
+            "station": s.transaction.station.identity,
+            "evse": s.transaction.ocpp_evse_id or 0,
+            "transaction": s.transaction.pk,
+            "planned": float(held.get(s.transaction.pk, s.held_amps)),
+            "drawn": float(s.demand.drawn_amps) if s.demand.drawn_amps is not None else None,
+        }
+        for s in sessions
+    ]
+    now = timezone.now()
+    planned = sum((held.get(s.transaction.pk, s.held_amps) for s in sessions), start=Decimal(0))
+    last = (
+        LoadSample.objects.filter(
+            load_group=group, taken_at__gt=now - timedelta(seconds=settings.LOAD_HISTORY_MIN_SECONDS)
+        )
+        .order_by("-taken_at", "-id")
+        .values_list("limit_amps", "planned_amps", "connectors")
+        .first()
+    )
+    if last is not None and _same_plan(last, limit=limit, planned=planned, connectors=connectors):
+        return None
+    sample = LoadSample.objects.create(
+        load_group=group,
+        taken_at=now,
+        limit_amps=limit,
+        planned_amps=planned,
+        drawn_amps=sum((s.demand.drawn_amps or Decimal(0) for s in sessions), start=Decimal(0)),
+        connectors=connectors,
+    )
+    events.announce(events.load_sampled, load_group_pk=group.pk)
+    return sample
 
 
 def load_group_rebalance(*, load_group_id: int) -> dict[int, Decimal] | None:

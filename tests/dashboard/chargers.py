@@ -6,8 +6,10 @@ import threading
 from ocpp.routing import on
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action as Action16
+from ocpp.v201 import call_result as result201
+from ocpp.v201.enums import Action as Action201
 
-from tests.ocpp_gateway.chargers import Charger16, connected
+from tests.ocpp_gateway.chargers import Charger16, Charger201, connected
 
 
 class ChargerThread:
@@ -53,3 +55,50 @@ class Configurable16(Charger16):
     def on_change_configuration(self, key, value, **kwargs):
         self.changes.append((key, value))
         return result16.ChangeConfiguration(status="RebootRequired" if key == "HeartbeatInterval" else "Rejected")
+
+
+class Scheduling16(Charger16):
+    """Holds two periods on connector 1: 16 A for ten minutes, then 8 A."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.asked: list[dict] = []
+
+    @on(Action16.get_composite_schedule)
+    def on_get_composite_schedule(self, connector_id, duration, **kwargs):
+        self.asked.append({"connector_id": connector_id, "duration": duration, **kwargs})
+        return result16.GetCompositeSchedule(
+            status="Accepted",
+            connector_id=connector_id,
+            schedule_start="2026-11-20T10:00:00Z",
+            charging_schedule={
+                "duration": duration,
+                "charging_rate_unit": "A",
+                "charging_schedule_period": [{"start_period": 0, "limit": 16.0}, {"start_period": 600, "limit": 8.0}],
+            },
+        )
+
+
+class Scheduling201(Charger201):
+    """Answers in watts, as asked: 11 kW, then 7.4 kW after half an hour."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.asked: list[dict] = []
+
+    @on(Action201.get_composite_schedule)
+    def on_get_composite_schedule(self, duration, evse_id, **kwargs):
+        self.asked.append({"evse_id": evse_id, "duration": duration, **kwargs})
+        return result201.GetCompositeSchedule(
+            status="Accepted",
+            schedule={
+                "evse_id": evse_id,
+                "duration": duration,
+                "schedule_start": "2026-11-20T12:00:00Z",
+                "charging_rate_unit": kwargs.get("charging_rate_unit", "W"),
+                "charging_schedule_period": [
+                    {"start_period": 0, "limit": 11000.0},
+                    {"start_period": 1800, "limit": 7400.0, "number_phases": 3},
+                ],
+            },
+        )

@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import contextlib
+import time
 from datetime import UTC, datetime
 
 import websockets
@@ -89,6 +90,39 @@ class Charger201(ChargePoint201Base):
                 for d in get_variable_data
             ]
         )
+
+
+class ProfiledCharger16(Charger16):
+    """Applies charging profiles (or refuses them, when told), remembering when each arrived."""
+
+    refuse = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.profiles: list[tuple[float, dict]] = []
+
+    @on(Action16.set_charging_profile)
+    def on_set_charging_profile(self, connector_id, cs_charging_profiles, **kwargs):
+        self.profiles.append((time.monotonic(), {"connector_id": connector_id, **cs_charging_profiles}))
+        return result16.SetChargingProfile(status="Rejected" if self.refuse else "Accepted")
+
+    def limits(self, purpose="TxProfile") -> list[float]:
+        return [
+            p["charging_schedule"]["charging_schedule_period"][0]["limit"]
+            for _, p in self.profiles
+            if p["charging_profile_purpose"] == purpose
+        ]
+
+
+class ProfiledCharger201(Charger201):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.profiles: list[tuple[float, dict]] = []
+
+    @on(Action201.set_charging_profile)
+    def on_set_charging_profile(self, evse_id, charging_profile, **kwargs):
+        self.profiles.append((time.monotonic(), {"evse_id": evse_id, **charging_profile}))
+        return result201.SetChargingProfile(status="Accepted")
 
 
 @contextlib.asynccontextmanager

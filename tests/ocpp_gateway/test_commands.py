@@ -11,7 +11,8 @@ import pytest
 
 from cpo.dashboard.models import AuditLog
 from ocpp_gateway.commands import CommandError, command_send
-from tests.ocpp_gateway.chargers import connected
+from ocpp_gateway.models import ChargingProfile
+from tests.ocpp_gateway.chargers import ProfiledCharger16, connected
 from tests.support import ROOT, in_thread, server_env, start_daphne, stop
 
 pytestmark = [
@@ -142,6 +143,49 @@ def test_manage_py_ocpp_call_writes_a_named_command_in_the_station_s_version(liv
     assert code == 0, err
     assert json.loads(out) == {"status": "Accepted"}
     assert received == [("Reset", {"type": "Immediate"})]
+
+
+def test_a_profile_staff_set_with_ocpp_call_is_kept_as_theirs(live_daphne, station_factory):
+    """The station page lists every profile a station was sent with its source: one set by hand is staff's."""
+    _, secret = station_factory("CP-CMD-PROFILE")
+    arguments = {
+        "evse_id": 1,
+        "transaction_id": None,
+        "profile_id": 7,
+        "purpose": "TxDefaultProfile",
+        "stack_level": 3,
+        "schedule": {"charging_rate_unit": "A", "periods": [{"start_period": 0, "limit": 10}]},
+    }
+
+    async def scenario():
+        url = live_daphne.ocpp_url("CP-CMD-PROFILE")
+        async with connected(url, "CP-CMD-PROFILE", secret, cls=ProfiledCharger16) as cp:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "manage.py",
+                "ocpp_call",
+                "CP-CMD-PROFILE",
+                "set-charging-profile",
+                json.dumps(arguments),
+                cwd=ROOT,
+                env=server_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            return proc.returncode, err.decode(), cp.limits("TxDefaultProfile")
+
+    code, err, limits = asyncio.run(scenario())
+    assert code == 0, err
+    assert limits == [10.0]
+    profile = ChargingProfile.objects.get(station__identity="CP-CMD-PROFILE")
+    assert (profile.source, profile.status, profile.purpose, profile.stack_level, profile.limit) == (
+        "staff",
+        "Accepted",
+        "TxDefaultProfile",
+        3,
+        10,
+    )
 
 
 def test_two_daphne_processes_share_the_network_through_redis(live_daphne, station_factory):

@@ -6,54 +6,16 @@ import time
 from decimal import Decimal
 
 import pytest
-from ocpp.routing import on
 from ocpp.v16 import call as call16
-from ocpp.v16 import call_result as result16
-from ocpp.v16.enums import Action as Action16
 from ocpp.v201 import call as call201
-from ocpp.v201 import call_result as result201
-from ocpp.v201.enums import Action as Action201
 
 from cpo.dashboard.models import AuditLog
 from cpo.models import LoadGroup, Token
 from ocpp_gateway.models import ChargingProfile, Transaction
-from tests.ocpp_gateway.chargers import Charger16, Charger201, connected, now_iso
+from tests.ocpp_gateway.chargers import ProfiledCharger16, ProfiledCharger201, connected, now_iso
 from tests.support import start_daphne, stop
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-class ProfiledCharger16(Charger16):
-    """Applies charging profiles (or refuses them, when told), remembering when each arrived."""
-
-    refuse = False
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.profiles: list[tuple[float, dict]] = []
-
-    @on(Action16.set_charging_profile)
-    def on_set_charging_profile(self, connector_id, cs_charging_profiles, **kwargs):
-        self.profiles.append((time.monotonic(), {"connector_id": connector_id, **cs_charging_profiles}))
-        return result16.SetChargingProfile(status="Rejected" if self.refuse else "Accepted")
-
-    def limits(self, purpose="TxProfile") -> list[float]:
-        return [
-            p["charging_schedule"]["charging_schedule_period"][0]["limit"]
-            for _, p in self.profiles
-            if p["charging_profile_purpose"] == purpose
-        ]
-
-
-class ProfiledCharger201(Charger201):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.profiles: list[tuple[float, dict]] = []
-
-    @on(Action201.set_charging_profile)
-    def on_set_charging_profile(self, evse_id, charging_profile, **kwargs):
-        self.profiles.append((time.monotonic(), {"evse_id": evse_id, **charging_profile}))
-        return result201.SetChargingProfile(status="Accepted")
 
 
 @pytest.fixture(scope="module")

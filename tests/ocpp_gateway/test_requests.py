@@ -78,6 +78,7 @@ EXAMPLES = [
     CancelReservation(reservation_id=3),
     SetChargingProfile(evse_id=1, transaction_id="42", profile_id=42, schedule=SCHEDULE),
     GetCompositeSchedule(evse_id=1, duration=600),
+    GetCompositeSchedule(evse_id=0, duration=3600, charging_rate_unit="W"),
     ClearChargingProfile(profile_id=42),
     SendLocalList(
         version=3,

@@ -2,11 +2,23 @@
 (what the charger accepted last) against what the car draws."""
 
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
 
 from cpo.models import LoadGroup
-from ocpp_gateway.models import ChargingProfile, Transaction
+from ocpp_gateway.models import ChargingProfile, LoadSample, Transaction
 from ocpp_gateway.services.load_management import load_group_evses, load_group_limit
+
+# The chart's periods (hours back from now), as the page's selector offers them.
+LOAD_PERIODS = {"1h": 1, "6h": 6, "24h": 24, "3d": 72}
+LOAD_PERIOD_DEFAULT = "6h"
+# At most this many samples drawn per chart (about one a minute while sessions run: three days are ~4,300).
+CHART_POINTS = 1500
+# Per-connector lines on the second chart.
+CHART_CONNECTORS = 16
 
 
 @dataclass
@@ -42,3 +54,63 @@ def load_group_rows(*, group: LoadGroup) -> tuple[Decimal, list[LoadRow]]:
         drawn = (tx.power_last / volts).quantize(Decimal("0.1")) if tx.power_last is not None else None
         rows.append(LoadRow(tx, planned, status, drawn))
     return load_group_limit(group=group), rows
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def load_limit_steps(*, group: LoadGroup, since: datetime, until: datetime) -> list[tuple[int, float]]:
+    """The limit over [since, until] as steps: its value at `since` and at every time-of-day boundary of the
+    schedule inside the period (in the location's time zone), and once more at `until` to end the last step."""
+    zone = ZoneInfo(group.location.time_zone)
+    moments = {since, until}
+    day = since.astimezone(zone).date() - timedelta(days=1)
+    while day <= until.astimezone(zone).date():
+        for entry in group.schedule or []:
+            for key in ("start", "end"):
+                moment = datetime.combine(day, time.fromisoformat(entry[key]), zone)
+                if since < moment < until:
+                    moments.add(moment)
+        day += timedelta(days=1)
+    return [(_ms(m), float(load_group_limit(group=group, at=m))) for m in sorted(moments)]
+
+
+def load_group_history(*, group: LoadGroup, hours: int, now: datetime | None = None) -> dict:
+    """What the load page's charts draw, in milliseconds since the epoch and A per phase: the limit as steps, the
+    planned (held by the chargers) and measured totals of every sample in the period, and the same per connector
+    (`"CP-1 #2"`: a gap where no session ran on it)."""
+    until = now or timezone.now()
+    since = until - timedelta(hours=hours)
+    in_period = LoadSample.objects.filter(load_group=group, taken_at__gte=since, taken_at__lte=until)
+    pks = list(in_period.order_by("taken_at", "id").values_list("pk", flat=True))
+    if len(pks) > CHART_POINTS:  # every n-th, keeping the latest; only those are read whole
+        pks = pks[::-1][:: -(-len(pks) // CHART_POINTS)][::-1]
+    samples = list(
+        LoadSample.objects.filter(pk__in=pks)
+        .order_by("taken_at", "id")
+        .values_list("taken_at", "planned_amps", "drawn_amps", "connectors")
+    )
+    labels: list[str] = []
+    for *_, connectors in samples:
+        for c in connectors:
+            label = f"{c['station']} #{c['evse']}"
+            if label not in labels:
+                labels.append(label)
+    labels = sorted(labels)[:CHART_CONNECTORS]
+    per_connector: dict[str, dict[str, list]] = {label: {"planned": [], "drawn": []} for label in labels}
+    for taken_at, _, _, connectors in samples:
+        now_on = {f"{c['station']} #{c['evse']}": c for c in connectors}
+        for label in labels:
+            c = now_on.get(label)
+            per_connector[label]["planned"].append([_ms(taken_at), c["planned"] if c else None])
+            per_connector[label]["drawn"].append([_ms(taken_at), c["drawn"] if c else None])
+    return {
+        "start_ms": _ms(since),
+        "end_ms": _ms(until),
+        "limit": load_limit_steps(group=group, since=since, until=until),
+        "planned": [[_ms(t), float(planned)] for t, planned, _, _ in samples],
+        "drawn": [[_ms(t), float(drawn)] for t, _, drawn, _ in samples],
+        "connectors": [{"label": label, **per_connector[label]} for label in labels],
+        "samples": len(samples),
+    }

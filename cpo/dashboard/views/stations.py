@@ -8,9 +8,10 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views import View
 
-from cpo.dashboard.forms import COMMAND_FORMS, MessageLogFilterForm
+from cpo.dashboard.forms import COMMAND_FORMS, CompositeScheduleForm, MessageLogFilterForm
 from cpo.dashboard.permissions import Role, RoleRequiredMixin
 from cpo.dashboard.selectors.commands import command_answer_text
+from cpo.dashboard.selectors.smart_charging import station_charging_profiles, station_composite_schedules
 from cpo.dashboard.selectors.stations import (
     STATION_SORTS,
     STATION_STATUS_FILTERS,
@@ -29,6 +30,7 @@ from cpo.dashboard.selectors.stations import (
 from cpo.dashboard.services import (
     VariableChangeRefused,
     diagnostics_download_record,
+    station_composite_schedule_request_staff,
     station_configuration_read_staff,
     station_diagnostics_request_staff,
     station_evse_register,
@@ -175,6 +177,8 @@ class StationDetailView(StationLiveView):
             ),
             variables_count=variables.count(),
             variables_shown=STATION_VARIABLES_SHOWN,
+            composite_schedules=station_composite_schedules(station=station),
+            charging_profiles=station_charging_profiles(station=station),
         )
         # A command's result goes next to its form (the page opens at it); other messages stay at the top.
         results: dict[str, list] = {}
@@ -378,3 +382,38 @@ class StationFirmwareUpdateView(StationMixin, RoleRequiredMixin, View):
         text = f"Firmware {image}: {update.get_status_display()} ({update.answer})"
         (messages.success if update.status == FirmwareUpdate.Status.SENT else messages.error)(request, text)
         return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#firmware")
+
+
+class StationCompositeScheduleView(StationMixin, RoleRequiredMixin, View):
+    """POST `evse` (0: the grid connection), `minutes` and `unit` (A, W or empty: the charger's choice): ask the
+    station for its composite schedule (GetCompositeSchedule), audited; the answer is kept and drawn on the page,
+    a refusal or no answer shown as such."""
+
+    required_role = Role.OPERATOR
+
+    def post(self, request, identity: str):
+        station = self.get_station()
+        form = CompositeScheduleForm(request.POST, station=station)
+        if not form.is_valid():
+            errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+            messages.error(request, f"Composite schedule: not asked. {errors}")
+            return HttpResponseRedirect(reverse("dashboard:station", args=[station.identity]) + "#composite-schedule")
+        schedule = station_composite_schedule_request_staff(
+            user=request.user,
+            station=station,
+            ocpp_evse_id=form.cleaned_data["evse"],
+            duration=form.cleaned_data["minutes"] * 60,
+            charging_rate_unit=form.cleaned_data["unit"],
+        )
+        where = "the whole station" if schedule.ocpp_evse_id == 0 else f"connector {schedule.ocpp_evse_id}"
+        if schedule.status == "Accepted":
+            messages.success(
+                request,
+                f"Composite schedule of {where}: {len(schedule.periods)} period(s) in "
+                f"{schedule.charging_rate_unit or '?'}",
+            )
+        else:
+            messages.error(request, f"Composite schedule of {where}: {schedule.status}")
+        return HttpResponseRedirect(
+            reverse("dashboard:station", args=[station.identity]) + f"#composite-schedule-{schedule.ocpp_evse_id}"
+        )

@@ -7,8 +7,10 @@ from django.core.management.base import CommandError as DjangoCommandError
 
 from cpo.models import ChargingStation
 from ocpp_gateway.commands import CommandError, command_call_for, command_send
+from ocpp_gateway.models import ChargingProfile
 from ocpp_gateway.requests import REQUESTS, request_from_arguments
 from ocpp_gateway.services.command_audit import command_audit_announce
+from ocpp_gateway.services.load_management import charging_profile_record
 
 
 class Command(BaseCommand):
@@ -52,12 +54,22 @@ class Command(BaseCommand):
                 command_audit_announce(
                     station_pk=station_pk, action=action, payload=body, answer=None, error=exc, actor=actor
                 )
+                profile_keep(station_pk, action, body, exc.reason)
             raise DjangoCommandError(json.dumps(exc.as_dict())) from exc
         if station_pk is not None:
             command_audit_announce(
                 station_pk=station_pk, action=action, payload=body, answer=answer, error=None, actor=actor
             )
+            profile_keep(station_pk, action, body, str(answer.get("status", "")))
         self.stdout.write(json.dumps(answer))
+
+
+def profile_keep(station_pk: int, action: str, payload: dict, status: str) -> None:
+    """A charging profile staff set by hand is kept with the others, its source staff (the station page lists it)."""
+    if action == "SetChargingProfile":
+        charging_profile_record(
+            station_pk=station_pk, payload=payload, source=ChargingProfile.Source.STAFF, status=status
+        )
 
 
 def check_layer_crosses_processes() -> None:

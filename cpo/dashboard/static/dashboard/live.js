@@ -17,6 +17,8 @@
     if (kinds && kinds.split(" ").indexOf(event.kind) < 0) return false;
     var station = el.dataset.liveStation;
     if (station && station !== event.station) return false;
+    var group = el.dataset.liveLoadGroup;  // a load group's page: only its own samples
+    if (group && event.kind === "load" && String(event.load_group) !== group) return false;
     return true;
   }
 
