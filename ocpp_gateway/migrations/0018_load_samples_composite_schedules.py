@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("cpo", "0013_merge_session3"),
-        ("ocpp_gateway", "0016_transaction_ev_needs"),
+        ("ocpp_gateway", "0017_firmware_campaign_guards"),
     ]
 
     operations = [
