@@ -77,7 +77,7 @@ from django.utils import timezone  # noqa: E402
 
 from cpo.models import LoadGroup  # noqa: E402
 from ocpp_gateway.models import ChargingProfile, Transaction  # noqa: E402
-from ocpp_gateway.services.load_management import load_group_limit, load_group_plan  # noqa: E402
+from ocpp_gateway.services.load_management import load_group_limits, load_group_plan  # noqa: E402
 
 
 @pytest.fixture
@@ -110,9 +110,10 @@ def test_the_evening_peak_lowers_the_limit_in_the_locations_time(site):
     ]
     group.save()
     amsterdam_18h = datetime(2026, 12, 2, 17, 0, tzinfo=UTC)  # 18:00 in Amsterdam
-    assert load_group_limit(group=group, at=amsterdam_18h) == 40
-    assert load_group_limit(group=group, at=amsterdam_18h.replace(hour=23, minute=30)) == 80  # 00:30, past midnight
-    assert load_group_limit(group=group, at=amsterdam_18h.replace(hour=11)) == 64
+    assert load_group_limits(group=group, at=amsterdam_18h) == {1: 40, 2: 40, 3: 40}
+    past_midnight = amsterdam_18h.replace(hour=23, minute=30)  # 00:30
+    assert load_group_limits(group=group, at=past_midnight) == {1: 80, 2: 80, 3: 80}
+    assert load_group_limits(group=group, at=amsterdam_18h.replace(hour=11)) == {1: 64, 2: 64, 3: 64}
 
 
 @pytest.mark.django_db
@@ -129,7 +130,7 @@ def test_a_partners_accepted_profile_caps_its_session_under_the_site_limit(site)
         source="partner",
         status="Accepted",
     )
-    limit, _, plan = load_group_plan(group=group)
-    assert limit == 64
+    limits, _, plan = load_group_plan(group=group)
+    assert limits == {1: 64, 2: 64, 3: 64}
     # 4,600 W on 3 x 230 V is 6.7 A: the partner's session keeps that, the other takes the rest up to its 32 A.
     assert plan == {tx1.pk: D("6.7"), tx2.pk: D(32)}

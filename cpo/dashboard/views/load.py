@@ -2,9 +2,10 @@
 
 from django.shortcuts import get_object_or_404
 
-from cpo.dashboard.selectors.load import load_group_list, load_group_rows
+from cpo.dashboard.selectors.load import limits_text, load_group_list, load_group_rows
 from cpo.dashboard.views.base import DashboardView
 from cpo.models import LoadGroup
+from ocpp_gateway.services.load_management import load_group_limits
 
 
 class LoadGroupListView(DashboardView):
@@ -26,10 +27,22 @@ class LoadGroupLiveView(DashboardView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         group = get_object_or_404(LoadGroup.objects.select_related("location"), pk=self.kwargs["pk"])
-        limit, rows = load_group_rows(group=group)
-        planned = sum((r.planned_amps or 0 for r in rows if r.planned_status == "Accepted"), start=0)
-        drawn = sum((r.drawn_amps or 0 for r in rows), start=0)
-        context.update(group=group, limit=limit, rows=rows, planned_total=planned, drawn_total=drawn)
+        limits, rows, phase_rows = load_group_rows(group=group)
+        # The busiest phase: on a site where every session draws on every phase, the sum of the sessions' shares.
+        planned = max(phase_rows, key=lambda p: (p.planned / p.limit if p.limit else p.planned, p.planned))
+        drawn = max(phase_rows, key=lambda p: (p.drawn / p.limit if p.limit else p.drawn, p.drawn))
+        usual = load_group_limits(group=group, scheduled=False)
+        context.update(
+            group=group,
+            limits=limits,
+            usual_limits=usual,
+            limit_text=limits_text(limits),
+            usual_text=limits_text(usual),
+            rows=rows,
+            phase_rows=phase_rows,
+            planned=planned,
+            drawn=drawn,
+        )
         return context
 
 
