@@ -2,7 +2,16 @@
 
 from decimal import Decimal as D
 
-from ocpp_gateway.load_planner import Demand, load_plan, load_steps
+from ocpp_gateway.load_planner import (
+    ALL_PHASES,
+    STEP,
+    Demand,
+    load_plan,
+    load_raises,
+    load_steps,
+    phase_limits,
+    phase_totals,
+)
 
 
 def test_equal_share_when_everyone_can_use_it():
@@ -66,6 +75,160 @@ def test_reduce_first_then_raise():
     down, up = load_steps(before={"a": D(32), "b": D(0)}, after={"a": D(16), "b": D(16), "c": D(6)})
     assert down == ["a"]
     assert up == ["b", "c"]
+
+
+# --- A limit per phase: every phase holds what the sessions on it are given ------------------------------------------
+
+L1, L2, L3 = frozenset({1}), frozenset({2}), frozenset({3})
+
+
+def test_single_phase_chargers_on_each_phase_and_a_three_phase_one_under_a_lower_l1():
+    """Other loads sit on L1, so it has 20 A and L2, L3 have 40 A. The three-phase car and the L1 car share L1 (10 A
+    each); on L2 and L3 the single-phase cars take what the three-phase car leaves (30 A)."""
+    demands = [
+        Demand("on-L1", D(32), phases=L1),
+        Demand("on-L2", D(32), phases=L2),
+        Demand("on-L3", D(32), phases=L3),
+        Demand("three-phase", D(32)),
+    ]
+    plan = load_plan(limit_amps={1: D(20), 2: D(40), 3: D(40)}, demands=demands)
+    assert plan == {"on-L1": D(10), "on-L2": D(30), "on-L3": D(30), "three-phase": D(10)}
+
+
+def test_single_phase_cars_on_different_phases_do_not_share():
+    """Three 32 A single-phase cars on a 32 A connection: one on each phase, each gets all 32 A."""
+    plan = load_plan(limit_amps=D(32), demands=[Demand(k, D(32), phases=p) for k, p in zip("abc", (L1, L2, L3))])
+    assert plan == {"a": D(32), "b": D(32), "c": D(32)}
+
+
+def test_a_full_phase_pauses_only_the_sessions_that_need_it():
+    """L1 has room for one minimum: the second L1 car and the three-phase car wait; the L2 car still charges."""
+    demands = [
+        Demand("a", D(32), phases=L1),
+        Demand("b", D(32), phases=L1),
+        Demand("c", D(32)),
+        Demand("d", D(16), phases=L2),
+    ]
+    plan = load_plan(limit_amps={1: D(10), 2: D(40), 3: D(40)}, demands=demands)
+    assert plan == {"a": D(10), "b": D(0), "c": D(0), "d": D(16)}
+
+
+def test_a_single_phase_site_lists_only_l1():
+    assert phase_limits({1: D(25)}) == {1: D(25)}
+    plan = load_plan(limit_amps={1: D(25)}, demands=[Demand("a", D(32), phases=L1), Demand("b", D(32), phases=L1)])
+    assert plan == {"a": D("12.5"), "b": D("12.5")}
+
+
+def test_raises_wait_for_room_on_every_phase_of_the_session():
+    """The L1 car's charger refused its reduction (still holds 20 A): the three-phase car may not rise on L1, but
+    the L2 car, on a phase with room, may."""
+    phases = {"on-L1": L1, "three-phase": ALL_PHASES, "on-L2": L2}
+    held = {"on-L1": D(20), "three-phase": D(6), "on-L2": D(6)}
+    plan = {"on-L1": D(10), "three-phase": D(10), "on-L2": D(30)}
+    granted = load_raises(
+        limit_amps={1: D(20), 2: D(40), 3: D(40)}, phases=phases, held=held, plan=plan, up=["three-phase", "on-L2"]
+    )
+    assert granted == ["on-L2"]
+
+
+# Property-style: many random sites (seeded, so a failure repeats), every rule checked on each.
+
+import random  # noqa: E402
+
+PHASE_SETS = [ALL_PHASES, L1, L2, L3, frozenset({1, 2}), frozenset({2, 3})]
+
+
+def random_site(rng: random.Random):
+    limits = {phase: D(rng.randrange(0, 1200)) / 10 for phase in (1, 2, 3)}
+    if rng.random() < 0.3:
+        limits = dict.fromkeys((1, 2, 3), limits[1])
+    demands = []
+    for n in range(rng.randrange(0, 9)):
+        max_amps = D(rng.choice([6, 10, 16, 20, 32, 63]))
+        allocated = D(rng.randrange(0, 320)) / 10 if rng.random() < 0.4 else None
+        drawn = D(rng.randrange(0, 320)) / 10 if allocated is not None else None
+        demands.append(
+            Demand(
+                n,
+                max_amps,
+                min_amps=D(rng.choice([6, 6, 8])),
+                priority=rng.choice([0, 0, 0, 1, 10]),
+                drawn_amps=drawn,
+                allocated_amps=allocated,
+                phases=rng.choice(PHASE_SETS),
+            )
+        )
+    return limits, demands
+
+
+def test_property_every_phase_stays_under_its_limit_and_every_share_is_usable():
+    rng = random.Random(12)
+    for _ in range(2000):
+        limits, demands = random_site(rng)
+        plan = load_plan(limit_amps=limits, demands=demands)
+        totals = phase_totals(amps=plan, phases={d.key: d.phases for d in demands})
+        assert all(totals[phase] <= limits[phase] for phase in limits), (limits, demands, plan)
+        for d in demands:
+            # Paused, or at least its minimum (what it can charge with), never above what it can use.
+            assert plan[d.key] == 0 or plan[d.key] >= min(d.min_amps, d.cap), (d, plan)
+            assert plan[d.key] <= d.cap
+            assert plan[d.key] % STEP == 0
+
+
+def test_property_no_session_is_left_below_what_its_phases_could_give_it():
+    """Max-min fair: a session below its cap has a phase without room for another step for each session rising on
+    it; a paused one has a phase without room for its minimum."""
+    rng = random.Random(7)
+    for _ in range(2000):
+        limits, demands = random_site(rng)
+        plan = load_plan(limit_amps=limits, demands=demands)
+        totals = phase_totals(amps=plan, phases={d.key: d.phases for d in demands})
+        left = {phase: limits[phase] - totals[phase] for phase in limits}
+        charging = {phase: sum(1 for d in demands if phase in d.phases and plan[d.key] > 0) for phase in limits}
+        for d in demands:
+            if plan[d.key] == 0:
+                assert any(left[p] < min(d.min_amps, d.cap) for p in d.phases), (limits, demands, plan)
+            elif plan[d.key] < d.cap:
+                assert any(left[p] < STEP * (charging[p] + 1) for p in d.phases), (limits, demands, plan)
+
+
+def test_property_three_phase_sessions_under_equal_limits_share_as_one_limit():
+    """A site whose sessions all draw on three phases plans as it did with one limit for every phase."""
+    rng = random.Random(3)
+    for _ in range(500):
+        limits, demands = random_site(rng)
+        demands = [Demand(d.key, d.max_amps, d.min_amps, d.priority, d.drawn_amps, d.allocated_amps) for d in demands]
+        assert load_plan(limit_amps=limits[1], demands=demands) == load_plan(
+            limit_amps=dict.fromkeys((1, 2, 3), limits[1]), demands=demands
+        )
+
+
+def test_property_reductions_then_raises_keep_every_phase_under_its_limit_at_every_step():
+    """From whatever the chargers hold (even over the limit, after the limit dropped), the reductions go first; each
+    may be refused. Then each granted raise, one after the other, leaves every phase under its limit; and when
+    every reduction was accepted, every raise is granted (nobody waits for nothing)."""
+    rng = random.Random(5)
+    for _ in range(2000):
+        limits, demands = random_site(rng)
+        plan = load_plan(limit_amps=limits, demands=demands)
+        phases = {d.key: d.phases for d in demands}
+        held = {d.key: D(rng.randrange(0, 330)) / 10 for d in demands}
+        down, up = load_steps(before=held, after=plan)
+        all_accepted = rng.random() < 0.5
+        for key in down:
+            if all_accepted or rng.random() < 0.7:
+                held[key] = plan[key]
+        granted = load_raises(limit_amps=limits, phases=phases, held=held, plan=plan, up=up)
+        for key in granted:
+            before = phase_totals(amps=held, phases=phases)
+            held[key] = plan[key]
+            after = phase_totals(amps=held, phases=phases)
+            for phase in phases[key]:
+                assert after[phase] <= limits[phase] or after[phase] <= before[phase], (limits, held, plan, key)
+        if all_accepted:
+            assert granted == up
+            totals = phase_totals(amps=held, phases=phases)
+            assert all(totals[phase] <= limits[phase] for phase in limits)
 
 
 # --- The plan of a site from what is stored: limits by time of day, caps set by partners ----------------------------
