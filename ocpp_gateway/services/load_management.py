@@ -92,6 +92,7 @@ class LoadSession:
     demand: Demand[int]  # its phases are the grid's phases it draws on
     held_amps: Decimal  # what the charger holds now: our accepted profile, else its default, else its maximum
     grid_currents: dict[int, Decimal]  # Current.Import measured per grid phase (empty: not reported per phase)
+    held_number_phases: int | None = None  # numberPhases of the planner's profile the charger accepted last (3 absent)
 
 
 POWER_TYPE_PHASES = {"AC_1_PHASE": 1, "AC_2_PHASE": 2, "AC_2_PHASE_SPLIT": 2}  # AC_3_PHASE and DC: 3
@@ -161,12 +162,14 @@ def load_group_sessions(*, group: LoadGroup) -> list[LoadSession]:
     )
     accepted = ChargingProfile.objects.filter(status="Accepted", source=ChargingProfile.Source.PLANNER)
     held: dict[int, Decimal] = {}
-    for tx_pk, limit in (
+    held_number_phases: dict[int, int] = {}
+    for tx_pk, limit, payload in (
         accepted.filter(transaction__in=transactions)
         .order_by("created_at", "id")
-        .values_list("transaction_id", "limit")
+        .values_list("transaction_id", "limit", "profile")
     ):
         held[tx_pk] = limit
+        held_number_phases[tx_pk] = _number_phases(payload)
     defaults: dict[int, Decimal] = {}
     for profile in accepted.filter(
         purpose="TxDefaultProfile", station__in={tx.station_id for tx in transactions}
@@ -214,7 +217,7 @@ def load_group_sessions(*, group: LoadGroup) -> list[LoadSession]:
             allocated_amps=held.get(tx.pk),
             phases=phases,
         )
-        sessions.append(LoadSession(tx, demand, held_amps, measured))
+        sessions.append(LoadSession(tx, demand, held_amps, measured, held_number_phases.get(tx.pk)))
     return sessions
 
 
@@ -279,6 +282,20 @@ def charging_profile_record(
     return ChargingProfile.objects.create(**_profile_fields(station_pk, payload, source, status, transaction_pk))
 
 
+def _first_period(payload: dict) -> dict:
+    profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
+    schedule = profile.get("chargingSchedule") or {}
+    if isinstance(schedule, list):  # 2.0.1: a list of schedules
+        schedule = schedule[0] if schedule else {}
+    periods = schedule.get("chargingSchedulePeriod") or []
+    return periods[0] if periods else {}
+
+
+def _number_phases(payload: dict) -> int:
+    """The numberPhases of a SetChargingProfile's first period (1.6 or 2.0.1); 3 when absent, as chargers read it."""
+    return int(_first_period(payload or {}).get("numberPhases") or 3)
+
+
 def _profile_fields(station_pk: int, payload: dict, source: str, status: str, transaction_pk: int | None) -> dict:
     profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
     schedule = profile.get("chargingSchedule") or {}
@@ -310,8 +327,14 @@ def load_group_plan(*, group: LoadGroup) -> tuple[dict[int, Decimal], list[LoadS
 def _rebalance_once(group: LoadGroup) -> dict[int, Decimal]:
     limits, sessions, plan = load_group_plan(group=group)
     held = {s.transaction.pk: s.held_amps for s in sessions}
-    # A session whose charger already holds its planned share is left alone, unless we never sent it a profile.
-    first_time = {s.transaction.pk for s in sessions if s.demand.allocated_amps is None}
+    # A session whose charger already holds its planned share is left alone, unless we never sent it a profile or
+    # it now draws on another number of phases than its profile says (a car that asked for, or is measured on, one).
+    first_time = {
+        s.transaction.pk
+        for s in sessions
+        if s.demand.allocated_amps is None
+        or (s.held_number_phases is not None and s.held_number_phases != min(len(s.demand.phases), 3))
+    }
     down, up = load_steps(before=held, after=plan)
     up = sorted(set(up) | {pk for pk in first_time if pk not in down}, key=list(plan).index)
     by_pk = {s.transaction.pk: s for s in sessions}
