@@ -81,4 +81,6 @@ def load_group_rows(*, group: LoadGroup) -> tuple[dict[int, Decimal], list[LoadR
             if status == "Accepted" and planned is not None:
                 row.planned += planned
             row.drawn += s.grid_currents.get(phase, drawn or Decimal(0)) if s.grid_currents else drawn or Decimal(0)
+    for row in totals.values():
+        row.drawn = row.drawn.quantize(Decimal("0.1"))
     return limits, rows, list(totals.values())
