@@ -66,7 +66,7 @@ def load_group_rows(*, group: LoadGroup) -> tuple[dict[int, Decimal], list[LoadR
         .values_list("transaction_id", "limit", "status")
     ):
         latest[tx_pk] = (limit, status)
-    totals = {phase: PhaseRow(phase, limit, Decimal(0), Decimal(0), 0) for phase, limit in limits.items()}
+    totals = {phase: PhaseRow(phase, limit, Decimal("0.0"), Decimal("0.0"), 0) for phase, limit in limits.items()}
     rows = []
     for s in sessions:
         tx = s.transaction
