@@ -419,7 +419,7 @@ SCHEDULE_LIMIT_KEYS = ("limit_amps", "limit_amps_l1", "limit_amps_l2", "limit_am
 def load_group_schedule_error(schedule, *, phases: int = 3) -> str | None:
     """Why a LoadGroup schedule is not one the planner can follow, or None."""
     if not isinstance(schedule, list):
-        return "A list of entries: [{\"start\": \"17:00\", \"end\": \"21:00\", \"limit_amps\": 40}]."
+        return 'A list of entries: [{"start": "17:00", "end": "21:00", "limit_amps": 40}].'
     for number, entry in enumerate(schedule, start=1):
         if not isinstance(entry, dict):
             return f"Entry {number} is not an object."

@@ -4,46 +4,86 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cpo', '0013_merge_session3'),
+        ("cpo", "0013_merge_session3"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='loadgroup',
-            name='limit_amps_l1',
-            field=models.DecimalField(blank=True, decimal_places=1, help_text='A; empty: the limit above', max_digits=7, null=True, verbose_name='L1 limit'),
+            model_name="loadgroup",
+            name="limit_amps_l1",
+            field=models.DecimalField(
+                blank=True,
+                decimal_places=1,
+                help_text="A; empty: the limit above",
+                max_digits=7,
+                null=True,
+                verbose_name="L1 limit",
+            ),
         ),
         migrations.AddField(
-            model_name='loadgroup',
-            name='limit_amps_l2',
-            field=models.DecimalField(blank=True, decimal_places=1, help_text='A; empty: the limit above', max_digits=7, null=True, verbose_name='L2 limit'),
+            model_name="loadgroup",
+            name="limit_amps_l2",
+            field=models.DecimalField(
+                blank=True,
+                decimal_places=1,
+                help_text="A; empty: the limit above",
+                max_digits=7,
+                null=True,
+                verbose_name="L2 limit",
+            ),
         ),
         migrations.AddField(
-            model_name='loadgroup',
-            name='limit_amps_l3',
-            field=models.DecimalField(blank=True, decimal_places=1, help_text='A; empty: the limit above', max_digits=7, null=True, verbose_name='L3 limit'),
+            model_name="loadgroup",
+            name="limit_amps_l3",
+            field=models.DecimalField(
+                blank=True,
+                decimal_places=1,
+                help_text="A; empty: the limit above",
+                max_digits=7,
+                null=True,
+                verbose_name="L3 limit",
+            ),
         ),
         migrations.AlterField(
-            model_name='loadgroup',
-            name='schedule',
-            field=models.JSONField(blank=True, default=list, help_text='Times of day: [{"start": "17:00", "end": "21:00", "limit_amps": 40, "limit_amps_l1": 25}]'),
+            model_name="loadgroup",
+            name="schedule",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text='Times of day: [{"start": "17:00", "end": "21:00", "limit_amps": 40, "limit_amps_l1": 25}]',
+            ),
         ),
         migrations.AddConstraint(
-            model_name='loadgroup',
-            constraint=models.CheckConstraint(condition=models.Q(('limit_amps_l1__isnull', True), ('limit_amps_l1__gte', 0), _connector='OR'), name='load_group_limit_amps_l1_not_negative'),
+            model_name="loadgroup",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("limit_amps_l1__isnull", True), ("limit_amps_l1__gte", 0), _connector="OR"),
+                name="load_group_limit_amps_l1_not_negative",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='loadgroup',
-            constraint=models.CheckConstraint(condition=models.Q(('limit_amps_l2__isnull', True), ('limit_amps_l2__gte', 0), _connector='OR'), name='load_group_limit_amps_l2_not_negative'),
+            model_name="loadgroup",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("limit_amps_l2__isnull", True), ("limit_amps_l2__gte", 0), _connector="OR"),
+                name="load_group_limit_amps_l2_not_negative",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='loadgroup',
-            constraint=models.CheckConstraint(condition=models.Q(('limit_amps_l3__isnull', True), ('limit_amps_l3__gte', 0), _connector='OR'), name='load_group_limit_amps_l3_not_negative'),
+            model_name="loadgroup",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("limit_amps_l3__isnull", True), ("limit_amps_l3__gte", 0), _connector="OR"),
+                name="load_group_limit_amps_l3_not_negative",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='loadgroup',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('phases', 1), _negated=True), models.Q(('limit_amps_l2__isnull', True), ('limit_amps_l3__isnull', True)), _connector='OR'), name='load_group_single_phase_has_only_l1'),
+            model_name="loadgroup",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("phases", 1), _negated=True),
+                    models.Q(("limit_amps_l2__isnull", True), ("limit_amps_l3__isnull", True)),
+                    _connector="OR",
+                ),
+                name="load_group_single_phase_has_only_l1",
+            ),
         ),
     ]

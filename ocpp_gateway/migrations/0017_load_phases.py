@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ocpp_gateway', '0016_transaction_ev_needs'),
+        ("ocpp_gateway", "0016_transaction_ev_needs"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='transaction',
-            name='current_l1_last',
-            field=models.DecimalField(blank=True, decimal_places=2, help_text='A', max_digits=8, null=True),
+            model_name="transaction",
+            name="current_l1_last",
+            field=models.DecimalField(blank=True, decimal_places=2, help_text="A", max_digits=8, null=True),
         ),
         migrations.AddField(
-            model_name='transaction',
-            name='current_l2_last',
-            field=models.DecimalField(blank=True, decimal_places=2, help_text='A', max_digits=8, null=True),
+            model_name="transaction",
+            name="current_l2_last",
+            field=models.DecimalField(blank=True, decimal_places=2, help_text="A", max_digits=8, null=True),
         ),
         migrations.AddField(
-            model_name='transaction',
-            name='current_l3_last',
-            field=models.DecimalField(blank=True, decimal_places=2, help_text='A', max_digits=8, null=True),
+            model_name="transaction",
+            name="current_l3_last",
+            field=models.DecimalField(blank=True, decimal_places=2, help_text="A", max_digits=8, null=True),
         ),
         migrations.AddField(
-            model_name='transaction',
-            name='ev_phases',
+            model_name="transaction",
+            name="ev_phases",
             field=models.PositiveSmallIntegerField(blank=True, null=True),
         ),
     ]

@@ -49,9 +49,7 @@ PLANNER_TX_PROFILE_ID_BASE = 900_000
 PLANNER_DEFAULT_PROFILE_ID = 899_999
 
 
-def load_group_limits(
-    *, group: LoadGroup, at: datetime | None = None, scheduled: bool = True
-) -> dict[int, Decimal]:
+def load_group_limits(*, group: LoadGroup, at: datetime | None = None, scheduled: bool = True) -> dict[int, Decimal]:
     """The limit now on each phase (A; 1 = L1): the schedule's entry covering the location's local time (unless not
     `scheduled`), else the group's; a phase without its own limit has `limit_amps`. A single-phase group has L1
     only."""
@@ -457,7 +455,8 @@ def transaction_ev_needs_record(
     phases: int | None = None,
 ) -> bool:
     """A 2.0.1 car's charging needs (NotifyEVChargingNeeds): its current range caps what the planner gives its
-    session, the phases it asked for say which of the group's phases it draws on, and the group is shared again. False when no session runs on that EVSE (nothing to plan)."""
+    session, the phases it asked for say which of the group's phases it draws on, and the group is shared again.
+    False when no session runs on that EVSE (nothing to plan)."""
     tx = (
         Transaction.objects.filter(station_id=station_pk, ocpp_evse_id=ocpp_evse_id, status=Transaction.Status.ACTIVE)
         .order_by("-started_at")

@@ -97,7 +97,9 @@ def test_single_phase_chargers_on_each_phase_and_a_three_phase_one_under_a_lower
 
 def test_single_phase_cars_on_different_phases_do_not_share():
     """Three 32 A single-phase cars on a 32 A connection: one on each phase, each gets all 32 A."""
-    plan = load_plan(limit_amps=D(32), demands=[Demand(k, D(32), phases=p) for k, p in zip("abc", (L1, L2, L3))])
+    plan = load_plan(
+        limit_amps=D(32), demands=[Demand(k, D(32), phases=p) for k, p in zip("abc", (L1, L2, L3), strict=True)]
+    )
     assert plan == {"a": D(32), "b": D(32), "c": D(32)}
 
 
