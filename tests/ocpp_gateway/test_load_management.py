@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
 from ocpp.routing import on
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
@@ -264,10 +265,18 @@ class WiredCharger16(ProfiledCharger16):
 
 
 async def wait_for_rows(queryset, count, timeout=10.0):
-    """Until the database has `count` rows of `queryset` (the server writes them; the test reads them)."""
+    """Until the database has `count` rows of `queryset` (the server writes them; the test reads them, in a thread
+    whose connection is closed after each look so that PostgreSQL can drop the test database at the end)."""
+
+    def rows() -> int:
+        try:
+            return queryset.count()
+        finally:
+            connection.close()
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if await sync_to_async(queryset.count)() >= count:
+        if await sync_to_async(rows, thread_sensitive=False)() >= count:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{queryset.model.__name__}: fewer than {count} rows in time")
