@@ -299,3 +299,39 @@ def test_a_partners_accepted_profile_caps_its_session_under_the_site_limit(site)
     assert limits == {1: 64, 2: 64, 3: 64}
     # 4,600 W on 3 x 230 V is 6.7 A: the partner's session keeps that, the other takes the rest up to its 32 A.
     assert plan == {tx1.pk: D("6.7"), tx2.pk: D(32)}
+
+
+# --- Which phases a stored session draws on: the station's reported wiring, the car, the meter -----------------------
+
+from ocpp_gateway.models import StationVariable  # noqa: E402
+
+
+@pytest.mark.django_db
+def test_a_201_station_rotated_onto_l2_with_a_single_phase_evse_puts_its_session_on_l2(site):
+    """The device model says: the station is wired STR to the grid (its L1 is the grid's L2), EVSE 1 supplies one
+    phase. With 20 A on L1 and 32 A on L2, L3, that session shares L2 with the three-phase one: 16 A each (counted
+    on L1, as without the device model, they would have had 10 A each)."""
+    group, station, (tx1, tx2) = site
+    station.ocpp_version = "2.0.1"
+    station.save()
+    group.limit_amps, group.limit_amps_l1 = D(32), D(20)
+    group.save()
+    StationVariable.objects.create(station=station, component="ChargingStation", variable="PhaseRotation", value="STR")
+    StationVariable.objects.create(station=station, component="EVSE", evse_id=1, variable="SupplyPhases", value="1")
+    limits, sessions, plan = load_group_plan(group=group)
+    assert [s.demand.phases for s in sessions] == [frozenset({2}), frozenset({1, 2, 3})]
+    assert plan == {tx1.pk: D(16), tx2.pk: D(16)}
+
+
+@pytest.mark.django_db
+def test_a_car_measured_on_one_phase_and_a_car_that_asked_for_one(site):
+    group, station, (tx1, tx2) = site
+    Transaction.objects.filter(pk=tx1.pk).update(
+        current_l1_last=D("15.9"), current_l2_last=D("0.3"), current_l3_last=D(0)
+    )
+    Transaction.objects.filter(pk=tx2.pk).update(ev_phases=1)
+    StationVariable.objects.create(station=station, variable="ConnectorPhaseRotation", value="0.RST,1.TRS,2.STR")
+    _, sessions, _ = load_group_plan(group=group)
+    # Connector 1 is wired TRS: its phase 1 is the grid's L3; connector 2's (STR) is L2.
+    assert [s.demand.phases for s in sessions] == [frozenset({3}), frozenset({2})]
+    assert sessions[0].demand.drawn_amps == D("15.9")  # the measured current, not the power over three phases
