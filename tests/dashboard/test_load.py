@@ -122,7 +122,9 @@ def phased_site(location, station_factory):
 
 
 def test_each_phase_shows_its_limit_what_is_planned_and_what_the_meters_measured(client_as, phased_site):
-    page = client_as("viewer").get(f"/load/{phased_site.pk}/").content.decode()
+    client = client_as("viewer")
+    assert "L1 25.0 A · L2 40.0 A · L3 40.0 A" in client.get("/load/").content.decode()
+    page = client.get(f"/load/{phased_site.pk}/").content.decode()
     assert "L1 25.0 A · L2 40.0 A · L3 40.0 A" in page
     # Phase, limit, planned, (meter), drawn, (meter), sessions.
     assert phase_row(page, "L1") == ["L1", "25.0", "16.0", "", "16.0", "", "1"]

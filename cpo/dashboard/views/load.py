@@ -14,7 +14,9 @@ class LoadGroupListView(DashboardView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["groups"] = load_group_list()
+        context["groups"] = [
+            (group, limits_text(load_group_limits(group=group, scheduled=False))) for group in load_group_list()
+        ]
         return context
 
 
