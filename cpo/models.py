@@ -273,7 +273,8 @@ class PowerType(models.TextChoices):
 
 
 class Connector(LastUpdatedModel):
-    """OCPI Connector. `connector_id` is the OCPI Connector.id ("1", "2", ...) and the OCPP 2.0.1 connectorId."""
+    """OCPI Connector. `connector_id` is the OCPI Connector.id ("1", "2", ...) and the OCPP 2.0.1 connectorId.
+    `power_type` also tells load management how many phases the connector is wired to (see LoadGroup)."""
 
     evse = models.ForeignKey(EVSE, on_delete=models.CASCADE, related_name="connectors")
     connector_id = models.CharField(max_length=36)
