@@ -127,10 +127,31 @@ class TokenAdmin(admin.ModelAdmin):
 class LoadGroupAdmin(admin.ModelAdmin):
     """Load management: a site's current limit; the gateway applies a change within LOAD_MANAGEMENT_STATIONS_TTL."""
 
-    list_display = ("name", "location", "limit_amps", "phases", "min_charging_amps", "enabled")
+    list_display = ("name", "location", "limit_amps", "phase_limits", "phases", "min_charging_amps", "enabled")
     list_filter = ("enabled",)
     search_fields = ("name", "location__id", "location__name")
     autocomplete_fields = ("evses",)
+    fieldsets = (
+        (None, {"fields": ("name", "location", "evses", "enabled")}),
+        ("Limit", {"fields": ("phases", "limit_amps", "min_charging_amps", "voltage")}),
+        (
+            "A limit per phase",
+            {
+                "fields": (("limit_amps_l1", "limit_amps_l2", "limit_amps_l3"),),
+                "description": "Where other loads share the connection on one phase, give that phase less; empty: "
+                "the limit above. A single-phase group has only L1.",
+            },
+        ),
+        ("Times of day", {"fields": ("schedule",)}),
+    )
+
+    @admin.display(description="Per phase (A)")
+    def phase_limits(self, obj: LoadGroup) -> str:
+        limits = [getattr(obj, field) for field in LoadGroup.PHASE_LIMIT_FIELDS.values()]
+        if all(limit is None for limit in limits):
+            return "–"
+        phases = range(1, obj.phases + 1) if obj.phases == 1 else range(1, 4)
+        return " · ".join(f"L{p} {limits[p - 1] if limits[p - 1] is not None else obj.limit_amps}" for p in phases)
 
 
 @admin.register(Alert)

@@ -1,5 +1,8 @@
 """The network's assets, shaped after OCPI 2.2.1 (mod_locations) so that serialising them is a projection."""
 
+from datetime import time
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -270,7 +273,8 @@ class PowerType(models.TextChoices):
 
 
 class Connector(LastUpdatedModel):
-    """OCPI Connector. `connector_id` is the OCPI Connector.id ("1", "2", ...) and the OCPP 2.0.1 connectorId."""
+    """OCPI Connector. `connector_id` is the OCPI Connector.id ("1", "2", ...) and the OCPP 2.0.1 connectorId.
+    `power_type` also tells load management how many phases the connector is wired to (see LoadGroup)."""
 
     evse = models.ForeignKey(EVSE, on_delete=models.CASCADE, related_name="connectors")
     connector_id = models.CharField(max_length=36)
@@ -328,10 +332,23 @@ class Token(models.Model):
 class LoadGroup(models.Model):
     """A grid connection's current limit, shared by the sessions charging under it (load management).
 
-    It covers a location, or only the EVSEs listed (one grid connection of a bigger site). The limit is in
-    amperes per phase; `schedule` lowers or raises it at times of day in the location's time zone:
-    `[{"start": "17:00", "end": "21:00", "limit_amps": 40}]` (an end before the start runs past midnight).
+    It covers a location, or only the EVSEs listed (one grid connection of a bigger site). The limit is in amperes
+    per phase: `limit_amps` on every phase, unless `limit_amps_l1` / `_l2` / `_l3` give a phase its own (other loads
+    sit on L1, say; empty: `limit_amps`). A single-phase group (`phases` 1) has only L1. `schedule` lowers or raises
+    the limit at times of day in the location's time zone: `[{"start": "17:00", "end": "21:00", "limit_amps": 40}]`
+    (an end before the start runs past midnight); an entry may give a phase its own limit too
+    (`"limit_amps_l1": 25`), and a phase it does not name keeps the group's limit for that phase.
+
+    Which phases a session draws on (ocpp_gateway.services.load_management): every EVSE's connectors say how many
+    phases it is wired to (OCPI `power_type`: AC_1_PHASE one, AC_2_PHASE two, otherwise three; a 2.0.1 station's
+    EVSE `SupplyPhases` when it reported one), and a car may use fewer (2.0.1 NotifyEVChargingNeeds
+    `requestedEnergyTransfer` AC_single_phase; or measured: per-phase Current.Import drawn on one phase only). The
+    charger's phase 1 is the grid's L1 unless the station reported a phase rotation (1.6 `ConnectorPhaseRotation`,
+    e.g. "0.RST,1.RST,2.STR": connector 2's phase 1 is S = L2; 2.0.1 `PhaseRotation` of the ChargingStation, EVSE
+    and Connector components, each relative to its parent). In a single-phase group everything draws on L1.
     """
+
+    PHASE_LIMIT_FIELDS = {1: "limit_amps_l1", 2: "limit_amps_l2", 3: "limit_amps_l3"}
 
     name = models.CharField(max_length=64)
     location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="load_groups")
@@ -339,22 +356,92 @@ class LoadGroup(models.Model):
         EVSE, blank=True, related_name="load_groups", help_text="None selected: every EVSE of the location"
     )
     limit_amps = models.DecimalField(max_digits=7, decimal_places=1, help_text="A per phase")
+    limit_amps_l1 = models.DecimalField(
+        "L1 limit", max_digits=7, decimal_places=1, null=True, blank=True, help_text="A; empty: the limit above"
+    )
+    limit_amps_l2 = models.DecimalField(
+        "L2 limit", max_digits=7, decimal_places=1, null=True, blank=True, help_text="A; empty: the limit above"
+    )
+    limit_amps_l3 = models.DecimalField(
+        "L3 limit", max_digits=7, decimal_places=1, null=True, blank=True, help_text="A; empty: the limit above"
+    )
     phases = models.PositiveSmallIntegerField(default=3, choices=[(1, "1 phase"), (3, "3 phases")])
     voltage = models.PositiveIntegerField(default=230, help_text="V between phase and neutral")
     min_charging_amps = models.DecimalField(
         max_digits=5, decimal_places=1, default=6, help_text="Below this a car stops charging (IEC 61851: 6 A)"
     )
-    schedule = models.JSONField(default=list, blank=True)
+    schedule = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Times of day: [{"start": "17:00", "end": "21:00", "limit_amps": 40, "limit_amps_l1": 25}]',
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["location_id", "name"]
         constraints = [
             models.CheckConstraint(condition=Q(limit_amps__gte=0), name="load_group_limit_not_negative"),
+            *(
+                models.CheckConstraint(
+                    condition=Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__gte": 0}),
+                    name=f"load_group_{field}_not_negative",
+                )
+                for field in ("limit_amps_l1", "limit_amps_l2", "limit_amps_l3")
+            ),
+            models.CheckConstraint(
+                condition=~Q(phases=1) | Q(limit_amps_l2__isnull=True, limit_amps_l3__isnull=True),
+                name="load_group_single_phase_has_only_l1",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.location_id} {self.name}"
+
+    def clean(self) -> None:
+        """What staff enter in the admin: limits per phase not negative, none on L2/L3 of a single-phase group, and
+        a schedule whose entries each have a start, an end and at least one limit."""
+        errors: dict[str, str] = {}
+        for phase, field in self.PHASE_LIMIT_FIELDS.items():
+            value = getattr(self, field)
+            if value is not None and value < 0:
+                errors[field] = "A limit is 0 A or more."
+            elif value is not None and self.phases == 1 and phase > 1:
+                errors[field] = "A single-phase group has only L1."
+        schedule_error = load_group_schedule_error(self.schedule, phases=self.phases)
+        if schedule_error:
+            errors["schedule"] = schedule_error
+        if errors:
+            raise ValidationError(errors)
+
+
+SCHEDULE_LIMIT_KEYS = ("limit_amps", "limit_amps_l1", "limit_amps_l2", "limit_amps_l3")
+
+
+def load_group_schedule_error(schedule, *, phases: int = 3) -> str | None:
+    """Why a LoadGroup schedule is not one the planner can follow, or None."""
+    if not isinstance(schedule, list):
+        return 'A list of entries: [{"start": "17:00", "end": "21:00", "limit_amps": 40}].'
+    for number, entry in enumerate(schedule, start=1):
+        if not isinstance(entry, dict):
+            return f"Entry {number} is not an object."
+        for key in ("start", "end"):
+            try:
+                time.fromisoformat(str(entry.get(key)))
+            except ValueError:
+                return f"Entry {number}: {key} is a time of day, like 17:00."
+        unknown = set(entry) - {"start", "end", *SCHEDULE_LIMIT_KEYS}
+        if unknown:
+            return f"Entry {number}: unknown {', '.join(sorted(unknown))}."
+        limits = [key for key in SCHEDULE_LIMIT_KEYS if key in entry]
+        if not limits:
+            return f"Entry {number} gives no limit (limit_amps, or limit_amps_l1 ... limit_amps_l3)."
+        for key in limits:
+            value = entry[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                return f"Entry {number}: {key} is a number of amperes, 0 or more."
+        if phases == 1 and ({"limit_amps_l2", "limit_amps_l3"} & set(limits)):
+            return f"Entry {number}: a single-phase group has only L1."
+    return None
 
 
 class AlertKind(models.TextChoices):

@@ -72,6 +72,13 @@ class Transaction(models.Model):
     ev_min_amps = models.DecimalField(max_digits=6, decimal_places=1, null=True, blank=True)
     ev_max_amps = models.DecimalField(max_digits=6, decimal_places=1, null=True, blank=True)
     ev_departure_time = models.DateTimeField(null=True, blank=True)
+    # The phases the car asked for (2.0.1 NotifyEVChargingNeeds requestedEnergyTransfer: AC_single_phase 1,
+    # AC_two_phase 2, AC_three_phase 3), and the latest per-phase Current.Import the charger measured, on its own
+    # phases 1-3 (before its phase rotation onto the grid's): a car drawing on one phase only charges single-phase.
+    ev_phases = models.PositiveSmallIntegerField(null=True, blank=True)
+    current_l1_last = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True, help_text="A")
+    current_l2_last = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True, help_text="A")
+    current_l3_last = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True, help_text="A")
     preference_priority = models.SmallIntegerField(default=0)
     stop_reason = models.CharField(max_length=30, blank=True)
     ended_by = models.CharField(max_length=16, choices=EndedBy.choices, blank=True, db_index=True)

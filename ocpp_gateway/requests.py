@@ -386,11 +386,18 @@ def charging_limit(value) -> float:
 
 @dataclass(frozen=True)
 class ChargingSchedulePeriod:
+    """A period of a schedule; `number_phases` (1.6 and 2.0.1 numberPhases: the charger assumes 3 without it) keeps
+    a single-phase session on one phase."""
+
     start_period: int
     limit: Decimal | float | int
+    number_phases: int | None = None
 
     def ocpp(self) -> dict:
-        return {"startPeriod": int(self.start_period), "limit": charging_limit(self.limit)}
+        period = {"startPeriod": int(self.start_period), "limit": charging_limit(self.limit)}
+        if self.number_phases is not None:
+            period["numberPhases"] = int(self.number_phases)
+        return period
 
 
 @dataclass(frozen=True)

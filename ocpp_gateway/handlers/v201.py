@@ -32,7 +32,7 @@ from ocpp_gateway.services.certificates import station_csr_check
 from ocpp_gateway.services.device_model import report_data_reported, station_variables_record
 from ocpp_gateway.services.diagnostics import diagnostics_status_record
 from ocpp_gateway.services.firmware import station_firmware_status_record
-from ocpp_gateway.services.load_management import ev_current_range, transaction_ev_needs_record
+from ocpp_gateway.services.load_management import ev_current_range, ev_phases, transaction_ev_needs_record
 from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
 from ocpp_gateway.services.provisioning import station_boot
 from ocpp_gateway.services.reservations import reservation_status_update
@@ -258,6 +258,7 @@ class ChargePoint201(GatewayChargePoint):
             min_amps=min_amps,
             max_amps=max_amps,
             departure_time=departure,
+            phases=ev_phases(charging_needs),
         )
         managed = planned and self.station_pk in await db(load_managed_station_pks)()
         return self.result_module.NotifyEVChargingNeeds(status="Accepted" if managed else "Rejected")

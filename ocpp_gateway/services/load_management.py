@@ -2,8 +2,10 @@
 
 `load_group_rebalance` reads the group's running sessions, asks the planner (`ocpp_gateway.load_planner`) for each
 one's share and sends a TxProfile where the share changed: reductions first, and only once the chargers have
-accepted them the increases, each only if the sum of what the chargers hold stays under the limit. A charger that
-rejects or does not answer keeps counting with what it had. Stations of a group get a TxDefaultProfile at the
+accepted them the increases, each only if on every phase the sum of what the chargers hold stays under that phase's
+limit. A charger that rejects or does not answer keeps counting with what it had. Each session counts on the grid
+phases it draws on (see LoadGroup: its EVSE's wiring and phase rotation, the car's needs, per-phase meter values); a
+session on fewer than three phases gets its profile with numberPhases. Stations of a group get a TxDefaultProfile at the
 group's minimum current when they boot, so a session that starts before the planner runs starts low.
 
 Runs in a task (never in a charger's reply path); one rebalance per group at a time (a cache lock; a request that
@@ -11,6 +13,7 @@ finds it taken marks the group dirty and the holder runs once more).
 """
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -26,8 +29,17 @@ from cpo.models import EVSE, ChargingStation, LoadGroup, Token
 from ocpp_gateway import events
 from ocpp_gateway import requests as ocpp_requests
 from ocpp_gateway.commands import CommandError, command_send_many
-from ocpp_gateway.load_planner import Demand, load_plan, load_steps
-from ocpp_gateway.models import ChargingProfile, LoadSample, Transaction
+from ocpp_gateway.load_planner import ALL_PHASES, Demand, load_plan, load_raises, load_steps
+from ocpp_gateway.models import ChargingProfile, LoadSample, StationVariable, Transaction
+from ocpp_gateway.phases import (
+    Rotation,
+    charger_phases_in_use,
+    charger_phases_wired,
+    connector_phase_rotation_16,
+    grid_phases,
+    phase_rotation_compose,
+    phase_rotation_parse,
+)
 from ocpp_gateway.services.command_audit import command_audit_announce
 
 logger = logging.getLogger(__name__)
@@ -37,15 +49,25 @@ PLANNER_TX_PROFILE_ID_BASE = 900_000
 PLANNER_DEFAULT_PROFILE_ID = 899_999
 
 
-def load_group_limit(*, group: LoadGroup, at: datetime | None = None) -> Decimal:
-    """The limit now (A per phase): the schedule's entry covering the location's local time, else the group's."""
+def load_group_limits(*, group: LoadGroup, at: datetime | None = None, scheduled: bool = True) -> dict[int, Decimal]:
+    """The limit now on each phase (A; 1 = L1): the schedule's entry covering the location's local time (unless not
+    `scheduled`), else the group's; a phase without its own limit has `limit_amps`. A single-phase group has L1
+    only."""
+    limits = {
+        phase: group.limit_amps if getattr(group, field) is None else getattr(group, field)
+        for phase, field in LoadGroup.PHASE_LIMIT_FIELDS.items()
+    }
     local = timezone.localtime(at or timezone.now(), ZoneInfo(group.location.time_zone)).time()
-    for entry in group.schedule or []:
+    for entry in group.schedule if scheduled and group.schedule else []:
         start, end = time.fromisoformat(entry["start"]), time.fromisoformat(entry["end"])
         inside = start <= local < end if start <= end else (local >= start or local < end)
         if inside:
-            return Decimal(str(entry["limit_amps"]))
-    return group.limit_amps
+            for phase in limits:
+                value = entry.get(f"limit_amps_l{phase}", entry.get("limit_amps"))
+                if value is not None:
+                    limits[phase] = Decimal(str(value))
+            break
+    return {1: limits[1]} if group.phases == 1 else limits
 
 
 def load_group_evses(*, group: LoadGroup):
@@ -63,13 +85,73 @@ def load_groups_of_evse(*, evse_pk: int) -> list[LoadGroup]:
 
 
 @dataclass
-class _Session:
+class LoadSession:
     transaction: Transaction
-    demand: Demand[int]
+    demand: Demand[int]  # its phases are the grid's phases it draws on
     held_amps: Decimal  # what the charger holds now: our accepted profile, else its default, else its maximum
+    grid_currents: dict[int, Decimal]  # Current.Import measured per grid phase (empty: not reported per phase)
+    held_number_phases: int | None = None  # numberPhases of the planner's profile the charger accepted last (3 absent)
 
 
-def _sessions(*, group: LoadGroup) -> list[_Session]:
+POWER_TYPE_PHASES = {"AC_1_PHASE": 1, "AC_2_PHASE": 2, "AC_2_PHASE_SPLIT": 2}  # AC_3_PHASE and DC: 3
+WIRING_VARIABLES = ("ConnectorPhaseRotation", "PhaseRotation", "SupplyPhases")
+
+
+def _wiring(transactions: list[Transaction]) -> dict[int, tuple[Rotation, int | None]]:
+    """Per transaction, its connector's phase rotation to the grid and the phases its station says it supplies
+    (2.0.1 SupplyPhases), from the configuration the stations reported (services.device_model)."""
+    reported: dict[int, dict[tuple[str, int, int, str], str]] = defaultdict(dict)
+    for station_pk, component, evse_id, connector_id, variable, value in StationVariable.objects.filter(
+        station_id__in={tx.station_id for tx in transactions}, variable__in=WIRING_VARIABLES, attribute_type="Actual"
+    ).values_list("station_id", "component", "evse_id", "connector_id", "variable", "value"):
+        reported[station_pk][(component, evse_id, connector_id, variable)] = value
+    wiring = {}
+    for tx in transactions:
+        found = reported.get(tx.station_id, {})
+        evse_id, connector_id = tx.ocpp_evse_id or 0, tx.connector_id or 1
+        if ocpp_requests.is_ocpp16(tx.station.ocpp_version):
+            rotation = connector_phase_rotation_16(found.get(("", 0, 0, "ConnectorPhaseRotation"), ""), evse_id)
+            supply = None
+        else:
+            station, evse, connector = (
+                phase_rotation_parse(found.get(key, ""))
+                for key in (
+                    ("ChargingStation", 0, 0, "PhaseRotation"),
+                    ("EVSE", evse_id, 0, "PhaseRotation"),
+                    ("Connector", evse_id, connector_id, "PhaseRotation"),
+                )
+            )
+            rotation = phase_rotation_compose(station, phase_rotation_compose(evse, connector))
+            text = found.get(("Connector", evse_id, connector_id, "SupplyPhases")) or found.get(
+                ("EVSE", evse_id, 0, "SupplyPhases"), ""
+            )
+            supply = int(text) if text.strip().isdigit() and 1 <= int(text) <= 3 else None
+        wiring[tx.pk] = (rotation, supply)
+    return wiring
+
+
+def _phases(
+    *, group: LoadGroup, tx: Transaction, rotation: Rotation, supply: int | None
+) -> tuple[frozenset[int], dict[int, Decimal]]:
+    """The grid phases a session draws on, and what was measured on each (see LoadGroup)."""
+    connectors = list(tx.evse.connectors.all()) if tx.evse else []
+    mine = [c for c in connectors if c.connector_id == str(tx.connector_id)] or connectors
+    count = supply or max((POWER_TYPE_PHASES.get(c.power_type, 3) for c in mine), default=3)
+    wired = charger_phases_wired(count=count, rotation=rotation)
+    currents = (tx.current_l1_last, tx.current_l2_last, tx.current_l3_last)
+    in_use = charger_phases_in_use(wired=wired, ev_phases=tx.ev_phases, currents=currents)
+    measured = {
+        grid: amps
+        for n, amps in enumerate(currents, start=1)
+        if amps is not None and n in wired and (grid := rotation[n - 1]) is not None
+    }
+    if group.phases == 1:  # a single-phase connection: whatever the charger, it draws on L1
+        return frozenset({1}), ({1: max(measured.values())} if measured else {})
+    return grid_phases(rotation=rotation, charger_phases=in_use), measured
+
+
+def load_group_sessions(*, group: LoadGroup) -> list[LoadSession]:
+    """The group's running sessions in start order, each with its demand on the planner and the phases it draws on."""
     transactions = list(
         Transaction.objects.filter(status=Transaction.Status.ACTIVE, evse__in=load_group_evses(group=group))
         .select_related("station", "evse")
@@ -78,12 +160,14 @@ def _sessions(*, group: LoadGroup) -> list[_Session]:
     )
     accepted = ChargingProfile.objects.filter(status="Accepted", source=ChargingProfile.Source.PLANNER)
     held: dict[int, Decimal] = {}
-    for tx_pk, limit in (
+    held_number_phases: dict[int, int] = {}
+    for tx_pk, limit, payload in (
         accepted.filter(transaction__in=transactions)
         .order_by("created_at", "id")
-        .values_list("transaction_id", "limit")
+        .values_list("transaction_id", "limit", "profile")
     ):
         held[tx_pk] = limit
+        held_number_phases[tx_pk] = _number_phases(payload)
     defaults: dict[int, Decimal] = {}
     for profile in accepted.filter(
         purpose="TxDefaultProfile", station__in={tx.station_id for tx in transactions}
@@ -91,27 +175,35 @@ def _sessions(*, group: LoadGroup) -> list[_Session]:
         defaults[profile.station_id] = profile.limit
     # A partner's or staff's accepted profile caps the session: the planner's profile replaces it on the charger
     # (same purpose and stack level) and must not give more than they asked for.
-    volts = Decimal(group.voltage * group.phases)
-    caps: dict[int, Decimal] = {}
+    caps: dict[int, tuple[str, Decimal]] = {}
     for tx_pk, unit, limit in (
         ChargingProfile.objects.filter(status="Accepted", purpose="TxProfile", transaction__in=transactions)
         .exclude(source=ChargingProfile.Source.PLANNER)
         .order_by("created_at", "id")
         .values_list("transaction_id", "charging_rate_unit", "limit")
     ):
-        caps[tx_pk] = limit if unit == "A" else (limit / volts).quantize(Decimal("0.1"))
+        caps[tx_pk] = (unit, limit)
     priorities = dict(
         Token.objects.filter(uid__in={tx.id_tag for tx in transactions if tx.id_tag}).values_list(
             "uid", "charging_priority"
         )
     )
+    wiring = _wiring(transactions)
     sessions = []
     for tx in transactions:
+        phases, measured = _phases(group=group, tx=tx, rotation=wiring[tx.pk][0], supply=wiring[tx.pk][1])
+        volts = Decimal(group.voltage * len(phases))
         connectors = list(tx.evse.connectors.all()) if tx.evse else []
         max_amps = Decimal(max((c.max_amperage for c in connectors), default=32))
-        max_amps = min(max_amps, caps.get(tx.pk, max_amps))
+        if tx.pk in caps:
+            unit, limit = caps[tx.pk]
+            max_amps = min(max_amps, limit if unit == "A" else (limit / volts).quantize(Decimal("0.1")))
         held_amps = held.get(tx.pk, defaults.get(tx.station_id, max_amps))
-        drawn = (Decimal(tx.power_last) / volts).quantize(Decimal("0.1")) if tx.power_last is not None else None
+        on_phases = [measured[phase] for phase in phases if phase in measured]
+        if on_phases and len(on_phases) == len(phases):
+            drawn: Decimal | None = max(on_phases).quantize(Decimal("0.1"))
+        else:
+            drawn = (Decimal(tx.power_last) / volts).quantize(Decimal("0.1")) if tx.power_last is not None else None
         if tx.ev_max_amps is not None:  # the car says it takes no more (NotifyEVChargingNeeds)
             max_amps = max(min(max_amps, tx.ev_max_amps), group.min_charging_amps)
         demand = Demand(
@@ -121,17 +213,22 @@ def _sessions(*, group: LoadGroup) -> list[_Session]:
             priority=priorities.get(tx.id_tag, 0) + tx.preference_priority,
             drawn_amps=drawn,
             allocated_amps=held.get(tx.pk),
+            phases=phases,
         )
-        sessions.append(_Session(tx, demand, held_amps))
+        sessions.append(LoadSession(tx, demand, held_amps, measured, held_number_phases.get(tx.pk)))
     return sessions
 
 
-def _tx_profile(*, tx: Transaction, amps: Decimal) -> ocpp_requests.SetChargingProfile:
+def _tx_profile(*, tx: Transaction, amps: Decimal, phases: frozenset[int]) -> ocpp_requests.SetChargingProfile:
+    """The session's share; a session on fewer than three phases is told how many (numberPhases, 3 when absent)."""
+    number_phases = len(phases) if len(phases) < len(ALL_PHASES) else None
     return ocpp_requests.SetChargingProfile(
         evse_id=tx.ocpp_evse_id or 0,
         transaction_id=tx.transaction_id,
         profile_id=PLANNER_TX_PROFILE_ID_BASE + (tx.ocpp_evse_id or 0),
-        schedule=ocpp_requests.ChargingSchedule("A", (ocpp_requests.ChargingSchedulePeriod(0, amps),)),
+        schedule=ocpp_requests.ChargingSchedule(
+            "A", (ocpp_requests.ChargingSchedulePeriod(0, amps, number_phases=number_phases),)
+        ),
         stack_level=settings.LOAD_MANAGEMENT_STACK_LEVEL,
     )
 
@@ -155,9 +252,12 @@ def _send_all(sends: Sequence[tuple[ChargingStation, ocpp_requests.OcppRequest]]
     ]
 
 
-def _apply(sessions: list[_Session], amps: dict[int, Decimal]) -> dict[int, str]:
+def _apply(sessions: list[LoadSession], amps: dict[int, Decimal]) -> dict[int, str]:
     """Send the profiles to the charger of each session, all at once; record them; the answers by transaction."""
-    sends = [(s.transaction.station, _tx_profile(tx=s.transaction, amps=amps[s.transaction.pk])) for s in sessions]
+    sends = [
+        (s.transaction.station, _tx_profile(tx=s.transaction, amps=amps[s.transaction.pk], phases=s.demand.phases))
+        for s in sessions
+    ]
     if not sends:
         return {}
     answers = _send_all(sends)
@@ -178,6 +278,20 @@ def charging_profile_record(
     """Keep a SetChargingProfile sent to a station (its payload, 1.6 or 2.0.1), whoever sent it, with the charger's
     answer (or why there was none)."""
     return ChargingProfile.objects.create(**_profile_fields(station_pk, payload, source, status, transaction_pk))
+
+
+def _first_period(payload: dict) -> dict:
+    profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
+    schedule = profile.get("chargingSchedule") or {}
+    if isinstance(schedule, list):  # 2.0.1: a list of schedules
+        schedule = schedule[0] if schedule else {}
+    periods = schedule.get("chargingSchedulePeriod") or []
+    return periods[0] if periods else {}
+
+
+def _number_phases(payload: dict) -> int:
+    """The numberPhases of a SetChargingProfile's first period (1.6 or 2.0.1); 3 when absent, as chargers read it."""
+    return int(_first_period(payload or {}).get("numberPhases") or 3)
 
 
 def _profile_fields(station_pk: int, payload: dict, source: str, status: str, transaction_pk: int | None) -> dict:
@@ -201,18 +315,24 @@ def _profile_fields(station_pk: int, payload: dict, source: str, status: str, tr
     }
 
 
-def load_group_plan(*, group: LoadGroup) -> tuple[Decimal, list[_Session], dict[int, Decimal]]:
-    """The group's limit now, its running sessions and the planner's share of each (A per phase)."""
-    limit = load_group_limit(group=group)
-    sessions = [s for s in _sessions(group=group) if s.transaction.station.online]
-    return limit, sessions, load_plan(limit_amps=limit, demands=[s.demand for s in sessions])
+def load_group_plan(*, group: LoadGroup) -> tuple[dict[int, Decimal], list[LoadSession], dict[int, Decimal]]:
+    """The group's limit now per phase, its running sessions and the planner's share of each (A per phase)."""
+    limits = load_group_limits(group=group)
+    sessions = [s for s in load_group_sessions(group=group) if s.transaction.station.online]
+    return limits, sessions, load_plan(limit_amps=limits, demands=[s.demand for s in sessions])
 
 
 def _rebalance_once(group: LoadGroup) -> dict[int, Decimal]:
-    limit, sessions, plan = load_group_plan(group=group)
+    limits, sessions, plan = load_group_plan(group=group)
     held = {s.transaction.pk: s.held_amps for s in sessions}
-    # A session whose charger already holds its planned share is left alone, unless we never sent it a profile.
-    first_time = {s.transaction.pk for s in sessions if s.demand.allocated_amps is None}
+    # A session whose charger already holds its planned share is left alone, unless we never sent it a profile or
+    # it now draws on another number of phases than its profile says (a car that asked for, or is measured on, one).
+    first_time = {
+        s.transaction.pk
+        for s in sessions
+        if s.demand.allocated_amps is None
+        or (s.held_number_phases is not None and s.held_number_phases != min(len(s.demand.phases), 3))
+    }
     down, up = load_steps(before=held, after=plan)
     up = sorted(set(up) | {pk for pk in first_time if pk not in down}, key=list(plan).index)
     by_pk = {s.transaction.pk: s for s in sessions}
@@ -220,17 +340,15 @@ def _rebalance_once(group: LoadGroup) -> dict[int, Decimal]:
     for pk, status in answers.items():
         if status == "Accepted":
             held[pk] = plan[pk]
-    # Raise only within what the chargers are known to hold now, in the planner's order (priority, start).
-    granted = []
-    for pk in up:
-        others = sum(amps for key, amps in held.items() if key != pk)
-        if others + plan[pk] <= limit or plan[pk] <= held[pk]:
-            granted.append(pk)
-            held[pk] = plan[pk]  # counted as held while in flight; corrected below when refused
+    # Raise only within what the chargers are known to hold now, on every phase, in the planner's order.
+    phases = {pk: s.demand.phases for pk, s in by_pk.items()}
+    granted = load_raises(limit_amps=limits, phases=phases, held=held, plan=plan, up=up)
+    for pk in granted:
+        held[pk] = plan[pk]  # counted as held while in flight; corrected below when refused
     for pk, status in _apply([by_pk[pk] for pk in granted], plan).items():
         if status != "Accepted":
             held[pk] = by_pk[pk].held_amps
-    load_sample_record(group=group, limit=limit, sessions=sessions, held=held)
+    load_sample_record(group=group, limits=limits, sessions=sessions, held=held)
     return held
 
 
@@ -244,20 +362,39 @@ def _same_plan(last: tuple, *, limit: Decimal, planned: Decimal, connectors: lis
     )
 
 
+def _drawn_on(session: LoadSession, phase: int) -> Decimal | None:
+    """What the car draws on a grid phase: measured there, else its per-phase draw from its power."""
+    return session.grid_currents.get(phase, session.demand.drawn_amps)
+
+
+def load_charted_phase(*, limits: dict[int, Decimal], sessions: Sequence[LoadSession], held: dict[int, Decimal]) -> int:
+    """The phase the load chart follows: the one with the lowest limit (the busiest of those), so that what is
+    charted never exceeds the charted limit and, on a site with one limit for every phase, the most loaded phase."""
+    lowest = min(limits.values())
+
+    def planned_on(phase: int) -> Decimal:
+        return sum((held.get(s.transaction.pk, s.held_amps) for s in sessions if phase in s.demand.phases), Decimal(0))
+
+    return max((p for p, limit in limits.items() if limit == lowest), key=lambda p: (planned_on(p), -p))
+
+
 def load_sample_record(
-    *, group: LoadGroup, limit: Decimal, sessions: Sequence[_Session], held: dict[int, Decimal]
+    *, group: LoadGroup, limits: dict[int, Decimal], sessions: Sequence[LoadSession], held: dict[int, Decimal]
 ) -> LoadSample | None:
-    """Keep the group's state after a planner run for its chart: the limit, what the chargers hold (planned) and
-    what the cars draw, in total and per session (see LoadSample). A run that changed nothing the chargers hold
-    within LOAD_HISTORY_MIN_SECONDS of the last sample leaves none (the periodic runs would otherwise write one
-    every 30 s per group); None then."""
+    """Keep the group's state after a planner run for its chart, on the charted phase (`load_charted_phase`): its
+    limit, what the chargers hold there (planned) and what the cars draw there, in total and per session (see
+    LoadSample). A run that changed nothing the chargers hold within LOAD_HISTORY_MIN_SECONDS of the last sample
+    leaves none (the periodic runs would otherwise write one every 30 s per group); None then."""
+    phase = load_charted_phase(limits=limits, sessions=sessions, held=held)
+    limit = limits[phase]
+    sessions = [s for s in sessions if phase in s.demand.phases]
     connectors = [
         {
             "station": s.transaction.station.identity,
             "evse": s.transaction.ocpp_evse_id or 0,
             "transaction": s.transaction.pk,
             "planned": float(held.get(s.transaction.pk, s.held_amps)),
-            "drawn": float(s.demand.drawn_amps) if s.demand.drawn_amps is not None else None,
+            "drawn": float(_drawn_on(s, phase)) if _drawn_on(s, phase) is not None else None,
         }
         for s in sessions
     ]
@@ -278,7 +415,7 @@ def load_sample_record(
         taken_at=now,
         limit_amps=limit,
         planned_amps=planned,
-        drawn_amps=sum((s.demand.drawn_amps or Decimal(0) for s in sessions), start=Decimal(0)),
+        drawn_amps=sum((_drawn_on(s, phase) or Decimal(0) for s in sessions), start=Decimal(0)),
         connectors=connectors,
     )
     events.announce(events.load_sampled, load_group_pk=group.pk)
@@ -370,6 +507,15 @@ def ev_current_range(charging_needs: dict) -> tuple[Decimal | None, Decimal | No
     return amps("ev_min_current"), amps("ev_max_current")
 
 
+EV_ENERGY_TRANSFER_PHASES = {"AC_single_phase": 1, "AC_two_phase": 2, "AC_three_phase": 3}
+
+
+def ev_phases(charging_needs: dict) -> int | None:
+    """How many phases the car charges on, from a 2.0.1 ChargingNeedsType's requestedEnergyTransfer (None: DC, or
+    not said)."""
+    return EV_ENERGY_TRANSFER_PHASES.get(str(charging_needs.get("requested_energy_transfer") or ""))
+
+
 def transaction_ev_needs_record(
     *,
     station_pk: int,
@@ -377,9 +523,11 @@ def transaction_ev_needs_record(
     min_amps: Decimal | None,
     max_amps: Decimal | None,
     departure_time: datetime | None,
+    phases: int | None = None,
 ) -> bool:
     """A 2.0.1 car's charging needs (NotifyEVChargingNeeds): its current range caps what the planner gives its
-    session, and the group is shared again. False when no session runs on that EVSE (nothing to plan)."""
+    session, the phases it asked for say which of the group's phases it draws on, and the group is shared again.
+    False when no session runs on that EVSE (nothing to plan)."""
     tx = (
         Transaction.objects.filter(station_id=station_pk, ocpp_evse_id=ocpp_evse_id, status=Transaction.Status.ACTIVE)
         .order_by("-started_at")
@@ -388,7 +536,7 @@ def transaction_ev_needs_record(
     if tx is None:
         return False
     Transaction.objects.filter(pk=tx.pk).update(
-        ev_min_amps=min_amps, ev_max_amps=max_amps, ev_departure_time=departure_time
+        ev_min_amps=min_amps, ev_max_amps=max_amps, ev_departure_time=departure_time, ev_phases=phases
     )
     events.announce(events.transaction_load_needs_changed, transaction_pk=tx.pk)
     return True

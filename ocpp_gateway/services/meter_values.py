@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from ocpp_gateway import events
-from ocpp_gateway.measurands import ENERGY_REGISTER, POWER_ACTIVE, value_in_base_unit
+from ocpp_gateway.measurands import CURRENT_IMPORT, ENERGY_REGISTER, POWER_ACTIVE, value_in_base_unit
 from ocpp_gateway.models import MeterValue, Transaction
 from ocpp_gateway.selectors import transaction_active_for_evse, transaction_pk_for_ocpp_id
 
@@ -138,6 +138,30 @@ def _latest(samples: list[Sample], measurand: str) -> Sample | None:
     return max(candidates, key=lambda s: s.timestamp) if candidates else None
 
 
+_PHASES = ("L1", "L2", "L3", "L1-N", "L2-N", "L3-N")
+
+
+def _phase_currents(samples: list[Sample]) -> dict[str, Decimal | None] | None:
+    """The newest Current.Import per phase (L1, L2, L3, or L1-N ...; outlet side unless only inlet was sent) as
+    the transaction's `current_l<n>_last` columns, a phase not in this message empty; None when no sample is per
+    phase (the columns keep what they had)."""
+    phased = [
+        s
+        for s in samples
+        if s.measurand == CURRENT_IMPORT and s.phase in _PHASES and s.value is not None and abs(s.value) < 10**6
+    ]
+    if not phased:
+        return None
+    outlet = [s for s in phased if s.location in ("", "Outlet")]
+    phased = outlet or phased
+    columns: dict[str, Decimal | None] = {}
+    for number in (1, 2, 3):
+        mine = [s for s in phased if s.phase[:2] == f"L{number}"]
+        newest = max(mine, key=lambda s: s.timestamp) if mine else None
+        columns[f"current_l{number}_last"] = newest.value if newest is not None else None
+    return columns
+
+
 def _transaction_meter_update(*, transaction_pk: int, samples: list[Sample]) -> None:
     """Move an ACTIVE transaction's latest readings forward in one UPDATE; samples older than the latest reading
     we hold (replayed from the charger's queue) change nothing. Plain SQL: it runs for nearly every MeterValues, and
@@ -152,6 +176,8 @@ def _transaction_meter_update(*, transaction_pk: int, samples: list[Sample]) -> 
     power = _latest(samples, POWER_ACTIVE)
     if power is not None:
         sets.append(("power_last", decimal(power.in_base_unit(), _power_last.max_digits, _power_last.decimal_places)))
+    for column, amps in (_phase_currents(samples) or {}).items():
+        sets.append((column, decimal(amps, _current.max_digits, _current.decimal_places) if amps is not None else None))
     if not sets:
         return
     now = timezone.now()
@@ -175,3 +201,4 @@ def _transaction_meter_update(*, transaction_pk: int, samples: list[Sample]) -> 
 
 _meter_last = Transaction._meta.get_field("meter_last")
 _power_last = Transaction._meta.get_field("power_last")
+_current = Transaction._meta.get_field("current_l1_last")

@@ -42,8 +42,10 @@ def test_a_wave_of_booting_chargers_gets_configuration_read_and_local_lists_in_a
             answers = await asyncio.gather(*boots)
             assert {a.status for a in answers} == {"Accepted"}
             await await_until(
-                lambda: all(cp.local_list.entries == {"FLEET-CARD-1": "Accepted"} for cp in chargers)
-                and LocalAuthList.objects.filter(version=1).count() == WAVE,  # recorded once the charger accepted
+                lambda: (
+                    all(cp.local_list.entries == {"FLEET-CARD-1": "Accepted"} for cp in chargers)
+                    and LocalAuthList.objects.filter(version=1).count() == WAVE
+                ),  # recorded once the charger accepted
                 timeout=90,
             )
 

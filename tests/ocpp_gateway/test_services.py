@@ -106,6 +106,49 @@ def test_repeated_meter_values_are_stored_once_and_kwh_is_read_as_wh(station, lo
     assert Transaction.objects.get(pk=tx.pk).meter_last == Decimal(1500)
 
 
+def test_per_phase_current_is_kept_on_the_transaction_for_load_management(station, local_token):
+    """The newest Current.Import per phase, on the outlet side (the inlet's reading is the station's grid side);
+    a message that reports phases again replaces all three, one that reports none leaves them."""
+    tx, _ = transaction_start_16(
+        station_pk=station.pk, connector_id=1, id_tag=local_token.uid, meter_start=0, timestamp=T0
+    )
+    at = T0 + timedelta(minutes=1)
+
+    def current(phase, amps, location="", when=at):
+        return Sample(
+            timestamp=when, value=Decimal(amps), measurand="Current.Import", unit="A", phase=phase, location=location
+        )
+
+    meter_values_record(
+        station_pk=station.pk,
+        ocpp_evse_id=1,
+        transaction_pk=tx.pk,
+        samples=[
+            current("L1", "15.9", "Outlet"),
+            current("L2", "0.2", "Outlet"),
+            current("L3-N", "0", "Outlet"),
+            current("L1", "40", "Inlet"),
+            current("", "16.1"),  # the whole device: not a phase
+        ],
+    )
+    tx.refresh_from_db()
+    assert (tx.current_l1_last, tx.current_l2_last, tx.current_l3_last) == (Decimal("15.9"), Decimal("0.2"), 0)
+    later = at + timedelta(minutes=1)
+    meter_values_record(
+        station_pk=station.pk, ocpp_evse_id=1, transaction_pk=tx.pk, samples=[current("L1", "12", when=later)]
+    )
+    tx.refresh_from_db()
+    assert (tx.current_l1_last, tx.current_l2_last, tx.current_l3_last) == (Decimal(12), None, None)
+    meter_values_record(
+        station_pk=station.pk,
+        ocpp_evse_id=1,
+        transaction_pk=tx.pk,
+        samples=[Sample(timestamp=later + timedelta(minutes=1), value=Decimal(2000), unit="Wh")],
+    )
+    tx.refresh_from_db()
+    assert tx.current_l1_last == Decimal(12)
+
+
 def test_the_message_log_is_pruned_after_its_retention(station):
     now = datetime.now(UTC)
     MessageLog.objects.create(

@@ -1,5 +1,5 @@
-"""Load management as staff see it: each group's limit now, and per running session the share the planner gave
-(what the charger accepted last) against what the car draws."""
+"""Load management as staff see it: each group's limit now, per phase, and per running session the share the planner
+gave (what the charger accepted last) against what the car draws."""
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from cpo.models import LoadGroup
 from ocpp_gateway.models import ChargingProfile, LoadSample, Transaction
-from ocpp_gateway.services.load_management import load_group_evses, load_group_limit
+from ocpp_gateway.services.load_management import load_group_limits, load_group_sessions
 
 # The chart's periods (hours back from now), as the page's selector offers them.
 LOAD_PERIODS = {"1h": 1, "6h": 6, "24h": 24, "3d": 72}
@@ -27,33 +27,75 @@ class LoadRow:
     planned_amps: Decimal | None
     planned_status: str
     drawn_amps: Decimal | None
+    phases: frozenset[int]
+    limit: Decimal  # the lowest limit of its phases: the most it could ever be given
+
+    @property
+    def phase_names(self) -> str:
+        return " ".join(f"L{phase}" for phase in sorted(self.phases))
+
+
+@dataclass
+class PhaseRow:
+    """One phase of the grid connection: its limit now, what the chargers accepted on it and what is drawn on it."""
+
+    phase: int
+    limit: Decimal
+    planned: Decimal
+    drawn: Decimal
+    sessions: int
+
+    @property
+    def name(self) -> str:
+        return f"L{self.phase}"
+
+
+def limits_text(limits: dict[int, Decimal]) -> str:
+    """'40.0 A per phase', or each phase's own: 'L1 32.0 A · L2 40.0 A · L3 40.0 A'."""
+    if len(set(limits.values())) == 1 and len(limits) > 1:
+        return f"{next(iter(limits.values()))} A per phase"
+    if len(limits) == 1:
+        return f"{limits[1]} A (single phase)"
+    return " · ".join(f"L{phase} {amps} A" for phase, amps in sorted(limits.items()))
 
 
 def load_group_list():
     return LoadGroup.objects.select_related("location").order_by("location_id", "name")
 
 
-def load_group_rows(*, group: LoadGroup) -> tuple[Decimal, list[LoadRow]]:
-    """The limit now and the running sessions under it, in start order."""
-    transactions = list(
-        Transaction.objects.filter(status=Transaction.Status.ACTIVE, evse__in=load_group_evses(group=group))
-        .select_related("station", "evse")
-        .order_by("started_at", "pk")
-    )
+def load_group_rows(*, group: LoadGroup) -> tuple[dict[int, Decimal], list[LoadRow], list[PhaseRow]]:
+    """The limit now per phase, the running sessions under it in start order, and each phase's totals: drawn is
+    the per-phase Current.Import the chargers measured, else a session's draw (from its power) on each of its
+    phases."""
+    limits = load_group_limits(group=group)
+    sessions = load_group_sessions(group=group)
     latest: dict[int, tuple[Decimal, str]] = {}
     for tx_pk, limit, status in (
-        ChargingProfile.objects.filter(transaction__in=transactions, source=ChargingProfile.Source.PLANNER)
+        ChargingProfile.objects.filter(
+            transaction__in=[s.transaction for s in sessions], source=ChargingProfile.Source.PLANNER
+        )
         .order_by("created_at", "id")
         .values_list("transaction_id", "limit", "status")
     ):
         latest[tx_pk] = (limit, status)
-    volts = Decimal(group.voltage * group.phases)
+    totals = {phase: PhaseRow(phase, limit, Decimal("0.0"), Decimal("0.0"), 0) for phase, limit in limits.items()}
     rows = []
-    for tx in transactions:
+    for s in sessions:
+        tx = s.transaction
         planned, status = latest.get(tx.pk, (None, ""))
-        drawn = (tx.power_last / volts).quantize(Decimal("0.1")) if tx.power_last is not None else None
-        rows.append(LoadRow(tx, planned, status, drawn))
-    return load_group_limit(group=group), rows
+        drawn = s.demand.drawn_amps
+        rows.append(
+            LoadRow(tx, planned, status, drawn, s.demand.phases, min(limits.get(p, limits[1]) for p in s.demand.phases))
+        )
+        for phase in s.demand.phases & totals.keys():
+            row = totals[phase]
+            row.sessions += 1
+            if status == "Accepted" and planned is not None:
+                row.planned += planned
+            row.drawn += s.grid_currents.get(phase, drawn or Decimal(0)) if s.grid_currents else drawn or Decimal(0)
+    for row in totals.values():
+        row.drawn = row.drawn.quantize(Decimal("0.1"))
+    return limits, rows, list(totals.values())
 
 
 def _ms(moment: datetime) -> int:
@@ -61,8 +103,9 @@ def _ms(moment: datetime) -> int:
 
 
 def load_limit_steps(*, group: LoadGroup, since: datetime, until: datetime) -> list[tuple[int, float]]:
-    """The limit over [since, until] as steps: its value at `since` and at every time-of-day boundary of the
-    schedule inside the period (in the location's time zone), and once more at `until` to end the last step."""
+    """The limit over [since, until] as steps (on the charted phase: the lowest limit, see
+    `load_charted_phase`): its value at `since` and at every time-of-day boundary of the schedule inside the period
+    (in the location's time zone), and once more at `until` to end the last step."""
     zone = ZoneInfo(group.location.time_zone)
     moments = {since, until}
     day = since.astimezone(zone).date() - timedelta(days=1)
@@ -73,7 +116,7 @@ def load_limit_steps(*, group: LoadGroup, since: datetime, until: datetime) -> l
                 if since < moment < until:
                     moments.add(moment)
         day += timedelta(days=1)
-    return [(_ms(m), float(load_group_limit(group=group, at=m))) for m in sorted(moments)]
+    return [(_ms(m), float(min(load_group_limits(group=group, at=m).values()))) for m in sorted(moments)]
 
 
 def load_group_history(*, group: LoadGroup, hours: int, now: datetime | None = None) -> dict:

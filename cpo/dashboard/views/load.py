@@ -6,12 +6,14 @@ from django.shortcuts import get_object_or_404
 from cpo.dashboard.selectors.load import (
     LOAD_PERIOD_DEFAULT,
     LOAD_PERIODS,
+    limits_text,
     load_group_history,
     load_group_list,
     load_group_rows,
 )
 from cpo.dashboard.views.base import DashboardView
 from cpo.models import LoadGroup
+from ocpp_gateway.services.load_management import load_group_limits
 
 
 class LoadGroupListView(DashboardView):
@@ -20,7 +22,9 @@ class LoadGroupListView(DashboardView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["groups"] = load_group_list()
+        context["groups"] = [
+            (group, limits_text(load_group_limits(group=group, scheduled=False))) for group in load_group_list()
+        ]
         return context
 
 
@@ -34,17 +38,23 @@ class LoadGroupLiveView(DashboardView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         group = get_object_or_404(LoadGroup.objects.select_related("location"), pk=self.kwargs["pk"])
-        limit, rows = load_group_rows(group=group)
-        planned = sum((r.planned_amps or 0 for r in rows if r.planned_status == "Accepted"), start=0)
-        drawn = sum((r.drawn_amps or 0 for r in rows), start=0)
+        limits, rows, phase_rows = load_group_rows(group=group)
+        # The busiest phase: on a site where every session draws on every phase, the sum of the sessions' shares.
+        planned = max(phase_rows, key=lambda p: (p.planned / p.limit if p.limit else p.planned, p.planned))
+        drawn = max(phase_rows, key=lambda p: (p.drawn / p.limit if p.limit else p.drawn, p.drawn))
+        usual = load_group_limits(group=group, scheduled=False)
         period = self.request.GET.get("period", "")
         period = period if period in LOAD_PERIODS else LOAD_PERIOD_DEFAULT
         context.update(
             group=group,
-            limit=limit,
+            limits=limits,
+            usual_limits=usual,
+            limit_text=limits_text(limits),
+            usual_text=limits_text(usual),
             rows=rows,
-            planned_total=planned,
-            drawn_total=drawn,
+            phase_rows=phase_rows,
+            planned=planned,
+            drawn=drawn,
             period=period,
             periods=list(LOAD_PERIODS),
             history=load_group_history(group=group, hours=LOAD_PERIODS[period]),
