@@ -176,13 +176,30 @@ def test_housekeeping_forgets_samples_past_their_retention(evening_group, settin
 def test_a_planner_run_that_changes_no_share_leaves_no_sample_within_a_minute(evening_group, settings):
     """The periodic run every 30 s would otherwise write two samples a minute per group for nothing new."""
     settings.LOAD_HISTORY_MIN_SECONDS = 60
-    first = load_sample_record(group=evening_group, limit=Decimal(40), sessions=[], held={})
+    first = load_sample_record(
+        group=evening_group, limits={1: Decimal(40), 2: Decimal(40), 3: Decimal(40)}, sessions=[], held={}
+    )
     assert first is not None
-    assert load_sample_record(group=evening_group, limit=Decimal(40), sessions=[], held={}) is None
+    assert (
+        load_sample_record(
+            group=evening_group, limits={1: Decimal(40), 2: Decimal(40), 3: Decimal(40)}, sessions=[], held={}
+        )
+        is None
+    )
     # The time of day lowered the limit: that is news.
-    assert load_sample_record(group=evening_group, limit=Decimal(16), sessions=[], held={}) is not None
+    assert (
+        load_sample_record(
+            group=evening_group, limits={1: Decimal(16), 2: Decimal(16), 3: Decimal(16)}, sessions=[], held={}
+        )
+        is not None
+    )
     LoadSample.objects.update(taken_at=timezone.now() - timedelta(seconds=61))
-    assert load_sample_record(group=evening_group, limit=Decimal(16), sessions=[], held={}) is not None
+    assert (
+        load_sample_record(
+            group=evening_group, limits={1: Decimal(16), 2: Decimal(16), 3: Decimal(16)}, sessions=[], held={}
+        )
+        is not None
+    )
     assert LoadSample.objects.count() == 3
 
 
