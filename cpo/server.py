@@ -294,6 +294,11 @@ class HandshakeShedding(WebSocketProtocol):
     in_flight: ClassVar[int] = 0  # handshakes of this process with the application
     _counted = False
     _shed = False
+    opened = False  # the handshake succeeded: what fails later is the application's own business
+
+    def onOpen(self) -> None:
+        self.opened = True
+        super().onOpen()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if not self._shed:  # daphne's onClose would look the connection up among those it knows
@@ -320,7 +325,8 @@ class HandshakeShedding(WebSocketProtocol):
 
     def failHandshake(self, reason: str, code: int = 400, responseHeaders=None) -> None:
         if code >= 500 and code != 503:
-            logger.warning("websocket handshake from %s failed: %s; answered 503", self.peer, reason)
+            if code != 500:  # 500: the application failed, and Server.application_checker said why
+                logger.warning("websocket handshake from %s failed: %s; answered 503", self.peer, reason)
             reason, code = "Service Unavailable", 503
         if code == 503:
             responseHeaders = [*(responseHeaders or []), ("Retry-After", str(retry_after_seconds()))]
@@ -411,7 +417,35 @@ class Server(DaphneServer):
 
     Daphne builds the factories inside `run()` and sets only its own options; catching the assignments is the one
     place to add ours without copying `run()`.
+
+    And a handshake whose application failed (the database or Redis is down; HandshakeShedding answers 503, or the
+    charger is gone by then) is one line in the log, not daphne's traceback: an outage during a reconnect storm wrote
+    one per charger. The traceback is still logged at DEBUG.
     """
+
+    def application_checker(self) -> None:
+        for protocol, details in list(self.connections.items()):
+            instance = details.get("application_instance")
+            if not isinstance(protocol, HandshakeShedding) or protocol.opened or instance is None:
+                continue
+            if not instance.done() or instance.cancelled() or instance.exception() is None:
+                continue
+            exception = instance.exception()
+            if isinstance(exception, KeyboardInterrupt):
+                continue  # daphne's own meaning: stop the server
+            del details["application_instance"]  # daphne would log it with its traceback
+            gone = bool(details.get("disconnected"))
+            logger.warning(
+                "websocket handshake from %s failed on our side%s: %s: %s",
+                protocol.peer,
+                " (the client was gone)" if gone else "",
+                type(exception).__name__,
+                exception,
+            )
+            logger.debug("the handshake's application failed", exc_info=exception)
+            if not gone:
+                protocol.handle_exception(exception)  # answered 503 (HandshakeShedding.failHandshake)
+        super().application_checker()
 
     @property
     def http_factory(self):
