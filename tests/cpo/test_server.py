@@ -149,4 +149,3 @@ def test_a_handshake_that_fails_on_the_database_gets_503_with_retry_after(daphne
     assert "Traceback" not in log, log
     failures = [line for line in log.splitlines() if "handshake" in line and "OperationalError" in line]
     assert len(failures) >= 9 and all("unable to open database file" in line for line in failures), log
-
