@@ -14,6 +14,7 @@ from ocpp_gateway import events
 from ocpp_gateway.models import StationAuthFailure
 from ocpp_gateway.services.liveness import (
     gateway_lease_ensure,
+    station_evses_touch,
     station_socket_held,
     station_socket_released,
 )
@@ -171,12 +172,14 @@ def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) 
     station_socket_held(station_pk=station_pk, channel_name=channel_name)
     process = gateway_lease_ensure()
     with transaction.atomic():
-        previous = (
+        previous, was_online = (
             ChargingStation.objects.select_for_update()
             .filter(pk=station_pk)
-            .values_list("connection_channel", flat=True)
+            .values_list("connection_channel", "online")
             .first()
-        )
+        ) or ("", False)
+        if not was_online:
+            station_evses_touch(station_pks=[station_pk])
         ChargingStation.objects.filter(pk=station_pk).update(
             online=True,
             connected_since=now,
@@ -197,6 +200,7 @@ def station_disconnected(*, station_pk: int, channel_name: str) -> bool:
         online=False, connection_channel="", gateway_process="", last_seen=timezone.now()
     )
     if updated:
+        station_evses_touch(station_pks=[station_pk])
         events.announce(events.station_offline, station_pk=station_pk)
     return bool(updated)
 
