@@ -6,9 +6,10 @@
   rows: the HTTP calls are made by the delivery task, after commit.
 - A message due soon (`ocpi_api.outbox.message_due`, after commit) queues its delivery: its partner's delivery run
   when due now (`ocpi_api.tasks.partner_delivery_queue`), else a task of its own at its time.
-- The gateway's EVSE status changes, and its stations going offline or coming back (after commit), are collected per process and handed on once per
-  OCPI_EVENTS_BATCH_SECONDS in one Celery publish (`PeriodicBatch`); with in-process tasks (the embedded default)
-  each is dispatched at once (`cpo.task_dispatch`: on a background thread in a server).
+- The gateway's EVSE status changes, and its stations going offline or coming back (their EVSEs UNKNOWN while
+  offline), after commit, are collected per process and handed on once per OCPI_EVENTS_BATCH_SECONDS in one Celery
+  publish (`PeriodicBatch`); with in-process tasks (the embedded default) each is dispatched at once
+  (`cpo.task_dispatch`: on a background thread in a server).
 - A partner's reservation cancelled by staff or by the charger (gateway, after commit) gets its CommandResult
   CANCELED_RESERVATION at the RESERVE_NOW's response_url (a task; `ocpi_api.commands.results`).
 """
