@@ -48,6 +48,8 @@ LINGER_SECONDS = 10.0
 REASONS = {413: b"Content Too Large", 431: b"Request Header Fields Too Large"}
 # RFC 6455 / IANA: "Service Restart": the server is restarting, the client may reconnect (at once, elsewhere).
 CLOSE_SERVICE_RESTART = 1012
+# "Try Again Later": an application closing a handshake with it is answered 503 (HandshakeShedding).
+CLOSE_TRY_AGAIN_LATER = 1013
 
 logger = logging.getLogger("cpo.server")  # not __main__ under `python -m cpo.server`
 
@@ -288,12 +290,15 @@ class HandshakeShedding(WebSocketProtocol):
       would answer 500 with the exception in the status line;
     - a handshake the application has not finished within the connect timeout (`--websocket_connect_timeout`):
       autobahn would drop the connection, daphne answer 403 (which a charger reads as "wrong password").
+    - a handshake the application closes with 1013 (Try Again Later; e.g. a charger in its cool-down after it was
+      closed for flooding), Retry-After being the close reason when that is a number of seconds.
     A refusal by the application (bad credentials, unknown identity) stays daphne's 403.
     """
 
     in_flight: ClassVar[int] = 0  # handshakes of this process with the application
     _counted = False
     _shed = False
+    _retry_after: int | None = None  # the application's Retry-After (seconds), else a jittered one
     opened = False  # the handshake succeeded: what fails later is the application's own business
 
     def onOpen(self) -> None:
@@ -314,6 +319,15 @@ class HandshakeShedding(WebSocketProtocol):
         deferred.addBoth(self._handshake_ended)
         return deferred
 
+    def handle_reply(self, message) -> None:
+        closing = message.get("type") == "websocket.close" and self.state == self.STATE_CONNECTING
+        if closing and message.get("code") == CLOSE_TRY_AGAIN_LATER and hasattr(self, "handshake_deferred"):
+            reason = str(message.get("reason") or "")
+            self._retry_after = int(reason) if reason.isdigit() else None
+            self._handshake_retry_later("Service Unavailable (try again later)")
+            return
+        super().handle_reply(message)
+
     def _handshake_ended(self, result):
         self._uncount()
         return result
@@ -329,7 +343,8 @@ class HandshakeShedding(WebSocketProtocol):
                 logger.warning("websocket handshake from %s failed: %s; answered 503", self.peer, reason)
             reason, code = "Service Unavailable", 503
         if code == 503:
-            responseHeaders = [*(responseHeaders or []), ("Retry-After", str(retry_after_seconds()))]
+            retry_after = self._retry_after or retry_after_seconds()
+            responseHeaders = [*(responseHeaders or []), ("Retry-After", str(retry_after))]
         super().failHandshake(reason, code, responseHeaders)
 
     def onOpenHandshakeTimeout(self) -> None:
@@ -348,10 +363,13 @@ class HandshakeShedding(WebSocketProtocol):
     def _handshake_overdue(self) -> None:
         """The application did not accept or refuse in time: tell the charger to come back, and forget the socket
         (what the application sends for it later is dropped by daphne)."""
+        self._handshake_retry_later("Service Unavailable (handshake timeout)")
+
+    def _handshake_retry_later(self, reason: str) -> None:
         deferred = self.handshake_deferred
         del self.handshake_deferred
         self.server.protocol_disconnected(self)
-        deferred.errback(ConnectionDeny(503, "Service Unavailable (handshake timeout)"))
+        deferred.errback(ConnectionDeny(503, reason))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._uncount()

@@ -19,7 +19,11 @@ from ocpp_gateway.services.liveness import (
     station_socket_released,
 )
 from ocpp_gateway.services.passwords import station_password_check
-from ocpp_gateway.services.security import station_auth_failure_record, station_auth_lockout
+from ocpp_gateway.services.security import (
+    station_auth_failure_record,
+    station_auth_lockout,
+    station_flood_cooldown,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class StationAuthentication:
     refusal: str = ""  # why the handshake is refused; empty when admitted
     reason: str = ""  # the refusal's short name (a StationAuthFailure reason, or "locked_out"), for metrics
     registered_at: datetime | None = None  # the station's creation (services.clock)
+    retry_after: int = 0  # refused for now only: the charger may come back after this many seconds
 
     @property
     def admitted(self) -> bool:
@@ -76,8 +81,13 @@ def station_authenticate(
 
     Unknown identities are refused, or admitted as Pending when OCPP_ADMIT_UNKNOWN_STATIONS is on (staff accept
     them in the admin). A known station must present its own identity and secret. While the identity or the client
-    address is locked out (services.security), the handshake is refused before anything is checked.
+    address is locked out (services.security), the handshake is refused before anything is checked; so it is, for
+    a while (`retry_after`), when the charger was closed for flooding.
     """
+    cooldown = station_flood_cooldown(identity=identity)
+    if cooldown:
+        refusal = f"closed for flooding: refused for {cooldown} s more"
+        return StationAuthentication(None, identity, refusal=refusal, reason="flood_cooldown", retry_after=cooldown)
     lockout = station_auth_lockout(identity=identity, address=address)
     if lockout:
         return StationAuthentication(None, identity, refusal=lockout, reason=StationAuthFailure.Reason.LOCKED_OUT.value)
