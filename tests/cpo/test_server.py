@@ -147,5 +147,7 @@ def test_a_handshake_that_fails_on_the_database_gets_503_with_retry_after(daphne
     time.sleep(1.5)  # daphne looks at finished applications once a second
     log = server_log()[start:]
     assert "Traceback" not in log, log
-    failures = [line for line in log.splitlines() if "handshake" in line and "OperationalError" in line]
-    assert len(failures) >= 9 and all("unable to open database file" in line for line in failures), log
+    # (a handshake may instead outlast the connect timeout, busy machine: answered 503 all the same, see above)
+    failures = [line for line in log.splitlines() if "failed on our side" in line]
+    assert failures and all("OperationalError: unable to open database file" in line for line in failures), log
+    assert any("(the client was gone)" in line for line in failures), log
