@@ -48,6 +48,8 @@ LINGER_SECONDS = 10.0
 REASONS = {413: b"Content Too Large", 431: b"Request Header Fields Too Large"}
 # RFC 6455 / IANA: "Service Restart": the server is restarting, the client may reconnect (at once, elsewhere).
 CLOSE_SERVICE_RESTART = 1012
+# "Try Again Later": an application closing a handshake with it is answered 503 (HandshakeShedding).
+CLOSE_TRY_AGAIN_LATER = 1013
 
 logger = logging.getLogger("cpo.server")  # not __main__ under `python -m cpo.server`
 
@@ -288,12 +290,20 @@ class HandshakeShedding(WebSocketProtocol):
       would answer 500 with the exception in the status line;
     - a handshake the application has not finished within the connect timeout (`--websocket_connect_timeout`):
       autobahn would drop the connection, daphne answer 403 (which a charger reads as "wrong password").
+    - a handshake the application closes with 1013 (Try Again Later; e.g. a charger in its cool-down after it was
+      closed for flooding), Retry-After being the close reason when that is a number of seconds.
     A refusal by the application (bad credentials, unknown identity) stays daphne's 403.
     """
 
     in_flight: ClassVar[int] = 0  # handshakes of this process with the application
     _counted = False
     _shed = False
+    _retry_after: int | None = None  # the application's Retry-After (seconds), else a jittered one
+    opened = False  # the handshake succeeded: what fails later is the application's own business
+
+    def onOpen(self) -> None:
+        self.opened = True
+        super().onOpen()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if not self._shed:  # daphne's onClose would look the connection up among those it knows
@@ -309,6 +319,15 @@ class HandshakeShedding(WebSocketProtocol):
         deferred.addBoth(self._handshake_ended)
         return deferred
 
+    def handle_reply(self, message) -> None:
+        closing = message.get("type") == "websocket.close" and self.state == self.STATE_CONNECTING
+        if closing and message.get("code") == CLOSE_TRY_AGAIN_LATER and hasattr(self, "handshake_deferred"):
+            reason = str(message.get("reason") or "")
+            self._retry_after = int(reason) if reason.isdigit() else None
+            self._handshake_retry_later("Service Unavailable (try again later)")
+            return
+        super().handle_reply(message)
+
     def _handshake_ended(self, result):
         self._uncount()
         return result
@@ -320,10 +339,12 @@ class HandshakeShedding(WebSocketProtocol):
 
     def failHandshake(self, reason: str, code: int = 400, responseHeaders=None) -> None:
         if code >= 500 and code != 503:
-            logger.warning("websocket handshake from %s failed: %s; answered 503", self.peer, reason)
+            if code != 500:  # 500: the application failed, and Server.application_checker said why
+                logger.warning("websocket handshake from %s failed: %s; answered 503", self.peer, reason)
             reason, code = "Service Unavailable", 503
         if code == 503:
-            responseHeaders = [*(responseHeaders or []), ("Retry-After", str(retry_after_seconds()))]
+            retry_after = self._retry_after or retry_after_seconds()
+            responseHeaders = [*(responseHeaders or []), ("Retry-After", str(retry_after))]
         super().failHandshake(reason, code, responseHeaders)
 
     def onOpenHandshakeTimeout(self) -> None:
@@ -342,10 +363,13 @@ class HandshakeShedding(WebSocketProtocol):
     def _handshake_overdue(self) -> None:
         """The application did not accept or refuse in time: tell the charger to come back, and forget the socket
         (what the application sends for it later is dropped by daphne)."""
+        self._handshake_retry_later("Service Unavailable (handshake timeout)")
+
+    def _handshake_retry_later(self, reason: str) -> None:
         deferred = self.handshake_deferred
         del self.handshake_deferred
         self.server.protocol_disconnected(self)
-        deferred.errback(ConnectionDeny(503, "Service Unavailable (handshake timeout)"))
+        deferred.errback(ConnectionDeny(503, reason))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._uncount()
@@ -411,7 +435,35 @@ class Server(DaphneServer):
 
     Daphne builds the factories inside `run()` and sets only its own options; catching the assignments is the one
     place to add ours without copying `run()`.
+
+    And a handshake whose application failed (the database or Redis is down; HandshakeShedding answers 503, or the
+    charger is gone by then) is one line in the log, not daphne's traceback: an outage during a reconnect storm wrote
+    one per charger. The traceback is still logged at DEBUG.
     """
+
+    def application_checker(self) -> None:
+        for protocol, details in list(self.connections.items()):
+            instance = details.get("application_instance")
+            if not isinstance(protocol, HandshakeShedding) or protocol.opened or instance is None:
+                continue
+            if not instance.done() or instance.cancelled() or instance.exception() is None:
+                continue
+            exception = instance.exception()
+            if isinstance(exception, KeyboardInterrupt):
+                continue  # daphne's own meaning: stop the server
+            del details["application_instance"]  # daphne would log it with its traceback
+            gone = bool(details.get("disconnected"))
+            logger.warning(
+                "websocket handshake from %s failed on our side%s: %s: %s",
+                protocol.peer,
+                " (the client was gone)" if gone else "",
+                type(exception).__name__,
+                exception,
+            )
+            logger.debug("the handshake's application failed", exc_info=exception)
+            if not gone:
+                protocol.handle_exception(exception)  # answered 503 (HandshakeShedding.failHandshake)
+        super().application_checker()
 
     @property
     def http_factory(self):

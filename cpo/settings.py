@@ -452,6 +452,9 @@ OCPP_MAX_FRAME_BYTES = env_int("OCPP_MAX_FRAME_BYTES", 65536)
 OCPP_MAX_FRAMES_PER_SECOND = env_float("OCPP_MAX_FRAMES_PER_SECOND", 100.0)
 OCPP_FRAMES_BURST = env_int("OCPP_FRAMES_BURST", 500)
 OCPP_FLOOD_CLOSE_SECONDS = env_float("OCPP_FLOOD_CLOSE_SECONDS", 10.0)
+#   Its handshakes are then refused for OCPP_FLOOD_COOLDOWN_SECONDS (HTTP 503 with Retry-After, in every gateway
+#   process sharing the cache), so that it cannot reconnect at once and flood again.
+OCPP_FLOOD_COOLDOWN_SECONDS = env_int("OCPP_FLOOD_COOLDOWN_SECONDS", 60)
 # - JSON nested deeper than this is a format violation, refused before it is parsed (OCPP payloads nest < 10 deep).
 OCPP_MAX_JSON_DEPTH = env_int("OCPP_MAX_JSON_DEPTH", 64)
 # - the message log keeps at most OCPP_MESSAGE_LOG_MAX_FRAMES frames (in and out) of one station per

@@ -6,9 +6,10 @@
   rows: the HTTP calls are made by the delivery task, after commit.
 - A message due soon (`ocpi_api.outbox.message_due`, after commit) queues its delivery: its partner's delivery run
   when due now (`ocpi_api.tasks.partner_delivery_queue`), else a task of its own at its time.
-- The gateway's EVSE status changes (after commit) are collected per process and handed on once per
-  OCPI_EVENTS_BATCH_SECONDS in one Celery publish (`PeriodicBatch`); with in-process tasks (the embedded default)
-  each is dispatched at once (`cpo.task_dispatch`: on a background thread in a server).
+- The gateway's EVSE status changes, and its stations going offline or coming back (their EVSEs UNKNOWN while
+  offline), after commit, are collected per process and handed on once per OCPI_EVENTS_BATCH_SECONDS in one Celery
+  publish (`PeriodicBatch`); with in-process tasks (the embedded default) each is dispatched at once
+  (`cpo.task_dispatch`: on a background thread in a server).
 - A partner's reservation cancelled by staff or by the charger (gateway, after commit) gets its CommandResult
   CANCELED_RESERVATION at the RESERVE_NOW's response_url (a task; `ocpi_api.commands.results`).
 """
@@ -84,6 +85,13 @@ def on_connector_status_changed(sender, *, evse_pk: int, **kwargs) -> None:
     status_changes.add(evse_pk)
 
 
+def on_station_online_changed(sender, *, station_pk: int, **kwargs) -> None:
+    """Offline, a station's EVSEs are UNKNOWN to partners; back, they show what the charger last reported
+    (ocpp_gateway.selectors.evse_status_shown): each is pushed as a status change of its own."""
+    for evse_pk in EVSE.objects.filter(station_id=station_pk).values_list("pk", flat=True):
+        on_connector_status_changed(sender, evse_pk=evse_pk)
+
+
 def on_tariff_saved(sender, *, instance: Tariff, raw: bool = False, **kwargs) -> None:
     if raw:
         return
@@ -134,6 +142,8 @@ def connect() -> None:
     billing_events.cdr_issued.connect(on_cdr_issued, dispatch_uid="ocpi.cdr_issued")
     outbox.message_due.connect(on_message_due, dispatch_uid="ocpi.message_due")
     gateway_events.connector_status_changed.connect(on_connector_status_changed, dispatch_uid="ocpi.evse_status")
+    gateway_events.station_offline.connect(on_station_online_changed, dispatch_uid="ocpi.station_offline")
+    gateway_events.station_online.connect(on_station_online_changed, dispatch_uid="ocpi.station_online")
     gateway_events.reservation_changed.connect(on_reservation_changed, dispatch_uid="ocpi.reservation_changed")
     post_save.connect(on_tariff_saved, sender=Tariff, dispatch_uid="ocpi.tariff_saved")
     post_delete.connect(on_tariff_deleted, sender=Tariff, dispatch_uid="ocpi.tariff_deleted")

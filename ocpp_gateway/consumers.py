@@ -38,6 +38,7 @@ from ocpp_gateway.services.provisioning import (
     station_identity_check,
     station_seen,
 )
+from ocpp_gateway.services.security import station_flood_cooldown_start
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ clock_skew_writer = BatchWriter(
 )
 # Alerts raised by connections (a flood), written after the answer; not cancelled with the connection that raised them.
 alert_tasks: set[asyncio.Task] = set()
+# RFC 6455 / IANA "Try Again Later". Closing a handshake not accepted yet with it asks the server (cpo.server) to
+# answer HTTP 503 with Retry-After (the close reason: seconds), what chargers understand as "come back later".
+CLOSE_TRY_AGAIN_LATER = 1013
 # 2.0.1 before 2.1: our 2.1 support is the 2.0.1 message set, so a station offering both gets the richer path.
 SUBPROTOCOL_PREFERENCE = ["ocpp2.0.1", "ocpp2.1", "ocpp1.6"]
 
@@ -144,7 +148,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if not auth.admitted:
             logger.warning("%s: handshake from %s refused: %s", self.identity, address or "?", auth.refusal)
             metrics.handshake_failed(reason=auth.reason)
-            await self.close()
+            if auth.retry_after:
+                await self.close(code=CLOSE_TRY_AGAIN_LATER, reason=str(auth.retry_after))
+            else:
+                await self.close()
             return
         subprotocol = choose_subprotocol(offered, auth.ocpp_version)
         self.station_pk = auth.station_pk
@@ -243,9 +250,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
         rate = settings.OCPP_MAX_FRAMES_PER_SECOND
         if check.flooding:
             self.flood_closed = True
+            # before the close: the charger may be back at once (on any process)
+            cooldown = await db(station_flood_cooldown_start)(identity=self.identity)
             message = (
                 f"station {self.identity} sent more than {rate:g} frames per second for "
-                f"{self.frame_limiter.flood_duration():.0f} s ({self.frame_limiter.refused} refused): closed (1008)"
+                f"{self.frame_limiter.flood_duration():.0f} s ({self.frame_limiter.refused} refused): closed (1008), "
+                f"its handshakes refused for {cooldown} s"
             )
             logger.warning("%s", message)
             self.alert_later(message)

@@ -21,8 +21,12 @@ STATION_STATUS_OVER_EVSES = {"Faulted": EvseStatus.OUTOFORDER, "Unavailable": Ev
 
 
 def evse_status_shown(*, evse: EVSE) -> str:
-    """The OCPI status of `evse` as drivers and partners see it: its station's Faulted / Unavailable, else its own."""
+    """The OCPI status of `evse` as drivers and partners see it: UNKNOWN while its station is offline (OCPI 2.2.1
+    mod_locations: "No status information available (also used when offline)"), its station's Faulted / Unavailable,
+    else its own. `evse.status` keeps what the charger last reported, shown again when it is back."""
     station = evse.station
+    if station is not None and not station.online:
+        return EvseStatus.UNKNOWN
     override = STATION_STATUS_OVER_EVSES.get(station.ocpp_status) if station is not None else None
     return override or evse.status
 

@@ -75,7 +75,9 @@ class RedisServer:
 
 class TcpProxy:
     """Forwards 127.0.0.1:`port` to `target_port`, one thread pair per connection. `cut()` resets every connection
-    and refuses new ones (the server is gone); `restore()` accepts again."""
+    and refuses new ones (the server is gone); `stall()` keeps them and accepts new ones but forwards nothing either
+    way (the server hangs, or the network drops packets: the client waits for an answer that does not come);
+    `restore()` accepts and forwards again."""
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
@@ -87,6 +89,7 @@ class TcpProxy:
         self.lock = threading.Lock()
         self.open: set[socket.socket] = set()
         self.up = True
+        self.stalled = False
         self.closed = False
         self.accepted = 0
         self.upstream_ports: set[int] = set()  # our side of each connection to the target (pg_stat_activity)
@@ -121,6 +124,8 @@ class TcpProxy:
                 data = source.recv(65536)
                 if not data:
                     break
+                while self.stalled and not self.closed:
+                    time.sleep(0.05)
                 dest.sendall(data)
         except OSError:
             pass
@@ -142,9 +147,14 @@ class TcpProxy:
         for s in sockets:
             _reset(s)
 
+    def stall(self) -> None:
+        """Nothing is forwarded any more, on connections open or new (held until `restore()` or `cut()`)."""
+        self.stalled = True
+
     def restore(self) -> None:
         with self.lock:
             self.up = True
+        self.stalled = False
 
     def close(self) -> None:
         self.closed = True

@@ -37,7 +37,7 @@ from django.db import connections, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from cpo.models import ChargingStation
+from cpo.models import EVSE, ChargingStation
 from ocpp_gateway import events
 from ocpp_gateway.models import GatewayProcess, StationVariable
 
@@ -115,6 +115,14 @@ def station_socket_held(*, station_pk: int, channel_name: str) -> None:
 def station_socket_released(*, channel_name: str) -> None:
     """The socket closed (noted before the station row says so, and even if writing that fails)."""
     _held.pop(channel_name, None)
+
+
+def station_evses_touch(*, station_pks: list[int]) -> None:
+    """The stations went offline or came back: their EVSEs show another status to partners (UNKNOWN while offline,
+    selectors.evse_status_shown), so they changed as of now (OCPI `last_updated`, which partners pull by)."""
+    now = timezone.now()
+    for start in range(0, len(station_pks), CHUNK):
+        EVSE.objects.filter(station_id__in=station_pks[start : start + CHUNK]).update(last_updated=now)
 
 
 def gateway_lease_release() -> list[int]:
@@ -231,6 +239,7 @@ def _stations_offline(stations: QuerySet[ChargingStation], *, why: str, release:
                 changes.update(connection_channel="", gateway_process="")
             ChargingStation.objects.filter(pk__in=chunk).update(**changes)
             offline += chunk
+        station_evses_touch(station_pks=offline)
         for pk in offline:
             events.announce(events.station_offline, station_pk=pk)
     if offline:
@@ -263,6 +272,7 @@ def stations_revive() -> list[int]:
         pks = [pk for pk, channel in rows if _held.get(channel) == pk]
         for start in range(0, len(pks), CHUNK):
             ChargingStation.objects.filter(pk__in=pks[start : start + CHUNK]).update(online=True)
+        station_evses_touch(station_pks=pks)
         for pk in pks:
             events.announce(events.station_online, station_pk=pk)
     if pks:

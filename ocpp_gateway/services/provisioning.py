@@ -14,11 +14,16 @@ from ocpp_gateway import events
 from ocpp_gateway.models import StationAuthFailure
 from ocpp_gateway.services.liveness import (
     gateway_lease_ensure,
+    station_evses_touch,
     station_socket_held,
     station_socket_released,
 )
 from ocpp_gateway.services.passwords import station_password_check
-from ocpp_gateway.services.security import station_auth_failure_record, station_auth_lockout
+from ocpp_gateway.services.security import (
+    station_auth_failure_record,
+    station_auth_lockout,
+    station_flood_cooldown,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class StationAuthentication:
     refusal: str = ""  # why the handshake is refused; empty when admitted
     reason: str = ""  # the refusal's short name (a StationAuthFailure reason, or "locked_out"), for metrics
     registered_at: datetime | None = None  # the station's creation (services.clock)
+    retry_after: int = 0  # refused for now only: the charger may come back after this many seconds
 
     @property
     def admitted(self) -> bool:
@@ -75,8 +81,13 @@ def station_authenticate(
 
     Unknown identities are refused, or admitted as Pending when OCPP_ADMIT_UNKNOWN_STATIONS is on (staff accept
     them in the admin). A known station must present its own identity and secret. While the identity or the client
-    address is locked out (services.security), the handshake is refused before anything is checked.
+    address is locked out (services.security), the handshake is refused before anything is checked; so it is, for
+    a while (`retry_after`), when the charger was closed for flooding.
     """
+    cooldown = station_flood_cooldown(identity=identity)
+    if cooldown:
+        refusal = f"closed for flooding: refused for {cooldown} s more"
+        return StationAuthentication(None, identity, refusal=refusal, reason="flood_cooldown", retry_after=cooldown)
     lockout = station_auth_lockout(identity=identity, address=address)
     if lockout:
         return StationAuthentication(None, identity, refusal=lockout, reason=StationAuthFailure.Reason.LOCKED_OUT.value)
@@ -171,12 +182,14 @@ def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) 
     station_socket_held(station_pk=station_pk, channel_name=channel_name)
     process = gateway_lease_ensure()
     with transaction.atomic():
-        previous = (
+        previous, was_online = (
             ChargingStation.objects.select_for_update()
             .filter(pk=station_pk)
-            .values_list("connection_channel", flat=True)
+            .values_list("connection_channel", "online")
             .first()
-        )
+        ) or ("", False)
+        if not was_online:
+            station_evses_touch(station_pks=[station_pk])
         ChargingStation.objects.filter(pk=station_pk).update(
             online=True,
             connected_since=now,
@@ -197,6 +210,7 @@ def station_disconnected(*, station_pk: int, channel_name: str) -> bool:
         online=False, connection_channel="", gateway_process="", last_seen=timezone.now()
     )
     if updated:
+        station_evses_touch(station_pks=[station_pk])
         events.announce(events.station_offline, station_pk=station_pk)
     return bool(updated)
 

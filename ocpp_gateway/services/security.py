@@ -1,4 +1,5 @@
-"""Security (2.0.1 block A): brute-force protection of the charger handshake.
+"""Security (2.0.1 block A): brute-force protection of the charger handshake, and the cool-down of a charger closed
+for flooding.
 
 Failed authentications are counted per identity and per client address in the Django cache (Redis when REDIS_URL
 is set, so every daphne process sees the same counts). Reaching the limit locks the identity or the address out for
@@ -9,6 +10,10 @@ written to the database, so a brute-force run costs a bounded number of rows and
 While the cache (Redis) is unreachable, handshakes go on: the lockout is decided from the audit rows of the last
 OCPP_AUTH_LOCKOUT_SECONDS instead (one query per handshake, only then), and failures are still recorded as rows.
 
+A charger closed for flooding (ocpp_gateway.limits) is refused for OCPP_FLOOD_COOLDOWN_SECONDS after, before any
+password is checked: a key in the same cache says until when. Without the cache (Redis down) it is not refused: the
+frame limiter closes it again if it floods again.
+
 The counts use one cache client per process (`_cache()`), not `django.core.cache.cache`: Django keeps that one per
 asyncio context, and every handshake reaches these functions on the gateway's database threads in a context of its
 own, so each handshake built a new Redis connection pool and left its connection open (a 2,000-charger reconnect
@@ -16,6 +21,7 @@ storm held 7,500 Redis connections, towards Redis's maxclients).
 """
 
 import logging
+import math
 import time
 from datetime import timedelta
 
@@ -80,6 +86,28 @@ def _lockout_from_database(*, identity: str, address: str) -> str:
     return " and ".join(
         f"{kind} locked out" for kind, limit in _limits().items() if values[kind] and counts[kind] >= limit
     )
+
+
+def station_flood_cooldown_start(*, identity: str) -> int:
+    """The charger was closed for flooding: refuse its handshakes for OCPP_FLOOD_COOLDOWN_SECONDS, in every process
+    sharing the cache. Returns the seconds."""
+    seconds = settings.OCPP_FLOOD_COOLDOWN_SECONDS
+    if seconds > 0:
+        try:
+            _cache().set(_key("flood", "identity", identity), time.time() + seconds, timeout=seconds)
+        except RedisError as exc:
+            _cache_unavailable(exc)
+    return seconds
+
+
+def station_flood_cooldown(*, identity: str) -> int:
+    """Seconds (rounded up) until a charger closed for flooding may connect again; 0 when it may now."""
+    try:
+        until = _cache().get(_key("flood", "identity", identity))
+    except RedisError as exc:
+        _cache_unavailable(exc)
+        return 0
+    return max(0, math.ceil(until - time.time())) if until is not None else 0
 
 
 def _cache_unavailable(exc: Exception) -> None:

@@ -4,6 +4,7 @@ import asyncio
 import http.client
 import json
 import os
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,7 +12,15 @@ from ocpp.v16 import call as call16
 
 from tests.faults import DatabaseOutage, TcpProxy, url_through
 from tests.ocpp_gateway.chargers import connected
-from tests.support import LiveServer, in_thread, live_server_drain, start_daphne, stop, wait_until
+from tests.support import (
+    LiveServer,
+    database_url_for_tests,
+    in_thread,
+    live_server_drain,
+    start_daphne,
+    stop,
+    wait_until,
+)
 
 
 @pytest.mark.django_db
@@ -44,6 +53,62 @@ def get(server: LiveServer, path: str) -> tuple[int, dict]:
         return response.status, json.loads(response.read() or b"{}")
     finally:
         connection.close()
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_when_postgresql_hangs_readiness_answers_503_naming_the_database_within_seconds():
+    """PostgreSQL accepts connections but answers nothing (a hung server, packets dropped on the way): a load
+    balancer's probe gets 503 naming the database within the check's bound, each time, instead of waiting with it."""
+    database_url = database_url_for_tests()
+    if database_url.startswith("sqlite"):
+        pytest.skip("an embedded SQLite database has no server to hang")
+    target = urlsplit(database_url)
+    relay = TcpProxy(target.port or 5432, target.hostname or "127.0.0.1")
+    # connections kept between requests, as in production: the probe's query is sent on one opened before the hang
+    server = start_daphne("database-hangs", DATABASE_URL=url_through(database_url, relay), DB_CONN_MAX_AGE="60")
+    try:
+        assert get(server, "/readyz")[0] == 200
+        relay.stall()
+        for _ in range(3):  # a probe every few seconds: none waits on the one before
+            started = time.monotonic()
+            status, body = get(server, "/readyz")
+            assert status == 503 and body["checks"]["database"]["ok"] is False, body
+            # no answer within the bound, or the connection attempt (connect_timeout) gave up meanwhile
+            assert body["checks"]["database"]["error"] in ("Timeout", "OperationalError"), body
+            assert time.monotonic() - started < 4
+        assert get(server, "/healthz") == (200, {"status": "ok"})
+        relay.restore()
+        wait_until(lambda: get(server, "/readyz")[0] == 200, timeout=15)
+    finally:
+        relay.cut()
+        stop(server)
+        relay.close()
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="Redis is checked only when REDIS_URL is set")
+def test_when_redis_hangs_readiness_answers_503_naming_redis_within_seconds():
+    redis_url = os.environ["REDIS_URL"]
+    target = urlsplit(redis_url)
+    relay = TcpProxy(target.port or 6379, target.hostname or "127.0.0.1")
+    server = start_daphne("redis-hangs", REDIS_URL=url_through(redis_url, relay))
+    try:
+        assert get(server, "/readyz")[0] == 200
+        relay.stall()
+        for _ in range(3):
+            started = time.monotonic()
+            status, body = get(server, "/readyz")
+            assert status == 503 and body["checks"]["redis"]["ok"] is False, body
+            assert body["checks"]["database"]["ok"] is True, body
+            assert time.monotonic() - started < 4
+        relay.restore()
+        wait_until(lambda: get(server, "/readyz")[0] == 200, timeout=15)
+    finally:  # no charger connected: nothing to drain
+        relay.cut()
+        stop(server)
+        relay.close()
 
 
 LEASE_ENV = {"OCPP_GATEWAY_LEASE_SECONDS": "2", "OCPP_GATEWAY_LEASE_RENEW_SECONDS": "0.3"}

@@ -1,16 +1,22 @@
 """Location and tariff pushes: EVSE status PATCHes when a charger reports a new status, PUTs when staff edit assets
 or tariffs, DELETE when a tariff goes, each to every registered partner with the Receiver endpoint, and no one else."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from billing.models import Tariff
-from cpo.models import EVSE, Connector
+from cpo.models import EVSE, ChargingStation, Connector
 from ocpi_api.models import OutboxMessage, OutboxStatus, PartnerStatus
+from ocpp_gateway.models import GatewayProcess
 from ocpp_gateway.services.availability import evse_status_update
+from ocpp_gateway.services.liveness import stations_liveness_check
+from ocpp_gateway.services.provisioning import station_connected, station_disconnected
 from tests.e2e.emsp import partner_for
+from tests.ocpi_api.factories import auth
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +28,10 @@ def emsp(receiving_emsp):
 
 @pytest.fixture
 def station(station_factory):
+    """A station whose charger is connected (the statuses it reports are what partners see while it is)."""
     station, _ = station_factory("CP-PUSH", evses=2)
+    ChargingStation.objects.filter(pk=station.pk).update(online=True)
+    station.online = True
     return station
 
 
@@ -179,3 +188,71 @@ def test_a_tariff_edited_twice_before_delivery_is_put_once_with_the_last_version
     tariff(currency="USD")
     [message] = OutboxMessage.objects.filter(status=OutboxStatus.PENDING)
     assert message.body["currency"] == "USD"
+
+
+# -- a station offline: its EVSEs UNKNOWN to partners (OCPI 2.2.1 mod_locations, Status: "also used when offline") --
+CHANNEL = "specific.gw-test!CP-PUSH"
+
+
+def pulled(client, evse: EVSE) -> dict:
+    """The EVSE as a partner pulls it (Locations Sender)."""
+    answer = client.get(f"/ocpi/2.2.1/locations/{evse.location_id}/{evse.uid}", **auth("token-of-the-emsp"))
+    assert answer.status_code == 200, answer.content
+    return answer.json()["data"]
+
+
+def pushed_statuses(emsp) -> dict[str, str]:
+    return {path.split("/")[-1]: body["status"] for method, path, body in emsp.locations if method == "PATCH"}
+
+
+@pytest.fixture
+def connected(station, partners, django_capture_on_commit_callbacks):
+    """The station's charger connected (as the gateway's consumer records it), reporting CHARGING and AVAILABLE."""
+    ChargingStation.objects.filter(pk=station.pk).update(online=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        station_connected(station_pk=station.pk, channel_name=CHANNEL, ocpp_version="ocpp1.6")
+    status(station, 1, "Charging", django_capture_on_commit_callbacks)
+    status(station, 2, "Available", django_capture_on_commit_callbacks)
+    yield station
+    station_disconnected(station_pk=station.pk, channel_name=CHANNEL)
+
+
+def test_a_station_that_disconnects_is_unknown_to_partners_and_its_last_statuses_come_back_with_it(
+    client, emsp, eager, connected, partners, django_capture_on_commit_callbacks
+):
+    charging, available = EVSE.objects.filter(station=connected).order_by("ocpp_evse_id")
+    assert pushed_statuses(emsp) == {charging.uid: "CHARGING", available.uid: "AVAILABLE"}
+    seen_before = pulled(client, charging)["last_updated"]
+    emsp.locations.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        station_disconnected(station_pk=connected.pk, channel_name=CHANNEL)
+    assert pushed_statuses(emsp) == {charging.uid: "UNKNOWN", available.uid: "UNKNOWN"}
+    now_pulled = pulled(client, charging)
+    assert now_pulled["status"] == "UNKNOWN" and now_pulled["last_updated"] > seen_before  # pulled by date_from too
+    assert EVSE.objects.get(pk=charging.pk).status == "CHARGING"  # what staff see beside "offline"
+    emsp.locations.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        station_connected(station_pk=connected.pk, channel_name=CHANNEL, ocpp_version="ocpp1.6")
+    assert pushed_statuses(emsp) == {charging.uid: "CHARGING", available.uid: "AVAILABLE"}
+    assert pulled(client, charging)["status"] == "CHARGING"
+
+
+def test_a_station_whose_gateway_process_died_is_unknown_to_partners(
+    client, emsp, eager, connected, partners, settings, django_capture_on_commit_callbacks
+):
+    """No disconnect ran (the process was killed): the liveness check marks it offline, and partners learn it."""
+    settings.OCPP_GATEWAY_LEASE_SECONDS = 60
+    now, long_ago = timezone.now(), timezone.now() - timedelta(seconds=120)
+    for process_id, renewed_at in (("dead", long_ago), ("witness", now)):  # one stopped renewing, one vouches
+        GatewayProcess.objects.create(
+            id=process_id, host="gw", pid=1, started_at=long_ago, renewed_since=long_ago, renewed_at=renewed_at
+        )
+    ChargingStation.objects.filter(pk=connected.pk).update(gateway_process="dead")
+    emsp.locations.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert stations_liveness_check() == [connected.pk]
+    evses = EVSE.objects.filter(station=connected)
+    assert pushed_statuses(emsp) == {evse.uid: "UNKNOWN" for evse in evses}
+    assert {pulled(client, evse)["status"] for evse in evses} == {"UNKNOWN"}

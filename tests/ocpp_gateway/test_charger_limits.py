@@ -5,10 +5,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import os
+import re
 import socket
 import statistics
 import time
+import uuid
 
+import httpx
 import pytest
 import websockets
 
@@ -240,3 +244,64 @@ def test_a_flooding_charger_does_not_slow_a_quiet_one(live_daphne, station_facto
     assert sent >= 2000, sent
     calm_p50, p50, worst = statistics.median(calm), statistics.median(during), max(during)
     assert p50 < max(0.05, 3 * calm_p50) and worst < 0.3, (calm_p50, p50, worst, sent)
+
+
+# -- a flooder's cool-down ------------------------------------------------------------------------------------------
+COOLDOWN = 6
+
+
+@pytest.fixture
+def two_limited_gateways(django_db_setup, django_db_blocker):
+    """Two gateway processes with small limits and a short cool-down, sharing one cache (Redis when REDIS_URL is set;
+    without it each process has its own)."""
+    env = {
+        "OCPP_MAX_FRAMES_PER_SECOND": str(RATE),
+        "OCPP_FRAMES_BURST": str(BURST),
+        "OCPP_FLOOD_CLOSE_SECONDS": str(FLOOD_SECONDS),
+        "OCPP_FLOOD_COOLDOWN_SECONDS": str(COOLDOWN),
+        "CACHE_KEY_PREFIX": f"{os.environ.get('CHANNEL_LAYER_PREFIX', 'cpo')}-flood-{uuid.uuid4().hex[:8]}",
+    }
+    first = start_daphne("flood-a", **env)
+    second = start_daphne("flood-b", **env)
+    yield first, second
+    stop(first)
+    stop(second)
+
+
+def handshake(server, identity: str, secret: str) -> tuple[int, dict]:
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(handshake_request(identity, secret))
+        return read_head(sock)
+
+
+def refusals(server) -> dict[str, float]:
+    text = httpx.get(f"{server.http_url}/metrics", timeout=5).text
+    pattern = r'^ocpp_handshake_failures_total\{reason="(\w+)"\} (\S+)$'
+    return {reason: float(value) for reason, value in re.findall(pattern, text, re.M)}
+
+
+def test_a_charger_closed_for_flooding_is_refused_503_with_retry_after_until_its_cool_down_ends(
+    two_limited_gateways, station_factory
+):
+    """Closed for flooding, a charger reconnecting at once would flood again: its handshakes get 503 with a
+    Retry-After of what is left of the cool-down (what chargers understand), counted on the metrics and said in the
+    alert, on the other gateway process too when they share Redis; after the cool-down it is served again."""
+    first, second = two_limited_gateways
+    _, secret = station_factory("CP-FLOOD-AGAIN")
+    before = refusals(first).get("flood_cooldown", 0)
+    flood(first, "CP-FLOOD-AGAIN", secret, 4 * FLOOD_SECONDS + 5)
+    alert = wait_until(lambda: Alert.objects.filter(kind=AlertKind.STATION_LIMIT, subject="CP-FLOOD-AGAIN").first())
+    closed_at = time.monotonic()
+    assert f"refused for {COOLDOWN} s" in alert.message
+
+    status, headers = handshake(first, "CP-FLOOD-AGAIN", secret)
+    assert status == 503 and 1 <= int(headers["retry-after"]) <= COOLDOWN, (status, headers)
+    assert refusals(first)["flood_cooldown"] == before + 1
+    if os.environ.get("REDIS_URL"):  # the cool-down is in the cache every process shares
+        status, headers = handshake(second, "CP-FLOOD-AGAIN", secret)
+        assert status == 503 and 1 <= int(headers["retry-after"]) <= COOLDOWN, (status, headers)
+    assert handshake(first, "CP-FLOOD-QUIET", "wrong")[0] == 403  # nobody else is refused for it
+
+    time.sleep(max(0.0, closed_at + COOLDOWN + 0.5 - time.monotonic()))
+    assert handshake(second, "CP-FLOOD-AGAIN", secret)[0] == 101
+    assert handshake(first, "CP-FLOOD-AGAIN", secret)[0] == 101

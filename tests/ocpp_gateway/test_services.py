@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from cpo.models import EVSE
+from cpo.models import EVSE, ChargingStation
 from ocpp_gateway import events
 from ocpp_gateway.models import MessageLog, MeterValue, Transaction
 from ocpp_gateway.services.availability import evse_status_update
@@ -328,6 +328,7 @@ def test_a_201_station_faulted_as_a_whole_changes_every_evse_and_its_recovery_ch
     def shown() -> list[str]:
         return [evse_status_shown(evse=e) for e in EVSE.objects.filter(station=station).select_related("station")]
 
+    ChargingStation.objects.filter(pk=station.pk).update(online=True)  # connected, as a station sending events is
     notify("Faulted", T0)
     assert shown() == ["OUTOFORDER", "OUTOFORDER"]
     assert sorted(kw["status"] for _, kw in heard) == ["OUTOFORDER", "OUTOFORDER"]
