@@ -362,6 +362,10 @@ def _same_plan(last: tuple, *, limit: Decimal, planned: Decimal, connectors: lis
     )
 
 
+def _float_or_none(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
 def _drawn_on(session: LoadSession, phase: int) -> Decimal | None:
     """What the car draws on a grid phase: measured there, else its per-phase draw from its power."""
     return session.grid_currents.get(phase, session.demand.drawn_amps)
@@ -394,7 +398,7 @@ def load_sample_record(
             "evse": s.transaction.ocpp_evse_id or 0,
             "transaction": s.transaction.pk,
             "planned": float(held.get(s.transaction.pk, s.held_amps)),
-            "drawn": float(_drawn_on(s, phase)) if _drawn_on(s, phase) is not None else None,
+            "drawn": _float_or_none(_drawn_on(s, phase)),
         }
         for s in sessions
     ]
