@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import websockets.exceptions
 import websockets.sync.client
 from django.contrib.auth.models import Group, User
 from django.db import connections
@@ -263,9 +264,19 @@ def live_server_drain(server: LiveServer) -> None:
     identity = f"DRAIN-{uuid.uuid4().hex[:8]}"
     _, secret = station_create(identity=identity, location=None, evses=0)
     token = base64.b64encode(f"{identity}:{secret}".encode()).decode()
-    with websockets.sync.client.connect(
-        server.ocpp_url(identity), subprotocols=["ocpp1.6"], additional_headers={"Authorization": f"Basic {token}"}
-    ) as ws:
+    for attempt in range(5):  # a server shedding load (a busy machine) answers 503 with Retry-After, as to chargers
+        try:
+            ws = websockets.sync.client.connect(
+                server.ocpp_url(identity),
+                subprotocols=["ocpp1.6"],
+                additional_headers={"Authorization": f"Basic {token}"},
+            )
+            break
+        except websockets.exceptions.InvalidStatus as exc:
+            if exc.response.status_code != 503 or attempt == 4:
+                raise
+            time.sleep(min(float(exc.response.headers.get("Retry-After", "1")), 3.0))
+    with ws:
         ws.send('[2, "drain", "Heartbeat", {}]')
         ws.recv(timeout=10)
     wait_until(lambda: MessageLog.objects.filter(identity=identity, direction="OUT", unique_id="drain").exists())
