@@ -62,6 +62,7 @@ def test_seed_demo_with_the_secret_make_run_keeps_in_env_shows_it_every_time_and
     assert station_secret_check(secret_hash=station.secret_hash, secret="another-secret-set-by-hand-2")
 
 
+@pytest.mark.timeout(300)  # five manage.py processes, each starting Django: slow on a busy machine
 @pytest.mark.django_db(transaction=True)
 def test_the_readme_commands_work_in_a_new_shell_that_has_only_the_env_file(tmp_path, location):
     """No DEBUG and no SECRET_KEY in the environment (a new shell after `make run PORT=8106`): manage.py takes them,
