@@ -9,6 +9,7 @@ that does not fit the station's OCPP version.
 """
 
 import asyncio
+import concurrent.futures
 import logging
 
 from channels.layers import get_channel_layer
@@ -118,11 +119,18 @@ def command_call_for(*, identity: str, request: OcppRequest) -> OcppCall:
     return request.for_version(version)
 
 
-def _run_async(coroutine_function, /, **kwargs):
+def _run_async(coroutine_function, /, *, timeout: float | None = None, **kwargs):
     """Run a coroutine that uses the channel layer from synchronous code, on the process's channel-layer loop (the
     server's in a daphne process; elsewhere one shared by every thread, so that any number may wait for chargers at
-    once), while this thread waits."""
-    return asyncio.run_coroutine_threadsafe(coroutine_function(**kwargs), channel_layer_loop()).result()
+    once), while this thread waits: at most the call's timeout and the channel's margin (twice over), so that a
+    thread never waits for ever on a loop that stopped (a server shutting down)."""
+    wait = 2 * ((settings.OCPP_CALL_TIMEOUT if timeout is None else timeout) + CHANNEL_MARGIN_SECONDS)
+    future = asyncio.run_coroutine_threadsafe(coroutine_function(timeout=timeout, **kwargs), channel_layer_loop())
+    try:
+        return future.result(timeout=wait)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise CommandError(CommandError.TIMEOUT, f"no answer within {wait:.0f} s (the server is stopping?)") from None
 
 
 def command_send(*, identity: str, action: str, payload: dict | None = None, timeout: float | None = None) -> dict:
@@ -138,14 +146,16 @@ def command_send(*, identity: str, action: str, payload: dict | None = None, tim
     )
 
 
-async def _send_many(*, calls: list[tuple[str, str, OcppCall] | CommandError]) -> list[dict | CommandError]:
+async def _send_many(
+    *, calls: list[tuple[str, str, OcppCall] | CommandError], timeout: float | None = None
+) -> list[dict | CommandError]:
     async def one(target: tuple[str, str, OcppCall] | CommandError) -> dict | CommandError:
         if isinstance(target, CommandError):
             return target
         identity, channel, call = target
         try:
             return await command_send_async(
-                identity=identity, channel=channel, action=call.action, payload=call.payload
+                identity=identity, channel=channel, action=call.action, payload=call.payload, timeout=timeout
             )
         except CommandError as exc:
             return exc

@@ -135,6 +135,13 @@ def station_boot_checks(station_pk: int) -> None:
 def stations_boot_checks_task(station_pks: list[int]) -> int:
     """Stations that booted: `station_boot_checks` for each, WORKER_THREADS at a time (their waits for the chargers
     overlap). Returns how many finished without an error (one failing does not stop the others)."""
+    if len(station_pks) == 1:  # in-process (the embedded default): no thread of the pool to wait for at exit
+        try:
+            station_boot_checks(station_pks[0])
+        except Exception as error:
+            logger.warning("station %s: boot checks failed: %s: %s", station_pks[0], type(error).__name__, error)
+            return 0
+        return 1
     results = each_in_worker_threads(station_boot_checks, station_pks)
     for station_pk, exc in results:
         if exc is not None:
