@@ -60,7 +60,7 @@ def meter_values_receive(
         transaction_pk = known_transactions.get(str(transaction_id))
     if transaction_pk is None:
         transaction_pk = transaction_pk_for_ocpp_id(station_pk=station_pk, transaction_id=transaction_id)
-        if transaction_pk is not None and known_transactions is not None:
+        if transaction_pk is not None and transaction_id is not None and known_transactions is not None:
             transaction_remember(known_transactions, transaction_id=transaction_id, transaction_pk=transaction_pk)
     if transaction_pk is None and transaction_id is None:
         transaction_pk = transaction_active_for_evse(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id)

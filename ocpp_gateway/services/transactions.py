@@ -294,6 +294,12 @@ _TRANSACTION_ID_16_LAST = (
 _TRANSACTION_ID_USED = f'SELECT 1 FROM "{_TX}" WHERE "station_id" = %s AND "transaction_id" = %s LIMIT 1'  # noqa: S608
 
 
+_TRANSACTION_LOCKED = (
+    f'SELECT * FROM "{_TX}" WHERE "station_id" = %s AND "transaction_id" = %s '  # noqa: S608 - the model's table
+    'ORDER BY "started_at" DESC LIMIT 1'
+)
+
+
 def transaction_stop_16(
     *,
     station_pk: int,
@@ -311,11 +317,9 @@ def transaction_stop_16(
     ones (`transaction_stop_late`). The idTag that started the transaction gets its stored authorization; another
     one is authorized."""
     with transaction.atomic():
-        tx = (
-            Transaction.objects.select_for_update()
-            .filter(station_id=station_pk, transaction_id=str(transaction_id))
-            .first()
-        )
+        # A raw queryset: the same model, without compiling the query (~300 us against ~800, bench/RESULTS.md).
+        locked = Transaction.objects.raw(_TRANSACTION_LOCKED + sql.for_update(), [station_pk, str(transaction_id)])
+        tx = next(iter(locked), None)
         if tx is None:
             place = station_place(station_pk=station_pk, ocpp_evse_id=None)
             if auth is None and id_tag:
