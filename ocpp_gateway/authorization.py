@@ -20,7 +20,8 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from cpo.selectors import token_list_local
+from cpo.models import Token
+from ocpp_gateway import sql
 
 logger = logging.getLogger(__name__)
 
@@ -92,23 +93,33 @@ def authorizer_register(authorizer: Authorizer, *, first: bool = False) -> None:
 
 def authorize_local(request: AuthorizationRequest) -> AuthorizationResult | None:
     """This CPO's own tokens: Blocked when not valid, Expired past expiry_date, otherwise Accepted."""
-    token = token_list_local(uid=request.id_tag).first()
+    token = sql.fetch_one(_LOCAL_TOKEN, [request.id_tag])
     if token is None:
         return None
-    if not token.valid:
+    valid, expiry_date, group_id, token_type, contract_id = token
+    expiry_date = sql.from_db_datetime(expiry_date)
+    if not valid:
         status = AuthorizationStatus.BLOCKED
-    elif token.expiry_date is not None and token.expiry_date <= timezone.now():
+    elif expiry_date is not None and expiry_date <= timezone.now():
         status = AuthorizationStatus.EXPIRED
     else:
         status = AuthorizationStatus.ACCEPTED
     return AuthorizationResult(
         status=status,
         source="local",
-        expiry_date=token.expiry_date,
-        group_id=token.group_id,
-        token_type=token.type,
-        contract_id=token.contract_id,
+        expiry_date=expiry_date,
+        group_id=group_id,
+        token_type=token_type,
+        contract_id=contract_id,
     )
+
+
+# What `token_list_local(uid=...).first()` reads of a token, as plain SQL (ocpp_gateway.sql): every Authorize and
+# StartTransaction asks.
+_LOCAL_TOKEN = (
+    f'SELECT "valid", "expiry_date", "group_id", "type", "contract_id" FROM "{Token._meta.db_table}" '  # noqa: S608
+    'WHERE "uid" = %s ORDER BY "uid" LIMIT 1'
+)
 
 
 authorizer_register(authorize_local)

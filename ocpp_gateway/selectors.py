@@ -1,13 +1,15 @@
 """Reads the gateway's services and its callers share."""
 
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from cpo.models import EVSE, ChargingStation, EvseStatus, LoadGroup
+from ocpp_gateway import sql
 from ocpp_gateway.models import StationCertificate, Transaction
 
 
@@ -49,22 +51,63 @@ def transaction_active_for_evse(*, station_pk: int, ocpp_evse_id: int | None) ->
     """The transaction a MeterValues without transactionId belongs to: the only active one on that EVSE."""
     if not ocpp_evse_id:
         return None
-    pks = list(
-        Transaction.objects.filter(
-            station_id=station_pk, ocpp_evse_id=ocpp_evse_id, status=Transaction.Status.ACTIVE
-        ).values_list("pk", flat=True)[:2]
-    )
-    return pks[0] if len(pks) == 1 else None
+    pks = sql.fetch_all(_TRANSACTIONS_ACTIVE_ON_EVSE, [station_pk, ocpp_evse_id, Transaction.Status.ACTIVE.value])
+    return pks[0][0] if len(pks) == 1 else None
+
+
+# Plain SQL (ocpp_gateway.sql): these reads run for StatusNotifications and MeterValues, a charger's most frequent
+# messages.
+_TRANSACTIONS_ACTIVE_ON_EVSE = (
+    f'SELECT "id" FROM "{Transaction._meta.db_table}" '  # noqa: S608 - the model's table
+    'WHERE "station_id" = %s AND "ocpp_evse_id" = %s AND "status" = %s LIMIT 2'
+)
+_TRANSACTION_ON_EVSE_AT = (
+    f'SELECT "id" FROM "{Transaction._meta.db_table}" '  # noqa: S608 - the model's table
+    'WHERE "station_id" = %s AND "ocpp_evse_id" = %s AND "started_at" <= %s AND ("status" = %s OR "ended_at" >= %s) '
+    'ORDER BY "started_at" DESC LIMIT 1'
+)
 
 
 def transaction_pk_for_ocpp_id(*, station_pk: int, transaction_id) -> int | None:
     if transaction_id is None:
         return None
-    return (
-        Transaction.objects.filter(station_id=station_pk, transaction_id=str(transaction_id))
-        .values_list("pk", flat=True)
-        .first()
+    row = sql.fetch_one(_TRANSACTION_PK_FOR_OCPP_ID, [station_pk, str(transaction_id)])
+    return row[0] if row else None
+
+
+_TRANSACTION_PK_FOR_OCPP_ID = (
+    f'SELECT "id" FROM "{Transaction._meta.db_table}" '  # noqa: S608 - the model's table
+    'WHERE "station_id" = %s AND "transaction_id" = %s ORDER BY "started_at" DESC LIMIT 1'
+)
+
+
+@dataclass(frozen=True)
+class StationPlace:
+    """What authorizing a token at a station and writing a transaction there need: the station's identity and
+    location, and the EVSE named by an OCPP evseId/connectorId (None, "" when it has none or none was named)."""
+
+    station_pk: int
+    identity: str
+    location_id: str | None
+    evse_pk: int | None
+    evse_uid: str
+
+
+def station_place(*, station_pk: int, ocpp_evse_id: int | None) -> StationPlace:
+    """One statement where the ORM took one per model (Authorize and StartTransaction ask it every session).
+    Raises ChargingStation.DoesNotExist for an unknown station."""
+    row = sql.fetch_one(_STATION_PLACE, [ocpp_evse_id or None, station_pk])
+    if row is None:
+        raise ChargingStation.DoesNotExist(f"no station {station_pk}")
+    return StationPlace(
+        station_pk=station_pk, identity=row[0], location_id=row[1], evse_pk=row[2], evse_uid=row[3] or ""
     )
+
+
+_STATION_PLACE = (
+    f'SELECT s."identity", s."location_id", e."id", e."uid" FROM "{ChargingStation._meta.db_table}" s '  # noqa: S608
+    f'LEFT JOIN "{EVSE._meta.db_table}" e ON e."station_id" = s."id" AND e."ocpp_evse_id" = %s WHERE s."id" = %s'
+)
 
 
 _managed: tuple[float, frozenset[int]] = (0.0, frozenset())
@@ -99,15 +142,12 @@ def transaction_on_evse_at(*, station_pk: int, ocpp_evse_id: int | None, at: dat
     else the only active one (a report a moment before the start it belongs to)."""
     if not ocpp_evse_id:
         return None
-    running = (
-        Transaction.objects.filter(station_id=station_pk, ocpp_evse_id=ocpp_evse_id, started_at__lte=at)
-        .filter(Q(status=Transaction.Status.ACTIVE) | Q(ended_at__gte=at))
-        .order_by("-started_at")
-        .values_list("pk", flat=True)
-        .first()
+    at_db = sql.to_db_datetime(at)
+    running = sql.fetch_one(
+        _TRANSACTION_ON_EVSE_AT, [station_pk, ocpp_evse_id, at_db, Transaction.Status.ACTIVE.value, at_db]
     )
     return (
-        running
+        running[0]
         if running is not None
         else transaction_active_for_evse(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id)
     )

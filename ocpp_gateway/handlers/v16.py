@@ -25,7 +25,7 @@ from ocpp_gateway.services.availability import evse_status_update
 from ocpp_gateway.services.certificates import station_csr_check
 from ocpp_gateway.services.diagnostics import diagnostics_status_record
 from ocpp_gateway.services.firmware import station_firmware_status_record
-from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal
+from ocpp_gateway.services.meter_values import Sample, meter_values_receive, to_decimal, transaction_remember
 from ocpp_gateway.services.provisioning import station_boot
 from ocpp_gateway.services.security import station_security_event_record
 from ocpp_gateway.services.transactions import (
@@ -139,6 +139,7 @@ class ChargePoint16(GatewayChargePoint):
             charger_timestamp=parse_ocpp_datetime(timestamp),
             reservation_id=kwargs.get("reservation_id"),
         )
+        transaction_remember(self.known_transactions, transaction_id=tx.transaction_id, transaction_pk=tx.pk)
         return call_result.StartTransaction(transaction_id=int(tx.transaction_id), id_tag_info=id_tag_info(auth))
 
     @on(Action.stop_transaction)

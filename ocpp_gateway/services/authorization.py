@@ -17,19 +17,33 @@ from ocpp_gateway.authorization import (
     id_tag_authorize_step,
 )
 from ocpp_gateway.models import Transaction
+from ocpp_gateway.selectors import station_place
 
 
 def token_authorize(
     *, station: ChargingStation, id_tag: str, id_token_type: str = "", evse: EVSE | None = None
 ) -> AuthorizationResult | RealtimeCheck:
     """The authorizers' decision for a token at this station (and EVSE), or the real-time check that makes it."""
+    return token_authorize_at(
+        identity=station.identity,
+        location_id=station.location_id,
+        evse_uid=evse.uid if evse else "",
+        id_tag=id_tag,
+        id_token_type=id_token_type,
+    )
+
+
+def token_authorize_at(
+    *, identity: str, location_id: str | None, evse_uid: str = "", id_tag: str, id_token_type: str = ""
+) -> AuthorizationResult | RealtimeCheck:
+    """`token_authorize` from what it needs of the station and EVSE (selectors.station_place), without models."""
     return id_tag_authorize_step(
         AuthorizationRequest(
             id_tag=id_tag,
             id_token_type=id_token_type,
-            station_identity=station.identity,
-            location_id=station.location_id or "",
-            evse_uid=evse.uid if evse else "",
+            station_identity=identity,
+            location_id=location_id or "",
+            evse_uid=evse_uid,
         )
     )
 
@@ -45,9 +59,14 @@ def id_tag_check(
     """Authorize.req: may this token charge here?"""
     if auth is not None:
         return auth
-    station = ChargingStation.objects.get(pk=station_pk)
-    evse = EVSE.objects.filter(station=station, ocpp_evse_id=ocpp_evse_id).first() if ocpp_evse_id else None
-    return token_authorize(station=station, id_tag=id_tag, id_token_type=id_token_type, evse=evse)
+    place = station_place(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id)
+    return token_authorize_at(
+        identity=place.identity,
+        location_id=place.location_id,
+        evse_uid=place.evse_uid,
+        id_tag=id_tag,
+        id_token_type=id_token_type,
+    )
 
 
 def token_authorize_stored(

@@ -60,15 +60,21 @@ def meter_values_receive(
         transaction_pk = known_transactions.get(str(transaction_id))
     if transaction_pk is None:
         transaction_pk = transaction_pk_for_ocpp_id(station_pk=station_pk, transaction_id=transaction_id)
-        if transaction_pk is not None and known_transactions is not None:
-            if len(known_transactions) >= 16:
-                known_transactions.pop(next(iter(known_transactions)))
-            known_transactions[str(transaction_id)] = transaction_pk
+        if transaction_pk is not None and transaction_id is not None and known_transactions is not None:
+            transaction_remember(known_transactions, transaction_id=transaction_id, transaction_pk=transaction_pk)
     if transaction_pk is None and transaction_id is None:
         transaction_pk = transaction_active_for_evse(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id)
     return meter_values_record(
         station_pk=station_pk, ocpp_evse_id=ocpp_evse_id or None, transaction_pk=transaction_pk, samples=samples
     )
+
+
+def transaction_remember(known_transactions: dict[str, int], *, transaction_id: str | int, transaction_pk: int) -> None:
+    """Add to a connection's transactionId -> pk memo (`meter_values_receive`), the oldest of 16 forgotten first. The
+    gateway adds the transaction it has just started, so its MeterValues never look it up."""
+    if len(known_transactions) >= 16:
+        known_transactions.pop(next(iter(known_transactions)))
+    known_transactions[str(transaction_id)] = transaction_pk
 
 
 # The columns of a stored sample, in the order `_meter_value_row` gives them.
