@@ -143,11 +143,15 @@ def test_a_handshake_that_fails_on_the_database_gets_503_with_retry_after(daphne
     gone.sendall(handshake_request("CP-NODB-GONE", "secret"))
     gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     gone.close()  # reset at once, as a charger whose link dropped
-    wait_until(lambda: "CP-NODB-GONE" in server_log()[start:])
-    time.sleep(1.5)  # daphne looks at finished applications once a second
+
+    def failures() -> list[str]:
+        return [line for line in server_log()[start:].splitlines() if "failed on our side" in line]
+
+    # Nine handshakes failed: the eight answered and the one whose charger was gone (noted as such when daphne saw
+    # the reset before the application finished; on a busy machine it may finish first).
+    wait_until(lambda: len(failures()) >= 9, timeout=20)
+    time.sleep(1.5)  # daphne looks at finished applications once a second: a traceback would be written by now
     log = server_log()[start:]
     assert "Traceback" not in log, log
     # (a handshake may instead outlast the connect timeout, busy machine: answered 503 all the same, see above)
-    failures = [line for line in log.splitlines() if "failed on our side" in line]
-    assert failures and all("OperationalError: unable to open database file" in line for line in failures), log
-    assert any("(the client was gone)" in line for line in failures), log
+    assert all("OperationalError: unable to open database file" in line for line in failures()), log
