@@ -8,22 +8,14 @@ from django.core.files.base import ContentFile
 from ocpp.v16 import call
 
 from ocpp_gateway.models import DiagnosticsUpload, FirmwareImage, FirmwareUpdate, LocalAuthList
+from tests.dashboard.browser import db, expect, log_in, shot
 from tests.dashboard.chargers import ChargerThread
-from tests.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS, db, expect, log_in, shot, sync_playwright
 from tests.ocpp_gateway.diagnostics_chargers import DIAGNOSTICS, DiagnosticsCharger16
 from tests.ocpp_gateway.firmware_chargers import HoldingFirmwareCharger16
 from tests.ocpp_gateway.local_list_chargers import ListCharger16
 from tests.support import listening_socket, start_daphne, stop, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
