@@ -242,6 +242,21 @@ def start_daphne(
     return LiveServer("127.0.0.1", port, proc, log_path)
 
 
+def start_daphne_with_uploads(name: str, uploads_dir: Path, **env: str) -> LiveServer:
+    """`start_daphne` running its tasks in-process, that chargers download firmware from and upload diagnostics to:
+    files under `uploads_dir`, the URLs it gives chargers on its own address (known before it starts, from the
+    listener)."""
+    listener = listening_socket()
+    return start_daphne(
+        name,
+        listener=listener,
+        CELERY_TASK_ALWAYS_EAGER="1",
+        OCPP_UPLOADS_DIR=str(uploads_dir),
+        OCPP_UPLOAD_BASE_URL=f"http://127.0.0.1:{listener.getsockname()[1]}",
+        **env,
+    )
+
+
 def stop(server: LiveServer) -> None:
     server.process.terminate()
     try:
