@@ -29,6 +29,13 @@ def live_daphne(django_db_setup, django_db_blocker):
     stop(server)
 
 
+@pytest.fixture(scope="module")
+def uploads_dir(tmp_path_factory):
+    """Where one module's daphne (`start_daphne_with_uploads`) keeps the files chargers download and upload; tests
+    that store or read those files themselves point settings.OCPP_UPLOADS_DIR here too."""
+    return tmp_path_factory.mktemp("uploads")
+
+
 @pytest.fixture
 def location(db):
     from cpo.models import Location

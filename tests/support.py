@@ -35,15 +35,16 @@ OCPI_EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "ocpi-2.2.1-examp
 
 
 # -- waiting -----------------------------------------------------------------------------------------------------
-def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05):
-    """Poll `predicate` until it returns something truthy (servers write asynchronously)."""
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05, what: str = "condition not met in time"):
+    """Poll `predicate` until it returns something truthy (servers write asynchronously); `what` is the assertion's
+    message when it never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(what)
 
 
 def in_thread(func, **kwargs):
@@ -58,9 +59,9 @@ def in_thread(func, **kwargs):
     return asyncio.to_thread(run)
 
 
-async def await_until(predicate, timeout: float = 5.0):
+async def await_until(predicate, timeout: float = 5.0, what: str = "condition not met in time"):
     """`wait_until` from async code (chargers answering on this event loop meanwhile), `predicate` in a thread."""
-    return await in_thread(wait_until, predicate=predicate, timeout=timeout)
+    return await in_thread(wait_until, predicate=predicate, timeout=timeout, what=what)
 
 
 # -- pytest-xdist workers ------------------------------------------------------------------------------------------
@@ -239,6 +240,21 @@ def start_daphne(
         proc.kill()
         raise RuntimeError(f"daphne did not start:\n{log_path.read_text()}") from None
     return LiveServer("127.0.0.1", port, proc, log_path)
+
+
+def start_daphne_with_uploads(name: str, uploads_dir: Path, **env: str) -> LiveServer:
+    """`start_daphne` running its tasks in-process, that chargers download firmware from and upload diagnostics to:
+    files under `uploads_dir`, the URLs it gives chargers on its own address (known before it starts, from the
+    listener)."""
+    listener = listening_socket()
+    return start_daphne(
+        name,
+        listener=listener,
+        CELERY_TASK_ALWAYS_EAGER="1",
+        OCPP_UPLOADS_DIR=str(uploads_dir),
+        OCPP_UPLOAD_BASE_URL=f"http://127.0.0.1:{listener.getsockname()[1]}",
+        **env,
+    )
 
 
 def stop(server: LiveServer) -> None:

@@ -14,6 +14,7 @@ from tests.faults import DatabaseOutage, TcpProxy, url_through
 from tests.ocpp_gateway.chargers import connected
 from tests.support import (
     LiveServer,
+    await_until,
     database_url_for_tests,
     in_thread,
     live_server_drain,
@@ -136,7 +137,7 @@ def test_during_a_database_outage_the_gateway_is_alive_not_ready_keeps_its_charg
             async with connected(server.ocpp_url("CP-DB-OUT"), "CP-DB-OUT", secret) as cp:
                 await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
                 assert (await asyncio.to_thread(get, server, "/readyz"))[0] == 200
-                before = await in_thread(wait_until, predicate=renewed_at)
+                before = await await_until(renewed_at)
                 outage.cut()
                 try:
                     status, body = await asyncio.to_thread(get, server, "/readyz")
@@ -148,7 +149,7 @@ def test_during_a_database_outage_the_gateway_is_alive_not_ready_keeps_its_charg
                     assert (await asyncio.to_thread(get, server, "/healthz"))[0] == 200
                 finally:
                     outage.restore()
-                await in_thread(wait_until, predicate=lambda: renewed_at() > before, timeout=10)
+                await await_until(lambda: renewed_at() > before, timeout=10)
                 assert (await asyncio.to_thread(get, server, "/readyz"))[0] == 200
                 assert (await cp.call(call16.Heartbeat())).current_time
                 online = await in_thread(

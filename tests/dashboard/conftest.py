@@ -1,4 +1,4 @@
-"""Staff users of each role, logged-in clients, and a network to look at."""
+"""Staff users of each role, logged-in clients, a network to look at, and a real browser."""
 
 import random
 from datetime import UTC, datetime, timedelta
@@ -40,6 +40,18 @@ def client_as(client, make_user):
         return client
 
     return login
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium driven by Playwright (headless). Imported here rather than at the top so that, without
+    Playwright, only the browser test modules are skipped (importing tests.dashboard.browser skips them)."""
+    from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture

@@ -6,13 +6,11 @@ import csv
 import io
 import re
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from ocpp.routing import after, on
 from ocpp.v16 import call
 from ocpp.v16 import call_result as result16
@@ -22,20 +20,11 @@ from billing.services import tariff_seed_demo
 from cpo.dashboard.models import AuditLog
 from ocpi_api.models import OutboxStatus
 from ocpp_gateway.models import Transaction
+from tests.dashboard.browser import CHROMIUM, db, expect, log_in, shot
 from tests.dashboard.chargers import ChargerThread
-from tests.dashboard.factories import PASSWORD, T0, make_cdr, make_session, push, registered_partner
+from tests.dashboard.factories import T0, make_cdr, make_session, push, registered_partner
 from tests.ocpp_gateway.chargers import Charger16, now_iso
 from tests.support import OUTPUT
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = [
     pytest.mark.live,
@@ -45,9 +34,6 @@ pytestmark = [
         reason="Debian's chromium is not installed (apt-get install -y chromium)",
     ),
 ]
-
-sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-expect = pytest.importorskip("playwright.sync_api").expect
 
 
 class StoppingCharger(Charger16):
@@ -70,44 +56,6 @@ class StoppingCharger(Charger16):
         await self.call(
             call.StatusNotification(connector_id=1, error_code="NoError", status="Available", timestamp=now_iso())
         )
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-def log_in(browser, base_url: str, username: str, viewport: dict | None = None):
-    context = browser.new_context(viewport=viewport or {"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.goto(f"{base_url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Network overview")
-    expect(page.locator("#live-state")).to_have_text("● live")
-    return context, page
-
-
-def db(func, *args, **kwargs):
-    """Run ORM code in another thread: Playwright's sync API keeps an event loop running in this one."""
-
-    def run():
-        try:
-            return func(*args, **kwargs)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
-
-
-def shot(page, name: str) -> None:
-    OUTPUT.mkdir(exist_ok=True)
-    page.screenshot(path=str(OUTPUT / f"dashboard-{name}.png"), full_page=True)
 
 
 @pytest.fixture

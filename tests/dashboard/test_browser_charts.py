@@ -13,20 +13,12 @@ from ocpp.v201 import call as call201
 
 from cpo.models import LoadGroup, Token
 from ocpp_gateway.models import CompositeSchedule, LoadSample
+from tests.dashboard.browser import db, expect, log_in, shot
 from tests.dashboard.chargers import ChargerThread, Scheduling201
-from tests.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS, db, expect, log_in, shot, sync_playwright
 from tests.ocpp_gateway.chargers import ProfiledCharger16, now_iso
 from tests.support import start_daphne, stop, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

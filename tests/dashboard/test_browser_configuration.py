@@ -6,19 +6,11 @@ import pytest
 from ocpp.v16 import call
 
 from ocpp_gateway.models import StationVariable
+from tests.dashboard.browser import db, expect, log_in, shot
 from tests.dashboard.chargers import ChargerThread, Configurable16
-from tests.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS, db, expect, log_in, shot, sync_playwright
 from tests.support import start_daphne, stop, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,10 @@ from billing.models import Session
 from cpo.dashboard.models import AuditLog
 from cpo.models import EVSE, ChargingStation
 from ocpp_gateway.models import Transaction
+from tests.dashboard.browser import expect, log_in, shot
 from tests.dashboard.factories import make_cdr, make_session
-from tests.dashboard.test_browser import CHROMIUM, browser, db, expect, log_in, shot  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-assert CHROMIUM
 
 WIDTHS = pytest.mark.parametrize("width", [1400, 390], ids=["desktop", "phone"])
 
@@ -51,7 +50,7 @@ def earning(make_user, station_factory):
 
 
 @WIDTHS
-def test_staff_see_todays_revenue_with_the_running_session_on_the_overview(live_daphne, earning, browser, width):  # noqa: F811
+def test_staff_see_todays_revenue_with_the_running_session_on_the_overview(live_daphne, earning, browser, width):
     context, page = log_in(browser, live_daphne.http_url, "olga", viewport=viewport(width))
     expect(page.locator("[data-testid=revenue-today]")).to_have_text("9.50 EUR")
     expect(page.locator("[data-testid=energy-today]")).to_have_text("22.5 kWh")
@@ -74,7 +73,7 @@ def fleet(make_user, station_factory):
 
 
 @WIDTHS
-def test_staff_find_a_faulted_charger_from_the_stations_list(live_daphne, fleet, browser, width):  # noqa: F811
+def test_staff_find_a_faulted_charger_from_the_stations_list(live_daphne, fleet, browser, width):
     context, page = log_in(browser, live_daphne.http_url, "olga", viewport=viewport(width))
     page.goto(f"{live_daphne.http_url}/stations/")
     expect(page.locator("[data-testid=stations] tbody tr")).to_have_count(3)
@@ -113,7 +112,7 @@ def audited(make_user, station_factory):
 
 
 @WIDTHS
-def test_an_admin_reads_the_audit_log_and_an_operator_is_told_why_not(live_daphne, audited, browser, width):  # noqa: F811
+def test_an_admin_reads_the_audit_log_and_an_operator_is_told_why_not(live_daphne, audited, browser, width):
     context, page = log_in(browser, live_daphne.http_url, "ada", viewport=viewport(width))
     page.goto(f"{live_daphne.http_url}/audit/")
     expect(page.locator("[data-testid=audit-log] tbody tr")).to_have_count(2)

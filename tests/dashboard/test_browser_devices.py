@@ -8,42 +8,20 @@ from django.core.files.base import ContentFile
 from ocpp.v16 import call
 
 from ocpp_gateway.models import DiagnosticsUpload, FirmwareImage, FirmwareUpdate, LocalAuthList
+from tests.dashboard.browser import db, expect, log_in, shot
 from tests.dashboard.chargers import ChargerThread
-from tests.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS, db, expect, log_in, shot, sync_playwright
 from tests.ocpp_gateway.diagnostics_chargers import DIAGNOSTICS, DiagnosticsCharger16
 from tests.ocpp_gateway.firmware_chargers import HoldingFirmwareCharger16
 from tests.ocpp_gateway.local_list_chargers import ListCharger16
-from tests.support import listening_socket, start_daphne, stop, wait_until
+from tests.support import start_daphne_with_uploads, stop, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def uploads_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("device-uploads")
 
 
 @pytest.fixture(scope="module")
 def devices_daphne(django_db_setup, django_db_blocker, uploads_dir):
     """Tasks in-process; chargers download firmware from it and upload diagnostics to it."""
-    listener = listening_socket()
-    port = listener.getsockname()[1]
-    server = start_daphne(
-        "devices-browser",
-        listener=listener,
-        CELERY_TASK_ALWAYS_EAGER="1",
-        OCPP_CALL_TIMEOUT="3",
-        OCPP_UPLOADS_DIR=str(uploads_dir),
-        OCPP_UPLOAD_BASE_URL=f"http://127.0.0.1:{port}",
-    )
+    server = start_daphne_with_uploads("devices-browser", uploads_dir, OCPP_CALL_TIMEOUT="3")
     yield server
     stop(server)
 

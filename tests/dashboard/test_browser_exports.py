@@ -10,11 +10,11 @@ from decimal import Decimal
 import pytest
 
 from ocpi_api.models import Partner
+from tests.dashboard.browser import db, expect, log_in, shot
 from tests.dashboard.factories import make_cdr, make_session, registered_partner
-from tests.dashboard.test_browser import CHROMIUM, OUTPUT, browser, db, expect, log_in, shot  # noqa: F401  (fixture)
+from tests.support import OUTPUT
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-assert CHROMIUM
 
 WIDTHS = pytest.mark.parametrize("width", [1400, 390], ids=["desktop", "phone"])
 
@@ -51,7 +51,7 @@ def month_turn(make_user, station_factory):
 
 
 @WIDTHS
-def test_staff_export_last_months_cdrs_by_charging_date(live_daphne, month_turn, browser, width):  # noqa: F811
+def test_staff_export_last_months_cdrs_by_charging_date(live_daphne, month_turn, browser, width):
     context, page = log_in(browser, live_daphne.http_url, "olga", viewport=viewport(width))
     page.goto(f"{live_daphne.http_url}/cdrs/")
     page.select_option("select[name=by]", "charging")
@@ -81,7 +81,7 @@ def partner(make_user):
 
 
 @WIDTHS
-def test_an_admin_suspends_a_partner_after_confirming_and_resumes_it(live_daphne, partner, browser, width):  # noqa: F811
+def test_an_admin_suspends_a_partner_after_confirming_and_resumes_it(live_daphne, partner, browser, width):
     context, page = log_in(browser, live_daphne.http_url, "ada", viewport=viewport(width))
     page.goto(f"{live_daphne.http_url}/partners/{partner.pk}/")
     questions = []

@@ -8,11 +8,10 @@ from decimal import Decimal
 import pytest
 
 from billing.services import tariff_seed_demo
+from tests.dashboard.browser import expect, log_in, shot
 from tests.dashboard.factories import T0, make_cdr, make_session, registered_partner
-from tests.dashboard.test_browser import CHROMIUM, browser, db, expect, log_in, shot  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-assert CHROMIUM
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1400, "height": 1000}
@@ -57,7 +56,7 @@ def overflow(page) -> int:
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_every_main_page_fits_the_screen_width(live_daphne, network, browser, viewport):  # noqa: F811
+def test_every_main_page_fits_the_screen_width(live_daphne, network, browser, viewport):
     context, page = log_in(browser, live_daphne.http_url, "ada", viewport=viewport)
     too_wide, failed = {}, {}
     for path in main_pages(network):
@@ -73,7 +72,7 @@ def test_every_main_page_fits_the_screen_width(live_daphne, network, browser, vi
     context.close()
 
 
-def test_on_a_phone_the_navigation_folds_behind_a_menu_button_with_readable_links(live_daphne, network, browser):  # noqa: F811
+def test_on_a_phone_the_navigation_folds_behind_a_menu_button_with_readable_links(live_daphne, network, browser):
     context, page = log_in(browser, live_daphne.http_url, "ada", viewport=PHONE)
     nav = page.locator("#main-nav")
     toggle = page.locator("[data-testid=nav-toggle]")
@@ -109,7 +108,7 @@ def test_on_a_phone_the_navigation_folds_behind_a_menu_button_with_readable_link
     context.close()
 
 
-def test_on_a_desktop_the_navigation_is_always_shown(live_daphne, network, browser):  # noqa: F811
+def test_on_a_desktop_the_navigation_is_always_shown(live_daphne, network, browser):
     context, page = log_in(browser, live_daphne.http_url, "ada", viewport=DESKTOP)
     expect(page.locator("#main-nav")).to_be_visible()
     expect(page.locator("[data-testid=nav-toggle]")).to_be_hidden()

@@ -8,8 +8,8 @@ from ocpp.v16 import call
 from playwright.sync_api import expect
 
 from cpo.models import LoadGroup, Token
+from tests.dashboard.browser import db, log_in, shot
 from tests.dashboard.chargers import ChargerThread
-from tests.dashboard.test_browser import browser, db, log_in, shot  # noqa: F401 - the browser fixture
 from tests.ocpp_gateway.chargers import now_iso
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -20,7 +20,7 @@ def test_staff_watch_each_phase_fill_up_as_a_single_phase_car_charges(
     make_user,
     location,
     station_factory,
-    browser,  # noqa: F811 - last: the database rows above are written before its event loop runs
+    browser,
 ):
     db(make_user, "vera", "viewer")
     _, secret = db(station_factory, "CP-PHASE-LIVE", evses=1)

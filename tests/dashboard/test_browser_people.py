@@ -4,10 +4,9 @@ adds an RFID card and blocks it after confirming; an admin makes a viewer an ope
 import pytest
 
 from cpo.models import Token
-from tests.dashboard.test_browser import CHROMIUM, browser, db, expect, log_in, shot  # noqa: F401  (fixture)
+from tests.dashboard.browser import db, expect, log_in, shot
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-assert CHROMIUM
 
 WIDTHS = pytest.mark.parametrize("width", [1400, 390], ids=["desktop", "phone"])
 
@@ -20,7 +19,7 @@ def staff(make_user):
 
 
 @WIDTHS
-def test_an_operator_adds_a_card_and_blocks_it(live_daphne, staff, browser, width):  # noqa: F811
+def test_an_operator_adds_a_card_and_blocks_it(live_daphne, staff, browser, width):
     context, page = log_in(browser, live_daphne.http_url, "olga", viewport={"width": width, "height": 900})
     page.goto(f"{live_daphne.http_url}/tokens/")
     form = page.locator("[data-testid=token-add]")
@@ -41,7 +40,7 @@ def test_an_operator_adds_a_card_and_blocks_it(live_daphne, staff, browser, widt
 
 
 @WIDTHS
-def test_an_admin_makes_a_viewer_an_operator(live_daphne, staff, browser, width):  # noqa: F811
+def test_an_admin_makes_a_viewer_an_operator(live_daphne, staff, browser, width):
     context, page = log_in(browser, live_daphne.http_url, "ada", viewport={"width": width, "height": 900})
     page.goto(f"{live_daphne.http_url}/users/")
     row = page.locator("tr[data-user=ivan]")

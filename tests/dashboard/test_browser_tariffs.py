@@ -10,11 +10,10 @@ from ocpp.v16 import call
 from billing.models import Tariff
 from billing.services import tariff_seed_demo
 from cpo.models import Connector
+from tests.dashboard.browser import db, expect, log_in, shot
 from tests.dashboard.chargers import ChargerThread
-from tests.dashboard.test_browser import CHROMIUM, browser, db, expect, log_in, shot  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-assert CHROMIUM
 
 WIDTHS = pytest.mark.parametrize("width", [1400, 390], ids=["desktop", "phone"])
 
@@ -29,7 +28,7 @@ def priced_site(make_user, station_factory):
 
 
 @WIDTHS
-def test_a_tariff_edited_with_forms_is_priced_as_typed(live_daphne, priced_site, browser, width):  # noqa: F811
+def test_a_tariff_edited_with_forms_is_priced_as_typed(live_daphne, priced_site, browser, width):
     context, page = log_in(browser, live_daphne.http_url, "ada", viewport={"width": width, "height": 900})
     page.goto(f"{live_daphne.http_url}/tariffs/AC-1/edit/")
     total = page.locator("[data-testid=preview-result] [data-testid=preview-total-excl]")
@@ -58,7 +57,7 @@ def site(make_user, location):
 
 
 @WIDTHS
-def test_an_admin_onboards_a_charger_with_a_tariff_and_it_connects(live_daphne, site, browser, width):  # noqa: F811
+def test_an_admin_onboards_a_charger_with_a_tariff_and_it_connects(live_daphne, site, browser, width):
     """Onboarding as staff do it: the station created with the tariff, the password read off the page, the charger
     configured with it connects and boots, and the tariff's page lists the new connectors."""
     identity = f"CP-NEW-{width}"

@@ -18,7 +18,7 @@ from ocpp_gateway.models import LoadSample, Transaction
 from ocpp_gateway.services.housekeeping import load_samples_prune
 from ocpp_gateway.services.load_management import load_sample_record
 from tests.ocpp_gateway.chargers import ProfiledCharger16, connected, now_iso
-from tests.support import StaffBrowser, start_daphne, stop, wait_until
+from tests.support import StaffBrowser, await_until, start_daphne, stop
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +44,6 @@ def test_samples_follow_the_sessions_and_the_page_charts_them(planner_daphne, lo
     Token.objects.create(uid="RFID-H-1")
     Token.objects.create(uid="RFID-H-2")
 
-    async def wait_for(predicate):
-        await asyncio.to_thread(wait_until, predicate, 10)
-
     async def scenario():
         url1, url2 = planner_daphne.ocpp_url("CP-HIST-1"), planner_daphne.ocpp_url("CP-HIST-2")
         async with (
@@ -55,11 +52,11 @@ def test_samples_follow_the_sessions_and_the_page_charts_them(planner_daphne, lo
         ):
             for cp in (one, two):
                 await cp.call(call16.BootNotification(charge_point_model="LM", charge_point_vendor="Test"))
-            await wait_for(lambda: one.limits("TxDefaultProfile") and two.limits("TxDefaultProfile"))
+            await await_until(lambda: one.limits("TxDefaultProfile") and two.limits("TxDefaultProfile"), timeout=10)
             first = await one.call(
                 call16.StartTransaction(connector_id=1, id_tag="RFID-H-1", meter_start=0, timestamp=now_iso())
             )
-            await wait_for(lambda: one.limits() == [32.0])
+            await await_until(lambda: one.limits() == [32.0], timeout=10)
             # The first car draws 11,040 W: 16 A per phase on 3 x 230 V.
             await one.call(
                 call16.MeterValues(
@@ -73,16 +70,16 @@ def test_samples_follow_the_sessions_and_the_page_charts_them(planner_daphne, lo
                     ],
                 )
             )
-            await wait_for(lambda: Transaction.objects.filter(power_last=Decimal(11040)).exists())
+            await await_until(lambda: Transaction.objects.filter(power_last=Decimal(11040)).exists(), timeout=10)
             await two.call(
                 call16.StartTransaction(connector_id=1, id_tag="RFID-H-2", meter_start=0, timestamp=now_iso())
             )
-            await wait_for(lambda: one.limits() == [32.0, 16.0] and two.limits() == [16.0])
+            await await_until(lambda: one.limits() == [32.0, 16.0] and two.limits() == [16.0], timeout=10)
             await one.call(
                 call16.StopTransaction(meter_stop=4000, timestamp=now_iso(), transaction_id=first.transaction_id)
             )
-            await wait_for(lambda: two.limits() == [16.0, 32.0])
-            await wait_for(lambda: LoadSample.objects.filter(load_group=group).count() == 3)
+            await await_until(lambda: two.limits() == [16.0, 32.0], timeout=10)
+            await await_until(lambda: LoadSample.objects.filter(load_group=group).count() == 3, timeout=10)
 
     asyncio.run(scenario())
     samples = list(LoadSample.objects.filter(load_group=group).order_by("taken_at"))

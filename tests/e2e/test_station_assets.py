@@ -17,7 +17,7 @@ from cpo.services import station_evse_add
 from tests.billing.factories import component, tariff_make
 from tests.e2e.scenario import TOKEN_16, emsp_call, energy_16, iso
 from tests.ocpp_gateway.chargers import connected, now_iso
-from tests.support import in_thread, wait_until
+from tests.support import await_until, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
@@ -152,9 +152,6 @@ def test_a_station_faulted_on_connector_0_is_out_of_order_on_every_evse_at_the_p
         current = told()
         return len(current) == 2 and all(history[-1] == status for history in current.values()) or None
 
-    def until(predicate):
-        return in_thread(wait_until, predicate=predicate, timeout=30)
-
     async def scenario() -> None:
         async with connected(url, "E2E-1.6", secret) as cp:
 
@@ -167,10 +164,10 @@ def test_a_station_faulted_on_connector_0_is_out_of_order_on_every_evse_at_the_p
                     )
 
             await report((1, "Available", "NoError"), (2, "Available", "NoError"))
-            await until(lambda: now_all("AVAILABLE"))
+            await await_until(lambda: now_all("AVAILABLE"), timeout=30)
 
             await report((0, "Faulted", "PowerMeterFailure"))
-            await until(lambda: now_all("OUTOFORDER"))
+            await await_until(lambda: now_all("OUTOFORDER"), timeout=30)
             location_url = f"{daphne.http_url}/ocpi/2.2.1/locations/{station.location_id}"
             located = (await asyncio.to_thread(emsp_call, emsp, "GET", location_url)).json()["data"]
             assert {e["uid"]: e["status"] for e in located["evses"] if e["uid"].startswith("E2E-1.6")} == {
@@ -180,7 +177,7 @@ def test_a_station_faulted_on_connector_0_is_out_of_order_on_every_evse_at_the_p
 
             # A connector's own report changes nothing at the partner while the station is faulted; its recovery does.
             await report((1, "Unavailable", "NoError"), (0, "Available", "NoError"))
-            await until(lambda: told().get("E2E-1.6-1", [""])[-1] == "INOPERATIVE" or None)
+            await await_until(lambda: told().get("E2E-1.6-1", [""])[-1] == "INOPERATIVE" or None, timeout=30)
             await asyncio.to_thread(worker.drain, gateway_events=True)
             history = told()
             assert history["E2E-1.6-1"][-2:] == ["OUTOFORDER", "INOPERATIVE"]

@@ -11,7 +11,7 @@ from ocpp.v16 import call
 
 from cpo.models import ChargingStation
 from tests.ocpp_gateway.chargers import basic_auth, connected, raw_exchange
-from tests.support import in_thread, start_daphne, stop, wait_until
+from tests.support import await_until, in_thread, start_daphne, stop, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -136,7 +136,7 @@ def test_a_gateway_raises_its_open_files_limit_and_on_sigterm_closes_its_charger
         async def run():
             async with connected(server.ocpp_url("CP-STOP-1"), "CP-STOP-1", secret) as cp:
                 await cp.call(call.Heartbeat())
-                await in_thread(wait_until, predicate=lambda: ChargingStation.objects.get(identity="CP-STOP-1").online)
+                await await_until(lambda: ChargingStation.objects.get(identity="CP-STOP-1").online)
                 server.process.terminate()  # SIGTERM
                 await asyncio.wait_for(cp._connection.wait_closed(), 10)
                 return cp._connection.close_code

@@ -2,7 +2,6 @@
 GetBaseReport -> NotifyReport), stored per key / variable attribute, secrets never kept, replays change nothing."""
 
 import asyncio
-import time
 
 import pytest
 from ocpp.routing import on
@@ -16,7 +15,7 @@ from ocpp.v201.enums import Action as Action201
 from ocpp_gateway.models import StationVariable
 from ocpp_gateway.redaction import REDACTED
 from tests.ocpp_gateway.chargers import Charger16, Charger201, connected, now_iso
-from tests.support import start_daphne, stop
+from tests.support import await_until, start_daphne, stop
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +27,6 @@ def config_daphne(django_db_setup, django_db_blocker):
 
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-async def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(predicate):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def rows(identity: str) -> list[tuple]:
@@ -74,7 +64,9 @@ def test_a_1_6_charger_booting_the_first_time_gets_its_configuration_keys_stored
         async with connected(config_daphne.ocpp_url("CFG16-A"), "CFG16-A", secret, cls=ConfiguredCharger16) as cp:
             boot = await cp.call(call16.BootNotification(charge_point_model="W1", charge_point_vendor="ACME"))
             assert boot.status == "Accepted"
-            await wait_for(lambda: StationVariable.objects.filter(station__identity="CFG16-A").count() == 4)
+            await await_until(
+                lambda: StationVariable.objects.filter(station__identity="CFG16-A").count() == 4, timeout=10
+            )
             # A second boot: the configuration is known, it is not read again.
             await cp.call(call16.BootNotification(charge_point_model="W1", charge_point_vendor="ACME"))
             await cp.call(call16.Heartbeat())
@@ -148,7 +140,7 @@ def test_a_2_0_1_station_boots_and_its_two_part_report_is_stored_and_a_replay_ch
                 call201.BootNotification(charging_station={"model": "DC-50", "vendorName": "VoltCo"}, reason="PowerUp")
             )
             assert boot.status == "Accepted"
-            await wait_for(lambda: bool(cp.report_requests))
+            await await_until(lambda: bool(cp.report_requests), timeout=10)
             request = cp.report_requests[0]
             assert request["report_base"] == "FullInventory"
             request_id = request["request_id"]

@@ -5,7 +5,6 @@ expired links and oversize files get a clear answer; retention deletes old files
 
 import asyncio
 import re
-import time
 from datetime import timedelta
 
 import httpx
@@ -19,29 +18,19 @@ from ocpp_gateway.models import DiagnosticsUpload
 from ocpp_gateway.services.diagnostics import diagnostics_prune, token_hash
 from tests.ocpp_gateway.chargers import connected
 from tests.ocpp_gateway.diagnostics_chargers import DIAGNOSTICS, DiagnosticsCharger16, LogCharger201
-from tests.support import StaffBrowser, in_thread, listening_socket, start_daphne, stop
+from tests.support import StaffBrowser, await_until, start_daphne_with_uploads, stop
 
 PASSWORD = "correct horse battery staple"
 MAX_BYTES = 64 * 1024
 
 
 @pytest.fixture(scope="module")
-def uploads_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("uploads")
-
-
-@pytest.fixture(scope="module")
 def diag_daphne(django_db_setup, django_db_blocker, uploads_dir):
     """Tasks in-process, uploads under a temporary directory, a small size limit and a short call timeout."""
-    listener = listening_socket()
-    port = listener.getsockname()[1]
-    server = start_daphne(
+    server = start_daphne_with_uploads(
         "diagnostics",
-        listener=listener,
-        CELERY_TASK_ALWAYS_EAGER="1",
+        uploads_dir,
         OCPP_CALL_TIMEOUT="2",
-        OCPP_UPLOADS_DIR=str(uploads_dir),
-        OCPP_UPLOAD_BASE_URL=f"http://127.0.0.1:{port}",
         OCPP_DIAGNOSTICS_MAX_BYTES=str(MAX_BYTES),
         DATA_UPLOAD_MAX_MEMORY_SIZE=str(MAX_BYTES // 4),  # uploads may be larger than any other body
     )
@@ -50,17 +39,6 @@ def diag_daphne(django_db_setup, django_db_blocker, uploads_dir):
 
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-def wait(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
-async def await_for(predicate, what: str, timeout: float = 10.0) -> None:
-    await in_thread(wait, predicate=predicate, what=what, timeout=timeout)
 
 
 def upload(identity: str) -> DiagnosticsUpload:
@@ -79,8 +57,10 @@ def test_an_operator_gets_a_1_6_chargers_diagnostics_uploaded_listed_and_downloa
             page = await asyncio.to_thread(
                 staff.post, "/stations/DIAG16/diagnostics/", {"log_type": "DiagnosticsLog", "hours": "24"}
             )
-            await await_for(lambda: upload("DIAG16").status == "received", "the file did not arrive")
-            await await_for(lambda: upload("DIAG16").charger_status == "Uploaded", "Uploaded was not recorded")
+            await await_until(lambda: upload("DIAG16").status == "received", timeout=10, what="the file did not arrive")
+            await await_until(
+                lambda: upload("DIAG16").charger_status == "Uploaded", timeout=10, what="Uploaded was not recorded"
+            )
             return page, cp.requests, cp.uploads
 
     page, requests, uploads = asyncio.run(scenario())
@@ -122,7 +102,9 @@ def test_a_2_0_1_station_posts_its_security_log_and_the_request_id_tracks_it(dia
                 call201.BootNotification(charging_station={"model": "W2", "vendor_name": "ACME"}, reason="PowerUp")
             )
             await asyncio.to_thread(staff.post, "/stations/LOG201/diagnostics/", {"log_type": "SecurityLog"})
-            await await_for(lambda: upload("LOG201").charger_status == "Uploaded", "the log did not arrive")
+            await await_until(
+                lambda: upload("LOG201").charger_status == "Uploaded", timeout=10, what="the log did not arrive"
+            )
             return cp.requests, cp.uploads
 
     requests, uploads = asyncio.run(scenario())

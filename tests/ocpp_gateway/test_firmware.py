@@ -6,7 +6,6 @@ once, pauses itself (with an alert) when too many fail, and operators pause, res
 
 import asyncio
 import re
-import time
 
 import pytest
 from django.core.files.base import ContentFile
@@ -24,28 +23,14 @@ from tests.ocpp_gateway.firmware_chargers import (
     FirmwareCharger16,
     HoldingFirmwareCharger16,
 )
-from tests.support import StaffBrowser, in_thread, listening_socket, start_daphne, stop
+from tests.support import StaffBrowser, await_until, in_thread, start_daphne_with_uploads, stop
 
 IMAGE = b"\x7fFIRMWARE-2.1.0" + bytes(range(256)) * 40
 
 
 @pytest.fixture(scope="module")
-def uploads_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("firmware-uploads")
-
-
-@pytest.fixture(scope="module")
 def fw_daphne(django_db_setup, django_db_blocker, uploads_dir):
-    listener = listening_socket()
-    port = listener.getsockname()[1]
-    server = start_daphne(
-        "firmware",
-        listener=listener,
-        CELERY_TASK_ALWAYS_EAGER="1",
-        OCPP_CALL_TIMEOUT="2",
-        OCPP_UPLOADS_DIR=str(uploads_dir),
-        OCPP_UPLOAD_BASE_URL=f"http://127.0.0.1:{port}",
-    )
+    server = start_daphne_with_uploads("firmware", uploads_dir, OCPP_CALL_TIMEOUT="2")
     yield server
     stop(server)
 
@@ -56,17 +41,6 @@ def image(settings, uploads_dir):
     image = FirmwareImage(name="W1 firmware", version="2.1.0")
     image.file.save("w1-2.1.0.bin", ContentFile(IMAGE))
     return image
-
-
-def wait(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
-async def await_for(predicate, what: str, timeout: float = 10.0) -> None:
-    await in_thread(wait, predicate=predicate, what=what, timeout=timeout)
 
 
 def statuses() -> dict[str, str]:
@@ -102,8 +76,10 @@ def test_a_campaign_updates_the_stations_of_one_model_at_its_rate_and_tracks_wha
                 reverse("dashboard:firmware-campaign-start"),
                 {"image": image.pk, "name": "W1 to 2.1.0", "model": "W1", "rate": "2"},
             )
-            await await_for(lambda: statuses().get("FW-A") == "installed", "FW-A did not install")
-            await await_for(lambda: statuses().get("FW-B") == "failed", "FW-B's failure was not recorded")
+            await await_until(lambda: statuses().get("FW-A") == "installed", timeout=10, what="FW-A did not install")
+            await await_until(
+                lambda: statuses().get("FW-B") == "failed", timeout=10, what="FW-B's failure was not recorded"
+            )
             progress = await asyncio.to_thread(staff.page, reverse("dashboard:firmware"))
             return page, a, b, c, progress
 
@@ -177,22 +153,25 @@ def test_a_campaign_keeps_at_most_max_concurrent_stations_updating_and_an_operat
                 reverse("dashboard:firmware-campaign-start"),
                 {"image": image.pk, "name": "CAP rollout", "model": "CAP", "rate": "10", "max_concurrent": "2"},
             )
-            await await_for(
+            await await_until(
                 lambda: [statuses().get(i) for i in ("CAP-1", "CAP-2")] == ["installing", "installing"],
-                "the first two did not start installing",
+                timeout=10,
+                what="the first two did not start installing",
             )
             sent_while_two_installed = len(three.updates)
             campaign = await in_thread(FirmwareCampaign.objects.get)
             paused = await asyncio.to_thread(staff.post, campaign_url(campaign, "pause"), {})
             one.release.set()
-            await await_for(lambda: statuses()["CAP-1"] == "installed", "CAP-1 did not install")
+            await await_until(lambda: statuses()["CAP-1"] == "installed", timeout=10, what="CAP-1 did not install")
             sent_while_paused = len(three.updates)
             resumed = await asyncio.to_thread(staff.post, campaign_url(campaign, "resume"), {})
-            await await_for(lambda: statuses()["CAP-3"] == "installing", "CAP-3 was not sent the update on resume")
+            await await_until(
+                lambda: statuses()["CAP-3"] == "installing", timeout=10, what="CAP-3 was not sent the update on resume"
+            )
             updating_at_once = sorted((await in_thread(statuses)).values())
             for charger in (two, three):
                 charger.release.set()
-            await await_for(lambda: set(statuses().values()) == {"installed"}, "not all installed")
+            await await_until(lambda: set(statuses().values()) == {"installed"}, timeout=10, what="not all installed")
             return campaign, started, sent_while_two_installed, paused, sent_while_paused, resumed, updating_at_once
 
     campaign, started, sent_while_two_installed, paused, sent_while_paused, resumed, updating_at_once = asyncio.run(
@@ -246,8 +225,10 @@ def test_a_campaign_whose_stations_fail_pauses_itself_with_an_alert_and_its_fail
                 {"image": image.pk, "name": "W2 rollout", "model": "W2", "rate": "2", "pause_failures": "2"},
             )
             campaign = await in_thread(FirmwareCampaign.objects.get)
-            await await_for(
-                lambda: FirmwareCampaign.objects.get().status == "paused", "the campaign did not pause itself"
+            await await_until(
+                lambda: FirmwareCampaign.objects.get().status == "paused",
+                timeout=10,
+                what="the campaign did not pause itself",
             )
             first_alert = await in_thread(
                 Alert.objects.filter(kind="firmware_failed", subject__startswith="firmware").get
@@ -257,11 +238,17 @@ def test_a_campaign_whose_stations_fail_pauses_itself_with_an_alert_and_its_fail
                 viewer.http.post, campaign_url(campaign, "resume"), data={"csrfmiddlewaretoken": viewer.csrf}
             )
             await asyncio.to_thread(staff.post, campaign_url(campaign, "resume"), {})
-            await await_for(lambda: statuses()["GOOD-1"] == "installed", "GOOD-1 was not updated after resume")
-            await await_for(
-                lambda: FirmwareCampaign.objects.get().status == "paused", "the campaign did not pause again"
+            await await_until(
+                lambda: statuses()["GOOD-1"] == "installed", timeout=10, what="GOOD-1 was not updated after resume"
             )
-            await await_for(lambda: statuses()["BAD-1"] == "failed", "BAD-1's second failure was not recorded")
+            await await_until(
+                lambda: FirmwareCampaign.objects.get().status == "paused",
+                timeout=10,
+                what="the campaign did not pause again",
+            )
+            await await_until(
+                lambda: statuses()["BAD-1"] == "failed", timeout=10, what="BAD-1's second failure was not recorded"
+            )
             attempts = await in_thread(
                 lambda: dict(FirmwareUpdate.objects.values_list("station__identity", "attempts"))
             )

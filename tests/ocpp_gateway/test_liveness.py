@@ -32,7 +32,7 @@ from ocpp_gateway.services.provisioning import station_seen
 from ocpp_gateway.services.transactions import transaction_close_stale
 from ocpp_gateway.tasks import stations_liveness_check_task, transaction_close_stale_task
 from tests.ocpp_gateway.chargers import connected, now_iso
-from tests.support import LiveServer, in_thread, live_server_drain, start_daphne, stop, wait_until
+from tests.support import LiveServer, await_until, in_thread, live_server_drain, start_daphne, stop, wait_until
 
 
 @pytest.fixture
@@ -347,7 +347,7 @@ def test_a_killed_gateway_s_stations_go_offline_their_transaction_closes_once_an
         async def back_while_housekeeping_runs() -> None:
             async with connected(replacement.ocpp_url("CP-KILL-2"), "CP-KILL-2", secrets["CP-KILL-2"]) as cp:
                 await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
-                await in_thread(wait_until, predicate=lambda: not online("CP-KILL-1")["CP-KILL-1"], timeout=10)
+                await await_until(lambda: not online("CP-KILL-1")["CP-KILL-1"], timeout=10)
                 assert await in_thread(lambda: online(*identities)) == {
                     "CP-KILL-1": False,
                     "CP-KILL-2": True,

@@ -3,12 +3,9 @@ reductions before increases, and a charger that refuses a reduction keeps the ot
 
 import asyncio
 import contextlib
-import time
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import connection
 from ocpp.routing import on
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
@@ -19,7 +16,7 @@ from cpo.dashboard.models import AuditLog
 from cpo.models import Connector, LoadGroup, PowerType, Token
 from ocpp_gateway.models import ChargingProfile, StationVariable, Transaction
 from tests.ocpp_gateway.chargers import ProfiledCharger16, ProfiledCharger201, connected, now_iso
-from tests.support import start_daphne, stop
+from tests.support import await_until, start_daphne, stop
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -30,15 +27,6 @@ def planner_daphne(django_db_setup, django_db_blocker):
     server = start_daphne("load", CELERY_TASK_ALWAYS_EAGER="1", LOAD_MANAGEMENT_STATIONS_TTL_SECONDS="0")
     yield server
     stop(server)
-
-
-async def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 async def boot16(cp):
@@ -96,17 +84,19 @@ def test_second_car_arrives_first_car_is_reduced_before_the_second_is_raised(pla
             await boot16(one)
             await boot16(two)
             # Stations of a managed site start their sessions at the minimum current until the planner speaks.
-            await wait_for(lambda: one.limits("TxDefaultProfile") == [6.0] and two.limits("TxDefaultProfile") == [6.0])
+            await await_until(
+                lambda: one.limits("TxDefaultProfile") == [6.0] and two.limits("TxDefaultProfile") == [6.0], timeout=10
+            )
 
             tx1 = await start16(one, "RFID-GUEST-1")
-            await wait_for(lambda: one.limits() == [32.0])
+            await await_until(lambda: one.limits() == [32.0], timeout=10)
             await start16(two, "RFID-GUEST-2")
-            await wait_for(lambda: one.limits() == [32.0, 16.0] and two.limits() == [16.0])
+            await await_until(lambda: one.limits() == [32.0, 16.0] and two.limits() == [16.0], timeout=10)
             reduced_at = [t for t, p in one.profiles if p["charging_profile_purpose"] == "TxProfile"][1]
             raised_at = [t for t, p in two.profiles if p["charging_profile_purpose"] == "TxProfile"][0]
 
             await one.call(call16.StopTransaction(meter_stop=5000, timestamp=now_iso(), transaction_id=tx1))
-            await wait_for(lambda: two.limits() == [16.0, 32.0])
+            await await_until(lambda: two.limits() == [16.0, 32.0], timeout=10)
             return one, two, reduced_at, raised_at
 
     one, two, reduced_at, raised_at = asyncio.run(scenario())
@@ -133,12 +123,12 @@ def test_a_charger_that_refuses_its_reduction_keeps_the_other_car_from_being_rai
         ):
             await boot16(one)
             await boot16(two)
-            await wait_for(lambda: two.limits("TxDefaultProfile") == [6.0])
+            await await_until(lambda: two.limits("TxDefaultProfile") == [6.0], timeout=10)
             await start16(one, "RFID-GUEST-1")
-            await wait_for(lambda: one.limits() == [32.0])
+            await await_until(lambda: one.limits() == [32.0], timeout=10)
             one.refuse = True
             await start16(two, "RFID-GUEST-2")
-            await wait_for(lambda: one.limits() == [32.0, 16.0])
+            await await_until(lambda: one.limits() == [32.0, 16.0], timeout=10)
             await asyncio.sleep(1.0)  # time enough for a wrongly granted increase to arrive
             return two.limits()
 
@@ -160,7 +150,7 @@ def test_fleet_token_gets_current_first_on_a_201_station(planner_daphne, locatio
             await cs.call(started201("TX-GUEST", 1, "GUEST-9"))
             await cs.call(started201("TX-FLEET", 2, "FLEET-1"))
 
-            await wait_for(lambda: tx_limits(cs) == {"TX-GUEST": 8.0, "TX-FLEET": 32.0})
+            await await_until(lambda: tx_limits(cs) == {"TX-GUEST": 8.0, "TX-FLEET": 32.0}, timeout=10)
             return cs.profiles
 
     profiles = asyncio.run(scenario())
@@ -184,7 +174,7 @@ def test_a_201_car_that_takes_only_10_a_leaves_the_rest_to_the_other(planner_dap
             await cs.call(started201("TX-A", 1, "GUEST-A"))
             await cs.call(started201("TX-B", 2, "GUEST-B"))
 
-            await wait_for(lambda: tx_limits(cs) == {"TX-A": 20.0, "TX-B": 20.0})
+            await await_until(lambda: tx_limits(cs) == {"TX-A": 20.0, "TX-B": 20.0}, timeout=10)
             needs = await cs.call(
                 call201.NotifyEVChargingNeeds(
                     evse_id=1,
@@ -199,7 +189,7 @@ def test_a_201_car_that_takes_only_10_a_leaves_the_rest_to_the_other(planner_dap
                     },
                 )
             )
-            await wait_for(lambda: tx_limits(cs) == {"TX-A": 10.0, "TX-B": 30.0})
+            await await_until(lambda: tx_limits(cs) == {"TX-A": 10.0, "TX-B": 30.0}, timeout=10)
             return needs
 
     needs = asyncio.run(scenario())
@@ -230,21 +220,12 @@ class WiredCharger16(ProfiledCharger16):
 
 
 async def wait_for_rows(queryset, count, timeout=10.0):
-    """Until the database has `count` rows of `queryset` (the server writes them; the test reads them, in a thread
-    whose connection is closed after each look so that PostgreSQL can drop the test database at the end)."""
-
-    def rows() -> int:
-        try:
-            return queryset.count()
-        finally:
-            connection.close()
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await sync_to_async(rows, thread_sensitive=False)() >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{queryset.model.__name__}: fewer than {count} rows in time")
+    """Until the database has `count` rows of `queryset` (the server writes them; the test reads them in a thread)."""
+    await await_until(
+        lambda: queryset.count() >= count,
+        timeout=timeout,
+        what=f"{queryset.model.__name__}: fewer than {count} rows in time",
+    )
 
 
 def single_phase(station):
@@ -300,15 +281,16 @@ def test_single_phase_chargers_on_each_phase_and_a_three_phase_one_stay_under_ea
                 cps[identity] = cp
             # The gateway reads each new station's configuration after its boot: the rotations are known.
             await wait_for_rows(StationVariable.objects.filter(variable="ConnectorPhaseRotation"), 4)
-            await wait_for(lambda: all(cp.limits("TxDefaultProfile") == [6.0] for cp in cps.values()))
+            await await_until(lambda: all(cp.limits("TxDefaultProfile") == [6.0] for cp in cps.values()), timeout=10)
             for identity in ("CP-PH-L1", "CP-PH-L2", "CP-PH-L3", "CP-PH-3P"):
                 await start16(cps[identity], f"RFID-{identity}")
                 await asyncio.sleep(0.3)
-            await wait_for(
+            await await_until(
                 lambda: (
                     {i: cp.limits()[-1] if cp.limits() else None for i, cp in cps.items()}
                     == {"CP-PH-L1": 10.0, "CP-PH-L2": 30.0, "CP-PH-L3": 30.0, "CP-PH-3P": 10.0}
-                )
+                ),
+                timeout=10,
             )
             return cps
 
@@ -355,7 +337,7 @@ def test_a_car_measured_on_one_phase_counts_on_that_phase_only(planner_daphne, l
             await boot16(b)
             await wait_for_rows(StationVariable.objects.filter(variable="ConnectorPhaseRotation"), 2)
             tx = await start16(a, "RFID-PM-A")
-            await wait_for(lambda: a.limits() == [20.0])  # alone, as a three-phase car: L1's 20 A
+            await await_until(lambda: a.limits() == [20.0], timeout=10)  # alone, as a three-phase car: L1's 20 A
             await a.call(
                 call16.MeterValues(
                     connector_id=1,
@@ -375,7 +357,7 @@ def test_a_car_measured_on_one_phase_counts_on_that_phase_only(planner_daphne, l
             )
             await wait_for_rows(Transaction.objects.filter(current_l1_last__gt=20), 1)
             await start16(b, "RFID-PM-B")
-            await wait_for(lambda: a.limits()[-1:] == [16.0] and b.limits()[-1:] == [16.0])
+            await await_until(lambda: a.limits()[-1:] == [16.0] and b.limits()[-1:] == [16.0], timeout=10)
             return a, b
 
     a, b = asyncio.run(scenario())
@@ -399,7 +381,7 @@ def test_a_201_car_asking_for_one_phase_is_planned_on_one_phase(planner_daphne, 
             await boot201(cs)
             await cs.call(started201("TX-P1", 1, "GUEST-P1"))
             await cs.call(started201("TX-P2", 2, "GUEST-P2"))
-            await wait_for(lambda: tx_limits(cs) == {"TX-P1": 10.0, "TX-P2": 10.0})
+            await await_until(lambda: tx_limits(cs) == {"TX-P1": 10.0, "TX-P2": 10.0}, timeout=10)
             await cs.call(
                 call201.NotifyEVChargingNeeds(
                     evse_id=1,
@@ -415,7 +397,9 @@ def test_a_201_car_asking_for_one_phase_is_planned_on_one_phase(planner_daphne, 
                 )
             )
             # Still sharing L1 (10 A each: the car's 16 A are not to be had there), but both now know it.
-            await wait_for(lambda: len([p for _, p in cs.profiles if p.get("transaction_id") == "TX-P1"]) >= 2)
+            await await_until(
+                lambda: len([p for _, p in cs.profiles if p.get("transaction_id") == "TX-P1"]) >= 2, timeout=10
+            )
             return cs
 
     cs = asyncio.run(scenario())

@@ -5,7 +5,6 @@ the whole list again when its version is not ours, never more than it can hold n
 
 import asyncio
 import base64
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -22,7 +21,7 @@ from ocpp_gateway.services.local_list import Limits, local_list_limits
 from tests.ocpi_api.factories import make_partner
 from tests.ocpp_gateway.chargers import connected
 from tests.ocpp_gateway.local_list_chargers import ListCharger16, ListCharger201, SmallMessagesCharger201, limit
-from tests.support import in_thread, start_daphne, stop
+from tests.support import await_until, in_thread, start_daphne, stop
 
 PARTNER_TOKEN = "partner-token-local-lists"
 
@@ -42,17 +41,6 @@ def list_daphne(django_db_setup, django_db_blocker):
 
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-def wait(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
-async def await_for(predicate, what: str, timeout: float = 10.0) -> None:
-    await in_thread(wait, predicate=predicate, what=what, timeout=timeout)
 
 
 def now_iso() -> str:
@@ -135,11 +123,13 @@ def test_a_1_6_station_gets_the_whole_list_on_first_boot_then_differential_updat
         url = list_daphne.ocpp_url("LL16-A")
         async with connected(url, "LL16-A", secret, cls=ListCharger16) as cp:
             assert (await boot16(cp)).status == "Accepted"
-            await await_for(lambda: cp.local_list.version == 1, "no full list after the first boot")
+            await await_until(lambda: cp.local_list.version == 1, timeout=10, what="no full list after the first boot")
             full = cp.local_list.updates[0]
             # The partner blocks one token and lets another be whitelisted: one differential update each.
             await asyncio.to_thread(partner_call, list_daphne, "PATCH", "P-OFFLINE", {"valid": False})
-            await await_for(lambda: cp.local_list.version == 2, "no differential update after the PATCH")
+            await await_until(
+                lambda: cp.local_list.version == 2, timeout=10, what="no differential update after the PATCH"
+            )
             await asyncio.to_thread(
                 partner_call,
                 list_daphne,
@@ -156,7 +146,9 @@ def test_a_1_6_station_gets_the_whole_list_on_first_boot_then_differential_updat
                     "whitelist": "ALLOWED_OFFLINE",
                 },
             )
-            await await_for(lambda: cp.local_list.version == 3, "no differential update after the PUT")
+            await await_until(
+                lambda: cp.local_list.version == 3, timeout=10, what="no differential update after the PUT"
+            )
             # A PUT that changes nothing a list holds sends nothing.
             await asyncio.to_thread(
                 partner_call,
@@ -205,8 +197,10 @@ def test_a_station_that_holds_three_tokens_two_per_message_gets_the_first_three_
         url = list_daphne.ocpp_url("LL16-LIMIT")
         async with connected(url, "LL16-LIMIT", secret, cls=LimitedCharger16) as cp:
             await boot16(cp)
-            await await_for(lambda: cp.local_list.version == 2, "the list was not sent in two messages")
-            await await_for(lambda: state("LL16-LIMIT") == "in_sync", "the sync was not recorded")
+            await await_until(
+                lambda: cp.local_list.version == 2, timeout=10, what="the list was not sent in two messages"
+            )
+            await await_until(lambda: state("LL16-LIMIT") == "in_sync", timeout=10, what="the sync was not recorded")
             return cp.local_list
 
     charger_list = asyncio.run(scenario())
@@ -226,14 +220,18 @@ def test_a_2_0_1_station_that_lost_its_list_gets_it_whole_again_when_it_boots(li
         url = list_daphne.ocpp_url("LL201-A")
         async with connected(url, "LL201-A", secret, version="2.0.1", cls=ListCharger201) as cp:
             assert (await boot201(cp)).status == "Accepted"
-            await await_for(lambda: cp.local_list.version == 1, "no full list after the first boot")
+            await await_until(lambda: cp.local_list.version == 1, timeout=10, what="no full list after the first boot")
             await asyncio.to_thread(partner_call, list_daphne, "PATCH", "P-ALWAYS", {"valid": False})
-            await await_for(lambda: cp.local_list.version == 2, "no differential update after the PATCH")
+            await await_until(
+                lambda: cp.local_list.version == 2, timeout=10, what="no differential update after the PATCH"
+            )
             # The station is reset to its factory settings: no list, version 0. It boots again.
             cp.local_list.version, cp.local_list.entries = 0, {}
             await boot201(cp)
-            await await_for(lambda: cp.local_list.version == 3, "the list was not sent again after the mismatch")
-            await await_for(lambda: state("LL201-A") == "in_sync", "the repair was not recorded")
+            await await_until(
+                lambda: cp.local_list.version == 3, timeout=10, what="the list was not sent again after the mismatch"
+            )
+            await await_until(lambda: state("LL201-A") == "in_sync", timeout=10, what="the repair was not recorded")
             return cp.local_list, cp.types
 
     charger_list, types = asyncio.run(scenario())
@@ -258,15 +256,15 @@ def test_a_station_that_refuses_or_never_answers_shows_it_and_gets_the_whole_lis
         async with connected(url, "LL16-NO", secret, cls=ListCharger16) as cp:
             cp.local_list.answer = "Failed"
             await boot16(cp)
-            await await_for(lambda: state("LL16-NO") == "failed", "a refusal was not recorded")
+            await await_until(lambda: state("LL16-NO") == "failed", timeout=10, what="a refusal was not recorded")
             failed = await in_thread(local_list, identity="LL16-NO")
             cp.local_list.answer, cp.local_list.silent = "Accepted", True
             await boot16(cp)
-            await await_for(lambda: state("LL16-NO") == "no_answer", "silence was not recorded", 15)
+            await await_until(lambda: state("LL16-NO") == "no_answer", timeout=15, what="silence was not recorded")
             silent = await in_thread(local_list, identity="LL16-NO")
             cp.local_list.silent = False
             await boot16(cp)
-            await await_for(lambda: state("LL16-NO") == "in_sync", "not repaired on the next boot", 15)
+            await await_until(lambda: state("LL16-NO") == "in_sync", timeout=15, what="not repaired on the next boot")
             return failed, silent, cp.local_list
 
     failed, silent, charger_list = asyncio.run(scenario())
@@ -337,7 +335,7 @@ def test_a_2_0_1_station_that_takes_small_messages_gets_a_full_update_then_diffe
         url = list_daphne.ocpp_url("LL201-SMALL")
         async with connected(url, "LL201-SMALL", secret, version="2.0.1", cls=SmallLocalListMessages201) as cp:
             await boot201(cp)
-            await await_for(lambda: state("LL201-SMALL") == "in_sync", "the list was not sent", 15)
+            await await_until(lambda: state("LL201-SMALL") == "in_sync", timeout=15, what="the list was not sent")
             return cp
 
     cp = asyncio.run(scenario())

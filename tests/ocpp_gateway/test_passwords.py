@@ -30,7 +30,7 @@ from ocpp_gateway.services.passwords import (
 )
 from ocpp_gateway.services.provisioning import station_authenticate
 from tests.ocpp_gateway.chargers import Charger16, Charger201, connected
-from tests.support import ROOT, in_thread, server_env, start_daphne, stop, wait_until
+from tests.support import ROOT, await_until, in_thread, server_env, start_daphne, stop, wait_until
 
 live = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="commands across processes need REDIS_URL")
 
@@ -98,7 +98,7 @@ def logs_in(server, identity: str, password: str, version: str = "1.6") -> bool:
 
 
 async def wait_online(identity: str) -> None:
-    await in_thread(wait_until, predicate=lambda: ChargingStation.objects.get(identity=identity).online)
+    await await_until(lambda: ChargingStation.objects.get(identity=identity).online)
 
 
 def assert_nowhere(password: str, server, identity: str) -> None:

@@ -27,7 +27,7 @@ from cpo.models import ChargingStation, SecurityProfile
 from ocpp_gateway.models import StationAuthFailure, StationCertificate
 from tests.ocpp_gateway.chargers import Charger16, Charger201, basic_auth
 from tests.ocpp_gateway.pki import HAPROXY, csr_for, haproxy_start, haproxy_stop, make_ca, pki_create
-from tests.support import in_thread, start_daphne, stop, wait_until
+from tests.support import await_until, start_daphne, stop, wait_until
 
 pytestmark = [
     pytest.mark.live,
@@ -212,7 +212,7 @@ def test_charger_sends_sign_certificate_and_receives_a_certificate_of_its_identi
             assert answer.status == "Accepted"
             chain = await asyncio.wait_for(cp.signed.get(), 10)
             serial = f"{signed_leaf(chain).serial_number:X}"
-            await in_thread(wait_until, predicate=lambda: installed(serial))  # connected until our answer is in
+            await await_until(lambda: installed(serial))  # connected until our answer is in
             return chain
 
     chain = asyncio.run(sign(pki.client_context(), secret))
@@ -270,7 +270,7 @@ def test_a_201_station_gets_its_charging_station_certificate(tls_daphne, proxy, 
             answer = await cp.call(call201.SignCertificate(csr=csr, certificate_type="ChargingStationCertificate"))
             chain, certificate_type = await asyncio.wait_for(cp.signed.get(), 10)
             serial = f"{signed_leaf(chain).serial_number:X}"
-            await in_thread(wait_until, predicate=lambda: installed(serial))
+            await await_until(lambda: installed(serial))
             return v2g.status, answer.status, (chain, certificate_type)
 
     v2g, status, (chain, certificate_type) = asyncio.run(run())
