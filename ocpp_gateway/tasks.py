@@ -134,35 +134,28 @@ def station_boot_checks(station_pk: int) -> None:
 @shared_task(acks_late=True, time_limit=900, ignore_result=True)
 def stations_boot_checks_task(station_pks: list[int]) -> int:
     """Stations that booted: `station_boot_checks` for each, WORKER_THREADS at a time (their waits for the chargers
-    overlap). Returns how many finished without an error (one failing does not stop the others)."""
-    if len(station_pks) == 1:  # in-process (the embedded default): no thread of the pool to wait for at exit
-        try:
-            station_boot_checks(station_pks[0])
-        except Exception as error:
-            logger.warning("station %s: boot checks failed: %s: %s", station_pks[0], type(error).__name__, error)
-            return 0
-        return 1
-    results = each_in_worker_threads(station_boot_checks, station_pks)
+    overlap); one station (in-process, the embedded default) in this thread, so no pool thread is left waiting for a
+    charger when the server exits. Returns how many finished without an error (one failing does not stop the
+    others)."""
+    if len(station_pks) == 1:
+        results = [(station_pks[0], _error_of(station_boot_checks, station_pks[0]))]
+    else:
+        results = each_in_worker_threads(station_boot_checks, station_pks)
     for station_pk, exc in results:
         if exc is not None:
             logger.warning("station %s: boot checks failed: %s: %s", station_pk, type(exc).__name__, exc)
     return sum(1 for _, exc in results if exc is None)
 
 
-@shared_task(acks_late=True, time_limit=300, ignore_result=True)
-def station_configuration_read_task(station_pk: int) -> str:
-    """A station's first accepted boot: read its configuration (1.6 GetConfiguration / 2.0.1 GetBaseReport). Reading
-    again only rewrites what changed."""
-    return station_configuration_read(station_pk=station_pk)
+def _error_of(func, *args) -> BaseException | None:
+    try:
+        func(*args)
+    except Exception as exc:
+        return exc
+    return None
 
 
 LOCAL_LISTS_DUE_KEY = "ocpp:local-lists-due"
-
-
-@shared_task(acks_late=True, time_limit=300, ignore_result=True)
-def local_list_check_task(station_pk: int) -> str:
-    """After an accepted boot: compare the station's local list version with ours, repair or update it."""
-    return local_list_check(station_pk=station_pk)
 
 
 @shared_task(acks_late=True, time_limit=600, ignore_result=True)
