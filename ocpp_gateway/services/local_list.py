@@ -38,7 +38,7 @@ from ocpp_gateway.requests import (
     is_ocpp16,
 )
 from ocpp_gateway.services.command_audit import command_send_audited
-from ocpp_gateway.services.message_limits import MessageLimits, batches
+from ocpp_gateway.services.message_limits import MessageLimits, batches, positive_number
 
 logger = logging.getLogger(__name__)
 
@@ -91,14 +91,6 @@ class Limits:
     bytes_per_message: int | None = None
 
 
-def _number(value) -> int | None:
-    try:
-        number = int(float(str(value)))
-    except (TypeError, ValueError):
-        return None
-    return number if number > 0 else None
-
-
 def local_list_limits(*, station: ChargingStation) -> Limits:
     """From the stored configuration (ocpp_gateway.services.device_model)."""
     if is_ocpp16(station.ocpp_version):
@@ -118,8 +110,8 @@ def local_list_limits(*, station: ChargingStation) -> Limits:
         return Limits(
             supported=profiles is None or "localauthlistmanagement" in profiles.lower(),
             enabled=keys.get("LocalAuthListEnabled", "true").strip().lower() != "false",
-            max_entries=_number(keys.get("LocalAuthListMaxLength")),
-            per_message=_number(keys.get("SendLocalListMaxLength")),
+            max_entries=positive_number(keys.get("LocalAuthListMaxLength")),
+            per_message=positive_number(keys.get("SendLocalListMaxLength")),
         )
     rows = {
         row.variable: row
@@ -136,9 +128,9 @@ def local_list_limits(*, station: ChargingStation) -> Limits:
     return Limits(
         supported=available is None or available.value.strip().lower() != "false",
         enabled=enabled is None or enabled.value.strip().lower() != "false",
-        max_entries=_number(entries.max_limit) if entries is not None and entries.max_limit is not None else None,
-        per_message=_number(per_message.value) if per_message is not None else None,
-        bytes_per_message=_number(size.value) if size is not None else None,
+        max_entries=positive_number(entries.max_limit) if entries is not None else None,
+        per_message=positive_number(per_message.value) if per_message is not None else None,
+        bytes_per_message=positive_number(size.value) if size is not None else None,
     )
 
 
