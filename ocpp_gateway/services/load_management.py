@@ -280,26 +280,23 @@ def charging_profile_record(
     return ChargingProfile.objects.create(**_profile_fields(station_pk, payload, source, status, transaction_pk))
 
 
-def _first_period(payload: dict) -> dict:
+def _profile_parts(payload: dict) -> tuple[dict, dict, list[dict]]:
+    """A SetChargingProfile payload's (1.6 or 2.0.1) profile, its (first) schedule and that schedule's periods."""
     profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
     schedule = profile.get("chargingSchedule") or {}
     if isinstance(schedule, list):  # 2.0.1: a list of schedules
         schedule = schedule[0] if schedule else {}
-    periods = schedule.get("chargingSchedulePeriod") or []
-    return periods[0] if periods else {}
+    return profile, schedule, schedule.get("chargingSchedulePeriod") or []
 
 
 def _number_phases(payload: dict) -> int:
     """The numberPhases of a SetChargingProfile's first period (1.6 or 2.0.1); 3 when absent, as chargers read it."""
-    return int(_first_period(payload or {}).get("numberPhases") or 3)
+    periods = _profile_parts(payload or {})[2]
+    return int((periods[0] if periods else {}).get("numberPhases") or 3)
 
 
 def _profile_fields(station_pk: int, payload: dict, source: str, status: str, transaction_pk: int | None) -> dict:
-    profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
-    schedule = profile.get("chargingSchedule") or {}
-    if isinstance(schedule, list):  # 2.0.1: a list of schedules
-        schedule = schedule[0] if schedule else {}
-    periods = schedule.get("chargingSchedulePeriod") or []
+    profile, schedule, periods = _profile_parts(payload)
     return {
         "station_id": station_pk,
         "ocpp_evse_id": payload.get("connectorId", payload.get("evseId", 0)),
@@ -366,7 +363,7 @@ def _float_or_none(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _drawn_on(session: LoadSession, phase: int) -> Decimal | None:
+def load_session_drawn_on(session: LoadSession, phase: int) -> Decimal | None:
     """What the car draws on a grid phase: measured there, else its per-phase draw from its power."""
     return session.grid_currents.get(phase, session.demand.drawn_amps)
 
@@ -398,7 +395,7 @@ def load_sample_record(
             "evse": s.transaction.ocpp_evse_id or 0,
             "transaction": s.transaction.pk,
             "planned": float(held.get(s.transaction.pk, s.held_amps)),
-            "drawn": _float_or_none(_drawn_on(s, phase)),
+            "drawn": _float_or_none(load_session_drawn_on(s, phase)),
         }
         for s in sessions
     ]
@@ -419,7 +416,7 @@ def load_sample_record(
         taken_at=now,
         limit_amps=limit,
         planned_amps=planned,
-        drawn_amps=sum((_drawn_on(s, phase) or Decimal(0) for s in sessions), start=Decimal(0)),
+        drawn_amps=sum((load_session_drawn_on(s, phase) or Decimal(0) for s in sessions), start=Decimal(0)),
         connectors=connectors,
     )
     events.announce(events.load_sampled, load_group_pk=group.pk)

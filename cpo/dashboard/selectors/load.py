@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from cpo.models import LoadGroup
 from ocpp_gateway.models import ChargingProfile, LoadSample, Transaction
-from ocpp_gateway.services.load_management import load_group_limits, load_group_sessions
+from ocpp_gateway.services.load_management import load_group_limits, load_group_sessions, load_session_drawn_on
 
 # The chart's periods (hours back from now), as the page's selector offers them.
 LOAD_PERIODS = {"1h": 1, "6h": 6, "24h": 24, "3d": 72}
@@ -92,7 +92,7 @@ def load_group_rows(*, group: LoadGroup) -> tuple[dict[int, Decimal], list[LoadR
             row.sessions += 1
             if status == "Accepted" and planned is not None:
                 row.planned += planned
-            row.drawn += s.grid_currents.get(phase, drawn or Decimal(0)) if s.grid_currents else drawn or Decimal(0)
+            row.drawn += load_session_drawn_on(s, phase) or Decimal(0)
     for row in totals.values():
         row.drawn = row.drawn.quantize(Decimal("0.1"))
     return limits, rows, list(totals.values())
