@@ -121,6 +121,7 @@ class SmallMessagesCharger201(ListCharger201):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.reported = asyncio.Event()
+        self.answering: set[asyncio.Task] = set()
         self.frames: list[tuple[str, int, int]] = []
         self.oversized: list[str] = []
 
@@ -154,6 +155,12 @@ class SmallMessagesCharger201(ListCharger201):
 
     async def route_message(self, raw_msg):
         frame = json.loads(raw_msg)
+        if frame[0] == 2 and frame[2] == "GetLocalListVersion":
+            # Its answer waits for NotifyReport's CALLRESULT, which only this reader can take in: answer it aside,
+            # or a CSMS that asks before it answers NotifyReport finds the charger deaf for 10 s.
+            self.answering.add(task := asyncio.create_task(super().route_message(raw_msg)))
+            task.add_done_callback(self.answering.discard)
+            return None
         if frame[0] == 2 and frame[2] in ("SendLocalList", "GetVariables"):
             component, instance = (
                 ("LocalAuthListCtrlr", "") if frame[2] == "SendLocalList" else ("DeviceDataCtrlr", "GetVariables")
