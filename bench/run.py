@@ -259,7 +259,12 @@ class Bench:
         port = servers.free_port()
         env = {**self.env, "OCPI_BASE_URL": f"http://127.0.0.1:{port}"}
         gateway, worker_proc = servers.platform_start(
-            env=env, port=port, cpus=self.server_cpus, helper_cpus=self.helper_cpus, worker=worker
+            env=env,
+            port=port,
+            cpus=self.server_cpus,
+            helper_cpus=self.helper_cpus,
+            worker=worker,
+            gateway_server=self.args.gateway_server,
         )
         self.commands[PLATFORM] = gateway.command
         if worker_proc is not None:
@@ -1451,6 +1456,12 @@ def arguments() -> argparse.Namespace:
         help="channel-layer prefix and Celery queue name of the run (Redis keys under it are deleted at the start)",
     )
     parser.add_argument("--servers", default="bare,platform", help="which servers to measure (bare, platform)")
+    parser.add_argument(
+        "--gateway-server",
+        choices=("daphne", "uvicorn"),
+        default="daphne",
+        help="the platform's gateway: make run's daphne command, or the same application under uvicorn",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument("--json", type=Path, help="also write every measured phase here")
     args = parser.parse_args()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import importlib.util
 import json
 import os
 import re
@@ -385,11 +386,43 @@ def platform_env(*, database_url: str, redis_url: str, prefix: str, port: int) -
     return env
 
 
+def uvicorn_command(*, port: int, host: str = "127.0.0.1") -> list[str]:
+    """The same ASGI application under uvicorn (uvloop, httptools, the websockets library), for the comparison issue
+    11 asks for: `--gateway-server uvicorn` (needs `pip install 'uvicorn[standard]'`, not a dependency of ours)."""
+    if importlib.util.find_spec("uvicorn") is None:
+        raise SystemExit("--gateway-server uvicorn: pip install 'uvicorn[standard]' first")
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "cpo.asgi:application",
+        f"--host={host}",
+        f"--port={port}",
+        "--backlog=4096",
+        "--loop=uvloop",
+        "--http=httptools",
+        "--ws=websockets",
+        "--ws-ping-interval=0",
+        "--log-level=warning",
+        "--no-access-log",
+    ]
+
+
 def platform_start(
-    *, env: dict, port: int, cpus: list[str] | None, helper_cpus: set[int] | None, worker: bool, name: str = "platform"
+    *,
+    env: dict,
+    port: int,
+    cpus: list[str] | None,
+    helper_cpus: set[int] | None,
+    worker: bool,
+    name: str = "platform",
+    gateway_server: str = "daphne",
 ) -> tuple[Proc, Proc | None]:
-    """The gateway (make run's daphne command) on `cpus`, and make run's Celery worker on the helpers' CPUs."""
+    """The gateway (make run's daphne command, or `uvicorn_command`) on `cpus`, and make run's Celery worker on the
+    helpers' CPUs."""
     commands = make_run_commands(port=port)
+    if gateway_server == "uvicorn":
+        commands["gateway"] = uvicorn_command(port=port)
     helpers = [str(c) for c in sorted(helper_cpus)] if helper_cpus else None
     worker_proc = None
     if worker:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -93,6 +93,26 @@ def evse_status_update(
         (vendor_id or "")[:255],
         (vendor_error_code or "")[:50],
     )
+    swapped = _evse_status_swap(
+        station_pk=station_pk,
+        ocpp_evse_id=ocpp_evse_id,
+        values=(status, ocpp_status, *details),
+        timestamp=timestamp,
+        now=now,
+    )
+    if swapped is not None:
+        evse_pk, evse_uid, was_status, was_ocpp_status = swapped
+        _evse_status_changed(
+            station_pk=station_pk,
+            ocpp_evse_id=ocpp_evse_id,
+            evse=(evse_pk, evse_uid),
+            was=(was_status, was_ocpp_status),
+            now=(status, ocpp_status),
+            details=details,
+            timestamp=timestamp,
+            ocpp_version=ocpp_version,
+        )
+        return evse_pk
     with transaction.atomic():
         held = _evse_status_held(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id, timestamp=timestamp, now=now)
         if held is None:
@@ -113,27 +133,53 @@ def evse_status_update(
             _EVSE_STATUS_SET,
             [status, ocpp_status, *details, sql.to_db_datetime(timestamp), sql.to_db_datetime(now), evse_pk],
         )
-        if ocpp_version == "1.6" and ocpp_status in FREE_STATUS_16:
-            transactions_end_unstopped(
-                station_pk=station_pk,
-                ocpp_evse_id=ocpp_evse_id,
-                ocpp_version="1.6",
-                ended_by=Transaction.EndedBy.STATUS,
-                reason=FREE_STATUS_16[ocpp_status],
-                before=timestamp,
-            )
-        _charging_state_note(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id, ocpp_status=ocpp_status, at=timestamp)
-        if ocpp_status == FAULTED or was_ocpp_status == FAULTED:
-            _fault_alert(
-                kind=AlertKind.CONNECTOR_FAULTED,
-                subject=evse_uid,
-                what=f"EVSE {evse_uid}",
-                ocpp_status=ocpp_status,
-                details=(details[0], details[1], details[3]),
-            )
-        if status != was_status:
-            events.announce(events.connector_status_changed, evse_pk=evse_pk, status=status, ocpp_status=ocpp_status)
+        _evse_status_changed(
+            station_pk=station_pk,
+            ocpp_evse_id=ocpp_evse_id,
+            evse=(evse_pk, evse_uid),
+            was=(was_status, was_ocpp_status),
+            now=(status, ocpp_status),
+            details=details,
+            timestamp=timestamp,
+            ocpp_version=ocpp_version,
+        )
     return evse_pk
+
+
+def _evse_status_changed(
+    *,
+    station_pk: int,
+    ocpp_evse_id: int,
+    evse: tuple[int, str],
+    was: tuple[str, str],
+    now: tuple[str, str],
+    details: tuple[str, str, str, str],
+    timestamp: datetime,
+    ocpp_version: str,
+) -> None:
+    """What follows an EVSE's new status: a 1.6 transaction left without its stop ends, the charging state is kept,
+    a fault raises or resolves its alert, and a changed OCPI status is announced."""
+    (evse_pk, evse_uid), (was_status, was_ocpp_status), (status, ocpp_status) = evse, was, now
+    if ocpp_version == "1.6" and ocpp_status in FREE_STATUS_16:
+        transactions_end_unstopped(
+            station_pk=station_pk,
+            ocpp_evse_id=ocpp_evse_id,
+            ocpp_version="1.6",
+            ended_by=Transaction.EndedBy.STATUS,
+            reason=FREE_STATUS_16[ocpp_status],
+            before=timestamp,
+        )
+    _charging_state_note(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id, ocpp_status=ocpp_status, at=timestamp)
+    if ocpp_status == FAULTED or was_ocpp_status == FAULTED:
+        _fault_alert(
+            kind=AlertKind.CONNECTOR_FAULTED,
+            subject=evse_uid,
+            what=f"EVSE {evse_uid}",
+            ocpp_status=ocpp_status,
+            details=(details[0], details[1], details[3]),
+        )
+    if status != was_status:
+        events.announce(events.connector_status_changed, evse_pk=evse_pk, status=status, ocpp_status=ocpp_status)
 
 
 # The EVSE's row, locked, and whether a report of `timestamp` is newer than the status held (or the held one is
@@ -148,6 +194,43 @@ _EVSE_STATUS_SET = (
     'UPDATE "cpo_evse" SET "status" = %s, "ocpp_status" = %s, "ocpp_error_code" = %s, "status_info" = %s, '
     '"vendor_id" = %s, "vendor_error_code" = %s, "status_updated" = %s, "last_updated" = %s WHERE "id" = %s'
 )
+
+
+# PostgreSQL: the same read-and-set as one statement in autocommit (one round trip where the locked read, the update
+# and their transaction took four): the EVSE's row is locked by the subquery, and the update happens only when the
+# report is newer, returning what the row held before. No row: no such EVSE, or an older report (the path above).
+_EVSE_STATUS_SWAP = (
+    'UPDATE "cpo_evse" AS "evse" SET "status" = %s, "ocpp_status" = %s, "ocpp_error_code" = %s, "status_info" = %s, '
+    '"vendor_id" = %s, "vendor_error_code" = %s, "status_updated" = %s, "last_updated" = %s '
+    'FROM (SELECT "id", "status", "ocpp_status" FROM "cpo_evse" WHERE "station_id" = %s AND "ocpp_evse_id" = %s '
+    'FOR UPDATE) AS "held" WHERE "evse"."id" = "held"."id" AND ("evse"."status_updated" IS NULL '
+    'OR "evse"."status_updated" <= %s OR "evse"."status_updated" > %s) '
+    'RETURNING "evse"."id", "evse"."uid", "held"."status", "held"."ocpp_status"'
+)
+
+
+def _evse_status_swap(
+    *, station_pk: int, ocpp_evse_id: int, values: tuple, timestamp: datetime, now: datetime
+) -> tuple[int, str, str, str] | None:
+    """(pk, uid, status and ocpp_status held before) of the station's EVSE once set to `values` (status, ocpp_status
+    and the four details) when the report is newer, in one statement; None when it was not set (no such EVSE, an
+    older report) or the backend has no such statement (SQLite: the locked read and the update)."""
+    if connection.vendor != "postgresql":
+        return None
+    ahead = now + timedelta(seconds=settings.OCPP_CLOCK_MAX_AHEAD_SECONDS)
+    row = sql.fetch_one(
+        _EVSE_STATUS_SWAP,
+        [
+            *values,
+            sql.to_db_datetime(timestamp),
+            sql.to_db_datetime(now),
+            station_pk,
+            ocpp_evse_id,
+            sql.to_db_datetime(timestamp),
+            sql.to_db_datetime(ahead),
+        ],
+    )
+    return (row[0], row[1], row[2], row[3]) if row is not None else None
 
 
 def _evse_status_held(

@@ -11,6 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from ocpp_gateway import events
+from ocpp_gateway import sql as gateway_sql
 from ocpp_gateway.measurands import CURRENT_IMPORT, ENERGY_REGISTER, POWER_ACTIVE, value_in_base_unit
 from ocpp_gateway.models import MeterValue, Transaction
 from ocpp_gateway.selectors import transaction_active_for_evse, transaction_pk_for_ocpp_id
@@ -129,10 +130,19 @@ def meter_values_record(
         ", ".join(ops.quote_name(column) for column in SAMPLE_COLUMNS),
         ", ".join([row_placeholder] * len(rows)),
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [value for row in rows for value in row])
-    if transaction_pk is not None:
-        _transaction_meter_update(transaction_pk=transaction_pk, samples=samples)
+    params = [value for row in rows for value in row]
+    update = _transaction_meter_update(transaction_pk=transaction_pk, samples=samples) if transaction_pk else None
+    updated = 0
+    if update is None:
+        gateway_sql.execute(sql, params)
+    elif connection.vendor == "postgresql":
+        # One round trip and one commit: the samples' INSERT as a data-modifying WITH of the transaction's UPDATE.
+        updated = gateway_sql.execute(f"WITH samples AS ({sql}) {update[0]}", params + update[1])
+    else:
+        gateway_sql.execute(sql, params)
+        updated = gateway_sql.execute(*update)
+    if updated:
+        events.announce(events.transaction_updated, transaction_pk=transaction_pk)
     return len(rows)
 
 
@@ -168,10 +178,11 @@ def _phase_currents(samples: list[Sample]) -> dict[str, Decimal | None] | None:
     return columns
 
 
-def _transaction_meter_update(*, transaction_pk: int, samples: list[Sample]) -> None:
-    """Move an ACTIVE transaction's latest readings forward in one UPDATE; samples older than the latest reading
-    we hold (replayed from the charger's queue) change nothing. Plain SQL: it runs for nearly every MeterValues, and
-    building the ORM's conditional update cost more than the rest of storing the samples (bench/RESULTS.md)."""
+def _transaction_meter_update(*, transaction_pk: int, samples: list[Sample]) -> tuple[str, list[Any]] | None:
+    """The UPDATE (statement, parameters) that moves an ACTIVE transaction's latest readings forward (None: the samples
+    hold none); samples older than the latest reading we hold (replayed from the charger's queue) change nothing.
+    Plain SQL: it runs for nearly every MeterValues, and building the ORM's conditional update cost more than the
+    rest of storing the samples (bench/RESULTS.md)."""
     ops = connection.ops
     decimal = ops.adapt_decimalfield_value
     sets: list[tuple[str, Any]] = []
@@ -185,7 +196,7 @@ def _transaction_meter_update(*, transaction_pk: int, samples: list[Sample]) -> 
     for column, amps in (_phase_currents(samples) or {}).items():
         sets.append((column, decimal(amps, _current.max_digits, _current.decimal_places) if amps is not None else None))
     if not sets:
-        return
+        return None
     now = timezone.now()
     sets.append(("updated_at", ops.adapt_datetimefield_value(now)))
     where = f"{ops.quote_name('id')} = %s AND {ops.quote_name('status')} = %s"
@@ -197,12 +208,7 @@ def _transaction_meter_update(*, transaction_pk: int, samples: list[Sample]) -> 
         where += f" AND ({held} IS NULL OR {held} <= %s OR {held} > %s)"
         params += [ops.adapt_datetimefield_value(energy.timestamp), ops.adapt_datetimefield_value(ahead)]
     assignments = ", ".join(f"{ops.quote_name(column)} = %s" for column, _value in sets)
-    sql = f"UPDATE {ops.quote_name(Transaction._meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        updated = cursor.rowcount
-    if updated:
-        events.announce(events.transaction_updated, transaction_pk=transaction_pk)
+    return f"UPDATE {ops.quote_name(Transaction._meta.db_table)} SET {assignments} WHERE {where}", params  # noqa: S608
 
 
 _meter_last = Transaction._meta.get_field("meter_last")

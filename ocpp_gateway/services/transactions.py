@@ -116,12 +116,13 @@ def transactions_end_unstopped(
         params.append(exclude_pk)
     ended = []
     # Asked on every start and every 1.6 Available / Preparing, and nearly always there is none: one plain read
-    # that locks what it finds, and no savepoint of its own inside the caller's transaction.
+    # that locks what it finds, and no savepoint of its own inside the caller's transaction; outside one, a read
+    # that finds none is all (no transaction begun and committed around it).
+    select = f'SELECT "id" FROM "{_TX}" WHERE {" AND ".join(where)} ORDER BY "id"'  # noqa: S608
+    if not connection.in_atomic_block and not sql.fetch_all(select, params):
+        return ended
     with transaction.atomic(savepoint=False):
-        pks = sql.fetch_all(
-            f'SELECT "id" FROM "{_TX}" WHERE {" AND ".join(where)} ORDER BY "id"{sql.for_update()}',  # noqa: S608
-            params,
-        )
+        pks = sql.fetch_all(select + sql.for_update(), params)
         for tx in Transaction.objects.filter(pk__in=[pk for (pk,) in pks]).order_by("pk") if pks else ():
             last = tx.meter_last_at or tx.started_at
             if before is not None:
