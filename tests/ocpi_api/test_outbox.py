@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from cpo.worker_threads import worker_pool_close
 from ocpi_api import outbox, tasks
-from ocpi_api.delivery import Outcome, outbox_deliver, outbox_partner_deliver
+from ocpi_api.delivery import Outcome, _partner_heads, outbox_deliver, outbox_partner_deliver
 from ocpi_api.models import OutboxAttempt, OutboxMessage, OutboxStatus
 from ocpi_api.outbox import body_merge, outbox_enqueue
 from tests.e2e.emsp import partner_for
@@ -554,3 +554,39 @@ def test_a_delivery_run_sends_a_partners_due_messages_several_at_once_each_objec
         assert of_session == (["PUT", "PATCH", "POST"] if n == 0 else ["PUT", "PATCH"])
     later.refresh_from_db()
     assert later.status == OutboxStatus.PENDING and not later.attempts
+
+
+@pytest.mark.django_db
+def test_a_partners_cdrs_and_sessions_go_before_a_backlog_of_evse_status_patches(emsp):
+    """A reconnect wave queued many EVSE status PATCHes; a CDR and a session update that came after them are the
+    first a delivery run takes, and a CDR still waits for its own session's pending PUT."""
+    partner = partner_for(emsp)
+    patches = []
+    for n in range(20):
+        with transaction.atomic():
+            patches.append(
+                outbox_enqueue(
+                    partner=partner,
+                    module="locations",
+                    method="PATCH",
+                    path=f"NL/CPO/LOC-1/EVSE-{n}",
+                    object_key=f"locations:EVSE-{n}",
+                    body={"status": "AVAILABLE"},
+                )
+            )
+    session = enqueue(partner, method="PUT", path="NL/CPO/S-7", key="sessions:S-7", body={"id": "S-7"})
+    with transaction.atomic():
+        cdr, waiting_cdr = (
+            outbox_enqueue(
+                partner=partner,
+                module="cdrs",
+                method="POST",
+                path="",
+                object_key=f"cdrs:C-{session_id}",
+                order_key=f"sessions:{session_id}",
+                body={"id": f"C-{session_id}"},
+            )
+            for session_id in ("S-2", "S-7")
+        )
+    assert _partner_heads(partner_id=partner.pk, limit=3) == [cdr.pk, session.pk, patches[0].pk]
+    assert waiting_cdr.pk not in _partner_heads(partner_id=partner.pk, limit=30)
