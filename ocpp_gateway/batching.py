@@ -99,7 +99,7 @@ class PeriodicBatch:
     def add(self, key) -> None:
         with self.lock:
             self.pending[key] = None
-            if self.thread is None or not self.thread.is_alive():
+            if (self.thread is None or not self.thread.is_alive()) and not _process_stopping():
                 self.thread = threading.Thread(target=self._run, name=f"batch-{self.name}", daemon=True)
                 self.thread.start()
 
@@ -108,6 +108,12 @@ class PeriodicBatch:
             time.sleep(self.interval())
             with self.lock:
                 batch, self.pending = list(self.pending), {}
+            if _process_stopping():
+                # Its event loop and executors are gone or going: handing on would fail on every interval until
+                # the process is gone (a gateway closing a thousand chargers logged dozens of tracebacks).
+                if batch:
+                    logger.info("%s: %d events not handed on, the process is stopping", self.name, len(batch))
+                return
             if batch:
                 self.flush_now(batch)
 
@@ -118,3 +124,8 @@ class PeriodicBatch:
             logger.exception("%s: could not hand on %d events", self.name, len(batch))
         finally:
             close_old_connections()
+
+
+def _process_stopping() -> bool:
+    """The interpreter is shutting down: its main thread has ended and it waits for the threads still working."""
+    return not threading.main_thread().is_alive()

@@ -1,0 +1,54 @@
+"""A process that stops while events wait in a batch: what is left is dropped with one line, not a traceback on every
+interval until the process is gone."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_batch_waiting_when_the_process_stops_is_dropped_with_one_line_and_no_traceback():
+    """The gateway's exit: its main thread is done, a database thread still finishes its work (stations going
+    offline) and adds events; handing them on needs an executor, which the stopping interpreter refuses."""
+    script = textwrap.dedent(
+        """
+        import logging, threading, time
+        from concurrent.futures import ThreadPoolExecutor
+        import django
+        django.setup()
+        from ocpp_gateway.batching import PeriodicBatch
+
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+        executor = ThreadPoolExecutor(max_workers=1)
+        handed = []
+
+        def flush(keys):
+            executor.submit(handed.extend, keys).result()
+            print("handed on", len(keys), flush=True)
+
+        batch = PeriodicBatch("events", flush, interval=lambda: 0.05)
+        batch.add(1)
+        time.sleep(0.3)  # flushed while the process runs
+
+        def last_work():  # a non-daemon thread still working when the main thread ends
+            for key in range(2, 12):
+                batch.add(key)
+                time.sleep(0.05)
+
+        threading.Thread(target=last_work).start()
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={"DJANGO_SETTINGS_MODULE": "cpo.settings", "DEBUG": "1", "CPO_ENV_FILE": "", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "handed on 1" in result.stdout
+    assert "Traceback" not in result.stderr and "could not hand on" not in result.stderr, result.stderr
+    assert "events not handed on, the process is stopping" in result.stderr, result.stderr
