@@ -52,3 +52,11 @@ def db(func, *args, **kwargs):
 def shot(page, name: str) -> None:
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / f"dashboard-{name}.png"), full_page=True)
+
+
+def overflow(page) -> int:
+    """How many pixels the page is wider than the window (0 when it fits), measured once the page and its
+    stylesheet have loaded: read while the stylesheet of a page just navigated to is still on its way (a loaded
+    machine), the layout is unstyled and its tables stick out (CI saw that once)."""
+    page.wait_for_load_state("load")
+    return page.evaluate("() => Math.max(0, document.documentElement.scrollWidth - window.innerWidth)")

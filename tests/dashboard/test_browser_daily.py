@@ -13,7 +13,7 @@ from billing.models import Session
 from cpo.dashboard.models import AuditLog
 from cpo.models import EVSE, ChargingStation
 from ocpp_gateway.models import Transaction
-from tests.dashboard.browser import expect, log_in, shot
+from tests.dashboard.browser import expect, log_in, overflow, shot
 from tests.dashboard.factories import make_cdr, make_session
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -56,7 +56,7 @@ def test_staff_see_todays_revenue_with_the_running_session_on_the_overview(live_
     expect(page.locator("[data-testid=energy-today]")).to_have_text("22.5 kWh")
     expect(page.locator("[data-testid=sessions-today]")).to_have_text("2")
     expect(page.locator("[data-testid=revenue-month]")).to_contain_text("EUR")
-    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert overflow(page) == 0
     shot(page, f"overview-revenue-{width}")
     context.close()
 
@@ -83,7 +83,7 @@ def test_staff_find_a_faulted_charger_from_the_stations_list(live_daphne, fleet,
     expect(rows).to_have_count(1)
     expect(rows.first.locator("[data-testid=faulted]")).to_have_text("1")
     expect(rows.first.locator("[data-testid=last-seen]")).to_contain_text("ago")
-    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert overflow(page) == 0
     shot(page, f"stations-faulted-{width}")
     page.click("[data-sort=last_seen]")
     expect(page).to_have_url(re.compile(r"status=faulted&sort=last_seen$"))
@@ -121,7 +121,7 @@ def test_an_admin_reads_the_audit_log_and_an_operator_is_told_why_not(live_daphn
     rows = page.locator("[data-testid=audit-log] tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first.locator("[data-testid=result]")).to_have_text("Accepted")
-    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert overflow(page) == 0
     shot(page, f"audit-log-{width}")
     with page.expect_download() as download_info:
         page.click("[data-testid=audit-export]")
@@ -135,6 +135,6 @@ def test_an_admin_reads_the_audit_log_and_an_operator_is_told_why_not(live_daphn
     expect(page.locator("h1")).to_have_text("You may not open this page")
     expect(page.locator("[data-testid=reason]")).to_have_text("This needs the admin role.")
     expect(page.locator("header.topbar")).to_be_visible()
-    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert overflow(page) == 0
     shot(page, f"forbidden-{width}")
     context.close()

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from ocpi_api.models import Partner
-from tests.dashboard.browser import db, expect, log_in, shot
+from tests.dashboard.browser import db, expect, log_in, overflow, shot
 from tests.dashboard.factories import make_cdr, make_session, registered_partner
 from tests.support import OUTPUT
 
@@ -70,7 +70,7 @@ def test_staff_export_last_months_cdrs_by_charging_date(live_daphne, month_turn,
     expect(page.locator("[data-testid=sessions] tbody tr")).to_have_count(2)
     name, rows = downloaded(page, "session-export")
     assert sorted(row["ocpi_session_id"] for row in rows) == ["S1", "S2"]
-    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert overflow(page) == 0
     context.close()
 
 

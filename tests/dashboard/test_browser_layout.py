@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from billing.services import tariff_seed_demo
-from tests.dashboard.browser import expect, log_in, shot
+from tests.dashboard.browser import expect, log_in, overflow, shot
 from tests.dashboard.factories import T0, make_cdr, make_session, registered_partner
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -51,10 +51,6 @@ def main_pages(network) -> list[str]:
     ]
 
 
-def overflow(page) -> int:
-    return page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-
-
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_every_main_page_fits_the_screen_width(live_daphne, network, browser, viewport):
     context, page = log_in(browser, live_daphne.http_url, "ada", viewport=viewport)
@@ -63,9 +59,8 @@ def test_every_main_page_fits_the_screen_width(live_daphne, network, browser, vi
         response = page.goto(f"{live_daphne.http_url}{path}")
         if response.status != 200:
             failed[path] = response.status
-        page.wait_for_load_state("load")
-        if overflow(page) > 0:
-            too_wide[path] = overflow(page)
+        if wider := overflow(page):
+            too_wide[path] = wider
         name = path.strip("/").replace("/", "-") or "overview"
         shot(page, f"layout-{viewport['width']}-{name}")
     assert (too_wide, failed) == ({}, {})

@@ -4,7 +4,7 @@ adds an RFID card and blocks it after confirming; an admin makes a viewer an ope
 import pytest
 
 from cpo.models import Token
-from tests.dashboard.browser import db, expect, log_in, shot
+from tests.dashboard.browser import db, expect, log_in, overflow, shot
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -33,7 +33,7 @@ def test_an_operator_adds_a_card_and_blocks_it(live_daphne, staff, browser, widt
     row.locator("[data-testid=token-block]").click()
     expect(page.locator("tr[data-token='04A1B2C3'] [data-testid=token-status]")).to_have_text("Blocked")
     assert dialogs and "Block token 04A1B2C3?" in dialogs[0]
-    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert overflow(page) == 0
     shot(page, f"tokens-blocked-{width}")
     assert db(lambda: Token.objects.get(uid="04A1B2C3").valid) is False
     context.close()

@@ -10,7 +10,7 @@ from ocpp.v16 import call
 from billing.models import Tariff
 from billing.services import tariff_seed_demo
 from cpo.models import Connector
-from tests.dashboard.browser import db, expect, log_in, shot
+from tests.dashboard.browser import db, expect, log_in, overflow, shot
 from tests.dashboard.chargers import ChargerThread
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -41,7 +41,7 @@ def test_a_tariff_edited_with_forms_is_priced_as_typed(live_daphne, priced_site,
     page.fill("#id_kwh", "10")
     page.keyboard.press("Tab")  # done with the field (on a phone: the keyboard's Done) before saving
     expect(total).to_have_text("6.00")
-    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert overflow(page) == 0
     shot(page, f"tariff-editor-{width}")
     page.click("button[name=save]")
     expect(page.locator("[data-testid=components]")).to_contain_text("ENERGY 0.50 +21% VAT")
@@ -70,7 +70,7 @@ def test_an_admin_onboards_a_charger_with_a_tariff_and_it_connects(live_daphne, 
     form.locator("select[name=tariff]").select_option("AC-1")
     form.locator("button[type=submit]").click()
     secret = page.locator("[data-testid=secret]").inner_text()
-    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert overflow(page) == 0
     shot(page, f"onboarded-{width}")
     charger = ChargerThread(live_daphne.ocpp_url(identity), identity, secret)
     try:
