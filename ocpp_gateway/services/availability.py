@@ -1,6 +1,7 @@
 """Availability (2.0.1 block G; 1.6 Core): StatusNotification moves an EVSE's status, and while a transaction runs
 on it, the transaction's charging state (billing tells charging from parking time by it)."""
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -100,18 +101,18 @@ def evse_status_update(
         timestamp=timestamp,
         now=now,
     )
+    follow = functools.partial(
+        _evse_status_changed,
+        station_pk=station_pk,
+        ocpp_evse_id=ocpp_evse_id,
+        now=(status, ocpp_status),
+        details=details,
+        timestamp=timestamp,
+        ocpp_version=ocpp_version,
+    )
     if swapped is not None:
         evse_pk, evse_uid, was_status, was_ocpp_status = swapped
-        _evse_status_changed(
-            station_pk=station_pk,
-            ocpp_evse_id=ocpp_evse_id,
-            evse=(evse_pk, evse_uid),
-            was=(was_status, was_ocpp_status),
-            now=(status, ocpp_status),
-            details=details,
-            timestamp=timestamp,
-            ocpp_version=ocpp_version,
-        )
+        follow(evse=(evse_pk, evse_uid), was=(was_status, was_ocpp_status))
         return evse_pk
     with transaction.atomic():
         held = _evse_status_held(station_pk=station_pk, ocpp_evse_id=ocpp_evse_id, timestamp=timestamp, now=now)
@@ -133,16 +134,7 @@ def evse_status_update(
             _EVSE_STATUS_SET,
             [status, ocpp_status, *details, sql.to_db_datetime(timestamp), sql.to_db_datetime(now), evse_pk],
         )
-        _evse_status_changed(
-            station_pk=station_pk,
-            ocpp_evse_id=ocpp_evse_id,
-            evse=(evse_pk, evse_uid),
-            was=(was_status, was_ocpp_status),
-            now=(status, ocpp_status),
-            details=details,
-            timestamp=timestamp,
-            ocpp_version=ocpp_version,
-        )
+        follow(evse=(evse_pk, evse_uid), was=(was_status, was_ocpp_status))
     return evse_pk
 
 
