@@ -182,18 +182,19 @@ _EVSE_STATUS_HELD = (
     '("status_updated" IS NULL OR "status_updated" <= %s OR "status_updated" > %s) '
     'FROM "cpo_evse" WHERE "station_id" = %s AND "ocpp_evse_id" = %s'
 )
-_EVSE_STATUS_SET = (
-    'UPDATE "cpo_evse" SET "status" = %s, "ocpp_status" = %s, "ocpp_error_code" = %s, "status_info" = %s, '
-    '"vendor_id" = %s, "vendor_error_code" = %s, "status_updated" = %s, "last_updated" = %s WHERE "id" = %s'
+# What a newer status sets: the status, ocpp_status and four details, then when it was reported and changed.
+_EVSE_STATUS_ASSIGNMENTS = (
+    '"status" = %s, "ocpp_status" = %s, "ocpp_error_code" = %s, "status_info" = %s, "vendor_id" = %s, '
+    '"vendor_error_code" = %s, "status_updated" = %s, "last_updated" = %s'
 )
+_EVSE_STATUS_SET = f'UPDATE "cpo_evse" SET {_EVSE_STATUS_ASSIGNMENTS} WHERE "id" = %s'  # noqa: S608 - constants
 
 
 # PostgreSQL: the same read-and-set as one statement in autocommit (one round trip where the locked read, the update
 # and their transaction took four): the EVSE's row is locked by the subquery, and the update happens only when the
 # report is newer, returning what the row held before. No row: no such EVSE, or an older report (the path above).
 _EVSE_STATUS_SWAP = (
-    'UPDATE "cpo_evse" AS "evse" SET "status" = %s, "ocpp_status" = %s, "ocpp_error_code" = %s, "status_info" = %s, '
-    '"vendor_id" = %s, "vendor_error_code" = %s, "status_updated" = %s, "last_updated" = %s '
+    f'UPDATE "cpo_evse" AS "evse" SET {_EVSE_STATUS_ASSIGNMENTS} '  # noqa: S608 - constants
     'FROM (SELECT "id", "status", "ocpp_status" FROM "cpo_evse" WHERE "station_id" = %s AND "ocpp_evse_id" = %s '
     'FOR UPDATE) AS "held" WHERE "evse"."id" = "held"."id" AND ("evse"."status_updated" IS NULL '
     'OR "evse"."status_updated" <= %s OR "evse"."status_updated" > %s) '
