@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Case, Exists, OuterRef, Value, When
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from cpo.alerts import alert_raise, alert_resolve
@@ -31,7 +31,7 @@ from cpo.worker_threads import in_worker_thread
 from ocpi_api.client import OcpiExchange, ocpi_call
 from ocpi_api.models import OutboxAttempt, OutboxMessage, OutboxStatus, PartnerStatus
 from ocpi_api.modules import InterfaceRole
-from ocpi_api.outbox import message_schedule, retry_delay
+from ocpi_api.outbox import first_pending_ids, message_schedule, retry_delay
 
 logger = logging.getLogger(__name__)
 
@@ -284,18 +284,13 @@ def _partner_heads(*, partner_id: int, limit: int) -> list[int]:
     """Ids of a partner's messages that may go now: due, the first pending one of their order key, not being sent;
     CDRs first, then sessions, then the rest (`_MODULE_PRIORITY`), oldest first within each."""
     now = timezone.now()
-    older = OutboxMessage.objects.filter(
-        partner_id=partner_id, order_key=OuterRef("order_key"), status=OutboxStatus.PENDING, id__lt=OuterRef("id")
-    )
     return list(
         OutboxMessage.objects.filter(
-            partner_id=partner_id,
+            id__in=first_pending_ids(partner_id=partner_id),
             partner__suspended_at__isnull=True,
-            status=OutboxStatus.PENDING,
             next_attempt_at__lte=now + timedelta(seconds=0.5),
         )
         .exclude(sending_until__gt=now)
-        .exclude(Exists(older))
         .order_by(_MODULE_PRIORITY, "id")
         .values_list("id", flat=True)[:limit]
     )
@@ -304,6 +299,12 @@ def _partner_heads(*, partner_id: int, limit: int) -> list[int]:
 def outbox_partner_due(*, partner_id: int) -> bool:
     """Whether the partner has a message that may go now."""
     return bool(_partner_heads(partner_id=partner_id, limit=1))
+
+
+# How many of a partner's due messages one lookup finds, per delivery thread. A lookup scans the partner's pending
+# messages; once per message it was most of a run's time behind a reconnect wave's backlog. A CDR that becomes due
+# meanwhile waits for at most these to be taken (the lookup is repeated when fewer than a thread's worth are left).
+HEADS_PER_LOOKUP = 4
 
 
 def outbox_partner_deliver(*, partner_id: int) -> tuple[dict[str, int], bool]:
@@ -318,16 +319,21 @@ def outbox_partner_deliver(*, partner_id: int) -> tuple[dict[str, int], bool]:
     concurrency = max(1, settings.WORKER_THREADS)
     outcomes: Counter[str] = Counter()
     in_flight: dict[Future, int] = {}
+    heads: list[int] = []  # found due, not yet taken: looked up HEADS_PER_LOOKUP at a time, not once per message
     more = False
     while True:
         if len(in_flight) < concurrency:
             if time.monotonic() < deadline:
-                busy = set(in_flight.values())
-                for message_id in _partner_heads(partner_id=partner_id, limit=concurrency + len(busy)):
-                    if len(in_flight) >= concurrency:
-                        break
-                    if message_id not in busy:
-                        in_flight[in_worker_thread(outbox_deliver, message_id=message_id)] = message_id
+                if len(heads) < concurrency:
+                    busy = set(in_flight.values())
+                    heads = [
+                        message_id
+                        for message_id in _partner_heads(partner_id=partner_id, limit=concurrency * HEADS_PER_LOOKUP)
+                        if message_id not in busy
+                    ]
+                while heads and len(in_flight) < concurrency:
+                    message_id = heads.pop(0)
+                    in_flight[in_worker_thread(outbox_deliver, message_id=message_id)] = message_id
             else:
                 more = True
         if not in_flight:
@@ -339,7 +345,7 @@ def outbox_partner_deliver(*, partner_id: int) -> tuple[dict[str, int], bool]:
             outcome = future.result()
             outcomes[outcome] += 1
             progress = progress or outcome in (Outcome.SENT, Outcome.RETRY, Outcome.FAILED)
-        if not progress and not in_flight:
+        if not progress and not in_flight and not heads:
             break  # what was found could not be sent (another worker took it meanwhile): do not spin on it
     return dict(outcomes), more
 

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, Min, OuterRef, Q, QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -239,22 +239,28 @@ def outbox_retry(*, message_id: int) -> OutboxMessage:
     return message
 
 
+def first_pending_ids(**scope) -> QuerySet:
+    """The first pending message of each order key within `scope` (e.g. partner_id=...): the only ones that may go.
+    One grouped scan of the pending messages; the "no older pending message of my key" anti-join it replaces
+    compared every pending message with every older one of its key (12 ms at 3,200 pending, paid per delivery)."""
+    return (
+        OutboxMessage.objects.filter(status=OutboxStatus.PENDING, **scope)
+        .values("partner_id", "order_key")
+        .annotate(first=Min("id"))
+        .values("first")
+    )
+
+
 def outbox_due_claim(*, limit: int = 500) -> list[int]:
     """Ids of pending messages that may go now: due, first of their order key, not being sent (a live sending lease),
     and not queued recently (a queued task may still be on its way). Marks them queued. For the beat task that
     catches retries, lost tasks and the messages of dead workers (their lease ran out)."""
     now = timezone.now()
     lease = now - timedelta(seconds=settings.OCPI_OUTBOX_DISPATCH_LEASE)
-    older = OutboxMessage.objects.filter(
-        partner_id=OuterRef("partner_id"),
-        order_key=OuterRef("order_key"),
-        status=OutboxStatus.PENDING,
-        id__lt=OuterRef("id"),
-    )
     with transaction.atomic():
         ids = list(
             OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now, partner__suspended_at__isnull=True)
+            .filter(id__in=first_pending_ids(), next_attempt_at__lte=now, partner__suspended_at__isnull=True)
             # never queued, queued long ago (the task may be lost), its retry time came after it was queued, or the
             # worker that took it died (its sending lease ran out)
             .filter(
@@ -264,7 +270,6 @@ def outbox_due_claim(*, limit: int = 500) -> list[int]:
                 | Q(sending_until__isnull=False)
             )
             .exclude(sending_until__gt=now)
-            .exclude(Exists(older))
             .order_by("next_attempt_at")
             .values_list("id", flat=True)[:limit]
         )
@@ -278,10 +283,7 @@ def outbox_partner_release(*, partner: Partner, suspended_at: datetime) -> None:
     now = timezone.now()
     pending = OutboxMessage.objects.filter(partner=partner, status=OutboxStatus.PENDING)
     pending.update(dispatched_at=None, next_attempt_at=now, give_up_at=F("give_up_at") + (now - suspended_at))
-    older = OutboxMessage.objects.filter(
-        partner_id=partner.pk, order_key=OuterRef("order_key"), status=OutboxStatus.PENDING, id__lt=OuterRef("id")
-    )
-    for message_id in pending.exclude(Exists(older)).values_list("id", flat=True):
+    for message_id in first_pending_ids(partner_id=partner.pk).values_list("first", flat=True):
         message_schedule(message_id, partner_id=partner.pk, at=now)
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from cpo.worker_threads import worker_pool_close
@@ -590,3 +591,31 @@ def test_a_partners_cdrs_and_sessions_go_before_a_backlog_of_evse_status_patches
         )
     assert _partner_heads(partner_id=partner.pk, limit=3) == [cdr.pk, session.pk, patches[0].pk]
     assert waiting_cdr.pk not in _partner_heads(partner_id=partner.pk, limit=30)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_run_through_a_backlog_looks_up_due_messages_a_few_at_a_time(emsp, settings):
+    """Behind a reconnect wave a partner has thousands of pending messages and finding the due ones scans them all:
+    a run looks them up for several messages at once, not once per message sent, and still sends every one of them
+    once, in order per object."""
+    settings.WORKER_THREADS = 4
+    partner = partner_for(emsp)
+    with transaction.atomic():
+        for n in range(60):
+            for status in ("OCCUPIED", "AVAILABLE"):
+                outbox_enqueue(
+                    partner=partner,
+                    module="locations",
+                    method="PATCH",
+                    path=f"NL/CPO/LOC-1/EVSE-{n}",
+                    object_key=f"locations:EVSE-{n}",
+                    body={"status": status},
+                )
+    with CaptureQueriesContext(connection) as lookups:  # the run's own thread only looks up; worker threads send
+        outcomes, more = outbox_partner_deliver(partner_id=partner.pk)
+    assert outcomes == {Outcome.SENT: 120} and not more
+    assert len(lookups) <= 120 / settings.WORKER_THREADS
+    received = [(r["path"].rsplit("/", 1)[-1], r["body"]["status"]) for r in emsp.requests if r["method"] == "PATCH"]
+    assert len(received) == 120
+    for n in range(60):
+        assert [status for evse, status in received if evse == f"EVSE-{n}"] == ["OCCUPIED", "AVAILABLE"]
