@@ -594,7 +594,7 @@ def test_a_partners_cdrs_and_sessions_go_before_a_backlog_of_evse_status_patches
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_delivery_run_through_a_backlog_looks_up_due_messages_a_few_at_a_time(emsp, settings):
+def test_a_delivery_run_through_a_backlog_looks_up_due_messages_a_few_at_a_time(emsp, queued, settings):
     """Behind a reconnect wave a partner has thousands of pending messages and finding the due ones scans them all:
     a run looks them up for several messages at once, not once per message sent, and still sends every one of them
     once, in order per object."""
