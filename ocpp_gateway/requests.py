@@ -424,10 +424,52 @@ class ChargingSchedule:
         return schedule
 
 
+# A purpose in the words of each version: (1.6, 2.0.1). The station-wide maximum has a name per version; a caller may
+# give either and the station gets its own version's. Other purposes (2.0.1 ChargingStationExternalConstraints) go
+# out as given, for the schema to judge.
+CHARGING_PROFILE_PURPOSES = {
+    "ChargePointMaxProfile": ("ChargePointMaxProfile", "ChargingStationMaxProfile"),
+    "ChargingStationMaxProfile": ("ChargePointMaxProfile", "ChargingStationMaxProfile"),
+    "TxDefaultProfile": ("TxDefaultProfile", "TxDefaultProfile"),
+    "TxProfile": ("TxProfile", "TxProfile"),
+}
+
+
+def charging_profile_purpose(purpose: str, ocpp_version: str) -> str:
+    """`purpose` as a station of `ocpp_version` names it: 1.6 ChargePointMaxProfile is 2.0.1 ChargingStationMaxProfile
+    and the other way round; TxDefaultProfile and TxProfile are the same in both."""
+    names = CHARGING_PROFILE_PURPOSES.get(purpose)
+    if names is None:
+        return purpose
+    return names[0] if is_ocpp16(ocpp_version) else names[1]
+
+
+def is_station_max_profile(purpose: str) -> bool:
+    """The station-wide maximum (1.6 ChargePointMaxProfile, 2.0.1 ChargingStationMaxProfile), under either name."""
+    return CHARGING_PROFILE_PURPOSES.get(purpose, ("",))[0] == "ChargePointMaxProfile"
+
+
+def check_charging_profile_target(*, evse_id: int, purpose: str, transaction_id: str | None = None) -> None:
+    """Raise ValueError for a profile no station may accept whatever its schema says: the station-wide maximum belongs
+    to the whole station (1.6: "only valid on connectorId 0"; 2.0.1: evseId 0), and only a TxProfile names a
+    transaction."""
+    if is_station_max_profile(purpose) and evse_id != 0:
+        raise ValueError(
+            "the station-wide maximum (1.6 ChargePointMaxProfile, 2.0.1 ChargingStationMaxProfile) is only valid on "
+            f"connector 0, the whole station, not on connector {evse_id}"
+        )
+    if transaction_id is not None and charging_profile_purpose(purpose, "1.6") != "TxProfile":
+        raise ValueError(f"only a TxProfile names a transaction, not a {purpose}")
+
+
 @dataclass(frozen=True)
 class SetChargingProfile(OcppRequest):
     """A TxProfile for one transaction on one EVSE (Absolute when the schedule has a start, else Relative), or with
-    `purpose` TxDefaultProfile and no transaction, the default for sessions that start on the EVSE (0: all)."""
+    `purpose` TxDefaultProfile and no transaction, the default for sessions that start on the EVSE (0: all), or the
+    station-wide maximum on EVSE 0 (`purpose` ChargePointMaxProfile or ChargingStationMaxProfile: each version gets
+    its own name, see `charging_profile_purpose`). 2.0.1 requires the profile's id, stackLevel and kind, and an id
+    for each schedule: the schedule's is the profile's. Raises ValueError for a target no station accepts
+    (`check_charging_profile_target`)."""
 
     evse_id: int
     transaction_id: str | None
@@ -436,22 +478,29 @@ class SetChargingProfile(OcppRequest):
     stack_level: int = 1
     purpose: str = "TxProfile"
 
-    def _profile(self) -> dict:
+    def __post_init__(self) -> None:
+        check_charging_profile_target(evse_id=self.evse_id, purpose=self.purpose, transaction_id=self.transaction_id)
+
+    def _profile(self, ocpp_version: str) -> dict:
         return {
             "stackLevel": self.stack_level,
-            "chargingProfilePurpose": self.purpose,
+            "chargingProfilePurpose": charging_profile_purpose(self.purpose, ocpp_version),
             "chargingProfileKind": "Absolute" if self.schedule.start_schedule else "Relative",
         }
 
     def ocpp16(self) -> OcppCall:
-        profile = {**self._profile(), "chargingProfileId": self.profile_id, "chargingSchedule": self.schedule.ocpp()}
+        profile = {
+            **self._profile("1.6"),
+            "chargingProfileId": self.profile_id,
+            "chargingSchedule": self.schedule.ocpp(),
+        }
         if self.transaction_id is not None:
             profile["transactionId"] = int(self.transaction_id)
         return OcppCall("SetChargingProfile", {"connectorId": self.evse_id, "csChargingProfiles": profile})
 
     def ocpp201(self) -> OcppCall:
         profile = {
-            **self._profile(),
+            **self._profile("2.0.1"),
             "id": self.profile_id,
             "chargingSchedule": [{"id": self.profile_id, **self.schedule.ocpp()}],
         }

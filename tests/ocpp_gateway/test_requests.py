@@ -4,8 +4,10 @@ one mapping of OCPI token types to idToken types; the dashboard and OCPI command
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
+import jsonschema
 import ocpp
 import pytest
 from ocpp.messages import Call
@@ -43,6 +45,7 @@ from ocpp_gateway.requests import (
     TriggerMessage,
     UnlockConnector,
     UpdateFirmware,
+    charging_profile_purpose,
     request_from_arguments,
 )
 from ocpp_gateway.selectors import connector_ocpp_id
@@ -77,6 +80,9 @@ EXAMPLES = [
     ReserveNow(reservation_id=4, expiry="2026-11-20T10:30:00Z", id_tag="APP-1", token_type="APP_USER"),
     CancelReservation(reservation_id=3),
     SetChargingProfile(evse_id=1, transaction_id="42", profile_id=42, schedule=SCHEDULE),
+    SetChargingProfile(
+        evse_id=0, transaction_id=None, profile_id=7, schedule=SCHEDULE, purpose="ChargePointMaxProfile", stack_level=2
+    ),
     GetCompositeSchedule(evse_id=1, duration=600),
     GetCompositeSchedule(evse_id=0, duration=3600, charging_rate_unit="W"),
     ClearChargingProfile(profile_id=42),
@@ -306,3 +312,92 @@ def test_ocpi_commands_are_built_by_the_gateway(station_factory):
             "parentIdTag": "GROUP-7",
         },
     )
+
+
+# What staff set from the station page: the station-wide maximum (under either version's name) and a default for
+# sessions, in A and W, for a while or until cleared, on three phases or one.
+STAFF_PROFILES = [
+    SetChargingProfile(
+        evse_id=0,
+        transaction_id=None,
+        profile_id=2_000_000_000,
+        schedule=ChargingSchedule("A", (ChargingSchedulePeriod(0, 32),), duration=5400, start_schedule=EXPIRY),
+        stack_level=2,
+        purpose=purpose,
+    )
+    for purpose in ("ChargePointMaxProfile", "ChargingStationMaxProfile")
+] + [
+    SetChargingProfile(
+        evse_id=2,
+        transaction_id=None,
+        profile_id=2_000_000_021,
+        schedule=ChargingSchedule("W", (ChargingSchedulePeriod(0, 7400.4, number_phases=1),), start_schedule=EXPIRY),
+        stack_level=2,
+        purpose="TxDefaultProfile",
+    )
+]
+
+
+def official_schema_validate(payload: dict, action: str, version: str) -> None:
+    """`jsonschema` against the schema the `ocpp` package ships; numbers read as Decimal, as the package reads them,
+    so that 1.6's multipleOf 0.1 is exact (7.4 / 0.1 is not a whole number in floating point)."""
+    schema = json.loads(json.dumps(schema_of(action, version)), parse_float=Decimal)
+    instance = json.loads(json.dumps(payload), parse_float=Decimal)
+    jsonschema.validators.validator_for(schema)(schema).validate(instance)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("request_", STAFF_PROFILES, ids=lambda r: f"{r.purpose}-{r.evse_id}")
+def test_a_staff_profile_fits_the_official_schema_with_each_version_s_purpose_name(request_, version):
+    action, payload = request_.for_version(version)
+    official_schema_validate(payload, action, version)
+    if version == "1.6":
+        profile = payload["csChargingProfiles"]
+        assert (payload["connectorId"], profile["chargingProfileId"]) == (request_.evse_id, request_.profile_id)
+    else:
+        profile = payload["chargingProfile"]
+        assert (payload["evseId"], profile["id"]) == (request_.evse_id, request_.profile_id)
+        assert [schedule["id"] for schedule in profile["chargingSchedule"]] == [request_.profile_id]
+    assert profile["chargingProfilePurpose"] == charging_profile_purpose(request_.purpose, version)
+    assert (
+        profile["chargingProfilePurpose"]
+        in {
+            "1.6": {"ChargePointMaxProfile", "TxDefaultProfile"},
+            "2.0.1": {"ChargingStationMaxProfile", "TxDefaultProfile"},
+        }[version]
+    )
+    assert (profile["stackLevel"], profile["chargingProfileKind"]) == (2, "Absolute")
+    assert "transactionId" not in profile
+    clear_action, clear = ClearChargingProfile(profile_id=request_.profile_id).for_version(version)
+    official_schema_validate(clear, clear_action, version)
+
+
+def test_each_version_names_the_station_wide_maximum_its_own_way():
+    for purpose in ("ChargePointMaxProfile", "ChargingStationMaxProfile"):
+        assert charging_profile_purpose(purpose, "1.6") == "ChargePointMaxProfile"
+        assert charging_profile_purpose(purpose, "") == "ChargePointMaxProfile"
+        assert charging_profile_purpose(purpose, "2.0.1") == "ChargingStationMaxProfile"
+        assert charging_profile_purpose(purpose, "2.1") == "ChargingStationMaxProfile"
+    for purpose in ("TxDefaultProfile", "TxProfile"):
+        assert charging_profile_purpose(purpose, "1.6") == charging_profile_purpose(purpose, "2.0.1") == purpose
+
+
+def test_a_profile_no_station_accepts_is_not_built():
+    schedule = ChargingSchedule("A", (ChargingSchedulePeriod(0, 16),))
+    with pytest.raises(ValueError, match="only valid on connector 0"):
+        SetChargingProfile(
+            evse_id=1, transaction_id=None, profile_id=1, schedule=schedule, purpose="ChargePointMaxProfile"
+        )
+    with pytest.raises(ValueError, match="only a TxProfile names a transaction"):
+        SetChargingProfile(evse_id=1, transaction_id="42", profile_id=1, schedule=schedule, purpose="TxDefaultProfile")
+    with pytest.raises(ValueError, match="only valid on connector 0"):
+        request_from_arguments(
+            "set-charging-profile",
+            {
+                "evse_id": 2,
+                "transaction_id": None,
+                "profile_id": 1,
+                "purpose": "ChargingStationMaxProfile",
+                "schedule": {"charging_rate_unit": "A", "periods": [{"start_period": 0, "limit": 16}]},
+            },
+        )
