@@ -3,6 +3,7 @@
 
 import json
 from datetime import UTC, timedelta
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
@@ -16,12 +17,22 @@ from django.utils.safestring import mark_safe
 from billing.models import Tariff
 from cpo.dashboard.selectors.cdrs import CLOSED_WITHOUT_STOP, CdrDate, PushState
 from cpo.dashboard.selectors.period import Preset, preset_days
-from cpo.dashboard.services import CommandOutcome, station_command_send, station_reservation_cancel, station_reserve
+from cpo.dashboard.selectors.smart_charging import station_charging_profiles_held
+from cpo.dashboard.services import (
+    STAFF_CHARGING_PROFILE_STACK_LEVEL,
+    CommandOutcome,
+    staff_charging_profile_id,
+    station_charging_profile_clear,
+    station_charging_profile_set,
+    station_command_send,
+    station_reservation_cancel,
+    station_reserve,
+)
 from cpo.models import ChargingStation, Location, OcppVersion, Token
 from ocpi_api.models import Partner
 from ocpi_api.models import Role as OcpiRole
 from ocpp_gateway import requests as ocpp_requests
-from ocpp_gateway.models import Reservation, Transaction
+from ocpp_gateway.models import ChargingProfile, Reservation, Transaction
 from ocpp_gateway.selectors import connector_ocpp_id
 from ocpp_gateway.services.smart_charging import CHARGING_RATE_UNITS
 
@@ -277,6 +288,122 @@ class CancelReservationForm(StationCommandForm):
         return station_reservation_cancel(user=user, reservation=self.cleaned_data["reservation"])
 
 
+class SetChargingProfileForm(StationCommandForm):
+    """A limit staff set on a connector or the whole station, from now on (an Absolute schedule starting when it is
+    sent), for `minutes` or until cleared or replaced; kept with the other profiles, source staff, whatever the
+    station answers (`station_charging_profile_set`).
+
+    Purpose: TxDefaultProfile, the limit sessions on the connector (0: every connector) start with, or the
+    station-wide maximum (1.6 ChargePointMaxProfile, 2.0.1 ChargingStationMaxProfile), only on connector 0, which
+    caps everything the station does, whatever other profiles allow.
+
+    Stack level: always STAFF_CHARGING_PROFILE_STACK_LEVEL (2), one above the load planner's TxDefaultProfile
+    (LOAD_MANAGEMENT_STACK_LEVEL, 1 by default; sent to a managed station at every boot) and the partners'
+    profiles (1). Sharing their purpose and level would be surprising: 1.6 replaces a profile with the same purpose
+    and stack level, so the planner's next boot default would silently drop staff's, and 2.0.1 may refuse a second
+    profile of the same purpose and level on an EVSE. One above: staff's TxDefaultProfile takes precedence over the
+    planner's default, but any TxProfile (the planner's share for a running session, a partner's) still overrides
+    a TxDefaultProfile whatever its level, as both versions specify, so on a managed station staff's default applies
+    only until the planner sends the session its share. To keep a station under a limit whatever the planner plans,
+    set the station-wide maximum: the station applies the lowest of it and the session's profile (the planner does
+    not read it, so it may plan a share above it that the car then does not get).
+
+    Profile id: one per connector and purpose in staff's own range (`staff_charging_profile_id`), so a new limit
+    replaces staff's previous one for that connector and purpose."""
+
+    title = "Set charging profile"
+    evse = forms.TypedChoiceField(coerce=int, label="Connector")
+    purpose = forms.ChoiceField(label="Purpose")
+    limit = forms.DecimalField(min_value=Decimal("0.1"), max_digits=9, decimal_places=1, label="Limit")
+    unit = forms.ChoiceField(choices=[(unit, unit) for unit in CHARGING_RATE_UNITS], label="Unit")
+    minutes = forms.IntegerField(
+        min_value=1, max_value=7 * 24 * 60, required=False, label="For (minutes)", help_text="Empty: until cleared"
+    )
+    number_phases = forms.TypedChoiceField(
+        coerce=int,
+        empty_value=None,
+        required=False,
+        choices=[("", "— (the station assumes 3)"), ("1", "1"), ("3", "3")],
+        label="Phases",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["evse"].choices = evse_choices(self.station, whole_station="0 · whole station")
+        station_max = ocpp_requests.charging_profile_purpose("ChargingStationMaxProfile", self.version)
+        self.fields["purpose"].choices = [
+            ("TxDefaultProfile", "TxDefaultProfile: default for sessions"),
+            (station_max, f"{station_max}: the station's maximum (connector 0 only)"),
+        ]
+
+    def clean(self):
+        data = super().clean()
+        if "evse" in data and "purpose" in data:
+            try:
+                ocpp_requests.check_charging_profile_target(evse_id=data["evse"], purpose=data["purpose"])
+            except ValueError as exc:
+                self.add_error("purpose", f"Not sent: {exc}.")
+        return data
+
+    def request(self) -> ocpp_requests.SetChargingProfile:
+        data = self.cleaned_data
+        period = ocpp_requests.ChargingSchedulePeriod(0, data["limit"], number_phases=data["number_phases"])
+        return ocpp_requests.SetChargingProfile(
+            evse_id=data["evse"],
+            transaction_id=None,
+            profile_id=staff_charging_profile_id(ocpp_evse_id=data["evse"], purpose=data["purpose"]),
+            schedule=ocpp_requests.ChargingSchedule(
+                data["unit"],
+                (period,),
+                duration=data["minutes"] * 60 if data["minutes"] else None,
+                start_schedule=timezone.now(),
+            ),
+            stack_level=STAFF_CHARGING_PROFILE_STACK_LEVEL,
+            purpose=data["purpose"],
+        )
+
+    def send(self, *, user) -> CommandOutcome:
+        return station_charging_profile_set(user=user, station=self.station, request=self.request())
+
+
+def charging_profile_label(profile: ChargingProfile) -> str:
+    where = f"connector {profile.ocpp_evse_id}" if profile.ocpp_evse_id else "whole station"
+    return (
+        f"{profile.profile_id} · {where} · {profile.purpose} · {profile.limit} {profile.charging_rate_unit} · "
+        f"{profile.get_source_display()} · {profile.created_at:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+class ClearChargingProfileForm(StationCommandForm):
+    """ClearChargingProfile of one profile the station accepted (by our records, `station_charging_profiles_held`),
+    by its id, whoever set it; a profile the load planner keeps sending comes back at its next change."""
+
+    title = "Clear charging profile"
+    profile = forms.ModelChoiceField(queryset=ChargingProfile.objects.none(), label="Profile", empty_label=None)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        held = station_charging_profiles_held(station=self.station)
+        field = self.fields["profile"]
+        field.queryset = ChargingProfile.objects.filter(pk__in=[p.pk for p in held]).order_by("-created_at", "-id")
+        field.label_from_instance = charging_profile_label
+        if not self.is_bound and not held:
+            self.unavailable = "No charging profile the station accepted is on record."
+
+    @property
+    def confirm_text(self) -> str:
+        return (
+            f"Clear charging profile {{{self.add_prefix('profile')}}} on station {self.station.identity}? The station "
+            "stops applying its limit."
+        )
+
+    def request(self):
+        return ocpp_requests.ClearChargingProfile(profile_id=self.cleaned_data["profile"].profile_id)
+
+    def send(self, *, user) -> CommandOutcome:
+        return station_charging_profile_clear(user=user, profile=self.cleaned_data["profile"])
+
+
 COMMAND_FORMS: dict[str, type[StationCommandForm]] = {
     "remote-start": RemoteStartForm,
     "remote-stop": RemoteStopForm,
@@ -288,6 +415,8 @@ COMMAND_FORMS: dict[str, type[StationCommandForm]] = {
     "change-configuration": ChangeConfigurationForm,
     "reserve-now": ReserveNowForm,
     "cancel-reservation": CancelReservationForm,
+    "set-charging-profile": SetChargingProfileForm,
+    "clear-charging-profile": ClearChargingProfileForm,
 }
 
 

@@ -39,6 +39,7 @@ from ocpi_api.services import (
 )
 from ocpp_gateway.commands import CommandError
 from ocpp_gateway.models import (
+    ChargingProfile,
     CompositeSchedule,
     DiagnosticsUpload,
     FirmwareCampaign,
@@ -50,7 +51,16 @@ from ocpp_gateway.models import (
     Transaction,
 )
 from ocpp_gateway.redaction import redact_secrets
-from ocpp_gateway.requests import CancelReservation, ChangeConfiguration, GetBaseReport, OcppRequest, ReserveNow
+from ocpp_gateway.requests import (
+    CancelReservation,
+    ChangeConfiguration,
+    ClearChargingProfile,
+    GetBaseReport,
+    OcppRequest,
+    ReserveNow,
+    SetChargingProfile,
+    is_station_max_profile,
+)
 from ocpp_gateway.services.device_model import (
     is_secret,
     station_configuration_answer_record,
@@ -65,6 +75,7 @@ from ocpp_gateway.services.firmware import (
     firmware_campaign_start,
     firmware_update_start,
 )
+from ocpp_gateway.services.load_management import charging_profile_record
 from ocpp_gateway.services.local_list import local_list_get, local_list_sync
 from ocpp_gateway.services.message_limits import request_send
 from ocpp_gateway.services.passwords import (
@@ -86,10 +97,19 @@ from ocpp_gateway.tasks import firmware_campaign_advance_task
 @dataclass(frozen=True)
 class CommandOutcome:
     audit: AuditLog
+    failure: str = ""  # why there was no answer: the CommandError's reason (with the charger's CALLERROR code)
 
     @property
     def ok(self) -> bool:
         return self.audit.ok
+
+    @property
+    def status(self) -> str:
+        """The answer's `status` (Accepted, Rejected, ...), or why there was none (`timeout`, `offline`,
+        `call_error: NotImplemented`, ...)."""
+        if self.ok:
+            return str((self.audit.answer or {}).get("status", ""))
+        return self.failure or self.audit.error.partition(":")[0]
 
 
 def audit_record(
@@ -131,8 +151,8 @@ def station_command_send(
     except CommandError as exc:
         error = f"{exc.reason}: {exc}" + (f" ({exc.error_code})" if exc.error_code else "")
         audit = audit_record(user=user, action=action, station=station, payload=payload, ok=False, error=error)
-    else:
-        audit = audit_record(user=user, action=action, station=station, payload=payload, ok=True, answer=answer)
+        return CommandOutcome(audit, failure=exc.reason + (f": {exc.error_code}" if exc.error_code else ""))
+    audit = audit_record(user=user, action=action, station=station, payload=payload, ok=True, answer=answer)
     return CommandOutcome(audit)
 
 
@@ -174,6 +194,57 @@ def station_reservation_cancel(*, user, reservation: Reservation) -> CommandOutc
     )
     if outcome.ok and (outcome.audit.answer or {}).get("status") == "Accepted":
         reservation_end(reservation_pk=reservation.pk, status=Reservation.Status.CANCELLED)
+    return outcome
+
+
+# Charging profiles staff set from the station page (see cpo.dashboard.forms.SetChargingProfileForm for why).
+# Stack level: above the load planner's (settings.LOAD_MANAGEMENT_STACK_LEVEL, 1 by default) and the partners'
+# (ocpi_api.commands.send.CHARGING_PROFILE_STACK_LEVEL, 1), so no profile of theirs shares staff's purpose and level.
+STAFF_CHARGING_PROFILE_STACK_LEVEL = 2
+# Ids: partners' profiles have their transaction's pk, the planner's 899_999 and 900_000 + EVSE; staff's are
+# 2_000_000_000 + 10 x EVSE + 0 (the station-wide maximum) or 1 (TxDefaultProfile): a 32-bit integer for EVSE numbers
+# up to 14 million, and reached by partners' ids (transaction pks) only after two billion transactions.
+STAFF_CHARGING_PROFILE_ID_BASE = 2_000_000_000
+
+
+def staff_charging_profile_id(*, ocpp_evse_id: int, purpose: str) -> int:
+    """One id per EVSE and purpose: staff's new limit for an EVSE replaces their previous one for it (both versions
+    replace a profile with the same id) rather than stacking up beside it, or being refused as a second profile of
+    the same purpose and stack level on the EVSE."""
+    return STAFF_CHARGING_PROFILE_ID_BASE + 10 * ocpp_evse_id + (0 if is_station_max_profile(purpose) else 1)
+
+
+def station_charging_profile_set(*, user, station: ChargingStation, request: SetChargingProfile) -> CommandOutcome:
+    """Send a charging profile staff chose (audited, `station_command_send`) and keep it with the others
+    (`charging_profile_record`, source staff) whatever came of it: the charger's answer (Accepted, Rejected) or why
+    there was none (timeout, offline, ...). Once accepted, staff's earlier profile with the same id on the station is
+    no longer there: its row says Replaced."""
+    outcome = station_command_send(user=user, station=station, request=request)
+    profile = charging_profile_record(
+        station_pk=station.pk,
+        payload=request.for_version(station.ocpp_version).payload,
+        source=ChargingProfile.Source.STAFF,
+        status=outcome.status[:40],
+    )
+    if profile.status == "Accepted":
+        ChargingProfile.objects.filter(
+            station=station, profile_id=profile.profile_id, source=ChargingProfile.Source.STAFF, status="Accepted"
+        ).exclude(pk=profile.pk).update(status="Replaced")
+    return outcome
+
+
+def station_charging_profile_clear(*, user, profile: ChargingProfile) -> CommandOutcome:
+    """ClearChargingProfile of one profile the station holds, by its id (1.6 `id`, 2.0.1 `chargingProfileId`),
+    audited. The station's profile rows with that id say Cleared once it accepts, "Unknown to the station" when it
+    answers Unknown (it holds no such profile); otherwise (no answer) they stay as they were."""
+    outcome = station_command_send(
+        user=user, station=profile.station, request=ClearChargingProfile(profile_id=profile.profile_id)
+    )
+    status = {"Accepted": "Cleared", "Unknown": "Unknown to the station"}.get(outcome.status) if outcome.ok else None
+    if status:
+        ChargingProfile.objects.filter(
+            station_id=profile.station_id, profile_id=profile.profile_id, status="Accepted"
+        ).update(status=status)
     return outcome
 
 

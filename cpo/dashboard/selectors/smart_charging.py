@@ -4,10 +4,10 @@ and, per EVSE, the last composite schedule the station reported, ready for its s
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from cpo.models import ChargingStation
-from ocpp_gateway.models import ChargingProfile, CompositeSchedule
+from ocpp_gateway.models import ChargingProfile, CompositeSchedule, Transaction
 
 
 @dataclass
@@ -90,3 +90,18 @@ def station_charging_profiles(*, station: ChargingStation, limit: int = 30) -> Q
         .select_related("transaction")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+def station_charging_profiles_held(*, station: ChargingStation, scan: int = 200) -> list[ChargingProfile]:
+    """The profiles the station should hold by our records, newest first, one per profile id (its latest accepted
+    row): accepted, not cleared or replaced since, and not a TxProfile of a session that has ended (the station drops
+    those itself). Read from the station's latest `scan` profiles."""
+    rows = (
+        ChargingProfile.objects.filter(station=station, status="Accepted")
+        .exclude(Q(purpose="TxProfile") & ~Q(transaction__status=Transaction.Status.ACTIVE))
+        .order_by("-created_at", "-id")[:scan]
+    )
+    held: dict[int, ChargingProfile] = {}
+    for row in rows:
+        held.setdefault(row.profile_id, row)
+    return list(held.values())
