@@ -3,6 +3,7 @@ mod_hub_client_info)."""
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 from billing.encoding import DecimalJSONDecoder, DecimalJSONEncoder
 from cpo.models import TokenType  # one OCPI TokenType for the whole platform
@@ -189,6 +190,9 @@ class PartnerToken(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["country_code", "party_id", "uid", "type"], name="partner_token_unique")
         ]
+        # Every Authorize and StartTransaction looks a token up by its uid as a CiString (`uid__iexact`, UPPER on
+        # PostgreSQL), which the plain index on uid cannot serve: without this, a scan of every pushed token.
+        indexes = [models.Index(Upper("uid"), name="partner_token_uid_upper")]
 
     def __str__(self) -> str:
         return f"{self.country_code}/{self.party_id} {self.uid} ({self.type})"

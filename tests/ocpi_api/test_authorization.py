@@ -5,6 +5,8 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
@@ -406,3 +408,35 @@ def test_201_events_of_a_transaction_ask_the_emsp_once_and_replays_never(auth_da
     assert answers[4].id_token_info["status"] == "Invalid"
     tx = Transaction.objects.get(transaction_id="TX-RT-201")
     assert (tx.status, tx.auth_status, tx.id_tag, tx.last_seq_no) == ("ENDED", "Accepted", "EVENT-201", 3)
+
+
+@pytest.mark.django_db
+def test_a_charger_token_among_twenty_thousand_pushed_ones_is_found_through_an_index():
+    """A CPO holds every token its EMSPs pushed (hundreds of thousands); each Authorize and StartTransaction looks
+    one up by uid, case-insensitively. PostgreSQL must read it through an index, not scan every token."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's plan (CI's second pass); SQLite is the embedded first-run default")
+    partner = make_partner(token="tok-idx")
+    now = timezone.now()
+    PartnerToken.objects.bulk_create(
+        PartnerToken(
+            partner=partner,
+            country_code="NL",
+            party_id="EXM",
+            uid=f"CARD{n:06d}",
+            type="RFID",
+            contract_id=f"NL-EXM-C{n:08d}",
+            issuer="Example",
+            valid=True,
+            whitelist="ALWAYS",
+            last_updated=now,
+        )
+        for n in range(20_000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE ocpi_api_partnertoken")
+    lookup = PartnerToken.objects.filter(uid__iexact="card000123", partner__status=PartnerStatus.REGISTERED)
+    plan = lookup.explain()
+    assert "partner_token_uid_upper" in plan, plan
+    result = partner_token_authorize(AuthorizationRequest(id_tag="card000123"))
+    assert result is not None and result.accepted and result.token_uid == "CARD000123"
