@@ -136,6 +136,9 @@ def _next_in_order(message: OutboxMessage) -> OutboxMessage | None:
     )
 
 
+_SUPERSEDED = "superseded"  # the claim's word for "deliver what replaced it" (`_latest`), never an outcome
+
+
 def _message_claim(*, message_id: int) -> tuple[OutboxMessage | None, str]:
     """In one short transaction: the message with a sending lease taken for this worker, or None and the outcome
     that says why not."""
@@ -148,6 +151,8 @@ def _message_claim(*, message_id: int) -> tuple[OutboxMessage | None, str]:
         )
         if message is None:
             return None, Outcome.LOCKED if OutboxMessage.objects.filter(pk=message_id).exists() else Outcome.DONE
+        if message.status == OutboxStatus.SUPERSEDED:
+            return None, _SUPERSEDED
         if message.status != OutboxStatus.PENDING:
             return None, Outcome.DONE
         now = timezone.now()
@@ -167,11 +172,22 @@ def _message_claim(*, message_id: int) -> tuple[OutboxMessage | None, str]:
     return message, ""
 
 
+# What recording an attempt never reads (the body was sent; it is a CDR's or a location's whole JSON) and what it
+# writes: a save of the whole row would encode and send the body again.
+_NOT_RECORDED = ("body", "meta")
+_ATTEMPT_FIELDS = ("sending_until", "attempts", "last_http_status", "last_status_code", "last_error")
+
+
 def _message_record(*, claimed: OutboxMessage, exchange: OcpiExchange, permanent: bool) -> str:
     """In one short transaction: the attempt, and the message sent, retried later or given up. `claimed.sending_until`
     is the lease this worker holds (as last renewed)."""
     with transaction.atomic():
-        message = OutboxMessage.objects.select_for_update(of=("self",)).select_related("partner").get(pk=claimed.pk)
+        message = (
+            OutboxMessage.objects.select_for_update(of=("self",))
+            .select_related("partner")
+            .defer(*_NOT_RECORDED)
+            .get(pk=claimed.pk)
+        )
         OutboxAttempt.objects.create(
             message=message,
             started_at=exchange.started_at,
@@ -196,7 +212,7 @@ def _message_record(*, claimed: OutboxMessage, exchange: OcpiExchange, permanent
             message.sent_at = timezone.now()
             location = exchange.headers.get("Location", "") if exchange.headers is not None else ""
             message.response_location = location[:512]
-            message.save()
+            message.save(update_fields=[*_ATTEMPT_FIELDS, "status", "sent_at", "response_location"])
             alert_resolve(kind=AlertKind.PARTNER_DELIVERY_FAILING, subject=partner_alert_subject(message))
             following = _next_in_order(message)
             if following is not None:
@@ -215,7 +231,7 @@ def _message_record(*, claimed: OutboxMessage, exchange: OcpiExchange, permanent
             return Outcome.FAILED
         message.next_attempt_at = next_attempt
         message.dispatched_at = timezone.now()
-        message.save()
+        message.save(update_fields=[*_ATTEMPT_FIELDS, "next_attempt_at", "dispatched_at"])
         logger.info("OCPI push %s failed (%s), retry at %s", message, exchange.problem(), next_attempt)
         if message.attempts >= settings.ALERT_PARTNER_DELIVERY_ATTEMPTS:
             _delivery_alert(message, problem=f"failed {message.attempts} times, retried at {next_attempt.isoformat()}")
@@ -263,9 +279,11 @@ def outbox_deliver(*, message_id: int) -> str:
     left alone). Not before `next_attempt_at`, not while another worker sends it (its lease is live), and not while an
     older message of the same order key is pending (that one queues this one when it is done). Returns the
     `Outcome`."""
-    message, outcome = _message_claim(message_id=_latest(message_id))
+    message, outcome = _message_claim(message_id=message_id)
+    if outcome == _SUPERSEDED:
+        message, outcome = _message_claim(message_id=_latest(message_id))
     if message is None:
-        return outcome
+        return Outcome.DONE if outcome == _SUPERSEDED else outcome
     url = message_url(message)
     if url is None:
         return _no_endpoint(message)
@@ -355,7 +373,9 @@ def _message_fail(message: OutboxMessage, *, error: str) -> None:
     message.status = OutboxStatus.FAILED
     message.sending_until = None
     message.last_error = error
-    message.save()
+    message.save(
+        update_fields=["status", "sending_until", "last_error", "attempts", "last_http_status", "last_status_code"]
+    )
     logger.error("OCPI push %s given up: %s", message, error)
     _delivery_alert(message, problem=f"given up: {error}")
     following = _next_in_order(message)
