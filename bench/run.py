@@ -239,7 +239,7 @@ def log(message: str) -> None:
 
 # -- the run -------------------------------------------------------------------------------------------------------
 class Bench:
-    def __init__(self, args, env: dict):
+    def __init__(self, args, env: dict, *, server_cpus: list[str] | None, helper_cpus: set[int] | None):
         self.args = args
         self.env = env  # the platform's environment, without its port
         self.phases: list[Phase] = []
@@ -247,7 +247,9 @@ class Bench:
         self.logs: list[dict] = []
         self.commands: dict = {}
         self.limits: dict = {}
-        self.server_cpus, self.helper_cpus = servers.pinning(not args.no_pin)
+        # Decided once, before this process pinned itself to the helpers' CPUs: asked again here, `pinning` saw
+        # only those, pinned nothing, and every server inherited the generator's CPU (all runs before 2026-12-03).
+        self.server_cpus, self.helper_cpus = server_cpus, helper_cpus
 
     # -- servers
     def start_platform(self, *, worker: bool = True) -> tuple[servers.Proc, servers.Proc | None, str]:
@@ -1520,7 +1522,7 @@ def main() -> None:
         f"{server_cpus or 'any'}, generator and helpers on {sorted(helper_cpus) if helper_cpus else 'any'}"
     )
 
-    bench = Bench(args, env)
+    bench = Bench(args, env, server_cpus=server_cpus, helper_cpus=helper_cpus)
     try:
         asyncio.run(bench.run())
     except KeyboardInterrupt:
