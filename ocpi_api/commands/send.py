@@ -2,8 +2,8 @@
 station's OCPP version picks the wire form), the claim that sends it once, and the charger's answer recorded.
 
 Reservation ids sent to chargers are ours (`ocpp_reservation_id`), never the partner's, so partners cannot replace or
-cancel each other's reservations. The charging profile a partner sets is one TxProfile per transaction, its id the
-transaction's: a new PUT replaces it, DELETE clears it.
+cancel each other's reservations. The charging profile a partner sets is one TxProfile per transaction, its id
+derived from the transaction's (`partner_charging_profile_id`): a new PUT replaces it, DELETE clears it.
 """
 
 from dataclasses import dataclass
@@ -15,10 +15,33 @@ from ocpi_api.commands.results import command_answer_record
 from ocpi_api.models import Command, CommandState, CommandType
 from ocpp_gateway import requests as ocpp_requests
 from ocpp_gateway.commands import CommandError, check_station_reachable, command_send, command_send_async
+from ocpp_gateway.models import ChargingProfile
 from ocpp_gateway.selectors import connector_ocpp_id
 
 # Stack level of the TxProfiles partners set (one per transaction; a new PUT replaces the previous one).
 CHARGING_PROFILE_STACK_LEVEL = 1
+# Partners' profile ids: 1,000,000,000 + the transaction's pk (modulo a billion), a range of their own. The planner's
+# ids are 899,999 and 900,000 + EVSE (ocpp_gateway.services.load_management) and staff's 2,000,000,000 and up
+# (cpo.dashboard.services): the transaction's pk itself reached the planner's ids after 900,000 transactions, and a
+# partner's profile then replaced the planner's on the charger (or the other way round).
+PARTNER_CHARGING_PROFILE_ID_BASE = 1_000_000_000
+
+
+def partner_charging_profile_id(*, transaction_pk: int) -> int:
+    """The id of the TxProfile partners set for a transaction (an int32 for chargers)."""
+    return PARTNER_CHARGING_PROFILE_ID_BASE + transaction_pk % PARTNER_CHARGING_PROFILE_ID_BASE
+
+
+def partner_charging_profile_id_sent(*, transaction_pk: int) -> int:
+    """The id a partner's profile for the transaction was sent with (kept with it, `ChargingProfile`): what a DELETE
+    clears, also for a profile sent before the ids had a range of their own; the derived id when none was kept."""
+    kept = (
+        ChargingProfile.objects.filter(transaction_id=transaction_pk, source=ChargingProfile.Source.PARTNER)
+        .order_by("-created_at", "-id")
+        .values_list("profile_id", flat=True)
+        .first()
+    )
+    return kept if kept is not None else partner_charging_profile_id(transaction_pk=transaction_pk)
 
 
 def charging_schedule_from_ocpi(profile: dict) -> ocpp_requests.ChargingSchedule:
@@ -70,13 +93,13 @@ def command_request(cmd: Command) -> ocpp_requests.OcppRequest:
         return ocpp_requests.SetChargingProfile(
             evse_id=evse_id,
             transaction_id=tx.transaction_id,
-            profile_id=tx.pk,
+            profile_id=partner_charging_profile_id(transaction_pk=tx.pk),
             schedule=charging_schedule_from_ocpi(request["charging_profile"]),
             stack_level=CHARGING_PROFILE_STACK_LEVEL,
         )
     if cmd.command == CommandType.GET_ACTIVE_CHARGING_PROFILE:
         return ocpp_requests.GetCompositeSchedule(evse_id=evse_id, duration=int(request["duration"]))
-    return ocpp_requests.ClearChargingProfile(profile_id=tx.pk)
+    return ocpp_requests.ClearChargingProfile(profile_id=partner_charging_profile_id_sent(transaction_pk=tx.pk))
 
 
 @dataclass(frozen=True)

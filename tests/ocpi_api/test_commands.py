@@ -403,3 +403,16 @@ def test_a_result_is_delivered_by_a_celery_task_that_retries(partner, failures, 
     assert (cmd.state, cmd.delivery_attempts, len(receiver.posts)) == (state, posts, posts)
     assert receiver.posts[-1] == {"result": "ACCEPTED"}
     assert (command_result_deliver_task.max_retries, command_result_deliver_task.retry_backoff) == (2, 2)
+
+
+@pytest.mark.parametrize("transaction_pk", [1, 899_999, 900_000, 900_002, 999_999_999, 1_000_000_001])
+def test_a_partners_profile_id_is_never_one_the_planner_or_staff_use(transaction_pk):
+    """A partner's TxProfile shares the charger with the load planner's profiles and staff's: an id in common would
+    make one replace the other on the charger. Transaction 900,002 used to get the planner's id of EVSE 2."""
+    from cpo.dashboard.services import STAFF_CHARGING_PROFILE_ID_BASE
+    from ocpi_api.commands.send import partner_charging_profile_id
+    from ocpp_gateway.services.load_management import PLANNER_DEFAULT_PROFILE_ID, PLANNER_TX_PROFILE_ID_BASE
+
+    profile_id = partner_charging_profile_id(transaction_pk=transaction_pk)
+    assert PLANNER_TX_PROFILE_ID_BASE + 10_000 < profile_id < STAFF_CHARGING_PROFILE_ID_BASE
+    assert profile_id != PLANNER_DEFAULT_PROFILE_ID and profile_id < 2**31

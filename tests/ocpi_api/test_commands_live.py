@@ -377,7 +377,10 @@ def test_charging_profiles_on_a_16_charger(embedded_daphne, emsp, partner, stati
             },
         },
     }
-    assert ("ClearChargingProfile", {"id": transaction.pk}) in received
+    # partners' profile ids have a range of their own (the planner's are 899,999 and 900,000 + EVSE, staff's from
+    # 2,000,000,000): the one DELETE clears is the one PUT set
+    assert profile["charging_profile_id"] == 1_000_000_000 + transaction.pk
+    assert ("ClearChargingProfile", {"id": 1_000_000_000 + transaction.pk}) in received
 
 
 def test_a_201_charger_start_reserve_unsupported_and_timeout(embedded_daphne, emsp, partner, station_factory):
