@@ -552,8 +552,11 @@ CELERY_BEAT_SCHEDULE["ocpp-transactions-probe-silent"] = {
     "task": "ocpp_gateway.tasks.transactions_probe_silent_task",
     "schedule": OCPP_SILENT_TRANSACTION_CHECK_SECONDS,
 }
-# Threads (and database connections) per daphne process for the gateway's database work.
-OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 4)
+# Threads (and database connections) per daphne process for the gateway's database work. Eight on PostgreSQL: the
+# threads mostly wait for it (a commit waits for its WAL flush): at 300 CALL/s a gateway using half a core answered
+# at p99 3.1 s with four, 0.4 s with eight or sixteen (bench/RESULTS.md, 2026-12-03 18:37-18:43). SQLite, which
+# serialises writers anyway, keeps four.
+OCPP_DB_THREADS = env_int("OCPP_DB_THREADS", 4 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 8)
 # Threads per daphne process for authorizations that ask someone outside our database (an EMSP, in real time): never
 # the database threads, so an EMSP that hangs holds none of them.
 OCPP_REALTIME_AUTHORIZATION_THREADS = env_int("OCPP_REALTIME_AUTHORIZATION_THREADS", 8)
