@@ -9,7 +9,12 @@ from cpo.worker_threads import each_in_worker_threads
 from ocpp_gateway.services.certificates import certificates_expiry_alert
 from ocpp_gateway.services.device_model import station_configuration_read, station_configuration_wanted
 from ocpp_gateway.services.diagnostics import diagnostics_prune
-from ocpp_gateway.services.firmware import firmware_campaign_advance, firmware_campaigns_running
+from ocpp_gateway.services.firmware import (
+    firmware_campaign_advance,
+    firmware_campaigns_running,
+    firmware_update_booted,
+    firmware_updates_expire,
+)
 from ocpp_gateway.services.housekeeping import load_samples_prune, transaction_silent_probe, transactions_silent
 from ocpp_gateway.services.liveness import stations_liveness_check
 from ocpp_gateway.services.load_management import (
@@ -124,7 +129,8 @@ def certificates_expiry_alert_task() -> int:
 
 def station_boot_checks(station_pk: int) -> None:
     """What an accepted boot asks of the station: its configuration if never read (the local list's limits come from
-    it), then its local list version."""
+    it), then its local list version. A firmware update it booted into is installed."""
+    firmware_update_booted(station_pk=station_pk)
     if station_configuration_wanted(station_pk=station_pk):
         station_configuration_read(station_pk=station_pk)
     if settings.OCPP_LOCAL_LIST_ENABLED:
@@ -183,7 +189,9 @@ def diagnostics_prune_task() -> int:
 
 @shared_task(acks_late=True, time_limit=120, ignore_result=True)
 def firmware_campaigns_advance_task() -> int:
-    """Every minute, by beat: one advance task per running firmware campaign."""
+    """Every minute, by beat: updates whose station went silent are let go (`firmware_updates_expire`), then one
+    advance task per running firmware campaign."""
+    firmware_updates_expire()
     pks = firmware_campaigns_running()
     for pk in pks:
         task_dispatch(firmware_campaign_advance_task, pk)

@@ -344,7 +344,7 @@ def station_firmware_status_record(*, station_pk: int, status: str, request_id: 
         under_way = Q(status__in=OPEN) | Q(status=Status.PENDING, sent_at__isnull=False)
         update = updates.filter(under_way).order_by("-sent_at", "-id").first()
     if update is not None and status != "Idle":
-        fields: dict = {"charger_status": status[:30]}
+        fields: dict = {"charger_status": status[:30], "updated_at": timezone.now()}  # heard of: not silent
         if status == FIRMWARE_INSTALLED:
             fields["status"] = Status.INSTALLED
         elif status in FIRMWARE_FAILED:
@@ -363,3 +363,26 @@ def station_firmware_status_record(*, station_pk: int, status: str, request_id: 
         alert_resolve(kind=AlertKind.FIRMWARE_FAILED, subject=identity)
         return
     alert_raise(kind=AlertKind.FIRMWARE_FAILED, subject=identity, message=f"station {identity}: firmware {status}")
+
+
+def firmware_updates_expire(*, now=None) -> int:
+    """Updates under way whose station has said nothing about them for OCPP_FIRMWARE_SILENT_MINUTES: the station
+    rebooted without a FirmwareStatusNotification, lost the download, or went away. They become NO_ANSWER (retried
+    by their campaign while attempts are left, never counted as the image's failure), so they no longer hold one of
+    the campaign's `max_concurrent` places for ever nor show "downloading" for days. Returns how many."""
+    now = now or timezone.now()
+    silent_since = now - timedelta(minutes=settings.OCPP_FIRMWARE_SILENT_MINUTES)
+    silent = FirmwareUpdate.objects.filter(status__in=OPEN, updated_at__lt=silent_since)
+    return silent.update(
+        status=Status.NO_ANSWER,
+        answer=f"no status for {settings.OCPP_FIRMWARE_SILENT_MINUTES:g} min"[:100],
+        updated_at=now,
+    )
+
+
+def firmware_update_booted(*, station_pk: int) -> int:
+    """A station booted reporting the version an update under way installs: that update is installed (many 1.6
+    chargers reboot into the new firmware without sending Installed). Returns how many updates it closed."""
+    return FirmwareUpdate.objects.filter(
+        station_id=station_pk, status__in=OPEN, image__version=F("station__firmware_version")
+    ).update(status=Status.INSTALLED, charger_status="booted with it", updated_at=timezone.now())

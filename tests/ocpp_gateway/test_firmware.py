@@ -6,17 +6,26 @@ once, pauses itself (with an alert) when too many fail, and operators pause, res
 
 import asyncio
 import re
+from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
+from django.utils import timezone
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from cpo.dashboard.models import AuditLog
 from cpo.models import Alert, ChargingStation
 from ocpp_gateway.models import FirmwareCampaign, FirmwareImage, FirmwareUpdate
-from ocpp_gateway.services.firmware import firmware_campaign_start, firmware_url, station_firmware_status_record
+from ocpp_gateway.services.firmware import (
+    firmware_campaign_failures,
+    firmware_campaign_start,
+    firmware_update_booted,
+    firmware_updates_expire,
+    firmware_url,
+    station_firmware_status_record,
+)
 from tests.ocpp_gateway.chargers import Charger16, connected
 from tests.ocpp_gateway.firmware_chargers import (
     FailingFirmwareCharger201,
@@ -305,3 +314,41 @@ def test_a_campaign_pauses_itself_when_its_share_of_failures_reaches_the_thresho
         assert campaign.status == expected, n
     assert campaign.status_reason == "paused itself: 3 stations failed (at least 50% of the 6 finished)"
     assert Alert.objects.filter(kind="firmware_failed", subject=f"firmware campaign {campaign.pk}").exists()
+
+
+@pytest.mark.django_db
+def test_a_station_silent_about_its_update_frees_its_campaign_place_and_is_tried_again(
+    station_factory, image, settings
+):
+    """A charger that took the update and then said nothing for OCPP_FIRMWARE_SILENT_MINUTES (lost the download,
+    rebooted without a status) no longer counts as updating: the campaign's one place goes to the next station, and
+    the silent one is tried again later, without counting as a failure of the image."""
+    settings.OCPP_FIRMWARE_SILENT_MINUTES = 60
+    stations = [station_factory(f"SIL-{n}", evses=0)[0] for n in range(2)]
+    ChargingStation.objects.update(model="S1", online=True)
+    campaign = firmware_campaign_start(image=image, name="S1", actor="t", rate=10, model="S1", max_concurrent=1)
+    silent, waiting = (FirmwareUpdate.objects.get(campaign=campaign, station=s) for s in stations)
+    FirmwareUpdate.objects.filter(pk=silent.pk).update(status="downloading", attempts=1, sent_at=timezone.now())
+    station_firmware_status_record(station_pk=stations[0].pk, status="Downloading", request_id=silent.pk)
+
+    assert firmware_updates_expire(now=timezone.now() + timedelta(minutes=59)) == 0  # still within the hour
+    assert firmware_updates_expire(now=timezone.now() + timedelta(minutes=61)) == 1
+    silent.refresh_from_db()
+    assert silent.status == "no_answer" and silent.answer == "no status for 60 min"
+    assert firmware_campaign_failures(campaign=campaign) == (0, 0)  # says nothing about the image
+    room_for = FirmwareUpdate.objects.filter(campaign=campaign, status__in=("sent", "downloading", "installing"))
+    assert not room_for.exists()  # the place is free for the waiting station
+
+
+@pytest.mark.django_db
+def test_a_station_that_boots_with_the_new_version_has_installed_it(station_factory, image):
+    """Many 1.6 chargers reboot into the new firmware without a FirmwareStatusNotification Installed: the boot's
+    firmwareVersion says it."""
+    station, _ = station_factory("BOOTED-1", evses=0)
+    update = FirmwareUpdate.objects.create(station=station, image=image, status="installing", attempts=1)
+    ChargingStation.objects.filter(pk=station.pk).update(firmware_version="0.9")
+    assert firmware_update_booted(station_pk=station.pk) == 0  # an older version: still under way
+    ChargingStation.objects.filter(pk=station.pk).update(firmware_version=image.version)
+    assert firmware_update_booted(station_pk=station.pk) == 1
+    update.refresh_from_db()
+    assert update.status == "installed" and update.charger_status == "booted with it"
