@@ -533,6 +533,9 @@ CELERY_BEAT_SCHEDULE["ocpp-diagnostics-prune"] = {
 # Firmware (ocpp_gateway.services.firmware): stations download uploaded images through signed links valid this long;
 # running campaigns are advanced (their `rate` stations per minute) by beat every minute.
 OCPP_FIRMWARE_LINK_HOURS = env_float("OCPP_FIRMWARE_LINK_HOURS", 48)
+# An update under way whose station reports nothing about it for this long is given up as unanswered (its campaign
+# retries it while attempts are left; it no longer holds a place among the campaign's max_concurrent).
+OCPP_FIRMWARE_SILENT_MINUTES = env_float("OCPP_FIRMWARE_SILENT_MINUTES", 180)
 CELERY_BEAT_SCHEDULE["ocpp-firmware-campaigns-advance"] = {
     "task": "ocpp_gateway.tasks.firmware_campaigns_advance_task",
     "schedule": 60,
@@ -670,10 +673,12 @@ OCPI_PUSH_TIMEOUTS = {
 OCPI_OUTBOX_RETENTION_DAYS = env_int("OCPI_OUTBOX_RETENTION_DAYS", 30)
 # Gateway events are handed to the Celery workers in one task per this many seconds per daphne process.
 OCPI_EVENTS_BATCH_SECONDS = env_float("OCPI_EVENTS_BATCH_SECONDS", 0.5)
-# A running session is re-priced from its meter values at most this often (seconds; start and end at once).
-OCPI_SESSION_SYNC_INTERVAL = env_float("OCPI_SESSION_SYNC_INTERVAL", 15.0)
 # At most one Session PATCH per session per this many seconds (later changes wait in one coalesced PATCH).
 OCPI_SESSION_PATCH_MIN_INTERVAL = env_float("OCPI_SESSION_PATCH_MIN_INTERVAL", 60.0)
+# A running session is re-priced from its meter values at most this often (seconds; start and end at once). By
+# default as often as the partner may get a PATCH: re-pricing each 15 s made four runs per PATCH sent, and billing
+# was four fifths of the worker's time at 1,000 charging sessions (bench/RESULTS.md, 2026-12-03 18:47).
+OCPI_SESSION_SYNC_INTERVAL = env_float("OCPI_SESSION_SYNC_INTERVAL", OCPI_SESSION_PATCH_MIN_INTERVAL)
 # Transactions left without their Session or CDR this long (a task lost with a killed worker) are pushed again by beat.
 OCPI_SESSION_RECONCILE_SECONDS = env_float("OCPI_SESSION_RECONCILE_SECONDS", 300.0)
 # The longest a task is held unacknowledged by a live worker: a countdown (an outbox retry, a session sync) plus the
