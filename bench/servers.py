@@ -469,8 +469,7 @@ def emsp_start(*, cpus: set[int] | None) -> Emsp:
     command = [
         sys.executable,
         str(BENCH / "emsp.py"),
-        "--token",
-        token_b,
+        f"--token={token_b}",  # one word: a token_urlsafe may begin with "-", which argparse took for an option
         "--country-code",
         EMSP_COUNTRY,
         "--party-id",
