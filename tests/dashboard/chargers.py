@@ -1,11 +1,14 @@
-"""A simulated charger that runs on its own thread, for tests whose own thread is synchronous."""
+"""A simulated charger that runs on its own thread, for tests whose own thread is synchronous, and the chargers the
+station page's live tests share."""
 
 import asyncio
 import threading
 
 from ocpp.routing import on
+from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action as Action16
+from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 
@@ -102,3 +105,11 @@ class Scheduling201(Charger201):
                 ],
             },
         )
+
+
+async def boot(cp, version: str) -> None:
+    """A BootNotification in the charger's version (model S1 / S2)."""
+    if version == "1.6":
+        await cp.call(call16.BootNotification(charge_point_model="S1", charge_point_vendor="ACME"))
+    else:
+        await cp.call(call201.BootNotification(charging_station={"model": "S2", "vendor_name": "A"}, reason="PowerUp"))

@@ -13,10 +13,8 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 from ocpp.routing import on
-from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action as Action16
-from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 
@@ -25,6 +23,7 @@ from cpo.dashboard.services import STAFF_CHARGING_PROFILE_ID_BASE, STAFF_CHARGIN
 from ocpi_api.commands.send import CHARGING_PROFILE_STACK_LEVEL
 from ocpp_gateway.models import ChargingProfile
 from ocpp_gateway.services.load_management import PLANNER_DEFAULT_PROFILE_ID, PLANNER_TX_PROFILE_ID_BASE
+from tests.dashboard.chargers import boot
 from tests.ocpp_gateway.chargers import ProfiledCharger16, ProfiledCharger201, connected
 from tests.support import StaffBrowser, start_daphne, stop
 
@@ -72,13 +71,6 @@ class Silent201(Profiles201):
         if '"SetChargingProfile"' in raw_msg:
             return None  # never answered
         return await super().route_message(raw_msg)
-
-
-async def boot(cp, version: str) -> None:
-    if version == "1.6":
-        await cp.call(call16.BootNotification(charge_point_model="S1", charge_point_vendor="ACME"))
-    else:
-        await cp.call(call201.BootNotification(charging_station={"model": "S2", "vendor_name": "A"}, reason="PowerUp"))
 
 
 def command_url(identity: str, command: str) -> str:

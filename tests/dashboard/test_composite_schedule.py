@@ -10,14 +10,12 @@ from decimal import Decimal
 
 import pytest
 from ocpp.routing import on
-from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action as Action16
-from ocpp.v201 import call as call201
 
 from cpo.dashboard.models import AuditLog
 from ocpp_gateway.models import ChargingProfile, CompositeSchedule
-from tests.dashboard.chargers import Scheduling16, Scheduling201
+from tests.dashboard.chargers import Scheduling16, Scheduling201, boot
 from tests.ocpp_gateway.chargers import Charger16, Charger201, connected
 from tests.support import StaffBrowser, start_daphne, stop
 
@@ -43,13 +41,6 @@ class Silent201(Charger201):
         if '"GetCompositeSchedule"' in raw_msg:
             return None  # never answered
         return await super().route_message(raw_msg)
-
-
-async def boot(cp, version: str) -> None:
-    if version == "1.6":
-        await cp.call(call16.BootNotification(charge_point_model="S1", charge_point_vendor="ACME"))
-    else:
-        await cp.call(call201.BootNotification(charging_station={"model": "S2", "vendor_name": "A"}, reason="PowerUp"))
 
 
 def block(page: str, evse: int) -> tuple[str, str]:
