@@ -22,6 +22,7 @@ import resource
 import secrets
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -297,14 +298,19 @@ class Proc:
             return None
 
     def stop(self, timeout: float = 15) -> None:
-        if self.popen.poll() is not None:
-            return
-        self.popen.terminate()
+        """SIGTERM, then SIGKILL after `timeout`; then whatever of its process group is left (a Celery worker's pool
+        children outlived a main process that was killed, and took the next runs' tasks)."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
         try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(5)
+            os.killpg(self.popen.pid, signal.SIGKILL)  # its own group: spawn starts each in a new session
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 _started = itertools.count(1)
@@ -324,7 +330,9 @@ def spawn(
     log_path = VAR / f"{name}-{next(_started)}.log"
     full = (["taskset", "-c", ",".join(cpus)] if cpus else []) + command
     log = open(log_path, "w")
-    popen = subprocess.Popen(full, cwd=cwd, env=env, stdout=stdout or log, stderr=log, preexec_fn=raised_limits)
+    popen = subprocess.Popen(
+        full, cwd=cwd, env=env, stdout=stdout or log, stderr=log, preexec_fn=raised_limits, start_new_session=True
+    )
     return Proc(name, popen, log_path, command, port)
 
 
