@@ -75,7 +75,7 @@ from ocpp_gateway.services.firmware import (
     firmware_campaign_start,
     firmware_update_start,
 )
-from ocpp_gateway.services.load_management import charging_profile_record
+from ocpp_gateway.services.load_management import charging_profile_clear_record, charging_profile_record
 from ocpp_gateway.services.local_list import local_list_get, local_list_sync
 from ocpp_gateway.services.message_limits import request_send
 from ocpp_gateway.services.passwords import (
@@ -201,9 +201,9 @@ def station_reservation_cancel(*, user, reservation: Reservation) -> CommandOutc
 # Stack level: above the load planner's (settings.LOAD_MANAGEMENT_STACK_LEVEL, 1 by default) and the partners'
 # (ocpi_api.commands.send.CHARGING_PROFILE_STACK_LEVEL, 1), so no profile of theirs shares staff's purpose and level.
 STAFF_CHARGING_PROFILE_STACK_LEVEL = 2
-# Ids: partners' profiles have their transaction's pk, the planner's 899_999 and 900_000 + EVSE; staff's are
-# 2_000_000_000 + 10 x EVSE + 0 (the station-wide maximum) or 1 (TxDefaultProfile): a 32-bit integer for EVSE numbers
-# up to 14 million, and reached by partners' ids (transaction pks) only after two billion transactions.
+# Ids: partners' profiles 1_000_000_000 + their transaction's pk modulo a billion (ocpi_api.commands.send), the
+# planner's 899_999 and 900_000 + EVSE; staff's are 2_000_000_000 + 10 x EVSE + 0 (the station-wide maximum) or 1
+# (TxDefaultProfile): a 32-bit integer for EVSE numbers up to 14 million, above every partner's id.
 STAFF_CHARGING_PROFILE_ID_BASE = 2_000_000_000
 
 
@@ -240,11 +240,10 @@ def station_charging_profile_clear(*, user, profile: ChargingProfile) -> Command
     outcome = station_command_send(
         user=user, station=profile.station, request=ClearChargingProfile(profile_id=profile.profile_id)
     )
-    status = {"Accepted": "Cleared", "Unknown": "Unknown to the station"}.get(outcome.status) if outcome.ok else None
-    if status:
-        ChargingProfile.objects.filter(
-            station_id=profile.station_id, profile_id=profile.profile_id, status="Accepted"
-        ).update(status=status)
+    if outcome.ok:
+        charging_profile_clear_record(
+            station_pk=profile.station_id, profile_id=profile.profile_id, status=outcome.status
+        )
     return outcome
 
 

@@ -23,7 +23,7 @@ from ocpp_gateway.commands import CommandError
 from ocpp_gateway.models import ChargingProfile, Reservation
 from ocpp_gateway.selectors import load_managed_station_pks
 from ocpp_gateway.services.command_audit import command_audit_announce
-from ocpp_gateway.services.load_management import charging_profile_record
+from ocpp_gateway.services.load_management import charging_profile_clear_record, charging_profile_record
 from ocpp_gateway.services.reservations import reservation_answer_record, reservation_end
 from ocpp_gateway.tasks import load_rebalance_for_transaction_task
 
@@ -193,6 +193,13 @@ def command_answer_record(*, command_pk: int, answer: dict | None = None, error:
         if status == "Accepted" and cmd.transaction_id and cmd.station_id in load_managed_station_pks():
             # Under a site limit, the planner's profile takes the partner's place, capped by what it asked for.
             task_dispatch(load_rebalance_for_transaction_task, cmd.transaction_id)
+    if cmd.command == CommandType.CLEAR_CHARGING_PROFILE and cmd.ocpp_request and error is None:
+        request = cmd.ocpp_request  # 1.6 {"id": ...}, 2.0.1 {"chargingProfileId": ...}
+        charging_profile_clear_record(
+            station_pk=cmd.station_id,
+            profile_id=request.get("id", request.get("chargingProfileId")),
+            status=str((answer or {}).get("status", "")),
+        )
     _reservation_answer(cmd=cmd, answer=answer, error=error)
 
 

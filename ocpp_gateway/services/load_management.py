@@ -280,6 +280,23 @@ def charging_profile_record(
     return ChargingProfile.objects.create(**_profile_fields(station_pk, payload, source, status, transaction_pk))
 
 
+# ClearChargingProfile's answers as the rows of the profile it cleared say them; any other answer (or none) leaves
+# them as they were.
+_CLEAR_ANSWERS = {"Accepted": "Cleared", "Unknown": "Unknown to the station"}
+
+
+def charging_profile_clear_record(*, station_pk: int, profile_id: int, status: str) -> int:
+    """A station's answer to ClearChargingProfile of `profile_id`, whoever asked (staff, a partner's DELETE): its
+    accepted rows of that id say Cleared, or "Unknown to the station" when it held no such profile, so neither the
+    station page nor the planner's caps count them as held. Returns how many rows changed."""
+    cleared = _CLEAR_ANSWERS.get(status)
+    if cleared is None:
+        return 0
+    return ChargingProfile.objects.filter(station_id=station_pk, profile_id=profile_id, status="Accepted").update(
+        status=cleared
+    )
+
+
 def _profile_parts(payload: dict) -> tuple[dict, dict, list[dict]]:
     """A SetChargingProfile payload's (1.6 or 2.0.1) profile, its (first) schedule and that schedule's periods."""
     profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}

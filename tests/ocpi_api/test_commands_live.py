@@ -24,7 +24,7 @@ from ocpp.v201.enums import Action as Action201
 from billing.models import Session
 from cpo.dashboard.models import AuditLog
 from ocpi_api.models import Command, PartnerToken
-from ocpp_gateway.models import Transaction
+from ocpp_gateway.models import ChargingProfile, Transaction
 from tests.ocpi_api.emsp_commands import CommandsEmsp
 from tests.ocpi_api.factories import make_partner
 from tests.ocpp_gateway.chargers import Charger16, Charger201, connected, now_iso
@@ -381,6 +381,9 @@ def test_charging_profiles_on_a_16_charger(embedded_daphne, emsp, partner, stati
     # 2,000,000,000): the one DELETE clears is the one PUT set
     assert profile["charging_profile_id"] == 1_000_000_000 + transaction.pk
     assert ("ClearChargingProfile", {"id": 1_000_000_000 + transaction.pk}) in received
+    # the cleared profile is no longer held: neither the station page nor the load planner's caps count it
+    [kept] = ChargingProfile.objects.filter(transaction=transaction, source="partner")
+    assert (kept.profile_id, kept.status) == (1_000_000_000 + transaction.pk, "Cleared")
 
 
 def test_a_201_charger_start_reserve_unsupported_and_timeout(embedded_daphne, emsp, partner, station_factory):
