@@ -373,9 +373,7 @@ def _message_fail(message: OutboxMessage, *, error: str) -> None:
     message.status = OutboxStatus.FAILED
     message.sending_until = None
     message.last_error = error
-    message.save(
-        update_fields=["status", "sending_until", "last_error", "attempts", "last_http_status", "last_status_code"]
-    )
+    message.save(update_fields=[*_ATTEMPT_FIELDS, "status"])
     logger.error("OCPI push %s given up: %s", message, error)
     _delivery_alert(message, problem=f"given up: {error}")
     following = _next_in_order(message)

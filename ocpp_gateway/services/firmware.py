@@ -14,7 +14,7 @@ stations failed or `pause_failure_percent` of the finished ones did. Staff pause
 stations (their attempts start again)."""
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 
 from django.conf import settings
@@ -365,7 +365,7 @@ def station_firmware_status_record(*, station_pk: int, status: str, request_id: 
     alert_raise(kind=AlertKind.FIRMWARE_FAILED, subject=identity, message=f"station {identity}: firmware {status}")
 
 
-def firmware_updates_expire(*, now=None) -> int:
+def firmware_updates_expire(*, now: datetime | None = None) -> int:
     """Updates under way whose station has said nothing about them for OCPP_FIRMWARE_SILENT_MINUTES: the station
     rebooted without a FirmwareStatusNotification, lost the download, or went away. They become NO_ANSWER (retried
     by their campaign while attempts are left, never counted as the image's failure), so they no longer hold one of

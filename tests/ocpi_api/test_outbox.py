@@ -46,6 +46,18 @@ def enqueue(partner, *, method="PUT", body=None, path=SESSION_PATH, key="session
         )
 
 
+def evse_status_patch(partner, n: int, status: str):
+    """EVSE-n of LOC-1's status PATCH, as a reconnect wave queues them (inside the caller's transaction)."""
+    return outbox_enqueue(
+        partner=partner,
+        module="locations",
+        method="PATCH",
+        path=f"NL/CPO/LOC-1/EVSE-{n}",
+        object_key=f"locations:EVSE-{n}",
+        body={"status": status},
+    )
+
+
 def make_due(message):
     OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
 
@@ -565,16 +577,7 @@ def test_a_partners_cdrs_and_sessions_go_before_a_backlog_of_evse_status_patches
     patches = []
     for n in range(20):
         with transaction.atomic():
-            patches.append(
-                outbox_enqueue(
-                    partner=partner,
-                    module="locations",
-                    method="PATCH",
-                    path=f"NL/CPO/LOC-1/EVSE-{n}",
-                    object_key=f"locations:EVSE-{n}",
-                    body={"status": "AVAILABLE"},
-                )
-            )
+            patches.append(evse_status_patch(partner, n, "AVAILABLE"))
     session = enqueue(partner, method="PUT", path="NL/CPO/S-7", key="sessions:S-7", body={"id": "S-7"})
     with transaction.atomic():
         cdr, waiting_cdr = (
@@ -603,14 +606,7 @@ def test_a_delivery_run_through_a_backlog_looks_up_due_messages_a_few_at_a_time(
     with transaction.atomic():
         for n in range(60):
             for status in ("OCCUPIED", "AVAILABLE"):
-                outbox_enqueue(
-                    partner=partner,
-                    module="locations",
-                    method="PATCH",
-                    path=f"NL/CPO/LOC-1/EVSE-{n}",
-                    object_key=f"locations:EVSE-{n}",
-                    body={"status": status},
-                )
+                evse_status_patch(partner, n, status)
     with CaptureQueriesContext(connection) as lookups:  # the run's own thread only looks up; worker threads send
         outcomes, more = outbox_partner_deliver(partner_id=partner.pk)
     assert outcomes == {Outcome.SENT: 120} and not more
