@@ -146,16 +146,19 @@ def reservation_bill(*, reservation_pk: int) -> Session | None:
     `reservation_changed`). A reservation its own token used is billed as that transaction's session
     (`transaction_bill`); otherwise the reservation's session is written (`reservation_session_write`) and, once
     COMPLETED, gets a CDR when its reservation cost is not zero. Idempotent: the reservation row stays locked until
-    this commits, a session with a CDR is final, one CDR per session is a database constraint."""
-    used_by = Transaction.objects.filter(reservation__pk=reservation_pk).values_list("pk", flat=True).first()
-    if used_by is not None and reservation_continued_by(tx=Transaction.objects.get(pk=used_by)) is not None:
-        return transaction_bill(transaction_pk=used_by)
+    this commits, a session with a CDR is final, one CDR per session is a database constraint. Whether a transaction
+    used the reservation is read under that lock: a StartTransaction that marks it USED and has not committed yet is
+    waited for, so its session is not taken for a reservation used by another token."""
     with transaction.atomic():
         reservation = (
             Reservation.objects.select_for_update().select_related("station").filter(pk=reservation_pk).first()
         )
         if reservation is None:
             return None
+        if reservation.transaction_id is not None:
+            used_by = Transaction.objects.get(pk=reservation.transaction_id)
+            if reservation_continued_by(tx=used_by) is not None:
+                return transaction_bill(transaction_pk=used_by.pk)
         try:
             written = reservation_session_write(reservation=reservation)
         except NotBillable as exc:

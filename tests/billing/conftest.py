@@ -2,8 +2,10 @@
 
 import pytest
 
+from billing.services import tariff_upsert_from_ocpi
 from cpo.models import Connector
 from ocpp_gateway.authorization import AuthorizationResult, _authorizers, authorizer_register
+from tests.billing.examples import example
 from tests.billing.factories import component, tariff_make
 
 EMSP_TOKEN = "EMSP-TOKEN-1"
@@ -43,4 +45,12 @@ def energy_tariff(station):
     """€ 1.00 start + € 0.35/kWh, 21% VAT, on every connector of the station."""
     tariff = tariff_make("AC-1", component("FLAT", "1.00"), component("ENERGY", "0.35"))
     Connector.objects.filter(evse__station=station).update(tariff_ids=["GONE", tariff.id])
+    return tariff
+
+
+@pytest.fixture
+def tariff_17(station):
+    """mod_tariffs example 17: reservation € 2.00/h per 10 min, € 4.00 when it expires unused; € 0.50 + € 0.25/kWh."""
+    tariff = tariff_upsert_from_ocpi(data=example("tariff_17_reservation_with_expire_fee.json"))
+    Connector.objects.update(tariff_ids=[tariff.id])
     return tariff

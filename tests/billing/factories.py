@@ -4,8 +4,12 @@ services, as the consumers call them)."""
 import datetime as dt
 from decimal import Decimal
 
+from django.utils import timezone
+
 from billing.models import Tariff
+from ocpp_gateway.models import Reservation
 from ocpp_gateway.services.meter_values import Sample, meter_values_record
+from ocpp_gateway.services.reservations import ReservationToken, reservation_answer_record, reservation_create
 from ocpp_gateway.services.transactions import transaction_start_16, transaction_stop_16
 
 UTC = dt.UTC
@@ -60,3 +64,28 @@ def stop(station, tx, at, meter_stop):
 
 def price(**kwargs):
     return {"excl_vat": Decimal(kwargs["excl"]), "incl_vat": Decimal(kwargs["incl"])}
+
+
+# The token of the EMSP fixture `emsp_token`, as a partner's RESERVE_NOW names it.
+RESERVATION_TOKEN = ReservationToken(
+    id_tag="EMSP-TOKEN-1",
+    token_uid="EMSP-TOKEN-1",
+    token_type="RFID",
+    contract_id="NL-EXM-C00000001-X",
+    token_country_code="NL",
+    token_party_id="EXM",
+    authorization_reference="RES-REF-1",
+)
+
+
+def reservation_made(station, *, made_ago: dt.timedelta, answer: str = "Accepted") -> Reservation:
+    """A partner's reservation of the station's EVSE 1 made `made_ago`, answered `answer` by the charger."""
+    reservation = reservation_create(
+        station=station,
+        evse=station.evses.get(ocpp_evse_id=1),
+        token=RESERVATION_TOKEN,
+        expiry_date=timezone.now() + HOUR,
+        source=Reservation.Source.PARTNER,
+    )
+    Reservation.objects.filter(pk=reservation.pk).update(created_at=timezone.now() - made_ago)
+    return reservation_answer_record(reservation_pk=reservation.pk, status=answer)

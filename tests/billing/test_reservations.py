@@ -11,49 +11,12 @@ from django.utils import timezone
 
 from billing.models import Cdr, Session
 from billing.selectors import reservations_unbilled
-from billing.services import reservation_bill, tariff_upsert_from_ocpi, transaction_bill
-from cpo.models import Connector
+from billing.services import reservation_bill, transaction_bill
 from ocpp_gateway.models import Reservation
-from ocpp_gateway.services.reservations import (
-    ReservationToken,
-    reservation_answer_record,
-    reservation_create,
-    reservation_end,
-)
-from tests.billing.examples import example
-from tests.billing.factories import start, stop
+from ocpp_gateway.services.reservations import reservation_end
+from tests.billing.factories import reservation_made, start, stop
 
 pytestmark = pytest.mark.django_db
-
-TOKEN = ReservationToken(
-    id_tag="EMSP-TOKEN-1",
-    token_uid="EMSP-TOKEN-1",
-    token_type="RFID",
-    contract_id="NL-EXM-C00000001-X",
-    token_country_code="NL",
-    token_party_id="EXM",
-    authorization_reference="RES-REF-1",
-)
-
-
-@pytest.fixture
-def tariff_17(station):
-    """mod_tariffs example 17: reservation € 2.00/h per 10 min, € 4.00 when it expires unused; € 0.50 + € 0.25/kWh."""
-    tariff = tariff_upsert_from_ocpi(data=example("tariff_17_reservation_with_expire_fee.json"))
-    Connector.objects.update(tariff_ids=[tariff.id])
-    return tariff
-
-
-def reservation_made(station, *, made_ago: timedelta, answer: str = "Accepted") -> Reservation:
-    reservation = reservation_create(
-        station=station,
-        evse=station.evses.get(ocpp_evse_id=1),
-        token=TOKEN,
-        expiry_date=timezone.now() + timedelta(hours=1),
-        source=Reservation.Source.PARTNER,
-    )
-    Reservation.objects.filter(pk=reservation.pk).update(created_at=timezone.now() - made_ago)
-    return reservation_answer_record(reservation_pk=reservation.pk, status=answer)
 
 
 def test_an_accepted_reservation_is_a_reservation_session_for_the_token_owner_priced_so_far(station, tariff_17):

@@ -4,6 +4,7 @@ process (with beat) on a queue of its own, the loopback EMSP, and the network th
 Timings are shortened by environment: retries after 0.5 s (at most 2 s), Session PATCHes at most every second, beat
 looks for due messages and expired reservations every second and for unfinished transactions every 3 s."""
 
+import itertools
 import json
 import os
 import signal
@@ -26,6 +27,8 @@ from tests.support import OUTPUT, ROOT, listening_socket, server_env, start_daph
 
 # daphne hands the gateway's events on to Celery once per this many seconds.
 GATEWAY_BATCH_SECONDS = 0.5
+# Numbers each worker start of this test process, so every test's worker log is a file of its own in OUTPUT.
+_WORKER_STARTS = itertools.count(1)
 
 
 def e2e_environment(queue: str, base_url: str) -> dict:
@@ -78,11 +81,9 @@ class CeleryWorker:
         self.queues = [self.queue, f"{self.queue}-urgent"]  # settings.CELERY_TASK_QUEUES: bulk and urgent
         self.proc = None
         self.log_path = None
-        self.starts = 0
 
     def start(self) -> "CeleryWorker":
-        self.starts += 1
-        name = f"{self.queue}-{self.starts}"
+        name = f"{self.queue}-{next(_WORKER_STARTS)}"
         self.log_path = OUTPUT / f"celery-{name}.log"
         self.proc = subprocess.Popen(
             [
