@@ -37,16 +37,24 @@ def _whole_device(rows: list[tuple]) -> dict[datetime, Decimal]:
     return result
 
 
-def _readings(*, tx: Transaction, measurand: str) -> dict[datetime, Decimal]:
-    """A measurand of the transaction in base units (Wh, W, A), one value per timestamp, aware UTC."""
-    rows = MeterValue.objects.filter(transaction=tx, measurand=measurand, value__isnull=False).values_list(
-        "timestamp", "value", "unit", "phase", "location"
+# The measurands billing reads: one query per billing of a transaction (`transaction_readings`).
+BILLED_MEASURANDS = (ENERGY_REGISTER, POWER_ACTIVE, CURRENT_IMPORT, STATE_OF_CHARGE)
+Readings = dict[str, list[tuple[datetime, Decimal, str, str]]]
+
+
+def transaction_readings(*, tx: Transaction) -> Readings:
+    """The transaction's readings of the measurands billing uses, read once for pricing and for the measured
+    dimensions: per measurand, (timestamp aware UTC, value in base units Wh/W/A/%, phase, location) in the order
+    they were taken."""
+    rows = (
+        MeterValue.objects.filter(transaction=tx, measurand__in=BILLED_MEASURANDS, value__isnull=False)
+        .order_by("timestamp", "id")
+        .values_list("measurand", "timestamp", "value", "unit", "phase", "location")
     )
-    scaled = [
-        (t.astimezone(dt.UTC), value_in_base_unit(value=v, unit=unit), phase, location)
-        for t, v, unit, phase, location in rows
-    ]
-    return _whole_device(scaled)
+    readings: Readings = {measurand: [] for measurand in BILLED_MEASURANDS}
+    for measurand, t, value, unit, phase, location in rows:
+        readings[measurand].append((t.astimezone(dt.UTC), value_in_base_unit(value=value, unit=unit), phase, location))
+    return readings
 
 
 def _interpolated(points: list[tuple[datetime, Decimal]], at: datetime) -> Decimal:
@@ -63,7 +71,9 @@ def _interpolated(points: list[tuple[datetime, Decimal]], at: datetime) -> Decim
     return e0 + (e1 - e0) * fraction
 
 
-def session_usage(*, tx: Transaction, time_zone: str, now: datetime | None = None) -> SessionUsage:
+def session_usage(
+    *, tx: Transaction, time_zone: str, now: datetime | None = None, readings: Readings | None = None
+) -> SessionUsage:
     """What the charger reported, as the pricing engine's `SessionUsage`.
 
     Energy is the Energy.Active.Import.Register since `meter_start` (kWh, never negative, never decreasing, and
@@ -75,7 +85,8 @@ def session_usage(*, tx: Transaction, time_zone: str, now: datetime | None = Non
     energy readings taken at the same instant."""
     start = tx.started_at.astimezone(dt.UTC)
     ended = tx.status == Transaction.Status.ENDED and tx.ended_at is not None
-    energy_wh = _readings(tx=tx, measurand=ENERGY_REGISTER)
+    readings = readings if readings is not None else transaction_readings(tx=tx)
+    energy_wh = _whole_device(readings[ENERGY_REGISTER])
     states = [
         (change.timestamp.astimezone(dt.UTC), change.charging_state)
         for change in ChargingStateChange.objects.filter(transaction=tx).order_by("timestamp", "id")
@@ -98,8 +109,8 @@ def session_usage(*, tx: Transaction, time_zone: str, now: datetime | None = Non
         points.append((t, level))
     if final_kwh is not None:
         points = [(t, e) for t, e in points if t < end] + [(end, max(level, final_kwh))]
-    power_w = _readings(tx=tx, measurand=POWER_ACTIVE)
-    current_a = _readings(tx=tx, measurand=CURRENT_IMPORT)
+    power_w = _whole_device(readings[POWER_ACTIVE])
+    current_a = _whole_device(readings[CURRENT_IMPORT])
 
     begun_at = next((t for t, state in states if state in CHARGING_BEGUN_STATES), None)
     first_energy = next((t for t, e in points if e > 0), None)
@@ -172,7 +183,9 @@ def _phase_extreme(rows: list[tuple], pick) -> Decimal:
     return sum((pick(values) for values in per_phase.values()), Decimal(0))
 
 
-def charging_periods_measured(*, tx: Transaction, periods: list[dict], end: datetime) -> list[dict]:
+def charging_periods_measured(
+    *, tx: Transaction, periods: list[dict], end: datetime, readings: Readings | None = None
+) -> list[dict]:
     """`periods` (the pricing engine's, datetimes in UTC) with the dimensions measured inside each period added,
     from the transaction's meter values taken in [start, next start) (the last period up to and including
     `end`):
@@ -187,19 +200,10 @@ def charging_periods_measured(*, tx: Transaction, periods: list[dict], end: date
     of its measurand, and never added twice: MIN/MAX_POWER/CURRENT that the engine already reports (when a tariff
     restricts power or current) stay as the engine computed them, since they are what it priced on. Costs and
     totals are not touched."""
-    rows = list(
-        MeterValue.objects.filter(
-            transaction=tx, measurand__in=[POWER_ACTIVE, CURRENT_IMPORT, STATE_OF_CHARGE], value__isnull=False
-        )
-        .order_by("timestamp", "id")
-        .values_list("measurand", "timestamp", "value", "unit", "phase", "location")
-    )
-    if not rows:
+    readings = readings if readings is not None else transaction_readings(tx=tx)
+    by_measurand = {measurand: readings[measurand] for measurand in (POWER_ACTIVE, CURRENT_IMPORT, STATE_OF_CHARGE)}
+    if not any(by_measurand.values()):
         return periods
-    by_measurand: dict[str, list[tuple]] = {POWER_ACTIVE: [], CURRENT_IMPORT: [], STATE_OF_CHARGE: []}
-    for measurand, t, value, unit, phase, location in rows:
-        reading = (t.astimezone(dt.UTC), value_in_base_unit(value=value, unit=unit), phase, location)
-        by_measurand[measurand].append(reading)
 
     def outlet(items: list[tuple]) -> list[tuple]:
         return [r for r in items if r[3] not in ("Inlet", "EV")] or items

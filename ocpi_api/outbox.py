@@ -192,14 +192,8 @@ def outbox_enqueue(
 
 def outbox_enqueue_once(**kwargs) -> tuple[OutboxMessage, bool]:
     """`outbox_enqueue` for a POST that must be made once per partner and object (a CDR): the existing message when
-    there is one (the unique constraint decides between concurrent callers). Returns (message, created)."""
-    existing = (
-        OutboxMessage.objects.filter(partner=kwargs["partner"], object_key=kwargs["object_key"], method="POST")
-        .exclude(status=OutboxStatus.SUPERSEDED)
-        .first()
-    )
-    if existing is not None:
-        return existing, False
+    there is one. The unique constraint (outbox_one_post_per_object) decides, so the usual first call costs no
+    lookup. Returns (message, created)."""
     try:
         with transaction.atomic():
             return outbox_enqueue(method="POST", **kwargs), True

@@ -15,13 +15,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 
 from billing import events
 from billing.enums import AuthMethod, SessionStatus
 from billing.models import Cdr, Session
 from billing.pricing import PricedSession, ReservationUsage, price_session, priced_session_as_ocpi
 from billing.selectors import tariff_as_ocpi, tariff_for_connector
-from billing.usage import charging_periods_measured, session_usage
+from billing.usage import charging_periods_measured, session_usage, transaction_readings
 from cpo.models import EVSE, ChargingStation, Connector
 from ocpp_gateway.models import Reservation, Transaction
 
@@ -158,13 +159,21 @@ def _session_new(*, tx: Transaction) -> Session:
     )
 
 
+def _cdr_issued(session: Session) -> bool:
+    """Whether the (saved) session's CDR exists, which makes it final (a credit is a CDR of its own): read with the
+    session when it was fetched annotated with `cdr_issued`."""
+    issued = getattr(session, "cdr_issued", None)
+    return issued if issued is not None else Cdr.objects.filter(session=session, credit=False).exists()
+
+
 def session_write(*, tx: Transaction, now: datetime | None = None) -> SessionWritten:
     """Create or update the Session of `tx` from its usage, priced once with the tariff snapshot taken at its start,
     and announce it (`session_changed`, `final` once it is COMPLETED or INVALID) when it was created or changed. A
     running session is priced up to `now` (default: the current time). A session whose CDR exists is final and left
     as it is. Precondition: the caller holds `tx`'s row lock (`transaction_lock`) in its database transaction.
     Raises `NotBillable` when the transaction has no EVSE or connector."""
-    session = Session.objects.filter(transaction=tx).first()
+    issued = Cdr.objects.filter(session=OuterRef("pk"), credit=False)
+    session = Session.objects.filter(transaction=tx).annotate(cdr_issued=Exists(issued)).first()
     reservation = reservation_continued_by(tx=tx)
     attaching = False
     if session is None and reservation is not None:
@@ -175,7 +184,7 @@ def session_write(*, tx: Transaction, now: datetime | None = None) -> SessionWri
         session = _session_new(tx=tx)
         session.reservation = reservation
     tariff = session.tariffs[0] if session.tariffs else None
-    if not session._state.adding and Cdr.objects.filter(session=session, credit=False).exists():
+    if not session._state.adding and _cdr_issued(session):
         return SessionWritten(session, None, tariff, changed=False)
     values, priced = session_priced(tx=tx, session=session, now=now)
     changed = session_save(session=session, values=values, force=attaching)
@@ -192,7 +201,8 @@ def session_priced(*, tx: Transaction, session: Session, now: datetime | None = 
     tariff = session.tariffs[0] if session.tariffs else None
     evse = EVSE.objects.select_related("location").filter(pk=tx.evse_id).first()
     time_zone = evse.location.time_zone if evse else "UTC"
-    usage = session_usage(tx=tx, time_zone=time_zone, now=now)
+    readings = transaction_readings(tx=tx)
+    usage = session_usage(tx=tx, time_zone=time_zone, now=now, readings=readings)
     start_date_time = tx.started_at
     if session.reservation is not None:
         reserved = session.reservation
@@ -200,7 +210,9 @@ def session_priced(*, tx: Transaction, session: Session, now: datetime | None = 
         reserved_for = ReservationUsage(start_date_time=start_date_time, end_date_time=tx.started_at)
         usage = replace(usage, reservation=reserved_for)
     priced = price_session(tariff=tariff or NO_TARIFF, usage=usage)
-    measured = charging_periods_measured(tx=tx, periods=priced.charging_periods, end=usage.end_date_time)
+    measured = charging_periods_measured(
+        tx=tx, periods=priced.charging_periods, end=usage.end_date_time, readings=readings
+    )
     periods = priced_session_as_ocpi(priced=replace(priced, charging_periods=measured))["charging_periods"]
     if tariff is None:
         periods = [{key: value for key, value in p.items() if key != "tariff_id"} for p in periods]
@@ -245,6 +257,8 @@ def session_save(*, session: Session, values: dict, force: bool = False) -> bool
 def reservation_continued_by(*, tx: Transaction) -> Reservation | None:
     """The reservation `tx` used, when the charger accepted it and the same token charges (mod_sessions: "When a
     reservation results in a charging session for the same Token", its Session becomes the charging session)."""
+    if tx.reservation_id is None:  # the charger named no reservation: none can be USED by it (`reservation_use`)
+        return None
     reservation = Reservation.objects.filter(transaction=tx, answer_status="Accepted").first()
     if reservation is None or not tx.id_tag:
         return None

@@ -39,9 +39,14 @@ def component(kind: str, price: str, vat: str | None = "21.0", step_size: int = 
     return data
 
 
-def start(station, id_tag, *, meter_start=1000, at=T0, connector_id=1):
+def start(station, id_tag, *, meter_start=1000, at=T0, connector_id=1, reservation_id=None):
     tx, auth = transaction_start_16(
-        station_pk=station.pk, connector_id=connector_id, id_tag=id_tag, meter_start=meter_start, timestamp=at
+        station_pk=station.pk,
+        connector_id=connector_id,
+        id_tag=id_tag,
+        meter_start=meter_start,
+        timestamp=at,
+        reservation_id=reservation_id,
     )
     assert auth.accepted
     return tx

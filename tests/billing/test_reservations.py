@@ -64,8 +64,7 @@ def test_the_reservation_session_becomes_the_charging_session_of_its_token(stati
     reservation = reservation_made(station, made_ago=timedelta(minutes=22))
     reserved = reservation_bill(reservation_pk=reservation.pk)
     at = timezone.now().replace(microsecond=0)
-    tx = start(station, emsp_token, meter_start=0, at=at)
-    Reservation.objects.filter(pk=reservation.pk).update(status="USED", transaction=tx, ended_at=at)
+    tx = start(station, emsp_token, meter_start=0, at=at, reservation_id=reservation.pk)
     assert reservation_bill(reservation_pk=reservation.pk).pk == reserved.pk
     stop(station, tx, at + timedelta(hours=1), 20000)
     session = transaction_bill(transaction_pk=tx.pk)
