@@ -17,7 +17,7 @@ from billing.models import Cdr, Session, Tariff
 from billing.selectors import cdr_as_ocpi, session_as_ocpi, tariff_as_ocpi
 from cpo.models import EVSE
 from ocpi_api import selectors
-from ocpi_api.models import OutboxMessage, OutboxStatus
+from ocpi_api.models import OutboxMessage, OutboxStatus, Partner
 from ocpi_api.modules import InterfaceRole, ModuleID
 from ocpi_api.outbox import outbox_enqueue, outbox_enqueue_once, outbox_last, outbox_object_key
 from ocpp_gateway.selectors import evse_status_shown
@@ -156,10 +156,12 @@ def _location_key(location_id: str) -> str:
     return outbox_object_key(ModuleID.LOCATIONS, location_id)
 
 
-def evse_status_announce(*, evse: EVSE) -> list[OutboxMessage]:
-    """PATCH `{status, last_updated}` of a published EVSE to every partner with a locations Receiver, unless the
-    partner was last told this status already. Coalesces with an undelivered PATCH of the same EVSE."""
-    partners = selectors.partners_with_receiver(module=ModuleID.LOCATIONS)
+def evse_status_announce(*, evse: EVSE, partners: list[Partner] | None = None) -> list[OutboxMessage]:
+    """PATCH `{status, last_updated}` of a published EVSE to every partner with a locations Receiver (`partners`
+    when the caller looked them up for a whole batch), unless the partner was last told this status already.
+    Coalesces with an undelivered PATCH of the same EVSE."""
+    if partners is None:
+        partners = selectors.partners_with_receiver(module=ModuleID.LOCATIONS)
     if not partners or not evse.location.publish or not evse.registered:
         return []
     status = evse_status_shown(evse=evse)
@@ -262,9 +264,9 @@ def tariff_delete_announce(*, country_code: str, party_id: str, tariff_id: str) 
     ]
 
 
-def evse_status_push(*, evse_pk: int) -> list[OutboxMessage]:
-    """An EVSE changed status (a gateway event): PATCH it to partners, holding the EVSE row so two runs for the same
-    EVSE announce one after the other."""
+def evse_status_push(*, evse_pk: int, partners: list[Partner] | None = None) -> list[OutboxMessage]:
+    """An EVSE changed status (a gateway event): PATCH it to partners (see `evse_status_announce`), holding the EVSE
+    row so two runs for the same EVSE announce one after the other."""
     with transaction.atomic():
         evse = (
             EVSE.objects.select_for_update(of=("self",))
@@ -274,4 +276,4 @@ def evse_status_push(*, evse_pk: int) -> list[OutboxMessage]:
         )
         if evse is None:
             return []
-        return evse_status_announce(evse=evse)
+        return evse_status_announce(evse=evse, partners=partners)

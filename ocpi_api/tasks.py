@@ -11,8 +11,9 @@ from django.db import OperationalError
 
 from cpo.task_dispatch import in_process, task_dispatch
 from cpo.worker_threads import each_in_worker_threads
-from ocpi_api import announce, delivery, outbox
+from ocpi_api import announce, delivery, outbox, selectors
 from ocpi_api.models import OutboxMessage
+from ocpi_api.modules import ModuleID
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +124,13 @@ def evse_status_push_batch(evse_pks: list[int]) -> int:
     """One task per batch of status changes from a daphne process (see ocpi_api/receivers.py), on the urgent queue:
     the PATCHes of every EVSE in it are written here, WORKER_THREADS at a time (a task per EVSE cost more than the
     EVSE's work); one that fails is handed to its own `evse_status_push` task, which retries it. Returns the EVSEs
-    done."""
-    results = each_in_worker_threads(lambda pk: len(announce.evse_status_push(evse_pk=pk)), dict.fromkeys(evse_pks))
+    done. The partners with a locations Receiver are looked up once for the batch (none: nothing to do)."""
+    partners = selectors.partners_with_receiver(module=ModuleID.LOCATIONS)
+    if not partners:
+        return len(set(evse_pks))
+    results = each_in_worker_threads(
+        lambda pk: len(announce.evse_status_push(evse_pk=pk, partners=partners)), dict.fromkeys(evse_pks)
+    )
     for pk, error in results:
         if error is not None:
             logger.error("status push of EVSE %s failed; queued on its own", pk, exc_info=error)

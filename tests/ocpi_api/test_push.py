@@ -10,7 +10,9 @@ from django.utils import timezone
 
 from billing.models import Tariff
 from cpo.models import EVSE, ChargingStation, Connector
+from ocpi_api import selectors
 from ocpi_api.models import OutboxMessage, OutboxStatus, PartnerStatus
+from ocpi_api.tasks import evse_status_push_batch
 from ocpp_gateway.models import GatewayProcess
 from ocpp_gateway.services.availability import evse_status_update
 from ocpp_gateway.services.liveness import stations_liveness_check
@@ -67,6 +69,21 @@ def test_a_status_change_is_patched_to_partners_with_a_locations_receiver(
     assert (
         body["status"] == "CHARGING" and body["last_updated"].endswith("Z") and set(body) == {"status", "last_updated"}
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_of_status_changes_from_a_gateway_process_reads_the_partners_once(emsp, station, partners, monkeypatch):
+    """With a broker, a gateway process hands its status changes on in batches (`evse_status_push_batch`, the EVSEs
+    on worker threads): one PATCH per EVSE to the partner with a locations Receiver, and the partner list read once
+    per batch, not per EVSE."""
+    for number in (1, 2):
+        evse_status_update(station_pk=station.pk, ocpp_evse_id=number, ocpp_status="Charging")
+    reads, read = [], selectors.partners_with_receiver
+    monkeypatch.setattr(selectors, "partners_with_receiver", lambda **kw: reads.append(kw) or read(**kw))
+    assert evse_status_push_batch(list(station.evses.values_list("pk", flat=True))) == 2
+    patched = OutboxMessage.objects.filter(module="locations", method="PATCH")
+    assert sorted((m.partner_id, m.body["status"]) for m in patched) == [(partners[0].pk, "CHARGING")] * 2
+    assert reads == [{"module": "locations"}]
 
 
 def test_the_same_status_again_pushes_nothing_and_a_station_wide_fault_pushes_every_evse(
