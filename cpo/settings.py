@@ -518,6 +518,9 @@ OCPP_LOCAL_LIST_ITEMS_PER_MESSAGE = env_int("OCPP_LOCAL_LIST_ITEMS_PER_MESSAGE",
 # What an accepted boot asks of a station (its configuration the first time, its local list version) runs in a task;
 # with a worker, the stations that booted within this many seconds share tasks (ocpp_gateway.receivers).
 OCPP_BOOT_CHECKS_BATCH_SECONDS = env_float("OCPP_BOOT_CHECKS_BATCH_SECONDS", 1.0)
+# A boot-checks task checks stations for this many seconds, then queues the rest again, so a wave of boots never holds
+# a worker process (and the urgent tasks behind it) for the whole wave.
+OCPP_BOOT_CHECKS_TASK_SECONDS = env_float("OCPP_BOOT_CHECKS_TASK_SECONDS", 5.0)
 # Diagnostics and logs (ocpp_gateway.services.diagnostics): stations upload them (HTTP PUT or POST) to
 # OCPP_UPLOAD_BASE_URL + /ocpp-uploads/<token>/, a link valid OCPP_DIAGNOSTICS_LINK_HOURS for one file of at most
 # OCPP_DIAGNOSTICS_MAX_BYTES, kept under OCPP_UPLOADS_DIR for OCPP_DIAGNOSTICS_RETENTION_DAYS (beat deletes older ones).

@@ -1,4 +1,5 @@
 import logging
+import time
 
 from celery import shared_task
 from django.conf import settings
@@ -137,16 +138,37 @@ def station_boot_checks(station_pk: int) -> None:
         local_list_check(station_pk=station_pk)
 
 
+StationResult = tuple[int, BaseException | None]
+
+
+def stations_boot_checks(station_pks: list[int], *, budget_seconds: float) -> tuple[list[StationResult], list[int]]:
+    """`station_boot_checks` for the stations, WORKER_THREADS at a time (their waits for the chargers overlap), until
+    `budget_seconds` have passed: each checked station with its error (None: done), and the stations left over. A
+    single station runs in this thread, so in-process (the embedded default) no pool thread is left waiting for a
+    charger when the server exits."""
+    deadline = time.monotonic() + budget_seconds
+    chunk = max(settings.WORKER_THREADS, 1)
+    results: list[StationResult] = []
+    for start in range(0, len(station_pks), chunk):
+        if start and time.monotonic() >= deadline:
+            return results, station_pks[start:]
+        part = station_pks[start : start + chunk]
+        if len(part) == 1:
+            results.append((part[0], _error_of(station_boot_checks, part[0])))
+        else:
+            results.extend(each_in_worker_threads(station_boot_checks, part))
+    return results, []
+
+
 @shared_task(acks_late=True, time_limit=900, ignore_result=True)
 def stations_boot_checks_task(station_pks: list[int]) -> int:
-    """Stations that booted: `station_boot_checks` for each, WORKER_THREADS at a time (their waits for the chargers
-    overlap); one station (in-process, the embedded default) in this thread, so no pool thread is left waiting for a
-    charger when the server exits. Returns how many finished without an error (one failing does not stop the
-    others)."""
-    if len(station_pks) == 1:
-        results = [(station_pks[0], _error_of(station_boot_checks, station_pks[0]))]
-    else:
-        results = each_in_worker_threads(station_boot_checks, station_pks)
+    """Stations that booted (`stations_boot_checks`). After OCPP_BOOT_CHECKS_TASK_SECONDS the stations left are
+    queued again, at the back of the bulk queue: each check waits for a charger (seconds while a reconnect storm
+    loads the gateway), and a task that held a worker process for the whole wave kept billing's urgent tasks waiting
+    for minutes. Returns how many finished without an error (one failing does not stop the others)."""
+    results, rest = stations_boot_checks(station_pks, budget_seconds=settings.OCPP_BOOT_CHECKS_TASK_SECONDS)
+    if rest:
+        task_dispatch(stations_boot_checks_task, rest)
     for station_pk, exc in results:
         if exc is not None:
             logger.warning("station %s: boot checks failed: %s: %s", station_pk, type(exc).__name__, exc)
