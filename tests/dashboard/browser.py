@@ -36,6 +36,13 @@ def log_in(browser, base_url: str, username: str, viewport: dict | None = None):
     return context, page
 
 
+def live_settled(page) -> None:
+    """Wait until the page's live socket is open and its catch-up re-fetch is over (live.js re-fetches every live
+    part when it connects), so a click does not race that refresh on a loaded machine."""
+    expect(page.locator("#live-state")).to_have_text("● live")
+    page.wait_for_load_state("networkidle")
+
+
 def db(func, *args, **kwargs):
     """Run ORM code in another thread: Playwright's sync API keeps an event loop running in this one."""
 

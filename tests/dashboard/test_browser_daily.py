@@ -13,7 +13,7 @@ from billing.models import Session
 from cpo.dashboard.models import AuditLog
 from cpo.models import EVSE, ChargingStation
 from ocpp_gateway.models import Transaction
-from tests.dashboard.browser import expect, log_in, overflow, shot
+from tests.dashboard.browser import expect, live_settled, log_in, overflow, shot
 from tests.dashboard.factories import make_cdr, make_session
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -85,6 +85,7 @@ def test_staff_find_a_faulted_charger_from_the_stations_list(live_daphne, fleet,
     expect(rows.first.locator("[data-testid=last-seen]")).to_contain_text("ago")
     assert overflow(page) == 0
     shot(page, f"stations-faulted-{width}")
+    live_settled(page)
     page.click("[data-sort=last_seen]")
     expect(page).to_have_url(re.compile(r"status=faulted&sort=last_seen$"))
     page.get_by_role("link", name="CP-F2").click()

@@ -29,6 +29,11 @@
       fetch(el.dataset.liveUrl, {credentials: "same-origin", headers: {"X-Requested-With": "fetch"}})
         .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
         .then(function (html) {
+          // Only what changed is replaced: the catch-up after every (re)connect re-fetches the whole page's live
+          // parts, and replacing an unchanged table under the pointer swallowed a click on it (a sort link).
+          var fresh = document.createElement("template");
+          fresh.innerHTML = html;
+          if (fresh.innerHTML.trim() === el.innerHTML.trim()) return;
           el.innerHTML = html;
           el.dispatchEvent(new CustomEvent("live:updated", {bubbles: true}));
         })
