@@ -296,14 +296,15 @@ def firmware_campaign_failures_check(*, campaign_pk: int) -> bool:
     if not crossed:
         return False
     reason = f"paused itself: {failed} stations failed ({' and '.join(crossed)})"
-    if not firmware_campaign_pause(campaign_pk=campaign.pk, reason=reason):
-        return False
+    with transaction.atomic():  # the pause and its alert are seen together (staff, and a test, read both at once)
+        if not firmware_campaign_pause(campaign_pk=campaign.pk, reason=reason):
+            return False
+        alert_raise(
+            kind=AlertKind.FIRMWARE_FAILED,
+            subject=campaign_alert_subject(campaign),
+            message=f"firmware campaign {campaign.name} {reason}",
+        )
     logger.warning("firmware campaign %s %s", campaign.pk, reason)
-    alert_raise(
-        kind=AlertKind.FIRMWARE_FAILED,
-        subject=campaign_alert_subject(campaign),
-        message=f"firmware campaign {campaign.name} {reason}",
-    )
     return True
 
 
