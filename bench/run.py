@@ -729,17 +729,9 @@ class Bench:
             import redis
 
             client = redis.Redis.from_url(self.env["REDIS_URL"])
-            queues = [self.env["CELERY_QUEUE"], self.env["CELERY_QUEUE"] + "-urgent"]  # settings.CELERY_TASK_QUEUES
-
-            def depth() -> int:
-                with client.pipeline() as pipe:
-                    for queue in queues:
-                        pipe.llen(queue)
-                    return sum(pipe.execute())
-
             try:
                 while True:
-                    queue_depths.append(await asyncio.to_thread(depth))
+                    queue_depths.append(await asyncio.to_thread(celery_queue_depth, client, self.env))
                     await asyncio.sleep(1)
             finally:
                 client.close()
@@ -807,18 +799,25 @@ def sec(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 2)
 
 
+def celery_queue_depth(client, env: dict) -> int:
+    """Tasks waiting in the platform's Celery queues (settings.CELERY_TASK_QUEUES: bulk and urgent), in one snapshot."""
+    with client.pipeline() as pipe:
+        for queue in (env["CELERY_QUEUE"], env["CELERY_QUEUE"] + "-urgent"):
+            pipe.llen(queue)
+        return sum(pipe.execute())
+
+
 def celery_queues_drain(env: dict, timeout: float) -> float:
     """Wait until the platform's Celery queues (settings.CELERY_TASK_QUEUES) stay empty for 5 s; the seconds it
     took."""
     import redis
 
     client = redis.Redis.from_url(env["REDIS_URL"])
-    queues = [env["CELERY_QUEUE"], env["CELERY_QUEUE"] + "-urgent"]
     began = time.monotonic()
     empty_since = None
     try:
         while time.monotonic() - began < timeout:
-            if sum(client.llen(q) for q in queues) == 0:
+            if celery_queue_depth(client, env) == 0:
                 empty_since = empty_since or time.monotonic()
                 if time.monotonic() - empty_since >= 5:
                     break

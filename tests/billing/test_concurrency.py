@@ -96,6 +96,7 @@ def test_billing_a_reservation_while_its_token_starts_charging_leaves_one_sessio
     gateway.join(10)
     assert not errors
     assert not Cdr.objects.exists(), "the reservation got a CDR of its own although its token is charging"
-    tx = reservation.__class__.objects.get(pk=reservation.pk).transaction
+    reservation.refresh_from_db()
+    tx = reservation.transaction
     assert session.pk == reserved.pk and transaction_bill(transaction_pk=tx.pk).pk == reserved.pk
     assert Session.objects.get().status == "ACTIVE"
