@@ -445,6 +445,11 @@ class Bench:
                     )
                 )
                 log(f"held/{server}: {booted}/{len(fleet)} booted in {took:.1f}s, errors {dict(stats.errors)}")
+                if held and worker is not None:
+                    # The hold measures the busy hour, not the tail of the boot wave (the storm measures boots):
+                    # the fleet's boot checks (configuration reads, local-list versions) are done first.
+                    drained = await asyncio.to_thread(celery_queues_drain, self.env, 600)
+                    log(f"held/{server}: boot checks done after {drained:.0f} s")
                 if held:
                     stats = Stats()
                     measure_into(fleet, stats)
