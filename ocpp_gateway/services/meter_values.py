@@ -4,7 +4,6 @@ and the running transaction's latest readings moved forward."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -125,7 +124,13 @@ def meter_values_record(
         )
         for s in samples
     ]
-    sql, params = _samples_insert(rows)
+    row_placeholder = "(" + ", ".join(["%s"] * len(SAMPLE_COLUMNS)) + ")"
+    sql = "INSERT INTO {} ({}) VALUES {} ON CONFLICT DO NOTHING".format(  # noqa: S608 - names from the model
+        ops.quote_name(MeterValue._meta.db_table),
+        ", ".join(ops.quote_name(column) for column in SAMPLE_COLUMNS),
+        ", ".join([row_placeholder] * len(rows)),
+    )
+    params = [value for row in rows for value in row]
     update = _transaction_meter_update(transaction_pk=transaction_pk, samples=samples) if transaction_pk else None
     updated = 0
     if update is None:
@@ -139,30 +144,6 @@ def meter_values_record(
     if updated:
         events.announce(events.transaction_updated, transaction_pk=transaction_pk)
     return len(rows)
-
-
-def _samples_insert(rows: list[tuple]) -> tuple[str, list]:
-    """The INSERT of sample rows. On PostgreSQL one statement for any number of rows, a column per array
-    (`unnest`): with a row of placeholders per sample, psycopg parsed the statement again on every MeterValues (it
-    caches statements of up to 50 parameters), a fifth of the gateway's CPU (bench/RESULTS.md)."""
-    ops = connection.ops
-    head = "INSERT INTO {} ({})".format(
-        ops.quote_name(MeterValue._meta.db_table), ", ".join(ops.quote_name(column) for column in SAMPLE_COLUMNS)
-    )
-    if connection.vendor == "postgresql":
-        arrays = ", ".join(f"%s::{db_type}[]" for db_type in _sample_db_types())
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        return f"{head} SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING", columns  # noqa: S608 - model names
-    row_placeholder = "(" + ", ".join(["%s"] * len(SAMPLE_COLUMNS)) + ")"
-    values = ", ".join([row_placeholder] * len(rows))
-    return f"{head} VALUES {values} ON CONFLICT DO NOTHING", [value for row in rows for value in row]
-
-
-@cache
-def _sample_db_types() -> tuple[str, ...]:
-    """The database type of each of SAMPLE_COLUMNS (`bigint`, `numeric(18, 6)`, ...)."""
-    fields = {field.column: field for field in MeterValue._meta.concrete_fields}
-    return tuple(fields[column].db_type(connection) for column in SAMPLE_COLUMNS)
 
 
 def _latest(samples: list[Sample], measurand: str) -> Sample | None:
