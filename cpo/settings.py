@@ -477,6 +477,8 @@ OCPP_MESSAGE_LOG_RETENTION_DAYS = env_int("OCPP_MESSAGE_LOG_RETENTION_DAYS", 30)
 OCPP_MESSAGE_LOG_FLUSH_SECONDS = env_float("OCPP_MESSAGE_LOG_FLUSH_SECONDS", 0.2)
 # Stations' last_seen is written at most this often (one UPDATE for all stations heard from meanwhile).
 OCPP_SEEN_FLUSH_SECONDS = env_float("OCPP_SEEN_FLUSH_SECONDS", 10.0)
+# A closed socket's station goes offline within this (one statement for all sockets closed meanwhile).
+OCPP_DISCONNECTS_FLUSH_SECONDS = env_float("OCPP_DISCONNECTS_FLUSH_SECONDS", 0.2)
 # Station liveness (ocpp_gateway/services/liveness.py). Each gateway process holds a lease it renews every
 # RENEW_SECONDS; a lease not renewed for LEASE_SECONDS is a dead process, and the stations it held go offline. A
 # station not heard from for OFFLINE_AFTER_HEARTBEATS heartbeat intervals (the one we gave it at boot, or the longer

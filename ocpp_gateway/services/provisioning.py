@@ -1,11 +1,13 @@
 """Provisioning (2.0.1 block B; 1.6 Core): the handshake before the socket opens, connect and disconnect, and what
 a charger says it is (BootNotification). EVSEs a located station reports are onboarded on first sight."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from cpo.models import EVSE, ChargingStation, RegistrationStatus, SecurityProfile
@@ -205,14 +207,35 @@ def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) 
 def station_disconnected(*, station_pk: int, channel_name: str) -> bool:
     """Offline only if this socket still held the station (a replaced connection closing changes nothing). Should
     writing it fail, this process's lease thread writes it later (liveness.stations_reconcile)."""
-    station_socket_released(channel_name=channel_name)
-    updated = ChargingStation.objects.filter(pk=station_pk, connection_channel=channel_name).update(
-        online=False, connection_channel="", gateway_process="", last_seen=timezone.now()
-    )
-    if updated:
-        station_evses_touch(station_pks=[station_pk])
-        events.announce(events.station_offline, station_pk=station_pk)
-    return bool(updated)
+    return bool(stations_disconnected(sockets=[(station_pk, channel_name)]))
+
+
+DISCONNECTS_CHUNK = 200  # sockets per statement: (pk, channel) pairs, two parameters each
+
+
+def stations_disconnected(*, sockets: Sequence[tuple[int, str]]) -> list[int]:
+    """Sockets that closed, as (station pk, channel name): each station whose row still names that socket goes
+    offline; returns those stations. A gateway hands them on in batches (consumers.disconnect_writer): a network cut
+    closes thousands at once, and a statement each held the database threads for longer than daphne waits for a
+    closed connection's application (10 s) while the same chargers reconnected."""
+    for _, channel_name in sockets:
+        station_socket_released(channel_name=channel_name)
+    offline: list[int] = []
+    for start in range(0, len(sockets), DISCONNECTS_CHUNK):
+        held = Q()
+        for station_pk, channel_name in sockets[start : start + DISCONNECTS_CHUNK]:
+            held |= Q(pk=station_pk, connection_channel=channel_name)
+        with transaction.atomic():
+            pks = list(ChargingStation.objects.select_for_update().filter(held).values_list("pk", flat=True))
+            ChargingStation.objects.filter(pk__in=pks).update(
+                online=False, connection_channel="", gateway_process="", last_seen=timezone.now()
+            )
+        offline += pks
+    if offline:
+        station_evses_touch(station_pks=offline)
+        for station_pk in offline:
+            events.announce(events.station_offline, station_pk=station_pk)
+    return offline
 
 
 def station_seen(*, station_pks: list[int]) -> None:

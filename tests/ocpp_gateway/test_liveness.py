@@ -28,7 +28,7 @@ from ocpp_gateway.services.liveness import (
     station_reachable,
     stations_liveness_check,
 )
-from ocpp_gateway.services.provisioning import station_seen
+from ocpp_gateway.services.provisioning import station_seen, stations_disconnected
 from ocpp_gateway.services.transactions import transaction_close_stale
 from ocpp_gateway.tasks import stations_liveness_check_task, transaction_close_stale_task
 from tests.ocpp_gateway.chargers import connected, now_iso
@@ -178,6 +178,28 @@ def test_a_station_whose_close_could_not_be_written_goes_offline_at_its_process_
         assert ChargingStation.objects.get(pk=lost.pk).gateway_process == ""
     finally:
         liveness.station_socket_released(channel_name=kept.connection_channel)
+
+
+@pytest.mark.django_db
+def test_a_network_cut_s_closed_sockets_take_their_stations_offline_in_a_few_statements_but_not_a_replaced_one(
+    station_factory, announced, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    """A cut closes every socket at once; the gateway hands the closes on in one batch. Each station whose row still
+    names the closed socket goes offline (and says so); a station whose charger already reconnected on another socket
+    stays online."""
+    me = liveness.gateway_lease_ensure()
+    stations = [held_by(station_factory(f"CP-CUT-{n}", evses=1)[0], me) for n in range(450)]
+    reconnected = stations[0]
+    closed = [(s.pk, s.connection_channel) for s in stations]
+    ChargingStation.objects.filter(pk=reconnected.pk).update(connection_channel="specific.other!new")
+
+    with django_capture_on_commit_callbacks(execute=True), django_assert_max_num_queries(20):
+        offline = stations_disconnected(sockets=closed)  # 3 chunks: each a lock and an UPDATE; the EVSEs' touch
+
+    assert sorted(offline) == sorted(s.pk for s in stations[1:])
+    assert ChargingStation.objects.filter(online=True).values_list("pk", flat=True).get() == reconnected.pk
+    assert ChargingStation.objects.filter(pk__in=offline, connection_channel="", gateway_process="").count() == 449
+    assert sorted(pk for kind, pk in announced if kind == "offline") == sorted(offline)
 
 
 @pytest.mark.django_db
