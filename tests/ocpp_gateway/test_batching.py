@@ -52,3 +52,29 @@ def test_a_batch_waiting_when_the_process_stops_is_dropped_with_one_line_and_no_
     assert "handed on 1" in result.stdout
     assert "Traceback" not in result.stderr and "could not hand on" not in result.stderr, result.stderr
     assert "events not handed on, the process is stopping" in result.stderr, result.stderr
+
+
+def test_a_batch_refused_by_a_stopping_interpreter_while_its_main_thread_lives_is_dropped_with_one_line(caplog):
+    """The interpreter's exit hooks shut executors down before its main thread counts as ended (a gateway stopping
+    with 10,000 chargers logged a traceback every interval in that window): the batch thread says so once and ends."""
+    import logging
+    import time
+
+    from ocpp_gateway.batching import PeriodicBatch
+
+    attempts = []
+
+    def flush(keys):
+        attempts.append(keys)
+        raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    batch = PeriodicBatch("events", flush, interval=lambda: 0.02)
+    with caplog.at_level(logging.INFO, logger="ocpp_gateway.batching"):
+        batch.add(1)
+        time.sleep(0.1)
+        batch.add(2)
+        time.sleep(0.1)
+
+    assert attempts[0] == [1]
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert "events not handed on, the process is stopping" in caplog.records[0].getMessage()
