@@ -85,11 +85,23 @@ def on_connector_status_changed(sender, *, evse_pk: int, **kwargs) -> None:
     status_changes.add(evse_pk)
 
 
+# Stations gone offline or back, handed on the same way; the worker looks their EVSEs up, one query per batch (a query
+# per station on the gateway's database threads was a tenth of its CPU in a 10,000-charger reconnect storm).
+station_changes = PeriodicBatch(
+    "ocpi station online changes",
+    lambda station_pks: task_dispatch(tasks.evse_status_push_batch, [], station_pks),
+    interval=lambda: settings.OCPI_EVENTS_BATCH_SECONDS,
+)
+
+
 def on_station_online_changed(sender, *, station_pk: int, **kwargs) -> None:
     """Offline, a station's EVSEs are UNKNOWN to partners; back, they show what the charger last reported
     (ocpp_gateway.selectors.evse_status_shown): each is pushed as a status change of its own."""
+    if not in_process(tasks.evse_status_push):
+        station_changes.add(station_pk)
+        return
     for evse_pk in EVSE.objects.filter(station_id=station_pk).values_list("pk", flat=True):
-        on_connector_status_changed(sender, evse_pk=evse_pk)
+        task_dispatch(tasks.evse_status_push, evse_pk)
 
 
 def on_tariff_saved(sender, *, instance: Tariff, raw: bool = False, **kwargs) -> None:

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import OperationalError
 
+from cpo.models import EVSE
 from cpo.task_dispatch import in_process, task_dispatch
 from cpo.worker_threads import each_in_worker_threads
 from ocpi_api import announce, delivery, outbox, selectors
@@ -120,12 +121,15 @@ def evse_status_push(evse_pk: int) -> int:
 
 
 @shared_task(acks_late=True, soft_time_limit=100, time_limit=120, ignore_result=True)
-def evse_status_push_batch(evse_pks: list[int]) -> int:
+def evse_status_push_batch(evse_pks: list[int], station_pks: list[int] | None = None) -> int:
     """One task per batch of status changes from a daphne process (see ocpi_api/receivers.py), on the urgent queue:
-    the PATCHes of every EVSE in it are written here, WORKER_THREADS at a time (a task per EVSE cost more than the
-    EVSE's work); one that fails is handed to its own `evse_status_push` task, which retries it. Returns the EVSEs
-    done. The partners with a locations Receiver are looked up once for the batch (none: nothing to do)."""
+    the PATCHes of every EVSE in it, and of every EVSE of `station_pks` (stations gone offline or back), are written
+    here, WORKER_THREADS at a time (a task per EVSE cost more than the EVSE's work); one that fails is handed to its
+    own `evse_status_push` task, which retries it. Returns the EVSEs done. The partners with a locations Receiver are
+    looked up once for the batch (none: nothing to do)."""
     partners = selectors.partners_with_receiver(module=ModuleID.LOCATIONS)
+    if station_pks and partners:
+        evse_pks = [*evse_pks, *EVSE.objects.filter(station_id__in=station_pks).values_list("pk", flat=True)]
     if not partners:
         return len(set(evse_pks))
     results = each_in_worker_threads(

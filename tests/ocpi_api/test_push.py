@@ -86,6 +86,30 @@ def test_a_batch_of_status_changes_from_a_gateway_process_reads_the_partners_onc
     assert reads == [{"module": "locations"}]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_stations_gone_offline_reach_the_worker_as_one_batch_and_each_of_their_evses_is_patched_unknown(
+    emsp, station, partners, monkeypatch, django_assert_max_num_queries
+):
+    """With a broker, a gateway process hands its stations that went offline on in a batch, unresolved (a reconnect
+    storm takes thousands offline and back): the worker finds their EVSEs and PATCHes each UNKNOWN."""
+    from ocpi_api import receivers
+
+    dispatched = []
+    monkeypatch.setattr(receivers, "task_dispatch", lambda task, *args: dispatched.append((task.name, args)))
+    monkeypatch.setattr(receivers, "in_process", lambda task: False)
+    ChargingStation.objects.filter(pk=station.pk).update(online=True)
+    with django_assert_max_num_queries(0):  # the gateway's side: no query per station
+        receivers.on_station_online_changed(None, station_pk=station.pk)
+    receivers.station_changes.flush_now(list(receivers.station_changes.pending))
+    receivers.station_changes.pending.clear()
+    assert dispatched == [("ocpi_api.tasks.evse_status_push_batch", ([], [station.pk]))]
+
+    ChargingStation.objects.filter(pk=station.pk).update(online=False)
+    assert evse_status_push_batch([], [station.pk]) == station.evses.count()
+    patched = OutboxMessage.objects.filter(module="locations", method="PATCH")
+    assert sorted(m.body["status"] for m in patched) == ["UNKNOWN"] * station.evses.count()
+
+
 def test_the_same_status_again_pushes_nothing_and_a_station_wide_fault_pushes_every_evse(
     emsp, eager, station, partners, django_capture_on_commit_callbacks
 ):
