@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from cpo import task_dispatch  # noqa: E402
+from cpo.memory import gc_freeze_every  # noqa: E402
 from cpo.proxy import trusted_proxy_headers  # noqa: E402
 from cpo.routing import websocket_urlpatterns  # noqa: E402
 from ocpp_gateway.event_loop import server_loop_remember  # noqa: E402
@@ -29,6 +30,7 @@ task_dispatch.background_start(beat=True)
 gateway_lease_start()
 
 GC_FREEZE_EVERY = int(os.environ.get("GC_FREEZE_EVERY_CONNECTIONS", "500"))
+GC_COLLECT_FROZEN_SECONDS = float(os.environ.get("GC_COLLECT_FROZEN_SECONDS", "600"))
 # The collector's first threshold is 700 allocations by default: at a few hundred CALLs a second nearly every
 # object that lives through one CALL (its frames, futures, batched writes) outlives two young collections and counts
 # towards a full one, and with 10,000 chargers held a full collection (0 objects freed) paused the event loop for
@@ -46,25 +48,6 @@ async def websocket_unrouted(scope, receive, send) -> None:
     await send({"type": "websocket.close"})
 
 
-def gc_freeze_every(app, every: int):
-    """Move long-lived objects out of the garbage collector's view every `every` websocket connections: with
-    thousands of chargers held, full collections otherwise pause the event loop for seconds (DESIGN.md,
-    bench/RESULTS.md: longest pause 2.5 s -> 0.4 s, storm 69 s -> 52 s)."""
-    if every <= 0:
-        return app
-    count = 0
-
-    async def wrapped(scope, receive, send):
-        nonlocal count
-        if scope["type"] == "websocket":
-            count += 1
-            if count % every == 0:
-                gc.freeze()
-        return await app(scope, receive, send)
-
-    return wrapped
-
-
 application = server_loop_remember(
     gc_freeze_every(
         trusted_proxy_headers(
@@ -76,5 +59,6 @@ application = server_loop_remember(
             )
         ),
         GC_FREEZE_EVERY,
+        collect_seconds=GC_COLLECT_FROZEN_SECONDS,
     )
 )
