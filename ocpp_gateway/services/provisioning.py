@@ -226,7 +226,9 @@ def stations_disconnected(*, sockets: Sequence[tuple[int, str]]) -> list[int]:
         for station_pk, channel_name in sockets[start : start + DISCONNECTS_CHUNK]:
             held |= Q(pk=station_pk, connection_channel=channel_name)
         with transaction.atomic():
-            pks = list(ChargingStation.objects.select_for_update().filter(held).values_list("pk", flat=True))
+            # Locked in one order: two processes' batches may name the same station (it moved between them).
+            locked = ChargingStation.objects.select_for_update().filter(held).order_by("pk")
+            pks = list(locked.values_list("pk", flat=True))
             ChargingStation.objects.filter(pk__in=pks).update(
                 online=False, connection_channel="", gateway_process="", last_seen=timezone.now()
             )
