@@ -101,7 +101,7 @@ def on_station_online_changed(sender, *, station_pk: int, **kwargs) -> None:
         station_changes.add(station_pk)
         return
     for evse_pk in EVSE.objects.filter(station_id=station_pk).values_list("pk", flat=True):
-        task_dispatch(tasks.evse_status_push, evse_pk)
+        on_connector_status_changed(sender, evse_pk=evse_pk)
 
 
 def on_tariff_saved(sender, *, instance: Tariff, raw: bool = False, **kwargs) -> None:

@@ -128,10 +128,10 @@ def evse_status_push_batch(evse_pks: list[int], station_pks: list[int] | None = 
     own `evse_status_push` task, which retries it. Returns the EVSEs done. The partners with a locations Receiver are
     looked up once for the batch (none: nothing to do)."""
     partners = selectors.partners_with_receiver(module=ModuleID.LOCATIONS)
-    if station_pks and partners:
-        evse_pks = [*evse_pks, *EVSE.objects.filter(station_id__in=station_pks).values_list("pk", flat=True)]
     if not partners:
         return len(set(evse_pks))
+    if station_pks:
+        evse_pks = [*evse_pks, *EVSE.objects.filter(station_id__in=station_pks).values_list("pk", flat=True)]
     results = each_in_worker_threads(
         lambda pk: len(announce.evse_status_push(evse_pk=pk, partners=partners)), dict.fromkeys(evse_pks)
     )

@@ -113,7 +113,7 @@ class PeriodicBatch:
                 # Its event loop and executors are gone or going: handing on would fail on every interval until
                 # the process is gone (a gateway closing a thousand chargers logged dozens of tracebacks).
                 if batch:
-                    logger.info("%s: %d events not handed on, the process is stopping", self.name, len(batch))
+                    self._dropped(batch)
                 return
             if batch and not self.flush_now(batch):
                 return
@@ -122,20 +122,20 @@ class PeriodicBatch:
         """Hand the batch on; False when the process turned out to be stopping (nothing more can be handed on)."""
         try:
             self.flush(batch)
-        except RuntimeError as exc:
+        except Exception as exc:
             # The interpreter's exit hooks shut the executors down before its main thread counts as ended: a
             # gateway stopping with 10,000 chargers logged a traceback per interval until it was gone.
-            if "interpreter shutdown" not in str(exc):
-                logger.exception("%s: could not hand on %d events", self.name, len(batch))
-                return True
-            logger.info("%s: %d events not handed on, the process is stopping", self.name, len(batch))
-            self.stopping = True
-            return False
-        except Exception:
+            if isinstance(exc, RuntimeError) and "interpreter shutdown" in str(exc):
+                self.stopping = True
+                self._dropped(batch)
+                return False
             logger.exception("%s: could not hand on %d events", self.name, len(batch))
         finally:
             close_old_connections()
         return True
+
+    def _dropped(self, batch: list) -> None:
+        logger.info("%s: %d events not handed on, the process is stopping", self.name, len(batch))
 
 
 def _process_stopping() -> bool:

@@ -204,20 +204,17 @@ def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) 
     return previous if previous and previous != channel_name else ""
 
 
-def station_disconnected(*, station_pk: int, channel_name: str) -> bool:
-    """Offline only if this socket still held the station (a replaced connection closing changes nothing). Should
-    writing it fail, this process's lease thread writes it later (liveness.stations_reconcile)."""
-    return bool(stations_disconnected(sockets=[(station_pk, channel_name)]))
-
-
 DISCONNECTS_CHUNK = 200  # sockets per statement: (pk, channel) pairs, two parameters each
 
 
 def stations_disconnected(*, sockets: Sequence[tuple[int, str]]) -> list[int]:
     """Sockets that closed, as (station pk, channel name): each station whose row still names that socket goes
-    offline; returns those stations. A gateway hands them on in batches (consumers.disconnect_writer): a network cut
-    closes thousands at once, and a statement each held the database threads for longer than daphne waits for a
-    closed connection's application (10 s) while the same chargers reconnected."""
+    offline (a replaced connection closing changes nothing); returns those stations. Should writing it fail, this
+    process's lease thread writes it later (liveness.stations_reconcile).
+
+    A gateway hands them on in batches (consumers.disconnect_writer): a network cut closes thousands at once, and a
+    statement each held the database threads for longer than daphne waits for a closed connection's application
+    (10 s) while the same chargers reconnected."""
     for _, channel_name in sockets:
         station_socket_released(channel_name=channel_name)
     offline: list[int] = []

@@ -16,7 +16,7 @@ from ocpi_api.tasks import evse_status_push_batch
 from ocpp_gateway.models import GatewayProcess
 from ocpp_gateway.services.availability import evse_status_update
 from ocpp_gateway.services.liveness import stations_liveness_check
-from ocpp_gateway.services.provisioning import station_connected, station_disconnected
+from ocpp_gateway.services.provisioning import station_connected, stations_disconnected
 from tests.e2e.emsp import partner_for
 from tests.ocpi_api.factories import auth
 
@@ -255,7 +255,7 @@ def connected(station, partners, django_capture_on_commit_callbacks):
     status(station, 1, "Charging", django_capture_on_commit_callbacks)
     status(station, 2, "Available", django_capture_on_commit_callbacks)
     yield station
-    station_disconnected(station_pk=station.pk, channel_name=CHANNEL)
+    stations_disconnected(sockets=[(station.pk, CHANNEL)])
 
 
 def test_a_station_that_disconnects_is_unknown_to_partners_and_its_last_statuses_come_back_with_it(
@@ -267,7 +267,7 @@ def test_a_station_that_disconnects_is_unknown_to_partners_and_its_last_statuses
     emsp.locations.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
-        station_disconnected(station_pk=connected.pk, channel_name=CHANNEL)
+        stations_disconnected(sockets=[(connected.pk, CHANNEL)])
     assert pushed_statuses(emsp) == {charging.uid: "UNKNOWN", available.uid: "UNKNOWN"}
     now_pulled = pulled(client, charging)
     assert now_pulled["status"] == "UNKNOWN" and now_pulled["last_updated"] > seen_before  # pulled by date_from too
