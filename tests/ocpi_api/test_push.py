@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from billing.models import Tariff
 from cpo.models import EVSE, ChargingStation, Connector
-from ocpi_api import selectors
+from ocpi_api import receivers, selectors
 from ocpi_api.models import OutboxMessage, OutboxStatus, PartnerStatus
 from ocpi_api.tasks import evse_status_push_batch
 from ocpp_gateway.models import GatewayProcess
@@ -92,7 +92,6 @@ def test_stations_gone_offline_reach_the_worker_as_one_batch_and_each_of_their_e
 ):
     """With a broker, a gateway process hands its stations that went offline on in a batch, unresolved (a reconnect
     storm takes thousands offline and back): the worker finds their EVSEs and PATCHes each UNKNOWN."""
-    from ocpi_api import receivers
 
     dispatched = []
     monkeypatch.setattr(receivers, "task_dispatch", lambda task, *args: dispatched.append((task.name, args)))
