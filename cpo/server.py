@@ -28,6 +28,7 @@ import random
 import resource
 from typing import Any, ClassVar
 
+from autobahn.websocket.protocol import WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
@@ -376,7 +377,25 @@ class HandshakeShedding(WebSocketProtocol):
         super().connectionLost(reason)
 
 
-class GatewayWebSocket(QueueBoundWebSocket, HandshakeShedding, ServerCloseCodes):
+class FactoryOptionsCopied(WebSocketProtocol):
+    """Daphne's websocket protocol that takes autobahn's options (timeouts, size limits...) from its factory itself.
+
+    autobahn copies them onto every new connection and then formats the whole list with `pprint.pformat` for a debug
+    line, whatever the log level: 4.5 % of the gateway's CPU in a reconnect storm went into that (bench/RESULTS.md).
+    The same options are copied here, as autobahn would (an attribute the connection has already is kept), and
+    autobahn's own list is left empty."""
+
+    CONFIG_ATTRS: ClassVar[list[str]] = []
+    FACTORY_OPTIONS: ClassVar[list[str]] = list(WebSocketServerProtocol.CONFIG_ATTRS)
+
+    def connectionMade(self) -> None:
+        for name in self.FACTORY_OPTIONS:
+            if not hasattr(self, name):
+                setattr(self, name, getattr(self.factory, name))
+        super().connectionMade()
+
+
+class GatewayWebSocket(FactoryOptionsCopied, QueueBoundWebSocket, HandshakeShedding, ServerCloseCodes):
     """The websocket protocol the server uses: daphne's, with the limits above."""
 
 

@@ -155,3 +155,21 @@ def test_a_handshake_that_fails_on_the_database_gets_503_with_retry_after(daphne
     assert "Traceback" not in log, log
     # (a handshake may instead outlast the connect timeout, busy machine: answered 503 all the same, see above)
     assert all("OperationalError: unable to open database file" in line for line in failures()), log
+
+
+def test_each_charger_connection_carries_the_servers_websocket_options():
+    """Limits set on the server (frame size, handshake and ping timeouts) apply to every connection: the gateway
+    copies them from the factory itself (autobahn's copy pretty-printed them for a debug line on every connection)."""
+    from autobahn.twisted.websocket import WebSocketServerFactory
+    from twisted.internet.testing import StringTransport
+
+    from cpo.server import GatewayWebSocket
+
+    factory = WebSocketServerFactory()
+    factory.protocol = GatewayWebSocket
+    factory.setProtocolOptions(maxMessagePayloadSize=12345, openHandshakeTimeout=7, autoPingInterval=11)
+    protocol = factory.buildProtocol(("127.0.0.1", 0))
+    protocol.makeConnection(StringTransport())
+
+    assert (protocol.maxMessagePayloadSize, protocol.openHandshakeTimeout, protocol.autoPingInterval) == (12345, 7, 11)
+    assert protocol.failByDrop == factory.failByDrop
