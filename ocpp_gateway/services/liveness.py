@@ -38,7 +38,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from cpo.models import EVSE, ChargingStation
-from ocpp_gateway import events
+from ocpp_gateway import events, sql
 from ocpp_gateway.models import GatewayProcess, StationVariable
 
 logger = logging.getLogger(__name__)
@@ -120,9 +120,14 @@ def station_socket_released(*, channel_name: str) -> None:
 def station_evses_touch(*, station_pks: list[int]) -> None:
     """The stations went offline or came back: their EVSEs show another status to partners (UNKNOWN while offline,
     selectors.evse_status_shown), so they changed as of now (OCPI `last_updated`, which partners pull by)."""
-    now = timezone.now()
+    now = sql.to_db_datetime(timezone.now())
     for start in range(0, len(station_pks), CHUNK):
-        EVSE.objects.filter(station_id__in=station_pks[start : start + CHUNK]).update(last_updated=now)
+        chunk = station_pks[start : start + CHUNK]
+        sql.execute(_EVSES_TOUCH.format(", ".join(["%s"] * len(chunk))), [now, *chunk])
+
+
+# A plain statement (ocpp_gateway/sql.py): every station back after a reconnect storm touches its EVSEs.
+_EVSES_TOUCH = f'UPDATE "{EVSE._meta.db_table}" SET "last_updated" = %s WHERE "station_id" IN ({{}})'  # noqa: S608
 
 
 def gateway_lease_release() -> list[int]:

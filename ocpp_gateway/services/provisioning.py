@@ -6,13 +6,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from cpo.models import EVSE, ChargingStation, RegistrationStatus, SecurityProfile
 from cpo.services import station_evse_add
-from ocpp_gateway import events
+from ocpp_gateway import events, sql
 from ocpp_gateway.models import StationAuthFailure
 from ocpp_gateway.services.liveness import (
     gateway_lease_ensure,
@@ -113,21 +113,14 @@ def _station_credentials_check(
 ) -> tuple[StationAuthentication, str]:
     """The authentication, and the StationAuthFailure reason when refused."""
     Reason = StationAuthFailure.Reason
-    station = (
-        ChargingStation.objects.filter(identity=identity)
-        .only(
-            "pk",
-            "identity",
-            "secret_hash",
-            "pending_secret_hash",
-            "pending_secret_accepted_at",
-            "security_profile",
-            "ocpp_version",
-            "registration_status",
-            "created_at",
-        )
-        .first()
-    )
+    row = sql.fetch_one(_STATION_CREDENTIALS, [identity])
+    station = None
+    if row is not None:
+        values = [
+            sql.from_db_datetime(value) if name.endswith("_at") else value
+            for name, value in zip(_STATION_CREDENTIALS_FIELDS, row, strict=True)
+        ]
+        station = ChargingStation.from_db(connection.alias, _STATION_CREDENTIALS_FIELDS, values)
     if station is None:
         if not settings.OCPP_ADMIT_UNKNOWN_STATIONS:
             return StationAuthentication(None, identity, refusal="unknown identity"), Reason.UNKNOWN_IDENTITY
@@ -157,6 +150,29 @@ def _station_credentials_check(
     return _admitted(station, identity), ""
 
 
+# Read with a plain statement (ocpp_gateway/sql.py) on every handshake: the ORM's query was most of the check's cost.
+# In the model's field order, as Model.from_db takes them.
+_STATION_CREDENTIALS_FIELDS = [
+    field.attname
+    for field in ChargingStation._meta.concrete_fields
+    if field.attname
+    in {
+        "id",
+        "identity",
+        "secret_hash",
+        "pending_secret_hash",
+        "pending_secret_accepted_at",
+        "security_profile",
+        "ocpp_version",
+        "registration_status",
+        "created_at",
+    }
+]
+_STATION_CREDENTIALS = 'SELECT {} FROM "{}" WHERE "identity" = %s'.format(  # noqa: S608 - the model's names
+    ", ".join(f'"{name}"' for name in _STATION_CREDENTIALS_FIELDS), ChargingStation._meta.db_table
+)
+
+
 def _station_transport_check(*, identity: str, profile: int, tls: bool, certificate_cn: str) -> tuple[str, str]:
     """Profiles 2 and 3: the refusal and StationAuthFailure reason when the connection is not TLS or (3) the
     proxy-verified client certificate is missing or names another identity; empty strings when it is fine."""
@@ -184,24 +200,21 @@ def station_connected(*, station_pk: int, channel_name: str, ocpp_version: str) 
     station_socket_held(station_pk=station_pk, channel_name=channel_name)
     process = gateway_lease_ensure()
     with transaction.atomic():
-        previous, was_online = (
-            ChargingStation.objects.select_for_update()
-            .filter(pk=station_pk)
-            .values_list("connection_channel", "online")
-            .first()
-        ) or ("", False)
+        previous, was_online = sql.fetch_one(_STATION_CONNECTION + sql.for_update(), [station_pk]) or ("", False)
         if not was_online:
             station_evses_touch(station_pks=[station_pk])
-        ChargingStation.objects.filter(pk=station_pk).update(
-            online=True,
-            connected_since=now,
-            last_seen=now,
-            connection_channel=channel_name,
-            gateway_process=process,
-            ocpp_version=ocpp_version,
-        )
+        now_db = sql.to_db_datetime(now)
+        sql.execute(_STATION_CONNECTED, [True, now_db, now_db, channel_name, process, ocpp_version, station_pk])
     events.announce(events.station_online, station_pk=station_pk)
     return previous if previous and previous != channel_name else ""
+
+
+# Plain statements on a reconnect storm's path (ocpp_gateway/sql.py): the ORM's cost per handshake was the larger part.
+_STATION_CONNECTION = f'SELECT "connection_channel", "online" FROM "{ChargingStation._meta.db_table}" WHERE "id" = %s'  # noqa: S608
+_STATION_CONNECTED = (
+    f'UPDATE "{ChargingStation._meta.db_table}" SET "online" = %s, "connected_since" = %s, "last_seen" = %s, '  # noqa: S608
+    '"connection_channel" = %s, "gateway_process" = %s, "ocpp_version" = %s WHERE "id" = %s'
+)
 
 
 DISCONNECTS_CHUNK = 200  # sockets per statement: (pk, channel) pairs, two parameters each
@@ -253,21 +266,41 @@ def station_boot(
     meter_type: str = "",
     meter_serial_number: str = "",
 ) -> str:
-    """Record what the charger says it is; returns the RegistrationStatus to answer."""
-    station = ChargingStation.objects.get(pk=station_pk)
-    station.vendor = vendor[:50]
-    station.model = model[:50]
-    station.serial_number = (serial_number or "")[:50]
-    station.firmware_version = (firmware_version or "")[:50]
-    station.iccid = (iccid or "")[:20]
-    station.imsi = (imsi or "")[:20]
-    station.meter_type = (meter_type or "")[:25]
-    station.meter_serial_number = (meter_serial_number or "")[:25]
-    station.last_boot = station.last_seen = timezone.now()
-    station.save()
-    if station.registration_status == RegistrationStatus.ACCEPTED:
+    """Record what the charger says it is; returns the RegistrationStatus to answer.
+
+    One UPDATE of these columns only, returning the status: a model loaded and saved whole wrote back every column as
+    it was read (a password rotation or a disconnect in between was undone), and cost a tenth of the gateway's CPU in
+    a reconnect storm (bench/RESULTS.md)."""
+    now = sql.to_db_datetime(timezone.now())
+    row = sql.fetch_one(
+        _STATION_BOOT,
+        [
+            vendor[:50],
+            model[:50],
+            (serial_number or "")[:50],
+            (firmware_version or "")[:50],
+            (iccid or "")[:20],
+            (imsi or "")[:20],
+            (meter_type or "")[:25],
+            (meter_serial_number or "")[:25],
+            now,
+            now,
+            station_pk,
+        ],
+    )
+    if row is None:
+        raise ChargingStation.DoesNotExist(f"station {station_pk} is gone")
+    registration_status = row[0]
+    if registration_status == RegistrationStatus.ACCEPTED:
         events.announce(events.station_booted, station_pk=station_pk)
-    return station.registration_status
+    return registration_status
+
+
+_STATION_BOOT = (
+    f'UPDATE "{ChargingStation._meta.db_table}" SET "vendor" = %s, "model" = %s, "serial_number" = %s, '  # noqa: S608
+    '"firmware_version" = %s, "iccid" = %s, "imsi" = %s, "meter_type" = %s, "meter_serial_number" = %s, '
+    '"last_boot" = %s, "last_seen" = %s WHERE "id" = %s RETURNING "registration_status"'
+)
 
 
 def evse_resolve(*, station: ChargingStation, ocpp_evse_id: int | None) -> EVSE | None:
