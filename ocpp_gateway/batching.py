@@ -124,8 +124,9 @@ class PeriodicBatch:
             self.flush(batch)
         except Exception as exc:
             # The interpreter's exit hooks shut the executors down before its main thread counts as ended: a
-            # gateway stopping with 10,000 chargers logged a traceback per interval until it was gone.
-            if isinstance(exc, RuntimeError) and "interpreter shutdown" in str(exc):
+            # gateway stopping with 10,000 chargers logged a traceback per interval until it was gone. The executor
+            # says "after interpreter shutdown", or "after shutdown" once its own thread has seen the exit first.
+            if isinstance(exc, RuntimeError) and str(exc).startswith("cannot schedule new futures after"):
                 self.stopping = True
                 self._dropped(batch)
                 return False
