@@ -258,11 +258,14 @@ def start_daphne_with_uploads(name: str, uploads_dir: Path, **env: str) -> LiveS
 
 
 def stop(server: LiveServer) -> None:
+    """Stop the server and reap it: a server killed but not waited for still looks alive (`poll()` None), and the
+    drain after the test (`live_server_drain`) then knocked on its closed port."""
     server.process.terminate()
     try:
         server.process.wait(10)
     except subprocess.TimeoutExpired:
         server.process.kill()
+        server.process.wait(10)
 
 
 def live_server_drain(server: LiveServer) -> None:
