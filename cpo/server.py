@@ -467,14 +467,13 @@ class Server(DaphneServer):
     def application_checker(self) -> None:
         # Only the handshakes with the application: a pass over every connection each second (as daphne's own) was a
         # percent of the gateway's CPU with 10,000 chargers held.
-        for protocol in list(HandshakeShedding.handshaking):
+        for protocol in list(HandshakeShedding.handshaking):  # an accepted one has left it (onOpen)
             details = self.connections.get(protocol)
             instance = details.get("application_instance") if details is not None else None
-            if protocol.opened or instance is None or instance.done():
-                HandshakeShedding.handshaking.discard(protocol)
-            if protocol.opened or instance is None:
+            if instance is not None and not instance.done():
                 continue
-            if not instance.done() or instance.cancelled() or instance.exception() is None:
+            HandshakeShedding.handshaking.discard(protocol)
+            if instance is None or instance.cancelled() or instance.exception() is None:
                 continue
             exception = instance.exception()
             if isinstance(exception, KeyboardInterrupt):
