@@ -88,6 +88,7 @@ class Stats:
     errors: Counter = field(default_factory=Counter)
     error_samples: dict[str, str] = field(default_factory=dict)
     handshake_statuses: Counter = field(default_factory=Counter)  # refused handshakes: "503 Retry-After" ...
+    boot_statuses: Counter = field(default_factory=Counter)  # BootNotifications answered other than Accepted
     connect_times: list[float] = field(default_factory=list)  # from a charger's first attempt to its socket open
     boot_times: list[float] = field(default_factory=list)  # from a charger's first attempt to booted
     received_at: list[float] = field(default_factory=list)  # perf_counter of every CALLRESULT
@@ -335,15 +336,23 @@ class Charger:
 
     # -- what a charger says -------------------------------------------------------------------------------------
     async def boot(self) -> None:
-        await self.call(
-            "BootNotification",
-            {
-                "chargePointVendor": "Bench",
-                "chargePointModel": "LoadGen",
-                "firmwareVersion": "1.0",
-                "chargePointSerialNumber": self.identity,
-            },
-        )
+        """BootNotification until Accepted, then one StatusNotification per connector. Pending or Rejected come with
+        an interval: the charger asks again after it and sends nothing else meanwhile (OCPP 1.6 section 4.2)."""
+        while True:
+            result = await self.call(
+                "BootNotification",
+                {
+                    "chargePointVendor": "Bench",
+                    "chargePointModel": "LoadGen",
+                    "firmwareVersion": "1.0",
+                    "chargePointSerialNumber": self.identity,
+                },
+            )
+            status = result.get("status")
+            if status == "Accepted":
+                break
+            self.stats.boot_statuses[str(status)] += 1
+            await asyncio.sleep(max(1, int(result.get("interval") or 0)))
         for connector_id in range(1, self.settings.connectors + 1):
             await self.status(connector_id, "Available")
         self.stats.booted += 1

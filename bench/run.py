@@ -157,6 +157,7 @@ class Phase:
             **s,
             "error_samples": self.stats.error_samples,
             "handshake_statuses": dict(self.stats.handshake_statuses),
+            "boot_statuses": dict(self.stats.boot_statuses),
             "cpu_s": self.cpu_s,
             "worker_cpu_s": self.worker_cpu_s,
             "generator_cpu_s": self.generator_cpu_s,
@@ -531,7 +532,7 @@ class Bench:
         self.phases.append(phase)
         log(
             f"storm/{server}: {booted}/{len(fleet)} booted in {took:.1f}s, errors {dict(stats.errors)}, "
-            f"refusals {dict(stats.handshake_statuses)}"
+            f"refusals {dict(stats.handshake_statuses)}, boots answered {dict(stats.boot_statuses)}"
         )
 
     # -- e: end to end
@@ -1146,9 +1147,9 @@ def report(rows: list[dict], profile: dict | None) -> str:
             "### Storm (every charger reconnects at t=0)",
             "",
             "| server | chargers | booted | all booted s | connect p50 s | connect p99 s | boot p99 s | HTTP 5xx "
-            "| 503 with Retry-After | other refusals | handshake timeouts | handshake failures | dropped "
-            "| other errors | server cores | generator cores | RSS MB | load avg |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---|",
+            "| 503 with Retry-After | BootNotification Pending | other refusals | handshake timeouts "
+            "| handshake failures | dropped | other errors | server cores | generator cores | RSS MB | load avg |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---|",
         ]
         for (_, name), v in storm:
             for server in (PLATFORM, BARE):
@@ -1166,7 +1167,8 @@ def report(rows: list[dict], profile: dict | None) -> str:
                 out.append(
                     f"| {server} | {fmt(r['of'])} | {fmt(r['booted'])} | {fmt(r.get('all_booted_s'))} "
                     f"| {fmt(r['connect_p50_s'])} | {fmt(r['connect_p99_s'])} | {fmt(r['boot_p99_s'])} | {fivexx} "
-                    f"| {statuses.get('503 Retry-After', 0)} | {other_refusals} | {timeouts} | {failures} "
+                    f"| {statuses.get('503 Retry-After', 0)} | {r.get('boot_statuses', {}).get('Pending', 0)} "
+                    f"| {other_refusals} | {timeouts} | {failures} "
                     f"| {dropped} | {', '.join(f'{k} {n}' for k, n in errs.items()) or '0'} | {fmt(cores(r))} "
                     f"| {fmt(gen_cores(r))} | {fmt(r['rss_mb'])} | {r['load'][0]} |"
                 )
@@ -1176,7 +1178,7 @@ def report(rows: list[dict], profile: dict | None) -> str:
                     f"| platform/bare | | | {ratio(p.get('all_booted_s'), b.get('all_booted_s'))} "
                     f"| {ratio(p['connect_p50_s'], b['connect_p50_s'])} "
                     f"| {ratio(p['connect_p99_s'], b['connect_p99_s'])} "
-                    f"| {ratio(p['boot_p99_s'], b['boot_p99_s'])} | | | | | | | | | | | |"
+                    f"| {ratio(p['boot_p99_s'], b['boot_p99_s'])} | | | | | | | | | | | | |"
                 )
         out += [
             "",

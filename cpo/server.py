@@ -24,8 +24,9 @@ listens (one descriptor per charger), and SIGTERM is a graceful shutdown (`Grace
 
 import asyncio
 import logging
-import random
 import resource
+import time
+from collections import deque
 from typing import Any, ClassVar
 
 from autobahn.websocket.protocol import WebSocketServerProtocol
@@ -42,6 +43,7 @@ from twisted.python.failure import Failure
 from twisted.web import http
 
 from ocpi_api.envelope import OCPI_PATH_PREFIX, StatusCode, ocpi_envelope_bytes
+from ocpp_gateway.limits import HandshakeBacklog, retry_after_seconds
 
 reactor: Any = _reactor  # zope's interfaces confuse mypy about callLater's signature
 LINGER_BYTES = 16 * 1024 * 1024
@@ -276,21 +278,21 @@ class ServerCloseCodes(WebSocketProtocol):
             super().serverClose(code=code)
 
 
-def retry_after_seconds() -> int:
-    """A Retry-After for a handshake we cannot take now, jittered so that refused chargers do not come back together."""
-    return random.randint(settings.WEBSOCKET_RETRY_AFTER_MIN_SECONDS, settings.WEBSOCKET_RETRY_AFTER_MAX_SECONDS)
-
-
 class HandshakeShedding(WebSocketProtocol):
-    """Daphne's websocket protocol that answers a handshake it cannot take now with HTTP 503 and a Retry-After
-    (what chargers understand: come back later), never 500 and never a dropped connection:
+    """Daphne's websocket protocol that lets handshakes wait for their turn in a reconnect storm, and answers a
+    handshake it cannot take with HTTP 503 and a Retry-After (what chargers understand: come back later), never 500
+    and never a dropped connection:
 
-    - overload: when WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT handshakes of this process are with the application (being
-      authenticated), a new one is answered at once, before the application or the database sees it;
+    - storm: WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT handshakes of this process at a time are with the application (being
+      authenticated); the next ones wait their turn, oldest first, before the application or the database sees them
+      (a charger that hangs up meanwhile costs nothing more). While any wait, BootNotifications are answered Pending
+      (ocpp_gateway.limits.HandshakeBacklog), so the process serves the handshakes first;
+    - overload: a handshake that finds WEBSOCKET_HANDSHAKES_MAX_WAITING waiting, or whose turn comes after more than
+      WEBSOCKET_HANDSHAKE_MAX_WAIT_SECONDS (a charger's own connect timeout is near), is answered 503 at once;
     - an error of ours while the application handles the handshake (database, cache or channel layer down): daphne
       would answer 500 with the exception in the status line;
-    - a handshake the application has not finished within the connect timeout (`--websocket_connect_timeout`):
-      autobahn would drop the connection, daphne answer 403 (which a charger reads as "wrong password").
+    - a handshake not finished within the connect timeout (`--websocket_connect_timeout`), waiting or with the
+      application: autobahn would drop the connection, daphne answer 403 (which a charger reads as "wrong password").
     - a handshake the application closes with 1013 (Try Again Later; e.g. a charger in its cool-down after it was
       closed for flooding), Retry-After being the close reason when that is a number of seconds.
     A refusal by the application (bad credentials, unknown identity) stays daphne's 403.
@@ -299,8 +301,13 @@ class HandshakeShedding(WebSocketProtocol):
     in_flight: ClassVar[int] = 0  # handshakes of this process with the application
     # Handshakes handed to the application, until it accepted or its instance ended (Server.application_checker).
     handshaking: ClassVar[set["HandshakeShedding"]] = set()
+    # Handshakes waiting for their turn, oldest first (one whose charger hung up or timed out stays until its turn).
+    waiting: ClassVar[deque["HandshakeShedding"]] = deque()
     _counted = False
-    _shed = False
+    _unknown_to_daphne = False  # answered or waiting before daphne's onConnect saw it
+    _turn: defer.Deferred | None = None  # while waiting: fired with the handshake's outcome
+    _request: Any = None
+    _waiting_since = 0.0
     _retry_after: int | None = None  # the application's Retry-After (seconds), else a jittered one
     opened = False  # the handshake succeeded: what fails later is the application's own business
 
@@ -310,19 +317,47 @@ class HandshakeShedding(WebSocketProtocol):
         super().onOpen()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        if not self._shed:  # daphne's onClose would look the connection up among those it knows
+        if not self._unknown_to_daphne:  # daphne's onClose would look the connection up among those it knows
             super().onClose(wasClean, code, reason)
 
     def onConnect(self, request):
-        if HandshakeShedding.in_flight >= settings.WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT:
-            self._shed = True  # daphne never saw this connection
+        queue = HandshakeShedding.waiting
+        if HandshakeShedding.in_flight < settings.WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT and not queue:
+            return self._handshake_start(request)
+        self._unknown_to_daphne = True
+        if len(queue) >= settings.WEBSOCKET_HANDSHAKES_MAX_WAITING:
             raise ConnectionDeny(503, "Service Unavailable (overloaded)")
+        self._request, self._waiting_since, self._turn = request, time.monotonic(), defer.Deferred()
+        queue.append(self)
+        HandshakeBacklog.waiting = len(queue)
+        return self._turn
+
+    def _handshake_start(self, request) -> defer.Deferred:
+        self._unknown_to_daphne = False
         deferred = super().onConnect(request)
         HandshakeShedding.in_flight += 1
         self._counted = True
         HandshakeShedding.handshaking.add(self)
         deferred.addBoth(self._handshake_ended)
         return deferred
+
+    @classmethod
+    def turns_give(cls) -> None:
+        """Hand the free places with the application to the handshakes waiting longest."""
+        queue = cls.waiting
+        while queue and cls.in_flight < settings.WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT:
+            queue.popleft()._turn_take()
+        HandshakeBacklog.waiting = len(queue)
+
+    def _turn_take(self) -> None:
+        turn, request = self._turn, self._request
+        self._turn = self._request = None
+        if turn is None or self.state != self.STATE_CONNECTING:
+            return  # timed out while waiting (answered), or the charger hung up
+        if time.monotonic() - self._waiting_since > settings.WEBSOCKET_HANDSHAKE_MAX_WAIT_SECONDS:
+            turn.errback(ConnectionDeny(503, "Service Unavailable (overloaded)"))
+        else:
+            self._handshake_start(request).chainDeferred(turn)
 
     def handle_reply(self, message) -> None:
         closing = message.get("type") == "websocket.close" and self.state == self.STATE_CONNECTING
@@ -341,6 +376,7 @@ class HandshakeShedding(WebSocketProtocol):
         if self._counted:
             self._counted = False
             HandshakeShedding.in_flight -= 1
+            HandshakeShedding.turns_give()
 
     def failHandshake(self, reason: str, code: int = 400, responseHeaders=None) -> None:
         if code >= 500 and code != 503:
@@ -353,7 +389,10 @@ class HandshakeShedding(WebSocketProtocol):
         super().failHandshake(reason, code, responseHeaders)
 
     def onOpenHandshakeTimeout(self) -> None:
-        if self.state == self.STATE_CONNECTING and hasattr(self, "handshake_deferred"):
+        if self._turn is not None:  # still waiting for its turn
+            turn, self._turn = self._turn, None
+            turn.errback(ConnectionDeny(503, "Service Unavailable (handshake timeout)"))
+        elif self.state == self.STATE_CONNECTING and hasattr(self, "handshake_deferred"):
             self._handshake_overdue()
         else:  # the client did not send its handshake in time: nobody to answer
             super().onOpenHandshakeTimeout()

@@ -299,11 +299,16 @@ WEBSOCKET_MAX_QUEUED_MESSAGES = env_int("WEBSOCKET_MAX_QUEUED_MESSAGES", 64)
 # A client has this long from connecting (or from the end of its previous request) to send a request's complete
 # headers; then it is answered 408 and closed (twisted's own idle timeout is 12 hours, reset by every byte).
 HTTP_HEADER_TIMEOUT_SECONDS = env_float("HTTP_HEADER_TIMEOUT_SECONDS", 20.0)
-# Overload shedding: with this many websocket handshakes of one server process with the application (being
-# authenticated), a new one is answered 503 with a Retry-After of WEBSOCKET_RETRY_AFTER_MIN_SECONDS to
-# WEBSOCKET_RETRY_AFTER_MAX_SECONDS (random, so refused chargers spread out), before any database work. Errors of ours
-# during a handshake, and handshakes not finished within daphne's --websocket_connect_timeout, get the same answer.
+# Reconnect storms: at most this many websocket handshakes of one server process are with the application (being
+# authenticated) at a time; the next ones wait their turn, oldest first, and meanwhile BootNotifications are answered
+# Pending with an interval of WEBSOCKET_RETRY_AFTER_MIN_SECONDS to WEBSOCKET_RETRY_AFTER_MAX_SECONDS (random, so the
+# chargers spread out). A handshake that finds WEBSOCKET_HANDSHAKES_MAX_WAITING waiting, or whose turn comes after
+# WEBSOCKET_HANDSHAKE_MAX_WAIT_SECONDS (keep it below the chargers' connect timeout, often 30 s), is answered 503 with
+# a Retry-After in the same range, before any database work. Errors of ours during a handshake, and handshakes not
+# finished within daphne's --websocket_connect_timeout, get the same answer.
 WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT = env_int("WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT", 1000)
+WEBSOCKET_HANDSHAKES_MAX_WAITING = env_int("WEBSOCKET_HANDSHAKES_MAX_WAITING", 20_000)
+WEBSOCKET_HANDSHAKE_MAX_WAIT_SECONDS = env_float("WEBSOCKET_HANDSHAKE_MAX_WAIT_SECONDS", 20.0)
 WEBSOCKET_RETRY_AFTER_MIN_SECONDS = env_int("WEBSOCKET_RETRY_AFTER_MIN_SECONDS", 3)
 WEBSOCKET_RETRY_AFTER_MAX_SECONDS = env_int("WEBSOCKET_RETRY_AFTER_MAX_SECONDS", 15)
 

@@ -7,10 +7,13 @@ charger's frames wait in its own TCP buffers instead of our CPU. A charger refus
 OCPP_FLOOD_CLOSE_SECONDS is flooding: it is closed with 1008 (policy violation).
 """
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
+from django.conf import settings
 from ocpp.exceptions import GenericError
 
 # Refusals further apart than this end a flood.
@@ -79,3 +82,24 @@ def rate_limit_error(rate: float) -> GenericError:
         description=f"Rate limit: more than {rate:g} frames per second from this charger; send again later",
         details={"cause": "rate limit"},
     )
+
+
+def retry_after_seconds() -> int:
+    """How long a charger we cannot take now should wait (a 503's Retry-After, a Pending BootNotification's interval):
+    random between WEBSOCKET_RETRY_AFTER_MIN_SECONDS and _MAX_SECONDS, so that those sent away do not come back
+    together."""
+    return random.randint(settings.WEBSOCKET_RETRY_AFTER_MIN_SECONDS, settings.WEBSOCKET_RETRY_AFTER_MAX_SECONDS)
+
+
+class HandshakeBacklog:
+    """How many websocket handshakes of this process wait for their turn with the application (cpo.server counts
+    them). While any wait, a reconnect storm is on and a BootNotification is answered Pending (`boot_pending_interval`):
+    the process's time goes to the handshakes first, which have a deadline (the charger's connect timeout), and a
+    charger told Pending sends nothing else until it boots again after the interval (OCPP 1.6 4.2, 2.0.1 B02)."""
+
+    waiting: ClassVar[int] = 0
+
+
+def boot_pending_interval() -> int | None:
+    """The interval of a BootNotification answered Pending because handshakes wait, None when it can be accepted."""
+    return retry_after_seconds() if HandshakeBacklog.waiting else None

@@ -16,6 +16,9 @@ call_duration = Histogram(
 handshake_failures = Counter(
     "ocpp_handshake_failures", "Charger handshakes this process refused, by reason", ["reason"]
 )
+boots_pending = Counter(
+    "ocpp_boots_pending", "BootNotifications this process answered Pending while handshakes waited (a reconnect storm)"
+)
 OTHER_ACTION = "other"
 
 

@@ -37,8 +37,10 @@ from ocpp.exceptions import (
 )
 from ocpp.messages import Call, CallError, CallResult, MessageType
 
+from ocpp_gateway import metrics
 from ocpp_gateway.authorization import RealtimeCheck, realtime_check_run_async
 from ocpp_gateway.handlers.validation import payload_validate
+from ocpp_gateway.limits import boot_pending_interval
 from ocpp_gateway.requests import CertificateSigned
 from ocpp_gateway.selectors import station_registration_status
 from ocpp_gateway.services.certificates import (
@@ -441,6 +443,16 @@ class GatewayChargePoint:
         response = msg.create_call_result(keys_to_camel_case(remove_nones(serialize_as_dict(result))))
         await payload_validate(response, self.ocpp_version)
         return response.to_json()
+
+    def boot_pending(self):
+        """The BootNotification answer Pending, with an interval after which the charger boots again, while handshakes
+        of this process wait for their turn (a reconnect storm: ocpp_gateway.limits.HandshakeBacklog); None when the
+        boot can be taken now. Nothing is written: the charger's next boot records it."""
+        interval = boot_pending_interval()
+        if interval is None:
+            return None
+        metrics.boots_pending.inc()
+        return self.result_module.BootNotification(current_time=utc_now_iso(), interval=interval, status="Pending")
 
     async def check_registration(self, action: str) -> None:
         """Until staff accept a station, it may only boot and heartbeat (2.0.1 B02/B03; 1.6 Pending/Rejected)."""

@@ -87,6 +87,8 @@ class ChargePoint16(GatewayChargePoint):
     # -- Core --------------------------------------------------------------------------------------------------
     @on(Action.boot_notification)
     async def on_boot_notification(self, charge_point_vendor, charge_point_model, **kwargs):
+        if pending := self.boot_pending():
+            return pending
         status = await db(station_boot)(
             station_pk=self.station_pk,
             vendor=charge_point_vendor,

@@ -102,6 +102,8 @@ class ChargePoint201(GatewayChargePoint):
     # -- Provisioning --------------------------------------------------------------------------------------------
     @on(Action.boot_notification)
     async def on_boot_notification(self, charging_station, reason, **kwargs):
+        if pending := self.boot_pending():
+            return pending
         modem = charging_station.get("modem") or {}
         status = await db(station_boot)(
             station_pk=self.station_pk,
