@@ -349,6 +349,20 @@ class HandshakeShedding(WebSocketProtocol):
             queue.popleft()._turn_take()
         HandshakeBacklog.waiting = len(queue)
 
+    @classmethod
+    def waiting_refuse(cls, reason: str) -> list["HandshakeShedding"]:
+        """Answer every waiting handshake 503 now (the process is stopping: their chargers go to another one);
+        returns those answered."""
+        refused = []
+        while cls.waiting:
+            protocol = cls.waiting.popleft()
+            turn, protocol._turn = protocol._turn, None
+            if turn is not None and protocol.state == protocol.STATE_CONNECTING:
+                turn.errback(ConnectionDeny(503, reason))
+                refused.append(protocol)
+        HandshakeBacklog.waiting = 0
+        return refused
+
     def _turn_take(self) -> None:
         turn, request = self._turn, self._request
         self._turn = self._request = None
@@ -457,11 +471,11 @@ def open_files_limit_raise() -> tuple[int, int]:
 
 
 class GracefulShutdown:
-    """On SIGTERM (and SIGINT), before daphne cancels its applications: stop listening, close every open websocket
-    with 1012 (Service Restart), so that chargers reconnect at once and the balancer sends them to another process,
-    and wait (at most GRACEFUL_SHUTDOWN_SECONDS) until their consumers have run `disconnect()`, which marks the
-    stations offline. Stock daphne drops the sockets (chargers see 1006 and back off) and cancels the consumers
-    before they record anything."""
+    """On SIGTERM (and SIGINT), before daphne cancels its applications: stop listening, answer the handshakes waiting
+    for their turn 503 with Retry-After, close every open websocket with 1012 (Service Restart), so that chargers
+    reconnect at once and the balancer sends them to another process, and wait (at most GRACEFUL_SHUTDOWN_SECONDS)
+    until their consumers have run `disconnect()`, which marks the stations offline. Stock daphne drops the sockets
+    (chargers see 1006 and back off) and cancels the consumers before they record anything."""
 
     connections: dict
 
@@ -478,18 +492,32 @@ class GracefulShutdown:
     def websockets_close(self, *, code: int) -> defer.Deferred:
         for port in self.__dict__.get("listening_ports", []):  # no new connection lands here: the balancer retries
             port.stopListening()  # another process
-        instances = []
+        refused = HandshakeShedding.waiting_refuse("Service Unavailable (shutting down)")
+        instances: list = []
         for protocol, details in list(self.connections.items()):
             if getattr(protocol, "state", None) == getattr(protocol, "STATE_OPEN", object()):
                 # autobahn's sendClose() allows an application 1000 and 3000-4999 only; 1012 is the server's own.
                 protocol.sendCloseFrame(code=code, isReply=False)
                 if "application_instance" in details:
                     instances.append(details["application_instance"])
+        if instances:
+            logger.warning(
+                "shutting down: closed %d websockets with %d, waiting for their consumers", len(instances), code
+            )
+        if refused:  # the reactor's shutdown drops connections unflushed: let the 503s go out first
+            logger.warning("shutting down: answered %d waiting handshakes 503", len(refused))
+            instances.append(asyncio.ensure_future(closed(refused)))
         if not instances:
             return defer.succeed(None)
-        logger.warning("shutting down: closed %d websockets with %d, waiting for their consumers", len(instances), code)
         waiting = asyncio.wait(instances, timeout=settings.GRACEFUL_SHUTDOWN_SECONDS)
         return defer.Deferred.fromFuture(asyncio.ensure_future(waiting))
+
+
+async def closed(protocols: list[WebSocketServerProtocol], timeout: float = 2.0) -> None:
+    """Until each connection is closed (its answer written), at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while any(p.state != p.STATE_CLOSED for p in protocols) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
 
 
 class Server(DaphneServer):

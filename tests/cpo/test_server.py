@@ -200,6 +200,40 @@ def test_a_handshake_the_gateway_cannot_finish_in_time_gets_503_with_retry_after
     assert "timeout" in headers["status-line"] and 0.9 < waited < 6, (waited, headers)
 
 
+def test_on_sigterm_handshakes_waiting_for_their_turn_are_answered_503_at_once(station_factory):
+    """A restart during a storm: a charger waiting for its turn is told to come back (to another process, behind the
+    balancer) at once, not left waiting until the process is gone."""
+    stuck, stuck_secret = station_factory("CP-STOP-HELD", evses=1)
+    station, secret = station_factory("CP-STOP-WAITING", evses=1)
+    server = start_daphne(
+        "stopping",
+        args=("--websocket_connect_timeout", "30"),
+        WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT="1",
+        WEBSOCKET_RETRY_AFTER_MIN_SECONDS=str(RETRY_AFTER_MIN),
+        WEBSOCKET_RETRY_AFTER_MAX_SECONDS=str(RETRY_AFTER_MAX),
+    )
+    address = (server.host, server.port)
+    try:
+        with transaction.atomic():
+            ChargingStation.objects.filter(pk=stuck.pk).update(vendor="locked")
+            with (
+                socket.create_connection(address, timeout=15) as held,
+                socket.create_connection(address, timeout=15) as sock,
+            ):
+                held.sendall(handshake_request(stuck.identity, stuck_secret))
+                time.sleep(0.3)
+                sock.sendall(handshake_request(station.identity, secret))
+                time.sleep(0.3)
+                server.process.terminate()  # SIGTERM
+                started = time.monotonic()
+                status, headers = read_head(sock)
+                answered_after = time.monotonic() - started
+    finally:
+        stop(server)
+    assert_retry_later(status, headers)
+    assert "shutting down" in headers["status-line"] and answered_after < 3, (answered_after, headers)
+
+
 @pytest.fixture(scope="module")
 def daphne_without_database(django_db_setup, django_db_blocker, tmp_path_factory):
     """((host, port), its log) of a daphne whose database cannot be opened (not a LiveServer: nothing can drain it)."""
