@@ -114,34 +114,42 @@ def test_handshakes_beyond_those_waiting_get_503_with_retry_after_never_500(stri
             assert_retry_later(status, headers)
 
 
-def ocpp16_socket(server, identity: str, secret: str):
+BOOT_PAYLOADS = {
+    "ocpp1.6": {"chargePointVendor": "ACME", "chargePointModel": "X"},
+    "ocpp2.0.1": {"chargingStation": {"vendorName": "ACME", "model": "X"}, "reason": "PowerUp"},
+}
+
+
+def ocpp_socket(server, identity: str, secret: str, subprotocol: str):
     token = base64.b64encode(f"{identity}:{secret}".encode()).decode()
     return websockets.sync.client.connect(
-        server.ocpp_url(identity), subprotocols=["ocpp1.6"], additional_headers={"Authorization": f"Basic {token}"}
+        server.ocpp_url(identity), subprotocols=[subprotocol], additional_headers={"Authorization": f"Basic {token}"}
     )
 
 
 def boot(ws, unique_id: str) -> dict:
-    ws.send(json.dumps([2, unique_id, "BootNotification", {"chargePointVendor": "ACME", "chargePointModel": "X"}]))
+    ws.send(json.dumps([2, unique_id, "BootNotification", BOOT_PAYLOADS[ws.subprotocol]]))
     answer = json.loads(ws.recv(timeout=10))
     assert answer[:2] == [3, unique_id], answer
     return answer[2]
 
 
+@pytest.mark.parametrize("subprotocol", ["ocpp1.6", "ocpp2.0.1"])
 def test_while_handshakes_wait_a_boot_is_answered_pending_and_accepted_once_they_are_served(
-    strict_daphne, station_factory
+    strict_daphne, station_factory, subprotocol
 ):
     """A reconnect storm: two handshakes hold the places with the application (their stations' rows are locked) and a
     third waits. A charger that boots meanwhile is told Pending with an interval (its StatusNotifications wait too, so
     the handshakes, which have a deadline, go first); nothing is recorded for that boot. Once no handshake waits,
     the same charger's next boot is Accepted."""
-    station, secret = station_factory("CP-BOOTS-LATER", evses=1)
-    stuck = [station_factory(f"CP-HELD-{i}", evses=1) for i in range(2)]
-    waiting_station = station_factory("CP-WAITING", evses=1)
+    tag = subprotocol[4:]
+    station, secret = station_factory(f"CP-BOOTS-LATER-{tag}", evses=1)
+    stuck = [station_factory(f"CP-HELD-{tag}-{i}", evses=1) for i in range(2)]
+    waiting_station = station_factory(f"CP-WAITING-{tag}", evses=1)
     address = (strict_daphne.host, strict_daphne.port)
-    with ocpp16_socket(strict_daphne, station.identity, secret) as ws:
+    with ocpp_socket(strict_daphne, station.identity, secret, subprotocol) as ws:
         with transaction.atomic():
-            ChargingStation.objects.filter(identity__startswith="CP-HELD-").update(vendor="locked")
+            ChargingStation.objects.filter(pk__in=[s.pk for s, _ in stuck]).update(vendor="locked")
             held = [socket.create_connection(address, timeout=15) for _ in stuck]
             for sock, (s, s_secret) in zip(held, stuck, strict=True):
                 sock.sendall(handshake_request(s.identity, s_secret))
@@ -153,21 +161,25 @@ def test_while_handshakes_wait_a_boot_is_answered_pending_and_accepted_once_they
         for sock in [*held, waiting]:
             read_head(sock)  # answered (503 after the connect timeout, or 101 once the lock is gone)
             sock.close()
+        recorded_after_pending = ChargingStation.objects.get(pk=station.pk).vendor
         accepted = boot(ws, "boot-2")
     assert pending["status"] == "Pending", pending
+    assert recorded_after_pending != "ACME"
     assert RETRY_AFTER_MIN <= pending["interval"] <= RETRY_AFTER_MAX, pending
     assert accepted["status"] == "Accepted", accepted
-    assert ChargingStation.objects.filter(identity="CP-BOOTS-LATER", vendor="ACME").exists()
+    assert ChargingStation.objects.filter(pk=station.pk, vendor="ACME").exists()
 
 
 def test_a_handshake_whose_turn_does_not_come_in_time_gets_503_with_retry_after(strict_daphne, station_factory):
     """Both places with the application held by handshakes stuck on a lock: a third charger waits, and is told to come
-    back when the connect timeout (2 s here) passes, not dropped."""
+    back when the connect timeout (2 s here) passes, not dropped (its own row is locked too: should its turn come
+    first, it is stuck as well)."""
     stuck = [station_factory(f"CP-LOCKED-{i}", evses=1) for i in range(2)]
     station, secret = station_factory("CP-NO-TURN", evses=1)
     address = (strict_daphne.host, strict_daphne.port)
     with transaction.atomic():
         ChargingStation.objects.filter(identity__startswith="CP-LOCKED-").update(vendor="locked")
+        ChargingStation.objects.filter(pk=station.pk).update(vendor="locked")
         held = [socket.create_connection(address, timeout=15) for _ in stuck]
         for sock, (s, s_secret) in zip(held, stuck, strict=True):
             sock.sendall(handshake_request(s.identity, s_secret))
@@ -198,6 +210,41 @@ def test_a_handshake_the_gateway_cannot_finish_in_time_gets_503_with_retry_after
     assert_retry_later(status, headers)
     # autobahn rounds its handshake timer down to the second: it fires up to a second early
     assert "timeout" in headers["status-line"] and 0.9 < waited < 6, (waited, headers)
+
+
+def test_a_handshake_whose_turn_comes_after_the_longest_wait_gets_503_with_retry_after(station_factory):
+    """One place with the application, held for 1.5 s by a handshake stuck on a lock; the charger waiting behind it
+    would wait longer than WEBSOCKET_HANDSHAKE_MAX_WAIT_SECONDS (0.5 s here): when its turn comes it is told to come
+    back (its own connect timeout is near), while the one that held the place gets its socket."""
+    stuck, stuck_secret = station_factory("CP-SLOW-TURN", evses=1)
+    station, secret = station_factory("CP-TOO-LATE", evses=1)
+    server = start_daphne(
+        "patient",
+        args=("--websocket_connect_timeout", "30"),
+        WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT="1",
+        WEBSOCKET_HANDSHAKE_MAX_WAIT_SECONDS="0.5",
+        WEBSOCKET_RETRY_AFTER_MIN_SECONDS=str(RETRY_AFTER_MIN),
+        WEBSOCKET_RETRY_AFTER_MAX_SECONDS=str(RETRY_AFTER_MAX),
+    )
+    address = (server.host, server.port)
+    try:
+        with (
+            socket.create_connection(address, timeout=15) as held,
+            socket.create_connection(address, timeout=15) as sock,
+        ):
+            with transaction.atomic():
+                ChargingStation.objects.filter(pk=stuck.pk).update(vendor="locked")
+                held.sendall(handshake_request(stuck.identity, stuck_secret))
+                time.sleep(0.3)
+                sock.sendall(handshake_request(station.identity, secret))
+                time.sleep(1.5)
+            status, headers = read_head(sock)
+            held_status, _ = read_head(held)
+    finally:
+        stop(server)
+    assert held_status == 101
+    assert_retry_later(status, headers)
+    assert "overloaded" in headers["status-line"], headers
 
 
 def test_on_sigterm_handshakes_waiting_for_their_turn_are_answered_503_at_once(station_factory):
