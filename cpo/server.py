@@ -23,10 +23,12 @@ listens (one descriptor per charger), and SIGTERM is a graceful shutdown (`Grace
 """
 
 import asyncio
+import functools
 import logging
 import resource
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from autobahn.websocket.protocol import WebSocketServerProtocol
@@ -42,6 +44,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
 
+from cpo.lifecycle import process_stopping
 from ocpi_api.envelope import OCPI_PATH_PREFIX, StatusCode, ocpi_envelope_bytes
 from ocpp_gateway.limits import HandshakeBacklog, retry_after_seconds
 
@@ -473,9 +476,11 @@ def open_files_limit_raise() -> tuple[int, int]:
 class GracefulShutdown:
     """On SIGTERM (and SIGINT), before daphne cancels its applications: stop listening, answer the handshakes waiting
     for their turn 503 with Retry-After, close every open websocket with 1012 (Service Restart), so that chargers
-    reconnect at once and the balancer sends them to another process, and wait (at most GRACEFUL_SHUTDOWN_SECONDS)
-    until their consumers have run `disconnect()`, which marks the stations offline. Stock daphne drops the sockets
-    (chargers see 1006 and back off) and cancels the consumers before they record anything."""
+    reconnect at once and the balancer sends them to another process, wait (at most GRACEFUL_SHUTDOWN_SECONDS)
+    until their consumers have run `disconnect()`, which marks the stations offline, and announce
+    `cpo.lifecycle.process_stopping`, so that what the process batched in memory (those offline stations among it,
+    for partners) is handed on. Stock daphne drops the sockets (chargers see 1006 and back off) and cancels the
+    consumers before they record anything."""
 
     connections: dict
 
@@ -507,13 +512,16 @@ class GracefulShutdown:
         if refused:  # the reactor's shutdown drops connections unflushed: let the 503s go out first
             logger.warning("shutting down: answered %d waiting handshakes 503", len(refused))
             instances.append(asyncio.ensure_future(closed(refused)))
-        if not instances:
-            return defer.succeed(None)
-        waiting = asyncio.wait(instances, timeout=settings.GRACEFUL_SHUTDOWN_SECONDS)
-        return defer.Deferred.fromFuture(asyncio.ensure_future(waiting))
+        return defer.Deferred.fromFuture(asyncio.ensure_future(self.consumers_finish(instances)))
+
+    async def consumers_finish(self, instances: list) -> None:
+        """Wait for the consumers (at most GRACEFUL_SHUTDOWN_SECONDS), then have what they batched handed on."""
+        if instances:
+            await asyncio.wait(instances, timeout=settings.GRACEFUL_SHUTDOWN_SECONDS)
+        await asyncio.get_running_loop().run_in_executor(None, functools.partial(process_stopping.send, Server))
 
 
-async def closed(protocols: list[WebSocketServerProtocol], timeout: float = 2.0) -> None:
+async def closed(protocols: Sequence[WebSocketServerProtocol], timeout: float = 2.0) -> None:
     """Until each connection is closed (its answer written), at most `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while any(p.state != p.STATE_CLOSED for p in protocols) and time.monotonic() < deadline:

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -230,7 +230,7 @@ class GatewayChargePoint:
     ocpp_version = ""
     ocpp_subprotocol = ""
     call_module = None  # e.g. ocpp.v16.call: the requests of this version
-    result_module = None  # e.g. ocpp.v16.call_result: the answers of this version
+    result_module: Any = None  # e.g. ocpp.v16.call_result: the answers of this version
     call_handlers: ClassVar[dict[str, str]] = {}  # action -> method name, collected from @on
 
     def __init_subclass__(cls, **kwargs):

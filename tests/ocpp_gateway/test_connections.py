@@ -1,12 +1,17 @@
 """Who may connect, with which subprotocol, and what happens when a charger connects twice."""
 
 import asyncio
+import base64
+import json
+import os
 import re
 import resource
 
 import psutil
 import pytest
+import redis
 import websockets
+from django.conf import settings
 from ocpp.v16 import call
 
 from cpo.models import ChargingStation
@@ -147,6 +152,42 @@ def test_a_gateway_raises_its_open_files_limit_and_on_sigterm_closes_its_charger
         assert "closed 1 websockets with 1012" in server.log()
     finally:
         stop(server)
+
+
+def test_a_gateway_stopping_gracefully_hands_on_the_offline_stations_it_had_batched(station_factory):
+    """The stations a SIGTERM marks offline reach the partners' status pushes: the gateway hands them to the workers
+    as it stops. They were batched in memory until the next interval and went down with the process (a gateway
+    holding 10,000 chargers logged "7573 events not handed on")."""
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("needs REDIS_URL (the embedded default runs these tasks in-process, unbatched)")
+    station, secret = station_factory("CP-STOP-HANDS-ON")
+    urgent_queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-urgent"
+    server = start_daphne("hands-on", OCPI_EVENTS_BATCH_SECONDS="3600")  # nothing goes by the interval
+
+    def status_pushes_queued() -> list[list[int]]:
+        with redis.Redis.from_url(os.environ["REDIS_URL"]) as client:
+            messages = [json.loads(raw) for raw in client.lrange(urgent_queue, 0, -1)]
+        return [
+            json.loads(base64.b64decode(m["body"]))[0][1]
+            for m in messages
+            if m["headers"]["task"] == "ocpi_api.tasks.evse_status_push_batch"
+        ]
+
+    try:
+
+        async def run():
+            async with connected(server.ocpp_url(station.identity), station.identity, secret) as cp:
+                await cp.call(call.Heartbeat())
+                await await_until(lambda: ChargingStation.objects.get(pk=station.pk).online)
+                server.process.terminate()  # SIGTERM
+                await asyncio.wait_for(cp._connection.wait_closed(), 10)
+
+        asyncio.run(run())
+        assert server.process.wait(10) == 0
+    finally:
+        stop(server)
+    assert not ChargingStation.objects.get(pk=station.pk).online
+    assert any(station.pk in pks for pks in status_pushes_queued()), status_pushes_queued()
 
 
 def test_refused_handshakes_are_counted_by_reason_on_the_gateways_metrics(live_daphne, station_factory):
