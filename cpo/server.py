@@ -46,6 +46,7 @@ from twisted.web import http
 
 from cpo.lifecycle import process_stopping
 from ocpi_api.envelope import OCPI_PATH_PREFIX, StatusCode, ocpi_envelope_bytes
+from ocpp_gateway import metrics
 from ocpp_gateway.limits import HandshakeBacklog, retry_after_seconds
 
 reactor: Any = _reactor  # zope's interfaces confuse mypy about callLater's signature
@@ -281,6 +282,13 @@ class ServerCloseCodes(WebSocketProtocol):
             super().serverClose(code=code)
 
 
+OVERLOADED = "Service Unavailable (overloaded)"
+HANDSHAKE_TIMEOUT = "Service Unavailable (handshake timeout)"
+SHUTTING_DOWN = "Service Unavailable (shutting down)"
+# Our 503s, as counted in ocpp_handshake_failures (a 1013 from the application is counted by the application).
+REFUSAL_REASONS = {OVERLOADED: "overloaded", HANDSHAKE_TIMEOUT: "handshake_timeout", SHUTTING_DOWN: "shutting_down"}
+
+
 class HandshakeShedding(WebSocketProtocol):
     """Daphne's websocket protocol that lets handshakes wait for their turn in a reconnect storm, and answers a
     handshake it cannot take with HTTP 503 and a Retry-After (what chargers understand: come back later), never 500
@@ -329,7 +337,7 @@ class HandshakeShedding(WebSocketProtocol):
             return self._handshake_start(request)
         self._unknown_to_daphne = True
         if len(queue) >= settings.WEBSOCKET_HANDSHAKES_MAX_WAITING:
-            raise ConnectionDeny(503, "Service Unavailable (overloaded)")
+            raise ConnectionDeny(503, OVERLOADED)
         self._request, self._waiting_since, self._turn = request, time.monotonic(), defer.Deferred()
         queue.append(self)
         HandshakeBacklog.waiting = len(queue)
@@ -372,7 +380,7 @@ class HandshakeShedding(WebSocketProtocol):
         if turn is None or self.state != self.STATE_CONNECTING:
             return  # timed out while waiting (answered), or the charger hung up
         if time.monotonic() - self._waiting_since > settings.WEBSOCKET_HANDSHAKE_MAX_WAIT_SECONDS:
-            turn.errback(ConnectionDeny(503, "Service Unavailable (overloaded)"))
+            turn.errback(ConnectionDeny(503, OVERLOADED))
         else:
             self._handshake_start(request).chainDeferred(turn)
 
@@ -400,6 +408,9 @@ class HandshakeShedding(WebSocketProtocol):
             if code != 500:  # 500: the application failed, and Server.application_checker said why
                 logger.warning("websocket handshake from %s failed: %s; answered 503", self.peer, reason)
             reason, code = "Service Unavailable", 503
+            metrics.handshake_failed(reason="server_error")
+        elif code == 503 and reason in REFUSAL_REASONS:
+            metrics.handshake_failed(reason=REFUSAL_REASONS[reason])
         if code == 503:
             retry_after = self._retry_after or retry_after_seconds()
             responseHeaders = [*(responseHeaders or []), ("Retry-After", str(retry_after))]
@@ -408,7 +419,7 @@ class HandshakeShedding(WebSocketProtocol):
     def onOpenHandshakeTimeout(self) -> None:
         if self._turn is not None:  # still waiting for its turn
             turn, self._turn = self._turn, None
-            turn.errback(ConnectionDeny(503, "Service Unavailable (handshake timeout)"))
+            turn.errback(ConnectionDeny(503, HANDSHAKE_TIMEOUT))
         elif self.state == self.STATE_CONNECTING and hasattr(self, "handshake_deferred"):
             self._handshake_overdue()
         else:  # the client did not send its handshake in time: nobody to answer
@@ -424,7 +435,7 @@ class HandshakeShedding(WebSocketProtocol):
     def _handshake_overdue(self) -> None:
         """The application did not accept or refuse in time: tell the charger to come back, and forget the socket
         (what the application sends for it later is dropped by daphne)."""
-        self._handshake_retry_later("Service Unavailable (handshake timeout)")
+        self._handshake_retry_later(HANDSHAKE_TIMEOUT)
 
     def _handshake_retry_later(self, reason: str) -> None:
         deferred = self.handshake_deferred
@@ -497,7 +508,7 @@ class GracefulShutdown:
     def websockets_close(self, *, code: int) -> defer.Deferred:
         for port in self.__dict__.get("listening_ports", []):  # no new connection lands here: the balancer retries
             port.stopListening()  # another process
-        refused = HandshakeShedding.waiting_refuse("Service Unavailable (shutting down)")
+        refused = HandshakeShedding.waiting_refuse(SHUTTING_DOWN)
         instances: list = []
         for protocol, details in list(self.connections.items()):
             if getattr(protocol, "state", None) == getattr(protocol, "STATE_OPEN", object()):

@@ -5,9 +5,11 @@ the gateway cannot take is answered 503 with Retry-After (what chargers understa
 import base64
 import concurrent.futures
 import json
+import re
 import socket
 import time
 
+import httpx
 import pytest
 import websockets.sync.client
 from django.db import transaction
@@ -103,15 +105,27 @@ def test_handshakes_beyond_those_in_flight_wait_their_turn_and_are_served(strict
     assert statuses == [101] * 10, statuses
 
 
+def handshake_failures(server) -> dict[str, float]:
+    """The gateway's ocpp_handshake_failures counter by reason, from its /metrics."""
+    text = httpx.get(f"{server.http_url}/metrics", timeout=5).text
+    found = re.findall(r'^ocpp_handshake_failures_total\{reason="(\w+)"\} (\S+)$', text, re.M)
+    return {reason: float(value) for reason, value in found}
+
+
 def test_handshakes_beyond_those_waiting_get_503_with_retry_after_never_500(strict_daphne, station_factory):
+    """...and operators see them on the gateway's metrics, by reason."""
     stations = [station_factory(f"CP-STORM-{i}", evses=1) for i in range(40)]
+    before = handshake_failures(strict_daphne)
     answers = handshakes_at_once(strict_daphne, stations)
+    after = handshake_failures(strict_daphne)
     statuses = [status for status, _ in answers]
     assert set(statuses) <= {101, 503}, statuses
     assert statuses.count(503) >= 10 and statuses.count(101) >= 10, statuses
     for status, headers in answers:
         if status == 503:
             assert_retry_later(status, headers)
+    counted = {reason: after.get(reason, 0) - before.get(reason, 0) for reason in ("overloaded", "handshake_timeout")}
+    assert counted["overloaded"] >= 1 and sum(counted.values()) == statuses.count(503), (counted, statuses)
 
 
 BOOT_PAYLOADS = {
