@@ -340,7 +340,7 @@ class HandshakeShedding(WebSocketProtocol):
             raise ConnectionDeny(503, OVERLOADED)
         self._request, self._waiting_since, self._turn = request, time.monotonic(), defer.Deferred()
         queue.append(self)
-        HandshakeBacklog.waiting = len(queue)
+        HandshakeBacklog.waiting += 1
         return self._turn
 
     def _handshake_start(self, request) -> defer.Deferred:
@@ -358,7 +358,6 @@ class HandshakeShedding(WebSocketProtocol):
         queue = cls.waiting
         while queue and cls.in_flight < settings.WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT:
             queue.popleft()._turn_take()
-        HandshakeBacklog.waiting = len(queue)
 
     @classmethod
     def waiting_refuse(cls, reason: str) -> list["HandshakeShedding"]:
@@ -367,17 +366,25 @@ class HandshakeShedding(WebSocketProtocol):
         refused = []
         while cls.waiting:
             protocol = cls.waiting.popleft()
-            turn, protocol._turn = protocol._turn, None
-            if turn is not None and protocol.state == protocol.STATE_CONNECTING:
+            turn = protocol._turn_end()
+            if turn is not None:
                 turn.errback(ConnectionDeny(503, reason))
                 refused.append(protocol)
-        HandshakeBacklog.waiting = 0
         return refused
 
+    def _turn_end(self) -> defer.Deferred | None:
+        """No longer waiting: the turn to fire, None when it was over already (answered, or the charger hung up).
+        Keeps HandshakeBacklog.waiting to the handshakes really waiting (the queue keeps ended ones until their
+        place comes up)."""
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            HandshakeBacklog.waiting -= 1
+        return turn
+
     def _turn_take(self) -> None:
-        turn, request = self._turn, self._request
-        self._turn = self._request = None
-        if turn is None or self.state != self.STATE_CONNECTING:
+        turn, request = self._turn_end(), self._request
+        self._request = None
+        if turn is None:
             return  # timed out while waiting (answered), or the charger hung up
         if time.monotonic() - self._waiting_since > settings.WEBSOCKET_HANDSHAKE_MAX_WAIT_SECONDS:
             turn.errback(ConnectionDeny(503, OVERLOADED))
@@ -417,8 +424,7 @@ class HandshakeShedding(WebSocketProtocol):
         super().failHandshake(reason, code, responseHeaders)
 
     def onOpenHandshakeTimeout(self) -> None:
-        if self._turn is not None:  # still waiting for its turn
-            turn, self._turn = self._turn, None
+        if (turn := self._turn_end()) is not None:  # still waiting for its turn
             turn.errback(ConnectionDeny(503, HANDSHAKE_TIMEOUT))
         elif self.state == self.STATE_CONNECTING and hasattr(self, "handshake_deferred"):
             self._handshake_overdue()
@@ -444,6 +450,7 @@ class HandshakeShedding(WebSocketProtocol):
         deferred.errback(ConnectionDeny(503, reason))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._turn_end()  # hung up while waiting: its place is skipped
         self._uncount()
         super().connectionLost(reason)
 
