@@ -226,20 +226,25 @@ def test_a_handshake_the_gateway_cannot_finish_in_time_gets_503_with_retry_after
     assert "timeout" in headers["status-line"] and 0.9 < waited < 6, (waited, headers)
 
 
+def one_handshake_at_a_time(name: str, **env: str):
+    """A daphne of its own with one place for handshakes with the application and a long connect timeout."""
+    return start_daphne(
+        name,
+        args=("--websocket_connect_timeout", "30"),
+        WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT="1",
+        WEBSOCKET_RETRY_AFTER_MIN_SECONDS=str(RETRY_AFTER_MIN),
+        WEBSOCKET_RETRY_AFTER_MAX_SECONDS=str(RETRY_AFTER_MAX),
+        **env,
+    )
+
+
 def test_a_handshake_whose_turn_comes_after_the_longest_wait_gets_503_with_retry_after(station_factory):
     """One place with the application, held for 1.5 s by a handshake stuck on a lock; the charger waiting behind it
     would wait longer than WEBSOCKET_HANDSHAKE_MAX_WAIT_SECONDS (0.5 s here): when its turn comes it is told to come
     back (its own connect timeout is near), while the one that held the place gets its socket."""
     stuck, stuck_secret = station_factory("CP-SLOW-TURN", evses=1)
     station, secret = station_factory("CP-TOO-LATE", evses=1)
-    server = start_daphne(
-        "patient",
-        args=("--websocket_connect_timeout", "30"),
-        WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT="1",
-        WEBSOCKET_HANDSHAKE_MAX_WAIT_SECONDS="0.5",
-        WEBSOCKET_RETRY_AFTER_MIN_SECONDS=str(RETRY_AFTER_MIN),
-        WEBSOCKET_RETRY_AFTER_MAX_SECONDS=str(RETRY_AFTER_MAX),
-    )
+    server = one_handshake_at_a_time("patient", WEBSOCKET_HANDSHAKE_MAX_WAIT_SECONDS="0.5")
     address = (server.host, server.port)
     try:
         with (
@@ -266,13 +271,7 @@ def test_on_sigterm_handshakes_waiting_for_their_turn_are_answered_503_at_once(s
     balancer) at once, not left waiting until the process is gone."""
     stuck, stuck_secret = station_factory("CP-STOP-HELD", evses=1)
     station, secret = station_factory("CP-STOP-WAITING", evses=1)
-    server = start_daphne(
-        "stopping",
-        args=("--websocket_connect_timeout", "30"),
-        WEBSOCKET_HANDSHAKES_MAX_IN_FLIGHT="1",
-        WEBSOCKET_RETRY_AFTER_MIN_SECONDS=str(RETRY_AFTER_MIN),
-        WEBSOCKET_RETRY_AFTER_MAX_SECONDS=str(RETRY_AFTER_MAX),
-    )
+    server = one_handshake_at_a_time("stopping")
     address = (server.host, server.port)
     try:
         with transaction.atomic():
