@@ -389,7 +389,8 @@ class HandshakeShedding(WebSocketProtocol):
         if time.monotonic() - self._waiting_since > settings.WEBSOCKET_HANDSHAKE_MAX_WAIT_SECONDS:
             turn.errback(ConnectionDeny(503, OVERLOADED))
         else:
-            self._handshake_start(request).chainDeferred(turn)
+            # an error starting it goes to this handshake's answer (503), not to the one whose end gave the turn
+            defer.maybeDeferred(self._handshake_start, request).chainDeferred(turn)
 
     def handle_reply(self, message) -> None:
         closing = message.get("type") == "websocket.close" and self.state == self.STATE_CONNECTING
