@@ -103,11 +103,15 @@ class PeriodicBatch:
         self.stopping = False  # the interpreter refused a hand-on: it is exiting
         PeriodicBatch.instances.append(self)
 
-    def hand_on_now(self) -> None:
-        """Hand on what is pending now rather than at the next interval."""
+    def pending_take(self) -> list:
+        """The keys added since the last hand-on, taken out of the batch."""
         with self.lock:
             batch, self.pending = list(self.pending), {}
-        if batch:
+        return batch
+
+    def hand_on_now(self) -> None:
+        """Hand on what is pending now rather than at the next interval."""
+        if batch := self.pending_take():
             self.flush_now(batch)
 
     @classmethod
@@ -128,8 +132,7 @@ class PeriodicBatch:
     def _run(self) -> None:
         while True:
             time.sleep(self.interval())
-            with self.lock:
-                batch, self.pending = list(self.pending), {}
+            batch = self.pending_take()
             if _process_stopping():
                 # Its event loop and executors are gone or going: handing on would fail on every interval until
                 # the process is gone (a gateway closing a thousand chargers logged dozens of tracebacks).

@@ -9,6 +9,7 @@ import base64
 import html
 import http.client
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -112,14 +113,27 @@ def loopback_partners_allow() -> None:
     os.environ["OCPI_PARTNER_ALLOWED_NETWORKS"] = LOOPBACK_NETWORKS
 
 
+def basic_auth(identity: str, secret: str) -> dict:
+    """A charger's HTTP Basic header (OCPP security profile 1)."""
+    token = base64.b64encode(f"{identity}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
 def handshake_request(identity: str, secret: str = "wrong") -> bytes:
     """A charger's websocket handshake (OCPP 1.6, HTTP Basic) as raw bytes, for tests that speak over sockets."""
-    token = base64.b64encode(f"{identity}:{secret}".encode()).decode()
+    authorization = basic_auth(identity, secret)["Authorization"]
     return (
         f"GET /ocpp/{identity} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n"
-        f"Sec-WebSocket-Protocol: ocpp1.6\r\nAuthorization: Basic {token}\r\n\r\n"
+        f"Sec-WebSocket-Protocol: ocpp1.6\r\nAuthorization: {authorization}\r\n\r\n"
     ).encode()
+
+
+def handshake_failures(server: "LiveServer") -> dict[str, float]:
+    """A gateway's ocpp_handshake_failures counter by reason, from its /metrics."""
+    text = httpx.get(f"{server.http_url}/metrics", timeout=5).text
+    found = re.findall(r'^ocpp_handshake_failures_total\{reason="(\w+)"\} (\S+)$', text, re.M)
+    return {reason: float(value) for reason, value in found}
 
 
 def read_head(sock: socket.socket) -> tuple[int, dict]:
@@ -282,13 +296,12 @@ def live_server_drain(server: LiveServer) -> None:
         raise AssertionError(f"the live daphne still holds a connection of {online()} after the test") from None
     identity = f"DRAIN-{uuid.uuid4().hex[:8]}"
     _, secret = station_create(identity=identity, location=None, evses=0)
-    token = base64.b64encode(f"{identity}:{secret}".encode()).decode()
     for attempt in range(5):  # a server shedding load (a busy machine) answers 503 with Retry-After, as to chargers
         try:
             ws = websockets.sync.client.connect(
                 server.ocpp_url(identity),
                 subprotocols=["ocpp1.6"],
-                additional_headers={"Authorization": f"Basic {token}"},
+                additional_headers=basic_auth(identity, secret),
             )
             break
         except websockets.exceptions.InvalidStatus as exc:

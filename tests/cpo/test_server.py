@@ -2,20 +2,25 @@
 those the gateway authenticates at once wait their turn (and meanwhile boots are answered Pending), and a handshake
 the gateway cannot take is answered 503 with Retry-After (what chargers understand), never 500."""
 
-import base64
 import concurrent.futures
 import json
-import re
 import socket
 import time
 
-import httpx
 import pytest
 import websockets.sync.client
 from django.db import transaction
 
 from cpo.models import ChargingStation
-from tests.support import handshake_request, read_head, start_daphne, stop, wait_until
+from tests.support import (
+    basic_auth,
+    handshake_failures,
+    handshake_request,
+    read_head,
+    start_daphne,
+    stop,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -105,13 +110,6 @@ def test_handshakes_beyond_those_in_flight_wait_their_turn_and_are_served(strict
     assert statuses == [101] * 10, statuses
 
 
-def handshake_failures(server) -> dict[str, float]:
-    """The gateway's ocpp_handshake_failures counter by reason, from its /metrics."""
-    text = httpx.get(f"{server.http_url}/metrics", timeout=5).text
-    found = re.findall(r'^ocpp_handshake_failures_total\{reason="(\w+)"\} (\S+)$', text, re.M)
-    return {reason: float(value) for reason, value in found}
-
-
 def test_handshakes_beyond_those_waiting_get_503_with_retry_after_never_500(strict_daphne, station_factory):
     """...and operators see them on the gateway's metrics, by reason."""
     stations = [station_factory(f"CP-STORM-{i}", evses=1) for i in range(40)]
@@ -135,9 +133,8 @@ BOOT_PAYLOADS = {
 
 
 def ocpp_socket(server, identity: str, secret: str, subprotocol: str):
-    token = base64.b64encode(f"{identity}:{secret}".encode()).decode()
     return websockets.sync.client.connect(
-        server.ocpp_url(identity), subprotocols=[subprotocol], additional_headers={"Authorization": f"Basic {token}"}
+        server.ocpp_url(identity), subprotocols=[subprotocol], additional_headers=basic_auth(identity, secret)
     )
 
 

@@ -1,7 +1,6 @@
 """Simulated chargers for the tests: the `ocpp` package's ChargePoint on a real `websockets` client."""
 
 import asyncio
-import base64
 import contextlib
 import time
 from datetime import UTC, datetime
@@ -15,6 +14,8 @@ from ocpp.v201 import ChargePoint as ChargePoint201Base
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 
+from tests.support import basic_auth
+
 # What the platform asks a station by itself after an accepted boot (its configuration on the first one, its local
 # authorization list on each): tests that count a charger's frames leave these out.
 PLATFORM_READS_AFTER_BOOT = ("GetConfiguration", "GetLocalListVersion", "SendLocalList")
@@ -22,11 +23,6 @@ PLATFORM_READS_AFTER_BOOT = ("GetConfiguration", "GetLocalListVersion", "SendLoc
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def basic_auth(identity: str, secret: str) -> dict:
-    token = base64.b64encode(f"{identity}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 class Charger16(ChargePoint16Base):

@@ -4,7 +4,6 @@ import asyncio
 import base64
 import json
 import os
-import re
 import resource
 
 import psutil
@@ -16,7 +15,7 @@ from ocpp.v16 import call
 
 from cpo.models import ChargingStation
 from tests.ocpp_gateway.chargers import basic_auth, connected, raw_exchange
-from tests.support import await_until, in_thread, start_daphne, stop, wait_until
+from tests.support import await_until, handshake_failures, in_thread, start_daphne, stop, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -200,18 +199,9 @@ def test_refused_handshakes_are_counted_by_reason_on_the_gateways_metrics(live_d
     _, secret = station_factory("CP-METRIC-1")
     url = live_daphne.ocpp_url("CP-METRIC-1")
 
-    def refusals() -> dict[str, float]:
-        import httpx
-
-        text = httpx.get(f"{live_daphne.http_url}/metrics", timeout=5).text
-        return {
-            reason: float(value)
-            for reason, value in re.findall(r'^ocpp_handshake_failures_total\{reason="(\w+)"\} (\S+)$', text, re.M)
-        }
-
-    before = refusals()
+    before = handshake_failures(live_daphne)
     assert handshake_status(url, basic_auth("CP-METRIC-1", secret + "x")) == 403
     assert handshake_status(url, basic_auth("CP-METRIC-1", secret), subprotocols=("ocpp0.1",)) == 403
-    after = refusals()
+    after = handshake_failures(live_daphne)
     assert after.get("bad_secret", 0) - before.get("bad_secret", 0) == 1
     assert after.get("no_subprotocol", 0) - before.get("no_subprotocol", 0) == 1
